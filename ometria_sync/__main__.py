@@ -1,0 +1,3 @@
+from ometria_sync.cli import entry
+
+entry()

@@ -1,0 +1,282 @@
+"""The job file: frozen settings, validated once at start-up, with errors that name the key.
+
+Precedence, lowest first: built-in defaults, the TOML job file, environment variables named
+``OMETRIA_SYNC__<SECTION>__<KEY>`` (e.g. ``OMETRIA_SYNC__OMETRIA__RATE_LIMIT_PER_SECOND=8``,
+``OMETRIA_SYNC__STATE__CHECKPOINT_URL=sqlite:////data/cp.db``). Override values are read as TOML
+values when they parse as one (numbers, booleans), else as strings. Only the ``ometria``,
+``state`` and ``run`` sections can be overridden.
+
+Relative paths resolve against the job file's folder. The API key never lives in the file: it is
+read from the environment variable ``ometria.api_key_env`` or the file ``ometria.api_key_file``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+import msgspec
+
+from ometria_sync.errors import ConfigError
+from ometria_sync.sources.files import resolve_path
+from ometria_sync.sources.registry import SourceSpec
+
+RecordType = Literal["contact", "order", "product", "custom_event"]
+RECORD_TYPES: tuple[str, ...] = ("contact", "order", "product", "custom_event")
+ENV_PREFIX = "OMETRIA_SYNC__"
+_OVERRIDABLE = ("ometria", "state", "run")
+
+
+class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class OmetriaSettings(_Section, frozen=True):
+    """``[ometria]``: where to send and how fast."""
+
+    base_url: str = "https://api.ometria.com/v2"
+    api_key_env: str = "OMETRIA_API_KEY"
+    api_key_file: str | None = None
+    rate_limit_per_second: Annotated[float, msgspec.Meta(gt=0, le=10_000)] = 4.0
+    batch_size: Annotated[int, msgspec.Meta(ge=1, le=100)] = 100
+    #: dispatchers working at once; 0 picks ``rate x 2 s`` (enough to hide 2 s answers)
+    concurrency: Annotated[int, msgspec.Meta(ge=0, le=1024)] = 0
+    request_timeout: Annotated[float, msgspec.Meta(gt=0)] = 30.0
+    #: attempts after the first for 408/5xx/timeouts before the run fails
+    max_retries: Annotated[int, msgspec.Meta(ge=0, le=100)] = 8
+    #: total seconds one batch may spend waiting out 429s before the run fails
+    max_throttle_wait: Annotated[float, msgspec.Meta(ge=0)] = 900.0
+    #: longest pause a server's Retry-After may impose
+    retry_after_cap: Annotated[float, msgspec.Meta(gt=0)] = 120.0
+    backoff_base: Annotated[float, msgspec.Meta(gt=0)] = 0.5
+    backoff_cap: Annotated[float, msgspec.Meta(gt=0)] = 30.0
+    #: a PEM bundle to verify Ometria's certificate with, instead of the system's
+    ca_bundle: str | None = None
+
+    @property
+    def dispatchers(self) -> int:
+        if self.concurrency:
+            return self.concurrency
+        return max(2, min(256, round(self.rate_limit_per_second * 2)))
+
+
+class StateSettings(_Section, frozen=True):
+    """``[state]``: where progress and refused records are kept."""
+
+    checkpoint_url: str = "sqlite:///state/checkpoints.db"
+    dead_letter_path: str = "state/dead-letter.jsonl"
+    dry_run_dir: str = "state/dry-run"
+
+
+class RunSettings(_Section, frozen=True):
+    """``[run]``: shutdown and batching behaviour."""
+
+    #: seconds SIGINT/SIGTERM waits for in-flight batches before giving up on them
+    grace_period: Annotated[float, msgspec.Meta(ge=0)] = 10.0
+    #: seconds a half-full batch waits for more records before it is sent anyway
+    linger: Annotated[float, msgspec.Meta(gt=0)] = 0.5
+    #: chunks (about 512 KiB each) buffered between a source and its batcher
+    queue_chunks: Annotated[int, msgspec.Meta(ge=1, le=1024)] = 4
+
+
+class StreamSettings(_Section, frozen=True):
+    """One ``[[streams]]`` entry."""
+
+    name: Annotated[str, msgspec.Meta(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
+    record_type: RecordType
+    source: SourceSpec
+    #: "update": a record needs only its id (Ometria merges); "create": also what creation needs
+    mode: Literal["update", "create"] = "update"
+    #: dead-letter records with fields the schema does not know, instead of warning
+    strict: bool = False
+    #: run alongside the previous stream instead of after it
+    parallel: bool = False
+    enabled: bool = True
+
+
+class JobSettings(_Section, frozen=True):
+    """The whole job file."""
+
+    streams: list[StreamSettings]
+    ometria: OmetriaSettings = msgspec.field(default_factory=OmetriaSettings)
+    state: StateSettings = msgspec.field(default_factory=StateSettings)
+    run: RunSettings = msgspec.field(default_factory=RunSettings)
+
+
+class Job(msgspec.Struct, frozen=True):
+    """A loaded job: settings with every path absolute, and where the file was."""
+
+    path: Path
+    settings: JobSettings
+
+    @property
+    def streams(self) -> list[StreamSettings]:
+        return self.settings.streams
+
+    def select(self, names: list[str] | None) -> list[StreamSettings]:
+        """The enabled streams, or exactly those named (``--stream``), in job order."""
+        if not names:
+            return [s for s in self.streams if s.enabled]
+        known = {s.name for s in self.streams}
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise ConfigError("--stream", f"no stream named {', '.join(unknown)} in {self.path}")
+        return [s for s in self.streams if s.name in names]
+
+
+def load_job(path: str | Path, environ: Mapping[str, str] | None = None) -> Job:
+    """Read, override from the environment, validate and resolve a job file.
+
+    Raises ConfigError naming the offending key; never touches the network or the state.
+    """
+    job_path = Path(path).expanduser().resolve()
+    try:
+        data = tomllib.loads(job_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("", f"job file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError("", f"cannot read job file {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("", f"{path} is not valid TOML: {exc}") from None
+    _apply_env_overrides(data, os.environ if environ is None else environ)
+    try:
+        settings = msgspec.convert(data, JobSettings)
+    except msgspec.ValidationError as exc:
+        raise _config_error(str(exc)) from None
+    settings = _resolve_paths(settings, job_path.parent)
+    _check(settings)
+    return Job(path=job_path, settings=settings)
+
+
+def _apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        parts = name[len(ENV_PREFIX) :].lower().split("__")
+        if len(parts) != 2 or parts[0] not in _OVERRIDABLE:
+            raise ConfigError(
+                name, "expected OMETRIA_SYNC__<OMETRIA|STATE|RUN>__<KEY>"
+            )
+        section = data.setdefault(parts[0], {})
+        if not isinstance(section, dict):
+            raise ConfigError(parts[0], "must be a table")
+        section[parts[1]] = _parse_env_value(raw)
+
+
+def _parse_env_value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+_MSGSPEC_PATH = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
+
+
+def _config_error(message: str) -> ConfigError:
+    """Turn msgspec's "Expected `int`, got `str` - at `$.run.linger`" into ``run.linger: ...``."""
+    match = _MSGSPEC_PATH.match(message)
+    assert match is not None
+    path = (match.group("path") or "").lstrip(".")
+    text = match.group("msg")
+    field = re.match(r"Object missing required field `([^`]+)`", text)
+    if field:
+        path = f"{path}.{field.group(1)}" if path else field.group(1)
+        text = "required key is missing"
+    unknown = re.match(r"Object contains unknown field `([^`]+)`", text)
+    if unknown:
+        path = f"{path}.{unknown.group(1)}" if path else unknown.group(1)
+        text = "unknown key (check the spelling)"
+    return ConfigError(path, text[0].lower() + text[1:] if text else text)
+
+
+def _resolve_paths(settings: JobSettings, base: Path) -> JobSettings:
+    state = settings.state
+    state = msgspec.structs.replace(
+        state,
+        checkpoint_url=_resolve_sqlite_url(state.checkpoint_url, base),
+        dead_letter_path=resolve_path(base, state.dead_letter_path),
+        dry_run_dir=resolve_path(base, state.dry_run_dir),
+    )
+    ometria = settings.ometria
+    if ometria.api_key_file:
+        ometria = msgspec.structs.replace(
+            ometria, api_key_file=resolve_path(base, ometria.api_key_file)
+        )
+    if ometria.ca_bundle:
+        ometria = msgspec.structs.replace(ometria, ca_bundle=resolve_path(base, ometria.ca_bundle))
+    streams = [msgspec.structs.replace(s, source=s.source.resolve(base)) for s in settings.streams]
+    return msgspec.structs.replace(settings, state=state, ometria=ometria, streams=streams)
+
+
+def _resolve_sqlite_url(url: str, base: Path) -> str:
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        return url
+    return prefix + resolve_path(base, url[len(prefix) :])
+
+
+def is_loopback_host(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _check(settings: JobSettings) -> None:
+    url = urlsplit(settings.ometria.base_url)
+    if url.scheme not in ("https", "http") or not url.hostname:
+        raise ConfigError("ometria.base_url", f"not an http(s) URL: {settings.ometria.base_url!r}")
+    if url.scheme == "http" and not is_loopback_host(url.hostname):
+        raise ConfigError(
+            "ometria.base_url",
+            "plain http:// is only allowed for loopback hosts (127.0.0.1, localhost); use https://",
+        )
+    checkpoint = settings.state.checkpoint_url
+    if not checkpoint.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        raise ConfigError(
+            "state.checkpoint_url", "expected sqlite:///PATH or postgresql://... (a DSN)"
+        )
+    if not settings.streams:
+        raise ConfigError("streams", "the job lists no stream")
+    seen: set[str] = set()
+    for index, stream in enumerate(settings.streams):
+        if stream.name in seen:
+            raise ConfigError(f"streams[{index}].name", f"duplicate stream name {stream.name!r}")
+        seen.add(stream.name)
+        stream.source.check(f"streams[{index}].source")
+    if settings.ometria.ca_bundle and not Path(settings.ometria.ca_bundle).is_file():
+        raise ConfigError("ometria.ca_bundle", f"no such file: {settings.ometria.ca_bundle}")
+
+
+def read_api_key(settings: OmetriaSettings, environ: Mapping[str, str] | None = None) -> str:
+    """The API key from ``api_key_file`` if set, else from the ``api_key_env`` variable.
+
+    Raises ConfigError naming where it looked; the message never contains the key.
+    """
+    env = os.environ if environ is None else environ
+    if settings.api_key_file:
+        try:
+            key = Path(settings.api_key_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError("ometria.api_key_file", f"cannot read: {exc.strerror}") from None
+        if not key:
+            raise ConfigError("ometria.api_key_file", "the file is empty")
+        return key
+    key = env.get(settings.api_key_env, "").strip()
+    if not key:
+        raise ConfigError(
+            "ometria.api_key_env",
+            f"environment variable {settings.api_key_env} is not set (it holds the API key)",
+        )
+    return key

@@ -1,0 +1,79 @@
+"""The one hook every source implements: read from a position, yield records with positions.
+
+A source never loads its input whole. It yields *chunks* (lists of :class:`SourceItem`) so that
+the engine's bounded queue holds a bounded amount of data whatever the input size. Each item
+carries the position *after* it: resuming from that position reads the next record.
+
+The engine owns counting, validation, checkpoints and shutdown; a source only reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import msgspec
+
+#: An opaque, JSON-encodable resume point: a byte offset, a keyset watermark, a page cursor.
+Position = Any
+
+
+class SourceItem(msgspec.Struct, gc=False):
+    """One record as read, before any validation.
+
+    ``record`` is the decoded value (an object, if the input is well formed) or None when the
+    source could not decode it, in which case ``error`` says why. ``raw`` is the original text
+    (bytes as read, decoded only when a record is dead-lettered). ``line`` is the 1-based line (or row) number where that applies.
+    """
+
+    record: Any
+    position: Position
+    line: int | None = None
+    raw: bytes | str | None = None
+    error: str | None = None
+
+
+class SourcePart(Protocol):
+    """One independently checkpointed input: a file, a table query, an API collection."""
+
+    @property
+    def key(self) -> str:
+        """Checkpoint sub-key within the stream: '' for single sources, the file for globs."""
+
+    @property
+    def label(self) -> str:
+        """What a person calls this input (a file path, a query): used in logs and dead letters."""
+
+    async def fingerprint(self) -> str | None:
+        """Identity of the content at ``key``: a different fingerprint restarts from the top.
+        None for sources whose position is meaningful across content changes (cursors)."""
+
+    def read(self, start: Position | None) -> AsyncIterator[list[SourceItem]]:
+        """Yield chunks of items from ``start`` (None: the beginning)."""
+
+
+class Source(Protocol):
+    """What a stream reads: one or more parts, read in order."""
+
+    async def parts(self) -> list[SourcePart]:
+        """The parts to read, in order. May raise :class:`~ometria_sync.errors.SourceError`."""
+
+    async def aclose(self) -> None:
+        """Release connections and handles."""
+
+
+class SourceConfig(msgspec.Struct, frozen=True, tag_field="kind", forbid_unknown_fields=True):
+    """Base of every ``source = { kind = ... }`` table in the job file."""
+
+    def resolve(self, base_dir: Path) -> SourceConfig:
+        """Return a copy with relative paths made absolute against the job file's folder."""
+        return self
+
+    def check(self, key: str) -> None:
+        """Raise :class:`~ometria_sync.errors.ConfigError` naming ``key`` if this source cannot
+        work (missing file, missing environment variable). Called before anything is sent."""
+
+    def open(self) -> Source:
+        """Create the source. Reading starts only when the engine asks for parts."""
+        raise NotImplementedError

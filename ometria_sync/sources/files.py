@@ -1,0 +1,57 @@
+"""What every file source shares: opening plain or gzip files, fingerprints, path checks."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+from pathlib import Path
+from typing import IO
+
+from ometria_sync.errors import ConfigError
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_HEAD_BYTES = 64 * 1024
+
+
+def is_gzip(path: Path) -> bool:
+    """True when the file starts with the gzip magic number (the suffix is not trusted)."""
+    with path.open("rb") as fh:
+        return fh.read(2) == _GZIP_MAGIC
+
+
+def open_binary(path: Path) -> IO[bytes]:
+    """Open ``path`` for reading bytes, decompressing gzip transparently.
+
+    ``tell()`` and ``seek()`` on the result count *uncompressed* bytes, so positions mean the same
+    thing for both kinds; seeking in a gzip file decompresses up to the target.
+    """
+    if is_gzip(path):
+        return gzip.open(path, "rb")
+    return path.open("rb")
+
+
+def fingerprint(path: Path) -> str:
+    """Size, modification time and a hash of the first 64 KiB: a different file, or the same
+    name rewritten, gets a different fingerprint, and is read from the beginning."""
+    st = os.stat(path)
+    with path.open("rb") as fh:
+        head = hashlib.sha256(fh.read(_HEAD_BYTES)).hexdigest()[:16]
+    return f"{st.st_size}:{st.st_mtime_ns}:{head}"
+
+
+def resolve_path(base_dir: Path, value: str) -> str:
+    """``value`` made absolute against the job file's folder (``~`` expanded)."""
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else (base_dir / path))
+
+
+def check_readable_file(key: str, value: str) -> None:
+    """Raise ConfigError naming ``key`` unless ``value`` is a readable regular file."""
+    path = Path(value)
+    if not path.exists():
+        raise ConfigError(key, f"no such file: {value}")
+    if not path.is_file():
+        raise ConfigError(key, f"not a regular file: {value}")
+    if not os.access(path, os.R_OK):
+        raise ConfigError(key, f"file is not readable: {value}")

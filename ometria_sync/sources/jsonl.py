@@ -1,0 +1,148 @@
+"""JSON Lines files, plain or gzip: one Ometria-shaped JSON object per line.
+
+Position: ``[offset, line]``, the uncompressed byte offset of the next line and the number of
+lines before it, so a resumed run seeks straight there and still reports true line numbers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import zlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import IO
+
+import msgspec
+
+from ometria_sync.errors import SourceError
+from ometria_sync.sources.base import Position, Source, SourceConfig, SourceItem, SourcePart
+from ometria_sync.sources.files import (
+    check_readable_file,
+    fingerprint,
+    open_binary,
+    resolve_path,
+)
+
+_CHUNK_BYTES = 512 * 1024
+_BOM = b"\xef\xbb\xbf"
+_decode = msgspec.json.Decoder().decode
+
+
+class JsonlSourceConfig(SourceConfig, frozen=True, tag="jsonl"):
+    """``source = { kind = "jsonl", path = "data/contacts.jsonl" }`` (``.gz`` read transparently)."""
+
+    path: str
+
+    def resolve(self, base_dir: Path) -> JsonlSourceConfig:
+        return msgspec.structs.replace(self, path=resolve_path(base_dir, self.path))
+
+    def check(self, key: str) -> None:
+        check_readable_file(f"{key}.path", self.path)
+
+    def open(self) -> Source:
+        return SinglePartSource(JsonlFile(Path(self.path)))
+
+
+@dataclasses.dataclass
+class SinglePartSource:
+    """A source made of exactly one part."""
+
+    part: SourcePart
+
+    async def parts(self) -> list[SourcePart]:
+        return [self.part]
+
+    async def aclose(self) -> None:
+        return None
+
+
+def decode_line(raw: bytes) -> tuple[object, str | None]:
+    """Decode one JSON line: (value, None), or (None, reason) when it is not valid JSON."""
+    try:
+        return _decode(raw), None
+    except UnicodeDecodeError as exc:
+        return None, f"invalid UTF-8 at byte {exc.start}"
+    except msgspec.DecodeError as exc:
+        return None, f"invalid JSON: {exc}"
+
+
+class JsonlFile:
+    """One JSON Lines file. Blank lines are skipped; a BOM and CRLF endings are accepted."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+
+    @property
+    def key(self) -> str:
+        return ""
+
+    @property
+    def label(self) -> str:
+        return str(self._path)
+
+    async def fingerprint(self) -> str | None:
+        return await asyncio.to_thread(fingerprint, self._path)
+
+    async def read(self, start: Position | None) -> AsyncIterator[list[SourceItem]]:
+        offset, line = (int(start[0]), int(start[1])) if start else (0, 0)
+        try:
+            fh = await asyncio.to_thread(self._open_at, offset)
+        except OSError as exc:
+            raise SourceError(f"{self._path}: cannot open: {exc.strerror or exc}") from exc
+        try:
+            while True:
+                chunk, offset, line = await asyncio.to_thread(self._read_chunk, fh, offset, line)
+                if not chunk:
+                    if offset < 0:
+                        return
+                    continue
+                yield chunk
+        finally:
+            fh.close()
+
+    def _open_at(self, offset: int) -> IO[bytes]:
+        fh = open_binary(self._path)
+        if offset:
+            try:
+                fh.seek(offset)
+            except (EOFError, OSError, zlib.error) as exc:
+                fh.close()
+                raise SourceError(f"{self._path}: cannot seek to byte {offset}: {exc}") from exc
+        return fh
+
+    def _read_chunk(
+        self, fh: IO[bytes], offset: int, line: int
+    ) -> tuple[list[SourceItem], int, int]:
+        """Read about ``_CHUNK_BYTES`` of whole lines. Returns offset -1 at end of file."""
+        try:
+            lines = fh.readlines(_CHUNK_BYTES)
+        except (EOFError, OSError, zlib.error) as exc:
+            raise SourceError(
+                f"{self._path}: unreadable after line {line} (byte {offset}): {exc}"
+            ) from exc
+        if not lines:
+            return [], -1, line
+        items: list[SourceItem] = []
+        for raw in lines:
+            offset += len(raw)
+            line += 1
+            body = raw.rstrip(b"\r\n")
+            if line == 1 and body.startswith(_BOM):
+                body = body[len(_BOM) :]
+            if not body.strip():
+                continue
+            value, error = decode_line(body)
+            items.append(
+                SourceItem(
+                    record=value,
+                    position=(offset, line),
+                    line=line,
+                    raw=body,
+                    error=error,
+                )
+            )
+        if not items:
+            # only blank lines: report progress as an empty chunk so the caller keeps reading
+            return [], offset, line
+        return items, offset, line
