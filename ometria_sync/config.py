@@ -243,10 +243,8 @@ def _check(settings: JobSettings) -> None:
             "plain http:// is only allowed for loopback hosts (127.0.0.1, localhost); use https://",
         )
     checkpoint = settings.state.checkpoint_url
-    if not checkpoint.startswith(("sqlite:///", "postgresql://", "postgres://")):
-        raise ConfigError(
-            "state.checkpoint_url", "expected sqlite:///PATH or postgresql://... (a DSN)"
-        )
+    if not checkpoint.startswith("sqlite:///"):
+        raise ConfigError("state.checkpoint_url", "expected sqlite:///PATH")
     if not settings.streams:
         raise ConfigError("streams", "the job lists no stream")
     seen: set[str] = set()

@@ -6,7 +6,7 @@ import gzip
 import hashlib
 import os
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 from ometria_sync.errors import ConfigError
 
@@ -27,7 +27,7 @@ def open_binary(path: Path) -> IO[bytes]:
     thing for both kinds; seeking in a gzip file decompresses up to the target.
     """
     if is_gzip(path):
-        return gzip.open(path, "rb")
+        return cast(IO[bytes], gzip.open(path, "rb"))
     return path.open("rb")
 
 

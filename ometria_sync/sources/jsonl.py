@@ -30,7 +30,7 @@ _decode = msgspec.json.Decoder().decode
 
 
 class JsonlSourceConfig(SourceConfig, frozen=True, tag="jsonl"):
-    """``source = { kind = "jsonl", path = "data/contacts.jsonl" }`` (``.gz`` read transparently)."""
+    """``source = { kind = "jsonl", path = "data/contacts.jsonl" }``; gzip read transparently."""
 
     path: str
 

@@ -1,0 +1,139 @@
+"""The job commands: ``run``, ``validate``, ``status`` and ``reset``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+import msgspec
+
+from ometria_sync.config import load_job
+from ometria_sync.errors import OmetriaSyncError, StateError
+from ometria_sync.exit_codes import ExitCode
+from ometria_sync.pipeline.job_run import RunOptions, run_job
+from ometria_sync.state.checkpoints import open_checkpoint_store
+
+from .summary import print_summary, render_table
+
+SubParsers = argparse._SubParsersAction  # type: ignore[type-arg]
+
+
+def register(sub: SubParsers, common: argparse.ArgumentParser) -> None:
+    run = sub.add_parser("run", parents=[common], help="sync the job's streams into Ometria")
+    run.add_argument("job", help="the job file (TOML)")
+    run.add_argument("--dry-run", action="store_true",
+                     help="do everything but send: write the payloads to state.dry_run_dir")
+    run.add_argument("--stream", action="append", metavar="NAME",
+                     help="sync only this stream (repeatable)")
+    run.set_defaults(func=cmd_run)
+
+    validate = sub.add_parser("validate", parents=[common],
+                              help="read and validate every stream; send nothing")
+    validate.add_argument("job")
+    validate.add_argument("--stream", action="append", metavar="NAME")
+    validate.set_defaults(func=cmd_validate)
+
+    status = sub.add_parser("status", parents=[common], help="show each stream's checkpoint")
+    status.add_argument("job")
+    status.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    status.set_defaults(func=cmd_status)
+
+    reset = sub.add_parser("reset", parents=[common], help="forget checkpoints")
+    reset.add_argument("job")
+    reset.add_argument("--stream", metavar="NAME", help="only this stream")
+    reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    reset.set_defaults(func=cmd_reset)
+
+
+def _run(args: argparse.Namespace, options: RunOptions) -> int:
+    job = load_job(args.job)
+    job.select(options.streams)  # unknown --stream names are a configuration error
+    try:
+        result = asyncio.run(run_job(job, options))
+    except StateError as exc:
+        print(f"ometria-sync: {exc}", file=sys.stderr)
+        return ExitCode.FATAL
+    print_summary(result.streams, sys.stdout)
+    dead = sum(s.dead_lettered for s in result.streams)
+    if dead:
+        print(f"\n{dead} record(s) written to the dead letter: {result.dead_letter_path}")
+    if result.dry_run_dir:
+        print(f"\ndry run: payloads written to {result.dry_run_dir}")
+    if result.error:
+        print(f"\nometria-sync: {result.error}", file=sys.stderr)
+    return result.exit_code
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    return _run(args, RunOptions(dry_run=args.dry_run, streams=args.stream))
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    return _run(args, RunOptions(validate_only=True, streams=args.stream))
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    job = load_job(args.job)
+    try:
+        store = open_checkpoint_store(job.settings.state.checkpoint_url)
+    except OmetriaSyncError as exc:
+        print(f"ometria-sync: {exc}", file=sys.stderr)
+        return ExitCode.FATAL
+    try:
+        rows: list[dict[str, Any]] = []
+        for stream in job.streams:
+            last = store.last_run(stream.name)
+            parts = store.checkpoints(stream.name)
+            rows.append({
+                "stream": stream.name,
+                "parts": [{"part": c.part, "position": c.position, "delivered": c.delivered,
+                           "updated_at": c.updated_at} for c in parts],
+                "delivered": sum(c.delivered for c in parts),
+                "last_run": last.finished_at or last.started_at if last else None,
+                "outcome": last.outcome if last else None,
+            })
+    finally:
+        store.close()
+    if args.json:
+        print(msgspec.json.encode(rows).decode())
+        return ExitCode.OK
+    table = [[r["stream"], _position_text(r["parts"]), str(r["delivered"]),
+              r["last_run"] or "never", r["outcome"] or "-"] for r in rows]
+    print(render_table(table, ["stream", "position", "delivered", "last run", "outcome"]))
+    return ExitCode.OK
+
+
+def _position_text(parts: list[dict[str, Any]]) -> str:
+    if not parts:
+        return "start"
+    if len(parts) == 1:
+        return msgspec.json.encode(parts[0]["position"]).decode()
+    return f"{len(parts)} parts"
+
+
+def cmd_reset(args: argparse.Namespace) -> int:
+    job = load_job(args.job)
+    if args.stream:
+        job.select([args.stream])
+    what = f"stream {args.stream!r}" if args.stream else "every stream"
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print("ometria-sync: reset needs --yes when not run from a terminal", file=sys.stderr)
+            return ExitCode.USAGE
+        answer = input(f"Forget the checkpoints of {what}? The next run starts over. [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing changed")
+            return ExitCode.OK
+    try:
+        store = open_checkpoint_store(job.settings.state.checkpoint_url)
+        try:
+            removed = store.reset(args.stream)
+        finally:
+            store.close()
+    except OmetriaSyncError as exc:
+        print(f"ometria-sync: {exc}", file=sys.stderr)
+        return ExitCode.FATAL
+    print(f"forgot {removed} checkpoint(s) of {what}")
+    return ExitCode.OK

@@ -1,0 +1,49 @@
+"""The end-of-run summary: one row per stream, and the top reasons records were refused."""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+from ometria_sync.pipeline.stats import StreamStats
+
+_COLUMNS = (
+    ("stream", "stream"), ("outcome", "outcome"), ("read", "read"), ("valid", "valid"),
+    ("sent", "sent"), ("accepted", "accepted"), ("rejected", "rejected"),
+    ("dead-lettered", "dead_lettered"), ("requests", "requests"), ("429s", "throttled"),
+    ("retries", "retries"), ("seconds", "duration"), ("records/s", "records_per_second"),
+)
+
+
+def _cell(stats: StreamStats, attr: str) -> str:
+    value = getattr(stats, attr)
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    return str(value)
+
+
+def render_table(rows: list[list[str]], headers: list[str]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+              for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    for row in rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    return "\n".join(lines)
+
+
+def print_summary(streams: list[StreamStats], out: TextIO) -> None:
+    headers = [title for title, _ in _COLUMNS]
+    rows = [[_cell(s, attr) for _, attr in _COLUMNS] for s in streams]
+    print(render_table(rows, headers), file=out)
+    for stats in streams:
+        if stats.error:
+            print(f"\n{stats.stream}: {stats.error}", file=out)
+        if stats.reasons:
+            print(f"\n{stats.stream}: why records were refused (count)", file=out)
+            for reason, count in stats.top_reasons(10):
+                print(f"  {count:>8}  {reason}", file=out)
+        if stats.warnings:
+            print(f"\n{stats.stream}: {stats.warnings} warnings, e.g.", file=out)
+            top = sorted(stats.warning_reasons.items(), key=lambda kv: -kv[1])[:5]
+            for reason, count in top:
+                print(f"  {count:>8}  {reason}", file=out)

@@ -1,0 +1,1 @@
+"""The Ometria side: the push seam, the HTTP client and the dry-run writer."""

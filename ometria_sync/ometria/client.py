@@ -1,0 +1,196 @@
+"""The HTTP client for Ometria's Data API (aiohttp): one request, one typed outcome.
+
+It never retries (the dispatcher decides that) and never puts request headers, hence the API key,
+into an exception or a log line. Any 2xx is success; every other answer maps to an error class
+named for what the caller does next (see :mod:`ometria_sync.errors`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import ssl
+import time
+from typing import Any
+
+import aiohttp
+import msgspec
+
+from ometria_sync._version import __version__
+from ometria_sync.errors import (
+    AuthenticationError,
+    BatchRejectedError,
+    FatalApiError,
+    ThrottledError,
+    TransientError,
+)
+from ometria_sync.ometria.push import PushResult
+
+_BAD_BATCH = frozenset({400, 413, 422})
+_TRANSIENT = frozenset({408, 425, 500, 502, 503, 504})
+
+
+class _PushAnswer(msgspec.Struct):
+    status: str | None = None
+    request_id: str | None = None
+    accepted: int | None = None
+    rejected: int | None = None
+
+
+def parse_retry_after(value: str | None, cap: float, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date).
+
+    ``0``, a past date, or garbage mean "no hint" (None); a hint above ``cap`` is capped.
+    """
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if not seconds > 0 or seconds != seconds:  # rejects 0, negatives and NaN
+        return None
+    return min(seconds, cap)
+
+
+def _int_header(headers: Any, name: str) -> int | None:
+    raw = headers.get(name)
+    try:
+        return int(raw) if raw is not None else None
+    except ValueError:
+        return None
+
+
+def _snippet(body: bytes, limit: int = 300) -> str:
+    text = body.decode("utf-8", "replace").strip()
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def ssl_context(ca_bundle: str | None) -> ssl.SSLContext:
+    """Certificate verification is always on; ``ca_bundle`` replaces the system's trust store."""
+    return ssl.create_default_context(cafile=ca_bundle)
+
+
+class OmetriaClient:
+    """Talks to one Ometria account. Create it inside a running event loop; ``aclose()`` it."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float = 30.0,
+        retry_after_cap: float = 120.0,
+        ca_bundle: str | None = None,
+        connections: int = 16,
+    ) -> None:
+        self._base = base_url.rstrip("/")
+        self._retry_after_cap = retry_after_cap
+        tls = ssl_context(ca_bundle) if self._base.startswith("https") else False
+        connector = aiohttp.TCPConnector(limit=connections, ssl=tls)
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=timeout),
+            headers={
+                "X-Ometria-Auth": api_key,
+                "Accept": "application/json",
+                "User-Agent": f"ometria-sync/{__version__}",
+            },
+        )
+
+    async def aclose(self) -> None:
+        await self._session.close()
+
+    async def push(self, body: bytes, count: int) -> PushResult:
+        """POST a JSON array of ``count`` records to ``/push``."""
+        status, headers, payload = await self._request(
+            "POST", "/push", data=body, headers={"Content-Type": "application/json"}
+        )
+        answer = _decode_answer(payload)
+        return PushResult(
+            status=status,
+            accepted=answer.accepted if answer.accepted is not None else count,
+            rejected=answer.rejected or 0,
+            request_id=answer.request_id,
+            queue_remaining=_int_header(headers, "X-QueueSize-Remaining"),
+            queue_limit=_int_header(headers, "X-QueueSize-Limit"),
+        )
+
+    async def get_json(self, path: str, params: dict[str, str] | None = None) -> Any:
+        """GET a read endpoint (e.g. ``/push/_errors``) and decode its JSON."""
+        _, _, payload = await self._request("GET", path, params=params)
+        try:
+            return msgspec.json.decode(payload)
+        except msgspec.DecodeError as exc:
+            raise FatalApiError(f"GET {path}: answer is not JSON: {_snippet(payload)}") from exc
+
+    async def _request(
+        self, method: str, path: str, **kwargs: Any
+    ) -> tuple[int, Any, bytes]:
+        url = self._base + path
+        try:
+            async with self._session.request(method, url, **kwargs) as resp:
+                payload = await resp.read()
+                status, headers = resp.status, resp.headers
+        except TimeoutError as exc:
+            raise TransientError(f"{method} {path}: no answer within the timeout") from exc
+        except aiohttp.ClientConnectorCertificateError as exc:
+            raise FatalApiError(
+                f"{method} {url}: TLS certificate not trusted ({exc.certificate_error}); "
+                "set ometria.ca_bundle if you use a private CA"
+            ) from None
+        except (aiohttp.ClientError, asyncio.IncompleteReadError, ConnectionError) as exc:
+            raise TransientError(
+                f"{method} {path}: connection failed: {type(exc).__name__}"
+            ) from exc
+        if 200 <= status < 300:
+            return status, headers, payload
+        raise self._error_for(method, path, status, headers, payload)
+
+    def _error_for(
+        self, method: str, path: str, status: int, headers: Any, payload: bytes
+    ) -> Exception:
+        where = f"{method} {path}"
+        retry_after = parse_retry_after(headers.get("Retry-After"), self._retry_after_cap)
+        if status in (401, 403):
+            return AuthenticationError(
+                f"{where}: Ometria refused the API key (HTTP {status}); check that the key is "
+                "set, current, and belongs to this account (staging and live keys differ)",
+                status=status,
+            )
+        if status == 429:
+            return ThrottledError(
+                f"{where}: HTTP 429 (rate limit or import queue full)",
+                retry_after=retry_after,
+                queue_remaining=_int_header(headers, "X-QueueSize-Remaining"),
+            )
+        if status in _TRANSIENT or status >= 500:
+            return TransientError(
+                f"{where}: HTTP {status}: {_snippet(payload, 120)}",
+                status=status,
+                retry_after=retry_after,
+            )
+        if status in _BAD_BATCH:
+            return BatchRejectedError(
+                f"{where}: HTTP {status}", status=status, detail=_snippet(payload)
+            )
+        return FatalApiError(
+            f"{where}: unexpected HTTP {status} (is ometria.base_url right?): "
+            f"{_snippet(payload, 120)}",
+            status=status,
+        )
+
+
+def _decode_answer(payload: bytes) -> _PushAnswer:
+    """Read Ometria's push answer leniently: unknown keys ignored, a non-JSON body tolerated."""
+    try:
+        return msgspec.json.decode(payload, type=_PushAnswer) if payload else _PushAnswer()
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return _PushAnswer()

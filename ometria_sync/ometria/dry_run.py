@@ -1,0 +1,37 @@
+"""The dry-run pusher: everything but the send. Payloads go to files instead of Ometria."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ometria_sync.ometria.push import PushResult
+
+
+class DryRunPusher:
+    """Writes each request body to ``<folder>/<stream>/000001.json``, ... and reports success.
+
+    The files hold exactly the bytes that would have been POSTed, for inspection or replay.
+    """
+
+    def __init__(self, folder: str | Path, stream: str) -> None:
+        self.folder = Path(folder) / stream
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._count = len(list(self.folder.glob("*.json")))
+
+    async def push(self, body: bytes, count: int) -> PushResult:
+        self._count += 1
+        (self.folder / f"{self._count:06d}.json").write_bytes(body)
+        return PushResult(status=200, accepted=count)
+
+    async def aclose(self) -> None:
+        return None
+
+
+class NullPusher:
+    """Accepts everything and keeps nothing: for ``validate``, which sends nothing."""
+
+    async def push(self, body: bytes, count: int) -> PushResult:
+        return PushResult(status=200, accepted=count)
+
+    async def aclose(self) -> None:
+        return None

@@ -1,0 +1,38 @@
+"""The one seam between the engine and Ometria: ``push(batch) -> PushResult``.
+
+The engine depends only on :class:`Pusher`; the real HTTP client, the dry-run writer and the
+tests' in-memory fakes all implement it. A pusher either returns a result (any 2xx) or raises
+one of the errors in :mod:`ometria_sync.errors` saying what the caller does next.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import msgspec
+
+
+class PushResult(msgspec.Struct, frozen=True):
+    """Ometria's answer to one accepted request.
+
+    ``accepted``/``rejected`` are Ometria's counts for the request (``rejected`` records are
+    not named: ``GET /v2/push/_errors`` may say why). ``queue_remaining``/``queue_limit`` come
+    from the ``X-QueueSize-*`` headers when present.
+    """
+
+    status: int
+    accepted: int
+    rejected: int = 0
+    request_id: str | None = None
+    queue_remaining: int | None = None
+    queue_limit: int | None = None
+
+
+class Pusher(Protocol):
+    """Sends one request's worth of records of a single ``@type``."""
+
+    async def push(self, body: bytes, count: int) -> PushResult:
+        """POST ``body`` (a JSON array of ``count`` records). Raises on anything but 2xx."""
+        ...
+
+    async def aclose(self) -> None: ...

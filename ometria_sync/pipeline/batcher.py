@@ -1,0 +1,171 @@
+"""The batcher: validates records, dead-letters the bad ones, cuts batches of at most 100.
+
+A batch is cut when it is full, at the end of the stream, and when no record arrived for
+``linger`` seconds (a slow source never holds a half-full batch forever). Every batch carries
+the position after the last item the batcher *consumed* for it, including items it dead-lettered,
+so once the batch settles everything before that position is settled too. Items dead-lettered
+after the last full batch are covered by a final, possibly empty, batch.
+
+One stream is one record type, so a batch never mixes ``@type``s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from ometria_sync.pipeline.stats import StreamStats
+from ometria_sync.schemas.problems import Problem, Verdict
+from ometria_sync.sources.base import Position, SourceItem
+from ometria_sync.state.deadletter import DeadLetterWriter
+
+#: Ometria refuses records over 60 KB once serialised ("Record is too large").
+MAX_RECORD_BYTES = 60 * 1024
+
+Validator = Callable[[str, Any], Verdict]
+
+
+class BatchRecord(msgspec.Struct, gc=False):
+    """A valid record ready to send: its encoding, and what names it in a dead letter."""
+
+    encoded: bytes
+    record: dict[str, Any]
+    line: int | None
+    position: Position
+
+
+class Batch(msgspec.Struct):
+    """Up to ``batch_size`` records of one type, numbered in the order they were cut."""
+
+    seq: int
+    records: list[BatchRecord]
+    end_position: Position
+
+
+def encode_body(records: list[BatchRecord]) -> bytes:
+    """The JSON array Ometria's push endpoint takes, joined from already-encoded records."""
+    return b"[" + b",".join(r.encoded for r in records) + b"]"
+
+
+class Batcher:
+    """Turns a stream's chunks of source items into batches. Owns no I/O but the dead letter."""
+
+    def __init__(
+        self,
+        *,
+        stream: str,
+        record_type: str,
+        source_label: str,
+        validator: Validator,
+        dead_letter: DeadLetterWriter,
+        stats: StreamStats,
+        batch_size: int = 100,
+        linger: float = 0.5,
+        first_seq: int = 0,
+    ) -> None:
+        self._stream = stream
+        self._type = record_type
+        self._label = source_label
+        self._validate = validator
+        self._dead = dead_letter
+        self._stats = stats
+        self._size = batch_size
+        self._linger = linger
+        self._encode = msgspec.json.Encoder().encode
+        self._seq = first_seq
+        self._pending: list[BatchRecord] = []
+        self._consumed: Position | None = None  # position after the last item consumed
+        self._cut_position: Position | None = None  # end position of the last batch cut
+
+    @property
+    def next_seq(self) -> int:
+        return self._seq
+
+    async def run(
+        self, chunks: asyncio.Queue[list[SourceItem] | None], out: asyncio.Queue[Batch | None]
+    ) -> None:
+        """Consume ``chunks`` until the ``None`` that ends the stream, then put ``None`` on out."""
+        while True:
+            if self._pending and chunks.empty():
+                try:
+                    chunk = await asyncio.wait_for(chunks.get(), self._linger)
+                except TimeoutError:
+                    await self._cut(out)
+                    continue
+            else:
+                chunk = await chunks.get()
+            if chunk is None:
+                break
+            for item in chunk:
+                self._take(item)
+                if len(self._pending) >= self._size:
+                    await self._cut(out)
+        if self._pending or self._consumed != self._cut_position:
+            await self._cut(out)
+        await out.put(None)
+
+    async def _cut(self, out: asyncio.Queue[Batch | None]) -> None:
+        batch = Batch(seq=self._seq, records=self._pending, end_position=self._consumed)
+        self._seq += 1
+        self._pending = []
+        self._cut_position = self._consumed
+        await out.put(batch)
+
+    def _take(self, item: SourceItem) -> None:
+        self._stats.read += 1
+        self._consumed = item.position
+        if item.error is not None:
+            self._refuse(item, [Problem("", item.error)], stage="source")
+            return
+        record = item.record
+        problems = self._envelope_problems(record)
+        if problems:
+            self._refuse(item, problems)
+            return
+        verdict = self._validate(self._type, record)
+        for warning in verdict.warnings:
+            self._stats.warn(warning)
+        if verdict.errors:
+            self._refuse(item, verdict.errors)
+            return
+        encoded = self._encode(record)
+        if len(encoded) > MAX_RECORD_BYTES:
+            self._refuse(
+                item,
+                [Problem("", f"record is too large: {len(encoded)} bytes once encoded, "
+                             f"Ometria's limit is {MAX_RECORD_BYTES}")],
+            )
+            return
+        self._stats.valid += 1
+        self._pending.append(BatchRecord(encoded, record, item.line, item.position))
+
+    def _envelope_problems(self, record: Any) -> list[Problem]:
+        """What the engine itself needs: an object whose ``@type`` matches the stream."""
+        if not isinstance(record, dict):
+            kind = "null" if record is None else type(record).__name__
+            return [Problem("", f"must be a JSON object, got {kind}")]
+        declared = record.get("@type")
+        if declared is None:
+            record["@type"] = self._type
+        elif declared != self._type:
+            return [Problem("@type", f"must be {self._type!r} (the stream's record_type), "
+                                     f"got {declared!r}")]
+        return []
+
+    def _refuse(self, item: SourceItem, reasons: list[Problem], stage: str = "validate") -> None:
+        self._stats.dead_lettered += 1
+        for reason in reasons:
+            self._stats.refuse(reason)
+        self._dead.write(
+            stream=self._stream,
+            source=self._label,
+            reasons=reasons,
+            stage=stage,
+            line=item.line,
+            position=item.position,
+            record=item.record if item.error is None else None,
+            raw=item.raw,
+        )

@@ -1,0 +1,166 @@
+"""Delivering one batch: pace, push, and react to each answer as design.md's failure table says.
+
+=================  ==========================================================================
+answer             action
+=================  ==========================================================================
+2xx                acknowledged; ``accepted``/``rejected`` counted; queue headers fed to pacer
+429                every dispatcher paused (Retry-After as a floor, else backoff), AIMD, retry
+408/5xx/network    retry with exponential backoff and jitter, up to ``max_retries``
+400/413/422        split in halves until the bad records are isolated; those are dead-lettered
+401/403, other     raised: the run stops
+=================  ==========================================================================
+
+A batch is *settled* when :meth:`Delivery.deliver` returns: every record in it was either
+acknowledged by Ometria or written to the dead letter. Anything else raises, and the batch is
+not settled, so the checkpoint never passes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import structlog
+
+from ometria_sync.errors import (
+    BatchRejectedError,
+    RetriesExhaustedError,
+    ThrottledError,
+    TransientError,
+)
+from ometria_sync.ometria.push import Pusher, PushResult
+from ometria_sync.pipeline.backoff import Backoff
+from ometria_sync.pipeline.batcher import Batch, BatchRecord, encode_body
+from ometria_sync.pipeline.pacer import Pacer
+from ometria_sync.pipeline.stats import StreamStats
+from ometria_sync.schemas.problems import Problem
+from ometria_sync.state.deadletter import DeadLetterWriter
+
+log = structlog.get_logger("ometria_sync.dispatch")
+
+
+class RetryPolicy:
+    """How long one batch may keep trying."""
+
+    def __init__(
+        self, *, max_retries: int = 8, max_throttle_wait: float = 900.0, backoff: Backoff
+    ) -> None:
+        self.max_retries = max_retries
+        self.max_throttle_wait = max_throttle_wait
+        self.backoff = backoff
+
+
+class Delivery:
+    """Delivers batches of one stream through the shared pacer. Safe to use from many tasks."""
+
+    def __init__(
+        self,
+        *,
+        stream: str,
+        source_label: str,
+        pusher: Pusher,
+        pacer: Pacer,
+        policy: RetryPolicy,
+        stats: StreamStats,
+        dead_letter: DeadLetterWriter,
+        sleep: Callable[[float], Awaitable[None]],
+    ) -> None:
+        self._stream = stream
+        self._label = source_label
+        self._pusher = pusher
+        self._pacer = pacer
+        self._policy = policy
+        self._stats = stats
+        self._dead = dead_letter
+        self._sleep = sleep
+
+    async def deliver(self, batch: Batch) -> int:
+        """Settle ``batch``; returns how many of its records Ometria acknowledged."""
+        if not batch.records:
+            return 0
+        return await self._send(batch, batch.records)
+
+    async def _send(self, batch: Batch, records: list[BatchRecord]) -> int:
+        try:
+            result = await self._push_with_retries(batch, records)
+        except BatchRejectedError as exc:
+            if len(records) == 1:
+                self._refuse(records[0], exc)
+                return 0
+            log.info("batch_split", stream=self._stream, batch=batch.seq,
+                     status=exc.status, records=len(records))
+            middle = len(records) // 2
+            left = await self._send(batch, records[:middle])
+            return left + await self._send(batch, records[middle:])
+        self._stats.sent += len(records)
+        self._stats.accepted += result.accepted
+        self._stats.rejected += result.rejected
+        if result.rejected:
+            log.warning("records_rejected", stream=self._stream, batch=batch.seq,
+                        rejected=result.rejected, request_id=result.request_id)
+        return len(records)
+
+    async def _push_with_retries(self, batch: Batch, records: list[BatchRecord]) -> PushResult:
+        body = encode_body(records)
+        failures = 0
+        throttles = 0
+        throttle_wait = 0.0
+        while True:
+            await self._pacer.acquire()
+            self._stats.requests += 1
+            try:
+                result = await self._pusher.push(body, len(records))
+            except ThrottledError as exc:
+                self._stats.count_status(429)
+                self._stats.throttled += 1
+                self._pacer.on_throttled()
+                self._pacer.observe_queue(exc.queue_remaining, None)
+                delay = self._policy.backoff.delay(throttles, exc.retry_after)
+                throttles += 1
+                throttle_wait += delay
+                if throttle_wait > self._policy.max_throttle_wait:
+                    raise RetriesExhaustedError(
+                        f"stream {self._stream}: batch {batch.seq} still throttled (429) after "
+                        f"{throttle_wait:.0f} s; Ometria's import queue may be full"
+                    ) from exc
+                log.info("throttled", stream=self._stream, batch=batch.seq, status=429,
+                         retry_after=exc.retry_after, pause=round(delay, 3),
+                         rate=round(self._pacer.rate, 3))
+                self._pacer.pause(delay)
+                self._stats.retries += 1
+                continue
+            except TransientError as exc:
+                self._stats.count_status(exc.status or "network")
+                if failures >= self._policy.max_retries:
+                    raise RetriesExhaustedError(
+                        f"stream {self._stream}: batch {batch.seq} failed "
+                        f"{failures + 1} times, last: {exc}"
+                    ) from exc
+                delay = self._policy.backoff.delay(failures, exc.retry_after)
+                failures += 1
+                self._stats.retries += 1
+                log.info("retrying", stream=self._stream, batch=batch.seq, status=exc.status,
+                         error=str(exc), attempt=failures, delay=round(delay, 3))
+                await self._sleep(delay)
+                continue
+            except BatchRejectedError as exc:
+                self._stats.count_status(exc.status)
+                raise
+            self._stats.count_status(result.status)
+            self._pacer.on_success()
+            self._pacer.observe_queue(result.queue_remaining, result.queue_limit)
+            return result
+
+    def _refuse(self, record: BatchRecord, exc: BatchRejectedError) -> None:
+        detail = f": {exc.detail}" if exc.detail else ""
+        problem = Problem("", f"refused by Ometria (HTTP {exc.status}){detail}")
+        self._stats.dead_lettered += 1
+        self._stats.refuse(Problem("", f"refused by Ometria (HTTP {exc.status})"))
+        self._dead.write(
+            stream=self._stream,
+            source=self._label,
+            reasons=[problem],
+            stage="ometria",
+            line=record.line,
+            position=record.position,
+            record=record.record,
+        )

@@ -1,0 +1,199 @@
+"""Running a job: its streams in the job's order, one shared pacer, one exit code.
+
+Streams run one after another in the order the job lists them (Ometria links orders to products
+and contacts that already exist), except that a stream with ``parallel = true`` runs alongside
+the one before it. Every stream shares the pacer, so the account's rate limit holds for the job
+as a whole. SIGINT/SIGTERM stop the run gracefully; a second signal stops it at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import signal
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import msgspec
+import structlog
+
+from ometria_sync.config import Job, StreamSettings, read_api_key
+from ometria_sync.exit_codes import ExitCode
+from ometria_sync.ometria.client import OmetriaClient
+from ometria_sync.ometria.dry_run import DryRunPusher, NullPusher
+from ometria_sync.ometria.push import Pusher
+from ometria_sync.pipeline.backoff import Backoff
+from ometria_sync.pipeline.dispatch import RetryPolicy
+from ometria_sync.pipeline.pacer import Pacer
+from ometria_sync.pipeline.shutdown import Shutdown
+from ometria_sync.pipeline.stats import StreamStats
+from ometria_sync.pipeline.stream_run import RunContext, ValidatorFactory, run_stream
+from ometria_sync.state.checkpoints import open_checkpoint_store
+from ometria_sync.state.deadletter import DeadLetterWriter
+
+log = structlog.get_logger("ometria_sync.job")
+
+
+class RunOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """``dry_run``: everything but the send, payloads written to a folder, no checkpoint moves.
+    ``validate_only``: read every stream from the top, validate, dead-letter, send nothing."""
+
+    dry_run: bool = False
+    validate_only: bool = False
+    streams: list[str] | None = None
+
+
+class JobResult(msgspec.Struct):
+    """What a run did, per stream, and the process exit code it implies."""
+
+    run_id: str
+    started_at: str
+    streams: list[StreamStats]
+    exit_code: int
+    dead_letter_path: str
+    dry_run_dir: str | None = None
+    error: str | None = None
+
+
+def stream_groups(streams: list[StreamSettings]) -> Iterator[list[StreamSettings]]:
+    """Consecutive streams joined by ``parallel = true`` form one group; groups run in order."""
+    group: list[StreamSettings] = []
+    for stream in streams:
+        if group and not stream.parallel:
+            yield group
+            group = []
+        group.append(stream)
+    if group:
+        yield group
+
+
+def exit_code_for(stats: list[StreamStats], shutdown: Shutdown, fatal: bool) -> ExitCode:
+    if fatal or any(s.error for s in stats):
+        return ExitCode.FATAL
+    if shutdown.reason == "interrupted":
+        return ExitCode.INTERRUPTED
+    if any(s.dead_lettered or s.rejected for s in stats):
+        return ExitCode.PARTIAL
+    return ExitCode.OK
+
+
+async def run_job(
+    job: Job,
+    options: RunOptions | None = None,
+    *,
+    pusher_factory: Callable[[StreamSettings], Pusher] | None = None,
+    validator_factory: ValidatorFactory | None = None,
+    handle_signals: bool = True,
+) -> JobResult:
+    """Sync the job's streams. Raises ConfigError/StateError before anything is sent when the
+    key or the state cannot be had; every later failure is reported in the result."""
+    options = options or RunOptions()
+    settings = job.settings
+    streams = job.select(options.streams)
+    run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
+    started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    dry_dir = Path(settings.state.dry_run_dir) / run_id if options.dry_run else None
+    closers: list[Callable[[], object]] = []
+    if pusher_factory is None and options.validate_only:
+        pusher_factory = lambda stream: NullPusher()  # noqa: E731
+    if pusher_factory is None:
+        pusher_factory = _pusher_factory(job, dry_dir, closers)
+    if validator_factory is None:
+        from ometria_sync.pipeline.validation import schema_validator
+
+        validator_factory = schema_validator
+    store = open_checkpoint_store(settings.state.checkpoint_url)
+    dead_path = (dry_dir / "dead-letter.jsonl") if dry_dir else Path(
+        settings.state.dead_letter_path
+    )
+    dead_letter = DeadLetterWriter(dead_path)
+    shutdown = Shutdown()
+    ometria = settings.ometria
+    sending = not (options.dry_run or options.validate_only)
+    ctx = RunContext(
+        settings=settings,
+        pacer=Pacer(ometria.rate_limit_per_second if sending else 1e9),
+        policy=RetryPolicy(
+            max_retries=ometria.max_retries,
+            max_throttle_wait=ometria.max_throttle_wait,
+            backoff=Backoff(ometria.backoff_base, ometria.backoff_cap),
+        ),
+        dead_letter=dead_letter,
+        store=store,
+        validator_for=validator_factory,
+        pusher_for=pusher_factory,
+        shutdown=shutdown,
+        save_checkpoints=sending,
+        resume=not options.validate_only,
+    )
+    results: list[StreamStats] = []
+    try:
+        with _signals(shutdown, settings.run.grace_period, enabled=handle_signals):
+            for group in stream_groups(streams):
+                if shutdown.requested:
+                    break
+                results += await asyncio.gather(*(run_stream(ctx, s) for s in group))
+    finally:
+        for close in closers:
+            result = close()
+            if asyncio.iscoroutine(result):
+                await result
+        dead_letter.close()
+        store.close()
+    code = exit_code_for(results, shutdown, bool(ctx.fatal))
+    return JobResult(
+        run_id=run_id,
+        started_at=started_at,
+        streams=results,
+        exit_code=int(code),
+        dead_letter_path=str(dead_path),
+        dry_run_dir=str(dry_dir) if dry_dir else None,
+        error=str(ctx.fatal[0]) if ctx.fatal else None,
+    )
+
+
+def _pusher_factory(
+    job: Job, dry_dir: Path | None, closers: list[Callable[[], object]]
+) -> Callable[[StreamSettings], Pusher]:
+    if dry_dir is not None:
+        return lambda stream: DryRunPusher(dry_dir, stream.name)
+    ometria = job.settings.ometria
+    client = OmetriaClient(
+        ometria.base_url,
+        read_api_key(ometria),
+        timeout=ometria.request_timeout,
+        retry_after_cap=ometria.retry_after_cap,
+        ca_bundle=ometria.ca_bundle,
+        connections=ometria.dispatchers + 2,
+    )
+    closers.append(client.aclose)
+    return lambda stream: client
+
+
+@contextlib.contextmanager
+def _signals(shutdown: Shutdown, grace: float, *, enabled: bool) -> Iterator[None]:
+    """SIGINT/SIGTERM: first one stops gracefully, a second one at once."""
+    if not enabled:
+        yield
+        return
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        name = signal.Signals(signum).name
+        if shutdown.requested:
+            log.warning("stopping_now", signal=name)
+            shutdown.request("interrupted", immediate=True)
+        else:
+            log.warning("stopping", signal=name, grace_period=grace,
+                        hint="in-flight batches settle, then the checkpoint is saved")
+            shutdown.request("interrupted")
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        yield
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)

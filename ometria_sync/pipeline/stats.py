@@ -1,0 +1,65 @@
+"""Counters for one stream's run: what the end-of-run summary and the report are made of."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import msgspec
+
+from ometria_sync.schemas.problems import Problem
+
+_INDEX = re.compile(r"\[\d+\]")
+_VALUE = re.compile(r",? got .*$", re.S)
+
+
+def reason_key(problem: Problem) -> str:
+    """Group problems by rule: ``lineitems[2].discount: must be <= 0, got 5.0`` ->
+    ``lineitems[].discount: must be <= 0``."""
+    path = _INDEX.sub("[]", problem.path)
+    message = _VALUE.sub("", problem.message)
+    return f"{path}: {message}" if path else message
+
+
+class StreamStats(msgspec.Struct):
+    """Counts for one stream. ``sent`` records went out in 2xx-answered requests; Ometria
+    counted ``accepted`` + ``rejected`` of them."""
+
+    stream: str
+    read: int = 0
+    valid: int = 0
+    sent: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    dead_lettered: int = 0
+    requests: int = 0
+    throttled: int = 0
+    retries: int = 0
+    warnings: int = 0
+    statuses: dict[str, int] = msgspec.field(default_factory=dict)
+    reasons: dict[str, int] = msgspec.field(default_factory=dict)
+    warning_reasons: dict[str, int] = msgspec.field(default_factory=dict)
+    duration: float = 0.0
+    outcome: str = "pending"
+    error: str | None = None
+    position: object = None
+
+    def count_status(self, status: int | str) -> None:
+        key = str(status)
+        self.statuses[key] = self.statuses.get(key, 0) + 1
+
+    def refuse(self, problem: Problem) -> None:
+        key = reason_key(problem)
+        self.reasons[key] = self.reasons.get(key, 0) + 1
+
+    def warn(self, problem: Problem) -> None:
+        self.warnings += 1
+        key = reason_key(problem)
+        self.warning_reasons[key] = self.warning_reasons.get(key, 0) + 1
+
+    @property
+    def records_per_second(self) -> float:
+        return self.sent / self.duration if self.duration > 0 else 0.0
+
+    def top_reasons(self, n: int = 5) -> list[tuple[str, int]]:
+        return Counter(self.reasons).most_common(n)

@@ -1,0 +1,271 @@
+"""Running one stream: producer -> bounded queue -> batcher -> dispatchers, and its checkpoints.
+
+For each part of the stream's source (a file, a query) the runner resumes from the stored
+checkpoint when the part's fingerprint still matches, and writes a new checkpoint each time the
+contiguous watermark moves, after the dead letter was made durable. Memory is bounded by the
+two queues: ``run.queue_chunks`` chunks of source items and one batch per dispatcher.
+
+Stopping (a signal, or a fatal error elsewhere) stops the reading at once, lets the batches
+already handed to Ometria settle within the grace period, and keeps the checkpoint at the
+watermark: records in flight at a crash are sent again on the next run (at least once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from ometria_sync.config import JobSettings, StreamSettings
+from ometria_sync.errors import AuthenticationError, OmetriaSyncError, SourceError
+from ometria_sync.ometria.push import Pusher
+from ometria_sync.pipeline.batcher import Batch, Batcher, Validator
+from ometria_sync.pipeline.dispatch import Delivery, RetryPolicy
+from ometria_sync.pipeline.pacer import Pacer
+from ometria_sync.pipeline.shutdown import Shutdown
+from ometria_sync.pipeline.stats import StreamStats
+from ometria_sync.pipeline.watermark import Watermark
+from ometria_sync.sources.base import SourceItem, SourcePart
+from ometria_sync.state.checkpoints import SqliteCheckpointStore
+from ometria_sync.state.deadletter import DeadLetterWriter
+
+log = structlog.get_logger("ometria_sync.stream")
+
+
+ValidatorFactory = Callable[[StreamSettings], Validator]
+PusherFactory = Callable[[StreamSettings], Pusher]
+SleepFn = Callable[[float], Awaitable[None]]
+
+
+@dataclass
+class RunContext:
+    """What every stream of one job run shares."""
+
+    settings: JobSettings
+    pacer: Pacer
+    policy: RetryPolicy
+    dead_letter: DeadLetterWriter
+    store: SqliteCheckpointStore
+    validator_for: ValidatorFactory
+    pusher_for: PusherFactory
+    shutdown: Shutdown
+    save_checkpoints: bool = True
+    #: False reads every part from the beginning (``validate``, a full refresh)
+    resume: bool = True
+    sleep: SleepFn = asyncio.sleep
+    fatal: list[BaseException] = field(default_factory=list)
+
+
+async def run_stream(ctx: RunContext, stream: StreamSettings) -> StreamStats:
+    """Sync one stream; never raises for the stream's own failures (they are in the stats)."""
+    stats = StreamStats(stream=stream.name)
+    started = time.monotonic()
+    if ctx.save_checkpoints:
+        ctx.store.start_run(stream.name)
+    source = stream.source.open()
+    try:
+        for part in await source.parts():
+            if ctx.shutdown.requested:
+                break
+            await _run_part(ctx, stream, part, stats)
+            if stats.error:
+                break
+    except SourceError as exc:
+        stats.error = str(exc)
+    except OmetriaSyncError as exc:
+        stats.error = str(exc)
+        ctx.fatal.append(exc)
+        ctx.shutdown.request("fatal", immediate=isinstance(exc, AuthenticationError))
+    finally:
+        with contextlib.suppress(Exception):
+            await source.aclose()
+    stats.duration = time.monotonic() - started
+    stats.outcome = _outcome(stats, ctx.shutdown)
+    if ctx.save_checkpoints:
+        ctx.store.finish_run(stream.name, stats.outcome, stats.sent)
+    return stats
+
+
+def _outcome(stats: StreamStats, shutdown: Shutdown) -> str:
+    if stats.error:
+        return "failed"
+    if shutdown.requested:
+        return "interrupted"
+    if stats.dead_lettered or stats.rejected:
+        return "partial"
+    return "ok"
+
+
+async def _run_part(
+    ctx: RunContext, stream: StreamSettings, part: SourcePart, stats: StreamStats
+) -> None:
+    fingerprint = await part.fingerprint()
+    saved = ctx.store.load(stream.name, part.key) if ctx.resume else None
+    start = saved.position if saved and saved.fingerprint == fingerprint else None
+    log.info("stream_start", stream=stream.name, source=part.label, position=start,
+             resumed=start is not None)
+    runner = _PartRunner(ctx, stream, part, stats, fingerprint)
+    await runner.run(start)
+
+
+class _PartRunner:
+    """The tasks of one part and how they stop."""
+
+    def __init__(
+        self,
+        ctx: RunContext,
+        stream: StreamSettings,
+        part: SourcePart,
+        stats: StreamStats,
+        fingerprint: str | None,
+    ) -> None:
+        self.ctx = ctx
+        self.stream = stream
+        self.part = part
+        self.stats = stats
+        self.fingerprint = fingerprint
+        self.watermark = Watermark()
+        self._saved_records = 0
+        run = ctx.settings.run
+        self.chunks: asyncio.Queue[list[SourceItem] | None] = asyncio.Queue(run.queue_chunks)
+        self.workers = ctx.settings.ometria.dispatchers
+        self.batches: asyncio.Queue[Batch | None] = asyncio.Queue(self.workers)
+        self.batcher = Batcher(
+            stream=stream.name,
+            record_type=stream.record_type,
+            source_label=part.label,
+            validator=ctx.validator_for(stream),
+            dead_letter=ctx.dead_letter,
+            stats=stats,
+            batch_size=ctx.settings.ometria.batch_size,
+            linger=run.linger,
+        )
+        self.delivery = Delivery(
+            stream=stream.name,
+            source_label=part.label,
+            pusher=ctx.pusher_for(stream),
+            pacer=ctx.pacer,
+            policy=ctx.policy,
+            stats=stats,
+            dead_letter=ctx.dead_letter,
+            sleep=ctx.sleep,
+        )
+
+    async def run(self, start: object) -> None:
+        producer = asyncio.create_task(self._produce(self.part.read(start)), name="producer")
+        batcher = asyncio.create_task(self.batcher.run(self.chunks, self.batches), name="batcher")
+        dispatchers = [
+            asyncio.create_task(self._dispatch(), name=f"dispatcher-{i}")
+            for i in range(self.workers)
+        ]
+        stop = asyncio.create_task(self.ctx.shutdown.wait(), name="stop")
+        upstream = {producer, batcher}
+        try:
+            pending: set[asyncio.Task[None]] = set(dispatchers) | upstream
+            while not stop.done() and any(not d.done() for d in dispatchers):
+                done, pending = await asyncio.wait(
+                    pending | {stop}, return_when=asyncio.FIRST_COMPLETED
+                )
+                pending.discard(stop)
+                for task in done & upstream:
+                    self._check_upstream(task)
+            await self._stop(upstream, dispatchers)
+        finally:
+            stop.cancel()
+            for task in (*upstream, *dispatchers):
+                task.cancel()
+            await asyncio.gather(stop, *upstream, *dispatchers, return_exceptions=True)
+
+    def _check_upstream(self, task: asyncio.Task[None]) -> None:
+        """A reader or the batcher ended: fine, a state error (stop the run), or a bug (raise)."""
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        assert exc is not None
+        if not isinstance(exc, OmetriaSyncError):
+            raise exc
+        self._fail(exc)
+
+    def _fail(self, exc: OmetriaSyncError) -> None:
+        self.stats.error = str(exc)
+        self.ctx.fatal.append(exc)
+        log.error("stream_failed", stream=self.stream.name, error=str(exc))
+        self.ctx.shutdown.request("fatal", immediate=isinstance(exc, AuthenticationError))
+
+    async def _stop(
+        self, upstream: set[asyncio.Task[None]], dispatchers: list[asyncio.Task[None]]
+    ) -> None:
+        """Stop reading; let in-flight batches settle within the grace period."""
+        if all(d.done() for d in dispatchers):
+            return
+        for task in upstream:
+            task.cancel()
+        await asyncio.gather(*upstream, return_exceptions=True)
+        while not self.batches.empty():  # cut but never sent: re-read on the next run
+            self.batches.get_nowait()
+        for _ in dispatchers:
+            self.batches.put_nowait(None)
+        grace = 0.0 if self.ctx.shutdown.immediate else self.ctx.settings.run.grace_period
+        cut_short: asyncio.Future[Any] = asyncio.ensure_future(self.ctx.shutdown.wait_immediate())
+        settled: asyncio.Future[Any] = asyncio.gather(*dispatchers, return_exceptions=True)
+        try:
+            await asyncio.wait(
+                [settled, cut_short], timeout=grace, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            cut_short.cancel()
+        late = [d for d in dispatchers if not d.done()]
+        if late:
+            log.warning("grace_period_over", stream=self.stream.name, unsettled=len(late))
+
+    async def _produce(self, items: AsyncIterator[list[SourceItem]]) -> None:
+        """Feed the queue. A source that breaks mid-way fails the stream, but what it read
+        before goes through the pipeline first (end of stream is signalled either way)."""
+        try:
+            async for chunk in items:
+                await self.chunks.put(chunk)
+        except SourceError as exc:
+            self.stats.error = str(exc)
+            log.error("source_failed", stream=self.stream.name, source=self.part.label,
+                      error=str(exc))
+        finally:
+            aclose = getattr(items, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        await self.chunks.put(None)
+
+    async def _dispatch(self) -> None:
+        while not self._stopping():
+            batch = await self.batches.get()
+            if batch is None:
+                await self.batches.put(None)  # let the other dispatchers see the end too
+                return
+            try:
+                delivered = await self.delivery.deliver(batch)
+            except OmetriaSyncError as exc:
+                self._fail(exc)
+                return
+            self._settle(batch, delivered)
+
+    def _stopping(self) -> bool:
+        return self.ctx.shutdown.requested
+
+    def _settle(self, batch: Batch, delivered: int) -> None:
+        if not self.watermark.settle(batch.seq, batch.end_position, delivered):
+            return
+        self.stats.position = self.watermark.position
+        if not self.ctx.save_checkpoints:
+            return
+        newly = self.watermark.records - self._saved_records
+        self.ctx.dead_letter.sync()
+        self.ctx.store.save(
+            self.stream.name, self.part.key, self.watermark.position, self.fingerprint, newly
+        )
+        self._saved_records = self.watermark.records
+        log.debug("checkpoint", stream=self.stream.name, batch=batch.seq,
+                  position=self.watermark.position)

@@ -1,0 +1,20 @@
+"""The validator a stream uses: the Ometria schemas, with the stream's mode and strictness."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ometria_sync.config import StreamSettings
+from ometria_sync.pipeline.batcher import Validator
+from ometria_sync.schemas import validate_record
+from ometria_sync.schemas.problems import Verdict
+
+
+def schema_validator(stream: StreamSettings) -> Validator:
+    """``validate_record`` bound to the stream's ``mode`` and ``strict`` settings."""
+    mode, strict = stream.mode, stream.strict
+
+    def validate(record_type: str, record: Any) -> Verdict:
+        return validate_record(record_type, record, mode=mode, strict=strict)
+
+    return validate

@@ -1,0 +1,242 @@
+"""The checkpoint store: how far each stream (and each part of it, e.g. each file) got.
+
+Guarantees:
+
+* a checkpoint is the position of the last record before which *everything* was acknowledged by
+  Ometria or dead-lettered (the engine's watermark); it is written after acknowledgement, never
+  before, in one SQLite transaction, durable against a killed process (WAL mode);
+* for the same content (same fingerprint) a checkpoint never moves backwards and is never
+  replaced by an empty one: an attempt to do so is a bug and raises :class:`StateError`;
+* a database that is corrupt, locked or unreadable is a clear :class:`StateError`, never a silent
+  restart from zero. Files are created readable by their owner only: they name customers' ids.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from ometria_sync.errors import StateError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS checkpoints (
+    stream TEXT NOT NULL,
+    part TEXT NOT NULL,
+    position TEXT NOT NULL,
+    fingerprint TEXT,
+    delivered INTEGER NOT NULL DEFAULT 0,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (stream, part)
+);
+CREATE TABLE IF NOT EXISTS stream_runs (
+    stream TEXT PRIMARY KEY,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    outcome TEXT NOT NULL,
+    delivered INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+
+class Checkpoint(msgspec.Struct, frozen=True):
+    """Where one part of one stream stands."""
+
+    stream: str
+    part: str
+    position: Any
+    fingerprint: str | None
+    delivered: int
+    updated_at: str
+
+
+class StreamRun(msgspec.Struct, frozen=True):
+    """The last run of a stream: when, how it ended, how many records it delivered."""
+
+    stream: str
+    started_at: str
+    finished_at: str | None
+    outcome: str
+    delivered: int
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def _is_behind(new: Any, old: Any) -> bool:
+    """True when ``new`` is an earlier position than ``old`` (comparable kinds only)."""
+    try:
+        return bool(new < old)
+    except TypeError:
+        return False
+
+
+def _as_comparable(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+class SqliteCheckpointStore:
+    """Checkpoints in a SQLite file (WAL mode). Synchronous: each call is a short local write."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.exists():
+                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+            self._db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+        except (sqlite3.Error, OSError) as exc:
+            raise self._error("cannot open", exc) from None
+
+    def _error(self, doing: str, exc: BaseException) -> StateError:
+        text = str(exc)
+        if "locked" in text:
+            hint = "another process holds it: is another run of this job going?"
+        elif "not a database" in text or "malformed" in text:
+            hint = "the file is damaged; restore it from a backup, or run `reset` to start over"
+        else:
+            hint = text
+        return StateError(f"checkpoint store {self.path}: {doing}: {hint}")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def load(self, stream: str, part: str) -> Checkpoint | None:
+        try:
+            row = self._db.execute(
+                "SELECT stream, part, position, fingerprint, delivered, updated_at "
+                "FROM checkpoints WHERE stream = ? AND part = ?",
+                (stream, part),
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise self._error("cannot read", exc) from None
+        return None if row is None else self._row(row)
+
+    def _row(self, row: tuple[Any, ...]) -> Checkpoint:
+        try:
+            position = msgspec.json.decode(row[2])
+        except msgspec.DecodeError as exc:
+            raise self._error(f"position of stream {row[0]!r} is unreadable", exc) from None
+        return Checkpoint(row[0], row[1], position, row[3], row[4], row[5])
+
+    def save(
+        self, stream: str, part: str, position: Any, fingerprint: str | None, delivered: int
+    ) -> None:
+        """Record that everything up to ``position`` is settled; ``delivered`` records added."""
+        if position is None or position == [] or position == "":
+            raise StateError(f"refusing to save an empty checkpoint for stream {stream!r}")
+        try:
+            with self._transaction():
+                old = self.load(stream, part)
+                same_content = old is not None and old.fingerprint == fingerprint
+                if same_content and old is not None and _is_behind(
+                    _as_comparable(position), _as_comparable(old.position)
+                ):
+                    raise StateError(
+                        f"checkpoint of stream {stream!r} would move backwards "
+                        f"({old.position} -> {position}); not saved"
+                    )
+                total = (old.delivered if same_content and old else 0) + delivered
+                self._db.execute(
+                    "INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (stream, part) DO UPDATE SET position = excluded.position, "
+                    "fingerprint = excluded.fingerprint, delivered = excluded.delivered, "
+                    "updated_at = excluded.updated_at",
+                    (stream, part, msgspec.json.encode(position).decode(), fingerprint, total,
+                     utc_now()),
+                )
+        except sqlite3.Error as exc:
+            raise self._error("cannot write", exc) from None
+
+    def _transaction(self) -> Any:
+        return _Transaction(self._db)
+
+    def start_run(self, stream: str) -> None:
+        self._write_run(stream, outcome="running", delivered=0, finished=False)
+
+    def finish_run(self, stream: str, outcome: str, delivered: int) -> None:
+        self._write_run(stream, outcome=outcome, delivered=delivered, finished=True)
+
+    def _write_run(self, stream: str, *, outcome: str, delivered: int, finished: bool) -> None:
+        now = utc_now()
+        try:
+            if finished:
+                self._db.execute(
+                    "UPDATE stream_runs SET finished_at = ?, outcome = ?, delivered = ? "
+                    "WHERE stream = ?",
+                    (now, outcome, delivered, stream),
+                )
+            else:
+                self._db.execute(
+                    "INSERT INTO stream_runs VALUES (?, ?, NULL, ?, 0) ON CONFLICT (stream) "
+                    "DO UPDATE SET started_at = excluded.started_at, finished_at = NULL, "
+                    "outcome = excluded.outcome, delivered = 0",
+                    (stream, now, outcome),
+                )
+        except sqlite3.Error as exc:
+            raise self._error("cannot write", exc) from None
+
+    def checkpoints(self, stream: str | None = None) -> list[Checkpoint]:
+        query = "SELECT stream, part, position, fingerprint, delivered, updated_at FROM checkpoints"
+        args: tuple[str, ...] = ()
+        if stream is not None:
+            query, args = query + " WHERE stream = ?", (stream,)
+        try:
+            rows = self._db.execute(query + " ORDER BY stream, part", args).fetchall()
+        except sqlite3.Error as exc:
+            raise self._error("cannot read", exc) from None
+        return [self._row(r) for r in rows]
+
+    def last_run(self, stream: str) -> StreamRun | None:
+        try:
+            row = self._db.execute(
+                "SELECT stream, started_at, finished_at, outcome, delivered FROM stream_runs "
+                "WHERE stream = ?",
+                (stream,),
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise self._error("cannot read", exc) from None
+        return None if row is None else StreamRun(*row)
+
+    def reset(self, stream: str | None = None) -> int:
+        """Forget checkpoints (of one stream, or all). Returns how many were removed."""
+        where, args = ("WHERE stream = ?", (stream,)) if stream else ("", ())
+        try:
+            with self._transaction():
+                count = self._db.execute(f"DELETE FROM checkpoints {where}", args).rowcount
+                self._db.execute(f"DELETE FROM stream_runs {where}", args)
+        except sqlite3.Error as exc:
+            raise self._error("cannot write", exc) from None
+        return int(count)
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (or ``ROLLBACK`` on error) on an autocommit connection."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def open_checkpoint_store(url: str) -> SqliteCheckpointStore:
+    """The store named by ``state.checkpoint_url`` (``sqlite:///PATH``)."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix):
+        return SqliteCheckpointStore(url[len(prefix) :])
+    raise StateError(
+        f"state.checkpoint_url: {url.split('://')[0]}:// stores are not supported yet; "
+        "use sqlite:///PATH"
+    )

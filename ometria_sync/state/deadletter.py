@@ -1,0 +1,114 @@
+"""The dead letter: one JSON line per record that was not delivered, with the reasons.
+
+Each line names the record so a person can find and fix it: stream, source (file or query),
+line number, resume position, the record's id when it has one, the reasons as ``{path, message}``
+and the raw input. The file is append-only and created readable by its owner only (it holds
+personal data); :meth:`sync` makes it durable, and the engine calls it before any checkpoint that
+covers a dead-lettered record, so a record is never both forgotten and checkpointed past.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import msgspec
+
+from ometria_sync.errors import StateError
+from ometria_sync.schemas.problems import Problem
+from ometria_sync.state.checkpoints import utc_now
+
+
+class DeadLetter(msgspec.Struct, omit_defaults=True):
+    """One refused record, as written to the dead-letter file."""
+
+    time: str
+    stream: str
+    source: str
+    reasons: list[Problem]
+    stage: str = "validate"  # validate | source | ometria
+    line: int | None = None
+    position: Any = None
+    id: str | None = None
+    record: Any = None
+    raw: str | None = None
+
+
+class DeadLetterWriter:
+    """Appends :class:`DeadLetter` lines to a file; opened lazily on the first refusal."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._fh: BinaryIO | None = None
+        self._dirty = False
+        self.count = 0
+        self._encode = msgspec.json.Encoder().encode
+
+    def _open(self) -> BinaryIO:
+        if self._fh is None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                self._fh = os.fdopen(fd, "ab")
+            except OSError as exc:
+                raise StateError(f"dead letter {self.path}: cannot open: {exc.strerror}") from None
+        return self._fh
+
+    def write(
+        self,
+        *,
+        stream: str,
+        source: str,
+        reasons: list[Problem],
+        stage: str = "validate",
+        line: int | None = None,
+        position: Any = None,
+        record: Any = None,
+        raw: bytes | str | None = None,
+    ) -> None:
+        """Append one entry. ``record`` is kept when it decoded; ``raw`` when it did not."""
+        record_id = record.get("id") if isinstance(record, dict) else None
+        entry = DeadLetter(
+            time=utc_now(),
+            stream=stream,
+            source=source,
+            reasons=reasons,
+            stage=stage,
+            line=line,
+            position=position,
+            id=record_id if isinstance(record_id, str) else None,
+            record=record,
+            raw=(raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw)
+            if record is None
+            else None,
+        )
+        fh = self._open()
+        try:
+            fh.write(self._encode(entry) + b"\n")
+        except OSError as exc:
+            raise StateError(
+                f"dead letter {self.path}: cannot write ({exc.strerror}); the run stops so "
+                "that no refused record is lost"
+            ) from None
+        self.count += 1
+        self._dirty = True
+
+    def sync(self) -> None:
+        """Flush and fsync what was written: call before a checkpoint that covers it."""
+        if self._fh is None or not self._dirty:
+            return
+        try:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+        except OSError as exc:
+            raise StateError(f"dead letter {self.path}: cannot flush ({exc.strerror})") from None
+        self._dirty = False
+
+    def close(self) -> None:
+        if self._fh is not None:
+            try:
+                self.sync()
+            finally:
+                self._fh.close()
+                self._fh = None
