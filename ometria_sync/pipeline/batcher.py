@@ -135,8 +135,8 @@ class Batcher:
         if len(encoded) > MAX_RECORD_BYTES:
             self._refuse(
                 item,
-                [Problem("", f"record is too large: {len(encoded)} bytes once encoded, "
-                             f"Ometria's limit is {MAX_RECORD_BYTES}")],
+                [Problem("", f"record is too large: at most {MAX_RECORD_BYTES} bytes once "
+                             f"encoded, got {len(encoded)}")],
             )
             return
         self._stats.valid += 1

@@ -1,0 +1,147 @@
+"""The HTTP client under each status code Ometria may answer (aioresponses, no network)."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from aioresponses import aioresponses
+
+from ometria_sync.errors import (
+    AuthenticationError,
+    BatchRejectedError,
+    FatalApiError,
+    ThrottledError,
+    TransientError,
+)
+from ometria_sync.ometria.client import OmetriaClient, parse_retry_after
+
+URL = "https://api.example.test/v2/push"
+KEY = "canary-key-5f1e"
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[OmetriaClient]:
+    c = OmetriaClient("https://api.example.test/v2", KEY, timeout=5)
+    yield c
+    await c.aclose()
+
+
+async def test_202_returns_counts_request_id_and_queue_headers(client: OmetriaClient) -> None:
+    with aioresponses() as mock:
+        mock.post(URL, status=202, payload={"status": "OK", "request_id": "r-1",
+                                            "accepted": 2, "rejected": 0},
+                  headers={"X-QueueSize-Limit": "50000", "X-QueueSize-Remaining": "41000"})
+        result = await client.push(b'[{"id":"a"},{"id":"b"}]', 2)
+        (request,) = next(iter(mock.requests.values()))
+    assert (result.status, result.accepted, result.rejected, result.request_id) == (
+        202, 2, 0, "r-1")
+    assert (result.queue_limit, result.queue_remaining) == (50000, 41000)
+    assert request.kwargs["headers"]["Content-Type"] == "application/json"
+
+
+async def test_any_2xx_is_success_even_without_a_body(client: OmetriaClient) -> None:
+    with aioresponses() as mock:
+        mock.post(URL, status=200, body=b"")
+        result = await client.push(b"[]", 3)
+    assert result.accepted == 3 and result.rejected == 0
+
+
+async def test_the_key_travels_in_the_x_ometria_auth_header() -> None:
+    with aioresponses() as mock:
+        mock.post(URL, status=202, payload={})
+        c = OmetriaClient("https://api.example.test/v2", KEY)
+        try:
+            await c.push(b"[]", 0)
+        finally:
+            await c.aclose()
+        (request,) = next(iter(mock.requests.values()))
+    headers = request.kwargs["headers"]
+    assert headers["X-Ometria-Auth"] == KEY and "Authorization" not in headers
+
+
+async def test_rejected_records_are_reported(client: OmetriaClient) -> None:
+    with aioresponses() as mock:
+        mock.post(URL, status=202, payload={"accepted": 98, "rejected": 2})
+        result = await client.push(b"[]", 100)
+    assert (result.accepted, result.rejected) == (98, 2)
+
+
+@pytest.mark.parametrize("status", [401, 403])
+async def test_refused_key_raises_authentication_error_without_the_key(
+    client: OmetriaClient, status: int
+) -> None:
+    with aioresponses() as mock:
+        mock.post(URL, status=status, body=b"Forbidden")
+        with pytest.raises(AuthenticationError) as info:
+            await client.push(b"[]", 0)
+    assert info.value.status == status and KEY not in str(info.value)
+
+
+async def test_429_raises_throttled_with_retry_after_and_queue_remaining(
+    client: OmetriaClient,
+) -> None:
+    with aioresponses() as mock:
+        mock.post(URL, status=429, headers={"Retry-After": "3", "X-QueueSize-Remaining": "0"})
+        with pytest.raises(ThrottledError) as info:
+            await client.push(b"[]", 0)
+    assert (info.value.retry_after, info.value.queue_remaining, info.value.status) == (3, 0, 429)
+
+
+@pytest.mark.parametrize("status", [408, 500, 502, 503, 504])
+async def test_transient_statuses_raise_transient_error(
+    client: OmetriaClient, status: int
+) -> None:
+    with aioresponses() as mock:
+        mock.post(URL, status=status, body=b"oops")
+        with pytest.raises(TransientError) as info:
+            await client.push(b"[]", 0)
+    assert info.value.status == status
+
+
+@pytest.mark.parametrize("status", [400, 413, 422])
+async def test_bad_batch_statuses_raise_batch_rejected_with_the_detail(
+    client: OmetriaClient, status: int
+) -> None:
+    with aioresponses() as mock:
+        mock.post(URL, status=status, body=b'{"error": "Payload invalid"}')
+        with pytest.raises(BatchRejectedError) as info:
+            await client.push(b"[]", 0)
+    assert info.value.status == status and "Payload invalid" in info.value.detail
+
+
+async def test_an_unexpected_status_is_fatal(client: OmetriaClient) -> None:
+    with aioresponses() as mock:
+        mock.post(URL, status=404, body=b"Not Found")
+        with pytest.raises(FatalApiError, match="unexpected HTTP 404"):
+            await client.push(b"[]", 0)
+
+
+@pytest.mark.parametrize(
+    "exc", [aiohttp.ServerDisconnectedError(), aiohttp.ClientConnectionError("reset"),
+            TimeoutError()])
+async def test_network_failures_are_transient(client: OmetriaClient, exc: Exception) -> None:
+    with aioresponses() as mock:
+        mock.post(URL, exception=exc)
+        with pytest.raises(TransientError):
+            await client.push(b"[]", 0)
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [(None, None), ("", None), ("0", None), ("-5", None), ("soon", None), ("nan", None),
+     ("2.5", 2.5), ("7", 7.0), ("99999", 120.0)],
+)
+def test_retry_after_seconds(header: str | None, expected: float | None) -> None:
+    assert parse_retry_after(header, cap=120) == expected
+
+
+def test_retry_after_http_date() -> None:
+    now = time.time()
+    future = email.utils.formatdate(now + 30, usegmt=True)
+    past = email.utils.formatdate(now - 30, usegmt=True)
+    assert parse_retry_after(future, cap=120, now=now) == pytest.approx(30, abs=1)
+    assert parse_retry_after(past, cap=120, now=now) is None

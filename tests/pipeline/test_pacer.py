@@ -1,0 +1,106 @@
+"""The shared pacer: even spacing, pauses for everybody, AIMD and queue pressure."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiolimiter import AsyncLimiter
+
+from ometria_sync.pipeline.pacer import Pacer
+from tests.clock import FakeClock, max_in_window
+
+
+async def _departures(pacer: Pacer, clock: FakeClock, workers: int, total: int) -> list[float]:
+    times: list[float] = []
+
+    async def worker() -> None:
+        while len(times) < total:
+            await pacer.acquire()
+            times.append(clock.time())
+            await clock.sleep(0.0)
+
+    await asyncio.gather(*(worker() for _ in range(workers)))
+    return times[:total]
+
+
+@pytest.mark.parametrize("rate", [4, 8, 50])
+async def test_no_one_second_window_exceeds_the_rate(rate: int) -> None:
+    """Eight dispatchers with late wake-ups never put more than `rate` requests in a second."""
+    clock = FakeClock(overshoot=0.004)
+    pacer = Pacer(rate, clock=clock.time, sleep=clock.sleep)
+    times = await _departures(pacer, clock, workers=8, total=rate * 30)
+    assert max_in_window(times) <= rate
+
+
+async def test_sustains_at_least_97_percent_of_the_rate() -> None:
+    """Over 60 s of work the pacer achieves >= 97% of the limit."""
+    clock = FakeClock(overshoot=0.002)
+    pacer = Pacer(4, clock=clock.time, sleep=clock.sleep)
+    times = await _departures(pacer, clock, workers=8, total=241)
+    achieved = (len(times) - 1) / (times[-1] - times[0])
+    assert achieved >= 0.97 * 4
+
+
+async def test_a_bursting_leaky_bucket_would_exceed_the_window() -> None:
+    """The reason for the design: AsyncLimiter(4, 1) lets more than 4 through in one second."""
+    limiter = AsyncLimiter(4, 1)
+    loop = asyncio.get_running_loop()
+    times: list[float] = []
+    start = loop.time()
+    while loop.time() - start < 1.1:
+        async with limiter:
+            times.append(loop.time())
+    assert max_in_window(times) > 4
+
+
+async def test_pause_holds_every_caller() -> None:
+    """After pause(3) no one leaves for 3 seconds, whoever got the 429."""
+    clock = FakeClock()
+    pacer = Pacer(4, clock=clock.time, sleep=clock.sleep)
+    await pacer.acquire()
+    pacer.pause(3.0)
+    await asyncio.gather(pacer.acquire(), pacer.acquire())
+    assert clock.time() >= 3.0
+
+
+async def test_pause_never_shortens_an_existing_pause() -> None:
+    clock = FakeClock()
+    pacer = Pacer(4, clock=clock.time, sleep=clock.sleep)
+    pacer.pause(5.0)
+    pacer.pause(1.0)
+    await pacer.acquire()
+    assert clock.time() >= 5.0
+
+
+def test_repeated_429s_halve_the_rate_once_per_second_and_successes_win_it_back() -> None:
+    """AIMD: one 429 alone keeps the rate; repeats halve it; successes restore it to the limit."""
+    clock = FakeClock()
+    pacer = Pacer(8, clock=clock.time, sleep=clock.sleep)
+    pacer.on_throttled()
+    assert pacer.rate == 8
+    pacer.on_throttled()
+    pacer.on_throttled()  # same second: one burst counts once
+    assert pacer.rate == 4
+    clock.now += 1.5
+    pacer.on_throttled()
+    assert pacer.rate == 2
+    for _ in range(200):
+        pacer.on_success()
+    assert pacer.rate == 8
+
+
+def test_queue_pressure_slows_down_before_the_queue_is_full() -> None:
+    """X-QueueSize-Remaining under 20% of the limit scales the rate down; room restores it."""
+    clock = FakeClock()
+    pacer = Pacer(4, clock=clock.time, sleep=clock.sleep)
+    pacer.observe_queue(40_000, 50_000)
+    assert pacer.rate == 4
+    pacer.observe_queue(5_000, 50_000)
+    assert pacer.rate == pytest.approx(2.0)
+    pacer.observe_queue(0, None)  # a 429 carries only the remaining count
+    assert pacer.rate == pytest.approx(4 / 64)
+    pacer.observe_queue(None, None)  # no header: no change
+    assert pacer.rate == pytest.approx(4 / 64)
+    pacer.observe_queue(45_000, 50_000)
+    assert pacer.rate == 4
