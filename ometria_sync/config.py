@@ -25,7 +25,7 @@ import msgspec
 
 from ometria_sync.errors import ConfigError
 from ometria_sync.sources.files import resolve_path
-from ometria_sync.sources.registry import SourceSpec
+from ometria_sync.sources.registry import SOURCE_KINDS, SourceSpec
 
 RecordType = Literal["contact", "order", "product", "custom_event"]
 RECORD_TYPES: tuple[str, ...] = ("contact", "order", "product", "custom_event")
@@ -193,6 +193,10 @@ def _config_error(message: str) -> ConfigError:
     if unknown:
         path = f"{path}.{unknown.group(1)}" if path else unknown.group(1)
         text = "unknown key (check the spelling)"
+    if path.endswith("record_type"):
+        text += f"; expected one of {', '.join(RECORD_TYPES)}"
+    elif path.endswith("source.kind"):
+        text += f"; expected one of {', '.join(SOURCE_KINDS)}"
     return ConfigError(path, text[0].lower() + text[1:] if text else text)
 
 

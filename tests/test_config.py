@@ -1,0 +1,109 @@
+"""The job file: defaults, path resolution, environment overrides, and errors naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ometria_sync.config import load_job, read_api_key
+from ometria_sync.errors import ConfigError
+
+STREAM = """
+[[streams]]
+name = "contacts"
+record_type = "contact"
+source = { kind = "jsonl", path = "data/contacts.jsonl" }
+"""
+
+
+def _write(tmp_path: Path, text: str, data: bool = True) -> Path:
+    if data:
+        (tmp_path / "data").mkdir(exist_ok=True)
+        (tmp_path / "data" / "contacts.jsonl").write_text("")
+    path = tmp_path / "job.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_and_relative_paths(tmp_path: Path) -> None:
+    job = load_job(_write(tmp_path, STREAM), environ={})
+    s = job.settings
+    assert s.ometria.base_url == "https://api.ometria.com/v2"
+    assert (s.ometria.rate_limit_per_second, s.ometria.batch_size) == (4.0, 100)
+    assert s.ometria.dispatchers == 8
+    assert s.state.checkpoint_url == f"sqlite:///{tmp_path}/state/checkpoints.db"
+    assert s.state.dead_letter_path == f"{tmp_path}/state/dead-letter.jsonl"
+    assert s.streams[0].source.path == f"{tmp_path}/data/contacts.jsonl"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[ometria]\nbatch_size = 101\n" + STREAM,
+         "ometria.batch_size: expected `int` <= 100"),
+        ("[ometria]\nrate_limit_per_second = 'fast'\n" + STREAM,
+         "ometria.rate_limit_per_second: expected `float`, got `str`"),
+        ("[ometria]\nbase_url = 'http://api.ometria.com/v2'\n" + STREAM,
+         "ometria.base_url: plain http:// is only allowed for loopback hosts"),
+        ("[ometria]\nbsae_url = 'x'\n" + STREAM, "ometria.bsae_url: unknown key"),
+        (STREAM.replace('record_type = "contact"', 'record_type = "contacts"'),
+         "streams[0].record_type: invalid enum value 'contacts'; expected one of contact, "
+         "order, product, custom_event"),
+        (STREAM.replace('name = "contacts"\n', ""), "streams[0].name: required key is missing"),
+        (STREAM + STREAM, "streams[1].name: duplicate stream name 'contacts'"),
+        (STREAM.replace("data/contacts.jsonl", "data/nope.jsonl"),
+         "streams[0].source.path: no such file"),
+        (STREAM.replace('kind = "jsonl"', 'kind = "xml"'), "streams[0].source.kind: invalid value 'xml'; expected one of jsonl"),
+        ("[state]\ncheckpoint_url = 'mysql://x'\n" + STREAM, "state.checkpoint_url: expected"),
+        ("streams = []", "streams: the job lists no stream"),
+        ("[ometria\n", "is not valid TOML"),
+    ],
+)
+def test_errors_name_the_key(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_job(_write(tmp_path, text), environ={})
+    assert message in str(info.value)
+
+
+def test_loopback_http_is_allowed(tmp_path: Path) -> None:
+    for host in ("127.0.0.1:8080", "localhost", "[::1]:9"):
+        job = load_job(_write(tmp_path, f"[ometria]\nbase_url = 'http://{host}/v2'\n" + STREAM),
+                       environ={})
+        assert job.settings.ometria.base_url.startswith("http://")
+
+
+def test_environment_overrides(tmp_path: Path) -> None:
+    env = {"OMETRIA_SYNC__OMETRIA__RATE_LIMIT_PER_SECOND": "8",
+           "OMETRIA_SYNC__STATE__DEAD_LETTER_PATH": "/tmp/dl.jsonl",
+           "OMETRIA_SYNC__RUN__GRACE_PERIOD": "2.5"}
+    job = load_job(_write(tmp_path, STREAM), environ=env)
+    assert job.settings.ometria.rate_limit_per_second == 8
+    assert job.settings.state.dead_letter_path == "/tmp/dl.jsonl"
+    assert job.settings.run.grace_period == 2.5
+
+
+def test_a_malformed_override_names_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="OMETRIA_SYNC__STREAMS__X"):
+        load_job(_write(tmp_path, STREAM), environ={"OMETRIA_SYNC__STREAMS__X": "1"})
+
+
+def test_missing_job_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="job file not found"):
+        load_job(tmp_path / "nope.toml")
+
+
+def test_select_unknown_stream(tmp_path: Path) -> None:
+    job = load_job(_write(tmp_path, STREAM), environ={})
+    with pytest.raises(ConfigError, match="--stream: no stream named orders"):
+        job.select(["orders"])
+
+
+def test_api_key_from_env_or_file_and_never_in_the_message(tmp_path: Path) -> None:
+    job = load_job(_write(tmp_path, STREAM), environ={})
+    assert read_api_key(job.settings.ometria, {"OMETRIA_API_KEY": " k1 \n"}) == "k1"
+    with pytest.raises(ConfigError, match="OMETRIA_API_KEY is not set"):
+        read_api_key(job.settings.ometria, {})
+    (tmp_path / "key").write_text("k2\n")
+    job = load_job(_write(tmp_path, "[ometria]\napi_key_file = 'key'\n" + STREAM), environ={})
+    assert read_api_key(job.settings.ometria, {}) == "k2"
