@@ -1,0 +1,18 @@
+# ometria-sync in a container: mount the job folder at /job and keep state on a volume.
+#   docker run --rm -e OMETRIA_API_KEY -v "$PWD/config:/job" -v sync-state:/job/state \
+#     ometria-sync run /job/example.toml
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY ometria_sync ./ometria_sync
+RUN pip install . && rm -rf /src
+
+RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin sync \
+    && mkdir -p /job/state && chown -R sync /job
+USER 10001
+WORKDIR /job
+VOLUME ["/job/state"]
+ENTRYPOINT ["ometria-sync"]
+CMD ["--help"]

@@ -1,0 +1,48 @@
+"""ometria-sync: bulk sync of a retailer's customer data into Ometria.
+
+The public API is small: load a job file, run it, and the errors you may need to catch.
+Everything else is an implementation detail and may change.
+"""
+
+from ometria_sync._version import __version__
+from ometria_sync.config import Job, JobSettings, load_job
+from ometria_sync.errors import (
+    AuthenticationError,
+    BatchRejectedError,
+    ConfigError,
+    FatalApiError,
+    OmetriaSyncError,
+    RetriesExhaustedError,
+    RetryableError,
+    SourceError,
+    StateError,
+    ThrottledError,
+    TransientError,
+)
+from ometria_sync.exit_codes import ExitCode
+from ometria_sync.ometria.push import Pusher, PushResult
+from ometria_sync.pipeline.job_run import JobResult, RunOptions, run_job
+
+__all__ = [
+    "AuthenticationError",
+    "BatchRejectedError",
+    "ConfigError",
+    "ExitCode",
+    "FatalApiError",
+    "Job",
+    "JobResult",
+    "JobSettings",
+    "OmetriaSyncError",
+    "PushResult",
+    "Pusher",
+    "RetriesExhaustedError",
+    "RetryableError",
+    "RunOptions",
+    "SourceError",
+    "StateError",
+    "ThrottledError",
+    "TransientError",
+    "__version__",
+    "load_job",
+    "run_job",
+]
