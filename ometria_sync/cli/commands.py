@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 
+from ometria_sync.cli._types import SubParsers
 from ometria_sync.config import load_job
 from ometria_sync.errors import OmetriaSyncError, StateError
 from ometria_sync.exit_codes import ExitCode
@@ -16,8 +17,6 @@ from ometria_sync.pipeline.job_run import RunOptions, run_job
 from ometria_sync.state.checkpoints import open_checkpoint_store
 
 from .summary import print_summary, render_table
-
-SubParsers = argparse._SubParsersAction  # type: ignore[type-arg]
 
 
 def register(sub: SubParsers, common: argparse.ArgumentParser) -> None:

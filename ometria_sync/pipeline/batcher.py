@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 
 from ometria_sync.pipeline.stats import StreamStats
+from ometria_sync.schemas.envelope import envelope_problems
 from ometria_sync.schemas.problems import Problem, Verdict
 from ometria_sync.sources.base import Position, SourceItem
 from ometria_sync.state.deadletter import DeadLetterWriter
@@ -143,10 +144,11 @@ class Batcher:
         self._pending.append(BatchRecord(encoded, record, item.line, item.position))
 
     def _envelope_problems(self, record: Any) -> list[Problem]:
-        """What the engine itself needs: an object whose ``@type`` matches the stream."""
-        if not isinstance(record, dict):
-            kind = "null" if record is None else type(record).__name__
-            return [Problem("", f"must be a JSON object, got {kind}")]
+        """What the engine itself needs: an object with a usable id whose ``@type`` matches
+        the stream (added when missing)."""
+        problems = envelope_problems(record)
+        if problems:
+            return problems
         declared = record.get("@type")
         if declared is None:
             record["@type"] = self._type

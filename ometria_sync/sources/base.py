@@ -24,7 +24,8 @@ class SourceItem(msgspec.Struct, gc=False):
 
     ``record`` is the decoded value (an object, if the input is well formed) or None when the
     source could not decode it, in which case ``error`` says why. ``raw`` is the original text
-    (bytes as read, decoded only when a record is dead-lettered). ``line`` is the 1-based line (or row) number where that applies.
+    (bytes as read, decoded only when a record is dead-lettered). ``line`` is the 1-based line
+    (or row) number where that applies.
     """
 
     record: Any

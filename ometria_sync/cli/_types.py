@@ -1,0 +1,5 @@
+"""Typing shorthands for the CLI modules."""
+
+import argparse
+
+SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]

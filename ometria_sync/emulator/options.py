@@ -1,0 +1,25 @@
+"""The emulator's settings, shared by the CLI and tests."""
+
+from __future__ import annotations
+
+import msgspec
+
+DEV_KEY = "emulator-key"
+
+
+class EmulatorOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """How the local Ometria behaves. Rates are fractions in [0, 1]; latency is (min, max) s."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    api_key: str = DEV_KEY
+    rate: float = 4.0
+    latency: tuple[float, float] = (0.0, 0.0)
+    fail_rate: float = 0.0
+    drop_rate: float = 0.0
+    queue_capacity: int = 50_000
+    drain_per_second: float = 10_000.0
+    #: send Retry-After on 429s (Ometria does not document one; the engine must cope without)
+    retry_after: bool = False
+    store: str | None = None
+    seed: int | None = None

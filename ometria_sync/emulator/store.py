@@ -1,0 +1,163 @@
+"""What the emulator holds: imported records, the import queue, the error list and the stats.
+
+Import is asynchronous, as in Ometria: accepted records wait in a queue of bounded capacity and
+a drain task validates and merges them at ``drain_per_second``. Records are keyed by type and id
+(contacts by collection and id). A partial record merges field by field into the stored one; a
+JSON null deletes the field (top-level fields; nested objects are replaced whole).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter, deque
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from ometria_sync.emulator.window import SlidingWindow
+from ometria_sync.schemas.envelope import envelope_problems
+from ometria_sync.schemas.problems import Problem
+
+MAX_RECORD_BYTES = 60 * 1024
+_ERRORS_KEPT = 100
+
+
+def record_key(record: dict[str, Any]) -> tuple[str, str]:
+    rtype = str(record.get("@type"))
+    if rtype == "contact":
+        return rtype, f"{record.get('@collection') or 'default'}/{record.get('id')}"
+    return rtype, str(record.get("id"))
+
+
+def merge(stored: dict[str, Any] | None, incoming: dict[str, Any]) -> dict[str, Any]:
+    result = dict(stored or {})
+    for field, value in incoming.items():
+        if value is None:
+            result.pop(field, None)
+        else:
+            result[field] = value
+    return result
+
+
+def _validate(record: dict[str, Any]) -> list[Problem]:
+    """The project's own schemas when installed, else the envelope rules every id follows."""
+    import ometria_sync.schemas as schemas
+
+    problems = envelope_problems(record)
+    validate_record = getattr(schemas, "validate_record", None)
+    if not problems and validate_record is not None:
+        problems = list(validate_record(str(record.get("@type")), record).errors)
+    return problems
+
+
+class Stats:
+    """Counters for ``GET /_emulator/stats``: what tests and benchmarks assert on."""
+
+    def __init__(self) -> None:
+        self.by_status: Counter[str] = Counter()
+        self.arrivals = SlidingWindow()
+        self.answered_2xx = SlidingWindow()
+        self.first_push: float | None = None
+        self.last_push: float | None = None
+        self.accepted = 0
+        self.rejected = 0
+        self.imported = 0
+        self.import_errors = 0
+        self.seen: Counter[str] = Counter()
+
+    def snapshot(self, queue_depth: int) -> dict[str, Any]:
+        return {
+            "requests_by_status": dict(self.by_status),
+            "requests": sum(self.by_status.values()),
+            "max_requests_in_any_second": self.arrivals.peak,
+            "max_2xx_in_any_second": self.answered_2xx.peak,
+            "first_request_at": self.first_push,
+            "last_request_at": self.last_push,
+            "records_accepted": self.accepted,
+            "records_rejected": self.rejected,
+            "records_imported": self.imported,
+            "import_errors": self.import_errors,
+            "distinct_ids": len(self.seen),
+            "ids_received_more_than_once": sum(1 for n in self.seen.values() if n > 1),
+            "queue_depth": queue_depth,
+        }
+
+
+class EmulatorStore:
+    """Records by (type, key), the pending import queue and the latest push errors."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.records: dict[str, dict[str, dict[str, Any]]] = {}
+        self.queue: deque[tuple[str, dict[str, Any]]] = deque()
+        self.errors: deque[dict[str, Any]] = deque(maxlen=_ERRORS_KEPT)
+        self.stats = Stats()
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.capacity - len(self.queue))
+
+    def accept(self, records: list[dict[str, Any]]) -> tuple[str, int, int]:
+        """Queue a valid push; returns (request_id, accepted, rejected). Oversize records are
+        rejected at once ("Record is too large"), as Ometria counts them in ``rejected``."""
+        request_id = str(uuid.uuid4())
+        accepted = rejected = 0
+        for record in records:
+            if len(msgspec.json.encode(record)) > MAX_RECORD_BYTES:
+                rejected += 1
+                self._error(request_id, record, "Payload invalid: Record is too large.", "")
+                continue
+            accepted += 1
+            self.stats.seen[":".join(record_key(record))] += 1
+            self.queue.append((request_id, record))
+        self.stats.accepted += accepted
+        self.stats.rejected += rejected
+        return request_id, accepted, rejected
+
+    def drain(self, count: int) -> None:
+        """Import up to ``count`` queued records: validate, then merge or list the error."""
+        for _ in range(min(count, len(self.queue))):
+            request_id, record = self.queue.popleft()
+            problems = _validate(record)
+            if problems:
+                self.stats.import_errors += 1
+                first = problems[0]
+                self._error(request_id, record, first.message, first.path)
+                continue
+            rtype, key = record_key(record)
+            table = self.records.setdefault(rtype, {})
+            table[key] = merge(table.get(key), record)
+            self.stats.imported += 1
+
+    def _error(self, request_id: str, record: dict[str, Any], message: str, path: str) -> None:
+        self.errors.append({
+            "error_message": message,
+            "error_path": " > ".join(["root", *[p for p in path.split(".") if p]]),
+            "record_id": record.get("id"),
+            "record_type": record.get("@type"),
+            "request_id": request_id,
+        })
+
+    def get(self, rtype: str, key: str) -> dict[str, Any] | None:
+        return self.records.get(rtype, {}).get(key)
+
+    def find_contact(self, contact_id: str) -> dict[str, Any] | None:
+        for key, record in self.records.get("contact", {}).items():
+            if key.split("/", 1)[1] == contact_id:
+                return record
+        return None
+
+    def save(self, path: str) -> None:
+        data = {"records": self.records, "errors": list(self.errors)}
+        tmp = Path(path + ".tmp")
+        tmp.write_bytes(msgspec.json.encode(data))
+        tmp.replace(path)
+
+    def load(self, path: str) -> None:
+        file = Path(path)
+        if not file.exists():
+            return
+        data = msgspec.json.decode(file.read_bytes())
+        self.records = data.get("records", {})
+        self.errors.extend(data.get("errors", []))
