@@ -1,5 +1,11 @@
 """Typing shorthands for the CLI modules."""
 
-import argparse
+from __future__ import annotations
 
-SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
+import argparse
+from typing import TYPE_CHECKING, TypeAlias
+
+if TYPE_CHECKING:
+    SubParsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
+else:
+    SubParsers = argparse._SubParsersAction

@@ -96,6 +96,7 @@ async def test_kill_9_then_rerun_loses_nothing(workspace: Workspace, emulator: E
     async with emulator(rate=20, latency=(0.05, 0.3)) as emu:
         proc = await workspace.start("run", "job.toml", url=emu.url)
         while emu.stats()["records_accepted"] < 800:
+            assert proc.returncode is None, "the run ended before it could be killed"
             await asyncio.sleep(0.05)
         proc.kill()
         await proc.wait()
@@ -116,6 +117,7 @@ async def test_sigterm_exits_130_in_the_grace_period_and_resumes(
     async with emulator(rate=10, latency=(0.2, 0.5)) as emu:
         proc = await workspace.start("run", "job.toml", url=emu.url)
         while emu.stats()["records_accepted"] < 300:
+            assert proc.returncode is None, "the run ended before it could be signalled"
             await asyncio.sleep(0.05)
         loop = asyncio.get_running_loop()
         signalled = loop.time()
