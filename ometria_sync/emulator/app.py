@@ -111,7 +111,7 @@ async def push(request: web.Request) -> web.StreamResponse:
         return _json({"status": "ERROR", "message": "Internal error"}, status)
     request_id, accepted, rejected = store.accept(body)
     stats.by_status["202"] += 1
-    stats.answered_2xx.add(now)
+    stats.answered_2xx.add(asyncio.get_running_loop().time())
     answer = {"status": "OK", "request_id": request_id, "accepted": accepted,
               "rejected": rejected}
     return _json(answer, 202, _queue_headers(app))
