@@ -97,6 +97,8 @@ class StreamSettings(_Section, frozen=True):
     strict: bool = False
     #: run alongside the previous stream instead of after it
     parallel: bool = False
+    #: skip records whose content is unchanged since Ometria last acknowledged them
+    change_detection: bool = True
     enabled: bool = True
 
 

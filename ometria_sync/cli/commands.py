@@ -26,6 +26,8 @@ def register(sub: SubParsers, common: argparse.ArgumentParser) -> None:
                      help="do everything but send: write the payloads to state.dry_run_dir")
     run.add_argument("--stream", action="append", metavar="NAME",
                      help="sync only this stream (repeatable)")
+    run.add_argument("--full-refresh", action="store_true",
+                     help="read from the start and send every record, changed or not")
     run.set_defaults(func=cmd_run)
 
     validate = sub.add_parser("validate", parents=[common],
@@ -66,7 +68,8 @@ def _run(args: argparse.Namespace, options: RunOptions) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    return _run(args, RunOptions(dry_run=args.dry_run, streams=args.stream))
+    return _run(args, RunOptions(dry_run=args.dry_run, full_refresh=args.full_refresh,
+                                 streams=args.stream))
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -90,6 +93,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                 "parts": [{"part": c.part, "position": c.position, "delivered": c.delivered,
                            "updated_at": c.updated_at} for c in parts],
                 "delivered": sum(c.delivered for c in parts),
+                "tracked_ids": store.changes.count(stream.name),
                 "last_run": last.finished_at or last.started_at if last else None,
                 "outcome": last.outcome if last else None,
             })
@@ -99,8 +103,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(msgspec.json.encode(rows).decode())
         return ExitCode.OK
     table = [[r["stream"], _position_text(r["parts"]), str(r["delivered"]),
-              r["last_run"] or "never", r["outcome"] or "-"] for r in rows]
-    print(render_table(table, ["stream", "position", "delivered", "last run", "outcome"]))
+              str(r["tracked_ids"]), r["last_run"] or "never", r["outcome"] or "-"]
+             for r in rows]
+    print(render_table(table, ["stream", "position", "delivered", "tracked ids", "last run",
+                               "outcome"]))
     return ExitCode.OK
 
 

@@ -8,7 +8,8 @@ from ometria_sync.pipeline.stats import StreamStats
 
 _COLUMNS = (
     ("stream", "stream"), ("outcome", "outcome"), ("read", "read"), ("valid", "valid"),
-    ("sent", "sent"), ("accepted", "accepted"), ("rejected", "rejected"),
+    ("unchanged", "unchanged"), ("sent", "sent"), ("accepted", "accepted"),
+    ("rejected", "rejected"),
     ("dead-lettered", "dead_lettered"), ("requests", "requests"), ("429s", "throttled"),
     ("retries", "retries"), ("seconds", "duration"), ("records/s", "records_per_second"),
 )

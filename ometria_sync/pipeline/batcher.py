@@ -21,6 +21,7 @@ from ometria_sync.pipeline.stats import StreamStats
 from ometria_sync.schemas.envelope import envelope_problems
 from ometria_sync.schemas.problems import Problem, Verdict
 from ometria_sync.sources.base import Position, SourceItem
+from ometria_sync.state.change_index import ChangeIndex, hash64, identity
 from ometria_sync.state.deadletter import DeadLetterWriter
 
 #: Ometria refuses records over 60 KB once serialised ("Record is too large").
@@ -30,12 +31,35 @@ Validator = Callable[[str, Any], Verdict]
 
 
 class BatchRecord(msgspec.Struct, gc=False):
-    """A valid record ready to send: its encoding, and what names it in a dead letter."""
+    """A valid record ready to send: its encoding, what names it in a dead letter, and its
+    hashes for change detection (0 when change detection is off)."""
 
     encoded: bytes
     record: dict[str, Any]
     line: int | None
     position: Position
+    id_hash: int = 0
+    content_hash: int = 0
+
+
+class ChangeFilter:
+    """Skips records whose content hash equals the one stored for their id at acknowledgement.
+    With ``refresh`` nothing is skipped, but hashes are still computed (and later stored)."""
+
+    def __init__(self, index: ChangeIndex, stream: str, *, refresh: bool = False) -> None:
+        self.index = index
+        self.stream_id = index.stream_id(stream)
+        self.refresh = refresh
+
+    def unchanged(self, records: list[BatchRecord]) -> set[int]:
+        """Indexes into ``records`` of those that are unchanged since last acknowledged."""
+        for r in records:
+            r.id_hash = hash64(identity(r.record))
+            r.content_hash = hash64(r.encoded)
+        if self.refresh or not records:
+            return set()
+        known = self.index.lookup(self.stream_id, [r.id_hash for r in records])
+        return {i for i, r in enumerate(records) if known.get(r.id_hash) == r.content_hash}
 
 
 class Batch(msgspec.Struct):
@@ -66,6 +90,7 @@ class Batcher:
         batch_size: int = 100,
         linger: float = 0.5,
         first_seq: int = 0,
+        changes: ChangeFilter | None = None,
     ) -> None:
         self._stream = stream
         self._type = record_type
@@ -75,7 +100,9 @@ class Batcher:
         self._stats = stats
         self._size = batch_size
         self._linger = linger
-        self._encode = msgspec.json.Encoder().encode
+        # sorted keys: the canonical encoding, so that change hashes ignore key order
+        self._encode = msgspec.json.Encoder(order="sorted").encode
+        self._changes = changes
         self._seq = first_seq
         self._pending: list[BatchRecord] = []
         self._consumed: Position | None = None  # position after the last item consumed
@@ -100,10 +127,7 @@ class Batcher:
                 chunk = await chunks.get()
             if chunk is None:
                 break
-            for item in chunk:
-                self._take(item)
-                if len(self._pending) >= self._size:
-                    await self._cut(out)
+            await self._take_chunk(chunk, out)
         if self._pending or self._consumed != self._cut_position:
             await self._cut(out)
         await out.put(None)
@@ -115,23 +139,43 @@ class Batcher:
         self._cut_position = self._consumed
         await out.put(batch)
 
-    def _take(self, item: SourceItem) -> None:
+    async def _take_chunk(
+        self, chunk: list[SourceItem], out: asyncio.Queue[Batch | None]
+    ) -> None:
+        """Validate a chunk, drop unchanged records, and cut batches as they fill. Positions of
+        refused and unchanged records are covered by the next batch cut."""
+        taken = [self._take(item) for item in chunk]
+        if self._changes is not None:
+            ready = [r for r in taken if r is not None]
+            unchanged = self._changes.unchanged(ready)
+            self._stats.unchanged += len(unchanged)
+            skip = {id(ready[i]) for i in unchanged}
+        else:
+            skip = set()
+        for item, record in zip(chunk, taken, strict=True):
+            if record is not None and id(record) not in skip:
+                self._pending.append(record)
+            self._consumed = item.position
+            if len(self._pending) >= self._size:
+                await self._cut(out)
+
+    def _take(self, item: SourceItem) -> BatchRecord | None:
+        """A valid, encoded record, or None when it was dead-lettered."""
         self._stats.read += 1
-        self._consumed = item.position
         if item.error is not None:
             self._refuse(item, [Problem("", item.error)], stage="source")
-            return
+            return None
         record = item.record
         problems = self._envelope_problems(record)
         if problems:
             self._refuse(item, problems)
-            return
+            return None
         verdict = self._validate(self._type, record)
         for warning in verdict.warnings:
             self._stats.warn(warning)
         if verdict.errors:
             self._refuse(item, verdict.errors)
-            return
+            return None
         encoded = self._encode(record)
         if len(encoded) > MAX_RECORD_BYTES:
             self._refuse(
@@ -139,9 +183,9 @@ class Batcher:
                 [Problem("", f"record is too large: at most {MAX_RECORD_BYTES} bytes once "
                              f"encoded, got {len(encoded)}")],
             )
-            return
+            return None
         self._stats.valid += 1
-        self._pending.append(BatchRecord(encoded, record, item.line, item.position))
+        return BatchRecord(encoded, record, item.line, item.position)
 
     def _envelope_problems(self, record: Any) -> list[Problem]:
         """What the engine itself needs: an object with a usable id whose ``@type`` matches

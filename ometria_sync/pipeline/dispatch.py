@@ -63,6 +63,7 @@ class Delivery:
         stats: StreamStats,
         dead_letter: DeadLetterWriter,
         sleep: Callable[[float], Awaitable[None]],
+        on_acknowledged: Callable[[list[BatchRecord]], None] | None = None,
     ) -> None:
         self._stream = stream
         self._label = source_label
@@ -72,6 +73,7 @@ class Delivery:
         self._stats = stats
         self._dead = dead_letter
         self._sleep = sleep
+        self._on_ack = on_acknowledged
 
     async def deliver(self, batch: Batch) -> int:
         """Settle ``batch``; returns how many of its records Ometria acknowledged."""
@@ -97,6 +99,8 @@ class Delivery:
         if result.rejected:
             log.warning("records_rejected", stream=self._stream, batch=batch.seq,
                         rejected=result.rejected, request_id=result.request_id)
+        elif self._on_ack is not None:
+            self._on_ack(records)
         return len(records)
 
     async def _push_with_retries(self, batch: Batch, records: list[BatchRecord]) -> PushResult:

@@ -38,10 +38,12 @@ log = structlog.get_logger("ometria_sync.job")
 
 class RunOptions(msgspec.Struct, frozen=True, kw_only=True):
     """``dry_run``: everything but the send, payloads written to a folder, no checkpoint moves.
-    ``validate_only``: read every stream from the top, validate, dead-letter, send nothing."""
+    ``validate_only``: read every stream from the top, validate, dead-letter, send nothing.
+    ``full_refresh``: read every stream from the top and send every record, changed or not."""
 
     dry_run: bool = False
     validate_only: bool = False
+    full_refresh: bool = False
     streams: list[str] | None = None
 
 
@@ -126,7 +128,9 @@ async def run_job(
         pusher_for=pusher_factory,
         shutdown=shutdown,
         save_checkpoints=sending,
-        resume=not options.validate_only,
+        resume=not (options.validate_only or options.full_refresh),
+        full_refresh=options.full_refresh,
+        detect_changes=not options.validate_only,
     )
     results: list[StreamStats] = []
     try:

@@ -22,12 +22,14 @@ def reason_key(problem: Problem) -> str:
 
 
 class StreamStats(msgspec.Struct):
-    """Counts for one stream. ``sent`` records went out in 2xx-answered requests; Ometria
-    counted ``accepted`` + ``rejected`` of them."""
+    """Counts for one stream. ``unchanged`` valid records were skipped by change detection;
+    ``sent`` records went out in 2xx-answered requests; Ometria counted ``accepted`` +
+    ``rejected`` of them."""
 
     stream: str
     read: int = 0
     valid: int = 0
+    unchanged: int = 0
     sent: int = 0
     accepted: int = 0
     rejected: int = 0

@@ -24,7 +24,7 @@ import structlog
 from ometria_sync.config import JobSettings, StreamSettings
 from ometria_sync.errors import AuthenticationError, OmetriaSyncError, SourceError
 from ometria_sync.ometria.push import Pusher
-from ometria_sync.pipeline.batcher import Batch, Batcher, Validator
+from ometria_sync.pipeline.batcher import Batch, Batcher, BatchRecord, ChangeFilter, Validator
 from ometria_sync.pipeline.dispatch import Delivery, RetryPolicy
 from ometria_sync.pipeline.pacer import Pacer
 from ometria_sync.pipeline.shutdown import Shutdown
@@ -57,6 +57,10 @@ class RunContext:
     save_checkpoints: bool = True
     #: False reads every part from the beginning (``validate``, a full refresh)
     resume: bool = True
+    #: send unchanged records too (and refresh their hashes)
+    full_refresh: bool = False
+    #: skip unchanged records (off for ``validate``, which must see every record)
+    detect_changes: bool = True
     sleep: SleepFn = asyncio.sleep
     fatal: list[BaseException] = field(default_factory=list)
 
@@ -135,6 +139,7 @@ class _PartRunner:
         self.chunks: asyncio.Queue[list[SourceItem] | None] = asyncio.Queue(run.queue_chunks)
         self.workers = ctx.settings.ometria.dispatchers
         self.batches: asyncio.Queue[Batch | None] = asyncio.Queue(self.workers)
+        changes = self._change_filter()
         self.batcher = Batcher(
             stream=stream.name,
             record_type=stream.record_type,
@@ -144,6 +149,7 @@ class _PartRunner:
             stats=stats,
             batch_size=ctx.settings.ometria.batch_size,
             linger=run.linger,
+            changes=changes,
         )
         self.delivery = Delivery(
             stream=stream.name,
@@ -154,6 +160,21 @@ class _PartRunner:
             stats=stats,
             dead_letter=ctx.dead_letter,
             sleep=ctx.sleep,
+            on_acknowledged=self._remember if changes and ctx.save_checkpoints else None,
+        )
+        self._changes = changes
+
+    def _change_filter(self) -> ChangeFilter | None:
+        if not (self.stream.change_detection and self.ctx.detect_changes):
+            return None
+        return ChangeFilter(self.ctx.store.changes, self.stream.name,
+                            refresh=self.ctx.full_refresh)
+
+    def _remember(self, records: list[BatchRecord]) -> None:
+        """Ometria acknowledged these: their hashes become the reference for the next run."""
+        assert self._changes is not None
+        self.ctx.store.changes.remember(
+            self._changes.stream_id, [(r.id_hash, r.content_hash) for r in records]
         )
 
     async def run(self, start: object) -> None:

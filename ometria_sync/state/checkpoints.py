@@ -22,6 +22,7 @@ from typing import Any
 import msgspec
 
 from ometria_sync.errors import StateError
+from ometria_sync.state.change_index import ChangeIndex
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS checkpoints (
@@ -93,6 +94,7 @@ class SqliteCheckpointStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            self.changes = ChangeIndex(self._db)
         except (sqlite3.Error, OSError) as exc:
             raise self._error("cannot open", exc) from None
 
@@ -207,12 +209,14 @@ class SqliteCheckpointStore:
         return None if row is None else StreamRun(*row)
 
     def reset(self, stream: str | None = None) -> int:
-        """Forget checkpoints (of one stream, or all). Returns how many were removed."""
+        """Forget checkpoints and change hashes (of one stream, or all). Returns how many
+        checkpoints were removed."""
         where, args = ("WHERE stream = ?", (stream,)) if stream else ("", ())
         try:
             with self._transaction():
                 count = self._db.execute(f"DELETE FROM checkpoints {where}", args).rowcount
                 self._db.execute(f"DELETE FROM stream_runs {where}", args)
+                self.changes.forget(stream)
         except sqlite3.Error as exc:
             raise self._error("cannot write", exc) from None
         return int(count)

@@ -189,8 +189,8 @@ async def test_an_unexpected_status_is_fatal(make_job: MakeJob, tmp_path: Path) 
 async def test_the_checkpoint_is_the_contiguous_watermark_when_batches_finish_out_of_order(
     make_job: MakeJob, tmp_path: Path
 ) -> None:
-    """Batch 0 is slow and finally fails; later batches succeed: the checkpoint stays at the
-    start, so the rerun sends batch 0 again (and the later ones, at least once)."""
+    """Batch 0 fails; later batches succeed: the checkpoint stays at the start, so the rerun
+    reads everything again, sends batch 0, and skips what Ometria already acknowledged."""
     write_jsonl(tmp_path / "data/contacts.jsonl", contacts(400))
     job = make_job(max_retries=1, concurrency=4)
 
@@ -205,5 +205,8 @@ async def test_the_checkpoint_is_the_contiguous_watermark_when_batches_finish_ou
     assert "c300" in first.ids  # a later batch was acknowledged out of order ...
     assert _checkpoint(job) is None  # ... but the checkpoint never passed batch 0
     second = FakeOmetria()
-    assert (await _run(job, second)).exit_code == 0
-    assert set(second.ids) == {c["id"] for c in contacts(400)}
+    again = await _run(job, second)
+    assert again.exit_code == 0
+    assert set(first.ids) | set(second.ids) == {c["id"] for c in contacts(400)}
+    assert {f"c{i}" for i in range(100)} <= set(second.ids)
+    assert again.streams[0].unchanged == 400 - len(second.ids)
