@@ -24,11 +24,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ometria_sync.config import load_job  # noqa: E402
-from ometria_sync.logs import configure_logging  # noqa: E402
-from ometria_sync.ometria.push import PushResult  # noqa: E402
-from ometria_sync.pipeline.job_run import run_job  # noqa: E402
-from ometria_sync.state.checkpoints import open_checkpoint_store  # noqa: E402
+from ometria_sync.config import load_job
+from ometria_sync.logs import configure_logging
+from ometria_sync.ometria.push import PushResult
+from ometria_sync.pipeline.job_run import run_job
+from ometria_sync.state.checkpoints import open_checkpoint_store
 
 
 class CountingPusher:
