@@ -4,7 +4,7 @@ Precedence, lowest first: built-in defaults, the TOML job file, environment vari
 ``OMETRIA_SYNC__<SECTION>__<KEY>`` (e.g. ``OMETRIA_SYNC__OMETRIA__RATE_LIMIT_PER_SECOND=8``,
 ``OMETRIA_SYNC__STATE__CHECKPOINT_URL=sqlite:////data/cp.db``). Override values are read as TOML
 values when they parse as one (numbers, booleans), else as strings. Only the ``ometria``,
-``state`` and ``run`` sections can be overridden.
+``state``, ``run`` and ``report`` sections can be overridden.
 
 Relative paths resolve against the job file's folder. The API key never lives in the file: it is
 read from the environment variable ``ometria.api_key_env`` or the file ``ometria.api_key_file``.
@@ -30,7 +30,7 @@ from ometria_sync.sources.registry import SOURCE_KINDS, SourceSpec
 RecordType = Literal["contact", "order", "product", "custom_event"]
 RECORD_TYPES: tuple[str, ...] = ("contact", "order", "product", "custom_event")
 ENV_PREFIX = "OMETRIA_SYNC__"
-_OVERRIDABLE = ("ometria", "state", "run")
+_OVERRIDABLE = ("ometria", "state", "run", "report")
 
 
 class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -85,6 +85,21 @@ class RunSettings(_Section, frozen=True):
     queue_chunks: Annotated[int, msgspec.Meta(ge=1, le=1024)] = 4
 
 
+class ReportSettings(_Section, frozen=True):
+    """``[report]``: what a person (and monitoring) sees of a run."""
+
+    #: one JSON report per run is written here as <run-id>.json
+    folder: str = "state/reports"
+    #: bars on a terminal, JSON progress lines otherwise ("auto"), or "bars", "log", "off"
+    progress: Literal["auto", "bars", "log", "off"] = "auto"
+    #: seconds between JSON progress lines
+    progress_interval: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    #: write Prometheus metrics here at the end of each run (node_exporter textfile collector)
+    metrics_textfile: str | None = None
+    #: push the same metrics to this Pushgateway (host:port or URL)
+    pushgateway_url: str | None = None
+
+
 class StreamSettings(_Section, frozen=True):
     """One ``[[streams]]`` entry."""
 
@@ -109,6 +124,7 @@ class JobSettings(_Section, frozen=True):
     ometria: OmetriaSettings = msgspec.field(default_factory=OmetriaSettings)
     state: StateSettings = msgspec.field(default_factory=StateSettings)
     run: RunSettings = msgspec.field(default_factory=RunSettings)
+    report: ReportSettings = msgspec.field(default_factory=ReportSettings)
 
 
 class Job(msgspec.Struct, frozen=True):
@@ -163,7 +179,7 @@ def _apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> No
         parts = name[len(ENV_PREFIX) :].lower().split("__")
         if len(parts) != 2 or parts[0] not in _OVERRIDABLE:
             raise ConfigError(
-                name, "expected OMETRIA_SYNC__<OMETRIA|STATE|RUN>__<KEY>"
+                name, "expected OMETRIA_SYNC__<OMETRIA|STATE|RUN|REPORT>__<KEY>"
             )
         section = data.setdefault(parts[0], {})
         if not isinstance(section, dict):
@@ -218,7 +234,17 @@ def _resolve_paths(settings: JobSettings, base: Path) -> JobSettings:
     if ometria.ca_bundle:
         ometria = msgspec.structs.replace(ometria, ca_bundle=resolve_path(base, ometria.ca_bundle))
     streams = [msgspec.structs.replace(s, source=s.source.resolve(base)) for s in settings.streams]
-    return msgspec.structs.replace(settings, state=state, ometria=ometria, streams=streams)
+    report = settings.report
+    report = msgspec.structs.replace(
+        report,
+        folder=resolve_path(base, report.folder),
+        metrics_textfile=resolve_path(base, report.metrics_textfile)
+        if report.metrics_textfile
+        else None,
+    )
+    return msgspec.structs.replace(
+        settings, state=state, ometria=ometria, streams=streams, report=report
+    )
 
 
 def _resolve_sqlite_url(url: str, base: Path) -> str:

@@ -16,6 +16,7 @@ from ometria_sync.exit_codes import ExitCode
 from ometria_sync.pipeline.job_run import RunOptions, run_job
 from ometria_sync.state.checkpoints import open_checkpoint_store
 
+from .report_cmds import finish_report, print_ometria_errors
 from .summary import print_summary, render_table
 
 
@@ -28,6 +29,8 @@ def register(sub: SubParsers, common: argparse.ArgumentParser) -> None:
                      help="sync only this stream (repeatable)")
     run.add_argument("--full-refresh", action="store_true",
                      help="read from the start and send every record, changed or not")
+    run.add_argument("--progress", choices=("auto", "bars", "log", "off"), default=None,
+                     help="progress display (default: the job's report.progress, auto)")
     run.set_defaults(func=cmd_run)
 
     validate = sub.add_parser("validate", parents=[common],
@@ -57,6 +60,10 @@ def _run(args: argparse.Namespace, options: RunOptions) -> int:
         print(f"ometria-sync: {exc}", file=sys.stderr)
         return ExitCode.FATAL
     print_summary(result.streams, sys.stdout)
+    if not options.validate_only:
+        path = finish_report(job, result, dry_run=options.dry_run)
+        print(f"\nreport: {path}")
+        print_ometria_errors(result.ometria_errors, sys.stdout)
     dead = sum(s.dead_lettered for s in result.streams)
     if dead:
         print(f"\n{dead} record(s) written to the dead letter: {result.dead_letter_path}")
@@ -69,7 +76,7 @@ def _run(args: argparse.Namespace, options: RunOptions) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     return _run(args, RunOptions(dry_run=args.dry_run, full_refresh=args.full_refresh,
-                                 streams=args.stream))
+                                 streams=args.stream, progress=args.progress))
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

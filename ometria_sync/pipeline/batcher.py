@@ -152,12 +152,15 @@ class Batcher:
             skip = {id(ready[i]) for i in unchanged}
         else:
             skip = set()
-        for item, record in zip(chunk, taken, strict=True):
+        before = self._stats.read - len(chunk)
+        for index, (item, record) in enumerate(zip(chunk, taken, strict=True)):
             if record is not None and id(record) not in skip:
                 self._pending.append(record)
             self._consumed = item.position
             if len(self._pending) >= self._size:
+                self._stats.consumed(item.position, before + index + 1)
                 await self._cut(out)
+        self._stats.consumed(self._consumed, self._stats.read)
 
     def _take(self, item: SourceItem) -> BatchRecord | None:
         """A valid, encoded record, or None when it was dead-lettered."""

@@ -17,6 +17,7 @@ not settled, so the checkpoint never passes it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -110,7 +111,7 @@ class Delivery:
         throttle_wait = 0.0
         while True:
             await self._pacer.acquire()
-            self._stats.requests += 1
+            self._stats.request_sent(time.monotonic())
             try:
                 result = await self._pusher.push(body, len(records))
             except ThrottledError as exc:

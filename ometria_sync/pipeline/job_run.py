@@ -12,14 +12,17 @@ import asyncio
 import contextlib
 import datetime as dt
 import signal
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import structlog
 
 from ometria_sync.config import Job, StreamSettings, read_api_key
+from ometria_sync.errors import OmetriaSyncError
 from ometria_sync.exit_codes import ExitCode
 from ometria_sync.ometria.client import OmetriaClient
 from ometria_sync.ometria.dry_run import DryRunPusher, NullPusher
@@ -30,6 +33,7 @@ from ometria_sync.pipeline.pacer import Pacer
 from ometria_sync.pipeline.shutdown import Shutdown
 from ometria_sync.pipeline.stats import StreamStats
 from ometria_sync.pipeline.stream_run import RunContext, ValidatorFactory, run_stream
+from ometria_sync.report.progress import ProgressMode, ProgressReporter, resolve_mode
 from ometria_sync.state.checkpoints import open_checkpoint_store
 from ometria_sync.state.deadletter import DeadLetterWriter
 
@@ -43,8 +47,12 @@ class RunOptions(msgspec.Struct, frozen=True, kw_only=True):
 
     dry_run: bool = False
     validate_only: bool = False
+    #: like a run from the checkpoints, with change detection, but nothing sent or written
+    plan_only: bool = False
     full_refresh: bool = False
     streams: list[str] | None = None
+    #: None: the job's ``report.progress`` setting
+    progress: ProgressMode | None = None
 
 
 class JobResult(msgspec.Struct):
@@ -57,6 +65,9 @@ class JobResult(msgspec.Struct):
     dead_letter_path: str
     dry_run_dir: str | None = None
     error: str | None = None
+    #: ``GET /v2/push/_errors`` as fetched after a run in which Ometria rejected records
+    ometria_errors: Any = None
+    report_path: str | None = None
 
 
 def stream_groups(streams: list[StreamSettings]) -> Iterator[list[StreamSettings]]:
@@ -97,23 +108,32 @@ async def run_job(
     run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
     started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     dry_dir = Path(settings.state.dry_run_dir) / run_id if options.dry_run else None
-    closers: list[Callable[[], object]] = []
-    if pusher_factory is None and options.validate_only:
+    client: OmetriaClient | None = None
+    if pusher_factory is None and (options.validate_only or options.plan_only):
         pusher_factory = lambda stream: NullPusher()  # noqa: E731
+    if pusher_factory is None and dry_dir is not None:
+        pusher_factory = lambda stream: DryRunPusher(dry_dir, stream.name)  # noqa: E731
     if pusher_factory is None:
-        pusher_factory = _pusher_factory(job, dry_dir, closers)
+        client = _client(job)
+        pusher_factory = lambda stream: client  # noqa: E731
     if validator_factory is None:
         from ometria_sync.pipeline.validation import schema_validator
 
         validator_factory = schema_validator
     store = open_checkpoint_store(settings.state.checkpoint_url)
-    dead_path = (dry_dir / "dead-letter.jsonl") if dry_dir else Path(
-        settings.state.dead_letter_path
+    scratch = (
+        tempfile.TemporaryDirectory(prefix="ometria-sync-plan-") if options.plan_only else None
     )
+    if scratch is not None:
+        dead_path = Path(scratch.name) / "dead-letter.jsonl"
+    elif dry_dir is not None:
+        dead_path = dry_dir / "dead-letter.jsonl"
+    else:
+        dead_path = Path(settings.state.dead_letter_path)
     dead_letter = DeadLetterWriter(dead_path)
     shutdown = Shutdown()
     ometria = settings.ometria
-    sending = not (options.dry_run or options.validate_only)
+    sending = not (options.dry_run or options.validate_only or options.plan_only)
     ctx = RunContext(
         settings=settings,
         pacer=Pacer(ometria.rate_limit_per_second if sending else 1e9),
@@ -133,19 +153,25 @@ async def run_job(
         detect_changes=not options.validate_only,
     )
     results: list[StreamStats] = []
+    ometria_errors: Any = None
+    progress = _progress(ctx, options)
     try:
         with _signals(shutdown, settings.run.grace_period, enabled=handle_signals):
             for group in stream_groups(streams):
                 if shutdown.requested:
                     break
                 results += await asyncio.gather(*(run_stream(ctx, s) for s in group))
+        if client is not None and any(s.rejected for s in results) and not shutdown.immediate:
+            ometria_errors = await _fetch_errors(client, ctx.pacer)
     finally:
-        for close in closers:
-            result = close()
-            if asyncio.iscoroutine(result):
-                await result
+        progress.cancel()
+        await asyncio.gather(progress, return_exceptions=True)
+        if client is not None:
+            await client.aclose()
         dead_letter.close()
         store.close()
+        if scratch is not None:
+            scratch.cleanup()
     code = exit_code_for(results, shutdown, bool(ctx.fatal))
     return JobResult(
         run_id=run_id,
@@ -155,14 +181,33 @@ async def run_job(
         dead_letter_path=str(dead_path),
         dry_run_dir=str(dry_dir) if dry_dir else None,
         error=str(ctx.fatal[0]) if ctx.fatal else None,
+        ometria_errors=ometria_errors,
     )
 
 
-def _pusher_factory(
-    job: Job, dry_dir: Path | None, closers: list[Callable[[], object]]
-) -> Callable[[StreamSettings], Pusher]:
-    if dry_dir is not None:
-        return lambda stream: DryRunPusher(dry_dir, stream.name)
+def _progress(ctx: RunContext, options: RunOptions) -> asyncio.Task[None]:
+    settings = ctx.settings
+    reporter = ProgressReporter(
+        ctx.live,
+        rate_limit=settings.ometria.rate_limit_per_second,
+        batch_size=settings.ometria.batch_size,
+        mode=resolve_mode(options.progress or settings.report.progress),
+        interval=settings.report.progress_interval,
+    )
+    return asyncio.create_task(reporter.run(), name="progress")
+
+
+async def _fetch_errors(client: OmetriaClient, pacer: Pacer) -> Any:
+    """Ometria's own list of push validation errors (one paced request; failures logged)."""
+    await pacer.acquire()
+    try:
+        return await client.get_json("/push/_errors")
+    except OmetriaSyncError as exc:
+        log.warning("push_errors_unavailable", error=str(exc))
+        return None
+
+
+def _client(job: Job) -> OmetriaClient:
     ometria = job.settings.ometria
     client = OmetriaClient(
         ometria.base_url,
@@ -172,8 +217,7 @@ def _pusher_factory(
         ca_bundle=ometria.ca_bundle,
         connections=ometria.dispatchers + 2,
     )
-    closers.append(client.aclose)
-    return lambda stream: client
+    return client
 
 
 @contextlib.contextmanager

@@ -45,6 +45,13 @@ class StreamStats(msgspec.Struct):
     outcome: str = "pending"
     error: str | None = None
     position: object = None
+    #: monotonic times the first and the latest request left (for the achieved rate)
+    first_request_at: float | None = None
+    last_request_at: float | None = None
+    #: bytes of the current file part and how far the reader got (for progress estimates)
+    bytes_total: int | None = None
+    bytes_read: int = 0
+    records_at_bytes_read: int = 0
 
     def count_status(self, status: int | str) -> None:
         key = str(status)
@@ -58,6 +65,34 @@ class StreamStats(msgspec.Struct):
         self.warnings += 1
         key = reason_key(problem)
         self.warning_reasons[key] = self.warning_reasons.get(key, 0) + 1
+
+    def consumed(self, position: object, records: int) -> None:
+        """The batcher got ``records`` records, up to ``position``, into a sized file."""
+        if self.bytes_total and isinstance(position, (tuple, list)) and position:
+            offset = position[0]
+            if isinstance(offset, int):
+                self.bytes_read = offset
+                self.records_at_bytes_read = records
+
+    def estimated_total(self) -> int | None:
+        """Records in the input, extrapolated from the bytes consumed so far."""
+        if not self.bytes_total or not self.bytes_read:
+            return None
+        return round(self.records_at_bytes_read * self.bytes_total / self.bytes_read)
+
+    def request_sent(self, now: float) -> None:
+        self.requests += 1
+        if self.first_request_at is None:
+            self.first_request_at = now
+        self.last_request_at = now
+
+    @property
+    def requests_per_second(self) -> float | None:
+        """Requests per second between the first and the last departure (None under two)."""
+        if self.requests < 2 or self.first_request_at is None or self.last_request_at is None:
+            return None
+        span = self.last_request_at - self.first_request_at
+        return (self.requests - 1) / span if span > 0 else None
 
     @property
     def records_per_second(self) -> float:

@@ -63,11 +63,14 @@ class RunContext:
     detect_changes: bool = True
     sleep: SleepFn = asyncio.sleep
     fatal: list[BaseException] = field(default_factory=list)
+    #: every stream's live counters, by name (read by the progress display)
+    live: dict[str, StreamStats] = field(default_factory=dict)
 
 
 async def run_stream(ctx: RunContext, stream: StreamSettings) -> StreamStats:
     """Sync one stream; never raises for the stream's own failures (they are in the stats)."""
     stats = StreamStats(stream=stream.name)
+    ctx.live[stream.name] = stats
     started = time.monotonic()
     if ctx.save_checkpoints:
         ctx.store.start_run(stream.name)
@@ -109,6 +112,9 @@ async def _run_part(
     ctx: RunContext, stream: StreamSettings, part: SourcePart, stats: StreamStats
 ) -> None:
     fingerprint = await part.fingerprint()
+    size = getattr(part, "size", None)
+    stats.bytes_total = await size() if size is not None else None
+    stats.bytes_read = 0
     saved = ctx.store.load(stream.name, part.key) if ctx.resume else None
     start = saved.position if saved and saved.fingerprint == fingerprint else None
     log.info("stream_start", stream=stream.name, source=part.label, position=start,

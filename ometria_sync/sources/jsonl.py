@@ -20,6 +20,7 @@ from ometria_sync.sources.base import Position, Source, SourceConfig, SourceItem
 from ometria_sync.sources.files import (
     check_readable_file,
     fingerprint,
+    is_gzip,
     open_binary,
     resolve_path,
 )
@@ -83,6 +84,12 @@ class JsonlFile:
 
     async def fingerprint(self) -> str | None:
         return await asyncio.to_thread(fingerprint, self._path)
+
+    async def size(self) -> int | None:
+        """Bytes to read (uncompressed size unknown for gzip: None), for progress estimates."""
+        if await asyncio.to_thread(is_gzip, self._path):
+            return None
+        return self._path.stat().st_size
 
     async def read(self, start: Position | None) -> AsyncIterator[list[SourceItem]]:
         offset, line = (int(start[0]), int(start[1])) if start else (0, 0)

@@ -1,0 +1,102 @@
+"""The run report: one JSON file per run, ``state/reports/<run-id>.json``.
+
+It holds, per stream, the counts, requests by status, retries, 429s, duration, the rate achieved
+against the limit, the dead-letter path and the checkpoint position; and, when Ometria rejected
+records, its own error list (``GET /v2/push/_errors``) grouped by path and message. The file is
+created readable by its owner only, and never contains the API key.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from ometria_sync.pipeline.stats import StreamStats
+
+
+class StreamReport(msgspec.Struct):
+    stream: str
+    outcome: str
+    read: int
+    valid: int
+    unchanged: int
+    sent: int
+    accepted: int
+    rejected: int
+    dead_lettered: int
+    warnings: int
+    requests: int
+    requests_by_status: dict[str, int]
+    retries: int
+    throttled: int
+    duration_seconds: float
+    records_per_second: float
+    #: between the first and the last request; None for fewer than two requests
+    requests_per_second: float | None
+    rate_limit: float
+    rate_achieved_fraction: float | None
+    checkpoint_position: Any
+    refused_reasons: dict[str, int]
+    error: str | None
+
+
+class ErrorGroup(msgspec.Struct):
+    """Ometria's asynchronous validation errors, grouped."""
+
+    error_path: str
+    error_message: str
+    count: int
+
+
+class RunReport(msgspec.Struct):
+    run_id: str
+    job: str
+    started_at: str
+    finished_at: str
+    exit_code: int
+    dry_run: bool
+    dead_letter_path: str
+    streams: list[StreamReport]
+    ometria_errors: list[ErrorGroup] = msgspec.field(default_factory=list)
+    error: str | None = None
+
+
+def stream_report(stats: StreamStats, rate_limit: float) -> StreamReport:
+    rps = stats.requests_per_second
+    return StreamReport(
+        stream=stats.stream, outcome=stats.outcome, read=stats.read, valid=stats.valid,
+        unchanged=stats.unchanged, sent=stats.sent, accepted=stats.accepted,
+        rejected=stats.rejected, dead_lettered=stats.dead_lettered, warnings=stats.warnings,
+        requests=stats.requests, requests_by_status=dict(stats.statuses), retries=stats.retries,
+        throttled=stats.throttled, duration_seconds=round(stats.duration, 3),
+        records_per_second=round(stats.records_per_second, 1),
+        requests_per_second=round(rps, 3) if rps is not None else None, rate_limit=rate_limit,
+        rate_achieved_fraction=round(rps / rate_limit, 4) if rps is not None else None,
+        checkpoint_position=stats.position, refused_reasons=dict(stats.reasons),
+        error=stats.error,
+    )
+
+
+def group_ometria_errors(errors: Any) -> list[ErrorGroup]:
+    """Group ``/push/_errors`` objects by (path, message); tolerant of unknown shapes."""
+    if not isinstance(errors, list):
+        return []
+    counts: Counter[tuple[str, str]] = Counter()
+    for item in errors:
+        if isinstance(item, dict):
+            counts[(str(item.get("error_path", "")), str(item.get("error_message", "")))] += 1
+    return [ErrorGroup(path, message, n) for (path, message), n in counts.most_common()]
+
+
+def write_report(report: RunReport, folder: str | Path) -> Path:
+    """Write ``<folder>/<run-id>.json`` (mode 0600) and return its path."""
+    path = Path(folder) / f"{report.run_id}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(msgspec.json.format(msgspec.json.encode(report), indent=2) + b"\n")
+    return path

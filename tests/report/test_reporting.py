@@ -1,0 +1,109 @@
+"""The run report, the metrics textfile, JSON progress lines, and Ometria's error list."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import stat
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from aioresponses import aioresponses
+from structlog.testing import capture_logs
+
+from ometria_sync.cli.report_cmds import finish_report
+from ometria_sync.config import Job
+from ometria_sync.pipeline.job_run import RunOptions, run_job
+from ometria_sync.pipeline.stats import StreamStats
+from ometria_sync.report.progress import ProgressReporter
+from ometria_sync.report.run_report import group_ometria_errors
+from tests.fakes import FakeOmetria, contacts, minimal_validator, write_jsonl
+
+MakeJob = Callable[..., Job]
+
+
+async def test_report_file_holds_the_counts_and_is_private(
+    make_job: MakeJob, tmp_path: Path
+) -> None:
+    write_jsonl(tmp_path / "data/contacts.jsonl", [*contacts(250), "{oops"])
+    job = make_job(extra='[report]\nmetrics_textfile = "state/metrics/sync.prom"\n')
+    result = await run_job(job, RunOptions(progress="off"),
+                           pusher_factory=lambda s: FakeOmetria(),
+                           validator_factory=minimal_validator, handle_signals=False)
+    path = Path(finish_report(job, result, dry_run=False))
+    assert path.parent == tmp_path / "state" / "reports"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    report = json.loads(path.read_text())
+    (stream,) = report["streams"]
+    assert report["exit_code"] == 3 and report["run_id"] == result.run_id
+    assert (stream["read"], stream["sent"], stream["dead_lettered"], stream["requests"]) == (
+        251, 250, 1, 3)
+    assert stream["requests_by_status"] == {"202": 3}
+    assert stream["checkpoint_position"][1] == 251
+    assert stream["rate_achieved_fraction"] is not None
+    metrics = (tmp_path / "state/metrics/sync.prom").read_text()
+    assert re.search(r'ometria_sync_records_total\{job="job",kind="sent",stream="contacts"\} 250',
+                     metrics)
+    assert 'ometria_sync_requests_total{job="job",status="202",stream="contacts"} 3.0' in metrics
+    assert 'ometria_sync_last_run_exit_code{job="job"} 3.0' in metrics
+
+
+def test_ometria_errors_are_grouped_by_path_and_message() -> None:
+    errors = [{"error_message": "not a valid value", "error_path": "root > email"},
+              {"error_message": "not a valid value", "error_path": "root > email"},
+              {"error_message": "not a valid value", "error_path": "root > lastname"},
+              "garbage"]
+    groups = group_ometria_errors(errors)
+    assert [(g.error_path, g.count) for g in groups] == [("root > email", 2),
+                                                          ("root > lastname", 1)]
+    assert group_ometria_errors({"not": "a list"}) == []
+
+
+async def test_rejected_records_fetch_ometria_errors_once(
+    make_job: MakeJob, tmp_path: Path
+) -> None:
+    """After a run where Ometria answered rejected > 0, GET /v2/push/_errors is fetched once."""
+    write_jsonl(tmp_path / "data/contacts.jsonl", contacts(150))
+    job = make_job(base_url="https://api.example.test/v2")
+    os.environ["OMETRIA_API_KEY"] = "k"
+    try:
+        with aioresponses() as mock:
+            for _ in range(2):
+                mock.post("https://api.example.test/v2/push", status=202,
+                          payload={"accepted": 99, "rejected": 1})
+            mock.get("https://api.example.test/v2/push/_errors", payload=[
+                {"error_message": "not a valid value", "error_path": "root > email"}])
+            result = await run_job(job, RunOptions(progress="off"),
+                                   validator_factory=minimal_validator, handle_signals=False)
+            gets = [k for k in mock.requests if k[0] == "GET"]
+    finally:
+        del os.environ["OMETRIA_API_KEY"]
+    assert result.exit_code == 3 and result.streams[0].rejected == 2
+    assert len(gets) == 1
+    assert result.ometria_errors == [{"error_message": "not a valid value",
+                                      "error_path": "root > email"}]
+
+
+async def test_progress_lines_off_a_terminal() -> None:
+    """Off a terminal, a JSON `progress` event every interval with counts, rate and ETA."""
+    stats = StreamStats(stream="contacts", read=500, sent=400, requests=4,
+                        first_request_at=0.0, last_request_at=1.0,
+                        bytes_total=1000, bytes_read=250, records_at_bytes_read=500)
+    reporter = ProgressReporter({"contacts": stats}, rate_limit=4, batch_size=100, mode="log",
+                                interval=0.05)
+    with capture_logs() as logs:
+        task = asyncio.create_task(reporter.run())
+        await asyncio.sleep(0.18)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    events = [e for e in logs if e["event"] == "progress"]
+    assert len(events) >= 2
+    event: dict[str, Any] = events[0]
+    assert (event["stream"], event["read"], event["sent"], event["rate_limit"]) == (
+        "contacts", 500, 400, 4)
+    assert event["requests_per_second"] == 3.0
+    assert event["estimated_total"] == 2000
+    assert event["eta_seconds"] is not None and event["eta_seconds"] >= 1600 / 400
