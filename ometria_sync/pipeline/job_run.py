@@ -21,7 +21,7 @@ from typing import Any
 import msgspec
 import structlog
 
-from ometria_sync.config import Job, StreamSettings, read_api_key
+from ometria_sync.config import Job, JobSettings, StreamSettings, read_api_key
 from ometria_sync.errors import OmetriaSyncError
 from ometria_sync.exit_codes import ExitCode
 from ometria_sync.ometria.client import OmetriaClient
@@ -34,8 +34,9 @@ from ometria_sync.pipeline.shutdown import Shutdown
 from ometria_sync.pipeline.stats import StreamStats
 from ometria_sync.pipeline.stream_run import RunContext, ValidatorFactory, run_stream
 from ometria_sync.report.progress import ProgressMode, ProgressReporter, resolve_mode
-from ometria_sync.state.checkpoints import open_checkpoint_store
+from ometria_sync.state.checkpoints import SqliteCheckpointStore, open_checkpoint_store
 from ometria_sync.state.deadletter import DeadLetterWriter
+from ometria_sync.state.run_lock import RunLock, lock_path_for
 
 log = structlog.get_logger("ometria_sync.job")
 
@@ -70,6 +71,11 @@ class JobResult(msgspec.Struct):
     report_path: str | None = None
 
 
+def sending_mode(options: RunOptions) -> bool:
+    """True when the run really sends (and so moves checkpoints and needs the run lock)."""
+    return not (options.dry_run or options.validate_only or options.plan_only)
+
+
 def stream_groups(streams: list[StreamSettings]) -> Iterator[list[StreamSettings]]:
     """Consecutive streams joined by ``parallel = true`` form one group; groups run in order."""
     group: list[StreamSettings] = []
@@ -101,40 +107,66 @@ async def run_job(
     handle_signals: bool = True,
 ) -> JobResult:
     """Sync the job's streams. Raises ConfigError/StateError before anything is sent when the
-    key or the state cannot be had; every later failure is reported in the result."""
+    key, the run lock or the state cannot be had; every later failure is in the result."""
     options = options or RunOptions()
     settings = job.settings
     streams = job.select(options.streams)
     run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
     started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     dry_dir = Path(settings.state.dry_run_dir) / run_id if options.dry_run else None
-    client: OmetriaClient | None = None
-    if pusher_factory is None and (options.validate_only or options.plan_only):
-        pusher_factory = lambda stream: NullPusher()  # noqa: E731
-    if pusher_factory is None and dry_dir is not None:
-        pusher_factory = lambda stream: DryRunPusher(dry_dir, stream.name)  # noqa: E731
-    if pusher_factory is None:
-        client = _client(job)
-        pusher_factory = lambda stream: client  # noqa: E731
+    sending = sending_mode(options)
+    async with contextlib.AsyncExitStack() as stack:
+        if sending:
+            stack.enter_context(RunLock(lock_path_for(settings.state.checkpoint_url)))
+        store = open_checkpoint_store(settings.state.checkpoint_url)
+        stack.callback(store.close)
+        dead_path = _dead_letter_path(stack, settings, options, dry_dir)
+        dead_letter = DeadLetterWriter(dead_path)
+        stack.callback(dead_letter.close)
+        client: OmetriaClient | None = None
+        if pusher_factory is None:
+            pusher_factory, client = _pushers(job, options, dry_dir)
+            if client is not None:
+                stack.push_async_callback(client.aclose)
+        ctx = _context(settings, options, store, dead_letter, pusher_factory, validator_factory)
+        progress = _progress(ctx, options)
+        stack.push_async_callback(_cancel, progress)
+        results: list[StreamStats] = []
+        with _signals(ctx.shutdown, settings.run.grace_period, enabled=handle_signals):
+            for group in stream_groups(streams):
+                if ctx.shutdown.requested:
+                    break
+                results += await asyncio.gather(*(run_stream(ctx, s) for s in group))
+        ometria_errors: Any = None
+        if client and any(s.rejected for s in results) and not ctx.shutdown.immediate:
+            ometria_errors = await _fetch_errors(client, ctx.pacer)
+    return JobResult(
+        run_id=run_id,
+        started_at=started_at,
+        streams=results,
+        exit_code=int(exit_code_for(results, ctx.shutdown, bool(ctx.fatal))),
+        dead_letter_path=str(dead_path),
+        dry_run_dir=str(dry_dir) if dry_dir else None,
+        error=str(ctx.fatal[0]) if ctx.fatal else None,
+        ometria_errors=ometria_errors,
+    )
+
+
+def _context(
+    settings: JobSettings,
+    options: RunOptions,
+    store: SqliteCheckpointStore,
+    dead_letter: DeadLetterWriter,
+    pusher_factory: Callable[[StreamSettings], Pusher],
+    validator_factory: ValidatorFactory | None,
+) -> RunContext:
     if validator_factory is None:
         from ometria_sync.pipeline.validation import schema_validator
 
         validator_factory = schema_validator
-    store = open_checkpoint_store(settings.state.checkpoint_url)
-    scratch = (
-        tempfile.TemporaryDirectory(prefix="ometria-sync-plan-") if options.plan_only else None
-    )
-    if scratch is not None:
-        dead_path = Path(scratch.name) / "dead-letter.jsonl"
-    elif dry_dir is not None:
-        dead_path = dry_dir / "dead-letter.jsonl"
-    else:
-        dead_path = Path(settings.state.dead_letter_path)
-    dead_letter = DeadLetterWriter(dead_path)
-    shutdown = Shutdown()
     ometria = settings.ometria
-    sending = not (options.dry_run or options.validate_only or options.plan_only)
-    ctx = RunContext(
+    sending = sending_mode(options)
+    return RunContext(
         settings=settings,
         pacer=Pacer(ometria.rate_limit_per_second if sending else 1e9),
         policy=RetryPolicy(
@@ -146,43 +178,41 @@ async def run_job(
         store=store,
         validator_for=validator_factory,
         pusher_for=pusher_factory,
-        shutdown=shutdown,
+        shutdown=Shutdown(),
         save_checkpoints=sending,
         resume=not (options.validate_only or options.full_refresh),
         full_refresh=options.full_refresh,
         detect_changes=not options.validate_only,
     )
-    results: list[StreamStats] = []
-    ometria_errors: Any = None
-    progress = _progress(ctx, options)
-    try:
-        with _signals(shutdown, settings.run.grace_period, enabled=handle_signals):
-            for group in stream_groups(streams):
-                if shutdown.requested:
-                    break
-                results += await asyncio.gather(*(run_stream(ctx, s) for s in group))
-        if client is not None and any(s.rejected for s in results) and not shutdown.immediate:
-            ometria_errors = await _fetch_errors(client, ctx.pacer)
-    finally:
-        progress.cancel()
-        await asyncio.gather(progress, return_exceptions=True)
-        if client is not None:
-            await client.aclose()
-        dead_letter.close()
-        store.close()
-        if scratch is not None:
-            scratch.cleanup()
-    code = exit_code_for(results, shutdown, bool(ctx.fatal))
-    return JobResult(
-        run_id=run_id,
-        started_at=started_at,
-        streams=results,
-        exit_code=int(code),
-        dead_letter_path=str(dead_path),
-        dry_run_dir=str(dry_dir) if dry_dir else None,
-        error=str(ctx.fatal[0]) if ctx.fatal else None,
-        ometria_errors=ometria_errors,
-    )
+
+
+def _dead_letter_path(
+    stack: contextlib.AsyncExitStack, settings: JobSettings, options: RunOptions,
+    dry_dir: Path | None,
+) -> Path:
+    """``plan`` writes refusals to a scratch folder, a dry run into its own folder."""
+    if options.plan_only:
+        scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="ometria-sync-plan-"))
+        return Path(scratch) / "dead-letter.jsonl"
+    if dry_dir is not None:
+        return dry_dir / "dead-letter.jsonl"
+    return Path(settings.state.dead_letter_path)
+
+
+def _pushers(
+    job: Job, options: RunOptions, dry_dir: Path | None
+) -> tuple[Callable[[StreamSettings], Pusher], OmetriaClient | None]:
+    if options.validate_only or options.plan_only:
+        return (lambda stream: NullPusher()), None
+    if dry_dir is not None:
+        return (lambda stream: DryRunPusher(dry_dir, stream.name)), None
+    client = _client(job)
+    return (lambda stream: client), client
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 def _progress(ctx: RunContext, options: RunOptions) -> asyncio.Task[None]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gzip
 import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -63,9 +64,39 @@ def decode_line(raw: bytes) -> tuple[object, str | None]:
     try:
         return _decode(raw), None
     except UnicodeDecodeError as exc:
-        return None, f"invalid UTF-8 at byte {exc.start}"
-    except msgspec.DecodeError as exc:
+        start = exc.start
+        try:  # msgspec counts from the start of the string; report the byte in the line
+            raw.decode("utf-8")
+        except UnicodeDecodeError as in_line:
+            start = in_line.start
+        return None, f"invalid UTF-8 at byte {start + 1} of the line"
+    except msgspec.DecodeError as exc:  # includes ValidationError (numbers out of range)
         return None, f"invalid JSON: {exc}"
+    except RecursionError:
+        return None, "invalid JSON: nested too deeply"
+
+
+def _read_lines(
+    fh: IO[bytes], hint: int, *, line_by_line: bool
+) -> tuple[list[bytes], BaseException | None]:
+    """About ``hint`` bytes of whole lines, and the read error that stopped it, if any.
+
+    Compressed files are read line by line, so that a truncated gzip still yields every line
+    before the break (``readlines`` would lose the whole chunk)."""
+    lines: list[bytes] = []
+    try:
+        if not line_by_line:
+            return fh.readlines(hint), None
+        total = 0
+        while total < hint:
+            line = fh.readline()
+            if not line:
+                break
+            lines.append(line)
+            total += len(line)
+    except (EOFError, OSError, zlib.error) as exc:
+        return lines, exc
+    return lines, None
 
 
 class JsonlFile:
@@ -73,6 +104,7 @@ class JsonlFile:
 
     def __init__(self, path: Path) -> None:
         self._path = path
+        self._broken: BaseException | None = None
 
     @property
     def key(self) -> str:
@@ -122,12 +154,15 @@ class JsonlFile:
         self, fh: IO[bytes], offset: int, line: int
     ) -> tuple[list[SourceItem], int, int]:
         """Read about ``_CHUNK_BYTES`` of whole lines. Returns offset -1 at end of file."""
-        try:
-            lines = fh.readlines(_CHUNK_BYTES)
-        except (EOFError, OSError, zlib.error) as exc:
+        if self._broken is not None:
             raise SourceError(
-                f"{self._path}: unreadable after line {line} (byte {offset}): {exc}"
-            ) from exc
+                f"{self._path}: unreadable after line {line} (byte {offset}): {self._broken}"
+            ) from self._broken
+        lines, self._broken = _read_lines(
+            fh, _CHUNK_BYTES, line_by_line=isinstance(fh, gzip.GzipFile)
+        )
+        if not lines and self._broken is not None:
+            return [], offset, line  # raised on the next call, with the position
         if not lines:
             return [], -1, line
         items: list[SourceItem] = []

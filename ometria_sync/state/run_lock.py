@@ -1,0 +1,54 @@
+"""One run of a job at a time: an exclusive lock next to the checkpoint store.
+
+Two overlapping runs of the same job (a slow nightly run and the next cron start) would share
+checkpoints and the account's rate budget. The second one stops at once with a clear message.
+The lock is an ``flock`` on ``<checkpoint db>.lock``: released by the kernel when the process
+dies, so a ``kill -9`` never leaves a stale lock behind.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+from types import TracebackType
+
+from ometria_sync.errors import StateError
+
+
+class RunLock:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._fd: int | None = None
+
+    def __enter__(self) -> RunLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StateError(
+                f"another run of this job is in progress (it holds {self.path}); "
+                "wait for it to finish, or stop it"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+def lock_path_for(checkpoint_url: str) -> Path:
+    """``sqlite:///state/checkpoints.db`` -> ``state/checkpoints.db.lock``."""
+    return Path(checkpoint_url.removeprefix("sqlite:///") + ".lock")
