@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ometria_sync.ometria.push import PushResult
@@ -20,7 +21,10 @@ class DryRunPusher:
 
     async def push(self, body: bytes, count: int) -> PushResult:
         self._count += 1
-        (self.folder / f"{self._count:06d}.json").write_bytes(body)
+        path = self.folder / f"{self._count:06d}.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # personal data
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(body)
         return PushResult(status=200, accepted=count)
 
     async def aclose(self) -> None:

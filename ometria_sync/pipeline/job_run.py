@@ -22,7 +22,7 @@ import msgspec
 import structlog
 
 from ometria_sync.config import Job, JobSettings, StreamSettings, read_api_key
-from ometria_sync.errors import OmetriaSyncError
+from ometria_sync.errors import OmetriaSyncError, StateError
 from ometria_sync.exit_codes import ExitCode
 from ometria_sync.ometria.client import OmetriaClient
 from ometria_sync.ometria.dry_run import DryRunPusher, NullPusher
@@ -140,6 +140,10 @@ async def run_job(
         ometria_errors: Any = None
         if client and any(s.rejected for s in results) and not ctx.shutdown.immediate:
             ometria_errors = await _fetch_errors(client, ctx.pacer)
+        try:
+            dead_letter.close()
+        except StateError as exc:  # the last refusals could not be made durable
+            ctx.fatal.append(exc)
     return JobResult(
         run_id=run_id,
         started_at=started_at,

@@ -274,10 +274,10 @@ class _PartRunner:
                 return
             try:
                 delivered = await self.delivery.deliver(batch)
-            except OmetriaSyncError as exc:
+                self._settle(batch, delivered)
+            except OmetriaSyncError as exc:  # Ometria refused, retries ran out, disk full
                 self._fail(exc)
                 return
-            self._settle(batch, delivered)
 
     def _stopping(self) -> bool:
         return self.ctx.shutdown.requested

@@ -9,6 +9,7 @@ covers a dead-lettered record, so a record is never both forgotten and checkpoin
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -106,9 +107,18 @@ class DeadLetterWriter:
         self._dirty = False
 
     def close(self) -> None:
-        if self._fh is not None:
-            try:
-                self.sync()
-            finally:
-                self._fh.close()
-                self._fh = None
+        """Make everything durable and close. Raises StateError when that fails (once: a
+        second close after a failure is quiet, the loss was reported)."""
+        if self._fh is None:
+            return
+        fh, self._fh = self._fh, None
+        try:
+            if self._dirty:
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            raise StateError(f"dead letter {self.path}: cannot flush ({exc.strerror})") from None
+        finally:
+            self._dirty = False
+            with contextlib.suppress(OSError):
+                fh.close()
