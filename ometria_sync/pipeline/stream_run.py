@@ -115,6 +115,8 @@ async def _run_part(
     size = getattr(part, "size", None)
     stats.bytes_total = await size() if size is not None else None
     stats.bytes_read = 0
+    if ctx.full_refresh and ctx.save_checkpoints:
+        ctx.store.restart(stream.name, part.key)
     saved = ctx.store.load(stream.name, part.key) if ctx.resume else None
     start = saved.position if saved and saved.fingerprint == fingerprint else None
     log.info("stream_start", stream=stream.name, source=part.label, position=start,
@@ -199,8 +201,8 @@ class _PartRunner:
                     pending | {stop}, return_when=asyncio.FIRST_COMPLETED
                 )
                 pending.discard(stop)
-                for task in done & upstream:
-                    self._check_upstream(task)
+                for task in done - {stop}:
+                    self._check_task(task)
             await self._stop(upstream, dispatchers)
         finally:
             stop.cancel()
@@ -208,8 +210,8 @@ class _PartRunner:
                 task.cancel()
             await asyncio.gather(stop, *upstream, *dispatchers, return_exceptions=True)
 
-    def _check_upstream(self, task: asyncio.Task[None]) -> None:
-        """A reader or the batcher ended: fine, a state error (stop the run), or a bug (raise)."""
+    def _check_task(self, task: asyncio.Task[None]) -> None:
+        """A task ended: fine, a state error (stop the run), or a bug (raise it, loudly)."""
         if task.cancelled() or task.exception() is None:
             return
         exc = task.exception()

@@ -158,6 +158,15 @@ class SqliteCheckpointStore:
         except sqlite3.Error as exc:
             raise self._error("cannot write", exc) from None
 
+    def restart(self, stream: str, part: str) -> None:
+        """Forget one part's position on purpose (a full refresh reads it from the top)."""
+        try:
+            self._db.execute(
+                "DELETE FROM checkpoints WHERE stream = ? AND part = ?", (stream, part)
+            )
+        except sqlite3.Error as exc:
+            raise self._error("cannot write", exc) from None
+
     def _transaction(self) -> Any:
         return _Transaction(self._db)
 

@@ -54,7 +54,7 @@ async def test_tls_is_verified_and_a_private_ca_can_be_given(
     url, ca = tls_server
     untrusting = OmetriaClient(url, "k")
     try:
-        with pytest.raises(FatalApiError, match="TLS certificate not trusted.*ca_bundle"):
+        with pytest.raises(FatalApiError, match=r"TLS certificate not trusted.*ca_bundle"):
             await untrusting.push(b"[]", 0)
     finally:
         await untrusting.aclose()
