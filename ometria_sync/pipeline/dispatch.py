@@ -107,7 +107,6 @@ class Delivery:
     async def _push_with_retries(self, batch: Batch, records: list[BatchRecord]) -> PushResult:
         body = encode_body(records)
         failures = 0
-        throttles = 0
         throttle_wait = 0.0
         while True:
             await self._pacer.acquire()
@@ -117,10 +116,8 @@ class Delivery:
             except ThrottledError as exc:
                 self._stats.count_status(429)
                 self._stats.throttled += 1
-                self._pacer.on_throttled()
                 self._pacer.observe_queue(exc.queue_remaining, None)
-                delay = self._policy.backoff.delay(throttles, exc.retry_after)
-                throttles += 1
+                delay = self._pacer.throttled(self._policy.backoff, exc.retry_after)
                 throttle_wait += delay
                 if throttle_wait > self._policy.max_throttle_wait:
                     raise RetriesExhaustedError(
@@ -130,7 +127,6 @@ class Delivery:
                 log.info("throttled", stream=self._stream, batch=batch.seq, status=429,
                          retry_after=exc.retry_after, pause=round(delay, 3),
                          rate=round(self._pacer.rate, 3))
-                self._pacer.pause(delay)
                 self._stats.retries += 1
                 continue
             except TransientError as exc:

@@ -9,7 +9,9 @@ scheduling jitter between departure and arrival).
 One pacer serves every dispatcher of the process (all streams of a job share the account's
 budget). It also carries the process-wide reactions to Ometria's pushback:
 
-* ``pause(seconds)``: after a 429 every dispatcher waits, not only the one that got it;
+* ``throttled()``: after a 429 every dispatcher waits, not only the one that got it; the pause
+  grows exponentially while 429s keep coming (a full import queue), counting one step per
+  pause, so that the answers of requests already in flight do not escalate it;
 * AIMD: repeated 429s halve the rate, each success wins back a little of it, never above the
   configured limit;
 * ``observe_queue(remaining, limit)``: Ometria's ``X-QueueSize-Remaining`` header; the rate is
@@ -22,6 +24,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+
+from ometria_sync.pipeline.backoff import Backoff
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -59,6 +63,7 @@ class Pacer:
         self._last_throttle: float | None = None
         self._last_cut = -float("inf")
         self._queue_limit: int | None = None
+        self._streak = 0  # 429 steps since the last success
 
     @property
     def rate(self) -> float:
@@ -89,6 +94,19 @@ class Pacer:
         """No request leaves for ``seconds`` from now (extends, never shortens, a pause)."""
         self._paused_until = max(self._paused_until, self._clock() + seconds)
 
+    def throttled(self, backoff: Backoff, retry_after: float | None) -> float:
+        """A 429 arrived: pause everybody and return the pause. ``retry_after`` is a floor.
+
+        A 429 for a request that left during the current pause (it was in flight) reuses the
+        current step; one for a request sent after the pause escalates it."""
+        now = self._clock()
+        if now >= self._paused_until:
+            self._streak += 1
+        delay = backoff.delay(max(0, self._streak - 1), retry_after)
+        self.pause(delay)
+        self.on_throttled()
+        return delay
+
     def on_throttled(self) -> None:
         """A 429 arrived. Another one within ``_REPEAT_WINDOW`` s halves the rate (AIMD), at
         most once a second, so that the answers of one burst of in-flight requests count once."""
@@ -100,7 +118,8 @@ class Pacer:
         self._last_throttle = now
 
     def on_success(self) -> None:
-        """A request was accepted: win back 2% of the limit, up to the limit."""
+        """A request was accepted: the 429 streak ends; win back 2% of the limit."""
+        self._streak = 0
         if self._aimd_rate < self.limit:
             self._aimd_rate = min(self.limit, self._aimd_rate + self.limit * 0.02)
 

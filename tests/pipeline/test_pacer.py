@@ -7,6 +7,7 @@ import asyncio
 import pytest
 from aiolimiter import AsyncLimiter
 
+from ometria_sync.pipeline.backoff import Backoff
 from ometria_sync.pipeline.pacer import Pacer
 from tests.clock import FakeClock, max_in_window
 
@@ -104,3 +105,20 @@ def test_queue_pressure_slows_down_before_the_queue_is_full() -> None:
     assert pacer.rate == pytest.approx(4 / 64)
     pacer.observe_queue(45_000, 50_000)
     assert pacer.rate == 4
+
+
+def test_pauses_grow_while_429s_continue_but_not_for_requests_already_in_flight() -> None:
+    """One step per pause: in-flight answers reuse it, a 429 after the pause doubles it, and a
+    success ends the streak."""
+    clock = FakeClock()
+    pacer = Pacer(4, clock=clock.time, sleep=clock.sleep)
+    backoff = Backoff(base=1.0, cap=60.0, rand=lambda low, high: high)
+    assert pacer.throttled(backoff, None) == 1.0
+    assert pacer.throttled(backoff, None) == 1.0  # another in-flight request, same pause
+    clock.now += 1.5
+    assert pacer.throttled(backoff, None) == 2.0
+    clock.now += 2.5
+    assert pacer.throttled(backoff, 10.0) == 10.0  # Retry-After is a floor
+    pacer.on_success()
+    clock.now += 20
+    assert pacer.throttled(backoff, None) == 1.0
