@@ -16,10 +16,9 @@ from typing import Any
 import msgspec
 
 from ometria_sync.emulator.window import SlidingWindow
-from ometria_sync.schemas.envelope import envelope_problems
+from ometria_sync.schemas import MAX_RECORD_BYTES, validate_record
 from ometria_sync.schemas.problems import Problem
 
-MAX_RECORD_BYTES = 60 * 1024
 _ERRORS_KEPT = 100
 
 
@@ -41,14 +40,8 @@ def merge(stored: dict[str, Any] | None, incoming: dict[str, Any]) -> dict[str, 
 
 
 def _validate(record: dict[str, Any]) -> list[Problem]:
-    """The project's own schemas when installed, else the envelope rules every id follows."""
-    import ometria_sync.schemas as schemas
-
-    problems = envelope_problems(record)
-    validate_record = getattr(schemas, "validate_record", None)
-    if not problems and validate_record is not None:
-        problems = list(validate_record(str(record.get("@type")), record).errors)
-    return problems
+    """The project's own schemas, as Ometria's asynchronous import would judge the record."""
+    return validate_record(str(record.get("@type")), record).errors
 
 
 class Stats:

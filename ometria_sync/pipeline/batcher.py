@@ -18,14 +18,12 @@ from typing import Any
 import msgspec
 
 from ometria_sync.pipeline.stats import StreamStats
+from ometria_sync.schemas import record_size_problem
 from ometria_sync.schemas.envelope import envelope_problems
 from ometria_sync.schemas.problems import Problem, Verdict
 from ometria_sync.sources.base import Position, SourceItem
 from ometria_sync.state.change_index import ChangeIndex, hash64, identity
 from ometria_sync.state.deadletter import DeadLetterWriter
-
-#: Ometria refuses records over 60 KB once serialised ("Record is too large").
-MAX_RECORD_BYTES = 60 * 1024
 
 Validator = Callable[[str, Any], Verdict]
 
@@ -180,12 +178,9 @@ class Batcher:
             self._refuse(item, verdict.errors)
             return None
         encoded = self._encode(record)
-        if len(encoded) > MAX_RECORD_BYTES:
-            self._refuse(
-                item,
-                [Problem("", f"record is too large: at most {MAX_RECORD_BYTES} bytes once "
-                             f"encoded, got {len(encoded)}")],
-            )
+        too_large = record_size_problem(len(encoded))
+        if too_large is not None:
+            self._refuse(item, [too_large])
             return None
         self._stats.valid += 1
         return BatchRecord(encoded, record, item.line, item.position)

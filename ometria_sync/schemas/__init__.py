@@ -1,0 +1,36 @@
+"""Ometria's record schemas: Structs for each push record type, and ``validate_record``."""
+
+from ometria_sync.schemas.problems import Problem, Verdict
+from ometria_sync.schemas.records import (
+    Contact,
+    CustomEvent,
+    Order,
+    OrderAddress,
+    OrderCustomer,
+    OrderLineItem,
+    OrderLineItemVariantOption,
+    Product,
+)
+from ometria_sync.schemas.validate import (
+    MAX_RECORD_BYTES,
+    RECORD_TYPES,
+    record_size_problem,
+    validate_record,
+)
+
+__all__ = [
+    "MAX_RECORD_BYTES",
+    "RECORD_TYPES",
+    "Contact",
+    "CustomEvent",
+    "Order",
+    "OrderAddress",
+    "OrderCustomer",
+    "OrderLineItem",
+    "OrderLineItemVariantOption",
+    "Problem",
+    "Product",
+    "Verdict",
+    "record_size_problem",
+    "validate_record",
+]

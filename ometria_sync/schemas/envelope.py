@@ -5,14 +5,12 @@ The engine applies these checks to every record; the full per-type schemas add t
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from ometria_sync.schemas.problems import Problem
+from ometria_sync.schemas.problems import Problem, show
 
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+_SPACE = re.compile(r"\s")
 
 
 def envelope_problems(record: Any) -> list[Problem]:
@@ -25,9 +23,9 @@ def envelope_problems(record: Any) -> list[Problem]:
         return [Problem("id", "is required")]
     rid = record["id"]
     if not isinstance(rid, str):
-        return [Problem("id", f"must be a string, got {_show(rid)}")]
+        return [Problem("id", f"must be a string, got {show(rid)}")]
     if not rid or rid.isspace():
         return [Problem("id", "must not be empty")]
-    if any(ch.isspace() for ch in rid):
-        return [Problem("id", f"must not contain spaces, got {_show(rid)}")]
+    if _SPACE.search(rid) is not None:
+        return [Problem("id", f"must not contain spaces, got {show(rid)}")]
     return []

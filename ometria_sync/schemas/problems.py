@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 
@@ -28,3 +30,20 @@ class Verdict(msgspec.Struct, gc=False):
     @property
     def ok(self) -> bool:
         return not self.errors
+
+
+_encode = msgspec.json.encode
+
+
+def show(value: Any) -> str:
+    """A value as it looks in the JSON input, cut to 60 characters: ``"12.50"``, ``5.0``."""
+    try:
+        text = _encode(value).decode()
+    except (TypeError, ValueError, OverflowError):
+        text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def join(path: str, key: str) -> str:
+    """``join("customer", "email") == "customer.email"``; ``join("", "id") == "id"``."""
+    return f"{path}.{key}" if path else key

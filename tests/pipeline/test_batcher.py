@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from ometria_sync.pipeline.batcher import MAX_RECORD_BYTES, Batch, Batcher, encode_body
+from ometria_sync.pipeline.batcher import Batch, Batcher, encode_body
 from ometria_sync.pipeline.stats import StreamStats
+from ometria_sync.schemas import MAX_RECORD_BYTES
 from ometria_sync.sources.base import SourceItem
 from ometria_sync.state.deadletter import DeadLetterWriter
 from tests.fakes import minimal_validator

@@ -61,6 +61,8 @@ async def _crash_trials(workspace: Workspace, emulator: Emulator, trials: int) -
     assert result.code == 0, result.stderr
     assert stats["distinct_ids"] == total
     resent = stats["records_accepted"] - total
+    print(f"\ncrash trials: {trials} SIGKILLs, {total} records, all delivered; resent "
+          f"{resent} ({resent / trials:.0f} per crash, at most {(DISPATCHERS + 1) * BATCH})")
     assert resent <= trials * (DISPATCHERS + 1) * BATCH
 
 
@@ -136,6 +138,8 @@ async def _queue_full(workspace: Workspace, emulator: Emulator, seconds_full: fl
         stats = emu.stats()
     assert result.code == 0, result.stderr
     assert stats["distinct_ids"] == records
+    print(f"\nqueue full {seconds_full:.0f} s: {records} records delivered in "
+          f"{result.seconds:.1f} s, statuses {stats['requests_by_status']}")
     # no hammering: the engine slows to about the drain rate instead of retrying at 50 req/s
     assert stats["requests_by_status"].get("429", 0) <= max(30, seconds_full)
 
