@@ -59,7 +59,7 @@ def _run(args: argparse.Namespace, options: RunOptions) -> int:
     except StateError as exc:
         print(f"ometria-sync: {exc}", file=sys.stderr)
         return ExitCode.FATAL
-    print_summary(result.streams, sys.stdout)
+    print_summary(result.streams, sys.stdout, validation=options.validate_only)
     if not options.validate_only:
         path = finish_report(job, result, dry_run=options.dry_run)
         print(f"\nreport: {path}")

@@ -32,9 +32,18 @@ def render_table(rows: list[list[str]], headers: list[str]) -> str:
     return "\n".join(lines)
 
 
-def print_summary(streams: list[StreamStats], out: TextIO) -> None:
-    headers = [title for title, _ in _COLUMNS]
-    rows = [[_cell(s, attr) for _, attr in _COLUMNS] for s in streams]
+_VALIDATION_COLUMNS = (
+    ("stream", "stream"), ("records", "read"), ("valid", "valid"),
+    ("invalid", "dead_lettered"), ("warnings", "warnings"),
+)
+
+
+def print_summary(streams: list[StreamStats], out: TextIO, *, validation: bool = False) -> None:
+    """The table of counts per stream (``validation``: what ``validate`` found), then the top
+    reasons records were refused and the top warnings."""
+    columns = _VALIDATION_COLUMNS if validation else _COLUMNS
+    headers = [title for title, _ in columns]
+    rows = [[_cell(s, attr) for _, attr in columns] for s in streams]
     print(render_table(rows, headers), file=out)
     for stats in streams:
         if stats.error:

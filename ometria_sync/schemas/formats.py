@@ -16,10 +16,11 @@ _NAIVE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?
 _SPACED = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}.*", re.ASCII)
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 # A pragmatic address check: a dot-atom local part, an @, and a dotted domain whose last label
-# is alphabetic (letters beyond ASCII allowed, for internationalised addresses).
+# starts with a letter; labels do not start or end with a hyphen (letters beyond ASCII are
+# allowed, for internationalised addresses).
 _EMAIL = re.compile(
     r"[\w!#$%&'*+/=?^`{|}~-]+(?:\.[\w!#$%&'*+/=?^`{|}~-]+)*"
-    r"@(?:[^\W_](?:[\w-]{0,61}[^\W_])?\.)+[^\W\d_](?:[\w-]{0,61}[^\W_])?"
+    r"@(?:[^\W_][\w-]*(?<!-)\.)+[^\W\d_][\w-]*(?<!-)"
 )
 _E164 = re.compile(r"\+[1-9]\d{1,14}", re.ASCII)
 _SPACE = re.compile(r"\s")
