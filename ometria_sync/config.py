@@ -147,6 +147,10 @@ class Job(msgspec.Struct, frozen=True):
             raise ConfigError("--stream", f"no stream named {', '.join(unknown)} in {self.path}")
         return [s for s in self.streams if s.name in names]
 
+    def index_of(self, name: str) -> int:
+        """The stream's index in the job file (error messages name ``streams[i]``)."""
+        return next(i for i, s in enumerate(self.streams) if s.name == name)
+
 
 def load_job(path: str | Path, environ: Mapping[str, str] | None = None) -> Job:
     """Read, override from the environment, validate and resolve a job file.

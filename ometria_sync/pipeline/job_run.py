@@ -115,6 +115,8 @@ async def run_job(
     started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     dry_dir = Path(settings.state.dry_run_dir) / run_id if options.dry_run else None
     sending = sending_mode(options)
+    for stream in streams:  # databases reachable, queries with their cursor columns
+        await stream.source.preflight(f"streams[{job.index_of(stream.name)}].source")
     async with contextlib.AsyncExitStack() as stack:
         if sending:
             stack.enter_context(RunLock(lock_path_for(settings.state.checkpoint_url)))

@@ -75,6 +75,11 @@ class SourceConfig(msgspec.Struct, frozen=True, tag_field="kind", forbid_unknown
         """Raise :class:`~ometria_sync.errors.ConfigError` naming ``key`` if this source cannot
         work (missing file, missing environment variable). Called before anything is sent."""
 
+    async def preflight(self, key: str) -> None:
+        """Checks that need I/O beyond the local disk (a database query's columns). Raise
+        :class:`~ometria_sync.errors.ConfigError` naming ``key``. Called for every stream of
+        a run before anything is sent."""
+
     def open(self) -> Source:
         """Create the source. Reading starts only when the engine asks for parts."""
         raise NotImplementedError

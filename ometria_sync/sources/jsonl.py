@@ -102,13 +102,14 @@ def _read_lines(
 class JsonlFile:
     """One JSON Lines file. Blank lines are skipped; a BOM and CRLF endings are accepted."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, key: str = "") -> None:
         self._path = path
+        self._key = key
         self._broken: BaseException | None = None
 
     @property
     def key(self) -> str:
-        return ""
+        return self._key
 
     @property
     def label(self) -> str:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from ometria_sync.sources.csv_files import CsvSourceConfig
+from ometria_sync.sources.globbed import GlobSourceConfig
 from ometria_sync.sources.jsonl import JsonlSourceConfig
+from ometria_sync.sources.postgres import PostgresSourceConfig
 
 #: ``source = { kind = "..." , ... }`` decodes to one of these.
-SourceSpec = JsonlSourceConfig
+SourceSpec = JsonlSourceConfig | CsvSourceConfig | GlobSourceConfig | PostgresSourceConfig
 
-SOURCE_KINDS: tuple[str, ...] = ("jsonl",)
+SOURCE_KINDS: tuple[str, ...] = ("jsonl", "csv", "glob", "postgres")

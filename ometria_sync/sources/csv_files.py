@@ -1,0 +1,261 @@
+"""CSV files, plain or gzip, UTF-8 (a BOM is fine), mapped to records by the stream's mapping.
+
+Position: ``[offset, line]`` after the last row (or the last row of an order) handed over, so a
+resumed run reads the header, seeks straight to the offset and still reports true line numbers.
+A row that cannot be read (wrong number of cells, bad quoting, invalid UTF-8, a cell that does
+not coerce) is dead-lettered with its line and the reason; the file goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import datetime as dt
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import IO
+
+import msgspec
+
+from ometria_sync.errors import ConfigError, SourceError
+from ometria_sync.sources.base import Position, Source, SourceConfig, SourceItem
+from ometria_sync.sources.files import (
+    check_readable_file,
+    fingerprint,
+    is_gzip,
+    open_binary,
+    resolve_path,
+)
+from ometria_sync.sources.jsonl import SinglePartSource
+from ometria_sync.sources.mapping import MappingSettings, load_zone, plan_columns
+from ometria_sync.sources.rows import OrderGrouper, RowError, RowMapper
+
+_ROWS_PER_CHUNK = 2000
+_BOM = "\ufeff"
+
+
+class CsvOptions(MappingSettings, frozen=True, forbid_unknown_fields=True):
+    """The CSV dialect on top of the mapping."""
+
+    delimiter: str = ","
+    quotechar: str = '"'
+
+    def check_csv(self, key: str) -> None:
+        if len(self.delimiter) != 1:
+            raise ConfigError(f"{key}.delimiter", f"must be one character, got {self.delimiter!r}")
+        if len(self.quotechar) != 1:
+            raise ConfigError(f"{key}.quotechar", f"must be one character, got {self.quotechar!r}")
+        load_zone(f"{key}.timezone", self.timezone)
+
+
+class CsvSourceConfig(CsvOptions, SourceConfig, frozen=True, tag="csv"):
+    """``source = { kind = "csv", path = "data/orders.csv.gz", columns = {...} }``"""
+
+    path: str = ""
+
+    def resolve(self, base_dir: Path) -> CsvSourceConfig:
+        return msgspec.structs.replace(self, path=resolve_path(base_dir, self.path))
+
+    def check(self, key: str) -> None:
+        check_readable_file(f"{key}.path", self.path)
+        self.check_csv(key)
+        check_header(key, Path(self.path), self)
+
+    def open(self) -> Source:
+        return SinglePartSource(CsvFile(Path(self.path), self))
+
+
+def _lines(fh: IO[bytes], state: list[int], bad: dict[int, int]) -> Iterator[str]:
+    """The file's lines as text for the csv module, counting bytes and lines in ``state``
+    ([offset, line]); invalid UTF-8 is recorded in ``bad`` (line -> byte) and escaped."""
+    for raw in fh:
+        state[0] += len(raw)
+        state[1] += 1
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            bad[state[1]] = exc.start + 1
+            yield raw.decode("utf-8", "surrogateescape")
+
+
+def read_header(path: Path, options: CsvOptions) -> tuple[list[str], int, int]:
+    """The header's column names and the [offset, line] after it; ([], 0, 0) for an empty
+    file. Raises SourceError when the header cannot be read."""
+    try:
+        with open_binary(path) as fh:
+            state = [0, 0]
+            bad: dict[int, int] = {}
+            reader = csv.reader(_lines(fh, state, bad), delimiter=options.delimiter,
+                                quotechar=options.quotechar, strict=True)
+            header = next(reader, None)
+    except (OSError, EOFError, csv.Error) as exc:
+        raise SourceError(f"{path}: cannot read the CSV header: {exc}") from exc
+    if header is None:
+        return [], 0, 0
+    if bad:
+        raise SourceError(f"{path}: the header is not valid UTF-8 (byte {min(bad.values())})")
+    if header and header[0].startswith(_BOM):
+        header[0] = header[0][len(_BOM):]
+    names = [name.strip() for name in header]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise SourceError(f"{path}: duplicate columns in the header: {', '.join(duplicates)}")
+    return names, state[0], state[1]
+
+
+def check_header(key: str, path: Path, options: CsvOptions) -> None:
+    """ConfigError before anything is sent when a mapped column is not in the header."""
+    try:
+        header, _, _ = read_header(path, options)
+    except SourceError as exc:
+        raise ConfigError(f"{key}.path", str(exc)) from exc
+    if header:
+        plan_columns(key, options, header)
+
+
+class CsvFile:
+    """One CSV file of a stream."""
+
+    def __init__(self, path: Path, options: CsvOptions, key: str = "") -> None:
+        self._path = path
+        self._options = options
+        self._key = key
+        self._zone: dt.tzinfo = load_zone("timezone", options.timezone)
+
+    @property
+    def key(self) -> str:
+        return self._key
+
+    @property
+    def label(self) -> str:
+        return str(self._path)
+
+    async def fingerprint(self) -> str | None:
+        return await asyncio.to_thread(fingerprint, self._path)
+
+    async def size(self) -> int | None:
+        if await asyncio.to_thread(is_gzip, self._path):
+            return None
+        return self._path.stat().st_size
+
+    async def read(self, start: Position | None) -> AsyncIterator[list[SourceItem]]:
+        header, offset, line = await asyncio.to_thread(read_header, self._path, self._options)
+        if not header:
+            return
+        try:
+            columns = plan_columns("columns", self._options, header)
+        except ConfigError as exc:
+            raise SourceError(f"{self._path}: {exc}") from exc
+        mapper = RowMapper(columns, self._options.constants, self._zone, len(header))
+        if start:
+            offset, line = int(start[0]), int(start[1])
+        reader = _RowReader(self._path, self._options, header, mapper)
+        try:
+            await asyncio.to_thread(reader.open_at, offset, line)
+            while True:
+                chunk = await asyncio.to_thread(reader.read_chunk)
+                if chunk is None:
+                    return
+                if chunk:
+                    yield chunk
+        finally:
+            reader.close()
+
+
+class _RowReader:
+    """The blocking part: reads rows from an offset and turns them into items.
+
+    Items leave in file order with non-decreasing positions. While an order's rows are being
+    grouped, a bad row is held back and leaves after that order, at the order's position:
+    a checkpoint never covers rows of an order that was not yet handed over."""
+
+    def __init__(self, path: Path, options: CsvOptions, header: list[str],
+                 mapper: RowMapper) -> None:
+        self._path, self._options, self._header, self._mapper = path, options, header, mapper
+        self._grouper = OrderGrouper() if mapper.grouped else None
+        self._fh: IO[bytes] | None = None
+        self._state = [0, 0]
+        self._bad: dict[int, int] = {}
+        self._held: list[SourceItem] = []
+        self._rows: Iterator[list[str]] = iter(())
+
+    def open_at(self, offset: int, line: int) -> None:
+        try:
+            self._fh = open_binary(self._path)
+            self._fh.seek(offset)
+        except (OSError, EOFError) as exc:
+            raise SourceError(f"{self._path}: cannot open at byte {offset}: {exc}") from exc
+        self._state = [offset, line]
+        self._rows = csv.reader(_lines(self._fh, self._state, self._bad),
+                                delimiter=self._options.delimiter,
+                                quotechar=self._options.quotechar, strict=True)
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+
+    def read_chunk(self) -> list[SourceItem] | None:
+        """Up to ``_ROWS_PER_CHUNK`` rows as items; None at the end of the file."""
+        items: list[SourceItem] = []
+        for _ in range(_ROWS_PER_CHUNK):
+            first_line = self._state[1] + 1
+            try:
+                cells = next(self._rows, None)
+            except csv.Error as exc:
+                self._refuse(items, first_line, f"malformed CSV: {exc}", b"")
+                continue
+            except (OSError, EOFError) as exc:
+                raise SourceError(f"{self._path}: unreadable after line {self._state[1]} "
+                                  f"(byte {self._state[0]}): {exc}") from exc
+            if cells is None:
+                if self._grouper is not None:
+                    self._hand_over(items, self._grouper.finish())
+                return items or None
+            self._take(cells, first_line, items)
+        return items
+
+    def _take(self, cells: list[str], first_line: int, items: list[SourceItem]) -> None:
+        if not any(cells):
+            return  # a blank line
+        bad = [self._bad.pop(n) for n in range(first_line, self._state[1] + 1) if n in self._bad]
+        if bad:  # show the undecodable bytes as U+FFFD in the dead letter
+            cells = [c.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+                     for c in cells]
+        raw = msgspec.json.encode(dict(zip(self._header, cells, strict=True))
+                                  if len(cells) == len(self._header) else cells)
+        if bad:
+            self._refuse(items, first_line, f"invalid UTF-8 (byte {bad[0]} of the line)", raw)
+            return
+        if len(cells) != self._mapper.width:
+            self._refuse(items, first_line, f"the row has {len(cells)} cells, the header has "
+                                            f"{self._mapper.width}", raw)
+            return
+        try:
+            record, item = self._mapper.map_row(cells)
+        except RowError as exc:
+            self._refuse(items, first_line, str(exc), raw)
+            return
+        position = (self._state[0], self._state[1])
+        if self._grouper is None:
+            items.append(SourceItem(record=record, position=position, line=first_line, raw=raw))
+        else:
+            self._hand_over(items, self._grouper.add(record, item, first_line, position, raw))
+
+    def _refuse(self, items: list[SourceItem], first_line: int, reason: str, raw: bytes) -> None:
+        error = SourceItem(record=None, position=(self._state[0], self._state[1]),
+                           line=first_line, raw=raw or None, error=reason)
+        if self._grouper is not None and self._grouper.open:
+            self._held.append(error)
+        else:
+            items.append(error)
+
+    def _hand_over(self, items: list[SourceItem], done: list[SourceItem]) -> None:
+        """Finished orders, then the bad rows held while they were open."""
+        items += done
+        if self._held and (done or not (self._grouper and self._grouper.open)):
+            floor = done[-1].position if done else None
+            for error in self._held:
+                if floor is not None and tuple(error.position) < tuple(floor):
+                    error.position = floor
+            items += self._held
+            self._held = []

@@ -1,0 +1,194 @@
+"""From flat rows (CSV cells, database columns) to Ometria-shaped records.
+
+A mapping names, per column, the record field it fills (a dotted path such as
+``customer.email``; ``lineitems[].sku`` for one line item per row) and the type its text is
+coerced to. Columns not named keep their own name as the path; ``drop`` leaves columns out;
+``constants`` are added to every record. Empty cells and SQL NULLs leave the field out (a missing
+key leaves Ometria's stored value alone; a JSON null would delete it).
+
+Coercion never guesses: ``"12,50"`` is not a number, ``"maybe"`` is not a boolean; a cell that
+cannot be coerced makes the row invalid, with the column, the field and the reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+import zoneinfo
+from collections.abc import Callable, Iterable
+from decimal import Decimal
+from typing import Any, Literal
+
+import msgspec
+
+from ometria_sync.errors import ConfigError
+
+CellType = Literal["string", "number", "integer", "boolean", "timestamp", "date", "json"]
+LINEITEM_PREFIX = "lineitems[]."
+
+
+class ColumnSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``{ field = "grand_total", type = "number" }``"""
+
+    field: str
+    type: CellType = "string"
+
+
+class MappingSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The mapping keys every row-shaped source takes (CSV, glob of CSV, PostgreSQL)."""
+
+    #: column -> field path (a string) or ``{ field = ..., type = ... }``
+    columns: dict[str, str | ColumnSpec] = msgspec.field(default_factory=dict)
+    drop: list[str] = msgspec.field(default_factory=list)
+    constants: dict[str, Any] = msgspec.field(default_factory=dict)
+    #: zone for timestamps written without an offset (an IANA name)
+    timezone: str = "UTC"
+
+
+class CellError(ValueError):
+    """A cell that cannot be coerced to its column's type."""
+
+
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?", re.ASCII)
+_INTEGER = re.compile(r"[-+]?\d+(?:\.0*)?", re.ASCII)
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+_TRUE = frozenset(("true", "t", "yes", "y", "1"))
+_FALSE = frozenset(("false", "f", "no", "n", "0"))
+
+
+def _number(text: str) -> int | float:
+    text = text.strip()
+    if _NUMBER.fullmatch(text) is None:
+        raise CellError(f"not a number: {text!r}")
+    if "." in text or "e" in text or "E" in text:
+        return float(text)
+    return int(text)
+
+
+def _integer(text: str) -> int:
+    text = text.strip()
+    if _INTEGER.fullmatch(text) is None:
+        raise CellError(f"not an integer: {text!r}")
+    return int(text.split(".", 1)[0])
+
+
+def _boolean(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise CellError(f"not a boolean (true/false, yes/no, 1/0): {text!r}")
+
+
+def _date(text: str) -> str:
+    text = text.strip()
+    try:
+        if _DATE.fullmatch(text) is None:
+            raise ValueError("expected YYYY-MM-DD")
+        return dt.date.fromisoformat(text).isoformat()
+    except ValueError as exc:
+        raise CellError(f"not a date ({exc}): {text!r}") from exc
+
+
+def _json(text: str) -> Any:
+    try:
+        return msgspec.json.decode(text)
+    except msgspec.DecodeError as exc:
+        raise CellError(f"not JSON ({exc}): {text[:40]!r}") from exc
+
+
+def timestamp_coercer(zone: dt.tzinfo) -> Callable[[str], str]:
+    """ISO 8601 text (``T`` or a space between date and time) to ISO 8601 with an offset;
+    a timestamp without an offset is read in ``zone``."""
+
+    def coerce(text: str) -> str:
+        try:
+            value = dt.datetime.fromisoformat(text.strip())
+        except ValueError as exc:
+            raise CellError(f"not an ISO 8601 timestamp: {text!r}") from exc
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=zone)
+        return value.isoformat()
+
+    return coerce
+
+
+def load_zone(key: str, name: str) -> dt.tzinfo:
+    """The IANA zone ``name``; ConfigError naming ``key`` when it is unknown."""
+    if name.upper() == "UTC":
+        return dt.UTC
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(key, f"unknown time zone {name!r} (an IANA name like "
+                               "'Europe/London')") from exc
+
+
+def text_coercers(zone: dt.tzinfo) -> dict[str, Callable[[str], Any]]:
+    return {"string": str, "number": _number, "integer": _integer, "boolean": _boolean,
+            "timestamp": timestamp_coercer(zone), "date": _date, "json": _json}
+
+
+def python_value(value: Any, zone: dt.tzinfo) -> Any:
+    """A database value as JSON: Decimal -> float, datetimes with an offset (naive ones in
+    ``zone``), dates as ``YYYY-MM-DD``, UUIDs as text."""
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, dt.datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=zone)).isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
+
+
+def split_path(path: str) -> tuple[str, ...]:
+    return tuple(path.split("."))
+
+
+def put(record: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    """``put(r, ("customer", "email"), v)`` sets ``r["customer"]["email"] = v``."""
+    target = record
+    for part in path[:-1]:
+        child = target.get(part)
+        if not isinstance(child, dict):
+            child = target[part] = {}
+        target = child
+    target[path[-1]] = value
+
+
+class Column(msgspec.Struct, frozen=True, gc=False):
+    """One mapped column: where its value goes, and how its text is coerced."""
+
+    name: str
+    path: tuple[str, ...]
+    type: CellType
+    lineitem: bool  # the path is below ``lineitems[]``: one line item per row
+
+
+def plan_columns(key: str, settings: MappingSettings, header: Iterable[str]) -> list[Column]:
+    """The columns of ``header`` as mapped by ``settings``. ConfigError (naming ``key``) for
+    a mapped or dropped column the header does not have."""
+    names = list(header)
+    missing = [c for c in [*settings.columns, *settings.drop] if c not in names]
+    if missing:
+        raise ConfigError(f"{key}.columns", f"not in the header: {', '.join(missing)} "
+                                            f"(the header has: {', '.join(names)})")
+    dropped = set(settings.drop)
+    columns = []
+    for name in names:
+        if name in dropped:
+            continue
+        spec = settings.columns.get(name, name)
+        spec = spec if isinstance(spec, ColumnSpec) else ColumnSpec(field=spec)
+        lineitem = spec.field.startswith(LINEITEM_PREFIX)
+        target = spec.field[len(LINEITEM_PREFIX):] if lineitem else spec.field
+        if not target or "[" in target:
+            raise ConfigError(f"{key}.columns.{name}", f"not a field path: {spec.field!r} "
+                                                       "(use dots: customer.email, "
+                                                       "lineitems[].sku)")
+        columns.append(Column(name, split_path(target), spec.type, lineitem))
+    return columns

@@ -1,0 +1,100 @@
+"""Cell coercion and the column plan: exact values, exact refusals, nothing ever raised raw."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ometria_sync.errors import ConfigError
+from ometria_sync.sources.mapping import (
+    CellError,
+    ColumnSpec,
+    MappingSettings,
+    plan_columns,
+    python_value,
+    text_coercers,
+)
+
+LONDON = zoneinfo.ZoneInfo("Europe/London")
+COERCE = text_coercers(LONDON)
+
+
+@pytest.mark.parametrize(("kind", "text", "value"), [
+    ("string", " Ann ", " Ann "),
+    ("number", "12.50", 12.5),
+    ("number", "-3", -3),
+    ("number", "1e3", 1000.0),
+    ("number", " 7 ", 7),
+    ("integer", "2", 2),
+    ("integer", "2.0", 2),
+    ("boolean", "Yes", True),
+    ("boolean", "0", False),
+    ("boolean", "FALSE", False),
+    ("timestamp", "2024-07-01 10:00:00", "2024-07-01T10:00:00+01:00"),  # BST in London
+    ("timestamp", "2024-01-01T10:00:00", "2024-01-01T10:00:00+00:00"),
+    ("timestamp", "2024-01-01T10:00:00+05:30", "2024-01-01T10:00:00+05:30"),
+    ("timestamp", "2024-01-01T10:00:00Z", "2024-01-01T10:00:00+00:00"),
+    ("date", "1990-02-28", "1990-02-28"),
+    ("json", '["a", 1]', ["a", 1]),
+])
+def test_cells_coerce_to_their_type(kind: str, text: str, value: Any) -> None:
+    result = COERCE[kind](text)
+    assert result == value and type(result) is type(value)
+
+
+@pytest.mark.parametrize(("kind", "text", "message"), [
+    ("number", "12,50", "not a number: '12,50'"),
+    ("number", "nan", "not a number: 'nan'"),
+    ("number", "£5", "not a number: '£5'"),
+    ("integer", "2.5", "not an integer: '2.5'"),
+    ("boolean", "maybe", "not a boolean (true/false, yes/no, 1/0): 'maybe'"),
+    ("timestamp", "01/02/2024", "not an ISO 8601 timestamp: '01/02/2024'"),
+    ("date", "1990-02-30", "not a date (day is out of range for month): '1990-02-30'"),
+    ("json", "{", "not JSON (Input data was truncated): '{'"),
+])
+def test_cells_that_do_not_coerce_say_why(kind: str, text: str, message: str) -> None:
+    with pytest.raises(CellError) as caught:
+        COERCE[kind](text)
+    assert str(caught.value) == message
+
+
+@given(st.sampled_from(sorted(COERCE)), st.text())
+def test_no_text_makes_a_coercer_raise_anything_but_a_cell_error(kind: str, text: str) -> None:
+    try:
+        COERCE[kind](text)
+    except CellError as exc:
+        assert str(exc)
+
+
+def test_database_values_become_json() -> None:
+    assert python_value(Decimal("12.50"), LONDON) == 12.5
+    assert python_value(dt.datetime(2024, 7, 1, 10, 0), LONDON) == "2024-07-01T10:00:00+01:00"
+    assert python_value(dt.datetime(2024, 7, 1, 10, 0, tzinfo=dt.UTC), LONDON) == (
+        "2024-07-01T10:00:00+00:00")
+    assert python_value(dt.date(1990, 2, 28), LONDON) == "1990-02-28"
+
+
+def test_the_plan_names_missing_columns_and_bad_paths() -> None:
+    settings = MappingSettings(columns={"Email": "email", "Total": ColumnSpec("grand_total")},
+                               drop=["Notes"])
+    with pytest.raises(ConfigError) as caught:
+        plan_columns("streams[0].source", settings, ["Email", "Notes"])
+    assert str(caught.value) == ("streams[0].source.columns: not in the header: Total "
+                                 "(the header has: Email, Notes)")
+    bad = MappingSettings(columns={"Sku": "lineitems[0].sku"})
+    with pytest.raises(ConfigError, match=r"columns.Sku: not a field path: 'lineitems\[0\].sku'"):
+        plan_columns("s", bad, ["Sku"])
+
+
+def test_unmapped_columns_keep_their_name_and_dropped_ones_go() -> None:
+    settings = MappingSettings(columns={"Sku": "lineitems[].sku"}, drop=["Notes"])
+    plan = plan_columns("s", settings, ["id", "Sku", "Notes", "customer.email"])
+    assert [(c.name, c.path, c.lineitem) for c in plan] == [
+        ("id", ("id",), False), ("Sku", ("sku",), True),
+        ("customer.email", ("customer", "email"), False)]
