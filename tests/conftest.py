@@ -34,3 +34,6 @@ def make_job(tmp_path: Path) -> Callable[..., Job]:
         return load_job(path)
 
     return make
+
+
+from tests.pg import pg_table  # noqa: E402,F401  (a fixture for the PostgreSQL tests)
