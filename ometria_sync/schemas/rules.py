@@ -253,7 +253,7 @@ def check_values(raw: dict[str, Any], level: Level, path: str, mode: Mode, found
         kind = value.__class__
         if kind is str:
             if spec.text is not None or value in NULL_TEXTS:
-                _text(spec, value, join(path, key), found)
+                _text(spec, value, path, key, found)
         elif kind is dict or kind is list:
             _descend(spec, value, join(path, key), mode, found, unknown)
         elif spec.sign and (kind is int or kind is float):
@@ -262,13 +262,14 @@ def check_values(raw: dict[str, Any], level: Level, path: str, mode: Mode, found
         level.rule(raw, path, mode, found)
 
 
-def _text(spec: _Field, value: str, path: str, found: Findings) -> None:
+def _text(spec: _Field, value: str, path: str, key: str, found: Findings) -> None:
     if value in NULL_TEXTS:
-        found.errors.append(Problem(path, NULL_TEXT_MESSAGE))
+        found.errors.append(Problem(join(path, key), NULL_TEXT_MESSAGE))
     elif spec.text is not None:
         message = spec.text(value)
         if message is not None:
-            (found.warnings if spec.warn else found.errors).append(Problem(path, message))
+            problems = found.warnings if spec.warn else found.errors
+            problems.append(Problem(join(path, key), message))
 
 
 def _descend(spec: _Field, value: dict[str, Any] | list[Any], path: str, mode: Mode,

@@ -217,29 +217,36 @@ class _RowReader:
     def _take(self, cells: list[str], first_line: int, items: list[SourceItem]) -> None:
         if not any(cells):
             return  # a blank line
-        bad = [self._bad.pop(n) for n in range(first_line, self._state[1] + 1) if n in self._bad]
-        if bad:  # show the undecodable bytes as U+FFFD in the dead letter
-            cells = [c.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-                     for c in cells]
-        raw = msgspec.json.encode(dict(zip(self._header, cells, strict=True))
-                                  if len(cells) == len(self._header) else cells)
-        if bad:
-            self._refuse(items, first_line, f"invalid UTF-8 (byte {bad[0]} of the line)", raw)
-            return
+        if self._bad:
+            bad = [self._bad.pop(n) for n in range(first_line, self._state[1] + 1)
+                   if n in self._bad]
+            if bad:  # the undecodable bytes show as U+FFFD in the dead letter
+                cells = [c.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+                         for c in cells]
+                self._refuse(items, first_line, f"invalid UTF-8 (byte {bad[0]} of the line)",
+                             self._raw(cells))
+                return
         if len(cells) != self._mapper.width:
             self._refuse(items, first_line, f"the row has {len(cells)} cells, the header has "
-                                            f"{self._mapper.width}", raw)
+                                            f"{self._mapper.width}", self._raw(cells))
             return
         try:
             record, item = self._mapper.map_row(cells)
         except RowError as exc:
-            self._refuse(items, first_line, str(exc), raw)
+            self._refuse(items, first_line, str(exc), self._raw(cells))
             return
         position = (self._state[0], self._state[1])
         if self._grouper is None:
-            items.append(SourceItem(record=record, position=position, line=first_line, raw=raw))
+            items.append(SourceItem(record=record, position=position, line=first_line))
         else:
-            self._hand_over(items, self._grouper.add(record, item, first_line, position, raw))
+            self._hand_over(items, self._grouper.add(record, item, first_line, position,
+                                                     cells))
+
+    def _raw(self, cells: list[str]) -> bytes:
+        """A refused row for the dead letter: the cells by column name, as JSON."""
+        if len(cells) == len(self._header):
+            return msgspec.json.encode(dict(zip(self._header, cells, strict=True)))
+        return msgspec.json.encode(cells)
 
     def _refuse(self, items: list[SourceItem], first_line: int, reason: str, raw: bytes) -> None:
         error = SourceItem(record=None, position=(self._state[0], self._state[1]),
