@@ -20,9 +20,8 @@ import msgspec
 from ometria_sync.errors import ConfigError, SourceError
 from ometria_sync.sources.base import Position, Source, SourceConfig, SourceItem
 from ometria_sync.sources.files import (
+    LocalFile,
     check_readable_file,
-    fingerprint,
-    is_gzip,
     open_binary,
     resolve_path,
 )
@@ -113,30 +112,13 @@ def check_header(key: str, path: Path, options: CsvOptions) -> None:
         plan_columns(key, options, header)
 
 
-class CsvFile:
+class CsvFile(LocalFile):
     """One CSV file of a stream."""
 
     def __init__(self, path: Path, options: CsvOptions, key: str = "") -> None:
-        self._path = path
+        super().__init__(path, key)
         self._options = options
-        self._key = key
         self._zone: dt.tzinfo = load_zone("timezone", options.timezone)
-
-    @property
-    def key(self) -> str:
-        return self._key
-
-    @property
-    def label(self) -> str:
-        return str(self._path)
-
-    async def fingerprint(self) -> str | None:
-        return await asyncio.to_thread(fingerprint, self._path)
-
-    async def size(self) -> int | None:
-        if await asyncio.to_thread(is_gzip, self._path):
-            return None
-        return self._path.stat().st_size
 
     async def read(self, start: Position | None) -> AsyncIterator[list[SourceItem]]:
         header, offset, line = await asyncio.to_thread(read_header, self._path, self._options)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import hashlib
 import os
@@ -55,3 +56,29 @@ def check_readable_file(key: str, value: str) -> None:
         raise ConfigError(key, f"not a regular file: {value}")
     if not os.access(path, os.R_OK):
         raise ConfigError(key, f"file is not readable: {value}")
+
+
+class LocalFile:
+    """What every file part shares: its checkpoint key, its label, fingerprint and size."""
+
+    def __init__(self, path: Path, key: str = "") -> None:
+        self._path = path
+        self._key = key
+
+    @property
+    def key(self) -> str:
+        """'' for a single-file source; the file's path within a glob."""
+        return self._key
+
+    @property
+    def label(self) -> str:
+        return str(self._path)
+
+    async def fingerprint(self) -> str | None:
+        return await asyncio.to_thread(fingerprint, self._path)
+
+    async def size(self) -> int | None:
+        """Bytes to read (uncompressed size unknown for gzip: None), for progress estimates."""
+        if await asyncio.to_thread(is_gzip, self._path):
+            return None
+        return self._path.stat().st_size

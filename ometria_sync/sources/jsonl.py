@@ -19,9 +19,8 @@ import msgspec
 from ometria_sync.errors import SourceError
 from ometria_sync.sources.base import Position, Source, SourceConfig, SourceItem, SourcePart
 from ometria_sync.sources.files import (
+    LocalFile,
     check_readable_file,
-    fingerprint,
-    is_gzip,
     open_binary,
     resolve_path,
 )
@@ -99,30 +98,12 @@ def _read_lines(
     return lines, None
 
 
-class JsonlFile:
+class JsonlFile(LocalFile):
     """One JSON Lines file. Blank lines are skipped; a BOM and CRLF endings are accepted."""
 
     def __init__(self, path: Path, key: str = "") -> None:
-        self._path = path
-        self._key = key
+        super().__init__(path, key)
         self._broken: BaseException | None = None
-
-    @property
-    def key(self) -> str:
-        return self._key
-
-    @property
-    def label(self) -> str:
-        return str(self._path)
-
-    async def fingerprint(self) -> str | None:
-        return await asyncio.to_thread(fingerprint, self._path)
-
-    async def size(self) -> int | None:
-        """Bytes to read (uncompressed size unknown for gzip: None), for progress estimates."""
-        if await asyncio.to_thread(is_gzip, self._path):
-            return None
-        return self._path.stat().st_size
 
     async def read(self, start: Position | None) -> AsyncIterator[list[SourceItem]]:
         offset, line = (int(start[0]), int(start[1])) if start else (0, 0)
