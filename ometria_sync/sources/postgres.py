@@ -42,6 +42,9 @@ class PostgresSourceConfig(SourceConfig, frozen=True, tag="postgres"):
     #: zone for ``timestamp without time zone`` values (an IANA name)
     timezone: str = "UTC"
     connect_timeout: float = 10.0
+    #: on resume, also re-read rows whose first cursor column (a timestamp) lies this many
+    #: seconds before the checkpoint: rows of transactions that committed late
+    lookback_seconds: float = 0.0
 
     def check(self, key: str) -> None:
         if not os.environ.get(self.dsn_env):
@@ -71,6 +74,10 @@ class PostgresSourceConfig(SourceConfig, frozen=True, tag="postgres"):
         if missing:
             raise ConfigError(f"{key}.cursor", f"the query has no column {', '.join(missing)} "
                                                f"(its columns: {', '.join(columns)})")
+        if self.lookback_seconds and columns[self.cursor[0]] not in _TIMES:
+            raise ConfigError(f"{key}.lookback_seconds", f"needs a timestamp as the first cursor "
+                                                         f"column; {self.cursor[0]} is "
+                                                         f"{columns[self.cursor[0]]}")
 
     def open(self) -> Source:
         return SinglePartSource(PostgresQuery(self))
@@ -110,6 +117,9 @@ def _type_name(pg_type: Any) -> str:
     return pg_type.name if schema == "pg_catalog" else f'"{schema}"."{pg_type.name}"'
 
 
+_TIMES = frozenset(("timestamptz", "timestamp", "date"))
+
+
 def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -144,11 +154,16 @@ class PostgresQuery:
         conn = await _connect(config)
         try:
             types = await _describe(conn, config)
-            first, following = self._statements(types)
+            first, following, looking_back = self._statements(types)
             last: list[str] | None = list(start["after"]) if start else None
+            back = bool(last and config.lookback_seconds)
             while True:
                 try:
-                    if last is None:
+                    if back and last is not None:
+                        rows = await conn.fetch(looking_back, last[0], config.lookback_seconds,
+                                                config.page_size)
+                        back = False
+                    elif last is None:
                         rows = await conn.fetch(first, config.page_size)
                     else:
                         rows = await conn.fetch(following, *last, config.page_size)
@@ -164,14 +179,19 @@ class PostgresQuery:
         finally:
             await conn.close()
 
-    def _statements(self, types: dict[str, str]) -> tuple[str, str]:
+    def _statements(self, types: dict[str, str]) -> tuple[str, str, str]:
+        """The first page, the page after a position, and the first page of a resumed read
+        that looks back ``lookback_seconds`` before the position."""
         config = self._config
         cols = ", ".join(_ident(c) for c in config.cursor)
         params = ", ".join(f"(${i}::text)::{types[c]}" for i, c in enumerate(config.cursor, 1))
         limit = f"${len(config.cursor) + 1}"
         base = f"SELECT * FROM ({config.query}) AS src"
+        head = config.cursor[0]
+        since = f"(($1::text)::{types[head]} - make_interval(secs => $2::float8))"
         return (f"{base} ORDER BY {cols} LIMIT $1",
-                f"{base} WHERE ({cols}) > ({params}) ORDER BY {cols} LIMIT {limit}")
+                f"{base} WHERE ({cols}) > ({params}) ORDER BY {cols} LIMIT {limit}",
+                f"{base} WHERE {_ident(head)} > {since} ORDER BY {cols} LIMIT $3")
 
     def _item(self, row: asyncpg.Record) -> SourceItem:
         config = self._config

@@ -98,3 +98,21 @@ async def test_preflight_names_what_is_wrong_before_anything_is_sent(
     monkeypatch.delenv("SOURCE_DSN")
     with pytest.raises(ConfigError, match="SOURCE_DSN is not set"):
         config(table).check("streams[0].source")
+
+
+async def test_lookback_catches_rows_committed_late_behind_the_checkpoint(
+        pg_table: Table) -> None:
+    """A row stamped before the checkpoint (its transaction committed late) is missed by a
+    plain keyset read and caught by lookback_seconds."""
+    conn, table = pg_table
+    await fill(conn, table, 40)  # updated_at from 2024-06-01 00:00:00 to 00:00:04
+    everything = await read_all(config(table))
+    checkpoint = everything[-1].position
+    await conn.execute(f"UPDATE {table} SET total = 7, updated_at = "
+                       "timestamptz '2024-06-01 00:00:02.5+00' WHERE id = 5")
+    assert await read_all(config(table), start=checkpoint) == []
+    late = await read_all(config(table, lookback_seconds=3), start=checkpoint)
+    assert "5" in [i.record["id"] for i in late]
+    with pytest.raises(ConfigError, match="lookback_seconds: needs a timestamp as the first "
+                                          "cursor column; seq is int8"):
+        await config(table, cursor=["seq"], lookback_seconds=3).preflight("s")
