@@ -15,6 +15,7 @@ from ometria_sync.errors import OmetriaSyncError, StateError
 from ometria_sync.exit_codes import ExitCode
 from ometria_sync.pipeline.job_run import RunOptions, run_job
 from ometria_sync.state.checkpoints import open_checkpoint_store
+from ometria_sync.state.run_lock import lock_path_for, run_in_progress
 
 from .report_cmds import finish_report, print_ometria_errors
 from .summary import print_summary, render_table
@@ -90,6 +91,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     except OmetriaSyncError as exc:
         print(f"ometria-sync: {exc}", file=sys.stderr)
         return ExitCode.FATAL
+    running = run_in_progress(lock_path_for(job.settings.state.checkpoint_url))
     try:
         rows: list[dict[str, Any]] = []
         for stream in job.streams:
@@ -102,7 +104,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                 "delivered": sum(c.delivered for c in parts),
                 "tracked_ids": store.changes.count(stream.name),
                 "last_run": last.finished_at or last.started_at if last else None,
-                "outcome": last.outcome if last else None,
+                "outcome": _outcome(last.outcome if last else None, running),
             })
     finally:
         store.close()
@@ -115,6 +117,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(render_table(table, ["stream", "position", "delivered", "tracked ids", "last run",
                                "outcome"]))
     return ExitCode.OK
+
+
+def _outcome(recorded: str | None, running: bool) -> str | None:
+    """A run recorded as running while nobody holds the run lock was killed (kill -9, a lost
+    machine): its checkpoint is safe, the next run resumes from it."""
+    if recorded == "running" and not running:
+        return "killed (no end recorded; the next run resumes)"
+    return recorded
 
 
 def _position_text(parts: list[dict[str, Any]]) -> str:

@@ -52,3 +52,18 @@ class RunLock:
 def lock_path_for(checkpoint_url: str) -> Path:
     """``sqlite:///state/checkpoints.db`` -> ``state/checkpoints.db.lock``."""
     return Path(checkpoint_url.removeprefix("sqlite:///") + ".lock")
+
+
+def run_in_progress(path: str | Path) -> bool:
+    """True while some process holds the lock at ``path`` (a run of the job is going on)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing releases a shared lock taken here
+    return False

@@ -102,6 +102,9 @@ async def test_kill_9_then_rerun_loses_nothing(workspace: Workspace, emulator: E
         await proc.wait()
         killed_at = emu.stats()["records_accepted"]
         assert killed_at < 3000
+        status = await workspace.run("status", "job.toml", "--json", url=emu.url)
+        (row,) = json.loads(status.stdout)
+        assert row["outcome"] == "killed (no end recorded; the next run resumes)"
         result = await workspace.run("run", "job.toml", url=emu.url)
         stats = emu.stats()
     assert result.code == 0, result.stderr
