@@ -50,7 +50,6 @@ class CellError(ValueError):
     """A cell that cannot be coerced to its column's type."""
 
 
-_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?", re.ASCII)
 _INTEGER = re.compile(r"[-+]?\d+(?:\.0*)?", re.ASCII)
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 _TRUE = frozenset(("true", "t", "yes", "y", "1"))
@@ -58,11 +57,15 @@ _FALSE = frozenset(("false", "f", "no", "n", "0"))
 
 
 def _number(text: str) -> int | float:
-    text = text.strip()
-    if _NUMBER.fullmatch(text) is None:
-        raise CellError(f"not a number: {text!r}")
+    # float() alone would also take "nan", "inf", "1_000" and non-ASCII digits
+    if not text.isascii() or "_" in text or "n" in text or "N" in text:
+        raise CellError(f"not a number: {text.strip()!r}")
+    try:
+        value = float(text)
+    except ValueError:
+        raise CellError(f"not a number: {text.strip()!r}") from None
     if "." in text or "e" in text or "E" in text:
-        return float(text)
+        return value
     return int(text)
 
 
@@ -102,13 +105,17 @@ def _json(text: str) -> Any:
 def timestamp_coercer(zone: dt.tzinfo) -> Callable[[str], str]:
     """ISO 8601 text (``T`` or a space between date and time) to ISO 8601 with an offset;
     a timestamp without an offset is read in ``zone``."""
+    utc = zone is dt.UTC
 
     def coerce(text: str) -> str:
+        text = text.strip()
         try:
-            value = dt.datetime.fromisoformat(text.strip())
+            value = dt.datetime.fromisoformat(text)
         except ValueError as exc:
             raise CellError(f"not an ISO 8601 timestamp: {text!r}") from exc
         if value.tzinfo is None:
+            if utc and len(text) == 19:  # the usual "YYYY-MM-DD hh:mm:ss" export, in UTC
+                return f"{text[:10]}T{text[11:]}+00:00"
             value = value.replace(tzinfo=zone)
         return value.isoformat()
 

@@ -98,3 +98,13 @@ def test_unmapped_columns_keep_their_name_and_dropped_ones_go() -> None:
     assert [(c.name, c.path, c.lineitem) for c in plan] == [
         ("id", ("id",), False), ("Sku", ("sku",), True),
         ("customer.email", ("customer", "email"), False)]
+
+
+@given(st.datetimes(min_value=dt.datetime(1900, 1, 1)), st.sampled_from(["T", " "]),
+       st.sampled_from(["", "  "]))
+def test_the_utc_fast_path_agrees_with_datetime(moment: dt.datetime, sep: str,
+                                                pad: str) -> None:
+    """Naive timestamps read as UTC come out exactly as datetime.isoformat() writes them."""
+    text = pad + moment.replace(microsecond=0).isoformat(sep=sep) + pad
+    expected = moment.replace(microsecond=0, tzinfo=dt.UTC).isoformat()
+    assert text_coercers(dt.UTC)["timestamp"](text) == expected
