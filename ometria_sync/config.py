@@ -81,7 +81,7 @@ class RunSettings(_Section, frozen=True):
     grace_period: Annotated[float, msgspec.Meta(ge=0)] = 10.0
     #: seconds a half-full batch waits for more records before it is sent anyway
     linger: Annotated[float, msgspec.Meta(gt=0)] = 0.5
-    #: chunks (about 512 KiB each) buffered between a source and its batcher
+    #: chunks (about 256 KiB or 500 rows each) buffered between a source and its batcher
     queue_chunks: Annotated[int, msgspec.Meta(ge=1, le=1024)] = 4
 
 
