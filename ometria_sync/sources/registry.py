@@ -5,9 +5,14 @@ from __future__ import annotations
 from ometria_sync.sources.csv_files import CsvSourceConfig
 from ometria_sync.sources.globbed import GlobSourceConfig
 from ometria_sync.sources.jsonl import JsonlSourceConfig
+from ometria_sync.sources.omneo import OmneoProfilesConfig, OmneoTransactionsConfig
 from ometria_sync.sources.postgres import PostgresSourceConfig
 
 #: ``source = { kind = "..." , ... }`` decodes to one of these.
-SourceSpec = JsonlSourceConfig | CsvSourceConfig | GlobSourceConfig | PostgresSourceConfig
+SourceSpec = (
+    JsonlSourceConfig | CsvSourceConfig | GlobSourceConfig | PostgresSourceConfig
+    | OmneoProfilesConfig | OmneoTransactionsConfig
+)
 
-SOURCE_KINDS: tuple[str, ...] = ("jsonl", "csv", "glob", "postgres")
+SOURCE_KINDS: tuple[str, ...] = (
+    "jsonl", "csv", "glob", "postgres", "omneo_profiles", "omneo_transactions")

@@ -1,0 +1,10 @@
+"""Omneo (a loyalty and CX platform) as a source: profiles with their aggregations become
+contacts, transactions become orders. See the README section "Omneo source"."""
+
+from ometria_sync.sources.omneo.config import (
+    OmneoProfilesConfig,
+    OmneoSourceConfig,
+    OmneoTransactionsConfig,
+)
+
+__all__ = ["OmneoProfilesConfig", "OmneoSourceConfig", "OmneoTransactionsConfig"]
