@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 from urllib.parse import urlsplit
 
 import msgspec
 
-from ometria_sync.errors import ConfigError
+from ometria_sync.errors import ConfigError, SourceError
 from ometria_sync.sources.base import Source, SourceConfig
 from ometria_sync.sources.files import resolve_path
 from ometria_sync.sources.omneo.normalise import Unusable, load_zone
@@ -117,6 +117,27 @@ class OmneoSourceConfig(SourceConfig, frozen=True, kw_only=True):
             raise ConfigError(f"{key}.token_env", f"the environment variable {self.token_env} "
                                                   "is not set (it holds the Omneo API token)")
 
+    #: the collection this source lists (``/profiles``, ``/transactions``)
+    list_path: ClassVar[str] = ""
+
+    async def preflight(self, key: str) -> None:
+        """One request for one row: a refused token or an unreachable tenant stops the run
+        before anything is sent, not when the stream's turn comes."""
+        from ometria_sync.sources.omneo.client import OmneoAuthError
+        from ometria_sync.sources.omneo.reader import new_client
+
+        client = new_client(self)
+        try:
+            await client.get(self.list_path, {self.page_size_param: "1"})
+        except OmneoAuthError as exc:
+            where = "token_file" if self.token_file else "token_env"
+            raise ConfigError(f"{key}.{where}", str(exc)) from None
+        except SourceError as exc:
+            raise ConfigError(f"{key}.{'base_url' if self.base_url else 'tenant'}",
+                              f"Omneo cannot be read: {exc}") from None
+        finally:
+            await client.aclose()
+
     def read_token(self) -> str:
         """The token; the ConfigError names where it looked, never the token."""
         if self.token_file:
@@ -149,6 +170,8 @@ class OmneoProfilesConfig(OmneoSourceConfig, frozen=True, kw_only=True, tag="omn
     #: send NOT_SPECIFIED when the profile neither opted in nor out (else leave it out)
     optin_not_specified: bool = True
 
+    list_path: ClassVar[str] = "/profiles"
+
     def names(self) -> tuple[str, ...]:
         return CONTACT_NAMES
 
@@ -178,6 +201,8 @@ class OmneoTransactionsConfig(OmneoSourceConfig, frozen=True, kw_only=True,
     lookup_profiles: bool = True
     #: the ``include`` parameter of the transaction list ("" sends none), e.g. "profile"
     include: str = ""
+
+    list_path: ClassVar[str] = "/transactions"
 
     def names(self) -> tuple[str, ...]:
         return ORDER_NAMES
