@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from ometria_sync.config import Job, load_job
+
+# Shared machines are noisy: no per-example deadline. In CI, examples are derived from each
+# test's name, so a run is reproducible (explore new ones locally, where failures can be kept).
+hypothesis_settings.register_profile("default", deadline=None)
+hypothesis_settings.register_profile("ci", deadline=None, derandomize=True)
+hypothesis_settings.load_profile("ci" if os.environ.get("CI") else "default")
 
 
 @pytest.fixture

@@ -24,6 +24,8 @@ class FakeOmetria:
         self.handler = handler or (lambda records: PushResult(202, accepted=len(records)))
         self.latency = latency
         self.calls: list[tuple[float, list[dict[str, Any]]]] = []
+        #: loop time of each answer, and the exception it was (None for a result)
+        self.answers: list[tuple[float, Exception | None]] = []
         self.delivered: list[dict[str, Any]] = []
 
     async def push(self, body: bytes, count: int) -> PushResult:
@@ -33,8 +35,10 @@ class FakeOmetria:
         if self.latency:
             await asyncio.sleep(self.latency)
         answer = self.handler(records)
-        if isinstance(answer, Exception):
-            raise answer
+        failure = answer if isinstance(answer, Exception) else None
+        self.answers.append((asyncio.get_running_loop().time(), failure))
+        if failure is not None:
+            raise failure
         self.delivered.extend(records)
         return answer
 
