@@ -12,6 +12,7 @@ One stream is one record type, so a batch never mixes ``@type``s.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +27,11 @@ from ometria_sync.state.change_index import ChangeIndex, hash64, identity
 from ometria_sync.state.deadletter import DeadLetterWriter
 
 Validator = Callable[[str, Any], Verdict]
+
+#: source items taken at a time (validated, looked up in the change index, batched) ...
+_SLICE = 128
+#: ... and the longest the batcher holds the event loop before it lets others run (seconds)
+_MAX_HOLD = 0.005
 
 
 class BatchRecord(msgspec.Struct, gc=False):
@@ -140,7 +146,20 @@ class Batcher:
     async def _take_chunk(
         self, chunk: list[SourceItem], out: asyncio.Queue[Batch | None]
     ) -> None:
-        """Validate a chunk, drop unchanged records, and cut batches as they fill. Positions of
+        """Take a source chunk (about 512 KiB, thousands of records) a slice at a time, letting
+        the event loop run in between: validating a whole chunk in one go holds the loop for
+        tens of milliseconds, and the pacer misses its departure slots meanwhile."""
+        held_since = time.perf_counter()
+        for start in range(0, len(chunk), _SLICE):
+            await self._take_slice(chunk[start : start + _SLICE], out)
+            if time.perf_counter() - held_since >= _MAX_HOLD:
+                await asyncio.sleep(0)
+                held_since = time.perf_counter()
+
+    async def _take_slice(
+        self, chunk: list[SourceItem], out: asyncio.Queue[Batch | None]
+    ) -> None:
+        """Validate items, drop unchanged records, and cut batches as they fill. Positions of
         refused and unchanged records are covered by the next batch cut."""
         taken = [self._take(item) for item in chunk]
         if self._changes is not None:

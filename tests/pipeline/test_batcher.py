@@ -140,3 +140,35 @@ async def test_dead_lettered_items_after_the_last_batch_are_covered(tmp_path: Pa
     batcher, _ = _batcher(tmp_path)
     batches = await _run(batcher, [_items([{"id": "a"}, {"id": "bad id"}])])
     assert [(len(b.records), b.end_position) for b in batches] == [(1, (2, 2))]
+
+
+async def test_a_big_chunk_lets_the_event_loop_run_between_slices(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Validating thousands of records at once would hold the loop and make the pacer miss its
+    departure slots: the batcher yields between slices once it has held the loop long enough
+    (here: at once), and the batches come out the same."""
+    import ometria_sync.pipeline.batcher as batcher_module
+
+    monkeypatch.setattr(batcher_module, "_MAX_HOLD", 0.0)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    batcher, _ = _batcher(tmp_path, size=1000)  # no batch cut (no queue put) inside the chunk
+    inq: asyncio.Queue[list[SourceItem] | None] = asyncio.Queue()
+    out: asyncio.Queue[Batch | None] = asyncio.Queue()
+    inq.put_nowait(_items([{"id": f"c{i}"} for i in range(128 * 10)]))
+    inq.put_nowait(None)
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    before = ticks
+    await batcher.run(inq, out)
+    task.cancel()
+    assert ticks - before >= 9  # one yield after each of the first nine slices at least
+    batch = out.get_nowait()
+    assert batch is not None and len(batch.records) == 1000
