@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from ometria_sync.ometria.push import PushResult
+from ometria_sync.ometria.push import PushResult, SentHook
 from ometria_sync.schemas.problems import Problem, Verdict
 
 Handler = Callable[[list[dict[str, Any]]], PushResult | Exception]
@@ -28,10 +28,15 @@ class FakeOmetria:
         self.answers: list[tuple[float, Exception | None]] = []
         self.delivered: list[dict[str, Any]] = []
 
-    async def push(self, body: bytes, count: int) -> PushResult:
+    async def push(
+        self, body: bytes, count: int, on_sent: SentHook | None = None
+    ) -> PushResult:
         records = msgspec.json.decode(body)
         assert len(records) == count
-        self.calls.append((asyncio.get_running_loop().time(), records))
+        now = asyncio.get_running_loop().time()
+        if on_sent is not None:
+            on_sent(now)
+        self.calls.append((now, records))
         if self.latency:
             await asyncio.sleep(self.latency)
         answer = self.handler(records)

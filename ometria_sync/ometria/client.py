@@ -24,7 +24,7 @@ from ometria_sync.errors import (
     ThrottledError,
     TransientError,
 )
-from ometria_sync.ometria.push import PushResult
+from ometria_sync.ometria.push import PushResult, SentHook
 
 _BAD_BATCH = frozenset({400, 413, 422})
 _TRANSIENT = frozenset({408, 425, 500, 502, 503, 504})
@@ -73,6 +73,15 @@ def _snippet(body: bytes, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+async def _report_sent(
+    session: aiohttp.ClientSession, context: Any, params: aiohttp.TraceRequestHeadersSentParams
+) -> None:
+    """aiohttp trace hook: the request's headers were written; tell the caller's ``on_sent``."""
+    hook = (context.trace_request_ctx or {}).get("on_sent")
+    if hook is not None:
+        hook(asyncio.get_running_loop().time())
+
+
 def ssl_context(ca_bundle: str | None) -> ssl.SSLContext:
     """Certificate verification is always on; ``ca_bundle`` replaces the system's trust store."""
     return ssl.create_default_context(cafile=ca_bundle)
@@ -95,8 +104,11 @@ class OmetriaClient:
         self._retry_after_cap = retry_after_cap
         tls = ssl_context(ca_bundle) if self._base.startswith("https") else False
         connector = aiohttp.TCPConnector(limit=connections, ssl=tls)
+        sent = aiohttp.TraceConfig()
+        sent.on_request_headers_sent.append(_report_sent)
         self._session = aiohttp.ClientSession(
             connector=connector,
+            trace_configs=[sent],
             timeout=aiohttp.ClientTimeout(total=timeout),
             headers={
                 "X-Ometria-Auth": api_key,
@@ -108,10 +120,14 @@ class OmetriaClient:
     async def aclose(self) -> None:
         await self._session.close()
 
-    async def push(self, body: bytes, count: int) -> PushResult:
-        """POST a JSON array of ``count`` records to ``/push``."""
+    async def push(
+        self, body: bytes, count: int, on_sent: SentHook | None = None
+    ) -> PushResult:
+        """POST a JSON array of ``count`` records to ``/push``; ``on_sent`` is told the loop
+        time at which the request was written (after any connection set-up)."""
         status, headers, payload = await self._request(
-            "POST", "/push", data=body, headers={"Content-Type": "application/json"}
+            "POST", "/push", data=body, headers={"Content-Type": "application/json"},
+            trace_request_ctx={"on_sent": on_sent} if on_sent is not None else None,
         )
         answer = _decode_answer(payload)
         return PushResult(

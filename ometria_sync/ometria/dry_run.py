@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ometria_sync.ometria.push import PushResult
+from ometria_sync.ometria.push import PushResult, SentHook
 
 
 class DryRunPusher:
@@ -19,7 +19,9 @@ class DryRunPusher:
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._count = len(list(self.folder.glob("*.json")))
 
-    async def push(self, body: bytes, count: int) -> PushResult:
+    async def push(
+        self, body: bytes, count: int, on_sent: SentHook | None = None
+    ) -> PushResult:
         self._count += 1
         path = self.folder / f"{self._count:06d}.json"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # personal data
@@ -34,7 +36,9 @@ class DryRunPusher:
 class NullPusher:
     """Accepts everything and keeps nothing: for ``validate``, which sends nothing."""
 
-    async def push(self, body: bytes, count: int) -> PushResult:
+    async def push(
+        self, body: bytes, count: int, on_sent: SentHook | None = None
+    ) -> PushResult:
         return PushResult(status=200, accepted=count)
 
     async def aclose(self) -> None:

@@ -7,9 +7,13 @@ one of the errors in :mod:`ometria_sync.errors` saying what the caller does next
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 import msgspec
+
+#: told the event loop's time at which a request was really written to the socket
+SentHook = Callable[[float], None]
 
 
 class PushResult(msgspec.Struct, frozen=True):
@@ -31,8 +35,12 @@ class PushResult(msgspec.Struct, frozen=True):
 class Pusher(Protocol):
     """Sends one request's worth of records of a single ``@type``."""
 
-    async def push(self, body: bytes, count: int) -> PushResult:
-        """POST ``body`` (a JSON array of ``count`` records). Raises on anything but 2xx."""
+    async def push(
+        self, body: bytes, count: int, on_sent: SentHook | None = None
+    ) -> PushResult:
+        """POST ``body`` (a JSON array of ``count`` records). Raises on anything but 2xx.
+        ``on_sent``, if given, is called once the request has left (the pacer counts from
+        there); a pusher that sends nothing need not call it."""
         ...
 
     async def aclose(self) -> None: ...

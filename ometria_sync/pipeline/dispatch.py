@@ -109,10 +109,10 @@ class Delivery:
         failures = 0
         throttle_wait = 0.0
         while True:
-            await self._pacer.acquire()
+            slot = await self._pacer.acquire()
             self._stats.request_sent(time.monotonic())
             try:
-                result = await self._pusher.push(body, len(records))
+                result = await self._pusher.push(body, len(records), slot.sent)
             except ThrottledError as exc:
                 self._stats.count_status(429)
                 self._stats.throttled += 1

@@ -1,10 +1,21 @@
 """The shared pacer: requests spaced evenly so that no 1-second window holds more than the limit.
 
 Why not a leaky bucket (``AsyncLimiter(4, 1)``)? It lets 4 requests go at once and then one
-every 0.25 s: 7 inside one second, and a strict server answers 429. Here the capacity is one:
-a request may leave ``interval = (1 + margin) / rate`` after the previous one *really* left, so any
-window of one second holds at most ``rate`` departures (the margin, 1% by default, absorbs
-scheduling jitter between departure and arrival).
+every 0.25 s: 7 inside one second, and a strict server answers 429. Here two rules hold for every
+departure, counted from when earlier requests *really* left:
+
+* the window: at most ``n = floor(rate)`` departures in any ``1 + margin`` seconds (the margin,
+  0.5% by default, absorbs up to 5 ms of jitter between departure and arrival), so the server
+  never counts more than ``rate`` in a sliding second;
+* the spacing: each departure is due one even interval (``span / n``, i.e.
+  ``(1 + margin) / rate`` for whole rates) after the previous one was *due*, so that a late
+  wake-up is not carried forward (plain spacing from the last real departure loses half a
+  millisecond per request: 0.2% of 4 requests/s, 10% of 200/s). A departure later than a
+  quarter interval (nothing to send, a pause) restarts the grid: no burst to catch up.
+
+"Really left" means when the request's headers were written to the socket: the HTTP client
+reports it to the :class:`Slot` it was given, so a request that waited for a new connection
+(a TLS handshake) does not arrive right behind the next one.
 
 One pacer serves every dispatcher of the process (all streams of a job share the account's
 budget). It also carries the process-wide reactions to Ometria's pushback:
@@ -23,6 +34,8 @@ Time comes from an injected clock and sleep, so tests move a fake clock instead 
 from __future__ import annotations
 
 import asyncio
+import math
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 from ometria_sync.pipeline.backoff import Backoff
@@ -34,6 +47,22 @@ Sleep = Callable[[float], Awaitable[None]]
 _REPEAT_WINDOW = 10.0
 #: fraction of the import queue under which pushes slow down
 _QUEUE_LOW_WATER = 0.2
+#: lateness (a fraction of the even interval) made up by the next departure; more restarts the grid
+_CATCH_UP = 0.25
+
+
+class Slot:
+    """One departure granted by :meth:`Pacer.acquire`. ``sent(at)`` moves it to when the request
+    really left (never earlier than granted), so that later departures count from there."""
+
+    __slots__ = ("at",)
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+
+    def sent(self, at: float) -> None:
+        if at > self.at:
+            self.at = at
 
 
 class Pacer:
@@ -43,7 +72,7 @@ class Pacer:
         self,
         rate: float,
         *,
-        margin: float = 0.01,
+        margin: float = 0.005,
         min_rate_fraction: float = 1 / 64,
         clock: Clock | None = None,
         sleep: Sleep | None = None,
@@ -58,7 +87,9 @@ class Pacer:
         self._clock = clock or asyncio.get_running_loop().time
         self._sleep = sleep or asyncio.sleep
         self._lock = asyncio.Lock()
-        self._last_departure: float | None = None
+        # the last floor(limit) departures, oldest first
+        self._recent: deque[Slot] = deque(maxlen=max(1, math.floor(rate)))
+        self._due = -float("inf")  # when the next departure is due by the spacing rule
         self._paused_until = 0.0
         self._last_throttle: float | None = None
         self._last_cut = -float("inf")
@@ -70,25 +101,36 @@ class Pacer:
         """The rate in force now (requests/s): the limit, lowered by AIMD and queue pressure."""
         return max(self._min_rate, min(self._aimd_rate, self.limit * self._queue_factor))
 
-    @property
-    def interval(self) -> float:
-        return (1.0 + self._margin) / self.rate
+    def _window(self) -> tuple[int, float]:
+        """``(n, span)``: at most ``n`` departures in any ``span`` seconds, at the current rate
+        (``span`` is longer than a second only below one request per second)."""
+        rate = self.rate
+        n = max(1, math.floor(rate))
+        return n, max(1.0, n / rate) * (1.0 + self._margin)
 
     def _ready_at(self) -> float:
-        spaced = -float("inf") if self._last_departure is None else (
-            self._last_departure + self.interval
-        )
-        return max(spaced, self._paused_until)
+        ready = max(self._paused_until, self._due)
+        n, span = self._window()
+        if len(self._recent) >= n:
+            ready = max(ready, self._recent[-n].at + span)
+        return ready
 
-    async def acquire(self) -> None:
-        """Wait for this request's slot; return the moment it may leave (FIFO among callers)."""
+    async def acquire(self) -> Slot:
+        """Wait for a departure slot (FIFO among callers) and return it; give the request's
+        real send time to ``Slot.sent`` if it may leave noticeably later than now."""
         async with self._lock:
             while True:
-                wait = self._ready_at() - self._clock()
-                if wait <= 0:
+                ready = self._ready_at()
+                now = self._clock()
+                if now >= ready:
                     break
-                await self._sleep(wait)
-            self._last_departure = self._clock()
+                await self._sleep(ready - now)
+            n, span = self._window()
+            even = span / n
+            self._due = max(ready, now - _CATCH_UP * even) + even
+            slot = Slot(now)
+            self._recent.append(slot)
+            return slot
 
     def pause(self, seconds: float) -> None:
         """No request leaves for ``seconds`` from now (extends, never shortens, a pause)."""

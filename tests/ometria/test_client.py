@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import time
 from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+from aiohttp import web
 from aioresponses import aioresponses
 
 from ometria_sync.errors import (
@@ -145,3 +147,35 @@ def test_retry_after_http_date() -> None:
     past = email.utils.formatdate(now - 30, usegmt=True)
     assert parse_retry_after(future, cap=120, now=now) == pytest.approx(30, abs=1)
     assert parse_retry_after(past, cap=120, now=now) is None
+
+
+async def test_on_sent_is_told_when_the_request_really_left() -> None:
+    """A real socket this time (aioresponses skips the transport): ``on_sent`` is called once,
+    after the connection was set up and before the server saw the request."""
+    loop = asyncio.get_running_loop()
+    arrived: list[float] = []
+
+    async def push(request: web.Request) -> web.Response:
+        arrived.append(loop.time())
+        await request.read()
+        return web.json_response({"status": "OK"}, status=202)
+
+    app = web.Application()
+    app.router.add_post("/v2/push", push)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    client = OmetriaClient(f"http://127.0.0.1:{port}/v2", KEY, timeout=5)
+    try:
+        sent: list[float] = []
+        before = loop.time()
+        result = await client.push(b'[{"@type":"contact","id":"c1"}]', 1, on_sent=sent.append)
+        await client.push(b'[{"@type":"contact","id":"c2"}]', 1)  # no hook: nothing called
+    finally:
+        await client.aclose()
+        await runner.cleanup()
+    assert result.accepted == 1
+    assert len(sent) == 1
+    assert before <= sent[0] <= arrived[0]

@@ -43,6 +43,52 @@ async def test_sustains_at_least_97_percent_of_the_rate() -> None:
     assert achieved >= 0.97 * 4
 
 
+@pytest.mark.parametrize("rate", [4, 200])
+async def test_late_wake_ups_do_not_add_up(rate: int) -> None:
+    """Wake-ups up to 1 ms late (the event loop's timer granularity) cost at most one per
+    window: >= 99% of the limit at 4/s and at 200/s (plain even spacing: 90% at 200/s)."""
+    clock = FakeClock(overshoot=0.001)
+    pacer = Pacer(rate, clock=clock.time, sleep=clock.sleep)
+    times = await _departures(pacer, clock, workers=8, total=rate * 60 + 1)
+    achieved = (len(times) - 1) / (times[-1] - times[0])
+    assert achieved >= 0.99 * rate
+    assert max_in_window(times) <= rate
+
+
+async def test_departures_stay_evenly_spaced() -> None:
+    """Making up late wake-ups must not bunch requests: every gap stays near 1/rate."""
+    clock = FakeClock(overshoot=0.003)
+    pacer = Pacer(4, clock=clock.time, sleep=clock.sleep)
+    times = await _departures(pacer, clock, workers=8, total=200)
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert 0.24 <= min(gaps) and max(gaps) <= 0.26
+
+
+async def test_windows_count_from_when_requests_really_left() -> None:
+    """Every fifth request waits 40 ms for a new connection before it leaves. The server
+    counts arrivals, so the pacer counts from the real send time the client reports."""
+    clock = FakeClock(overshoot=0.001)
+    pacer = Pacer(4, clock=clock.time, sleep=clock.sleep)
+    arrivals: list[float] = []
+    for i in range(100):
+        slot = await pacer.acquire()
+        late = 0.040 if i % 5 == 0 else 0.0
+        slot.sent(clock.time() + late)
+        arrivals.append(clock.time() + late)
+    assert max_in_window(arrivals) <= 4
+
+
+@pytest.mark.parametrize(("rate", "most"), [(4.5, 4), (1.5, 1), (0.5, 1)])
+async def test_fractional_rates_never_exceed_the_rate_in_a_second(rate: float, most: int) -> None:
+    """A strict server counts whole requests: 4.5/s allows 4 in a second, 0.5/s one in two."""
+    clock = FakeClock(overshoot=0.002)
+    pacer = Pacer(rate, clock=clock.time, sleep=clock.sleep)
+    times = await _departures(pacer, clock, workers=4, total=60)
+    assert max_in_window(times) <= most
+    if rate < 1:
+        assert max_in_window(times, window=1 / rate) <= 1
+
+
 async def test_a_bursting_leaky_bucket_would_exceed_the_window() -> None:
     """The reason for the design: AsyncLimiter(4, 1) lets more than 4 through in one second."""
     limiter = AsyncLimiter(4, 1)
