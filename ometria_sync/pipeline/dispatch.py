@@ -20,6 +20,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 
+import msgspec
 import structlog
 
 from ometria_sync.errors import (
@@ -163,5 +164,5 @@ class Delivery:
             stage="ometria",
             line=record.line,
             position=record.position,
-            record=record.record,
+            record=msgspec.json.decode(record.encoded),
         )
