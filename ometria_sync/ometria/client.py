@@ -74,9 +74,10 @@ def _snippet(body: bytes, limit: int = 300) -> str:
 
 
 async def _report_sent(
-    session: aiohttp.ClientSession, context: Any, params: aiohttp.TraceRequestHeadersSentParams
+    session: aiohttp.ClientSession, context: Any, params: aiohttp.TraceRequestChunkSentParams
 ) -> None:
-    """aiohttp trace hook: the request's headers were written; tell the caller's ``on_sent``."""
+    """aiohttp trace hook, run as the body goes to the socket (aiohttp holds the headers back
+    to send them with it); tell the caller's ``on_sent``."""
     hook = (context.trace_request_ctx or {}).get("on_sent")
     if hook is not None:
         hook(asyncio.get_running_loop().time())
@@ -105,7 +106,7 @@ class OmetriaClient:
         tls = ssl_context(ca_bundle) if self._base.startswith("https") else False
         connector = aiohttp.TCPConnector(limit=connections, ssl=tls)
         sent = aiohttp.TraceConfig()
-        sent.on_request_headers_sent.append(_report_sent)
+        sent.on_request_chunk_sent.append(_report_sent)
         self._session = aiohttp.ClientSession(
             connector=connector,
             trace_configs=[sent],

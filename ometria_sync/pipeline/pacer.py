@@ -2,18 +2,21 @@
 
 Why not a leaky bucket (``AsyncLimiter(4, 1)``)? It lets 4 requests go at once and then one
 every 0.25 s: 7 inside one second, and a strict server answers 429. Here two rules hold for every
-departure, counted from when earlier requests *really* left:
+departure:
 
-* the window: at most ``n = floor(rate)`` departures in any ``1 + margin`` seconds (the margin,
-  0.5% by default, absorbs up to 5 ms of jitter between departure and arrival), so the server
-  never counts more than ``rate`` in a sliding second;
-* the spacing: each departure is due one even interval (``span / n``, i.e.
-  ``(1 + margin) / rate`` for whole rates) after the previous one was *due*, so that a late
-  wake-up is not carried forward (plain spacing from the last real departure loses half a
-  millisecond per request: 0.2% of 4 requests/s, 10% of 200/s). A departure later than a
-  quarter interval (nothing to send, a pause) restarts the grid: no burst to catch up.
+* the grid: departures are due every ``(1 + margin) / rate`` seconds (margin 0.5% by default),
+  each one interval after the previous one was *due*, not after it really left, so that a late
+  wake-up or a busy event loop is made up for by the next few (never closer than half an
+  interval) instead of lost: plain spacing from the last real departure lost 10% of 200
+  requests/s. A departure more than 0.1 s late (nothing to send, a pause) restarts the grid
+  instead: no burst follows an idle spell.
+* the window, a safety net: at most ``n = floor(rate)`` departures in any ``1 + margin / 2``
+  seconds, counted from when requests really left. It binds only when one left late (a new
+  connection, a busy loop); the margin left over absorbs jitter between departure and arrival.
+  So a strict server never counts more than ``rate`` in a sliding second, fractional rates
+  included (4.5/s allows 4).
 
-"Really left" means when the request's headers were written to the socket: the HTTP client
+"Really left" means when the request was written to the socket: the HTTP client
 reports it to the :class:`Slot` it was given, so a request that waited for a new connection
 (a TLS handshake) does not arrive right behind the next one.
 
@@ -47,8 +50,11 @@ Sleep = Callable[[float], Awaitable[None]]
 _REPEAT_WINDOW = 10.0
 #: fraction of the import queue under which pushes slow down
 _QUEUE_LOW_WATER = 0.2
-#: lateness (a fraction of the even interval) made up by the next departure; more restarts the grid
-_CATCH_UP = 0.25
+#: lateness made up for by closer departures (seconds); a departure later than that (nothing to
+#: send, a pause) restarts the grid instead, so that no burst follows
+_CATCH_UP = 0.1
+#: closest spacing while catching up, as a fraction of the even interval
+_MIN_SPACING = 0.5
 
 
 class Slot:
@@ -89,7 +95,8 @@ class Pacer:
         self._lock = asyncio.Lock()
         # the last floor(limit) departures, oldest first
         self._recent: deque[Slot] = deque(maxlen=max(1, math.floor(rate)))
-        self._due = -float("inf")  # when the next departure is due by the spacing rule
+        self._due = -float("inf")  # when the next departure is due on the even grid
+        self._last = -float("inf")  # when the last one left
         self._paused_until = 0.0
         self._last_throttle: float | None = None
         self._last_cut = -float("inf")
@@ -101,16 +108,18 @@ class Pacer:
         """The rate in force now (requests/s): the limit, lowered by AIMD and queue pressure."""
         return max(self._min_rate, min(self._aimd_rate, self.limit * self._queue_factor))
 
-    def _window(self) -> tuple[int, float]:
-        """``(n, span)``: at most ``n`` departures in any ``span`` seconds, at the current rate
-        (``span`` is longer than a second only below one request per second)."""
+    def _window(self) -> tuple[int, float, float]:
+        """``(n, span, even)``: at most ``n`` departures in any ``span`` seconds, due every
+        ``even`` seconds. ``span`` keeps half the margin, ``even`` spreads all of it, so the
+        window binds only for a request that really left late, not for every late wake-up."""
         rate = self.rate
         n = max(1, math.floor(rate))
-        return n, max(1.0, n / rate) * (1.0 + self._margin)
+        second = max(1.0, n / rate)  # longer than a second only below one request per second
+        return n, second * (1.0 + self._margin / 2), second * (1.0 + self._margin) / n
 
     def _ready_at(self) -> float:
-        ready = max(self._paused_until, self._due)
-        n, span = self._window()
+        n, span, even = self._window()
+        ready = max(self._paused_until, self._due, self._last + _MIN_SPACING * even)
         if len(self._recent) >= n:
             ready = max(ready, self._recent[-n].at + span)
         return ready
@@ -125,9 +134,10 @@ class Pacer:
                 if now >= ready:
                     break
                 await self._sleep(ready - now)
-            n, span = self._window()
-            even = span / n
-            self._due = max(ready, now - _CATCH_UP * even) + even
+            # this departure's place on the grid: late by up to _CATCH_UP is made up for later
+            place = max(self._due, self._paused_until, now - _CATCH_UP)
+            self._due = place + self._window()[2]
+            self._last = now
             slot = Slot(now)
             self._recent.append(slot)
             return slot
