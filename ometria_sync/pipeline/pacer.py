@@ -134,8 +134,11 @@ class Pacer:
                 if now >= ready:
                     break
                 await self._sleep(ready - now)
-            # this departure's place on the grid: late by up to _CATCH_UP is made up for later
-            place = max(self._due, self._paused_until, now - _CATCH_UP)
+            # this departure's place on the grid: lateness up to _CATCH_UP is made up for by
+            # the next departures; after more (idle, first request) the grid starts again here
+            place = max(self._due, self._paused_until)
+            if now - place > _CATCH_UP:
+                place = now
             self._due = place + self._window()[2]
             self._last = now
             slot = Slot(now)

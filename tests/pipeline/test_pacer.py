@@ -168,3 +168,16 @@ def test_pauses_grow_while_429s_continue_but_not_for_requests_already_in_flight(
     pacer.on_success()
     clock.now += 20
     assert pacer.throttled(backoff, None) == 1.0
+
+
+async def test_no_burst_after_an_idle_spell() -> None:
+    """Nothing to send for a while is not lateness to make up: the first requests after an
+    idle spell (or the very first ones) are evenly spaced, not closer."""
+    clock = FakeClock()
+    pacer = Pacer(4, clock=clock.time, sleep=clock.sleep)
+    first = await _departures(pacer, clock, workers=2, total=3)
+    await clock.sleep(5.0)
+    after = await _departures(pacer, clock, workers=2, total=3)
+    for times in (first, after):
+        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        assert min(gaps) >= 0.25
