@@ -44,7 +44,8 @@ def _shape_error(body: Any) -> str | None:
     for index, record in enumerate(body):
         if not isinstance(record, dict):
             return f"record {index} is not an object"
-        if record.get("@type") not in _TYPES:
+        rtype = record.get("@type")
+        if not isinstance(rtype, str) or rtype not in _TYPES:  # a list or object is unhashable
             return f"record {index}: @type missing or unknown"
         if "id" not in record:
             return f"record {index}: id missing"

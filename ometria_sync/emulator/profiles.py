@@ -28,7 +28,10 @@ def _order_owner(order: dict[str, Any]) -> list[str]:
 def build_profiles(records: dict[str, dict[str, dict[str, Any]]]) -> list[dict[str, Any]]:
     clusters: dict[str, list[dict[str, Any]]] = {}
     email_to_key: dict[str, str] = {}
-    for contact in records.get("contact", {}).values():
+    # listings with a customer_id first, so an email-only listing joins its customer's profile
+    # whatever order the two were imported in
+    contacts = sorted(records.get("contact", {}).values(), key=lambda c: not c.get("customer_id"))
+    for contact in contacts:
         key = _cluster_key(contact)
         if key is None:
             continue
