@@ -1,0 +1,121 @@
+"""Raised limits: does the engine keep up with 50 and 200 requests/s, and at what CPU cost?
+
+    .venv/bin/python bench/bench_raised_limits.py [--rates 50,200] [--seconds 60] [--repeat 3]
+
+For each rate, the engine (``ometria-sync run`` in a subprocess) sends ``rate x 100 x seconds``
+contacts to the emulator (``ometria-sync emulator`` in another subprocess) whose sliding-window
+limit is that rate. The job sets ``rate_limit_per_second`` to the rate and leaves ``concurrency``
+at its default (rate x 2, at most 256). The emulator answers after ``--latency-ms`` and its import
+queue is made large and fast (``--queue-capacity 10**9 --drain-per-second 10**9``), so that only
+the rate limit pushes back.
+
+Measured: achieved rate = (requests - 1) / (last arrival - first arrival), from the emulator's
+``/_emulator/stats``; 429 answers; most requests inside any sliding second; and CPU use, as
+CPU seconds / wall seconds over the engine's life (start to exit): the engine's from
+``wait4`` rusage, the emulator's from ``/proc/PID/stat`` over the same interval.
+Prints medians of ``--repeat`` trials.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchlib import KEY, cpu_seconds, data_file, start_engine, write_job
+
+
+def start_emulator(rate: float, latency_ms: float) -> tuple[subprocess.Popen[str], str]:
+    cmd = [sys.executable, "-m", "ometria_sync", "emulator", "--port", "0", "--api-key", KEY,
+           "--rate", str(rate), "--latency", str(latency_ms), "--queue-capacity", str(10**9),
+           "--drain-per-second", str(10**9), "--log-format", "json", "-q"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if "listening on" not in line:
+        raise SystemExit(f"emulator did not start: {line!r}")
+    return proc, line.rsplit(" ", 1)[1].strip()
+
+
+def stats(url: str) -> dict[str, Any]:
+    base = url.rsplit("/v2", 1)[0]
+    with urllib.request.urlopen(f"{base}/_emulator/stats", timeout=10) as resp:
+        result: dict[str, Any] = json.load(resp)
+    return result
+
+
+def trial(rate: float, args: argparse.Namespace, work: Path) -> dict[str, float]:
+    data = data_file("contact", int(rate * 100 * args.seconds))
+    shutil.rmtree(work, ignore_errors=True)
+    job = write_job(work, data, "contact", rate_limit_per_second=rate,
+                    change_detection=args.change_detection)
+    emulator, url = start_emulator(rate, args.latency_ms)
+    try:
+        emu_cpu, started = cpu_seconds(emulator.pid), time.monotonic()
+        engine = start_engine(job, url)
+        _, status, usage = os.wait4(engine.pid, 0)
+        wall = time.monotonic() - started
+        emu_cpu = cpu_seconds(emulator.pid) - emu_cpu
+        engine.returncode = os.waitstatus_to_exitcode(status)
+        assert engine.stderr is not None
+        if engine.returncode != 0:
+            raise SystemExit(f"engine exited {engine.returncode}: {engine.stderr.read()[-2000:]!r}")
+        seen = stats(url)
+    finally:
+        emulator.terminate()
+        emulator.wait()
+    requests = sum(seen["requests_by_status"].values())
+    span = seen["last_request_at"] - seen["first_request_at"]
+    return {"rate": (requests - 1) / span, "requests": requests,
+            "throttled": seen["requests_by_status"].get("429", 0),
+            "peak": seen["max_requests_in_any_second"], "span": span, "wall": wall,
+            "engine_cpu": (usage.ru_utime + usage.ru_stime) / wall, "emulator_cpu": emu_cpu / wall}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rates", default="50,200", help="limits to try, comma-separated")
+    parser.add_argument("--seconds", type=float, default=60.0,
+                        help="records sized for this many seconds at the limit")
+    parser.add_argument("--latency-ms", type=float, default=100.0, help="emulator answer delay")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--change-detection", action=argparse.BooleanOptionalAction,
+                        default=True, help="the stream's change_detection setting")
+    args = parser.parse_args()
+    rates = [float(x) for x in args.rates.split(",")]
+    work = Path(tempfile.mkdtemp(prefix="bench-raised-"))
+    results: dict[float, list[dict[str, float]]] = {r: [] for r in rates}
+    for round_ in range(args.repeat):
+        for rate in rates:
+            result = trial(rate, args, work / "job")
+            results[rate].append(result)
+            print(f"(trial {round_ + 1}, {rate:g}/s: " + ", ".join(
+                f"{k} {v:.3f}" for k, v in result.items()) + ")", file=sys.stderr, flush=True)
+    shutil.rmtree(work)
+    print(f"emulator latency {args.latency_ms:g} ms, ~{args.seconds:g} s of records per rate, "
+          f"change detection {'on' if args.change_detection else 'off'}, median of "
+          f"{args.repeat} trials; 2 cores shared by engine and emulator")
+    print(f"{'limit':>6} {'req/s':>8} {'of limit':>8} {'429s':>5} {'max/any 1 s':>11} "
+          f"{'requests':>8} {'engine CPU':>10} {'emulator CPU':>12}")
+    for rate, trials in results.items():
+        med = {k: statistics.median(t[k] for t in trials) for k in trials[0]}
+        peak = max(t["peak"] for t in trials)
+        print(f"{rate:>6g} {med['rate']:>8.2f} {med['rate'] / rate:>8.1%} "
+              f"{med['throttled']:>5g} {peak:>11g} {med['requests']:>8g} "
+              f"{med['engine_cpu']:>10.0%} {med['emulator_cpu']:>12.0%}")
+    print("CPU = CPU seconds / wall seconds of the engine's life (100% = one core busy)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,187 @@
+"""What the benchmark scripts share: cached sample files, job files, an emulator that logs every
+push it receives, the engine as a subprocess, and process CPU time. Not a benchmark itself.
+
+Data files go to ``$OMETRIA_BENCH_DATA`` (default ``/tmp/ometria-bench``), never into the repo;
+they are made once per size with bench/gen_data.py's record shapes (seed 7) and reused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from gen_data import contact, order
+
+from ometria_sync.emulator import EmulatorOptions
+from ometria_sync.emulator.app import STORE, create_app
+
+DATA_DIR = Path(os.environ.get("OMETRIA_BENCH_DATA", "/tmp/ometria-bench"))
+KEY = "bench-key-not-secret"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def data_file(record_type: str, n: int) -> Path:
+    """``n`` contacts or orders as JSON Lines, made on first use and cached."""
+    path = DATA_DIR / f"{record_type}s-{n}.jsonl"
+    if path.exists():
+        return path
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    print(f"(making {path}, once)", file=sys.stderr, flush=True)
+    rnd = random.Random(7)
+    encode = msgspec.json.encode
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("wb") as fh:
+        for i in range(n):
+            record = contact(i, rnd) if record_type == "contact" else order(i, n, 500, rnd)
+            fh.write(encode(record) + b"\n")
+    tmp.replace(path)
+    return path
+
+
+def write_job(folder: Path, data: Path, record_type: str, *, change_detection: bool = True,
+              **ometria: Any) -> Path:
+    """A one-stream job in ``folder`` (state under ``folder/state``); ``ometria`` overrides the
+    ``[ometria]`` section. The base URL is set per run with ``OMETRIA_SYNC__OMETRIA__BASE_URL``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    settings = {"base_url": "http://127.0.0.1:9/v2", **ometria}
+    lines = "\n".join(f"{k} = {json.dumps(v)}" for k, v in settings.items())
+    job = folder / "job.toml"
+    job.write_text(
+        f"[ometria]\n{lines}\n\n[report]\nprogress = \"off\"\n\n"
+        f"[[streams]]\nname = \"{record_type}s\"\nrecord_type = \"{record_type}\"\n"
+        f"source = {{ kind = \"jsonl\", path = \"{data}\" }}\n"
+        f"change_detection = {json.dumps(change_detection)}\n"
+    )
+    return job
+
+
+def engine_command(job: Path) -> list[str]:
+    return [sys.executable, "-m", "ometria_sync", "run", str(job), "--log-format", "json", "-q"]
+
+
+def engine_env(url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OMETRIA")}
+    env.update(OMETRIA_API_KEY=KEY, OMETRIA_SYNC__OMETRIA__BASE_URL=url)
+    return env
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a live process (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+@dataclass
+class PushLog:
+    """Every ``POST /v2/push`` an emulator received: arrival (loop time, i.e. time.monotonic),
+    HTTP status, and the id of the first record in the body."""
+
+    arrivals: list[float] = field(default_factory=list)
+    statuses: list[int] = field(default_factory=list)
+    first_ids: list[str] = field(default_factory=list)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def window(self, seconds: float) -> PushLog:
+        """The pushes that arrived within ``seconds`` of the first one."""
+        if not self.arrivals:
+            return PushLog()
+        end = self.arrivals[0] + seconds
+        n = sum(1 for t in self.arrivals if t <= end)
+        return PushLog(self.arrivals[:n], self.statuses[:n], self.first_ids[:n])
+
+    @property
+    def rate(self) -> float:
+        """Requests per second: (n - 1) / (last arrival - first arrival)."""
+        n = len(self.arrivals)
+        span = self.arrivals[-1] - self.arrivals[0] if n > 1 else 0.0
+        return (n - 1) / span if span > 0 else 0.0
+
+    def count(self, status: int) -> int:
+        return self.statuses.count(status)
+
+    def max_in_any_second(self) -> int:
+        """Most arrivals inside any sliding one-second window (as the emulator counts)."""
+        best, lo = 0, 0
+        for hi, t in enumerate(self.arrivals):
+            while self.arrivals[lo] <= t - 1.0:
+                lo += 1
+            best = max(best, hi - lo + 1)
+        return best
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _first_id(body: bytes) -> str:
+    try:
+        return str(msgspec.json.decode(body)[0].get("id"))
+    except (msgspec.DecodeError, IndexError, AttributeError, KeyError):
+        return ""
+
+
+def _logging_middleware(log: PushLog) -> Any:
+    @web.middleware
+    async def log_push(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path != "/v2/push":
+            return await handler(request)
+        log.arrivals.append(asyncio.get_running_loop().time())
+        log.statuses.append(0)
+        log.first_ids.append("")
+        index = len(log.arrivals) - 1
+        log.arrived.set()
+        response = await handler(request)
+        log.statuses[index] = response.status
+        log.first_ids[index] = _first_id(await request.read())  # cached by aiohttp
+        return response
+
+    return log_push
+
+
+@dataclass
+class LoggedEmulator:
+    url: str
+    log: PushLog
+    app: web.Application
+
+    def stats(self) -> dict[str, Any]:
+        store = self.app[STORE]
+        return store.stats.snapshot(len(store.queue))
+
+
+@asynccontextmanager
+async def logged_emulator(**options: Any) -> AsyncIterator[LoggedEmulator]:
+    """The project's emulator in this process on a free port, logging every push."""
+    options.setdefault("api_key", KEY)
+    options.setdefault("seed", 1)
+    app = create_app(EmulatorOptions(host="127.0.0.1", port=0, **options))
+    log = PushLog()
+    app.middlewares.append(_logging_middleware(log))
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield LoggedEmulator(f"http://127.0.0.1:{port}/v2", log, app)
+    finally:
+        await runner.cleanup()
+
+
+def start_engine(job: Path, url: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(engine_command(job), env=engine_env(url),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
