@@ -118,7 +118,9 @@ class Delivery:
                 self._stats.count_status(429)
                 self._stats.throttled += 1
                 self._pacer.observe_queue(exc.queue_remaining, None)
-                delay = self._pacer.throttled(self._policy.backoff, exc.retry_after)
+                delay = self._pacer.throttled(
+                    self._policy.backoff, exc.retry_after, exc.queue_remaining
+                )
                 throttle_wait += delay
                 if throttle_wait > self._policy.max_throttle_wait:
                     raise RetriesExhaustedError(

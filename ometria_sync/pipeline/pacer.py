@@ -25,7 +25,9 @@ budget). It also carries the process-wide reactions to Ometria's pushback:
 
 * ``throttled()``: after a 429 every dispatcher waits, not only the one that got it; the pause
   grows exponentially while 429s keep coming (a full import queue), counting one step per
-  pause, so that the answers of requests already in flight do not escalate it;
+  pause, so that the answers of requests already in flight do not escalate it. A first 429
+  while the import queue has room costs one interval only, and every separate 429 doubles the
+  margin (up to 4%): the server's clock saw more jitter than the margin allowed for;
 * AIMD: repeated 429s halve the rate, each success wins back a little of it, never above the
   configured limit;
 * ``observe_queue(remaining, limit)``: Ometria's ``X-QueueSize-Remaining`` header; the rate is
@@ -53,6 +55,8 @@ _QUEUE_LOW_WATER = 0.2
 #: lateness made up for by closer departures (seconds); a departure later than that (nothing to
 #: send, a pause) restarts the grid instead, so that no burst follows
 _CATCH_UP = 0.1
+#: the most the margin grows to after 429s
+_MAX_MARGIN = 0.04
 #: closest spacing while catching up, as a fraction of the even interval
 _MIN_SPACING = 0.5
 
@@ -149,23 +153,38 @@ class Pacer:
         """No request leaves for ``seconds`` from now (extends, never shortens, a pause)."""
         self._paused_until = max(self._paused_until, self._clock() + seconds)
 
-    def throttled(self, backoff: Backoff, retry_after: float | None) -> float:
+    def throttled(
+        self, backoff: Backoff, retry_after: float | None, queue_remaining: int | None = None
+    ) -> float:
         """A 429 arrived: pause everybody and return the pause. ``retry_after`` is a floor.
 
         A 429 for a request that left during the current pause (it was in flight) reuses the
-        current step; one for a request sent after the pause escalates it."""
+        current step; one for a request sent after the pause escalates it. The first 429 of a
+        streak while the import queue has room (``queue_remaining > 0``) is the rate: this
+        pacer kept the window by its own clock, so the server's count differed by jitter. The
+        margin widens (``on_throttled``) and the pause is one interval, not a backoff step:
+        at 200 requests/s each half-second step cost 100 requests."""
         now = self._clock()
         if now >= self._paused_until:
             self._streak += 1
-        delay = backoff.delay(max(0, self._streak - 1), retry_after)
-        self.pause(delay)
         self.on_throttled()
+        if queue_remaining and self._streak <= 1 and retry_after is None:
+            delay = self._window()[2]
+        else:
+            delay = backoff.delay(max(0, self._streak - 1), retry_after)
+        self.pause(delay)
         return delay
 
     def on_throttled(self) -> None:
         """A 429 arrived. Another one within ``_REPEAT_WINDOW`` s halves the rate (AIMD), at
-        most once a second, so that the answers of one burst of in-flight requests count once."""
+        most once a second, so that the answers of one burst of in-flight requests count once.
+
+        A 429 more than a second after the last one also doubles the margin (up to 4%): the
+        server may have seen more than the limit in some second, that is arrivals jitter more on
+        this path than the margin allowed for."""
         now = self._clock()
+        if self._last_throttle is None or now - self._last_throttle >= 1.0:
+            self._margin = min(_MAX_MARGIN, self._margin * 2)
         repeated = self._last_throttle is not None and now - self._last_throttle < _REPEAT_WINDOW
         if repeated and now - self._last_cut >= 1.0:
             self._aimd_rate = max(self._min_rate, self._aimd_rate / 2)

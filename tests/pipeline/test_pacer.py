@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 from aiolimiter import AsyncLimiter
@@ -60,8 +61,8 @@ async def test_departures_stay_evenly_spaced() -> None:
     clock = FakeClock(overshoot=0.003)
     pacer = Pacer(4, clock=clock.time, sleep=clock.sleep)
     times = await _departures(pacer, clock, workers=8, total=200)
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
-    assert 0.24 <= min(gaps) and max(gaps) <= 0.26
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert min(gaps) >= 0.24 and max(gaps) <= 0.26
 
 
 async def test_windows_count_from_when_requests_really_left() -> None:
@@ -170,6 +171,24 @@ def test_pauses_grow_while_429s_continue_but_not_for_requests_already_in_flight(
     assert pacer.throttled(backoff, None) == 1.0
 
 
+def test_a_rate_429_with_room_in_the_queue_pauses_one_interval_then_backs_off() -> None:
+    """X-QueueSize-Remaining > 0 says the 429 was the rate, not a full queue: the first one
+    costs one interval (and widens the margin); if they go on, the usual backoff steps follow.
+    A full queue (0) backs off at once."""
+    clock = FakeClock()
+    pacer = Pacer(4, clock=clock.time, sleep=clock.sleep)
+    backoff = Backoff(base=1.0, cap=60.0, rand=lambda low, high: high)
+    assert pacer.throttled(backoff, None, queue_remaining=40_000) == pytest.approx(1.01 / 4)
+    clock.now += 0.3
+    assert pacer.throttled(backoff, None, queue_remaining=40_000) == 2.0  # still 429: step 2
+    pacer.on_success()
+    clock.now += 20
+    assert pacer.throttled(backoff, None, queue_remaining=0) == 1.0
+    pacer.on_success()
+    clock.now += 20
+    assert pacer.throttled(backoff, 3.0, queue_remaining=40_000) == 3.0  # Retry-After rules
+
+
 async def test_no_burst_after_an_idle_spell() -> None:
     """Nothing to send for a while is not lateness to make up: the first requests after an
     idle spell (or the very first ones) are evenly spaced, not closer."""
@@ -179,5 +198,30 @@ async def test_no_burst_after_an_idle_spell() -> None:
     await clock.sleep(5.0)
     after = await _departures(pacer, clock, workers=2, total=3)
     for times in (first, after):
-        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(times)]
         assert min(gaps) >= 0.25
+
+
+async def test_a_429_widens_the_margin_for_the_rest_of_the_run() -> None:
+    """The server counted more than the limit: arrivals jitter more than 0.5% of a second on
+    this path, so each separate 429 doubles the margin (0.5% -> 1% -> 2%, at most 4%); the
+    in-flight 429s of one episode count once."""
+    clock = FakeClock()
+    pacer = Pacer(4, clock=clock.time, sleep=clock.sleep)
+
+    async def span_of_five() -> float:
+        await clock.sleep(10.0)  # the AIMD cut and the pause are long past
+        pacer.on_success()
+        for _ in range(50):
+            pacer.on_success()
+        times = await _departures(pacer, clock, workers=1, total=5)
+        return times[-1] - times[0]
+
+    assert await span_of_five() == pytest.approx(1.005, abs=1e-6)
+    pacer.on_throttled()
+    pacer.on_throttled()  # the same episode
+    assert await span_of_five() == pytest.approx(1.01, abs=1e-6)
+    for _ in range(5):
+        await clock.sleep(2.0)
+        pacer.on_throttled()
+    assert await span_of_five() == pytest.approx(1.04, abs=1e-6)
