@@ -36,6 +36,11 @@ from ometria_sync.state.deadletter import DeadLetterWriter
 
 log = structlog.get_logger("ometria_sync.stream")
 
+#: acknowledged records' change hashes written per transaction ...
+_HASHES_PER_WRITE = 5000
+#: ... or after this many seconds, whichever comes first
+_HASHES_MAX_AGE = 2.0
+
 
 ValidatorFactory = Callable[[StreamSettings], Validator]
 PusherFactory = Callable[[StreamSettings], Pusher]
@@ -171,6 +176,8 @@ class _PartRunner:
             on_acknowledged=self._remember if changes and ctx.save_checkpoints else None,
         )
         self._changes = changes
+        self._acked: list[tuple[int, int]] = []  # hashes of acknowledged records, not yet written
+        self._acked_since = time.monotonic()
 
     def _change_filter(self) -> ChangeFilter | None:
         if not (self.stream.change_detection and self.ctx.detect_changes):
@@ -179,11 +186,23 @@ class _PartRunner:
                             refresh=self.ctx.full_refresh)
 
     def _remember(self, records: list[BatchRecord]) -> None:
-        """Ometria acknowledged these: their hashes become the reference for the next run."""
-        assert self._changes is not None
-        self.ctx.store.changes.remember(
-            self._changes.stream_id, [(r.id_hash, r.content_hash) for r in records]
-        )
+        """Ometria acknowledged these: their hashes become the reference for the next run.
+
+        Written _HASHES_PER_WRITE at a time (or every _HASHES_MAX_AGE seconds), sorted, in one
+        transaction: a write per batch was the biggest cost on the event loop at 200 requests/s
+        (2.6 times slower per hash). Hashes not yet written when the process dies only mean
+        those records count as changed on the next run, never that a change is missed."""
+        self._acked.extend((r.id_hash, r.content_hash) for r in records)
+        now = time.monotonic()
+        if len(self._acked) >= _HASHES_PER_WRITE or now - self._acked_since >= _HASHES_MAX_AGE:
+            self._write_hashes()
+
+    def _write_hashes(self) -> None:
+        self._acked_since = time.monotonic()
+        if not self._acked or self._changes is None:
+            return
+        pairs, self._acked = sorted(self._acked), []
+        self.ctx.store.changes.remember(self._changes.stream_id, pairs)
 
     async def run(self, start: object) -> None:
         producer = asyncio.create_task(self._produce(self.part.read(start)), name="producer")
@@ -209,6 +228,10 @@ class _PartRunner:
             for task in (*upstream, *dispatchers):
                 task.cancel()
             await asyncio.gather(stop, *upstream, *dispatchers, return_exceptions=True)
+            try:
+                self._write_hashes()
+            except OmetriaSyncError as exc:
+                self._fail(exc)
 
     def _check_task(self, task: asyncio.Task[None]) -> None:
         """A task ended: fine, a state error (stop the run), or a bug (raise it, loudly)."""
