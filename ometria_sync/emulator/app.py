@@ -167,7 +167,14 @@ async def get_product(request: web.Request) -> web.Response:
 
 
 async def get_contact(request: web.Request) -> web.Response:
+    """``/contacts/{id}``: the first listing with that id, whatever its collection."""
     return _one(request.app[STORE].find_contact(request.match_info["id"]))
+
+
+async def get_collection_contact(request: web.Request) -> web.Response:
+    """``/contacts/{collection}/{id}``, as Ometria's own path names a listing."""
+    key = f"{request.match_info['collection']}/{request.match_info['id']}"
+    return _one(request.app[STORE].get("contact", key))
 
 
 async def list_profiles(request: web.Request) -> web.Response:
@@ -240,6 +247,7 @@ def create_app(options: EmulatorOptions) -> web.Application:
     app.router.add_get("/v2/orders/{id}", get_order)
     app.router.add_get("/v2/products/{id}", get_product)
     app.router.add_get("/v2/contacts/{id}", get_contact)
+    app.router.add_get("/v2/contacts/{collection}/{id}", get_collection_contact)
     app.router.add_get("/v2/profiles", list_profiles)
     app.router.add_get("/v2/profiles/{id}", get_profile)
     app.router.add_get("/_emulator/stats", stats)

@@ -350,3 +350,13 @@ async def test_stats_count_requests_records_and_ids(emulator: EmuFactory) -> Non
     emu.drain()
     stats = await emu.stats()
     assert (stats["queue_depth"], stats["records_imported"], stats["import_errors"]) == (0, 4, 1)
+
+
+async def test_contacts_read_by_collection_and_id(emulator: EmuFactory) -> None:
+    """The same id in two collections is two listings: /contacts/{collection}/{id} names one."""
+    emu = await emulator()
+    await _import(emu, [contact("c1", "shop", email="shop@example.com"),
+                        contact("c1", "app", email="app@example.com")])
+    assert (await emu.json("/v2/contacts/shop/c1"))["email"] == "shop@example.com"
+    assert (await emu.json("/v2/contacts/app/c1"))["email"] == "app@example.com"
+    assert (await emu.get("/v2/contacts/pos/c1")).status == 404
