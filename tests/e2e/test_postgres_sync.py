@@ -8,7 +8,7 @@ import random
 import asyncpg
 import pytest
 
-from tests.e2e.conftest import Workspace
+from tests.e2e.conftest import Workspace, assert_crash_trials_lost_nothing
 from tests.pg import DSN, QUERY, fill
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
@@ -72,12 +72,8 @@ async def _kill_and_resume(workspace: Workspace, emulator: object, conn: asyncpg
             await proc.wait()
         result = await workspace.run("run", "job.toml", url=emu.url)
         stats = emu.stats()
-    assert result.code == 0, result.stderr
-    assert stats["distinct_ids"] == total
-    resent = stats["records_accepted"] - total
-    print(f"\npostgres crash trials: {trials} SIGKILLs, {total} rows, all delivered; resent "
-          f"{resent} ({resent / trials:.0f} per crash, at most {(DISPATCHERS + 1) * BATCH})")
-    assert resent <= trials * (DISPATCHERS + 1) * BATCH
+    assert_crash_trials_lost_nothing("postgres crash trials", result, stats, total, trials,
+                                     in_flight=(DISPATCHERS + 1) * BATCH)
 
 
 async def test_a_run_killed_midway_resumes_without_loss(

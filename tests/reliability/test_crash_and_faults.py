@@ -16,7 +16,13 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import CONTACTS, Workspace, contact_records, jsonl
+from tests.e2e.conftest import (
+    CONTACTS,
+    Workspace,
+    assert_crash_trials_lost_nothing,
+    contact_records,
+    jsonl,
+)
 
 pytestmark = pytest.mark.e2e
 Emulator = Callable[..., Any]
@@ -58,12 +64,8 @@ async def _crash_trials(workspace: Workspace, emulator: Emulator, trials: int) -
         assert killed == trials  # every trial really crashed mid-run
         result = await workspace.run("run", "job.toml", url=emu.url)
         stats = emu.stats()
-    assert result.code == 0, result.stderr
-    assert stats["distinct_ids"] == total
-    resent = stats["records_accepted"] - total
-    print(f"\ncrash trials: {trials} SIGKILLs, {total} records, all delivered; resent "
-          f"{resent} ({resent / trials:.0f} per crash, at most {(DISPATCHERS + 1) * BATCH})")
-    assert resent <= trials * (DISPATCHERS + 1) * BATCH
+    assert_crash_trials_lost_nothing("crash trials", result, stats, total, trials,
+                                     in_flight=(DISPATCHERS + 1) * BATCH)
 
 
 async def test_crash_trials_short(workspace: Workspace, emulator: Emulator) -> None:
