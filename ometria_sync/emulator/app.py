@@ -149,7 +149,7 @@ def _page(request: web.Request, items: list[Any]) -> web.Response:
 
 
 async def list_orders(request: web.Request) -> web.Response:
-    return _page(request, list(request.app[STORE].records.get("order", {}).values()))
+    return _page(request, list(request.app[STORE].table("order").values()))
 
 
 def _one(record: dict[str, Any] | None) -> web.Response:
@@ -177,8 +177,12 @@ async def get_collection_contact(request: web.Request) -> web.Response:
     return _one(request.app[STORE].get("contact", key))
 
 
+def _profiles(store: EmulatorStore) -> list[dict[str, Any]]:
+    return build_profiles(store.table("contact").values(), store.table("order").values())
+
+
 async def list_profiles(request: web.Request) -> web.Response:
-    profiles = build_profiles(request.app[STORE].records)
+    profiles = _profiles(request.app[STORE])
     email = request.query.get("email")
     if email:
         profiles = [p for p in profiles if p.get("email") == email]
@@ -187,7 +191,7 @@ async def list_profiles(request: web.Request) -> web.Response:
 
 async def get_profile(request: web.Request) -> web.Response:
     wanted = request.match_info["id"]
-    found = [p for p in build_profiles(request.app[STORE].records) if p["id"] == wanted]
+    found = [p for p in _profiles(request.app[STORE]) if p["id"] == wanted]
     return _one(found[0] if found else None)
 
 

@@ -3,6 +3,7 @@ order stats from valid orders (seed 000's Profile object, the fields the emulato
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -25,13 +26,14 @@ def _order_owner(order: dict[str, Any]) -> list[str]:
     return keys
 
 
-def build_profiles(records: dict[str, dict[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+def build_profiles(
+    contacts: Iterable[dict[str, Any]], orders: Iterable[dict[str, Any]]
+) -> list[dict[str, Any]]:
     clusters: dict[str, list[dict[str, Any]]] = {}
     email_to_key: dict[str, str] = {}
     # listings with a customer_id first, so an email-only listing joins its customer's profile
     # whatever order the two were imported in
-    contacts = sorted(records.get("contact", {}).values(), key=lambda c: not c.get("customer_id"))
-    for contact in contacts:
+    for contact in sorted(contacts, key=lambda c: not c.get("customer_id")):
         key = _cluster_key(contact)
         if key is None:
             continue
@@ -42,7 +44,7 @@ def build_profiles(records: dict[str, dict[str, dict[str, Any]]]) -> list[dict[s
         if email:
             email_to_key.setdefault(email, key)
     stats: dict[str, list[float]] = {}
-    for order in records.get("order", {}).values():
+    for order in orders:
         if order.get("is_valid") is False:
             continue
         for owner in _order_owner(order):

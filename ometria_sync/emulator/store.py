@@ -141,9 +141,12 @@ class EmulatorStore:
     @property
     def records(self) -> dict[str, dict[str, dict[str, Any]]]:
         """Every imported record, decoded: type -> key -> record (a copy)."""
+        return {rtype: self.table(rtype) for rtype in self._tables}
+
+    def table(self, rtype: str) -> dict[str, dict[str, Any]]:
+        """The imported records of one type, decoded: key -> record (a copy)."""
         decode = msgspec.json.decode
-        return {rtype: {key: decode(raw) for key, raw in table.items()}
-                for rtype, table in self._tables.items()}
+        return {key: decode(raw) for key, raw in self._tables.get(rtype, {}).items()}
 
     def get(self, rtype: str, key: str) -> dict[str, Any] | None:
         raw = self._tables.get(rtype, {}).get(key)
