@@ -35,16 +35,14 @@ _MAX_HOLD = 0.005
 
 
 class BatchRecord(msgspec.Struct, gc=False):
-    """A valid record ready to send: its encoding, its identity (id, and collection for
-    contacts), what names it in a dead letter, and its hashes for change detection (0 when
-    change detection is off).
+    """A valid record ready to send: its encoding, what names it in a dead letter, and its
+    hashes for change detection (0 when change detection is off).
 
     Only bytes and numbers: the decoded record is dropped once encoded, so the thousands of
     records queued and in flight are nothing for the garbage collector to walk (holding the
     dicts made full collections take tens of milliseconds, and the pacer missed slots)."""
 
     encoded: bytes
-    identity: bytes
     line: int | None
     position: Position
     id_hash: int = 0
@@ -61,9 +59,9 @@ class ChangeFilter:
         self.refresh = refresh
 
     def unchanged(self, records: list[BatchRecord]) -> set[int]:
-        """Indexes into ``records`` of those that are unchanged since last acknowledged."""
+        """Indexes into ``records`` (their ``id_hash`` set) of those that are unchanged since
+        last acknowledged."""
         for r in records:
-            r.id_hash = hash64(r.identity)
             r.content_hash = hash64(r.encoded)
         if self.refresh or not records:
             return set()
@@ -151,9 +149,9 @@ class Batcher:
     async def _take_chunk(
         self, chunk: list[SourceItem], out: asyncio.Queue[Batch | None]
     ) -> None:
-        """Take a source chunk (about 512 KiB, thousands of records) a slice at a time, letting
-        the event loop run in between: validating a whole chunk in one go holds the loop for
-        tens of milliseconds, and the pacer misses its departure slots meanwhile."""
+        """Take a source chunk (256 KiB of JSON Lines: thousands of records) a slice at a time,
+        letting the event loop run in between: validating a whole chunk in one go holds the
+        loop for tens of milliseconds, and the pacer misses its departure slots meanwhile."""
         held_since = time.perf_counter()
         for start in range(0, len(chunk), _SLICE):
             await self._take_slice(chunk[start : start + _SLICE], out)
@@ -162,11 +160,11 @@ class Batcher:
                 held_since = time.perf_counter()
 
     async def _take_slice(
-        self, chunk: list[SourceItem], out: asyncio.Queue[Batch | None]
+        self, items: list[SourceItem], out: asyncio.Queue[Batch | None]
     ) -> None:
         """Validate items, drop unchanged records, and cut batches as they fill. Positions of
         refused and unchanged records are covered by the next batch cut."""
-        taken = [self._take(item) for item in chunk]
+        taken = [self._take(item) for item in items]
         if self._changes is not None:
             ready = [r for r in taken if r is not None]
             unchanged = self._changes.unchanged(ready)
@@ -174,8 +172,8 @@ class Batcher:
             skip = {id(ready[i]) for i in unchanged}
         else:
             skip = set()
-        before = self._stats.read - len(chunk)
-        for index, (item, record) in enumerate(zip(chunk, taken, strict=True)):
+        before = self._stats.read - len(items)
+        for index, (item, record) in enumerate(zip(items, taken, strict=True)):
             if record is not None and id(record) not in skip:
                 self._pending.append(record)
             self._consumed = item.position
@@ -207,7 +205,9 @@ class Batcher:
             self._refuse(item, [too_large])
             return None
         self._stats.valid += 1
-        return BatchRecord(encoded, identity(record), item.line, item.position)
+        # the id's hash is taken here, while the decoded record is at hand (it is not kept)
+        id_hash = hash64(identity(record)) if self._changes is not None else 0
+        return BatchRecord(encoded, item.line, item.position, id_hash)
 
     def _envelope_problems(self, record: Any) -> list[Problem]:
         """What the engine itself needs: an object with a usable id whose ``@type`` matches

@@ -190,7 +190,7 @@ class _PartRunner:
 
         Written _HASHES_PER_WRITE at a time (or every _HASHES_MAX_AGE seconds), sorted, in one
         transaction: a write per batch was the biggest cost on the event loop at 200 requests/s
-        (2.6 times slower per hash). Hashes not yet written when the process dies only mean
+        (2.6 times the time per hash). Hashes not yet written when the process dies only mean
         those records count as changed on the next run, never that a change is missed."""
         self._acked.extend((r.id_hash, r.content_hash) for r in records)
         now = time.monotonic()
