@@ -25,11 +25,14 @@ budget). It also carries the process-wide reactions to Ometria's pushback:
 
 * ``throttled()``: after a 429 every dispatcher waits, not only the one that got it; the pause
   grows exponentially while 429s keep coming (a full import queue), counting one step per
-  pause, so that the answers of requests already in flight do not escalate it. A first 429
-  while the import queue has room costs one interval only, and every separate 429 doubles the
-  margin (up to 4%): the server's clock saw more jitter than the margin allowed for;
-* AIMD: repeated 429s halve the rate, each success wins back a little of it, never above the
-  configured limit;
+  pause, so that the answers of requests already in flight do not escalate it. A 429 while the
+  import queue has room is the rate: the server's clock saw more than the limit in some second,
+  by jitter this pacer could not see. It costs one interval, and the margin doubles (up to 4%)
+  when 429s come often enough to cost more than the wider margin would, and halves again after
+  a quiet spell (see ``_adjust_margin``);
+* AIMD: repeated 429s for a full (or unknown) import queue halve the rate, and so do rate 429s
+  that go on with the margin at its widest (the account's limit is lower than configured);
+  each success wins back a little of it, never above the configured limit;
 * ``observe_queue(remaining, limit)``: Ometria's ``X-QueueSize-Remaining`` header; the rate is
   scaled down as the import queue fills, before the 429 comes.
 
@@ -91,6 +94,9 @@ class Pacer:
             raise ValueError("rate must be > 0")
         self.limit = rate
         self._margin = margin
+        self._base_margin = margin
+        self._margin_set_at = -float("inf")  # when the margin last changed
+        self._started: float | None = None  # the first departure
         self._min_rate = rate * min_rate_fraction
         self._aimd_rate = rate
         self._queue_factor = 1.0
@@ -111,6 +117,11 @@ class Pacer:
     def rate(self) -> float:
         """The rate in force now (requests/s): the limit, lowered by AIMD and queue pressure."""
         return max(self._min_rate, min(self._aimd_rate, self.limit * self._queue_factor))
+
+    @property
+    def margin(self) -> float:
+        """The fraction of each interval kept free for jitter now (see ``_adjust_margin``)."""
+        return self._margin
 
     def _window(self) -> tuple[int, float, float]:
         """``(n, span, even)``: at most ``n`` departures in any ``span`` seconds, due every
@@ -145,6 +156,8 @@ class Pacer:
                 place = now
             self._due = place + self._window()[2]
             self._last = now
+            if self._started is None:
+                self._started = now
             slot = Slot(now)
             self._recent.append(slot)
             return slot
@@ -159,41 +172,74 @@ class Pacer:
         """A 429 arrived: pause everybody and return the pause. ``retry_after`` is a floor.
 
         A 429 for a request that left during the current pause (it was in flight) reuses the
-        current step; one for a request sent after the pause escalates it. The first 429 of a
-        streak while the import queue has room (``queue_remaining > 0``) is the rate: this
-        pacer kept the window by its own clock, so the server's count differed by jitter. The
-        margin widens (``on_throttled``) and the pause is one interval, not a backoff step:
-        at 200 requests/s each half-second step cost 100 requests."""
+        current step; one for a request sent after the pause escalates it. A 429 while the
+        import queue has room (``queue_remaining > 0``) is the rate: this pacer kept the window
+        by its own clock, so the server's count differed by jitter. The first of a streak
+        pauses one interval, not a backoff step (at 200 requests/s a half-second step cost 100
+        requests), and does not cut the rate (see ``on_throttled``)."""
         now = self._clock()
         if now >= self._paused_until:
             self._streak += 1
-        self.on_throttled()
-        if queue_remaining and self._streak <= 1 and retry_after is None:
+        rate_only = bool(queue_remaining)
+        self.on_throttled(rate_only=rate_only)
+        if rate_only and self._streak <= 1 and retry_after is None:
             delay = self._window()[2]
         else:
             delay = backoff.delay(max(0, self._streak - 1), retry_after)
         self.pause(delay)
         return delay
 
-    def on_throttled(self) -> None:
-        """A 429 arrived. Another one within ``_REPEAT_WINDOW`` s halves the rate (AIMD), at
-        most once a second, so that the answers of one burst of in-flight requests count once.
+    def on_throttled(self, *, rate_only: bool = False) -> None:
+        """A 429 arrived; ``rate_only`` when the import queue had room (the rate, not the queue).
 
-        A 429 more than a second after the last one also doubles the margin (up to 4%): the
-        server may have seen more than the limit in some second, that is arrivals jitter more on
-        this path than the margin allowed for."""
+        The 429s of one burst of in-flight requests (within a second) count once. Each
+        separate one may widen the margin (``_adjust_margin``). Another one within
+        ``_REPEAT_WINDOW`` s halves the rate (AIMD), at most once a second, unless it was the
+        rate and the margin can still widen: jitter is answered with margin, and only rate
+        429s that go on at the widest margin say the account's limit is lower than configured."""
         now = self._clock()
-        if self._last_throttle is None or now - self._last_throttle >= 1.0:
-            self._margin = min(_MAX_MARGIN, self._margin * 2)
-        repeated = self._last_throttle is not None and now - self._last_throttle < _REPEAT_WINDOW
-        if repeated and now - self._last_cut >= 1.0:
+        last = self._last_throttle
+        jitter = rate_only and self._margin < _MAX_MARGIN  # the margin can still answer it
+        if last is None or now - last >= 1.0:
+            self._adjust_margin(now, since=now - (last if last is not None else self._first(now)))
+        repeated = last is not None and now - last < _REPEAT_WINDOW
+        if repeated and not jitter and now - self._last_cut >= 1.0:
             self._aimd_rate = max(self._min_rate, self._aimd_rate / 2)
             self._last_cut = now
         self._last_throttle = now
 
+    def _first(self, now: float) -> float:
+        return self._started if self._started is not None else now
+
+    def _adjust_margin(self, now: float, since: float | None = None) -> None:
+        """Trade margin against 429s, whichever costs fewer departures.
+
+        A rate 429 costs about two departures (the refused request and the pause), so 429s
+        ``since`` seconds apart cost ``2 / (since * rate)`` of the rate, while margin ``m``
+        costs ``m``. A 429 that comes sooner than the margin would pay for doubles it (up to
+        ``_MAX_MARGIN``): at 4 requests/s, 429s within 100 s of each other (or of the start);
+        at 200/s only within 2 s. Without a 429 for as long as half the margin would pay for
+        one (``4 / (m * rate)`` seconds: 100 s at 1% and 4/s), the margin halves, down to the
+        configured one."""
+        rate = self.rate
+        if since is not None:
+            if since * rate * self._margin < 2.0 and self._margin < _MAX_MARGIN:
+                self._margin = min(_MAX_MARGIN, self._margin * 2)
+                self._margin_set_at = now
+            return
+        if self._margin <= self._base_margin:
+            return
+        quiet = now - max(self._margin_set_at, self._last_throttle or -float("inf"))
+        if quiet * rate * self._margin >= 4.0:
+            self._margin = max(self._base_margin, self._margin / 2)
+            self._margin_set_at = now
+
     def on_success(self) -> None:
-        """A request was accepted: the 429 streak ends; win back 2% of the limit."""
+        """A request was accepted: the 429 streak ends; win back 2% of the limit; after a
+        quiet spell the margin narrows again."""
         self._streak = 0
+        if self._margin > self._base_margin:
+            self._adjust_margin(self._clock())
         if self._aimd_rate < self.limit:
             self._aimd_rate = min(self.limit, self._aimd_rate + self.limit * 0.02)
 

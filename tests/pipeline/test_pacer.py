@@ -202,17 +202,16 @@ async def test_no_burst_after_an_idle_spell() -> None:
         assert min(gaps) >= 0.25
 
 
-async def test_a_429_widens_the_margin_for_the_rest_of_the_run() -> None:
-    """The server counted more than the limit: arrivals jitter more than 0.5% of a second on
-    this path, so each separate 429 doubles the margin (0.5% -> 1% -> 2%, at most 4%); the
-    in-flight 429s of one episode count once."""
+async def test_429s_soon_after_each_other_widen_the_margin_and_a_quiet_spell_narrows_it() -> None:
+    """At 4/s a 429 costs more than a wider margin would unless 429s are over 100 s apart:
+    each separate one doubles the margin (0.5% -> 1% -> 2%, at most 4%), the in-flight 429s of
+    one episode count once, and once 429s stop the margin halves back to 0.5%."""
     clock = FakeClock()
     pacer = Pacer(4, clock=clock.time, sleep=clock.sleep)
 
     async def span_of_five() -> float:
         await clock.sleep(10.0)  # the AIMD cut and the pause are long past
-        pacer.on_success()
-        for _ in range(50):
+        for _ in range(51):
             pacer.on_success()
         times = await _departures(pacer, clock, workers=1, total=5)
         return times[-1] - times[0]
@@ -225,3 +224,45 @@ async def test_a_429_widens_the_margin_for_the_rest_of_the_run() -> None:
         await clock.sleep(2.0)
         pacer.on_throttled()
     assert await span_of_five() == pytest.approx(1.04, abs=1e-6)
+    margins = []
+    for _ in range(6):
+        await clock.sleep(30.0)
+        pacer.on_success()
+        margins.append(pacer.margin)
+    # 4% halves after 25 s quiet, 2% after 50 s more, 1% after 100 s more
+    assert margins == pytest.approx([0.02, 0.02, 0.01, 0.01, 0.01, 0.01])
+    await clock.sleep(40.0)
+    pacer.on_success()
+    assert pacer.margin == pytest.approx(0.005)
+    assert await span_of_five() == pytest.approx(1.005, abs=1e-6)
+
+
+async def test_rare_429s_at_a_high_rate_cost_less_than_a_wider_margin_would() -> None:
+    """At 200/s a 429 costs two of 200 departures a second: a margin doubled for 429s 5 s apart
+    would cost 2.5 times more, so it stays; 429s a fraction of a second apart widen it."""
+    clock = FakeClock()
+    pacer = Pacer(200, clock=clock.time, sleep=clock.sleep)
+    await pacer.acquire()
+    for _ in range(4):
+        await clock.sleep(5.0)
+        pacer.on_throttled(rate_only=True)
+    assert pacer.margin == 0.005
+    await clock.sleep(1.5)
+    pacer.on_throttled(rate_only=True)
+    assert pacer.margin == 0.01
+
+
+def test_rate_429s_cut_the_rate_only_once_the_margin_is_at_its_widest() -> None:
+    """A 429 with room in the import queue is jitter, answered with margin; when they go on
+    with the margin at 4%, the account's limit must be lower than configured: AIMD cuts."""
+    clock = FakeClock()
+    pacer = Pacer(8, clock=clock.time, sleep=clock.sleep)
+    backoff = Backoff(base=1.0, cap=60.0, rand=lambda low, high: high)
+    rates = []
+    for _ in range(5):
+        clock.now += 1.5
+        pacer.throttled(backoff, None, queue_remaining=40_000)
+        pacer.on_success()
+        rates.append((pacer.margin, pacer.rate))
+    assert rates[:3] == [(0.01, 8), (0.02, 8), (0.04, 8)]
+    assert rates[3][1] < 8 and rates[4][1] < rates[3][1]
