@@ -12,6 +12,7 @@ One stream is one record type, so a batch never mixes ``@type``s.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -23,8 +24,10 @@ from ometria_sync.schemas import record_size_problem
 from ometria_sync.schemas.envelope import envelope_problems
 from ometria_sync.schemas.problems import Problem, Verdict
 from ometria_sync.sources.base import Position, SourceItem
-from ometria_sync.state.change_index import ChangeIndex, hash64, identity
+from ometria_sync.state.change_index import hash64, identity
+from ometria_sync.state.checkpoints import SqliteCheckpointStore
 from ometria_sync.state.deadletter import DeadLetterWriter
+from ometria_sync.state.state_thread import StateThread
 
 Validator = Callable[[str, Any], Verdict]
 
@@ -51,22 +54,28 @@ class BatchRecord(msgspec.Struct, gc=False):
 
 class ChangeFilter:
     """Skips records whose content hash equals the one stored for their id at acknowledgement.
-    With ``refresh`` nothing is skipped, but hashes are still computed (and later stored)."""
+    With ``refresh`` nothing is skipped, but hashes are still computed (and later stored).
+    Lookups run on the state thread (``stream_id`` from ``ChangeIndex.stream_id``)."""
 
-    def __init__(self, index: ChangeIndex, stream: str, *, refresh: bool = False) -> None:
-        self.index = index
-        self.stream_id = index.stream_id(stream)
+    def __init__(self, state: StateThread, stream_id: int, *, refresh: bool = False) -> None:
+        self.state = state
+        self.stream_id = stream_id
         self.refresh = refresh
 
-    def unchanged(self, records: list[BatchRecord]) -> set[int]:
+    async def unchanged(self, records: list[BatchRecord]) -> set[int]:
         """Indexes into ``records`` (their ``id_hash`` set) of those that are unchanged since
         last acknowledged."""
         for r in records:
             r.content_hash = hash64(r.encoded)
         if self.refresh or not records:
             return set()
-        known = self.index.lookup(self.stream_id, [r.id_hash for r in records])
+        lookup = functools.partial(_lookup, self.stream_id, [r.id_hash for r in records])
+        known = await self.state.call(lookup)
         return {i for i, r in enumerate(records) if known.get(r.id_hash) == r.content_hash}
+
+
+def _lookup(stream_id: int, id_hashes: list[int], store: SqliteCheckpointStore) -> dict[int, int]:
+    return store.changes.lookup(stream_id, id_hashes)
 
 
 class Batch(msgspec.Struct):
@@ -167,7 +176,7 @@ class Batcher:
         taken = [self._take(item) for item in items]
         if self._changes is not None:
             ready = [r for r in taken if r is not None]
-            unchanged = self._changes.unchanged(ready)
+            unchanged = await self._changes.unchanged(ready)
             self._stats.unchanged += len(unchanged)
             skip = {id(ready[i]) for i in unchanged}
         else:

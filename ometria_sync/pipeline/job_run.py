@@ -34,9 +34,9 @@ from ometria_sync.pipeline.shutdown import Shutdown
 from ometria_sync.pipeline.stats import StreamStats
 from ometria_sync.pipeline.stream_run import RunContext, ValidatorFactory, run_stream
 from ometria_sync.report.progress import ProgressMode, ProgressReporter, resolve_mode
-from ometria_sync.state.checkpoints import SqliteCheckpointStore, open_checkpoint_store
 from ometria_sync.state.deadletter import DeadLetterWriter
 from ometria_sync.state.run_lock import RunLock, lock_path_for
+from ometria_sync.state.state_thread import StateThread
 
 log = structlog.get_logger("ometria_sync.job")
 
@@ -120,8 +120,8 @@ async def run_job(
     async with contextlib.AsyncExitStack() as stack:
         if sending:
             stack.enter_context(RunLock(lock_path_for(settings.state.checkpoint_url)))
-        store = open_checkpoint_store(settings.state.checkpoint_url)
-        stack.callback(store.close)
+        state = StateThread(settings.state.checkpoint_url)
+        stack.callback(state.close)
         dead_path = _dead_letter_path(stack, settings, options, dry_dir)
         dead_letter = DeadLetterWriter(dead_path)
         stack.callback(dead_letter.close)
@@ -130,7 +130,7 @@ async def run_job(
             pusher_factory, client = _pushers(job, options, dry_dir)
             if client is not None:
                 stack.push_async_callback(client.aclose)
-        ctx = _context(settings, options, store, dead_letter, pusher_factory, validator_factory)
+        ctx = _context(settings, options, state, dead_letter, pusher_factory, validator_factory)
         progress = _progress(ctx, options)
         stack.push_async_callback(_cancel, progress)
         results: list[StreamStats] = []
@@ -161,7 +161,7 @@ async def run_job(
 def _context(
     settings: JobSettings,
     options: RunOptions,
-    store: SqliteCheckpointStore,
+    state: StateThread,
     dead_letter: DeadLetterWriter,
     pusher_factory: Callable[[StreamSettings], Pusher],
     validator_factory: ValidatorFactory | None,
@@ -181,7 +181,7 @@ def _context(
             backoff=Backoff(ometria.backoff_base, ometria.backoff_cap),
         ),
         dead_letter=dead_letter,
-        store=store,
+        state=state,
         validator_for=validator_factory,
         pusher_for=pusher_factory,
         shutdown=Shutdown(),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from ometria_sync.pipeline.watermark import Watermark
 from ometria_sync.sources.base import SourceItem, SourcePart
 from ometria_sync.state.checkpoints import SqliteCheckpointStore
 from ometria_sync.state.deadletter import DeadLetterWriter
+from ometria_sync.state.state_thread import StateThread
 
 log = structlog.get_logger("ometria_sync.stream")
 
@@ -55,7 +57,8 @@ class RunContext:
     pacer: Pacer
     policy: RetryPolicy
     dead_letter: DeadLetterWriter
-    store: SqliteCheckpointStore
+    #: the checkpoint store, used from its own thread
+    state: StateThread
     validator_for: ValidatorFactory
     pusher_for: PusherFactory
     shutdown: Shutdown
@@ -78,7 +81,7 @@ async def run_stream(ctx: RunContext, stream: StreamSettings) -> StreamStats:
     ctx.live[stream.name] = stats
     started = time.monotonic()
     if ctx.save_checkpoints:
-        ctx.store.start_run(stream.name)
+        await ctx.state.call(functools.partial(SqliteCheckpointStore.start_run, stream=stream.name))
     source = stream.source.open()
     try:
         for part in await source.parts():
@@ -99,7 +102,9 @@ async def run_stream(ctx: RunContext, stream: StreamSettings) -> StreamStats:
     stats.duration = time.monotonic() - started
     stats.outcome = _outcome(stats, ctx.shutdown)
     if ctx.save_checkpoints:
-        ctx.store.finish_run(stream.name, stats.outcome, stats.sent)
+        await ctx.state.call(functools.partial(
+            SqliteCheckpointStore.finish_run, stream=stream.name, outcome=stats.outcome,
+            delivered=stats.sent))
     return stats
 
 
@@ -121,12 +126,18 @@ async def _run_part(
     stats.bytes_total = await size() if size is not None else None
     stats.bytes_read = 0
     if ctx.full_refresh and ctx.save_checkpoints:
-        ctx.store.restart(stream.name, part.key)
-    saved = ctx.store.load(stream.name, part.key) if ctx.resume else None
+        await ctx.state.call(functools.partial(
+            SqliteCheckpointStore.restart, stream=stream.name, part=part.key))
+    saved = await ctx.state.call(functools.partial(
+        SqliteCheckpointStore.load, stream=stream.name, part=part.key)) if ctx.resume else None
     start = saved.position if saved and saved.fingerprint == fingerprint else None
     log.info("stream_start", stream=stream.name, source=part.label, position=start,
              resumed=start is not None)
-    runner = _PartRunner(ctx, stream, part, stats, fingerprint)
+    changes = None
+    if stream.change_detection and ctx.detect_changes:
+        stream_id = await ctx.state.call(functools.partial(_change_stream_id, name=stream.name))
+        changes = ChangeFilter(ctx.state, stream_id, refresh=ctx.full_refresh)
+    runner = _PartRunner(ctx, stream, part, stats, fingerprint, changes)
     await runner.run(start)
 
 
@@ -140,6 +151,7 @@ class _PartRunner:
         part: SourcePart,
         stats: StreamStats,
         fingerprint: str | None,
+        changes: ChangeFilter | None,
     ) -> None:
         self.ctx = ctx
         self.stream = stream
@@ -152,7 +164,6 @@ class _PartRunner:
         self.chunks: asyncio.Queue[list[SourceItem] | None] = asyncio.Queue(run.queue_chunks)
         self.workers = ctx.settings.ometria.dispatchers
         self.batches: asyncio.Queue[Batch | None] = asyncio.Queue(self.workers)
-        changes = self._change_filter()
         self.batcher = Batcher(
             stream=stream.name,
             record_type=stream.record_type,
@@ -179,12 +190,6 @@ class _PartRunner:
         self._acked: list[tuple[int, int]] = []  # hashes of acknowledged records, not yet written
         self._acked_since = time.monotonic()
 
-    def _change_filter(self) -> ChangeFilter | None:
-        if not (self.stream.change_detection and self.ctx.detect_changes):
-            return None
-        return ChangeFilter(self.ctx.store.changes, self.stream.name,
-                            refresh=self.ctx.full_refresh)
-
     def _remember(self, records: list[BatchRecord]) -> None:
         """Ometria acknowledged these: their hashes become the reference for the next run.
 
@@ -204,7 +209,8 @@ class _PartRunner:
         if not self._acked or self._changes is None:
             return
         pairs, self._acked = sorted(self._acked), []
-        self.ctx.store.changes.remember(self._changes.stream_id, pairs)
+        self.ctx.state.submit(functools.partial(
+            _remember_hashes, stream_id=self._changes.stream_id, pairs=pairs))
 
     async def run(self, start: object) -> None:
         producer = asyncio.create_task(self._produce(self.part.read(start)), name="producer")
@@ -232,6 +238,7 @@ class _PartRunner:
             await asyncio.gather(stop, *upstream, *dispatchers, return_exceptions=True)
             try:
                 self._write_hashes()
+                await self.ctx.state.flush()
             except OmetriaSyncError as exc:
                 self._fail(exc)
 
@@ -322,9 +329,19 @@ class _PartRunner:
             return
         newly = self.watermark.records - self._saved_records
         self.ctx.dead_letter.sync()
-        self.ctx.store.save(
-            self.stream.name, self.part.key, self.watermark.position, self.fingerprint, newly
-        )
+        self.ctx.state.submit(functools.partial(
+            SqliteCheckpointStore.save, stream=self.stream.name, part=self.part.key,
+            position=self.watermark.position, fingerprint=self.fingerprint, delivered=newly))
         self._saved_records = self.watermark.records
         log.debug("checkpoint", stream=self.stream.name, batch=batch.seq,
                   position=self.watermark.position)
+
+
+def _change_stream_id(store: SqliteCheckpointStore, name: str) -> int:
+    return store.changes.stream_id(name)
+
+
+def _remember_hashes(
+    store: SqliteCheckpointStore, stream_id: int, pairs: list[tuple[int, int]]
+) -> None:
+    store.changes.remember(stream_id, pairs)

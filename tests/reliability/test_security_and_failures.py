@@ -108,11 +108,11 @@ async def test_a_full_disk_under_the_checkpoint_stops_the_run(
     real_save = SqliteCheckpointStore.save
     calls = {"n": 0}
 
-    def failing_save(self: SqliteCheckpointStore, *args: Any) -> None:
+    def failing_save(self: SqliteCheckpointStore, **kwargs: Any) -> None:
         calls["n"] += 1
         if calls["n"] == 2:
             raise StateError("checkpoint store: cannot write: database or disk is full")
-        real_save(self, *args)
+        real_save(self, **kwargs)
 
     monkeypatch.setattr(SqliteCheckpointStore, "save", failing_save)
     fake = FakeOmetria()

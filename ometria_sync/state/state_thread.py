@@ -1,0 +1,89 @@
+"""The run's state work on a thread of its own: the event loop never waits for SQLite.
+
+At 200 requests/s a run makes hundreds of checkpoint saves and change-index lookups a second,
+and writes thousands of change hashes at a time. On the event loop's thread those calls held
+the loop for up to 50 ms (a commit that touches thousands of B-tree pages, or that runs a WAL
+checkpoint), and the pacer missed its departures meanwhile. Here one thread owns the run's
+connection to the checkpoint store; SQLite releases the GIL while it works, so the loop goes on.
+
+Guarantees:
+
+* one connection, one thread: calls run one at a time, in the order they were made, so a
+  checkpoint submitted after another is written after it (and never moves backwards);
+* :meth:`StateThread.submit` does not wait, but never loses a failure: the first one is raised,
+  once, (as the :class:`StateError` it was) by the next ``submit``, ``call``, :meth:`flush` or
+  :meth:`close`;
+* :meth:`close` waits for everything submitted, then closes the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Callable
+from typing import TypeVar
+
+from ometria_sync.state.checkpoints import SqliteCheckpointStore, open_checkpoint_store
+
+T = TypeVar("T")
+StoreCall = Callable[[SqliteCheckpointStore], T]
+
+
+class StateThread:
+    """A checkpoint store opened on, and used only from, one worker thread."""
+
+    def __init__(self, url: str) -> None:
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="state")
+        self._store: SqliteCheckpointStore | None = None
+        self._failure: BaseException | None = None  # set from the state thread
+        self._failed = False  # a failure happened: later ones are its consequences
+        try:
+            self._store = self._pool.submit(open_checkpoint_store, url).result()
+        except BaseException:
+            self._pool.shutdown()
+            raise
+
+    def _run(self, fn: StoreCall[T]) -> T:
+        assert self._store is not None
+        return fn(self._store)
+
+    def _raise_failure(self) -> None:
+        failure, self._failure = self._failure, None
+        if failure is not None:
+            raise failure
+
+    async def call(self, fn: StoreCall[T]) -> T:
+        """Run ``fn(store)`` on the state thread, after everything submitted before it."""
+        self._raise_failure()
+        future = self._pool.submit(self._run, fn)
+        return await asyncio.wrap_future(future)
+
+    def submit(self, fn: StoreCall[object]) -> None:
+        """Queue ``fn(store)`` (a write) without waiting for it."""
+        self._raise_failure()
+        future: concurrent.futures.Future[object] = self._pool.submit(self._run, fn)
+        future.add_done_callback(self._settled)
+
+    def _settled(self, future: concurrent.futures.Future[object]) -> None:
+        """Runs on the state thread: keep the first failure for the loop to raise."""
+        exc = None if future.cancelled() else future.exception()
+        if exc is not None and not self._failed:
+            self._failed = True
+            self._failure = exc
+
+    async def flush(self) -> None:
+        """Wait until everything submitted so far is written; raise the first failure."""
+        await self.call(lambda _store: None)
+        self._raise_failure()
+
+    def close(self) -> None:
+        """Write what was submitted and close the connection. Raises the first failure if no
+        caller saw it yet (a write queued in the last moments of a run)."""
+        if self._store is None:
+            return
+        try:
+            self._pool.submit(self._run, lambda store: store.close()).result()
+        finally:
+            self._store = None
+            self._pool.shutdown()
+        self._raise_failure()

@@ -1,0 +1,95 @@
+"""The state thread: the run's SQLite work in order, off the event loop, failures never lost."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from ometria_sync.errors import StateError
+from ometria_sync.state.checkpoints import SqliteCheckpointStore
+from ometria_sync.state.state_thread import StateThread
+
+
+def _url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'state' / 'cp.db'}"
+
+
+def _save(position: list[int], store: SqliteCheckpointStore) -> None:
+    store.save("s", "a.jsonl", position, "fp", 1)
+
+
+async def test_writes_run_in_the_order_submitted_and_reads_see_them(tmp_path: Path) -> None:
+    state = StateThread(_url(tmp_path))
+    try:
+        for n in range(1, 201):
+            state.submit(functools.partial(_save, [n * 10, n]))
+        saved = await state.call(lambda store: store.load("s", "a.jsonl"))
+    finally:
+        state.close()
+    assert saved is not None and saved.position == [2000, 200] and saved.delivered == 200
+
+
+async def test_the_event_loop_runs_while_the_state_thread_works(tmp_path: Path) -> None:
+    state = StateThread(_url(tmp_path))
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    ticker = asyncio.create_task(tick())
+    try:
+        state.submit(lambda store: time.sleep(0.3))  # a long commit, say
+        assert ticks <= 1  # submit did not wait
+        await state.flush()
+    finally:
+        ticker.cancel()
+        state.close()
+    assert ticks >= 10
+
+
+async def test_every_call_runs_on_the_one_state_thread(tmp_path: Path) -> None:
+    state = StateThread(_url(tmp_path))
+    try:
+        names = {await state.call(lambda store: threading.current_thread().name)
+                 for _ in range(5)}
+    finally:
+        state.close()
+    assert len(names) == 1 and names != {threading.current_thread().name}
+
+
+async def test_a_failed_write_is_raised_once_by_the_next_call(tmp_path: Path) -> None:
+    state = StateThread(_url(tmp_path))
+
+    def full_disk(store: SqliteCheckpointStore) -> None:
+        raise StateError("checkpoint store: cannot write: database or disk is full")
+
+    try:
+        state.submit(full_disk)
+        state.submit(full_disk)  # a consequence of the first: not reported again
+        with pytest.raises(StateError, match="disk is full"):
+            await state.flush()
+        await state.flush()
+        assert await state.call(lambda store: store.load("s", "a.jsonl")) is None
+    finally:
+        state.close()
+
+
+async def test_close_raises_a_failure_nobody_saw(tmp_path: Path) -> None:
+    state = StateThread(_url(tmp_path))
+    state.submit(functools.partial(_save, []))  # an empty checkpoint is refused
+    with pytest.raises(StateError, match="empty checkpoint"):
+        state.close()
+    state.close()  # closed once: a second close is quiet
+
+
+def test_a_store_that_cannot_open_fails_at_once(tmp_path: Path) -> None:
+    with pytest.raises(StateError, match="not supported"):
+        StateThread("redis://localhost")
