@@ -96,6 +96,7 @@ class Pacer:
         self._margin = margin
         self._base_margin = margin
         self._margin_set_at = -float("inf")  # when the margin last changed
+        self._throttles = 0  # 429s since then
         self._started: float | None = None  # the first departure
         self._min_rate = rate * min_rate_fraction
         self._aimd_rate = rate
@@ -192,47 +193,53 @@ class Pacer:
     def on_throttled(self, *, rate_only: bool = False) -> None:
         """A 429 arrived; ``rate_only`` when the import queue had room (the rate, not the queue).
 
-        The 429s of one burst of in-flight requests (within a second) count once. Each
-        separate one may widen the margin (``_adjust_margin``). Another one within
+        The 429s of one burst of in-flight requests (within a second) are one episode. Each
+        episode may widen the margin (``_adjust_margin``). Another one within
         ``_REPEAT_WINDOW`` s halves the rate (AIMD), at most once a second, unless it was the
         rate and the margin can still widen: jitter is answered with margin, and only rate
         429s that go on at the widest margin say the account's limit is lower than configured."""
         now = self._clock()
         last = self._last_throttle
         jitter = rate_only and self._margin < _MAX_MARGIN  # the margin can still answer it
+        self._throttles += 1
         if last is None or now - last >= 1.0:
-            self._adjust_margin(now, since=now - (last if last is not None else self._first(now)))
+            self._adjust_margin(now, throttled=True)
         repeated = last is not None and now - last < _REPEAT_WINDOW
         if repeated and not jitter and now - self._last_cut >= 1.0:
             self._aimd_rate = max(self._min_rate, self._aimd_rate / 2)
             self._last_cut = now
         self._last_throttle = now
 
-    def _first(self, now: float) -> float:
-        return self._started if self._started is not None else now
-
-    def _adjust_margin(self, now: float, since: float | None = None) -> None:
+    def _adjust_margin(self, now: float, *, throttled: bool = False) -> None:
         """Trade margin against 429s, whichever costs fewer departures.
 
-        A rate 429 costs about two departures (the refused request and the pause), so 429s
-        ``since`` seconds apart cost ``2 / (since * rate)`` of the rate, while margin ``m``
-        costs ``m``. A 429 that comes sooner than the margin would pay for doubles it (up to
-        ``_MAX_MARGIN``): at 4 requests/s, 429s within 100 s of each other (or of the start);
-        at 200/s only within 2 s. Without a 429 for as long as half the margin would pay for
-        one (``4 / (m * rate)`` seconds: 100 s at 1% and 4/s), the margin halves, down to the
-        configured one."""
+        A 429 costs about two departures (the refused request sent again, and the pause), and
+        margin ``m`` costs ``m * rate`` departures a second. When the 429s since the margin was
+        set (or since the first departure) cost more than the margin did over that time, it
+        doubles (up to ``_MAX_MARGIN``): at 4 requests/s a 429 within 100 s of the start does,
+        at 200/s only 429s more often than one a second do. After a spell without a 429 as
+        long as would pay for two of them at half the margin (``4 / (m * rate)`` seconds:
+        100 s at 1% and 4/s, 2 s at 1% and 200/s), the margin halves, down to the configured
+        one."""
         rate = self.rate
-        if since is not None:
-            if since * rate * self._margin < 2.0 and self._margin < _MAX_MARGIN:
-                self._margin = min(_MAX_MARGIN, self._margin * 2)
-                self._margin_set_at = now
+        if throttled:
+            spent = self._margin * rate * (now - max(self._margin_set_at, self._first(now)))
+            if 2.0 * self._throttles > spent and self._margin < _MAX_MARGIN:
+                self._set_margin(now, min(_MAX_MARGIN, self._margin * 2))
             return
         if self._margin <= self._base_margin:
             return
         quiet = now - max(self._margin_set_at, self._last_throttle or -float("inf"))
         if quiet * rate * self._margin >= 4.0:
-            self._margin = max(self._base_margin, self._margin / 2)
-            self._margin_set_at = now
+            self._set_margin(now, max(self._base_margin, self._margin / 2))
+
+    def _set_margin(self, now: float, margin: float) -> None:
+        self._margin = margin
+        self._margin_set_at = now
+        self._throttles = 0
+
+    def _first(self, now: float) -> float:
+        return self._started if self._started is not None else now
 
     def on_success(self) -> None:
         """A request was accepted: the 429 streak ends; win back 2% of the limit; after a

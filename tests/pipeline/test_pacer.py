@@ -238,8 +238,9 @@ async def test_429s_soon_after_each_other_widen_the_margin_and_a_quiet_spell_nar
 
 
 async def test_rare_429s_at_a_high_rate_cost_less_than_a_wider_margin_would() -> None:
-    """At 200/s a 429 costs two of 200 departures a second: a margin doubled for 429s 5 s apart
-    would cost 2.5 times more, so it stays; 429s a fraction of a second apart widen it."""
+    """At 200/s a 429 costs two of 200 departures a second: doubling the margin for one 429
+    every 5 s would cost 2.5 times more, so it stays. Once 429s have cost more than the margin
+    did (here, ten in one burst), the next one doubles it."""
     clock = FakeClock()
     pacer = Pacer(200, clock=clock.time, sleep=clock.sleep)
     await pacer.acquire()
@@ -248,7 +249,11 @@ async def test_rare_429s_at_a_high_rate_cost_less_than_a_wider_margin_would() ->
         pacer.on_throttled(rate_only=True)
     assert pacer.margin == 0.005
     await clock.sleep(1.5)
-    pacer.on_throttled(rate_only=True)
+    for _ in range(10):
+        pacer.on_throttled(rate_only=True)
+    assert pacer.margin == 0.005  # decided at the first 429 of the burst: 10 < 21.5 spent
+    await clock.sleep(1.5)
+    pacer.on_throttled(rate_only=True)  # 15 429s cost 30 departures; the margin spent 23
     assert pacer.margin == 0.01
 
 
