@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 
 from ometria_sync.cli._types import SubParsers
@@ -61,5 +62,6 @@ def cmd_emulator(args: argparse.Namespace) -> int:
         drain_per_second=args.drain_per_second, retry_after=args.retry_after, store=args.store,
         seed=args.seed,
     )
+    gc.freeze()  # long-lived startup objects: shorter collections, steadier arrival stamps
     asyncio.run(serve(options))
     return ExitCode.OK
