@@ -1,6 +1,7 @@
 """Raised limits: does the engine keep up with 50 and 200 requests/s, and at what CPU cost?
 
     .venv/bin/python bench/bench_raised_limits.py [--rates 50,200] [--seconds 60] [--repeat 3]
+        [--change-detection on|off|both]
 
 For each rate, the engine (``ometria-sync run`` in a subprocess) sends ``rate x 100 x seconds``
 contacts to the emulator (``ometria-sync emulator`` in another subprocess) whose sliding-window
@@ -10,10 +11,12 @@ queue is made large and fast (``--queue-capacity 10**9 --drain-per-second 10**9`
 the rate limit pushes back.
 
 Measured: achieved rate = (requests - 1) / (last arrival - first arrival), from the emulator's
-``/_emulator/stats``; 429 answers; most requests inside any sliding second; and CPU use, as
-CPU seconds / wall seconds over the engine's life (start to exit): the engine's from
-``wait4`` rusage, the emulator's from ``/proc/PID/stat`` over the same interval.
-Prints medians of ``--repeat`` trials.
+``/_emulator/stats``; the accepted (2xx) share of that rate; 429 answers; most requests inside
+any sliding second; and CPU use, as CPU seconds / wall seconds over the engine's life (start
+to exit): the engine's from ``wait4`` rusage, the emulator's from ``/proc/PID/stat`` over the
+same interval.
+Prints medians of ``--repeat`` trials. ``--change-detection both`` runs each trial with the
+stream's change detection on and then off, side by side, to show what it costs.
 """
 
 from __future__ import annotations
@@ -55,11 +58,12 @@ def stats(url: str) -> dict[str, Any]:
     return result
 
 
-def trial(rate: float, args: argparse.Namespace, work: Path) -> dict[str, float]:
+def trial(rate: float, change_detection: bool, args: argparse.Namespace,
+          work: Path) -> dict[str, float]:
     data = data_file("contact", int(rate * 100 * args.seconds))
     shutil.rmtree(work, ignore_errors=True)
     job = write_job(work, data, "contact", rate_limit_per_second=rate,
-                    change_detection=args.change_detection)
+                    change_detection=change_detection)
     emulator, url = start_emulator(rate, args.latency_ms)
     try:
         emu_cpu, started = cpu_seconds(emulator.pid), time.monotonic()
@@ -77,8 +81,10 @@ def trial(rate: float, args: argparse.Namespace, work: Path) -> dict[str, float]
         emulator.wait()
     requests = sum(seen["requests_by_status"].values())
     span = seen["last_request_at"] - seen["first_request_at"]
-    return {"rate": (requests - 1) / span, "requests": requests,
-            "throttled": seen["requests_by_status"].get("429", 0),
+    throttled = seen["requests_by_status"].get("429", 0)
+    rate_seen = (requests - 1) / span
+    return {"rate": rate_seen, "accepted": rate_seen * (1 - throttled / requests),
+            "requests": requests, "throttled": throttled,
             "peak": seen["max_requests_in_any_second"], "span": span, "wall": wall,
             "engine_cpu": (usage.ru_utime + usage.ru_stime) / wall, "emulator_cpu": emu_cpu / wall}
 
@@ -90,31 +96,35 @@ def main() -> None:
                         help="records sized for this many seconds at the limit")
     parser.add_argument("--latency-ms", type=float, default=100.0, help="emulator answer delay")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--change-detection", action=argparse.BooleanOptionalAction,
-                        default=True, help="the stream's change_detection setting")
+    parser.add_argument("--change-detection", choices=("on", "off", "both"), default="on",
+                        help="the stream's change_detection setting; both: side by side")
     args = parser.parse_args()
     rates = [float(x) for x in args.rates.split(",")]
+    modes = {"on": [True], "off": [False], "both": [True, False]}[args.change_detection]
     work = Path(tempfile.mkdtemp(prefix="bench-raised-"))
-    results: dict[float, list[dict[str, float]]] = {r: [] for r in rates}
+    results: dict[tuple[float, bool], list[dict[str, float]]] = {
+        (r, m): [] for r in rates for m in modes}
     for round_ in range(args.repeat):
-        for rate in rates:
-            result = trial(rate, args, work / "job")
-            results[rate].append(result)
-            print(f"(trial {round_ + 1}, {rate:g}/s: " + ", ".join(
-                f"{k} {v:.3f}" for k, v in result.items()) + ")", file=sys.stderr, flush=True)
+        for rate, mode in results:
+            result = trial(rate, mode, args, work / "job")
+            results[rate, mode].append(result)
+            print(f"(trial {round_ + 1}, {rate:g}/s, change detection {'on' if mode else 'off'}: "
+                  + ", ".join(f"{k} {v:.3f}" for k, v in result.items()) + ")",
+                  file=sys.stderr, flush=True)
     shutil.rmtree(work)
     print(f"emulator latency {args.latency_ms:g} ms, ~{args.seconds:g} s of records per rate, "
-          f"change detection {'on' if args.change_detection else 'off'}, median of "
-          f"{args.repeat} trials; 2 cores shared by engine and emulator")
-    print(f"{'limit':>6} {'req/s':>8} {'of limit':>8} {'429s':>5} {'max/any 1 s':>11} "
-          f"{'requests':>8} {'engine CPU':>10} {'emulator CPU':>12}")
-    for rate, trials in results.items():
+          f"median of {args.repeat} trials; 2 cores shared by engine and emulator")
+    print(f"{'limit':>6} {'changes':>7} {'req/s':>8} {'of limit':>8} {'2xx/s':>7} {'429s':>5} "
+          f"{'max/any 1 s':>11} {'requests':>8} {'engine CPU':>10} {'emulator CPU':>12}")
+    for (rate, mode), trials in results.items():
         med = {k: statistics.median(t[k] for t in trials) for k in trials[0]}
         peak = max(t["peak"] for t in trials)
-        print(f"{rate:>6g} {med['rate']:>8.2f} {med['rate'] / rate:>8.1%} "
-              f"{med['throttled']:>5g} {peak:>11g} {med['requests']:>8g} "
-              f"{med['engine_cpu']:>10.0%} {med['emulator_cpu']:>12.0%}")
-    print("CPU = CPU seconds / wall seconds of the engine's life (100% = one core busy)")
+        print(f"{rate:>6g} {'on' if mode else 'off':>7} {med['rate']:>8.2f} "
+              f"{med['rate'] / rate:>8.1%} {med['accepted']:>7.2f} {med['throttled']:>5g} "
+              f"{peak:>11g} {med['requests']:>8g} {med['engine_cpu']:>10.0%} "
+              f"{med['emulator_cpu']:>12.0%}")
+    print("changes = the stream's change detection; 2xx/s = req/s x share answered 2xx; "
+          "CPU = CPU seconds / wall seconds of the engine's life (100% = one core busy)")
 
 
 if __name__ == "__main__":
