@@ -309,6 +309,7 @@ class _PartRunner:
             try:
                 delivered = await self.delivery.deliver(batch)
                 self._settle(batch, delivered)
+                await self.ctx.state.keep_up()  # the disk sets the pace when it is the slowest
             except OmetriaSyncError as exc:  # Ometria refused, retries ran out, disk full
                 self._fail(exc)
                 return

@@ -13,6 +13,8 @@ Guarantees:
 * :meth:`StateThread.submit` does not wait, but never loses a failure: the first one is raised,
   once, (as the :class:`StateError` it was) by the next ``submit``, ``call``, :meth:`flush` or
   :meth:`close`;
+* :meth:`keep_up` bounds the writes queued and not yet done: a disk slower than the network
+  slows the run down instead of growing its memory;
 * :meth:`close` waits for everything submitted, then closes the connection.
 """
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+from collections import deque
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -27,6 +30,9 @@ from ometria_sync.state.checkpoints import SqliteCheckpointStore, open_checkpoin
 
 T = TypeVar("T")
 StoreCall = Callable[[SqliteCheckpointStore], T]
+
+#: writes that may wait for the state thread before ``keep_up`` makes the caller wait
+MAX_QUEUED_WRITES = 1000
 
 
 class StateThread:
@@ -37,6 +43,7 @@ class StateThread:
         self._store: SqliteCheckpointStore | None = None
         self._failure: BaseException | None = None  # set from the state thread
         self._failed = False  # a failure happened: later ones are its consequences
+        self._queued: deque[concurrent.futures.Future[object]] = deque()  # submitted, oldest first
         try:
             self._store = self._pool.submit(open_checkpoint_store, url).result()
         except BaseException:
@@ -63,6 +70,26 @@ class StateThread:
         self._raise_failure()
         future: concurrent.futures.Future[object] = self._pool.submit(self._run, fn)
         future.add_done_callback(self._settled)
+        self._queued.append(future)
+        self._forget_done()
+
+    @property
+    def queued(self) -> int:
+        """Submitted writes not known to be done (counted when the next one is submitted)."""
+        return len(self._queued)
+
+    async def keep_up(self, most: int = MAX_QUEUED_WRITES) -> None:
+        """Wait while more than ``most`` submitted writes are still queued. Calls run in order,
+        so waiting for the one ``most`` places from the end leaves at most ``most`` behind it."""
+        while len(self._queued) > most:
+            # asyncio.wait: a failure is raised once, below, not also by the wait
+            await asyncio.wait([asyncio.wrap_future(self._queued[-most - 1])])
+            self._forget_done()
+        self._raise_failure()
+
+    def _forget_done(self) -> None:
+        while self._queued and self._queued[0].done():
+            self._queued.popleft()
 
     def _settled(self, future: concurrent.futures.Future[object]) -> None:
         """Runs on the state thread: keep the first failure for the loop to raise."""

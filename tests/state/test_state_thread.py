@@ -93,3 +93,41 @@ async def test_close_raises_a_failure_nobody_saw(tmp_path: Path) -> None:
 def test_a_store_that_cannot_open_fails_at_once(tmp_path: Path) -> None:
     with pytest.raises(StateError, match="not supported"):
         StateThread("redis://localhost")
+
+
+async def test_keep_up_waits_while_too_many_writes_are_queued(tmp_path: Path) -> None:
+    state = StateThread(_url(tmp_path))
+    disk = threading.Event()  # a slow disk: nothing is written until it is set
+    try:
+        for n in range(1, 6):
+            state.submit(lambda store, n=n: (disk.wait(5), _save([n], store)))
+        assert state.queued == 5
+        await state.keep_up(most=5)  # at the bound: no wait
+        waiting = asyncio.create_task(state.keep_up(most=2))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        disk.set()
+        await asyncio.wait_for(waiting, 5)
+        assert state.queued <= 2
+        await state.flush()
+        saved = await state.call(lambda store: store.load("s", "a.jsonl"))
+    finally:
+        disk.set()
+        state.close()
+    assert saved is not None and saved.position == [5]
+
+
+async def test_keep_up_raises_a_failed_write_once(tmp_path: Path) -> None:
+    state = StateThread(_url(tmp_path))
+
+    def full_disk(store: SqliteCheckpointStore) -> None:
+        raise StateError("checkpoint store: cannot write: database or disk is full")
+
+    try:
+        for _ in range(3):
+            state.submit(full_disk)
+        with pytest.raises(StateError, match="disk is full"):
+            await state.keep_up(most=0)
+        await state.flush()  # seen once: not raised again
+    finally:
+        state.close()
