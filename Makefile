@@ -22,6 +22,7 @@ test: setup
 lint: setup
 	$(BIN)/ruff check ometria_sync tests bench
 	$(BIN)/mypy
+	$(BIN)/mypy bench
 
 clean:
 	rm -rf $(VENV) config/state state .pytest_cache .mypy_cache .ruff_cache

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ometria_sync.config import load_job
 from ometria_sync.logs import configure_logging
-from ometria_sync.ometria.push import PushResult
+from ometria_sync.ometria.push import PushResult, SentHook
 from ometria_sync.pipeline.job_run import run_job
 from ometria_sync.state.checkpoints import open_checkpoint_store
 
@@ -36,7 +36,7 @@ class CountingPusher:
         self.requests = 0
         self.records = 0
 
-    async def push(self, body: bytes, count: int) -> PushResult:
+    async def push(self, body: bytes, count: int, on_sent: SentHook | None = None) -> PushResult:
         self.requests += 1
         self.records += count
         return PushResult(202, accepted=count)

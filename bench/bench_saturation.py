@@ -3,7 +3,9 @@
     .venv/bin/python bench/bench_saturation.py [--seconds 60] [--latencies 0.1,0.5,1,2] [--repeat 3]
 
 For each answer latency, three clients push 100-contact batches for ``--seconds`` at the same
-time, each against its OWN emulator (its own sliding-window limit of ``--rate``, default 4/s):
+time, each against its OWN emulator (its own sliding-window limit of ``--rate``, default 4/s),
+each emulator in a process of its own, so that its arrival stamps do not depend on the other
+clients' work:
 
 * ``ometria-sync``: the real engine (``ometria-sync run`` in a subprocess, default settings:
   8 dispatchers, the shared even pacer), on a file long enough to keep it busy;
@@ -39,7 +41,7 @@ from benchlib import (
     data_file,
     engine_command,
     engine_env,
-    logged_emulator,
+    logged_emulator_process,
     write_job,
 )
 
@@ -85,12 +87,12 @@ async def trial(latency: float, args: argparse.Namespace, work: Path) -> dict[st
     shutil.rmtree(work, ignore_errors=True)
     job = write_job(work, data, "contact", rate_limit_per_second=args.rate)
     emu = {"rate": args.rate, "latency": (latency, latency)}
-    async with logged_emulator(**emu) as e1, logged_emulator(**emu) as e2, \
-            logged_emulator(**emu) as e3:
+    async with logged_emulator_process(**emu) as e1, logged_emulator_process(**emu) as e2, \
+            logged_emulator_process(**emu) as e3:
         engine = await asyncio.create_subprocess_exec(
             *engine_command(job), env=engine_env(e1.url),
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-        await asyncio.wait_for(e1.log.arrived.wait(), 30)  # start the others with the engine
+        await asyncio.wait_for(e1.first_arrival(), 30)  # start the others with the engine
         others = [asyncio.create_task(naive_client(e2.url, body, args.rate)),
                   asyncio.create_task(aiolimiter_client(e3.url, body, args.rate, args.senders))]
         await asyncio.sleep(args.seconds + 0.5)
@@ -102,6 +104,7 @@ async def trial(latency: float, args: argparse.Namespace, work: Path) -> dict[st
         if engine.returncode != 130:
             raise SystemExit(f"engine exited {engine.returncode}: {err.decode()[-2000:]}")
         await asyncio.sleep(latency + 0.2)  # answers in flight get their status
+    # the push logs are read back as each emulator process stops, at the end of the block
     logs = {name: e.log.window(args.seconds) for name, e in zip(CLIENTS, (e1, e2, e3), strict=True)}
     if any(0 in log.statuses for log in logs.values()):
         raise SystemExit("a request in the window got no answer")

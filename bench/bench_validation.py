@@ -73,7 +73,7 @@ def _has_offset(value: Any) -> bool:
 
 
 def _baseline_money_errors(record: dict[str, Any]) -> list[str]:
-    errors = [key for key in ("grand_total", "subtotal", "shipping", "discount")
+    errors: list[str] = [key for key in ("grand_total", "subtotal", "shipping", "discount")
               if key in record and type(record[key]) not in (int, float)]
     if isinstance(record.get("discount"), (int, float)) and record["discount"] > 0:
         errors.append("discount")

@@ -182,6 +182,82 @@ async def logged_emulator(**options: Any) -> AsyncIterator[LoggedEmulator]:
         await runner.cleanup()
 
 
+@dataclass
+class EmulatorProcess:
+    """A logged emulator in a child process of its own (``logged_emulator_process``)."""
+
+    url: str
+    proc: asyncio.subprocess.Process
+    log: PushLog = field(default_factory=PushLog)
+
+    async def first_arrival(self) -> None:
+        """Wait for the first push to arrive."""
+        assert self.proc.stdout is not None
+        line = await self.proc.stdout.readline()
+        if line.strip() != b"arrived":
+            raise SystemExit(f"emulator process: expected 'arrived', got {line!r}")
+
+
+@asynccontextmanager
+async def logged_emulator_process(**options: Any) -> AsyncIterator[EmulatorProcess]:
+    """``logged_emulator`` in a child process: its arrival stamps depend only on its own event
+    loop, not on whatever else the benchmark runs. On exit the child is stopped (SIGTERM) and
+    its push log read back into ``.log``."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--serve", json.dumps(options), stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    line = (await proc.stdout.readline()).decode().strip()
+    if not line.startswith("http://"):
+        proc.kill()
+        raise SystemExit(f"emulator process did not start: {line!r}")
+    emu = EmulatorProcess(line, proc)
+    try:
+        yield emu
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+        out, _ = await proc.communicate()
+        lines = out.splitlines()
+        if lines and lines[0].strip() == b"arrived":
+            lines = lines[1:]  # nobody waited for the first arrival
+        if lines:
+            saved = msgspec.json.decode(lines[-1])
+            emu.log = PushLog(saved["arrivals"], saved["statuses"], saved["first_ids"])
+
+
+async def _serve(options: dict[str, Any]) -> None:
+    """The child's side of ``logged_emulator_process``: print the URL, then ``arrived`` on the
+    first push, and on SIGTERM the push log as one JSON line."""
+    import gc
+    import signal
+
+    if isinstance(options.get("latency"), list):
+        options["latency"] = tuple(options["latency"])
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    async with logged_emulator(**options) as emu:
+        print(emu.url, flush=True)
+        gc.freeze()  # as ``ometria-sync emulator`` does
+        arrived = asyncio.create_task(emu.log.arrived.wait())
+        await asyncio.wait([arrived, asyncio.create_task(stop.wait())],
+                           return_when=asyncio.FIRST_COMPLETED)
+        if arrived.done():
+            print("arrived", flush=True)
+        arrived.cancel()
+        await stop.wait()
+        log = emu.log
+    print(msgspec.json.encode({"arrivals": log.arrivals, "statuses": log.statuses,
+                               "first_ids": log.first_ids}).decode(), flush=True)
+
+
 def start_engine(job: Path, url: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(engine_command(job), env=engine_env(url),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--serve":
+        asyncio.run(_serve(json.loads(sys.argv[2])))
+    else:
+        raise SystemExit("not a benchmark: see bench/README.md")
