@@ -55,7 +55,9 @@ class BatchRecord(msgspec.Struct, gc=False):
 class ChangeFilter:
     """Skips records whose content hash equals the one stored for their id at acknowledgement.
     With ``refresh`` nothing is skipped, but hashes are still computed (and later stored).
-    Lookups run on the state thread (``stream_id`` from ``ChangeIndex.stream_id``)."""
+    Lookups are short reads on the event loop's own connection (``StateThread.read``): they see
+    the hashes committed so far, from earlier runs and from this one (``stream_id`` from
+    ``ChangeIndex.stream_id``)."""
 
     def __init__(self, state: StateThread, stream_id: int, *, refresh: bool = False) -> None:
         self.state = state
@@ -70,7 +72,7 @@ class ChangeFilter:
         if self.refresh or not records:
             return set()
         lookup = functools.partial(_lookup, self.stream_id, [r.id_hash for r in records])
-        known = await self.state.call(lookup)
+        known = self.state.read(lookup)
         return {i for i, r in enumerate(records) if known.get(r.id_hash) == r.content_hash}
 
 

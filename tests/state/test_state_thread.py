@@ -131,3 +131,27 @@ async def test_keep_up_raises_a_failed_write_once(tmp_path: Path) -> None:
         await state.flush()  # seen once: not raised again
     finally:
         state.close()
+
+
+def _remember(pairs: list[tuple[int, int]], store: SqliteCheckpointStore) -> None:
+    store.changes.remember(store.changes.stream_id("s"), pairs)
+
+
+async def test_a_read_runs_here_at_once_and_sees_what_was_committed(tmp_path: Path) -> None:
+    state = StateThread(_url(tmp_path))
+    disk = threading.Event()
+    try:
+        stream = await state.call(lambda store: store.changes.stream_id("s"))
+        state.submit(functools.partial(_remember, [(1, 11)]))
+        await state.flush()
+        state.submit(lambda store: disk.wait(5))  # a long write holds the state thread
+        state.submit(functools.partial(_remember, [(2, 22)]))
+        assert state.read(lambda store: store.changes.lookup(stream, [1, 2])) == {1: 11}
+        disk.set()
+        await state.flush()
+        assert state.read(lambda store: store.changes.lookup(stream, [1, 2])) == {1: 11, 2: 22}
+        here = state.read(lambda store: threading.current_thread().name)
+        assert here == threading.current_thread().name
+    finally:
+        disk.set()
+        state.close()
