@@ -29,7 +29,7 @@ budget). It also carries the process-wide reactions to Ometria's pushback:
   import queue has room is the rate: the server's clock saw more than the limit in some second,
   by jitter this pacer could not see. It costs one interval, and the margin doubles (up to 4%)
   when 429s come often enough to cost more than the wider margin would, and halves again after
-  a quiet spell (see ``_adjust_margin``);
+  a quiet spell (see ``_widen_margin`` and ``_narrow_margin``);
 * AIMD: repeated 429s for a full (or unknown) import queue halve the rate, and so do rate 429s
   that go on with the margin at its widest (the account's limit is lower than configured);
   each success wins back a little of it, never above the configured limit;
@@ -121,7 +121,8 @@ class Pacer:
 
     @property
     def margin(self) -> float:
-        """The fraction of each interval kept free for jitter now (see ``_adjust_margin``)."""
+        """The fraction of each interval kept free for jitter now (see ``_widen_margin`` and
+        ``_narrow_margin``)."""
         return self._margin
 
     def _window(self) -> tuple[int, float, float]:
@@ -194,7 +195,7 @@ class Pacer:
         """A 429 arrived; ``rate_only`` when the import queue had room (the rate, not the queue).
 
         The 429s of one burst of in-flight requests (within a second) are one episode. Each
-        episode may widen the margin (``_adjust_margin``). Another one within
+        episode may widen the margin (``_widen_margin``). Another one within
         ``_REPEAT_WINDOW`` s halves the rate (AIMD), at most once a second, unless it was the
         rate and the margin can still widen: jitter is answered with margin, and only rate
         429s that go on at the widest margin say the account's limit is lower than configured."""
@@ -203,34 +204,31 @@ class Pacer:
         jitter = rate_only and self._margin < _MAX_MARGIN  # the margin can still answer it
         self._throttles += 1
         if last is None or now - last >= 1.0:
-            self._adjust_margin(now, throttled=True)
+            self._widen_margin(now)
         repeated = last is not None and now - last < _REPEAT_WINDOW
         if repeated and not jitter and now - self._last_cut >= 1.0:
             self._aimd_rate = max(self._min_rate, self._aimd_rate / 2)
             self._last_cut = now
         self._last_throttle = now
 
-    def _adjust_margin(self, now: float, *, throttled: bool = False) -> None:
-        """Trade margin against 429s, whichever costs fewer departures.
+    def _widen_margin(self, now: float) -> None:
+        """Trade margin against 429s, whichever costs fewer departures (widening side).
 
         A 429 costs about two departures (the refused request sent again, and the pause), and
         margin ``m`` costs ``m * rate`` departures a second. When the 429s since the margin was
         set (or since the first departure) cost more than the margin did over that time, it
         doubles (up to ``_MAX_MARGIN``): at 4 requests/s a 429 within 100 s of the start does,
-        at 200/s only 429s more often than one a second do. After a spell without a 429 as
-        long as would pay for two of them at half the margin (``4 / (m * rate)`` seconds:
-        100 s at 1% and 4/s, 2 s at 1% and 200/s), the margin halves, down to the configured
-        one."""
-        rate = self.rate
-        if throttled:
-            spent = self._margin * rate * (now - max(self._margin_set_at, self._first(now)))
-            if 2.0 * self._throttles > spent and self._margin < _MAX_MARGIN:
-                self._set_margin(now, min(_MAX_MARGIN, self._margin * 2))
-            return
-        if self._margin <= self._base_margin:
-            return
+        at 200/s only 429s more often than one a second do."""
+        spent = self._margin * self.rate * (now - max(self._margin_set_at, self._first(now)))
+        if 2.0 * self._throttles > spent and self._margin < _MAX_MARGIN:
+            self._set_margin(now, min(_MAX_MARGIN, self._margin * 2))
+
+    def _narrow_margin(self, now: float) -> None:
+        """The other side of ``_widen_margin``: after a spell without a 429 as long as would
+        pay for two of them at half the margin (``4 / (m * rate)`` seconds: 100 s at 1% and
+        4/s, 2 s at 1% and 200/s), the margin halves, down to the configured one."""
         quiet = now - max(self._margin_set_at, self._last_throttle or -float("inf"))
-        if quiet * rate * self._margin >= 4.0:
+        if quiet * self.rate * self._margin >= 4.0:
             self._set_margin(now, max(self._base_margin, self._margin / 2))
 
     def _set_margin(self, now: float, margin: float) -> None:
@@ -246,7 +244,7 @@ class Pacer:
         quiet spell the margin narrows again."""
         self._streak = 0
         if self._margin > self._base_margin:
-            self._adjust_margin(self._clock())
+            self._narrow_margin(self._clock())
         if self._aimd_rate < self.limit:
             self._aimd_rate = min(self.limit, self._aimd_rate + self.limit * 0.02)
 
