@@ -12,7 +12,6 @@ One stream is one record type, so a batch never mixes ``@type``s.
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -25,7 +24,6 @@ from ometria_sync.schemas.envelope import envelope_problems
 from ometria_sync.schemas.problems import Problem, Verdict
 from ometria_sync.sources.base import Position, SourceItem
 from ometria_sync.state.change_index import hash64, identity
-from ometria_sync.state.checkpoints import SqliteCheckpointStore
 from ometria_sync.state.deadletter import DeadLetterWriter
 from ometria_sync.state.state_thread import StateThread
 
@@ -64,20 +62,16 @@ class ChangeFilter:
         self.stream_id = stream_id
         self.refresh = refresh
 
-    async def unchanged(self, records: list[BatchRecord]) -> set[int]:
+    def unchanged(self, records: list[BatchRecord]) -> set[int]:
         """Indexes into ``records`` (their ``id_hash`` set) of those that are unchanged since
         last acknowledged."""
         for r in records:
             r.content_hash = hash64(r.encoded)
         if self.refresh or not records:
             return set()
-        lookup = functools.partial(_lookup, self.stream_id, [r.id_hash for r in records])
-        known = self.state.read(lookup)
+        id_hashes = [r.id_hash for r in records]
+        known = self.state.read(lambda store: store.changes.lookup(self.stream_id, id_hashes))
         return {i for i, r in enumerate(records) if known.get(r.id_hash) == r.content_hash}
-
-
-def _lookup(stream_id: int, id_hashes: list[int], store: SqliteCheckpointStore) -> dict[int, int]:
-    return store.changes.lookup(stream_id, id_hashes)
 
 
 class Batch(msgspec.Struct):
@@ -178,7 +172,7 @@ class Batcher:
         taken = [self._take(item) for item in items]
         if self._changes is not None:
             ready = [r for r in taken if r is not None]
-            unchanged = await self._changes.unchanged(ready)
+            unchanged = self._changes.unchanged(ready)
             self._stats.unchanged += len(unchanged)
             skip = {id(ready[i]) for i in unchanged}
         else:

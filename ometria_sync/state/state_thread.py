@@ -40,7 +40,8 @@ MAX_QUEUED_WRITES = 1000
 
 
 class StateThread:
-    """A checkpoint store opened on, and used only from, one worker thread."""
+    """A checkpoint store opened on, and written only from, one worker thread; plus a read
+    connection for short lookups on the caller's thread (:meth:`read`)."""
 
     def __init__(self, url: str) -> None:
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="state")
