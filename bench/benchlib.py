@@ -234,18 +234,18 @@ async def _serve(options: dict[str, Any]) -> None:
     if isinstance(options.get("latency"), list):
         options["latency"] = tuple(options["latency"])
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     async with logged_emulator(**options) as emu:
         print(emu.url, flush=True)
         gc.freeze()  # as ``ometria-sync emulator`` does
-        arrived = asyncio.create_task(emu.log.arrived.wait())
-        await asyncio.wait([arrived, asyncio.create_task(stop.wait())],
-                           return_when=asyncio.FIRST_COMPLETED)
-        if arrived.done():
+
+        async def announce_first_arrival() -> None:
+            await emu.log.arrived.wait()
             print("arrived", flush=True)
-        arrived.cancel()
+
+        announcer = asyncio.create_task(announce_first_arrival())
         await stop.wait()
+        announcer.cancel()
         log = emu.log
     print(msgspec.json.encode({"arrivals": log.arrivals, "statuses": log.statuses,
                                "first_ids": log.first_ids}).decode(), flush=True)
