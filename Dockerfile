@@ -5,9 +5,12 @@ FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
+# exactly the locked versions, hashes checked; then the package itself without resolving again
+COPY requirements.lock ./
+RUN pip install --require-hashes --no-deps -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY ometria_sync ./ometria_sync
-RUN pip install . && rm -rf /src
+RUN pip install --no-deps --no-build-isolation . && rm -rf /src
 
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin sync \
     && mkdir -p /job/state && chown -R sync /job

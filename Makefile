@@ -1,16 +1,26 @@
-# The two quick-start commands: `make demo` and `make test`. Both set up .venv first.
+# The two quick-start commands: `make demo` and `make test`. Both set up .venv first, from the
+# lock file (exact versions, hashes checked by pip), so a fresh clone runs what CI tested.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+LATEST := .venv-latest
+LOCKER := .venv-lock
+PIP_TOOLS := pip-tools==7.6.2
+# A machine's pip settings (extra indexes, local wheel folders) must not change what is
+# locked or installed: only the public index and the hashes in the lock count.
+LOCK_ENV := PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS=
+COMPILE := $(LOCK_ENV) $(LOCKER)/bin/pip-compile --quiet --generate-hashes --allow-unsafe \
+	--all-build-deps --strip-extras --no-emit-index-url --no-emit-find-links
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test lint lock test-latest clean
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+# --clear: a changed lock gives a new environment, never the old one with new packages on top.
+$(VENV)/.installed: pyproject.toml requirements-test.lock
+	$(PYTHON) -m venv --clear $(VENV)
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements-test.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 demo: setup
@@ -24,5 +34,24 @@ lint: setup
 	$(BIN)/mypy
 	$(BIN)/mypy bench
 
+# Refresh both locks to the newest versions pyproject.toml's ranges allow. The runtime lock is
+# cut from the test lock, so the two always agree on every package they share.
+lock:
+	test -x $(LOCKER)/bin/pip-compile || ($(PYTHON) -m venv $(LOCKER) && \
+		$(LOCK_ENV) $(LOCKER)/bin/pip install --quiet $(PIP_TOOLS))
+	rm -f requirements-test.lock requirements.lock
+	$(COMPILE) --extra test -o requirements-test.lock pyproject.toml
+	cp requirements-test.lock requirements.lock
+	$(COMPILE) -o requirements.lock pyproject.toml
+
+# The suite on the newest releases the ranges allow (not the lock): drift is seen here first.
+test-latest:
+	$(PYTHON) -m venv --clear $(LATEST)
+	$(LATEST)/bin/pip install --quiet --upgrade pip
+	$(LATEST)/bin/pip install --quiet --upgrade --upgrade-strategy eager -e '.[test]'
+	$(LATEST)/bin/pip list --format=freeze | grep -v '^ometria-sync' > $(LATEST)/versions.txt
+	@echo "newest allowed versions: $(LATEST)/versions.txt"
+	$(LATEST)/bin/pytest
+
 clean:
-	rm -rf $(VENV) config/state state .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LATEST) $(LOCKER) config/state state .pytest_cache .mypy_cache .ruff_cache

@@ -145,7 +145,7 @@ class OmetriaClient:
         _, _, payload = await self._request("GET", path, params=params)
         try:
             return msgspec.json.decode(payload)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # which one: msgspec's version
             raise FatalApiError(f"GET {path}: answer is not JSON: {_snippet(payload)}") from exc
 
     async def _request(
@@ -209,5 +209,5 @@ def _decode_answer(payload: bytes) -> _PushAnswer:
     """Read Ometria's push answer leniently: unknown keys ignored, a non-JSON body tolerated."""
     try:
         return msgspec.json.decode(payload, type=_PushAnswer) if payload else _PushAnswer()
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec <0.23 raises the latter
         return _PushAnswer()

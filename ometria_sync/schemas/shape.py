@@ -16,29 +16,38 @@ import msgspec
 
 from ometria_sync.schemas.problems import Problem, join, show
 
-_KINDS = {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false",
-          "array": "a list", "object": "an object"}
-_SCALARS = frozenset(("str", "int", "float", "bool"))
+_KINDS: dict[object, str] = {str: "a string", int: "an integer", float: "a number",
+                              bool: "true or false", list: "a list", dict: "an object"}
+_SCALARS = frozenset((str, int, float, bool))
 
 
-def _expected(message: str) -> str | None:
-    """``Expected `int | null`, got `str``` -> ``an integer``."""
-    if not message.startswith("Expected `"):
-        return None
-    wanted = message[len("Expected `"):].split("`", 1)[0]
-    kinds = [k for k in wanted.split(" | ") if k != "null"]
+def _expected(annotation: Any) -> str | None:
+    """``int | None`` -> ``an integer``: what the annotation asks for, in words.
+
+    Read from the annotation, not from msgspec's message, whose wording is free to change
+    between releases; ``None`` when the annotation is not a plain JSON type."""
+    kinds: list[object] = []
+    for part in union_parts(annotation):
+        if part is type(None) or part is msgspec.UnsetType:
+            continue
+        kind = typing.get_origin(part) or part
+        if isinstance(kind, type) and issubclass(kind, msgspec.Struct):
+            kind = dict
+        if kind not in _KINDS:
+            return None
+        kinds.append(kind)
     if set(kinds) >= _SCALARS:
-        return ("a string, number, boolean or a list of them" if "array" in kinds
+        return ("a string, number, boolean or a list of them" if list in kinds
                 else "a string, number or boolean")
-    return " or ".join(_KINDS.get(k, k) for k in kinds)
+    return " or ".join(_KINDS[k] for k in kinds) or None
 
 
-def _leaf_problem(path: str, value: Any, error: msgspec.ValidationError) -> Problem:
-    text = str(error).split(" - at `", 1)[0]
-    expected = _expected(text)
+def _leaf_problem(path: str, value: Any, annotation: Any,
+                  error: msgspec.ValidationError) -> Problem:
+    expected = _expected(annotation)
     if expected is not None:
         return Problem(path, f"must be {expected}, got {show(value)}")
-    return Problem(path, text)
+    return Problem(path, str(error).split(" - at `", 1)[0])
 
 
 def union_parts(annotation: Any) -> tuple[Any, ...]:
@@ -91,4 +100,4 @@ def type_problems(value: Any, annotation: Any, path: str, out: list[Problem]) ->
         for key, item in value.items():
             type_problems(item, entries[1], join(path, str(key)), out)
         return
-    out.append(_leaf_problem(path, value, error))
+    out.append(_leaf_problem(path, value, annotation, error))

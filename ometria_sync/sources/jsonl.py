@@ -62,17 +62,23 @@ def decode_line(raw: bytes) -> tuple[object, str | None]:
     """Decode one JSON line: (value, None), or (None, reason) when it is not valid JSON."""
     try:
         return _decode(raw), None
-    except UnicodeDecodeError as exc:
-        start = exc.start
-        try:  # msgspec counts from the start of the string; report the byte in the line
-            raw.decode("utf-8")
-        except UnicodeDecodeError as in_line:
-            start = in_line.start
-        return None, f"invalid UTF-8 at byte {start + 1} of the line"
-    except msgspec.DecodeError as exc:  # includes ValidationError (numbers out of range)
-        return None, f"invalid JSON: {exc}"
+    except (UnicodeDecodeError, msgspec.DecodeError) as exc:  # DecodeError: ValidationError too
+        return None, _why_not_json(raw, exc)
     except RecursionError:
         return None, "invalid JSON: nested too deeply"
+
+
+def _why_not_json(raw: bytes, exc: Exception) -> str:
+    """The reason a line is not JSON, found in the line itself.
+
+    Invalid UTF-8 is checked here rather than told apart by the exception: msgspec up to 0.22
+    raises ``UnicodeDecodeError`` for it, 0.23 a ``DecodeError``, and neither names the byte
+    in the line."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return f"invalid UTF-8 at byte {bad.start + 1} of the line"
+    return f"invalid JSON: {exc}"
 
 
 def _read_lines(

@@ -163,7 +163,7 @@ class OmneoClient:
 def _decode(path: str, body: bytes) -> Any:
     try:
         return msgspec.json.decode(body) if body.strip() else None
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec <0.23 raises the latter
         raise SourceError(f"Omneo GET {path}: the answer is not JSON: {_snippet(body)}") from None
 
 
