@@ -6,14 +6,18 @@ the position after the last item the batcher *consumed* for it, including items 
 so once the batch settles everything before that position is settled too. Items dead-lettered
 after the last full batch are covered by a final, possibly empty, batch.
 
-One stream is one record type, so a batch never mixes ``@type``s.
+One stream is one record type, so a batch never mixes ``@type``s, and a batch never holds
+two versions of one id: a repeated id starts the next batch, which is sent only once the earlier
+one settled (see ``versions.py``), so Ometria applies the versions in the source's order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
 import msgspec
@@ -36,8 +40,9 @@ _MAX_HOLD = 0.005
 
 
 class BatchRecord(msgspec.Struct, gc=False):
-    """A valid record ready to send: its encoding, what names it in a dead letter, and its
-    hashes for change detection (0 when change detection is off).
+    """A valid record ready to send: its encoding, what names it in a dead letter, the hash of
+    its id (to keep versions of one id in order) and of its content (0 when change detection
+    is off).
 
     Only bytes and numbers: the decoded record is dropped once encoded, so the thousands of
     records queued and in flight are nothing for the garbage collector to walk (holding the
@@ -50,28 +55,79 @@ class BatchRecord(msgspec.Struct, gc=False):
     content_hash: int = 0
 
 
+#: content hash of a version whose outcome at Ometria is unknown: equal to no record's hash
+UNKNOWN: None = None
+
+
 class ChangeFilter:
-    """Skips records whose content hash equals the one stored for their id at acknowledgement.
+    """Skips records whose content equals what Ometria holds for their id, as far as this run
+    knows: the latest version this run sent, else the hash stored at the last acknowledgement.
+
     With ``refresh`` nothing is skipped, but hashes are still computed (and later stored).
-    Lookups are short reads on the event loop's own connection (``StateThread.read``): they see
-    the hashes committed so far, from earlier runs and from this one (``stream_id`` from
-    ``ChangeIndex.stream_id``)."""
+    Lookups are short reads on the event loop's own connection (``StateThread.read``), which
+    see only committed hashes; so the versions this run decided to send are kept here until
+    their hashes are committed (:meth:`written`). A later occurrence of an id is therefore
+    judged against the run's own earlier one, never against an older stored hash; a version
+    whose outcome is unknown (:meth:`forget`) matches nothing, so it is sent again."""
 
     def __init__(self, state: StateThread, stream_id: int, *, refresh: bool = False) -> None:
         self.state = state
         self.stream_id = stream_id
         self.refresh = refresh
+        #: id hash -> content hash of the latest version this run sent, not yet committed
+        self._sent: dict[int, int | None] = {}
+        #: hash writes submitted, oldest first, with the pairs they write
+        self._writes: deque[tuple[Future[object], list[tuple[int, int]]]] = deque()
 
     def unchanged(self, records: list[BatchRecord]) -> set[int]:
         """Indexes into ``records`` (their ``id_hash`` set) of those that are unchanged since
-        last acknowledged."""
+        last sent; every other one counts, from now on, as the version Ometria is getting."""
         for r in records:
             r.content_hash = hash64(r.encoded)
-        if self.refresh or not records:
+        if not records:
             return set()
-        id_hashes = [r.id_hash for r in records]
-        known = self.state.read(lambda store: store.changes.lookup(self.stream_id, id_hashes))
-        return {i for i, r in enumerate(records) if known.get(r.id_hash) == r.content_hash}
+        self._prune()
+        known: dict[int, int] = {}
+        if not self.refresh:
+            id_hashes = [r.id_hash for r in records if r.id_hash not in self._sent]
+            if id_hashes:
+                known = self.state.read(
+                    lambda store: store.changes.lookup(self.stream_id, id_hashes))
+        skip: set[int] = set()
+        sent = self._sent
+        for i, r in enumerate(records):
+            reference = sent[r.id_hash] if r.id_hash in sent else known.get(r.id_hash)
+            if reference == r.content_hash and not self.refresh:
+                skip.add(i)
+            else:
+                sent[r.id_hash] = r.content_hash
+        return skip
+
+    def forget(self, id_hashes: list[int]) -> None:
+        """These ids' outcome at Ometria is unknown: no later version in this run is judged
+        unchanged against them (the stored hashes are deleted by the caller)."""
+        for h in id_hashes:
+            self._sent[h] = UNKNOWN
+
+    def written(self, future: Future[object], pairs: list[tuple[int, int]]) -> None:
+        """``pairs`` (id hash, content hash) are being stored by ``future``: once it is done,
+        lookups see them and the run's own copy can go."""
+        self._writes.append((future, pairs))
+
+    def _prune(self) -> None:
+        sent = self._sent
+        while self._writes and self._writes[0][0].done():
+            future, pairs = self._writes.popleft()
+            if future.cancelled() or future.exception() is not None:
+                continue  # not stored: keep the run's own copy (the failure stops the run)
+            for id_hash, content_hash in pairs:
+                if sent.get(id_hash, UNKNOWN) == content_hash:
+                    del sent[id_hash]
+
+    @property
+    def remembered(self) -> int:
+        """Versions kept by this run and not yet committed (bounded by what is in flight)."""
+        return len(self._sent)
 
 
 class Batch(msgspec.Struct):
@@ -117,6 +173,7 @@ class Batcher:
         self._changes = changes
         self._seq = first_seq
         self._pending: list[BatchRecord] = []
+        self._pending_ids: set[int] = set()  # a batch never holds two versions of one id
         self._consumed: Position | None = None  # position after the last item consumed
         self._cut_position: Position | None = None  # end position of the last batch cut
 
@@ -148,6 +205,7 @@ class Batcher:
         batch = Batch(seq=self._seq, records=self._pending, end_position=self._consumed)
         self._seq += 1
         self._pending = []
+        self._pending_ids = set()
         self._cut_position = self._consumed
         await out.put(batch)
 
@@ -180,7 +238,11 @@ class Batcher:
         before = self._stats.read - len(items)
         for index, (item, record) in enumerate(zip(items, taken, strict=True)):
             if record is not None and id(record) not in skip:
+                if record.id_hash in self._pending_ids:  # a second version: next batch
+                    self._stats.consumed(self._consumed, before + index)
+                    await self._cut(out)
                 self._pending.append(record)
+                self._pending_ids.add(record.id_hash)
             self._consumed = item.position
             if len(self._pending) >= self._size:
                 self._stats.consumed(item.position, before + index + 1)
@@ -211,8 +273,7 @@ class Batcher:
             return None
         self._stats.valid += 1
         # the id's hash is taken here, while the decoded record is at hand (it is not kept)
-        id_hash = hash64(identity(record)) if self._changes is not None else 0
-        return BatchRecord(encoded, item.line, item.position, id_hash)
+        return BatchRecord(encoded, item.line, item.position, hash64(identity(record)))
 
     def _envelope_problems(self, record: Any) -> list[Problem]:
         """What the engine itself needs: an object with a usable id whose ``@type`` matches

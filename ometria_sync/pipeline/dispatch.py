@@ -12,7 +12,9 @@ answer             action
 
 A batch is *settled* when :meth:`Delivery.deliver` returns: every record in it was either
 acknowledged by Ometria or written to the dead letter. Anything else raises, and the batch is
-not settled, so the checkpoint never passes it.
+not settled, so the checkpoint never passes it. Only a clean acknowledgement (``rejected: 0``)
+reaches ``on_acknowledged``; records Ometria refused or may have refused go to
+``on_unconfirmed``, so that their stored change hashes are forgotten.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ class Delivery:
         dead_letter: DeadLetterWriter,
         sleep: Callable[[float], Awaitable[None]],
         on_acknowledged: Callable[[list[BatchRecord]], None] | None = None,
+        on_unconfirmed: Callable[[list[BatchRecord]], None] | None = None,
     ) -> None:
         self._stream = stream
         self._label = source_label
@@ -76,6 +79,7 @@ class Delivery:
         self._dead = dead_letter
         self._sleep = sleep
         self._on_ack = on_acknowledged
+        self._on_unconfirmed = on_unconfirmed
 
     async def deliver(self, batch: Batch) -> int:
         """Settle ``batch``; returns how many of its records Ometria acknowledged."""
@@ -101,6 +105,8 @@ class Delivery:
         if result.rejected:
             log.warning("records_rejected", stream=self._stream, batch=batch.seq,
                         rejected=result.rejected, request_id=result.request_id)
+            if self._on_unconfirmed is not None:  # which ones, Ometria does not say
+                self._on_unconfirmed(records)
         elif self._on_ack is not None:
             self._on_ack(records)
         return len(records)
@@ -155,6 +161,8 @@ class Delivery:
             return result
 
     def _refuse(self, record: BatchRecord, exc: BatchRejectedError) -> None:
+        if self._on_unconfirmed is not None:
+            self._on_unconfirmed([record])
         detail = f": {exc.detail}" if exc.detail else ""
         problem = Problem("", f"refused by Ometria (HTTP {exc.status}){detail}")
         self._stats.dead_lettered += 1

@@ -30,6 +30,7 @@ from ometria_sync.pipeline.dispatch import Delivery, RetryPolicy
 from ometria_sync.pipeline.pacer import Pacer
 from ometria_sync.pipeline.shutdown import Shutdown
 from ometria_sync.pipeline.stats import StreamStats
+from ometria_sync.pipeline.versions import VersionOrder
 from ometria_sync.pipeline.watermark import Watermark
 from ometria_sync.sources.base import SourceItem, SourcePart
 from ometria_sync.state.checkpoints import SqliteCheckpointStore
@@ -73,6 +74,12 @@ class RunContext:
     fatal: list[BaseException] = field(default_factory=list)
     #: every stream's live counters, by name (read by the progress display)
     live: dict[str, StreamStats] = field(default_factory=dict)
+    #: per record type: which unsettled batch holds each id's latest version
+    versions: dict[str, VersionOrder] = field(default_factory=dict)
+
+    def version_order(self, record_type: str) -> VersionOrder:
+        """The one order shared by every stream of ``record_type`` in this run."""
+        return self.versions.setdefault(record_type, VersionOrder())
 
 
 async def run_stream(ctx: RunContext, stream: StreamSettings) -> StreamStats:
@@ -185,9 +192,12 @@ class _PartRunner:
             dead_letter=ctx.dead_letter,
             sleep=ctx.sleep,
             on_acknowledged=self._remember if changes and ctx.save_checkpoints else None,
+            on_unconfirmed=self._forget if changes and ctx.save_checkpoints else None,
         )
         self._changes = changes
-        self._acked: list[tuple[int, int]] = []  # hashes of acknowledged records, not yet written
+        self._versions = ctx.version_order(stream.record_type)
+        # hashes of acknowledged records, not yet written: one per id, the last acknowledged
+        self._acked: dict[int, int] = {}
         self._acked_since = time.monotonic()
 
     def _remember(self, records: list[BatchRecord]) -> None:
@@ -199,7 +209,10 @@ class _PartRunner:
         (see ``_settle``), so the hashes still waiting always belong to records before the
         checkpoint, which a resume does not re-read; if the process dies, those records only
         count as changed in the next export, never is a change missed."""
-        self._acked.extend((r.id_hash, r.content_hash) for r in records)
+        acked = self._acked
+        for r in records:
+            acked.pop(r.id_hash, None)  # re-inserted: the dict's order is acknowledgement order
+            acked[r.id_hash] = r.content_hash
         now = time.monotonic()
         if len(self._acked) >= _HASHES_PER_WRITE or now - self._acked_since >= _HASHES_MAX_AGE:
             self._write_hashes()
@@ -208,9 +221,23 @@ class _PartRunner:
         self._acked_since = time.monotonic()
         if not self._acked or self._changes is None:
             return
-        pairs, self._acked = sorted(self._acked), []
-        self.ctx.state.submit(functools.partial(
+        pairs, self._acked = sorted(self._acked.items()), {}
+        written = self.ctx.state.submit(functools.partial(
             _remember_hashes, stream_id=self._changes.stream_id, pairs=pairs))
+        self._changes.written(written, pairs)
+
+    def _forget(self, records: list[BatchRecord]) -> None:
+        """These records' outcome is not a clean acknowledgement: Ometria may hold this version
+        or the one before. Their stored hashes are deleted now (before any later write), so
+        neither this run nor a later one skips them as unchanged."""
+        if self._changes is None or not self.ctx.save_checkpoints:
+            return
+        ids = [r.id_hash for r in records]
+        for id_hash in ids:
+            self._acked.pop(id_hash, None)
+        self._changes.forget(ids)
+        self.ctx.state.submit(functools.partial(
+            _forget_hashes, stream_id=self._changes.stream_id, id_hashes=ids))
 
     async def run(self, start: object) -> None:
         producer = asyncio.create_task(self._produce(self.part.read(start)), name="producer")
@@ -306,11 +333,23 @@ class _PartRunner:
             if batch is None:
                 await self.batches.put(None)  # let the other dispatchers see the end too
                 return
+            claim = self._versions.claim(r.id_hash for r in batch.records)
             try:
+                await claim.ready()  # an earlier version of one of its ids has settled
                 delivered = await self.delivery.deliver(batch)
+            except OmetriaSyncError as exc:  # Ometria refused, retries ran out
+                self._forget(batch.records)
+                self._fail(exc)
+                return
+            except asyncio.CancelledError:  # cut off at the grace period: outcome unknown
+                self._forget(batch.records)
+                raise
+            finally:
+                claim.release()
+            try:
                 self._settle(batch, delivered)
                 await self.ctx.state.keep_up()  # the disk sets the pace when it is the slowest
-            except OmetriaSyncError as exc:  # Ometria refused, retries ran out, disk full
+            except OmetriaSyncError as exc:  # disk full
                 self._fail(exc)
                 return
 
@@ -346,3 +385,7 @@ def _remember_hashes(
     store: SqliteCheckpointStore, stream_id: int, pairs: list[tuple[int, int]]
 ) -> None:
     store.changes.remember(stream_id, pairs)
+
+
+def _forget_hashes(store: SqliteCheckpointStore, stream_id: int, id_hashes: list[int]) -> None:
+    store.changes.forget_ids(stream_id, id_hashes)

@@ -8,8 +8,11 @@ Guarantees:
 
 * a hash is written only after Ometria acknowledged the record (a crash between send and
   acknowledgement leaves the old hash, so the record is sent again);
-* hashes of a batch that Ometria answered with ``rejected > 0`` are not written: Ometria does not
-  say which records it refused, so all of them stay eligible to be sent again;
+* a send whose outcome is not a clean acknowledgement (``rejected > 0``: Ometria does not say
+  which records it refused; a batch that failed after its retries, or was cut off at the grace
+  period) deletes the stored hashes of its ids: Ometria may hold the new version or the old
+  one, so the next export sends them whatever their content;
+* one write stores one hash per id, the last acknowledged version's;
 * storage is compact: the id is kept as a 64-bit hash too, in a WITHOUT ROWID table (two integers
   per row). Two ids sharing an id hash at worst cost an extra send, never a skipped change, unless
   their content hashes also collide (odds around 2^-64 per pair).
@@ -96,6 +99,20 @@ class ChangeIndex:
             self._db.execute(
                 "INSERT OR REPLACE INTO record_hashes "
                 "SELECT ?, value ->> 0, value ->> 1 FROM json_each(?)",
+                (stream, text),
+            )
+        except sqlite3.Error as exc:
+            raise StateError(f"change index: cannot write: {exc}") from None
+
+    def forget_ids(self, stream: int, id_hashes: Iterable[int]) -> None:
+        """Delete the stored hashes of these ids: what Ometria holds for them is unknown (a
+        send whose outcome was not a clean acknowledgement), so nothing may be judged
+        unchanged against them."""
+        text = msgspec.json.encode(list(id_hashes)).decode()
+        try:
+            self._db.execute(
+                "DELETE FROM record_hashes WHERE stream = ? "
+                "AND id_hash IN (SELECT value FROM json_each(?))",
                 (stream, text),
             )
         except sqlite3.Error as exc:

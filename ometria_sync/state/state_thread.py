@@ -80,13 +80,15 @@ class StateThread:
             self._reader = open_checkpoint_store(self._url)
         return fn(self._reader)
 
-    def submit(self, fn: StoreCall[object]) -> None:
-        """Queue ``fn(store)`` (a write) without waiting for it."""
+    def submit(self, fn: StoreCall[object]) -> concurrent.futures.Future[object]:
+        """Queue ``fn(store)`` (a write) without waiting for it; the future tells when it is
+        done (and so visible to :meth:`read`)."""
         self._raise_failure()
         future: concurrent.futures.Future[object] = self._pool.submit(self._run, fn)
         future.add_done_callback(self._settled)
         self._queued.append(future)
         self._forget_done()
+        return future
 
     @property
     def queued(self) -> int:
