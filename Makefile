@@ -47,7 +47,7 @@ lock:
 # The suite on the newest releases the ranges allow (not the lock): drift is seen here first.
 test-latest:
 	$(PYTHON) -m venv --clear $(LATEST)
-	$(LATEST)/bin/pip install --quiet --upgrade pip
+	$(LATEST)/bin/pip install --quiet --upgrade pip setuptools
 	$(LATEST)/bin/pip install --quiet --upgrade --upgrade-strategy eager -e '.[test]'
 	$(LATEST)/bin/pip list --format=freeze | grep -v '^ometria-sync' > $(LATEST)/versions.txt
 	@echo "newest allowed versions: $(LATEST)/versions.txt"

@@ -73,6 +73,11 @@ def test_everything_that_installs_installs_from_the_lock() -> None:
 
 
 def test_building_the_package_metadata_prints_no_deprecation_warning(tmp_path: Path) -> None:
+    """With the build backend the project asks for (locked, or the newest in test-latest)."""
+    from importlib.metadata import version
+
+    (build,) = tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]["requires"]
+    assert Requirement(build).specifier.contains(version("setuptools")), version("setuptools")
     code = ("import sys\nfrom setuptools import build_meta\n"
             "build_meta.prepare_metadata_for_build_wheel(sys.argv[1])")
     out = subprocess.run([sys.executable, "-W", "error", "-c", code, str(tmp_path)], cwd=ROOT,
