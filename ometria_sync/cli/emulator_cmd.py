@@ -44,9 +44,11 @@ def register(sub: SubParsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--fail-rate", type=_fraction, default=0.0, help="fraction of 500/503")
     p.add_argument("--drop-rate", type=_fraction, default=0.0,
                    help="fraction of connections closed without an answer")
+    p.add_argument("--lost-answer-rate", type=_fraction, default=0.0,
+                   help="fraction of pushes accepted whose answer is then lost")
     p.add_argument("--queue-capacity", type=int, default=50_000)
     p.add_argument("--drain-per-second", type=float, default=10_000.0)
-    p.add_argument("--retry-after", action="store_true", help="send Retry-After on 429")
+    p.add_argument("--retry-after", action="store_true", help="send Retry-After on 429 and 5xx")
     p.add_argument("--store", default=None, help="keep data in this file between starts")
     p.add_argument("--seed", type=int, default=None)
     p.set_defaults(func=cmd_emulator)
@@ -58,7 +60,8 @@ def cmd_emulator(args: argparse.Namespace) -> int:
         print(f"accepting the development key {DEV_KEY!r}", flush=True)
     options = EmulatorOptions(
         host=args.host, port=args.port, api_key=key, rate=args.rate, latency=args.latency,
-        fail_rate=args.fail_rate, drop_rate=args.drop_rate, queue_capacity=args.queue_capacity,
+        fail_rate=args.fail_rate, drop_rate=args.drop_rate,
+        lost_answer_rate=args.lost_answer_rate, queue_capacity=args.queue_capacity,
         drain_per_second=args.drain_per_second, retry_after=args.retry_after, store=args.store,
         seed=args.seed,
     )

@@ -109,8 +109,12 @@ async def push(request: web.Request) -> web.StreamResponse:
     if draw < options.drop_rate + options.fail_rate:
         status = app[RANDOM].choice((500, 503))
         stats.by_status[str(status)] += 1
-        return _json({"status": "ERROR", "message": "Internal error"}, status)
+        headers = {"Retry-After": "1"} if options.retry_after else None
+        return _json({"status": "ERROR", "message": "Internal error"}, status, headers)
     request_id, accepted, rejected = store.accept(body)
+    if draw < options.drop_rate + options.fail_rate + options.lost_answer_rate:
+        stats.by_status["answer_lost"] += 1
+        raise _Dropped
     stats.by_status["202"] += 1
     stats.answered_2xx.add(asyncio.get_running_loop().time())
     answer = {"status": "OK", "request_id": request_id, "accepted": accepted,

@@ -17,9 +17,13 @@ class EmulatorOptions(msgspec.Struct, frozen=True, kw_only=True):
     latency: tuple[float, float] = (0.0, 0.0)
     fail_rate: float = 0.0
     drop_rate: float = 0.0
+    #: fraction of valid pushes whose records are accepted but whose answer is lost (the
+    #: connection closes): the client cannot know the outcome, and retries
+    lost_answer_rate: float = 0.0
     queue_capacity: int = 50_000
     drain_per_second: float = 10_000.0
-    #: send Retry-After on 429s (Ometria does not document one; the engine must cope without)
+    #: send Retry-After (1 s) on 429s and 5xx (Ometria does not document one; the engine must
+    #: cope without)
     retry_after: bool = False
     store: str | None = None
     seed: int | None = None

@@ -342,6 +342,27 @@ async def test_drop_rate_1_closes_the_connection_without_an_answer(emulator: Emu
     assert stats["records_accepted"] == 0
 
 
+async def test_lost_answer_rate_1_accepts_the_records_then_closes_the_connection(
+    emulator: EmuFactory,
+) -> None:
+    """The outcome a client cannot know: Ometria took the batch, the answer never came."""
+    emu = await emulator(lost_answer_rate=1.0)
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await emu.push([contact("c1")])
+    assert len(emu.store.queue) == 1
+    stats = await emu.stats()
+    assert stats["requests_by_status"] == {"answer_lost": 1}
+    assert stats["records_accepted"] == 1
+
+
+async def test_retry_after_is_sent_on_5xx_when_asked(emulator: EmuFactory) -> None:
+    emu = await emulator(fail_rate=1.0, retry_after=True)
+    response = await emu.push([contact("c1")])
+    assert response.status in (500, 503) and response.headers["Retry-After"] == "1"
+    plain = await emulator(fail_rate=1.0)
+    assert "Retry-After" not in (await plain.push([contact("c1")])).headers
+
+
 async def test_fail_and_drop_rates_are_fractions(emulator: EmuFactory) -> None:
     emu = await emulator(fail_rate=0.3, drop_rate=0.3, seed=7)
     outcomes: list[int | str] = []
