@@ -266,7 +266,11 @@ class Batcher:
         if verdict.errors:
             self._refuse(item, verdict.errors)
             return None
-        encoded = self._encode(record)
+        try:
+            encoded = self._encode(record)
+        except (TypeError, ValueError, OverflowError) as exc:  # what validation let through
+            self._refuse(item, [Problem("", f"cannot be encoded as JSON: {exc}")])
+            return None
         too_large = record_size_problem(len(encoded))
         if too_large is not None:
             self._refuse(item, [too_large])

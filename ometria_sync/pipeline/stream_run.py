@@ -138,6 +138,10 @@ async def _run_part(
     saved = await ctx.state.call(functools.partial(
         SqliteCheckpointStore.load, stream=stream.name, part=part.key)) if ctx.resume else None
     start = saved.position if saved and saved.fingerprint == fingerprint else None
+    if saved is not None and start is None:
+        log.info("source_changed", stream=stream.name, source=part.label,
+                 reason="not the source the checkpoint was taken on: reading from the start",
+                 checkpoint_fingerprint=saved.fingerprint, fingerprint=fingerprint)
     log.info("stream_start", stream=stream.name, source=part.label, position=start,
              resumed=start is not None)
     changes = None

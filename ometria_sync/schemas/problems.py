@@ -36,7 +36,10 @@ _encode = msgspec.json.encode
 
 
 def show(value: Any) -> str:
-    """A value as it looks in the JSON input, cut to 60 characters: ``"12.50"``, ``5.0``."""
+    """A value as it looks in the JSON input, cut to 60 characters: ``"12.50"``, ``5.0``;
+    ``NaN``, ``Infinity`` and ``-Infinity`` for the floats JSON has no form for."""
+    if value.__class__ is float and value - value != 0.0:
+        return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
     try:
         text = _encode(value).decode()
     except (TypeError, ValueError, OverflowError):

@@ -249,6 +249,8 @@ def check_values(raw: dict[str, Any], level: Level, path: str, mode: Mode, found
         spec = fields.get(key)
         if spec is None:
             unknown.append(Problem(join(path, str(key)), UNKNOWN_FIELD))
+            if value.__class__ is not str:
+                check_json(value, join(path, str(key)), found)
             continue
         kind = value.__class__
         if kind is str:
@@ -256,8 +258,12 @@ def check_values(raw: dict[str, Any], level: Level, path: str, mode: Mode, found
                 _text(spec, value, path, key, found)
         elif kind is dict or kind is list:
             _descend(spec, value, join(path, key), mode, found, unknown)
+        elif kind is float and value - value != 0.0:  # NaN or an infinity
+            check_json(value, join(path, key), found)
         elif spec.sign and (kind is int or kind is float):
             _sign(spec.sign, kind, value, join(path, key), found)
+        elif kind not in _JSON_SCALARS:
+            check_json(value, join(path, key), found)
     if level.rule is not None:
         level.rule(raw, path, mode, found)
 
@@ -279,12 +285,47 @@ def _descend(spec: _Field, value: dict[str, Any] | list[Any], path: str, mode: M
             check_values(value, spec.child, path, mode, found, unknown)
         elif spec.free:
             _free_texts(value, path, found)
+            check_json(value, path, found)
     elif spec.items is not None:
         for index, item in enumerate(value):
             if item.__class__ is dict:
                 check_values(item, spec.items, f"{path}[{index}]", mode, found, unknown)
     elif spec.free:
         _null_texts_in_list(value, path, found)
+        check_json(value, path, found)
+
+
+_JSON_SCALARS = frozenset((int, bool, type(None)))
+
+
+def check_json(value: Any, path: str, found: Findings) -> None:
+    """Every number in ``value`` is finite and every value has a JSON form.
+
+    The encoder writes NaN and the infinities as ``null``, which clears the field in Ometria,
+    and raises on values JSON has no form for (a database range, a bit string): either way the
+    record is refused here, with the field's path, and the run goes on."""
+    kind = value.__class__
+    if kind is dict:
+        for key, item in value.items():
+            if item.__class__ is not str:
+                check_json(item, join(path, str(key)), found)
+    elif kind is list:
+        for index, item in enumerate(value):
+            if item.__class__ is not str:
+                check_json(item, f"{path}[{index}]", found)
+    elif kind is float:
+        if value - value != 0.0:
+            _add_once(found, Problem(path, f"must be a finite number, got {show(value)}"))
+    elif kind not in _JSON_SCALARS and not isinstance(value, (str, int, float, dict, list)):
+        _add_once(found, Problem(path, f"has no JSON form (type {type(value).__name__}; "
+                                       "convert it in the source, e.g. cast it to text in the "
+                                       f"query), got {show(value)}"))
+
+
+def _add_once(found: Findings, problem: Problem) -> None:
+    """Add ``problem`` unless the type check already named its path."""
+    if all(p.path != problem.path for p in found.errors):
+        found.errors.append(problem)
 
 
 def _sign(sign: int, kind: type, value: float, path: str, found: Findings) -> None:

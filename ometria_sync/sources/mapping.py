@@ -13,6 +13,7 @@ cannot be coerced makes the row invalid, with the column, the field and the reas
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import re
 import uuid
 import zoneinfo
@@ -139,17 +140,26 @@ def text_coercers(zone: dt.tzinfo) -> dict[str, Callable[[str], Any]]:
 
 
 def python_value(value: Any, zone: dt.tzinfo) -> Any:
-    """A database value as JSON: Decimal -> float, datetimes with an offset (naive ones in
-    ``zone``), dates as ``YYYY-MM-DD``, UUIDs as text."""
+    """A database value as JSON: Decimal -> float (``NaN`` stays a float NaN, which validation
+    refuses), datetimes with an offset (naive ones in ``zone``), dates as ``YYYY-MM-DD``,
+    times as ``HH:MM:SS``, UUIDs and network addresses as text, arrays element by element.
+    Anything else (ranges, bit strings, intervals, bytes) is left as it is: validation refuses
+    it with its field path, because it has no one JSON form."""
     if isinstance(value, Decimal):
         return float(value)
     if isinstance(value, dt.datetime):
         return (value if value.tzinfo else value.replace(tzinfo=zone)).isoformat()
-    if isinstance(value, dt.date):
+    if isinstance(value, (dt.date, dt.time)):
         return value.isoformat()
-    if isinstance(value, uuid.UUID):
+    if isinstance(value, _AS_TEXT):
         return str(value)
+    if isinstance(value, list):
+        return [python_value(item, zone) for item in value]
     return value
+
+
+_AS_TEXT = (uuid.UUID, ipaddress.IPv4Address, ipaddress.IPv6Address, ipaddress.IPv4Interface,
+            ipaddress.IPv6Interface, ipaddress.IPv4Network, ipaddress.IPv6Network)
 
 
 def split_path(path: str) -> tuple[str, ...]:

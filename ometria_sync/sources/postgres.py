@@ -8,7 +8,16 @@ ORDER BY cursor LIMIT n``: no OFFSET, so every page costs the same, and nothing 
 between pages. The position after a row is ``{"after": [its cursor values as text]}``, so the
 checkpoint is the last acknowledged cursor value and a nightly run reads only rows whose
 cursor moved past it (``updated_at`` bumped on every change). Cursor columns must be NOT NULL
-and, together, unique (end them with the primary key).
+and should, together, be unique (end them with the primary key).
+
+A cursor that is not unique is still read whole: rows that tie on the cursor are one group.
+A page never ends inside a group (when the row after the page ties with its last row, the
+group is read whole by an equality query, streamed), and every row of a group but the last
+carries the position *before* the group, so a checkpoint never falls inside one: a resume
+reads the group again, and change detection drops what was already sent.
+
+The fingerprint is the query, the cursor and the result's column types: a checkpoint taken on
+another query or cursor means nothing here, so a changed source is read from the start.
 
 Rows become records by column name: an alias with dots (``email AS "customer.email"``) fills a
 nested field; ``json_column`` names a json/jsonb column holding the record (other columns are
@@ -17,9 +26,11 @@ added to it). NULLs leave the field out.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import hashlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -29,6 +40,11 @@ from ometria_sync.errors import ConfigError, SourceError
 from ometria_sync.sources.base import Position, Source, SourceConfig, SourceItem
 from ometria_sync.sources.jsonl import SinglePartSource
 from ometria_sync.sources.mapping import load_zone, put, python_value, split_path
+
+#: ``lookback_seconds`` when it is not set and the first cursor column is a timestamp
+DEFAULT_LOOKBACK_SECONDS = 300.0
+#: the position before the first row: reading from it starts at the top
+_TOP: Position = {"after": None}
 
 
 class PostgresSourceConfig(SourceConfig, frozen=True, tag="postgres"):
@@ -43,8 +59,9 @@ class PostgresSourceConfig(SourceConfig, frozen=True, tag="postgres"):
     timezone: str = "UTC"
     connect_timeout: float = 10.0
     #: on resume, also re-read rows whose first cursor column (a timestamp) lies this many
-    #: seconds before the checkpoint: rows of transactions that committed late
-    lookback_seconds: float = 0.0
+    #: seconds before the checkpoint: rows of transactions that committed late. Not set:
+    #: DEFAULT_LOOKBACK_SECONDS when the first cursor column is a timestamp, else 0
+    lookback_seconds: float | None = None
 
     def check(self, key: str) -> None:
         if not os.environ.get(self.dsn_env):
@@ -55,6 +72,9 @@ class PostgresSourceConfig(SourceConfig, frozen=True, tag="postgres"):
                                                "[\"updated_at\", \"id\"])")
         if not 1 <= self.page_size <= 100_000:
             raise ConfigError(f"{key}.page_size", f"must be 1..100000, got {self.page_size}")
+        if self.lookback_seconds is not None and not self.lookback_seconds >= 0:
+            raise ConfigError(f"{key}.lookback_seconds",
+                              f"must be >= 0, got {self.lookback_seconds}")
         load_zone(f"{key}.timezone", self.timezone)
 
     async def preflight(self, key: str) -> None:
@@ -78,6 +98,12 @@ class PostgresSourceConfig(SourceConfig, frozen=True, tag="postgres"):
             raise ConfigError(f"{key}.lookback_seconds", f"needs a timestamp as the first cursor "
                                                          f"column; {self.cursor[0]} is "
                                                          f"{columns[self.cursor[0]]}")
+
+    def lookback(self, types: dict[str, str]) -> float:
+        """The lookback in seconds, given the result's column types."""
+        if self.lookback_seconds is not None:
+            return self.lookback_seconds
+        return DEFAULT_LOOKBACK_SECONDS if types.get(self.cursor[0]) in _STAMPS else 0.0
 
     def open(self) -> Source:
         return SinglePartSource(PostgresQuery(self))
@@ -104,7 +130,7 @@ def _safe(exc: BaseException) -> str:
 
 
 async def _describe(conn: asyncpg.Connection, config: PostgresSourceConfig) -> dict[str, str]:
-    """Column name -> type name of the query's result."""
+    """Column name -> type name of the query's result (prepared, never run)."""
     try:
         statement = await conn.prepare(f"SELECT * FROM ({config.query}) AS src LIMIT 0")
     except asyncpg.PostgresError as exc:
@@ -117,7 +143,8 @@ def _type_name(pg_type: Any) -> str:
     return pg_type.name if schema == "pg_catalog" else f'"{schema}"."{pg_type.name}"'
 
 
-_TIMES = frozenset(("timestamptz", "timestamp", "date"))
+_STAMPS = frozenset(("timestamptz", "timestamp"))
+_TIMES = _STAMPS | {"date"}
 
 
 def _ident(name: str) -> str:
@@ -129,6 +156,40 @@ def _cursor_text(value: Any) -> str:
     if isinstance(value, (dt.datetime, dt.date, dt.time)):
         return value.isoformat()
     return str(value)
+
+
+def _key_text(key: tuple[Any, ...]) -> list[str]:
+    return [_cursor_text(v) for v in key]
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(msgspec.json.encode(value)).hexdigest()[:12]
+
+
+def source_fingerprint(config: PostgresSourceConfig, types: dict[str, str]) -> str:
+    """What a position depends on: the query, the cursor columns and the result's types."""
+    return (f"postgres:query={_digest(config.query)}:cursor={','.join(config.cursor)}"
+            f":types={_digest(list(types.items()))}")
+
+
+class _Statements:
+    """The queries of one read: the first page, the page after a position, the first page of
+    a resumed read that looks back before the position, and the rows equal to a position."""
+
+    def __init__(self, config: PostgresSourceConfig, types: dict[str, str]) -> None:
+        cols = ", ".join(_ident(c) for c in config.cursor)
+        params = ", ".join(f"(${i}::text)::{types[c]}" for i, c in enumerate(config.cursor, 1))
+        limit = f"${len(config.cursor) + 1}"
+        base = f"SELECT * FROM ({config.query}) AS src"
+        head = config.cursor[0]
+        since = f"(($1::text)::{types[head]} - make_interval(secs => $2::float8))"
+        self.first = f"{base} ORDER BY {cols} LIMIT $1"
+        self.following = f"{base} WHERE ({cols}) > ({params}) ORDER BY {cols} LIMIT {limit}"
+        self.looking_back = f"{base} WHERE {_ident(head)} > {since} ORDER BY {cols} LIMIT $3"
+        self.equal = f"{base} WHERE ({cols}) = ({params})"
+
+
+Key = tuple[Any, ...]
 
 
 class PostgresQuery:
@@ -147,66 +208,127 @@ class PostgresQuery:
         return f"postgres:{self._config.dsn_env}"
 
     async def fingerprint(self) -> str | None:
-        return None  # a cursor position keeps its meaning when rows change
-
-    async def read(self, start: Position | None) -> AsyncIterator[list[SourceItem]]:
-        config = self._config
-        conn = await _connect(config)
+        """Another query, cursor or result type starts from the top (see the module doc)."""
+        conn = await _connect(self._config)
         try:
-            types = await _describe(conn, config)
-            first, following, looking_back = self._statements(types)
-            last: list[str] | None = list(start["after"]) if start else None
-            back = bool(last and config.lookback_seconds)
-            while True:
-                try:
-                    if back and last is not None:
-                        rows = await conn.fetch(looking_back, last[0], config.lookback_seconds,
-                                                config.page_size)
-                        back = False
-                    elif last is None:
-                        rows = await conn.fetch(first, config.page_size)
-                    else:
-                        rows = await conn.fetch(following, *last, config.page_size)
-                except (asyncpg.PostgresError, OSError) as exc:
-                    raise SourceError(f"{self.label}: reading after {last}: {exc}") from None
-                if not rows:
-                    return
-                chunk = [self._item(row) for row in rows]
-                last = list(chunk[-1].position["after"])
-                yield chunk
-                if len(rows) < config.page_size:
-                    return
+            return source_fingerprint(self._config, await _describe(conn, self._config))
         finally:
             await conn.close()
 
-    def _statements(self, types: dict[str, str]) -> tuple[str, str, str]:
-        """The first page, the page after a position, and the first page of a resumed read
-        that looks back ``lookback_seconds`` before the position."""
+    async def read(self, start: Position | None) -> AsyncIterator[list[SourceItem]]:
         config = self._config
-        cols = ", ".join(_ident(c) for c in config.cursor)
-        params = ", ".join(f"(${i}::text)::{types[c]}" for i, c in enumerate(config.cursor, 1))
-        limit = f"${len(config.cursor) + 1}"
-        base = f"SELECT * FROM ({config.query}) AS src"
-        head = config.cursor[0]
-        since = f"(($1::text)::{types[head]} - make_interval(secs => $2::float8))"
-        return (f"{base} ORDER BY {cols} LIMIT $1",
-                f"{base} WHERE ({cols}) > ({params}) ORDER BY {cols} LIMIT {limit}",
-                f"{base} WHERE {_ident(head)} > {since} ORDER BY {cols} LIMIT $3")
+        last = self._resume_values(start)
+        conn = await _connect(config)
+        try:
+            types = await _describe(conn, config)
+            sql = _Statements(config, types)
+            lookback = config.lookback(types) if last is not None else 0.0
+            before: Position = start if last is not None else _TOP
+            while True:
+                rows = await self._page(conn, sql, last, lookback)
+                lookback = 0.0
+                more = len(rows) > config.page_size
+                tied = self._cut(rows) if more else None
+                if rows:
+                    chunk, before = self._items(rows, before)
+                    yield chunk
+                if tied is not None:
+                    async with contextlib.aclosing(self._group(conn, sql, tied, before)) as group:
+                        async for chunk in group:
+                            yield chunk
+                    before = {"after": _key_text(tied)}
+                elif not more:
+                    return
+                last = list(before["after"])
+        finally:
+            await conn.close()
 
-    def _item(self, row: asyncpg.Record) -> SourceItem:
-        config = self._config
-        cursor = [row[c] for c in config.cursor]
-        if any(v is None for v in cursor):
+    def _resume_values(self, start: Position | None) -> list[str] | None:
+        after = start.get("after") if isinstance(start, dict) else None
+        if after is None:
+            return None
+        if len(after) != len(self._config.cursor):
+            raise SourceError(f"{self.label}: the checkpoint holds {len(after)} cursor values "
+                              f"but the cursor has {len(self._config.cursor)} columns; run "
+                              "`ometria-sync reset` for this stream")
+        return list(after)
+
+    async def _page(self, conn: asyncpg.Connection, sql: _Statements, last: list[str] | None,
+                    lookback: float) -> list[asyncpg.Record]:
+        """Up to ``page_size + 1`` rows after ``last``: the extra row tells whether the page
+        ends inside a group of rows that tie on the cursor."""
+        limit = self._config.page_size + 1
+        try:
+            if last is None:
+                return list(await conn.fetch(sql.first, limit))
+            if lookback:
+                return list(await conn.fetch(sql.looking_back, last[0], lookback, limit))
+            return list(await conn.fetch(sql.following, *last, limit))
+        except (asyncpg.PostgresError, OSError) as exc:
+            raise SourceError(f"{self.label}: reading after {last}: {exc}") from None
+
+    def _cut(self, rows: list[asyncpg.Record]) -> Key | None:
+        """Drop the look-ahead row; when it ties with the page's last row, also drop that
+        row's group and return its cursor value (the group is read whole afterwards)."""
+        extra = self._key(rows.pop())
+        if self._key(rows[-1]) != extra:
+            return None
+        while rows and self._key(rows[-1]) == extra:
+            rows.pop()
+        return extra
+
+    def _items(self, rows: list[asyncpg.Record], before: Position
+               ) -> tuple[list[SourceItem], Position]:
+        """The rows as items, and the position after the last complete group. A row tied
+        with the next one carries ``before``, the position before its group."""
+        keys = [self._key(row) for row in rows]
+        items: list[SourceItem] = []
+        for index, row in enumerate(rows):
+            if index + 1 == len(rows) or keys[index + 1] != keys[index]:
+                before = {"after": _key_text(keys[index])}
+            items.append(self._item(row, before))
+        return items, before
+
+    async def _group(self, conn: asyncpg.Connection, sql: _Statements, key: Key,
+                     before: Position) -> AsyncGenerator[list[SourceItem], None]:
+        """Every row whose cursor equals ``key``, streamed by a server-side cursor in chunks
+        of ``page_size``; all but the last carry ``before``."""
+        params = _key_text(key)
+        size = self._config.page_size
+        transaction = conn.transaction(readonly=True)
+        try:
+            await transaction.start()
+            rows = await conn.cursor(sql.equal, *params)
+            held = await rows.fetch(size)
+            while held:
+                following = await rows.fetch(size)
+                chunk = [self._item(row, before) for row in held[:-1]]
+                chunk.append(self._item(held[-1], {"after": params} if not following
+                                        else before))
+                yield chunk
+                held = following
+        except (asyncpg.PostgresError, OSError) as exc:
+            raise SourceError(f"{self.label}: reading the rows at {params}: {exc}") from None
+        finally:
+            if not conn.is_closed():
+                await transaction.rollback()
+
+    def _key(self, row: asyncpg.Record) -> Key:
+        key = tuple(row[c] for c in self._config.cursor)
+        if any(v is None for v in key):
             raise SourceError(f"{self.label}: a row has NULL in a cursor column "
-                              f"({', '.join(config.cursor)}); cursor columns must be NOT NULL")
-        # an object, not a list: text cursor values do not compare like the values they stand
-        # for ("10" < "9"), so the checkpoint store must not order them
-        position = {"after": [_cursor_text(v) for v in cursor]}
+                              f"({', '.join(self._config.cursor)}); cursor columns must be "
+                              "NOT NULL")
+        return key
+
+    def _item(self, row: asyncpg.Record, position: Position) -> SourceItem:
+        # the position is an object, not a list: text cursor values do not compare like the
+        # values they stand for ("10" < "9"), so the checkpoint store must not order them
         try:
             record = self._record(row)
         except (TypeError, ValueError) as exc:
             return SourceItem(record=None, position=position, raw=repr(dict(row.items())),
-                              error=f"row at cursor {position['after']}: {exc}")
+                              error=f"row at cursor {_key_text(self._key(row))}: {exc}")
         return SourceItem(record=record, position=position)
 
     def _record(self, row: asyncpg.Record) -> dict[str, Any]:

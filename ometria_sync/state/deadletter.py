@@ -44,7 +44,9 @@ class DeadLetterWriter:
         self._fh: BinaryIO | None = None
         self._dirty = False
         self.count = 0
-        self._encode = msgspec.json.Encoder().encode
+        # a value JSON has no form for (a database range) is written as its repr, so that
+        # refusing a record never fails the run
+        self._encode = msgspec.json.Encoder(enc_hook=repr).encode
 
     def _open(self) -> BinaryIO:
         if self._fh is None:
@@ -86,7 +88,12 @@ class DeadLetterWriter:
         )
         fh = self._open()
         try:
-            fh.write(self._encode(entry) + b"\n")
+            encoded = self._encode(entry)
+        except (TypeError, ValueError, OverflowError):  # what even the hook cannot write
+            entry.record, entry.raw = None, repr(record)
+            encoded = self._encode(entry)
+        try:
+            fh.write(encoded + b"\n")
         except OSError as exc:
             raise StateError(
                 f"dead letter {self.path}: cannot write ({exc.strerror}); the run stops so "

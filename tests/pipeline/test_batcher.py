@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import msgspec
 import pytest
 
@@ -173,3 +174,19 @@ async def test_a_big_chunk_lets_the_event_loop_run_between_slices(
     assert ticks - before >= 9  # one yield after each of the first nine slices at least
     batch = out.get_nowait()
     assert batch is not None and len(batch.records) == 1000
+
+
+async def test_a_value_the_encoder_cannot_write_dead_letters_its_record_not_the_run(
+        tmp_path: Path) -> None:
+    """Even past a validator that let it through: the record is refused, the dead letter holds
+    a printable form of the value, and the other records are batched."""
+    batcher, stats = _batcher(tmp_path)
+    bad = {"id": "bad", "span": asyncpg.Range(1, 5), "bits": asyncpg.BitString("101")}
+    (batch,) = await _run(batcher, [_items([{"id": "a"}, bad, {"id": "b"}])])
+    assert [msgspec.json.decode(r.encoded)["id"] for r in batch.records] == ["a", "b"]
+    entry = json.loads((tmp_path / "dl.jsonl").read_text())
+    assert entry["id"] == "bad" and entry["line"] == 2
+    assert entry["reasons"][0]["message"].startswith("cannot be encoded as JSON: ")
+    assert entry["record"]["span"] == "<Range [1, 5)>"
+    assert entry["record"]["bits"] == "<BitString 101>"
+    assert stats.dead_lettered == 1
