@@ -34,6 +34,7 @@ from ometria_sync.pipeline.shutdown import Shutdown, SignalWatch
 from ometria_sync.pipeline.stats import StreamStats
 from ometria_sync.pipeline.stream_run import RunContext, ValidatorFactory, run_stream
 from ometria_sync.report.progress import ProgressMode, ProgressReporter, resolve_mode
+from ometria_sync.state.account import AccountIdentity
 from ometria_sync.state.deadletter import DeadLetterWriter
 from ometria_sync.state.run_lock import RunLock, lock_path_for
 from ometria_sync.state.state_thread import StateThread
@@ -159,6 +160,7 @@ async def _run_job(
             pusher_factory, client = _pushers(job, options, dry_dir)
             if client is not None:
                 stack.push_async_callback(client.aclose)
+                await _claim_account(state, job)
         ctx = _context(settings, options, state, dead_letter, pusher_factory, validator_factory,
                        shutdown)
         progress = _progress(ctx, options)
@@ -264,6 +266,15 @@ def _progress(ctx: RunContext, options: RunOptions) -> asyncio.Task[None]:
         interval=settings.report.progress_interval,
     )
     return asyncio.create_task(reporter.run(), name="progress")
+
+
+async def _claim_account(state: StateThread, job: Job) -> None:
+    """The state must describe the account this run sends to (AccountMismatch otherwise);
+    a store without an account recorded adopts this one."""
+    ometria = job.settings.ometria
+    current = AccountIdentity.of(ometria.base_url, read_api_key(ometria))
+    if await state.call(lambda store: store.claim_account(current)):
+        log.info("state_account_recorded", account=current.describe())
 
 
 async def _preflight(job: Job, streams: list[StreamSettings]) -> None:
