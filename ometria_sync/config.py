@@ -25,6 +25,7 @@ import msgspec
 
 from ometria_sync.errors import ConfigError
 from ometria_sync.sources.files import resolve_path
+from ometria_sync.sources.omneo.config import check_shared_tenants
 from ometria_sync.sources.registry import SOURCE_KINDS, SourceSpec
 
 RecordType = Literal["contact", "order", "product", "custom_event"]
@@ -289,6 +290,8 @@ def _check(settings: JobSettings) -> None:
             raise ConfigError(f"streams[{index}].name", f"duplicate stream name {stream.name!r}")
         seen.add(stream.name)
         stream.source.check(f"streams[{index}].source")
+    check_shared_tenants([(f"streams[{i}].source", s.source)
+                          for i, s in enumerate(settings.streams)])
     if settings.ometria.ca_bundle and not Path(settings.ometria.ca_bundle).is_file():
         raise ConfigError("ometria.ca_bundle", f"no such file: {settings.ometria.ca_bundle}")
 
