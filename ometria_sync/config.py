@@ -25,6 +25,7 @@ import msgspec
 
 from ometria_sync.errors import ConfigError
 from ometria_sync.sources.files import resolve_path
+from ometria_sync.sources.lines import DEFAULT_MAX_LINE_BYTES, MaxLineBytes
 from ometria_sync.sources.omneo.config import check_shared_tenants
 from ometria_sync.sources.registry import SOURCE_KINDS, SourceSpec
 
@@ -84,6 +85,9 @@ class RunSettings(_Section, frozen=True):
     linger: Annotated[float, msgspec.Meta(gt=0)] = 0.5
     #: chunks (about 256 KiB or 500 rows each) buffered between a source and its batcher
     queue_chunks: Annotated[int, msgspec.Meta(ge=1, le=1024)] = 4
+    #: a line (JSONL) or CSV line longer than this is dead-lettered with its first bytes and its
+    #: length, never held whole; a source may set its own
+    max_line_bytes: MaxLineBytes = DEFAULT_MAX_LINE_BYTES
 
 
 class ReportSettings(_Section, frozen=True):
@@ -238,7 +242,9 @@ def _resolve_paths(settings: JobSettings, base: Path) -> JobSettings:
         )
     if ometria.ca_bundle:
         ometria = msgspec.structs.replace(ometria, ca_bundle=resolve_path(base, ometria.ca_bundle))
-    streams = [msgspec.structs.replace(s, source=s.source.resolve(base)) for s in settings.streams]
+    limit = settings.run.max_line_bytes
+    streams = [msgspec.structs.replace(s, source=s.source.resolve(base).with_run_settings(
+        max_line_bytes=limit)) for s in settings.streams]
     report = settings.report
     report = msgspec.structs.replace(
         report,
