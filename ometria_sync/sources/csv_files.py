@@ -97,11 +97,15 @@ def _lines(lines: BoundedLines, state: list[int], bad: dict[int, int],
     ([offset, line]); invalid UTF-8 is recorded in ``bad`` (line -> byte) and escaped; a line
     over ``limit`` bytes raises :class:`_LongLine` (with the state already past it)."""
     for line in lines:
-        state[0] += line.size
         state[1] += 1
-        if line.over:
-            raise _LongLine(line, limit)
-        raw = line.body + b"\n" if line.size > line.length else line.body
+        if isinstance(line, bytes):
+            state[0] += len(line) + 1
+            raw = line + b"\n"
+        else:
+            state[0] += line.size
+            if line.over:
+                raise _LongLine(line, limit)
+            raw = line.body  # the last line, without a newline
         try:
             yield raw.decode("utf-8")
         except UnicodeDecodeError as exc:

@@ -95,7 +95,8 @@ def _why_not_json(raw: bytes, exc: Exception) -> str:
     return f"invalid JSON: {exc}"
 
 
-def _read_lines(lines: BoundedLines, hint: int) -> tuple[list[Line], BaseException | None]:
+def _read_lines(lines: BoundedLines, hint: int
+                ) -> tuple[list[bytes | Line], BaseException | None]:
     """About ``hint`` bytes of whole lines, and the read error that stopped it, if any: a
     truncated gzip still yields every line before the break."""
     try:
@@ -161,13 +162,18 @@ class JsonlFile(LocalFile):
             return [], -1, line
         items: list[SourceItem] = []
         for raw in lines:
-            offset += raw.size
             line += 1
-            if raw.over:
-                items.append(SourceItem(record=None, position=(offset, line), line=line,
-                                        raw=raw.body, error=over_limit(raw.length, self._limit)))
-                continue
-            body = raw.body.rstrip(b"\r")
+            if isinstance(raw, bytes):  # a whole line, its "\n" dropped
+                offset += len(raw) + 1
+                body = raw.rstrip(b"\r")
+            else:
+                offset += raw.size
+                if raw.over:
+                    items.append(SourceItem(
+                        record=None, position=(offset, line), line=line, raw=raw.body,
+                        error=over_limit(raw.length, self._limit)))
+                    continue
+                body = raw.body.rstrip(b"\r")
             if line == 1 and body.startswith(_BOM):
                 body = body[len(_BOM) :]
             if not body.strip():

@@ -2,10 +2,11 @@
 
 ``readline()`` and ``readlines()`` hold a whole line, and a 51 MB line without a newline took
 530 MB. :class:`BoundedLines` reads blocks and splits them itself: it never holds more than one
-block plus ``limit`` bytes of one line. A longer line comes out as an :class:`Line` with
-``over`` set, carrying only its first :data:`PREFIX_BYTES` and its full length; the rest of it
-is skipped block by block. Every line, kept or not, carries its size in the file (line ending
-included), so byte offsets, and the positions and checkpoints made of them, stay exact.
+block plus ``limit`` bytes of one line. A line comes out as its bytes without the ``\n`` (the
+common case, fast: it takes ``len + 1`` bytes in the file), or as a :class:`Line` when it is
+special: longer than the limit (``over``: only its first :data:`PREFIX_BYTES` and its full
+length; the rest was skipped block by block), or the last line, without a newline. So byte
+offsets, and the positions and checkpoints made of them, stay exact.
 """
 
 from __future__ import annotations
@@ -47,6 +48,11 @@ def format_bytes(n: int) -> str:
     return f"{n} bytes"
 
 
+def line_size(line: bytes | Line) -> int:
+    """The bytes a line takes in the file, its ending included."""
+    return len(line) + 1 if isinstance(line, bytes) else line.size
+
+
 class BoundedLines:
     """The lines of ``fh`` from where it stands, none longer than ``limit`` bytes (without its
     line ending). Read errors propagate, after every line before them was handed out."""
@@ -57,7 +63,7 @@ class BoundedLines:
         self._block = block
         read1 = getattr(fh, "read1", None)  # one decompression step at a time for gzip:
         self._read = read1 if read1 is not None else fh.read  # no data lost before an error
-        self._ready: deque[Line] = deque()
+        self._ready: deque[bytes | Line] = deque()
         self._ready_bytes = 0
         self._carry = b""  # the start of a line whose end is not read yet (<= limit)
         self._skipped: int | None = None  # bytes so far of an over-long line being skipped
@@ -65,7 +71,7 @@ class BoundedLines:
         self._eof = False
         self._error: Exception | None = None  # raised once the lines before it are out
 
-    def read(self, hint: int) -> list[Line]:
+    def read(self, hint: int) -> list[bytes | Line]:
         """The next lines, about ``hint`` bytes of them (at least one unless at the end); a
         read error is raised by the call after the one that returned the lines before it."""
         if self._error is not None:
@@ -86,18 +92,22 @@ class BoundedLines:
     def __iter__(self) -> BoundedLines:
         return self
 
-    def __next__(self) -> Line:
+    def __next__(self) -> bytes | Line:
         while not self._ready:
             if self._eof:
                 raise StopIteration
             self._fill()
         line = self._ready.popleft()
-        self._ready_bytes -= line.size
+        self._ready_bytes -= line_size(line)
         return line
 
     def _add(self, line: Line) -> None:
         self._ready.append(line)
         self._ready_bytes += line.size
+
+    def _flag(self, body: bytes) -> bytes | Line:
+        n = len(body)
+        return Line(body[:PREFIX_BYTES], n + 1, n, True) if n > self._limit else body
 
     def _fill(self) -> None:
         block = self._read(self._block)
@@ -123,13 +133,12 @@ class BoundedLines:
             data = self._carry + data
         bodies = data.split(b"\n")
         self._carry = bodies.pop()
-        limit = self._limit
-        for body in bodies:
-            n = len(body)
-            if n > limit:
-                self._add(Line(body[:PREFIX_BYTES], n + 1, n, True))
+        if bodies:
+            self._ready_bytes += len(data) - len(self._carry)
+            if max(map(len, bodies)) <= self._limit:
+                self._ready.extend(bodies)
             else:
-                self._add(Line(body, n + 1, n))
-        if len(self._carry) > limit:
+                self._ready.extend(self._flag(body) for body in bodies)
+        if len(self._carry) > self._limit:
             self._prefix, self._skipped = self._carry[:PREFIX_BYTES], len(self._carry)
             self._carry = b""

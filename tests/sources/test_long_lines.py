@@ -21,7 +21,7 @@ from ometria_sync.pipeline.job_run import RunOptions, run_job
 from ometria_sync.sources.base import SourceItem
 from ometria_sync.sources.csv_files import CsvFile, CsvOptions
 from ometria_sync.sources.jsonl import JsonlFile
-from ometria_sync.sources.lines import PREFIX_BYTES, BoundedLines
+from ometria_sync.sources.lines import PREFIX_BYTES, BoundedLines, Line
 from ometria_sync.state.deadletter import RAW_PREFIX_BYTES, DeadLetterWriter
 from tests.fakes import FakeOmetria, minimal_validator
 
@@ -35,7 +35,8 @@ def test_lines_are_split_exactly_and_over_long_ones_only_flagged(
     """Sizes add up to the file; lines within the limit come out whole, longer ones flagged
     with their length and a prefix, whatever the block size."""
     data = b"\n".join(bodies) + (b"\n" if final_newline and bodies else b"")
-    lines = list(BoundedLines(io.BytesIO(data), limit, block))
+    lines = [Line(x, len(x) + 1, len(x)) if isinstance(x, bytes) else x
+             for x in BoundedLines(io.BytesIO(data), limit, block)]
     assert sum(line.size for line in lines) == len(data)
     expected = bodies if not bodies or final_newline or bodies[-1] else bodies[:-1]
     assert [line.length for line in lines] == [len(b) for b in expected]
