@@ -25,6 +25,8 @@ import msgspec
 
 from ometria_sync.errors import ConfigError
 from ometria_sync.sources.files import resolve_path
+from ometria_sync.sources.lines import DEFAULT_MAX_LINE_BYTES, MaxLineBytes
+from ometria_sync.sources.omneo.config import check_shared_tenants
 from ometria_sync.sources.registry import SOURCE_KINDS, SourceSpec
 
 RecordType = Literal["contact", "order", "product", "custom_event"]
@@ -83,6 +85,9 @@ class RunSettings(_Section, frozen=True):
     linger: Annotated[float, msgspec.Meta(gt=0)] = 0.5
     #: chunks (about 256 KiB or 500 rows each) buffered between a source and its batcher
     queue_chunks: Annotated[int, msgspec.Meta(ge=1, le=1024)] = 4
+    #: a line (JSONL) or CSV line longer than this is dead-lettered with its first bytes and its
+    #: length, never held whole; a source may set its own
+    max_line_bytes: MaxLineBytes = DEFAULT_MAX_LINE_BYTES
 
 
 class ReportSettings(_Section, frozen=True):
@@ -237,7 +242,9 @@ def _resolve_paths(settings: JobSettings, base: Path) -> JobSettings:
         )
     if ometria.ca_bundle:
         ometria = msgspec.structs.replace(ometria, ca_bundle=resolve_path(base, ometria.ca_bundle))
-    streams = [msgspec.structs.replace(s, source=s.source.resolve(base)) for s in settings.streams]
+    limit = settings.run.max_line_bytes
+    streams = [msgspec.structs.replace(s, source=s.source.resolve(base).with_run_settings(
+        max_line_bytes=limit)) for s in settings.streams]
     report = settings.report
     report = msgspec.structs.replace(
         report,
@@ -289,6 +296,8 @@ def _check(settings: JobSettings) -> None:
             raise ConfigError(f"streams[{index}].name", f"duplicate stream name {stream.name!r}")
         seen.add(stream.name)
         stream.source.check(f"streams[{index}].source")
+    check_shared_tenants([(f"streams[{i}].source", s.source)
+                          for i, s in enumerate(settings.streams)])
     if settings.ometria.ca_bundle and not Path(settings.ometria.ca_bundle).is_file():
         raise ConfigError("ometria.ca_bundle", f"no such file: {settings.ometria.ca_bundle}")
 

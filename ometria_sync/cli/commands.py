@@ -15,6 +15,7 @@ from ometria_sync.config import load_job
 from ometria_sync.errors import OmetriaSyncError, StateError
 from ometria_sync.exit_codes import ExitCode
 from ometria_sync.pipeline.job_run import RunOptions, run_job
+from ometria_sync.pipeline.shutdown import SignalWatch
 from ometria_sync.state.checkpoints import open_checkpoint_store
 from ometria_sync.state.run_lock import lock_path_for, run_in_progress
 
@@ -54,13 +55,20 @@ def register(sub: SubParsers, common: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace, options: RunOptions) -> int:
+    # SIGINT/SIGTERM from here until the report is written: a signal never leaves a run
+    # without its summary and report
+    with SignalWatch() as signals:
+        return _run_watched(args, options, signals)
+
+
+def _run_watched(args: argparse.Namespace, options: RunOptions, signals: SignalWatch) -> int:
     job = load_job(args.job)
     job.select(options.streams)  # unknown --stream names are a configuration error
     # what is loaded by now (modules, code tables, the job) lives as long as the process:
     # out of the collector's sight, a full collection during a long sync takes half as long
     gc.freeze()
     try:
-        result = asyncio.run(run_job(job, options))
+        result = asyncio.run(run_job(job, options, signals=signals))
     except StateError as exc:
         print(f"ometria-sync: {exc}", file=sys.stderr)
         return ExitCode.FATAL

@@ -200,6 +200,7 @@ async def get_profile(request: web.Request) -> web.Response:
 
 
 async def push_errors(request: web.Request) -> web.Response:
+    await _latency(request.app)  # slow like the pushes (a test interrupts the run's fetch)
     return _json(list(reversed(request.app[STORE].errors)))
 
 

@@ -3,7 +3,8 @@
 Streams run one after another in the order the job lists them (Ometria links orders to products
 and contacts that already exist), except that a stream with ``parallel = true`` runs alongside
 the one before it. Every stream shares the pacer, so the account's rate limit holds for the job
-as a whole. SIGINT/SIGTERM stop the run gracefully; a second signal stops it at once.
+as a whole. SIGINT/SIGTERM stop the run gracefully, from the preflight to the final error-list
+fetch; a second signal stops it at once.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import signal
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -30,10 +30,11 @@ from ometria_sync.ometria.push import Pusher
 from ometria_sync.pipeline.backoff import Backoff
 from ometria_sync.pipeline.dispatch import RetryPolicy
 from ometria_sync.pipeline.pacer import Pacer
-from ometria_sync.pipeline.shutdown import Shutdown
+from ometria_sync.pipeline.shutdown import Shutdown, SignalWatch
 from ometria_sync.pipeline.stats import StreamStats
 from ometria_sync.pipeline.stream_run import RunContext, ValidatorFactory, run_stream
 from ometria_sync.report.progress import ProgressMode, ProgressReporter, resolve_mode
+from ometria_sync.state.account import AccountIdentity
 from ometria_sync.state.deadletter import DeadLetterWriter
 from ometria_sync.state.run_lock import RunLock, lock_path_for
 from ometria_sync.state.state_thread import StateThread
@@ -105,18 +106,47 @@ async def run_job(
     pusher_factory: Callable[[StreamSettings], Pusher] | None = None,
     validator_factory: ValidatorFactory | None = None,
     handle_signals: bool = True,
+    signals: SignalWatch | None = None,
 ) -> JobResult:
     """Sync the job's streams. Raises ConfigError/StateError before anything is sent when the
-    key, the run lock or the state cannot be had; every later failure is in the result."""
-    options = options or RunOptions()
+    key, the run lock or the state cannot be had; every later failure is in the result.
+
+    SIGINT/SIGTERM are handled from the first line (``signals``: a watch the caller installed
+    earlier and keeps until its report is written; else one installed here when
+    ``handle_signals``): one during the preflight stops before anything is sent, one during the
+    final ``GET /v2/push/_errors`` cuts that short; either way the result says interrupted."""
+    async with contextlib.AsyncExitStack() as stack:
+        if signals is None and handle_signals:
+            signals = stack.enter_context(SignalWatch(job.settings.run.grace_period))
+        shutdown = Shutdown()
+        if signals is not None:
+            signals.grace_period = job.settings.run.grace_period
+            stack.enter_context(signals.attach(shutdown))
+        return await _run_job(job, options or RunOptions(), shutdown,
+                              pusher_factory, validator_factory)
+
+
+async def _run_job(
+    job: Job,
+    options: RunOptions,
+    shutdown: Shutdown,
+    pusher_factory: Callable[[StreamSettings], Pusher] | None,
+    validator_factory: ValidatorFactory | None,
+) -> JobResult:
     settings = job.settings
     streams = job.select(options.streams)
     run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
     started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     dry_dir = Path(settings.state.dry_run_dir) / run_id if options.dry_run else None
     sending = sending_mode(options)
-    for stream in streams:  # databases reachable, queries with their cursor columns
-        await stream.source.preflight(f"streams[{job.index_of(stream.name)}].source")
+    await shutdown.unless_requested(_preflight(job, streams))
+    if shutdown.requested:  # a signal before anything was sent
+        return JobResult(
+            run_id=run_id, started_at=started_at, exit_code=int(ExitCode.INTERRUPTED),
+            streams=[StreamStats(stream=s.name, outcome="interrupted") for s in streams],
+            dead_letter_path=settings.state.dead_letter_path,
+            error="interrupted before anything was sent",
+        )
     async with contextlib.AsyncExitStack() as stack:
         if sending:
             stack.enter_context(RunLock(lock_path_for(settings.state.checkpoint_url)))
@@ -130,18 +160,22 @@ async def run_job(
             pusher_factory, client = _pushers(job, options, dry_dir)
             if client is not None:
                 stack.push_async_callback(client.aclose)
-        ctx = _context(settings, options, state, dead_letter, pusher_factory, validator_factory)
+                await _claim_account(state, job)
+        ctx = _context(settings, options, state, dead_letter, pusher_factory, validator_factory,
+                       shutdown)
         progress = _progress(ctx, options)
         stack.push_async_callback(_cancel, progress)
         results: list[StreamStats] = []
-        with _signals(ctx.shutdown, settings.run.grace_period, enabled=handle_signals):
-            for group in stream_groups(streams):
-                if ctx.shutdown.requested:
-                    break
-                results += await asyncio.gather(*(run_stream(ctx, s) for s in group))
+        for group in stream_groups(streams):
+            if ctx.shutdown.requested:
+                break
+            results += await asyncio.gather(*(run_stream(ctx, s) for s in group))
         ometria_errors: Any = None
         if client and any(s.rejected for s in results) and not ctx.shutdown.immediate:
-            ometria_errors = await _fetch_errors(client, ctx.pacer)
+            # a signal that arrives during the fetch cuts it short (one before it: only a
+            # second, immediate one)
+            ometria_errors = await ctx.shutdown.unless_requested(
+                _fetch_errors(client, ctx.pacer), immediate=ctx.shutdown.requested)
         try:
             dead_letter.close()
         except StateError as exc:  # the last refusals could not be made durable
@@ -165,6 +199,7 @@ def _context(
     dead_letter: DeadLetterWriter,
     pusher_factory: Callable[[StreamSettings], Pusher],
     validator_factory: ValidatorFactory | None,
+    shutdown: Shutdown,
 ) -> RunContext:
     if validator_factory is None:
         from ometria_sync.pipeline.validation import schema_validator
@@ -184,7 +219,7 @@ def _context(
         state=state,
         validator_for=validator_factory,
         pusher_for=pusher_factory,
-        shutdown=Shutdown(),
+        shutdown=shutdown,
         save_checkpoints=sending,
         resume=not (options.validate_only or options.full_refresh),
         full_refresh=options.full_refresh,
@@ -233,8 +268,25 @@ def _progress(ctx: RunContext, options: RunOptions) -> asyncio.Task[None]:
     return asyncio.create_task(reporter.run(), name="progress")
 
 
+async def _claim_account(state: StateThread, job: Job) -> None:
+    """The state must describe the account this run sends to (AccountMismatch otherwise);
+    a store without an account recorded adopts this one."""
+    ometria = job.settings.ometria
+    current = AccountIdentity.of(ometria.base_url, read_api_key(ometria))
+    if await state.call(lambda store: store.claim_account(current)):
+        log.info("state_account_recorded", account=current.describe())
+
+
+async def _preflight(job: Job, streams: list[StreamSettings]) -> None:
+    """Databases reachable, queries with their cursor columns, Omneo tokens accepted."""
+    log.info("preflight", streams=[s.name for s in streams])
+    for stream in streams:
+        await stream.source.preflight(f"streams[{job.index_of(stream.name)}].source")
+
+
 async def _fetch_errors(client: OmetriaClient, pacer: Pacer) -> Any:
     """Ometria's own list of push validation errors (one paced request; failures logged)."""
+    log.info("fetching_push_errors")
     await pacer.acquire()
     try:
         return await client.get_json("/push/_errors")
@@ -254,30 +306,3 @@ def _client(job: Job) -> OmetriaClient:
         connections=ometria.dispatchers + 2,
     )
     return client
-
-
-@contextlib.contextmanager
-def _signals(shutdown: Shutdown, grace: float, *, enabled: bool) -> Iterator[None]:
-    """SIGINT/SIGTERM: first one stops gracefully, a second one at once."""
-    if not enabled:
-        yield
-        return
-    loop = asyncio.get_running_loop()
-
-    def on_signal(signum: int) -> None:
-        name = signal.Signals(signum).name
-        if shutdown.requested:
-            log.warning("stopping_now", signal=name)
-            shutdown.request("interrupted", immediate=True)
-        else:
-            log.warning("stopping", signal=name, grace_period=grace,
-                        hint="in-flight batches settle, then the checkpoint is saved")
-            shutdown.request("interrupted")
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal, sig)
-    try:
-        yield
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)

@@ -71,6 +71,11 @@ class SourceConfig(msgspec.Struct, frozen=True, tag_field="kind", forbid_unknown
         """Return a copy with relative paths made absolute against the job file's folder."""
         return self
 
+    def with_run_settings(self, *, max_line_bytes: int) -> SourceConfig:
+        """A copy that takes the job's ``[run]`` settings where it sets none of its own (the
+        line cap of file sources)."""
+        return self
+
     def check(self, key: str) -> None:
         """Raise :class:`~ometria_sync.errors.ConfigError` naming ``key`` if this source cannot
         work (missing file, missing environment variable). Called before anything is sent."""

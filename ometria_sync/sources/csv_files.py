@@ -13,7 +13,7 @@ import csv
 import datetime as dt
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Self
 
 import msgspec
 
@@ -26,6 +26,13 @@ from ometria_sync.sources.files import (
     resolve_path,
 )
 from ometria_sync.sources.jsonl import SinglePartSource
+from ometria_sync.sources.lines import (
+    DEFAULT_MAX_LINE_BYTES,
+    BoundedLines,
+    Line,
+    MaxLineBytes,
+    over_limit,
+)
 from ometria_sync.sources.mapping import MappingSettings, load_zone, plan_columns
 from ometria_sync.sources.rows import OrderGrouper, RowError, RowMapper
 
@@ -38,6 +45,17 @@ class CsvOptions(MappingSettings, frozen=True, forbid_unknown_fields=True):
 
     delimiter: str = ","
     quotechar: str = '"'
+    #: a longer line is dead-lettered with its row; None: the job's ``[run] max_line_bytes``
+    max_line_bytes: MaxLineBytes | None = None
+
+    def with_run_settings(self, *, max_line_bytes: int) -> Self:
+        if self.max_line_bytes is not None:
+            return self
+        return msgspec.structs.replace(self, max_line_bytes=max_line_bytes)
+
+    @property
+    def line_limit(self) -> int:
+        return self.max_line_bytes or DEFAULT_MAX_LINE_BYTES
 
     def check_csv(self, key: str) -> None:
         if len(self.delimiter) != 1:
@@ -64,12 +82,30 @@ class CsvSourceConfig(CsvOptions, SourceConfig, frozen=True, tag="csv"):
         return SinglePartSource(CsvFile(Path(self.path), self))
 
 
-def _lines(fh: IO[bytes], state: list[int], bad: dict[int, int]) -> Iterator[str]:
+class _LongLine(Exception):
+    """A physical line over the limit: the row it is part of is refused, reading goes on
+    after it (with a fresh CSV reader: a quote left open in it must not swallow later rows)."""
+
+    def __init__(self, line: Line, limit: int) -> None:
+        super().__init__(over_limit(line.length, limit))
+        self.prefix = line.body
+
+
+def _lines(lines: BoundedLines, state: list[int], bad: dict[int, int],
+           limit: int) -> Iterator[str]:
     """The file's lines as text for the csv module, counting bytes and lines in ``state``
-    ([offset, line]); invalid UTF-8 is recorded in ``bad`` (line -> byte) and escaped."""
-    for raw in fh:
-        state[0] += len(raw)
+    ([offset, line]); invalid UTF-8 is recorded in ``bad`` (line -> byte) and escaped; a line
+    over ``limit`` bytes raises :class:`_LongLine` (with the state already past it)."""
+    for line in lines:
         state[1] += 1
+        if isinstance(line, bytes):
+            state[0] += len(line) + 1
+            raw = line + b"\n"
+        else:
+            state[0] += line.size
+            if line.over:
+                raise _LongLine(line, limit)
+            raw = line.body  # the last line, without a newline
         try:
             yield raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -84,10 +120,12 @@ def read_header(path: Path, options: CsvOptions) -> tuple[list[str], int, int]:
         with open_binary(path) as fh:
             state = [0, 0]
             bad: dict[int, int] = {}
-            reader = csv.reader(_lines(fh, state, bad), delimiter=options.delimiter,
-                                quotechar=options.quotechar, strict=True)
+            lines = BoundedLines(fh, options.line_limit)
+            reader = csv.reader(_lines(lines, state, bad, options.line_limit),
+                                delimiter=options.delimiter, quotechar=options.quotechar,
+                                strict=True)
             header = next(reader, None)
-    except (OSError, EOFError, csv.Error) as exc:
+    except (OSError, EOFError, csv.Error, _LongLine) as exc:
         raise SourceError(f"{path}: cannot read the CSV header: {exc}") from exc
     if header is None:
         return [], 0, 0
@@ -172,7 +210,13 @@ class _RowReader:
         except (OSError, EOFError) as exc:
             raise SourceError(f"{self._path}: cannot open at byte {offset}: {exc}") from exc
         self._state = [offset, line]
-        self._rows = csv.reader(_lines(self._fh, self._state, self._bad),
+        self._lines = BoundedLines(self._fh, self._options.line_limit)
+        self._restart()
+
+    def _restart(self) -> None:
+        """A CSV reader from where the lines stand (a new one forgets any open quote)."""
+        self._rows = csv.reader(_lines(self._lines, self._state, self._bad,
+                                       self._options.line_limit),
                                 delimiter=self._options.delimiter,
                                 quotechar=self._options.quotechar, strict=True)
 
@@ -189,6 +233,11 @@ class _RowReader:
                 cells = next(self._rows, None)
             except csv.Error as exc:
                 self._refuse(items, first_line, f"malformed CSV: {exc}", b"")
+                continue
+            except _LongLine as exc:
+                where = "" if self._state[1] == first_line else f" (line {self._state[1]})"
+                self._refuse(items, first_line, f"{exc}{where}", exc.prefix)
+                self._restart()
                 continue
             except (OSError, EOFError) as exc:
                 raise SourceError(f"{self._path}: unreadable after line {self._state[1]} "

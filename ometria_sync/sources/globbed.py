@@ -74,7 +74,8 @@ class GlobSource:
         files = self._config.files()
         if self._config.file_format == "csv":
             return [CsvFile(p, self._config, key=str(p)) for p in files]
-        return [JsonlFile(p, key=str(p)) for p in files]
+        return [JsonlFile(p, key=str(p), max_line_bytes=self._config.line_limit)
+                for p in files]
 
     async def aclose(self) -> None:
         return None

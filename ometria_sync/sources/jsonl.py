@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import gzip
 import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,6 +23,13 @@ from ometria_sync.sources.files import (
     open_binary,
     resolve_path,
 )
+from ometria_sync.sources.lines import (
+    DEFAULT_MAX_LINE_BYTES,
+    BoundedLines,
+    Line,
+    MaxLineBytes,
+    over_limit,
+)
 
 _CHUNK_BYTES = 256 * 1024
 _BOM = b"\xef\xbb\xbf"
@@ -34,6 +40,13 @@ class JsonlSourceConfig(SourceConfig, frozen=True, tag="jsonl"):
     """``source = { kind = "jsonl", path = "data/contacts.jsonl" }``; gzip read transparently."""
 
     path: str
+    #: longer lines are dead-lettered; None: the job's ``[run] max_line_bytes``
+    max_line_bytes: MaxLineBytes | None = None
+
+    def with_run_settings(self, *, max_line_bytes: int) -> JsonlSourceConfig:
+        if self.max_line_bytes is not None:
+            return self
+        return msgspec.structs.replace(self, max_line_bytes=max_line_bytes)
 
     def resolve(self, base_dir: Path) -> JsonlSourceConfig:
         return msgspec.structs.replace(self, path=resolve_path(base_dir, self.path))
@@ -42,7 +55,8 @@ class JsonlSourceConfig(SourceConfig, frozen=True, tag="jsonl"):
         check_readable_file(f"{key}.path", self.path)
 
     def open(self) -> Source:
-        return SinglePartSource(JsonlFile(Path(self.path)))
+        return SinglePartSource(JsonlFile(Path(self.path), max_line_bytes=(
+            self.max_line_bytes or DEFAULT_MAX_LINE_BYTES)))
 
 
 @dataclasses.dataclass
@@ -81,35 +95,24 @@ def _why_not_json(raw: bytes, exc: Exception) -> str:
     return f"invalid JSON: {exc}"
 
 
-def _read_lines(
-    fh: IO[bytes], hint: int, *, line_by_line: bool
-) -> tuple[list[bytes], BaseException | None]:
-    """About ``hint`` bytes of whole lines, and the read error that stopped it, if any.
-
-    Compressed files are read line by line, so that a truncated gzip still yields every line
-    before the break (``readlines`` would lose the whole chunk)."""
-    lines: list[bytes] = []
+def _read_lines(lines: BoundedLines, hint: int
+                ) -> tuple[list[bytes | Line], BaseException | None]:
+    """About ``hint`` bytes of whole lines, and the read error that stopped it, if any: a
+    truncated gzip still yields every line before the break."""
     try:
-        if not line_by_line:
-            return fh.readlines(hint), None
-        total = 0
-        while total < hint:
-            line = fh.readline()
-            if not line:
-                break
-            lines.append(line)
-            total += len(line)
+        return lines.read(hint), None
     except (EOFError, OSError, zlib.error) as exc:
-        return lines, exc
-    return lines, None
+        return [], exc
 
 
 class JsonlFile(LocalFile):
     """One JSON Lines file. Blank lines are skipped; a BOM and CRLF endings are accepted."""
 
-    def __init__(self, path: Path, key: str = "") -> None:
+    def __init__(self, path: Path, key: str = "",
+                 max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
         super().__init__(path, key)
         self._broken: BaseException | None = None
+        self._limit = max_line_bytes
 
     async def read(self, start: Position | None) -> AsyncIterator[list[SourceItem]]:
         offset, line = (int(start[0]), int(start[1])) if start else (0, 0)
@@ -117,12 +120,13 @@ class JsonlFile(LocalFile):
             fh = await asyncio.to_thread(self._open_at, offset)  # a gzip seek may be long
         except OSError as exc:
             raise SourceError(f"{self._path}: cannot open: {exc.strerror or exc}") from exc
+        lines = BoundedLines(fh, self._limit)
         try:
             while True:
                 # Chunks are decoded on the event loop's own thread, a few milliseconds each:
                 # a worker thread measured about a fifth slower (the GIL, and records built on
                 # one core and validated on the other).
-                chunk, offset, line = self._read_chunk(fh, offset, line)
+                chunk, offset, line = self._read_chunk(lines, offset, line)
                 if not chunk:
                     if offset < 0:
                         return
@@ -143,25 +147,33 @@ class JsonlFile(LocalFile):
         return fh
 
     def _read_chunk(
-        self, fh: IO[bytes], offset: int, line: int
+        self, reader: BoundedLines, offset: int, line: int
     ) -> tuple[list[SourceItem], int, int]:
-        """Read about ``_CHUNK_BYTES`` of whole lines. Returns offset -1 at end of file."""
+        """Read about ``_CHUNK_BYTES`` of whole lines. Returns offset -1 at end of file. A line
+        over the limit is an item with the error and the line's first bytes."""
         if self._broken is not None:
             raise SourceError(
                 f"{self._path}: unreadable after line {line} (byte {offset}): {self._broken}"
             ) from self._broken
-        lines, self._broken = _read_lines(
-            fh, _CHUNK_BYTES, line_by_line=isinstance(fh, gzip.GzipFile)
-        )
+        lines, self._broken = _read_lines(reader, _CHUNK_BYTES)
         if not lines and self._broken is not None:
             return [], offset, line  # raised on the next call, with the position
         if not lines:
             return [], -1, line
         items: list[SourceItem] = []
         for raw in lines:
-            offset += len(raw)
             line += 1
-            body = raw.rstrip(b"\r\n")
+            if isinstance(raw, bytes):  # a whole line, its "\n" dropped
+                offset += len(raw) + 1
+                body = raw.rstrip(b"\r")
+            else:
+                offset += raw.size
+                if raw.over:
+                    items.append(SourceItem(
+                        record=None, position=(offset, line), line=line, raw=raw.body,
+                        error=over_limit(raw.length, self._limit)))
+                    continue
+                body = raw.body.rstrip(b"\r")
             if line == 1 and body.startswith(_BOM):
                 body = body[len(_BOM) :]
             if not body.strip():

@@ -22,6 +22,7 @@ from typing import Any
 import msgspec
 
 from ometria_sync.errors import StateError
+from ometria_sync.state.account import AccountIdentity, mismatch
 from ometria_sync.state.change_index import ChangeIndex
 
 _SCHEMA = """
@@ -41,7 +42,16 @@ CREATE TABLE IF NOT EXISTS stream_runs (
     outcome TEXT NOT NULL,
     delivered INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS account (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    base_url TEXT NOT NULL,
+    key_sha256 TEXT NOT NULL,
+    recorded_at TEXT NOT NULL
+);
 """
+#: 1: the ``account`` table (a store of version 0 gets it, empty, and adopts the next run's
+#: account, see :meth:`SqliteCheckpointStore.claim_account`)
+SCHEMA_VERSION = 1
 
 
 class Checkpoint(msgspec.Struct, frozen=True):
@@ -93,10 +103,47 @@ class SqliteCheckpointStore:
             self._db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
+            self._migrate()
             self.changes = ChangeIndex(self._db)
         except (sqlite3.Error, OSError) as exc:
             raise self._error("cannot open", exc) from None
+
+    def _migrate(self) -> None:
+        """Create what is missing (tables are only ever added) and record the version; a store
+        from a newer version of ometria-sync is refused rather than misread."""
+        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise StateError(f"checkpoint store {self.path}: written by a newer ometria-sync "
+                             f"(schema {version}, this one reads up to {SCHEMA_VERSION})")
+        self._db.executescript(_SCHEMA)
+        if version < SCHEMA_VERSION:
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def account(self) -> AccountIdentity | None:
+        """The Ometria account this store's checkpoints and hashes describe (None: not yet
+        recorded)."""
+        try:
+            row = self._db.execute("SELECT base_url, key_sha256 FROM account").fetchone()
+        except sqlite3.Error as exc:
+            raise self._error("cannot read", exc) from None
+        return None if row is None else AccountIdentity(row[0], row[1])
+
+    def claim_account(self, current: AccountIdentity) -> bool:
+        """Check that the store belongs to ``current``, recording it if no account is recorded
+        yet (a new store, or one from before accounts were kept); True when just recorded.
+        Raises :class:`AccountMismatch` for another account."""
+        try:
+            with self._transaction():
+                stored = self.account()
+                if stored is None:
+                    self._db.execute("INSERT INTO account VALUES (1, ?, ?, ?)",
+                                     (current.base_url, current.key_sha256, utc_now()))
+                    return True
+        except sqlite3.Error as exc:
+            raise self._error("cannot write", exc) from None
+        if stored != current:
+            raise mismatch(stored, current)
+        return False
 
     def _error(self, doing: str, exc: BaseException) -> StateError:
         text = str(exc)
@@ -218,14 +265,16 @@ class SqliteCheckpointStore:
         return None if row is None else StreamRun(*row)
 
     def reset(self, stream: str | None = None) -> int:
-        """Forget checkpoints and change hashes (of one stream, or all). Returns how many
-        checkpoints were removed."""
+        """Forget checkpoints and change hashes (of one stream, or all, with the account the
+        store belongs to). Returns how many checkpoints were removed."""
         where, args = ("WHERE stream = ?", (stream,)) if stream else ("", ())
         try:
             with self._transaction():
                 count = self._db.execute(f"DELETE FROM checkpoints {where}", args).rowcount
                 self._db.execute(f"DELETE FROM stream_runs {where}", args)
                 self.changes.forget(stream)
+                if stream is None:  # the whole state forgotten: the next run may be any account
+                    self._db.execute("DELETE FROM account")
         except sqlite3.Error as exc:
             raise self._error("cannot write", exc) from None
         return int(count)

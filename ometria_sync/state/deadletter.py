@@ -34,6 +34,22 @@ class DeadLetter(msgspec.Struct, omit_defaults=True):
     id: str | None = None
     record: Any = None
     raw: str | None = None
+    #: the raw input's full length in bytes, when ``raw`` holds only its first RAW_PREFIX_BYTES
+    raw_bytes: int | None = None
+
+
+#: the most of a raw input a dead-letter line holds (a valid record is at most 60 KB)
+RAW_PREFIX_BYTES = 64 * 1024
+
+
+def _bounded(raw: bytes | str | None) -> tuple[str | None, int | None]:
+    """``raw`` as text, cut to its first RAW_PREFIX_BYTES (and then its full length)."""
+    if raw is None:
+        return None, None
+    data = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else raw
+    if len(data) <= RAW_PREFIX_BYTES:
+        return data.decode("utf-8", "replace"), None
+    return data[:RAW_PREFIX_BYTES].decode("utf-8", "replace"), len(data)
 
 
 class DeadLetterWriter:
@@ -70,8 +86,10 @@ class DeadLetterWriter:
         record: Any = None,
         raw: bytes | str | None = None,
     ) -> None:
-        """Append one entry. ``record`` is kept when it decoded; ``raw`` when it did not."""
+        """Append one entry. ``record`` is kept when it decoded; ``raw`` (its first
+        RAW_PREFIX_BYTES) when it did not."""
         record_id = record.get("id") if isinstance(record, dict) else None
+        text, raw_bytes = _bounded(raw) if record is None else (None, None)
         entry = DeadLetter(
             time=utc_now(),
             stream=stream,
@@ -82,9 +100,8 @@ class DeadLetterWriter:
             position=position,
             id=record_id if isinstance(record_id, str) else None,
             record=record,
-            raw=(raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw)
-            if record is None
-            else None,
+            raw=text,
+            raw_bytes=raw_bytes,
         )
         fh = self._open()
         try:

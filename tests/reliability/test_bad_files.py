@@ -98,7 +98,7 @@ async def test_an_empty_file_sends_nothing_and_succeeds(make_job: MakeJob, tmp_p
     assert result.streams[0].read == 0
 
 
-async def test_a_10_mb_line_is_dead_lettered_as_too_large(
+async def test_a_10_mb_line_is_dead_lettered_as_over_the_line_limit(
     make_job: MakeJob, tmp_path: Path
 ) -> None:
     path = tmp_path / "data" / "contacts.jsonl"
@@ -109,4 +109,7 @@ async def test_a_10_mb_line_is_dead_lettered_as_too_large(
         fh.write('{"id":"after"}\n')
     result, fake, dead = await _sync(make_job, tmp_path, "generated")
     assert result.exit_code == 3 and fake.ids == ["small", "after"]
-    assert _messages(dead)[0].startswith("record is too large")
+    length = path.read_bytes().splitlines()[1].__len__()
+    assert _messages(dead) == [f"line is {length} bytes, over the 1 MB limit"]
+    assert dead[0]["line"] == 2 and dead[0]["raw"].startswith('{"id": "huge"')
+    assert len(dead[0]["raw"]) == 1024  # a prefix, not the line

@@ -105,10 +105,11 @@ async def test_answers_slower_than_the_timeout_end_in_bounded_time(
                   backoff_cap=0.2)
     async with emulator(rate=50, latency=(1.5, 1.5)) as slow:
         result = await workspace.run("run", "job.toml", url=slow.url, timeout=60)
+        port = slow.port  # the healthy one takes its place: the same account for the state
     assert result.code == 1 and result.seconds < 20
     assert "no answer within the timeout" in result.stderr + result.stdout
     assert _checkpoint(workspace.root) is None
-    async with emulator(rate=50) as healthy:
+    async with emulator(rate=50, port=port) as healthy:
         again = await workspace.run("run", "job.toml", url=healthy.url)
         assert again.code == 0 and healthy.stats()["distinct_ids"] == 500
 

@@ -155,6 +155,20 @@ class OmneoSourceConfig(SourceConfig, frozen=True, kw_only=True):
         return token
 
 
+def check_shared_tenants(sources: list[tuple[str, SourceConfig]]) -> None:
+    """Streams reading one Omneo tenant share one pacer, so they must agree on its rate."""
+    first: dict[str, tuple[str, float]] = {}
+    for key, source in sources:
+        if not isinstance(source, OmneoSourceConfig):
+            continue
+        rate = source.rate_limit_per_second
+        other, other_rate = first.setdefault(source.url.lower(), (key, rate))
+        if other_rate != rate:
+            raise ConfigError(f"{key}.rate_limit_per_second",
+                              f"{source.url} is also read by {other} at {other_rate}/s; the "
+                              "streams of one Omneo tenant share one pacer: give them one rate")
+
+
 class OmneoProfilesConfig(OmneoSourceConfig, frozen=True, kw_only=True, tag="omneo_profiles"):
     """Profiles changed since the checkpoint, each with its aggregations, as contacts."""
 

@@ -27,6 +27,7 @@ from ometria_sync.sources.omneo.client import OmneoClient
 from ometria_sync.sources.omneo.config import OmneoSourceConfig
 from ometria_sync.sources.omneo.fields import FieldError, root
 from ometria_sync.sources.omneo.normalise import load_zone
+from ometria_sync.sources.omneo.pacers import tenant_pacer
 from ometria_sync.sources.omneo.pages import Entry, Key, Walk, WalkSettings
 
 log = structlog.get_logger("ometria_sync.omneo")
@@ -58,12 +59,14 @@ async def gather_all(awaitables: Iterable[Awaitable[T]]) -> list[T]:
 
 
 def new_client(settings: OmneoSourceConfig) -> OmneoClient:
+    """A client paced by the tenant's one pacer (shared with every other client of it)."""
     return OmneoClient(
         settings.url, settings.read_token(), rate=settings.rate_limit_per_second,
         concurrency=settings.concurrency, timeout=settings.request_timeout,
         max_retries=settings.max_retries, retry_after_cap=settings.retry_after_cap,
         backoff=Backoff(settings.backoff_base, settings.backoff_cap),
         ca_bundle=settings.ca_bundle,
+        pacer=tenant_pacer(settings.url, settings.rate_limit_per_second),
     )
 
 

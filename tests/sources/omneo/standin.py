@@ -55,11 +55,24 @@ class StandIn:
     in_flight: int = 0
     max_in_flight: int = 0
     faults: dict[str, deque[int]] = field(default_factory=dict)
+    #: answer 429 to a request arriving when this many already arrived in the last second
+    rate_limit: int | None = None
+    throttled: int = 0
     seen: list[Seen] = field(default_factory=list)
     url: str = ""
 
     def fail(self, route: str, *statuses: int) -> None:
         self.faults.setdefault(route, deque()).extend(statuses)
+
+    def busiest_second(self, since: float = -1.0) -> int:
+        """The most requests (answered or not) that arrived inside any sliding second."""
+        times = [s.at for s in self.seen if s.at > since]
+        most, first = 0, 0
+        for last, at in enumerate(times):
+            while at - times[first] >= 1.0:
+                first += 1
+            most = max(most, last - first + 1)
+        return most
 
     def requests(self, route: str) -> list[Seen]:
         return [s for s in self.seen if s.route == route]
@@ -148,9 +161,14 @@ async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
     """Log, check the token, then answer a scripted fault if one is queued for the route."""
     standin: StandIn = request.app[STANDIN]
     route = request.match_info.route.name or "other"
-    standin.seen.append(Seen(route, request.path, dict(request.query), time.monotonic()))
+    now = time.monotonic()
+    standin.seen.append(Seen(route, request.path, dict(request.query), now))
     if request.headers.get("Authorization") != f"Bearer {standin.token}":
         return _json({"message": "Unauthenticated."}, 401)
+    if standin.rate_limit is not None and standin.busiest_second(since=now - 1.0) > \
+            standin.rate_limit:
+        standin.throttled += 1
+        return _json({"message": "Too Many Attempts."}, 429, {"Retry-After": "1"})
     queued = standin.faults.get(route)
     if queued:
         status = queued.popleft()

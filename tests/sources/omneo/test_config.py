@@ -117,3 +117,16 @@ def test_the_token_is_read_at_open_never_stored(monkeypatch: Any) -> None:
     monkeypatch.delenv("OMNEO_TOKEN")
     with pytest.raises(ConfigError, match="OMNEO_TOKEN is not set"):
         config.read_token()
+
+
+def test_streams_of_one_tenant_must_agree_on_its_rate() -> None:
+    """They share one pacer: two rates for one tenant are a configuration error naming both."""
+    from ometria_sync.sources.omneo.config import check_shared_tenants
+
+    a = OmneoProfilesConfig(tenant="acme", rate_limit_per_second=5)
+    b = OmneoTransactionsConfig(tenant="acme", rate_limit_per_second=8)
+    other = OmneoTransactionsConfig(tenant="other", rate_limit_per_second=8)
+    check_shared_tenants([("streams[0].source", a), ("streams[1].source", other)])
+    with pytest.raises(ConfigError, match=r"streams\[0\].source at 5/s") as caught:
+        check_shared_tenants([("streams[0].source", a), ("streams[1].source", b)])
+    assert caught.value.key == "streams[1].source.rate_limit_per_second"
