@@ -1,8 +1,12 @@
 """The HTTP client for Ometria's Data API (aiohttp): one request, one typed outcome.
 
 It never retries (the dispatcher decides that) and never puts request headers, hence the API key,
-into an exception or a log line. Any 2xx is success; every other answer maps to an error class
-named for what the caller does next (see :mod:`ometria_sync.errors`).
+into an exception or a log line. It never follows a redirect: a 3xx is fatal (following one
+turned a POST into a GET to another host, with the key, and counted its HTML page as accepted).
+A push is acknowledged only by a 2xx whose JSON body says ``status: OK`` and whose counts add up
+to the records sent; any other 2xx is :class:`~ometria_sync.errors.UnconfirmedAnswerError`.
+Every other answer maps to an error class named for what the caller does next (see
+:mod:`ometria_sync.errors`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from ometria_sync.errors import (
     FatalApiError,
     ThrottledError,
     TransientError,
+    UnconfirmedAnswerError,
 )
 from ometria_sync.ometria.push import PushResult, SentHook
 
@@ -35,6 +40,7 @@ class _PushAnswer(msgspec.Struct):
     request_id: str | None = None
     accepted: int | None = None
     rejected: int | None = None
+    skipped: int | None = None  # declared by a third-party model; counted when present
 
 
 def parse_retry_after(value: str | None, cap: float, now: float | None = None) -> float | None:
@@ -102,6 +108,7 @@ class OmetriaClient:
         connections: int = 16,
     ) -> None:
         self._base = base_url.rstrip("/")
+        self._key = api_key  # only to scrub it from a Location header quoted in an error
         self._retry_after_cap = retry_after_cap
         tls = ssl_context(ca_bundle) if self._base.startswith("https") else False
         connector = aiohttp.TCPConnector(limit=connections, ssl=tls)
@@ -130,10 +137,10 @@ class OmetriaClient:
             "POST", "/push", data=body, headers={"Content-Type": "application/json"},
             trace_request_ctx={"on_sent": on_sent} if on_sent is not None else None,
         )
-        answer = _decode_answer(payload)
+        answer = _acknowledgement(status, payload, count)
         return PushResult(
             status=status,
-            accepted=answer.accepted if answer.accepted is not None else count,
+            accepted=answer.accepted or 0,
             rejected=answer.rejected or 0,
             request_id=answer.request_id,
             queue_remaining=_int_header(headers, "X-QueueSize-Remaining"),
@@ -153,7 +160,9 @@ class OmetriaClient:
     ) -> tuple[int, Any, bytes]:
         url = self._base + path
         try:
-            async with self._session.request(method, url, **kwargs) as resp:
+            async with self._session.request(
+                method, url, allow_redirects=False, **kwargs
+            ) as resp:
                 payload = await resp.read()
                 status, headers = resp.status, resp.headers
         except TimeoutError as exc:
@@ -175,6 +184,16 @@ class OmetriaClient:
         self, method: str, path: str, status: int, headers: Any, payload: bytes
     ) -> Exception:
         where = f"{method} {path}"
+        if 300 <= status < 400:
+            location = headers.get("Location") or "(no Location header)"
+            if self._key:
+                location = location.replace(self._key, "***")
+            return FatalApiError(
+                f"{where}: HTTP {status} redirect to {location[:200]}; redirects are never "
+                "followed (the API key would go along, and a POST may turn into a GET): set "
+                "ometria.base_url to the address that answers, or bypass the proxy",
+                status=status,
+            )
         retry_after = parse_retry_after(headers.get("Retry-After"), self._retry_after_cap)
         if status in (401, 403):
             return AuthenticationError(
@@ -205,9 +224,34 @@ class OmetriaClient:
         )
 
 
-def _decode_answer(payload: bytes) -> _PushAnswer:
-    """Read Ometria's push answer leniently: unknown keys ignored, a non-JSON body tolerated."""
+def _acknowledgement(status: int, payload: bytes, count: int) -> _PushAnswer:
+    """Ometria's answer to a push of ``count`` records, if it is one: JSON, ``status`` OK, and
+    ``accepted + rejected (+ skipped)`` equal to ``count``. Anything else raises
+    :class:`UnconfirmedAnswerError`: the records may not have reached Ometria."""
+    answer: _PushAnswer | None
+    problem: str | None
     try:
-        return msgspec.json.decode(payload, type=_PushAnswer) if payload else _PushAnswer()
+        answer = msgspec.json.decode(payload, type=_PushAnswer)
     except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec <0.23 raises the latter
-        return _PushAnswer()
+        answer, problem = None, "not Ometria's JSON answer"
+    else:
+        problem = _ack_problem(answer, count)
+    if answer is None or problem:
+        raise UnconfirmedAnswerError(
+            f"POST /push: HTTP {status} but {problem}, so the {count} records are not "
+            f"counted as delivered: {_snippet(payload, 160)!r}. Is a proxy answering, or "
+            "ometria.base_url wrong?",
+            status=status,
+        )
+    return answer
+
+
+def _ack_problem(answer: _PushAnswer, count: int) -> str | None:
+    if (answer.status or "").upper() != "OK":
+        return f"status {answer.status!r}, not OK"
+    counts = (answer.accepted, answer.rejected, answer.skipped or 0)
+    if answer.accepted is None or answer.rejected is None or min(counts) < 0:
+        return "no accepted/rejected counts"
+    if sum(counts) != count:
+        return f"its counts add up to {sum(counts)}, not the {count} sent"
+    return None

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from aioresponses import aioresponses
+from aioresponses import CallbackResult, aioresponses
 from structlog.testing import capture_logs
 
 from ometria_sync.cli.report_cmds import finish_report
@@ -62,6 +62,13 @@ def test_ometria_errors_are_grouped_by_path_and_message() -> None:
     assert group_ometria_errors({"not": "a list"}) == []
 
 
+def _one_rejected(url: Any, **kwargs: Any) -> CallbackResult:
+    """Ometria's answer to a push with one of its records rejected."""
+    sent = len(json.loads(kwargs["data"]))
+    return CallbackResult(status=202, payload={"status": "OK", "accepted": sent - 1,
+                                               "rejected": 1})
+
+
 async def test_rejected_records_fetch_ometria_errors_once(
     make_job: MakeJob, tmp_path: Path
 ) -> None:
@@ -72,8 +79,7 @@ async def test_rejected_records_fetch_ometria_errors_once(
     try:
         with aioresponses() as mock:
             for _ in range(2):
-                mock.post("https://api.example.test/v2/push", status=202,
-                          payload={"accepted": 99, "rejected": 1})
+                mock.post("https://api.example.test/v2/push", callback=_one_rejected)
             mock.get("https://api.example.test/v2/push/_errors", payload=[
                 {"error_message": "not a valid value", "error_path": "root > email"}])
             result = await run_job(job, RunOptions(progress="off"),

@@ -184,3 +184,18 @@ async def test_requests_are_paced_evenly(clock: Recorder) -> None:
         await c.aclose()
     gaps = [b - a for a, b in itertools.pairwise(departures)]
     assert len(departures) == 10 and all(abs(g - 0.2) < 1e-9 for g in gaps)
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+async def test_a_redirect_is_never_followed_and_the_token_stays_home(
+    client: OmneoClient, status: int
+) -> None:
+    """A 3xx fails the stream naming the Location; the token never goes to another host."""
+    elsewhere = f"https://sso.example.org/login?t={TOKEN}"
+    with aioresponses() as mock:
+        mock.get(PAGE, status=status, headers={"Location": elsewhere})
+        mock.get(elsewhere, payload={"data": []})
+        with pytest.raises(SourceError, match="redirect to https://sso.example.org") as info:
+            await client.get("/profiles")
+        assert len(mock.requests) == 1
+    assert TOKEN not in str(info.value) and client.requests == 1
