@@ -5,7 +5,8 @@ answer             action
 =================  ==========================================================================
 2xx                acknowledged; ``accepted``/``rejected`` counted; queue headers fed to pacer
 429                every dispatcher paused (Retry-After as a floor, else backoff), AIMD, retry
-408/5xx/network    retry with exponential backoff and jitter, up to ``max_retries``
+408/5xx/network    retry with exponential backoff and jitter, up to ``max_retries``; a
+                   Retry-After also pauses every dispatcher for that long
 400/413/422        split in halves until the bad records are isolated; those are dead-lettered
 401/403, other     raised: the run stops
 =================  ==========================================================================
@@ -140,6 +141,8 @@ class Delivery:
                         f"{failures + 1} times, last: {exc}"
                     ) from exc
                 delay = self._policy.backoff.delay(failures, exc.retry_after)
+                if exc.retry_after is not None:  # the server asked everybody to wait
+                    self._pacer.pause(exc.retry_after)
                 failures += 1
                 self._stats.retries += 1
                 log.info("retrying", stream=self._stream, batch=batch.seq, status=exc.status,
