@@ -249,9 +249,11 @@ def _acknowledgement(status: int, payload: bytes, count: int) -> _PushAnswer:
 def _ack_problem(answer: _PushAnswer, count: int) -> str | None:
     if (answer.status or "").upper() != "OK":
         return f"status {answer.status!r}, not OK"
-    counts = (answer.accepted, answer.rejected, answer.skipped or 0)
-    if answer.accepted is None or answer.rejected is None or min(counts) < 0:
+    if answer.accepted is None or answer.rejected is None:
         return "no accepted/rejected counts"
+    counts = (answer.accepted, answer.rejected, answer.skipped or 0)
+    if min(counts) < 0:
+        return "negative counts"
     if sum(counts) != count:
         return f"its counts add up to {sum(counts)}, not the {count} sent"
     return None

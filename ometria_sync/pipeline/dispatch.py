@@ -111,10 +111,8 @@ class Delivery:
         failures = 0
         throttle_wait = 0.0
         while True:
-            slot = await self._pacer.acquire()
-            self._stats.request_sent(time.monotonic())
             try:
-                result = await self._pusher.push(body, len(records), slot.sent)
+                result = await self._push_once(body, len(records))
             except ThrottledError as exc:
                 self._stats.count_status(429)
                 self._stats.throttled += 1
@@ -156,6 +154,21 @@ class Delivery:
             self._pacer.on_success()
             self._pacer.observe_queue(result.queue_remaining, result.queue_limit)
             return result
+
+    async def _push_once(self, body: bytes, count: int) -> PushResult:
+        """One paced request. Its slot counts as leaving now until the client reports it
+        written (a request stuck in connect holds the window); a 2xx's answer time feeds the
+        pacer's measured slack."""
+        slot = await self._pacer.acquire(until_sent=True)
+        self._stats.request_sent(time.monotonic())
+        try:
+            result = await self._pusher.push(body, count, slot.sent)
+        except BaseException:
+            slot.done()
+            raise
+        slot.done(answered=True)
+        self._stats.note_slack(self._pacer.slack, self._pacer.largest_slack)
+        return result
 
     def _refuse(self, record: BatchRecord, exc: BatchRejectedError) -> None:
         detail = f": {exc.detail}" if exc.detail else ""

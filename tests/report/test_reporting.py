@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import re
@@ -15,6 +16,7 @@ from aioresponses import CallbackResult, aioresponses
 from structlog.testing import capture_logs
 
 from ometria_sync.cli.report_cmds import finish_report
+from ometria_sync.cli.summary import print_summary
 from ometria_sync.config import Job
 from ometria_sync.pipeline.job_run import RunOptions, run_job
 from ometria_sync.pipeline.stats import StreamStats
@@ -44,11 +46,22 @@ async def test_report_file_holds_the_counts_and_is_private(
     assert stream["requests_by_status"] == {"202": 3}
     assert stream["checkpoint_position"][1] == 251
     assert stream["rate_achieved_fraction"] is not None
+    # the pacer's slack for jitter: at least the 25 ms floor, in force and widest
+    assert stream["pacing_slack_seconds"] >= 0.025
+    assert stream["pacing_slack_seconds_max"] >= stream["pacing_slack_seconds"]
     metrics = (tmp_path / "state/metrics/sync.prom").read_text()
     assert re.search(r'ometria_sync_records_total\{job="job",kind="sent",stream="contacts"\} 250',
                      metrics)
     assert 'ometria_sync_requests_total{job="job",status="202",stream="contacts"} 3.0' in metrics
     assert 'ometria_sync_last_run_exit_code{job="job"} 3.0' in metrics
+
+
+def test_the_summary_shows_the_pacing_slack() -> None:
+    stats = StreamStats("contacts", requests=3)
+    stats.note_slack(0.0275, 0.0525)
+    out = io.StringIO()
+    print_summary([stats], out)
+    assert "contacts: pacing slack 28 ms per window of requests (widest 52 ms)" in out.getvalue()
 
 
 def test_ometria_errors_are_grouped_by_path_and_message() -> None:
