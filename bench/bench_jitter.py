@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import math
 import os
 import shutil
@@ -128,7 +129,7 @@ def tightest(arrivals: list[float], limit: int) -> float:
 
 
 async def trial(source: str, engines: dict[str, Path], args: argparse.Namespace,
-                work: Path, csv_path: Path) -> dict[str, PushLog]:
+                work: Path, csv_path: Path, slack: dict[str, float]) -> dict[str, PushLog]:
     emu = {"rate": args.rate, "latency": (args.latency, args.latency),
            "arrival_jitter": args.jitter}
     names = list(engines)
@@ -153,6 +154,9 @@ async def trial(source: str, engines: dict[str, Path], args: argparse.Namespace,
             if proc.returncode not in (0, 130):
                 raise SystemExit(f"{name} exited {proc.returncode}: {err.decode()[-2000:]}")
         await asyncio.sleep(args.latency + 0.2)
+    for name in names:  # the slack the engine reports (the old engine reports none)
+        slack[name] = max((json.loads(r.read_text())["streams"][0].get("pacing_slack_seconds_max")
+                           or 0.0 for r in (work / name).glob("**/reports/*.json")), default=0.0)
     return {name: e.log.window(args.seconds) for name, e in zip(names, emulators, strict=True)}
 
 
@@ -182,14 +186,15 @@ def main() -> None:
     csv_path = work / "contacts.csv"
     write_csv(csv_path, rows)
     asyncio.run(fill_table(rows))
-    table: list[tuple[int, str, str, PushLog]] = []
+    table: list[tuple[int, str, str, PushLog, float]] = []
     try:
         for t in range(args.trials):
             for source in sources:
                 shutil.rmtree(work / "jobs", ignore_errors=True)
-                logs = asyncio.run(trial(source, engines, args, work / "jobs", csv_path))
+                slack: dict[str, float] = {}
+                logs = asyncio.run(trial(source, engines, args, work / "jobs", csv_path, slack))
                 for name, log in logs.items():
-                    table.append((t + 1, source, name, log))
+                    table.append((t + 1, source, name, log, slack[name]))
                     print(f"(trial {t + 1} {source} {name}: {log.rate:.3f}/s, "
                           f"{over_limit(log.arrivals, limit)} over, {log.count(429)}x429)",
                           file=sys.stderr, flush=True)
@@ -200,13 +205,15 @@ def main() -> None:
           f"{args.jitter[0] * 1000:g}-{args.jitter[1] * 1000:g} ms, answers after "
           f"{args.latency:g} s, {args.seconds:g} s per trial, engines side by side")
     print(f"{'trial':>5}  {'source':<8} {'engine':<6} {'req/s':>6} {'of limit':>8} "
-          f"{'over':>4} {'429s':>4} {f'tightest {limit + 1}':>10}  {'requests':>8}")
-    for t, source, name, log in table:
+          f"{'over':>4} {'429s':>4} {f'tightest {limit + 1}':>10}  {'requests':>8}  slack")
+    for t, source, name, log, widest in table:
         print(f"{t:>5}  {source:<8} {name:<6} {log.rate:>6.3f} {log.rate / args.rate:>8.1%} "
               f"{over_limit(log.arrivals, limit):>4} {log.count(429):>4} "
-              f"{tightest(log.arrivals, limit):>9.3f}s  {len(log.arrivals):>8}")
+              f"{tightest(log.arrivals, limit):>9.3f}s  {len(log.arrivals):>8}  "
+              + (f"{widest * 1000:.0f} ms" if widest else "-"))
     print("over = arrivals after which the server's sliding second held more than the limit; "
-          f"tightest {limit + 1} = shortest span of {limit + 1} consecutive arrivals")
+          f"tightest {limit + 1} = shortest span of {limit + 1} consecutive arrivals; slack = "
+          "the widest pacing slack the engine's run report shows (- : none reported)")
 
 
 if __name__ == "__main__":

@@ -9,8 +9,8 @@ departure:
   server's: a busy event loop, the kernel, and the network's variation of the one-way delay
   (commonly tens of milliseconds). It is never under ``jitter_floor`` (25 ms by default, which
   costs 2.5% of the rate) and follows what is measured: the lateness of departures (high
-  percentile of wake-up lateness) plus the spread of answer times (high percentile minus the
-  lowest of recent durations), up to ``jitter_cap``. So a strict server never counts more than
+  percentile of wake-up lateness) or the spread of answer times (high percentile minus the
+  lowest of recent durations), whichever is more, up to ``jitter_cap``. So a strict server never counts more than
   ``rate`` in a sliding second, fractional rates included (4.5/s allows 4).
 * the grid: departures are due every ``(1 s + slack + margin / 2) / n``, each one interval after
   the previous one was *due*, not after it really left, so that a late wake-up or a busy event
@@ -248,12 +248,13 @@ class Pacer:
         self._measure()
 
     def _measure(self) -> None:
-        """The measured slack: high lateness of departures plus the spread of answer times
-        (high minus lowest), capped."""
+        """The measured slack: the high lateness of departures or the spread of answer times
+        (high minus lowest), whichever is more, capped. Not their sum: a busy event loop shows
+        in both (it wakes late and reads answers late)."""
         late = _high(self._lateness) if len(self._lateness) >= _MIN_SAMPLES else 0.0
         answers = self._answers
         spread = _high(answers) - min(answers) if len(answers) >= _MIN_SAMPLES else 0.0
-        self._measured = min(self._jitter_cap, late + spread)
+        self._measured = min(self._jitter_cap, max(late, spread))
 
     def pause(self, seconds: float) -> None:
         """No request leaves for ``seconds`` from now (extends, never shortens, a pause)."""
