@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import socket
 import ssl
+import struct
 import time
 from typing import Any
 
@@ -89,6 +91,25 @@ async def _report_sent(
         hook(asyncio.get_running_loop().time())
 
 
+def _network_jitter(resp: aiohttp.ClientResponse) -> float | None:
+    """Twice the kernel's smoothed round-trip variation of the response's TCP connection
+    (``tcpi_rttvar``, Linux), in seconds: how much the network's delay varies, without the
+    server's own answer time. None where the platform or the transport cannot tell."""
+    # the response has already released its connection to the pool when a short body was read
+    # with the headers, so ask its protocol (private in aiohttp, hence the getattr)
+    transport = getattr(getattr(resp, "_protocol", None), "transport", None)
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    tcp_info = getattr(socket, "TCP_INFO", None)
+    if sock is None or tcp_info is None:
+        return None
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, tcp_info, 104)
+        _, rttvar = struct.unpack_from("II", info, 68)  # tcpi_rtt, tcpi_rttvar (microseconds)
+    except (OSError, struct.error):
+        return None
+    return 2 * int(rttvar) / 1e6
+
+
 def ssl_context(ca_bundle: str | None) -> ssl.SSLContext:
     """Certificate verification is always on; ``ca_bundle`` replaces the system's trust store."""
     return ssl.create_default_context(cafile=ca_bundle)
@@ -133,7 +154,7 @@ class OmetriaClient:
     ) -> PushResult:
         """POST a JSON array of ``count`` records to ``/push``; ``on_sent`` is told the loop
         time at which the request was written (after any connection set-up)."""
-        status, headers, payload = await self._request(
+        status, headers, payload, jitter = await self._request(
             "POST", "/push", data=body, headers={"Content-Type": "application/json"},
             trace_request_ctx={"on_sent": on_sent} if on_sent is not None else None,
         )
@@ -145,11 +166,12 @@ class OmetriaClient:
             request_id=answer.request_id,
             queue_remaining=_int_header(headers, "X-QueueSize-Remaining"),
             queue_limit=_int_header(headers, "X-QueueSize-Limit"),
+            network_jitter=jitter,
         )
 
     async def get_json(self, path: str, params: dict[str, str] | None = None) -> Any:
         """GET a read endpoint (e.g. ``/push/_errors``) and decode its JSON."""
-        _, _, payload = await self._request("GET", path, params=params)
+        _, _, payload, _ = await self._request("GET", path, params=params)
         try:
             return msgspec.json.decode(payload)
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # which one: msgspec's version
@@ -157,13 +179,15 @@ class OmetriaClient:
 
     async def _request(
         self, method: str, path: str, **kwargs: Any
-    ) -> tuple[int, Any, bytes]:
+    ) -> tuple[int, Any, bytes, float | None]:
+        """``(status, headers, body, network jitter)`` of one request, never redirected."""
         url = self._base + path
         try:
             async with self._session.request(
                 method, url, allow_redirects=False, **kwargs
             ) as resp:
                 payload = await resp.read()
+                jitter = _network_jitter(resp)
                 status, headers = resp.status, resp.headers
         except TimeoutError as exc:
             raise TransientError(f"{method} {path}: no answer within the timeout") from exc
@@ -177,7 +201,7 @@ class OmetriaClient:
                 f"{method} {path}: connection failed: {type(exc).__name__}"
             ) from exc
         if 200 <= status < 300:
-            return status, headers, payload
+            return status, headers, payload, jitter
         raise self._error_for(method, path, status, headers, payload)
 
     def _error_for(

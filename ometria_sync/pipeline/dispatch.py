@@ -157,8 +157,8 @@ class Delivery:
 
     async def _push_once(self, body: bytes, count: int) -> PushResult:
         """One paced request. Its slot counts as leaving now until the client reports it
-        written (a request stuck in connect holds the window); a 2xx's answer time feeds the
-        pacer's measured slack."""
+        written (a request stuck in connect holds the window); the network's variation of
+        delay reported with a 2xx feeds the pacer's measured slack."""
         slot = await self._pacer.acquire(until_sent=True)
         self._stats.request_sent(time.monotonic())
         try:
@@ -166,7 +166,7 @@ class Delivery:
         except BaseException:
             slot.done()
             raise
-        slot.done(answered=True)
+        slot.done(jitter=result.network_jitter)
         self._stats.note_slack(self._pacer.slack, self._pacer.largest_slack)
         return result
 

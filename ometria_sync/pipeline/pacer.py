@@ -8,9 +8,12 @@ departure:
   requests really left. The *slack* covers what lies between this pacer's clock and the
   server's: a busy event loop, the kernel, and the network's variation of the one-way delay
   (commonly tens of milliseconds). It is never under ``jitter_floor`` (25 ms by default, which
-  costs 2.5% of the rate) and follows what is measured: the lateness of departures (high
-  percentile of wake-up lateness) or the spread of answer times (high percentile minus the
-  lowest of recent durations), whichever is more, up to ``jitter_cap``. So a strict server never counts more than
+  costs 2.5% of the rate) and follows what is measured, up to ``jitter_cap``: the lateness of
+  departures (a high percentile of wake-up lateness: a busy event loop) or the network's
+  variation of delay (a high percentile of what the HTTP client reports with each answer: the
+  kernel's round-trip variation of the connection), whichever is more. Not the spread of answer
+  times: it is mostly the server's own work (0.3 to 2 s at Ometria), not a shift of arrivals,
+  and covering it cost 6% of the rate. So a strict server never counts more than
   ``rate`` in a sliding second, fractional rates included (4.5/s allows 4).
 * the grid: departures are due every ``(1 s + slack + margin / 2) / n``, each one interval after
   the previous one was *due*, not after it really left, so that a late wake-up or a busy event
@@ -90,8 +93,8 @@ class Slot:
     really left (never earlier than granted), so that later departures count from there.
 
     A slot granted with ``until_sent=True`` is *unconfirmed* until ``sent`` or ``done`` is
-    called, and counts as leaving no earlier than now meanwhile. ``done(answered=True)`` after
-    a 2xx feeds the answer time to the measured slack."""
+    called, and counts as leaving no earlier than now meanwhile. ``done(jitter=...)`` after an
+    answer feeds the network's measured variation of delay to the slack."""
 
     __slots__ = ("_pacer", "at", "confirmed")
 
@@ -110,17 +113,17 @@ class Slot:
             self.at = at
         self.confirmed = True
 
-    def done(self, *, answered: bool = False) -> None:
+    def done(self, *, jitter: float | None = None) -> None:
         """The request is over. Never reported sent: it counts as having left now (it may
-        have been written as it failed). ``answered``: a 2xx came back just now."""
+        have been written as it failed). ``jitter``: the network's variation of delay seen
+        with the answer (seconds), if known."""
         pacer = self._pacer
         if pacer is None:
             return
-        now = pacer._clock()
         if not self.confirmed:
-            self.sent(now)
-        elif answered:
-            pacer._observe_answer(now - self.at)
+            self.sent(pacer._clock())
+        if jitter is not None:
+            pacer._observe_network(jitter)
 
 
 class Pacer:
@@ -157,7 +160,7 @@ class Pacer:
         self._jitter_cap = jitter_cap
         self._measured = 0.0  # the measured part of the slack (seconds)
         self._lateness: deque[float] = deque(maxlen=_SAMPLES)
-        self._answers: deque[float] = deque(maxlen=_SAMPLES)
+        self._network: deque[float] = deque(maxlen=_SAMPLES)
         self.largest_slack = 0.0  # the widest slack in force so far (seconds)
         self._due = -float("inf")  # when the next departure is due on the even grid
         self._last = -float("inf")  # when the last one left
@@ -243,18 +246,16 @@ class Pacer:
         self._lateness.append(min(max(late, 0.0), _CATCH_UP))
         self._measure()
 
-    def _observe_answer(self, seconds: float) -> None:
-        self._answers.append(seconds)
+    def _observe_network(self, seconds: float) -> None:
+        self._network.append(max(seconds, 0.0))
         self._measure()
 
     def _measure(self) -> None:
-        """The measured slack: the high lateness of departures or the spread of answer times
-        (high minus lowest), whichever is more, capped. Not their sum: a busy event loop shows
-        in both (it wakes late and reads answers late)."""
+        """The measured slack: the high lateness of departures or the high network variation,
+        whichever is more, capped."""
         late = _high(self._lateness) if len(self._lateness) >= _MIN_SAMPLES else 0.0
-        answers = self._answers
-        spread = _high(answers) - min(answers) if len(answers) >= _MIN_SAMPLES else 0.0
-        self._measured = min(self._jitter_cap, max(late, spread))
+        network = _high(self._network) if len(self._network) >= _MIN_SAMPLES else 0.0
+        self._measured = min(self._jitter_cap, max(late, network))
 
     def pause(self, seconds: float) -> None:
         """No request leaves for ``seconds`` from now (extends, never shortens, a pause)."""
