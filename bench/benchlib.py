@@ -231,8 +231,9 @@ async def _serve(options: dict[str, Any]) -> None:
     import gc
     import signal
 
-    if isinstance(options.get("latency"), list):
-        options["latency"] = tuple(options["latency"])
+    for pair in ("latency", "arrival_jitter"):
+        if isinstance(options.get(pair), list):
+            options[pair] = tuple(options[pair])
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     async with logged_emulator(**options) as emu:

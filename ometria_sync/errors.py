@@ -7,7 +7,8 @@
      ├── StateError           the checkpoint store or dead letter cannot be used; stop, nothing lost
      ├── SourceError          this stream's source cannot be read; other streams go on
      ├── FatalApiError        Ometria refused the run as a whole; stop at once
-     │    └── AuthenticationError   the API key was refused (401/403)
+     │    ├── AuthenticationError   the API key was refused (401/403)
+     │    └── UnconfirmedAnswerError a 2xx that is not Ometria's acknowledgement (a proxy?)
      ├── RetryableError       try the same request again later (carries status and retry_after)
      │    ├── ThrottledError        429: rate limit or import queue; pause every dispatcher
      │    └── TransientError        408, 5xx, timeout, connection reset
@@ -52,6 +53,12 @@ class FatalApiError(OmetriaSyncError):
 
 class AuthenticationError(FatalApiError):
     """The API key was refused. The key itself never appears in the message."""
+
+
+class UnconfirmedAnswerError(FatalApiError):
+    """A 2xx whose body is not Ometria's acknowledgement (not JSON, ``status`` not OK, or counts
+    that do not add up to the records sent): something else answered, so the batch is not
+    settled and the run stops. The message names the status and a snippet of the body."""
 
 
 class RetryableError(OmetriaSyncError):

@@ -41,6 +41,9 @@ def register(sub: SubParsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--rate", type=float, default=4.0, help="requests per sliding second")
     p.add_argument("--latency", type=_latency, default=(0.0, 0.0), metavar="MS[-MS]",
                    help="answer delay in ms, e.g. 200-800 (uniform)")
+    p.add_argument("--arrival-jitter", type=_latency, default=(0.0, 0.0), metavar="MS[-MS]",
+                   help="delay in ms before an arrival is counted, e.g. 5-20 (a network's "
+                        "varying one-way delay)")
     p.add_argument("--fail-rate", type=_fraction, default=0.0, help="fraction of 500/503")
     p.add_argument("--drop-rate", type=_fraction, default=0.0,
                    help="fraction of connections closed without an answer")
@@ -60,6 +63,7 @@ def cmd_emulator(args: argparse.Namespace) -> int:
         print(f"accepting the development key {DEV_KEY!r}", flush=True)
     options = EmulatorOptions(
         host=args.host, port=args.port, api_key=key, rate=args.rate, latency=args.latency,
+        arrival_jitter=args.arrival_jitter,
         fail_rate=args.fail_rate, drop_rate=args.drop_rate,
         lost_answer_rate=args.lost_answer_rate, queue_capacity=args.queue_capacity,
         drain_per_second=args.drain_per_second, retry_after=args.retry_after, store=args.store,

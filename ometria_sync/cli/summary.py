@@ -46,6 +46,9 @@ def print_summary(streams: list[StreamStats], out: TextIO, *, validation: bool =
     rows = [[_cell(s, attr) for _, attr in columns] for s in streams]
     print(render_table(rows, headers), file=out)
     for stats in streams:
+        if stats.slack is not None and stats.slack_max is not None and not validation:
+            print(f"{stats.stream}: pacing slack {stats.slack * 1000:.0f} ms per window of "
+                  f"requests (widest {stats.slack_max * 1000:.0f} ms)", file=out)
         if stats.error:
             print(f"\n{stats.stream}: {stats.error}", file=out)
         if stats.reasons:

@@ -1,7 +1,8 @@
 """The emulator's HTTP API (aiohttp): Ometria's push endpoint, as strict as Ometria, plus the
 read endpoints and ``/_emulator/stats``.
 
-Order of checks for ``POST /v2/push``: the rate window (every arrival counts, refused or not,
+Order of checks for ``POST /v2/push``: the arrival jitter (a delay before anything is counted),
+the rate window (every arrival counts, refused or not,
 as a strict server counts them), then the key (403), then the body (400), then the import queue
 (429), then the injected faults, then the answer (202) after the configured latency.
 """
@@ -124,7 +125,11 @@ async def push(request: web.Request) -> web.StreamResponse:
 
 @web.middleware
 async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Auth and rate limiting for the read endpoints; connection drops for ``_Dropped``."""
+    """Arrival jitter for every API request; auth and rate limiting for the read endpoints;
+    connection drops for ``_Dropped``."""
+    low, high = request.app[OPTIONS].arrival_jitter
+    if high > 0 and request.path.startswith("/v2/"):
+        await asyncio.sleep(request.app[RANDOM].uniform(low, high))
     if request.path.startswith("/v2/") and request.path != "/v2/push":
         app = request.app
         now = asyncio.get_running_loop().time()

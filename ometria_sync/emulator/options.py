@@ -15,6 +15,9 @@ class EmulatorOptions(msgspec.Struct, frozen=True, kw_only=True):
     api_key: str = DEV_KEY
     rate: float = 4.0
     latency: tuple[float, float] = (0.0, 0.0)
+    #: delay (min, max) s before an arrival is stamped and counted, as a network's varying
+    #: one-way delay shifts arrivals relative to departures
+    arrival_jitter: tuple[float, float] = (0.0, 0.0)
     fail_rate: float = 0.0
     drop_rate: float = 0.0
     #: fraction of valid pushes whose records are accepted but whose answer is lost (the

@@ -1,15 +1,21 @@
 """The HTTP client for Ometria's Data API (aiohttp): one request, one typed outcome.
 
 It never retries (the dispatcher decides that) and never puts request headers, hence the API key,
-into an exception or a log line. Any 2xx is success; every other answer maps to an error class
-named for what the caller does next (see :mod:`ometria_sync.errors`).
+into an exception or a log line. It never follows a redirect: a 3xx is fatal (following one
+turned a POST into a GET to another host, with the key, and counted its HTML page as accepted).
+A push is acknowledged only by a 2xx whose JSON body says ``status: OK`` and whose counts add up
+to the records sent; any other 2xx is :class:`~ometria_sync.errors.UnconfirmedAnswerError`.
+Every other answer maps to an error class named for what the caller does next (see
+:mod:`ometria_sync.errors`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import socket
 import ssl
+import struct
 import time
 from typing import Any
 
@@ -23,6 +29,7 @@ from ometria_sync.errors import (
     FatalApiError,
     ThrottledError,
     TransientError,
+    UnconfirmedAnswerError,
 )
 from ometria_sync.ometria.push import PushResult, SentHook
 
@@ -35,6 +42,7 @@ class _PushAnswer(msgspec.Struct):
     request_id: str | None = None
     accepted: int | None = None
     rejected: int | None = None
+    skipped: int | None = None  # declared by a third-party model; counted when present
 
 
 def parse_retry_after(value: str | None, cap: float, now: float | None = None) -> float | None:
@@ -83,6 +91,25 @@ async def _report_sent(
         hook(asyncio.get_running_loop().time())
 
 
+def _network_jitter(resp: aiohttp.ClientResponse) -> float | None:
+    """Twice the kernel's smoothed round-trip variation of the response's TCP connection
+    (``tcpi_rttvar``, Linux), in seconds: how much the network's delay varies, without the
+    server's own answer time. None where the platform or the transport cannot tell."""
+    # the response has already released its connection to the pool when a short body was read
+    # with the headers, so ask its protocol (private in aiohttp, hence the getattr)
+    transport = getattr(getattr(resp, "_protocol", None), "transport", None)
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    tcp_info = getattr(socket, "TCP_INFO", None)
+    if sock is None or tcp_info is None:
+        return None
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, tcp_info, 104)
+        _, rttvar = struct.unpack_from("II", info, 68)  # tcpi_rtt, tcpi_rttvar (microseconds)
+    except (OSError, struct.error):
+        return None
+    return 2 * int(rttvar) / 1e6
+
+
 def ssl_context(ca_bundle: str | None) -> ssl.SSLContext:
     """Certificate verification is always on; ``ca_bundle`` replaces the system's trust store."""
     return ssl.create_default_context(cafile=ca_bundle)
@@ -102,6 +129,7 @@ class OmetriaClient:
         connections: int = 16,
     ) -> None:
         self._base = base_url.rstrip("/")
+        self._key = api_key  # only to scrub it from a Location header quoted in an error
         self._retry_after_cap = retry_after_cap
         tls = ssl_context(ca_bundle) if self._base.startswith("https") else False
         connector = aiohttp.TCPConnector(limit=connections, ssl=tls)
@@ -126,23 +154,24 @@ class OmetriaClient:
     ) -> PushResult:
         """POST a JSON array of ``count`` records to ``/push``; ``on_sent`` is told the loop
         time at which the request was written (after any connection set-up)."""
-        status, headers, payload = await self._request(
+        status, headers, payload, jitter = await self._request(
             "POST", "/push", data=body, headers={"Content-Type": "application/json"},
             trace_request_ctx={"on_sent": on_sent} if on_sent is not None else None,
         )
-        answer = _decode_answer(payload)
+        answer = _acknowledgement(status, payload, count)
         return PushResult(
             status=status,
-            accepted=answer.accepted if answer.accepted is not None else count,
+            accepted=answer.accepted or 0,
             rejected=answer.rejected or 0,
             request_id=answer.request_id,
             queue_remaining=_int_header(headers, "X-QueueSize-Remaining"),
             queue_limit=_int_header(headers, "X-QueueSize-Limit"),
+            network_jitter=jitter,
         )
 
     async def get_json(self, path: str, params: dict[str, str] | None = None) -> Any:
         """GET a read endpoint (e.g. ``/push/_errors``) and decode its JSON."""
-        _, _, payload = await self._request("GET", path, params=params)
+        _, _, payload, _ = await self._request("GET", path, params=params)
         try:
             return msgspec.json.decode(payload)
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # which one: msgspec's version
@@ -150,11 +179,15 @@ class OmetriaClient:
 
     async def _request(
         self, method: str, path: str, **kwargs: Any
-    ) -> tuple[int, Any, bytes]:
+    ) -> tuple[int, Any, bytes, float | None]:
+        """``(status, headers, body, network jitter)`` of one request, never redirected."""
         url = self._base + path
         try:
-            async with self._session.request(method, url, **kwargs) as resp:
+            async with self._session.request(
+                method, url, allow_redirects=False, **kwargs
+            ) as resp:
                 payload = await resp.read()
+                jitter = _network_jitter(resp)
                 status, headers = resp.status, resp.headers
         except TimeoutError as exc:
             raise TransientError(f"{method} {path}: no answer within the timeout") from exc
@@ -168,13 +201,23 @@ class OmetriaClient:
                 f"{method} {path}: connection failed: {type(exc).__name__}"
             ) from exc
         if 200 <= status < 300:
-            return status, headers, payload
+            return status, headers, payload, jitter
         raise self._error_for(method, path, status, headers, payload)
 
     def _error_for(
         self, method: str, path: str, status: int, headers: Any, payload: bytes
     ) -> Exception:
         where = f"{method} {path}"
+        if 300 <= status < 400:
+            location = headers.get("Location") or "(no Location header)"
+            if self._key:
+                location = location.replace(self._key, "***")
+            return FatalApiError(
+                f"{where}: HTTP {status} redirect to {location[:200]}; redirects are never "
+                "followed (the API key would go along, and a POST may turn into a GET): set "
+                "ometria.base_url to the address that answers, or bypass the proxy",
+                status=status,
+            )
         retry_after = parse_retry_after(headers.get("Retry-After"), self._retry_after_cap)
         if status in (401, 403):
             return AuthenticationError(
@@ -205,9 +248,36 @@ class OmetriaClient:
         )
 
 
-def _decode_answer(payload: bytes) -> _PushAnswer:
-    """Read Ometria's push answer leniently: unknown keys ignored, a non-JSON body tolerated."""
+def _acknowledgement(status: int, payload: bytes, count: int) -> _PushAnswer:
+    """Ometria's answer to a push of ``count`` records, if it is one: JSON, ``status`` OK, and
+    ``accepted + rejected (+ skipped)`` equal to ``count``. Anything else raises
+    :class:`UnconfirmedAnswerError`: the records may not have reached Ometria."""
+    answer: _PushAnswer | None
+    problem: str | None
     try:
-        return msgspec.json.decode(payload, type=_PushAnswer) if payload else _PushAnswer()
+        answer = msgspec.json.decode(payload, type=_PushAnswer)
     except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec <0.23 raises the latter
-        return _PushAnswer()
+        answer, problem = None, "not Ometria's JSON answer"
+    else:
+        problem = _ack_problem(answer, count)
+    if answer is None or problem:
+        raise UnconfirmedAnswerError(
+            f"POST /push: HTTP {status} but {problem}, so the {count} records are not "
+            f"counted as delivered: {_snippet(payload, 160)!r}. Is a proxy answering, or "
+            "ometria.base_url wrong?",
+            status=status,
+        )
+    return answer
+
+
+def _ack_problem(answer: _PushAnswer, count: int) -> str | None:
+    if (answer.status or "").upper() != "OK":
+        return f"status {answer.status!r}, not OK"
+    if answer.accepted is None or answer.rejected is None:
+        return "no accepted/rejected counts"
+    counts = (answer.accepted, answer.rejected, answer.skipped or 0)
+    if min(counts) < 0:
+        return "negative counts"
+    if sum(counts) != count:
+        return f"its counts add up to {sum(counts)}, not the {count} sent"
+    return None

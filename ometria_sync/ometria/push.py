@@ -21,7 +21,8 @@ class PushResult(msgspec.Struct, frozen=True):
 
     ``accepted``/``rejected`` are Ometria's counts for the request (``rejected`` records are
     not named: ``GET /v2/push/_errors`` may say why). ``queue_remaining``/``queue_limit`` come
-    from the ``X-QueueSize-*`` headers when present.
+    from the ``X-QueueSize-*`` headers when present. ``network_jitter`` is the kernel's
+    estimate of how much the connection's round trip varies (seconds), when known.
     """
 
     status: int
@@ -30,6 +31,7 @@ class PushResult(msgspec.Struct, frozen=True):
     request_id: str | None = None
     queue_remaining: int | None = None
     queue_limit: int | None = None
+    network_jitter: float | None = None
 
 
 class Pusher(Protocol):

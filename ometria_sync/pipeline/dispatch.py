@@ -5,7 +5,8 @@ answer             action
 =================  ==========================================================================
 2xx                acknowledged; ``accepted``/``rejected`` counted; queue headers fed to pacer
 429                every dispatcher paused (Retry-After as a floor, else backoff), AIMD, retry
-408/5xx/network    retry with exponential backoff and jitter, up to ``max_retries``
+408/5xx/network    retry with exponential backoff and jitter, up to ``max_retries``; a
+                   Retry-After also pauses every dispatcher for that long
 400/413/422        split in halves until the bad records are isolated; those are dead-lettered
 401/403, other     raised: the run stops
 =================  ==========================================================================
@@ -116,10 +117,8 @@ class Delivery:
         failures = 0
         throttle_wait = 0.0
         while True:
-            slot = await self._pacer.acquire()
-            self._stats.request_sent(time.monotonic())
             try:
-                result = await self._pusher.push(body, len(records), slot.sent)
+                result = await self._push_once(body, len(records))
             except ThrottledError as exc:
                 self._stats.count_status(429)
                 self._stats.throttled += 1
@@ -146,6 +145,8 @@ class Delivery:
                         f"{failures + 1} times, last: {exc}"
                     ) from exc
                 delay = self._policy.backoff.delay(failures, exc.retry_after)
+                if exc.retry_after is not None:  # the server asked everybody to wait
+                    self._pacer.pause(exc.retry_after)
                 failures += 1
                 self._stats.retries += 1
                 log.info("retrying", stream=self._stream, batch=batch.seq, status=exc.status,
@@ -159,6 +160,21 @@ class Delivery:
             self._pacer.on_success()
             self._pacer.observe_queue(result.queue_remaining, result.queue_limit)
             return result
+
+    async def _push_once(self, body: bytes, count: int) -> PushResult:
+        """One paced request. Its slot counts as leaving now until the client reports it
+        written (a request stuck in connect holds the window); the network's variation of
+        delay reported with a 2xx feeds the pacer's measured slack."""
+        slot = await self._pacer.acquire(until_sent=True)
+        self._stats.request_sent(time.monotonic())
+        try:
+            result = await self._pusher.push(body, count, slot.sent)
+        except BaseException:
+            slot.done()
+            raise
+        slot.done(jitter=result.network_jitter)
+        self._stats.note_slack(self._pacer.slack, self._pacer.largest_slack)
+        return result
 
     def _refuse(self, record: BatchRecord, exc: BatchRejectedError) -> None:
         if self._on_unconfirmed is not None:

@@ -4,25 +4,34 @@ Why not a leaky bucket (``AsyncLimiter(4, 1)``)? It lets 4 requests go at once a
 every 0.25 s: 7 inside one second, and a strict server answers 429. Here two rules hold for every
 departure:
 
-* the grid: departures are due every ``(1 + margin) / rate`` seconds (margin 0.5% by default),
-  each one interval after the previous one was *due*, not after it really left, so that a late
-  wake-up or a busy event loop is made up for by the next few (never closer than half an
-  interval) instead of lost: plain spacing from the last real departure lost 10% of 200
-  requests/s. A departure more than 0.1 s late (nothing to send, a pause) restarts the grid
-  instead: no burst follows an idle spell.
-* the window, a safety net: at most ``n = floor(rate)`` departures in any ``1 + margin / 2``
-  seconds, counted from when requests really left. It binds only when one left late (a new
-  connection, a busy loop); the margin left over absorbs jitter between departure and arrival.
-  So a strict server never counts more than ``rate`` in a sliding second, fractional rates
-  included (4.5/s allows 4).
+* the window: at most ``n = floor(rate)`` departures in any ``1 s + slack``, counted from when
+  requests really left. The *slack* covers what lies between this pacer's clock and the
+  server's: a busy event loop, the kernel, and the network's variation of the one-way delay
+  (commonly tens of milliseconds). It is never under ``jitter_floor`` (25 ms by default, which
+  costs 2.5% of the rate) and follows what is measured, up to ``jitter_cap``: the lateness of
+  departures (a high percentile of wake-up lateness: a busy event loop) or the network's
+  variation of delay (a high percentile of what the HTTP client reports with each answer: the
+  kernel's round-trip variation of the connection), whichever is more. Not the spread of answer
+  times: it is mostly the server's own work (0.3 to 2 s at Ometria), not a shift of arrivals,
+  and covering it cost 6% of the rate. So a strict server never counts more than
+  ``rate`` in a sliding second, fractional rates included (4.5/s allows 4).
+* the grid: departures are due every ``(1 s + slack + margin / 2) / n``, each one interval after
+  the previous one was *due*, not after it really left, so that a late wake-up or a busy event
+  loop is made up for by the next few instead of lost (plain spacing from the last real
+  departure lost 10% of 200 requests/s). Catch-up never breaks the window rule, which is checked
+  for every departure, and never spaces two closer than half an interval. A departure more than
+  0.1 s late (nothing to send, a pause) restarts the grid instead: no burst follows an idle spell.
 
-"Really left" means when the request was written to the socket: the HTTP client
-reports it to the :class:`Slot` it was given, so a request that waited for a new connection
-(a TLS handshake) does not arrive right behind the next one.
+"Really left" means when the request was written to the socket: the HTTP client reports it to
+the :class:`Slot` it was given, so a request that waited for a new connection (a TLS handshake)
+does not arrive right behind the next one. Until a slot granted with ``until_sent=True`` is
+confirmed sent, it counts as leaving *now* (a request stuck in connect, such as a SYN
+retransmitted after 1 s, keeps pushing the window forward instead of letting a fifth request in).
 
 One pacer serves every dispatcher of the process (all streams of a job share the account's
 budget). It also carries the process-wide reactions to Ometria's pushback:
 
+* ``pause(seconds)``: a server's ``Retry-After`` holds every dispatcher;
 * ``throttled()``: after a 429 every dispatcher waits, not only the one that got it; the pause
   grows exponentially while 429s keep coming (a full import queue), counting one step per
   pause, so that the answers of requests already in flight do not escalate it. A 429 while the
@@ -42,6 +51,7 @@ Time comes from an injected clock and sleep, so tests move a fake clock instead 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import math
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -62,20 +72,58 @@ _CATCH_UP = 0.1
 _MAX_MARGIN = 0.04
 #: closest spacing while catching up, as a fraction of the even interval
 _MIN_SPACING = 0.5
+#: the least slack (seconds) over any window of n departures: ordinary internet jitter
+_JITTER_FLOOR = 0.025
+#: the most the measured part of the slack grows to (seconds)
+_JITTER_CAP = 0.06
+#: recent lateness and answer-time samples kept for the measured slack
+_SAMPLES = 64
+#: samples needed before the measured slack counts
+_MIN_SAMPLES = 8
+
+
+def _high(samples: deque[float]) -> float:
+    """The 90th percentile of ``samples`` (not empty)."""
+    ordered = sorted(samples)
+    return ordered[int(0.9 * (len(ordered) - 1))]
 
 
 class Slot:
     """One departure granted by :meth:`Pacer.acquire`. ``sent(at)`` moves it to when the request
-    really left (never earlier than granted), so that later departures count from there."""
+    really left (never earlier than granted), so that later departures count from there.
 
-    __slots__ = ("at",)
+    A slot granted with ``until_sent=True`` is *unconfirmed* until ``sent`` or ``done`` is
+    called, and counts as leaving no earlier than now meanwhile. ``done(jitter=...)`` after an
+    answer feeds the network's measured variation of delay to the slack."""
 
-    def __init__(self, at: float) -> None:
+    __slots__ = ("_pacer", "at", "confirmed")
+
+    def __init__(self, at: float, pacer: Pacer | None = None, *, confirmed: bool = True) -> None:
         self.at = at
+        self.confirmed = confirmed
+        self._pacer = pacer
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Slot:
+        """A slot is a handle on the shared pacer, never copied (aioresponses deep-copies the
+        request's arguments, ``on_sent`` included)."""
+        return self
 
     def sent(self, at: float) -> None:
         if at > self.at:
             self.at = at
+        self.confirmed = True
+
+    def done(self, *, jitter: float | None = None) -> None:
+        """The request is over. Never reported sent: it counts as having left now (it may
+        have been written as it failed). ``jitter``: the network's variation of delay seen
+        with the answer (seconds), if known."""
+        pacer = self._pacer
+        if pacer is None:
+            return
+        if not self.confirmed:
+            self.sent(pacer._clock())
+        if jitter is not None:
+            pacer._observe_network(jitter)
 
 
 class Pacer:
@@ -86,6 +134,8 @@ class Pacer:
         rate: float,
         *,
         margin: float = 0.005,
+        jitter_floor: float = _JITTER_FLOOR,
+        jitter_cap: float = _JITTER_CAP,
         min_rate_fraction: float = 1 / 64,
         clock: Clock | None = None,
         sleep: Sleep | None = None,
@@ -104,8 +154,14 @@ class Pacer:
         self._clock = clock or asyncio.get_running_loop().time
         self._sleep = sleep or asyncio.sleep
         self._lock = asyncio.Lock()
-        # the last floor(limit) departures, oldest first
-        self._recent: deque[Slot] = deque(maxlen=max(1, math.floor(rate)))
+        # departures that may still share a window with the next one, in grant order
+        self._recent: list[Slot] = []
+        self._jitter_floor = jitter_floor
+        self._jitter_cap = jitter_cap
+        self._measured = 0.0  # the measured part of the slack (seconds)
+        self._lateness: deque[float] = deque(maxlen=_SAMPLES)
+        self._network: deque[float] = deque(maxlen=_SAMPLES)
+        self.largest_slack = 0.0  # the widest slack in force so far (seconds)
         self._due = -float("inf")  # when the next departure is due on the even grid
         self._last = -float("inf")  # when the last one left
         self._paused_until = 0.0
@@ -125,32 +181,50 @@ class Pacer:
         ``_narrow_margin``)."""
         return self._margin
 
+    @property
+    def slack(self) -> float:
+        """Seconds kept free over any window of ``n`` departures (beyond one second) now."""
+        rate = self.rate
+        return self._slack(max(1.0, max(1, math.floor(rate)) / rate))
+
+    def _slack(self, second: float) -> float:
+        return max(self._jitter_floor, second * self._margin / 2 + self._measured)
+
     def _window(self) -> tuple[int, float, float]:
         """``(n, span, even)``: at most ``n`` departures in any ``span`` seconds, due every
-        ``even`` seconds. ``span`` keeps half the margin, ``even`` spreads all of it, so the
-        window binds only for a request that really left late, not for every late wake-up."""
+        ``even`` seconds. ``span`` keeps the slack, ``even`` spreads the slack and another
+        half margin, so the window binds only for a request that really left late."""
         rate = self.rate
         n = max(1, math.floor(rate))
         second = max(1.0, n / rate)  # longer than a second only below one request per second
-        return n, second * (1.0 + self._margin / 2), second * (1.0 + self._margin) / n
+        slack = self._slack(second)
+        self.largest_slack = max(self.largest_slack, slack)
+        return n, second + slack, (second + slack + second * self._margin / 2) / n
 
-    def _ready_at(self) -> float:
+    def _ready_at(self, now: float) -> float:
         n, span, even = self._window()
         ready = max(self._paused_until, self._due, self._last + _MIN_SPACING * even)
         if len(self._recent) >= n:
-            ready = max(ready, self._recent[-n].at + span)
+            # an unconfirmed slot leaves no earlier than now
+            times = [s.at if s.confirmed else max(s.at, now) for s in self._recent]
+            ready = max(ready, heapq.nlargest(n, times)[-1] + span)
         return ready
 
-    async def acquire(self) -> Slot:
+    async def acquire(self, *, until_sent: bool = False) -> Slot:
         """Wait for a departure slot (FIFO among callers) and return it; give the request's
-        real send time to ``Slot.sent`` if it may leave noticeably later than now."""
+        real send time to ``Slot.sent`` if it may leave noticeably later than now.
+        ``until_sent``: the slot counts as leaving now until ``Slot.sent`` or ``Slot.done``."""
         async with self._lock:
+            slept_for: float | None = None
             while True:
-                ready = self._ready_at()
                 now = self._clock()
+                ready = self._ready_at(now)
                 if now >= ready:
                     break
+                slept_for = ready
                 await self._sleep(ready - now)
+            if slept_for is not None:
+                self._observe_lateness(now - slept_for)
             # this departure's place on the grid: lateness up to _CATCH_UP is made up for by
             # the next departures; after more (idle, first request) the grid starts again here
             place = max(self._due, self._paused_until)
@@ -160,9 +234,28 @@ class Pacer:
             self._last = now
             if self._started is None:
                 self._started = now
-            slot = Slot(now)
+            slot = Slot(now, self, confirmed=not until_sent)
+            # forget departures too old to share a window with any later one (but never an
+            # unconfirmed one: it may leave any time)
+            oldest = now - self._window()[1] - _CATCH_UP
+            self._recent = [s for s in self._recent if s.at > oldest or not s.confirmed]
             self._recent.append(slot)
             return slot
+
+    def _observe_lateness(self, late: float) -> None:
+        self._lateness.append(min(max(late, 0.0), _CATCH_UP))
+        self._measure()
+
+    def _observe_network(self, seconds: float) -> None:
+        self._network.append(max(seconds, 0.0))
+        self._measure()
+
+    def _measure(self) -> None:
+        """The measured slack: the high lateness of departures or the high network variation,
+        whichever is more, capped."""
+        late = _high(self._lateness) if len(self._lateness) >= _MIN_SAMPLES else 0.0
+        network = _high(self._network) if len(self._network) >= _MIN_SAMPLES else 0.0
+        self._measured = min(self._jitter_cap, max(late, network))
 
     def pause(self, seconds: float) -> None:
         """No request leaves for ``seconds`` from now (extends, never shortens, a pause)."""

@@ -52,6 +52,10 @@ class StreamStats(msgspec.Struct):
     bytes_total: int | None = None
     bytes_read: int = 0
     records_at_bytes_read: int = 0
+    #: the pacer's slack over each window of n requests (seconds): in force at the last
+    #: answer, and the widest so far (None before the first answer)
+    slack: float | None = None
+    slack_max: float | None = None
 
     def count_status(self, status: int | str) -> None:
         key = str(status)
@@ -79,6 +83,10 @@ class StreamStats(msgspec.Struct):
         if not self.bytes_total or not self.bytes_read:
             return None
         return round(self.records_at_bytes_read * self.bytes_total / self.bytes_read)
+
+    def note_slack(self, slack: float, largest: float) -> None:
+        self.slack = slack
+        self.slack_max = largest
 
     def request_sent(self, now: float) -> None:
         self.requests += 1

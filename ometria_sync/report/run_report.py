@@ -1,7 +1,8 @@
 """The run report: one JSON file per run, ``state/reports/<run-id>.json``.
 
 It holds, per stream, the counts, requests by status, retries, 429s, duration, the rate achieved
-against the limit, the dead-letter path and the checkpoint position; and, when Ometria rejected
+against the limit, the pacer's slack for jitter (in force and widest), the dead-letter path and
+the checkpoint position; and, when Ometria rejected
 records, its own error list (``GET /v2/push/_errors``) grouped by path and message. The file is
 created readable by its owner only, and never contains the API key.
 """
@@ -42,6 +43,10 @@ class StreamReport(msgspec.Struct):
     checkpoint_position: Any
     refused_reasons: dict[str, int]
     error: str | None
+    #: the pacer's slack over each window of n requests beyond 1 s (seconds), kept for jitter
+    #: between its clock and Ometria's: at the end, and the widest in force
+    pacing_slack_seconds: float | None = None
+    pacing_slack_seconds_max: float | None = None
 
 
 class ErrorGroup(msgspec.Struct):
@@ -78,6 +83,9 @@ def stream_report(stats: StreamStats, rate_limit: float) -> StreamReport:
         rate_achieved_fraction=round(rps / rate_limit, 4) if rps is not None else None,
         checkpoint_position=stats.position, refused_reasons=dict(stats.reasons),
         error=stats.error,
+        pacing_slack_seconds=round(stats.slack, 4) if stats.slack is not None else None,
+        pacing_slack_seconds_max=(round(stats.slack_max, 4) if stats.slack_max is not None
+                                  else None),
     )
 
 

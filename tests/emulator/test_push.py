@@ -187,6 +187,17 @@ async def test_fifth_request_in_one_second_gets_429_at_rate_4(emulator: EmuFacto
     assert stats["max_2xx_in_any_second"] == 4
 
 
+async def test_arrival_jitter_delays_the_stamp_the_rate_window_counts(
+        emulator: EmuFactory) -> None:
+    """``arrival_jitter`` stands for a network's one-way delay: the arrival is counted late."""
+    emu = await emulator(rate=4.0, arrival_jitter=(0.05, 0.05))
+    loop = asyncio.get_running_loop()
+    before = loop.time()
+    assert (await emu.push([contact("c1")])).status == 202
+    stamped = emu.store.stats.first_push
+    assert stamped is not None and stamped >= before + 0.05
+
+
 @pytest.mark.parametrize("retry_after", [True, False])
 async def test_retry_after_is_sent_only_when_configured(
         emulator: EmuFactory, retry_after: bool) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import sys
 import time
 from collections.abc import AsyncIterator
 
@@ -18,6 +19,7 @@ from ometria_sync.errors import (
     FatalApiError,
     ThrottledError,
     TransientError,
+    UnconfirmedAnswerError,
 )
 from ometria_sync.ometria.client import OmetriaClient, parse_retry_after
 
@@ -45,16 +47,74 @@ async def test_202_returns_counts_request_id_and_queue_headers(client: OmetriaCl
     assert request.kwargs["headers"]["Content-Type"] == "application/json"
 
 
-async def test_any_2xx_is_success_even_without_a_body(client: OmetriaClient) -> None:
+def _ok(accepted: int, rejected: int = 0) -> dict[str, object]:
+    return {"status": "OK", "request_id": "r-1", "accepted": accepted, "rejected": rejected}
+
+
+async def test_any_2xx_with_the_acknowledgement_is_success(client: OmetriaClient) -> None:
     with aioresponses() as mock:
-        mock.post(URL, status=200, body=b"")
+        mock.post(URL, status=200, payload={"status": "ok", "accepted": 2, "rejected": 0,
+                                            "skipped": 1})
         result = await client.push(b"[]", 3)
-    assert result.accepted == 3 and result.rejected == 0
+    assert result.accepted == 2 and result.rejected == 0
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "why"),
+    [(200, b"", "not Ometria's JSON answer"),
+     (200, b"<html><body>Welcome</body></html>", "not Ometria's JSON answer"),
+     (200, b'{"status": "ERROR", "accepted": 3, "rejected": 0}', "status 'ERROR'"),
+     (202, b"{}", "status None"),
+     (202, b'{"status": "OK"}', "no accepted/rejected counts"),
+     (202, b'{"status": "OK", "accepted": 1, "rejected": 1}', "add up to 2, not the 3"),
+     (202, b'{"status": "OK", "accepted": 5, "rejected": -2}', "negative counts"),
+     (202, b'[1, 2, 3]', "not Ometria's JSON answer")],
+)
+async def test_a_2xx_that_is_not_an_acknowledgement_is_fatal(
+    client: OmetriaClient, status: int, body: bytes, why: str
+) -> None:
+    """HTML from a proxy, status ERROR, or counts short of what was sent settle nothing."""
+    with aioresponses() as mock:
+        mock.post(URL, status=status, body=body)
+        with pytest.raises(UnconfirmedAnswerError) as info:
+            await client.push(b"[]", 3)
+    message = str(info.value)
+    assert isinstance(info.value, FatalApiError) and info.value.status == status
+    assert why in message and f"HTTP {status}" in message and "proxy" in message
+    assert body[:10].decode() in message and KEY not in message
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+async def test_a_redirect_is_fatal_and_never_followed(client: OmetriaClient, status: int) -> None:
+    """The POST is not replayed elsewhere (the key would go along); Location is named."""
+    elsewhere = "https://login.example.org/welcome"
+    with aioresponses() as mock:
+        mock.post(URL, status=status, headers={"Location": elsewhere})
+        mock.get(elsewhere, status=200, body=b"<html>hello</html>")
+        mock.post(elsewhere, status=202, payload=_ok(1))
+        with pytest.raises(FatalApiError) as info:
+            await client.push(b'[{"id":"a"}]', 1)
+        urls = [str(url) for _, url in mock.requests]
+    message = str(info.value)
+    assert urls == [URL]
+    assert info.value.status == status and elsewhere in message and KEY not in message
+    assert not isinstance(info.value, UnconfirmedAnswerError)
+
+
+async def test_a_redirect_of_a_read_is_fatal_and_never_followed(client: OmetriaClient) -> None:
+    errors = "https://api.example.test/v2/push/_errors"
+    with aioresponses() as mock:
+        mock.get(errors, status=302, headers={"Location": f"https://evil.example.org/?k={KEY}"})
+        mock.get(f"https://evil.example.org/?k={KEY}", payload=[])
+        with pytest.raises(FatalApiError, match=r"redirect to https://evil\.example\.org") as info:
+            await client.get_json("/push/_errors")
+        assert len(mock.requests) == 1
+    assert KEY not in str(info.value)
 
 
 async def test_the_key_travels_in_the_x_ometria_auth_header() -> None:
     with aioresponses() as mock:
-        mock.post(URL, status=202, payload={})
+        mock.post(URL, status=202, payload=_ok(0))
         c = OmetriaClient("https://api.example.test/v2", KEY)
         try:
             await c.push(b"[]", 0)
@@ -67,7 +127,7 @@ async def test_the_key_travels_in_the_x_ometria_auth_header() -> None:
 
 async def test_rejected_records_are_reported(client: OmetriaClient) -> None:
     with aioresponses() as mock:
-        mock.post(URL, status=202, payload={"accepted": 98, "rejected": 2})
+        mock.post(URL, status=202, payload=_ok(98, 2))
         result = await client.push(b"[]", 100)
     assert (result.accepted, result.rejected) == (98, 2)
 
@@ -151,14 +211,15 @@ def test_retry_after_http_date() -> None:
 
 async def test_on_sent_is_told_when_the_request_really_left() -> None:
     """A real socket this time (aioresponses skips the transport): ``on_sent`` is called once,
-    after the connection was set up and before the server saw the request."""
+    after the connection was set up and before the server saw the request; the answer carries
+    the connection's network jitter."""
     loop = asyncio.get_running_loop()
     arrived: list[float] = []
 
     async def push(request: web.Request) -> web.Response:
         arrived.append(loop.time())
         await request.read()
-        return web.json_response({"status": "OK"}, status=202)
+        return web.json_response(_ok(1), status=202)
 
     app = web.Application()
     app.router.add_post("/v2/push", push)
@@ -179,3 +240,6 @@ async def test_on_sent_is_told_when_the_request_really_left() -> None:
     assert result.accepted == 1
     assert len(sent) == 1
     assert before <= sent[0] <= arrived[0]
+    # the kernel's round-trip variation of the connection comes with the answer (Linux)
+    if sys.platform == "linux":
+        assert result.network_jitter is not None and 0 <= result.network_jitter < 0.1

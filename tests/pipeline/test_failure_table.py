@@ -98,6 +98,29 @@ async def test_429_with_retry_after_pauses_every_dispatcher(
     assert result.streams[0].throttled == 8 and result.streams[0].retries == 8
 
 
+async def test_503_with_retry_after_pauses_every_dispatcher(
+    make_job: MakeJob, tmp_path: Path
+) -> None:
+    """A 503 asking for 0.4 s holds back every dispatcher, not only the one that got it."""
+    write_jsonl(tmp_path / "data/contacts.jsonl", contacts(3000))
+    job = make_job(concurrency=8)
+    calls = Counter[str]()
+
+    def handler(records: list[dict[str, Any]]) -> PushResult | Exception:
+        calls[records[0]["id"]] += 1
+        if records[0]["id"] == "c0" and calls["c0"] == 1:
+            return TransientError("503", status=503, retry_after=0.4)
+        return PushResult(202, accepted=len(records))
+
+    fake = FakeOmetria(handler, latency=0.01)
+    result = await _run(job, fake)
+    assert result.exit_code == 0 and len(set(fake.ids)) == 3000
+    answered = next(t for t, failure in fake.answers if failure is not None)
+    later = [t for t, _ in fake.calls if t >= answered]
+    assert len(later) > 1 and min(later) >= answered + 0.4 - 0.005
+    assert result.streams[0].statuses == {"503": 1, "202": 30}
+
+
 async def test_429_without_retry_after_backs_off_and_retries(
     make_job: MakeJob, tmp_path: Path
 ) -> None:

@@ -47,9 +47,10 @@ async def test_sustains_at_least_97_percent_of_the_rate() -> None:
 @pytest.mark.parametrize("rate", [4, 200])
 async def test_late_wake_ups_do_not_add_up(rate: int) -> None:
     """Wake-ups up to 1 ms late (the event loop's timer granularity) cost at most one per
-    window: >= 99% of the limit at 4/s and at 200/s (plain even spacing: 90% at 200/s)."""
+    window (no jitter floor here, to see the grid alone): >= 99% of the limit at 4/s and at
+    200/s (plain even spacing: 90% at 200/s)."""
     clock = FakeClock(overshoot=0.001)
-    pacer = Pacer(rate, clock=clock.time, sleep=clock.sleep)
+    pacer = Pacer(rate, jitter_floor=0.0, clock=clock.time, sleep=clock.sleep)
     times = await _departures(pacer, clock, workers=8, total=rate * 60 + 1)
     achieved = (len(times) - 1) / (times[-1] - times[0])
     assert achieved >= 0.99 * rate
@@ -176,7 +177,7 @@ def test_a_rate_429_with_room_in_the_queue_pauses_one_interval_then_backs_off() 
     costs one interval (and widens the margin); if they go on, the usual backoff steps follow.
     A full queue (0) backs off at once."""
     clock = FakeClock()
-    pacer = Pacer(4, clock=clock.time, sleep=clock.sleep)
+    pacer = Pacer(4, jitter_floor=0.0, clock=clock.time, sleep=clock.sleep)
     backoff = Backoff(base=1.0, cap=60.0, rand=lambda low, high: high)
     assert pacer.throttled(backoff, None, queue_remaining=40_000) == pytest.approx(1.01 / 4)
     clock.now += 0.3
@@ -207,7 +208,7 @@ async def test_429s_soon_after_each_other_widen_the_margin_and_a_quiet_spell_nar
     each separate one doubles the margin (0.5% -> 1% -> 2%, at most 4%), the in-flight 429s of
     one episode count once, and once 429s stop the margin halves back to 0.5%."""
     clock = FakeClock()
-    pacer = Pacer(4, clock=clock.time, sleep=clock.sleep)
+    pacer = Pacer(4, jitter_floor=0.0, clock=clock.time, sleep=clock.sleep)
 
     async def span_of_five() -> float:
         await clock.sleep(10.0)  # the AIMD cut and the pause are long past
@@ -271,3 +272,83 @@ def test_rate_429s_cut_the_rate_only_once_the_margin_is_at_its_widest() -> None:
         rates.append((pacer.margin, pacer.rate))
     assert rates[:3] == [(0.01, 8), (0.02, 8), (0.04, 8)]
     assert rates[3][1] < 8 and rates[4][1] < rates[3][1]
+
+
+async def test_a_late_departure_and_catch_up_keep_the_jitter_floor_in_every_window() -> None:
+    """Every seventh wake-up is 60 ms late (a busy event loop) and the grid catches up after
+    it; still no five departures fall within 1 s + the 25 ms jitter floor, so arrivals
+    delayed by up to 25 ms more than their neighbours never make five in a second (the
+    lateness also widens the slack: it is measured)."""
+    clock = FakeClock(overshoot=0.001)
+    wakes = itertools.count()
+
+    async def busy_sleep(seconds: float) -> None:
+        await clock.sleep(seconds + (0.06 if next(wakes) % 7 == 6 else 0.0))
+
+    pacer = Pacer(4, clock=clock.time, sleep=busy_sleep)
+    times = await _departures(pacer, clock, workers=8, total=241)
+    assert max_in_window(times, window=1.0249) <= 4
+    assert pacer.slack > 0.025
+
+
+async def test_the_slack_grows_with_the_measured_network_jitter() -> None:
+    """Answers on a connection whose delay varies by up to 50 ms widen the slack to cover it
+    (90th percentile); a wild variation is capped; the widest slack is remembered for the run
+    report. The server's own answer time does not count."""
+    clock = FakeClock()
+    pacer = Pacer(4, clock=clock.time, sleep=clock.sleep)
+    assert pacer.slack == pytest.approx(0.025)
+    for i in range(40):
+        slot = await pacer.acquire(until_sent=True)
+        slot.sent(clock.now)
+        clock.now += 0.3 + 1.7 * (i % 2)  # answers after 0.3 to 2 s: the server's own work
+        slot.done(jitter=0.01 if i % 8 else 0.0)
+    assert pacer.slack == pytest.approx(0.025)
+    for i in range(40):
+        slot = await pacer.acquire()
+        slot.done(jitter=0.05 if i % 2 else 0.01)
+    assert pacer.slack == pytest.approx(0.0025 + 0.05)
+    times = await _departures(pacer, clock, workers=1, total=5)
+    assert times[-1] - times[0] >= 1.05
+    for _ in range(64):
+        slot = await pacer.acquire()
+        slot.done(jitter=0.5)
+    assert pacer.slack == pytest.approx(0.0025 + 0.06)
+    assert pacer.largest_slack == pytest.approx(0.0625)
+
+
+async def test_a_slot_not_yet_sent_counts_as_leaving_now() -> None:
+    """One request is stuck in connect (a SYN retransmit) from t=0 until it is written at
+    t=2.5: until then it holds the window as if it left now, so with it no five arrivals ever
+    fall inside one second (plus the floor): counting it from its grant let a fifth in."""
+    clock = FakeClock()
+    pacer = Pacer(4, clock=clock.time, sleep=clock.sleep)
+    stuck = await pacer.acquire(until_sent=True)
+    written = 2.5
+
+    async def sleep(seconds: float) -> None:
+        if not stuck.confirmed and clock.now + seconds >= written:
+            clock.now = written
+            stuck.sent(written)
+            await asyncio.sleep(0)
+        else:
+            await clock.sleep(seconds)
+
+    pacer._sleep = sleep
+    times = await _departures(pacer, clock, workers=4, total=12)
+    assert stuck.at == written
+    assert max_in_window([*times, written], window=1.0249) <= 4
+    assert max_in_window([t for t in times if t < written], window=1.0249) <= 3
+
+
+async def test_a_slot_that_never_reports_counts_from_when_its_request_ended() -> None:
+    """A push that failed before writing anything (or a pusher that does not report) settles
+    its slot at ``done()``: the pacer is not held forever."""
+    clock = FakeClock()
+    pacer = Pacer(4, clock=clock.time, sleep=clock.sleep)
+    slot = await pacer.acquire(until_sent=True)
+    clock.now += 0.5
+    slot.done()
+    assert slot.confirmed and slot.at == 0.5
+    times = await _departures(pacer, clock, workers=2, total=8)
+    assert max_in_window([0.5, *times], window=1.0249) <= 4

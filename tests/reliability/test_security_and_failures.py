@@ -35,7 +35,7 @@ async def tls_server(tmp_path: Path) -> AsyncIterator[tuple[str, Path]]:
     cert.configure_cert(context)
 
     async def push(request: web.Request) -> web.Response:
-        return web.json_response({"accepted": 1, "rejected": 0}, status=202)
+        return web.json_response({"status": "OK", "accepted": 1, "rejected": 0}, status=202)
 
     app = web.Application()
     app.router.add_post("/v2/push", push)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import re
@@ -11,10 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from aioresponses import aioresponses
+from aioresponses import CallbackResult, aioresponses
 from structlog.testing import capture_logs
 
 from ometria_sync.cli.report_cmds import finish_report
+from ometria_sync.cli.summary import print_summary
 from ometria_sync.config import Job
 from ometria_sync.pipeline.job_run import RunOptions, run_job
 from ometria_sync.pipeline.stats import StreamStats
@@ -44,11 +46,22 @@ async def test_report_file_holds_the_counts_and_is_private(
     assert stream["requests_by_status"] == {"202": 3}
     assert stream["checkpoint_position"][1] == 251
     assert stream["rate_achieved_fraction"] is not None
+    # the pacer's slack for jitter: at least the 25 ms floor, in force and widest
+    assert stream["pacing_slack_seconds"] >= 0.025
+    assert stream["pacing_slack_seconds_max"] >= stream["pacing_slack_seconds"]
     metrics = (tmp_path / "state/metrics/sync.prom").read_text()
     assert re.search(r'ometria_sync_records_total\{job="job",kind="sent",stream="contacts"\} 250',
                      metrics)
     assert 'ometria_sync_requests_total{job="job",status="202",stream="contacts"} 3.0' in metrics
     assert 'ometria_sync_last_run_exit_code{job="job"} 3.0' in metrics
+
+
+def test_the_summary_shows_the_pacing_slack() -> None:
+    stats = StreamStats("contacts", requests=3)
+    stats.note_slack(0.0275, 0.0525)
+    out = io.StringIO()
+    print_summary([stats], out)
+    assert "contacts: pacing slack 28 ms per window of requests (widest 52 ms)" in out.getvalue()
 
 
 def test_ometria_errors_are_grouped_by_path_and_message() -> None:
@@ -62,6 +75,13 @@ def test_ometria_errors_are_grouped_by_path_and_message() -> None:
     assert group_ometria_errors({"not": "a list"}) == []
 
 
+def _one_rejected(url: Any, **kwargs: Any) -> CallbackResult:
+    """Ometria's answer to a push with one of its records rejected."""
+    sent = len(json.loads(kwargs["data"]))
+    return CallbackResult(status=202, payload={"status": "OK", "accepted": sent - 1,
+                                               "rejected": 1})
+
+
 async def test_rejected_records_fetch_ometria_errors_once(
     make_job: MakeJob, tmp_path: Path
 ) -> None:
@@ -72,8 +92,7 @@ async def test_rejected_records_fetch_ometria_errors_once(
     try:
         with aioresponses() as mock:
             for _ in range(2):
-                mock.post("https://api.example.test/v2/push", status=202,
-                          payload={"accepted": 99, "rejected": 1})
+                mock.post("https://api.example.test/v2/push", callback=_one_rejected)
             mock.get("https://api.example.test/v2/push/_errors", payload=[
                 {"error_message": "not a valid value", "error_path": "root > email"}])
             result = await run_job(job, RunOptions(progress="off"),

@@ -13,6 +13,7 @@ Answers and what they mean for the stream:
 * 408, 5xx, a timeout or a dropped connection: retried with backoff and jitter;
 * after ``max_retries`` retries of one request: :class:`~ometria_sync.errors.SourceError`;
 * 401/403: :class:`OmneoAuthError` at once (the token is wrong or lacks a scope);
+* 3xx: SourceError naming the Location; redirects are never followed (the token would go along);
 * 404: None from :meth:`OmneoClient.find` (a profile without aggregations), an error from
   :meth:`OmneoClient.get`; any other status: SourceError with Omneo's message.
 
@@ -64,6 +65,7 @@ class OmneoClient:
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._base = base_url.rstrip("/")
+        self._token = token  # only to scrub it from a Location header quoted in an error
         self._max_retries = max_retries
         self._retry_after_cap = retry_after_cap
         self._backoff = backoff or Backoff()
@@ -132,7 +134,9 @@ class OmneoClient:
 
     async def _send(self, path: str, params: dict[str, str] | None) -> tuple[int, Any, bytes]:
         try:
-            async with self._session.get(self._base + path, params=params) as resp:
+            async with self._session.get(
+                self._base + path, params=params, allow_redirects=False
+            ) as resp:
                 return resp.status, resp.headers, await resp.read()
         except TimeoutError as exc:
             raise TransientError("no answer within the timeout") from exc
@@ -151,6 +155,11 @@ class OmneoClient:
                 "and has read access to profiles and transactions")
         if status == 429:
             return ThrottledError(f"{where}: HTTP 429", retry_after=retry_after)
+        if 300 <= status < 400:
+            location = (headers.get("Location") or "(none)").replace(self._token, "***")
+            return SourceError(f"{where}: HTTP {status} redirect to {location[:200]}; redirects "
+                               "are never followed (the token would go along): set the "
+                               "source's base_url to the address that answers")
         if status in _TRANSIENT or status >= 500:
             return TransientError(f"HTTP {status}: {_snippet(body)}", status=status,
                                   retry_after=retry_after)

@@ -174,7 +174,8 @@ async def test_requests_are_paced_evenly(clock: Recorder) -> None:
     """At 5 requests/s, ten requests leave 0.2 s apart (never a burst)."""
     departures: list[float] = []
     c = OmneoClient(BASE, TOKEN, concurrency=10,
-                    pacer=Pacer(5.0, margin=0.0, clock=clock.time, sleep=clock.sleep))
+                    pacer=Pacer(5.0, margin=0.0, jitter_floor=0.0, clock=clock.time,
+                                sleep=clock.sleep))
     try:
         with aioresponses() as mock:
             for _ in range(10):
@@ -184,3 +185,18 @@ async def test_requests_are_paced_evenly(clock: Recorder) -> None:
         await c.aclose()
     gaps = [b - a for a, b in itertools.pairwise(departures)]
     assert len(departures) == 10 and all(abs(g - 0.2) < 1e-9 for g in gaps)
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+async def test_a_redirect_is_never_followed_and_the_token_stays_home(
+    client: OmneoClient, status: int
+) -> None:
+    """A 3xx fails the stream naming the Location; the token never goes to another host."""
+    elsewhere = f"https://sso.example.org/login?t={TOKEN}"
+    with aioresponses() as mock:
+        mock.get(PAGE, status=status, headers={"Location": elsewhere})
+        mock.get(elsewhere, payload={"data": []})
+        with pytest.raises(SourceError, match=r"redirect to https://sso\.example\.org") as info:
+            await client.get("/profiles")
+        assert len(mock.requests) == 1
+    assert TOKEN not in str(info.value) and client.requests == 1
