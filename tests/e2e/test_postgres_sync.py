@@ -30,6 +30,9 @@ dsn_env = "SOURCE_DSN"
 query = "{query}"
 cursor = ["updated_at", "seq"]
 drop = ["updated_at", "seq"]
+# the crash trials bound resends by what was in flight; a lookback also re-reads rows before
+# the checkpoint whose hashes were not written yet when the process died (README: PostgreSQL)
+lookback_seconds = 0
 """, rate_limit_per_second=rate, concurrency=DISPATCHERS)
 
 
