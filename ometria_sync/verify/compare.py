@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import msgspec
@@ -49,17 +50,20 @@ def instant(value: str) -> dt.datetime | None:
     return parsed if parsed.tzinfo is not None else None
 
 
-def _number(value: Any) -> float | None:
+def _number(value: Any) -> Decimal | None:
+    """A number as written in JSON (``10``, ``10.0``, ``1e1``, ``"10.00"``), exactly."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, (int, float)):
-        return float(value)
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, float):
+        return Decimal(repr(value)) if math.isfinite(value) else None
     if isinstance(value, str):
         try:
-            number = float(value.strip())
-        except ValueError:
+            number = Decimal(value.strip())
+        except InvalidOperation:
             return None
-        return number if math.isfinite(number) else None
+        return number if number.is_finite() else None
     return None
 
 
@@ -71,8 +75,7 @@ def same_scalar(sent: Any, stored: Any, field: str) -> bool:
         return sent is stored
     if isinstance(sent, (int, float)) or isinstance(stored, (int, float)):
         a, b = _number(sent), _number(stored)
-        return a is not None and b is not None and math.isclose(a, b, rel_tol=1e-9,
-                                                                abs_tol=1e-9)
+        return a is not None and b is not None and a == b
     if isinstance(sent, str) and isinstance(stored, str):
         if field.endswith("email"):
             return sent.strip().casefold() == stored.strip().casefold()
