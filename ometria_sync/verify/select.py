@@ -177,6 +177,9 @@ def _target(stream: StreamSettings, item: SourceItem, label: str,
     record = prepare(stream.record_type, item.record, validate)
     if record is None:
         return None
-    where = f"{label}:{item.line}" if item.line is not None else label
+    if item.line is not None:
+        where = f"{label}:{item.line}"
+    else:  # a cursor (a query, an API): the position after the record
+        where = f"{label} @ {msgspec.json.encode(item.position).decode()}"
     return Target(key=identity(record).decode(errors="replace"), id=str(record["id"]),
                   record=record, source=where, position=item.position)
