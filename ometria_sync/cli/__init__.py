@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from ometria_sync._version import __version__
-from ometria_sync.cli import commands, demo_cmd, emulator_cmd, report_cmds
+from ometria_sync.cli import commands, demo_cmd, emulator_cmd, report_cmds, verify_cmd
 from ometria_sync.errors import ConfigError
 from ometria_sync.exit_codes import ExitCode
 from ometria_sync.logs import configure_logging
@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     emulator_cmd.register(sub, common)
     demo_cmd.register(sub, common)
     report_cmds.register(sub, common)
+    verify_cmd.register(sub, common)
     return parser
 
 

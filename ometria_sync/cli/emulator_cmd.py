@@ -49,6 +49,11 @@ def register(sub: SubParsers, common: argparse.ArgumentParser) -> None:
                    help="fraction of connections closed without an answer")
     p.add_argument("--lost-answer-rate", type=_fraction, default=0.0,
                    help="fraction of pushes accepted whose answer is then lost")
+    p.add_argument("--import-failure-rate", type=_fraction, default=0.0, metavar="P",
+                   help="fraction of accepted records that then fail at import (listed in "
+                        "/push/_errors, or silently: see --silent-share)")
+    p.add_argument("--silent-share", type=_fraction, default=0.5,
+                   help="of the import failures, the fraction that leave no trace")
     p.add_argument("--queue-capacity", type=int, default=50_000)
     p.add_argument("--drain-per-second", type=float, default=10_000.0)
     p.add_argument("--retry-after", action="store_true", help="send Retry-After on 429 and 5xx")
@@ -65,7 +70,9 @@ def cmd_emulator(args: argparse.Namespace) -> int:
         host=args.host, port=args.port, api_key=key, rate=args.rate, latency=args.latency,
         arrival_jitter=args.arrival_jitter,
         fail_rate=args.fail_rate, drop_rate=args.drop_rate,
-        lost_answer_rate=args.lost_answer_rate, queue_capacity=args.queue_capacity,
+        lost_answer_rate=args.lost_answer_rate,
+        import_failure_rate=args.import_failure_rate, silent_share=args.silent_share,
+        queue_capacity=args.queue_capacity,
         drain_per_second=args.drain_per_second, retry_after=args.retry_after, store=args.store,
         seed=args.seed,
     )

@@ -10,6 +10,7 @@ as a strict server counts them), then the key (403), then the body (400), then t
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import random
 from typing import Any
 
@@ -17,7 +18,7 @@ import msgspec
 from aiohttp import web
 
 from ometria_sync.emulator.options import EmulatorOptions
-from ometria_sync.emulator.profiles import build_profiles
+from ometria_sync.emulator.profiles import build_profiles, order_view
 from ometria_sync.emulator.store import EmulatorStore
 
 STORE: web.AppKey[EmulatorStore] = web.AppKey("store", EmulatorStore)
@@ -146,7 +147,8 @@ async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
         raise asyncio.CancelledError from None
 
 
-def _page(request: web.Request, items: list[Any]) -> web.Response:
+def _paging(request: web.Request) -> tuple[int, int] | web.Response:
+    """``limit`` (default 10, at most 250) and ``offset`` (default 0), or a 400."""
     try:
         limit = int(request.query.get("limit", "10"))
         offset = int(request.query.get("offset", "0"))
@@ -154,11 +156,26 @@ def _page(request: web.Request, items: list[Any]) -> web.Response:
         return _json({"status": "ERROR", "message": "limit and offset must be integers"}, 400)
     if not 1 <= limit <= 250 or offset < 0:
         return _json({"status": "ERROR", "message": "limit must be 1..250, offset >= 0"}, 400)
+    return limit, offset
+
+
+def _page(request: web.Request, items: list[Any]) -> web.Response:
+    paging = _paging(request)
+    if isinstance(paging, web.Response):
+        return paging
+    limit, offset = paging
     return _json(items[offset:offset + limit])
 
 
 async def list_orders(request: web.Request) -> web.Response:
-    return _page(request, list(request.app[STORE].table("order").values()))
+    """Orders in the order Ometria first imported them (its internal id), 250 at most."""
+    paging = _paging(request)
+    if isinstance(paging, web.Response):
+        return paging
+    limit, offset = paging
+    store = request.app[STORE]
+    page = [store.get("order", key) for key in store.keys("order")[offset:offset + limit]]
+    return _json([order_view(o) for o in page if o is not None])
 
 
 def _one(record: dict[str, Any] | None) -> web.Response:
@@ -168,7 +185,8 @@ def _one(record: dict[str, Any] | None) -> web.Response:
 
 
 async def get_order(request: web.Request) -> web.Response:
-    return _one(request.app[STORE].get("order", request.match_info["id"]))
+    order = request.app[STORE].get("order", request.match_info["id"])
+    return _one(None if order is None else order_view(order))
 
 
 async def get_product(request: web.Request) -> web.Response:
@@ -186,22 +204,67 @@ async def get_collection_contact(request: web.Request) -> web.Response:
     return _one(request.app[STORE].get("contact", key))
 
 
-def _profiles(store: EmulatorStore) -> list[dict[str, Any]]:
-    return build_profiles(store.table("contact").values(), store.table("order").values())
+class ProfileView:
+    """The profiles built from the store, rebuilt only after an import changed it."""
+
+    def __init__(self, store: EmulatorStore) -> None:
+        self._store = store
+        self._version = -1
+        self.profiles: list[tuple[dict[str, Any], float]] = []
+        self.by_id: dict[str, dict[str, Any]] = {}
+        self.by_email: dict[str, dict[str, Any]] = {}
+
+    def refresh(self) -> ProfileView:
+        store = self._store
+        if store.version != self._version:
+            def timed(rtype: str) -> list[tuple[dict[str, Any], float]]:
+                return [(record, store.updated_at.get((rtype, key), 0.0))
+                        for key, record in store.table(rtype).items()]
+
+            self.profiles = build_profiles(timed("contact"), timed("order"))
+            self.by_id = {p["id"]: p for p, _ in self.profiles}
+            self.by_email = {}
+            for profile, _ in self.profiles:
+                for identity in profile["identities"]:
+                    if identity["type"] == "email":
+                        self.by_email.setdefault(identity["id"], profile)
+            self._version = store.version
+        return self
+
+
+PROFILES: web.AppKey[ProfileView] = web.AppKey("profiles", ProfileView)
+
+
+def _since(text: str) -> float | None:
+    """``updateSince``: a date or a date-time (UTC when it has no offset), as a POSIX time."""
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return when.timestamp()
 
 
 async def list_profiles(request: web.Request) -> web.Response:
-    profiles = _profiles(request.app[STORE])
+    """``GET /profiles?limit&offset&updateSince``, or one profile (an object) for ``?email=``."""
+    view = request.app[PROFILES].refresh()
     email = request.query.get("email")
-    if email:
-        profiles = [p for p in profiles if p.get("email") == email]
-    return _page(request, profiles)
+    if email is not None:
+        return _one(view.by_email.get(email.strip().lower()))
+    profiles = view.profiles
+    since_text = request.query.get("updateSince")
+    if since_text:
+        since = _since(since_text)
+        if since is None:
+            return _json({"status": "ERROR",
+                          "message": "updateSince must be an ISO 8601 date"}, 400)
+        profiles = [(p, at) for p, at in profiles if at >= since]
+    return _page(request, [p for p, _ in profiles])
 
 
 async def get_profile(request: web.Request) -> web.Response:
-    wanted = request.match_info["id"]
-    found = [p for p in _profiles(request.app[STORE]) if p["id"] == wanted]
-    return _one(found[0] if found else None)
+    return _one(request.app[PROFILES].refresh().by_id.get(request.match_info["id"]))
 
 
 async def push_errors(request: web.Request) -> web.Response:
@@ -250,8 +313,12 @@ def create_app(options: EmulatorOptions) -> web.Application:
     """The emulator as an aiohttp application (no socket yet)."""
     app = web.Application(middlewares=[guard], client_max_size=16 * 1024 * 1024)
     app[OPTIONS] = options
-    app[STORE] = EmulatorStore(options.queue_capacity)
     app[RANDOM] = random.Random(options.seed)
+    app[STORE] = EmulatorStore(
+        options.queue_capacity, import_failure_rate=options.import_failure_rate,
+        silent_share=options.silent_share,
+        rng=random.Random(None if options.seed is None else f"import-{options.seed}"))
+    app[PROFILES] = ProfileView(app[STORE])
     if options.store:
         app[STORE].load(options.store)
     app.cleanup_ctx.append(_background)

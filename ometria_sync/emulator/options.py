@@ -23,6 +23,10 @@ class EmulatorOptions(msgspec.Struct, frozen=True, kw_only=True):
     #: fraction of valid pushes whose records are accepted but whose answer is lost (the
     #: connection closes): the client cannot know the outcome, and retries
     lost_answer_rate: float = 0.0
+    #: fraction of accepted records that then fail at import (Ometria's 2xx means "queued")
+    import_failure_rate: float = 0.0
+    #: of those, the fraction that fail without any trace (not listed in ``/push/_errors``)
+    silent_share: float = 0.5
     queue_capacity: int = 50_000
     drain_per_second: float = 10_000.0
     #: send Retry-After (1 s) on 429s and 5xx (Ometria does not document one; the engine must

@@ -5,6 +5,11 @@ a drain task validates and merges them at ``drain_per_second``. Records are keye
 (contacts by collection and id). A partial record merges field by field into the stored one; a
 JSON null deletes the field (top-level fields; nested objects are replaced whole).
 
+Import can be told to fail the way Ometria's does (``import_failure_rate``): a record accepted
+with 2xx is then lost at import, either listed in ``/push/_errors`` with an error object of
+Ometria's shape, or (``silent_share`` of the failures) without any trace. ``lost`` keeps what was
+lost, for tests.
+
 Imported records are kept encoded (bytes): a store of millions of dicts gave the garbage
 collector so much to walk that the emulator stalled for tens of milliseconds, stamped the
 arrivals queued meanwhile all at once, and answered 429 to a client that had kept the limit.
@@ -12,6 +17,8 @@ arrivals queued meanwhile all at once, and answered 429 to a client that had kep
 
 from __future__ import annotations
 
+import random
+import time
 import uuid
 from collections import Counter, deque
 from pathlib import Path
@@ -24,6 +31,8 @@ from ometria_sync.schemas import MAX_RECORD_BYTES, validate_record
 from ometria_sync.schemas.problems import Problem
 
 _ERRORS_KEPT = 100
+#: what ``/push/_errors`` says about a record that was valid but failed at import
+IMPORT_FAILED = "Record could not be imported"
 
 
 def record_key(record: dict[str, Any]) -> tuple[str, str]:
@@ -61,6 +70,8 @@ class Stats:
         self.rejected = 0
         self.imported = 0
         self.import_errors = 0
+        self.import_failures = 0
+        self.import_failures_silent = 0
         self.seen: Counter[str] = Counter()
 
     def snapshot(self, queue_depth: int) -> dict[str, Any]:
@@ -75,6 +86,8 @@ class Stats:
             "records_rejected": self.rejected,
             "records_imported": self.imported,
             "import_errors": self.import_errors,
+            "import_failures": self.import_failures,
+            "import_failures_silent": self.import_failures_silent,
             "distinct_ids": len(self.seen),
             "ids_received_more_than_once": sum(1 for n in self.seen.values() if n > 1),
             "queue_depth": queue_depth,
@@ -84,9 +97,25 @@ class Stats:
 class EmulatorStore:
     """Records by (type, key), the pending import queue and the latest push errors."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(
+        self,
+        capacity: int,
+        *,
+        import_failure_rate: float = 0.0,
+        silent_share: float = 0.5,
+        rng: random.Random | None = None,
+    ) -> None:
         self.capacity = capacity
+        self._failure_rate = import_failure_rate
+        self._silent_share = silent_share
+        self._rng = rng or random.Random()
         self._tables: dict[str, dict[str, bytes]] = {}  # type -> key -> encoded record
+        #: (type, key) -> wall-clock time of the last import (``updateSince``)
+        self.updated_at: dict[tuple[str, str], float] = {}
+        #: bumped by every import: read views cache what they build from the tables
+        self.version = 0
+        #: records lost at import: ``{"type", "key", "id", "silent"}``
+        self.lost: list[dict[str, Any]] = []
         self.queue: deque[tuple[str, dict[str, Any]]] = deque()
         self.errors: deque[dict[str, Any]] = deque(maxlen=_ERRORS_KEPT)
         self.stats = Stats()
@@ -123,11 +152,26 @@ class EmulatorStore:
                 self._error(request_id, record, first.message, first.path)
                 continue
             rtype, key = record_key(record)
+            if self._failure_rate and self._rng.random() < self._failure_rate:
+                self._lose(request_id, record, rtype, key)
+                continue
             table = self._tables.setdefault(rtype, {})
             stored = table.get(key)
             merged = merge(None if stored is None else msgspec.json.decode(stored), record)
             table[key] = msgspec.json.encode(merged)
+            self.updated_at[(rtype, key)] = time.time()
+            self.version += 1
             self.stats.imported += 1
+
+    def _lose(self, request_id: str, record: dict[str, Any], rtype: str, key: str) -> None:
+        """A valid record fails at import: listed in the errors, or (``silent_share``) not."""
+        silent = self._rng.random() < self._silent_share
+        self.stats.import_failures += 1
+        self.lost.append({"type": rtype, "key": key, "id": record.get("id"), "silent": silent})
+        if silent:
+            self.stats.import_failures_silent += 1
+        else:
+            self._error(request_id, record, IMPORT_FAILED, "")
 
     def _error(self, request_id: str, record: dict[str, Any], message: str, path: str) -> None:
         self.errors.append({
@@ -147,6 +191,10 @@ class EmulatorStore:
         """The imported records of one type, decoded: key -> record (a copy)."""
         decode = msgspec.json.decode
         return {key: decode(raw) for key, raw in self._tables.get(rtype, {}).items()}
+
+    def keys(self, rtype: str) -> list[str]:
+        """The keys of one type, in the order they were first imported."""
+        return list(self._tables.get(rtype, {}))
 
     def get(self, rtype: str, key: str) -> dict[str, Any] | None:
         raw = self._tables.get(rtype, {}).get(key)
@@ -175,3 +223,4 @@ class EmulatorStore:
         self._tables = {rtype: {key: msgspec.json.encode(record) for key, record in table.items()}
                         for rtype, table in data.get("records", {}).items()}
         self.errors.extend(data.get("errors", []))
+        self.version += 1

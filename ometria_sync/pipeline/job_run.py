@@ -51,6 +51,9 @@ class RunOptions(msgspec.Struct, frozen=True, kw_only=True):
     validate_only: bool = False
     #: like a run from the checkpoints, with change detection, but nothing sent or written
     plan_only: bool = False
+    #: ``verify --repair``: send every record the sources give (no change detection), from the
+    #: top, and move no checkpoint (the sources are the records to resend)
+    repair: bool = False
     full_refresh: bool = False
     streams: list[str] | None = None
     #: None: the job's ``report.progress`` setting
@@ -209,7 +212,7 @@ def _context(
     sending = sending_mode(options)
     return RunContext(
         settings=settings,
-        pacer=Pacer(ometria.rate_limit_per_second if sending else 1e9),
+        pacer=account_pacer(settings, sending=sending),
         policy=RetryPolicy(
             max_retries=ometria.max_retries,
             max_throttle_wait=ometria.max_throttle_wait,
@@ -220,11 +223,17 @@ def _context(
         validator_for=validator_factory,
         pusher_for=pusher_factory,
         shutdown=shutdown,
-        save_checkpoints=sending,
-        resume=not (options.validate_only or options.full_refresh),
+        save_checkpoints=sending and not options.repair,
+        resume=not (options.validate_only or options.full_refresh or options.repair),
         full_refresh=options.full_refresh,
-        detect_changes=not options.validate_only,
+        detect_changes=not (options.validate_only or options.repair),
     )
+
+
+def account_pacer(settings: JobSettings, *, sending: bool = True) -> Pacer:
+    """The pacer for the job's Ometria account: every request, push or read, counts against
+    its budget (unbounded when nothing is sent)."""
+    return Pacer(settings.ometria.rate_limit_per_second if sending else 1e9)
 
 
 def _dead_letter_path(

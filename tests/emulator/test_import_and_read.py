@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from ometria_sync.emulator.profiles import profile_id
 from tests.emulator.support import Emu, EmuFactory, contact, order, product
 
 NOT_FOUND = {"status": "ERROR", "message": "Not Found"}
@@ -143,7 +144,8 @@ async def test_cancelling_an_order_with_a_partial_record_keeps_the_rest(
     await _import(emu, [{"@type": "order", "id": "123551", "status": "cancelled",
                          "is_valid": False}])
     assert await emu.json("/v2/orders/123551") == full | {"status": "cancelled",
-                                                          "is_valid": False}
+                                                          "is_valid": False,
+                                                          "total_unit_quantity": 2}
     assert list(emu.store.records["order"]) == ["123551"]
 
 
@@ -275,19 +277,42 @@ async def _profile_fixture(emu: Emu) -> None:
     assert await emu.json("/v2/push/_errors") == []
 
 
-ANN = {"id": "u1", "email": "ann@example.com", "customer_id": "u1", "firstname": "Ann",
-       "lastname": "Lee", "marketing_optin": "EXPLICITLY_OPTEDIN",
-       "identities": [{"collection": "shop", "id": "c1", "email": "ann@example.com"},
-                      {"collection": "crm", "id": "k1", "email": "ann.lee@work.example"},
-                      {"collection": "news", "id": "n1", "email": "ANN@example.com"}],
-       "stats": {"orders_count": 2, "orders_total": 30.5, "orders_average": 15.25},
-       "properties": {"tier": "gold"}}
-BOB = {"id": "bob@example.com", "email": "bob@example.com", "customer_id": None,
-       "firstname": "Bob", "lastname": None, "marketing_optin": None,
-       "identities": [{"collection": "news", "id": "n2", "email": "bob@example.com"},
-                      {"collection": "shop", "id": "c3", "email": "Bob@Example.com"}],
-       "stats": {"orders_count": 1, "orders_total": 5.0, "orders_average": 5.0},
-       "properties": {}}
+def _profile(cluster_key: str, **fields: Any) -> dict[str, Any]:
+    """A Profile object as seed 000 shows it, with the emulator's defaults."""
+    base: dict[str, Any] = {
+        "@type": "profile", "id": profile_id(cluster_key), "customer_id": None, "email": None,
+        "prefix": None, "firstname": None, "middlename": None, "lastname": None,
+        "suffix": None, "name": None, "gender": None, "date_of_birth": None, "country": None,
+        "marketing_optin": None,
+        "dates": {"acquired": None, "first_purchase": None, "last_purchase": None,
+                  "first_seen": None, "last_seen": None, "marketing_optin": None,
+                  "marketing_optout": None},
+        "identities": [], "lists": [], "properties": {}, "seen": False,
+        "stats": {"aov": 0, "orders": 0, "orders_attempted": 0, "revenue": 0,
+                  "total_items": 0, "visits": 0},
+        "tags": []}
+    return base | fields
+
+
+ANN = _profile(
+    "customer:u1", customer_id="u1", email="ann@example.com", firstname="Ann", lastname="Lee",
+    name="Ann Lee", marketing_optin="EXPLICITLY_OPTEDIN",
+    dates={"acquired": None, "first_purchase": "2024-03-01T10:15:00+00:00",
+           "last_purchase": "2024-03-01T10:15:00+00:00", "first_seen": None,
+           "last_seen": None, "marketing_optin": None, "marketing_optout": None},
+    identities=[{"id": "u1", "type": "customer_id"}, {"id": "ann@example.com", "type": "email"},
+                {"id": "ann.lee@work.example", "type": "email"}],
+    stats={"aov": 15.25, "orders": 2, "orders_attempted": 3, "revenue": 30.5,
+           "total_items": 0, "visits": 0},
+    properties={"tier": "gold"})
+BOB = _profile(
+    "email:bob@example.com", email="bob@example.com", firstname="Bob", name="Bob",
+    dates={"acquired": None, "first_purchase": "2024-03-01T10:15:00+00:00",
+           "last_purchase": "2024-03-01T10:15:00+00:00", "first_seen": None,
+           "last_seen": None, "marketing_optin": None, "marketing_optout": None},
+    identities=[{"id": "bob@example.com", "type": "email"}],
+    stats={"aov": 5.0, "orders": 1, "orders_attempted": 1, "revenue": 5.0, "total_items": 0,
+           "visits": 0})
 
 
 async def test_profiles_cluster_by_customer_id_then_email(emulator: EmuFactory) -> None:
@@ -295,22 +320,28 @@ async def test_profiles_cluster_by_customer_id_then_email(emulator: EmuFactory) 
     await _profile_fixture(emu)
     assert await emu.json("/v2/profiles") == [ANN, BOB]
     assert await emu.json("/v2/profiles", limit=1, offset=1) == [BOB]
-    assert await emu.json("/v2/profiles", email="bob@example.com") == [BOB]
-    assert await emu.json("/v2/profiles", email="nobody@example.com") == []
-    assert await emu.json("/v2/profiles/u1") == ANN
-    assert await emu.json("/v2/profiles/bob@example.com") == BOB
-    response = await emu.get("/v2/profiles/n3")
-    assert response.status == 404
-    assert await response.json() == NOT_FOUND
+    # GET /profiles?email= is one profile (an object), matched whatever the case
+    assert await emu.json("/v2/profiles", email="Bob@example.com") == BOB
+    assert await emu.json("/v2/profiles", email="ann.lee@work.example") == ANN
+    missing = await emu.get("/v2/profiles", email="nobody@example.com")
+    assert missing.status == 404
+    assert await missing.json() == NOT_FOUND
+    # the id is Ometria's own, opaque, not the customer id
+    assert ANN["id"] != "u1"
+    assert await emu.json(f"/v2/profiles/{ANN['id']}") == ANN
+    for unknown in ("u1", "n3"):
+        response = await emu.get(f"/v2/profiles/{unknown}")
+        assert response.status == 404
+        assert await response.json() == NOT_FOUND
 
 
 async def test_profile_stats_follow_order_updates(emulator: EmuFactory) -> None:
     emu = await emulator()
     await _profile_fixture(emu)
     await _import(emu, [{"@type": "order", "id": "o1", "is_valid": False}])
-    profile = await emu.json("/v2/profiles/u1")
-    assert profile["stats"] == {"orders_count": 1, "orders_total": 20.5,
-                                "orders_average": 20.5}
+    profile = await emu.json(f"/v2/profiles/{ANN['id']}")
+    assert profile["stats"] == {"aov": 20.5, "orders": 1, "orders_attempted": 3,
+                                "revenue": 20.5, "total_items": 0, "visits": 0}
 
 
 # --- stats ------------------------------------------------------------------------------------
@@ -323,7 +354,8 @@ async def test_stats_count_requests_records_and_ids(emulator: EmuFactory) -> Non
         "requests_by_status": {}, "requests": 0, "max_requests_in_any_second": 0,
         "max_2xx_in_any_second": 0, "first_request_at": None, "last_request_at": None,
         "records_accepted": 0, "records_rejected": 0, "records_imported": 0,
-        "import_errors": 0, "distinct_ids": 0, "ids_received_more_than_once": 0,
+        "import_errors": 0, "import_failures": 0, "import_failures_silent": 0,
+        "distinct_ids": 0, "ids_received_more_than_once": 0,
         "queue_depth": 0}
 
     await _push_ok(emu, [contact("c1"), contact("c2")])

@@ -1,0 +1,1 @@
+"""``ometria-sync verify``: know that what was sent arrived (see :mod:`.run`)."""
