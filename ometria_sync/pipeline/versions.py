@@ -51,7 +51,7 @@ class Claim:
 
 
 class VersionOrder:
-    """Which unsettled batch holds the latest version of each id (by the id's 64-bit hash)."""
+    """Which unsettled batch holds the latest version of each id (by its ``order_key``)."""
 
     def __init__(self) -> None:
         self._holder: dict[int, Claim] = {}
