@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 
+from ometria_sync.pipeline.shared_budget import BudgetStats
 from ometria_sync.pipeline.stats import StreamStats
 
 
@@ -52,6 +53,32 @@ class ErrorGroup(msgspec.Struct):
     count: int
 
 
+class SharedBudgetReport(msgspec.Struct):
+    """The rate budget shared through Redis: how many processes shared it (the most at once)
+    and what this process got. ``url`` has its password redacted."""
+
+    url: str
+    max_processes: int
+    requests: int
+    requests_per_second: float | None
+    rate_limit: float
+    share_of_limit: float | None
+    redis_round_trips_per_request: float | None
+    redis_ms_per_request: float | None
+
+
+def shared_budget_report(budget: BudgetStats, rate_limit: float) -> SharedBudgetReport:
+    rps = budget.requests_per_second
+    per = budget.requests or None
+    return SharedBudgetReport(
+        url=budget.url, max_processes=budget.max_processes, requests=budget.requests,
+        requests_per_second=round(rps, 3) if rps is not None else None, rate_limit=rate_limit,
+        share_of_limit=round(rps / rate_limit, 4) if rps is not None else None,
+        redis_round_trips_per_request=round(budget.round_trips / per, 3) if per else None,
+        redis_ms_per_request=round(budget.redis_seconds * 1000 / per, 3) if per else None,
+    )
+
+
 class RunReport(msgspec.Struct):
     run_id: str
     job: str
@@ -63,6 +90,7 @@ class RunReport(msgspec.Struct):
     streams: list[StreamReport]
     ometria_errors: list[ErrorGroup] = msgspec.field(default_factory=list)
     error: str | None = None
+    shared_budget: SharedBudgetReport | None = None
 
 
 def stream_report(stats: StreamStats, rate_limit: float) -> StreamReport:
