@@ -30,13 +30,14 @@ The URL's password never appears in a message (:func:`redact_url`).
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import math
 import os
 import uuid
 from collections.abc import Awaitable, Callable
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
@@ -52,10 +53,24 @@ from ometria_sync.pipeline.pacer import Pacer
 
 log = structlog.get_logger("ometria_sync.shared_budget")
 
+T = TypeVar("T")
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
 SCRIPT = resources.files("ometria_sync.pipeline").joinpath("shared_budget.lua").read_text()
+#: at the slot: go (1, now) unless the account is paused or its state was lost (0, now); a
+#: departure that goes is moved to now (a late wake-up pushes the next ones)
+DEPART = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local paused = tonumber(redis.call('HGET', KEYS[1], 'paused'))
+if paused == nil or paused > now then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  return {0, now}
+end
+redis.call('ZADD', KEYS[2], 'XX', 'GT', now, ARGV[1])
+return {1, now}
+"""
 #: keys live this long (ms) after the last call; a paused account's longer
 _TTL_MS = 10_000
 #: fraction of the import queue under which pushes slow down (as the local pacer)
@@ -152,6 +167,7 @@ class SharedBudget:
         self.limit = limit
         self._client = client
         self._script = client.register_script(SCRIPT)
+        self._depart_script = client.register_script(DEPART)
         self._keys = [prefix + "state", prefix + "departures", prefix + "processes"]
         self._retry_for = retry_for
         self._clock = clock or asyncio.get_running_loop().time
@@ -172,7 +188,10 @@ class SharedBudget:
         self._tasks: set[asyncio.Task[None]] = set()
         self.stats = BudgetStats(url=redact_url(url), rate=limit)
         self._password = _password(url)
+        #: seconds from asking Redis to the slot granted, and from the slot to the departure
+        #: confirmed (``record_waits``: for the benchmark)
         self.waits: list[float] | None = [] if record_waits else None
+        self.lateness: list[float] | None = [] if record_waits else None
 
     # -- connecting ---------------------------------------------------------------------------
 
@@ -222,9 +241,10 @@ class SharedBudget:
         return self._advisor.margin
 
     async def acquire(self) -> SharedSlot:
-        """Reserve the account's next departure and sleep until it (first come, first
-        served among processes). Raises :class:`RateBudgetError` once Redis stayed
-        unreachable for ``retry_for`` seconds."""
+        """Reserve the account's next departure, sleep until it (first come, first served
+        among processes), and confirm it with Redis: a slot that a 429 in any process paused
+        meanwhile is given up and another reserved. Raises :class:`RateBudgetError` once Redis
+        stayed unreachable for ``retry_for`` seconds."""
         async with self._lock:
             while True:
                 if self._lost is not None:
@@ -232,18 +252,21 @@ class SharedBudget:
                 self._seq += 1
                 member = f"{self._process}:{self._seq}"
                 started = self._clock()
-                slot = await self._reserve(member)
+                slot = await self._retrying(functools.partial(self._call, "reserve", member))
                 if self.waits is not None:
                     self.waits.append(max(0.0, slot - started))
                 now = self._clock()
                 if slot > now:
                     await self._sleep(slot - now)
-                if self._pause_until <= slot:
+                if self._pause_until > self._clock():
+                    continue  # a 429 of ours came meanwhile; the slot counts, unused
+                left = await self._retrying(functools.partial(self._depart, member))
+                if left is not None:
                     break
-                # a 429 of ours came while we waited: this slot is spent (it counts as a
-                # departure for the others: it may only leave later), reserve another
-            self._granted(slot)
-            return SharedSlot(self, member, slot)
+            if self.lateness is not None:
+                self.lateness.append(max(0.0, left - slot))
+            self._granted(left)
+            return SharedSlot(self, member, left)
 
     def throttled(
         self, backoff: Backoff, retry_after: float | None, queue_remaining: int | None = None
@@ -295,13 +318,14 @@ class SharedBudget:
         except (RedisError, OSError) as exc:
             log.debug("pause_not_shared_yet", error=_safe(exc, self._password))
 
-    async def _reserve(self, member: str) -> float:
-        """The slot (loop time) Redis granted ``member``, retrying while Redis is away."""
+    async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
+        """``call()``, retried while Redis is away; after ``retry_for`` seconds the budget is
+        lost for good (every later acquire raises at once)."""
         failed_at: float | None = None
         attempt = 0
         while True:
             try:
-                return await self._call("reserve", member)
+                return await call()
             except (RedisError, OSError) as exc:
                 now = self._clock()
                 failed_at = now if failed_at is None else failed_at
@@ -317,6 +341,21 @@ class SharedBudget:
                                 error=_safe(exc, self._password), retrying_for=self._retry_for)
                 await self._sleep(min(1.0, 0.05 * 2**attempt))
                 attempt += 1
+
+    async def _depart(self, member: str) -> float | None:
+        """Confirm ``member``'s departure now (Redis time, so a late wake-up counts as late);
+        None when the account is paused or Redis lost its state meanwhile: the slot is given
+        up."""
+        before = self._clock()
+        try:
+            reply = await self._depart_script(keys=self._keys[:2], args=[member])
+        finally:
+            after = self._clock()
+            self.stats.round_trips += 1
+            self.stats.redis_seconds += after - before
+        ok, now_us = (int(x) for x in reply)
+        self._offset = now_us / 1e6 - (before + after) / 2
+        return now_us / 1e6 - self._offset if ok else None
 
     async def _call(self, mode: str, member: str = "") -> float:
         pause_until = 0
