@@ -37,7 +37,7 @@ import os
 import uuid
 from collections.abc import Awaitable, Callable
 from importlib import resources
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
@@ -75,6 +75,8 @@ return {1, now}
 _TTL_MS = 10_000
 #: fraction of the import queue under which pushes slow down (as the local pacer)
 _QUEUE_LOW_WATER = 0.2
+#: waits kept for the percentiles in the report
+_SAMPLES = 5000
 #: a departure later than its slot by more than this (s) is reported to Redis
 _LATE = 0.001
 
@@ -120,6 +122,24 @@ class BudgetStats(msgspec.Struct, kw_only=True):
     redis_seconds: float = 0.0
     #: the shared rate last seen (requests/s)
     rate: float = 0.0
+    #: seconds from asking Redis to the slot granted (waiting for this process's turn), and
+    #: from the slot to the departure Redis confirmed (sleep overshoot + one round trip), for
+    #: the last few thousand departures
+    waits: list[float] = msgspec.field(default_factory=list)
+    lateness: list[float] = msgspec.field(default_factory=list)
+
+    def sample(self, wait: float, late: float) -> None:
+        for values, value in ((self.waits, wait), (self.lateness, late)):
+            values.append(value)
+            if len(values) > 2 * _SAMPLES:
+                del values[:_SAMPLES]
+
+    def percentile_ms(self, name: Literal["waits", "lateness"], q: float) -> float | None:
+        """The ``q`` quantile (0-1) of ``waits`` or ``lateness``, in milliseconds."""
+        values: list[float] = sorted(self.waits if name == "waits" else self.lateness)
+        if not values:
+            return None
+        return round(values[min(len(values) - 1, int(q * len(values)))] * 1000, 3)
 
     @property
     def requests_per_second(self) -> float | None:
@@ -160,7 +180,6 @@ class SharedBudget:
         margin: float = 0.005,
         clock: Clock | None = None,
         sleep: Sleep | None = None,
-        record_waits: bool = False,
     ) -> None:
         if limit <= 0:
             raise ValueError("limit must be > 0")
@@ -188,10 +207,7 @@ class SharedBudget:
         self._tasks: set[asyncio.Task[None]] = set()
         self.stats = BudgetStats(url=redact_url(url), rate=limit)
         self._password = _password(url)
-        #: seconds from asking Redis to the slot granted, and from the slot to the departure
-        #: confirmed (``record_waits``: for the benchmark)
-        self.waits: list[float] | None = [] if record_waits else None
-        self.lateness: list[float] | None = [] if record_waits else None
+
 
     # -- connecting ---------------------------------------------------------------------------
 
@@ -253,8 +269,7 @@ class SharedBudget:
                 member = f"{self._process}:{self._seq}"
                 started = self._clock()
                 slot = await self._retrying(functools.partial(self._call, "reserve", member))
-                if self.waits is not None:
-                    self.waits.append(max(0.0, slot - started))
+                wait = max(0.0, slot - started)
                 now = self._clock()
                 if slot > now:
                     await self._sleep(slot - now)
@@ -263,8 +278,7 @@ class SharedBudget:
                 left = await self._retrying(functools.partial(self._depart, member))
                 if left is not None:
                     break
-            if self.lateness is not None:
-                self.lateness.append(max(0.0, left - slot))
+            self.stats.sample(wait, max(0.0, left - slot))
             self._granted(left)
             return SharedSlot(self, member, left)
 

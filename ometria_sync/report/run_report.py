@@ -65,6 +65,12 @@ class SharedBudgetReport(msgspec.Struct):
     share_of_limit: float | None
     redis_round_trips_per_request: float | None
     redis_ms_per_request: float | None
+    #: milliseconds from asking Redis to the slot granted (this process's turn), p50/p99
+    wait_for_slot_ms_p50: float | None
+    wait_for_slot_ms_p99: float | None
+    #: milliseconds from the slot to the departure Redis confirmed, p50/p99
+    late_after_slot_ms_p50: float | None
+    late_after_slot_ms_p99: float | None
 
 
 def shared_budget_report(budget: BudgetStats, rate_limit: float) -> SharedBudgetReport:
@@ -76,6 +82,10 @@ def shared_budget_report(budget: BudgetStats, rate_limit: float) -> SharedBudget
         share_of_limit=round(rps / rate_limit, 4) if rps is not None else None,
         redis_round_trips_per_request=round(budget.round_trips / per, 3) if per else None,
         redis_ms_per_request=round(budget.redis_seconds * 1000 / per, 3) if per else None,
+        wait_for_slot_ms_p50=budget.percentile_ms("waits", 0.5),
+        wait_for_slot_ms_p99=budget.percentile_ms("waits", 0.99),
+        late_after_slot_ms_p50=budget.percentile_ms("lateness", 0.5),
+        late_after_slot_ms_p99=budget.percentile_ms("lateness", 0.99),
     )
 
 
