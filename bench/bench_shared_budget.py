@@ -1,0 +1,133 @@
+"""Many processes, one account: the rate budget shared through Redis.
+
+    .venv/bin/python bench/bench_shared_budget.py [--processes 1,2,3,8] [--rates 4,50]
+        [--seconds 25] [--redis redis://127.0.0.1:6379/0]
+
+For each limit and each number of processes N, N ``ometria-sync run`` processes (each its own job
+folder and state, one contact stream, batches of 100, default dispatchers, ``rate_limit_url``
+pointing at the machine's Redis) push to ONE emulator with the strict sliding-window limit, in
+a process of its own (answers take ``--latency`` seconds, uniformly). After ``--seconds`` every
+process gets SIGTERM and writes its run report. Measured, over the window from 2 s after the
+first arrival (every process started) to the end:
+
+* the aggregate rate at the emulator, (n - 1) / (last - first arrival), against the limit, the
+  most arrivals inside any sliding second, and 429 answers;
+* from the run reports: the wait for the slot (asking Redis to the slot granted) and the
+  lateness after it (slot to the departure Redis confirmed: sleep overshoot plus one round
+  trip), p50/p99 over the processes' samples (medians of the per-process figures), Redis round
+  trips per request, and milliseconds spent in Redis calls per request (the latency the shared
+  budget adds; one of the round trips, the confirmation, is on the departure's path);
+* each process's share (requests/s), min and max, to see fairness.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import signal
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchlib import (
+    PushLog,
+    data_file,
+    engine_command,
+    engine_env,
+    logged_emulator_process,
+    write_job,
+)
+
+WARM_UP = 2.0
+
+
+def _window(log: PushLog, start: float, end: float) -> PushLog:
+    pairs = [(t, s) for t, s in zip(log.arrivals, log.statuses, strict=True) if start <= t < end]
+    return PushLog([t for t, _ in pairs], [s for _, s in pairs], [""] * len(pairs))
+
+
+async def trial(rate: float, processes: int, args: argparse.Namespace,
+                work: Path) -> dict[str, Any]:
+    records = int(rate * 100 * (args.seconds + 10))
+    data = data_file("contact", records)
+    shutil.rmtree(work, ignore_errors=True)
+    jobs = [write_job(work / f"p{i}", data, "contact", rate_limit_per_second=rate,
+                      rate_limit_url=args.redis, change_detection=False)
+            for i in range(processes)]
+    latency = tuple(float(x) for x in args.latency.split(","))
+    async with logged_emulator_process(rate=rate, latency=latency) as emu:
+        engines = [await asyncio.create_subprocess_exec(
+            *engine_command(job), env=engine_env(emu.url), cwd=job.parent,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+            for job in jobs]
+        await asyncio.wait_for(emu.first_arrival(), 60)
+        await asyncio.sleep(args.seconds + WARM_UP)
+        for engine in engines:
+            engine.send_signal(signal.SIGTERM)
+        errors = [(await engine.communicate())[1] for engine in engines]
+        for engine, err in zip(engines, errors, strict=True):
+            if engine.returncode != 130:
+                raise SystemExit(f"engine exited {engine.returncode}: {err.decode()[-2000:]}")
+        await asyncio.sleep(max(latency) + 0.2)
+    first = emu.log.arrivals[0]
+    log = _window(emu.log, first + WARM_UP, first + WARM_UP + args.seconds)
+    reports = []
+    for job in jobs:
+        (path,) = (job.parent / "state" / "reports").glob("*.json")
+        reports.append(json.loads(path.read_text())["shared_budget"])
+    return {"log": log, "reports": reports}
+
+
+def _median(reports: list[dict[str, Any]], key: str) -> float:
+    values = [r[key] for r in reports if r.get(key) is not None]
+    return statistics.median(values) if values else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--processes", default="1,2,3,8")
+    parser.add_argument("--rates", default="4,50")
+    parser.add_argument("--seconds", type=float, default=25.0)
+    parser.add_argument("--latency", default="0.3,0.8", help="answer delay range, seconds")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-shared-budget-"))
+    rows = []
+    for rate in (float(x) for x in args.rates.split(",")):
+        for n in (int(x) for x in args.processes.split(",")):
+            result = asyncio.run(trial(rate, n, args, work))
+            log: PushLog = result["log"]
+            reports: list[dict[str, Any]] = result["reports"]
+            shares = [r["requests_per_second"] or 0.0 for r in reports]
+            row = (f"{rate:>5g}  {n:>5}  {log.rate:>7.3f} {log.rate / rate:>8.1%} "
+                   f"{log.max_in_any_second():>6} {log.count(429):>5}  "
+                   f"{_median(reports, 'wait_for_slot_ms_p50'):>7.1f} "
+                   f"{_median(reports, 'wait_for_slot_ms_p99'):>7.1f}  "
+                   f"{_median(reports, 'late_after_slot_ms_p50'):>6.2f} "
+                   f"{_median(reports, 'late_after_slot_ms_p99'):>6.2f}  "
+                   f"{_median(reports, 'redis_round_trips_per_request'):>5.2f} "
+                   f"{_median(reports, 'redis_ms_per_request'):>6.3f}  "
+                   f"{min(shares):>6.2f} {max(shares):>6.2f}")
+            rows.append(row)
+            print(row, file=sys.stderr, flush=True)
+    shutil.rmtree(work, ignore_errors=True)
+    print(f"one emulator (strict sliding second), answers in {args.latency.replace(',', '-')} s, "
+          f"window {args.seconds:g} s after a {WARM_UP:g} s warm-up; Redis {args.redis}")
+    print(f"{'limit':>5}  {'procs':>5}  {'req/s':>7} {'of limit':>8} {'max/1s':>6} {'429s':>5}  "
+          f"{'wait ms':>7} {'p99':>7}  {'late ms':>6} {'p99':>6}  {'trips':>5} {'ms/req':>6}  "
+          f"{'share min':>6} {'max':>6}")
+    for row in rows:
+        print(row)
+    print("wait = asking Redis -> slot granted; late = slot -> departure confirmed by Redis; "
+          "trips and ms/req = Redis round trips and time in Redis calls per request (per "
+          "process, median); share = requests/s each process got")
+
+
+if __name__ == "__main__":
+    main()
