@@ -58,19 +58,32 @@ Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
 SCRIPT = resources.files("ometria_sync.pipeline").joinpath("shared_budget.lua").read_text()
-#: at the slot: go (1, now) unless the account is paused or its state was lost (0, now); a
-#: departure that goes is moved to now (a late wake-up pushes the next ones)
+#: at the slot (ARGV: member, n, span in µs): {1, now}: go, the departure is moved to now (a
+#: late wake-up pushes the next ones); {0, now}: the account is paused or its state was lost,
+#: the slot is given up; {2, now, at}: n others left in the last span (one left later than it
+#: was reserved for, and said so), come back at ``at``
 DEPART = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local paused = tonumber(redis.call('HGET', KEYS[1], 'paused'))
 if paused == nil or paused > now then
   redis.call('ZREM', KEYS[2], ARGV[1])
-  return {0, now}
+  return {0, now, 0}
+end
+local n = tonumber(ARGV[2])
+local recent = redis.call('ZREVRANGEBYSCORE', KEYS[2], now, '(' .. (now - tonumber(ARGV[3])),
+                          'WITHSCORES', 'LIMIT', 0, n + 1)
+local seen = 0
+for i = 1, #recent, 2 do
+  if recent[i] ~= ARGV[1] then
+    seen = seen + 1
+    if seen == n then return {2, now, math.ceil(tonumber(recent[i + 1]) + tonumber(ARGV[3]))} end
+  end
 end
 redis.call('ZADD', KEYS[2], 'XX', 'GT', now, ARGV[1])
-return {1, now}
+return {1, now, 0}
 """
+_GO, _VOID, _WAIT = 1, 0, 2
 #: keys live this long (ms) after the last call; a paused account's longer
 _TTL_MS = 10_000
 #: fraction of the import queue under which pushes slow down (as the local pacer)
@@ -275,8 +288,12 @@ class SharedBudget:
                     await self._sleep(slot - now)
                 if self._pause_until > self._clock():
                     continue  # a 429 of ours came meanwhile; the slot counts, unused
-                left = await self._retrying(functools.partial(self._depart, member))
-                if left is not None:
+                while True:
+                    status, left = await self._retrying(functools.partial(self._depart, member))
+                    if status != _WAIT:
+                        break
+                    await self._sleep(max(0.0, left - self._clock()))
+                if status == _GO:
                     break
             self.stats.sample(wait, max(0.0, left - slot))
             self._granted(left)
@@ -356,20 +373,25 @@ class SharedBudget:
                 await self._sleep(min(1.0, 0.05 * 2**attempt))
                 attempt += 1
 
-    async def _depart(self, member: str) -> float | None:
-        """Confirm ``member``'s departure now (Redis time, so a late wake-up counts as late);
-        None when the account is paused or Redis lost its state meanwhile: the slot is given
-        up."""
+    async def _depart(self, member: str) -> tuple[int, float]:
+        """Confirm ``member``'s departure now (Redis time, so a late wake-up counts as late):
+        ``(_GO, now)``; ``(_VOID, now)`` when the account is paused or Redis lost its state
+        meanwhile (the slot is given up); ``(_WAIT, at)`` when a departure reported late
+        filled the window: come back at ``at`` (all loop times)."""
+        rate = self.rate
+        n = max(1, math.floor(rate))
+        span = max(1.0, n / rate) * (1.0 + self.margin / 2) * 1e6
         before = self._clock()
         try:
-            reply = await self._depart_script(keys=self._keys[:2], args=[member])
+            reply = await self._depart_script(keys=self._keys[:2],
+                                              args=[member, n, math.ceil(span)])
         finally:
             after = self._clock()
             self.stats.round_trips += 1
             self.stats.redis_seconds += after - before
-        ok, now_us = (int(x) for x in reply)
+        status, now_us, at_us = (int(x) for x in reply)
         self._offset = now_us / 1e6 - (before + after) / 2
-        return now_us / 1e6 - self._offset if ok else None
+        return status, (at_us if status == _WAIT else now_us) / 1e6 - self._offset
 
     async def _call(self, mode: str, member: str = "") -> float:
         pause_until = 0

@@ -222,9 +222,11 @@ async def test_redis_restarted_mid_run(tmp_path: Path, emulator: Emulator) -> No
             *results, _ = await asyncio.gather(
                 *(ws.run("run", "job.toml", url=emu.url) for ws in spaces), outage())
             stats = emu.stats()
-    for result in results:
+    for ws, result in zip(spaces, results, strict=True):
         assert result.code == 0, result.stderr
         assert CANARY not in result.stdout + result.stderr
+        assert CANARY not in json.dumps(_report(ws))
+        assert _report(ws)["shared_budget"]["url"].startswith("redis://***@127.0.0.1:")
     assert stats["distinct_ids"] == 800
     assert stats["max_requests_in_any_second"] <= 10
 
@@ -258,3 +260,25 @@ async def test_redis_lost_for_good_stops_with_the_checkpoint_intact(
     assert line is not None and 0 < line < 400
     assert again.code == 0, again.stderr
     assert stats["distinct_ids"] == 400
+
+
+async def test_plan_shows_this_jobs_share(tmp_path: Path, emulator: Emulator) -> None:
+    """``plan`` beside a running job on the same account: one other process, half the limit,
+    and the duration estimated at that share; the password appears nowhere."""
+    require_redis()
+    with private_redis(tmp_path, password=CANARY) as server:
+        running, planned = _workspaces(tmp_path, [2000, 100], rate_limit_per_second=10,
+                                       rate_limit_url=server.url)
+        async with emulator(rate=10) as emu:
+            proc = await running.start("run", "job.toml", url=emu.url)
+            try:
+                await asyncio.sleep(2.5)
+                plan = await planned.run("plan", "job.toml", url=emu.url)
+            finally:
+                proc.kill()
+                await proc.communicate()
+    assert plan.code == 0, plan.stderr
+    assert "1 other process(es) on this account now" in plan.stdout
+    assert "this job's share: 5 of 10 requests/s" in plan.stdout
+    assert "at 5 req/s" in plan.stdout and "0m02s" in plan.stdout  # 10 requests at 5/s
+    assert CANARY not in plan.stdout + plan.stderr and "***" in plan.stdout

@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 from ometria_sync.errors import RateBudgetError
 from ometria_sync.pipeline.backoff import Backoff
 from ometria_sync.pipeline.shared_budget import (
+    DEPART,
     SCRIPT,
     SharedBudget,
     account_prefix,
@@ -74,6 +75,31 @@ async def test_a_late_departure_pushes_the_next_reservations(shared_redis: Redis
     # the 4 most recent departures are m2..m4 and the moved m1: the 4th most recent is m2
     assert fifth >= slots[1] + 1_000_000
     assert fifth >= slots[3] + 250_000
+
+
+async def test_at_the_slot_a_window_filled_by_late_departures_holds_the_request(
+    shared_redis: Redis,
+) -> None:
+    """The check at the slot: when four others left (by their reports) within the last span,
+    the request waits until the oldest of them is a span old; with three, it goes, and its
+    departure is moved to Redis's now."""
+    client, prefix = shared_redis
+    script = Script(client, prefix)
+    depart = client.register_script(DEPART)
+    now = (await script("update"))[1]
+    await client.zadd(script.keys[1], {"x1": now - 500_000, "x2": now - 400_000,
+                                       "x3": now - 300_000, "x4": now - 200_000, "me": now})
+    status, at_now, until = (int(x) for x in await depart(keys=script.keys[:2],
+                                                          args=["me", 4, 1_000_000]))
+    assert status == 2 and until == now - 500_000 + 1_000_000
+    await client.zrem(script.keys[1], "x1")
+    status, at_now, _ = (int(x) for x in await depart(keys=script.keys[:2],
+                                                      args=["me", 4, 1_000_000]))
+    assert status == 1
+    assert await client.zscore(script.keys[1], "me") == at_now >= now
+    await script("update", pause_until=at_now + 5_000_000)
+    status, _, _ = (int(x) for x in await depart(keys=script.keys[:2], args=["me", 4, 1]))
+    assert status == 0 and await client.zscore(script.keys[1], "me") is None
 
 
 async def test_a_pause_holds_every_caller(shared_redis: Redis) -> None:
