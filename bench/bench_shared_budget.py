@@ -18,6 +18,10 @@ first arrival (every process started) to the end:
   trips per request, and milliseconds spent in Redis calls per request (the latency the shared
   budget adds; one of the round trips, the confirmation, is on the departure's path);
 * each process's share (requests/s), min and max, to see fairness.
+
+With ``--baseline`` (the default), each limit also gets a row ``local``: one process with the
+in-process pacer (no ``rate_limit_url``), measured the same way, for comparison on the same
+host at the same time.
 """
 
 from __future__ import annotations
@@ -53,12 +57,13 @@ def _window(log: PushLog, start: float, end: float) -> PushLog:
 
 
 async def trial(rate: float, processes: int, args: argparse.Namespace,
-                work: Path) -> dict[str, Any]:
+                work: Path, *, shared: bool = True) -> dict[str, Any]:
     records = int(rate * 100 * (args.seconds + 10))
     data = data_file("contact", records)
     shutil.rmtree(work, ignore_errors=True)
+    budget = {"rate_limit_url": args.redis} if shared else {}
     jobs = [write_job(work / f"p{i}", data, "contact", rate_limit_per_second=rate,
-                      rate_limit_url=args.redis, change_detection=False)
+                      change_detection=False, **budget)
             for i in range(processes)]
     latency = tuple(float(x) for x in args.latency.split(","))
     async with logged_emulator_process(rate=rate, latency=latency) as emu:
@@ -80,7 +85,9 @@ async def trial(rate: float, processes: int, args: argparse.Namespace,
     reports = []
     for job in jobs:
         (path,) = (job.parent / "state" / "reports").glob("*.json")
-        reports.append(json.loads(path.read_text())["shared_budget"])
+        report = json.loads(path.read_text())
+        reports.append(report["shared_budget"] or {
+            "requests_per_second": report["streams"][0]["requests_per_second"]})
     return {"log": log, "reports": reports}
 
 
@@ -96,12 +103,18 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=25.0)
     parser.add_argument("--latency", default="0.3,0.8", help="answer delay range, seconds")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True,
+                        help="also one process with the in-process pacer, per limit")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-shared-budget-"))
     rows = []
     for rate in (float(x) for x in args.rates.split(",")):
-        for n in (int(x) for x in args.processes.split(",")):
-            result = asyncio.run(trial(rate, n, args, work))
+        runs: list[int | str] = ["local"] if args.baseline else []
+        runs += [int(x) for x in args.processes.split(",")]
+        for n in runs:
+            local = n == "local"
+            result = asyncio.run(trial(rate, 1 if local else int(n), args, work,
+                                       shared=not local))
             log: PushLog = result["log"]
             reports: list[dict[str, Any]] = result["reports"]
             shares = [r["requests_per_second"] or 0.0 for r in reports]

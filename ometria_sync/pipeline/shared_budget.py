@@ -88,6 +88,10 @@ _GO, _VOID, _WAIT = 1, 0, 2
 _TTL_MS = 10_000
 #: fraction of the import queue under which pushes slow down (as the local pacer)
 _QUEUE_LOW_WATER = 0.2
+#: the margin to start from: twice the in-process pacer's, as a departure's time is Redis's at
+#: the confirmation, a round trip (and another process's scheduling) away from its socket write;
+#: at 0.5%, 50 requests/s drew 1-8 rate 429s in 25 s (BENCHMARKS.md)
+_MARGIN = 0.01
 #: waits kept for the percentiles in the report
 _SAMPLES = 5000
 #: a departure later than its slot by more than this (s) is reported to Redis
@@ -190,7 +194,7 @@ class SharedBudget:
         *,
         url: str,
         retry_for: float = 30.0,
-        margin: float = 0.005,
+        margin: float = _MARGIN,
         clock: Clock | None = None,
         sleep: Sleep | None = None,
     ) -> None:
@@ -220,7 +224,6 @@ class SharedBudget:
         self._tasks: set[asyncio.Task[None]] = set()
         self.stats = BudgetStats(url=redact_url(url), rate=limit)
         self._password = _password(url)
-
 
     # -- connecting ---------------------------------------------------------------------------
 
