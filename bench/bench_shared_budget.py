@@ -19,6 +19,10 @@ first arrival (every process started) to the end:
   budget adds; one of the round trips, the confirmation, is on the departure's path);
 * each process's share (requests/s), min and max, to see fairness.
 
+First, on an otherwise idle event loop: the time one ``acquire`` spends in Redis (the
+reservation and the confirmation, 2 round trips) at a limit too high to wait, p50/p99 of
+``--calls`` acquires: the latency the shared budget adds to a request with nothing else running.
+
 With ``--baseline`` (the default), each limit also gets a row ``local``: one process with the
 in-process pacer (no ``rate_limit_url``), measured the same way, for comparison on the same
 host at the same time.
@@ -34,6 +38,7 @@ import signal
 import statistics
 import sys
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +96,26 @@ async def trial(rate: float, processes: int, args: argparse.Namespace,
     return {"log": log, "reports": reports}
 
 
+async def redis_cost(url: str, calls: int) -> tuple[float, float]:
+    """p50 and p99 (ms) of the Redis time of one acquire, nothing else on the loop."""
+    import redis.asyncio as aioredis
+
+    from ometria_sync.pipeline.shared_budget import SharedBudget
+
+    prefix = f"ometria-sync-bench:{uuid.uuid4().hex[:12]}:"
+    budget = SharedBudget(aioredis.from_url(url), prefix, 10_000.0, url=url)
+    costs = []
+    try:
+        for _ in range(calls):
+            before = budget.stats.redis_seconds
+            await budget.acquire()
+            costs.append((budget.stats.redis_seconds - before) * 1000)
+    finally:
+        await budget.aclose()
+    costs.sort()
+    return costs[len(costs) // 2], costs[int(len(costs) * 0.99)]
+
+
 def _median(reports: list[dict[str, Any]], key: str) -> float:
     values = [r[key] for r in reports if r.get(key) is not None]
     return statistics.median(values) if values else float("nan")
@@ -103,9 +128,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=25.0)
     parser.add_argument("--latency", default="0.3,0.8", help="answer delay range, seconds")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True,
                         help="also one process with the in-process pacer, per limit")
     args = parser.parse_args()
+    p50, p99 = asyncio.run(redis_cost(args.redis, args.calls))
+    cost = (f"Redis time per request (reserve + confirm), idle loop, {args.calls} acquires: "
+            f"p50 {p50:.3f} ms, p99 {p99:.3f} ms")
+    print(cost, file=sys.stderr, flush=True)
     work = Path(tempfile.mkdtemp(prefix="bench-shared-budget-"))
     rows = []
     for rate in (float(x) for x in args.rates.split(",")):
@@ -137,6 +167,7 @@ def main() -> None:
           f"{'share min':>6} {'max':>6}")
     for row in rows:
         print(row)
+    print(cost)
     print("wait = asking Redis -> slot granted; late = slot -> departure confirmed by Redis; "
           "trips and ms/req = Redis round trips and time in Redis calls per request (per "
           "process, median); share = requests/s each process got")
