@@ -60,6 +60,12 @@ class OmetriaSettings(_Section, frozen=True):
     backoff_cap: Annotated[float, msgspec.Meta(gt=0)] = 30.0
     #: a PEM bundle to verify Ometria's certificate with, instead of the system's
     ca_bundle: str | None = None
+    #: share this account's rate budget with other processes through this Redis
+    #: (redis:// or rediss://); or name the environment variable holding that URL
+    rate_limit_url: str | None = None
+    rate_limit_url_env: str | None = None
+    #: seconds to keep retrying when that Redis is lost mid-run, before the run stops (exit 1)
+    rate_limit_retry_for: Annotated[float, msgspec.Meta(ge=0)] = 30.0
 
     @property
     def dispatchers(self) -> int:
@@ -298,8 +304,47 @@ def _check(settings: JobSettings) -> None:
         stream.source.check(f"streams[{index}].source")
     check_shared_tenants([(f"streams[{i}].source", s.source)
                           for i, s in enumerate(settings.streams)])
+    ometria = settings.ometria
+    if ometria.rate_limit_url and ometria.rate_limit_url_env:
+        raise ConfigError("ometria.rate_limit_url", "set rate_limit_url or rate_limit_url_env, "
+                          "not both")
+    if ometria.rate_limit_url:
+        _check_redis_url("ometria.rate_limit_url", ometria.rate_limit_url)
     if settings.ometria.ca_bundle and not Path(settings.ometria.ca_bundle).is_file():
         raise ConfigError("ometria.ca_bundle", f"no such file: {settings.ometria.ca_bundle}")
+
+
+def _check_redis_url(key: str, url: str) -> None:
+    """A redis:// or rediss:// URL; the message never repeats the URL (it may hold a password)."""
+    try:
+        scheme = urlsplit(url).scheme
+    except ValueError:
+        scheme = ""
+    if scheme not in ("redis", "rediss"):
+        raise ConfigError(key, "expected a redis://HOST:PORT/DB or rediss:// URL")
+
+
+def read_rate_limit_url(
+    settings: OmetriaSettings, environ: Mapping[str, str] | None = None
+) -> str | None:
+    """The Redis URL of the shared rate budget, or None to pace this process alone.
+
+    Raises ConfigError when ``rate_limit_url_env`` names an unset variable or a bad URL; the
+    message never contains the URL."""
+    if settings.rate_limit_url:
+        return settings.rate_limit_url
+    if not settings.rate_limit_url_env:
+        return None
+    env = os.environ if environ is None else environ
+    url = env.get(settings.rate_limit_url_env, "").strip()
+    if not url:
+        raise ConfigError(
+            "ometria.rate_limit_url_env",
+            f"environment variable {settings.rate_limit_url_env} is not set (it holds the "
+            "Redis URL of the shared rate budget)",
+        )
+    _check_redis_url(f"environment variable {settings.rate_limit_url_env}", url)
+    return url
 
 
 def read_api_key(settings: OmetriaSettings, environ: Mapping[str, str] | None = None) -> str:

@@ -13,7 +13,8 @@
      │    ├── ThrottledError        429: rate limit or import queue; pause every dispatcher
      │    └── TransientError        408, 5xx, timeout, connection reset
      ├── BatchRejectedError   400/413/422: the batch is bad; split it to find the bad records
-     └── RetriesExhaustedError a batch kept failing; the run stops with its checkpoint intact
+     ├── RetriesExhaustedError a batch kept failing; the run stops with its checkpoint intact
+     └── RateBudgetError      the shared rate budget (Redis) cannot be used; send nothing more
 
 No message ever contains the API key: the client never puts request headers into an exception.
 """
@@ -102,3 +103,10 @@ class BatchRejectedError(OmetriaSyncError):
 
 class RetriesExhaustedError(OmetriaSyncError):
     """A batch still failed after the configured retries; the run stops (exit 1)."""
+
+
+class RateBudgetError(OmetriaSyncError):
+    """The rate budget shared through Redis (``ometria.rate_limit_url``) cannot be reached:
+    before the run nothing was sent; during it, sending stopped (never a private budget, which
+    would over-send) and the run stops with its checkpoints intact (exit 1). The message never
+    contains the URL's password."""

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from ometria_sync.config import load_job, read_api_key
+from ometria_sync.config import Job, load_job, read_api_key, read_rate_limit_url
 from ometria_sync.errors import ConfigError
 
 STREAM = """
@@ -108,3 +109,29 @@ def test_api_key_from_env_or_file_and_never_in_the_message(tmp_path: Path) -> No
     (tmp_path / "key").write_text("k2\n")
     job = load_job(_write(tmp_path, "[ometria]\napi_key_file = 'key'\n" + STREAM), environ={})
     assert read_api_key(job.settings.ometria, {}) == "k2"
+
+
+def test_rate_limit_url_from_the_file_or_the_environment(
+    tmp_path: Path, make_job: Callable[..., Job]
+) -> None:
+    """Without either setting, no shared budget; the URL from the file, or from the variable
+    ``rate_limit_url_env`` names; an unset variable or a non-Redis URL is an error that does not
+    repeat the URL (it may hold a password)."""
+    _write(tmp_path, "")
+    assert read_rate_limit_url(make_job().settings.ometria) is None
+    job = make_job(rate_limit_url="rediss://:pw@redis.example:6380/2")
+    assert read_rate_limit_url(job.settings.ometria) == "rediss://:pw@redis.example:6380/2"
+    job = make_job(rate_limit_url_env="SYNC_REDIS")
+    env = {"SYNC_REDIS": "redis://:pw@127.0.0.1:6379/0"}
+    assert read_rate_limit_url(job.settings.ometria, env) == env["SYNC_REDIS"]
+    with pytest.raises(ConfigError, match="SYNC_REDIS is not set"):
+        read_rate_limit_url(job.settings.ometria, {})
+    with pytest.raises(ConfigError) as caught:
+        read_rate_limit_url(job.settings.ometria, {"SYNC_REDIS": "http://:secret-pw@h/0"})
+    assert "secret-pw" not in str(caught.value) and "redis://" in str(caught.value)
+    with pytest.raises(ConfigError) as caught:
+        make_job(rate_limit_url="memcached://:secret-pw@h")
+    assert caught.value.key == "ometria.rate_limit_url" and "secret-pw" not in str(caught.value)
+    with pytest.raises(ConfigError, match="not both"):
+        make_job(rate_limit_url="redis://h/0", rate_limit_url_env="SYNC_REDIS")
+    assert make_job().settings.ometria.rate_limit_retry_for == 30.0

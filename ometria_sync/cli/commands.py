@@ -12,7 +12,7 @@ import msgspec
 
 from ometria_sync.cli._types import SubParsers
 from ometria_sync.config import load_job
-from ometria_sync.errors import OmetriaSyncError, StateError
+from ometria_sync.errors import OmetriaSyncError, RateBudgetError, StateError
 from ometria_sync.exit_codes import ExitCode
 from ometria_sync.pipeline.job_run import RunOptions, run_job
 from ometria_sync.pipeline.shutdown import SignalWatch
@@ -69,7 +69,7 @@ def _run_watched(args: argparse.Namespace, options: RunOptions, signals: SignalW
     gc.freeze()
     try:
         result = asyncio.run(run_job(job, options, signals=signals))
-    except StateError as exc:
+    except (StateError, RateBudgetError) as exc:
         print(f"ometria-sync: {exc}", file=sys.stderr)
         return ExitCode.FATAL
     print_summary(result.streams, sys.stdout, validation=options.validate_only)

@@ -12,15 +12,17 @@ import structlog
 
 from ometria_sync.cli._types import SubParsers
 from ometria_sync.cli.summary import render_table
-from ometria_sync.config import Job, load_job, read_api_key
-from ometria_sync.errors import OmetriaSyncError
+from ometria_sync.config import Job, load_job, read_api_key, read_rate_limit_url
+from ometria_sync.errors import OmetriaSyncError, RateBudgetError
 from ometria_sync.exit_codes import ExitCode
 from ometria_sync.ometria.client import OmetriaClient
 from ometria_sync.pipeline.job_run import JobResult, RunOptions, run_job
+from ometria_sync.pipeline.shared_budget import live_processes, redact_url
 from ometria_sync.report.metrics import export_metrics
 from ometria_sync.report.run_report import (
     RunReport,
     group_ometria_errors,
+    shared_budget_report,
     stream_report,
     write_report,
 )
@@ -50,6 +52,9 @@ def finish_report(job: Job, result: JobResult, *, dry_run: bool) -> str:
         streams=[stream_report(s, settings.ometria.rate_limit_per_second)
                  for s in result.streams],
         ometria_errors=group_ometria_errors(result.ometria_errors), error=result.error,
+        shared_budget=shared_budget_report(result.shared_budget,
+                                           settings.ometria.rate_limit_per_second)
+        if result.shared_budget else None,
     )
     path = write_report(report, settings.report.folder)
     if settings.report.metrics_textfile or settings.report.pushgateway_url:
@@ -99,18 +104,38 @@ def cmd_plan(args: argparse.Namespace) -> int:
     job = load_job(args.job)
     result = asyncio.run(run_job(job, RunOptions(plan_only=True, streams=args.stream,
                                                  progress="off")))
-    ometria = job.settings.ometria
+    rate, note = _plan_rate(job)
     rows = []
     for s in result.streams:
-        seconds = s.requests / ometria.rate_limit_per_second
+        seconds = s.requests / rate
         rows.append([s.stream, str(s.read), str(s.valid), str(s.unchanged), str(s.sent),
                      str(s.dead_lettered), str(s.requests), _duration(seconds)])
     print(render_table(rows, ["stream", "records", "valid", "unchanged", "to send", "invalid",
-                              "requests", f"at {ometria.rate_limit_per_second:g} req/s"]))
-    total = sum(s.requests for s in result.streams) / ometria.rate_limit_per_second
+                              "requests", f"at {rate:.3g} req/s"]))
+    if note:
+        print(f"\n{note}")
+    total = sum(s.requests for s in result.streams) / rate
     print(f"\nestimated duration: {_duration(total)} (from the checkpoints; "
           "nothing was sent or saved)")
     return ExitCode.FATAL if result.error else ExitCode.OK
+
+
+def _plan_rate(job: Job) -> tuple[float, str]:
+    """The rate this job can expect: the limit, or its share of a budget shared through
+    Redis with the processes running on the account now."""
+    ometria = job.settings.ometria
+    limit = ometria.rate_limit_per_second
+    url = read_rate_limit_url(ometria)
+    if url is None:
+        return limit, ""
+    try:
+        others = asyncio.run(live_processes(url, base_url=ometria.base_url,
+                                            api_key=read_api_key(ometria)))
+    except RateBudgetError as exc:
+        return limit, f"shared rate budget: {exc}; assuming the whole limit"
+    rate = limit / (others + 1)
+    return rate, (f"shared rate budget ({redact_url(url)}): {others} other process(es) on this "
+                  f"account now; this job's share: {rate:.3g} of {limit:g} requests/s")
 
 
 def _duration(seconds: float) -> str:

@@ -35,7 +35,7 @@ from ometria_sync.errors import (
 from ometria_sync.ometria.push import Pusher, PushResult
 from ometria_sync.pipeline.backoff import Backoff
 from ometria_sync.pipeline.batcher import Batch, BatchRecord, encode_body
-from ometria_sync.pipeline.pacer import Pacer
+from ometria_sync.pipeline.pacing import RatePacer
 from ometria_sync.pipeline.stats import StreamStats
 from ometria_sync.schemas.problems import Problem
 from ometria_sync.state.deadletter import DeadLetterWriter
@@ -63,7 +63,7 @@ class Delivery:
         stream: str,
         source_label: str,
         pusher: Pusher,
-        pacer: Pacer,
+        pacer: RatePacer,
         policy: RetryPolicy,
         stats: StreamStats,
         dead_letter: DeadLetterWriter,

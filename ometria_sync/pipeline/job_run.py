@@ -21,7 +21,13 @@ from typing import Any
 import msgspec
 import structlog
 
-from ometria_sync.config import Job, JobSettings, StreamSettings, read_api_key
+from ometria_sync.config import (
+    Job,
+    JobSettings,
+    StreamSettings,
+    read_api_key,
+    read_rate_limit_url,
+)
 from ometria_sync.errors import OmetriaSyncError, StateError
 from ometria_sync.exit_codes import ExitCode
 from ometria_sync.ometria.client import OmetriaClient
@@ -30,6 +36,8 @@ from ometria_sync.ometria.push import Pusher
 from ometria_sync.pipeline.backoff import Backoff
 from ometria_sync.pipeline.dispatch import RetryPolicy
 from ometria_sync.pipeline.pacer import Pacer
+from ometria_sync.pipeline.pacing import RatePacer
+from ometria_sync.pipeline.shared_budget import BudgetStats, SharedBudget
 from ometria_sync.pipeline.shutdown import Shutdown, SignalWatch
 from ometria_sync.pipeline.stats import StreamStats
 from ometria_sync.pipeline.stream_run import RunContext, ValidatorFactory, run_stream
@@ -73,6 +81,8 @@ class JobResult(msgspec.Struct):
     #: ``GET /v2/push/_errors`` as fetched after a run in which Ometria rejected records
     ometria_errors: Any = None
     report_path: str | None = None
+    #: the rate budget shared through Redis, when ``ometria.rate_limit_url`` is set
+    shared_budget: BudgetStats | None = None
 
 
 def sending_mode(options: RunOptions) -> bool:
@@ -164,9 +174,12 @@ async def _run_job(
             if client is not None:
                 stack.push_async_callback(client.aclose)
                 await _claim_account(state, job)
+        budget = await shared_budget(job) if sending else None
+        if budget is not None:
+            stack.push_async_callback(budget.aclose)
         ctx = _context(settings, options, state, dead_letter, pusher_factory, validator_factory,
-                       shutdown)
-        progress = _progress(ctx, options)
+                       shutdown, budget)
+        progress = _progress(ctx, options, budget.stats if budget else None)
         stack.push_async_callback(_cancel, progress)
         results: list[StreamStats] = []
         for group in stream_groups(streams):
@@ -192,6 +205,7 @@ async def _run_job(
         dry_run_dir=str(dry_dir) if dry_dir else None,
         error=str(ctx.fatal[0]) if ctx.fatal else None,
         ometria_errors=ometria_errors,
+        shared_budget=budget.stats if budget else None,
     )
 
 
@@ -203,6 +217,7 @@ def _context(
     pusher_factory: Callable[[StreamSettings], Pusher],
     validator_factory: ValidatorFactory | None,
     shutdown: Shutdown,
+    budget: SharedBudget | None = None,
 ) -> RunContext:
     if validator_factory is None:
         from ometria_sync.pipeline.validation import schema_validator
@@ -212,7 +227,7 @@ def _context(
     sending = sending_mode(options)
     return RunContext(
         settings=settings,
-        pacer=account_pacer(settings, sending=sending),
+        pacer=budget or account_pacer(settings, sending=sending),
         policy=RetryPolicy(
             max_retries=ometria.max_retries,
             max_throttle_wait=ometria.max_throttle_wait,
@@ -265,7 +280,21 @@ async def _cancel(task: asyncio.Task[None]) -> None:
     await asyncio.gather(task, return_exceptions=True)
 
 
-def _progress(ctx: RunContext, options: RunOptions) -> asyncio.Task[None]:
+async def shared_budget(job: Job) -> SharedBudget | None:
+    """The Redis budget the job names, if any (RateBudgetError, nothing sent, if unreachable);
+    every request to the account, push or read, takes its slot there. Close it with ``aclose``."""
+    ometria = job.settings.ometria
+    url = read_rate_limit_url(ometria)
+    if url is None:
+        return None
+    return await SharedBudget.connect(
+        url, base_url=ometria.base_url, api_key=read_api_key(ometria),
+        limit=ometria.rate_limit_per_second, retry_for=ometria.rate_limit_retry_for)
+
+
+def _progress(
+    ctx: RunContext, options: RunOptions, budget: BudgetStats | None
+) -> asyncio.Task[None]:
     settings = ctx.settings
     reporter = ProgressReporter(
         ctx.live,
@@ -273,6 +302,7 @@ def _progress(ctx: RunContext, options: RunOptions) -> asyncio.Task[None]:
         batch_size=settings.ometria.batch_size,
         mode=resolve_mode(options.progress or settings.report.progress),
         interval=settings.report.progress_interval,
+        budget=budget,
     )
     return asyncio.create_task(reporter.run(), name="progress")
 
@@ -293,11 +323,11 @@ async def _preflight(job: Job, streams: list[StreamSettings]) -> None:
         await stream.source.preflight(f"streams[{job.index_of(stream.name)}].source")
 
 
-async def _fetch_errors(client: OmetriaClient, pacer: Pacer) -> Any:
+async def _fetch_errors(client: OmetriaClient, pacer: RatePacer) -> Any:
     """Ometria's own list of push validation errors (one paced request; failures logged)."""
     log.info("fetching_push_errors")
-    await pacer.acquire()
     try:
+        await pacer.acquire()
         return await client.get_json("/push/_errors")
     except OmetriaSyncError as exc:
         log.warning("push_errors_unavailable", error=str(exc))

@@ -123,7 +123,7 @@ class Slot:
         if not self.confirmed:
             self.sent(pacer._clock())
         if jitter is not None:
-            pacer._observe_network(jitter)
+            pacer.observe_network(jitter)
 
 
 class Pacer:
@@ -246,7 +246,7 @@ class Pacer:
         self._lateness.append(min(max(late, 0.0), _CATCH_UP))
         self._measure()
 
-    def _observe_network(self, seconds: float) -> None:
+    def observe_network(self, seconds: float) -> None:
         self._network.append(max(seconds, 0.0))
         self._measure()
 

@@ -27,7 +27,7 @@ from ometria_sync.errors import AuthenticationError, OmetriaSyncError, SourceErr
 from ometria_sync.ometria.push import Pusher
 from ometria_sync.pipeline.batcher import Batch, Batcher, BatchRecord, ChangeFilter, Validator
 from ometria_sync.pipeline.dispatch import Delivery, RetryPolicy
-from ometria_sync.pipeline.pacer import Pacer
+from ometria_sync.pipeline.pacing import RatePacer
 from ometria_sync.pipeline.shutdown import Shutdown
 from ometria_sync.pipeline.stats import StreamStats
 from ometria_sync.pipeline.versions import VersionOrder
@@ -55,7 +55,7 @@ class RunContext:
     """What every stream of one job run shares."""
 
     settings: JobSettings
-    pacer: Pacer
+    pacer: RatePacer
     policy: RetryPolicy
     dead_letter: DeadLetterWriter
     #: the checkpoint store, used from its own thread

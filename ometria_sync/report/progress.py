@@ -17,6 +17,7 @@ import structlog
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 
+from ometria_sync.pipeline.shared_budget import BudgetStats
 from ometria_sync.pipeline.stats import StreamStats
 
 ProgressMode = Literal["auto", "bars", "log", "off"]
@@ -64,6 +65,7 @@ class ProgressReporter:
         batch_size: int,
         mode: Literal["bars", "log", "off"],
         interval: float = 10.0,
+        budget: BudgetStats | None = None,
     ) -> None:
         self._streams = streams
         self._limit = rate_limit
@@ -71,6 +73,17 @@ class ProgressReporter:
         self._mode = mode
         self._interval = interval
         self._started: dict[str, float] = {}
+        self._budget = budget
+
+    def _shared(self) -> dict[str, Any]:
+        """With a budget shared through Redis: how many processes share it, what this one
+        gets (requests/s)."""
+        budget = self._budget
+        if budget is None:
+            return {}
+        rps = budget.requests_per_second
+        return {"shared_by_processes": budget.processes,
+                "this_process_requests_per_second": round(rps, 2) if rps is not None else None}
 
     def _estimate(self, name: str, stats: StreamStats) -> Estimate:
         started = self._started.setdefault(name, time.monotonic())
@@ -93,14 +106,16 @@ class ProgressReporter:
                          unchanged=stats.unchanged, dead_lettered=stats.dead_lettered,
                          requests_per_second=round(est.rate, 2), rate_limit=self._limit,
                          estimated_total=est.total,
-                         eta_seconds=round(est.eta) if est.eta is not None else None)
+                         eta_seconds=round(est.eta) if est.eta is not None else None,
+                         **self._shared())
 
     async def _bars(self) -> None:
         progress = Progress(
             TextColumn("[bold]{task.fields[stream]:<12}"),
             BarColumn(),
             TextColumn("{task.fields[read]:>9} read {task.fields[sent]:>9} sent"),
-            TextColumn("{task.fields[rate]:>6.2f}/{task.fields[limit]:g} req/s"),
+            TextColumn("{task.fields[rate]:>6.2f}/{task.fields[limit]:g} req/s"
+                       "{task.fields[shared]}"),
             TextColumn("ETA {task.fields[eta]}"),
             console=Console(stderr=True),
             transient=False,
@@ -119,9 +134,14 @@ class ProgressReporter:
             est = self._estimate(name, stats)
             fields: dict[str, Any] = {"stream": name, "read": est.read, "sent": est.sent,
                                       "rate": est.rate, "limit": self._limit,
-                                      "eta": _clock(est.eta)}
+                                      "eta": _clock(est.eta), "shared": self._shared_text()}
             if name not in tasks:
                 tasks[name] = progress.add_task(name, total=est.total, **fields)
             done = stats.outcome != "pending"
             total = est.settled if done else est.total
             progress.update(tasks[name], completed=est.settled, total=total, **fields)
+
+    def _shared_text(self) -> str:
+        if self._budget is None:
+            return ""
+        return f" (shared by {self._budget.processes} processes)"

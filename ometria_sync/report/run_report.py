@@ -16,6 +16,7 @@ from typing import Any
 
 import msgspec
 
+from ometria_sync.pipeline.shared_budget import BudgetStats
 from ometria_sync.pipeline.stats import StreamStats
 
 
@@ -57,6 +58,42 @@ class ErrorGroup(msgspec.Struct):
     count: int
 
 
+class SharedBudgetReport(msgspec.Struct):
+    """The rate budget shared through Redis: how many processes shared it (the most at once)
+    and what this process got. ``url`` has its password redacted."""
+
+    url: str
+    max_processes: int
+    requests: int
+    requests_per_second: float | None
+    rate_limit: float
+    share_of_limit: float | None
+    redis_round_trips_per_request: float | None
+    redis_ms_per_request: float | None
+    #: milliseconds from asking Redis to the slot granted (this process's turn), p50/p99
+    wait_for_slot_ms_p50: float | None
+    wait_for_slot_ms_p99: float | None
+    #: milliseconds from the slot to the departure Redis confirmed, p50/p99
+    late_after_slot_ms_p50: float | None
+    late_after_slot_ms_p99: float | None
+
+
+def shared_budget_report(budget: BudgetStats, rate_limit: float) -> SharedBudgetReport:
+    rps = budget.requests_per_second
+    per = budget.requests or None
+    return SharedBudgetReport(
+        url=budget.url, max_processes=budget.max_processes, requests=budget.requests,
+        requests_per_second=round(rps, 3) if rps is not None else None, rate_limit=rate_limit,
+        share_of_limit=round(rps / rate_limit, 4) if rps is not None else None,
+        redis_round_trips_per_request=round(budget.round_trips / per, 3) if per else None,
+        redis_ms_per_request=round(budget.redis_seconds * 1000 / per, 3) if per else None,
+        wait_for_slot_ms_p50=budget.percentile_ms("waits", 0.5),
+        wait_for_slot_ms_p99=budget.percentile_ms("waits", 0.99),
+        late_after_slot_ms_p50=budget.percentile_ms("lateness", 0.5),
+        late_after_slot_ms_p99=budget.percentile_ms("lateness", 0.99),
+    )
+
+
 class RunReport(msgspec.Struct):
     run_id: str
     job: str
@@ -68,6 +105,7 @@ class RunReport(msgspec.Struct):
     streams: list[StreamReport]
     ometria_errors: list[ErrorGroup] = msgspec.field(default_factory=list)
     error: str | None = None
+    shared_budget: SharedBudgetReport | None = None
 
 
 def stream_report(stats: StreamStats, rate_limit: float) -> StreamReport:

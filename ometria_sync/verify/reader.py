@@ -16,7 +16,7 @@ from ometria_sync.errors import (
 )
 from ometria_sync.ometria.client import OmetriaClient
 from ometria_sync.pipeline.backoff import Backoff
-from ometria_sync.pipeline.pacer import Pacer
+from ometria_sync.pipeline.pacing import RatePacer
 
 #: the most records a list endpoint gives per request (seed documents)
 PAGE = 250
@@ -28,7 +28,7 @@ class Reader:
     def __init__(
         self,
         client: OmetriaClient,
-        pacer: Pacer,
+        pacer: RatePacer,
         backoff: Backoff,
         *,
         max_retries: int = 8,

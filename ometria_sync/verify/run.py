@@ -27,7 +27,7 @@ from ometria_sync.errors import OmetriaSyncError
 from ometria_sync.exit_codes import ExitCode
 from ometria_sync.ometria.client import OmetriaClient
 from ometria_sync.pipeline.backoff import Backoff
-from ometria_sync.pipeline.job_run import RunOptions, account_pacer, run_job
+from ometria_sync.pipeline.job_run import RunOptions, account_pacer, run_job, shared_budget
 from ometria_sync.pipeline.validation import schema_validator
 from ometria_sync.sources.jsonl import JsonlSourceConfig
 from ometria_sync.verify.check import (
@@ -139,8 +139,9 @@ async def verify_job(
     if announce is not None:
         announce(list(plans.values()), settings.ometria.rate_limit_per_second, seed)
     client = _client(job)
+    budget = await shared_budget(job)  # reads share the account's budget with any run
     try:
-        reader = Reader(client, account_pacer(settings),
+        reader = Reader(client, budget or account_pacer(settings),
                         Backoff(settings.ometria.backoff_base, settings.ometria.backoff_cap),
                         max_retries=settings.ometria.max_retries,
                         max_throttle_wait=settings.ometria.max_throttle_wait)
@@ -151,6 +152,8 @@ async def verify_job(
         report.requests = reader.requests
     finally:
         await client.aclose()
+        if budget is not None:
+            await budget.aclose()
     report.exit_code = int(_exit_code(report))
     return report
 

@@ -19,6 +19,7 @@ from ometria_sync.cli.report_cmds import finish_report
 from ometria_sync.cli.summary import print_summary
 from ometria_sync.config import Job
 from ometria_sync.pipeline.job_run import RunOptions, run_job
+from ometria_sync.pipeline.shared_budget import BudgetStats
 from ometria_sync.pipeline.stats import StreamStats
 from ometria_sync.report.progress import ProgressReporter
 from ometria_sync.report.run_report import group_ometria_errors
@@ -126,3 +127,25 @@ async def test_progress_lines_off_a_terminal() -> None:
     assert event["requests_per_second"] == 3.0
     assert event["estimated_total"] == 2000
     assert event["eta_seconds"] is not None and event["eta_seconds"] >= 1600 / 400
+
+
+async def test_progress_lines_show_the_shared_budget() -> None:
+    """With a budget shared through Redis, each progress line says how many processes share it
+    and what this one gets; without one, neither key appears."""
+    stats = StreamStats(stream="contacts", read=10, sent=10, requests=2,
+                        first_request_at=0.0, last_request_at=1.0)
+    budget = BudgetStats(url="redis://***@h:6379/0", processes=3, requests=5, first_at=10.0,
+                         last_at=13.0)
+    lines: dict[str, dict[str, Any]] = {}
+    for name, shared in (("shared", budget), ("alone", None)):
+        reporter = ProgressReporter({"contacts": stats}, rate_limit=4, batch_size=100,
+                                    mode="log", interval=0.05, budget=shared)
+        with capture_logs() as logs:
+            task = asyncio.create_task(reporter.run())
+            await asyncio.sleep(0.08)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        lines[name] = next(e for e in logs if e["event"] == "progress")
+    assert lines["shared"]["shared_by_processes"] == 3
+    assert lines["shared"]["this_process_requests_per_second"] == round(4 / 3, 2)
+    assert "shared_by_processes" not in lines["alone"]
