@@ -86,7 +86,8 @@ class PostgresState:
     async def connect(self) -> asyncpg.Connection:
         try:
             return await asyncpg.connect(
-                self._url, timeout=10, server_settings={"application_name": "ometria-sync"})
+                self._url, timeout=10,
+                server_settings={"application_name": f"ometria-sync {self.schema}"})
         except (*_LOST, asyncpg.PostgresError, ValueError) as exc:
             raise _CannotConnect(f"checkpoint store {self.label}: cannot connect: "
                              f"{scrub(str(exc), self._url)}") from None
