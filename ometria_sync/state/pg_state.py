@@ -38,8 +38,11 @@ Op = Callable[[asyncpg.Connection], Awaitable[T]]
 
 #: seconds before each reconnect attempt after a lost connection
 RETRY_DELAYS: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0, 4.0)
+#: what a lost connection raises; InternalClientError: a session ended by the server while idle
+#: can leave the client's protocol mid-state ("another operation is in progress")
 _LOST = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-         asyncpg.exceptions.OperatorInterventionError, TimeoutError)
+         asyncpg.exceptions.OperatorInterventionError, asyncpg.exceptions.InternalClientError,
+         TimeoutError)
 _PAGE = 1000
 
 
