@@ -230,6 +230,8 @@ def _config_error(message: str) -> ConfigError:
         text = "unknown key (check the spelling)"
     if path.endswith("record_type"):
         text += f"; expected one of {', '.join(RECORD_TYPES)}"
+    elif path == "state.dead_letter":
+        text += '; expected "file" (state.dead_letter_path) or "database" (the state store)'
     elif path.endswith("source.kind"):
         text += f"; expected one of {', '.join(SOURCE_KINDS)}"
     return ConfigError(path, text[0].lower() + text[1:] if text else text)

@@ -108,3 +108,28 @@ def test_api_key_from_env_or_file_and_never_in_the_message(tmp_path: Path) -> No
     (tmp_path / "key").write_text("k2\n")
     job = load_job(_write(tmp_path, "[ometria]\napi_key_file = 'key'\n" + STREAM), environ={})
     assert read_api_key(job.settings.ometria, {}) == "k2"
+
+
+def test_the_state_url_can_come_from_the_environment_and_be_postgresql(tmp_path: Path) -> None:
+    url = "postgresql://sync:s3cret@db.internal:5432/ometria_sync"
+    text = ('[state]\ncheckpoint_url_env = "STATE_URL"\nschema = "sync_live"\n'
+            'dead_letter = "database"\n' + STREAM)
+    state = load_job(_write(tmp_path, text), environ={"STATE_URL": url}).settings.state
+    assert (state.checkpoint_url, state.schema, state.dead_letter) == (url, "sync_live",
+                                                                      "database")
+    with pytest.raises(ConfigError, match="state.checkpoint_url_env: environment variable "
+                                          "STATE_URL is not set"):
+        load_job(_write(tmp_path, text), environ={})
+
+
+@pytest.mark.parametrize(("state", "message"), [
+    ('checkpoint_url = "mysql://u:s3cret@h/db"', "state.checkpoint_url: expected sqlite:///PATH "
+                                                  "or postgresql://USER@HOST/DATABASE, got mysql:"),
+    ('checkpoint_url = "postgresql://h/db"\nschema = "Bad-Name"', "state.schema: 'Bad-Name'"),
+    ('dead_letter = "s3"', "state.dead_letter: invalid enum value 's3'; expected \"file\""),
+])
+def test_bad_state_settings_name_the_key_and_never_the_password(
+        tmp_path: Path, state: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_job(_write(tmp_path, f"[state]\n{state}\n" + STREAM), environ={})
+    assert str(caught.value).startswith(message) and "s3cret" not in str(caught.value)
