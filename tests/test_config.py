@@ -117,8 +117,8 @@ def test_the_state_url_can_come_from_the_environment_and_be_postgresql(tmp_path:
     state = load_job(_write(tmp_path, text), environ={"STATE_URL": url}).settings.state
     assert (state.checkpoint_url, state.schema, state.dead_letter) == (url, "sync_live",
                                                                       "database")
-    with pytest.raises(ConfigError, match="state.checkpoint_url_env: environment variable "
-                                          "STATE_URL is not set"):
+    with pytest.raises(ConfigError, match=r"state\.checkpoint_url_env: environment "
+                                          r"variable STATE_URL is not set"):
         load_job(_write(tmp_path, text), environ={})
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -30,10 +31,8 @@ async def open_store(
 
     yield opener
     for store in opened:
-        try:
+        with contextlib.suppress(Exception):  # a test that provoked a failure saw it already
             await store.aclose()
-        except Exception:  # noqa: BLE001,S110 (a test that provoked a failure saw it already)
-            pass
 
 
 @pytest.fixture
