@@ -31,9 +31,11 @@ class PgRunLock:
         self._schema = schema
         self.key = lock_key(schema, "run lock")
         self._conn: asyncpg.Connection | None = None
+        self._held = False
 
     async def __aenter__(self) -> PgRunLock:
         await self._take()
+        self._held = True
         return self
 
     async def _take(self) -> None:
@@ -57,9 +59,9 @@ class PgRunLock:
     async def ensure(self) -> None:
         """Still held? A lost lock connection is replaced and the lock taken again, unless
         another run took it meanwhile (then :class:`RunLockHeld`: this run must stop)."""
-        if self._conn is None or not self._conn.is_closed():
+        if not self._held or (self._conn is not None and not self._conn.is_closed()):
             return
-        self._conn = None
+        self._conn = None  # until taken again: every write before then tries again
         await self._take()
 
     async def __aexit__(
@@ -69,6 +71,7 @@ class PgRunLock:
         tb: TracebackType | None,
     ) -> None:
         conn, self._conn = self._conn, None
+        self._held = False
         if conn is None:
             return
         try:

@@ -4,6 +4,7 @@ a URL whose password is never shown."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 
@@ -115,7 +116,8 @@ async def test_the_run_lock_names_its_holder_and_dies_with_its_session(pg_schema
                 with pytest.raises(RunLockHeld):  # the first run notices, and must stop
                     await _write(first)
     finally:
-        await first.aclose()
+        with contextlib.suppress(RunLockHeld):  # the refused save's own failure
+            await first.aclose()
         await second.aclose()
 
 
@@ -123,3 +125,37 @@ async def _write(store: PostgresState) -> None:
     store.retry_delays = (0.01,)
     store.save("s", "", [1], None, 1)
     await store.flush()
+
+
+async def test_a_save_retried_after_its_commit_got_through_counts_once(pg_schema: str) -> None:
+    store = await _pg(pg_schema)
+    try:
+        store.save("contacts", "", [5, 1], "fp", 100)
+        store.save("contacts", "", [5, 1], "fp", 100)  # the same save again (a retry)
+        store.save("contacts", "", [9, 2], "fp", 100)
+        await store.flush()
+        saved = await store.load("contacts", "")
+        assert saved is not None and (saved.position, saved.delivered) == ([9, 2], 200)
+    finally:
+        await store.aclose()
+
+
+async def test_a_run_lock_lost_with_the_server_is_taken_again_before_the_next_write(
+        pg_schema: str) -> None:
+    first, other = await _pg(pg_schema), await _pg(pg_schema)
+    try:
+        async with first.run_lock():
+            url, first._url = first._url, "postgresql://postgres@127.0.0.1:1/test"  # gone
+            first.retry_delays = (0.01,)
+            await terminate_backends(pg_schema)  # every session, the lock's too
+            await asyncio.sleep(0.05)
+            with pytest.raises(StateConnectionLost):
+                await _write(first)
+            first._url = url  # the server is back
+            with pytest.raises(StateConnectionLost):  # the save's own failure, seen once
+                await first.flush()
+            await _write(first)
+            assert await other.run_in_progress() is True  # taken again before that write
+    finally:
+        await first.aclose()
+        await other.aclose()
