@@ -19,6 +19,8 @@ from ometria_sync.errors import StateError
 from ometria_sync.state.pg_schema import lock_key
 
 Connect = Callable[[], Awaitable[asyncpg.Connection]]
+#: seconds a run waits for a lock that is held, before it gives up
+HOLDER_EXIT_WAIT = 2.0
 
 
 class RunLockHeld(StateError):
@@ -43,6 +45,8 @@ class PgRunLock:
         try:
             got = await conn.fetchval("SELECT pg_try_advisory_lock($1)", self.key)
             if not got:
+                got = await self._wait(conn)
+            if not got:
                 holder = await conn.fetchrow(
                     f"SELECT host, pid, since FROM {self._schema}.run_lock WHERE key = $1",
                     self.key)
@@ -55,6 +59,18 @@ class PgRunLock:
             await conn.close()
             raise
         self._conn = conn
+
+    async def _wait(self, conn: asyncpg.Connection) -> bool:
+        """Wait up to HOLDER_EXIT_WAIT for the lock: a holder killed a moment ago keeps it
+        until its server process has noticed and exited."""
+        try:
+            await conn.execute(f"SET lock_timeout = '{int(HOLDER_EXIT_WAIT * 1000)}ms'")
+            await conn.execute("SELECT pg_advisory_lock($1)", self.key)
+            return True
+        except asyncpg.exceptions.LockNotAvailableError:
+            return False
+        finally:
+            await conn.execute("RESET lock_timeout")
 
     async def ensure(self) -> None:
         """Still held? A lost lock connection is replaced and the lock taken again, unless
