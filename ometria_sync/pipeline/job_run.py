@@ -178,6 +178,7 @@ async def _run_job(
                 _fetch_errors(client, ctx.pacer), immediate=ctx.shutdown.requested)
         try:
             dead_letter.close()
+            await state.flush()  # the last refusals, hashes and checkpoints are committed
         except StateError as exc:  # the last refusals could not be made durable
             ctx.fatal.append(exc)
     return JobResult(

@@ -7,7 +7,6 @@ thread and back); the run lock is a file lock beside the database (``run_lock.py
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 from collections.abc import AsyncIterator
@@ -115,7 +114,6 @@ class SqliteState:
         await self._thread.flush()
 
     async def aclose(self) -> None:
-        await asyncio.sleep(0)
         self._thread.close()
 
 
