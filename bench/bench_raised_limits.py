@@ -36,7 +36,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import KEY, cpu_seconds, data_file, start_engine, write_job
+from benchlib import (
+    KEY,
+    cpu_seconds,
+    data_file,
+    drop_bench_schemas,
+    start_engine,
+    write_job,
+)
 
 
 def start_emulator(rate: float, latency_ms: float) -> tuple[subprocess.Popen[str], str]:
@@ -63,7 +70,7 @@ def trial(rate: float, change_detection: bool, args: argparse.Namespace,
     data = data_file("contact", int(rate * 100 * args.seconds))
     shutil.rmtree(work, ignore_errors=True)
     job = write_job(work, data, "contact", rate_limit_per_second=rate,
-                    change_detection=change_detection)
+                    change_detection=change_detection, state_url=args.state_url)
     emulator, url = start_emulator(rate, args.latency_ms)
     try:
         emu_cpu, started = cpu_seconds(emulator.pid), time.monotonic()
@@ -96,6 +103,8 @@ def main() -> None:
                         help="records sized for this many seconds at the limit")
     parser.add_argument("--latency-ms", type=float, default=100.0, help="emulator answer delay")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--state-url", default=None,
+                        help="the engine's state in PostgreSQL (a new schema per trial)")
     parser.add_argument("--change-detection", choices=("on", "off", "both"), default="on",
                         help="the stream's change_detection setting; both: side by side")
     args = parser.parse_args()
@@ -112,6 +121,9 @@ def main() -> None:
                   + ", ".join(f"{k} {v:.3f}" for k, v in result.items()) + ")",
                   file=sys.stderr, flush=True)
     shutil.rmtree(work)
+    if args.state_url:
+        drop_bench_schemas(args.state_url)
+    print(f"state: {'PostgreSQL' if args.state_url else 'SQLite'}")
     print(f"emulator latency {args.latency_ms:g} ms, ~{args.seconds:g} s of records per rate, "
           f"median of {args.repeat} trials; 2 cores shared by engine and emulator")
     print(f"{'limit':>6} {'changes':>7} {'req/s':>8} {'of limit':>8} {'2xx/s':>7} {'429s':>5} "

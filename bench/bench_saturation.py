@@ -39,6 +39,7 @@ from benchlib import (
     KEY,
     PushLog,
     data_file,
+    drop_bench_schemas,
     engine_command,
     engine_env,
     logged_emulator_process,
@@ -85,7 +86,8 @@ async def trial(latency: float, args: argparse.Namespace, work: Path) -> dict[st
     lines = data.read_bytes().splitlines()[:100]
     body = b"[" + b",".join(lines) + b"]"
     shutil.rmtree(work, ignore_errors=True)
-    job = write_job(work, data, "contact", rate_limit_per_second=args.rate)
+    job = write_job(work, data, "contact", rate_limit_per_second=args.rate,
+                    state_url=args.state_url)
     emu = {"rate": args.rate, "latency": (latency, latency)}
     async with logged_emulator_process(**emu) as e1, logged_emulator_process(**emu) as e2, \
             logged_emulator_process(**emu) as e3:
@@ -120,6 +122,8 @@ def main() -> None:
     parser.add_argument("--senders", type=int, default=8,
                         help="concurrent senders behind the aiolimiter client")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--state-url", default=None,
+                        help="the engine's state in PostgreSQL (a new schema per trial)")
     args = parser.parse_args()
     latencies = [float(x) for x in args.latencies.split(",")]
     work = Path(tempfile.mkdtemp(prefix="bench-saturation-"))
@@ -132,6 +136,9 @@ def main() -> None:
                   + ", ".join(f"{n} {log.rate:.3f}/s {log.count(429)}x429"
                               for n, log in logs.items()) + ")", file=sys.stderr, flush=True)
     shutil.rmtree(work)
+    if args.state_url:
+        drop_bench_schemas(args.state_url)
+    print(f"state: {'PostgreSQL' if args.state_url else 'SQLite'}")
     print(f"limit {args.rate:g} req/s, window {args.seconds:g} s, median of {args.repeat} "
           f"trials; each client against its own emulator, all three at once")
     print(f"{'latency':>7}  {'client':<12} {'req/s':>6} {'of limit':>8} {'2xx/s':>6} "

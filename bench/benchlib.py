@@ -13,6 +13,7 @@ import os
 import random
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -54,20 +55,42 @@ def data_file(record_type: str, n: int) -> Path:
 
 
 def write_job(folder: Path, data: Path, record_type: str, *, change_detection: bool = True,
-              **ometria: Any) -> Path:
-    """A one-stream job in ``folder`` (state under ``folder/state``); ``ometria`` overrides the
-    ``[ometria]`` section. The base URL is set per run with ``OMETRIA_SYNC__OMETRIA__BASE_URL``."""
+              state_url: str | None = None, **ometria: Any) -> Path:
+    """A one-stream job in ``folder`` (state under ``folder/state``, or with ``state_url`` in
+    a new PostgreSQL schema ``bench_<random>``, see :func:`drop_bench_schemas`); ``ometria``
+    overrides the ``[ometria]`` section. The base URL is set per run with
+    ``OMETRIA_SYNC__OMETRIA__BASE_URL``."""
     folder.mkdir(parents=True, exist_ok=True)
     settings = {"base_url": "http://127.0.0.1:9/v2", **ometria}
     lines = "\n".join(f"{k} = {json.dumps(v)}" for k, v in settings.items())
     job = folder / "job.toml"
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    state = (f'[state]\ncheckpoint_url = "{state_url}"\nschema = "{schema}"\n\n'
+             if state_url else "")
     job.write_text(
-        f"[ometria]\n{lines}\n\n[report]\nprogress = \"off\"\n\n"
+        f"[ometria]\n{lines}\n\n[report]\nprogress = \"off\"\n\n{state}"
         f"[[streams]]\nname = \"{record_type}s\"\nrecord_type = \"{record_type}\"\n"
         f"source = {{ kind = \"jsonl\", path = \"{data}\" }}\n"
         f"change_detection = {json.dumps(change_detection)}\n"
     )
     return job
+
+
+def drop_bench_schemas(url: str) -> None:
+    """Drop the ``bench_*`` schemas :func:`write_job` had runs create."""
+
+    async def drop() -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(url)
+        try:
+            for row in await conn.fetch("SELECT nspname FROM pg_namespace "
+                                        "WHERE nspname LIKE 'bench\\_%'"):
+                await conn.execute(f"DROP SCHEMA {row[0]} CASCADE")
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())
 
 
 def engine_command(job: Path) -> list[str]:

@@ -77,7 +77,14 @@ class OmetriaSettings(_Section, frozen=True):
 class StateSettings(_Section, frozen=True):
     """``[state]``: where progress and refused records are kept."""
 
+    #: ``sqlite:///PATH`` or ``postgresql://USER@HOST:PORT/DB``
     checkpoint_url: str = "sqlite:///state/checkpoints.db"
+    #: read the URL from this environment variable instead (when it holds a password)
+    checkpoint_url_env: str | None = None
+    #: the PostgreSQL schema the state's tables live in
+    schema: str = "ometria_sync"
+    #: "file": refused records go to ``dead_letter_path``; "database": into the state store
+    dead_letter: Literal["file", "database"] = "file"
     dead_letter_path: str = "state/dead-letter.jsonl"
     dry_run_dir: str = "state/dry-run"
 
@@ -182,6 +189,7 @@ def load_job(path: str | Path, environ: Mapping[str, str] | None = None) -> Job:
         settings = msgspec.convert(data, JobSettings)
     except msgspec.ValidationError as exc:
         raise _config_error(str(exc)) from None
+    settings = _resolve_state_url(settings, os.environ if environ is None else environ)
     settings = _resolve_paths(settings, job_path.parent)
     _check(settings)
     return Job(path=job_path, settings=settings)
@@ -228,6 +236,8 @@ def _config_error(message: str) -> ConfigError:
         text = "unknown key (check the spelling)"
     if path.endswith("record_type"):
         text += f"; expected one of {', '.join(RECORD_TYPES)}"
+    elif path == "state.dead_letter":
+        text += '; expected "file" (state.dead_letter_path) or "database" (the state store)'
     elif path.endswith("source.kind"):
         text += f"; expected one of {', '.join(SOURCE_KINDS)}"
     return ConfigError(path, text[0].lower() + text[1:] if text else text)
@@ -264,6 +274,19 @@ def _resolve_paths(settings: JobSettings, base: Path) -> JobSettings:
     )
 
 
+def _resolve_state_url(settings: JobSettings, environ: Mapping[str, str]) -> JobSettings:
+    """``state.checkpoint_url_env``, when set, names the variable that holds the URL."""
+    name = settings.state.checkpoint_url_env
+    if not name:
+        return settings
+    url = environ.get(name, "").strip()
+    if not url:
+        raise ConfigError("state.checkpoint_url_env",
+                          f"environment variable {name} is not set (it holds the state's URL)")
+    state = msgspec.structs.replace(settings.state, checkpoint_url=url)
+    return msgspec.structs.replace(settings, state=state)
+
+
 def _resolve_sqlite_url(url: str, base: Path) -> str:
     prefix = "sqlite:///"
     if not url.startswith(prefix):
@@ -291,9 +314,7 @@ def _check(settings: JobSettings) -> None:
             "ometria.base_url",
             "plain http:// is only allowed for loopback hosts (127.0.0.1, localhost); use https://",
         )
-    checkpoint = settings.state.checkpoint_url
-    if not checkpoint.startswith("sqlite:///"):
-        raise ConfigError("state.checkpoint_url", "expected sqlite:///PATH")
+    _check_state(settings.state)
     if not settings.streams:
         raise ConfigError("streams", "the job lists no stream")
     seen: set[str] = set()
@@ -345,6 +366,20 @@ def read_rate_limit_url(
         )
     _check_redis_url(f"environment variable {settings.rate_limit_url_env}", url)
     return url
+
+
+def _check_state(state: StateSettings) -> None:
+    key = "state.checkpoint_url_env" if state.checkpoint_url_env else "state.checkpoint_url"
+    url = state.checkpoint_url
+    if url.startswith(("postgresql://", "postgres://")):
+        if not urlsplit(url).hostname and "host=" not in url:
+            raise ConfigError(key, "expected postgresql://USER@HOST:PORT/DATABASE")
+    elif not url.startswith("sqlite:///"):
+        # the scheme only: the rest may hold a password
+        raise ConfigError(key, f"expected sqlite:///PATH or postgresql://USER@HOST/DATABASE, "
+                               f"got {url.split(':', 1)[0]}:...")
+    if not re.match(r"^[a-z_][a-z0-9_]{0,62}$", state.schema):
+        raise ConfigError("state.schema", f"{state.schema!r} is not a plain lower-case SQL name")
 
 
 def read_api_key(settings: OmetriaSettings, environ: Mapping[str, str] | None = None) -> str:

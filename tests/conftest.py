@@ -44,4 +44,4 @@ def make_job(tmp_path: Path) -> Callable[..., Job]:
     return make
 
 
-from tests.pg import pg_table  # noqa: E402,F401  (a fixture for the PostgreSQL tests)
+from tests.pg import pg_schema, pg_table  # noqa: E402,F401  (fixtures for the PostgreSQL tests)

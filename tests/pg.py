@@ -55,3 +55,30 @@ async def fill(conn: asyncpg.Connection, table: str, count: int, start: int = 1)
 
 QUERY = ("SELECT id::text AS id, email AS \"customer.email\", total AS grand_total, currency, "
          "placed_at AS timestamp, updated_at, id AS seq FROM {t}")
+
+
+@pytest.fixture
+async def pg_schema() -> AsyncIterator[str]:
+    """The name of a schema of this test's own (created by whoever uses it), dropped after."""
+    try:
+        conn = await asyncpg.connect(DSN, timeout=10)
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.fail(f"PostgreSQL is not reachable at {DSN}: {exc} (start it: "
+                    "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start)")
+    schema = f"s_{uuid.uuid4().hex[:12]}"
+    try:
+        yield schema
+    finally:
+        await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await conn.close()
+
+
+async def terminate_backends(schema: str) -> int:
+    """``pg_terminate_backend`` every session of the ometria-sync state in ``schema``."""
+    conn = await asyncpg.connect(DSN, timeout=10)
+    try:
+        return len(await conn.fetch(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = $1 AND pid <> pg_backend_pid()", f"ometria-sync {schema}"))
+    finally:
+        await conn.close()

@@ -135,3 +135,28 @@ def test_rate_limit_url_from_the_file_or_the_environment(
     with pytest.raises(ConfigError, match="not both"):
         make_job(rate_limit_url="redis://h/0", rate_limit_url_env="SYNC_REDIS")
     assert make_job().settings.ometria.rate_limit_retry_for == 30.0
+
+
+def test_the_state_url_can_come_from_the_environment_and_be_postgresql(tmp_path: Path) -> None:
+    url = "postgresql://sync:s3cret@db.internal:5432/ometria_sync"
+    text = ('[state]\ncheckpoint_url_env = "STATE_URL"\nschema = "sync_live"\n'
+            'dead_letter = "database"\n' + STREAM)
+    state = load_job(_write(tmp_path, text), environ={"STATE_URL": url}).settings.state
+    assert (state.checkpoint_url, state.schema, state.dead_letter) == (url, "sync_live",
+                                                                      "database")
+    with pytest.raises(ConfigError, match=r"state\.checkpoint_url_env: environment "
+                                          r"variable STATE_URL is not set"):
+        load_job(_write(tmp_path, text), environ={})
+
+
+@pytest.mark.parametrize(("state", "message"), [
+    ('checkpoint_url = "mysql://u:s3cret@h/db"', "state.checkpoint_url: expected sqlite:///PATH "
+                                                  "or postgresql://USER@HOST/DATABASE, got mysql:"),
+    ('checkpoint_url = "postgresql://h/db"\nschema = "Bad-Name"', "state.schema: 'Bad-Name'"),
+    ('dead_letter = "s3"', "state.dead_letter: invalid enum value 's3'; expected \"file\""),
+])
+def test_bad_state_settings_name_the_key_and_never_the_password(
+        tmp_path: Path, state: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_job(_write(tmp_path, f"[state]\n{state}\n" + STREAM), environ={})
+    assert str(caught.value).startswith(message) and "s3cret" not in str(caught.value)

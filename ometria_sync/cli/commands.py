@@ -1,4 +1,4 @@
-"""The job commands: ``run``, ``validate``, ``status`` and ``reset``."""
+"""The job commands: ``run``, ``validate``, ``status``, ``reset`` and ``dead-letter``."""
 
 from __future__ import annotations
 
@@ -6,21 +6,23 @@ import argparse
 import asyncio
 import gc
 import sys
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import msgspec
 
 from ometria_sync.cli._types import SubParsers
-from ometria_sync.config import load_job
+from ometria_sync.config import Job, load_job
 from ometria_sync.errors import OmetriaSyncError, RateBudgetError, StateError
 from ometria_sync.exit_codes import ExitCode
 from ometria_sync.pipeline.job_run import RunOptions, run_job
 from ometria_sync.pipeline.shutdown import SignalWatch
-from ometria_sync.state.checkpoints import open_checkpoint_store
-from ometria_sync.state.run_lock import lock_path_for, run_in_progress
+from ometria_sync.state.store import StateStore, open_state
 
 from .report_cmds import finish_report, print_ometria_errors
 from .summary import print_summary, render_table
+
+T = TypeVar("T")
 
 
 def register(sub: SubParsers, common: argparse.ArgumentParser) -> None:
@@ -52,6 +54,14 @@ def register(sub: SubParsers, common: argparse.ArgumentParser) -> None:
     reset.add_argument("--stream", metavar="NAME", help="only this stream")
     reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     reset.set_defaults(func=cmd_reset)
+
+    dead = sub.add_parser("dead-letter", parents=[common],
+                          help="write the refused records kept in the state database as JSON "
+                               "Lines (state.dead_letter = \"database\")")
+    dead.add_argument("job")
+    dead.add_argument("--stream", metavar="NAME", help="only this stream")
+    dead.add_argument("--run", metavar="ID", help="only this run (its id, as in the report)")
+    dead.set_defaults(func=cmd_dead_letter)
 
 
 def _run(args: argparse.Namespace, options: RunOptions) -> int:
@@ -96,30 +106,44 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return _run(args, RunOptions(validate_only=True, streams=args.stream))
 
 
+def _with_state(job: Job, work: Callable[[StateStore], Awaitable[T]]) -> T:
+    """Open the job's state store, run ``work`` on it, close it (StateError passes on)."""
+
+    async def run() -> T:
+        store = await open_state(job.settings.state.checkpoint_url, job.settings.state.schema)
+        try:
+            return await work(store)
+        finally:
+            await store.aclose()
+
+    return asyncio.run(run())
+
+
+async def _status_rows(job: Job, store: StateStore) -> list[dict[str, Any]]:
+    running = await store.run_in_progress()
+    rows: list[dict[str, Any]] = []
+    for stream in job.streams:
+        last = await store.last_run(stream.name)
+        parts = await store.checkpoints(stream.name)
+        rows.append({
+            "stream": stream.name,
+            "parts": [{"part": c.part, "position": c.position, "delivered": c.delivered,
+                       "updated_at": c.updated_at} for c in parts],
+            "delivered": sum(c.delivered for c in parts),
+            "tracked_ids": await store.tracked_ids(stream.name),
+            "last_run": last.finished_at or last.started_at if last else None,
+            "outcome": _outcome(last.outcome if last else None, running),
+        })
+    return rows
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     job = load_job(args.job)
     try:
-        store = open_checkpoint_store(job.settings.state.checkpoint_url)
+        rows = _with_state(job, lambda store: _status_rows(job, store))
     except OmetriaSyncError as exc:
         print(f"ometria-sync: {exc}", file=sys.stderr)
         return ExitCode.FATAL
-    running = run_in_progress(lock_path_for(job.settings.state.checkpoint_url))
-    try:
-        rows: list[dict[str, Any]] = []
-        for stream in job.streams:
-            last = store.last_run(stream.name)
-            parts = store.checkpoints(stream.name)
-            rows.append({
-                "stream": stream.name,
-                "parts": [{"part": c.part, "position": c.position, "delivered": c.delivered,
-                           "updated_at": c.updated_at} for c in parts],
-                "delivered": sum(c.delivered for c in parts),
-                "tracked_ids": store.changes.count(stream.name),
-                "last_run": last.finished_at or last.started_at if last else None,
-                "outcome": _outcome(last.outcome if last else None, running),
-            })
-    finally:
-        store.close()
     if args.json:
         print(msgspec.json.encode(rows).decode())
         return ExitCode.OK
@@ -161,13 +185,37 @@ def cmd_reset(args: argparse.Namespace) -> int:
             print("nothing changed")
             return ExitCode.OK
     try:
-        store = open_checkpoint_store(job.settings.state.checkpoint_url)
-        try:
-            removed = store.reset(args.stream)
-        finally:
-            store.close()
+        removed = _with_state(job, lambda store: store.reset(args.stream))
     except OmetriaSyncError as exc:
         print(f"ometria-sync: {exc}", file=sys.stderr)
         return ExitCode.FATAL
     print(f"forgot {removed} checkpoint(s) of {what}")
+    return ExitCode.OK
+
+
+def cmd_dead_letter(args: argparse.Namespace) -> int:
+    """The refused records kept in the state database, as JSON Lines on stdout, oldest first."""
+    job = load_job(args.job)
+    if args.stream:
+        job.select([args.stream])
+
+    async def write(store: StateStore) -> int:
+        count = 0
+        out = sys.stdout.buffer
+        async for entry in store.dead_letters(args.stream, args.run):
+            out.write(entry + b"\n")
+            count += 1
+        out.flush()
+        return count
+
+    try:
+        count = _with_state(job, write)
+    except OmetriaSyncError as exc:
+        print(f"ometria-sync: {exc}", file=sys.stderr)
+        return ExitCode.FATAL
+    if job.settings.state.dead_letter != "database":
+        print(f"ometria-sync: this job writes refused records to the file "
+              f"{job.settings.state.dead_letter_path} (state.dead_letter = \"file\")",
+              file=sys.stderr)
+    print(f"{count} refused record(s)", file=sys.stderr)
     return ExitCode.OK

@@ -17,7 +17,6 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future
 from typing import Any
 
 import msgspec
@@ -29,7 +28,7 @@ from ometria_sync.schemas.problems import Problem, Verdict
 from ometria_sync.sources.base import Position, SourceItem
 from ometria_sync.state.change_index import hash64, identity
 from ometria_sync.state.deadletter import DeadLetterWriter
-from ometria_sync.state.state_thread import StateThread
+from ometria_sync.state.store import Pending, StateStore
 
 Validator = Callable[[str, Any], Verdict]
 
@@ -65,22 +64,23 @@ class ChangeFilter:
     knows: the latest version this run sent, else the hash stored at the last acknowledgement.
 
     With ``refresh`` nothing is skipped, but hashes are still computed (and later stored).
-    Lookups are short reads on the event loop's own connection (``StateThread.read``), which
-    see only committed hashes; so the versions this run decided to send are kept here until
-    their hashes are committed (:meth:`written`). A later occurrence of an id is therefore
-    judged against the run's own earlier one, never against an older stored hash; a version
-    whose outcome is unknown (:meth:`forget`) matches nothing, so it is sent again."""
+    Lookups (``StateStore.lookup``: inline on the loop's own connection for SQLite, one round
+    trip per slice for PostgreSQL) see only committed hashes; so the versions this run decided
+    to send are kept here until their hashes are committed (:meth:`written`). A later
+    occurrence of an id is therefore judged against the run's own earlier one, never against
+    an older stored hash; a version whose outcome is unknown (:meth:`forget`) matches nothing,
+    so it is sent again."""
 
-    def __init__(self, state: StateThread, stream_id: int, *, refresh: bool = False) -> None:
+    def __init__(self, state: StateStore, stream_id: int, *, refresh: bool = False) -> None:
         self.state = state
         self.stream_id = stream_id
         self.refresh = refresh
         #: id hash -> content hash of the latest version this run sent, not yet committed
         self._sent: dict[int, int | None] = {}
         #: hash writes submitted, oldest first, with the pairs they write
-        self._writes: deque[tuple[Future[object], list[tuple[int, int]]]] = deque()
+        self._writes: deque[tuple[Pending, list[tuple[int, int]]]] = deque()
 
-    def unchanged(self, records: list[BatchRecord]) -> set[int]:
+    async def unchanged(self, records: list[BatchRecord]) -> set[int]:
         """Indexes into ``records`` (their ``id_hash`` set) of those that are unchanged since
         last sent; every other one counts, from now on, as the version Ometria is getting."""
         for r in records:
@@ -92,8 +92,7 @@ class ChangeFilter:
         if not self.refresh:
             id_hashes = [r.id_hash for r in records if r.id_hash not in self._sent]
             if id_hashes:
-                known = self.state.read(
-                    lambda store: store.changes.lookup(self.stream_id, id_hashes))
+                known = await self.state.lookup(self.stream_id, id_hashes)
         skip: set[int] = set()
         sent = self._sent
         for i, r in enumerate(records):
@@ -110,7 +109,7 @@ class ChangeFilter:
         for h in id_hashes:
             self._sent[h] = UNKNOWN
 
-    def written(self, future: Future[object], pairs: list[tuple[int, int]]) -> None:
+    def written(self, future: Pending, pairs: list[tuple[int, int]]) -> None:
         """``pairs`` (id hash, content hash) are being stored by ``future``: once it is done,
         lookups see them and the run's own copy can go."""
         self._writes.append((future, pairs))
@@ -231,7 +230,7 @@ class Batcher:
         taken = [self._take(item) for item in items]
         if self._changes is not None:
             ready = [r for r in taken if r is not None]
-            unchanged = self._changes.unchanged(ready)
+            unchanged = await self._changes.unchanged(ready)
             self._stats.unchanged += len(unchanged)
             skip = {id(ready[i]) for i in unchanged}
         else:

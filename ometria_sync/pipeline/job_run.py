@@ -43,9 +43,9 @@ from ometria_sync.pipeline.stats import StreamStats
 from ometria_sync.pipeline.stream_run import RunContext, ValidatorFactory, run_stream
 from ometria_sync.report.progress import ProgressMode, ProgressReporter, resolve_mode
 from ometria_sync.state.account import AccountIdentity
+from ometria_sync.state.db_deadletter import DatabaseDeadLetter
 from ometria_sync.state.deadletter import DeadLetterWriter
-from ometria_sync.state.run_lock import RunLock, lock_path_for
-from ometria_sync.state.state_thread import StateThread
+from ometria_sync.state.store import StateStore, open_state
 
 log = structlog.get_logger("ometria_sync.job")
 
@@ -161,12 +161,12 @@ async def _run_job(
             error="interrupted before anything was sent",
         )
     async with contextlib.AsyncExitStack() as stack:
+        state = await open_state(settings.state.checkpoint_url, settings.state.schema)
+        stack.push_async_callback(state.aclose)
         if sending:
-            stack.enter_context(RunLock(lock_path_for(settings.state.checkpoint_url)))
-        state = StateThread(settings.state.checkpoint_url)
-        stack.callback(state.close)
-        dead_path = _dead_letter_path(stack, settings, options, dry_dir)
-        dead_letter = DeadLetterWriter(dead_path)
+            await stack.enter_async_context(state.run_lock())
+        stack.push_async_callback(state.flush)  # everything written before the lock goes
+        dead_letter = _dead_letter(stack, settings, options, dry_dir, state, run_id)
         stack.callback(dead_letter.close)
         client: OmetriaClient | None = None
         if pusher_factory is None:
@@ -194,6 +194,7 @@ async def _run_job(
                 _fetch_errors(client, ctx.pacer), immediate=ctx.shutdown.requested)
         try:
             dead_letter.close()
+            await state.flush()  # the last refusals, hashes and checkpoints are committed
         except StateError as exc:  # the last refusals could not be made durable
             ctx.fatal.append(exc)
     return JobResult(
@@ -201,7 +202,7 @@ async def _run_job(
         started_at=started_at,
         streams=results,
         exit_code=int(exit_code_for(results, ctx.shutdown, bool(ctx.fatal))),
-        dead_letter_path=str(dead_path),
+        dead_letter_path=dead_letter.describe(),
         dry_run_dir=str(dry_dir) if dry_dir else None,
         error=str(ctx.fatal[0]) if ctx.fatal else None,
         ometria_errors=ometria_errors,
@@ -212,7 +213,7 @@ async def _run_job(
 def _context(
     settings: JobSettings,
     options: RunOptions,
-    state: StateThread,
+    state: StateStore,
     dead_letter: DeadLetterWriter,
     pusher_factory: Callable[[StreamSettings], Pusher],
     validator_factory: ValidatorFactory | None,
@@ -251,17 +252,20 @@ def account_pacer(settings: JobSettings, *, sending: bool = True) -> Pacer:
     return Pacer(settings.ometria.rate_limit_per_second if sending else 1e9)
 
 
-def _dead_letter_path(
+def _dead_letter(
     stack: contextlib.AsyncExitStack, settings: JobSettings, options: RunOptions,
-    dry_dir: Path | None,
-) -> Path:
-    """``plan`` writes refusals to a scratch folder, a dry run into its own folder."""
+    dry_dir: Path | None, state: StateStore, run_id: str,
+) -> DeadLetterWriter:
+    """``plan`` writes refusals to a scratch folder, a dry run into its own folder; else the
+    file ``state.dead_letter_path``, or the state store with ``state.dead_letter = "database"``."""
     if options.plan_only:
         scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="ometria-sync-plan-"))
-        return Path(scratch) / "dead-letter.jsonl"
+        return DeadLetterWriter(Path(scratch) / "dead-letter.jsonl")
     if dry_dir is not None:
-        return dry_dir / "dead-letter.jsonl"
-    return Path(settings.state.dead_letter_path)
+        return DeadLetterWriter(dry_dir / "dead-letter.jsonl")
+    if settings.state.dead_letter == "database":
+        return DatabaseDeadLetter(state, run_id)
+    return DeadLetterWriter(settings.state.dead_letter_path)
 
 
 def _pushers(
@@ -307,12 +311,12 @@ def _progress(
     return asyncio.create_task(reporter.run(), name="progress")
 
 
-async def _claim_account(state: StateThread, job: Job) -> None:
+async def _claim_account(state: StateStore, job: Job) -> None:
     """The state must describe the account this run sends to (AccountMismatch otherwise);
     a store without an account recorded adopts this one."""
     ometria = job.settings.ometria
     current = AccountIdentity.of(ometria.base_url, read_api_key(ometria))
-    if await state.call(lambda store: store.claim_account(current)):
+    if await state.claim_account(current):
         log.info("state_account_recorded", account=current.describe())
 
 

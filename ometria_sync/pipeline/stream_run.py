@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -33,9 +32,8 @@ from ometria_sync.pipeline.stats import StreamStats
 from ometria_sync.pipeline.versions import VersionOrder
 from ometria_sync.pipeline.watermark import Watermark
 from ometria_sync.sources.base import SourceItem, SourcePart
-from ometria_sync.state.checkpoints import SqliteCheckpointStore
 from ometria_sync.state.deadletter import DeadLetterWriter
-from ometria_sync.state.state_thread import StateThread
+from ometria_sync.state.store import StateStore
 
 log = structlog.get_logger("ometria_sync.stream")
 
@@ -58,8 +56,8 @@ class RunContext:
     pacer: RatePacer
     policy: RetryPolicy
     dead_letter: DeadLetterWriter
-    #: the checkpoint store, used from its own thread
-    state: StateThread
+    #: the state store (SQLite or PostgreSQL)
+    state: StateStore
     validator_for: ValidatorFactory
     pusher_for: PusherFactory
     shutdown: Shutdown
@@ -88,7 +86,7 @@ async def run_stream(ctx: RunContext, stream: StreamSettings) -> StreamStats:
     ctx.live[stream.name] = stats
     started = time.monotonic()
     if ctx.save_checkpoints:
-        await ctx.state.call(functools.partial(SqliteCheckpointStore.start_run, stream=stream.name))
+        await ctx.state.start_run(stream.name)
     source = stream.source.open()
     try:
         for part in await source.parts():
@@ -109,9 +107,7 @@ async def run_stream(ctx: RunContext, stream: StreamSettings) -> StreamStats:
     stats.duration = time.monotonic() - started
     stats.outcome = _outcome(stats, ctx.shutdown)
     if ctx.save_checkpoints:
-        await ctx.state.call(functools.partial(
-            SqliteCheckpointStore.finish_run, stream=stream.name, outcome=stats.outcome,
-            delivered=stats.sent))
+        await ctx.state.finish_run(stream.name, stats.outcome, stats.sent)
     return stats
 
 
@@ -133,10 +129,8 @@ async def _run_part(
     stats.bytes_total = await size() if size is not None else None
     stats.bytes_read = 0
     if ctx.full_refresh and ctx.save_checkpoints:
-        await ctx.state.call(functools.partial(
-            SqliteCheckpointStore.restart, stream=stream.name, part=part.key))
-    saved = await ctx.state.call(functools.partial(
-        SqliteCheckpointStore.load, stream=stream.name, part=part.key)) if ctx.resume else None
+        await ctx.state.restart(stream.name, part.key)
+    saved = await ctx.state.load(stream.name, part.key) if ctx.resume else None
     start = saved.position if saved and saved.fingerprint == fingerprint else None
     if saved is not None and start is None:
         log.info("source_changed", stream=stream.name, source=part.label,
@@ -146,7 +140,7 @@ async def _run_part(
              resumed=start is not None)
     changes = None
     if stream.change_detection and ctx.detect_changes:
-        stream_id = await ctx.state.call(functools.partial(_change_stream_id, name=stream.name))
+        stream_id = await ctx.state.stream_id(stream.name)
         changes = ChangeFilter(ctx.state, stream_id, refresh=ctx.full_refresh)
     runner = _PartRunner(ctx, stream, part, stats, fingerprint, changes)
     await runner.run(start)
@@ -226,8 +220,7 @@ class _PartRunner:
         if not self._acked or self._changes is None:
             return
         pairs, self._acked = sorted(self._acked.items()), {}
-        written = self.ctx.state.submit(functools.partial(
-            _remember_hashes, stream_id=self._changes.stream_id, pairs=pairs))
+        written = self.ctx.state.remember(self._changes.stream_id, pairs)
         self._changes.written(written, pairs)
 
     def _forget(self, records: list[BatchRecord]) -> None:
@@ -240,8 +233,7 @@ class _PartRunner:
         for id_hash in ids:
             self._acked.pop(id_hash, None)
         self._changes.forget(ids)
-        self.ctx.state.submit(functools.partial(
-            _forget_hashes, stream_id=self._changes.stream_id, id_hashes=ids))
+        self.ctx.state.forget_ids(self._changes.stream_id, ids)
 
     async def run(self, start: object) -> None:
         producer = asyncio.create_task(self._produce(self.part.read(start)), name="producer")
@@ -373,23 +365,9 @@ class _PartRunner:
             return
         newly = self.watermark.records - self._saved_records
         self.ctx.dead_letter.sync()
-        self.ctx.state.submit(functools.partial(
-            SqliteCheckpointStore.save, stream=self.stream.name, part=self.part.key,
-            position=self.watermark.position, fingerprint=self.fingerprint, delivered=newly))
+        self.ctx.state.save(self.stream.name, self.part.key, self.watermark.position,
+                            self.fingerprint, newly)
         self._saved_records = self.watermark.records
         log.debug("checkpoint", stream=self.stream.name, batch=batch.seq,
                   position=self.watermark.position)
 
-
-def _change_stream_id(store: SqliteCheckpointStore, name: str) -> int:
-    return store.changes.stream_id(name)
-
-
-def _remember_hashes(
-    store: SqliteCheckpointStore, stream_id: int, pairs: list[tuple[int, int]]
-) -> None:
-    store.changes.remember(stream_id, pairs)
-
-
-def _forget_hashes(store: SqliteCheckpointStore, stream_id: int, id_hashes: list[int]) -> None:
-    store.changes.forget_ids(stream_id, id_hashes)

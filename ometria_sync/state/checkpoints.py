@@ -48,10 +48,18 @@ CREATE TABLE IF NOT EXISTS account (
     key_sha256 TEXT NOT NULL,
     recorded_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    time TEXT NOT NULL,
+    entry TEXT NOT NULL
+);
 """
 #: 1: the ``account`` table (a store of version 0 gets it, empty, and adopts the next run's
-#: account, see :meth:`SqliteCheckpointStore.claim_account`)
-SCHEMA_VERSION = 1
+#: account, see :meth:`SqliteCheckpointStore.claim_account`); 2: ``dead_letters``
+#: (``state.dead_letter = "database"``)
+SCHEMA_VERSION = 2
 
 
 class Checkpoint(msgspec.Struct, frozen=True):
@@ -89,6 +97,24 @@ def _is_behind(new: Any, old: Any) -> bool:
 
 def _as_comparable(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
+
+
+def checked_total(
+    stream: str, old: Checkpoint | None, position: Any, fingerprint: str | None, delivered: int
+) -> int:
+    """The delivered count to store for a new checkpoint over ``old``; StateError when the
+    checkpoint is empty or would move backwards for the same content (a bug either way)."""
+    if position is None or position == [] or position == "":
+        raise StateError(f"refusing to save an empty checkpoint for stream {stream!r}")
+    same_content = old is not None and old.fingerprint == fingerprint
+    if same_content and old is not None and _is_behind(
+        _as_comparable(position), _as_comparable(old.position)
+    ):
+        raise StateError(
+            f"checkpoint of stream {stream!r} would move backwards "
+            f"({old.position} -> {position}); not saved"
+        )
+    return (old.delivered if same_content and old else 0) + delivered
 
 
 class SqliteCheckpointStore:
@@ -180,20 +206,11 @@ class SqliteCheckpointStore:
         self, stream: str, part: str, position: Any, fingerprint: str | None, delivered: int
     ) -> None:
         """Record that everything up to ``position`` is settled; ``delivered`` records added."""
-        if position is None or position == [] or position == "":
-            raise StateError(f"refusing to save an empty checkpoint for stream {stream!r}")
+        checked_total(stream, None, position, fingerprint, delivered)  # empty: fail early
         try:
             with self._transaction():
                 old = self.load(stream, part)
-                same_content = old is not None and old.fingerprint == fingerprint
-                if same_content and old is not None and _is_behind(
-                    _as_comparable(position), _as_comparable(old.position)
-                ):
-                    raise StateError(
-                        f"checkpoint of stream {stream!r} would move backwards "
-                        f"({old.position} -> {position}); not saved"
-                    )
-                total = (old.delivered if same_content and old else 0) + delivered
+                total = checked_total(stream, old, position, fingerprint, delivered)
                 self._db.execute(
                     "INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT (stream, part) DO UPDATE SET position = excluded.position, "
@@ -273,11 +290,33 @@ class SqliteCheckpointStore:
                 count = self._db.execute(f"DELETE FROM checkpoints {where}", args).rowcount
                 self._db.execute(f"DELETE FROM stream_runs {where}", args)
                 self.changes.forget(stream)
+                self._db.execute(f"DELETE FROM dead_letters {where}", args)
                 if stream is None:  # the whole state forgotten: the next run may be any account
                     self._db.execute("DELETE FROM account")
         except sqlite3.Error as exc:
             raise self._error("cannot write", exc) from None
         return int(count)
+
+
+    def add_dead_letters(self, rows: list[tuple[str, str, str, str]]) -> None:
+        """Store refused records: (run id, stream, time, the entry's JSON line)."""
+        try:
+            self._db.executemany(
+                "INSERT INTO dead_letters (run_id, stream, time, entry) VALUES (?, ?, ?, ?)", rows)
+        except sqlite3.Error as exc:
+            raise self._error("cannot write", exc) from None
+
+    def dead_letters(
+        self, stream: str | None, run_id: str | None, after: int, limit: int
+    ) -> list[tuple[int, str]]:
+        """(row id, entry) of refused records after row ``after``, oldest first."""
+        try:
+            return self._db.execute(
+                "SELECT id, entry FROM dead_letters WHERE id > ? AND (? IS NULL OR stream = ?) "
+                "AND (? IS NULL OR run_id = ?) ORDER BY id LIMIT ?",
+                (after, stream, stream, run_id, run_id, limit)).fetchall()
+        except sqlite3.Error as exc:
+            raise self._error("cannot read", exc) from None
 
 
 class _Transaction:

@@ -64,6 +64,10 @@ class DeadLetterWriter:
         # refusing a record never fails the run
         self._encode = msgspec.json.Encoder(enc_hook=repr).encode
 
+    def describe(self) -> str:
+        """Where the refused records go, for messages."""
+        return str(self.path)
+
     def _open(self) -> BinaryIO:
         if self._fh is None:
             try:
@@ -103,12 +107,17 @@ class DeadLetterWriter:
             raw=text,
             raw_bytes=raw_bytes,
         )
-        fh = self._open()
         try:
             encoded = self._encode(entry)
         except (TypeError, ValueError, OverflowError):  # what even the hook cannot write
             entry.record, entry.raw = None, repr(record)
             encoded = self._encode(entry)
+        self._emit(entry, encoded)
+        self.count += 1
+        self._dirty = True
+
+    def _emit(self, entry: DeadLetter, encoded: bytes) -> None:
+        fh = self._open()
         try:
             fh.write(encoded + b"\n")
         except OSError as exc:
@@ -116,8 +125,6 @@ class DeadLetterWriter:
                 f"dead letter {self.path}: cannot write ({exc.strerror}); the run stops so "
                 "that no refused record is lost"
             ) from None
-        self.count += 1
-        self._dirty = True
 
     def sync(self) -> None:
         """Flush and fsync what was written: call before a checkpoint that covers it."""

@@ -9,7 +9,7 @@ import sys
 import textwrap
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,8 @@ class Workspace:
     """A job folder with data, and helpers to run the CLI on it."""
 
     root: Path
+    #: more environment for the CLI (e.g. the state's URL)
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     def job(self, streams: str, **ometria: Any) -> Path:
         settings = {"rate_limit_per_second": 50, "backoff_base": 0.05, "backoff_cap": 0.5,
@@ -47,6 +49,7 @@ class Workspace:
     def env(self, url: str, key: str = KEY) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("OMETRIA")}
         env.update(OMETRIA_API_KEY=key, OMETRIA_SYNC__OMETRIA__BASE_URL=url)
+        env.update(self.extra_env)
         return env
 
     async def start(self, *args: str, url: str, key: str = KEY) -> asyncio.subprocess.Process:

@@ -1,0 +1,202 @@
+"""PostgreSQL connections that survive a lost session, and an ordered write queue over them.
+
+Two connections: the *writer* runs every write and ``call`` one at a time, in the order they
+were made (a task draining a queue); the *reader* serves short reads that must not wait behind
+writes (change-index lookups), and sees committed data only.
+
+A lost connection (a restarted server, a failover, ``pg_terminate_backend``) is reconnected and
+the statement retried after each of ``retry_delays``; then :class:`StateConnectionLost`. Every
+statement given to the queue must therefore be idempotent or one transaction.
+
+Failures follow the state thread's rules: a write that fails is raised, once, by the next
+``submit``, ``call``, :meth:`PgQueue.flush`, :meth:`PgQueue.keep_up` or :meth:`PgQueue.aclose`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
+
+import asyncpg
+import structlog
+
+from ometria_sync.errors import StateError
+from ometria_sync.state.store import MAX_QUEUED_WRITES, redact_url, scrub
+
+log = structlog.get_logger("ometria_sync.state")
+T = TypeVar("T")
+Op = Callable[[asyncpg.Connection], Awaitable[T]]
+
+#: seconds before each reconnect attempt after a lost connection
+RETRY_DELAYS: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0, 4.0)
+#: what a lost connection raises; InternalClientError: a session ended by the server while idle
+#: can leave the client's protocol mid-state ("another operation is in progress")
+_LOST = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+         asyncpg.exceptions.OperatorInterventionError, asyncpg.exceptions.InternalClientError,
+         TimeoutError)
+
+
+class StateConnectionLost(StateError):
+    """The state database stayed unreachable through every retry: the run stops (exit 1);
+    nothing acknowledged is lost, what was in flight is resent by the next run."""
+
+
+class _CannotConnect(StateError):
+    """A connection could not be opened (retried like a lost one during a run)."""
+
+
+class RunLockLike(Protocol):
+    async def ensure(self) -> None: ...
+
+
+class PgQueue:
+    """Connections to one state schema and the ordered queue of its writes."""
+
+    def __init__(self, url: str, schema: str) -> None:
+        self._url = url
+        self.schema = schema
+        self.label = redact_url(url)
+        self._conns: dict[str, asyncpg.Connection] = {}
+        self._reading = asyncio.Lock()
+        self._queue: asyncio.Queue[tuple[Op[Any], asyncio.Future[Any]] | None] = asyncio.Queue()
+        self._queued: deque[asyncio.Future[Any]] = deque()
+        self._failure: BaseException | None = None
+        self._failed = False
+        self._lock: RunLockLike | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self.retry_delays = RETRY_DELAYS
+
+    def start(self) -> None:
+        """Start the writer (after the schema is in place)."""
+        self._writer = asyncio.create_task(self._drain(), name="state-writer")
+
+    # connections ---------------------------------------------------------------------------
+
+    async def connect(self) -> asyncpg.Connection:
+        try:
+            return await asyncpg.connect(
+                self._url, timeout=10,
+                server_settings={"application_name": f"ometria-sync {self.schema}"})
+        except (*_LOST, asyncpg.PostgresError, ValueError) as exc:
+            raise _CannotConnect(f"checkpoint store {self.label}: cannot connect: "
+                             f"{scrub(str(exc), self._url)}") from None
+
+    async def _conn(self, role: str) -> asyncpg.Connection:
+        conn = self._conns.get(role)
+        if conn is None or conn.is_closed():
+            conn = self._conns[role] = await self.connect()
+        return conn
+
+    async def _run(self, role: str, op: Op[T]) -> T:
+        """``op`` on the ``role`` connection, reconnecting after a lost connection."""
+        lost: BaseException | None = None
+        for delay in (*self.retry_delays, None):
+            try:
+                if role == "writer" and self._lock is not None:
+                    await self._lock.ensure()
+                return await op(await self._conn(role))
+            except (*_LOST, _CannotConnect) as exc:
+                lost = exc
+            except asyncpg.PostgresError as exc:
+                raise StateError(f"checkpoint store {self.label}: "
+                                 f"{scrub(str(exc), self._url)}") from None
+            conn = self._conns.pop(role, None)
+            if conn is not None:
+                conn.terminate()
+            if delay is None:
+                break
+            log.warning("state_connection_lost", store=self.label, retry_in=delay,
+                        error=scrub(str(lost), self._url))
+            await asyncio.sleep(delay)
+        raise StateConnectionLost(
+            f"checkpoint store {self.label}: connection lost and {len(self.retry_delays)} "
+            f"reconnects failed ({scrub(str(lost), self._url)}); nothing acknowledged is lost, "
+            "the next run resends what was in flight")
+
+    # the ordered queue ---------------------------------------------------------------------
+
+    async def _drain(self) -> None:
+        while True:
+            item = await self._queue.get()
+            if item is None:
+                return
+            op, future = item
+            if future.done():
+                continue
+            try:
+                result = await self._run("writer", op)
+            except asyncio.CancelledError:
+                future.cancel()
+                raise
+            except BaseException as exc:  # handed to whoever waits
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+
+    def _raise_failure(self) -> None:
+        failure, self._failure = self._failure, None
+        if failure is not None:
+            raise failure
+
+    def _enqueue(self, op: Op[T]) -> asyncio.Future[T]:
+        if self._writer is None or self._writer.done():
+            raise StateError(f"checkpoint store {self.label}: closed")
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((op, future))
+        return future
+
+    async def call(self, op: Op[T]) -> T:
+        """Run ``op`` after every write submitted before it, and return its result."""
+        self._raise_failure()
+        return await self._enqueue(op)
+
+    def submit(self, op: Op[Any]) -> asyncio.Future[Any]:
+        """Queue a write without waiting; its failure is raised by the next call."""
+        self._raise_failure()
+        future = self._enqueue(op)
+        future.add_done_callback(self._settled)
+        self._queued.append(future)
+        while self._queued and self._queued[0].done():
+            self._queued.popleft()
+        return future
+
+    def _settled(self, future: asyncio.Future[Any]) -> None:
+        exc = None if future.cancelled() else future.exception()
+        if exc is not None and not self._failed:
+            self._failed = True
+            self._failure = exc
+
+    async def keep_up(self, most: int = MAX_QUEUED_WRITES) -> None:
+        while len(self._queued) > most:
+            await asyncio.wait([self._queued[-most - 1]])
+            while self._queued and self._queued[0].done():
+                self._queued.popleft()
+        self._raise_failure()
+
+    async def flush(self) -> None:
+        await self.call(_noop)
+        self._raise_failure()
+
+    async def aclose(self) -> None:
+        """Write what was submitted, close the connections; raise a failure nobody saw."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            self._queue.put_nowait(None)
+            try:
+                await writer
+            finally:
+                await self._close_connections()
+        self._raise_failure()
+
+    async def _close_connections(self) -> None:
+        conns, self._conns = list(self._conns.values()), {}
+        for conn in conns:
+            with contextlib.suppress(*_LOST, asyncpg.PostgresError):
+                await asyncio.wait_for(conn.close(), 5)
+
+
+async def _noop(conn: asyncpg.Connection) -> None:
+    return None

@@ -1,0 +1,249 @@
+"""The state in PostgreSQL: :class:`StateStore` with asyncpg on the event loop.
+
+Tables in ``state.schema`` (see ``pg_schema.py``); writes go through the ordered queue of
+``pg_queue.py`` (a lost connection is reconnected and the statement retried), lookups through
+the reader connection. A lookup or a hash write is one round trip per batch
+(``= ANY($2::bigint[])``, ``unnest``), never one per record. The run lock holds a third
+connection (``pg_lock.py``).
+
+Every write is idempotent or one transaction, so a retry after a lost connection doubles
+nothing: a checkpoint whose commit was lost in flight and is saved again finds its own position
+already stored and is left alone. After the last retry the run stops with
+:class:`~ometria_sync.state.pg_queue.StateConnectionLost`: what was acknowledged and not yet
+checkpointed is resent by the next run, never lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from ometria_sync.errors import StateError
+from ometria_sync.state.account import AccountIdentity, mismatch
+from ometria_sync.state.checkpoints import Checkpoint, StreamRun, checked_total, utc_now
+from ometria_sync.state.pg_lock import PgRunLock, lock_held
+from ometria_sync.state.pg_queue import Op, PgQueue, StateConnectionLost
+from ometria_sync.state.pg_schema import migrate
+from ometria_sync.state.store import DeadLetterRow, Pending
+
+__all__ = ["PostgresState", "StateConnectionLost"]
+_PAGE = 1000
+
+
+class PostgresState(PgQueue):
+    """A :class:`~ometria_sync.state.store.StateStore` in a PostgreSQL schema."""
+
+    @classmethod
+    async def open(cls, url: str, schema: str) -> PostgresState:
+        state = cls(url, schema)
+        try:
+            conn = await state._conn("writer")
+            await migrate(conn, schema, state.label)
+        except BaseException:
+            await state._close_connections()
+            raise
+        state.start()
+        return state
+
+    # checkpoints and runs -----------------------------------------------------------------
+
+    def _t(self, table: str) -> str:
+        return f"{self.schema}.{table}"
+
+    async def load(self, stream: str, part: str) -> Checkpoint | None:
+        return await self.call(lambda conn: self._load(conn, stream, part))
+
+    async def _load(self, conn: asyncpg.Connection, stream: str, part: str,
+                    lock: str = "") -> Checkpoint | None:
+        row = await conn.fetchrow(
+            "SELECT stream, part, position, fingerprint, delivered, updated_at "
+            f"FROM {self._t('checkpoints')} WHERE stream = $1 AND part = $2 {lock}", stream, part)
+        return None if row is None else self._checkpoint(row)
+
+    def _checkpoint(self, row: asyncpg.Record) -> Checkpoint:
+        try:
+            position = msgspec.json.decode(row["position"])
+        except msgspec.DecodeError:
+            raise StateError(f"checkpoint store {self.label}: position of stream "
+                             f"{row['stream']!r} is unreadable") from None
+        return Checkpoint(row["stream"], row["part"], position, row["fingerprint"],
+                          row["delivered"], row["updated_at"])
+
+    def save(self, stream: str, part: str, position: Any, fingerprint: str | None,
+             delivered: int) -> None:
+        async def op(conn: asyncpg.Connection) -> None:
+            async with conn.transaction():
+                old = await self._load(conn, stream, part, "FOR UPDATE")
+                if old is not None and (old.position, old.fingerprint) == (
+                        msgspec.json.decode(msgspec.json.encode(position)), fingerprint):
+                    return  # a retry of a save whose commit got through: counted already
+                total = checked_total(stream, old, position, fingerprint, delivered)
+                await conn.execute(
+                    f"INSERT INTO {self._t('checkpoints')} VALUES ($1, $2, $3, $4, $5, $6) "
+                    "ON CONFLICT (stream, part) DO UPDATE SET position = excluded.position, "
+                    "fingerprint = excluded.fingerprint, delivered = excluded.delivered, "
+                    "updated_at = excluded.updated_at",
+                    stream, part, msgspec.json.encode(position).decode(), fingerprint, total,
+                    utc_now())
+
+        self.submit(op)
+
+    async def restart(self, stream: str, part: str) -> None:
+        await self.call(lambda conn: conn.execute(
+            f"DELETE FROM {self._t('checkpoints')} WHERE stream = $1 AND part = $2",
+            stream, part))
+
+    async def start_run(self, stream: str) -> None:
+        await self.call(lambda conn: conn.execute(
+            f"INSERT INTO {self._t('stream_runs')} VALUES ($1, $2, NULL, 'running', 0) "
+            "ON CONFLICT (stream) DO UPDATE SET started_at = excluded.started_at, "
+            "finished_at = NULL, outcome = excluded.outcome, delivered = 0", stream, utc_now()))
+
+    async def finish_run(self, stream: str, outcome: str, delivered: int) -> None:
+        await self.call(lambda conn: conn.execute(
+            f"UPDATE {self._t('stream_runs')} SET finished_at = $2, outcome = $3, "
+            "delivered = $4 WHERE stream = $1", stream, utc_now(), outcome, delivered))
+
+    async def checkpoints(self, stream: str | None = None) -> list[Checkpoint]:
+        rows = await self.call(lambda conn: conn.fetch(
+            "SELECT stream, part, position, fingerprint, delivered, updated_at "
+            f"FROM {self._t('checkpoints')} WHERE $1::text IS NULL OR stream = $1 "
+            "ORDER BY stream, part", stream))
+        return [self._checkpoint(r) for r in rows]
+
+    async def last_run(self, stream: str) -> StreamRun | None:
+        row = await self.call(lambda conn: conn.fetchrow(
+            "SELECT stream, started_at, finished_at, outcome, delivered "
+            f"FROM {self._t('stream_runs')} WHERE stream = $1", stream))
+        return None if row is None else StreamRun(*row)
+
+    async def reset(self, stream: str | None = None) -> int:
+        async def op(conn: asyncpg.Connection) -> int:
+            async with conn.transaction():
+                where = "WHERE $1::text IS NULL OR stream = $1"
+                removed = await conn.fetchval(
+                    f"WITH d AS (DELETE FROM {self._t('checkpoints')} {where} RETURNING 1) "
+                    "SELECT count(*) FROM d", stream)
+                await conn.execute(f"DELETE FROM {self._t('stream_runs')} {where}", stream)
+                await conn.execute(f"DELETE FROM {self._t('dead_letters')} {where}", stream)
+                await conn.execute(
+                    f"DELETE FROM {self._t('record_hashes')} WHERE stream IN (SELECT id FROM "
+                    f"{self._t('streams')} WHERE $1::text IS NULL OR name = $1)", stream)
+                if stream is None:
+                    await conn.execute(f"DELETE FROM {self._t('account')}")
+                return int(removed)
+
+        return await self.call(op)
+
+    # change hashes -------------------------------------------------------------------------
+
+    async def stream_id(self, name: str) -> int:
+        async def op(conn: asyncpg.Connection) -> int:
+            await conn.execute(f"INSERT INTO {self._t('streams')} (name) VALUES ($1) "
+                               "ON CONFLICT (name) DO NOTHING", name)
+            return int(await conn.fetchval(
+                f"SELECT id FROM {self._t('streams')} WHERE name = $1", name))
+
+        return await self.call(op)
+
+    async def lookup(self, stream_id: int, id_hashes: list[int]) -> dict[int, int]:
+        """Stored content hashes of those ids that are known: one round trip."""
+        self._raise_failure()
+        query = (f"SELECT id_hash, content_hash FROM {self._t('record_hashes')} "
+                 "WHERE stream = $1 AND id_hash = ANY($2::bigint[])")
+        async with self._reading:
+            rows = await self._run("reader", lambda conn: conn.fetch(query, stream_id, id_hashes))
+        return {r[0]: r[1] for r in rows}
+
+    def remember(self, stream_id: int, pairs: list[tuple[int, int]]) -> Pending:
+        """Store (id hash, content hash) pairs, one per id (the caller dedupes): one
+        statement."""
+        ids = [p[0] for p in pairs]
+        contents = [p[1] for p in pairs]
+        return self.submit(lambda conn: conn.execute(
+            f"INSERT INTO {self._t('record_hashes')} (stream, id_hash, content_hash) "
+            "SELECT $1, i, c FROM unnest($2::bigint[], $3::bigint[]) AS u(i, c) "
+            "ON CONFLICT (stream, id_hash) DO UPDATE SET content_hash = excluded.content_hash",
+            stream_id, ids, contents))
+
+    def forget_ids(self, stream_id: int, id_hashes: list[int]) -> None:
+        self.submit(lambda conn: conn.execute(
+            f"DELETE FROM {self._t('record_hashes')} WHERE stream = $1 "
+            "AND id_hash = ANY($2::bigint[])", stream_id, id_hashes))
+
+    async def tracked_ids(self, stream: str) -> int:
+        return int(await self.call(lambda conn: conn.fetchval(
+            f"SELECT count(*) FROM {self._t('record_hashes')} h JOIN {self._t('streams')} s "
+            "ON s.id = h.stream WHERE s.name = $1", stream)))
+
+    # account, dead letters, run lock ---------------------------------------------------------
+
+    async def account(self) -> AccountIdentity | None:
+        row = await self.call(lambda conn: conn.fetchrow(
+            f"SELECT base_url, key_sha256 FROM {self._t('account')}"))
+        return None if row is None else AccountIdentity(row[0], row[1])
+
+    async def claim_account(self, current: AccountIdentity) -> bool:
+        async def op(conn: asyncpg.Connection) -> tuple[bool, asyncpg.Record]:
+            async with conn.transaction():
+                status = await conn.execute(
+                    f"INSERT INTO {self._t('account')} VALUES (1, $1, $2, $3) "
+                    "ON CONFLICT (id) DO NOTHING", current.base_url, current.key_sha256,
+                    utc_now())
+                row = await conn.fetchrow(
+                    f"SELECT base_url, key_sha256 FROM {self._t('account')}")
+                return status.endswith(" 1"), row
+
+        recorded, row = await self.call(op)
+        stored = AccountIdentity(row[0], row[1])
+        if stored != current:
+            raise mismatch(stored, current)
+        return recorded
+
+    def add_dead_letters(self, rows: list[DeadLetterRow]) -> None:
+        columns = [list(c) for c in zip(*rows, strict=True)]
+        self.submit(lambda conn: conn.execute(
+            f"INSERT INTO {self._t('dead_letters')} (run_id, stream, time, entry) "
+            "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])", *columns))
+
+    async def dead_letters(
+        self, stream: str | None = None, run_id: str | None = None
+    ) -> AsyncIterator[bytes]:
+        after = 0
+        while True:
+            page = await self.call(_fetch(
+                f"SELECT id, entry FROM {self._t('dead_letters')} WHERE id > $1 "
+                "AND ($2::text IS NULL OR stream = $2) AND ($3::text IS NULL OR run_id = $3) "
+                "ORDER BY id LIMIT $4", after, stream, run_id, _PAGE))
+            for row in page:
+                after = row[0]
+                yield row[1].encode()
+            if len(page) < _PAGE:
+                return
+
+    def run_lock(self) -> AbstractAsyncContextManager[object]:
+        return self._held(PgRunLock(self.connect, self.schema))
+
+    @contextlib.asynccontextmanager
+    async def _held(self, lock: PgRunLock) -> AsyncIterator[object]:
+        async with lock:
+            self._lock = lock
+            try:
+                yield lock
+            finally:
+                self._lock = None
+
+    async def run_in_progress(self) -> bool:
+        return await self.call(lambda conn: lock_held(conn, self.schema))
+
+
+def _fetch(query: str, *args: Any) -> Op[list[asyncpg.Record]]:
+    async def op(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+        return list(await conn.fetch(query, *args))
+
+    return op

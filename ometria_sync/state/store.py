@@ -1,0 +1,128 @@
+"""The state store: one interface, two implementations chosen by the URL's scheme.
+
+``sqlite:///PATH`` keeps the state in a file beside the job (:class:`SqliteState`, its writes on
+a thread of their own); ``postgresql://`` or ``postgres://`` keeps it in a database schema
+(:class:`PostgresState`, asyncpg on the event loop), so a container needs no disk. The pipeline
+sees only :class:`StateStore`.
+
+Guarantees, both stores:
+
+* writes (``save``, ``remember``, ``forget_ids``, ``add_dead_letters``) are queued and run one at
+  a time in the order they were made: a checkpoint is written after the dead letters and hashes
+  submitted before it, and never moves backwards (see ``checkpoints.py``);
+* a failed write is never lost: the first failure is raised, once, by the next write, ``call``,
+  :meth:`StateStore.flush`, :meth:`StateStore.keep_up` or :meth:`StateStore.aclose`;
+* ``lookup`` sees committed hashes only; the future returned by ``remember`` says when its
+  hashes are committed;
+* a password in the URL never appears in a message: :func:`redact_url`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+from ometria_sync.errors import StateError
+from ometria_sync.state.account import AccountIdentity
+from ometria_sync.state.checkpoints import Checkpoint, StreamRun
+
+#: writes that may wait before ``keep_up`` makes the caller wait
+MAX_QUEUED_WRITES = 1000
+#: the schema a PostgreSQL store lives in unless ``state.schema`` names another
+DEFAULT_SCHEMA = "ometria_sync"
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class Pending(Protocol):
+    """A queued write: done once committed (or failed)."""
+
+    def done(self) -> bool: ...
+
+    def cancelled(self) -> bool: ...
+
+    def exception(self) -> BaseException | None: ...
+
+
+class StateStore(Protocol):
+    """What a run, ``status``, ``reset`` and ``dead-letter`` need from the state."""
+
+    #: where the state is, for messages (a URL's password replaced by ``***``)
+    label: str
+
+    # checkpoints and run history
+    async def load(self, stream: str, part: str) -> Checkpoint | None: ...
+    def save(self, stream: str, part: str, position: Any, fingerprint: str | None,
+             delivered: int) -> None: ...
+    async def restart(self, stream: str, part: str) -> None: ...
+    async def start_run(self, stream: str) -> None: ...
+    async def finish_run(self, stream: str, outcome: str, delivered: int) -> None: ...
+    async def checkpoints(self, stream: str | None = None) -> list[Checkpoint]: ...
+    async def last_run(self, stream: str) -> StreamRun | None: ...
+    async def reset(self, stream: str | None = None) -> int: ...
+
+    # change hashes
+    async def stream_id(self, name: str) -> int: ...
+    async def lookup(self, stream_id: int, id_hashes: list[int]) -> dict[int, int]: ...
+    def remember(self, stream_id: int, pairs: list[tuple[int, int]]) -> Pending: ...
+    def forget_ids(self, stream_id: int, id_hashes: list[int]) -> None: ...
+    async def tracked_ids(self, stream: str) -> int: ...
+
+    # the account, dead letters, the run lock
+    async def claim_account(self, current: AccountIdentity) -> bool: ...
+    def add_dead_letters(self, rows: list[DeadLetterRow]) -> None: ...
+    def dead_letters(self, stream: str | None = None,
+                     run_id: str | None = None) -> AsyncIterator[bytes]: ...
+    def run_lock(self) -> AbstractAsyncContextManager[object]: ...
+    async def run_in_progress(self) -> bool: ...
+
+    # the queue
+    async def keep_up(self, most: int = MAX_QUEUED_WRITES) -> None: ...
+    async def flush(self) -> None: ...
+    async def aclose(self) -> None: ...
+
+
+DeadLetterRow = tuple[str, str, str, str]
+"""(run id, stream, time, the entry as its JSON line without the newline)"""
+
+
+def redact_url(url: str) -> str:
+    """``postgresql://sync:secret@db/x`` -> ``postgresql://sync:***@db/x``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def scrub(text: str, url: str) -> str:
+    """``text`` with the URL's password (if any) replaced by ``***``."""
+    password = urlsplit(url).password
+    return text.replace(password, "***") if password else text
+
+
+def check_schema(schema: str) -> str:
+    if not _SCHEMA_NAME.match(schema):
+        raise StateError(f"state.schema: {schema!r} is not a plain lower-case SQL name")
+    return schema
+
+
+def is_postgres_url(url: str) -> bool:
+    return url.startswith(("postgresql://", "postgres://"))
+
+
+async def open_state(url: str, schema: str = DEFAULT_SCHEMA) -> StateStore:
+    """The store named by ``state.checkpoint_url``; StateError when it cannot be opened."""
+    if url.startswith("sqlite:///"):
+        from ometria_sync.state.sqlite_state import SqliteState
+
+        return await SqliteState.open(url)
+    if is_postgres_url(url):
+        from ometria_sync.state.pg_state import PostgresState
+
+        return await PostgresState.open(url, check_schema(schema))
+    raise StateError(f"state.checkpoint_url: {url.split('://')[0]}:// stores are not supported; "
+                     "use sqlite:///PATH or postgresql://...")
