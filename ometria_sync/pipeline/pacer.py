@@ -7,8 +7,8 @@ departure:
 * the window: at most ``n = floor(rate)`` departures in any ``1 s + slack``, counted from when
   requests really left. The *slack* covers what lies between this pacer's clock and the
   server's: a busy event loop, the kernel, and the network's variation of the one-way delay
-  (commonly tens of milliseconds). It is never under ``jitter_floor`` (25 ms by default, which
-  costs 2.5% of the rate) and follows what is measured, up to ``jitter_cap``: the lateness of
+  (commonly tens of milliseconds). It is never under ``jitter_floor`` (20 ms by default, which
+  costs 2% of the rate) and follows what is measured, up to ``jitter_cap``: the lateness of
   departures (a high percentile of wake-up lateness: a busy event loop) or the network's
   variation of delay (a high percentile of what the HTTP client reports with each answer: the
   kernel's round-trip variation of the connection), whichever is more. Not the spread of answer
@@ -73,7 +73,7 @@ _MAX_MARGIN = 0.04
 #: closest spacing while catching up, as a fraction of the even interval
 _MIN_SPACING = 0.5
 #: the least slack (seconds) over any window of n departures: ordinary internet jitter
-_JITTER_FLOOR = 0.025
+_JITTER_FLOOR = 0.020
 #: the most the measured part of the slack grows to (seconds)
 _JITTER_CAP = 0.06
 #: recent lateness and answer-time samples kept for the measured slack
