@@ -12,7 +12,6 @@ read from the environment variable ``ometria.api_key_env`` or the file ``ometria
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import tomllib
@@ -24,6 +23,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from ometria_sync.errors import ConfigError
+from ometria_sync.net.http import is_loopback_host
 from ometria_sync.sources.files import resolve_path
 from ometria_sync.sources.lines import DEFAULT_MAX_LINE_BYTES, MaxLineBytes
 from ometria_sync.sources.omneo.config import check_shared_tenants
@@ -292,17 +292,6 @@ def _resolve_sqlite_url(url: str, base: Path) -> str:
     if not url.startswith(prefix):
         return url
     return prefix + resolve_path(base, url[len(prefix) :])
-
-
-def is_loopback_host(host: str | None) -> bool:
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _check(settings: JobSettings) -> None:

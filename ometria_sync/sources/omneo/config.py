@@ -18,10 +18,15 @@ from urllib.parse import urlsplit
 import msgspec
 
 from ometria_sync.errors import ConfigError, SourceError
+from ometria_sync.net.http import is_loopback_host
 from ometria_sync.sources.base import Source, SourceConfig
 from ometria_sync.sources.files import resolve_path
+from ometria_sync.sources.omneo.client import OmneoAuthError
 from ometria_sync.sources.omneo.normalise import Unusable, load_zone
+from ometria_sync.sources.omneo.profile_source import profiles_source
 from ometria_sync.sources.omneo.properties import CONTACT_NAMES, ORDER_NAMES, PropertyMapping
+from ometria_sync.sources.omneo.reader import new_client
+from ometria_sync.sources.omneo.transaction_source import transactions_source
 
 ProductIdSource = Literal["variant_external_id", "product_variant_external_id", "sku",
                           "product_variant_sku", "product_variant_id", "product_id"]
@@ -102,9 +107,6 @@ class OmneoSourceConfig(SourceConfig, frozen=True, kw_only=True):
         url = urlsplit(self.url)
         if url.scheme not in ("https", "http") or not url.hostname:
             raise ConfigError(f"{key}.base_url", f"not an http(s) URL: {self.url!r}")
-        # imported here: ometria_sync.config imports the source registry, hence this module
-        from ometria_sync.config import is_loopback_host
-
         if url.scheme == "http" and not is_loopback_host(url.hostname):
             raise ConfigError(f"{key}.base_url", "plain http:// is only allowed for loopback "
                                                  "hosts (127.0.0.1, localhost); use https://")
@@ -123,9 +125,6 @@ class OmneoSourceConfig(SourceConfig, frozen=True, kw_only=True):
     async def preflight(self, key: str) -> None:
         """One request for one row: a refused token or an unreachable tenant stops the run
         before anything is sent, not when the stream's turn comes."""
-        from ometria_sync.sources.omneo.client import OmneoAuthError
-        from ometria_sync.sources.omneo.reader import new_client
-
         client = new_client(self)
         try:
             await client.get(self.list_path, {self.page_size_param: "1"})
@@ -190,8 +189,6 @@ class OmneoProfilesConfig(OmneoSourceConfig, frozen=True, kw_only=True, tag="omn
         return CONTACT_NAMES
 
     def open(self) -> Source:
-        from ometria_sync.sources.omneo.profile_source import profiles_source
-
         return profiles_source(self)
 
 
@@ -231,6 +228,4 @@ class OmneoTransactionsConfig(OmneoSourceConfig, frozen=True, kw_only=True,
             raise ConfigError(f"{key}.product_id", "name at least one source of product ids")
 
     def open(self) -> Source:
-        from ometria_sync.sources.omneo.transaction_source import transactions_source
-
         return transactions_source(self)

@@ -5,12 +5,11 @@ contacts. Aggregations are one request per profile, fetched concurrently (see :m
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ometria_sync.sources.base import Source, SourceItem
 from ometria_sync.sources.omneo.client import OmneoClient
-from ometria_sync.sources.omneo.config import OmneoProfilesConfig
 from ometria_sync.sources.omneo.contacts import to_contact
 from ometria_sync.sources.omneo.fields import FieldError
 from ometria_sync.sources.omneo.normalise import load_zone
@@ -28,6 +27,9 @@ from ometria_sync.sources.omneo.reader import (
     gather_all,
     key_reader,
 )
+
+if TYPE_CHECKING:  # the settings import the readers to open them
+    from ometria_sync.sources.omneo.config import OmneoProfilesConfig
 
 
 class ProfileConverter:

@@ -7,14 +7,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections import OrderedDict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import structlog
 
 from ometria_sync.sources.base import Source, SourceItem
 from ometria_sync.sources.omneo.client import OmneoClient
-from ometria_sync.sources.omneo.config import OmneoTransactionsConfig
 from ometria_sync.sources.omneo.fields import FieldError
 from ometria_sync.sources.omneo.normalise import load_zone
 from ometria_sync.sources.omneo.orders import to_order
@@ -28,6 +27,9 @@ from ometria_sync.sources.omneo.reader import (
     key_reader,
 )
 from ometria_sync.sources.omneo.transaction import Transaction, parse_transaction
+
+if TYPE_CHECKING:  # the settings import the readers to open them
+    from ometria_sync.sources.omneo.config import OmneoTransactionsConfig
 
 log = structlog.get_logger("ometria_sync.omneo")
 

@@ -56,7 +56,7 @@ import math
 from collections import deque
 from collections.abc import Awaitable, Callable
 
-from ometria_sync.pipeline.backoff import Backoff
+from ometria_sync.net.backoff import Backoff
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
