@@ -19,10 +19,11 @@ import msgspec
 
 from ometria_sync.errors import ConfigError, SourceError
 from ometria_sync.net.http import is_loopback_host
+from ometria_sync.net.settings import HttpRetrySettings
 from ometria_sync.sources.base import Source, SourceConfig
 from ometria_sync.sources.files import resolve_path
 from ometria_sync.sources.omneo.client import OmneoAuthError
-from ometria_sync.sources.omneo.normalise import Unusable, load_zone
+from ometria_sync.sources.omneo.normalise import Unusable, known_zone
 from ometria_sync.sources.omneo.profile_source import profiles_source
 from ometria_sync.sources.omneo.properties import CONTACT_NAMES, ORDER_NAMES, PropertyMapping
 from ometria_sync.sources.omneo.reader import new_client
@@ -32,7 +33,7 @@ ProductIdSource = Literal["variant_external_id", "product_variant_external_id", 
                           "product_variant_sku", "product_variant_id", "product_id"]
 
 
-class OmneoSourceConfig(SourceConfig, frozen=True, kw_only=True):
+class OmneoSourceConfig(SourceConfig, HttpRetrySettings, frozen=True, kw_only=True):
     """What both Omneo sources take: where Omneo is, how fast to read it, how to read it."""
 
     #: the name in ``https://{tenant}.manager.getomneo.com``; or give ``base_url``
@@ -46,13 +47,6 @@ class OmneoSourceConfig(SourceConfig, frozen=True, kw_only=True):
     #: Omneo requests in flight at once (aggregations, profile look-ups, pages)
     concurrency: Annotated[int, msgspec.Meta(ge=1, le=256)] = 8
     page_size: Annotated[int, msgspec.Meta(ge=1, le=100)] = 100
-    request_timeout: Annotated[float, msgspec.Meta(gt=0)] = 30.0
-    #: retries of one request after 429/5xx/timeouts before the stream fails
-    max_retries: Annotated[int, msgspec.Meta(ge=0, le=100)] = 8
-    retry_after_cap: Annotated[float, msgspec.Meta(gt=0)] = 120.0
-    backoff_base: Annotated[float, msgspec.Meta(gt=0)] = 0.5
-    backoff_cap: Annotated[float, msgspec.Meta(gt=0)] = 30.0
-    ca_bundle: str | None = None
     #: zone of date-times Omneo writes without an offset (an IANA name)
     timezone: str = "UTC"
     #: the ``sort`` value: ascending, ties broken by id (the checkpoint relies on this order)
@@ -87,7 +81,7 @@ class OmneoSourceConfig(SourceConfig, frozen=True, kw_only=True):
         self._check_url(key)
         self._check_token(key)
         try:
-            load_zone(self.timezone)
+            known_zone(self.timezone)
         except Unusable as exc:
             raise ConfigError(f"{key}.timezone", str(exc)) from None
         if self.customer_id == "identity" and not self.identity_handle:

@@ -12,7 +12,7 @@ from ometria_sync.sources.base import Source, SourceItem
 from ometria_sync.sources.omneo.client import OmneoClient
 from ometria_sync.sources.omneo.contacts import to_contact
 from ometria_sync.sources.omneo.fields import FieldError
-from ometria_sync.sources.omneo.normalise import load_zone
+from ometria_sync.sources.omneo.normalise import known_zone
 from ometria_sync.sources.omneo.pages import Entry
 from ometria_sync.sources.omneo.profile import (
     Aggregations,
@@ -37,7 +37,7 @@ class ProfileConverter:
 
     def __init__(self, settings: OmneoProfilesConfig) -> None:
         self.settings = settings
-        self.zone = load_zone(settings.timezone)
+        self.zone = known_zone(settings.timezone)
         self.skip_types = {t.lower() for t in settings.skip_profile_types}
         self.skipped: Counter[str] = Counter()
 
@@ -90,7 +90,7 @@ class ProfileConverter:
 
 
 def profiles_source(settings: OmneoProfilesConfig) -> Source:
-    zone = load_zone(settings.timezone)
+    zone = known_zone(settings.timezone)
     convert = ProfileConverter(settings)
     key_of = key_reader(zone, lambda f: f.text("id"))
     return OmneoSource(settings, lambda client: OmneoPart(
