@@ -1,4 +1,4 @@
-"""Delivering one batch: pace, push, and react to each answer as design.md's failure table says.
+"""Delivering one batch: pace, push, and react to each answer (docs/architecture.md, failure table).
 
 =================  ==========================================================================
 answer             action
