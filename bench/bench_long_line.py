@@ -78,10 +78,10 @@ def main() -> None:
                                      check=True, capture_output=True, text=True).stdout
                 items, before, after = (int(x) for x in out.split())
                 runs.append((before, after))
-            before = statistics.median(r[0] for r in runs) / 1024
-            after = statistics.median(r[1] for r in runs) / 1024
-            print(f"{kind:<8}{items:>7}{before:>15.1f} MB{after:>8.1f} MB"
-                  f"{after - before:>6.1f} MB")
+            before_mb = statistics.median(r[0] for r in runs) / 1024
+            after_mb = statistics.median(r[1] for r in runs) / 1024
+            print(f"{kind:<8}{items:>7}{before_mb:>15.1f} MB{after_mb:>8.1f} MB"
+                  f"{after_mb - before_mb:>6.1f} MB")
 
 
 if __name__ == "__main__":

@@ -100,7 +100,7 @@ async def redis_cost(url: str, calls: int) -> tuple[float, float]:
     """p50 and p99 (ms) of the Redis time of one acquire, nothing else on the loop."""
     import redis.asyncio as aioredis
 
-    from ometria_sync.pipeline.shared_budget import SharedBudget
+    from ometria_sync.pacing.shared_budget import SharedBudget
 
     prefix = f"ometria-sync-bench:{uuid.uuid4().hex[:12]}:"
     budget = SharedBudget(aioredis.from_url(url), prefix, 10_000.0, url=url)

@@ -22,6 +22,7 @@ from ometria_sync.errors import (
 from ometria_sync.exit_codes import ExitCode
 from ometria_sync.ometria.push import Pusher, PushResult
 from ometria_sync.pipeline.job_run import JobResult, RunOptions, run_job
+from ometria_sync.pipeline.stats import StreamStats
 
 __all__ = [
     "AuthenticationError",
@@ -40,6 +41,7 @@ __all__ = [
     "RunOptions",
     "SourceError",
     "StateError",
+    "StreamStats",
     "ThrottledError",
     "TransientError",
     "__version__",

@@ -12,7 +12,6 @@ read from the environment variable ``ometria.api_key_env`` or the file ``ometria
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import tomllib
@@ -24,13 +23,14 @@ from urllib.parse import urlsplit
 import msgspec
 
 from ometria_sync.errors import ConfigError
+from ometria_sync.net.http import is_loopback_host
+from ometria_sync.net.settings import HttpRetrySettings
+from ometria_sync.schemas.records import RECORD_TYPES, RecordType
 from ometria_sync.sources.files import resolve_path
 from ometria_sync.sources.lines import DEFAULT_MAX_LINE_BYTES, MaxLineBytes
 from ometria_sync.sources.omneo.config import check_shared_tenants
 from ometria_sync.sources.registry import SOURCE_KINDS, SourceSpec
 
-RecordType = Literal["contact", "order", "product", "custom_event"]
-RECORD_TYPES: tuple[str, ...] = ("contact", "order", "product", "custom_event")
 ENV_PREFIX = "OMETRIA_SYNC__"
 _OVERRIDABLE = ("ometria", "state", "run", "report")
 
@@ -39,8 +39,8 @@ class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     pass
 
 
-class OmetriaSettings(_Section, frozen=True):
-    """``[ometria]``: where to send and how fast."""
+class OmetriaSettings(_Section, HttpRetrySettings, frozen=True):
+    """``[ometria]``: where to send and how fast (and the retry settings of ``net``)."""
 
     base_url: str = "https://api.ometria.com/v2"
     api_key_env: str = "OMETRIA_API_KEY"
@@ -49,17 +49,8 @@ class OmetriaSettings(_Section, frozen=True):
     batch_size: Annotated[int, msgspec.Meta(ge=1, le=100)] = 100
     #: dispatchers working at once; 0 picks ``rate x 2 s`` (enough to hide 2 s answers)
     concurrency: Annotated[int, msgspec.Meta(ge=0, le=1024)] = 0
-    request_timeout: Annotated[float, msgspec.Meta(gt=0)] = 30.0
-    #: attempts after the first for 408/5xx/timeouts before the run fails
-    max_retries: Annotated[int, msgspec.Meta(ge=0, le=100)] = 8
     #: total seconds one batch may spend waiting out 429s before the run fails
     max_throttle_wait: Annotated[float, msgspec.Meta(ge=0)] = 900.0
-    #: longest pause a server's Retry-After may impose
-    retry_after_cap: Annotated[float, msgspec.Meta(gt=0)] = 120.0
-    backoff_base: Annotated[float, msgspec.Meta(gt=0)] = 0.5
-    backoff_cap: Annotated[float, msgspec.Meta(gt=0)] = 30.0
-    #: a PEM bundle to verify Ometria's certificate with, instead of the system's
-    ca_bundle: str | None = None
     #: share this account's rate budget with other processes through this Redis
     #: (redis:// or rediss://); or name the environment variable holding that URL
     rate_limit_url: str | None = None
@@ -292,17 +283,6 @@ def _resolve_sqlite_url(url: str, base: Path) -> str:
     if not url.startswith(prefix):
         return url
     return prefix + resolve_path(base, url[len(prefix) :])
-
-
-def is_loopback_host(host: str | None) -> bool:
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _check(settings: JobSettings) -> None:

@@ -17,7 +17,9 @@ from ometria_sync.errors import OmetriaSyncError, RateBudgetError, StateError
 from ometria_sync.exit_codes import ExitCode
 from ometria_sync.pipeline.job_run import RunOptions, run_job
 from ometria_sync.pipeline.shutdown import SignalWatch
-from ometria_sync.state.store import StateStore, open_state
+from ometria_sync.report.progress import show_progress
+from ometria_sync.state.opening import open_state
+from ometria_sync.state.store import StateStore
 
 from .report_cmds import finish_report, print_ometria_errors
 from .summary import print_summary, render_table
@@ -78,7 +80,7 @@ def _run_watched(args: argparse.Namespace, options: RunOptions, signals: SignalW
     # out of the collector's sight, a full collection during a long sync takes half as long
     gc.freeze()
     try:
-        result = asyncio.run(run_job(job, options, signals=signals))
+        result = asyncio.run(run_job(job, options, signals=signals, observer=show_progress))
     except (StateError, RateBudgetError) as exc:
         print(f"ometria-sync: {exc}", file=sys.stderr)
         return ExitCode.FATAL

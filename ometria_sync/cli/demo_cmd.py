@@ -24,6 +24,7 @@ from ometria_sync.cli.summary import print_summary
 from ometria_sync.config import Job, load_job
 from ometria_sync.emulator import EmulatorOptions, running_emulator
 from ometria_sync.pipeline.job_run import JobResult, run_job
+from ometria_sync.report.progress import show_progress
 
 
 def register(sub: SubParsers, common: argparse.ArgumentParser) -> None:
@@ -54,7 +55,7 @@ async def _demo(job: Job, state: Path, rate: float | None) -> int:
         print(f"emulator listening on {emu.url} (rate limit {limit:g} requests/s)")
         demo_job = _point_at(job, emu.url, state, limit)
         os.environ["OMETRIA_DEMO_KEY"] = key
-        result = await run_job(demo_job)
+        result = await run_job(demo_job, observer=show_progress)
         print()
         print_summary(result.streams, sys.stdout)
         await _show_arrivals(emu.url, key, result)

@@ -12,11 +12,8 @@ Every other answer maps to an error class named for what the caller does next (s
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import socket
-import ssl
 import struct
-import time
 from typing import Any
 
 import aiohttp
@@ -31,6 +28,7 @@ from ometria_sync.errors import (
     TransientError,
     UnconfirmedAnswerError,
 )
+from ometria_sync.net.http import parse_retry_after, ssl_context
 from ometria_sync.ometria.push import PushResult, SentHook
 
 _BAD_BATCH = frozenset({400, 413, 422})
@@ -43,29 +41,6 @@ class _PushAnswer(msgspec.Struct):
     accepted: int | None = None
     rejected: int | None = None
     skipped: int | None = None  # declared by a third-party model; counted when present
-
-
-def parse_retry_after(value: str | None, cap: float, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date).
-
-    ``0``, a past date, or garbage mean "no hint" (None); a hint above ``cap`` is capped.
-    """
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            return None
-        seconds = when.timestamp() - (time.time() if now is None else now)
-    if not seconds > 0 or seconds != seconds:  # rejects 0, negatives and NaN
-        return None
-    return min(seconds, cap)
 
 
 def _int_header(headers: Any, name: str) -> int | None:
@@ -108,11 +83,6 @@ def _network_jitter(resp: aiohttp.ClientResponse) -> float | None:
     except (OSError, struct.error):
         return None
     return 2 * int(rttvar) / 1e6
-
-
-def ssl_context(ca_bundle: str | None) -> ssl.SSLContext:
-    """Certificate verification is always on; ``ca_bundle`` replaces the system's trust store."""
-    return ssl.create_default_context(cafile=ca_bundle)
 
 
 class OmetriaClient:

@@ -1,4 +1,4 @@
-"""Delivering one batch: pace, push, and react to each answer as design.md's failure table says.
+"""Delivering one batch: pace, push, and react to each answer (docs/architecture.md, failure table).
 
 =================  ==========================================================================
 answer             action
@@ -32,10 +32,10 @@ from ometria_sync.errors import (
     ThrottledError,
     TransientError,
 )
+from ometria_sync.net.backoff import Backoff
 from ometria_sync.ometria.push import Pusher, PushResult
-from ometria_sync.pipeline.backoff import Backoff
+from ometria_sync.pacing.protocol import RatePacer
 from ometria_sync.pipeline.batcher import Batch, BatchRecord, encode_body
-from ometria_sync.pipeline.pacing import RatePacer
 from ometria_sync.pipeline.stats import StreamStats
 from ometria_sync.schemas.problems import Problem
 from ometria_sync.state.deadletter import DeadLetterWriter

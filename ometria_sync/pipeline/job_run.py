@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import structlog
 
 from ometria_sync.config import (
@@ -30,64 +29,35 @@ from ometria_sync.config import (
 )
 from ometria_sync.errors import OmetriaSyncError, StateError
 from ometria_sync.exit_codes import ExitCode
+from ometria_sync.net.backoff import Backoff
 from ometria_sync.ometria.client import OmetriaClient
 from ometria_sync.ometria.dry_run import DryRunPusher, NullPusher
 from ometria_sync.ometria.push import Pusher
-from ometria_sync.pipeline.backoff import Backoff
+from ometria_sync.pacing.pacer import Pacer
+from ometria_sync.pacing.protocol import RatePacer
+from ometria_sync.pacing.shared_budget import SharedBudget
 from ometria_sync.pipeline.dispatch import RetryPolicy
-from ometria_sync.pipeline.pacer import Pacer
-from ometria_sync.pipeline.pacing import RatePacer
-from ometria_sync.pipeline.shared_budget import BudgetStats, SharedBudget
+from ometria_sync.pipeline.job_io import (
+    JobResult,
+    RunObserver,
+    RunOptions,
+    RunView,
+    exit_code_for,
+    sending_mode,
+)
 from ometria_sync.pipeline.shutdown import Shutdown, SignalWatch
 from ometria_sync.pipeline.stats import StreamStats
 from ometria_sync.pipeline.stream_run import RunContext, ValidatorFactory, run_stream
-from ometria_sync.report.progress import ProgressMode, ProgressReporter, resolve_mode
+from ometria_sync.pipeline.validation import schema_validator
 from ometria_sync.state.account import AccountIdentity
 from ometria_sync.state.db_deadletter import DatabaseDeadLetter
 from ometria_sync.state.deadletter import DeadLetterWriter
-from ometria_sync.state.store import StateStore, open_state
+from ometria_sync.state.opening import open_state
+from ometria_sync.state.store import StateStore
 
 log = structlog.get_logger("ometria_sync.job")
 
-
-class RunOptions(msgspec.Struct, frozen=True, kw_only=True):
-    """``dry_run``: everything but the send, payloads written to a folder, no checkpoint moves.
-    ``validate_only``: read every stream from the top, validate, dead-letter, send nothing.
-    ``full_refresh``: read every stream from the top and send every record, changed or not."""
-
-    dry_run: bool = False
-    validate_only: bool = False
-    #: like a run from the checkpoints, with change detection, but nothing sent or written
-    plan_only: bool = False
-    #: ``verify --repair``: send every record the sources give (no change detection), from the
-    #: top, and move no checkpoint (the sources are the records to resend)
-    repair: bool = False
-    full_refresh: bool = False
-    streams: list[str] | None = None
-    #: None: the job's ``report.progress`` setting
-    progress: ProgressMode | None = None
-
-
-class JobResult(msgspec.Struct):
-    """What a run did, per stream, and the process exit code it implies."""
-
-    run_id: str
-    started_at: str
-    streams: list[StreamStats]
-    exit_code: int
-    dead_letter_path: str
-    dry_run_dir: str | None = None
-    error: str | None = None
-    #: ``GET /v2/push/_errors`` as fetched after a run in which Ometria rejected records
-    ometria_errors: Any = None
-    report_path: str | None = None
-    #: the rate budget shared through Redis, when ``ometria.rate_limit_url`` is set
-    shared_budget: BudgetStats | None = None
-
-
-def sending_mode(options: RunOptions) -> bool:
-    """True when the run really sends (and so moves checkpoints and needs the run lock)."""
-    return not (options.dry_run or options.validate_only or options.plan_only)
+__all__ = ["JobResult", "RunOptions", "account_pacer", "run_job", "shared_budget"]
 
 
 def stream_groups(streams: list[StreamSettings]) -> Iterator[list[StreamSettings]]:
@@ -102,16 +72,6 @@ def stream_groups(streams: list[StreamSettings]) -> Iterator[list[StreamSettings
         yield group
 
 
-def exit_code_for(stats: list[StreamStats], shutdown: Shutdown, fatal: bool) -> ExitCode:
-    if fatal or any(s.error for s in stats):
-        return ExitCode.FATAL
-    if shutdown.reason == "interrupted":
-        return ExitCode.INTERRUPTED
-    if any(s.dead_lettered or s.rejected for s in stats):
-        return ExitCode.PARTIAL
-    return ExitCode.OK
-
-
 async def run_job(
     job: Job,
     options: RunOptions | None = None,
@@ -120,6 +80,7 @@ async def run_job(
     validator_factory: ValidatorFactory | None = None,
     handle_signals: bool = True,
     signals: SignalWatch | None = None,
+    observer: RunObserver | None = None,
 ) -> JobResult:
     """Sync the job's streams. Raises ConfigError/StateError before anything is sent when the
     key, the run lock or the state cannot be had; every later failure is in the result.
@@ -127,7 +88,8 @@ async def run_job(
     SIGINT/SIGTERM are handled from the first line (``signals``: a watch the caller installed
     earlier and keeps until its report is written; else one installed here when
     ``handle_signals``): one during the preflight stops before anything is sent, one during the
-    final ``GET /v2/push/_errors`` cuts that short; either way the result says interrupted."""
+    final ``GET /v2/push/_errors`` cuts that short; either way the result says interrupted.
+    ``observer`` (e.g. the CLI's progress display) runs beside the streams."""
     async with contextlib.AsyncExitStack() as stack:
         if signals is None and handle_signals:
             signals = stack.enter_context(SignalWatch(job.settings.run.grace_period))
@@ -136,7 +98,7 @@ async def run_job(
             signals.grace_period = job.settings.run.grace_period
             stack.enter_context(signals.attach(shutdown))
         return await _run_job(job, options or RunOptions(), shutdown,
-                              pusher_factory, validator_factory)
+                              pusher_factory, validator_factory, observer)
 
 
 async def _run_job(
@@ -145,6 +107,7 @@ async def _run_job(
     shutdown: Shutdown,
     pusher_factory: Callable[[StreamSettings], Pusher] | None,
     validator_factory: ValidatorFactory | None,
+    observer: RunObserver | None,
 ) -> JobResult:
     settings = job.settings
     streams = job.select(options.streams)
@@ -155,7 +118,7 @@ async def _run_job(
     await shutdown.unless_requested(_preflight(job, streams))
     if shutdown.requested:  # a signal before anything was sent
         return JobResult(
-            run_id=run_id, started_at=started_at, exit_code=int(ExitCode.INTERRUPTED),
+            run_id=run_id, started_at=started_at, exit_code=ExitCode.INTERRUPTED,
             streams=[StreamStats(stream=s.name, outcome="interrupted") for s in streams],
             dead_letter_path=settings.state.dead_letter_path,
             error="interrupted before anything was sent",
@@ -179,8 +142,11 @@ async def _run_job(
             stack.push_async_callback(budget.aclose)
         ctx = _context(settings, options, state, dead_letter, pusher_factory, validator_factory,
                        shutdown, budget)
-        progress = _progress(ctx, options, budget.stats if budget else None)
-        stack.push_async_callback(_cancel, progress)
+        if observer is not None:
+            view = RunView(ctx.live, settings, options.progress or settings.report.progress,
+                           budget.stats if budget else None)
+            watching = asyncio.create_task(observer(view), name="observer")
+            stack.push_async_callback(_cancel, watching)
         results: list[StreamStats] = []
         for group in stream_groups(streams):
             if ctx.shutdown.requested:
@@ -201,7 +167,7 @@ async def _run_job(
         run_id=run_id,
         started_at=started_at,
         streams=results,
-        exit_code=int(exit_code_for(results, ctx.shutdown, bool(ctx.fatal))),
+        exit_code=exit_code_for(results, ctx.shutdown, bool(ctx.fatal)),
         dead_letter_path=dead_letter.describe(),
         dry_run_dir=str(dry_dir) if dry_dir else None,
         error=str(ctx.fatal[0]) if ctx.fatal else None,
@@ -221,8 +187,6 @@ def _context(
     budget: SharedBudget | None = None,
 ) -> RunContext:
     if validator_factory is None:
-        from ometria_sync.pipeline.validation import schema_validator
-
         validator_factory = schema_validator
     ometria = settings.ometria
     sending = sending_mode(options)
@@ -294,21 +258,6 @@ async def shared_budget(job: Job) -> SharedBudget | None:
     return await SharedBudget.connect(
         url, base_url=ometria.base_url, api_key=read_api_key(ometria),
         limit=ometria.rate_limit_per_second, retry_for=ometria.rate_limit_retry_for)
-
-
-def _progress(
-    ctx: RunContext, options: RunOptions, budget: BudgetStats | None
-) -> asyncio.Task[None]:
-    settings = ctx.settings
-    reporter = ProgressReporter(
-        ctx.live,
-        rate_limit=settings.ometria.rate_limit_per_second,
-        batch_size=settings.ometria.batch_size,
-        mode=resolve_mode(options.progress or settings.report.progress),
-        interval=settings.report.progress_interval,
-        budget=budget,
-    )
-    return asyncio.create_task(reporter.run(), name="progress")
 
 
 async def _claim_account(state: StateStore, job: Job) -> None:

@@ -24,9 +24,9 @@ import structlog
 from ometria_sync.config import JobSettings, StreamSettings
 from ometria_sync.errors import AuthenticationError, OmetriaSyncError, SourceError
 from ometria_sync.ometria.push import Pusher
+from ometria_sync.pacing.protocol import RatePacer
 from ometria_sync.pipeline.batcher import Batch, Batcher, BatchRecord, ChangeFilter, Validator
 from ometria_sync.pipeline.dispatch import Delivery, RetryPolicy
-from ometria_sync.pipeline.pacing import RatePacer
 from ometria_sync.pipeline.shutdown import Shutdown
 from ometria_sync.pipeline.stats import StreamStats
 from ometria_sync.pipeline.versions import VersionOrder

@@ -17,10 +17,10 @@ import structlog
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 
-from ometria_sync.pipeline.shared_budget import BudgetStats
+from ometria_sync.pacing.shared_budget import BudgetStats
+from ometria_sync.pipeline.job_io import ProgressMode, RunView
 from ometria_sync.pipeline.stats import StreamStats
 
-ProgressMode = Literal["auto", "bars", "log", "off"]
 log = structlog.get_logger("ometria_sync.progress")
 
 
@@ -145,3 +145,18 @@ class ProgressReporter:
         if self._budget is None:
             return ""
         return f" (shared by {self._budget.processes} processes)"
+
+
+async def show_progress(view: RunView) -> None:
+    """A ``RunObserver``: the progress display the run's options (or the job's
+    ``report.progress``) ask for, until cancelled."""
+    settings = view.settings
+    reporter = ProgressReporter(
+        view.live,
+        rate_limit=settings.ometria.rate_limit_per_second,
+        batch_size=settings.ometria.batch_size,
+        mode=resolve_mode(view.progress),
+        interval=settings.report.progress_interval,
+        budget=view.budget,
+    )
+    await reporter.run()

@@ -2,6 +2,7 @@
 
 from ometria_sync.schemas.problems import Problem, Verdict
 from ometria_sync.schemas.records import (
+    RECORD_TYPES,
     Contact,
     CustomEvent,
     Order,
@@ -13,7 +14,6 @@ from ometria_sync.schemas.records import (
 )
 from ometria_sync.schemas.validate import (
     MAX_RECORD_BYTES,
-    RECORD_TYPES,
     record_size_problem,
     validate_record,
 )

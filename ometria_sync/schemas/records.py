@@ -13,6 +13,8 @@ Sources: ``shared/reference/ometria-data-api.md`` section 5 and seed document 00
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 from msgspec import UNSET, Struct, UnsetType, field
 
 Scalar = str | int | float | bool | None
@@ -248,6 +250,10 @@ class CustomEvent(_Shape):
     store_id: Str = UNSET
     properties: Props = UNSET
 
+
+#: the push record types, the one place they are named
+RecordType = Literal["contact", "order", "product", "custom_event"]
+RECORD_TYPES: tuple[RecordType, ...] = get_args(RecordType)
 
 RECORD_STRUCTS: dict[str, type[_Shape]] = {
     "contact": Contact,

@@ -17,11 +17,10 @@ import msgspec
 
 from ometria_sync.schemas.envelope import envelope_problems
 from ometria_sync.schemas.problems import Problem, Verdict, show
-from ometria_sync.schemas.records import RECORD_STRUCTS
+from ometria_sync.schemas.records import RECORD_STRUCTS, RECORD_TYPES
 from ometria_sync.schemas.rules import Findings, Level, Mode, check_values
 from ometria_sync.schemas.shape import type_problems
 
-RECORD_TYPES: tuple[str, ...] = tuple(RECORD_STRUCTS)
 #: Ometria refuses records over 60 KB once serialised ("Record is too large").
 MAX_RECORD_BYTES = 60 * 1024
 

@@ -24,6 +24,7 @@ from typing import Any, Literal
 import msgspec
 
 from ometria_sync.errors import ConfigError
+from ometria_sync.sources.words import boolean_word
 
 CellType = Literal["string", "number", "integer", "boolean", "timestamp", "date", "json"]
 LINEITEM_PREFIX = "lineitems[]."
@@ -53,8 +54,6 @@ class CellError(ValueError):
 
 _INTEGER = re.compile(r"[-+]?\d+(?:\.0*)?", re.ASCII)
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
-_TRUE = frozenset(("true", "t", "yes", "y", "1"))
-_FALSE = frozenset(("false", "f", "no", "n", "0"))
 
 
 def _number(text: str) -> int | float:
@@ -78,11 +77,9 @@ def _integer(text: str) -> int:
 
 
 def _boolean(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
+    value = boolean_word(text)
+    if value is not None:
+        return value
     raise CellError(f"not a boolean (true/false, yes/no, 1/0): {text!r}")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 from ometria_sync.sources.csv_files import CsvSourceConfig
 from ometria_sync.sources.globbed import GlobSourceConfig
 from ometria_sync.sources.jsonl import JsonlSourceConfig
@@ -14,5 +16,6 @@ SourceSpec = (
     | OmneoProfilesConfig | OmneoTransactionsConfig
 )
 
-SOURCE_KINDS: tuple[str, ...] = (
-    "jsonl", "csv", "glob", "postgres", "omneo_profiles", "omneo_transactions")
+#: the ``kind`` tags, derived from the union (the order it lists them in)
+SOURCE_KINDS: tuple[str, ...] = tuple(
+    str(spec.__struct_config__.tag) for spec in get_args(SourceSpec))

@@ -112,17 +112,3 @@ def check_schema(schema: str) -> str:
 
 def is_postgres_url(url: str) -> bool:
     return url.startswith(("postgresql://", "postgres://"))
-
-
-async def open_state(url: str, schema: str = DEFAULT_SCHEMA) -> StateStore:
-    """The store named by ``state.checkpoint_url``; StateError when it cannot be opened."""
-    if url.startswith("sqlite:///"):
-        from ometria_sync.state.sqlite_state import SqliteState
-
-        return await SqliteState.open(url)
-    if is_postgres_url(url):
-        from ometria_sync.state.pg_state import PostgresState
-
-        return await PostgresState.open(url, check_schema(schema))
-    raise StateError(f"state.checkpoint_url: {url.split('://')[0]}:// stores are not supported; "
-                     "use sqlite:///PATH or postgresql://...")

@@ -14,9 +14,9 @@ from ometria_sync.errors import (
     ThrottledError,
     TransientError,
 )
+from ometria_sync.net.backoff import Backoff
 from ometria_sync.ometria.client import OmetriaClient
-from ometria_sync.pipeline.backoff import Backoff
-from ometria_sync.pipeline.pacing import RatePacer
+from ometria_sync.pacing.protocol import RatePacer
 
 #: the most records a list endpoint gives per request (seed documents)
 PAGE = 250

@@ -25,8 +25,8 @@ import structlog
 from ometria_sync.config import Job, StreamSettings, read_api_key
 from ometria_sync.errors import OmetriaSyncError
 from ometria_sync.exit_codes import ExitCode
+from ometria_sync.net.backoff import Backoff
 from ometria_sync.ometria.client import OmetriaClient
-from ometria_sync.pipeline.backoff import Backoff
 from ometria_sync.pipeline.job_run import RunOptions, account_pacer, run_job, shared_budget
 from ometria_sync.pipeline.validation import schema_validator
 from ometria_sync.sources.jsonl import JsonlSourceConfig

@@ -21,7 +21,8 @@ from ometria_sync.errors import (
     TransientError,
     UnconfirmedAnswerError,
 )
-from ometria_sync.ometria.client import OmetriaClient, parse_retry_after
+from ometria_sync.net.http import parse_retry_after
+from ometria_sync.ometria.client import OmetriaClient
 
 URL = "https://api.example.test/v2/push"
 KEY = "canary-key-5f1e"

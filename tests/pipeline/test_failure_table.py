@@ -1,4 +1,4 @@
-"""Every row of design.md's failure table, run through the whole engine with a fake Ometria."""
+"""Every row of the failure table (docs/architecture.md), through the engine with a fake."""
 
 from __future__ import annotations
 

@@ -8,8 +8,8 @@ import itertools
 import pytest
 from aiolimiter import AsyncLimiter
 
-from ometria_sync.pipeline.backoff import Backoff
-from ometria_sync.pipeline.pacer import Pacer
+from ometria_sync.net.backoff import Backoff
+from ometria_sync.pacing.pacer import Pacer
 from tests.clock import FakeClock, max_in_window
 
 

@@ -12,8 +12,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from ometria_sync.errors import RateBudgetError
-from ometria_sync.pipeline.backoff import Backoff
-from ometria_sync.pipeline.shared_budget import (
+from ometria_sync.net.backoff import Backoff
+from ometria_sync.pacing.shared_budget import (
     DEPART,
     SCRIPT,
     SharedBudget,

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ometria_sync.state.store import StateStore, open_state
+from ometria_sync.state.opening import open_state
+from ometria_sync.state.store import StateStore
 from tests.pg import DSN
 
 Opener = Callable[[], Awaitable[StateStore]]

@@ -11,9 +11,9 @@ import pytest
 from aioresponses import aioresponses
 
 from ometria_sync.errors import AuthenticationError, RetriesExhaustedError
+from ometria_sync.net.backoff import Backoff
 from ometria_sync.ometria.client import OmetriaClient
-from ometria_sync.pipeline.backoff import Backoff
-from ometria_sync.pipeline.pacer import Pacer
+from ometria_sync.pacing.pacer import Pacer
 from ometria_sync.verify.check import look_up
 from ometria_sync.verify.reader import Reader
 from ometria_sync.verify.select import Target

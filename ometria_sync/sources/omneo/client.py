@@ -32,9 +32,9 @@ import structlog
 
 from ometria_sync._version import __version__
 from ometria_sync.errors import RetryableError, SourceError, ThrottledError, TransientError
-from ometria_sync.ometria.client import parse_retry_after, ssl_context
-from ometria_sync.pipeline.backoff import Backoff
-from ometria_sync.pipeline.pacer import Pacer
+from ometria_sync.net.backoff import Backoff
+from ometria_sync.net.http import parse_retry_after, ssl_context
+from ometria_sync.pacing.pacer import Pacer
 
 log = structlog.get_logger("ometria_sync.omneo")
 

@@ -18,16 +18,22 @@ from urllib.parse import urlsplit
 import msgspec
 
 from ometria_sync.errors import ConfigError, SourceError
+from ometria_sync.net.http import is_loopback_host
+from ometria_sync.net.settings import HttpRetrySettings
 from ometria_sync.sources.base import Source, SourceConfig
 from ometria_sync.sources.files import resolve_path
-from ometria_sync.sources.omneo.normalise import Unusable, load_zone
+from ometria_sync.sources.omneo.client import OmneoAuthError
+from ometria_sync.sources.omneo.normalise import Unusable, known_zone
+from ometria_sync.sources.omneo.profile_source import profiles_source
 from ometria_sync.sources.omneo.properties import CONTACT_NAMES, ORDER_NAMES, PropertyMapping
+from ometria_sync.sources.omneo.reader import new_client
+from ometria_sync.sources.omneo.transaction_source import transactions_source
 
 ProductIdSource = Literal["variant_external_id", "product_variant_external_id", "sku",
                           "product_variant_sku", "product_variant_id", "product_id"]
 
 
-class OmneoSourceConfig(SourceConfig, frozen=True, kw_only=True):
+class OmneoSourceConfig(SourceConfig, HttpRetrySettings, frozen=True, kw_only=True):
     """What both Omneo sources take: where Omneo is, how fast to read it, how to read it."""
 
     #: the name in ``https://{tenant}.manager.getomneo.com``; or give ``base_url``
@@ -41,13 +47,6 @@ class OmneoSourceConfig(SourceConfig, frozen=True, kw_only=True):
     #: Omneo requests in flight at once (aggregations, profile look-ups, pages)
     concurrency: Annotated[int, msgspec.Meta(ge=1, le=256)] = 8
     page_size: Annotated[int, msgspec.Meta(ge=1, le=100)] = 100
-    request_timeout: Annotated[float, msgspec.Meta(gt=0)] = 30.0
-    #: retries of one request after 429/5xx/timeouts before the stream fails
-    max_retries: Annotated[int, msgspec.Meta(ge=0, le=100)] = 8
-    retry_after_cap: Annotated[float, msgspec.Meta(gt=0)] = 120.0
-    backoff_base: Annotated[float, msgspec.Meta(gt=0)] = 0.5
-    backoff_cap: Annotated[float, msgspec.Meta(gt=0)] = 30.0
-    ca_bundle: str | None = None
     #: zone of date-times Omneo writes without an offset (an IANA name)
     timezone: str = "UTC"
     #: the ``sort`` value: ascending, ties broken by id (the checkpoint relies on this order)
@@ -82,7 +81,7 @@ class OmneoSourceConfig(SourceConfig, frozen=True, kw_only=True):
         self._check_url(key)
         self._check_token(key)
         try:
-            load_zone(self.timezone)
+            known_zone(self.timezone)
         except Unusable as exc:
             raise ConfigError(f"{key}.timezone", str(exc)) from None
         if self.customer_id == "identity" and not self.identity_handle:
@@ -102,9 +101,6 @@ class OmneoSourceConfig(SourceConfig, frozen=True, kw_only=True):
         url = urlsplit(self.url)
         if url.scheme not in ("https", "http") or not url.hostname:
             raise ConfigError(f"{key}.base_url", f"not an http(s) URL: {self.url!r}")
-        # imported here: ometria_sync.config imports the source registry, hence this module
-        from ometria_sync.config import is_loopback_host
-
         if url.scheme == "http" and not is_loopback_host(url.hostname):
             raise ConfigError(f"{key}.base_url", "plain http:// is only allowed for loopback "
                                                  "hosts (127.0.0.1, localhost); use https://")
@@ -123,9 +119,6 @@ class OmneoSourceConfig(SourceConfig, frozen=True, kw_only=True):
     async def preflight(self, key: str) -> None:
         """One request for one row: a refused token or an unreachable tenant stops the run
         before anything is sent, not when the stream's turn comes."""
-        from ometria_sync.sources.omneo.client import OmneoAuthError
-        from ometria_sync.sources.omneo.reader import new_client
-
         client = new_client(self)
         try:
             await client.get(self.list_path, {self.page_size_param: "1"})
@@ -190,8 +183,6 @@ class OmneoProfilesConfig(OmneoSourceConfig, frozen=True, kw_only=True, tag="omn
         return CONTACT_NAMES
 
     def open(self) -> Source:
-        from ometria_sync.sources.omneo.profile_source import profiles_source
-
         return profiles_source(self)
 
 
@@ -231,6 +222,4 @@ class OmneoTransactionsConfig(OmneoSourceConfig, frozen=True, kw_only=True,
             raise ConfigError(f"{key}.product_id", "name at least one source of product ids")
 
     def open(self) -> Source:
-        from ometria_sync.sources.omneo.transaction_source import transactions_source
-
         return transactions_source(self)

@@ -8,12 +8,14 @@ Consent is sent only when Omneo's ``attributes.comms`` is present; ``@force_opti
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ometria_sync.sources.omneo.config import OmneoProfilesConfig, OmneoSourceConfig
 from ometria_sync.sources.omneo.normalise import iso
 from ometria_sync.sources.omneo.profile import Aggregations, Comms, Profile
 from ometria_sync.sources.omneo.properties import contact_values
+
+if TYPE_CHECKING:  # the settings import the readers to open them
+    from ometria_sync.sources.omneo.config import OmneoProfilesConfig, OmneoSourceConfig
 
 _GENDERS = {"male": "m", "m": "m", "female": "f", "f": "f", "other": "o", "o": "o"}
 _E164 = re.compile(r"\+[1-9]\d{1,14}", re.ASCII)

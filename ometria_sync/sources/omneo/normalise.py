@@ -18,6 +18,7 @@ import zoneinfo
 from typing import Any
 
 from ometria_sync.schemas.problems import show
+from ometria_sync.sources.words import boolean_word
 
 _DECIMAL = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)", re.ASCII)
 _DATETIME = re.compile(
@@ -25,8 +26,6 @@ _DATETIME = re.compile(
     re.ASCII,
 )
 _ZERO_DATE = re.compile(r"0000-00-00(?:[T ]00:00(?::00)?)?", re.ASCII)
-_TRUE = frozenset(("true", "1", "yes", "y"))
-_FALSE = frozenset(("false", "0", "no", "n"))
 _NULL_TEXTS = frozenset(("null", "none", "nil"))
 
 
@@ -90,19 +89,15 @@ def integer(value: Any) -> int | None:
 
 
 def boolean(value: Any) -> bool | None:
-    """``true``/``false``, ``1``/``0`` and their texts (``"yes"``/``"no"`` too)."""
+    """``true``/``false``, ``1``/``0`` and the texts every source reads as booleans."""
     if is_absent(value):
         return None
     if isinstance(value, bool):
         return value
     if isinstance(value, int | float) and value in (0, 1):
         return bool(value)
-    if isinstance(value, str):
-        lowered = value.strip().lower()
-        if lowered in _TRUE:
-            return True
-        if lowered in _FALSE:
-            return False
+    if isinstance(value, str) and (word := boolean_word(value)) is not None:
+        return word
     raise Unusable(f"not a boolean: {_shown(value)}")
 
 
@@ -139,10 +134,10 @@ def zone(value: Any) -> zoneinfo.ZoneInfo | None:
     name = text(value)
     if name is None:
         return None
-    return load_zone(name)
+    return known_zone(name)
 
 
-def load_zone(name: str) -> zoneinfo.ZoneInfo:
+def known_zone(name: str) -> zoneinfo.ZoneInfo:
     """The IANA zone ``name``, or Unusable."""
     try:
         return zoneinfo.ZoneInfo(name)

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ometria_sync.sources.omneo.config import OmneoTransactionsConfig
 from ometria_sync.sources.omneo.contacts import customer_id
 from ometria_sync.sources.omneo.fields import FieldError
 from ometria_sync.sources.omneo.normalise import iso
@@ -27,6 +26,9 @@ from ometria_sync.sources.omneo.properties import (
     table,
 )
 from ometria_sync.sources.omneo.transaction import Item, Transaction
+
+if TYPE_CHECKING:  # the settings import the readers to open them
+    from ometria_sync.sources.omneo.config import OmneoTransactionsConfig
 
 RETURN_NOT_MAPPED = "omneo_return_not_mapped"
 

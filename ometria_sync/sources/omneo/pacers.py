@@ -13,7 +13,7 @@ import weakref
 
 import structlog
 
-from ometria_sync.pipeline.pacer import Pacer
+from ometria_sync.pacing.pacer import Pacer
 
 log = structlog.get_logger("ometria_sync.omneo")
 

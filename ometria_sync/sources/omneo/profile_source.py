@@ -5,15 +5,14 @@ contacts. Aggregations are one request per profile, fetched concurrently (see :m
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ometria_sync.sources.base import Source, SourceItem
 from ometria_sync.sources.omneo.client import OmneoClient
-from ometria_sync.sources.omneo.config import OmneoProfilesConfig
 from ometria_sync.sources.omneo.contacts import to_contact
 from ometria_sync.sources.omneo.fields import FieldError
-from ometria_sync.sources.omneo.normalise import load_zone
+from ometria_sync.sources.omneo.normalise import known_zone
 from ometria_sync.sources.omneo.pages import Entry
 from ometria_sync.sources.omneo.profile import (
     Aggregations,
@@ -29,13 +28,16 @@ from ometria_sync.sources.omneo.reader import (
     key_reader,
 )
 
+if TYPE_CHECKING:  # the settings import the readers to open them
+    from ometria_sync.sources.omneo.config import OmneoProfilesConfig
+
 
 class ProfileConverter:
     """Profiles of one page -> contacts, with their aggregations fetched concurrently."""
 
     def __init__(self, settings: OmneoProfilesConfig) -> None:
         self.settings = settings
-        self.zone = load_zone(settings.timezone)
+        self.zone = known_zone(settings.timezone)
         self.skip_types = {t.lower() for t in settings.skip_profile_types}
         self.skipped: Counter[str] = Counter()
 
@@ -88,7 +90,7 @@ class ProfileConverter:
 
 
 def profiles_source(settings: OmneoProfilesConfig) -> Source:
-    zone = load_zone(settings.timezone)
+    zone = known_zone(settings.timezone)
     convert = ProfileConverter(settings)
     key_of = key_reader(zone, lambda f: f.text("id"))
     return OmneoSource(settings, lambda client: OmneoPart(

@@ -15,20 +15,22 @@ import datetime as dt
 import hashlib
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import msgspec
 import structlog
 
-from ometria_sync.pipeline.backoff import Backoff
+from ometria_sync.net.backoff import Backoff
 from ometria_sync.schemas.problems import show
 from ometria_sync.sources.base import Position, SourceItem, SourcePart
 from ometria_sync.sources.omneo.client import OmneoClient
-from ometria_sync.sources.omneo.config import OmneoSourceConfig
 from ometria_sync.sources.omneo.fields import FieldError, root
-from ometria_sync.sources.omneo.normalise import load_zone
+from ometria_sync.sources.omneo.normalise import known_zone
 from ometria_sync.sources.omneo.pacers import tenant_pacer
 from ometria_sync.sources.omneo.pages import Entry, Key, Walk, WalkSettings
+
+if TYPE_CHECKING:  # the settings import the readers to open them
+    from ometria_sync.sources.omneo.config import OmneoSourceConfig
 
 log = structlog.get_logger("ometria_sync.omneo")
 
@@ -123,7 +125,7 @@ def walk_settings(settings: OmneoSourceConfig, extra: dict[str, str] | None = No
     return WalkSettings(
         page_size=settings.page_size, sort=settings.sort, updated_filter=settings.updated_filter,
         page_size_param=settings.page_size_param, page_number_param=settings.page_number_param,
-        lookback_seconds=settings.lookback_seconds, zone=load_zone(settings.timezone),
+        lookback_seconds=settings.lookback_seconds, zone=known_zone(settings.timezone),
         extra=extra or {},
     )
 

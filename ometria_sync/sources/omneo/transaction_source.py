@@ -7,16 +7,15 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections import OrderedDict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import structlog
 
 from ometria_sync.sources.base import Source, SourceItem
 from ometria_sync.sources.omneo.client import OmneoClient
-from ometria_sync.sources.omneo.config import OmneoTransactionsConfig
 from ometria_sync.sources.omneo.fields import FieldError
-from ometria_sync.sources.omneo.normalise import load_zone
+from ometria_sync.sources.omneo.normalise import known_zone
 from ometria_sync.sources.omneo.orders import to_order
 from ometria_sync.sources.omneo.pages import Entry
 from ometria_sync.sources.omneo.profile import Profile, parse_profile
@@ -28,6 +27,9 @@ from ometria_sync.sources.omneo.reader import (
     key_reader,
 )
 from ometria_sync.sources.omneo.transaction import Transaction, parse_transaction
+
+if TYPE_CHECKING:  # the settings import the readers to open them
+    from ometria_sync.sources.omneo.config import OmneoTransactionsConfig
 
 log = structlog.get_logger("ometria_sync.omneo")
 
@@ -88,7 +90,7 @@ class TransactionConverter:
 
     def __init__(self, settings: OmneoTransactionsConfig) -> None:
         self.settings = settings
-        self.zone = load_zone(settings.timezone)
+        self.zone = known_zone(settings.timezone)
         self.profiles = ProfileCache(self.zone)
 
     async def __call__(self, client: OmneoClient, entries: list[Entry]) -> list[SourceItem]:
@@ -131,7 +133,7 @@ class TransactionConverter:
 
 
 def transactions_source(settings: OmneoTransactionsConfig) -> Source:
-    zone = load_zone(settings.timezone)
+    zone = known_zone(settings.timezone)
     convert = TransactionConverter(settings)
     key_of = key_reader(zone, lambda f: f.integer("id"))
     extra = {"include": settings.include} if settings.include else {}

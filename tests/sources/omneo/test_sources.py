@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from ometria_sync.errors import SourceError
-from ometria_sync.pipeline.pacer import Pacer
+from ometria_sync.pacing.pacer import Pacer
 from ometria_sync.sources.base import SourceConfig, SourceItem
 from ometria_sync.sources.omneo import OmneoProfilesConfig, OmneoTransactionsConfig
 from ometria_sync.sources.omneo.client import OmneoAuthError

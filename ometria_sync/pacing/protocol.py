@@ -1,7 +1,7 @@
 """What the pipeline asks of a pacer, whichever one it has.
 
-Two implementations: :class:`~ometria_sync.pipeline.pacer.Pacer` (one process owns the
-account's budget) and :class:`~ometria_sync.pipeline.shared_budget.SharedBudget` (processes
+Two implementations: :class:`~ometria_sync.pacing.pacer.Pacer` (one process owns the
+account's budget) and :class:`~ometria_sync.pacing.shared_budget.SharedBudget` (processes
 anywhere share it through Redis). The dispatchers and ``job_run`` see only this protocol.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from ometria_sync.pipeline.backoff import Backoff
+from ometria_sync.net.backoff import Backoff
 
 
 class Departure(Protocol):

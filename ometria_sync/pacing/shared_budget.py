@@ -2,7 +2,7 @@
 
 Each reservation is one atomic Lua script (``shared_budget.lua``) on Redis's own clock
 (``TIME``), so clock skew between hosts cannot put two requests in one slot. The script keeps
-the rules of the in-process :class:`~ometria_sync.pipeline.pacer.Pacer`: departures due every
+the rules of the in-process :class:`~ometria_sync.pacing.pacer.Pacer`: departures due every
 ``(1 + margin) / rate`` seconds on an even grid (lateness up to 0.1 s made up for, more
 restarts the grid), and at most ``floor(rate)`` departures in any ``1 + margin / 2`` seconds,
 counted from the recent departures of *every* process. The caller sleeps until its slot (Redis
@@ -48,8 +48,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from ometria_sync.errors import RateBudgetError
-from ometria_sync.pipeline.backoff import Backoff
-from ometria_sync.pipeline.pacer import Pacer
+from ometria_sync.net.backoff import Backoff
+from ometria_sync.pacing.pacer import Pacer
 
 log = structlog.get_logger("ometria_sync.shared_budget")
 
@@ -57,7 +57,7 @@ T = TypeVar("T")
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
-SCRIPT = resources.files("ometria_sync.pipeline").joinpath("shared_budget.lua").read_text()
+SCRIPT = resources.files("ometria_sync.pacing").joinpath("shared_budget.lua").read_text()
 #: at the slot (ARGV: member, n, span in µs): {1, now}: go, the departure is moved to now (a
 #: late wake-up pushes the next ones); {0, now}: the account is paused or its state was lost,
 #: the slot is given up; {2, now, at}: n others left in the last span (one left later than it
@@ -190,7 +190,7 @@ class SharedSlot:
 
 
 class SharedBudget:
-    """The :class:`~ometria_sync.pipeline.pacing.RatePacer` of a budget shared through Redis."""
+    """The :class:`~ometria_sync.pacing.protocol.RatePacer` of a budget shared through Redis."""
 
     def __init__(
         self,

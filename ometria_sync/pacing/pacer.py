@@ -8,19 +8,16 @@ departure:
   requests really left. The *slack* covers what lies between this pacer's clock and the
   server's: a busy event loop, the kernel, and the network's variation of the one-way delay
   (commonly tens of milliseconds). It is never under ``jitter_floor`` (20 ms by default, which
-  costs 2% of the rate) and follows what is measured, up to ``jitter_cap``: the lateness of
-  departures (a high percentile of wake-up lateness: a busy event loop) or the network's
-  variation of delay (a high percentile of what the HTTP client reports with each answer: the
-  kernel's round-trip variation of the connection), whichever is more. Not the spread of answer
-  times: it is mostly the server's own work (0.3 to 2 s at Ometria), not a shift of arrivals,
-  and covering it cost 6% of the rate. So a strict server never counts more than
-  ``rate`` in a sliding second, fractional rates included (4.5/s allows 4).
+  costs 2% of the rate) and follows what is measured (:class:`~ometria_sync.pacing.jitter.Jitter`),
+  up to ``jitter_cap``.
+  So a strict server never counts more than ``rate`` in a sliding second, fractional rates
+  included (4.5/s allows 4).
 * the grid: departures are due every ``(1 s + slack + margin / 2) / n``, each one interval after
   the previous one was *due*, not after it really left, so that a late wake-up or a busy event
-  loop is made up for by the next few instead of lost (plain spacing from the last real
-  departure lost 10% of 200 requests/s). Catch-up never breaks the window rule, which is checked
-  for every departure, and never spaces two closer than half an interval. A departure more than
-  0.1 s late (nothing to send, a pause) restarts the grid instead: no burst follows an idle spell.
+  loop is made up for by the next few instead of lost. Catch-up never breaks the window rule,
+  which is checked for every departure, and never spaces two closer than half an interval. A
+  departure more than 0.1 s late (nothing to send, a pause) restarts the grid: no burst follows
+  an idle spell.
 
 "Really left" means when the request was written to the socket: the HTTP client reports it to
 the :class:`Slot` it was given, so a request that waited for a new connection (a TLS handshake)
@@ -46,6 +43,7 @@ budget). It also carries the process-wide reactions to Ometria's pushback:
   scaled down as the import queue fills, before the 429 comes.
 
 Time comes from an injected clock and sleep, so tests move a fake clock instead of sleeping.
+What each choice cost or won, measured, is in BENCHMARKS.md ("The pacer's design").
 """
 
 from __future__ import annotations
@@ -53,10 +51,13 @@ from __future__ import annotations
 import asyncio
 import heapq
 import math
-from collections import deque
 from collections.abc import Awaitable, Callable
 
-from ometria_sync.pipeline.backoff import Backoff
+from ometria_sync.net.backoff import Backoff
+from ometria_sync.pacing.jitter import Jitter
+from ometria_sync.pacing.slot import Slot
+
+__all__ = ["Clock", "Pacer", "Sleep", "Slot"]
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -76,54 +77,6 @@ _MIN_SPACING = 0.5
 _JITTER_FLOOR = 0.020
 #: the most the measured part of the slack grows to (seconds)
 _JITTER_CAP = 0.06
-#: recent lateness and answer-time samples kept for the measured slack
-_SAMPLES = 64
-#: samples needed before the measured slack counts
-_MIN_SAMPLES = 8
-
-
-def _high(samples: deque[float]) -> float:
-    """The 90th percentile of ``samples`` (not empty)."""
-    ordered = sorted(samples)
-    return ordered[int(0.9 * (len(ordered) - 1))]
-
-
-class Slot:
-    """One departure granted by :meth:`Pacer.acquire`. ``sent(at)`` moves it to when the request
-    really left (never earlier than granted), so that later departures count from there.
-
-    A slot granted with ``until_sent=True`` is *unconfirmed* until ``sent`` or ``done`` is
-    called, and counts as leaving no earlier than now meanwhile. ``done(jitter=...)`` after an
-    answer feeds the network's measured variation of delay to the slack."""
-
-    __slots__ = ("_pacer", "at", "confirmed")
-
-    def __init__(self, at: float, pacer: Pacer | None = None, *, confirmed: bool = True) -> None:
-        self.at = at
-        self.confirmed = confirmed
-        self._pacer = pacer
-
-    def __deepcopy__(self, memo: dict[int, object]) -> Slot:
-        """A slot is a handle on the shared pacer, never copied (aioresponses deep-copies the
-        request's arguments, ``on_sent`` included)."""
-        return self
-
-    def sent(self, at: float) -> None:
-        if at > self.at:
-            self.at = at
-        self.confirmed = True
-
-    def done(self, *, jitter: float | None = None) -> None:
-        """The request is over. Never reported sent: it counts as having left now (it may
-        have been written as it failed). ``jitter``: the network's variation of delay seen
-        with the answer (seconds), if known."""
-        pacer = self._pacer
-        if pacer is None:
-            return
-        if not self.confirmed:
-            self.sent(pacer._clock())
-        if jitter is not None:
-            pacer.observe_network(jitter)
 
 
 class Pacer:
@@ -157,10 +110,7 @@ class Pacer:
         # departures that may still share a window with the next one, in grant order
         self._recent: list[Slot] = []
         self._jitter_floor = jitter_floor
-        self._jitter_cap = jitter_cap
-        self._measured = 0.0  # the measured part of the slack (seconds)
-        self._lateness: deque[float] = deque(maxlen=_SAMPLES)
-        self._network: deque[float] = deque(maxlen=_SAMPLES)
+        self._jitter = Jitter(jitter_cap, catch_up=_CATCH_UP)
         self.largest_slack = 0.0  # the widest slack in force so far (seconds)
         self._due = -float("inf")  # when the next departure is due on the even grid
         self._last = -float("inf")  # when the last one left
@@ -188,7 +138,7 @@ class Pacer:
         return self._slack(max(1.0, max(1, math.floor(rate)) / rate))
 
     def _slack(self, second: float) -> float:
-        return max(self._jitter_floor, second * self._margin / 2 + self._measured)
+        return max(self._jitter_floor, second * self._margin / 2 + self._jitter.measured)
 
     def _window(self) -> tuple[int, float, float]:
         """``(n, span, even)``: at most ``n`` departures in any ``span`` seconds, due every
@@ -224,7 +174,7 @@ class Pacer:
                 slept_for = ready
                 await self._sleep(ready - now)
             if slept_for is not None:
-                self._observe_lateness(now - slept_for)
+                self._jitter.observe_lateness(now - slept_for)
             # this departure's place on the grid: lateness up to _CATCH_UP is made up for by
             # the next departures; after more (idle, first request) the grid starts again here
             place = max(self._due, self._paused_until)
@@ -242,20 +192,9 @@ class Pacer:
             self._recent.append(slot)
             return slot
 
-    def _observe_lateness(self, late: float) -> None:
-        self._lateness.append(min(max(late, 0.0), _CATCH_UP))
-        self._measure()
-
     def observe_network(self, seconds: float) -> None:
-        self._network.append(max(seconds, 0.0))
-        self._measure()
-
-    def _measure(self) -> None:
-        """The measured slack: the high lateness of departures or the high network variation,
-        whichever is more, capped."""
-        late = _high(self._lateness) if len(self._lateness) >= _MIN_SAMPLES else 0.0
-        network = _high(self._network) if len(self._network) >= _MIN_SAMPLES else 0.0
-        self._measured = min(self._jitter_cap, max(late, network))
+        """The network's variation of delay seen with an answer (seconds)."""
+        self._jitter.observe_network(seconds)
 
     def pause(self, seconds: float) -> None:
         """No request leaves for ``seconds`` from now (extends, never shortens, a pause)."""
