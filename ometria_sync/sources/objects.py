@@ -50,7 +50,7 @@ STREAM_CHUNK_BYTES = 256 * 1024
 PROBE_BYTES = 64 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
 #: job-file keys that would hold a credential: refused, with where credentials go instead
-_SECRET_WORDS = ("secret", "password", "token", "credential", "access_key", "private_key",
+_SECRET_WORDS = ("secret", "password", "session_token", "credential", "access_key", "private_key",
                  "account_key", "service_account")
 
 Sleep = Callable[[float], None]
@@ -172,6 +172,8 @@ def store_for(url: ObjectUrl, options: StoreOptions) -> Any:
 def describe(exc: BaseException) -> str:
     """The first line of a store error (obstore appends a long debug dump)."""
     text = str(exc).strip().split("\n", 1)[0]
+    if isinstance(exc, PreconditionError):
+        return "changed while being read (overwritten since it was listed)"
     if isinstance(exc, NotFoundError):
         return f"not found ({text})"
     if isinstance(exc, PermissionDeniedError | UnauthenticatedError):
