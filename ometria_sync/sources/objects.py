@@ -342,13 +342,17 @@ class _GzipObject(gzip.GzipFile):
             self._raw.close()
 
 
-def open_object(info: ObjectInfo, options: StoreOptions, offset: int) -> IO[bytes]:
+def open_object(info: ObjectInfo, options: StoreOptions, offset: int,
+                gz: bool | None = None) -> IO[bytes]:
     """The object's (uncompressed) bytes from ``offset``, blocking.
 
     Uncompressed: one ranged GET from ``offset``. Gzip: a deflate stream cannot be entered
     mid-way, so it is read and decompressed from the top and the first ``offset`` bytes are
-    skipped (breaks during the read still resume by a ranged GET on the compressed bytes)."""
-    if is_gzip_object(info, options):
+    skipped (breaks during the read still resume by a ranged GET on the compressed bytes).
+    ``gz``: whether it is gzip, when already known."""
+    if gz is None:
+        gz = is_gzip_object(info, options)
+    if gz:
         fh = _GzipObject(ObjectReader(info, options, 0))
         if offset:
             try:
@@ -368,6 +372,12 @@ class ObjectPart:
     blocking_reads = True
     _info: ObjectInfo
     _store: StoreOptions
+    _gzip: bool | None = None  # known after the first look at its first bytes
+
+    def _is_gzip(self) -> bool:
+        if self._gzip is None:
+            self._gzip = is_gzip_object(self._info, self._store)
+        return self._gzip
 
     @property
     def label(self) -> str:
@@ -380,14 +390,14 @@ class ObjectPart:
     async def size(self) -> int | None:
         """Bytes to read (None for gzip, whose uncompressed size is unknown)."""
         try:
-            gz = await asyncio.to_thread(is_gzip_object, self._info, self._store)
+            gz = await asyncio.to_thread(self._is_gzip)
         except Exception:
             return None
         return None if gz else self._info.size
 
     def _open_at(self, offset: int) -> IO[bytes]:
         try:
-            return open_object(self._info, self._store, offset)
+            return open_object(self._info, self._store, offset, self._is_gzip())
         except ObjectChanged:
             raise
         except (OSError, EOFError, zlib.error) as exc:

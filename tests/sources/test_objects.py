@@ -18,6 +18,7 @@ from ometria_sync.sources.jsonl import JsonlFile, JsonlSourceConfig
 from ometria_sync.sources.objects import (
     ObjectInfo,
     ObjectReader,
+    STREAM_CHUNK_BYTES,
     ObjectUrl,
     StoreOptions,
     head,
@@ -76,8 +77,8 @@ async def test_a_resume_of_an_uncompressed_object_is_one_ranged_get(s3: Bucket) 
     rest = await _items(part, offset)
     assert rest[0].record["id"] == "c1000" and len(rest) == 1000
     gets = [r for r in s3.server.requests(mark) if r[0] == "GET" and r[1].endswith("/c.jsonl")]
-    # the 2-byte probe for the gzip magic, then the read from the offset: both partial
-    assert [status for _, _, status in gets] == [206, 206]
+    # the part looked at its gzip magic on the first read: now one GET, from the offset
+    assert [status for _, _, status in gets] == [206]
 
 
 async def test_a_resume_of_a_gzip_object_decompresses_from_the_top(s3: Bucket) -> None:
@@ -135,7 +136,8 @@ async def test_a_break_in_a_gzip_object_resumes_on_the_compressed_bytes(s3: Buck
     ranges = [g.range for g in gets]
     assert ranges[0] == "bytes=0-1"  # the gzip probe
     assert ranges[-1] is not None and int(ranges[-1].split("=")[1].split("-")[0]) > 0
-    assert sum(g.served for g in gets) < len(packed) + 5 * 2000
+    # re-read at most the chunk being filled when it broke (obstore hands out whole chunks)
+    assert sum(g.served for g in gets) < len(packed) + STREAM_CHUNK_BYTES + 5 * 2000
 
 
 async def test_an_object_overwritten_while_read_is_an_error_not_a_mix(s3: Bucket) -> None:
