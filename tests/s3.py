@@ -8,6 +8,7 @@ needs to see the Range of each GET, count the bytes served, or cut a connection 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -210,10 +211,8 @@ class Proxy:
             return
         finally:
             for sock in (conn, up):
-                try:
+                with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
                 sock.close()
 
     def _take_cut(self) -> bool:

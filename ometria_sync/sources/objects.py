@@ -23,6 +23,7 @@ import fnmatch
 import functools
 import gzip
 import io
+import re
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -170,15 +171,22 @@ def store_for(url: ObjectUrl, options: StoreOptions) -> Any:
 
 
 def describe(exc: BaseException) -> str:
-    """The first line of a store error (obstore appends a long debug dump)."""
-    text = str(exc).strip().split("\n", 1)[0]
+    """What went wrong, in a line: ``access refused (403 Forbidden, InvalidAccessKeyId)``,
+    ``not found (404 Not Found, NoSuchBucket)``; else the first line of the store's error
+    (obstore appends a long debug dump)."""
     if isinstance(exc, PreconditionError):
         return "changed while being read (overwritten since it was listed)"
-    if isinstance(exc, NotFoundError):
-        return f"not found ({text})"
-    if isinstance(exc, PermissionDeniedError | UnauthenticatedError):
-        return f"access refused ({text})"
-    return text or type(exc).__name__
+    text = str(exc)
+    status = re.search(r"status code: (\d{3}[^:\n]*)", text)
+    code = re.search(r"<Code>([^<]+)</Code>", text)
+    detail = ", ".join(m[1].strip() for m in (status, code) if m)
+    if isinstance(exc, PermissionDeniedError | UnauthenticatedError) or (
+            status and status[1][:3] in ("401", "403")):
+        return f"access refused ({detail or text.splitlines()[0]}): check the credentials"
+    if isinstance(exc, NotFoundError) or (status and status[1].startswith("404")):
+        return f"not found ({detail or text.splitlines()[0]})"
+    first = text.strip().split("\n", 1)[0]
+    return (first[:300] if first else type(exc).__name__) + (f" ({detail})" if detail else "")
 
 
 def _segments_match(key: str, pattern: str) -> bool:

@@ -126,7 +126,7 @@ async def _kill_mid_object_and_resume(workspace: Workspace, emulator: Emulator, 
             proc = await workspace.start("run", "job.toml", url=emu.url)
             for _ in range(600):  # until a checkpoint is in the middle of the object
                 saved = _checkpoint(workspace.root)
-                if saved and saved[0] >= len(body) // 4 or proc.returncode is not None:
+                if (saved and saved[0] >= len(body) // 4) or proc.returncode is not None:
                     break
                 await asyncio.sleep(0.05)
             if proc.returncode is not None:

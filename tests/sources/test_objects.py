@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +17,15 @@ from ometria_sync.sources.csv_files import CsvFile, CsvSourceConfig
 from ometria_sync.sources.globbed import GlobSourceConfig
 from ometria_sync.sources.jsonl import JsonlFile, JsonlSourceConfig
 from ometria_sync.sources.objects import (
+    STREAM_CHUNK_BYTES,
     ObjectInfo,
     ObjectReader,
-    STREAM_CHUNK_BYTES,
     ObjectUrl,
     StoreOptions,
     head,
     store_for,
 )
-from tests.s3 import Bucket, Proxy
+from tests.s3 import Bucket, Proxy, S3Server
 
 
 def _records(n: int, start: int = 0) -> bytes:
@@ -258,3 +259,23 @@ pattern = "s3://acme/c-*.jsonl"
         make_job(streams=streams)
     assert caught.value.key == f"streams[0].source.{setting}"
     assert "AKIAXXXXXXXX" not in str(caught.value)
+
+
+@pytest.fixture(scope="module")
+def strict_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A server that checks credentials (moto's IAM): the test ones are unknown to it."""
+    server = S3Server(tmp_path_factory.mktemp("s3auth") / "requests.log",
+                      env={"INITIAL_NO_AUTH_ACTION_COUNT": "0"}).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def test_preflight_of_a_refused_credential(s3: Bucket, strict_s3: S3Server) -> None:
+    config = GlobSourceConfig(pattern="s3://acme-exports/ometria/c-*.csv",
+                              endpoint_url=strict_s3.url, columns={"id": "id"})
+    with pytest.raises(ConfigError, match="access refused") as caught:
+        await config.preflight("streams[1].source")
+    assert caught.value.key == "streams[1].source.pattern"
+    assert "s3://acme-exports/ometria/c-*.csv" in str(caught.value)
