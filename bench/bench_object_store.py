@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -66,7 +65,9 @@ def child(mode: str, where: str, endpoint: str) -> dict[str, Any]:
             count += len(block)
         fh.close()
     seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec (the parent's size shows)
+    status = Path("/proc/self/status").read_text()
+    peak = int(status.split("VmHWM:")[1].split()[0]) / 1024
     return {"count": count, "seconds": seconds, "peak_mb": peak}
 
 
