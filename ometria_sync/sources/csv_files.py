@@ -9,6 +9,7 @@ not coerce) is dead-lettered with its line and the reason; the file goes on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import datetime as dt
 import functools
@@ -40,7 +41,11 @@ from ometria_sync.sources.objects import (
     ObjectPart,
     ObjectUrl,
     StoreOptions,
+    finished,
+    head_stream,
     is_object_url,
+    mark_end,
+    nothing,
     object_info,
     open_object,
     preflight_objects,
@@ -103,8 +108,9 @@ class CsvSourceConfig(CsvOptions, SourceConfig, frozen=True, tag="csv"):
 
     async def preflight(self, key: str) -> None:
         if is_object_url(self.path):
-            first = await preflight_objects(f"{key}.path", self.path, self.store, single=True)
-            await check_object_header(key, "path", first, self)
+            first, head_bytes = await preflight_objects(f"{key}.path", self.path, self.store,
+                                                        single=True)
+            await check_object_header(key, "path", first, head_bytes, self)
 
     def open(self) -> Source:
         if is_object_url(self.path):
@@ -188,13 +194,24 @@ def check_header(key: str, path: Path, options: CsvOptions) -> None:
         plan_columns(key, options, header)
 
 
-async def check_object_header(key: str, field: str, info: ObjectInfo,
+async def check_object_header(key: str, field: str, info: ObjectInfo, head_bytes: bytes,
                               options: CsvOptions) -> None:
-    """ConfigError before anything is sent when a mapped column is not in an object's header."""
+    """ConfigError before anything is sent when a mapped column is not in an object's header,
+    read from its first bytes (``head_bytes``), or from the object when they hold no line."""
+    def header_from(opener: Callable[[], IO[bytes]]) -> list[str]:
+        return read_header(Path(info.url.key), options, opener, str(info.url))[0]
+
+    # a plain head holds the header when it holds a line end (or the whole object); a gzip
+    # head cut before the header's end raises EOFError, a SourceError here
+    whole = b"\n" in head_bytes or len(head_bytes) == info.size
+    header: list[str] | None = None
     try:
-        header, _, _ = await asyncio.to_thread(
-            read_header, Path(info.url.key), options,
-            lambda: open_object(info, options.store, 0), str(info.url))
+        if whole or head_bytes.startswith(b"\x1f\x8b"):
+            with contextlib.suppress(SourceError):
+                header = await asyncio.to_thread(header_from, lambda: head_stream(head_bytes))
+        if header is None:
+            header = await asyncio.to_thread(
+                header_from, lambda: open_object(info, options.store, 0))
     except SourceError as exc:
         raise ConfigError(f"{key}.{field}", str(exc)) from exc
     if header:
@@ -248,6 +265,10 @@ class CsvObject(ObjectPart, CsvFile):
     def __init__(self, info: ObjectInfo, options: CsvOptions, key: str = "") -> None:
         super().__init__(Path(info.url.key), options, key)
         self._info, self._store = info, options.store
+
+    def read(self, start: Position | None) -> AsyncIterator[list[SourceItem]]:
+        """As a file's; a checkpoint after the last item skips the object unread."""
+        return nothing() if finished(start) else mark_end(super().read(start))
 
 
 class _RowReader:

@@ -81,10 +81,10 @@ class GlobSourceConfig(CsvOptions, SourceConfig, frozen=True, tag="glob"):
         """An object pattern: listed, and the first object's first bytes (its header) read."""
         if not is_object_url(self.pattern):
             return
-        first = await preflight_objects(f"{key}.pattern", self.pattern, self.store,
-                                        single=False)
+        first, head_bytes = await preflight_objects(f"{key}.pattern", self.pattern, self.store,
+                                                    single=False)
         if self.file_format == "csv":
-            await check_object_header(key, "pattern", first, self)
+            await check_object_header(key, "pattern", first, head_bytes, self)
 
     def _check_jsonl(self, key: str) -> None:
         default = CsvOptions()

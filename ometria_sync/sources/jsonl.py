@@ -34,7 +34,10 @@ from ometria_sync.sources.objects import (
     ObjectUrl,
     StoreOptions,
     check_store_options,
+    finished,
     is_object_url,
+    mark_end,
+    nothing,
     object_info,
     preflight_objects,
 )
@@ -251,3 +254,7 @@ class JsonlObject(ObjectPart, JsonlFile):
                  max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
         super().__init__(Path(info.url.key), key, max_line_bytes)
         self._info, self._store = info, options
+
+    def read(self, start: Position | None) -> AsyncIterator[list[SourceItem]]:
+        """As a file's; a checkpoint after the last item skips the object unread."""
+        return nothing() if finished(start) else mark_end(super().read(start))

@@ -26,7 +26,7 @@ import io
 import re
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
 from typing import IO, Any, NamedTuple, cast
 from urllib.parse import urlsplit
@@ -41,6 +41,7 @@ from obstore.exceptions import (
 from obstore.store import GCSStore, S3Store
 
 from ometria_sync.errors import ConfigError, SourceError
+from ometria_sync.sources.base import SourceItem
 
 SCHEMES = ("s3://", "gs://")
 #: a break mid-stream is retried this many times in a row before the read fails
@@ -396,11 +397,10 @@ class ObjectPart:
         return self._info.fingerprint
 
     async def size(self) -> int | None:
-        """Bytes to read (None for gzip, whose uncompressed size is unknown)."""
-        try:
-            gz = await asyncio.to_thread(self._is_gzip)
-        except Exception:
-            return None
+        """Bytes to read, for progress estimates: None for gzip (its uncompressed size is
+        unknown). Told by the suffix until the first read has seen the magic number: this
+        costs no request, so a finished object is not touched."""
+        gz = self._gzip if self._gzip is not None else self._info.url.key.endswith(".gz")
         return None if gz else self._info.size
 
     def _open_at(self, offset: int) -> IO[bytes]:
@@ -413,6 +413,40 @@ class ObjectPart:
                               f"{describe(exc)}") from exc
         except Exception as exc:  # the store's own errors
             raise SourceError(f"{self.label}: {describe(exc)}") from exc
+
+
+#: the third element of the last item's position: a rerun skips the object without a GET
+END = "end"
+
+
+def finished(start: Any) -> bool:
+    """True when a checkpoint was taken after the last item of its object."""
+    return isinstance(start, list | tuple) and len(start) == 3 and start[2] == END
+
+
+async def mark_end(chunks: AsyncIterator[list[SourceItem]]) -> AsyncIterator[list[SourceItem]]:
+    """``chunks`` one behind, the last item's position marked with :data:`END`: once that
+    item is checkpointed, later runs skip the object without reading it (a finished gzip
+    object would otherwise be downloaded and decompressed again to skip to its end)."""
+    held: list[SourceItem] = []
+    try:
+        async for chunk in chunks:
+            if held:
+                yield held
+            held = chunk
+    except Exception:
+        if held:
+            yield held  # the items before a read error still count
+        raise
+    if held:
+        last = held[-1]
+        last.position = (*last.position, END)
+        yield held
+
+
+async def nothing() -> AsyncIterator[list[SourceItem]]:
+    return
+    yield
 
 
 async def object_info(url: ObjectUrl, options: StoreOptions) -> ObjectInfo:
@@ -432,10 +466,10 @@ async def matching_objects(pattern: ObjectUrl, options: StoreOptions) -> list[Ob
 
 
 async def preflight_objects(key: str, url: str, options: StoreOptions, *,
-                            single: bool) -> ObjectInfo:
+                            single: bool) -> tuple[ObjectInfo, bytes]:
     """List the pattern (or find the object) and read the first bytes of the first object:
     a missing bucket or object, a refused credential or an empty pattern is a ConfigError
-    naming ``key`` and the URL. Returns the first object."""
+    naming ``key`` and the URL. Returns the first object and its first bytes."""
     parsed = ObjectUrl.parse(url)
     try:
         if single:
@@ -445,9 +479,18 @@ async def preflight_objects(key: str, url: str, options: StoreOptions, *,
             if not found:
                 raise ConfigError(key, f"matches no object: {url}")
             first = found[0]
-        await asyncio.to_thread(probe, first, options)
+        head_bytes = await asyncio.to_thread(probe, first, options)
     except ConfigError:
         raise
     except Exception as exc:
         raise ConfigError(key, f"{url}: {describe(exc)}") from exc
-    return first
+    return first, head_bytes
+
+
+def head_stream(head_bytes: bytes) -> IO[bytes]:
+    """An object's first bytes as a file (decompressed if gzip): its first lines, without
+    another request. Reading past them raises EOFError (gzip) or ends early."""
+    raw = io.BytesIO(head_bytes)
+    if head_bytes.startswith(_GZIP_MAGIC):
+        return cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb"))
+    return raw

@@ -73,7 +73,13 @@ async def test_nightly_gzip_csv_drops_in_a_bucket(workspace: Workspace, emulator
         assert night_one["distinct_ids"] == 400 and night_one["records_accepted"] == 400
 
         _drop(s3, 4, range(400, 460))  # night two: one new object
+        mark = s3.server.mark()
         second = await workspace.run("run", "job.toml", url=emu.url)
+        # the finished objects were not read again: one GET for the preflight's look at the
+        # first object's first bytes, the rest for the new one
+        read = [path.rsplit("-", 1)[1] for method, path, _ in s3.server.requests(mark)
+                if method == "GET" and "?" not in path]
+        assert read.count("01.csv.gz") == 1 and set(read) == {"01.csv.gz", "04.csv.gz"}
         assert second.code == 0, second.stdout + second.stderr
         night_two = await _settled(emu)
         assert night_two["records_accepted"] == 460  # only the new object's 60 records

@@ -39,8 +39,10 @@ async def _items(part: SourcePart, start: Any = None) -> list[SourceItem]:
 
 
 def _same(a: list[SourceItem], b: list[SourceItem]) -> None:
-    assert [(i.record, tuple(i.position), i.line, i.error) for i in a] == \
+    """The same items at the same positions (the object's last one is marked as its end)."""
+    assert [(i.record, tuple(i.position)[:2], i.line, i.error) for i in a] == \
            [(i.record, tuple(i.position), i.line, i.error) for i in b]
+    assert not a or a[-1].position[2:] == ("end",)
 
 
 async def _object_part(config: Any) -> SourcePart:
@@ -279,3 +281,20 @@ async def test_preflight_of_a_refused_credential(s3: Bucket, strict_s3: S3Server
         await config.preflight("streams[1].source")
     assert caught.value.key == "streams[1].source.pattern"
     assert "s3://acme-exports/ometria/c-*.csv" in str(caught.value)
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
+async def test_a_finished_object_is_skipped_without_a_get(s3: Bucket, compress: bool) -> None:
+    body = _records(500)
+    url = s3.put("c.jsonl.gz" if compress else "c.jsonl",
+                 gzip.compress(body) if compress else body)
+    part = await _object_part(JsonlSourceConfig(path=url, **_store(s3)))
+    items = await _items(part)
+    assert [tuple(i.position) for i in items[-2:]] == [
+        (len(_records(499)), 499), (len(body), 500, "end")]
+    mark = s3.server.mark()
+    # as the checkpoint store gives it back (JSON): a list
+    assert await _items(part, list(items[-1].position)) == []
+    assert [r for r in s3.server.requests(mark) if r[0] == "GET"] == []
+    # a checkpoint before the end still reads the rest
+    assert len(await _items(part, items[-2].position)) == 1
