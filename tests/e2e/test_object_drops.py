@@ -173,3 +173,24 @@ async def test_kill_mid_object_resumes_with_a_ranged_read(
 async def test_kill_mid_200mb_object_resumes_with_a_ranged_read(
         workspace: Workspace, emulator: Emulator, s3: Bucket) -> None:
     await _kill_mid_object_and_resume(workspace, emulator, s3, megabytes=200)
+
+
+async def test_preflight_refuses_a_missing_bucket_and_an_empty_pattern(
+        workspace: Workspace, emulator: Emulator, s3: Bucket) -> None:
+    _drop(s3, 1, range(0, 5))
+    good = DROPS.format(bucket=s3.name, endpoint=s3.server.url)
+    empty = good.replace('name = "contacts"', 'name = "later"').replace("contacts-*", "none-*")
+    async with emulator(rate=50) as emu:
+        missing = DROPS.format(bucket="no-such-bucket-22", endpoint=s3.server.url)
+        workspace.job(missing)
+        first = await workspace.run("run", "job.toml", url=emu.url)
+        workspace.job(good + empty)
+        second = await workspace.run("run", "job.toml", url=emu.url)
+        sent = emu.stats()["records_accepted"]
+    assert first.code == 1
+    assert ("streams[0].source.pattern: s3://no-such-bucket-22/ometria/contacts-*.csv.gz: "
+            "not found (404 Not Found, NoSuchBucket)") in first.stderr
+    assert second.code == 1
+    assert (f"streams[1].source.pattern: matches no object: s3://{s3.name}/ometria/none-*"
+            in second.stderr)
+    assert sent == 0  # nothing is sent before every stream passed its preflight

@@ -298,3 +298,15 @@ async def test_a_finished_object_is_skipped_without_a_get(s3: Bucket, compress: 
     assert [r for r in s3.server.requests(mark) if r[0] == "GET"] == []
     # a checkpoint before the end still reads the rest
     assert len(await _items(part, items[-2].position)) == 1
+
+
+async def test_a_header_longer_than_the_preflight_probe_is_read_from_the_object(
+        s3: Bucket) -> None:
+    wide = ",".join(f"column_with_a_long_name_{n}" for n in range(4000))  # about 120 KB
+    s3.put("wide.csv", f"{wide},email\n{',' * 4000}u@example.com\n".encode())
+    config = CsvSourceConfig(path=f"s3://{s3.name}/wide.csv", columns={"email": "email"},
+                             max_line_bytes=1 << 20, **_store(s3))
+    await config.preflight("streams[0].source")  # found "email" past the first 64 KB
+    bad = CsvSourceConfig(path=config.path, columns={"mail": "email"}, **_store(s3))
+    with pytest.raises(ConfigError, match="mail"):
+        await bad.preflight("streams[0].source")
