@@ -36,19 +36,21 @@ from ometria_sync.sources.lines import (
     over_limit,
 )
 from ometria_sync.sources.mapping import MappingSettings, load_zone, plan_columns
-from ometria_sync.sources.objects import (
-    ObjectInfo,
+from ometria_sync.sources.object_parts import (
     ObjectPart,
-    ObjectUrl,
-    StoreOptions,
     finished,
     head_stream,
-    is_object_url,
     mark_end,
     nothing,
     object_info,
     open_object,
     preflight_objects,
+)
+from ometria_sync.sources.objects import (
+    ObjectInfo,
+    ObjectUrl,
+    StoreOptions,
+    is_object_url,
 )
 from ometria_sync.sources.rows import OrderGrouper, RowError, RowMapper
 

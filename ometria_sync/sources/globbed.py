@@ -24,11 +24,13 @@ from ometria_sync.sources.csv_files import (
 )
 from ometria_sync.sources.files import check_readable_file, resolve_path
 from ometria_sync.sources.jsonl import JsonlFile, JsonlObject, check_location
+from ometria_sync.sources.object_parts import (
+    matching_objects,
+    preflight_objects,
+)
 from ometria_sync.sources.objects import (
     ObjectUrl,
     is_object_url,
-    matching_objects,
-    preflight_objects,
 )
 
 _CSV_ONLY = ("columns", "drop", "constants", "timezone", "delimiter", "quotechar")

@@ -28,18 +28,20 @@ from ometria_sync.sources.lines import (
     MaxLineBytes,
     over_limit,
 )
-from ometria_sync.sources.objects import (
-    ObjectInfo,
+from ometria_sync.sources.object_parts import (
     ObjectPart,
-    ObjectUrl,
-    StoreOptions,
-    check_store_options,
     finished,
-    is_object_url,
     mark_end,
     nothing,
     object_info,
     preflight_objects,
+)
+from ometria_sync.sources.objects import (
+    ObjectInfo,
+    ObjectUrl,
+    StoreOptions,
+    check_store_options,
+    is_object_url,
 )
 
 _CHUNK_BYTES = 256 * 1024
