@@ -142,8 +142,10 @@ class Proxy:
     it asks the server to close after each answer) and cuts the next ``cuts`` answers to GETs
     after ``cut_after`` bytes (a reset, as a broken network does)."""
 
-    def __init__(self, upstream: int, cut_after: int = 0, cuts: int = 0) -> None:
+    def __init__(self, upstream: int, cut_after: int = 0, cuts: int = 0,
+                 throttle: int = 0) -> None:
         self.upstream, self.cut_after, self.cuts = upstream, cut_after, cuts
+        self.throttle = throttle  # the next GETs of objects answered 503 SlowDown
         self.exchanges: list[Exchange] = []
         self._sock = socket.create_server(("127.0.0.1", 0))
         self.port = self._sock.getsockname()[1]
@@ -185,6 +187,14 @@ class Proxy:
                 self.exchanges.append(exchange)
                 cut = exchange.request.startswith("GET ") and "?" not in \
                     exchange.request.split(" ")[1]
+            if cut and self._take_throttle():
+                body = b"<Error><Code>SlowDown</Code><Message>Reduce your request rate.</Message>" \
+                       b"</Error>"
+                conn.sendall(b"HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\n"
+                             b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
+                             % (len(body), body))
+                exchange.served = -503
+                return
             # one request per connection: the answer ends when the server closes
             head = re.sub(rb"(?im)^connection:[^\r\n]*\r\n", b"", head, count=1)
             head = head.replace(b"\r\n", b"\r\nConnection: close\r\n", 1)
@@ -214,6 +224,13 @@ class Proxy:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
                 sock.close()
+
+    def _take_throttle(self) -> bool:
+        with self._lock:
+            if self.throttle <= 0:
+                return False
+            self.throttle -= 1
+            return True
 
     def _take_cut(self) -> bool:
         with self._lock:

@@ -310,3 +310,18 @@ async def test_a_header_longer_than_the_preflight_probe_is_read_from_the_object(
     bad = CsvSourceConfig(path=config.path, columns={"mail": "email"}, **_store(s3))
     with pytest.raises(ConfigError, match="mail"):
         await bad.preflight("streams[0].source")
+
+
+async def test_throttling_is_retried_with_backoff(s3: Bucket) -> None:
+    """503 SlowDown on the first GETs (as S3 answers when throttling): retried, not fatal."""
+    body = _records(3000)
+    url = s3.put("c.jsonl", body)
+    proxy = Proxy(s3.server.port, throttle=3)
+    try:
+        config = JsonlSourceConfig(path=url, endpoint_url=proxy.url)
+        items = await _items(await _object_part(config))
+        statuses = [g.served == -503 for g in proxy.gets("c.jsonl")]
+    finally:
+        proxy.close()
+    assert len(items) == 3000
+    assert statuses[:3] == [True, True, True] and not any(statuses[3:])
