@@ -71,8 +71,29 @@ def child(mode: str, where: str, endpoint: str) -> dict[str, Any]:
     return {"count": count, "seconds": seconds, "peak_mb": peak}
 
 
-def measure(mode: str, where: str, endpoint: str) -> dict[str, Any]:
-    out = subprocess.run([sys.executable, __file__, "--child", mode, where, endpoint],
+#: the same raw read through fsspec's s3fs, run by another interpreter that has it installed
+S3FS_CHILD = """
+import json, sys, time
+from pathlib import Path
+import s3fs
+url, endpoint = sys.argv[1], sys.argv[2]
+started = time.perf_counter()
+fs = s3fs.S3FileSystem(endpoint_url=endpoint)
+count = 0
+with fs.open(url, "rb", block_size=8 << 20, cache_type="readahead") as fh:
+    while block := fh.read(256 * 1024):
+        count += len(block)
+seconds = time.perf_counter() - started
+status = Path("/proc/self/status").read_text()
+peak = int(status.split("VmHWM:")[1].split()[0]) / 1024
+print(json.dumps({"count": count, "seconds": seconds, "peak_mb": peak}))
+"""
+
+
+def measure(mode: str, where: str, endpoint: str, s3fs_python: str = "") -> dict[str, Any]:
+    command = ([s3fs_python, "-c", S3FS_CHILD, where, endpoint] if mode == "s3fs-bytes"
+               else [sys.executable, __file__, "--child", mode, where, endpoint])
+    out = subprocess.run(command,
                          check=True, capture_output=True, text=True,
                          env={**os.environ, "AWS_ACCESS_KEY_ID": "testing",
                               "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"})
@@ -84,6 +105,8 @@ def main() -> None:
     parser.add_argument("--mb", type=int, default=1024, help="size of the object")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--child", nargs=3)
+    parser.add_argument("--s3fs-python", default="",
+                        help="an interpreter with s3fs installed: also read the object with it")
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(*args.child)))
@@ -102,9 +125,13 @@ def main() -> None:
               f"(uploaded in {time.perf_counter() - started:.0f} s)")
         url = f"s3://{BUCKET}/{path.name}"
         rows = []
-        for mode in ("local-bytes", "s3-bytes", "local-records", "s3-records"):
+        modes = ["local-bytes", "s3-bytes", "local-records", "s3-records"]
+        if args.s3fs_python:
+            modes.insert(2, "s3fs-bytes")
+        for mode in modes:
             where = str(path) if mode.startswith("local") else url
-            runs = [measure(mode, where, server.url) for _ in range(args.repeat)]
+            runs = [measure(mode, where, server.url, args.s3fs_python)
+                    for _ in range(args.repeat)]
             seconds = statistics.median(r["seconds"] for r in runs)
             count = runs[0]["count"]
             peak = max(r["peak_mb"] for r in runs)
