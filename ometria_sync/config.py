@@ -28,6 +28,7 @@ from ometria_sync.net.settings import HttpRetrySettings
 from ometria_sync.schemas.records import RECORD_TYPES, RecordType
 from ometria_sync.sources.files import resolve_path
 from ometria_sync.sources.lines import DEFAULT_MAX_LINE_BYTES, MaxLineBytes
+from ometria_sync.sources.objects import SECRET_REFUSED, secret_setting
 from ometria_sync.sources.omneo.config import check_shared_tenants
 from ometria_sync.sources.registry import SOURCE_KINDS, SourceSpec
 
@@ -225,6 +226,8 @@ def _config_error(message: str) -> ConfigError:
     if unknown:
         path = f"{path}.{unknown.group(1)}" if path else unknown.group(1)
         text = "unknown key (check the spelling)"
+        if ".source" in path and secret_setting(unknown.group(1)):
+            text = SECRET_REFUSED
     if path.endswith("record_type"):
         text += f"; expected one of {', '.join(RECORD_TYPES)}"
     elif path == "state.dead_letter":

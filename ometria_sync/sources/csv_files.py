@@ -9,23 +9,25 @@ not coerce) is dead-lettered with its line and the reason; the file goes on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import datetime as dt
-from collections.abc import AsyncIterator, Iterator
+import functools
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import IO, Self
 
 import msgspec
 
 from ometria_sync.errors import ConfigError, SourceError
-from ometria_sync.sources.base import Position, Source, SourceConfig, SourceItem
+from ometria_sync.sources.base import Position, Source, SourceConfig, SourceItem, SourcePart
 from ometria_sync.sources.files import (
     LocalFile,
     check_readable_file,
     open_binary,
     resolve_path,
 )
-from ometria_sync.sources.jsonl import SinglePartSource
+from ometria_sync.sources.jsonl import LazyPartSource, SinglePartSource, check_location
 from ometria_sync.sources.lines import (
     DEFAULT_MAX_LINE_BYTES,
     BoundedLines,
@@ -34,6 +36,22 @@ from ometria_sync.sources.lines import (
     over_limit,
 )
 from ometria_sync.sources.mapping import MappingSettings, load_zone, plan_columns
+from ometria_sync.sources.object_parts import (
+    ObjectPart,
+    finished,
+    head_stream,
+    mark_end,
+    nothing,
+    object_info,
+    open_object,
+    preflight_objects,
+)
+from ometria_sync.sources.objects import (
+    ObjectInfo,
+    ObjectUrl,
+    StoreOptions,
+    is_object_url,
+)
 from ometria_sync.sources.rows import OrderGrouper, RowError, RowMapper
 
 _ROWS_PER_CHUNK = 500
@@ -47,6 +65,13 @@ class CsvOptions(MappingSettings, frozen=True, forbid_unknown_fields=True):
     quotechar: str = '"'
     #: a longer line is dead-lettered with its row; None: the job's ``[run] max_line_bytes``
     max_line_bytes: MaxLineBytes | None = None
+    #: an S3-compatible store's (or an emulator's) URL, for s3:// and gs:// paths
+    endpoint_url: str | None = None
+    region: str | None = None
+
+    @property
+    def store(self) -> StoreOptions:
+        return StoreOptions(self.endpoint_url, self.region)
 
     def with_run_settings(self, *, max_line_bytes: int) -> Self:
         if self.max_line_bytes is not None:
@@ -71,14 +96,31 @@ class CsvSourceConfig(CsvOptions, SourceConfig, frozen=True, tag="csv"):
     path: str = ""
 
     def resolve(self, base_dir: Path) -> CsvSourceConfig:
+        if is_object_url(self.path):
+            return self
         return msgspec.structs.replace(self, path=resolve_path(base_dir, self.path))
 
     def check(self, key: str) -> None:
+        if check_location(key, "path", self.path, self.store):
+            self.check_csv(key)
+            return
         check_readable_file(f"{key}.path", self.path)
         self.check_csv(key)
         check_header(key, Path(self.path), self)
 
+    async def preflight(self, key: str) -> None:
+        if is_object_url(self.path):
+            first, head_bytes = await preflight_objects(f"{key}.path", self.path, self.store,
+                                                        single=True)
+            await check_object_header(key, "path", first, head_bytes, self)
+
     def open(self) -> Source:
+        if is_object_url(self.path):
+            url, store = ObjectUrl.parse(self.path), self.store
+
+            async def part() -> SourcePart:
+                return CsvObject(await object_info(url, store), self)
+            return LazyPartSource(part)
         return SinglePartSource(CsvFile(Path(self.path), self))
 
 
@@ -113,11 +155,15 @@ def _lines(lines: BoundedLines, state: list[int], bad: dict[int, int],
             yield raw.decode("utf-8", "surrogateescape")
 
 
-def read_header(path: Path, options: CsvOptions) -> tuple[list[str], int, int]:
+def read_header(path: Path, options: CsvOptions,
+                opener: Callable[[], IO[bytes]] | None = None,
+                label: str | None = None) -> tuple[list[str], int, int]:
     """The header's column names and the [offset, line] after it; ([], 0, 0) for an empty
-    file. Raises SourceError when the header cannot be read."""
+    file. Raises SourceError when the header cannot be read. ``opener`` (the file's bytes
+    from the start) and ``label`` stand in for ``path`` for objects in a store."""
+    name = label or str(path)
     try:
-        with open_binary(path) as fh:
+        with (opener or functools.partial(open_binary, path))() as fh:
             state = [0, 0]
             bad: dict[int, int] = {}
             lines = BoundedLines(fh, options.line_limit)
@@ -126,17 +172,17 @@ def read_header(path: Path, options: CsvOptions) -> tuple[list[str], int, int]:
                                 strict=True)
             header = next(reader, None)
     except (OSError, EOFError, csv.Error, _LongLine) as exc:
-        raise SourceError(f"{path}: cannot read the CSV header: {exc}") from exc
+        raise SourceError(f"{name}: cannot read the CSV header: {exc}") from exc
     if header is None:
         return [], 0, 0
     if bad:
-        raise SourceError(f"{path}: the header is not valid UTF-8 (byte {min(bad.values())})")
+        raise SourceError(f"{name}: the header is not valid UTF-8 (byte {min(bad.values())})")
     if header and header[0].startswith(_BOM):
         header[0] = header[0][len(_BOM):]
     names = [name.strip() for name in header]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise SourceError(f"{path}: duplicate columns in the header: {', '.join(duplicates)}")
+        raise SourceError(f"{name}: duplicate columns in the header: {', '.join(duplicates)}")
     return names, state[0], state[1]
 
 
@@ -150,6 +196,30 @@ def check_header(key: str, path: Path, options: CsvOptions) -> None:
         plan_columns(key, options, header)
 
 
+async def check_object_header(key: str, field: str, info: ObjectInfo, head_bytes: bytes,
+                              options: CsvOptions) -> None:
+    """ConfigError before anything is sent when a mapped column is not in an object's header,
+    read from its first bytes (``head_bytes``), or from the object when they hold no line."""
+    def header_from(opener: Callable[[], IO[bytes]]) -> list[str]:
+        return read_header(Path(info.url.key), options, opener, str(info.url))[0]
+
+    # a plain head holds the header when it holds a line end (or the whole object); a gzip
+    # head cut before the header's end raises EOFError, a SourceError here
+    whole = b"\n" in head_bytes or len(head_bytes) == info.size
+    header: list[str] | None = None
+    try:
+        if whole or head_bytes.startswith(b"\x1f\x8b"):
+            with contextlib.suppress(SourceError):
+                header = await asyncio.to_thread(header_from, lambda: head_stream(head_bytes))
+        if header is None:
+            header = await asyncio.to_thread(
+                header_from, lambda: open_object(info, options.store, 0))
+    except SourceError as exc:
+        raise ConfigError(f"{key}.{field}", str(exc)) from exc
+    if header:
+        plan_columns(key, options, header)
+
+
 class CsvFile(LocalFile):
     """One CSV file of a stream."""
 
@@ -159,24 +229,29 @@ class CsvFile(LocalFile):
         self._zone: dt.tzinfo = load_zone("timezone", options.timezone)
 
     async def read(self, start: Position | None) -> AsyncIterator[list[SourceItem]]:
-        header, offset, line = await asyncio.to_thread(read_header, self._path, self._options)
+        header, offset, line = await asyncio.to_thread(
+            read_header, self._path, self._options, lambda: self._open_at(0), self.label)
         if not header:
             return
         try:
             columns = plan_columns("columns", self._options, header)
         except ConfigError as exc:
-            raise SourceError(f"{self._path}: {exc}") from exc
+            raise SourceError(f"{self.label}: {exc}") from exc
         mapper = RowMapper(columns, self._options.constants, self._zone, len(header))
         if start:
             offset, line = int(start[0]), int(start[1])
-        reader = _RowReader(self._path, self._options, header, mapper)
+        reader = _RowReader(self.label, self._options, header, mapper)
         try:
-            await asyncio.to_thread(reader.open_at, offset, line)  # a gzip seek may be long
+            await asyncio.to_thread(reader.open_at, self._open_at, offset, line)
             while True:
                 # Chunks are parsed on the event loop's own thread, a few milliseconds each:
                 # parsing in a worker thread measured a third slower (the GIL, and records
-                # built on one core and validated on the other).
-                chunk = reader.read_chunk()
+                # built on one core and validated on the other). Objects in a store are
+                # parsed in one: the network must never stall the event loop.
+                if self.blocking_reads:
+                    chunk = await asyncio.to_thread(reader.read_chunk)
+                else:
+                    chunk = reader.read_chunk()
                 if chunk is None:
                     return
                 if chunk:
@@ -186,6 +261,18 @@ class CsvFile(LocalFile):
             reader.close()
 
 
+class CsvObject(ObjectPart, CsvFile):
+    """One CSV object in a store, parsed like a local file."""
+
+    def __init__(self, info: ObjectInfo, options: CsvOptions, key: str = "") -> None:
+        super().__init__(Path(info.url.key), options, key)
+        self._info, self._store = info, options.store
+
+    def read(self, start: Position | None) -> AsyncIterator[list[SourceItem]]:
+        """As a file's; a checkpoint after the last item skips the object unread."""
+        return nothing() if finished(start) else mark_end(super().read(start))
+
+
 class _RowReader:
     """The blocking part: reads rows from an offset and turns them into items.
 
@@ -193,7 +280,7 @@ class _RowReader:
     grouped, a bad row is held back and leaves after that order, at the order's position:
     a checkpoint never covers rows of an order that was not yet handed over."""
 
-    def __init__(self, path: Path, options: CsvOptions, header: list[str],
+    def __init__(self, path: str, options: CsvOptions, header: list[str],
                  mapper: RowMapper) -> None:
         self._path, self._options, self._header, self._mapper = path, options, header, mapper
         self._grouper = OrderGrouper() if mapper.grouped else None
@@ -203,10 +290,9 @@ class _RowReader:
         self._held: list[SourceItem] = []
         self._rows: Iterator[list[str]] = iter(())
 
-    def open_at(self, offset: int, line: int) -> None:
+    def open_at(self, opener: Callable[[int], IO[bytes]], offset: int, line: int) -> None:
         try:
-            self._fh = open_binary(self._path)
-            self._fh.seek(offset)
+            self._fh = opener(offset)
         except (OSError, EOFError) as exc:
             raise SourceError(f"{self._path}: cannot open at byte {offset}: {exc}") from exc
         self._state = [offset, line]

@@ -6,10 +6,11 @@ import asyncio
 import gzip
 import hashlib
 import os
+import zlib
 from pathlib import Path
 from typing import IO, cast
 
-from ometria_sync.errors import ConfigError
+from ometria_sync.errors import ConfigError, SourceError
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _HEAD_BYTES = 64 * 1024
@@ -59,7 +60,11 @@ def check_readable_file(key: str, value: str) -> None:
 
 
 class LocalFile:
-    """What every file part shares: its checkpoint key, its label, fingerprint and size."""
+    """What every file part shares: its checkpoint key, its label, fingerprint and size, and
+    opening at an offset."""
+
+    #: True when reading may wait on the network: chunks are then read in a worker thread
+    blocking_reads = False
 
     def __init__(self, path: Path, key: str = "") -> None:
         self._path = path
@@ -76,6 +81,18 @@ class LocalFile:
 
     async def fingerprint(self) -> str | None:
         return await asyncio.to_thread(fingerprint, self._path)
+
+    def _open_at(self, offset: int) -> IO[bytes]:
+        """The file's (uncompressed) bytes from ``offset`` (blocking: a gzip seek decompresses
+        up to it). Raises SourceError."""
+        fh = open_binary(self._path)
+        if offset:
+            try:
+                fh.seek(offset)
+            except (EOFError, OSError, zlib.error) as exc:
+                fh.close()
+                raise SourceError(f"{self.label}: cannot seek to byte {offset}: {exc}") from exc
+        return fh
 
     async def size(self) -> int | None:
         """Bytes to read (uncompressed size unknown for gzip: None), for progress estimates."""

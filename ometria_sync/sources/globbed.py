@@ -15,9 +15,23 @@ import msgspec
 
 from ometria_sync.errors import ConfigError
 from ometria_sync.sources.base import Source, SourceConfig, SourcePart
-from ometria_sync.sources.csv_files import CsvFile, CsvOptions, check_header
+from ometria_sync.sources.csv_files import (
+    CsvFile,
+    CsvObject,
+    CsvOptions,
+    check_header,
+    check_object_header,
+)
 from ometria_sync.sources.files import check_readable_file, resolve_path
-from ometria_sync.sources.jsonl import JsonlFile
+from ometria_sync.sources.jsonl import JsonlFile, JsonlObject, check_location
+from ometria_sync.sources.object_parts import (
+    matching_objects,
+    preflight_objects,
+)
+from ometria_sync.sources.objects import (
+    ObjectUrl,
+    is_object_url,
+)
 
 _CSV_ONLY = ("columns", "drop", "constants", "timezone", "delimiter", "quotechar")
 
@@ -30,6 +44,8 @@ class GlobSourceConfig(CsvOptions, SourceConfig, frozen=True, tag="glob"):
     format: Literal["jsonl", "csv"] | None = None
 
     def resolve(self, base_dir: Path) -> GlobSourceConfig:
+        if is_object_url(self.pattern):
+            return self
         return msgspec.structs.replace(self, pattern=resolve_path(base_dir, self.pattern))
 
     @property
@@ -46,6 +62,12 @@ class GlobSourceConfig(CsvOptions, SourceConfig, frozen=True, tag="glob"):
     def check(self, key: str) -> None:
         if not self.pattern:
             raise ConfigError(f"{key}.pattern", "is required")
+        if check_location(key, "pattern", self.pattern, self.store):
+            if self.file_format == "csv":
+                self.check_csv(key)
+            else:
+                self._check_jsonl(key)
+            return
         files = self.files()
         if not files:
             raise ConfigError(f"{key}.pattern", f"matches no file: {self.pattern}")
@@ -55,6 +77,18 @@ class GlobSourceConfig(CsvOptions, SourceConfig, frozen=True, tag="glob"):
                 check_readable_file(f"{key}.pattern", str(path))
                 check_header(key, path, self)
             return
+        self._check_jsonl(key)
+
+    async def preflight(self, key: str) -> None:
+        """An object pattern: listed, and the first object's first bytes (its header) read."""
+        if not is_object_url(self.pattern):
+            return
+        first, head_bytes = await preflight_objects(f"{key}.pattern", self.pattern, self.store,
+                                                    single=False)
+        if self.file_format == "csv":
+            await check_object_header(key, "pattern", first, head_bytes, self)
+
+    def _check_jsonl(self, key: str) -> None:
         default = CsvOptions()
         for name in _CSV_ONLY:
             if getattr(self, name) != getattr(default, name):
@@ -71,6 +105,13 @@ class GlobSource:
         self._config = config
 
     async def parts(self) -> list[SourcePart]:
+        config = self._config
+        if is_object_url(config.pattern):
+            found = await matching_objects(ObjectUrl.parse(config.pattern), config.store)
+            if config.file_format == "csv":
+                return [CsvObject(info, config, key=str(info.url)) for info in found]
+            return [JsonlObject(info, config.store, key=str(info.url),
+                                max_line_bytes=config.line_limit) for info in found]
         files = self._config.files()
         if self._config.file_format == "csv":
             return [CsvFile(p, self._config, key=str(p)) for p in files]

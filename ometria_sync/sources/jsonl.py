@@ -9,18 +9,16 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import IO
 
 import msgspec
 
-from ometria_sync.errors import SourceError
+from ometria_sync.errors import ConfigError, SourceError
 from ometria_sync.sources.base import Position, Source, SourceConfig, SourceItem, SourcePart
 from ometria_sync.sources.files import (
     LocalFile,
     check_readable_file,
-    open_binary,
     resolve_path,
 )
 from ometria_sync.sources.lines import (
@@ -30,6 +28,21 @@ from ometria_sync.sources.lines import (
     MaxLineBytes,
     over_limit,
 )
+from ometria_sync.sources.object_parts import (
+    ObjectPart,
+    finished,
+    mark_end,
+    nothing,
+    object_info,
+    preflight_objects,
+)
+from ometria_sync.sources.objects import (
+    ObjectInfo,
+    ObjectUrl,
+    StoreOptions,
+    check_store_options,
+    is_object_url,
+)
 
 _CHUNK_BYTES = 256 * 1024
 _BOM = b"\xef\xbb\xbf"
@@ -37,11 +50,19 @@ _decode = msgspec.json.Decoder().decode
 
 
 class JsonlSourceConfig(SourceConfig, frozen=True, tag="jsonl"):
-    """``source = { kind = "jsonl", path = "data/contacts.jsonl" }``; gzip read transparently."""
+    """``source = { kind = "jsonl", path = "data/contacts.jsonl" }``; gzip read transparently.
+    ``path`` may be an ``s3://`` or ``gs://`` URL."""
 
     path: str
     #: longer lines are dead-lettered; None: the job's ``[run] max_line_bytes``
     max_line_bytes: MaxLineBytes | None = None
+    #: an S3-compatible store's (or an emulator's) URL, for s3:// and gs:// paths
+    endpoint_url: str | None = None
+    region: str | None = None
+
+    @property
+    def store(self) -> StoreOptions:
+        return StoreOptions(self.endpoint_url, self.region)
 
     def with_run_settings(self, *, max_line_bytes: int) -> JsonlSourceConfig:
         if self.max_line_bytes is not None:
@@ -49,14 +70,28 @@ class JsonlSourceConfig(SourceConfig, frozen=True, tag="jsonl"):
         return msgspec.structs.replace(self, max_line_bytes=max_line_bytes)
 
     def resolve(self, base_dir: Path) -> JsonlSourceConfig:
+        if is_object_url(self.path):
+            return self
         return msgspec.structs.replace(self, path=resolve_path(base_dir, self.path))
 
     def check(self, key: str) -> None:
+        if check_location(key, "path", self.path, self.store):
+            return
         check_readable_file(f"{key}.path", self.path)
 
+    async def preflight(self, key: str) -> None:
+        if is_object_url(self.path):
+            await preflight_objects(f"{key}.path", self.path, self.store, single=True)
+
     def open(self) -> Source:
-        return SinglePartSource(JsonlFile(Path(self.path), max_line_bytes=(
-            self.max_line_bytes or DEFAULT_MAX_LINE_BYTES)))
+        limit = self.max_line_bytes or DEFAULT_MAX_LINE_BYTES
+        if is_object_url(self.path):
+            url, store = ObjectUrl.parse(self.path), self.store
+
+            async def part() -> SourcePart:
+                return JsonlObject(await object_info(url, store), store, max_line_bytes=limit)
+            return LazyPartSource(part)
+        return SinglePartSource(JsonlFile(Path(self.path), max_line_bytes=limit))
 
 
 @dataclasses.dataclass
@@ -70,6 +105,31 @@ class SinglePartSource:
 
     async def aclose(self) -> None:
         return None
+
+
+@dataclasses.dataclass
+class LazyPartSource:
+    """A source made of one part found when the stream starts (an object's current version)."""
+
+    find: Callable[[], Awaitable[SourcePart]]
+
+    async def parts(self) -> list[SourcePart]:
+        return [await self.find()]
+
+    async def aclose(self) -> None:
+        return None
+
+
+def check_location(key: str, field: str, value: str, store: StoreOptions) -> bool:
+    """True when ``value`` is a valid s3:// or gs:// URL (ConfigError naming ``key.field``
+    when it is not); False for a local path, which takes no store settings."""
+    if is_object_url(value):
+        check_store_options(f"{key}.{field}", value, store)
+        return True
+    for name, setting in (("endpoint_url", store.endpoint_url), ("region", store.region)):
+        if setting is not None:
+            raise ConfigError(f"{key}.{name}", "only applies to s3:// and gs:// URLs")
+    return False
 
 
 def decode_line(raw: bytes) -> tuple[object, str | None]:
@@ -119,14 +179,19 @@ class JsonlFile(LocalFile):
         try:
             fh = await asyncio.to_thread(self._open_at, offset)  # a gzip seek may be long
         except OSError as exc:
-            raise SourceError(f"{self._path}: cannot open: {exc.strerror or exc}") from exc
+            raise SourceError(f"{self.label}: cannot open: {exc.strerror or exc}") from exc
         lines = BoundedLines(fh, self._limit)
         try:
             while True:
                 # Chunks are decoded on the event loop's own thread, a few milliseconds each:
                 # a worker thread measured about a fifth slower (the GIL, and records built on
-                # one core and validated on the other).
-                chunk, offset, line = self._read_chunk(lines, offset, line)
+                # one core and validated on the other). Objects in a store are read in one:
+                # the network must never stall the event loop.
+                if self.blocking_reads:
+                    chunk, offset, line = await asyncio.to_thread(
+                        self._read_chunk, lines, offset, line)
+                else:
+                    chunk, offset, line = self._read_chunk(lines, offset, line)
                 if not chunk:
                     if offset < 0:
                         return
@@ -136,16 +201,6 @@ class JsonlFile(LocalFile):
         finally:
             fh.close()
 
-    def _open_at(self, offset: int) -> IO[bytes]:
-        fh = open_binary(self._path)
-        if offset:
-            try:
-                fh.seek(offset)
-            except (EOFError, OSError, zlib.error) as exc:
-                fh.close()
-                raise SourceError(f"{self._path}: cannot seek to byte {offset}: {exc}") from exc
-        return fh
-
     def _read_chunk(
         self, reader: BoundedLines, offset: int, line: int
     ) -> tuple[list[SourceItem], int, int]:
@@ -153,7 +208,7 @@ class JsonlFile(LocalFile):
         over the limit is an item with the error and the line's first bytes."""
         if self._broken is not None:
             raise SourceError(
-                f"{self._path}: unreadable after line {line} (byte {offset}): {self._broken}"
+                f"{self.label}: unreadable after line {line} (byte {offset}): {self._broken}"
             ) from self._broken
         lines, self._broken = _read_lines(reader, _CHUNK_BYTES)
         if not lines and self._broken is not None:
@@ -192,3 +247,16 @@ class JsonlFile(LocalFile):
             # only blank lines: report progress as an empty chunk so the caller keeps reading
             return [], offset, line
         return items, offset, line
+
+
+class JsonlObject(ObjectPart, JsonlFile):
+    """One JSON Lines object in a store, parsed like a local file."""
+
+    def __init__(self, info: ObjectInfo, options: StoreOptions, key: str = "",
+                 max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
+        super().__init__(Path(info.url.key), key, max_line_bytes)
+        self._info, self._store = info, options
+
+    def read(self, start: Position | None) -> AsyncIterator[list[SourceItem]]:
+        """As a file's; a checkpoint after the last item skips the object unread."""
+        return nothing() if finished(start) else mark_end(super().read(start))
