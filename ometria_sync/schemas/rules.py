@@ -258,11 +258,12 @@ def check_values(raw: dict[str, Any], level: Level, path: str, mode: Mode, found
                 _text(spec, value, path, key, found)
         elif kind is dict or kind is list:
             _descend(spec, value, join(path, key), mode, found, unknown)
-        elif kind is float and value - value != 0.0:  # NaN or an infinity
-            check_json(value, join(path, key), found)
-        elif spec.sign and (kind is int or kind is float):
-            _sign(spec.sign, kind, value, join(path, key), found)
-        elif kind not in _JSON_SCALARS:
+        elif kind is float or kind is int:
+            if kind is float and value - value != 0.0:  # NaN or an infinity
+                check_json(value, join(path, key), found)
+            elif spec.sign:
+                _sign(spec.sign, kind, value, join(path, key), found)
+        elif kind is not bool and value is not None:  # no JSON form (a range, a bit string)
             check_json(value, join(path, key), found)
     if level.rule is not None:
         level.rule(raw, path, mode, found)
@@ -303,16 +304,43 @@ def check_json(value: Any, path: str, found: Findings) -> None:
 
     The encoder writes NaN and the infinities as ``null``, which clears the field in Ometria,
     and raises on values JSON has no form for (a database range, a bit string): either way the
-    record is refused here, with the field's path, and the run goes on."""
+    record is refused here, with the field's path, and the run goes on. (A valid value is
+    checked without building a single path: paths are only made for the problems.)"""
+    if not _json_clean(value):
+        _json_problems(value, path, found)
+
+
+def _json_clean(value: Any) -> bool:
+    """True when ``value`` holds only finite numbers and JSON values (the fast path)."""
+    kind = value.__class__
+    if kind is dict:
+        items: Any = value.values()
+    elif kind is list:
+        items = value
+    else:
+        return kind is str or kind in _JSON_SCALARS or (kind is float and value - value == 0.0)
+    for item in items:
+        kind = item.__class__
+        if kind is str or kind is int or kind is bool or item is None:
+            continue
+        if kind is float:
+            if item - item != 0.0:
+                return False
+        elif not _json_clean(item):
+            return False
+    return True
+
+
+def _json_problems(value: Any, path: str, found: Findings) -> None:
     kind = value.__class__
     if kind is dict:
         for key, item in value.items():
             if item.__class__ is not str:
-                check_json(item, join(path, str(key)), found)
+                _json_problems(item, join(path, str(key)), found)
     elif kind is list:
         for index, item in enumerate(value):
             if item.__class__ is not str:
-                check_json(item, f"{path}[{index}]", found)
+                _json_problems(item, f"{path}[{index}]", found)
     elif kind is float:
         if value - value != 0.0:
             _add_once(found, Problem(path, f"must be a finite number, got {show(value)}"))
