@@ -94,27 +94,20 @@ class ChangeIndex:
         The pairs go in as one JSON array that SQLite unpacks itself (``json_each``): one call
         that runs without Python's GIL, where ``executemany`` took the GIL back for every row.
         From the state thread, that cost the event loop's thread a fifth of its records/s."""
-        text = msgspec.json.encode(list(pairs)).decode()
-        try:
-            self._db.execute(
-                "INSERT OR REPLACE INTO record_hashes "
-                "SELECT ?, value ->> 0, value ->> 1 FROM json_each(?)",
-                (stream, text),
-            )
-        except sqlite3.Error as exc:
-            raise StateError(f"change index: cannot write: {exc}") from None
+        self._write("INSERT OR REPLACE INTO record_hashes "
+                    "SELECT ?, value ->> 0, value ->> 1 FROM json_each(?)", stream, list(pairs))
 
     def forget_ids(self, stream: int, id_hashes: Iterable[int]) -> None:
         """Delete the stored hashes of these ids: what Ometria holds for them is unknown (a
         send whose outcome was not a clean acknowledgement), so nothing may be judged
         unchanged against them."""
-        text = msgspec.json.encode(list(id_hashes)).decode()
+        self._write("DELETE FROM record_hashes WHERE stream = ? "
+                    "AND id_hash IN (SELECT value FROM json_each(?))", stream, list(id_hashes))
+
+    def _write(self, sql: str, stream: int, rows: list[Any]) -> None:
+        """``sql`` with the stream and ``rows`` as one JSON array (unpacked by ``json_each``)."""
         try:
-            self._db.execute(
-                "DELETE FROM record_hashes WHERE stream = ? "
-                "AND id_hash IN (SELECT value FROM json_each(?))",
-                (stream, text),
-            )
+            self._db.execute(sql, (stream, msgspec.json.encode(rows).decode()))
         except sqlite3.Error as exc:
             raise StateError(f"change index: cannot write: {exc}") from None
 
