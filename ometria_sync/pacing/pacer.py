@@ -280,6 +280,11 @@ class Pacer:
         if self._aimd_rate < self.limit:
             self._aimd_rate = min(self.limit, self._aimd_rate + self.limit * 0.02)
 
+    @property
+    def queue_factor(self) -> float:
+        """The share of the limit the import queue's fill leaves (1.0 with room to spare)."""
+        return self._queue_factor
+
     def observe_queue(self, remaining: int | None, limit: int | None) -> None:
         """Scale the rate down while Ometria's import queue is nearly full. ``limit`` may be
         None (a 429 carries only the remaining count): the last limit seen is used."""

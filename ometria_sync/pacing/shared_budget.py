@@ -86,11 +86,9 @@ return {1, now, 0}
 _GO, _VOID, _WAIT = 1, 0, 2
 #: keys live this long (ms) after the last call; a paused account's longer
 _TTL_MS = 10_000
-#: fraction of the import queue under which pushes slow down (as the local pacer)
-_QUEUE_LOW_WATER = 0.2
-#: the margin to start from: twice the in-process pacer's, as a departure's time is Redis's at
-#: the confirmation, a round trip (and another process's scheduling) away from its socket write;
-#: at 0.5%, 50 requests/s drew 1-8 rate 429s in 25 s (BENCHMARKS.md)
+#: the margin to start from, as the in-process pacer's: the jitter slack (20 ms floor, sent
+#: with every reservation) covers the round trip between a confirmation and the socket write,
+#: which at 1% margin and no slack had drawn 1-8 rate 429s in 25 s at 50/s (BENCHMARKS.md)
 _MARGIN = 0.005
 #: waits kept for the percentiles in the report
 _SAMPLES = 5000
@@ -221,8 +219,6 @@ class SharedBudget:
         self._seq = 0
         self._known = False
         self._offset = 0.0  # Redis time minus loop time (s)
-        self._queue_factor = 1.0
-        self._queue_limit: int | None = None
         self._successes = 0
         self._cuts = 0
         self._pause_until = 0.0  # loop time; this process's own 429 pauses
@@ -272,7 +268,8 @@ class SharedBudget:
 
     @property
     def rate(self) -> float:
-        return max(self.limit / 64, min(self.stats.rate, self.limit * self._queue_factor))
+        return max(self.limit / 64,
+                   min(self.stats.rate, self.limit * self._advisor.queue_factor))
 
     @property
     def margin(self) -> float:
@@ -345,13 +342,8 @@ class SharedBudget:
         self._successes += 1
 
     def observe_queue(self, remaining: int | None, limit: int | None) -> None:
+        """The advisor keeps the queue's pressure; the shared rate is capped by it."""
         self._advisor.observe_queue(remaining, limit)
-        limit = limit or self._queue_limit
-        if remaining is None or not limit or limit <= 0:
-            return
-        self._queue_limit = limit
-        low_water = limit * _QUEUE_LOW_WATER
-        self._queue_factor = 1.0 if remaining >= low_water else max(0.0, remaining / low_water)
 
     # -- talking to Redis ---------------------------------------------------------------------
 
@@ -426,7 +418,7 @@ class SharedBudget:
         if self._pause_until > self._clock():
             pause_until = math.ceil((self._pause_until + self._offset) * 1e6)
         successes, cuts = self._successes, self._cuts
-        cap = self.limit * self._queue_factor
+        cap = self.limit * self._advisor.queue_factor
         args: list[str | int | float] = [
             mode, repr(cap), repr(self.limit), repr(self._advisor.margin), member, self._process,
             successes, pause_until, int(cuts > 0), int(self._known), _TTL_MS,
