@@ -207,10 +207,7 @@ class _PartRunner:
         (see ``_settle``), so the hashes still waiting always belong to records before the
         checkpoint, which a resume does not re-read; if the process dies, those records only
         count as changed in the next export, never is a change missed."""
-        acked = self._acked
-        for r in records:
-            acked.pop(r.id_hash, None)  # re-inserted: the dict's order is acknowledgement order
-            acked[r.id_hash] = r.content_hash
+        self._acked.update((r.id_hash, r.content_hash) for r in records)  # the last one wins
         now = time.monotonic()
         if len(self._acked) >= _HASHES_PER_WRITE or now - self._acked_since >= _HASHES_MAX_AGE:
             self._write_hashes()
