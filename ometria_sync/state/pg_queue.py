@@ -26,11 +26,6 @@ import structlog
 from ometria_sync.errors import StateError
 from ometria_sync.state.store import MAX_QUEUED_WRITES, redact_url, scrub
 
-#: writes a dispatcher lets wait for the server before it waits too: a checkpoint save is a
-#: round trip away from durable, and every acknowledged batch behind an unsaved checkpoint
-#: is sent again after a crash
-_MOST_QUEUED = 2
-
 log = structlog.get_logger("ometria_sync.state")
 T = TypeVar("T")
 Op = Callable[[asyncpg.Connection], Awaitable[T]]
@@ -175,7 +170,6 @@ class PgQueue:
             self._failure = exc
 
     async def keep_up(self, most: int = MAX_QUEUED_WRITES) -> None:
-        most = min(most, _MOST_QUEUED)
         while len(self._queued) > most:
             await asyncio.wait([self._queued[-most - 1]])
             while self._queued and self._queued[0].done():
