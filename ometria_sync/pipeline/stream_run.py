@@ -125,8 +125,7 @@ async def _run_part(
     ctx: RunContext, stream: StreamSettings, part: SourcePart, stats: StreamStats
 ) -> None:
     fingerprint = await part.fingerprint()
-    size = getattr(part, "size", None)
-    stats.bytes_total = await size() if size is not None else None
+    stats.bytes_total = await part.size()
     stats.bytes_read = 0
     if ctx.full_refresh and ctx.save_checkpoints:
         await ctx.state.restart(stream.name, part.key)

@@ -50,6 +50,10 @@ class SourcePart(Protocol):
         """Identity of the content at ``key``: a different fingerprint restarts from the top.
         None for sources whose position is meaningful across content changes (cursors)."""
 
+    async def size(self) -> int | None:
+        """Bytes to read, for the progress estimate; None when the part cannot know (a query,
+        an API collection, a gzip file)."""
+
     def read(self, start: Position | None) -> AsyncIterator[list[SourceItem]]:
         """Yield chunks of items from ``start`` (None: the beginning)."""
 

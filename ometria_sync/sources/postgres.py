@@ -215,6 +215,10 @@ class PostgresQuery:
         finally:
             await conn.close()
 
+    async def size(self) -> int | None:
+        """A query's size is not known before it is read."""
+        return None
+
     async def read(self, start: Position | None) -> AsyncIterator[list[SourceItem]]:
         config = self._config
         last = self._resume_values(start)
