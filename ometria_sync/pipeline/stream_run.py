@@ -31,7 +31,7 @@ from ometria_sync.pipeline.shutdown import Shutdown
 from ometria_sync.pipeline.stats import StreamStats
 from ometria_sync.pipeline.versions import VersionOrder
 from ometria_sync.pipeline.watermark import Watermark
-from ometria_sync.sources.base import SourceItem, SourcePart
+from ometria_sync.sources.base import Position, SourceItem, SourcePart
 from ometria_sync.state.deadletter import DeadLetterWriter
 from ometria_sync.state.store import StateStore
 
@@ -231,7 +231,7 @@ class _PartRunner:
         self._changes.forget(ids)
         self.ctx.state.forget_ids(self._changes.stream_id, ids)
 
-    async def run(self, start: object) -> None:
+    async def run(self, start: Position) -> None:
         producer = asyncio.create_task(self._produce(self.part.read(start)), name="producer")
         batcher = asyncio.create_task(self.batcher.run(self.chunks, self.batches), name="batcher")
         dispatchers = [

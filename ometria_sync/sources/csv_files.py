@@ -239,7 +239,7 @@ class CsvFile(LocalFile):
             raise SourceError(f"{self.label}: {exc}") from exc
         mapper = RowMapper(columns, self._options.constants, self._zone, len(header))
         if start:
-            offset, line = int(start[0]), int(start[1])
+            offset, line = self._start(start)
         reader = _RowReader(self.label, self._options, header, mapper)
         try:
             await asyncio.to_thread(reader.open_at, self._open_at, offset, line)
@@ -383,7 +383,12 @@ class _RowReader:
         if self._held and (done or not (self._grouper and self._grouper.open)):
             floor = done[-1].position if done else None
             for error in self._held:
-                if floor is not None and tuple(error.position) < tuple(floor):
+                if floor is not None and _earlier(error.position, floor):
                     error.position = floor
             items += self._held
             self._held = []
+
+
+def _earlier(position: Position, floor: Position) -> bool:
+    """True when the ``(offset, line)`` position lies before ``floor``."""
+    return isinstance(position, tuple) and isinstance(floor, tuple) and position < floor

@@ -175,7 +175,7 @@ class JsonlFile(LocalFile):
         self._limit = max_line_bytes
 
     async def read(self, start: Position | None) -> AsyncIterator[list[SourceItem]]:
-        offset, line = (int(start[0]), int(start[1])) if start else (0, 0)
+        offset, line = self._start(start)
         try:
             fh = await asyncio.to_thread(self._open_at, offset)  # a gzip seek may be long
         except OSError as exc:

@@ -12,10 +12,10 @@ import gzip
 import io
 import zlib
 from collections.abc import AsyncIterator
-from typing import IO, Any, cast
+from typing import IO, cast
 
 from ometria_sync.errors import ConfigError, SourceError
-from ometria_sync.sources.base import SourceItem
+from ometria_sync.sources.base import Position, SourceItem
 from ometria_sync.sources.objects import (
     GZIP_MAGIC,
     ObjectChanged,
@@ -113,7 +113,7 @@ class ObjectPart:
 END = "end"
 
 
-def finished(start: Any) -> bool:
+def finished(start: Position | None) -> bool:
     """True when a checkpoint was taken after the last item of its object."""
     return isinstance(start, list | tuple) and len(start) == 3 and start[2] == END
 
@@ -134,7 +134,8 @@ async def mark_end(chunks: AsyncIterator[list[SourceItem]]) -> AsyncIterator[lis
         raise
     if held:
         last = held[-1]
-        last.position = (*last.position, END)
+        if isinstance(last.position, tuple):  # a file's (offset, line), as the parts make it
+            last.position = (*last.position, END)
         yield held
 
 

@@ -37,14 +37,22 @@ import asyncpg
 import msgspec
 
 from ometria_sync.errors import ConfigError, SourceError
-from ometria_sync.sources.base import Position, Source, SourceConfig, SourceItem
+from ometria_sync.sources.base import Position, Source, SourceConfig, SourceItem, checkpoint_as
 from ometria_sync.sources.jsonl import SinglePartSource
 from ometria_sync.sources.mapping import load_zone, put, python_value, split_path
 
 #: ``lookback_seconds`` when it is not set and the first cursor column is a timestamp
 DEFAULT_LOOKBACK_SECONDS = 300.0
+#: a position as this source makes it: the cursor values (as text) of the last row before it
+After = dict[str, list[str] | None]
 #: the position before the first row: reading from it starts at the top
-_TOP: Position = {"after": None}
+_TOP: After = {"after": None}
+
+
+class _Checkpoint(msgspec.Struct):
+    """A position read back from a checkpoint (None: the top)."""
+
+    after: list[str] | None = None
 
 
 class PostgresSourceConfig(SourceConfig, frozen=True, tag="postgres"):
@@ -227,7 +235,7 @@ class PostgresQuery:
             types = await _describe(conn, config)
             sql = _Statements(config, types)
             lookback = config.lookback(types) if last is not None else 0.0
-            before: Position = start if last is not None else _TOP
+            before: After = _TOP if last is None else {"after": last}
             while True:
                 rows = await self._page(conn, sql, last, lookback)
                 lookback = 0.0
@@ -243,12 +251,15 @@ class PostgresQuery:
                     before = {"after": _key_text(tied)}
                 elif not more:
                     return
-                last = list(before["after"])
+                last = before["after"]
         finally:
             await conn.close()
 
     def _resume_values(self, start: Position | None) -> list[str] | None:
-        after = start.get("after") if isinstance(start, dict) else None
+        if start is None:
+            return None
+        after = checkpoint_as(_Checkpoint, start, self.label,
+                              'a PostgreSQL position ({"after": [cursor values as text]})').after
         if after is None:
             return None
         if len(after) != len(self._config.cursor):
@@ -281,8 +292,8 @@ class PostgresQuery:
             rows.pop()
         return extra
 
-    def _items(self, rows: list[asyncpg.Record], before: Position
-               ) -> tuple[list[SourceItem], Position]:
+    def _items(self, rows: list[asyncpg.Record], before: After
+               ) -> tuple[list[SourceItem], After]:
         """The rows as items, and the position after the last complete group. A row tied
         with the next one carries ``before``, the position before its group."""
         keys = [self._key(row) for row in rows]
@@ -294,7 +305,7 @@ class PostgresQuery:
         return items, before
 
     async def _group(self, conn: asyncpg.Connection, sql: _Statements, key: Key,
-                     before: Position) -> AsyncGenerator[list[SourceItem], None]:
+                     before: After) -> AsyncGenerator[list[SourceItem], None]:
         """Every row whose cursor equals ``key``, streamed by a server-side cursor in chunks
         of ``page_size``; all but the last carry ``before``."""
         params = _key_text(key)
