@@ -15,27 +15,21 @@ import datetime as dt
 import functools
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import IO, Self
+from typing import IO, Any
 
 import msgspec
 
 from ometria_sync.errors import ConfigError, SourceError
 from ometria_sync.sources.base import Position, Source, SourceConfig, SourceItem, SourcePart
+from ometria_sync.sources.file_settings import FileSettings
 from ometria_sync.sources.files import (
     LocalFile,
     check_readable_file,
     open_binary,
     resolve_path,
 )
-from ometria_sync.sources.jsonl import LazyPartSource, SinglePartSource, check_location
-from ometria_sync.sources.lines import (
-    DEFAULT_MAX_LINE_BYTES,
-    BoundedLines,
-    Line,
-    MaxLineBytes,
-    over_limit,
-)
-from ometria_sync.sources.mapping import MappingSettings, load_zone, plan_columns
+from ometria_sync.sources.lines import BoundedLines, Line, over_limit
+from ometria_sync.sources.mapping import ColumnSpec, load_zone, plan_columns
 from ometria_sync.sources.object_parts import (
     ObjectPart,
     finished,
@@ -46,41 +40,25 @@ from ometria_sync.sources.object_parts import (
     open_object,
     preflight_objects,
 )
-from ometria_sync.sources.objects import (
-    ObjectInfo,
-    ObjectUrl,
-    StoreOptions,
-    is_object_url,
-)
+from ometria_sync.sources.objects import ObjectInfo, ObjectUrl, is_object_url
+from ometria_sync.sources.one_part import LazyPartSource, SinglePartSource
 from ometria_sync.sources.rows import OrderGrouper, RowError, RowMapper
 
 _ROWS_PER_CHUNK = 500
 _BOM = "\ufeff"
 
 
-class CsvOptions(MappingSettings, frozen=True, forbid_unknown_fields=True):
-    """The CSV dialect on top of the mapping."""
+class CsvOptions(FileSettings, frozen=True):
+    """The mapping from rows to records, and the CSV dialect."""
 
+    #: column -> field path (a string) or ``{ field = ..., type = ... }``
+    columns: dict[str, str | ColumnSpec] = msgspec.field(default_factory=dict)
+    drop: list[str] = msgspec.field(default_factory=list)
+    constants: dict[str, Any] = msgspec.field(default_factory=dict)
+    #: zone for timestamps written without an offset (an IANA name)
+    timezone: str = "UTC"
     delimiter: str = ","
     quotechar: str = '"'
-    #: a longer line is dead-lettered with its row; None: the job's ``[run] max_line_bytes``
-    max_line_bytes: MaxLineBytes | None = None
-    #: an S3-compatible store's (or an emulator's) URL, for s3:// and gs:// paths
-    endpoint_url: str | None = None
-    region: str | None = None
-
-    @property
-    def store(self) -> StoreOptions:
-        return StoreOptions(self.endpoint_url, self.region)
-
-    def with_run_settings(self, *, max_line_bytes: int) -> Self:
-        if self.max_line_bytes is not None:
-            return self
-        return msgspec.structs.replace(self, max_line_bytes=max_line_bytes)
-
-    @property
-    def line_limit(self) -> int:
-        return self.max_line_bytes or DEFAULT_MAX_LINE_BYTES
 
     def check_csv(self, key: str) -> None:
         if len(self.delimiter) != 1:
@@ -101,7 +79,7 @@ class CsvSourceConfig(CsvOptions, SourceConfig, frozen=True, tag="csv"):
         return msgspec.structs.replace(self, path=resolve_path(base_dir, self.path))
 
     def check(self, key: str) -> None:
-        if check_location(key, "path", self.path, self.store):
+        if self.check_location(key, "path", self.path):
             self.check_csv(key)
             return
         check_readable_file(f"{key}.path", self.path)

@@ -38,8 +38,8 @@ import msgspec
 
 from ometria_sync.errors import ConfigError, SourceError
 from ometria_sync.sources.base import Position, Source, SourceConfig, SourceItem, checkpoint_as
-from ometria_sync.sources.jsonl import SinglePartSource
 from ometria_sync.sources.mapping import load_zone, put, python_value, split_path
+from ometria_sync.sources.one_part import SinglePartSource
 
 #: ``lookback_seconds`` when it is not set and the first cursor column is a timestamp
 DEFAULT_LOOKBACK_SECONDS = 300.0
