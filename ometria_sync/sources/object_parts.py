@@ -16,19 +16,16 @@ from typing import IO, cast
 
 from ometria_sync.errors import ConfigError, SourceError
 from ometria_sync.sources.base import Position, SourceItem
-from ometria_sync.sources.objects import (
+from ometria_sync.sources.object_reader import ObjectChanged, ObjectReader
+from ometria_sync.sources.object_store import (
     GZIP_MAGIC,
-    ObjectChanged,
-    ObjectInfo,
-    ObjectReader,
-    ObjectUrl,
-    StoreOptions,
     describe,
     head,
     is_gzip_object,
     list_matching,
     probe,
 )
+from ometria_sync.sources.objects import ObjectInfo, ObjectUrl, StoreOptions
 
 
 class _GzipObject(gzip.GzipFile):
