@@ -42,7 +42,9 @@ async def _count(part: Any) -> int:
 def child(mode: str, where: str, endpoint: str) -> dict[str, Any]:
     """One measurement: ``records`` (parsed) or ``bytes`` (raw), from ``local`` or ``s3``."""
     from ometria_sync.sources.jsonl import JsonlFile, JsonlSourceConfig
-    from ometria_sync.sources.objects import ObjectReader, ObjectUrl, StoreOptions, head
+    from ometria_sync.sources.object_reader import ObjectReader
+    from ometria_sync.sources.object_store import head
+    from ometria_sync.sources.objects import ObjectUrl, StoreOptions
 
     started = time.perf_counter()
     if mode.endswith("records"):

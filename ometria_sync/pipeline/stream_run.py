@@ -31,7 +31,7 @@ from ometria_sync.pipeline.shutdown import Shutdown
 from ometria_sync.pipeline.stats import StreamStats
 from ometria_sync.pipeline.versions import VersionOrder
 from ometria_sync.pipeline.watermark import Watermark
-from ometria_sync.sources.base import SourceItem, SourcePart
+from ometria_sync.sources.base import Position, SourceItem, SourcePart
 from ometria_sync.state.deadletter import DeadLetterWriter
 from ometria_sync.state.store import StateStore
 
@@ -125,8 +125,7 @@ async def _run_part(
     ctx: RunContext, stream: StreamSettings, part: SourcePart, stats: StreamStats
 ) -> None:
     fingerprint = await part.fingerprint()
-    size = getattr(part, "size", None)
-    stats.bytes_total = await size() if size is not None else None
+    stats.bytes_total = await part.size()
     stats.bytes_read = 0
     if ctx.full_refresh and ctx.save_checkpoints:
         await ctx.state.restart(stream.name, part.key)
@@ -232,7 +231,7 @@ class _PartRunner:
         self._changes.forget(ids)
         self.ctx.state.forget_ids(self._changes.stream_id, ids)
 
-    async def run(self, start: object) -> None:
+    async def run(self, start: Position) -> None:
         producer = asyncio.create_task(self._produce(self.part.read(start)), name="producer")
         batcher = asyncio.create_task(self.batcher.run(self.chunks, self.batches), name="batcher")
         dispatchers = [

@@ -16,10 +16,11 @@ from typing import Any
 import msgspec
 
 from ometria_sync.schemas.envelope import envelope_problems
+from ometria_sync.schemas.findings import Findings, Mode
 from ometria_sync.schemas.problems import Problem, Verdict, show
 from ometria_sync.schemas.records import RECORD_STRUCTS, RECORD_TYPES
-from ometria_sync.schemas.rules import Findings, Level, Mode, check_values
 from ometria_sync.schemas.shape import type_problems
+from ometria_sync.schemas.walk import Level, check_values
 
 #: Ometria refuses records over 60 KB once serialised ("Record is too large").
 MAX_RECORD_BYTES = 60 * 1024

@@ -9,14 +9,41 @@ The engine owns counting, validation, checkpoints and shutdown; a source only re
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Annotated, Any, NamedTuple, Protocol, TypeAlias, TypeVar
 
 import msgspec
 
-#: An opaque, JSON-encodable resume point: a byte offset, a keyset watermark, a page cursor.
-Position = Any
+from ometria_sync.errors import SourceError
+
+#: A resume point, as the checkpoint store keeps it: a JSON value (a file's ``[offset, line]``,
+#: a query's ``{"after": [...]}``, an API's ``[updated_at, id]``). Opaque to the engine; a
+#: source reads back its own with :func:`checkpoint_as`.
+Position: TypeAlias = (
+    str | int | float | bool | Sequence["Position"] | Mapping[str, "Position"] | None)
+
+T = TypeVar("T")
+
+
+class LinePosition(NamedTuple):
+    """A file's position: the (uncompressed) byte offset of the next line and the number of
+    lines before it. Files yield plain ``(offset, line)`` tuples (the hot path); this is the
+    shape a checkpoint is read back as."""
+
+    offset: Annotated[int, msgspec.Meta(ge=0)]
+    line: Annotated[int, msgspec.Meta(ge=0)]
+
+
+def checkpoint_as(shape: type[T], start: Position, label: str, expected: str) -> T:
+    """``start`` read back as ``shape``. A checkpoint of another shape (written by another
+    version, or edited by hand) is a SourceError naming the part and what it expected, never
+    a crash deeper in the source."""
+    try:
+        return msgspec.convert(start, shape, strict=False)
+    except msgspec.ValidationError as exc:
+        raise SourceError(f"{label}: the checkpoint {start!r} is not {expected} ({exc}); run "
+                          "`ometria-sync reset` for this stream") from None
 
 
 class SourceItem(msgspec.Struct, gc=False):
@@ -49,6 +76,10 @@ class SourcePart(Protocol):
     async def fingerprint(self) -> str | None:
         """Identity of the content at ``key``: a different fingerprint restarts from the top.
         None for sources whose position is meaningful across content changes (cursors)."""
+
+    async def size(self) -> int | None:
+        """Bytes to read, for the progress estimate; None when the part cannot know (a query,
+        an API collection, a gzip file)."""
 
     def read(self, start: Position | None) -> AsyncIterator[list[SourceItem]]:
         """Yield chunks of items from ``start`` (None: the beginning)."""

@@ -10,32 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import csv
 import datetime as dt
-import functools
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import IO, Self
+from typing import IO
 
 import msgspec
 
 from ometria_sync.errors import ConfigError, SourceError
 from ometria_sync.sources.base import Position, Source, SourceConfig, SourceItem, SourcePart
+from ometria_sync.sources.csv_lines import read_header
+from ometria_sync.sources.csv_options import CsvOptions
+from ometria_sync.sources.csv_rows import CsvRowReader
 from ometria_sync.sources.files import (
     LocalFile,
     check_readable_file,
-    open_binary,
     resolve_path,
 )
-from ometria_sync.sources.jsonl import LazyPartSource, SinglePartSource, check_location
-from ometria_sync.sources.lines import (
-    DEFAULT_MAX_LINE_BYTES,
-    BoundedLines,
-    Line,
-    MaxLineBytes,
-    over_limit,
-)
-from ometria_sync.sources.mapping import MappingSettings, load_zone, plan_columns
+from ometria_sync.sources.mapping import load_zone, plan_columns
 from ometria_sync.sources.object_parts import (
     ObjectPart,
     finished,
@@ -46,48 +38,13 @@ from ometria_sync.sources.object_parts import (
     open_object,
     preflight_objects,
 )
-from ometria_sync.sources.objects import (
-    ObjectInfo,
-    ObjectUrl,
-    StoreOptions,
-    is_object_url,
-)
-from ometria_sync.sources.rows import OrderGrouper, RowError, RowMapper
+from ometria_sync.sources.objects import ObjectInfo, ObjectUrl, is_object_url
+from ometria_sync.sources.one_part import LazyPartSource, SinglePartSource
+from ometria_sync.sources.rows import RowMapper
 
-_ROWS_PER_CHUNK = 500
-_BOM = "\ufeff"
-
-
-class CsvOptions(MappingSettings, frozen=True, forbid_unknown_fields=True):
-    """The CSV dialect on top of the mapping."""
-
-    delimiter: str = ","
-    quotechar: str = '"'
-    #: a longer line is dead-lettered with its row; None: the job's ``[run] max_line_bytes``
-    max_line_bytes: MaxLineBytes | None = None
-    #: an S3-compatible store's (or an emulator's) URL, for s3:// and gs:// paths
-    endpoint_url: str | None = None
-    region: str | None = None
-
-    @property
-    def store(self) -> StoreOptions:
-        return StoreOptions(self.endpoint_url, self.region)
-
-    def with_run_settings(self, *, max_line_bytes: int) -> Self:
-        if self.max_line_bytes is not None:
-            return self
-        return msgspec.structs.replace(self, max_line_bytes=max_line_bytes)
-
-    @property
-    def line_limit(self) -> int:
-        return self.max_line_bytes or DEFAULT_MAX_LINE_BYTES
-
-    def check_csv(self, key: str) -> None:
-        if len(self.delimiter) != 1:
-            raise ConfigError(f"{key}.delimiter", f"must be one character, got {self.delimiter!r}")
-        if len(self.quotechar) != 1:
-            raise ConfigError(f"{key}.quotechar", f"must be one character, got {self.quotechar!r}")
-        load_zone(f"{key}.timezone", self.timezone)
+#: CsvOptions is the CSV source's too (declared apart so the line and row readers can take it)
+__all__ = ["CsvFile", "CsvObject", "CsvOptions", "CsvSourceConfig", "check_header",
+           "check_object_header"]
 
 
 class CsvSourceConfig(CsvOptions, SourceConfig, frozen=True, tag="csv"):
@@ -101,7 +58,7 @@ class CsvSourceConfig(CsvOptions, SourceConfig, frozen=True, tag="csv"):
         return msgspec.structs.replace(self, path=resolve_path(base_dir, self.path))
 
     def check(self, key: str) -> None:
-        if check_location(key, "path", self.path, self.store):
+        if self.check_location(key, "path", self.path):
             self.check_csv(key)
             return
         check_readable_file(f"{key}.path", self.path)
@@ -122,68 +79,6 @@ class CsvSourceConfig(CsvOptions, SourceConfig, frozen=True, tag="csv"):
                 return CsvObject(await object_info(url, store), self)
             return LazyPartSource(part)
         return SinglePartSource(CsvFile(Path(self.path), self))
-
-
-class _LongLine(Exception):
-    """A physical line over the limit: the row it is part of is refused, reading goes on
-    after it (with a fresh CSV reader: a quote left open in it must not swallow later rows)."""
-
-    def __init__(self, line: Line, limit: int) -> None:
-        super().__init__(over_limit(line.length, limit))
-        self.prefix = line.body
-
-
-def _lines(lines: BoundedLines, state: list[int], bad: dict[int, int],
-           limit: int) -> Iterator[str]:
-    """The file's lines as text for the csv module, counting bytes and lines in ``state``
-    ([offset, line]); invalid UTF-8 is recorded in ``bad`` (line -> byte) and escaped; a line
-    over ``limit`` bytes raises :class:`_LongLine` (with the state already past it)."""
-    for line in lines:
-        state[1] += 1
-        if isinstance(line, bytes):
-            state[0] += len(line) + 1
-            raw = line + b"\n"
-        else:
-            state[0] += line.size
-            if line.over:
-                raise _LongLine(line, limit)
-            raw = line.body  # the last line, without a newline
-        try:
-            yield raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            bad[state[1]] = exc.start + 1
-            yield raw.decode("utf-8", "surrogateescape")
-
-
-def read_header(path: Path, options: CsvOptions,
-                opener: Callable[[], IO[bytes]] | None = None,
-                label: str | None = None) -> tuple[list[str], int, int]:
-    """The header's column names and the [offset, line] after it; ([], 0, 0) for an empty
-    file. Raises SourceError when the header cannot be read. ``opener`` (the file's bytes
-    from the start) and ``label`` stand in for ``path`` for objects in a store."""
-    name = label or str(path)
-    try:
-        with (opener or functools.partial(open_binary, path))() as fh:
-            state = [0, 0]
-            bad: dict[int, int] = {}
-            lines = BoundedLines(fh, options.line_limit)
-            reader = csv.reader(_lines(lines, state, bad, options.line_limit),
-                                delimiter=options.delimiter, quotechar=options.quotechar,
-                                strict=True)
-            header = next(reader, None)
-    except (OSError, EOFError, csv.Error, _LongLine) as exc:
-        raise SourceError(f"{name}: cannot read the CSV header: {exc}") from exc
-    if header is None:
-        return [], 0, 0
-    if bad:
-        raise SourceError(f"{name}: the header is not valid UTF-8 (byte {min(bad.values())})")
-    if header and header[0].startswith(_BOM):
-        header[0] = header[0][len(_BOM):]
-    names = [name.strip() for name in header]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise SourceError(f"{name}: duplicate columns in the header: {', '.join(duplicates)}")
-    return names, state[0], state[1]
 
 
 def check_header(key: str, path: Path, options: CsvOptions) -> None:
@@ -239,8 +134,8 @@ class CsvFile(LocalFile):
             raise SourceError(f"{self.label}: {exc}") from exc
         mapper = RowMapper(columns, self._options.constants, self._zone, len(header))
         if start:
-            offset, line = int(start[0]), int(start[1])
-        reader = _RowReader(self.label, self._options, header, mapper)
+            offset, line = self._start(start)
+        reader = CsvRowReader(self.label, self._options, header, mapper)
         try:
             await asyncio.to_thread(reader.open_at, self._open_at, offset, line)
             while True:
@@ -271,119 +166,3 @@ class CsvObject(ObjectPart, CsvFile):
     def read(self, start: Position | None) -> AsyncIterator[list[SourceItem]]:
         """As a file's; a checkpoint after the last item skips the object unread."""
         return nothing() if finished(start) else mark_end(super().read(start))
-
-
-class _RowReader:
-    """The blocking part: reads rows from an offset and turns them into items.
-
-    Items leave in file order with non-decreasing positions. While an order's rows are being
-    grouped, a bad row is held back and leaves after that order, at the order's position:
-    a checkpoint never covers rows of an order that was not yet handed over."""
-
-    def __init__(self, path: str, options: CsvOptions, header: list[str],
-                 mapper: RowMapper) -> None:
-        self._path, self._options, self._header, self._mapper = path, options, header, mapper
-        self._grouper = OrderGrouper() if mapper.grouped else None
-        self._fh: IO[bytes] | None = None
-        self._state = [0, 0]
-        self._bad: dict[int, int] = {}
-        self._held: list[SourceItem] = []
-        self._rows: Iterator[list[str]] = iter(())
-
-    def open_at(self, opener: Callable[[int], IO[bytes]], offset: int, line: int) -> None:
-        try:
-            self._fh = opener(offset)
-        except (OSError, EOFError) as exc:
-            raise SourceError(f"{self._path}: cannot open at byte {offset}: {exc}") from exc
-        self._state = [offset, line]
-        self._lines = BoundedLines(self._fh, self._options.line_limit)
-        self._restart()
-
-    def _restart(self) -> None:
-        """A CSV reader from where the lines stand (a new one forgets any open quote)."""
-        self._rows = csv.reader(_lines(self._lines, self._state, self._bad,
-                                       self._options.line_limit),
-                                delimiter=self._options.delimiter,
-                                quotechar=self._options.quotechar, strict=True)
-
-    def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-
-    def read_chunk(self) -> list[SourceItem] | None:
-        """Up to ``_ROWS_PER_CHUNK`` rows as items; None at the end of the file."""
-        items: list[SourceItem] = []
-        for _ in range(_ROWS_PER_CHUNK):
-            first_line = self._state[1] + 1
-            try:
-                cells = next(self._rows, None)
-            except csv.Error as exc:
-                self._refuse(items, first_line, f"malformed CSV: {exc}", b"")
-                continue
-            except _LongLine as exc:
-                where = "" if self._state[1] == first_line else f" (line {self._state[1]})"
-                self._refuse(items, first_line, f"{exc}{where}", exc.prefix)
-                self._restart()
-                continue
-            except (OSError, EOFError) as exc:
-                raise SourceError(f"{self._path}: unreadable after line {self._state[1]} "
-                                  f"(byte {self._state[0]}): {exc}") from exc
-            if cells is None:
-                if self._grouper is not None:
-                    self._hand_over(items, self._grouper.finish())
-                return items or None
-            self._take(cells, first_line, items)
-        return items
-
-    def _take(self, cells: list[str], first_line: int, items: list[SourceItem]) -> None:
-        if not any(cells):
-            return  # a blank line
-        if self._bad:
-            bad = [self._bad.pop(n) for n in range(first_line, self._state[1] + 1)
-                   if n in self._bad]
-            if bad:  # the undecodable bytes show as U+FFFD in the dead letter
-                cells = [c.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-                         for c in cells]
-                self._refuse(items, first_line, f"invalid UTF-8 (byte {bad[0]} of the line)",
-                             self._raw(cells))
-                return
-        if len(cells) != self._mapper.width:
-            self._refuse(items, first_line, f"the row has {len(cells)} cells, the header has "
-                                            f"{self._mapper.width}", self._raw(cells))
-            return
-        try:
-            record, item = self._mapper.map_row(cells)
-        except RowError as exc:
-            self._refuse(items, first_line, str(exc), self._raw(cells))
-            return
-        position = (self._state[0], self._state[1])
-        if self._grouper is None:
-            items.append(SourceItem(record=record, position=position, line=first_line))
-        else:
-            self._hand_over(items, self._grouper.add(record, item, first_line, position,
-                                                     cells))
-
-    def _raw(self, cells: list[str]) -> bytes:
-        """A refused row for the dead letter: the cells by column name, as JSON."""
-        if len(cells) == len(self._header):
-            return msgspec.json.encode(dict(zip(self._header, cells, strict=True)))
-        return msgspec.json.encode(cells)
-
-    def _refuse(self, items: list[SourceItem], first_line: int, reason: str, raw: bytes) -> None:
-        error = SourceItem(record=None, position=(self._state[0], self._state[1]),
-                           line=first_line, raw=raw or None, error=reason)
-        if self._grouper is not None and self._grouper.open:
-            self._held.append(error)
-        else:
-            items.append(error)
-
-    def _hand_over(self, items: list[SourceItem], done: list[SourceItem]) -> None:
-        """Finished orders, then the bad rows held while they were open."""
-        items += done
-        if self._held and (done or not (self._grouper and self._grouper.open)):
-            floor = done[-1].position if done else None
-            for error in self._held:
-                if floor is not None and tuple(error.position) < tuple(floor):
-                    error.position = floor
-            items += self._held
-            self._held = []

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import IO, cast
 
 from ometria_sync.errors import ConfigError, SourceError
+from ometria_sync.sources.base import LinePosition, Position, checkpoint_as
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _HEAD_BYTES = 64 * 1024
@@ -81,6 +82,12 @@ class LocalFile:
 
     async def fingerprint(self) -> str | None:
         return await asyncio.to_thread(fingerprint, self._path)
+
+    def _start(self, start: Position | None) -> LinePosition:
+        """Where to resume: the checkpoint's ``[offset, line]``, or the top."""
+        if not start:
+            return LinePosition(0, 0)
+        return checkpoint_as(LinePosition, start, self.label, "a file position ([offset, line])")
 
     def _open_at(self, offset: int) -> IO[bytes]:
         """The file's (uncompressed) bytes from ``offset`` (blocking: a gzip seek decompresses

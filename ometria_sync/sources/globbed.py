@@ -22,8 +22,9 @@ from ometria_sync.sources.csv_files import (
     check_header,
     check_object_header,
 )
+from ometria_sync.sources.file_settings import FileSettings
 from ometria_sync.sources.files import check_readable_file, resolve_path
-from ometria_sync.sources.jsonl import JsonlFile, JsonlObject, check_location
+from ometria_sync.sources.jsonl import JsonlFile, JsonlObject
 from ometria_sync.sources.object_parts import (
     matching_objects,
     preflight_objects,
@@ -33,7 +34,9 @@ from ometria_sync.sources.objects import (
     is_object_url,
 )
 
-_CSV_ONLY = ("columns", "drop", "constants", "timezone", "delimiter", "quotechar")
+#: the keys only CSV files take (a glob of JSON Lines refuses them): CsvOptions' own
+_CSV_ONLY = tuple(name for name in CsvOptions.__struct_fields__
+                  if name not in FileSettings.__struct_fields__)
 
 
 class GlobSourceConfig(CsvOptions, SourceConfig, frozen=True, tag="glob"):
@@ -62,7 +65,7 @@ class GlobSourceConfig(CsvOptions, SourceConfig, frozen=True, tag="glob"):
     def check(self, key: str) -> None:
         if not self.pattern:
             raise ConfigError(f"{key}.pattern", "is required")
-        if check_location(key, "pattern", self.pattern, self.store):
+        if self.check_location(key, "pattern", self.pattern):
             if self.file_format == "csv":
                 self.check_csv(key)
             else:

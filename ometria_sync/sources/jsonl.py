@@ -7,15 +7,15 @@ lines before it, so a resumed run seeks straight there and still reports true li
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import msgspec
 
-from ometria_sync.errors import ConfigError, SourceError
+from ometria_sync.errors import SourceError
 from ometria_sync.sources.base import Position, Source, SourceConfig, SourceItem, SourcePart
+from ometria_sync.sources.file_settings import FileSettings
 from ometria_sync.sources.files import (
     LocalFile,
     check_readable_file,
@@ -25,7 +25,6 @@ from ometria_sync.sources.lines import (
     DEFAULT_MAX_LINE_BYTES,
     BoundedLines,
     Line,
-    MaxLineBytes,
     over_limit,
 )
 from ometria_sync.sources.object_parts import (
@@ -40,34 +39,20 @@ from ometria_sync.sources.objects import (
     ObjectInfo,
     ObjectUrl,
     StoreOptions,
-    check_store_options,
     is_object_url,
 )
+from ometria_sync.sources.one_part import LazyPartSource, SinglePartSource
 
 _CHUNK_BYTES = 256 * 1024
 _BOM = b"\xef\xbb\xbf"
 _decode = msgspec.json.Decoder().decode
 
 
-class JsonlSourceConfig(SourceConfig, frozen=True, tag="jsonl"):
+class JsonlSourceConfig(FileSettings, SourceConfig, frozen=True, tag="jsonl"):
     """``source = { kind = "jsonl", path = "data/contacts.jsonl" }``; gzip read transparently.
     ``path`` may be an ``s3://`` or ``gs://`` URL."""
 
     path: str
-    #: longer lines are dead-lettered; None: the job's ``[run] max_line_bytes``
-    max_line_bytes: MaxLineBytes | None = None
-    #: an S3-compatible store's (or an emulator's) URL, for s3:// and gs:// paths
-    endpoint_url: str | None = None
-    region: str | None = None
-
-    @property
-    def store(self) -> StoreOptions:
-        return StoreOptions(self.endpoint_url, self.region)
-
-    def with_run_settings(self, *, max_line_bytes: int) -> JsonlSourceConfig:
-        if self.max_line_bytes is not None:
-            return self
-        return msgspec.structs.replace(self, max_line_bytes=max_line_bytes)
 
     def resolve(self, base_dir: Path) -> JsonlSourceConfig:
         if is_object_url(self.path):
@@ -75,7 +60,7 @@ class JsonlSourceConfig(SourceConfig, frozen=True, tag="jsonl"):
         return msgspec.structs.replace(self, path=resolve_path(base_dir, self.path))
 
     def check(self, key: str) -> None:
-        if check_location(key, "path", self.path, self.store):
+        if self.check_location(key, "path", self.path):
             return
         check_readable_file(f"{key}.path", self.path)
 
@@ -84,7 +69,7 @@ class JsonlSourceConfig(SourceConfig, frozen=True, tag="jsonl"):
             await preflight_objects(f"{key}.path", self.path, self.store, single=True)
 
     def open(self) -> Source:
-        limit = self.max_line_bytes or DEFAULT_MAX_LINE_BYTES
+        limit = self.line_limit
         if is_object_url(self.path):
             url, store = ObjectUrl.parse(self.path), self.store
 
@@ -92,44 +77,6 @@ class JsonlSourceConfig(SourceConfig, frozen=True, tag="jsonl"):
                 return JsonlObject(await object_info(url, store), store, max_line_bytes=limit)
             return LazyPartSource(part)
         return SinglePartSource(JsonlFile(Path(self.path), max_line_bytes=limit))
-
-
-@dataclasses.dataclass
-class SinglePartSource:
-    """A source made of exactly one part."""
-
-    part: SourcePart
-
-    async def parts(self) -> list[SourcePart]:
-        return [self.part]
-
-    async def aclose(self) -> None:
-        return None
-
-
-@dataclasses.dataclass
-class LazyPartSource:
-    """A source made of one part found when the stream starts (an object's current version)."""
-
-    find: Callable[[], Awaitable[SourcePart]]
-
-    async def parts(self) -> list[SourcePart]:
-        return [await self.find()]
-
-    async def aclose(self) -> None:
-        return None
-
-
-def check_location(key: str, field: str, value: str, store: StoreOptions) -> bool:
-    """True when ``value`` is a valid s3:// or gs:// URL (ConfigError naming ``key.field``
-    when it is not); False for a local path, which takes no store settings."""
-    if is_object_url(value):
-        check_store_options(f"{key}.{field}", value, store)
-        return True
-    for name, setting in (("endpoint_url", store.endpoint_url), ("region", store.region)):
-        if setting is not None:
-            raise ConfigError(f"{key}.{name}", "only applies to s3:// and gs:// URLs")
-    return False
 
 
 def decode_line(raw: bytes) -> tuple[object, str | None]:
@@ -175,7 +122,7 @@ class JsonlFile(LocalFile):
         self._limit = max_line_bytes
 
     async def read(self, start: Position | None) -> AsyncIterator[list[SourceItem]]:
-        offset, line = (int(start[0]), int(start[1])) if start else (0, 0)
+        offset, line = self._start(start)
         try:
             fh = await asyncio.to_thread(self._open_at, offset)  # a gzip seek may be long
         except OSError as exc:

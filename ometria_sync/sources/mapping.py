@@ -17,9 +17,9 @@ import ipaddress
 import re
 import uuid
 import zoneinfo
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import msgspec
 
@@ -37,15 +37,17 @@ class ColumnSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     type: CellType = "string"
 
 
-class MappingSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """The mapping keys every row-shaped source takes (CSV, glob of CSV, PostgreSQL)."""
+class MappingSettings(Protocol):
+    """What a mapping reads of a row-shaped source's settings (the keys are declared once, by
+    :class:`~ometria_sync.sources.csv_files.CsvOptions`)."""
 
-    #: column -> field path (a string) or ``{ field = ..., type = ... }``
-    columns: dict[str, str | ColumnSpec] = msgspec.field(default_factory=dict)
-    drop: list[str] = msgspec.field(default_factory=list)
-    constants: dict[str, Any] = msgspec.field(default_factory=dict)
-    #: zone for timestamps written without an offset (an IANA name)
-    timezone: str = "UTC"
+    @property
+    def columns(self) -> Mapping[str, str | ColumnSpec]:
+        """column -> field path (a string) or ``{ field = ..., type = ... }``"""
+
+    @property
+    def drop(self) -> Sequence[str]:
+        """Columns left out of the record."""
 
 
 class CellError(ValueError):

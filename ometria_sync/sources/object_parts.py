@@ -12,23 +12,20 @@ import gzip
 import io
 import zlib
 from collections.abc import AsyncIterator
-from typing import IO, Any, cast
+from typing import IO, cast
 
 from ometria_sync.errors import ConfigError, SourceError
-from ometria_sync.sources.base import SourceItem
-from ometria_sync.sources.objects import (
+from ometria_sync.sources.base import Position, SourceItem
+from ometria_sync.sources.object_reader import ObjectChanged, ObjectReader
+from ometria_sync.sources.object_store import (
     GZIP_MAGIC,
-    ObjectChanged,
-    ObjectInfo,
-    ObjectReader,
-    ObjectUrl,
-    StoreOptions,
     describe,
     head,
     is_gzip_object,
     list_matching,
     probe,
 )
+from ometria_sync.sources.objects import ObjectInfo, ObjectUrl, StoreOptions
 
 
 class _GzipObject(gzip.GzipFile):
@@ -113,7 +110,7 @@ class ObjectPart:
 END = "end"
 
 
-def finished(start: Any) -> bool:
+def finished(start: Position | None) -> bool:
     """True when a checkpoint was taken after the last item of its object."""
     return isinstance(start, list | tuple) and len(start) == 3 and start[2] == END
 
@@ -134,7 +131,8 @@ async def mark_end(chunks: AsyncIterator[list[SourceItem]]) -> AsyncIterator[lis
         raise
     if held:
         last = held[-1]
-        last.position = (*last.position, END)
+        if isinstance(last.position, tuple):  # a file's (offset, line), as the parts make it
+            last.position = (*last.position, END)
         yield held
 
 

@@ -12,10 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ometria_sync.errors import ConfigError
+from ometria_sync.sources.csv_files import CsvOptions
 from ometria_sync.sources.mapping import (
     CellError,
     ColumnSpec,
-    MappingSettings,
     plan_columns,
     python_value,
     text_coercers,
@@ -81,19 +81,19 @@ def test_database_values_become_json() -> None:
 
 
 def test_the_plan_names_missing_columns_and_bad_paths() -> None:
-    settings = MappingSettings(columns={"Email": "email", "Total": ColumnSpec("grand_total")},
-                               drop=["Notes"])
+    settings = CsvOptions(columns={"Email": "email", "Total": ColumnSpec("grand_total")},
+                          drop=["Notes"])
     with pytest.raises(ConfigError) as caught:
         plan_columns("streams[0].source", settings, ["Email", "Notes"])
     assert str(caught.value) == ("streams[0].source.columns: not in the header: Total "
                                  "(the header has: Email, Notes)")
-    bad = MappingSettings(columns={"Sku": "lineitems[0].sku"})
+    bad = CsvOptions(columns={"Sku": "lineitems[0].sku"})
     with pytest.raises(ConfigError, match=r"columns.Sku: not a field path: 'lineitems\[0\].sku'"):
         plan_columns("s", bad, ["Sku"])
 
 
 def test_unmapped_columns_keep_their_name_and_dropped_ones_go() -> None:
-    settings = MappingSettings(columns={"Sku": "lineitems[].sku"}, drop=["Notes"])
+    settings = CsvOptions(columns={"Sku": "lineitems[].sku"}, drop=["Notes"])
     plan = plan_columns("s", settings, ["id", "Sku", "Notes", "customer.email"])
     assert [(c.name, c.path, c.lineitem) for c in plan] == [
         ("id", ("id",), False), ("Sku", ("sku",), True),

@@ -16,15 +16,9 @@ from ometria_sync.sources.base import SourceItem, SourcePart
 from ometria_sync.sources.csv_files import CsvFile, CsvSourceConfig
 from ometria_sync.sources.globbed import GlobSourceConfig
 from ometria_sync.sources.jsonl import JsonlFile, JsonlSourceConfig
-from ometria_sync.sources.objects import (
-    STREAM_CHUNK_BYTES,
-    ObjectInfo,
-    ObjectReader,
-    ObjectUrl,
-    StoreOptions,
-    head,
-    store_for,
-)
+from ometria_sync.sources.object_reader import STREAM_CHUNK_BYTES, ObjectReader
+from ometria_sync.sources.object_store import head, store_for
+from ometria_sync.sources.objects import ObjectInfo, ObjectUrl, StoreOptions
 from tests.s3 import Bucket, Proxy, S3Server
 
 

@@ -33,6 +33,7 @@ import msgspec
 import structlog
 
 from ometria_sync.errors import SourceError
+from ometria_sync.sources.base import Position
 from ometria_sync.sources.omneo import normalise as n
 from ometria_sync.sources.omneo.client import OmneoClient
 
@@ -70,14 +71,14 @@ def position_of(key: Key) -> list[Any]:
     return [n.iso(key[0].astimezone(dt.UTC)), key[1]]
 
 
-def key_of_position(position: Any) -> Key | None:
+def key_of_position(position: Position | None) -> Key | None:
     """The key a checkpoint stands for; None for the beginning."""
-    if position is None or list(position) == START:
+    if position is None or (isinstance(position, list | tuple) and list(position) == START):
         return None
     try:
-        when, ident = position
+        when, ident = msgspec.convert(position, tuple[str, str | int])
         return dt.datetime.fromisoformat(when), ident
-    except (TypeError, ValueError):
+    except (msgspec.ValidationError, ValueError):
         raise SourceError(f"the checkpoint {position!r} is not an Omneo position "
                           "([updated_at, id]); reset the stream") from None
 
@@ -113,7 +114,7 @@ class Walk:
     """One pass over ``path``, from ``start`` (a position or None), in key order."""
 
     def __init__(self, client: OmneoClient, path: str, settings: WalkSettings,
-                 key_of: KeyReader, start: Any) -> None:
+                 key_of: KeyReader, start: Position | None) -> None:
         self._client = client
         self._path = path
         self._s = settings

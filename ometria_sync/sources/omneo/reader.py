@@ -97,6 +97,10 @@ class OmneoPart:
         """Another tenant (or collection) starts from the top; the token is not part of it."""
         return "omneo:" + hashlib.sha256(self.label.encode()).hexdigest()[:16]
 
+    async def size(self) -> int | None:
+        """A collection's size is not known before it is walked."""
+        return None
+
     async def read(self, start: Position | None) -> AsyncIterator[list[SourceItem]]:
         client = self._client()
         walk = Walk(client, self._path, self._walk, self._key_of, start)

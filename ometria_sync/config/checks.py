@@ -1,0 +1,68 @@
+"""Checks across keys, once the job file is read: URLs, the state's location, the streams'
+sources (each checks its own), before anything is sent."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from ometria_sync.config.sections import JobSettings, StateSettings
+from ometria_sync.errors import ConfigError
+from ometria_sync.net.http import is_loopback_host
+from ometria_sync.sources.omneo.config import check_shared_tenants
+
+
+def check_settings(settings: JobSettings) -> None:
+    """Raise ConfigError naming the first key that cannot work (each source checks its own)."""
+    url = urlsplit(settings.ometria.base_url)
+    if url.scheme not in ("https", "http") or not url.hostname:
+        raise ConfigError("ometria.base_url", f"not an http(s) URL: {settings.ometria.base_url!r}")
+    if url.scheme == "http" and not is_loopback_host(url.hostname):
+        raise ConfigError(
+            "ometria.base_url",
+            "plain http:// is only allowed for loopback hosts (127.0.0.1, localhost); use https://",
+        )
+    _check_state(settings.state)
+    if not settings.streams:
+        raise ConfigError("streams", "the job lists no stream")
+    seen: set[str] = set()
+    for index, stream in enumerate(settings.streams):
+        if stream.name in seen:
+            raise ConfigError(f"streams[{index}].name", f"duplicate stream name {stream.name!r}")
+        seen.add(stream.name)
+        stream.source.check(f"streams[{index}].source")
+    check_shared_tenants([(f"streams[{i}].source", s.source)
+                          for i, s in enumerate(settings.streams)])
+    ometria = settings.ometria
+    if ometria.rate_limit_url and ometria.rate_limit_url_env:
+        raise ConfigError("ometria.rate_limit_url", "set rate_limit_url or rate_limit_url_env, "
+                          "not both")
+    if ometria.rate_limit_url:
+        check_redis_url("ometria.rate_limit_url", ometria.rate_limit_url)
+    if settings.ometria.ca_bundle and not Path(settings.ometria.ca_bundle).is_file():
+        raise ConfigError("ometria.ca_bundle", f"no such file: {settings.ometria.ca_bundle}")
+
+
+def check_redis_url(key: str, url: str) -> None:
+    """A redis:// or rediss:// URL; the message never repeats the URL (it may hold a password)."""
+    try:
+        scheme = urlsplit(url).scheme
+    except ValueError:
+        scheme = ""
+    if scheme not in ("redis", "rediss"):
+        raise ConfigError(key, "expected a redis://HOST:PORT/DB or rediss:// URL")
+
+
+def _check_state(state: StateSettings) -> None:
+    key = "state.checkpoint_url_env" if state.checkpoint_url_env else "state.checkpoint_url"
+    url = state.checkpoint_url
+    if url.startswith(("postgresql://", "postgres://")):
+        if not urlsplit(url).hostname and "host=" not in url:
+            raise ConfigError(key, "expected postgresql://USER@HOST:PORT/DATABASE")
+    elif not url.startswith("sqlite:///"):
+        # the scheme only: the rest may hold a password
+        raise ConfigError(key, f"expected sqlite:///PATH or postgresql://USER@HOST/DATABASE, "
+                               f"got {url.split(':', 1)[0]}:...")
+    if not re.match(r"^[a-z_][a-z0-9_]{0,62}$", state.schema):
+        raise ConfigError("state.schema", f"{state.schema!r} is not a plain lower-case SQL name")

@@ -1,0 +1,178 @@
+"""Reading a job file: TOML, the environment's overrides, one validation, paths made absolute.
+
+Every error is a ConfigError naming the key (``run.linger: expected ...``); nothing here
+touches the network or the state.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from ometria_sync.config.checks import check_settings
+from ometria_sync.config.sections import JobSettings, StreamSettings
+from ometria_sync.errors import ConfigError
+from ometria_sync.schemas.records import RECORD_TYPES
+from ometria_sync.sources.files import resolve_path
+from ometria_sync.sources.objects import SECRET_REFUSED, secret_setting
+from ometria_sync.sources.registry import SOURCE_KINDS
+
+ENV_PREFIX = "OMETRIA_SYNC__"
+_OVERRIDABLE = ("ometria", "state", "run", "report")
+
+
+class Job(msgspec.Struct, frozen=True):
+    """A loaded job: settings with every path absolute, and where the file was."""
+
+    path: Path
+    settings: JobSettings
+
+    @property
+    def streams(self) -> list[StreamSettings]:
+        return self.settings.streams
+
+    def select(self, names: list[str] | None) -> list[StreamSettings]:
+        """The enabled streams, or exactly those named (``--stream``), in job order."""
+        if not names:
+            return [s for s in self.streams if s.enabled]
+        known = {s.name for s in self.streams}
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise ConfigError("--stream", f"no stream named {', '.join(unknown)} in {self.path}")
+        return [s for s in self.streams if s.name in names]
+
+    def index_of(self, name: str) -> int:
+        """The stream's index in the job file (error messages name ``streams[i]``)."""
+        return next(i for i, s in enumerate(self.streams) if s.name == name)
+
+
+def load_job(path: str | Path, environ: Mapping[str, str] | None = None) -> Job:
+    """Read, override from the environment, validate and resolve a job file.
+
+    Raises ConfigError naming the offending key; never touches the network or the state.
+    """
+    job_path = Path(path).expanduser().resolve()
+    try:
+        data = tomllib.loads(job_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("", f"job file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError("", f"cannot read job file {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("", f"{path} is not valid TOML: {exc}") from None
+    _apply_env_overrides(data, os.environ if environ is None else environ)
+    try:
+        settings = msgspec.convert(data, JobSettings)
+    except msgspec.ValidationError as exc:
+        raise _config_error(str(exc)) from None
+    settings = _resolve_state_url(settings, os.environ if environ is None else environ)
+    settings = _resolve_paths(settings, job_path.parent)
+    check_settings(settings)
+    return Job(path=job_path, settings=settings)
+
+
+def _apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        parts = name[len(ENV_PREFIX) :].lower().split("__")
+        if len(parts) != 2 or parts[0] not in _OVERRIDABLE:
+            raise ConfigError(
+                name, "expected OMETRIA_SYNC__<OMETRIA|STATE|RUN|REPORT>__<KEY>"
+            )
+        section = data.setdefault(parts[0], {})
+        if not isinstance(section, dict):
+            raise ConfigError(parts[0], "must be a table")
+        section[parts[1]] = _parse_env_value(raw)
+
+
+def _parse_env_value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+_MSGSPEC_PATH = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
+
+
+def _config_error(message: str) -> ConfigError:
+    """Turn msgspec's "Expected `int`, got `str` - at `$.run.linger`" into ``run.linger: ...``."""
+    match = _MSGSPEC_PATH.match(message)
+    assert match is not None
+    path = (match.group("path") or "").lstrip(".")
+    text = match.group("msg")
+    field = re.match(r"Object missing required field `([^`]+)`", text)
+    if field:
+        path = f"{path}.{field.group(1)}" if path else field.group(1)
+        text = "required key is missing"
+    unknown = re.match(r"Object contains unknown field `([^`]+)`", text)
+    if unknown:
+        path = f"{path}.{unknown.group(1)}" if path else unknown.group(1)
+        text = "unknown key (check the spelling)"
+        if ".source" in path and secret_setting(unknown.group(1)):
+            text = SECRET_REFUSED
+    if path.endswith("record_type"):
+        text += f"; expected one of {', '.join(RECORD_TYPES)}"
+    elif path == "state.dead_letter":
+        text += '; expected "file" (state.dead_letter_path) or "database" (the state store)'
+    elif path.endswith("source.kind"):
+        text += f"; expected one of {', '.join(SOURCE_KINDS)}"
+    return ConfigError(path, text[0].lower() + text[1:] if text else text)
+
+
+def _resolve_paths(settings: JobSettings, base: Path) -> JobSettings:
+    state = settings.state
+    state = msgspec.structs.replace(
+        state,
+        checkpoint_url=_resolve_sqlite_url(state.checkpoint_url, base),
+        dead_letter_path=resolve_path(base, state.dead_letter_path),
+        dry_run_dir=resolve_path(base, state.dry_run_dir),
+    )
+    ometria = settings.ometria
+    if ometria.api_key_file:
+        ometria = msgspec.structs.replace(
+            ometria, api_key_file=resolve_path(base, ometria.api_key_file)
+        )
+    if ometria.ca_bundle:
+        ometria = msgspec.structs.replace(ometria, ca_bundle=resolve_path(base, ometria.ca_bundle))
+    limit = settings.run.max_line_bytes
+    streams = [msgspec.structs.replace(s, source=s.source.resolve(base).with_run_settings(
+        max_line_bytes=limit)) for s in settings.streams]
+    report = settings.report
+    report = msgspec.structs.replace(
+        report,
+        folder=resolve_path(base, report.folder),
+        metrics_textfile=resolve_path(base, report.metrics_textfile)
+        if report.metrics_textfile
+        else None,
+    )
+    return msgspec.structs.replace(
+        settings, state=state, ometria=ometria, streams=streams, report=report
+    )
+
+
+def _resolve_state_url(settings: JobSettings, environ: Mapping[str, str]) -> JobSettings:
+    """``state.checkpoint_url_env``, when set, names the variable that holds the URL."""
+    name = settings.state.checkpoint_url_env
+    if not name:
+        return settings
+    url = environ.get(name, "").strip()
+    if not url:
+        raise ConfigError("state.checkpoint_url_env",
+                          f"environment variable {name} is not set (it holds the state's URL)")
+    state = msgspec.structs.replace(settings.state, checkpoint_url=url)
+    return msgspec.structs.replace(settings, state=state)
+
+
+def _resolve_sqlite_url(url: str, base: Path) -> str:
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        return url
+    return prefix + resolve_path(base, url[len(prefix) :])

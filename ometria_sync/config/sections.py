@@ -1,0 +1,116 @@
+"""The job file's sections as frozen Structs: every key, its type, its default and its range.
+
+Unknown keys are refused (``forbid_unknown_fields``), so a misspelt key is an error naming it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+from ometria_sync.net.settings import HttpRetrySettings
+from ometria_sync.schemas.records import RecordType
+from ometria_sync.sources.lines import DEFAULT_MAX_LINE_BYTES, MaxLineBytes
+from ometria_sync.sources.registry import SourceSpec
+
+
+class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class OmetriaSettings(_Section, HttpRetrySettings, frozen=True):
+    """``[ometria]``: where to send and how fast (and the retry settings of ``net``)."""
+
+    base_url: str = "https://api.ometria.com/v2"
+    api_key_env: str = "OMETRIA_API_KEY"
+    api_key_file: str | None = None
+    rate_limit_per_second: Annotated[float, msgspec.Meta(gt=0, le=10_000)] = 4.0
+    batch_size: Annotated[int, msgspec.Meta(ge=1, le=100)] = 100
+    #: dispatchers working at once; 0 picks ``rate x 2 s`` (enough to hide 2 s answers)
+    concurrency: Annotated[int, msgspec.Meta(ge=0, le=1024)] = 0
+    #: total seconds one batch may spend waiting out 429s before the run fails
+    max_throttle_wait: Annotated[float, msgspec.Meta(ge=0)] = 900.0
+    #: share this account's rate budget with other processes through this Redis
+    #: (redis:// or rediss://); or name the environment variable holding that URL
+    rate_limit_url: str | None = None
+    rate_limit_url_env: str | None = None
+    #: seconds to keep retrying when that Redis is lost mid-run, before the run stops (exit 1)
+    rate_limit_retry_for: Annotated[float, msgspec.Meta(ge=0)] = 30.0
+
+    @property
+    def dispatchers(self) -> int:
+        if self.concurrency:
+            return self.concurrency
+        return max(2, min(256, round(self.rate_limit_per_second * 2)))
+
+
+class StateSettings(_Section, frozen=True):
+    """``[state]``: where progress and refused records are kept."""
+
+    #: ``sqlite:///PATH`` or ``postgresql://USER@HOST:PORT/DB``
+    checkpoint_url: str = "sqlite:///state/checkpoints.db"
+    #: read the URL from this environment variable instead (when it holds a password)
+    checkpoint_url_env: str | None = None
+    #: the PostgreSQL schema the state's tables live in
+    schema: str = "ometria_sync"
+    #: "file": refused records go to ``dead_letter_path``; "database": into the state store
+    dead_letter: Literal["file", "database"] = "file"
+    dead_letter_path: str = "state/dead-letter.jsonl"
+    dry_run_dir: str = "state/dry-run"
+
+
+class RunSettings(_Section, frozen=True):
+    """``[run]``: shutdown and batching behaviour."""
+
+    #: seconds SIGINT/SIGTERM waits for in-flight batches before giving up on them
+    grace_period: Annotated[float, msgspec.Meta(ge=0)] = 10.0
+    #: seconds a half-full batch waits for more records before it is sent anyway
+    linger: Annotated[float, msgspec.Meta(gt=0)] = 0.5
+    #: chunks (about 256 KiB or 500 rows each) buffered between a source and its batcher
+    queue_chunks: Annotated[int, msgspec.Meta(ge=1, le=1024)] = 4
+    #: a line (JSONL) or CSV line longer than this is dead-lettered with its first bytes and its
+    #: length, never held whole; a source may set its own
+    max_line_bytes: MaxLineBytes = DEFAULT_MAX_LINE_BYTES
+
+
+class ReportSettings(_Section, frozen=True):
+    """``[report]``: what a person (and monitoring) sees of a run."""
+
+    #: one JSON report per run is written here as <run-id>.json
+    folder: str = "state/reports"
+    #: bars on a terminal, JSON progress lines otherwise ("auto"), or "bars", "log", "off"
+    progress: Literal["auto", "bars", "log", "off"] = "auto"
+    #: seconds between JSON progress lines
+    progress_interval: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    #: write Prometheus metrics here at the end of each run (node_exporter textfile collector)
+    metrics_textfile: str | None = None
+    #: push the same metrics to this Pushgateway (host:port or URL)
+    pushgateway_url: str | None = None
+
+
+class StreamSettings(_Section, frozen=True):
+    """One ``[[streams]]`` entry."""
+
+    name: Annotated[str, msgspec.Meta(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
+    record_type: RecordType
+    source: SourceSpec
+    #: "update": a record needs only its id (Ometria merges); "create": also what creation needs
+    mode: Literal["update", "create"] = "update"
+    #: dead-letter records with fields the schema does not know, instead of warning
+    strict: bool = False
+    #: run alongside the previous stream instead of after it
+    parallel: bool = False
+    #: skip records whose content is unchanged since Ometria last acknowledged them
+    change_detection: bool = True
+    enabled: bool = True
+
+
+class JobSettings(_Section, frozen=True):
+    """The whole job file."""
+
+    streams: list[StreamSettings]
+    ometria: OmetriaSettings = msgspec.field(default_factory=OmetriaSettings)
+    state: StateSettings = msgspec.field(default_factory=StateSettings)
+    run: RunSettings = msgspec.field(default_factory=RunSettings)
+    report: ReportSettings = msgspec.field(default_factory=ReportSettings)
