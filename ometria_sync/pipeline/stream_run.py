@@ -25,8 +25,11 @@ from ometria_sync.config import JobSettings, StreamSettings
 from ometria_sync.errors import AuthenticationError, OmetriaSyncError, SourceError
 from ometria_sync.ometria.push import Pusher
 from ometria_sync.pacing.protocol import RatePacer
-from ometria_sync.pipeline.batcher import Batch, Batcher, BatchRecord, ChangeFilter, Validator
+from ometria_sync.pipeline.batch import Batch, BatchRecord
+from ometria_sync.pipeline.batcher import Batcher, Validator
+from ometria_sync.pipeline.change_filter import ChangeFilter
 from ometria_sync.pipeline.dispatch import Delivery, RetryPolicy
+from ometria_sync.pipeline.part_scope import PartScope
 from ometria_sync.pipeline.shutdown import Shutdown
 from ometria_sync.pipeline.stats import StreamStats
 from ometria_sync.pipeline.versions import VersionOrder
@@ -169,25 +172,20 @@ class _PartRunner:
         self.chunks: asyncio.Queue[list[SourceItem] | None] = asyncio.Queue(run.queue_chunks)
         self.workers = ctx.settings.ometria.dispatchers
         self.batches: asyncio.Queue[Batch | None] = asyncio.Queue(self.workers)
+        scope = PartScope(stream.name, part.label, stats, ctx.dead_letter)
         self.batcher = Batcher(
-            stream=stream.name,
+            scope,
             record_type=stream.record_type,
-            source_label=part.label,
             validator=ctx.validator_for(stream),
-            dead_letter=ctx.dead_letter,
-            stats=stats,
             batch_size=ctx.settings.ometria.batch_size,
             linger=run.linger,
             changes=changes,
         )
         self.delivery = Delivery(
-            stream=stream.name,
-            source_label=part.label,
+            scope,
             pusher=ctx.pusher_for(stream),
             pacer=ctx.pacer,
             policy=ctx.policy,
-            stats=stats,
-            dead_letter=ctx.dead_letter,
             sleep=ctx.sleep,
             on_acknowledged=self._remember if changes and ctx.save_checkpoints else None,
             on_unconfirmed=self._forget if changes and ctx.save_checkpoints else None,
