@@ -152,8 +152,8 @@ class _PartRunner:
             pacer=ctx.pacer,
             policy=ctx.policy,
             sleep=ctx.sleep,
-            on_acknowledged=self.hashes.remember if self.hashes else None,
-            on_unconfirmed=self.hashes.forget if self.hashes else None,
+            on_acknowledged=self.hashes.remember if self.hashes is not None else None,
+            on_unconfirmed=self.hashes.forget if self.hashes is not None else None,
         )
         self._versions = shared.version_order(stream.record_type)
 
