@@ -15,20 +15,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
-from ometria_sync.pipeline.stats import StreamStats
+from ometria_sync.pacing.pacer import Sleep
+from ometria_sync.pipeline.batch import Batch, BatchRecord
+from ometria_sync.pipeline.change_filter import ChangeFilter
+from ometria_sync.pipeline.part_scope import PartScope
 from ometria_sync.schemas import record_size_problem
 from ometria_sync.schemas.envelope import envelope_problems
 from ometria_sync.schemas.problems import Problem, Verdict
 from ometria_sync.sources.base import Position, SourceItem
 from ometria_sync.state.change_index import hash64, identity
-from ometria_sync.state.deadletter import DeadLetterWriter
-from ometria_sync.state.store import Pending, StateStore
 
 Validator = Callable[[str, Any], Verdict]
 
@@ -38,136 +38,28 @@ _SLICE = 128
 _MAX_HOLD = 0.005
 
 
-class BatchRecord(msgspec.Struct, gc=False):
-    """A valid record ready to send: its encoding, what names it in a dead letter, its
-    ``order_key`` (the id within this process: keeps versions of one id in order) and, with
-    change detection, the stable hashes of its id and content (0 without).
-
-    Only bytes and numbers: the decoded record is dropped once encoded, so the thousands of
-    records queued and in flight are nothing for the garbage collector to walk (holding the
-    dicts made full collections take tens of milliseconds, and the pacer missed slots)."""
-
-    encoded: bytes
-    line: int | None
-    position: Position
-    order_key: int = 0
-    id_hash: int = 0
-    content_hash: int = 0
-
-
-#: content hash of a version whose outcome at Ometria is unknown: equal to no record's hash
-UNKNOWN: None = None
-
-
-class ChangeFilter:
-    """Skips records whose content equals what Ometria holds for their id, as far as this run
-    knows: the latest version this run sent, else the hash stored at the last acknowledgement.
-
-    With ``refresh`` nothing is skipped, but hashes are still computed (and later stored).
-    Lookups (``StateStore.lookup``: inline on the loop's own connection for SQLite, one round
-    trip per slice for PostgreSQL) see only committed hashes; so the versions this run decided
-    to send are kept here until their hashes are committed (:meth:`written`). A later
-    occurrence of an id is therefore judged against the run's own earlier one, never against
-    an older stored hash; a version whose outcome is unknown (:meth:`forget`) matches nothing,
-    so it is sent again."""
-
-    def __init__(self, state: StateStore, stream_id: int, *, refresh: bool = False) -> None:
-        self.state = state
-        self.stream_id = stream_id
-        self.refresh = refresh
-        #: id hash -> content hash of the latest version this run sent, not yet committed
-        self._sent: dict[int, int | None] = {}
-        #: hash writes submitted, oldest first, with the pairs they write
-        self._writes: deque[tuple[Pending, list[tuple[int, int]]]] = deque()
-
-    async def unchanged(self, records: list[BatchRecord]) -> set[int]:
-        """Indexes into ``records`` (their ``id_hash`` set) of those that are unchanged since
-        last sent; every other one counts, from now on, as the version Ometria is getting."""
-        for r in records:
-            r.content_hash = hash64(r.encoded)
-        if not records:
-            return set()
-        self._prune()
-        known: dict[int, int] = {}
-        if not self.refresh:
-            id_hashes = [r.id_hash for r in records if r.id_hash not in self._sent]
-            if id_hashes:
-                known = await self.state.lookup(self.stream_id, id_hashes)
-        skip: set[int] = set()
-        sent = self._sent
-        for i, r in enumerate(records):
-            reference = sent[r.id_hash] if r.id_hash in sent else known.get(r.id_hash)
-            if reference == r.content_hash and not self.refresh:
-                skip.add(i)
-            else:
-                sent[r.id_hash] = r.content_hash
-        return skip
-
-    def forget(self, id_hashes: list[int]) -> None:
-        """These ids' outcome at Ometria is unknown: no later version in this run is judged
-        unchanged against them (the stored hashes are deleted by the caller)."""
-        for h in id_hashes:
-            self._sent[h] = UNKNOWN
-
-    def written(self, future: Pending, pairs: list[tuple[int, int]]) -> None:
-        """``pairs`` (id hash, content hash) are being stored by ``future``: once it is done,
-        lookups see them and the run's own copy can go."""
-        self._writes.append((future, pairs))
-
-    def _prune(self) -> None:
-        sent = self._sent
-        while self._writes and self._writes[0][0].done():
-            future, pairs = self._writes.popleft()
-            if future.cancelled() or future.exception() is not None:
-                continue  # not stored: keep the run's own copy (the failure stops the run)
-            for id_hash, content_hash in pairs:
-                if sent.get(id_hash, UNKNOWN) == content_hash:
-                    del sent[id_hash]
-
-    @property
-    def remembered(self) -> int:
-        """Versions kept by this run and not yet committed (bounded by what is in flight)."""
-        return len(self._sent)
-
-
-class Batch(msgspec.Struct):
-    """Up to ``batch_size`` records of one type, numbered in the order they were cut."""
-
-    seq: int
-    records: list[BatchRecord]
-    end_position: Position
-
-
-def encode_body(records: list[BatchRecord]) -> bytes:
-    """The JSON array Ometria's push endpoint takes, joined from already-encoded records."""
-    return b"[" + b",".join(r.encoded for r in records) + b"]"
-
-
 class Batcher:
     """Turns a stream's chunks of source items into batches. Owns no I/O but the dead letter."""
 
     def __init__(
         self,
+        scope: PartScope,
         *,
-        stream: str,
         record_type: str,
-        source_label: str,
         validator: Validator,
-        dead_letter: DeadLetterWriter,
-        stats: StreamStats,
         batch_size: int = 100,
         linger: float = 0.5,
         first_seq: int = 0,
         changes: ChangeFilter | None = None,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
-        self._stream = stream
+        self._scope = scope
+        self._stats = scope.stats
         self._type = record_type
-        self._label = source_label
         self._validate = validator
-        self._dead = dead_letter
-        self._stats = stats
         self._size = batch_size
         self._linger = linger
+        self._sleep = sleep
         # sorted keys: the canonical encoding, so that change hashes ignore key order
         self._encode = msgspec.json.Encoder(order="sorted").encode
         self._changes = changes
@@ -188,7 +80,7 @@ class Batcher:
         while True:
             if self._pending and chunks.empty():
                 try:
-                    chunk = await asyncio.wait_for(chunks.get(), self._linger)
+                    chunk = await self._get_within_linger(chunks)
                 except TimeoutError:
                     await self._cut(out)
                     continue
@@ -200,6 +92,23 @@ class Batcher:
         if self._pending or self._consumed != self._cut_position:
             await self._cut(out)
         await out.put(None)
+
+    async def _get_within_linger(
+        self, chunks: asyncio.Queue[list[SourceItem] | None]
+    ) -> list[SourceItem] | None:
+        """The next chunk, or TimeoutError once ``linger`` seconds (of the injected ``sleep``)
+        passed without one. A chunk that arrives as the time runs out is taken, never lost."""
+        getting = asyncio.ensure_future(chunks.get())
+        lingering = asyncio.ensure_future(self._sleep(self._linger))
+        try:
+            await asyncio.wait((getting, lingering), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            getting.cancel()
+            lingering.cancel()
+            await asyncio.gather(getting, lingering, return_exceptions=True)
+        if getting.cancelled():
+            raise TimeoutError
+        return getting.result()
 
     async def _cut(self, out: asyncio.Queue[Batch | None]) -> None:
         batch = Batch(seq=self._seq, records=self._pending, end_position=self._consumed)
@@ -298,13 +207,10 @@ class Batcher:
         return []
 
     def _refuse(self, item: SourceItem, reasons: list[Problem], stage: str = "validate") -> None:
-        self._stats.dead_lettered += 1
         for reason in reasons:
             self._stats.refuse(reason)
-        self._dead.write(
-            stream=self._stream,
-            source=self._label,
-            reasons=reasons,
+        self._scope.dead_letter_record(
+            reasons,
             stage=stage,
             line=item.line,
             position=item.position,

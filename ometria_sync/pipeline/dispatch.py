@@ -21,7 +21,7 @@ reaches ``on_acknowledged``; records Ometria refused or may have refused go to
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import msgspec
 import structlog
@@ -34,11 +34,11 @@ from ometria_sync.errors import (
 )
 from ometria_sync.net.backoff import Backoff
 from ometria_sync.ometria.push import Pusher, PushResult
+from ometria_sync.pacing.pacer import Sleep
 from ometria_sync.pacing.protocol import RatePacer
-from ometria_sync.pipeline.batcher import Batch, BatchRecord, encode_body
-from ometria_sync.pipeline.stats import StreamStats
+from ometria_sync.pipeline.batch import Batch, BatchRecord, encode_body
+from ometria_sync.pipeline.part_scope import PartScope
 from ometria_sync.schemas.problems import Problem
-from ometria_sync.state.deadletter import DeadLetterWriter
 
 log = structlog.get_logger("ometria_sync.dispatch")
 
@@ -59,25 +59,21 @@ class Delivery:
 
     def __init__(
         self,
+        scope: PartScope,
         *,
-        stream: str,
-        source_label: str,
         pusher: Pusher,
         pacer: RatePacer,
         policy: RetryPolicy,
-        stats: StreamStats,
-        dead_letter: DeadLetterWriter,
-        sleep: Callable[[float], Awaitable[None]],
+        sleep: Sleep,
         on_acknowledged: Callable[[list[BatchRecord]], None] | None = None,
         on_unconfirmed: Callable[[list[BatchRecord]], None] | None = None,
     ) -> None:
-        self._stream = stream
-        self._label = source_label
+        self._scope = scope
+        self._stream = scope.stream
+        self._stats = scope.stats
         self._pusher = pusher
         self._pacer = pacer
         self._policy = policy
-        self._stats = stats
-        self._dead = dead_letter
         self._sleep = sleep
         self._on_ack = on_acknowledged
         self._on_unconfirmed = on_unconfirmed
@@ -181,12 +177,9 @@ class Delivery:
             self._on_unconfirmed([record])
         detail = f": {exc.detail}" if exc.detail else ""
         problem = Problem("", f"refused by Ometria (HTTP {exc.status}){detail}")
-        self._stats.dead_lettered += 1
         self._stats.refuse(Problem("", f"refused by Ometria (HTTP {exc.status})"))
-        self._dead.write(
-            stream=self._stream,
-            source=self._label,
-            reasons=[problem],
+        self._scope.dead_letter_record(
+            [problem],
             stage="ometria",
             line=record.line,
             position=record.position,

@@ -14,7 +14,7 @@ import contextlib
 import datetime as dt
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +29,11 @@ from ometria_sync.config import (
 )
 from ometria_sync.errors import OmetriaSyncError, StateError
 from ometria_sync.exit_codes import ExitCode
-from ometria_sync.net.backoff import Backoff
 from ometria_sync.ometria.client import OmetriaClient
 from ometria_sync.ometria.dry_run import DryRunPusher, NullPusher
-from ometria_sync.ometria.push import Pusher
 from ometria_sync.pacing.pacer import Pacer
 from ometria_sync.pacing.protocol import RatePacer
 from ometria_sync.pacing.shared_budget import SharedBudget
-from ometria_sync.pipeline.dispatch import RetryPolicy
 from ometria_sync.pipeline.job_io import (
     JobResult,
     RunObserver,
@@ -45,10 +42,15 @@ from ometria_sync.pipeline.job_io import (
     exit_code_for,
     sending_mode,
 )
+from ometria_sync.pipeline.run_context import (
+    PusherFactory,
+    RunContext,
+    SharedRun,
+    ValidatorFactory,
+)
 from ometria_sync.pipeline.shutdown import Shutdown, SignalWatch
 from ometria_sync.pipeline.stats import StreamStats
-from ometria_sync.pipeline.stream_run import RunContext, ValidatorFactory, run_stream
-from ometria_sync.pipeline.validation import schema_validator
+from ometria_sync.pipeline.stream_run import run_stream
 from ometria_sync.state.account import AccountIdentity
 from ometria_sync.state.db_deadletter import DatabaseDeadLetter
 from ometria_sync.state.deadletter import DeadLetterWriter
@@ -76,7 +78,7 @@ async def run_job(
     job: Job,
     options: RunOptions | None = None,
     *,
-    pusher_factory: Callable[[StreamSettings], Pusher] | None = None,
+    pusher_factory: PusherFactory | None = None,
     validator_factory: ValidatorFactory | None = None,
     handle_signals: bool = True,
     signals: SignalWatch | None = None,
@@ -105,7 +107,7 @@ async def _run_job(
     job: Job,
     options: RunOptions,
     shutdown: Shutdown,
-    pusher_factory: Callable[[StreamSettings], Pusher] | None,
+    pusher_factory: PusherFactory | None,
     validator_factory: ValidatorFactory | None,
     observer: RunObserver | None,
 ) -> JobResult:
@@ -140,10 +142,13 @@ async def _run_job(
         budget = await shared_budget(job) if sending else None
         if budget is not None:
             stack.push_async_callback(budget.aclose)
-        ctx = _context(settings, options, state, dead_letter, pusher_factory, validator_factory,
-                       shutdown, budget)
+        ctx = RunContext.for_options(
+            options, settings=settings, state=state, dead_letter=dead_letter,
+            pacer=budget or account_pacer(settings, sending=sending),
+            pusher_for=pusher_factory, validator_for=validator_factory, shutdown=shutdown)
+        shared = SharedRun()
         if observer is not None:
-            view = RunView(ctx.live, settings, options.progress or settings.report.progress,
+            view = RunView(shared.live, settings, options.progress or settings.report.progress,
                            budget.stats if budget else None)
             watching = asyncio.create_task(observer(view), name="observer")
             stack.push_async_callback(_cancel, watching)
@@ -151,7 +156,7 @@ async def _run_job(
         for group in stream_groups(streams):
             if ctx.shutdown.requested:
                 break
-            results += await asyncio.gather(*(run_stream(ctx, s) for s in group))
+            results += await asyncio.gather(*(run_stream(ctx, shared, s) for s in group))
         ometria_errors: Any = None
         if client and any(s.rejected for s in results) and not ctx.shutdown.immediate:
             # a signal that arrives during the fetch cuts it short (one before it: only a
@@ -162,51 +167,17 @@ async def _run_job(
             dead_letter.close()
             await state.flush()  # the last refusals, hashes and checkpoints are committed
         except StateError as exc:  # the last refusals could not be made durable
-            ctx.fatal.append(exc)
+            shared.fail(exc)
     return JobResult(
         run_id=run_id,
         started_at=started_at,
         streams=results,
-        exit_code=exit_code_for(results, ctx.shutdown, bool(ctx.fatal)),
+        exit_code=exit_code_for(results, ctx.shutdown, shared.failed),
         dead_letter_path=dead_letter.describe(),
         dry_run_dir=str(dry_dir) if dry_dir else None,
-        error=str(ctx.fatal[0]) if ctx.fatal else None,
+        error=shared.error,
         ometria_errors=ometria_errors,
         shared_budget=budget.stats if budget else None,
-    )
-
-
-def _context(
-    settings: JobSettings,
-    options: RunOptions,
-    state: StateStore,
-    dead_letter: DeadLetterWriter,
-    pusher_factory: Callable[[StreamSettings], Pusher],
-    validator_factory: ValidatorFactory | None,
-    shutdown: Shutdown,
-    budget: SharedBudget | None = None,
-) -> RunContext:
-    if validator_factory is None:
-        validator_factory = schema_validator
-    ometria = settings.ometria
-    sending = sending_mode(options)
-    return RunContext(
-        settings=settings,
-        pacer=budget or account_pacer(settings, sending=sending),
-        policy=RetryPolicy(
-            max_retries=ometria.max_retries,
-            max_throttle_wait=ometria.max_throttle_wait,
-            backoff=Backoff(ometria.backoff_base, ometria.backoff_cap),
-        ),
-        dead_letter=dead_letter,
-        state=state,
-        validator_for=validator_factory,
-        pusher_for=pusher_factory,
-        shutdown=shutdown,
-        save_checkpoints=sending and not options.repair,
-        resume=not (options.validate_only or options.full_refresh or options.repair),
-        full_refresh=options.full_refresh,
-        detect_changes=not (options.validate_only or options.repair),
     )
 
 
@@ -234,7 +205,7 @@ def _dead_letter(
 
 def _pushers(
     job: Job, options: RunOptions, dry_dir: Path | None
-) -> tuple[Callable[[StreamSettings], Pusher], OmetriaClient | None]:
+) -> tuple[PusherFactory, OmetriaClient | None]:
     if options.validate_only or options.plan_only:
         return (lambda stream: NullPusher()), None
     if dry_dir is not None:
@@ -289,7 +260,7 @@ async def _fetch_errors(client: OmetriaClient, pacer: RatePacer) -> Any:
 
 def _client(job: Job) -> OmetriaClient:
     ometria = job.settings.ometria
-    client = OmetriaClient(
+    return OmetriaClient(
         ometria.base_url,
         read_api_key(ometria),
         timeout=ometria.request_timeout,
@@ -297,4 +268,3 @@ def _client(job: Job) -> OmetriaClient:
         ca_bundle=ometria.ca_bundle,
         connections=ometria.dispatchers + 2,
     )
-    return client

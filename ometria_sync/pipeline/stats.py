@@ -8,6 +8,7 @@ from collections import Counter
 import msgspec
 
 from ometria_sync.schemas.problems import Problem
+from ometria_sync.sources.base import Position
 
 _INDEX = re.compile(r"\[\d+\]")
 _VALUE = re.compile(r",? got .*$", re.S)
@@ -44,7 +45,8 @@ class StreamStats(msgspec.Struct):
     duration: float = 0.0
     outcome: str = "pending"
     error: str | None = None
-    position: object = None
+    #: the checkpoint position: how far the stream is settled (None: nothing yet)
+    position: Position | None = None
     #: monotonic times the first and the latest request left (for the achieved rate)
     first_request_at: float | None = None
     last_request_at: float | None = None
@@ -70,7 +72,7 @@ class StreamStats(msgspec.Struct):
         key = reason_key(problem)
         self.warning_reasons[key] = self.warning_reasons.get(key, 0) + 1
 
-    def consumed(self, position: object, records: int) -> None:
+    def consumed(self, position: Position | None, records: int) -> None:
         """The batcher got ``records`` records, up to ``position``, into a sized file."""
         if self.bytes_total and isinstance(position, (tuple, list)) and position:
             offset = position[0]

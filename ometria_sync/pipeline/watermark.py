@@ -8,7 +8,7 @@ never skips a record that was not delivered.
 
 from __future__ import annotations
 
-from typing import Any
+from ometria_sync.sources.base import Position
 
 
 class Watermark:
@@ -16,11 +16,11 @@ class Watermark:
 
     def __init__(self) -> None:
         self._next = 0  # lowest batch number not yet settled
-        self._settled: dict[int, tuple[Any, int]] = {}
-        self.position: Any = None
+        self._settled: dict[int, tuple[Position | None, int]] = {}
+        self.position: Position | None = None
         self.records = 0  # records covered by the watermark
 
-    def settle(self, seq: int, end_position: Any, records: int) -> bool:
+    def settle(self, seq: int, end_position: Position | None, records: int) -> bool:
         """Mark batch ``seq`` settled. Returns True when the watermark moved."""
         if seq < self._next or seq in self._settled:
             raise ValueError(f"batch {seq} settled twice")

@@ -17,6 +17,7 @@ import structlog
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 
+from ometria_sync.pacing.pacer import Clock, Sleep
 from ometria_sync.pacing.shared_budget import BudgetStats
 from ometria_sync.pipeline.job_io import ProgressMode, RunView
 from ometria_sync.pipeline.stats import StreamStats
@@ -55,7 +56,8 @@ class Estimate:
 
 
 class ProgressReporter:
-    """Renders the live counters of ``streams`` until cancelled."""
+    """Renders the live counters of ``streams`` until cancelled. Time (each stream's elapsed
+    time, the pause between renderings) comes from ``clock`` and ``sleep``."""
 
     def __init__(
         self,
@@ -66,6 +68,8 @@ class ProgressReporter:
         mode: Literal["bars", "log", "off"],
         interval: float = 10.0,
         budget: BudgetStats | None = None,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._streams = streams
         self._limit = rate_limit
@@ -74,6 +78,8 @@ class ProgressReporter:
         self._interval = interval
         self._started: dict[str, float] = {}
         self._budget = budget
+        self._clock = clock
+        self._sleep = sleep
 
     def _shared(self) -> dict[str, Any]:
         """With a budget shared through Redis: how many processes share it, what this one
@@ -86,8 +92,8 @@ class ProgressReporter:
                 "this_process_requests_per_second": round(rps, 2) if rps is not None else None}
 
     def _estimate(self, name: str, stats: StreamStats) -> Estimate:
-        started = self._started.setdefault(name, time.monotonic())
-        return Estimate(stats, self._cap, time.monotonic() - started)
+        started = self._started.setdefault(name, self._clock())
+        return Estimate(stats, self._cap, self._clock() - started)
 
     async def run(self) -> None:
         if self._mode == "bars":
@@ -97,7 +103,7 @@ class ProgressReporter:
 
     async def _log_lines(self) -> None:
         while True:
-            await asyncio.sleep(self._interval)
+            await self._sleep(self._interval)
             for name, stats in list(self._streams.items()):
                 if stats.outcome != "pending":
                     continue
@@ -125,7 +131,7 @@ class ProgressReporter:
             try:
                 while True:
                     self._refresh(progress, tasks)
-                    await asyncio.sleep(0.25)
+                    await self._sleep(0.25)
             finally:
                 self._refresh(progress, tasks)
 

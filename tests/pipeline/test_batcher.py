@@ -12,12 +12,16 @@ import asyncpg
 import msgspec
 import pytest
 
-from ometria_sync.pipeline.batcher import Batch, Batcher, encode_body
+from ometria_sync.pacing.pacer import Sleep
+from ometria_sync.pipeline.batch import Batch, encode_body
+from ometria_sync.pipeline.batcher import Batcher
+from ometria_sync.pipeline.part_scope import PartScope
 from ometria_sync.pipeline.stats import StreamStats
 from ometria_sync.schemas import MAX_RECORD_BYTES
 from ometria_sync.sources.base import SourceItem
 from ometria_sync.state.deadletter import DeadLetterWriter
 from tests.fakes import minimal_validator
+from tests.manual_clock import ManualClock, until
 
 
 def _items(records: list[Any], start: int = 0) -> list[SourceItem]:
@@ -35,14 +39,15 @@ def _close_dead_letters() -> Iterator[None]:
         _writers.pop().close()
 
 
-def _batcher(tmp_path: Path, size: int = 100, linger: float = 0.5) -> tuple[Batcher, StreamStats]:
+def _batcher(
+    tmp_path: Path, size: int = 100, linger: float = 0.5, sleep: Sleep = asyncio.sleep
+) -> tuple[Batcher, StreamStats]:
     stats = StreamStats(stream="contacts")
     writer = DeadLetterWriter(tmp_path / "dl.jsonl")
     _writers.append(writer)
     batcher = Batcher(
-        stream="contacts", record_type="contact", source_label="in.jsonl",
-        validator=minimal_validator(None), dead_letter=writer,
-        stats=stats, batch_size=size, linger=linger,
+        PartScope("contacts", "in.jsonl", stats, writer), record_type="contact",
+        validator=minimal_validator(None), batch_size=size, linger=linger, sleep=sleep,
     )
     return batcher, stats
 
@@ -85,16 +90,46 @@ async def test_body_is_a_json_array_of_the_records(tmp_path: Path) -> None:
 
 
 async def test_linger_sends_a_half_full_batch_from_a_slow_source(tmp_path: Path) -> None:
-    """A source that pauses does not hold its half-full batch: it leaves after `linger`."""
-    batcher, _ = _batcher(tmp_path, linger=0.05)
+    """A source that pauses does not hold its half-full batch: it leaves once `linger` passed
+    on the batcher's clock, and not before."""
+    clock = ManualClock()
+    batcher, _ = _batcher(tmp_path, linger=0.5, sleep=clock.sleep)
     inq: asyncio.Queue[list[SourceItem] | None] = asyncio.Queue()
     out: asyncio.Queue[Batch | None] = asyncio.Queue()
     task = asyncio.create_task(batcher.run(inq, out))
     inq.put_nowait(_items([{"id": "a"}, {"id": "b"}]))
+    await until(lambda: clock.sleeping == 1)
+    await clock.advance(0.49)
+    assert out.empty()
+    await clock.advance(0.01)
     batch = await asyncio.wait_for(out.get(), 2)
     assert batch is not None and len(batch.records) == 2
     inq.put_nowait(None)
     await task
+
+
+async def test_a_chunk_within_linger_joins_the_batch_and_restarts_the_wait(tmp_path: Path) -> None:
+    """Each chunk that arrives in time joins the half-full batch, and the batch waits `linger`
+    again from then: it leaves `linger` after the last chunk, never while chunks keep coming."""
+    clock = ManualClock()
+    batcher, _ = _batcher(tmp_path, linger=0.5, sleep=clock.sleep)
+    inq: asyncio.Queue[list[SourceItem] | None] = asyncio.Queue()
+    out: asyncio.Queue[Batch | None] = asyncio.Queue()
+    task = asyncio.create_task(batcher.run(inq, out))
+    inq.put_nowait(_items([{"id": "a"}]))
+    await until(lambda: clock.sleeping == 1)
+    await clock.advance(0.3)
+    inq.put_nowait(_items([{"id": "b"}], start=1))
+    await until(lambda: clock.started == 2 and clock.sleeping == 1)
+    await clock.advance(0.3)  # 0.6: the first wait would be over, the second is not
+    assert out.empty()
+    await clock.advance(0.2)
+    batch = await asyncio.wait_for(out.get(), 2)
+    assert batch is not None and len(batch.records) == 2
+    assert batch.end_position == (2, 2)
+    inq.put_nowait(None)
+    await task
+    assert out.get_nowait() is None  # nothing left over: no second, empty batch
 
 
 async def test_type_is_added_when_missing_and_a_mismatch_is_dead_lettered(tmp_path: Path) -> None:

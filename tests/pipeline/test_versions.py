@@ -254,32 +254,3 @@ async def test_a_batch_cut_off_at_the_grace_period_forgets_its_stored_hash(
 def test_hash64_of_the_two_versions_differs() -> None:
     """(A guard for the tests above: the versions really differ in content.)"""
     assert hash64(b'{"firstname":"old"}') != hash64(b'{"firstname":"new"}')
-
-
-async def test_the_runs_own_versions_are_dropped_once_their_hashes_are_committed() -> None:
-    """Memory stays bounded by what is in flight: a version is kept only until the write of its
-    hash is done; one overtaken by a later version of its id stays until that one is written."""
-    from concurrent.futures import Future
-
-    from ometria_sync.pipeline.batcher import BatchRecord, ChangeFilter
-
-    committed: dict[int, int] = {}
-
-    class Store:
-        async def lookup(self, stream: int, id_hashes: list[int]) -> dict[int, int]:
-            return {h: committed[h] for h in id_hashes if h in committed}
-
-    changes = ChangeFilter(Store(), 1)  # type: ignore[arg-type]
-    first = [BatchRecord(f'{{"v":{i}}}'.encode(), i, i, 0, i) for i in range(3)]
-    assert await changes.unchanged(first) == set()
-    assert changes.remembered == 3
-    write: Future[object] = Future()
-    changes.written(write, [(r.id_hash, r.content_hash) for r in first])
-    newer = BatchRecord(b'{"v":"new"}', 9, 9, 0, 0)  # a later version of id 0, not yet written
-    await changes.unchanged([newer])
-    committed.update((r.id_hash, r.content_hash) for r in first)
-    write.set_result(None)
-    await changes.unchanged([])
-    assert changes.remembered == 3  # pruning waits for a lookup
-    await changes.unchanged([BatchRecord(b'{"v":1}', 10, 10, 0, 1)])  # unchanged: skipped
-    assert changes.remembered == 1  # only id 0's newer version, whose hash is not written yet

@@ -24,6 +24,7 @@ from ometria_sync.pipeline.stats import StreamStats
 from ometria_sync.report.progress import ProgressReporter
 from ometria_sync.report.run_report import group_ometria_errors
 from tests.fakes import FakeOmetria, contacts, minimal_validator, write_jsonl
+from tests.manual_clock import ManualClock, until
 
 MakeJob = Callable[..., Job]
 
@@ -107,26 +108,58 @@ async def test_rejected_records_fetch_ometria_errors_once(
                                       "error_path": "root > email"}]
 
 
+async def _progress_lines(reporter: ProgressReporter, clock: ManualClock,
+                          *steps: float) -> list[dict[str, Any]]:
+    """The `progress` events ``reporter`` logs while ``clock`` moves on by each step."""
+    with capture_logs() as logs:
+        task = asyncio.create_task(reporter.run())
+        try:
+            for step in steps:
+                await until(lambda: clock.sleeping == 1)
+                await clock.advance(step)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    return [e for e in logs if e["event"] == "progress"]
+
+
 async def test_progress_lines_off_a_terminal() -> None:
-    """Off a terminal, a JSON `progress` event every interval with counts, rate and ETA."""
+    """Off a terminal, a JSON `progress` event every interval (none before) with counts, rate
+    and an ETA from the records left at the rate observed since the stream was first seen."""
     stats = StreamStats(stream="contacts", read=500, sent=400, requests=4,
                         first_request_at=0.0, last_request_at=1.0,
                         bytes_total=1000, bytes_read=250, records_at_bytes_read=500)
+    clock = ManualClock()
     reporter = ProgressReporter({"contacts": stats}, rate_limit=4, batch_size=100, mode="log",
-                                interval=0.05)
-    with capture_logs() as logs:
-        task = asyncio.create_task(reporter.run())
-        await asyncio.sleep(0.18)
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-    events = [e for e in logs if e["event"] == "progress"]
-    assert len(events) >= 2
+                                interval=10, clock=clock.time, sleep=clock.sleep)
+    assert await _progress_lines(reporter, clock, 9.9) == []
+    clock = ManualClock()
+    reporter = ProgressReporter({"contacts": stats}, rate_limit=4, batch_size=100, mode="log",
+                                interval=10, clock=clock.time, sleep=clock.sleep)
+    events = await _progress_lines(reporter, clock, 10, 10, 10)
+    assert len(events) == 3
     event: dict[str, Any] = events[0]
     assert (event["stream"], event["read"], event["sent"], event["rate_limit"]) == (
         "contacts", 500, 400, 4)
     assert event["requests_per_second"] == 3.0
     assert event["estimated_total"] == 2000
-    assert event["eta_seconds"] is not None and event["eta_seconds"] >= 1600 / 400
+    # first seen at 10 s; at 20 s: 400 settled in 10 s, 1600 left at 40 records/s
+    assert events[1]["eta_seconds"] == 40
+    # at 30 s: 400 in 20 s, 20 records/s
+    assert events[2]["eta_seconds"] == 80
+
+
+async def test_progress_eta_is_capped_by_the_rate_limit() -> None:
+    """Records settled faster than the limit allows (a resumed run's unchanged ones) do not
+    make the ETA shorter than sending the rest at the limit would take."""
+    stats = StreamStats(stream="contacts", read=500, sent=400, unchanged=3600,
+                        bytes_total=1000, bytes_read=500, records_at_bytes_read=5000)
+    clock = ManualClock()
+    reporter = ProgressReporter({"contacts": stats}, rate_limit=4, batch_size=100, mode="log",
+                                interval=1, clock=clock.time, sleep=clock.sleep)
+    events = await _progress_lines(reporter, clock, 1, 1)
+    # 6000 left; 4000 settled in 1 s is over the cap of 4 x 100 records/s
+    assert events[1]["eta_seconds"] == 6000 / 400
 
 
 async def test_progress_lines_show_the_shared_budget() -> None:
@@ -138,14 +171,11 @@ async def test_progress_lines_show_the_shared_budget() -> None:
                          last_at=13.0)
     lines: dict[str, dict[str, Any]] = {}
     for name, shared in (("shared", budget), ("alone", None)):
+        clock = ManualClock()
         reporter = ProgressReporter({"contacts": stats}, rate_limit=4, batch_size=100,
-                                    mode="log", interval=0.05, budget=shared)
-        with capture_logs() as logs:
-            task = asyncio.create_task(reporter.run())
-            await asyncio.sleep(0.08)
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-        lines[name] = next(e for e in logs if e["event"] == "progress")
+                                    mode="log", interval=10, budget=shared,
+                                    clock=clock.time, sleep=clock.sleep)
+        (lines[name],) = await _progress_lines(reporter, clock, 10)
     assert lines["shared"]["shared_by_processes"] == 3
     assert lines["shared"]["this_process_requests_per_second"] == round(4 / 3, 2)
     assert "shared_by_processes" not in lines["alone"]

@@ -1,0 +1,87 @@
+"""Change detection: which records are unchanged since Ometria last acknowledged them.
+
+Hashes are compared, never records: the stored hash of each id's content at its last clean
+acknowledgement (the state store's change index) and the run's own latest version of each id.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from ometria_sync.pipeline.batch import BatchRecord
+from ometria_sync.state.change_index import hash64
+from ometria_sync.state.store import Pending, StateStore
+
+#: content hash of a version whose outcome at Ometria is unknown: equal to no record's hash
+UNKNOWN: None = None
+
+
+class ChangeFilter:
+    """Skips records whose content equals what Ometria holds for their id, as far as this run
+    knows: the latest version this run sent, else the hash stored at the last acknowledgement.
+
+    With ``refresh`` nothing is skipped, but hashes are still computed (and later stored).
+    Lookups (``StateStore.lookup``: inline on the loop's own connection for SQLite, one round
+    trip per slice for PostgreSQL) see only committed hashes; so the versions this run decided
+    to send are kept here until their hashes are committed (:meth:`written`). A later
+    occurrence of an id is therefore judged against the run's own earlier one, never against
+    an older stored hash; a version whose outcome is unknown (:meth:`forget`) matches nothing,
+    so it is sent again."""
+
+    def __init__(self, state: StateStore, stream_id: int, *, refresh: bool = False) -> None:
+        self.state = state
+        self.stream_id = stream_id
+        self.refresh = refresh
+        #: id hash -> content hash of the latest version this run sent, not yet committed
+        self._sent: dict[int, int | None] = {}
+        #: hash writes submitted, oldest first, with the pairs they write
+        self._writes: deque[tuple[Pending, list[tuple[int, int]]]] = deque()
+
+    async def unchanged(self, records: list[BatchRecord]) -> set[int]:
+        """Indexes into ``records`` (their ``id_hash`` set) of those that are unchanged since
+        last sent; every other one counts, from now on, as the version Ometria is getting."""
+        for r in records:
+            r.content_hash = hash64(r.encoded)
+        if not records:
+            return set()
+        self._prune()
+        known: dict[int, int] = {}
+        if not self.refresh:
+            id_hashes = [r.id_hash for r in records if r.id_hash not in self._sent]
+            if id_hashes:
+                known = await self.state.lookup(self.stream_id, id_hashes)
+        skip: set[int] = set()
+        sent = self._sent
+        for i, r in enumerate(records):
+            reference = sent[r.id_hash] if r.id_hash in sent else known.get(r.id_hash)
+            if reference == r.content_hash and not self.refresh:
+                skip.add(i)
+            else:
+                sent[r.id_hash] = r.content_hash
+        return skip
+
+    def forget(self, id_hashes: list[int]) -> None:
+        """These ids' outcome at Ometria is unknown: no later version in this run is judged
+        unchanged against them (the stored hashes are deleted by the caller)."""
+        for h in id_hashes:
+            self._sent[h] = UNKNOWN
+
+    def written(self, future: Pending, pairs: list[tuple[int, int]]) -> None:
+        """``pairs`` (id hash, content hash) are being stored by ``future``: once it is done,
+        lookups see them and the run's own copy can go."""
+        self._writes.append((future, pairs))
+
+    def _prune(self) -> None:
+        sent = self._sent
+        while self._writes and self._writes[0][0].done():
+            future, pairs = self._writes.popleft()
+            if future.cancelled() or future.exception() is not None:
+                continue  # not stored: keep the run's own copy (the failure stops the run)
+            for id_hash, content_hash in pairs:
+                if sent.get(id_hash, UNKNOWN) == content_hash:
+                    del sent[id_hash]
+
+    @property
+    def remembered(self) -> int:
+        """Versions kept by this run and not yet committed (bounded by what is in flight)."""
+        return len(self._sent)

@@ -1,0 +1,33 @@
+"""The change filter: which records are unchanged since last sent, and what it keeps in memory."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+
+from ometria_sync.pipeline.batch import BatchRecord
+from ometria_sync.pipeline.change_filter import ChangeFilter
+
+
+async def test_the_runs_own_versions_are_dropped_once_their_hashes_are_committed() -> None:
+    """Memory stays bounded by what is in flight: a version is kept only until the write of its
+    hash is done; one overtaken by a later version of its id stays until that one is written."""
+    committed: dict[int, int] = {}
+
+    class Store:
+        async def lookup(self, stream: int, id_hashes: list[int]) -> dict[int, int]:
+            return {h: committed[h] for h in id_hashes if h in committed}
+
+    changes = ChangeFilter(Store(), 1)  # type: ignore[arg-type]
+    first = [BatchRecord(f'{{"v":{i}}}'.encode(), i, i, 0, i) for i in range(3)]
+    assert await changes.unchanged(first) == set()
+    assert changes.remembered == 3
+    write: Future[object] = Future()
+    changes.written(write, [(r.id_hash, r.content_hash) for r in first])
+    newer = BatchRecord(b'{"v":"new"}', 9, 9, 0, 0)  # a later version of id 0, not yet written
+    await changes.unchanged([newer])
+    committed.update((r.id_hash, r.content_hash) for r in first)
+    write.set_result(None)
+    await changes.unchanged([])
+    assert changes.remembered == 3  # pruning waits for a lookup
+    await changes.unchanged([BatchRecord(b'{"v":1}', 10, 10, 0, 1)])  # unchanged: skipped
+    assert changes.remembered == 1  # only id 0's newer version, whose hash is not written yet
