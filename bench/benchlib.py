@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gen_data import contact, order
 
 from ometria_sync.emulator import EmulatorOptions
-from ometria_sync.emulator.app import STORE, create_app
+from ometria_sync.emulator.app import create_app
+from ometria_sync.emulator.keys import STORE
 
 DATA_DIR = Path(os.environ.get("OMETRIA_BENCH_DATA", "/tmp/ometria-bench"))
 KEY = "bench-key-not-secret"
