@@ -26,23 +26,28 @@ import asyncio
 import contextlib
 import json
 import math
-import os
 import shutil
 import signal
 import sys
 import tempfile
 from pathlib import Path
 
-import asyncpg
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import EmulatorProcess, PushLog, engine_env, logged_emulator_process
+from benchlib import (
+    PG_DSN,
+    EmulatorProcess,
+    PushLog,
+    engine_env,
+    logged_emulator_process,
+    make_pg_table,
+    pg_execute,
+    write_contacts_csv,
+)
+from gen_data import OPTIN
 
-DSN = os.environ.get("OMETRIA_SYNC_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 TABLE = "ometria_sync_bench_jitter_contacts"
 SOURCES = ("postgres", "csv")
-OPTIN = ("EXPLICITLY_OPTEDIN", "NOT_SPECIFIED", "EXPLICITLY_OPTEDOUT")
 
 PG_SOURCE = f'''[streams.source]
 kind = "postgres"
@@ -67,37 +72,14 @@ vip = {{ field = "properties.vip", type = "boolean" }}
 
 
 async def fill_table(rows: int) -> None:
-    conn = await asyncpg.connect(DSN)
-    try:
-        await conn.execute(f"DROP TABLE IF EXISTS {TABLE}")
-        await conn.execute(f"""CREATE TABLE {TABLE} AS
+    await make_pg_table(TABLE, f"""
             SELECT n, 'c' || n AS id, 'cust' || n AS customer_id,
                    'user' || n || '@example.com' AS email, 'Ann' AS firstname,
                    'Lee' AS lastname, (ARRAY{list(OPTIN)})[n % 3 + 1] AS marketing_optin,
                    timestamptz '2024-01-01' + n * interval '1 minute' AS timestamp_subscribed,
                    (n % 97) + 0.5 AS score,
                    timestamptz '2024-06-01' + n * interval '1 ms' AS updated_at
-            FROM generate_series(1, {rows}) AS n""")
-        await conn.execute(f"ALTER TABLE {TABLE} ADD PRIMARY KEY (n)")
-        await conn.execute(f"CREATE INDEX ON {TABLE} (updated_at, n)")
-    finally:
-        await conn.close()
-
-
-async def drop_table() -> None:
-    conn = await asyncpg.connect(DSN)
-    try:
-        await conn.execute(f"DROP TABLE IF EXISTS {TABLE}")
-    finally:
-        await conn.close()
-
-
-def write_csv(path: Path, rows: int) -> None:
-    with path.open("w") as fh:
-        fh.write("id,email,firstname,marketing_optin,customer_id,joined,score,vip\n")
-        for n in range(rows):
-            fh.write(f"c{n},user{n}@example.com,Ann,{OPTIN[n % 3]},cust{n},"
-                     f"2024-01-01 10:{n % 60:02d}:00,{n % 97}.5,{'yes' if n % 2 else 'no'}\n")
+            FROM generate_series(1, {rows}) AS n""", key="n")
 
 
 def write_job(folder: Path, source: str, rate: float, csv_path: Path) -> Path:
@@ -140,7 +122,7 @@ async def trial(source: str, engines: dict[str, Path], args: argparse.Namespace,
         for name, emulator in zip(names, emulators, strict=True):
             job = write_job(work / name, source, args.rate, csv_path)
             env = engine_env(emulator.url)
-            env.update(BENCH_PG_DSN=DSN, PYTHONPATH=str(engines[name]))
+            env.update(BENCH_PG_DSN=PG_DSN, PYTHONPATH=str(engines[name]))
             procs.append(await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "ometria_sync", "run", str(job), "--log-format", "json",
                 "-q", env=env, cwd=engines[name], stdout=asyncio.subprocess.DEVNULL,
@@ -184,7 +166,7 @@ def main() -> None:
     rows = int(args.rate * 100 * (args.seconds + 30))
     work = Path(tempfile.mkdtemp(prefix="bench-jitter-"))
     csv_path = work / "contacts.csv"
-    write_csv(csv_path, rows)
+    write_contacts_csv(csv_path, rows)
     asyncio.run(fill_table(rows))
     table: list[tuple[int, str, str, PushLog, float]] = []
     try:
@@ -199,7 +181,7 @@ def main() -> None:
                           f"{over_limit(log.arrivals, limit)} over, {log.count(429)}x429)",
                           file=sys.stderr, flush=True)
     finally:
-        asyncio.run(drop_table())
+        asyncio.run(pg_execute(f"DROP TABLE IF EXISTS {TABLE}"))
         shutil.rmtree(work)
     print(f"limit {args.rate:g} req/s, strict server, arrival jitter "
           f"{args.jitter[0] * 1000:g}-{args.jitter[1] * 1000:g} ms, answers after "

@@ -26,29 +26,20 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import asyncpg
+from benchlib import PG_DSN, make_pg_table, write_contacts_csv
 
 from ometria_sync.schemas import validate_record
 from ometria_sync.sources.csv_files import CsvFile, CsvOptions
 from ometria_sync.sources.mapping import ColumnSpec
 from ometria_sync.sources.postgres import PostgresQuery, PostgresSourceConfig
 
-DSN = os.environ.get("OMETRIA_SYNC_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 TABLE = "ometria_sync_bench_orders"
 CSV_OPTIONS = CsvOptions(columns={
     "customer_id": "customer_id", "joined": ColumnSpec("timestamp_subscribed", "timestamp"),
     "score": ColumnSpec("properties.score", "number"),
     "vip": ColumnSpec("properties.vip", "boolean")}, constants={"@collection": "shop"})
-OPTIN = ("EXPLICITLY_OPTEDIN", "NOT_SPECIFIED", "EXPLICITLY_OPTEDOUT")
-
-
-def write_csv(path: Path, rows: int) -> None:
-    with path.open("w") as fh:
-        fh.write("id,email,firstname,marketing_optin,customer_id,joined,score,vip\n")
-        for n in range(rows):
-            fh.write(f"c{n},user{n}@example.com,Ann,{OPTIN[n % 3]},cust{n},"
-                     f"2024-01-01 10:{n % 60:02d}:00,{n % 97}.5,{'yes' if n % 2 else 'no'}\n")
 
 
 async def read_csv(path: Path) -> int:
@@ -60,22 +51,15 @@ async def read_csv(path: Path) -> int:
 
 
 async def fill_table(rows: int) -> None:
-    conn = await asyncpg.connect(DSN)
-    try:
-        await conn.execute(f"DROP TABLE IF EXISTS {TABLE}")
-        await conn.execute(f"""CREATE TABLE {TABLE} AS
+    await make_pg_table(TABLE, f"""
             SELECT n AS id, 'user' || n || '@example.com' AS email, (n % 500) + 0.99 AS total,
                    'GBP'::text AS currency, timestamptz '2024-01-01' + n * interval '1 second'
                    AS placed_at, timestamptz '2024-06-01' + n * interval '1 ms' AS updated_at
-            FROM generate_series(1, {rows}) AS n""")
-        await conn.execute(f"ALTER TABLE {TABLE} ADD PRIMARY KEY (id)")
-        await conn.execute(f"CREATE INDEX ON {TABLE} (updated_at, id)")
-    finally:
-        await conn.close()
+            FROM generate_series(1, {rows}) AS n""", key="id")
 
 
 async def read_postgres(limit: int) -> int:
-    os.environ["BENCH_DSN"] = DSN
+    os.environ["BENCH_DSN"] = PG_DSN
     config = PostgresSourceConfig(
         dsn_env="BENCH_DSN", cursor=["updated_at", "id"], drop=["updated_at"],
         query=f"SELECT id::text AS id, email AS \"customer.email\", total AS grand_total, "
@@ -120,8 +104,8 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         small, big = Path(tmp) / "small.csv", Path(tmp) / "big.csv"
-        write_csv(small, args.rows // 10)
-        write_csv(big, args.rows)
+        write_contacts_csv(small, args.rows // 10)
+        write_contacts_csv(big, args.rows)
         asyncio.run(fill_table(args.rows))
         print(f"{'source':<10} {'rows':>9} {'rows/s (median)':>16} {'peak RSS MB':>12}")
         for kind, arg_small, arg_big in (("csv", str(small), str(big)),

@@ -1,8 +1,10 @@
-"""What the benchmark scripts share: cached sample files, job files, an emulator that logs every
-push it receives, the engine as a subprocess, and process CPU time. Not a benchmark itself.
+"""What the benchmark scripts share: cached sample files, a contacts CSV and PostgreSQL tables
+to read, job files, an emulator that logs every push it receives, the engine as a subprocess,
+and process CPU time. Not a benchmark itself.
 
 Data files go to ``$OMETRIA_BENCH_DATA`` (default ``/tmp/ometria-bench``), never into the repo;
-they are made once per size with bench/gen_data.py's record shapes (seed 7) and reused.
+they are made once per size with bench/gen_data.py's record shapes (seed 7) and reused. Tables
+go to ``$OMETRIA_SYNC_BENCH_PG_DSN`` (default the test database on 127.0.0.1:5432).
 """
 
 from __future__ import annotations
@@ -26,14 +28,16 @@ from aiohttp import web
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gen_data import contact, order
+from gen_data import OPTIN, contact, order
 
 from ometria_sync.emulator import EmulatorOptions
-from ometria_sync.emulator.app import STORE, create_app
+from ometria_sync.emulator.app import create_app
+from ometria_sync.emulator.keys import STORE
 
 DATA_DIR = Path(os.environ.get("OMETRIA_BENCH_DATA", "/tmp/ometria-bench"))
 KEY = "bench-key-not-secret"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+PG_DSN = os.environ.get("OMETRIA_SYNC_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def data_file(record_type: str, n: int) -> Path:
@@ -52,6 +56,36 @@ def data_file(record_type: str, n: int) -> Path:
             fh.write(encode(record) + b"\n")
     tmp.replace(path)
     return path
+
+
+def write_contacts_csv(path: Path, rows: int) -> None:
+    """``rows`` contacts as CSV with typed cells to map: a timestamp (``joined``), a number
+    (``score``) and a boolean (``vip``)."""
+    with path.open("w") as fh:
+        fh.write("id,email,firstname,marketing_optin,customer_id,joined,score,vip\n")
+        for n in range(rows):
+            fh.write(f"c{n},user{n}@example.com,Ann,{OPTIN[n % 3]},cust{n},"
+                     f"2024-01-01 10:{n % 60:02d}:00,{n % 97}.5,{'yes' if n % 2 else 'no'}\n")
+
+
+async def pg_execute(*statements: str) -> None:
+    """Run ``statements`` in order on one connection to :data:`PG_DSN`."""
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_DSN)
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+async def make_pg_table(table: str, select: str, key: str) -> None:
+    """``table`` made afresh from ``select``, with ``key`` its primary key and an index on
+    ``(updated_at, key)``, the order the PostgreSQL source's keyset pages read it in."""
+    await pg_execute(f"DROP TABLE IF EXISTS {table}", f"CREATE TABLE {table} AS {select}",
+                     f"ALTER TABLE {table} ADD PRIMARY KEY ({key})",
+                     f"CREATE INDEX ON {table} (updated_at, {key})")
 
 
 def write_job(folder: Path, data: Path, record_type: str, *, change_detection: bool = True,

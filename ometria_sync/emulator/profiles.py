@@ -15,6 +15,8 @@ import hashlib
 from collections.abc import Iterable
 from typing import Any
 
+from ometria_sync.emulator.store import EmulatorStore
+
 
 def utc_text(value: Any) -> Any:
     """A timestamp with an offset, rewritten in UTC; anything else unchanged."""
@@ -184,3 +186,31 @@ def _profile(cluster: _Cluster) -> dict[str, Any]:
         },
         "tags": [],
     }
+
+
+class ProfileView:
+    """The profiles built from the store, rebuilt only after an import changed it."""
+
+    def __init__(self, store: EmulatorStore) -> None:
+        self._store = store
+        self._version = -1
+        self.profiles: list[tuple[dict[str, Any], float]] = []
+        self.by_id: dict[str, dict[str, Any]] = {}
+        self.by_email: dict[str, dict[str, Any]] = {}
+
+    def refresh(self) -> ProfileView:
+        store = self._store
+        if store.version != self._version:
+            def timed(rtype: str) -> list[tuple[dict[str, Any], float]]:
+                return [(record, store.updated_at.get((rtype, key), 0.0))
+                        for key, record in store.table(rtype).items()]
+
+            self.profiles = build_profiles(timed("contact"), timed("order"))
+            self.by_id = {p["id"]: p for p, _ in self.profiles}
+            self.by_email = {}
+            for profile, _ in self.profiles:
+                for identity in profile["identities"]:
+                    if identity["type"] == "email":
+                        self.by_email.setdefault(identity["id"], profile)
+            self._version = store.version
+        return self

@@ -11,7 +11,8 @@ from typing import Any
 
 from aiohttp import web
 
-from ometria_sync.emulator.app import STORE, create_app
+from ometria_sync.emulator.app import create_app
+from ometria_sync.emulator.keys import STORE
 from ometria_sync.emulator.options import EmulatorOptions
 
 

@@ -1,19 +1,16 @@
-"""The checkpoint store: how far each stream (and each part of it, e.g. each file) got.
+"""The SQLite checkpoint store: how far each stream (and each part of it, e.g. each file) got.
 
 Guarantees:
 
-* a checkpoint is the position of the last record before which *everything* was acknowledged by
-  Ometria or dead-lettered (the engine's watermark); it is written after acknowledgement, never
-  before, in one SQLite transaction, durable against a killed process (WAL mode);
-* for the same content (same fingerprint) a checkpoint never moves backwards and is never
-  replaced by an empty one: an attempt to do so is a bug and raises :class:`StateError`;
+* a checkpoint is written in one SQLite transaction, durable against a killed process (WAL
+  mode), and only when :func:`~ometria_sync.state.checkpoint_rules.checked_total` allows it
+  (never backwards, never empty, see ``checkpoint_rules.py``);
 * a database that is corrupt, locked or unreadable is a clear :class:`StateError`, never a silent
   restart from zero. Files are created readable by their owner only: they name customers' ids.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import sqlite3
 from pathlib import Path
@@ -24,97 +21,8 @@ import msgspec
 from ometria_sync.errors import StateError
 from ometria_sync.state.account import AccountIdentity, mismatch
 from ometria_sync.state.change_index import ChangeIndex
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS checkpoints (
-    stream TEXT NOT NULL,
-    part TEXT NOT NULL,
-    position TEXT NOT NULL,
-    fingerprint TEXT,
-    delivered INTEGER NOT NULL DEFAULT 0,
-    updated_at TEXT NOT NULL,
-    PRIMARY KEY (stream, part)
-);
-CREATE TABLE IF NOT EXISTS stream_runs (
-    stream TEXT PRIMARY KEY,
-    started_at TEXT NOT NULL,
-    finished_at TEXT,
-    outcome TEXT NOT NULL,
-    delivered INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS account (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    base_url TEXT NOT NULL,
-    key_sha256 TEXT NOT NULL,
-    recorded_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS dead_letters (
-    id INTEGER PRIMARY KEY,
-    run_id TEXT NOT NULL,
-    stream TEXT NOT NULL,
-    time TEXT NOT NULL,
-    entry TEXT NOT NULL
-);
-"""
-#: 1: the ``account`` table (a store of version 0 gets it, empty, and adopts the next run's
-#: account, see :meth:`SqliteCheckpointStore.claim_account`); 2: ``dead_letters``
-#: (``state.dead_letter = "database"``)
-SCHEMA_VERSION = 2
-
-
-class Checkpoint(msgspec.Struct, frozen=True):
-    """Where one part of one stream stands."""
-
-    stream: str
-    part: str
-    position: Any
-    fingerprint: str | None
-    delivered: int
-    updated_at: str
-
-
-class StreamRun(msgspec.Struct, frozen=True):
-    """The last run of a stream: when, how it ended, how many records it delivered."""
-
-    stream: str
-    started_at: str
-    finished_at: str | None
-    outcome: str
-    delivered: int
-
-
-def utc_now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
-def _is_behind(new: Any, old: Any) -> bool:
-    """True when ``new`` is an earlier position than ``old`` (comparable kinds only)."""
-    try:
-        return bool(new < old)
-    except TypeError:
-        return False
-
-
-def _as_comparable(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else value
-
-
-def checked_total(
-    stream: str, old: Checkpoint | None, position: Any, fingerprint: str | None, delivered: int
-) -> int:
-    """The delivered count to store for a new checkpoint over ``old``; StateError when the
-    checkpoint is empty or would move backwards for the same content (a bug either way)."""
-    if position is None or position == [] or position == "":
-        raise StateError(f"refusing to save an empty checkpoint for stream {stream!r}")
-    same_content = old is not None and old.fingerprint == fingerprint
-    if same_content and old is not None and _is_behind(
-        _as_comparable(position), _as_comparable(old.position)
-    ):
-        raise StateError(
-            f"checkpoint of stream {stream!r} would move backwards "
-            f"({old.position} -> {position}); not saved"
-        )
-    return (old.delivered if same_content and old else 0) + delivered
+from ometria_sync.state.checkpoint_rules import Checkpoint, StreamRun, checked_total, utc_now
+from ometria_sync.state.sqlite_schema import migrate
 
 
 class SqliteCheckpointStore:
@@ -129,21 +37,10 @@ class SqliteCheckpointStore:
             self._db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._migrate()
+            migrate(self._db, self.path)
             self.changes = ChangeIndex(self._db)
         except (sqlite3.Error, OSError) as exc:
             raise self._error("cannot open", exc) from None
-
-    def _migrate(self) -> None:
-        """Create what is missing (tables are only ever added) and record the version; a store
-        from a newer version of ometria-sync is refused rather than misread."""
-        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
-        if version > SCHEMA_VERSION:
-            raise StateError(f"checkpoint store {self.path}: written by a newer ometria-sync "
-                             f"(schema {version}, this one reads up to {SCHEMA_VERSION})")
-        self._db.executescript(_SCHEMA)
-        if version < SCHEMA_VERSION:
-            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def account(self) -> AccountIdentity | None:
         """The Ometria account this store's checkpoints and hashes describe (None: not yet
@@ -296,7 +193,6 @@ class SqliteCheckpointStore:
         except sqlite3.Error as exc:
             raise self._error("cannot write", exc) from None
         return int(count)
-
 
     def add_dead_letters(self, rows: list[tuple[str, str, str, str]]) -> None:
         """Store refused records: (run id, stream, time, the entry's JSON line)."""

@@ -25,7 +25,7 @@ import msgspec
 
 from ometria_sync.errors import StateError
 from ometria_sync.state.account import AccountIdentity, mismatch
-from ometria_sync.state.checkpoints import Checkpoint, StreamRun, checked_total, utc_now
+from ometria_sync.state.checkpoint_rules import Checkpoint, StreamRun, checked_total, utc_now
 from ometria_sync.state.pg_lock import PgRunLock, lock_held
 from ometria_sync.state.pg_queue import Op, PgQueue, StateConnectionLost
 from ometria_sync.state.pg_schema import migrate

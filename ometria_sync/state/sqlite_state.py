@@ -14,7 +14,8 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from ometria_sync.state.account import AccountIdentity
-from ometria_sync.state.checkpoints import Checkpoint, SqliteCheckpointStore, StreamRun
+from ometria_sync.state.checkpoint_rules import Checkpoint, StreamRun
+from ometria_sync.state.checkpoints import SqliteCheckpointStore
 from ometria_sync.state.run_lock import RunLock, lock_path_for, run_in_progress
 from ometria_sync.state.state_thread import StateThread
 from ometria_sync.state.store import MAX_QUEUED_WRITES, DeadLetterRow, Pending

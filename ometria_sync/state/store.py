@@ -9,7 +9,7 @@ Guarantees, both stores:
 
 * writes (``save``, ``remember``, ``forget_ids``, ``add_dead_letters``) are queued and run one at
   a time in the order they were made: a checkpoint is written after the dead letters and hashes
-  submitted before it, and never moves backwards (see ``checkpoints.py``);
+  submitted before it, and never moves backwards (see ``checkpoint_rules.py``);
 * a failed write is never lost: the first failure is raised, once, by the next write, ``call``,
   :meth:`StateStore.flush`, :meth:`StateStore.keep_up` or :meth:`StateStore.aclose`;
 * ``lookup`` sees committed hashes only; the future returned by ``remember`` says when its
@@ -27,7 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ometria_sync.errors import StateError
 from ometria_sync.state.account import AccountIdentity
-from ometria_sync.state.checkpoints import Checkpoint, StreamRun
+from ometria_sync.state.checkpoint_rules import Checkpoint, StreamRun
 
 #: writes that may wait before ``keep_up`` makes the caller wait
 MAX_QUEUED_WRITES = 1000

@@ -89,18 +89,6 @@ source = { kind = "jsonl", path = "data/contacts.jsonl" }
 """
 
 
-def assert_crash_trials_lost_nothing(label: str, result: CliResult, stats: dict[str, Any],
-                                     total: int, trials: int, in_flight: int) -> None:
-    """After ``trials`` SIGKILLs and a last clean run: every record arrived, and each crash
-    resent at most ``in_flight`` records (the batches that were in flight)."""
-    assert result.code == 0, result.stderr
-    assert stats["distinct_ids"] == total
-    resent = stats["records_accepted"] - total
-    print(f"\n{label}: {trials} SIGKILLs, {total} records, all delivered; resent "
-          f"{resent} ({resent / trials:.0f} per crash, at most {in_flight})")
-    assert resent <= trials * in_flight
-
-
 def contact_records(n: int) -> list[dict[str, Any]]:
     return [{"@collection": "shop", "id": f"c{i}", "email": f"user{i}@example.com",
              "firstname": "Ann"} for i in range(n)]

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import CONTACTS, KEY, Workspace, contact_records, jsonl
+from tests.e2e.crash_trials import kill_mid_run, once
 
 pytestmark = pytest.mark.e2e
 Emulator = Callable[..., Any]
@@ -94,12 +95,8 @@ async def test_kill_9_then_rerun_loses_nothing(workspace: Workspace, emulator: E
     jsonl(workspace.root / "data/contacts.jsonl", contact_records(3000))
     workspace.job(CONTACTS, rate_limit_per_second=20, concurrency=4)
     async with emulator(rate=20, latency=(0.05, 0.3)) as emu:
-        proc = await workspace.start("run", "job.toml", url=emu.url)
-        while emu.stats()["records_accepted"] < 800:
-            assert proc.returncode is None, "the run ended before it could be killed"
-            await asyncio.sleep(0.05)
-        proc.kill()
-        await proc.wait()
+        await kill_mid_run(workspace, emu.url,
+                           once(lambda: emu.stats()["records_accepted"] >= 800, seconds=100))
         killed_at = emu.stats()["records_accepted"]
         assert killed_at < 3000
         status = await workspace.run("status", "job.toml", "--json", url=emu.url)

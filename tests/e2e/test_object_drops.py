@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import aiohttp
 import pytest
 
 from tests.e2e.conftest import KEY, Workspace
+from tests.e2e.crash_trials import kill_mid_run, once, sqlite_position
 from tests.s3 import Bucket, Proxy
 
 pytestmark = pytest.mark.e2e
@@ -98,17 +98,8 @@ async def test_nightly_gzip_csv_drops_in_a_bucket(workspace: Workspace, emulator
 
 
 def _checkpoint(root: Path) -> tuple[int, int] | None:
-    path = root / "state" / "checkpoints.db"
-    if not path.exists():
-        return None
-    db = sqlite3.connect(path)
-    try:
-        row = db.execute("SELECT position FROM checkpoints WHERE stream='contacts'").fetchone()
-    except sqlite3.OperationalError:
-        return None
-    finally:
-        db.close()
-    return tuple(json.loads(row[0])) if row else None  # type: ignore[return-value]
+    saved = sqlite_position(root)
+    return (saved[0], saved[1]) if saved else None
 
 
 def _big_object(n: int) -> bytes:
@@ -129,17 +120,11 @@ async def _kill_mid_object_and_resume(workspace: Workspace, emulator: Emulator, 
         workspace.job(BIG.format(bucket=s3.name, endpoint=proxy.url),
                       rate_limit_per_second=40)
         async with emulator(rate=40) as emu:
-            proc = await workspace.start("run", "job.toml", url=emu.url)
-            for _ in range(600):  # until a checkpoint is in the middle of the object
+            def in_the_middle() -> bool:  # a checkpoint in the middle of the object
                 saved = _checkpoint(workspace.root)
-                if (saved and saved[0] >= len(body) // 4) or proc.returncode is not None:
-                    break
-                await asyncio.sleep(0.05)
-            if proc.returncode is not None:
-                _, err = await proc.communicate()
-                pytest.fail(f"the run ended before the kill: {err.decode()[-3000:]}")
-            proc.kill()  # SIGKILL: no cleanup at all
-            await proc.wait()
+                return saved is not None and saved[0] >= len(body) // 4
+
+            await kill_mid_run(workspace, emu.url, once(in_the_middle))
             saved = _checkpoint(workspace.root)
             assert saved is not None and len(body) // 4 <= saved[0] < len(body), saved
             before = len(proxy.exchanges)

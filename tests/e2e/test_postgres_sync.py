@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
 
 import asyncpg
 import pytest
 
-from tests.e2e.conftest import Workspace, assert_crash_trials_lost_nothing
+from tests.e2e.conftest import Workspace
+from tests.e2e.crash_trials import after_random, assert_crash_trials_lost_nothing, crash_trials
 from tests.pg import DSN, QUERY, fill
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
@@ -65,15 +65,9 @@ async def _kill_and_resume(workspace: Workspace, emulator: object, conn: asyncpg
     total = 3000 + trials * 3000
     await fill(conn, table, total)
     _job(workspace, table, rate=40)
-    rnd = random.Random(11)
     async with emulator(rate=40, latency=(0.02, 0.2)) as emu:  # type: ignore[operator]
-        for _ in range(trials):
-            proc = await workspace.start("run", "job.toml", url=emu.url)
-            await asyncio.sleep(rnd.uniform(0.8, 1.5))
-            assert proc.returncode is None, "the run ended before it could be killed"
-            proc.kill()
-            await proc.wait()
-        result = await workspace.run("run", "job.toml", url=emu.url)
+        result = await crash_trials([workspace], emu.url, trials,
+                                    after_random(random.Random(11), 0.8, 1.5))
         stats = emu.stats()
     assert_crash_trials_lost_nothing("postgres crash trials", result, stats, total, trials,
                                      in_flight=(DISPATCHERS + 1) * BATCH)

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-import ometria_sync.emulator.app as emulator_app
+import ometria_sync.emulator.push as emulator_push
+from ometria_sync.emulator.keys import STORE
 from tests.e2e.conftest import CONTACTS, CliResult, Workspace, jsonl
 from tests.redis_server import REDIS_URL, private_redis, require_redis
 
@@ -129,16 +130,16 @@ async def test_a_429_in_one_process_pauses_the_others(
     spaces = _workspaces(tmp_path, [300, 300], rate_limit_per_second=8, batch_size=50)
     refusals: list[float] = []
     arrivals: list[float] = []
-    too_many = emulator_app._too_many
+    too_many = emulator_push.too_many
 
     def recorded(app: Any) -> Any:
         refusals.append(asyncio.get_running_loop().time())
         return too_many(app)
 
-    monkeypatch.setattr(emulator_app, "_too_many", recorded)
+    monkeypatch.setattr(emulator_push, "too_many", recorded)
     async with emulator(rate=8, queue_capacity=200, drain_per_second=100,
                         retry_after=True) as emu:
-        window = emu.app[emulator_app.STORE].stats.arrivals
+        window = emu.app[STORE].stats.arrivals
         add = window.add
 
         def arrived(now: float) -> int:

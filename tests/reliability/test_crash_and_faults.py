@@ -6,22 +6,19 @@ The short versions run in CI. The full ones are marked ``slow``: run them with
 
 from __future__ import annotations
 
-import asyncio
-import json
 import random
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import (
-    CONTACTS,
-    Workspace,
+from tests.e2e.conftest import CONTACTS, Workspace, contact_records, jsonl
+from tests.e2e.crash_trials import (
+    after_random,
     assert_crash_trials_lost_nothing,
-    contact_records,
-    jsonl,
+    crash_trials,
+    sqlite_position,
 )
 
 pytestmark = pytest.mark.e2e
@@ -31,15 +28,8 @@ BATCH = 100
 
 
 def _checkpoint(root: Path) -> int | None:
-    path = root / "state" / "checkpoints.db"
-    if not path.exists():
-        return None
-    db = sqlite3.connect(path)
-    try:
-        row = db.execute("SELECT position FROM checkpoints WHERE stream='contacts'").fetchone()
-    finally:
-        db.close()
-    return json.loads(row[0])[1] if row else None
+    saved = sqlite_position(root)
+    return saved[1] if saved else None
 
 
 async def _crash_trials(workspace: Workspace, emulator: Emulator, trials: int) -> None:
@@ -48,21 +38,13 @@ async def _crash_trials(workspace: Workspace, emulator: Emulator, trials: int) -
     total = 4000 + trials * 6000  # more than the trials can deliver before the last run
     jsonl(workspace.root / "data/contacts.jsonl", contact_records(total))
     workspace.job(CONTACTS, rate_limit_per_second=40, concurrency=DISPATCHERS)
-    rnd = random.Random(7)
-    killed = 0
+
+    async def position() -> int | None:
+        return _checkpoint(workspace.root)
+
     async with emulator(rate=40, latency=(0.02, 0.2)) as emu:
-        for _ in range(trials):
-            before = _checkpoint(workspace.root) or 0
-            proc = await workspace.start("run", "job.toml", url=emu.url)
-            await asyncio.sleep(rnd.uniform(0.5, 1.2))
-            if proc.returncode is None:
-                proc.kill()
-                killed += 1
-            await proc.wait()
-            after = _checkpoint(workspace.root) or 0
-            assert after >= before  # a checkpoint never moves backwards
-        assert killed == trials  # every trial really crashed mid-run
-        result = await workspace.run("run", "job.toml", url=emu.url)
+        result = await crash_trials([workspace], emu.url, trials,
+                                    after_random(random.Random(7), 0.5, 1.2), position)
         stats = emu.stats()
     assert_crash_trials_lost_nothing("crash trials", result, stats, total, trials,
                                      in_flight=(DISPATCHERS + 1) * BATCH)

@@ -16,13 +16,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.e2e.conftest import (
-    CONTACTS,
-    Workspace,
-    assert_crash_trials_lost_nothing,
-    contact_records,
-    jsonl,
-)
+from tests.e2e.conftest import CONTACTS, Workspace, contact_records, jsonl
+from tests.e2e.crash_trials import after_random, assert_crash_trials_lost_nothing, crash_trials
 from tests.pg import DSN, terminate_backends
 
 pytestmark = pytest.mark.e2e
@@ -59,23 +54,12 @@ async def _checkpoint(schema: str) -> int | None:
 async def _crash_trials(root: Path, emulator: Emulator, schema: str, trials: int) -> None:
     total = 4000 + trials * 6000
     folders = _folders(root, schema, total, rate_limit_per_second=40, concurrency=DISPATCHERS)
-    rnd = random.Random(11)
-    killed = 0
     async with emulator(rate=40, latency=(0.02, 0.2)) as emu:
-        for trial in range(trials):
-            before = await _checkpoint(schema) or 0
-            proc = await folders[trial % 2].start("run", "job.toml", url=emu.url)
-            await asyncio.sleep(rnd.uniform(0.8, 1.5))
-            if proc.returncode is None:
-                proc.kill()
-                killed += 1
-            await proc.communicate()
-            after = await _checkpoint(schema) or 0
-            assert after >= before  # a checkpoint never moves backwards
-        assert killed == trials
-        assert not (folders[0].root / "state" / "checkpoints.db").exists()
-        result = await folders[trials % 2].run("run", "job.toml", url=emu.url)
+        result = await crash_trials(folders, emu.url, trials,
+                                    after_random(random.Random(11), 0.8, 1.5),
+                                    lambda: _checkpoint(schema))
         stats = emu.stats()
+    assert not (folders[0].root / "state" / "checkpoints.db").exists()
     # in flight at a kill: the dispatchers' batches and one more, as with SQLite, plus the
     # batch whose checkpoint save was on its way to the server: a PostgreSQL commit is a round
     # trip and an fsync (5-15 ms here, against 25 ms between batches at 40/s), where SQLite's
