@@ -22,14 +22,12 @@ from redis.exceptions import RedisError
 
 from ometria_sync.errors import RateBudgetError
 from ometria_sync.pacing.budget_stats import BudgetStats
+from ometria_sync.pacing.pacer import Clock, Sleep
 from ometria_sync.pacing.redis_account import safe_message
 
 log = structlog.get_logger("ometria_sync.shared_budget")
 
 T = TypeVar("T")
-Clock = Callable[[], float]
-Sleep = Callable[[float], Awaitable[None]]
-
 SCRIPT = resources.files("ometria_sync.pacing").joinpath("shared_budget.lua").read_text()
 #: at the slot (ARGV: member, n, span in µs): {1, now}: go, the departure is moved to now (a
 #: late wake-up pushes the next ones); {0, now}: the account is paused or its state was lost,

@@ -32,7 +32,7 @@ import functools
 import math
 import os
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -43,7 +43,7 @@ from ometria_sync.errors import RateBudgetError
 from ometria_sync.net.backoff import Backoff
 from ometria_sync.pacing.budget_scripts import GO, WAIT, BudgetScripts
 from ometria_sync.pacing.budget_stats import BudgetStats
-from ometria_sync.pacing.pacer import Pacer
+from ometria_sync.pacing.pacer import Clock, Pacer, Sleep
 from ometria_sync.pacing.redis_account import (
     account_prefix,
     live_processes,
@@ -59,9 +59,6 @@ from ometria_sync.pacing.shared_slot import SharedSlot
 __all__ = ["BudgetStats", "SharedBudget", "live_processes", "redact_url"]
 
 log = structlog.get_logger("ometria_sync.shared_budget")
-
-Clock = Callable[[], float]
-Sleep = Callable[[float], Awaitable[None]]
 
 #: the margin to start from, as the in-process pacer's: the jitter slack (20 ms floor, sent
 #: with every reservation) covers the round trip between a confirmation and the socket write
