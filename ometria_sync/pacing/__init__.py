@@ -1,2 +1,7 @@
-"""Pacing requests to a rate limit: the ``RatePacer`` protocol, the in-process ``Pacer`` and
-the ``SharedBudget`` many processes share through Redis. Used by both HTTP clients' callers."""
+"""Pacing requests to a rate limit, so that no second a strict server counts holds more.
+
+``protocol.RatePacer`` is what the dispatchers see. Two implementations: ``pacer.Pacer`` (one
+process owns the account's budget), composed of ``grid``, ``window``, ``pauses``, ``margin``,
+``rate`` and ``jitter``, one mechanism each; and ``shared_budget.SharedBudget`` (processes
+anywhere share it through Redis: ``budget_scripts``, ``redis_account``, ``budget_stats``).
+"""

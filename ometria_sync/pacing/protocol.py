@@ -54,7 +54,9 @@ class RatePacer(Protocol):
     def throttled(
         self, backoff: Backoff, retry_after: float | None, queue_remaining: int | None = None
     ) -> float:
-        """A 429 arrived: pause everybody and return the pause (``retry_after`` a floor)."""
+        """A 429 arrived (the one entry point for it): pause everybody and return the pause.
+        ``retry_after`` is a floor; ``queue_remaining`` over 0 says the import queue had room,
+        so it was the rate, not a full queue."""
         ...
 
     def on_success(self) -> None:

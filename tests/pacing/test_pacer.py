@@ -126,13 +126,14 @@ def test_repeated_429s_halve_the_rate_once_per_second_and_successes_win_it_back(
     """AIMD: one 429 alone keeps the rate; repeats halve it; successes restore it to the limit."""
     clock = FakeClock()
     pacer = Pacer(8, clock=clock.time, sleep=clock.sleep)
-    pacer.on_throttled()
+    backoff = Backoff(base=1.0, cap=60.0, rand=lambda low, high: high)
+    pacer.throttled(backoff, None)
     assert pacer.rate == 8
-    pacer.on_throttled()
-    pacer.on_throttled()  # same second: one burst counts once
+    pacer.throttled(backoff, None)
+    pacer.throttled(backoff, None)  # same second: one burst counts once
     assert pacer.rate == 4
     clock.now += 1.5
-    pacer.on_throttled()
+    pacer.throttled(backoff, None)
     assert pacer.rate == 2
     for _ in range(200):
         pacer.on_success()
@@ -209,6 +210,7 @@ async def test_429s_soon_after_each_other_widen_the_margin_and_a_quiet_spell_nar
     one episode count once, and once 429s stop the margin halves back to 0.5%."""
     clock = FakeClock()
     pacer = Pacer(4, jitter_floor=0.0, clock=clock.time, sleep=clock.sleep)
+    backoff = Backoff(base=0.5, cap=1.0, rand=lambda low, high: high)  # pauses over by then
 
     async def span_of_five() -> float:
         await clock.sleep(10.0)  # the AIMD cut and the pause are long past
@@ -218,12 +220,12 @@ async def test_429s_soon_after_each_other_widen_the_margin_and_a_quiet_spell_nar
         return times[-1] - times[0]
 
     assert await span_of_five() == pytest.approx(1.005, abs=1e-6)
-    pacer.on_throttled()
-    pacer.on_throttled()  # the same episode
+    pacer.throttled(backoff, None)
+    pacer.throttled(backoff, None)  # the same episode
     assert await span_of_five() == pytest.approx(1.01, abs=1e-6)
     for _ in range(5):
         await clock.sleep(2.0)
-        pacer.on_throttled()
+        pacer.throttled(backoff, None)
     assert await span_of_five() == pytest.approx(1.04, abs=1e-6)
     margins = []
     for _ in range(6):
@@ -244,17 +246,22 @@ async def test_rare_429s_at_a_high_rate_cost_less_than_a_wider_margin_would() ->
     did (here, ten in one burst), the next one doubles it."""
     clock = FakeClock()
     pacer = Pacer(200, clock=clock.time, sleep=clock.sleep)
+    backoff = Backoff(base=1.0, cap=60.0, rand=lambda low, high: high)
+
+    def rate_429() -> None:  # the import queue has room
+        pacer.throttled(backoff, None, queue_remaining=40_000)
+
     await pacer.acquire()
     for _ in range(4):
         await clock.sleep(5.0)
-        pacer.on_throttled(rate_only=True)
+        rate_429()
     assert pacer.margin == 0.005
     await clock.sleep(1.5)
     for _ in range(10):
-        pacer.on_throttled(rate_only=True)
+        rate_429()
     assert pacer.margin == 0.005  # decided at the first 429 of the burst: 10 < 21.5 spent
     await clock.sleep(1.5)
-    pacer.on_throttled(rate_only=True)  # 15 429s cost 30 departures; the margin spent 23
+    rate_429()  # 15 429s cost 30 departures; the margin spent 23
     assert pacer.margin == 0.01
 
 

@@ -13,13 +13,9 @@ import redis.asyncio as aioredis
 
 from ometria_sync.errors import RateBudgetError
 from ometria_sync.net.backoff import Backoff
-from ometria_sync.pacing.shared_budget import (
-    DEPART,
-    SCRIPT,
-    SharedBudget,
-    account_prefix,
-    redact_url,
-)
+from ometria_sync.pacing.budget_scripts import DEPART, SCRIPT
+from ometria_sync.pacing.redis_account import account_prefix
+from ometria_sync.pacing.shared_budget import SharedBudget
 from tests.clock import max_in_window
 from tests.redis_server import REDIS_URL, private_redis, shared_redis
 
@@ -168,13 +164,6 @@ async def test_keys_expire_and_hold_nothing_of_the_key(shared_redis: Redis) -> N
     account = account_prefix("https://api.ometria.com/v2", api_key)
     assert api_key not in account and len(account) == len("ometria-sync::") + 16
     assert account != account_prefix("https://api.ometria.com/v2", api_key + "x")
-
-
-def test_redact_url() -> None:
-    assert redact_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
-    assert redact_url(f"rediss://:{CANARY}@h.example:6380/1") == "rediss://***@h.example:6380/1"
-    assert redact_url(f"redis://bob:{CANARY}@h/0") == "redis://bob:***@h/0"
-    assert redact_url(f"redis://{CANARY}@h/0") == "redis://***@h/0"
 
 
 async def _budget(prefix: str, limit: float, **kwargs: Any) -> SharedBudget:
