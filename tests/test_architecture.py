@@ -128,3 +128,28 @@ def _hidden_imports() -> list[str]:
 def test_no_import_hidden_in_a_function() -> None:
     """A function-local import of ometria_sync needs a stated reason, and not a cycle."""
     assert _hidden_imports() == []
+
+
+#: the most lines a module of ometria_sync may have: past it, a module holds more than one idea
+MAX_LINES = 300
+
+
+def _long_modules(limit: int) -> list[str]:
+    return [
+        f"{path.relative_to(PACKAGE.parent)}: {count} lines"
+        for _, path in _modules()
+        if (count := len(path.read_text().splitlines())) > limit
+    ]
+
+
+def test_no_module_over_300_lines() -> None:
+    """Every module of ometria_sync fits in MAX_LINES lines."""
+    assert _long_modules(MAX_LINES) == []
+
+
+def test_long_module_check_sees_a_long_module() -> None:
+    """The check reads real line counts (so the test above can fail): a limit below the
+    longest module's length names that module."""
+    longest = max(len(path.read_text().splitlines()) for _, path in _modules())
+    assert len(_long_modules(longest - 1)) >= 1
+    assert _long_modules(longest) == []

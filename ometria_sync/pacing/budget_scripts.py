@@ -20,9 +20,9 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 
+from ometria_sync.clock import Clock, Sleep
 from ometria_sync.errors import RateBudgetError
 from ometria_sync.pacing.budget_stats import BudgetStats
-from ometria_sync.pacing.pacer import Clock, Sleep
 from ometria_sync.pacing.redis_account import safe_message
 
 log = structlog.get_logger("ometria_sync.shared_budget")

@@ -33,8 +33,8 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Awaitable, Callable
 
+from ometria_sync.clock import Clock, Sleep
 from ometria_sync.net.backoff import Backoff
 from ometria_sync.pacing.grid import CATCH_UP, Grid
 from ometria_sync.pacing.jitter import Jitter
@@ -44,10 +44,7 @@ from ometria_sync.pacing.rate import RateControl
 from ometria_sync.pacing.slot import Slot
 from ometria_sync.pacing.window import Window
 
-__all__ = ["Clock", "Pacer", "Sleep", "Slot"]
-
-Clock = Callable[[], float]
-Sleep = Callable[[float], Awaitable[None]]
+__all__ = ["Pacer", "Slot"]
 
 #: the least slack (seconds) over any window of n departures: ordinary internet jitter
 _JITTER_FLOOR = 0.020

@@ -39,14 +39,14 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 
+from ometria_sync.clock import Clock, Sleep
 from ometria_sync.errors import RateBudgetError
 from ometria_sync.net.backoff import Backoff
 from ometria_sync.pacing.budget_scripts import GO, WAIT, BudgetScripts
 from ometria_sync.pacing.budget_stats import BudgetStats
-from ometria_sync.pacing.pacer import Clock, Pacer, Sleep
+from ometria_sync.pacing.pacer import Pacer
 from ometria_sync.pacing.redis_account import (
     account_prefix,
-    live_processes,
     open_client,
     redact_url,
     safe_message,
@@ -54,9 +54,7 @@ from ometria_sync.pacing.redis_account import (
 )
 from ometria_sync.pacing.shared_slot import SharedSlot
 
-# BudgetStats, live_processes and redact_url: where the report, the pipeline and the CLI
-# import them from
-__all__ = ["BudgetStats", "SharedBudget", "live_processes", "redact_url"]
+__all__ = ["SharedBudget"]
 
 log = structlog.get_logger("ometria_sync.shared_budget")
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 
-from ometria_sync.pacing.pacer import Clock
+from ometria_sync.clock import Clock
 from ometria_sync.pipeline.batch import BatchRecord
 from ometria_sync.pipeline.change_filter import ChangeFilter
 from ometria_sync.state.store import StateStore

@@ -20,7 +20,7 @@ from typing import Any
 
 import msgspec
 
-from ometria_sync.pacing.pacer import Sleep
+from ometria_sync.clock import Sleep
 from ometria_sync.pipeline.batch import Batch, BatchRecord
 from ometria_sync.pipeline.change_filter import ChangeFilter
 from ometria_sync.pipeline.part_scope import PartScope

@@ -26,6 +26,7 @@ from collections.abc import Callable
 import msgspec
 import structlog
 
+from ometria_sync.clock import Sleep
 from ometria_sync.errors import (
     BatchRejectedError,
     RetriesExhaustedError,
@@ -34,7 +35,6 @@ from ometria_sync.errors import (
 )
 from ometria_sync.net.backoff import Backoff
 from ometria_sync.ometria.push import Pusher, PushResult
-from ometria_sync.pacing.pacer import Sleep
 from ometria_sync.pacing.protocol import RatePacer
 from ometria_sync.pipeline.batch import Batch, BatchRecord, encode_body
 from ometria_sync.pipeline.part_scope import PartScope

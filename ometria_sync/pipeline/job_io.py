@@ -11,7 +11,7 @@ import msgspec
 
 from ometria_sync.config import JobSettings
 from ometria_sync.exit_codes import ExitCode
-from ometria_sync.pacing.shared_budget import BudgetStats
+from ometria_sync.pacing.budget_stats import BudgetStats
 from ometria_sync.pipeline.shutdown import Shutdown
 from ometria_sync.pipeline.stats import StreamStats
 

@@ -13,10 +13,10 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ometria_sync.clock import Sleep
 from ometria_sync.config import JobSettings, StreamSettings
 from ometria_sync.net.backoff import Backoff
 from ometria_sync.ometria.push import Pusher
-from ometria_sync.pacing.pacer import Sleep
 from ometria_sync.pacing.protocol import RatePacer
 from ometria_sync.pipeline.batcher import Validator
 from ometria_sync.pipeline.dispatch import RetryPolicy

@@ -17,8 +17,8 @@ import structlog
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 
-from ometria_sync.pacing.pacer import Clock, Sleep
-from ometria_sync.pacing.shared_budget import BudgetStats
+from ometria_sync.clock import Clock, Sleep
+from ometria_sync.pacing.budget_stats import BudgetStats
 from ometria_sync.pipeline.job_io import ProgressMode, RunView
 from ometria_sync.pipeline.stats import StreamStats
 

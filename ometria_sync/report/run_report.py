@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from ometria_sync.pacing.shared_budget import BudgetStats
+from ometria_sync.pacing.budget_stats import BudgetStats
 from ometria_sync.pipeline.stats import StreamStats
 
 

@@ -5,9 +5,10 @@ A 404 is an answer (the record is not there), not an error."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
+from ometria_sync.clock import Sleep
 from ometria_sync.errors import (
     FatalApiError,
     RetriesExhaustedError,
@@ -33,7 +34,7 @@ class Reader:
         *,
         max_retries: int = 8,
         max_throttle_wait: float = 900.0,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._client = client
         self._pacer = pacer

@@ -12,7 +12,7 @@ import asyncpg
 import msgspec
 import pytest
 
-from ometria_sync.pacing.pacer import Sleep
+from ometria_sync.clock import Sleep
 from ometria_sync.pipeline.batch import Batch, encode_body
 from ometria_sync.pipeline.batcher import Batcher
 from ometria_sync.pipeline.part_scope import PartScope

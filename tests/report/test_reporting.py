@@ -18,7 +18,7 @@ from structlog.testing import capture_logs
 from ometria_sync.cli.report_cmds import finish_report
 from ometria_sync.cli.summary import print_summary
 from ometria_sync.config import Job
-from ometria_sync.pacing.shared_budget import BudgetStats
+from ometria_sync.pacing.budget_stats import BudgetStats
 from ometria_sync.pipeline.job_run import RunOptions, run_job
 from ometria_sync.pipeline.stats import StreamStats
 from ometria_sync.report.progress import ProgressReporter

@@ -23,7 +23,6 @@ The token travels in the ``Authorization`` header only; no exception or log line
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -31,6 +30,7 @@ import msgspec
 import structlog
 
 from ometria_sync._version import __version__
+from ometria_sync.clock import Sleep
 from ometria_sync.errors import RetryableError, SourceError, ThrottledError, TransientError
 from ometria_sync.net.backoff import Backoff
 from ometria_sync.net.http import parse_retry_after, ssl_context
@@ -38,7 +38,6 @@ from ometria_sync.pacing.pacer import Pacer
 
 log = structlog.get_logger("ometria_sync.omneo")
 
-Sleep = Callable[[float], Awaitable[None]]
 _TRANSIENT = frozenset({408, 425, 500, 502, 503, 504})
 
 
