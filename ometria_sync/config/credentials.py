@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 
 from ometria_sync.config.checks import check_redis_url
 from ometria_sync.config.sections import OmetriaSettings
 from ometria_sync.errors import ConfigError
+from ometria_sync.net.credentials import read_credential
 
 
 def read_rate_limit_url(
@@ -41,19 +41,7 @@ def read_api_key(settings: OmetriaSettings, environ: Mapping[str, str] | None = 
 
     Raises ConfigError naming where it looked; the message never contains the key.
     """
-    env = os.environ if environ is None else environ
-    if settings.api_key_file:
-        try:
-            key = Path(settings.api_key_file).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError("ometria.api_key_file", f"cannot read: {exc.strerror}") from None
-        if not key:
-            raise ConfigError("ometria.api_key_file", "the file is empty")
-        return key
-    key = env.get(settings.api_key_env, "").strip()
-    if not key:
-        raise ConfigError(
-            "ometria.api_key_env",
-            f"environment variable {settings.api_key_env} is not set (it holds the API key)",
-        )
-    return key
+    return read_credential(
+        path=settings.api_key_file, file_key="ometria.api_key_file",
+        env_name=settings.api_key_env, env_key="ometria.api_key_env",
+        holds="the Ometria API key", environ=environ)

@@ -81,6 +81,10 @@ class Pacer:
         self._sleep = sleep or asyncio.sleep
         self._lock = asyncio.Lock()
 
+    def now(self) -> float:
+        """The time on the clock departures are counted on."""
+        return self._clock()
+
     @property
     def limit(self) -> float:
         """The configured rate (requests/s): the rate in force never exceeds it."""

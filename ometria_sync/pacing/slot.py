@@ -41,6 +41,6 @@ class Slot:
         if pacer is None:
             return
         if not self.confirmed:
-            self.sent(pacer._clock())
+            self.sent(pacer.now())
         if jitter is not None:
             pacer.observe_network(jitter)

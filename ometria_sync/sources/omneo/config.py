@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from ometria_sync.errors import ConfigError, SourceError
+from ometria_sync.net.credentials import read_credential
 from ometria_sync.net.http import is_loopback_host
 from ometria_sync.net.settings import HttpRetrySettings
 from ometria_sync.sources.base import Source, SourceConfig
@@ -133,19 +134,9 @@ class OmneoSourceConfig(SourceConfig, HttpRetrySettings, frozen=True, kw_only=Tr
 
     def read_token(self) -> str:
         """The token; the ConfigError names where it looked, never the token."""
-        if self.token_file:
-            try:
-                token = Path(self.token_file).read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ConfigError("token_file", f"cannot read: {exc.strerror}") from None
-            if not token:
-                raise ConfigError("token_file", f"{self.token_file} is empty")
-            return token
-        token = os.environ.get(self.token_env, "").strip()
-        if not token:
-            raise ConfigError("token_env", f"the environment variable {self.token_env} is "
-                                           "not set (it holds the Omneo API token)")
-        return token
+        return read_credential(
+            path=self.token_file, file_key="token_file", env_name=self.token_env,
+            env_key="token_env", holds="the Omneo API token")
 
 
 def check_shared_tenants(sources: list[tuple[str, SourceConfig]]) -> None:
