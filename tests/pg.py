@@ -25,14 +25,20 @@ CREATE TABLE {t} (
 )"""
 
 
-@pytest.fixture
-async def pg_table() -> AsyncIterator[tuple[asyncpg.Connection, str]]:
-    """A connection and the name of an empty orders table of this test's own."""
+async def connect() -> asyncpg.Connection:
+    """A connection to the test server; a test fails (never skips) when it is down, saying how
+    to start it."""
     try:
-        conn = await asyncpg.connect(DSN, timeout=10)
+        return await asyncpg.connect(DSN, timeout=10)
     except (OSError, asyncpg.PostgresError) as exc:
         pytest.fail(f"PostgreSQL is not reachable at {DSN}: {exc} (start it: "
                     "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start)")
+
+
+@pytest.fixture
+async def pg_table() -> AsyncIterator[tuple[asyncpg.Connection, str]]:
+    """A connection and the name of an empty orders table of this test's own."""
+    conn = await connect()
     table = f"orders_{uuid.uuid4().hex[:10]}"
     await conn.execute(ORDERS_TABLE.format(t=table))
     try:
@@ -60,11 +66,7 @@ QUERY = ("SELECT id::text AS id, email AS \"customer.email\", total AS grand_tot
 @pytest.fixture
 async def pg_schema() -> AsyncIterator[str]:
     """The name of a schema of this test's own (created by whoever uses it), dropped after."""
-    try:
-        conn = await asyncpg.connect(DSN, timeout=10)
-    except (OSError, asyncpg.PostgresError) as exc:
-        pytest.fail(f"PostgreSQL is not reachable at {DSN}: {exc} (start it: "
-                    "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start)")
+    conn = await connect()
     schema = f"s_{uuid.uuid4().hex[:12]}"
     try:
         yield schema
@@ -75,7 +77,7 @@ async def pg_schema() -> AsyncIterator[str]:
 
 async def terminate_backends(schema: str) -> int:
     """``pg_terminate_backend`` every session of the ometria-sync state in ``schema``."""
-    conn = await asyncpg.connect(DSN, timeout=10)
+    conn = await connect()
     try:
         return len(await conn.fetch(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "

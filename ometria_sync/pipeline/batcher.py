@@ -69,10 +69,6 @@ class Batcher:
         self._consumed: Position | None = None  # position after the last item consumed
         self._cut_position: Position | None = None  # end position of the last batch cut
 
-    @property
-    def next_seq(self) -> int:
-        return self._seq
-
     async def run(
         self, chunks: asyncio.Queue[list[SourceItem] | None], out: asyncio.Queue[Batch | None]
     ) -> None:

@@ -13,12 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
 from tests.e2e.conftest import CONTACTS, Workspace, contact_records, jsonl
 from tests.e2e.crash_trials import after_random, assert_crash_trials_lost_nothing, crash_trials
-from tests.pg import DSN, terminate_backends
+from tests.pg import DSN, connect, terminate_backends
 
 pytestmark = pytest.mark.e2e
 Emulator = Callable[..., Any]
@@ -40,7 +39,7 @@ def _folders(root: Path, schema: str, total: int, **ometria: Any) -> list[Worksp
 
 
 async def _checkpoint(schema: str) -> int | None:
-    conn = await asyncpg.connect(DSN)
+    conn = await connect()
     try:
         if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.checkpoints"):
             return None

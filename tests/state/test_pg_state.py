@@ -8,7 +8,6 @@ import contextlib
 import os
 import socket
 
-import asyncpg
 import pytest
 
 from ometria_sync.errors import StateError
@@ -17,7 +16,7 @@ from ometria_sync.state.pg_lock import RunLockHeld
 from ometria_sync.state.pg_schema import SCHEMA_VERSION, migrate, stored_version
 from ometria_sync.state.pg_state import PostgresState, StateConnectionLost
 from ometria_sync.state.store import redact_url
-from tests.pg import DSN, terminate_backends
+from tests.pg import DSN, connect, terminate_backends
 
 CANARY = "canary-pw-3e7b1d"
 
@@ -30,7 +29,7 @@ async def _pg(schema: str) -> PostgresState:
 
 async def test_a_store_of_an_older_schema_version_is_migrated_and_keeps_its_state(
         pg_schema: str) -> None:
-    conn = await asyncpg.connect(DSN)
+    conn = await connect()
     try:
         await migrate(conn, pg_schema, "test", target=1)
         await conn.execute(f"INSERT INTO {pg_schema}.checkpoints VALUES "
@@ -52,7 +51,7 @@ async def test_a_store_of_an_older_schema_version_is_migrated_and_keeps_its_stat
 
 async def test_a_store_from_a_newer_version_is_refused(pg_schema: str) -> None:
     await (await _pg(pg_schema)).aclose()
-    conn = await asyncpg.connect(DSN)
+    conn = await connect()
     try:
         await conn.execute(f"UPDATE {pg_schema}.meta SET value = $1", str(SCHEMA_VERSION + 1))
     finally:
