@@ -103,12 +103,7 @@ class BudgetScripts:
         args: list[str | int | float] = [
             mode, repr(cap), repr(limit), repr(margin), member, self._process, successes,
             pause_us, int(cut), int(self._known), _TTL_MS, repr(slack)]
-        before = self._clock()
-        try:
-            reply = await self._script(keys=self._keys, args=args)
-        finally:
-            after = self._clock()
-            self._stats.round_trip(after - before)
+        reply, before, after = await self._timed(self._script(keys=self._keys, args=args))
         slot_us, now_us, processes, rate_milli, _paused = (int(x) for x in reply)
         self._known = True
         self._set_offset(now_us, before, after)
@@ -123,12 +118,8 @@ class BudgetScripts:
         ``(GO, now)``; ``(VOID, now)`` when the account is paused or Redis lost its state
         meanwhile (the slot is given up); ``(WAIT, at)`` when departures reported late filled
         the last ``span_us`` with ``n``: come back at ``at`` (all loop times)."""
-        before = self._clock()
-        try:
-            reply = await self._depart_script(keys=self._keys[:2], args=[member, n, span_us])
-        finally:
-            after = self._clock()
-            self._stats.round_trip(after - before)
+        reply, before, after = await self._timed(
+            self._depart_script(keys=self._keys[:2], args=[member, n, span_us]))
         status, now_us, at_us = (int(x) for x in reply)
         self._set_offset(now_us, before, after)
         return status, (at_us if status == WAIT else now_us) / 1e6 - self._offset
@@ -136,14 +127,11 @@ class BudgetScripts:
     async def move(self, member: str, at: float) -> None:
         """``member`` really left at ``at`` (loop time): move it there, never earlier. A
         failure is only logged: the next reservation will find Redis gone."""
-        started = self._clock()
         try:
-            await self._client.zadd(self._keys[1], {member: math.ceil((at + self._offset) * 1e6)},
-                                    xx=True, gt=True)
+            await self._timed(self._client.zadd(
+                self._keys[1], {member: math.ceil((at + self._offset) * 1e6)}, xx=True, gt=True))
         except (RedisError, OSError) as exc:
             log.debug("departure_not_recorded", error=safe_message(exc, self._password))
-        finally:
-            self._stats.round_trip(self._clock() - started)
 
     async def retrying(self, call: Callable[[], Awaitable[T]]) -> T:
         """``call()``, retried while Redis is away; after ``retry_for`` seconds the budget is
@@ -169,6 +157,17 @@ class BudgetScripts:
                                 retrying_for=self._retry_for)
                 await self._sleep(min(1.0, 0.05 * 2**attempt))
                 attempt += 1
+
+    async def _timed(self, call: Awaitable[T]) -> tuple[T, float, float]:
+        """``call``'s result and the loop times before and after it; every round trip, failed
+        or not, is counted in the stats."""
+        before = self._clock()
+        try:
+            result = await call
+        finally:
+            after = self._clock()
+            self._stats.round_trip(after - before)
+        return result, before, after
 
     def _set_offset(self, now_us: int, before: float, after: float) -> None:
         # Redis read its clock somewhere in [before, after]: the middle errs by half the trip
