@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import tempfile
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ from ometria_sync.pipeline.job_io import (
     RunOptions,
     RunView,
     exit_code_for,
+    new_run_id,
     sending_mode,
 )
 from ometria_sync.pipeline.run_context import (
@@ -113,8 +113,9 @@ async def _run_job(
 ) -> JobResult:
     settings = job.settings
     streams = job.select(options.streams)
-    run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
-    started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    started = dt.datetime.now(dt.UTC)
+    run_id = new_run_id(started)
+    started_at = started.isoformat(timespec="seconds")
     dry_dir = Path(settings.state.dry_run_dir) / run_id if options.dry_run else None
     sending = sending_mode(options)
     await shutdown.unless_requested(_preflight(job, streams))
