@@ -84,7 +84,7 @@ def _outcome(stats: StreamStats, shutdown: Shutdown) -> str:
         return "failed"
     if shutdown.requested:
         return "interrupted"
-    if stats.dead_lettered or stats.rejected:
+    if stats.dead_lettered or stats.rejected or stats.unconfirmed:
         return "partial"
     return "ok"
 
