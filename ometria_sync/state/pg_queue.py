@@ -53,7 +53,9 @@ class _CannotConnect(StateError):
 
 
 class RunLockLike(Protocol):
-    async def ensure(self) -> None: ...
+    async def fenced(self, conn: asyncpg.Connection, op: Op[T]) -> T:
+        """``op`` in a transaction that commits only while the run lock is held."""
+        ...
 
 
 class PgQueue:
@@ -99,7 +101,7 @@ class PgQueue:
         for delay in (*self.retry_delays, None):
             try:
                 if role == "writer" and self._lock is not None:
-                    await self._lock.ensure()
+                    return await self._lock.fenced(await self._conn(role), op)
                 return await op(await self._conn(role))
             except (*_LOST, _CannotConnect) as exc:
                 lost = exc

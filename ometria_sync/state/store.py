@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from ometria_sync.errors import StateError
+from ometria_sync.pacing.permit import SendPermit
 from ometria_sync.state.account import AccountIdentity
 from ometria_sync.state.checkpoint_rules import Checkpoint, StreamRun
 
@@ -77,7 +78,7 @@ class StateStore(Protocol):
     def add_dead_letters(self, rows: list[DeadLetterRow]) -> None: ...
     def dead_letters(self, stream: str | None = None,
                      run_id: str | None = None) -> AsyncIterator[bytes]: ...
-    def run_lock(self) -> AbstractAsyncContextManager[object]: ...
+    def run_lock(self) -> AbstractAsyncContextManager[SendPermit]: ...
     async def run_in_progress(self) -> bool: ...
 
     # the queue

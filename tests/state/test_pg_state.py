@@ -12,6 +12,7 @@ import pytest
 
 from ometria_sync.errors import StateError
 from ometria_sync.state.opening import open_state
+from ometria_sync.state.pg_lease import RunLockLost
 from ometria_sync.state.pg_lock import RunLockHeld
 from ometria_sync.state.pg_schema import SCHEMA_VERSION, migrate, stored_version
 from ometria_sync.state.pg_state import PostgresState, StateConnectionLost
@@ -113,10 +114,10 @@ async def test_the_run_lock_names_its_holder_and_dies_with_its_session(pg_schema
             await terminate_backends(pg_schema)  # a killed holder: its lock goes with it
             await asyncio.sleep(0.05)
             async with second.run_lock():
-                with pytest.raises(RunLockHeld):  # the first run notices, and must stop
+                with pytest.raises(RunLockLost, match="took it"):  # the first run must stop
                     await _write(first)
     finally:
-        with contextlib.suppress(RunLockHeld):  # the refused save's own failure
+        with contextlib.suppress(RunLockLost):  # the refused save's own failure
             await first.aclose()
         await second.aclose()
 
