@@ -27,7 +27,8 @@ import asyncpg
 import structlog
 
 from ometria_sync.errors import StateError
-from ometria_sync.state.store import MAX_QUEUED_WRITES, redact_url, scrub
+from ometria_sync.net.urls import redact_url, scrub
+from ometria_sync.state.store import MAX_QUEUED_WRITES
 from ometria_sync.state.write_failure import FirstFailure
 
 log = structlog.get_logger("ometria_sync.state")

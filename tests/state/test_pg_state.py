@@ -11,12 +11,12 @@ import socket
 import pytest
 
 from ometria_sync.errors import StateError
+from ometria_sync.net.urls import redact_url
 from ometria_sync.state.opening import open_state
 from ometria_sync.state.pg_lease import RunLockLost
 from ometria_sync.state.pg_lock import RunLockHeld
 from ometria_sync.state.pg_schema import SCHEMA_VERSION, migrate, stored_version
 from ometria_sync.state.pg_state import PostgresState, StateConnectionLost
-from ometria_sync.state.store import redact_url
 from tests.pg import DSN, connect, terminate_backends
 
 CANARY = "canary-pw-3e7b1d"
