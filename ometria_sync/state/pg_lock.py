@@ -65,6 +65,7 @@ class PgRunLock:
         self._conn: asyncpg.Connection | None = None
         #: the lock session's backend pid, read when the lock was taken
         self.pid: int | None = None
+        self._last_pid: int | None = None  # kept after the session is lost
         self._mine: tuple[str, int, dt.datetime] | None = None  # the holder row written
         self._clock = clock
         self._sleep = sleep
@@ -88,9 +89,11 @@ class PgRunLock:
                 self.key)
             if self._mine is not None and (holder is None or tuple(holder) != self._mine):
                 raise RunLockLost(f"run lock lost: {taken_message(holder)}")
+            if not got and self._mine is None:
+                raise RunLockHeld(held_message(holder))
             if not got:
-                raise (_StillOurs() if self._mine is not None else
-                       RunLockHeld(held_message(holder)))
+                await self._end_lingering(conn)
+                raise _StillOurs()
             if self._mine is None:
                 row = await conn.fetchrow(
                     f"INSERT INTO {self._schema}.run_lock VALUES ($1, $2, $3, now()) "
@@ -99,12 +102,19 @@ class PgRunLock:
                     self.key, socket.gethostname(), os.getpid())
                 self._mine = (row[0], row[1], row[2])
             await drain_fence(conn, self.key)
-            self.pid = int(await conn.fetchval("SELECT pg_backend_pid()"))
+            self.pid = self._last_pid = int(await conn.fetchval("SELECT pg_backend_pid()"))
         except BaseException:
             conn.terminate()
             raise
         self._conn = conn
         self.lease.taken(sent)
+
+    async def _end_lingering(self, conn: asyncpg.Connection) -> None:
+        """This run's old lock session still holds the lock on the server (its connection went
+        half-open: the server has not noticed): end it, so that the next take gets the lock."""
+        old = self._last_pid
+        if old is not None and await holds(conn, self.key, old):
+            await conn.execute("SELECT pg_terminate_backend($1)", old)
 
     async def _wait(self, conn: asyncpg.Connection) -> bool:
         """Wait up to HOLDER_EXIT_WAIT for the lock: a holder killed a moment ago keeps it
@@ -171,8 +181,10 @@ class PgRunLock:
                 self.lease.verified(sent)
             else:
                 self._lost(self.pid)
-        except (_StillOurs, OSError, TimeoutError, asyncpg.PostgresError,
-                asyncpg.InterfaceError) as exc:
+        except RunLockLost:
+            raise
+        except (_StillOurs, StateError, OSError, TimeoutError, asyncpg.PostgresError,
+                asyncpg.InterfaceError) as exc:  # StateError: a reconnect that failed
             self._lost(None)
             if self._clock() - self.lease.last_verified > GIVE_UP_AFTER:
                 raise RunLockLost(
