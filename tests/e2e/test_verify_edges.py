@@ -15,6 +15,7 @@ import pytest
 from ometria_sync.config import load_job
 from ometria_sync.emulator.keys import STORE
 from ometria_sync.pacing.pacer import Pacer
+from ometria_sync.state.run_lock import run_in_progress
 from ometria_sync.verify.run import verify_job
 from ometria_sync.verify.verify_report import VerifyOptions
 from tests.e2e.conftest import CONTACTS, EmulatorFactory, Workspace, contact_records, jsonl
@@ -194,3 +195,29 @@ async def test_reads_and_repair_pushes_share_one_pacer_and_only_problems_are_kep
             assert report.streams[0].repaired == 30
             assert empty.stats()["requests_by_status"].get("202")
         assert len(used) == 1  # the reads and the resend: one pacer, one budget
+
+
+async def test_a_run_started_while_verify_reads_refuses(
+        workspace: Workspace, emulator: EmulatorFactory) -> None:
+    jsonl(workspace.root / "data/contacts.jsonl", contact_records(24))
+    workspace.job(CONTACTS, rate_limit_per_second=4)
+    async with emulator(rate=4) as emu:
+        assert (await workspace.run("run", "job.toml", url=emu.url)).code == 0
+        verifying = await workspace.start("verify", "job.toml", "--method", "single",
+                                          url=emu.url)
+        try:
+            lock = workspace.root / "state" / "checkpoints.db.lock"
+            for _ in range(400):  # verify holds the run lock while it reads
+                if run_in_progress(lock):
+                    break
+                await asyncio.sleep(0.05)
+            assert run_in_progress(lock)
+            run = await workspace.run("run", "job.toml", "--full-refresh", url=emu.url)
+            assert run.code == 1, run.stdout + run.stderr
+            assert "in progress" in run.stderr
+            assert await asyncio.wait_for(verifying.wait(), 60) == 0
+            assert emu.stats()["max_requests_in_any_second"] <= 4
+        finally:
+            if verifying.returncode is None:
+                verifying.kill()
+                await verifying.wait()
