@@ -140,21 +140,20 @@ class Ledger:
     def match_profiles(self, stream: str, page: list[Any]) -> None:
         """Profiles from a list page, matched to contacts by customer id (first profile wins,
         over an email match), else by email (first profile wins)."""
+        by_customer: list[tuple[bytes, str, str]] = []
+        by_email: list[tuple[bytes, str, str]] = []
         for profile in page:
             if not isinstance(profile, dict):
                 continue
             raw = msgspec.json.encode(profile)
-            cids, emails = list(profile_customer_ids(profile)), list(profile_emails(profile))
-            if cids:
-                self._db.execute(
-                    "UPDATE latest SET stored = ?, matched = 2 WHERE stream = ? AND selected"
-                    f" AND matched < 2 AND customer_id IN ({_marks(cids)})",
-                    [raw, stream, *cids])
-            if emails:
-                self._db.execute(
-                    "UPDATE latest SET stored = ?, matched = 1 WHERE stream = ? AND selected"
-                    f" AND matched = 0 AND email IN ({_marks(emails)})",
-                    [raw, stream, *emails])
+            by_customer += [(raw, stream, cid) for cid in profile_customer_ids(profile)]
+            by_email += [(raw, stream, email) for email in profile_emails(profile)]
+        self._db.executemany(
+            "UPDATE latest SET stored = ?, matched = 2 WHERE stream = ? AND selected"
+            " AND matched < 2 AND customer_id = ?", by_customer)
+        self._db.executemany(
+            "UPDATE latest SET stored = ?, matched = 1 WHERE stream = ? AND selected"
+            " AND matched = 0 AND email = ?", by_email)
 
     def settle(self, targets: list[Target], outcomes: list[Outcome]) -> None:
         """Record the outcome of each checked target."""
