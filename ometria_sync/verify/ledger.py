@@ -77,7 +77,7 @@ class Ledger:
 
     def owners(self) -> list[str]:
         """The streams that hold the latest version of a selected id, in rank order."""
-        rows = self._db.execute("SELECT stream FROM latest WHERE selected GROUP BY stream"
+        rows = self._db.execute("SELECT stream FROM latest WHERE selected = 1 GROUP BY stream"
                                 " ORDER BY min(rank)")
         return [r[0] for r in rows]
 
@@ -88,7 +88,7 @@ class Ledger:
         if not_verified:
             extra += f" AND status IN {_NOT_VERIFIED}"
         row = self._db.execute(
-            f"SELECT count(*) FROM latest WHERE stream = ? AND selected{extra}", (stream,))
+            f"SELECT count(*) FROM latest WHERE stream = ? AND selected = 1{extra}", (stream,))
         return int(row.fetchone()[0])
 
     def held(self, streams: Iterable[str]) -> int:
@@ -103,7 +103,7 @@ class Ledger:
                ) -> Iterator[list[tuple[Target, dict[str, Any] | None]]]:
         """The stream's selected ids with what was found for them, ``size`` (``CHUNK``) at a
         time, in source order."""
-        where = "stream = ? AND selected AND rank > ?"
+        where = "stream = ? AND selected = 1 AND rank > ?"
         if unmatched:
             where += " AND NOT matched"
         if not_verified:
@@ -133,7 +133,7 @@ class Ledger:
         encode = msgspec.json.encode
         self._db.executemany(
             "UPDATE latest SET stored = ?, matched = 1"
-            " WHERE stream = ? AND id = ? AND selected AND NOT matched",
+            " WHERE stream = ? AND id = ? AND selected = 1 AND NOT matched",
             [(encode(item), stream, str(item["id"])) for item in page
              if isinstance(item, dict) and item.get("id") is not None])
 
@@ -149,10 +149,10 @@ class Ledger:
             by_customer += [(raw, stream, cid) for cid in profile_customer_ids(profile)]
             by_email += [(raw, stream, email) for email in profile_emails(profile)]
         self._db.executemany(
-            "UPDATE latest SET stored = ?, matched = 2 WHERE stream = ? AND selected"
+            "UPDATE latest SET stored = ?, matched = 2 WHERE stream = ? AND selected = 1"
             " AND matched < 2 AND customer_id = ?", by_customer)
         self._db.executemany(
-            "UPDATE latest SET stored = ?, matched = 1 WHERE stream = ? AND selected"
+            "UPDATE latest SET stored = ?, matched = 1 WHERE stream = ? AND selected = 1"
             " AND matched = 0 AND email = ?", by_email)
 
     def settle(self, targets: list[Target], outcomes: list[Outcome]) -> None:
@@ -167,18 +167,18 @@ class Ledger:
     def not_verifiable(self, stream: str) -> None:
         """The stream's ids have no read endpoint (custom events): nothing is requested."""
         self._db.execute("UPDATE latest SET status = 'not_verifiable' WHERE stream = ?"
-                         " AND selected", (stream,))
+                         " AND selected = 1", (stream,))
 
     def forget_lookups(self, stream: str) -> None:
         """Before the not verified ids of ``stream`` are looked up again."""
         self._db.execute(f"UPDATE latest SET stored = NULL, matched = 0 WHERE stream = ?"
-                         f" AND selected AND status IN {_NOT_VERIFIED}", (stream,))
+                         f" AND selected = 1 AND status IN {_NOT_VERIFIED}", (stream,))
 
     def statuses(self) -> dict[str, dict[str, int]]:
         """Stream -> status -> how many ids."""
         counts: dict[str, dict[str, int]] = {}
         for stream, status, n in self._db.execute(
-                "SELECT stream, status, count(*) FROM latest WHERE selected AND status"
+                "SELECT stream, status, count(*) FROM latest WHERE selected = 1 AND status"
                 " IS NOT NULL GROUP BY stream, status"):
             counts.setdefault(stream, {})[status] = n
         return counts
@@ -187,7 +187,7 @@ class Ledger:
         """The ids that are not verified (``limit`` at most), in job and source order."""
         rows = self._db.execute(
             "SELECT stream, id, status, source, position, detail FROM latest"
-            f" WHERE selected AND status IN {_NOT_VERIFIED}"
+            f" WHERE selected = 1 AND status IN {_NOT_VERIFIED}"
             " ORDER BY rank LIMIT ?", (limit,))
         found = []
         for stream, rid, status, source, position, detail in rows:
