@@ -20,6 +20,7 @@ verified (custom events only, an empty selection): that is exit 4.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import random
 from collections.abc import Callable
@@ -78,9 +79,7 @@ class _Checking(msgspec.Struct):
     reader: Reader
     pacer: RatePacer
     guard: ReadGuard
-    #: per stream: requests sent, ids resent
-    requests: dict[str, int]
-    repaired: dict[str, int]
+    counts: _Counts
 
 
 async def verify_job(
@@ -148,31 +147,31 @@ async def _check(job: Job, options: VerifyOptions, ledger: Ledger, collected: Co
     if not any(p.requests for p in plans.values()):
         return  # custom events, an empty selection: nothing is sent
     settings = job.settings
-    client = _client(job)
-    budget = await shared_budget(job)  # reads share the account's budget with any run
-    pacer = budget or account_pacer(settings)  # one pacer for the reads and the repair
-    guard: ReadGuard | None = None
-    reader = Reader(client, pacer,
-                    Backoff(settings.ometria.backoff_base, settings.ometria.backoff_cap),
-                    max_retries=settings.ometria.max_retries,
-                    max_throttle_wait=settings.ometria.max_throttle_wait)
-    try:
-        guard = await ReadGuard.open(job, shared_budget=budget is not None)
-        work = _Checking(job, options, ledger, collected, plans, reader, pacer, guard,
-                         counts.requests, counts.repaired)
-        async with guard.reading():
-            await _round(work, plans)
-        if options.repair:
-            await _repair(work)
-    except OmetriaSyncError as exc:
-        report.error = str(exc)
-    finally:
-        report.requests = reader.requests
-        if guard is not None:
-            await guard.aclose()
-        await client.aclose()
-        if budget is not None:
-            await budget.aclose()
+    async with contextlib.AsyncExitStack() as stack:
+        client = _client(job)
+        stack.push_async_callback(client.aclose)
+        reader: Reader | None = None
+        try:
+            budget = await shared_budget(job)  # reads share the account's budget with any run
+            if budget is not None:
+                stack.push_async_callback(budget.aclose)
+            pacer = budget or account_pacer(settings)  # one pacer: the reads and the repair
+            guard = await ReadGuard.open(job, shared_budget=budget is not None)
+            stack.push_async_callback(guard.aclose)
+            reader = Reader(client, pacer,
+                            Backoff(settings.ometria.backoff_base, settings.ometria.backoff_cap),
+                            max_retries=settings.ometria.max_retries,
+                            max_throttle_wait=settings.ometria.max_throttle_wait)
+            work = _Checking(job, options, ledger, collected, plans, reader, pacer, guard,
+                             counts)
+            async with guard.reading():
+                await _round(work, plans)
+            if options.repair:
+                await _repair(work)
+        except OmetriaSyncError as exc:
+            report.error = str(exc)
+        finally:
+            report.requests = reader.requests if reader is not None else 0
 
 
 async def _round(work: _Checking, plans: dict[str, Plan], *, again: bool = False) -> None:
@@ -184,7 +183,8 @@ async def _round(work: _Checking, plans: dict[str, Plan], *, again: bool = False
         await check_stream(work.reader, work.ledger, how, errors,
                            workers=work.job.settings.ometria.dispatchers,
                            update_since=_since(work.collected, name), again=again)
-        work.requests[name] = work.requests.get(name, 0) + work.reader.requests - before
+        requests = work.counts.requests
+        requests[name] = requests.get(name, 0) + work.reader.requests - before
 
 
 async def _repair(work: _Checking) -> None:
@@ -198,7 +198,7 @@ async def _repair(work: _Checking) -> None:
         await resend(work.job, work.ledger, sorted(bad, key=list(work.plans).index),
                      work.pacer)
         for name, n in bad.items():
-            work.repaired[name] = work.repaired.get(name, 0) + n
+            work.counts.repaired[name] = work.counts.repaired.get(name, 0) + n
         await asyncio.sleep(work.options.settle)
         plans = _plans(selected, work.ledger, work.collected, work.options.method, again=True)
         async with work.guard.reading():
