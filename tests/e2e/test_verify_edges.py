@@ -203,6 +203,7 @@ async def test_a_run_started_while_verify_reads_refuses(
     workspace.job(CONTACTS, rate_limit_per_second=4)
     async with emulator(rate=4) as emu:
         assert (await workspace.run("run", "job.toml", url=emu.url)).code == 0
+        await imported(emu)
         verifying = await workspace.start("verify", "job.toml", "--method", "single",
                                           url=emu.url)
         try:
