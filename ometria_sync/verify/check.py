@@ -5,8 +5,9 @@ Two ways to look up: ``single`` (one request per record: ``GET /orders/{id}``,
 ``GET /profiles?email=``, ``GET /products/{id}``) and ``list`` (``GET /orders`` or
 ``GET /profiles``, 250 a page, matched page by page in the ledger: ``stream_check.py``).
 ``auto`` takes the list when its pages (estimated from how many distinct records the job's
-streams of that type hold) cost fewer requests than the look-ups. Look-ups run ``workers`` at a time, each through the pacer. Custom events have no
-read endpoint: nothing is requested for them.
+streams of that type hold) cost fewer requests than the look-ups. Look-ups run ``workers`` at
+a time, each through the pacer. Custom events have no read endpoint: nothing is requested for
+them.
 """
 
 from __future__ import annotations
