@@ -15,5 +15,8 @@ class ExitCode(enum.IntEnum):
     PARTIAL = 3
     """Finished, but some records were not delivered: dead-lettered, rejected by Ometria, or
     unconfirmed (answered ``skipped``)."""
+    NOTHING_VERIFIED = 4
+    """``verify``: nothing in the selection could be verified (custom events only, which have
+    no read endpoint; an empty selection, such as a last run that covered no record)."""
     INTERRUPTED = 130
     """SIGINT or SIGTERM, after in-flight batches settled and the checkpoint was saved."""

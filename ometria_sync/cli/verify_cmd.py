@@ -12,9 +12,10 @@ from ometria_sync.config import load_job
 from ometria_sync.errors import StateError
 from ometria_sync.exit_codes import ExitCode
 from ometria_sync.verify.check import Plan
-from ometria_sync.verify.run import VerifyOptions, outcome_rows, report_json, verify_job
+from ometria_sync.verify.run import verify_job
+from ometria_sync.verify.verify_report import LISTED, VerifyOptions, outcome_rows, report_json
 
-#: records listed in the table (all of them are in ``--json``)
+#: records listed in the table (``--json`` lists up to ``LISTED``)
 _SHOWN = 50
 
 
@@ -54,13 +55,17 @@ def register(sub: SubParsers, common: argparse.ArgumentParser) -> None:
 
 def _announce(plans: list[Plan], rate: float, seed: int | None) -> None:
     out = sys.stderr
-    requests = 1 + sum(p.requests for p in plans)  # + GET /push/_errors
+    requests = sum(p.requests for p in plans)
+    requests += 1 if requests else 0  # GET /push/_errors, when anything is looked up
     rows = [[p.stream, p.record_type, str(p.records), p.method, str(p.requests),
              str(p.single_requests) if p.record_type != "custom_event" else "-",
              str(p.list_requests) if p.list_requests is not None else "-"] for p in plans]
     print(render_table(rows, ["stream", "type", "records", "method", "requests",
                               "look-ups", "list pages"]), file=out)
+    fallback = sum(p.fallback for p in plans)
     print(f"estimate: {requests} requests, about {requests / rate:.1f} s at {rate:g} req/s"
+          + (f", and up to {fallback} look-ups of contacts changed before the last run "
+             "(not in its updateSince listing)" if fallback else "")
           + (f"; sample seed {seed}" if seed is not None else ""), file=out, flush=True)
 
 
@@ -91,12 +96,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
         if details:
             print()
             print(render_table(details, ["status", "stream", "id", "source", "detail"]))
-            hidden = sum(1 for o in report.records if o.status != "verified") - len(details)
+            hidden = len(report.records) + report.records_not_listed - len(details)
             if hidden > 0:
-                print(f"... and {hidden} more (--json lists every record)")
+                print(f"... and {hidden} more (--json lists the first {LISTED})")
         if report.seed is not None:
             print(f"\nsample seed: {report.seed} (repeat with --seed {report.seed})")
         print(f"requests: {report.requests}")
     if report.error:
         print(f"ometria-sync: {report.error}", file=sys.stderr)
+    elif report.exit_code == ExitCode.NOTHING_VERIFIED:
+        print("ometria-sync: nothing was verified: the selection holds no record that can be "
+              "read back (custom events have no read endpoint; an empty selection)",
+              file=sys.stderr)
     return report.exit_code

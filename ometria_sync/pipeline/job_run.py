@@ -84,6 +84,7 @@ async def run_job(
     handle_signals: bool = True,
     signals: SignalWatch | None = None,
     observer: RunObserver | None = None,
+    pacer: RatePacer | None = None,
 ) -> JobResult:
     """Sync the job's streams. Raises ConfigError/StateError before anything is sent when the
     key, the run lock or the state cannot be had; every later failure is in the result.
@@ -92,7 +93,9 @@ async def run_job(
     earlier and keeps until its report is written; else one installed here when
     ``handle_signals``): one during the preflight stops before anything is sent, one during the
     final ``GET /v2/push/_errors`` cuts that short; either way the result says interrupted.
-    ``observer`` (e.g. the CLI's progress display) runs beside the streams."""
+    ``observer`` (e.g. the CLI's progress display) runs beside the streams. ``pacer``: the
+    caller's own (``verify --repair``: the one its reads go through, so that one command keeps
+    one budget); by default the job's shared budget or a pacer of its own."""
     async with contextlib.AsyncExitStack() as stack:
         if signals is None and handle_signals:
             signals = stack.enter_context(SignalWatch(job.settings.run.grace_period))
@@ -101,7 +104,7 @@ async def run_job(
             signals.grace_period = job.settings.run.grace_period
             stack.enter_context(signals.attach(shutdown))
         return await _run_job(job, options or RunOptions(), shutdown,
-                              pusher_factory, validator_factory, observer)
+                              pusher_factory, validator_factory, observer, pacer)
 
 
 async def _run_job(
@@ -111,6 +114,7 @@ async def _run_job(
     pusher_factory: PusherFactory | None,
     validator_factory: ValidatorFactory | None,
     observer: RunObserver | None,
+    pacer: RatePacer | None = None,
 ) -> JobResult:
     settings = job.settings
     streams = job.select(options.streams)
@@ -140,13 +144,13 @@ async def _run_job(
             if client is not None:
                 stack.push_async_callback(client.aclose)
                 await _claim_account(state, job)
-        budget = await shared_budget(job) if sending else None
+        budget = await shared_budget(job) if sending and pacer is None else None
         if budget is not None:
             stack.push_async_callback(budget.aclose)
-        pacer: RatePacer = budget or account_pacer(settings, sending=sending)
+        paced: RatePacer = pacer or budget or account_pacer(settings, sending=sending)
         ctx = RunContext.for_options(
             options, settings=settings, state=state, dead_letter=dead_letter,
-            pacer=pacer if permit is None else PermittedPacer(pacer, permit),
+            pacer=paced if permit is None else PermittedPacer(paced, permit),
             pusher_for=pusher_factory, validator_for=validator_factory, shutdown=shutdown)
         shared = SharedRun()
         if observer is not None:

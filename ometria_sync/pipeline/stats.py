@@ -49,6 +49,10 @@ class StreamStats(msgspec.Struct):
     error: str | None = None
     #: the checkpoint position: how far the stream is settled (None: nothing yet)
     position: Position | None = None
+    #: where the run started reading (the resumed checkpoint; None and ``started_from_top``
+    #: when it read from the top), so ``verify --last-run`` checks what this run covered
+    start_position: Position | None = None
+    started_from_top: bool | None = None
     #: monotonic times the first and the latest request left (for the achieved rate)
     first_request_at: float | None = None
     last_request_at: float | None = None

@@ -106,6 +106,7 @@ async def _run_part(
                  checkpoint_fingerprint=saved.fingerprint, fingerprint=fingerprint)
     log.info("stream_start", stream=stream.name, source=part.label, position=start,
              resumed=start is not None)
+    stats.start_position, stats.started_from_top = start, start is None
     changes = None
     if stream.change_detection and ctx.detect_changes:
         stream_id = await ctx.state.stream_id(stream.name)

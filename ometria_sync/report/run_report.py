@@ -1,8 +1,8 @@
 """The run report: one JSON file per run, ``state/reports/<run-id>.json``.
 
 It holds, per stream, the counts, requests by status, retries, 429s, duration, the rate achieved
-against the limit, the pacer's slack for jitter (in force and widest), the dead-letter path and
-the checkpoint position; and, when Ometria rejected
+against the limit, the pacer's slack for jitter (in force and widest), the dead-letter path,
+where the run started reading and the checkpoint position; and, when Ometria rejected
 records, its own error list (``GET /v2/push/_errors``) grouped by path and message. The file is
 created readable by its owner only, and never contains the API key.
 """
@@ -50,6 +50,10 @@ class StreamReport(msgspec.Struct):
     pacing_slack_seconds_max: float | None = None
     #: answered ``skipped`` by Ometria (meaning undocumented): not counted as delivered
     unconfirmed: int = 0
+    #: where this run started reading (the checkpoint it resumed from; null with
+    #: ``started_from_top`` when it read from the top): ``verify --last-run`` checks from here
+    start_position: Any = None
+    started_from_top: bool | None = None
 
 
 class ErrorGroup(msgspec.Struct):
@@ -127,6 +131,7 @@ def stream_report(stats: StreamStats, rate_limit: float) -> StreamReport:
         pacing_slack_seconds=round(stats.slack, 4) if stats.slack is not None else None,
         pacing_slack_seconds_max=(round(stats.slack_max, 4) if stats.slack_max is not None
                                   else None),
+        start_position=stats.start_position, started_from_top=stats.started_from_top,
     )
 
 

@@ -3,9 +3,11 @@
 
 Two ways to look up: ``single`` (one request per record: ``GET /orders/{id}``,
 ``GET /profiles?email=``, ``GET /products/{id}``) and ``list`` (``GET /orders`` or
-``GET /profiles``, 250 a page, matched locally). ``auto`` takes the list when its pages
-(estimated from how many distinct records the source holds) cost fewer requests than the
-look-ups. Look-ups run ``workers`` at a time, each through the pacer.
+``GET /profiles``, 250 a page, matched page by page in the ledger: ``stream_check.py``).
+``auto`` takes the list when its pages (estimated from how many distinct records the job's
+streams of that type hold) cost fewer requests than the look-ups. Look-ups run ``workers`` at
+a time, each through the pacer. Custom events have no read endpoint: nothing is requested for
+them.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any, Literal
 import msgspec
 
 from ometria_sync.verify.compare import Difference
-from ometria_sync.verify.kinds import VERIFIABLE, ProfileIndex, compare_record
+from ometria_sync.verify.kinds import VERIFIABLE, compare_record
 from ometria_sync.verify.reader import PAGE, Reader
 from ometria_sync.verify.select import Target
 
@@ -48,26 +50,31 @@ class Plan(msgspec.Struct):
     requests: int
     single_requests: int
     list_requests: int | None
+    #: at most this many look-ups more: contacts an ``updateSince`` listing may not show
+    fallback: int = 0
 
 
-def plan(stream: str, record_type: str, targets: list[Target], distinct: int,
-         method: Method, *, update_since: str | None = None) -> Plan:
-    """Choose the cheaper way (or the one asked for) and count its requests."""
-    n = len(targets)
+def plan(stream: str, record_type: str, records: int, held: int, method: Method, *,
+         without_email: int = 0, update_since: str | None = None) -> Plan:
+    """Choose the cheaper way (or the one asked for) and count its requests: ``records`` ids
+    to check, ``held`` distinct ids the job's streams of that type hold (what the list pages
+    walk), ``without_email`` contacts that cannot be looked up one by one. Custom events
+    have no read endpoint: method ``none``, 0 requests, and none are sent."""
+    n = records
     if record_type not in VERIFIABLE:
         return Plan(stream, record_type, n, "none", 0, 0, None)
-    pages = max(distinct, n) // PAGE + 1 if n else 0  # the last page is a short one
+    pages = max(held, n) // PAGE + 1 if n else 0  # the last page is a short one
     if record_type == "product":
         return Plan(stream, record_type, n, "single", n, n, None)
     if record_type == "contact" and update_since is not None:
         pages = n // PAGE + 1 if n else 0
-    single_possible = record_type != "contact" or all(
-        isinstance(t.record.get("email"), str) for t in targets)
+    single_possible = record_type != "contact" or without_email == 0
     chosen = method
     if method == "auto" or (method == "single" and not single_possible):
         chosen = "single" if single_possible and n <= pages else "list"
+    fallback = n if chosen == "list" and record_type == "contact" and update_since else 0
     return Plan(stream, record_type, n, chosen, n if chosen == "single" else pages,
-                n if single_possible else 0, pages)
+                n if single_possible else 0, pages, fallback)
 
 
 def errors_by_record(errors: Any) -> dict[tuple[str, str], dict[str, Any]]:
@@ -80,12 +87,10 @@ def errors_by_record(errors: Any) -> dict[tuple[str, str], dict[str, Any]]:
     return found
 
 
-async def look_up(reader: Reader, record_type: str, targets: list[Target], method: str,
-                  *, workers: int, update_since: str | None = None
-                  ) -> dict[str, dict[str, Any] | None]:
-    """Target key -> what Ometria stores for it (None: not found)."""
-    if method == "list":
-        return await _listed(reader, record_type, targets, update_since)
+async def look_up(reader: Reader, record_type: str, targets: list[Target], *,
+                  workers: int) -> dict[str, dict[str, Any] | None]:
+    """Target key -> what Ometria stores for it (None: not found), one request per target,
+    ``workers`` at a time (list pages: ``listing.py``)."""
     found: dict[str, dict[str, Any] | None] = {}
     queue: asyncio.Queue[Target] = asyncio.Queue()
     for target in targets:
@@ -108,46 +113,28 @@ async def _single(reader: Reader, record_type: str, target: Target) -> dict[str,
     return answer if isinstance(answer, dict) else None
 
 
-async def _listed(reader: Reader, record_type: str, targets: list[Target],
-                  update_since: str | None) -> dict[str, dict[str, Any] | None]:
-    if record_type == "contact":
-        index = ProfileIndex()
-        params = {"updateSince": update_since} if update_since else None
-        async for page in reader.pages("/profiles", params):
-            for profile in page:
-                if isinstance(profile, dict):
-                    index.add(profile)
-        return {t.key: index.find(t.record) for t in targets}
-    wanted = {t.id: t.key for t in targets}
-    found: dict[str, dict[str, Any] | None] = dict.fromkeys(wanted.values())
-    async for page in reader.pages(f"/{record_type}s"):
-        for stored in page:
-            if isinstance(stored, dict) and str(stored.get("id")) in wanted:
-                found[wanted[str(stored["id"])]] = stored
-    return found
-
-
 def classify(stream: str, record_type: str, targets: Iterable[Target],
              stored: dict[str, dict[str, Any] | None],
              errors: dict[tuple[str, str], dict[str, Any]]) -> list[Outcome]:
     """One outcome per target, from what the look-up found."""
-    outcomes = []
-    for target in targets:
-        outcome = Outcome(stream, record_type, target.id, "verified", target.source,
-                          target.position)
-        if record_type not in VERIFIABLE:
-            outcome.status = "not_verifiable"
-            outcomes.append(outcome)
-            continue
-        found = stored.get(target.key)
-        error = errors.get((record_type, target.id))
-        if found is None:
-            outcome.status = "in_errors" if error else "missing"
-        else:
-            outcome.differences = compare_record(record_type, target.record, found)
-            if outcome.differences:
-                outcome.status = "different"
-        if outcome.status != "verified":
-            outcome.error = error
-        outcomes.append(outcome)
-    return outcomes
+    return [judge(stream, record_type, t, stored.get(t.key), errors) for t in targets]
+
+
+def judge(stream: str, record_type: str, target: Target, found: dict[str, Any] | None,
+          errors: dict[tuple[str, str], dict[str, Any]]) -> Outcome:
+    """The outcome of one target, from what Ometria showed for it (None: nothing)."""
+    outcome = Outcome(stream, record_type, target.id, "verified", target.source,
+                      target.position)
+    if record_type not in VERIFIABLE:
+        outcome.status = "not_verifiable"
+        return outcome
+    error = errors.get((record_type, target.id))
+    if found is None:
+        outcome.status = "in_errors" if error else "missing"
+    else:
+        outcome.differences = compare_record(record_type, target.record, found)
+        if outcome.differences:
+            outcome.status = "different"
+    if outcome.status != "verified":
+        outcome.error = error
+    return outcome

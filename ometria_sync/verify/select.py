@@ -1,17 +1,18 @@
 """Which records to verify: read again from the stream's source, checked and encoded exactly as
-the batcher does before it sends (so the comparison is with what was sent), the latest version
-of each id.
+the batcher does before it sends (so the comparison is with what was sent), a chunk at a time
+(``ledger.py`` keeps the latest version of each id on disk, not in memory).
 
 ``--all`` takes every valid record; ``--sample N`` a uniform sample of N distinct ids
 (reservoir sampling over the source, repeatable with its seed); ``--last-run`` the records
-between the checkpoint before the last sending run and the checkpoint after it, as the run
-reports in ``report.folder`` recorded them (single-part sources: a file, a query; a glob keeps
-a checkpoint per file, and is then read whole).
+the last sending run covered, from where it started to its checkpoint, as the run reports in
+``report.folder`` recorded them (single-part sources: a file, a query; a glob keeps a
+checkpoint per file, and is then read whole).
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,8 @@ _encode = msgspec.json.Encoder(order="sorted").encode
 
 
 class Target(msgspec.Struct):
-    """One record to look up: its identity, the record as it would be sent, and where it is."""
+    """One record to look up: its identity (``key``: record type and identity, the same for
+    every stream of that type), the record as it would be sent, and where it is."""
 
     key: str
     id: str
@@ -44,19 +46,10 @@ class Window(msgspec.Struct, frozen=True):
     """The positions the last sending run covered: after ``start`` (None: the top) up to and
     including ``end``; ``started_at`` is when that run began."""
 
+
     start: Position
     end: Position
     started_at: str
-
-
-class Selection(msgspec.Struct):
-    """What a stream gave: the targets, how many valid distinct ids it holds, how many records
-    it has that the batcher would refuse (never sent, so never verified)."""
-
-    targets: list[Target]
-    distinct: int = 0
-    invalid: int = 0
-    window: Window | None = None
 
 
 def prepare(record_type: str, record: Any, validate: Validator) -> dict[str, Any] | None:
@@ -95,11 +88,15 @@ def _inside(position: Any, window: Window) -> bool:
         return True  # positions of another shape: better checked than skipped
 
 
+
 def last_run_window(report_folder: str, stream: str) -> Window | None:
-    """From the run reports: the checkpoint before and after the last sending run of
-    ``stream`` (None when no sending run recorded one)."""
+    """From the run reports: the positions the last sending run of ``stream`` covered (None
+    when no sending run recorded a checkpoint). It starts where that run really started (its
+    report's ``start_position``; the top when it read from the top: a new file, a changed
+    query, ``--full-refresh``). A report that does not say where its run started (written by
+    an older version) gives a window from the top: more is checked, nothing is left out."""
     folder = Path(report_folder)
-    runs: list[tuple[str, Any]] = []
+    runs: list[tuple[str, dict[str, Any]]] = []
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         try:
             report = msgspec.json.decode(path.read_bytes())
@@ -110,64 +107,81 @@ def last_run_window(report_folder: str, stream: str) -> Window | None:
         for entry in report.get("streams") or []:
             if (isinstance(entry, dict) and entry.get("stream") == stream
                     and entry.get("checkpoint_position") is not None):
-                runs.append((str(report.get("started_at")), entry["checkpoint_position"]))
+                runs.append((str(report.get("started_at")), entry))
     if not runs:
         return None
-    start = runs[-2][1] if len(runs) > 1 else None
-    return Window(start=start, end=runs[-1][1], started_at=runs[-1][0])
+    started_at, last = runs[-1]  # run ids (file names) sort in start order
+    if "started_from_top" not in last:
+        log.warning("last_run_start_unknown", stream=stream,
+                    detail="the last run's report does not say where it started: "
+                           "checking every record up to where it ended")
+        start = None
+    else:
+        start = None if last["started_from_top"] else last.get("start_position")
+    return Window(start=start, end=last["checkpoint_position"], started_at=started_at)
 
 
-async def select(
-    stream: StreamSettings,
-    validate: Validator,
-    *,
-    sample: int | None = None,
-    seed: int = 0,
-    window: Window | None = None,
-) -> Selection:
-    """Read the stream's source from the top and pick the records to verify."""
-    latest: dict[str, Target] = {}
-    reservoir: list[Target] = []
-    slots: dict[str, int] = {}
-    rng = random.Random(seed)
-    seen = invalid = 0
+class Tally(msgspec.Struct):
+    """What reading a stream gave besides its targets."""
+
+    #: records the batcher would refuse (never sent, so never verified)
+    invalid: int = 0
+    #: the window was dropped (a source of several parts is read whole)
+    whole: bool = False
+
+
+async def read_targets(stream: StreamSettings, validate: Validator, tally: Tally, *,
+                       window: Window | None = None) -> AsyncIterator[list[Target]]:
+    """The stream's valid records (within ``window``) as targets, one source chunk at a time
+    in source order; nothing is kept between chunks."""
     source = stream.source.open()
     try:
         parts = await source.parts()
         if window is not None and len(parts) != 1:
             log.warning("last_run_needs_one_part", stream=stream.name, parts=len(parts))
             window = None
+            tally.whole = True
         for part in parts:
             async for chunk in part.read(None):
+                targets = []
                 for item in chunk:
                     if window is not None and not _inside(item.position, window):
                         continue
                     target = _target(stream, item, part.label, validate)
                     if target is None:
-                        invalid += 1
-                        continue
-                    if sample is None:
-                        latest.pop(target.key, None)  # the latest version, at its position
-                        latest[target.key] = target
-                        continue
-                    if target.key in slots:  # a later version of a sampled id replaces it
-                        reservoir[slots[target.key]] = target
-                        continue
-                    seen += 1
-                    if len(reservoir) < sample:
-                        slots[target.key] = len(reservoir)
-                        reservoir.append(target)
+                        tally.invalid += 1
                     else:
-                        pick = rng.randrange(seen)
-                        if pick < sample:
-                            del slots[reservoir[pick].key]
-                            slots[target.key] = pick
-                            reservoir[pick] = target
+                        targets.append(target)
+                if targets:
+                    yield targets
     finally:
         await source.aclose()
-    if sample is None:
-        return Selection(list(latest.values()), len(latest), invalid, window)
-    return Selection(reservoir, seen, invalid, window)
+
+
+class Sampler:
+    """A uniform sample of ``size`` distinct keys (reservoir sampling, repeatable with its
+    seed); it holds only the sampled keys."""
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size = size
+        self.keys: list[str] = []
+        self._slots: dict[str, int] = {}
+        self._rng = random.Random(seed)
+        self.seen = 0
+
+    def offer(self, key: str) -> None:
+        if key in self._slots:  # a later version of a sampled id: still sampled
+            return
+        self.seen += 1
+        if len(self.keys) < self.size:
+            self._slots[key] = len(self.keys)
+            self.keys.append(key)
+            return
+        pick = self._rng.randrange(self.seen)
+        if pick < self.size:
+            del self._slots[self.keys[pick]]
+            self._slots[key] = pick
+            self.keys[pick] = key
 
 
 def _target(stream: StreamSettings, item: SourceItem, label: str,
@@ -181,5 +195,6 @@ def _target(stream: StreamSettings, item: SourceItem, label: str,
         where = f"{label}:{item.line}"
     else:  # a cursor (a query, an API): the position after the record
         where = f"{label} @ {msgspec.json.encode(item.position).decode()}"
-    return Target(key=identity(record).decode(errors="replace"), id=str(record["id"]),
-                  record=record, source=where, position=item.position)
+    key = f"{stream.record_type}\x00{identity(record).decode(errors='replace')}"
+    return Target(key=key, id=str(record["id"]), record=record, source=where,
+                  position=item.position)

@@ -139,9 +139,11 @@ async def test_sample_repeats_with_its_seed(workspace: Workspace,
         assert drawn.code == 0, drawn.stderr
         seed = drawn.stdout.split("sample seed: ")[1].split()[0]
 
+    async with emulator(rate=120) as empty:  # every sampled id is listed as missing
+
         async def sampled(*args: str) -> list[tuple[str, str]]:
-            result = await workspace.run("verify", "job.toml", "--json", *args, url=emu.url)
-            assert result.code == 0, result.stderr
+            result = await workspace.run("verify", "job.toml", "--json", *args, url=empty.url)
+            assert result.code == 3, result.stderr
             return sorted((r["stream"], r["id"]) for r in json.loads(result.stdout)["records"])
 
         once = await sampled("--sample", "20", "--seed", seed)
@@ -162,7 +164,13 @@ async def test_last_run_checks_what_the_last_run_sent(workspace: Workspace,
         assert result.code == 0, result.stderr
         report = json.loads(result.stdout)
         assert report["selection"] == "last_run"
-        assert sorted(r["id"] for r in report["records"]) == ["c10", "c11", "c12", "c13"]
+        # the rewritten file was read from the top (a new fingerprint): all of it was covered
+        assert [s["checked"] for s in report["streams"]] == [14]
+    async with emulator(rate=120) as empty:  # what was checked is listed as missing
+        result = await workspace.run("verify", "job.toml", "--last-run", "--json",
+                                     url=empty.url)
+        assert sorted(r["id"] for r in json.loads(result.stdout)["records"]) == sorted(
+            f"c{i}" for i in range(14))
 
 
 async def test_a_refused_key_is_fatal(workspace: Workspace, emulator: EmulatorFactory) -> None:

@@ -33,11 +33,12 @@ def test_last_run_of_two_in_one_second_is_the_later_one(tmp_path: Path) -> None:
     for _ in range(20):  # fresh random suffixes each time
         for old in tmp_path.glob("*.json"):
             old.unlink()
-        for micros, position in ((100_000, [60, 2]), (900_000, [120, 4])):
+        for micros, start, position in ((100_000, None, [60, 2]), (900_000, [60, 2], [120, 4])):
             run_id = new_run_id(SECOND.replace(microsecond=micros))
             (tmp_path / f"{run_id}.json").write_text(json.dumps({
                 "run_id": run_id, "started_at": SECOND.isoformat(), "dry_run": False,
-                "streams": [{"stream": "contacts", "checkpoint_position": position}]}))
+                "streams": [{"stream": "contacts", "checkpoint_position": position,
+                             "start_position": start, "started_from_top": start is None}]}))
         window = last_run_window(str(tmp_path), "contacts")
         assert window is not None
         assert (window.start, window.end) == ([60, 2], [120, 4])

@@ -179,3 +179,23 @@ async def test_progress_lines_show_the_shared_budget() -> None:
     assert lines["shared"]["shared_by_processes"] == 3
     assert lines["shared"]["this_process_requests_per_second"] == round(4 / 3, 2)
     assert "shared_by_processes" not in lines["alone"]
+
+
+async def test_the_report_says_where_each_stream_started_reading(
+    make_job: MakeJob, tmp_path: Path
+) -> None:
+    """``verify --last-run`` checks from there: the top for a new file, else the checkpoint
+    the run resumed from."""
+    write_jsonl(tmp_path / "data/contacts.jsonl", contacts(5))
+    job = make_job()
+    streams = []
+    for _ in range(2):  # the second run finds the same file and resumes at its end
+        result = await run_job(job, RunOptions(progress="off"),
+                               pusher_factory=lambda s: FakeOmetria(),
+                               validator_factory=minimal_validator, handle_signals=False)
+        path = Path(finish_report(job, result, dry_run=False))
+        streams.append(json.loads(path.read_text())["streams"][0])
+    first, second = streams
+    assert (first["started_from_top"], first["start_position"]) == (True, None)
+    assert second["started_from_top"] is False
+    assert second["start_position"] == first["checkpoint_position"]

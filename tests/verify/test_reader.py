@@ -14,9 +14,13 @@ from ometria_sync.errors import AuthenticationError, RetriesExhaustedError
 from ometria_sync.net.backoff import Backoff
 from ometria_sync.ometria.client import OmetriaClient
 from ometria_sync.pacing.pacer import Pacer
-from ometria_sync.verify.check import look_up
+from ometria_sync.verify import ledger as ledger_module
+from ometria_sync.verify import stream_check
+from ometria_sync.verify.check import look_up, plan
+from ometria_sync.verify.ledger import Ledger
 from ometria_sync.verify.reader import Reader
 from ometria_sync.verify.select import Target
+from ometria_sync.verify.stream_check import check_stream
 
 BASE = "https://api.example.test/v2"
 ORDERS = re.compile(r"^https://api\.example\.test/v2/orders\?.*$")
@@ -100,14 +104,18 @@ def _target(rid: str, **record: Any) -> Target:
     return Target(key=rid, id=rid, record={"id": rid, **record}, source=f"f:{rid}")
 
 
-async def test_look_up_by_list_matches_ids_across_pages(reader: Reader) -> None:
+async def test_the_list_matches_ids_across_pages_into_the_ledger(reader: Reader) -> None:
+    ledger = Ledger()
+    ledger.add(0, "orders", [_target("o5"), _target("o251"), _target("o999")], selected=True)
+    how = plan("orders", "order", 3, 3, "list")
     with aioresponses() as mock:
         mock.get(ORDERS, payload=_orders(0, 250))
         mock.get(ORDERS, payload=_orders(250, 3))
-        found = await look_up(reader, "order", [_target("o5"), _target("o251"),
-                                                _target("o999")], "list", workers=2)
-    assert found == {"o5": {"@type": "order", "id": "o5"},
-                     "o251": {"@type": "order", "id": "o251"}, "o999": None}
+        await check_stream(reader, ledger, how, {}, workers=2)
+    assert ledger.statuses() == {"orders": {"verified": 2, "missing": 1}}
+    assert [(o.id, o.status) for o in ledger.problems({"orders": "order"}, 10)] == [
+        ("o999", "missing")]
+    ledger.close()
 
 
 async def test_look_up_single_contacts_by_email(reader: Reader) -> None:
@@ -116,5 +124,27 @@ async def test_look_up_single_contacts_by_email(reader: Reader) -> None:
         mock.get(f"{BASE}/profiles?email=bob@example.com", status=404)
         found = await look_up(reader, "contact",
                               [_target("c1", email="ann@example.com"),
-                               _target("c2", email="bob@example.com")], "single", workers=4)
+                               _target("c2", email="bob@example.com")], workers=4)
     assert found == {"c1": {"id": "p1"}, "c2": None}
+
+
+async def test_ids_are_looked_up_and_settled_a_chunk_at_a_time(
+        reader: Reader, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Memory stays flat: each chunk is read back, looked up and judged before the next."""
+    monkeypatch.setattr(ledger_module, "CHUNK", 40)
+    ledger = Ledger()
+    ledger.add(0, "orders", [_target(f"o{i}") for i in range(100)], selected=True)
+    calls: list[tuple[int, int]] = []
+
+    async def fake_look_up(_: Reader, record_type: str, targets: list[Target], *,
+                           workers: int) -> dict[str, dict[str, Any] | None]:
+        settled = sum(ledger.statuses().get("orders", {}).values())
+        calls.append((len(targets), settled))
+        return {t.key: dict(t.record) for t in targets}
+
+    monkeypatch.setattr(stream_check, "look_up", fake_look_up)
+    await check_stream(reader, ledger, plan("orders", "order", 100, 100, "single"), {},
+                       workers=2)
+    assert calls == [(40, 0), (40, 40), (20, 80)]
+    assert ledger.statuses() == {"orders": {"verified": 100}}
+    ledger.close()

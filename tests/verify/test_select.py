@@ -10,9 +10,30 @@ from pathlib import Path
 from typing import Any
 
 from ometria_sync.config import Job
-from ometria_sync.pipeline.validation import schema_validator
 from ometria_sync.verify.check import plan
-from ometria_sync.verify.select import Window, last_run_window, select
+from ometria_sync.verify.collect import collect
+from ometria_sync.verify.ledger import Ledger
+from ometria_sync.verify.select import Target, Window, last_run_window
+
+
+async def select(job: Job, *, sample: int | None = None, seed: int = 0,
+                 window: Window | None = None) -> tuple[list[Target], int]:
+    """The ids verify would check (in source order) and the records it counted invalid."""
+    ledger = Ledger()
+    try:
+        if window is not None:
+            folder = Path(job.settings.report.folder)
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "r.json").write_text(json.dumps({
+                "started_at": window.started_at, "streams": [{
+                    "stream": "contacts", "checkpoint_position": window.end,
+                    "start_position": window.start, "started_from_top": window.start is None}]}))
+        found = await collect(job, job.select(None), ledger, sample=sample, seed=seed,
+                              last_run=window is not None)
+        targets = [t for chunk in ledger.chunks("contacts") for t, _ in chunk]
+        return targets, found.invalid["contacts"]
+    finally:
+        ledger.close()
 
 
 def _write(tmp_path: Path, records: list[Any]) -> None:
@@ -31,23 +52,20 @@ async def test_all_takes_the_latest_valid_version_with_its_line(
     _write(tmp_path, [_contact(1, firstname="Old"), _contact(2), "{not json",
                       _contact(3, email="broken"), {"id": "c4", "@type": "order"},
                       _contact(1, firstname="New")])
-    stream = make_job().streams[0]
-    chosen = await select(stream, schema_validator(stream))
-    assert [(t.id, t.source.rsplit("/", 1)[1]) for t in chosen.targets] == [
+    targets, invalid = await select(make_job())
+    assert [(t.id, t.source.rsplit("/", 1)[1]) for t in targets] == [
         ("c2", "contacts.jsonl:2"), ("c1", "contacts.jsonl:6")]
-    assert chosen.targets[1].record == {"@type": "contact", **_contact(1, firstname="New")}
-    assert (chosen.distinct, chosen.invalid) == (2, 3)
+    assert targets[1].record == {"@type": "contact", **_contact(1, firstname="New")}
+    assert invalid == 3
 
 
 async def test_a_sample_is_repeatable_with_its_seed_and_uniform(
         tmp_path: Path, make_job: Callable[..., Job]) -> None:
     _write(tmp_path, [_contact(i) for i in range(100)])
-    stream = make_job().streams[0]
-    validate = schema_validator(stream)
+    job = make_job()
 
     async def ids(seed: int) -> list[str]:
-        return sorted(t.id for t in (await select(stream, validate, sample=10,
-                                                  seed=seed)).targets)
+        return sorted(t.id for t in (await select(job, sample=10, seed=seed))[0])
 
     first = await ids(7)
     assert len(first) == 10 and first == await ids(7)
@@ -65,19 +83,31 @@ async def test_last_run_window_from_the_reports(tmp_path: Path,
     reports = tmp_path / "state" / "reports"
     reports.mkdir(parents=True)
 
-    def report(run_id: str, position: Any, *, dry_run: bool = False) -> None:
+    def report(run_id: str, start: Any, position: Any, *, dry_run: bool = False) -> None:
         (reports / f"{run_id}.json").write_text(json.dumps({
             "run_id": run_id, "started_at": run_id, "dry_run": dry_run,
-            "streams": [{"stream": "contacts", "checkpoint_position": position}]}))
+            "streams": [{"stream": "contacts", "checkpoint_position": position,
+                         "start_position": start, "started_from_top": start is None}]}))
 
     assert last_run_window(str(reports), "contacts") is None
-    report("20240101T000000Z-a", [60, 2])
+    report("20240101T000000Z-a", None, [60, 2])
     assert last_run_window(str(reports), "contacts") == Window(None, [60, 2],
                                                                "20240101T000000Z-a")
-    report("20240102T000000Z-b", [120, 4])
-    report("20240103T000000Z-c", [999, 9], dry_run=True)
+    report("20240102T000000Z-b", [60, 2], [120, 4])
+    report("20240103T000000Z-c", [120, 4], [999, 9], dry_run=True)
     window = last_run_window(str(reports), "contacts")
     assert window == Window([60, 2], [120, 4], "20240102T000000Z-b")
+    # a run that read a new file from the top covered it from the top, whatever came before
+    report("20240104T000000Z-d", None, [50, 3])
+    assert last_run_window(str(reports), "contacts") == Window(None, [50, 3],
+                                                               "20240104T000000Z-d")
+    # a report that does not say where its run started: from the top (more, never less)
+    (reports / "20240105T000000Z-e.json").write_text(json.dumps({
+        "run_id": "e", "started_at": "e", "dry_run": False,
+        "streams": [{"stream": "contacts", "checkpoint_position": [70, 4]}]}))
+    assert last_run_window(str(reports), "contacts") == Window(None, [70, 4], "e")
+    for old in reports.glob("*.json"):
+        old.unlink()
 
     lines = [json.dumps(_contact(i)) for i in range(6)]
     _write(tmp_path, lines)
@@ -86,24 +116,19 @@ async def test_last_run_window_from_the_reports(tmp_path: Path,
     for line in lines:
         offset += len(line) + 1
         ends.append(offset)
-    stream = make_job().streams[0]
-    chosen = await select(stream, schema_validator(stream),
-                          window=Window([ends[1], 2], [ends[3], 4], "x"))
-    assert [t.id for t in chosen.targets] == ["c2", "c3"]
+    chosen, _ = await select(make_job(), window=Window([ends[1], 2], [ends[3], 4], "x"))
+    assert [t.id for t in chosen] == ["c2", "c3"]
 
 
 def test_plan_takes_list_pages_when_they_cost_fewer_requests(
         make_job: Callable[..., Job]) -> None:
-    from ometria_sync.verify.select import Target
-
-    def targets(n: int, **record: Any) -> list[Target]:
-        return [Target(str(i), str(i), dict(record), "f") for i in range(n)]
-
-    assert plan("o", "order", targets(1000), 1000, "auto").method == "list"
-    assert plan("o", "order", targets(1000), 1000, "auto").requests == 5
-    assert plan("o", "order", targets(3), 100_000, "auto").method == "single"
-    assert plan("o", "order", targets(3), 100_000, "list").requests == 401
+    assert plan("o", "order", 1000, 1000, "auto").method == "list"
+    assert plan("o", "order", 1000, 1000, "auto").requests == 5
+    assert plan("o", "order", 3, 100_000, "auto").method == "single"
+    assert plan("o", "order", 3, 100_000, "list").requests == 401
     # contacts are looked up one by one only by email
-    assert plan("c", "contact", targets(3, email="a@b.co"), 100_000, "auto").method == "single"
-    assert plan("c", "contact", targets(3), 100_000, "auto").method == "list"
-    assert plan("e", "custom_event", targets(3), 3, "auto").method == "none"
+    assert plan("c", "contact", 3, 100_000, "auto").method == "single"
+    assert plan("c", "contact", 3, 100_000, "auto", without_email=1).method == "list"
+    # custom events: no read endpoint, nothing requested
+    none = plan("e", "custom_event", 3, 3, "auto")
+    assert (none.method, none.requests) == ("none", 0)
