@@ -1,4 +1,5 @@
-"""One run of a job at a time, across hosts: a PostgreSQL session advisory lock.
+"""One run of a job at a time, across hosts: a PostgreSQL session advisory lock, keyed by the
+schema and the job (two jobs in one schema each have their own).
 
 The lock is held by a connection of its own for the whole run; PostgreSQL releases it when that
 session ends, so a killed process (a pod evicted, ``kill -9``) never leaves a stale lock. A row
@@ -28,10 +29,11 @@ class RunLockHeld(StateError):
 
 
 class PgRunLock:
-    def __init__(self, connect: Connect, schema: str) -> None:
+    def __init__(self, connect: Connect, schema: str, job: str = "") -> None:
         self._connect = connect
         self._schema = schema
-        self.key = lock_key(schema, "run lock")
+        self._job = job
+        self.key = lock_key(schema, "run lock", job)
         self._conn: asyncpg.Connection | None = None
         self._held = False
 
@@ -52,9 +54,11 @@ class PgRunLock:
                     self.key)
                 raise RunLockHeld(held_message(holder))
             await conn.execute(
-                f"INSERT INTO {self._schema}.run_lock VALUES ($1, $2, $3, now()) "
+                f"INSERT INTO {self._schema}.run_lock (key, host, pid, since, job) "
+                "VALUES ($1, $2, $3, now(), $4) "
                 "ON CONFLICT (key) DO UPDATE SET host = excluded.host, pid = excluded.pid, "
-                "since = excluded.since", self.key, socket.gethostname(), os.getpid())
+                "since = excluded.since", self.key, socket.gethostname(), os.getpid(),
+                self._job)
         except BaseException:
             await conn.close()
             raise
@@ -109,9 +113,9 @@ def held_message(holder: asyncpg.Record | None) -> str:
             "wait for it to finish, or stop it")
 
 
-async def lock_held(conn: asyncpg.Connection, schema: str) -> bool:
+async def lock_held(conn: asyncpg.Connection, schema: str, job: str = "") -> bool:
     """True while some session holds the job's run lock (a run is going on)."""
-    key = lock_key(schema, "run lock")
+    key = lock_key(schema, "run lock", job)
     if await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
         await conn.execute("SELECT pg_advisory_unlock($1)", key)
         return False
