@@ -102,6 +102,11 @@ def _version(db: sqlite3.Connection) -> int:
     return int(db.execute("PRAGMA user_version").fetchone()[0])
 
 
+def _has_legacy(db: sqlite3.Connection) -> bool:
+    return any(db.execute(f"SELECT 1 FROM {table} WHERE job = '' LIMIT 1").fetchone()
+               for table, _ in _ADOPTED)
+
+
 def adopt_legacy(db: sqlite3.Connection, job: str, streams: list[str]) -> int:
     """Give ``job`` the rows of ``streams`` written before state was keyed by the job (and,
     when it took any and has no account of its own, a copy of the account they describe).
@@ -109,8 +114,8 @@ def adopt_legacy(db: sqlite3.Connection, job: str, streams: list[str]) -> int:
     Once adopted they are the job's: another job listing a stream of the same name finds
     nothing. One ``BEGIN IMMEDIATE`` transaction, so two jobs opening at once never both take
     them. Returns how many rows were adopted."""
-    if not job or not streams:
-        return 0
+    if not job or not streams or not _has_legacy(db):
+        return 0  # read first: no write lock taken at every open
     marks = ",".join("?" * len(streams))
     adopted = 0
     db.execute("BEGIN IMMEDIATE")
