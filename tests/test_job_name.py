@@ -41,7 +41,7 @@ def test_a_name_in_the_job_file_wins(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["", "two words", "a/b", "nightly\n"])
 def test_a_name_that_is_not_a_plain_name_is_refused(tmp_path: Path, name: str) -> None:
-    with pytest.raises(ConfigError, match="^name: "):
+    with pytest.raises(ConfigError, match=r"^name: "):
         load_job(_job(tmp_path, f"name = {json.dumps(name)}\n"), environ={})
 
 
