@@ -133,6 +133,7 @@ class OmetriaClient:
             status=status,
             accepted=answer.accepted or 0,
             rejected=answer.rejected or 0,
+            skipped=answer.skipped or 0,
             request_id=answer.request_id,
             queue_remaining=_int_header(headers, "X-QueueSize-Remaining"),
             queue_limit=_int_header(headers, "X-QueueSize-Limit"),

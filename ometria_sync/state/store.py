@@ -11,7 +11,9 @@ Guarantees, both stores:
   a time in the order they were made: a checkpoint is written after the dead letters and hashes
   submitted before it, and never moves backwards (see ``checkpoint_rules.py``);
 * a failed write is never lost: the first failure is raised, once, by the next write, ``call``,
-  :meth:`StateStore.flush`, :meth:`StateStore.keep_up` or :meth:`StateStore.aclose`;
+  :meth:`StateStore.flush`, :meth:`StateStore.keep_up` or :meth:`StateStore.aclose`; and it
+  stops the queue for the rest of the run (``write_failure.py``): nothing queued after it is
+  written, so a checkpoint is durable only if every write submitted before it is;
 * ``lookup`` sees committed hashes only; the future returned by ``remember`` says when its
   hashes are committed;
 * a password in the URL never appears in a message: :func:`redact_url`.
