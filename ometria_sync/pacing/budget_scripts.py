@@ -22,8 +22,8 @@ from redis.exceptions import RedisError
 
 from ometria_sync.clock import Clock, Sleep
 from ometria_sync.errors import RateBudgetError
+from ometria_sync.net.urls import safe_message
 from ometria_sync.pacing.budget_stats import BudgetStats
-from ometria_sync.pacing.redis_account import safe_message
 
 log = structlog.get_logger("ometria_sync.shared_budget")
 
@@ -70,7 +70,7 @@ class BudgetScripts:
         *,
         process: str,
         stats: BudgetStats,
-        password: str | None,
+        url: str,
         retry_for: float,
         clock: Clock,
         sleep: Sleep,
@@ -81,7 +81,7 @@ class BudgetScripts:
         self._keys = [prefix + "state", prefix + "departures", prefix + "processes"]
         self._process = process
         self._stats = stats
-        self._password = password
+        self._url = url  # for messages: its secrets are scrubbed from every error
         self._retry_for = retry_for
         self._clock = clock
         self._sleep = sleep
@@ -131,7 +131,7 @@ class BudgetScripts:
             await self._timed(self._client.zadd(
                 self._keys[1], {member: math.ceil((at + self._offset) * 1e6)}, xx=True, gt=True))
         except (RedisError, OSError) as exc:
-            log.debug("departure_not_recorded", error=safe_message(exc, self._password))
+            log.debug("departure_not_recorded", error=safe_message(exc, self._url))
 
     async def retrying(self, call: Callable[[], Awaitable[T]]) -> T:
         """``call()``, retried while Redis is away; after ``retry_for`` seconds the budget is
@@ -147,13 +147,13 @@ class BudgetScripts:
                 if now - failed_at >= self._retry_for:
                     self.lost = RateBudgetError(
                         f"the shared rate budget at {self._stats.url} was unreachable for "
-                        f"{now - failed_at:.0f} s ({safe_message(exc, self._password)}); "
+                        f"{now - failed_at:.0f} s ({safe_message(exc, self._url)}); "
                         "stopped sending, the checkpoints stay where they are"
                     )
                     raise self.lost from None
                 if attempt == 0:
                     log.warning("rate_budget_unreachable", url=self._stats.url,
-                                error=safe_message(exc, self._password),
+                                error=safe_message(exc, self._url),
                                 retrying_for=self._retry_for)
                 await self._sleep(min(1.0, 0.05 * 2**attempt))
                 attempt += 1

@@ -27,7 +27,8 @@ import asyncpg
 import structlog
 
 from ometria_sync.errors import StateError
-from ometria_sync.state.store import MAX_QUEUED_WRITES, redact_url, scrub
+from ometria_sync.net.urls import redact_url, scrub
+from ometria_sync.state.store import MAX_QUEUED_WRITES
 from ometria_sync.state.write_failure import FirstFailure
 
 log = structlog.get_logger("ometria_sync.state")
@@ -53,7 +54,9 @@ class _CannotConnect(StateError):
 
 
 class RunLockLike(Protocol):
-    async def ensure(self) -> None: ...
+    async def fenced(self, conn: asyncpg.Connection, op: Op[T]) -> T:
+        """``op`` in a transaction that commits only while the run lock is held."""
+        ...
 
 
 class PgQueue:
@@ -99,7 +102,7 @@ class PgQueue:
         for delay in (*self.retry_delays, None):
             try:
                 if role == "writer" and self._lock is not None:
-                    await self._lock.ensure()
+                    return await self._lock.fenced(await self._conn(role), op)
                 return await op(await self._conn(role))
             except (*_LOST, _CannotConnect) as exc:
                 lost = exc
