@@ -82,7 +82,7 @@ class SqliteBench:
 
     def size(self) -> tuple[int, int]:
         db = self.root / "state" / "checkpoints.db"
-        store = open_checkpoint_store(f"sqlite:///{db}")
+        store = open_checkpoint_store(f"sqlite:///{db}", "job")  # the job of job.toml
         store._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         store._db.execute("VACUUM")
         tracked = store.changes.count("contacts")

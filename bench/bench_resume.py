@@ -88,7 +88,7 @@ def main() -> None:
     job = write_job(root / "job", data, "contact", rate_limit_per_second=10_000)
     state = job.parent / "state"
     took = asyncio.run(crash(job, args.records))
-    store = open_checkpoint_store(f"sqlite:///{state / 'checkpoints.db'}")
+    store = open_checkpoint_store(f"sqlite:///{state / 'checkpoints.db'}", job.stem)
     (checkpoint,) = store.checkpoints("contacts")
     store.close()
     offset, line = checkpoint.position

@@ -109,10 +109,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _with_state(job: Job, work: Callable[[StateStore], Awaitable[T]]) -> T:
-    """Open the job's state store, run ``work`` on it, close it (StateError passes on)."""
+    """Open the job's state (its rows only), run ``work`` on it, close it (StateError passes
+    on). Reads no source: no source secret is needed."""
 
     async def run() -> T:
-        store = await open_state(job.settings.state.checkpoint_url, job.settings.state.schema)
+        store = await open_state(job.settings.state.checkpoint_url, job.settings.state.schema,
+                                 job=job.name, streams=job.stream_names)
         try:
             return await work(store)
         finally:

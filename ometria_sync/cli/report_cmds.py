@@ -60,7 +60,7 @@ def finish_report(job: Job, result: JobResult, *, dry_run: bool) -> str:
     path = write_report(report, settings.report.folder)
     if settings.report.metrics_textfile or settings.report.pushgateway_url:
         try:
-            export_metrics(report, job.path.stem, textfile=settings.report.metrics_textfile,
+            export_metrics(report, job.name, textfile=settings.report.metrics_textfile,
                            pushgateway=settings.report.pushgateway_url)
         except OSError as exc:  # monitoring must not fail the sync
             log.warning("metrics_not_exported", error=str(exc))

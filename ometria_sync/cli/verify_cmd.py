@@ -74,7 +74,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print("ometria-sync: --seed needs --sample", file=sys.stderr)
         return ExitCode.USAGE
     job = load_job(args.job)
-    job.select(args.stream)
+    job.check_credentials(job.select(args.stream))  # verify reads the sources
     options = VerifyOptions(streams=args.stream, sample=args.sample, seed=args.seed,
                             last_run=args.last_run, method=args.method, repair=args.repair,
                             repair_rounds=args.repair_rounds, settle=args.settle)

@@ -3,7 +3,6 @@ sources (each checks its own), before anything is sent."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -12,6 +11,7 @@ from ometria_sync.errors import ConfigError
 from ometria_sync.net.http import is_loopback_host
 from ometria_sync.net.urls import redact_url
 from ometria_sync.sources.omneo.config import check_shared_tenants
+from ometria_sync.state.store import is_schema_name
 
 
 def check_settings(settings: JobSettings) -> None:
@@ -66,5 +66,5 @@ def _check_state(state: StateSettings) -> None:
         # the scheme only: the rest may hold a password
         raise ConfigError(key, f"expected sqlite:///PATH or postgresql://USER@HOST/DATABASE, "
                                f"got {url.split(':', 1)[0]}:...")
-    if not re.match(r"^[a-z_][a-z0-9_]{0,62}$", state.schema):
+    if not is_schema_name(state.schema):  # matched whole: "x\n" reaches x's tables
         raise ConfigError("state.schema", f"{state.schema!r} is not a plain lower-case SQL name")

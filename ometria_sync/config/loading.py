@@ -34,6 +34,17 @@ class Job(msgspec.Struct, frozen=True):
     settings: JobSettings
 
     @property
+    def name(self) -> str:
+        """The job's name (``name``, else the file's name without its extension): the state
+        store keeps this job's rows, and its run lock, under it."""
+        return self.settings.name or self.path.stem
+
+    @property
+    def stream_names(self) -> list[str]:
+        """Every stream the job file lists (enabled or not): the state rows it owns."""
+        return [s.name for s in self.streams]
+
+    @property
     def streams(self) -> list[StreamSettings]:
         return self.settings.streams
 
@@ -46,6 +57,13 @@ class Job(msgspec.Struct, frozen=True):
         if unknown:
             raise ConfigError("--stream", f"no stream named {', '.join(unknown)} in {self.path}")
         return [s for s in self.streams if s.name in names]
+
+    def check_credentials(self, streams: list[StreamSettings] | None = None) -> None:
+        """ConfigError naming the key when a source's secret (a DSN, a token) is not there,
+        for ``streams`` (default: the enabled ones). Only what reads the sources calls this:
+        the commands that read only the state need no source secret."""
+        for stream in self.select(None) if streams is None else streams:
+            stream.source.check_credentials(f"streams[{self.index_of(stream.name)}].source")
 
     def index_of(self, name: str) -> int:
         """The stream's index in the job file (error messages name ``streams[i]``)."""

@@ -14,6 +14,9 @@ from ometria_sync.schemas.records import RecordType
 from ometria_sync.sources.lines import DEFAULT_MAX_LINE_BYTES, MaxLineBytes
 from ometria_sync.sources.registry import SourceSpec
 
+#: a stream's or a job's name, matched whole (``$`` would let a trailing newline through)
+Name = Annotated[str, msgspec.Meta(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+\Z")]
+
 
 class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     pass
@@ -92,7 +95,7 @@ class ReportSettings(_Section, frozen=True):
 class StreamSettings(_Section, frozen=True):
     """One ``[[streams]]`` entry."""
 
-    name: Annotated[str, msgspec.Meta(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
+    name: Name
     record_type: RecordType
     source: SourceSpec
     #: "update": a record needs only its id (Ometria merges); "create": also what creation needs
@@ -110,6 +113,10 @@ class JobSettings(_Section, frozen=True):
     """The whole job file."""
 
     streams: list[StreamSettings]
+    #: the job's name: its state (checkpoints, change hashes, run history, dead letters, the
+    #: account, the run lock) is kept under it, so several jobs can share one state store.
+    #: Not set: the job file's name without its extension (``nightly.toml``: ``nightly``)
+    name: Name | None = None
     ometria: OmetriaSettings = msgspec.field(default_factory=OmetriaSettings)
     state: StateSettings = msgspec.field(default_factory=StateSettings)
     run: RunSettings = msgspec.field(default_factory=RunSettings)

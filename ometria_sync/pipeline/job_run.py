@@ -132,7 +132,8 @@ async def _run_job(
             error="interrupted before anything was sent",
         )
     async with contextlib.AsyncExitStack() as stack:
-        state = await open_state(settings.state.checkpoint_url, settings.state.schema)
+        state = await open_state(settings.state.checkpoint_url, settings.state.schema,
+                                 job=job.name, streams=job.stream_names)
         stack.push_async_callback(state.aclose)
         permit = await stack.enter_async_context(state.run_lock()) if sending else None
         stack.push_async_callback(state.flush)  # everything written before the lock goes
@@ -247,7 +248,9 @@ async def _claim_account(state: StateStore, job: Job) -> None:
 
 
 async def _preflight(job: Job, streams: list[StreamSettings]) -> None:
-    """Databases reachable, queries with their cursor columns, Omneo tokens accepted."""
+    """Source secrets present, databases reachable, queries with their cursor columns, Omneo
+    tokens accepted."""
+    job.check_credentials(streams)
     log.info("preflight", streams=[s.name for s in streams])
     for stream in streams:
         await stream.source.preflight(f"streams[{job.index_of(stream.name)}].source")

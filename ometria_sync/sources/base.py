@@ -109,7 +109,13 @@ class SourceConfig(msgspec.Struct, frozen=True, tag_field="kind", forbid_unknown
 
     def check(self, key: str) -> None:
         """Raise :class:`~ometria_sync.errors.ConfigError` naming ``key`` if this source cannot
-        work (missing file, missing environment variable). Called before anything is sent."""
+        work (a missing file, a bad setting). Called when the job file is read."""
+
+    def check_credentials(self, key: str) -> None:
+        """Raise :class:`~ometria_sync.errors.ConfigError` naming ``key`` if the secret this
+        source reads with (a DSN, a token) is not there. Called only by what reads the source
+        (``run``, ``validate``, ``plan``, ``verify``), never by what reads only the state
+        (``status``, ``reset``, ``dead-letter``): an operator needs no shop secret for those."""
 
     async def preflight(self, key: str) -> None:
         """Checks that need I/O beyond the local disk (a database query's columns). Raise

@@ -33,7 +33,7 @@ from ometria_sync.sources.base import Source, SourceConfig
 from ometria_sync.sources.mapping import load_zone
 from ometria_sync.sources.one_part import SinglePartSource
 from ometria_sync.sources.postgres_query import PostgresQuery
-from ometria_sync.sources.postgres_sql import STAMPS, TIMES, connect, describe
+from ometria_sync.sources.postgres_sql import STAMPS, TIMES, connect, describe, dsn_missing
 
 __all__ = ["DEFAULT_LOOKBACK_SECONDS", "PostgresQuery", "PostgresSourceConfig"]
 
@@ -57,10 +57,11 @@ class PostgresSourceConfig(SourceConfig, frozen=True, tag="postgres"):
     #: DEFAULT_LOOKBACK_SECONDS when the first cursor column is a timestamp, else 0
     lookback_seconds: float | None = None
 
-    def check(self, key: str) -> None:
+    def check_credentials(self, key: str) -> None:
         if not os.environ.get(self.dsn_env):
-            raise ConfigError(f"{key}.dsn_env", f"the environment variable {self.dsn_env} "
-                                                "is not set (it holds the connection string)")
+            raise ConfigError(f"{key}.dsn_env", dsn_missing(self.dsn_env))
+
+    def check(self, key: str) -> None:
         if not self.cursor:
             raise ConfigError(f"{key}.cursor", "name at least one column (e.g. "
                                                "[\"updated_at\", \"id\"])")
@@ -73,6 +74,7 @@ class PostgresSourceConfig(SourceConfig, frozen=True, tag="postgres"):
 
     async def preflight(self, key: str) -> None:
         """Connect and describe the query: its columns must include the cursor columns."""
+        self.check_credentials(key)
         try:
             conn = await connect(self)
         except SourceError as exc:

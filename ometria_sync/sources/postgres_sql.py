@@ -18,9 +18,16 @@ if TYPE_CHECKING:  # the settings import this module for their preflight
     from ometria_sync.sources.postgres import PostgresSourceConfig
 
 
+def dsn_missing(dsn_env: str) -> str:
+    return f"the environment variable {dsn_env} is not set (it holds the connection string)"
+
+
 async def connect(config: PostgresSourceConfig) -> asyncpg.Connection:
-    """A connection that decodes json/jsonb into Python values. The DSN is never printed."""
+    """A connection that decodes json/jsonb into Python values. The DSN is never printed;
+    an unset ``dsn_env`` is refused, never taken for asyncpg's defaults."""
     dsn = os.environ.get(config.dsn_env, "")
+    if not dsn:
+        raise SourceError(f"cannot connect to PostgreSQL: {dsn_missing(config.dsn_env)}")
     try:
         conn = await asyncpg.connect(dsn, timeout=config.connect_timeout)
     except (OSError, TimeoutError, asyncpg.PostgresError, ValueError) as exc:

@@ -32,7 +32,9 @@ from ometria_sync.errors import StateError
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS streams (
     id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE
+    job TEXT NOT NULL,
+    name TEXT NOT NULL,
+    UNIQUE (job, name)
 );
 CREATE TABLE IF NOT EXISTS record_hashes (
     stream INTEGER NOT NULL,
@@ -57,15 +59,19 @@ def identity(record: dict[str, Any]) -> bytes:
 
 
 class ChangeIndex:
-    """Hashes of acknowledged records, in the checkpoint store's SQLite database."""
+    """Hashes of acknowledged records, in the checkpoint store's SQLite database; a stream is
+    the job's (``job``): two jobs' streams of one name have their own ids and hashes."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, job: str = "") -> None:
         self._db = db
-        db.executescript(_SCHEMA)
+        self.job = job
+        db.executescript(_SCHEMA)  # a migrated store has them (``sqlite_schema.py``)
 
     def stream_id(self, name: str) -> int:
-        self._db.execute("INSERT OR IGNORE INTO streams (name) VALUES (?)", (name,))
-        row = self._db.execute("SELECT id FROM streams WHERE name = ?", (name,)).fetchone()
+        self._db.execute("INSERT OR IGNORE INTO streams (job, name) VALUES (?, ?)",
+                         (self.job, name))
+        row = self._db.execute("SELECT id FROM streams WHERE job = ? AND name = ?",
+                               (self.job, name)).fetchone()
         return int(row[0])
 
     def lookup(self, stream: int, id_hashes: list[int]) -> dict[int, int]:
@@ -114,16 +120,13 @@ class ChangeIndex:
     def count(self, name: str) -> int:
         row = self._db.execute(
             "SELECT count(*) FROM record_hashes JOIN streams ON streams.id = record_hashes.stream "
-            "WHERE streams.name = ?",
-            (name,),
+            "WHERE streams.job = ? AND streams.name = ?",
+            (self.job, name),
         ).fetchone()
         return int(row[0])
 
     def forget(self, name: str | None = None) -> None:
-        if name is None:
-            self._db.execute("DELETE FROM record_hashes")
-            return
+        """Delete the job's hashes (of one stream, or of all its streams)."""
         self._db.execute(
-            "DELETE FROM record_hashes WHERE stream = (SELECT id FROM streams WHERE name = ?)",
-            (name,),
-        )
+            "DELETE FROM record_hashes WHERE stream IN (SELECT id FROM streams WHERE job = ? "
+            "AND (? IS NULL OR name = ?))", (self.job, name, name))

@@ -6,7 +6,9 @@ Guarantees:
   mode), and only when :func:`~ometria_sync.state.checkpoint_rules.checked_total` allows it
   (never backwards, never empty, see ``checkpoint_rules.py``);
 * a database that is corrupt, locked or unreadable is a clear :class:`StateError`, never a silent
-  restart from zero. Files are created readable by their owner only: they name customers' ids.
+  restart from zero. Files are created readable by their owner only: they name customers' ids;
+* a store is opened for one job (``job``) and reads and writes only that job's rows, so job
+  files sharing one database never share checkpoints, runs, hashes, dead letters or account.
 """
 
 from __future__ import annotations
@@ -22,14 +24,16 @@ from ometria_sync.errors import StateError
 from ometria_sync.state.account import AccountIdentity, mismatch
 from ometria_sync.state.change_index import ChangeIndex
 from ometria_sync.state.checkpoint_rules import Checkpoint, StreamRun, checked_total, utc_now
-from ometria_sync.state.sqlite_schema import migrate
+from ometria_sync.state.sqlite_schema import adopt_legacy, migrate
 
 
 class SqliteCheckpointStore:
     """Checkpoints in a SQLite file (WAL mode). Synchronous: each call is a short local write."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, job: str = "") -> None:
         self.path = Path(path)
+        #: the job whose rows this store reads and writes ('': rows of no named job)
+        self.job = job
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             if not self.path.exists():
@@ -38,15 +42,24 @@ class SqliteCheckpointStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             migrate(self._db, self.path)
-            self.changes = ChangeIndex(self._db)
+            self.changes = ChangeIndex(self._db, job)
         except (sqlite3.Error, OSError) as exc:
             raise self._error("cannot open", exc) from None
+
+    def adopt(self, streams: list[str]) -> int:
+        """Take the rows of ``streams`` written before state was keyed by the job
+        (:func:`~ometria_sync.state.sqlite_schema.adopt_legacy`)."""
+        try:
+            return adopt_legacy(self._db, self.job, streams)
+        except sqlite3.Error as exc:
+            raise self._error("cannot write", exc) from None
 
     def account(self) -> AccountIdentity | None:
         """The Ometria account this store's checkpoints and hashes describe (None: not yet
         recorded)."""
         try:
-            row = self._db.execute("SELECT base_url, key_sha256 FROM account").fetchone()
+            row = self._db.execute("SELECT base_url, key_sha256 FROM account WHERE job = ?",
+                                   (self.job,)).fetchone()
         except sqlite3.Error as exc:
             raise self._error("cannot read", exc) from None
         return None if row is None else AccountIdentity(row[0], row[1])
@@ -59,8 +72,9 @@ class SqliteCheckpointStore:
             with self._transaction():
                 stored = self.account()
                 if stored is None:
-                    self._db.execute("INSERT INTO account VALUES (1, ?, ?, ?)",
-                                     (current.base_url, current.key_sha256, utc_now()))
+                    self._db.execute("INSERT INTO account VALUES (?, ?, ?, ?)",
+                                     (self.job, current.base_url, current.key_sha256,
+                                      utc_now()))
                     return True
         except sqlite3.Error as exc:
             raise self._error("cannot write", exc) from None
@@ -85,8 +99,8 @@ class SqliteCheckpointStore:
         try:
             row = self._db.execute(
                 "SELECT stream, part, position, fingerprint, delivered, updated_at "
-                "FROM checkpoints WHERE stream = ? AND part = ?",
-                (stream, part),
+                "FROM checkpoints WHERE job = ? AND stream = ? AND part = ?",
+                (self.job, stream, part),
             ).fetchone()
         except sqlite3.Error as exc:
             raise self._error("cannot read", exc) from None
@@ -109,12 +123,12 @@ class SqliteCheckpointStore:
                 old = self.load(stream, part)
                 total = checked_total(stream, old, position, fingerprint, delivered)
                 self._db.execute(
-                    "INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT (stream, part) DO UPDATE SET position = excluded.position, "
+                    "INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (job, stream, part) DO UPDATE SET position = excluded.position, "
                     "fingerprint = excluded.fingerprint, delivered = excluded.delivered, "
                     "updated_at = excluded.updated_at",
-                    (stream, part, msgspec.json.encode(position).decode(), fingerprint, total,
-                     utc_now()),
+                    (self.job, stream, part, msgspec.json.encode(position).decode(), fingerprint,
+                     total, utc_now()),
                 )
         except sqlite3.Error as exc:
             raise self._error("cannot write", exc) from None
@@ -123,7 +137,8 @@ class SqliteCheckpointStore:
         """Forget one part's position on purpose (a full refresh reads it from the top)."""
         try:
             self._db.execute(
-                "DELETE FROM checkpoints WHERE stream = ? AND part = ?", (stream, part)
+                "DELETE FROM checkpoints WHERE job = ? AND stream = ? AND part = ?",
+                (self.job, stream, part)
             )
         except sqlite3.Error as exc:
             raise self._error("cannot write", exc) from None
@@ -143,24 +158,25 @@ class SqliteCheckpointStore:
             if finished:
                 self._db.execute(
                     "UPDATE stream_runs SET finished_at = ?, outcome = ?, delivered = ? "
-                    "WHERE stream = ?",
-                    (now, outcome, delivered, stream),
+                    "WHERE job = ? AND stream = ?",
+                    (now, outcome, delivered, self.job, stream),
                 )
             else:
                 self._db.execute(
-                    "INSERT INTO stream_runs VALUES (?, ?, NULL, ?, 0) ON CONFLICT (stream) "
-                    "DO UPDATE SET started_at = excluded.started_at, finished_at = NULL, "
-                    "outcome = excluded.outcome, delivered = 0",
-                    (stream, now, outcome),
+                    "INSERT INTO stream_runs VALUES (?, ?, ?, NULL, ?, 0) ON CONFLICT "
+                    "(job, stream) DO UPDATE SET started_at = excluded.started_at, "
+                    "finished_at = NULL, outcome = excluded.outcome, delivered = 0",
+                    (self.job, stream, now, outcome),
                 )
         except sqlite3.Error as exc:
             raise self._error("cannot write", exc) from None
 
     def checkpoints(self, stream: str | None = None) -> list[Checkpoint]:
-        query = "SELECT stream, part, position, fingerprint, delivered, updated_at FROM checkpoints"
-        args: tuple[str, ...] = ()
+        query = ("SELECT stream, part, position, fingerprint, delivered, updated_at "
+                 "FROM checkpoints WHERE job = ?")
+        args: tuple[str, ...] = (self.job,)
         if stream is not None:
-            query, args = query + " WHERE stream = ?", (stream,)
+            query, args = query + " AND stream = ?", (self.job, stream)
         try:
             rows = self._db.execute(query + " ORDER BY stream, part", args).fetchall()
         except sqlite3.Error as exc:
@@ -171,17 +187,18 @@ class SqliteCheckpointStore:
         try:
             row = self._db.execute(
                 "SELECT stream, started_at, finished_at, outcome, delivered FROM stream_runs "
-                "WHERE stream = ?",
-                (stream,),
+                "WHERE job = ? AND stream = ?",
+                (self.job, stream),
             ).fetchone()
         except sqlite3.Error as exc:
             raise self._error("cannot read", exc) from None
         return None if row is None else StreamRun(*row)
 
     def reset(self, stream: str | None = None) -> int:
-        """Forget checkpoints and change hashes (of one stream, or all, with the account the
-        store belongs to). Returns how many checkpoints were removed."""
-        where, args = ("WHERE stream = ?", (stream,)) if stream else ("", ())
+        """Forget the job's checkpoints and change hashes (of one stream, or all, with the
+        account the job's state belongs to). Returns how many checkpoints were removed."""
+        where, args = ("WHERE job = ? AND stream = ?", (self.job, stream)) if stream else (
+            "WHERE job = ?", (self.job,))
         try:
             with self._transaction():
                 count = self._db.execute(f"DELETE FROM checkpoints {where}", args).rowcount
@@ -189,7 +206,7 @@ class SqliteCheckpointStore:
                 self.changes.forget(stream)
                 self._db.execute(f"DELETE FROM dead_letters {where}", args)
                 if stream is None:  # the whole state forgotten: the next run may be any account
-                    self._db.execute("DELETE FROM account")
+                    self._db.execute("DELETE FROM account WHERE job = ?", (self.job,))
         except sqlite3.Error as exc:
             raise self._error("cannot write", exc) from None
         return int(count)
@@ -198,7 +215,8 @@ class SqliteCheckpointStore:
         """Store refused records: (run id, stream, time, the entry's JSON line)."""
         try:
             self._db.executemany(
-                "INSERT INTO dead_letters (run_id, stream, time, entry) VALUES (?, ?, ?, ?)", rows)
+                "INSERT INTO dead_letters (job, run_id, stream, time, entry) "
+                "VALUES (?, ?, ?, ?, ?)", [(self.job, *row) for row in rows])
         except sqlite3.Error as exc:
             raise self._error("cannot write", exc) from None
 
@@ -208,9 +226,9 @@ class SqliteCheckpointStore:
         """(row id, entry) of refused records after row ``after``, oldest first."""
         try:
             return self._db.execute(
-                "SELECT id, entry FROM dead_letters WHERE id > ? AND (? IS NULL OR stream = ?) "
-                "AND (? IS NULL OR run_id = ?) ORDER BY id LIMIT ?",
-                (after, stream, stream, run_id, run_id, limit)).fetchall()
+                "SELECT id, entry FROM dead_letters WHERE job = ? AND id > ? "
+                "AND (? IS NULL OR stream = ?) AND (? IS NULL OR run_id = ?) ORDER BY id LIMIT ?",
+                (self.job, after, stream, stream, run_id, run_id, limit)).fetchall()
         except sqlite3.Error as exc:
             raise self._error("cannot read", exc) from None
 
@@ -228,11 +246,11 @@ class _Transaction:
         self._db.execute("ROLLBACK" if exc_type else "COMMIT")
 
 
-def open_checkpoint_store(url: str) -> SqliteCheckpointStore:
-    """The store named by ``state.checkpoint_url`` (``sqlite:///PATH``)."""
+def open_checkpoint_store(url: str, job: str = "") -> SqliteCheckpointStore:
+    """The store named by ``state.checkpoint_url`` (``sqlite:///PATH``), for ``job``."""
     prefix = "sqlite:///"
     if url.startswith(prefix):
-        return SqliteCheckpointStore(url[len(prefix) :])
+        return SqliteCheckpointStore(url[len(prefix) :], job)
     raise StateError(
         f"state.checkpoint_url: {url.split('://')[0]}:// stores are not supported yet; "
         "use sqlite:///PATH"

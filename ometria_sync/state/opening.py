@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ometria_sync.errors import StateError
 from ometria_sync.state.pg_state import PostgresState
 from ometria_sync.state.sqlite_state import SqliteState
 from ometria_sync.state.store import DEFAULT_SCHEMA, StateStore, check_schema, is_postgres_url
 
 
-async def open_state(url: str, schema: str = DEFAULT_SCHEMA) -> StateStore:
-    """The store named by ``state.checkpoint_url``; StateError when it cannot be opened."""
+async def open_state(url: str, schema: str = DEFAULT_SCHEMA, *, job: str = "",
+                     streams: Sequence[str] = ()) -> StateStore:
+    """The state of the job named ``job`` in the store ``state.checkpoint_url`` names: it reads
+    and writes that job's rows only, and its run lock is the job's. The first job to open a
+    store written before state was keyed by the job adopts the old rows of its ``streams``
+    (every stream its job file lists). ``job`` '' is no named job: the old rows not adopted.
+    StateError when it cannot be opened."""
     if url.startswith("sqlite:///"):
-        return await SqliteState.open(url)
+        return await SqliteState.open(url, job, streams)
     if is_postgres_url(url):
-        return await PostgresState.open(url, check_schema(schema))
+        return await PostgresState.open(url, check_schema(schema), job, streams)
     raise StateError(f"state.checkpoint_url: {url.split('://')[0]}:// stores are not supported; "
                      "use sqlite:///PATH or postgresql://...")

@@ -1,4 +1,5 @@
-"""One run of a job at a time, across hosts: a PostgreSQL session advisory lock.
+"""One run of a job at a time, across hosts: a PostgreSQL session advisory lock, keyed by the
+schema and the job (two jobs in one schema each have their own).
 
 The lock is held by a connection of its own for the whole run; PostgreSQL releases it when that
 session ends, so a killed process (a pod evicted, ``kill -9``) never leaves a stale lock. A row
@@ -57,11 +58,12 @@ class PgRunLock:
     still this run's); else, or when nothing is verified for ``GIVE_UP_AFTER`` s, the run
     stops with :class:`RunLockLost`."""
 
-    def __init__(self, connect: Connect, schema: str, *, clock: Clock = time.monotonic,
-                 sleep: Sleep = asyncio.sleep) -> None:
+    def __init__(self, connect: Connect, schema: str, job: str = "", *,
+                 clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep) -> None:
         self._connect = connect
         self._schema = schema
-        self.key = lock_key(schema, "run lock")
+        self._job = job
+        self.key = lock_key(schema, "run lock", job)
         self._conn: asyncpg.Connection | None = None
         #: the lock session's backend pid, read when the lock was taken
         self.pid: int | None = None
@@ -96,10 +98,11 @@ class PgRunLock:
                 raise _StillOurs()
             if self._mine is None:
                 row = await conn.fetchrow(
-                    f"INSERT INTO {self._schema}.run_lock VALUES ($1, $2, $3, now()) "
+                    f"INSERT INTO {self._schema}.run_lock (key, host, pid, since, job) "
+                    "VALUES ($1, $2, $3, now(), $4) "
                     "ON CONFLICT (key) DO UPDATE SET host = excluded.host, pid = excluded.pid, "
                     "since = excluded.since RETURNING host, pid, since",
-                    self.key, socket.gethostname(), os.getpid())
+                    self.key, socket.gethostname(), os.getpid(), self._job)
                 self._mine = (row[0], row[1], row[2])
             await drain_fence(conn, self.key)
             self.pid = self._last_pid = int(await conn.fetchval("SELECT pg_backend_pid()"))
@@ -246,9 +249,9 @@ def held_message(holder: asyncpg.Record | None) -> str:
             "wait for it to finish, or stop it")
 
 
-async def lock_held(conn: asyncpg.Connection, schema: str) -> bool:
+async def lock_held(conn: asyncpg.Connection, schema: str, job: str = "") -> bool:
     """True while some session holds the job's run lock (a run is going on)."""
-    key = lock_key(schema, "run lock")
+    key = lock_key(schema, "run lock", job)
     if await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
         await conn.execute("SELECT pg_advisory_unlock($1)", key)
         return False

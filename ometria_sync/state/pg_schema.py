@@ -4,6 +4,11 @@ The version lives in ``<schema>.meta``. Each migration runs in one transaction u
 transaction-scoped advisory lock, so two processes opening a new store at once create it once.
 A store written by a newer ometria-sync (a version this code does not know) is refused rather
 than misread.
+
+Since version 3 every row belongs to a job (its ``job`` column): several jobs share one schema
+without sharing checkpoints, run history, change hashes, dead letters, account or run lock.
+Rows written before carry ``job = ''`` (no named job); :func:`adopt_legacy` hands them to the
+first job that opens the store listing their stream.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import asyncpg
 
 from ometria_sync.errors import StateError
 from ometria_sync.state.change_index import hash64
+from ometria_sync.state.store import check_schema
 
 _V1 = """
 CREATE TABLE IF NOT EXISTS {s}.checkpoints (
@@ -63,15 +69,48 @@ CREATE TABLE IF NOT EXISTS {s}.run_lock (
     since timestamptz NOT NULL
 );
 """
+_V3 = """
+ALTER TABLE {s}.checkpoints ADD COLUMN job text NOT NULL DEFAULT '';
+ALTER TABLE {s}.checkpoints DROP CONSTRAINT checkpoints_pkey;
+ALTER TABLE {s}.checkpoints ADD PRIMARY KEY (job, stream, part);
+ALTER TABLE {s}.checkpoints ALTER COLUMN job DROP DEFAULT;
+ALTER TABLE {s}.stream_runs ADD COLUMN job text NOT NULL DEFAULT '';
+ALTER TABLE {s}.stream_runs DROP CONSTRAINT stream_runs_pkey;
+ALTER TABLE {s}.stream_runs ADD PRIMARY KEY (job, stream);
+ALTER TABLE {s}.stream_runs ALTER COLUMN job DROP DEFAULT;
+ALTER TABLE {s}.account ADD COLUMN job text NOT NULL DEFAULT '';
+ALTER TABLE {s}.account DROP COLUMN id;
+ALTER TABLE {s}.account ADD PRIMARY KEY (job);
+ALTER TABLE {s}.account ALTER COLUMN job DROP DEFAULT;
+ALTER TABLE {s}.streams ADD COLUMN job text NOT NULL DEFAULT '';
+ALTER TABLE {s}.streams DROP CONSTRAINT streams_name_key;
+ALTER TABLE {s}.streams ADD UNIQUE (job, name);
+ALTER TABLE {s}.streams ALTER COLUMN job DROP DEFAULT;
+ALTER TABLE {s}.dead_letters ADD COLUMN job text NOT NULL DEFAULT '';
+ALTER TABLE {s}.dead_letters ALTER COLUMN job DROP DEFAULT;
+ALTER TABLE {s}.dead_letters ADD COLUMN row_key text UNIQUE;
+DROP INDEX {s}.dead_letters_stream;
+CREATE INDEX dead_letters_job ON {s}.dead_letters (job, id);
+ALTER TABLE {s}.run_lock ADD COLUMN job text NOT NULL DEFAULT '';
+"""
 #: version n is reached by running MIGRATIONS[n - 1]: 1, checkpoints, runs, the account and
-#: change hashes; 2, dead letters and the run lock's holder
-MIGRATIONS = (_V1, _V2)
+#: change hashes; 2, dead letters and the run lock's holder; 3, every row keyed by its job
+#: (legacy rows ``job = ''``), dead letters with a client-made ``row_key`` (a retried insert
+#: finds its rows there and adds none)
+MIGRATIONS = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(MIGRATIONS)
+#: the tables whose rows a job adopts, and the column naming the stream
+_ADOPTED = (("checkpoints", "stream"), ("stream_runs", "stream"), ("dead_letters", "stream"),
+            ("streams", "name"))
 
 
-def lock_key(schema: str, what: str) -> int:
-    """A 64-bit advisory lock key for ``what`` on the state in ``schema``."""
-    return hash64(f"ometria-sync {what}\x00{schema}".encode())
+def lock_key(schema: str, what: str, job: str = "") -> int:
+    """A 64-bit advisory lock key for ``what`` on the state of ``job`` in ``schema``.
+
+    The schema name is validated whole first (StateError otherwise): two spellings that reach
+    the same tables (``ometria_sync`` and ``ometria_sync\\n``) must never take two keys."""
+    scope = f"{check_schema(schema)}\x00{job}" if job else check_schema(schema)
+    return hash64(f"ometria-sync {what}\x00{scope}".encode())
 
 
 async def stored_version(conn: asyncpg.Connection, schema: str) -> int:
@@ -102,3 +141,29 @@ async def migrate(conn: asyncpg.Connection, schema: str, label: str,
                 f"INSERT INTO {schema}.meta VALUES ('schema_version', $1) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value", str(target))
     return found
+
+
+async def adopt_legacy(conn: asyncpg.Connection, schema: str, job: str,
+                       streams: list[str]) -> int:
+    """Give ``job`` the rows of ``streams`` written before state was keyed by the job (and,
+    when it took any and has no account of its own, a copy of the account they describe).
+
+    Once adopted they are the job's: another job listing a stream of the same name finds
+    nothing. Under the migration lock, so two jobs opening at once never both take them.
+    Returns how many rows were adopted."""
+    if not job or not streams:
+        return 0
+    adopted = 0
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", lock_key(schema, "migration"))
+        for table, column in _ADOPTED:
+            status = await conn.execute(
+                f"UPDATE {schema}.{table} SET job = $1 WHERE job = '' "
+                f"AND {column} = ANY($2::text[])", job, streams)
+            adopted += int(status.rsplit(" ", 1)[1])
+        if adopted:
+            await conn.execute(
+                f"INSERT INTO {schema}.account (job, base_url, key_sha256, recorded_at) "
+                f"SELECT $1, base_url, key_sha256, recorded_at FROM {schema}.account "
+                "WHERE job = '' ON CONFLICT (job) DO NOTHING", job)
+    return adopted

@@ -1,6 +1,7 @@
 """The state in PostgreSQL: :class:`StateStore` with asyncpg on the event loop.
 
-Tables in ``state.schema`` (see ``pg_schema.py``); writes go through the ordered queue of
+Tables in ``state.schema`` (see ``pg_schema.py``), every row the job's (``job``: the store is
+opened for one job and reads and writes only its rows); writes go through the ordered queue of
 ``pg_queue.py`` (a lost connection is reconnected and the statement retried), lookups through
 the reader connection. A lookup or a hash write is one round trip per batch
 (``= ANY($2::bigint[])``, ``unnest``), never one per record. The run lock holds a third
@@ -8,7 +9,8 @@ connection (``pg_lock.py``).
 
 Every write is idempotent or one transaction, so a retry after a lost connection doubles
 nothing: a checkpoint whose commit was lost in flight and is saved again finds its own position
-already stored and is left alone. After the last retry the run stops with
+already stored and is left alone; dead-letter rows carry a key made when they are submitted, so
+a retried insert finds them there and adds none. After the last retry the run stops with
 :class:`~ometria_sync.state.pg_queue.StateConnectionLost`: what was acknowledged and not yet
 checkpointed is resent by the next run, never lost.
 """
@@ -16,7 +18,8 @@ checkpointed is resent by the next run, never lost.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -29,8 +32,8 @@ from ometria_sync.state.account import AccountIdentity, mismatch
 from ometria_sync.state.checkpoint_rules import Checkpoint, StreamRun, checked_total, utc_now
 from ometria_sync.state.pg_lock import PgRunLock, lock_held
 from ometria_sync.state.pg_queue import Op, PgQueue, StateConnectionLost
-from ometria_sync.state.pg_schema import migrate
-from ometria_sync.state.store import DeadLetterRow, Pending
+from ometria_sync.state.pg_schema import adopt_legacy, migrate
+from ometria_sync.state.store import DeadLetterRow, Pending, check_schema
 
 __all__ = ["PostgresState", "StateConnectionLost"]
 _PAGE = 1000
@@ -39,12 +42,21 @@ _PAGE = 1000
 class PostgresState(PgQueue):
     """A :class:`~ometria_sync.state.store.StateStore` in a PostgreSQL schema."""
 
+    def __init__(self, url: str, schema: str, job: str = "") -> None:
+        super().__init__(url, check_schema(schema))
+        #: the job whose rows this store reads and writes ('': rows of no named job)
+        self.job = job
+
     @classmethod
-    async def open(cls, url: str, schema: str) -> PostgresState:
-        state = cls(url, schema)
+    async def open(cls, url: str, schema: str, job: str = "",
+                   streams: Sequence[str] = ()) -> PostgresState:
+        """The state of ``job`` in ``schema``; it adopts rows of ``streams`` written before
+        state was keyed by the job (see :func:`~ometria_sync.state.pg_schema.adopt_legacy`)."""
+        state = cls(url, schema, job)
         try:
             conn = await state._conn("writer")
             await migrate(conn, schema, state.label)
+            await adopt_legacy(conn, schema, job, list(streams))
         except BaseException:
             await state._close_connections()
             raise
@@ -63,7 +75,8 @@ class PostgresState(PgQueue):
                     lock: str = "") -> Checkpoint | None:
         row = await conn.fetchrow(
             "SELECT stream, part, position, fingerprint, delivered, updated_at "
-            f"FROM {self._t('checkpoints')} WHERE stream = $1 AND part = $2 {lock}", stream, part)
+            f"FROM {self._t('checkpoints')} WHERE job = $3 AND stream = $1 AND part = $2 {lock}",
+            stream, part, self.job)
         return None if row is None else self._checkpoint(row)
 
     def _checkpoint(self, row: asyncpg.Record) -> Checkpoint:
@@ -85,58 +98,66 @@ class PostgresState(PgQueue):
                     return  # a retry of a save whose commit got through: counted already
                 total = checked_total(stream, old, position, fingerprint, delivered)
                 await conn.execute(
-                    f"INSERT INTO {self._t('checkpoints')} VALUES ($1, $2, $3, $4, $5, $6) "
-                    "ON CONFLICT (stream, part) DO UPDATE SET position = excluded.position, "
+                    f"INSERT INTO {self._t('checkpoints')} (stream, part, position, fingerprint, "
+                    "delivered, updated_at, job) VALUES ($1, $2, $3, $4, $5, $6, $7) "
+                    "ON CONFLICT (job, stream, part) DO UPDATE SET position = excluded.position, "
                     "fingerprint = excluded.fingerprint, delivered = excluded.delivered, "
                     "updated_at = excluded.updated_at",
                     stream, part, msgspec.json.encode(position).decode(), fingerprint, total,
-                    utc_now())
+                    utc_now(), self.job)
 
         self.submit(op)
 
     async def restart(self, stream: str, part: str) -> None:
         await self.call(lambda conn: conn.execute(
-            f"DELETE FROM {self._t('checkpoints')} WHERE stream = $1 AND part = $2",
-            stream, part))
+            f"DELETE FROM {self._t('checkpoints')} WHERE job = $3 AND stream = $1 AND part = $2",
+            stream, part, self.job))
 
     async def start_run(self, stream: str) -> None:
         await self.call(lambda conn: conn.execute(
-            f"INSERT INTO {self._t('stream_runs')} VALUES ($1, $2, NULL, 'running', 0) "
-            "ON CONFLICT (stream) DO UPDATE SET started_at = excluded.started_at, "
-            "finished_at = NULL, outcome = excluded.outcome, delivered = 0", stream, utc_now()))
+            f"INSERT INTO {self._t('stream_runs')} (stream, started_at, finished_at, outcome, "
+            "delivered, job) VALUES ($1, $2, NULL, 'running', 0, $3) "
+            "ON CONFLICT (job, stream) DO UPDATE SET started_at = excluded.started_at, "
+            "finished_at = NULL, outcome = excluded.outcome, delivered = 0", stream, utc_now(),
+            self.job))
 
     async def finish_run(self, stream: str, outcome: str, delivered: int) -> None:
         await self.call(lambda conn: conn.execute(
             f"UPDATE {self._t('stream_runs')} SET finished_at = $2, outcome = $3, "
-            "delivered = $4 WHERE stream = $1", stream, utc_now(), outcome, delivered))
+            "delivered = $4 WHERE job = $5 AND stream = $1", stream, utc_now(), outcome,
+            delivered, self.job))
 
     async def checkpoints(self, stream: str | None = None) -> list[Checkpoint]:
         rows = await self.call(lambda conn: conn.fetch(
             "SELECT stream, part, position, fingerprint, delivered, updated_at "
-            f"FROM {self._t('checkpoints')} WHERE $1::text IS NULL OR stream = $1 "
-            "ORDER BY stream, part", stream))
+            f"FROM {self._t('checkpoints')} WHERE job = $2 AND ($1::text IS NULL OR stream = $1) "
+            "ORDER BY stream, part", stream, self.job))
         return [self._checkpoint(r) for r in rows]
 
     async def last_run(self, stream: str) -> StreamRun | None:
         row = await self.call(lambda conn: conn.fetchrow(
             "SELECT stream, started_at, finished_at, outcome, delivered "
-            f"FROM {self._t('stream_runs')} WHERE stream = $1", stream))
+            f"FROM {self._t('stream_runs')} WHERE job = $2 AND stream = $1", stream, self.job))
         return None if row is None else StreamRun(*row)
 
     async def reset(self, stream: str | None = None) -> int:
         async def op(conn: asyncpg.Connection) -> int:
             async with conn.transaction():
-                where = "WHERE $1::text IS NULL OR stream = $1"
+                where = "WHERE job = $2 AND ($1::text IS NULL OR stream = $1)"
                 removed = await conn.fetchval(
                     f"WITH d AS (DELETE FROM {self._t('checkpoints')} {where} RETURNING 1) "
-                    "SELECT count(*) FROM d", stream)
-                await conn.execute(f"DELETE FROM {self._t('stream_runs')} {where}", stream)
-                await conn.execute(f"DELETE FROM {self._t('dead_letters')} {where}", stream)
+                    "SELECT count(*) FROM d", stream, self.job)
+                await conn.execute(f"DELETE FROM {self._t('stream_runs')} {where}", stream,
+                                   self.job)
+                await conn.execute(f"DELETE FROM {self._t('dead_letters')} {where}", stream,
+                                   self.job)
                 await conn.execute(
                     f"DELETE FROM {self._t('record_hashes')} WHERE stream IN (SELECT id FROM "
-                    f"{self._t('streams')} WHERE $1::text IS NULL OR name = $1)", stream)
+                    f"{self._t('streams')} WHERE job = $2 AND ($1::text IS NULL OR name = $1))",
+                    stream, self.job)
                 if stream is None:
-                    await conn.execute(f"DELETE FROM {self._t('account')}")
+                    await conn.execute(f"DELETE FROM {self._t('account')} WHERE job = $1",
+                                       self.job)
                 return int(removed)
 
         return await self.call(op)
@@ -145,10 +166,11 @@ class PostgresState(PgQueue):
 
     async def stream_id(self, name: str) -> int:
         async def op(conn: asyncpg.Connection) -> int:
-            await conn.execute(f"INSERT INTO {self._t('streams')} (name) VALUES ($1) "
-                               "ON CONFLICT (name) DO NOTHING", name)
+            await conn.execute(f"INSERT INTO {self._t('streams')} (name, job) VALUES ($1, $2) "
+                               "ON CONFLICT (job, name) DO NOTHING", name, self.job)
             return int(await conn.fetchval(
-                f"SELECT id FROM {self._t('streams')} WHERE name = $1", name))
+                f"SELECT id FROM {self._t('streams')} WHERE job = $2 AND name = $1", name,
+                self.job))
 
         return await self.call(op)
 
@@ -180,24 +202,25 @@ class PostgresState(PgQueue):
     async def tracked_ids(self, stream: str) -> int:
         return int(await self.call(lambda conn: conn.fetchval(
             f"SELECT count(*) FROM {self._t('record_hashes')} h JOIN {self._t('streams')} s "
-            "ON s.id = h.stream WHERE s.name = $1", stream)))
+            "ON s.id = h.stream WHERE s.job = $2 AND s.name = $1", stream, self.job)))
 
     # account, dead letters, run lock ---------------------------------------------------------
 
     async def account(self) -> AccountIdentity | None:
         row = await self.call(lambda conn: conn.fetchrow(
-            f"SELECT base_url, key_sha256 FROM {self._t('account')}"))
+            f"SELECT base_url, key_sha256 FROM {self._t('account')} WHERE job = $1", self.job))
         return None if row is None else AccountIdentity(row[0], row[1])
 
     async def claim_account(self, current: AccountIdentity) -> bool:
         async def op(conn: asyncpg.Connection) -> tuple[bool, asyncpg.Record]:
             async with conn.transaction():
                 status = await conn.execute(
-                    f"INSERT INTO {self._t('account')} VALUES (1, $1, $2, $3) "
-                    "ON CONFLICT (id) DO NOTHING", current.base_url, current.key_sha256,
-                    utc_now())
+                    f"INSERT INTO {self._t('account')} (job, base_url, key_sha256, "
+                    "recorded_at) VALUES ($4, $1, $2, $3) ON CONFLICT (job) DO NOTHING",
+                    current.base_url, current.key_sha256, utc_now(), self.job)
                 row = await conn.fetchrow(
-                    f"SELECT base_url, key_sha256 FROM {self._t('account')}")
+                    f"SELECT base_url, key_sha256 FROM {self._t('account')} WHERE job = $1",
+                    self.job)
                 return status.endswith(" 1"), row
 
         recorded, row = await self.call(op)
@@ -207,10 +230,15 @@ class PostgresState(PgQueue):
         return recorded
 
     def add_dead_letters(self, rows: list[DeadLetterRow]) -> None:
+        """One statement; each row gets its key now, so a retry of this write (its commit's
+        reply lost) finds the rows it committed and adds none."""
         columns = [list(c) for c in zip(*rows, strict=True)]
+        batch = uuid.uuid4().hex
+        keys = [f"{batch}-{i}" for i in range(len(rows))]
         self.submit(lambda conn: conn.execute(
-            f"INSERT INTO {self._t('dead_letters')} (run_id, stream, time, entry) "
-            "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])", *columns))
+            f"INSERT INTO {self._t('dead_letters')} (job, run_id, stream, time, entry, row_key) "
+            "SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], "
+            "$6::text[]) ON CONFLICT (row_key) DO NOTHING", self.job, *columns, keys))
 
     async def dead_letters(
         self, stream: str | None = None, run_id: str | None = None
@@ -218,9 +246,9 @@ class PostgresState(PgQueue):
         after = 0
         while True:
             page = await self.call(_fetch(
-                f"SELECT id, entry FROM {self._t('dead_letters')} WHERE id > $1 "
+                f"SELECT id, entry FROM {self._t('dead_letters')} WHERE job = $5 AND id > $1 "
                 "AND ($2::text IS NULL OR stream = $2) AND ($3::text IS NULL OR run_id = $3) "
-                "ORDER BY id LIMIT $4", after, stream, run_id, _PAGE))
+                "ORDER BY id LIMIT $4", after, stream, run_id, _PAGE, self.job))
             for row in page:
                 after = row[0]
                 yield row[1].encode()
@@ -228,7 +256,7 @@ class PostgresState(PgQueue):
                 return
 
     def run_lock(self) -> AbstractAsyncContextManager[SendPermit]:
-        return self._held(PgRunLock(self.connect, self.schema))
+        return self._held(PgRunLock(self.connect, self.schema, self.job))
 
     @contextlib.asynccontextmanager
     async def _held(self, lock: PgRunLock) -> AsyncIterator[SendPermit]:
@@ -240,7 +268,7 @@ class PostgresState(PgQueue):
                 self._lock = None
 
     async def run_in_progress(self) -> bool:
-        return await self.call(lambda conn: lock_held(conn, self.schema))
+        return await self.call(lambda conn: lock_held(conn, self.schema, self.job))
 
 
 def _fetch(query: str, *args: Any) -> Op[list[asyncpg.Record]]:

@@ -2,8 +2,9 @@
 
 Two overlapping runs of the same job (a slow nightly run and the next cron start) would share
 checkpoints and the account's rate budget. The second one stops at once with a clear message.
-The lock is an ``flock`` on ``<checkpoint db>.lock``: released by the kernel when the process
-dies, so a ``kill -9`` never leaves a stale lock behind.
+The lock is an ``flock`` on ``<checkpoint db>.<job>.lock``, one per job, so two job files that
+share one database run side by side: released by the kernel when the process dies, so a
+``kill -9`` never leaves a stale lock behind.
 """
 
 from __future__ import annotations
@@ -53,9 +54,11 @@ class RunLock:
             self._fd = None
 
 
-def lock_path_for(checkpoint_url: str) -> Path:
-    """``sqlite:///state/checkpoints.db`` -> ``state/checkpoints.db.lock``."""
-    return Path(checkpoint_url.removeprefix("sqlite:///") + ".lock")
+def lock_path_for(checkpoint_url: str, job: str = "") -> Path:
+    """``sqlite:///state/checkpoints.db`` and job ``nightly`` ->
+    ``state/checkpoints.db.nightly.lock`` (no job: ``state/checkpoints.db.lock``)."""
+    suffix = f".{job}.lock" if job else ".lock"
+    return Path(checkpoint_url.removeprefix("sqlite:///") + suffix)
 
 
 def run_in_progress(path: str | Path) -> bool:

@@ -2,14 +2,15 @@
 
 Writes and ``call``s run in order on the state thread; change-index lookups run inline on the
 event loop's thread with a read connection of their own (about 40 us, cheaper than a hop to a
-thread and back); the run lock is a file lock beside the database (``run_lock.py``).
+thread and back); the run lock is a file lock beside the database, one per job
+(``run_lock.py``). The store is opened for one job and sees only that job's rows.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -28,14 +29,25 @@ _PAGE = 1000
 class SqliteState:
     """A :class:`~ometria_sync.state.store.StateStore` in a SQLite file."""
 
-    def __init__(self, thread: StateThread, url: str) -> None:
+    def __init__(self, thread: StateThread, url: str, job: str = "") -> None:
         self._thread = thread
         self._url = url
         self.label = url
+        #: the job whose rows this store reads and writes ('': rows of no named job)
+        self.job = job
 
     @classmethod
-    async def open(cls, url: str) -> SqliteState:
-        return cls(StateThread(url), url)
+    async def open(cls, url: str, job: str = "", streams: Sequence[str] = ()) -> SqliteState:
+        """The state of ``job`` in the file; it adopts rows of ``streams`` written before state
+        was keyed by the job (see :func:`~ometria_sync.state.sqlite_schema.adopt_legacy`)."""
+        state = cls(StateThread(url, job), url, job)
+        names = list(streams)
+        try:
+            await state.thread.call(lambda store: store.adopt(names))
+        except BaseException:
+            await state.aclose()
+            raise
+        return state
 
     @property
     def thread(self) -> StateThread:
@@ -104,10 +116,10 @@ class SqliteState:
                 return
 
     def run_lock(self) -> AbstractAsyncContextManager[SendPermit]:
-        return _file_lock(RunLock(lock_path_for(self._url)))
+        return _file_lock(RunLock(lock_path_for(self._url, self.job)))
 
     async def run_in_progress(self) -> bool:
-        return run_in_progress(lock_path_for(self._url))
+        return run_in_progress(lock_path_for(self._url, self.job))
 
     async def keep_up(self, most: int = MAX_QUEUED_WRITES) -> None:
         await self._thread.keep_up(most)

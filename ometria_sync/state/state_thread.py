@@ -47,15 +47,16 @@ class StateThread:
     """A checkpoint store opened on, and written only from, one worker thread; plus a read
     connection for short lookups on the caller's thread (:meth:`read`)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, job: str = "") -> None:
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="state")
         self._store: SqliteCheckpointStore | None = None
         self._failures = FirstFailure(url)  # noted on the state thread, raised on the loop's
         self._queued: deque[concurrent.futures.Future[object]] = deque()  # submitted, oldest first
         self._url = url
+        self._job = job
         self._reader: SqliteCheckpointStore | None = None  # opened by the first read
         try:
-            self._store = self._pool.submit(open_checkpoint_store, url).result()
+            self._store = self._pool.submit(open_checkpoint_store, url, job).result()
         except BaseException:
             self._pool.shutdown()
             raise
@@ -94,7 +95,7 @@ class StateThread:
         loop's), with a connection of its own; it does not wait for queued writes."""
         self._raise_failure()
         if self._reader is None:
-            self._reader = open_checkpoint_store(self._url)
+            self._reader = open_checkpoint_store(self._url, self._job)
         return fn(self._reader)
 
     def submit(self, fn: StoreCall[object]) -> concurrent.futures.Future[object]:

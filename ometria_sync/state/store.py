@@ -35,7 +35,7 @@ from ometria_sync.state.checkpoint_rules import Checkpoint, StreamRun
 MAX_QUEUED_WRITES = 1000
 #: the schema a PostgreSQL store lives in unless ``state.schema`` names another
 DEFAULT_SCHEMA = "ometria_sync"
-_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
 class Pending(Protocol):
@@ -90,8 +90,14 @@ DeadLetterRow = tuple[str, str, str, str]
 """(run id, stream, time, the entry as its JSON line without the newline)"""
 
 
+def is_schema_name(schema: str) -> bool:
+    return _SCHEMA_NAME.fullmatch(schema) is not None
+
+
 def check_schema(schema: str) -> str:
-    if not _SCHEMA_NAME.match(schema):
+    """``schema`` if it is a plain lower-case SQL name, matched whole (a trailing newline
+    reaches the same tables and must not pass); StateError otherwise."""
+    if not is_schema_name(schema):
         raise StateError(f"state.schema: {schema!r} is not a plain lower-case SQL name")
     return schema
 

@@ -104,7 +104,7 @@ async def test_full_refresh_sends_everything_and_status_counts_ids(
     again = FakeOmetria()
     assert (await _run(job, again, full_refresh=True)).exit_code == 0
     assert len(again.ids) == 120
-    store = open_checkpoint_store(job.settings.state.checkpoint_url)
+    store = open_checkpoint_store(job.settings.state.checkpoint_url, job.name)
     try:
         assert store.changes.count("contacts") == 120
         store.reset("contacts")

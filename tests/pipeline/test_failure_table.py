@@ -30,7 +30,7 @@ async def _run(job: Job, fake: FakeOmetria) -> JobResult:
 
 
 def _checkpoint(job: Job) -> Any:
-    store = open_checkpoint_store(job.settings.state.checkpoint_url)
+    store = open_checkpoint_store(job.settings.state.checkpoint_url, job.name)
     try:
         saved = store.load("contacts", "")
         return saved.position if saved else None

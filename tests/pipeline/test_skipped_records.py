@@ -54,7 +54,8 @@ async def _run(job: Job, skip: Callable[[int], int]) -> JobResult:
 
 
 async def _tracked(job: Job) -> int:
-    state = await open_state(job.settings.state.checkpoint_url, job.settings.state.schema)
+    state = await open_state(job.settings.state.checkpoint_url, job.settings.state.schema,
+                             job=job.name)
     try:
         return await state.tracked_ids("contacts")
     finally:

@@ -92,7 +92,7 @@ async def test_a_full_disk_under_the_dead_letter_stops_the_run(
                            validator_factory=minimal_validator, handle_signals=False)
     assert result.exit_code == 1
     assert "dead letter /dev/full" in (result.error or "")
-    store = open_checkpoint_store(job.settings.state.checkpoint_url)
+    store = open_checkpoint_store(job.settings.state.checkpoint_url, job.name)
     try:
         saved = store.load("contacts", "")
         assert saved is None or saved.position[1] < 151
@@ -127,7 +127,7 @@ async def test_an_overlapping_run_of_the_same_job_is_refused(
 ) -> None:
     write_jsonl(tmp_path / "data/contacts.jsonl", contacts(10))
     job = make_job()
-    with RunLock(lock_path_for(job.settings.state.checkpoint_url)), \
+    with RunLock(lock_path_for(job.settings.state.checkpoint_url, job.name)), \
             pytest.raises(StateError, match="another run of this job is in progress"):
         await run_job(job, pusher_factory=lambda s: FakeOmetria(),
                       validator_factory=minimal_validator, handle_signals=False)

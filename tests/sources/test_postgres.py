@@ -98,8 +98,11 @@ async def test_preflight_names_what_is_wrong_before_anything_is_sent(
     assert "cannot connect to PostgreSQL (SOURCE_DSN)" in str(refused.value)
     assert "secret-pw" not in str(refused.value)
     monkeypatch.delenv("SOURCE_DSN")
+    config(table).check("streams[0].source")  # the job file is fine: status needs no DSN
     with pytest.raises(ConfigError, match="SOURCE_DSN is not set"):
-        config(table).check("streams[0].source")
+        config(table).check_credentials("streams[0].source")
+    with pytest.raises(ConfigError, match="SOURCE_DSN is not set"):
+        await config(table).preflight("streams[0].source")
 
 
 async def test_lookback_catches_rows_committed_late_behind_the_checkpoint(

@@ -81,7 +81,6 @@ class OmneoSourceConfig(SourceConfig, HttpRetrySettings, frozen=True, kw_only=Tr
 
     def check(self, key: str) -> None:
         self._check_url(key)
-        self._check_token(key)
         try:
             known_zone(self.timezone)
         except Unusable as exc:
@@ -108,7 +107,7 @@ class OmneoSourceConfig(SourceConfig, HttpRetrySettings, frozen=True, kw_only=Tr
             raise ConfigError(f"{key}.base_url", "plain http:// is only allowed for loopback "
                                                  "hosts (127.0.0.1, localhost); use https://")
 
-    def _check_token(self, key: str) -> None:
+    def check_credentials(self, key: str) -> None:
         if self.token_file:
             if not Path(self.token_file).is_file():
                 raise ConfigError(f"{key}.token_file", f"no such file: {self.token_file}")
@@ -122,6 +121,7 @@ class OmneoSourceConfig(SourceConfig, HttpRetrySettings, frozen=True, kw_only=Tr
     async def preflight(self, key: str) -> None:
         """One request for one row: a refused token or an unreachable tenant stops the run
         before anything is sent, not when the stream's turn comes."""
+        self.check_credentials(key)
         client = new_client(self)
         try:
             await client.get(self.list_path, {self.page_size_param: "1"})

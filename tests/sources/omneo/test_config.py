@@ -59,9 +59,6 @@ ERRORS = [
     ('base_url = "http://omneo.example.com/api/v3"',
      "streams[0].source.base_url: plain http:// is only allowed for loopback hosts"),
     ('base_url = "ftp://x"', "streams[0].source.base_url: not an http(s) URL"),
-    ('tenant = "a"\ntoken_env = "NO_SUCH_OMNEO_TOKEN"',
-     "streams[0].source.token_env: the environment variable NO_SUCH_OMNEO_TOKEN is not set"),
-    ('tenant = "a"\ntoken_file = "missing.token"', "streams[0].source.token_file: no such file"),
     ('tenant = "a"\ntimezone = "Melbourne"',
      'streams[0].source.timezone: not a known time zone: "Melbourne"'),
     ('tenant = "a"\ncustomer_id = "identity"', "streams[0].source.identity_handle: required"),
@@ -87,6 +84,19 @@ def test_profile_source_errors_name_the_key(make_job: MakeJob, source: str,
                                             message: str) -> None:
     with pytest.raises(ConfigError) as info:
         make_job(streams=stream("omneo_profiles", source))
+    assert str(info.value).startswith(message), str(info.value)
+
+
+@pytest.mark.parametrize(("source", "message"), [
+    ('tenant = "a"\ntoken_env = "NO_SUCH_OMNEO_TOKEN"',
+     "streams[0].source.token_env: the environment variable NO_SUCH_OMNEO_TOKEN is not set"),
+    ('tenant = "a"\ntoken_file = "missing.token"', "streams[0].source.token_file: no such file"),
+])
+def test_a_missing_token_is_refused_by_what_reads_the_source_not_by_loading(
+        make_job: MakeJob, source: str, message: str) -> None:
+    job = make_job(streams=stream("omneo_profiles", source))  # status, reset need no token
+    with pytest.raises(ConfigError) as info:
+        job.check_credentials()
     assert str(info.value).startswith(message), str(info.value)
 
 
