@@ -35,7 +35,8 @@ class ReadGuard:
         settings = job.settings
         if shared_budget:
             return cls(None, settings.ometria.rate_limit_per_second)
-        state = await open_state(settings.state.checkpoint_url, settings.state.schema)
+        state = await open_state(settings.state.checkpoint_url, settings.state.schema,
+                                 job=job.name, streams=job.stream_names)
         return cls(state, settings.ometria.rate_limit_per_second)
 
     def _refusal(self) -> RunInProgress:

@@ -207,7 +207,7 @@ async def test_a_run_started_while_verify_reads_refuses(
         verifying = await workspace.start("verify", "job.toml", "--method", "single",
                                           url=emu.url)
         try:
-            lock = workspace.root / "state" / "checkpoints.db.lock"
+            lock = workspace.root / "state" / "checkpoints.db.job.lock"  # job.toml: job "job"
             for _ in range(400):  # verify holds the run lock while it reads
                 if run_in_progress(lock):
                     break
