@@ -6,7 +6,11 @@ writes (change-index lookups), and sees committed data only.
 
 A lost connection (a restarted server, a failover, ``pg_terminate_backend``) is reconnected and
 the statement retried after each of ``retry_delays``; then :class:`StateConnectionLost`. Every
-statement given to the queue must therefore be idempotent or one transaction.
+statement given to the queue must therefore be idempotent or one transaction. A connection that
+is lost without the client noticing (half-open: a partition, a load balancer that dropped it)
+answers nothing: an operation that takes longer than ``op_timeout`` is treated as lost the same
+way, so a run never hangs on a frozen socket (only ``call(..., bounded=False)`` waits as long
+as it takes, for operations a person started, such as ``reset``).
 
 Failures follow the state thread's rules (``write_failure.py``): a write that fails is raised,
 once, by the next ``submit``, ``call``, :meth:`PgQueue.flush`, :meth:`PgQueue.keep_up` or
@@ -37,6 +41,8 @@ Op = Callable[[asyncpg.Connection], Awaitable[T]]
 
 #: seconds before each reconnect attempt after a lost connection
 RETRY_DELAYS: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0, 4.0)
+#: seconds one statement (or fenced transaction) may take before its connection counts as lost
+OP_TIMEOUT = 60.0
 #: what a lost connection raises; InternalClientError: a session ended by the server while idle
 #: can leave the client's protocol mid-state ("another operation is in progress")
 _LOST = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
@@ -68,12 +74,14 @@ class PgQueue:
         self.label = redact_url(url)
         self._conns: dict[str, asyncpg.Connection] = {}
         self._reading = asyncio.Lock()
-        self._queue: asyncio.Queue[tuple[Op[Any], asyncio.Future[Any]] | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[
+            tuple[Op[Any], asyncio.Future[Any], bool] | None] = asyncio.Queue()
         self._queued: deque[asyncio.Future[Any]] = deque()
         self._failures = FirstFailure(self.label)
         self._lock: RunLockLike | None = None
         self._writer: asyncio.Task[None] | None = None
         self.retry_delays = RETRY_DELAYS
+        self.op_timeout: float | None = OP_TIMEOUT
 
     def start(self) -> None:
         """Start the writer (after the schema is in place)."""
@@ -96,14 +104,17 @@ class PgQueue:
             conn = self._conns[role] = await self.connect()
         return conn
 
-    async def _run(self, role: str, op: Op[T]) -> T:
-        """``op`` on the ``role`` connection, reconnecting after a lost connection."""
+    async def _run(self, role: str, op: Op[T], bounded: bool = True) -> T:
+        """``op`` on the ``role`` connection, reconnecting after a lost connection (or, when
+        ``bounded``, one that answered nothing for ``op_timeout`` seconds)."""
         lost: BaseException | None = None
+        limit = self.op_timeout if bounded else None
         for delay in (*self.retry_delays, None):
             try:
+                conn = await self._conn(role)
                 if role == "writer" and self._lock is not None:
-                    return await self._lock.fenced(await self._conn(role), op)
-                return await op(await self._conn(role))
+                    return await asyncio.wait_for(self._lock.fenced(conn, op), limit)
+                return await asyncio.wait_for(op(conn), limit)
             except (*_LOST, _CannotConnect) as exc:
                 lost = exc
             except asyncpg.PostgresError as exc:
@@ -129,14 +140,14 @@ class PgQueue:
             item = await self._queue.get()
             if item is None:
                 return
-            op, future = item
+            op, future, bounded = item
             if future.done():
                 continue
             if self._failures.failed and op is not _noop:
                 future.set_exception(self._failures.refusal())  # behind a failed write
                 continue
             try:
-                result = await self._run("writer", op)
+                result = await self._run("writer", op, bounded)
             except asyncio.CancelledError:
                 future.cancel()
                 raise
@@ -150,17 +161,18 @@ class PgQueue:
         """Raise a failed write nobody saw yet (once)."""
         self._failures.raise_unseen()
 
-    def _enqueue(self, op: Op[T]) -> asyncio.Future[T]:
+    def _enqueue(self, op: Op[T], bounded: bool = True) -> asyncio.Future[T]:
         if self._writer is None or self._writer.done():
             raise StateError(f"checkpoint store {self.label}: closed")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((op, future))
+        self._queue.put_nowait((op, future, bounded))
         return future
 
-    async def call(self, op: Op[T]) -> T:
-        """Run ``op`` after every write submitted before it, and return its result."""
+    async def call(self, op: Op[T], *, bounded: bool = True) -> T:
+        """Run ``op`` after every write submitted before it, and return its result
+        (``bounded``: see the module docstring)."""
         self._failures.check()
-        future = self._enqueue(op)
+        future = self._enqueue(op, bounded)
         try:
             return await future
         except BaseException as exc:

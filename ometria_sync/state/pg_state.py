@@ -160,7 +160,7 @@ class PostgresState(PgQueue):
                                        self.job)
                 return int(removed)
 
-        return await self.call(op)
+        return await self.call(op, bounded=False)  # millions of hashes may take a while
 
     # change hashes -------------------------------------------------------------------------
 
