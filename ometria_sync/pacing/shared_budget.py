@@ -42,8 +42,9 @@ from redis.exceptions import RedisError
 from ometria_sync.clock import Clock, Sleep
 from ometria_sync.errors import RateBudgetError
 from ometria_sync.net.backoff import Backoff
-from ometria_sync.pacing.budget_scripts import GO, WAIT, BudgetScripts
+from ometria_sync.pacing.budget_scripts import GO, WAIT, BudgetScripts, Reply
 from ometria_sync.pacing.budget_stats import BudgetStats
+from ometria_sync.pacing.distance import Distance
 from ometria_sync.pacing.pacer import Pacer
 from ometria_sync.pacing.redis_account import (
     account_prefix,
@@ -61,6 +62,8 @@ log = structlog.get_logger("ometria_sync.shared_budget")
 #: the margin to start from, as the in-process pacer's: the jitter slack (20 ms floor, sent
 #: with every reservation) covers the round trip between a confirmation and the socket write
 _MARGIN = 0.005
+#: a pending departure's lease is renewed this often (s); it lapses 2 s after the last renewal
+_RENEW = 0.5
 
 
 class SharedBudget:
@@ -92,6 +95,11 @@ class SharedBudget:
         self._cuts = 0
         self._pause_until = 0.0  # loop time; this process's own 429 pauses
         self._tasks: set[asyncio.Task[None]] = set()
+        self._distance = Distance()
+        self._departed = False  # has asked to depart: its distance counts from then on
+        self._pending: set[str] = set()  # granted until_sent, not yet confirmed
+        self._leases: asyncio.Task[None] | None = None
+        self._report = asyncio.Lock()  # confirmations and renewals reach Redis in order
         self.stats = BudgetStats(url=redact_url(url), rate=limit)
         self._password = url_password(url)
         self._redis = BudgetScripts(
@@ -128,7 +136,13 @@ class SharedBudget:
             ) from None
         return budget
 
+    def now(self) -> float:
+        """The clock departures are counted on (loop time)."""
+        return self._clock()
+
     async def aclose(self) -> None:
+        if self._leases is not None:
+            self._leases.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._redis.aclose()
@@ -164,10 +178,9 @@ class SharedBudget:
         """Reserve the account's next departure, sleep until it (first come, first served
         among processes), and confirm it with Redis: a slot that a 429 in any process paused
         meanwhile is given up and another reserved. Raises :class:`RateBudgetError` once Redis
-        stayed unreachable for ``retry_for`` seconds. ``until_sent`` is accepted for the
-        protocol: across processes a departure counts from its slot, and from when it really
-        left once ``sent`` reports it later (a third round trip per request would be needed to
-        hold other processes back while a request is still connecting)."""
+        stayed unreachable for ``retry_for`` seconds. With ``until_sent`` the departure counts
+        as leaving no earlier than now, for every process, until ``sent`` or ``done`` (its
+        lease is renewed meanwhile; a process that dies lets it lapse 2 s later)."""
         async with self._lock:
             while True:
                 if self._redis.lost is not None:
@@ -175,23 +188,30 @@ class SharedBudget:
                 self._seq += 1
                 member = f"{self._process}:{self._seq}"
                 started = self._clock()
-                slot = await self._redis.retrying(functools.partial(self._call, "reserve", member))
+                slot = (await self._redis.retrying(
+                    functools.partial(self._call, "reserve", member))).result
                 wait = max(0.0, slot - started)
                 now = self._clock()
                 if slot > now:
                     await self._sleep(slot - now)
                 if self._pause_until > self._clock():
                     continue  # a 429 of ours came meanwhile; the slot counts, unused
+                self._departed = True
                 while True:
-                    status, left = await self._redis.retrying(
-                        functools.partial(self._depart, member))
-                    if status != WAIT:
+                    reply = await self._redis.retrying(functools.partial(
+                        self._call, "depart", member, flag=int(until_sent)))
+                    if reply.result != WAIT:
                         break
-                    await self._sleep(max(0.0, left - self._clock()))
-                if status == GO:
+                    await self._sleep(max(0.0, reply.at - self._clock()))
+                if reply.result == GO:
                     break
+            left = reply.now
             self.stats.granted(left, wait, max(0.0, left - slot))
-            return SharedSlot(self, member, left)
+            if until_sent:
+                self._pending.add(member)
+                if self._leases is None or self._leases.done():
+                    self._leases = asyncio.get_running_loop().create_task(self._renew())
+            return SharedSlot(self, member, left, pending=until_sent)
 
     def throttled(
         self, backoff: Backoff, retry_after: float | None, queue_remaining: int | None = None
@@ -216,10 +236,32 @@ class SharedBudget:
 
     # -- telling Redis ------------------------------------------------------------------------
 
-    def report_sent(self, member: str, at: float) -> None:
-        """A departure left late: move it in Redis (never earlier) so later ones count from
-        there."""
-        self._spawn(self._redis.move(member, at))
+    def confirm(self, member: str, at: float | None) -> None:
+        """``member`` really left at ``at`` (loop time; None: now, it was given up): record it
+        there in Redis (never earlier than granted) and end its lease."""
+        self._pending.discard(member)
+        at_us = 0 if at is None else self._redis.to_redis(at)
+        self._spawn(self._reported("confirm", member, flag=at_us))
+
+    def observe_distance(self, seconds: float) -> None:
+        """A request's round trip, body written to answer read (seconds)."""
+        self._distance.observe(seconds)
+
+    async def _renew(self) -> None:
+        while self._pending:
+            await self._sleep(_RENEW)
+            if self._pending:
+                await self._reported("renew", extra=tuple(sorted(self._pending)))
+
+    async def _reported(self, mode: str, member: str = "", *, flag: int = 0,
+                        extra: tuple[str, ...] = ()) -> None:
+        """A confirmation or a renewal, in the order made; a failure is only logged (a lease
+        left behind lapses by itself; the next reservation will find Redis gone)."""
+        async with self._report:
+            try:
+                await self._call(mode, member, flag=flag, extra=extra)
+            except (RedisError, OSError) as exc:
+                log.debug("departure_not_recorded", error=safe_message(exc, self._password))
 
     async def _update(self) -> None:
         try:
@@ -227,24 +269,23 @@ class SharedBudget:
         except (RedisError, OSError) as exc:
             log.debug("pause_not_shared_yet", error=safe_message(exc, self._password))
 
-    async def _call(self, mode: str, member: str = "") -> float:
+    async def _call(self, mode: str, member: str = "", *, flag: int = 0,
+                    extra: tuple[str, ...] = ()) -> Reply:
         """One script call with what this process has to tell: its pause, the queue's cap,
-        the advisor's margin and slack, and the successes and cuts since the last call."""
+        the advisor's margin and slack, its distance to Ometria, and the successes and cuts
+        since the last call."""
         pause_until = self._pause_until if self._pause_until > self._clock() else None
         successes, cuts = self._successes, self._cuts
-        slot = await self._redis.call(
+        distance = self._distance.value
+        reply = await self._redis.call(
             mode, member, cap=self.limit * self._advisor.queue_factor, limit=self.limit,
             margin=self._advisor.margin, slack=self._advisor.slack, successes=successes,
-            cut=cuts > 0, pause_until=pause_until)
+            cut=cuts > 0, pause_until=pause_until, flag=flag, extra=extra,
+            distance="" if not self._departed else
+            "-1" if distance is None else str(math.ceil(distance * 1e6)))
         self._successes -= successes
         self._cuts -= cuts
-        return slot
-
-    async def _depart(self, member: str) -> tuple[int, float]:
-        rate = self.rate
-        n = max(1, math.floor(rate))
-        span = (max(1.0, n / rate) + self.slack) * 1e6
-        return await self._redis.depart(member, n, math.ceil(span))
+        return reply
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         async def run() -> None:
