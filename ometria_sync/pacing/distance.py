@@ -14,15 +14,16 @@ from __future__ import annotations
 from collections import deque
 
 #: recent round trips kept
-_SAMPLES = 32
-#: from this many on, the lowest counts
-_MIN_SAMPLES = 8
+_SAMPLES = 128
+#: round trips needed before the lowest counts
+_MIN_SAMPLES = 3
 
 
 class Distance:
-    """``value``: the lowest recent round trip (s) once there are a few (the second-lowest
-    before: one stray early failure, a reset right after the write, cannot make a far
-    process look near), or None before the first answer."""
+    """``value``: the lowest recent round trip (s), or None before ``_MIN_SAMPLES`` of them
+    (one answer's round trip holds the server's time of that one answer: a near process would
+    look far, and the spread too small; meanwhile the script counts the process as unmeasured,
+    which widens every window by a fixed allowance)."""
 
     def __init__(self) -> None:
         self._samples: deque[float] = deque(maxlen=_SAMPLES)
@@ -32,7 +33,6 @@ class Distance:
 
     @property
     def value(self) -> float | None:
-        if not self._samples:
+        if len(self._samples) < _MIN_SAMPLES:
             return None
-        ordered = sorted(self._samples)
-        return ordered[0] if len(ordered) >= _MIN_SAMPLES else ordered[min(1, len(ordered) - 1)]
+        return min(self._samples)
