@@ -134,10 +134,14 @@ async def row(kind: str, seconds: float, folder: Path) -> dict[str, Any]:
             else:
                 await thing.aclose()
         server.kill()
+    budgets = [c for c in closers if isinstance(c, SharedBudget)]
+    holds = sum(getattr(b.stats, "holds", 0) for b in budgets)
+    spread = max(getattr(b.stats, "spread", 0.0) for b in budgets)
     n = stats["requests"]
     span = stats["last_request_at"] - stats["first_request_at"]
     return {"kind": kind, "requests": n, "429": stats["requests_by_status"].get("429", 0),
-            "max": stats["max_requests_in_any_second"], "share": (n - 1) / span / RATE}
+            "max": stats["max_requests_in_any_second"], "share": (n - 1) / span / RATE,
+            "holds": holds, "spread": spread}
 
 
 def main() -> None:
@@ -148,13 +152,14 @@ def main() -> None:
 
     print(f"code: {Path(ometria_sync.__file__).parent.parent}; limit {RATE:g}/s, "
           f"{args.seconds:g} s per row")
-    print(f"{'row':<16} {'requests':>8} {'over (429)':>10} {'max/1s':>6} {'of limit':>8}")
+    print(f"{'row':<17} {'requests':>8} {'over (429)':>10} {'max/1s':>6} {'of limit':>8} "
+          f"{'holds':>5} {'widest spread ms':>16}")
     for kind in ("distances", "restart"):
         with tempfile.TemporaryDirectory() as folder:
             r = asyncio.run(row(kind, args.seconds, Path(folder)))
         label = "distances 0/35/60" if kind == "distances" else "restart"
-        print(f"{label:<16} {r['requests']:>8} {r['429']:>10} {r['max']:>6} {r['share']:>8.1%}",
-              flush=True)
+        print(f"{label:<17} {r['requests']:>8} {r['429']:>10} {r['max']:>6} {r['share']:>8.1%} "
+              f"{r['holds']:>5} {r['spread'] * 1000:>16.1f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -99,30 +99,39 @@ class BudgetScripts:
         extra: tuple[str, ...] = (),
     ) -> Reply:
         """Run ``shared_budget.lua`` (times in loop time). A call that finds Redis's time
-        stepped against this process's clock, or another Redis than the last, is made again
-        saying so (what it granted is given up: the script holds the account a window)."""
-        stepped = False
-        for attempt in range(3):
+        stepped against this process's clock, or the state written by another Redis than the
+        one answering, is made again saying so (what it granted is given up: the script
+        holds the account a window); one that knew the wrong Redis is made again with the
+        right one."""
+        lost = False
+        for _ in range(4):
             pause_us = 0 if pause_until is None else self.to_redis(pause_until)
             args: list[str | int | float] = [
                 mode, repr(cap), repr(limit), repr(margin), member, self._process, successes,
                 pause_us, int(cut), self._server or "", _TTL_MS, repr(slack), distance, flag,
-                int(stepped), *extra]
-            reply, server, before, after = await self._run(args)
-            now_us = int(reply[1])
-            stepped = self._stepped(now_us, before, after)
-            first, changed = self._server is None, server != (self._server or "")
-            self._server = server
-            self._offset = now_us / 1e6 - (before + after) / 2
-            if not (stepped or changed) or attempt == 2:
-                return self._reply(reply)
-            if not first:  # a first call is only made again with the run_id it learnt
+                int(lost), *extra]
+            reply, stored, current, before, after = await self._run(args)
+            stepped = self._stepped(reply[1], before, after)
+            self._offset = reply[1] / 1e6 - (before + after) / 2
+            known, self._server = self._server or "", current
+            new_server = stored not in ("", current)
+            if (stepped or new_server) and not lost:
                 log.warning("rate_budget_discontinuity", url=self._stats.url,
-                            clock_step=stepped, new_server=changed)
-        raise AssertionError("unreachable")
+                            clock_step=stepped, new_server=new_server)
+                lost = True
+                continue
+            if stored in ("", known) or reply[6]:  # else it skipped: it knew another Redis
+                return self._reply(reply)
+        raise RateBudgetError(f"the shared rate budget at {self._stats.url} kept changing "
+                              "under every call (Redis's clock or server)")
 
-    async def _run(self, args: list[str | int | float]) -> tuple[list[int], str, float, float]:
-        """The script and, in the same round trip, which Redis ran it (INFO's run_id)."""
+    async def _run(
+        self, args: list[str | int | float],
+    ) -> tuple[list[int], str, str, float, float]:
+        """The script and, in the same round trip, which Redis ran it (INFO's run_id; "-"
+        where INFO is refused, a proxy: no server check then). Returns the reply's numbers,
+        the state's server before the call, the Redis that answered, and the loop times
+        around the round trip."""
         while True:
             pipe = self._client.pipeline(transaction=False)
             if self._ask_server:
@@ -135,16 +144,18 @@ class BudgetScripts:
             await self._client.script_load(SCRIPT)  # a new Redis: teach it the script
         if isinstance(reply, BaseException):
             raise reply
-        server = ""
+        current = "-"
         if self._ask_server:
             info = results[0]
             if isinstance(info, dict):
-                server = str(info.get("run_id", ""))
+                current = str(info.get("run_id", "-"))
             else:
                 self._ask_server = False
                 log.warning("rate_budget_server_unknown", url=self._stats.url,
                             error=safe_message(info, self._password))
-        return [int(x) for x in reply], server, before, after
+        stored = reply[-1]
+        stored = stored.decode() if isinstance(stored, bytes) else str(stored)
+        return [int(x) for x in reply[:-1]], stored, current, before, after
 
     def _stepped(self, now_us: int, before: float, after: float) -> bool:
         """Redis read its clock somewhere in [before, after]: the offset lies in a band as
@@ -158,7 +169,7 @@ class BudgetScripts:
         return low > last[1] + drift or high < last[0] - drift
 
     def _reply(self, reply: list[int]) -> Reply:
-        result, now_us, processes, rate_milli, _paused, spread_us, held, at_us = reply
+        result, now_us, processes, rate_milli, _paused, spread_us, held, at_us = reply[:8]
         stats = self._stats
         stats.processes = processes
         stats.max_processes = max(stats.max_processes, processes)

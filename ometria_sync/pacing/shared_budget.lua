@@ -11,13 +11,17 @@
 -- KEYS[5] hash: each departing process's distance to Ometria (µs round trip, -1 unknown)
 -- ARGV: 1 mode ('update', 'reserve', 'depart', 'confirm', 'renew'), 2 cap (this caller's
 --       rate now), 3 limit, 4 margin, 5 member, 6 process, 7 successes, 8 pause_until (µs,
---       0 for none), 9 cut ('1': halve the rate), 10 server (the run_id the caller saw with
---       this call, '' unknown), 11 ttl (ms), 12 slack (s), 13 distance ('' never departed,
+--       0 for none), 9 cut ('1': halve the rate), 10 server (the run_id the caller last saw,
+--       '' unknown), 11 ttl (ms), 12 slack (s), 13 distance ('' never departed,
 --       -1 unknown, µs), 14 depart: '1' counts as leaving now until confirmed; confirm: when
---       it left (µs, 0: now), 15 stepped ('1': the caller saw Redis's clock step),
+--       it left (µs, 0: now), 15 lost ('1': the caller saw Redis's clock step, or the state
+--       written by another Redis than the one answering),
 --       16.. renew: the caller's pending members
 -- Returns {slot or status, now, processes, rate (milli-req/s), paused, spread (µs),
---          held ('1': the state was lost and is held now), at (µs, 'depart' WAIT)}
+--          held ('1': the state was lost and is held now), at (µs, 'depart' WAIT),
+--          the state's server (before this call; when it is not the caller's, nothing was
+--          reserved or granted: the caller compares it with the Redis it reached and calls
+--          again)}
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -39,12 +43,12 @@ local stamp = tonumber(st[7]) or 0
 local recorded = tonumber(st[8]) or 0
 if rate > limit then rate = limit end
 
--- Did Redis lose its recent past? No state (a restart, or a fresh account), another server
--- (a promoted replica, a reload from disk), time going back, a step a caller saw, or the
--- departures gone while the state says some are recent.
-local held = st[3] == false
-  or (server ~= '' and st[6] ~= false and st[6] ~= server)
-  or stamp > now + 5000 or ARGV[15] == '1'
+-- Did Redis lose its recent past? No state (a restart, or a fresh account), time going back,
+-- a clock step or another server (a promoted replica, a reload from disk) that a caller saw,
+-- or the departures gone while the state says some are recent.
+local stored = st[6] or ''
+local unsure = st[3] ~= false and stored ~= '' and stored ~= server
+local held = st[3] == false or stamp > now + 5000 or ARGV[15] == '1'
   or (recorded > now - ttl * 1000 and redis.call('EXISTS', KEYS[2]) == 0)
 
 -- processes and their distances: the spread between the farthest and the nearest departing
@@ -132,6 +136,9 @@ local function record(at)
 end
 
 local result, at_out = -1, 0
+if unsure and not held and (mode == 'reserve' or mode == 'depart') then
+  mode = 'unsure'  -- the caller knows another server than the state's: it asks again
+end
 if mode == 'reserve' then
   local ready = math.max(now, due, paused, last + 0.5 * even)
   local nth = nth_recent(math.huge, member)
@@ -173,10 +180,13 @@ redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - KEEP)
 local keep = math.max(ttl, math.ceil(2 * span / 1000))
 local hset = {'due', due, 'paused', paused, 'rate', rate, 'last', last, 'cut_at', cut_at,
               'stamp', now, 'recorded', recorded}
-if server ~= '' then table.insert(hset, 'server'); table.insert(hset, server) end
+if server ~= '' and (held or not unsure or stored == '') then
+  table.insert(hset, 'server')
+  table.insert(hset, server)
+end
 redis.call('HSET', KEYS[1], unpack(hset))
 redis.call('PEXPIRE', KEYS[1], math.max(keep, math.ceil((paused - now) / 1000) + keep))
 redis.call('PEXPIRE', KEYS[2], math.max(keep, math.ceil((last - now) / 1000) + keep))
 for i = 3, 5 do redis.call('PEXPIRE', KEYS[i], keep) end
 return {result, now, processes, math.floor(rate * 1000), paused, spread, held and 1 or 0,
-        at_out}
+        at_out, stored}

@@ -3,25 +3,33 @@
 The Redis side keeps the rules of the in-process :class:`~ometria_sync.pacing.pacer.Pacer`
 across processes (:mod:`~ometria_sync.pacing.budget_scripts`): departures due every
 ``(1 + margin) / rate`` seconds on an even grid (lateness up to 0.1 s made up for, more
-restarts the grid), and at most ``floor(rate)`` departures in any second plus the slack,
-counted from the recent departures of *every* process. The caller sleeps until its slot (Redis
-time turned into its loop's time) and reports a late departure back (``SharedSlot.sent``),
-which pushes the later reservations.
+restarts the grid), and at most ``floor(rate)`` departures in any second plus the slack plus
+the *spread* (below), counted from the recent departures of *every* process. The caller
+sleeps until its slot (Redis time turned into its loop's time) and confirms it there.
 
-Guarantees:
+Guarantees (at most N *arrivals* at Ometria in any sliding second):
 
-* fairness: a process holds at most one reservation at a time (the local lock is held until its
-  slot), so processes are served in turn, a big backfill beside a small job included;
-* a process that dies holds at most the one slot it reserved; nothing else of it lingers
-  (the keys expire a few seconds after the last process stops);
+* a departure granted ``until_sent`` counts as leaving no earlier than now, for every process,
+  until its body is written (``SharedSlot.sent``) or it is given up (``done``): a request
+  stuck in connect holds the window; its lease is renewed, and lapses 2 s after a death;
+* each process measures its distance to Ometria (:mod:`~ometria_sync.pacing.distance`) and
+  publishes it; every window is widened by the spread between the farthest and the nearest
+  live process (100 ms while one among several has fewer than 3 answers);
+* Redis without its recent past (no state, even for a first caller; the state written by
+  another Redis, by INFO's run_id: a restart, a promoted replica, a reload; Redis's clock
+  stepped either way against this process's monotonic clock; departures gone): nobody
+  departs for a full window, whoever calls first;
+* every granted departure is in the shared record for two windows at least after it left,
+  whatever the pause before it;
+* fairness: a process holds at most one reservation at a time, so processes are served in
+  turn; a process that dies holds at most that slot and its lease;
 * a 429 in any process pauses all of them (``Retry-After`` as the floor), and the AIMD halving
-  (decided here by a local :class:`Pacer`, the *advisor*, fed this process's answers) lowers
-  the shared rate; every success, in any process, wins back 2% of the limit;
-* Redis lost: nothing is sent (never a private budget, which would over-send); calls are
-  retried for ``retry_for`` seconds, then :class:`RateBudgetError` stops the run with its
-  checkpoints intact. Redis back with its state lost: nobody leaves for two seconds (nobody
-  knows the last second's departures);
-* nothing of the key reaches Redis, and the URL's password never appears in a message
+  (decided by a local :class:`Pacer`, the *advisor*) lowers the shared rate; every success,
+  in any process, wins back 2% of the limit;
+* Redis lost: nothing is sent; calls are retried for ``retry_for`` seconds, then
+  :class:`RateBudgetError` stops the run with its checkpoints intact;
+* nothing of the key reaches Redis (the account is the hash of the normalised base URL and
+  the key), and the URL's password never appears in a message
   (:mod:`~ometria_sync.pacing.redis_account`).
 """
 
@@ -32,7 +40,6 @@ import functools
 import math
 import os
 import uuid
-from collections.abc import Awaitable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -42,6 +49,7 @@ from redis.exceptions import RedisError
 from ometria_sync.clock import Clock, Sleep
 from ometria_sync.errors import RateBudgetError
 from ometria_sync.net.backoff import Backoff
+from ometria_sync.pacing.budget_reports import BudgetReports
 from ometria_sync.pacing.budget_scripts import GO, WAIT, BudgetScripts, Reply
 from ometria_sync.pacing.budget_stats import BudgetStats
 from ometria_sync.pacing.distance import Distance
@@ -62,8 +70,6 @@ log = structlog.get_logger("ometria_sync.shared_budget")
 #: the margin to start from, as the in-process pacer's: the jitter slack (20 ms floor, sent
 #: with every reservation) covers the round trip between a confirmation and the socket write
 _MARGIN = 0.005
-#: a pending departure's lease is renewed this often (s); it lapses 2 s after the last renewal
-_RENEW = 0.5
 
 
 class SharedBudget:
@@ -94,12 +100,9 @@ class SharedBudget:
         self._successes = 0
         self._cuts = 0
         self._pause_until = 0.0  # loop time; this process's own 429 pauses
-        self._tasks: set[asyncio.Task[None]] = set()
         self._distance = Distance()
         self._departed = False  # has asked to depart: its distance counts from then on
-        self._pending: set[str] = set()  # granted until_sent, not yet confirmed
-        self._leases: asyncio.Task[None] | None = None
-        self._report = asyncio.Lock()  # confirmations and renewals reach Redis in order
+        self._reports = BudgetReports(self._reported, self._sleep)
         self.stats = BudgetStats(url=redact_url(url), rate=limit)
         self._password = url_password(url)
         self._redis = BudgetScripts(
@@ -141,10 +144,7 @@ class SharedBudget:
         return self._clock()
 
     async def aclose(self) -> None:
-        if self._leases is not None:
-            self._leases.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._reports.aclose()
         await self._redis.aclose()
 
     # -- the RatePacer protocol ---------------------------------------------------------------
@@ -172,7 +172,7 @@ class SharedBudget:
     def pause(self, seconds: float) -> None:
         """Every process waits ``seconds`` from now (a Retry-After on a 5xx)."""
         self._pause_until = max(self._pause_until, self._clock() + seconds)
-        self._spawn(self._update())
+        self._reports.spawn(self._update())
 
     async def acquire(self, *, until_sent: bool = False) -> SharedSlot:
         """Reserve the account's next departure, sleep until it (first come, first served
@@ -208,9 +208,7 @@ class SharedBudget:
             left = reply.now
             self.stats.granted(left, wait, max(0.0, left - slot))
             if until_sent:
-                self._pending.add(member)
-                if self._leases is None or self._leases.done():
-                    self._leases = asyncio.get_running_loop().create_task(self._renew())
+                self._reports.pending(member)
             return SharedSlot(self, member, left, pending=until_sent)
 
     def throttled(
@@ -223,7 +221,7 @@ class SharedBudget:
         if self._advisor.rate < before:
             self._cuts += 1
         self._pause_until = max(self._pause_until, self._clock() + delay)
-        self._spawn(self._update())
+        self._reports.spawn(self._update())
         return delay
 
     def on_success(self) -> None:
@@ -239,29 +237,16 @@ class SharedBudget:
     def confirm(self, member: str, at: float | None) -> None:
         """``member`` really left at ``at`` (loop time; None: now, it was given up): record it
         there in Redis (never earlier than granted) and end its lease."""
-        self._pending.discard(member)
-        at_us = 0 if at is None else self._redis.to_redis(at)
-        self._spawn(self._reported("confirm", member, flag=at_us))
+        self._reports.confirm(member, 0 if at is None else self._redis.to_redis(at))
 
     def observe_distance(self, seconds: float) -> None:
         """A request's round trip, body written to answer read (seconds)."""
         self._distance.observe(seconds)
 
-    async def _renew(self) -> None:
-        while self._pending:
-            await self._sleep(_RENEW)
-            if self._pending:
-                await self._reported("renew", extra=tuple(sorted(self._pending)))
-
-    async def _reported(self, mode: str, member: str = "", *, flag: int = 0,
-                        extra: tuple[str, ...] = ()) -> None:
-        """A confirmation or a renewal, in the order made; a failure is only logged (a lease
-        left behind lapses by itself; the next reservation will find Redis gone)."""
-        async with self._report:
-            try:
-                await self._call(mode, member, flag=flag, extra=extra)
-            except (RedisError, OSError) as exc:
-                log.debug("departure_not_recorded", error=safe_message(exc, self._password))
+    async def _reported(self, mode: str, member: str, flag: int,
+                        extra: tuple[str, ...]) -> Reply:
+        return await self._redis.retrying(functools.partial(
+            self._call, mode, member, flag=flag, extra=extra))
 
     async def _update(self) -> None:
         try:
@@ -286,11 +271,3 @@ class SharedBudget:
         self._successes -= successes
         self._cuts -= cuts
         return reply
-
-    def _spawn(self, coro: Awaitable[None]) -> None:
-        async def run() -> None:
-            await coro
-
-        task = asyncio.get_running_loop().create_task(run())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)

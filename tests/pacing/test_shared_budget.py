@@ -46,7 +46,8 @@ class Script:
         args = [mode, repr(cap if cap is not None else limit), repr(limit), repr(margin),
                 member or f"m{self._n}", proc, successes, pause_until, int(cut), "srv", 10_000,
                 repr(slack), "", 0, 0]
-        return [int(x) for x in await self._script(keys=self.keys, args=args)]
+        reply = await self._script(keys=self.keys, args=args)
+        return [int(x) for x in reply[:-1]]  # (the last: the server that wrote the state)
 
     async def fresh(self, client: aioredis.Redis, limit: float = 4.0) -> None:
         """A state without the hold of a new account (as after its first window)."""
