@@ -81,6 +81,7 @@ class BudgetScripts:
         self._sleep = sleep
         self._server: str | None = None  # the run_id of the Redis last answering
         self._ask_server = True  # False once INFO is refused (a proxy): no run_id then
+        self._check_server = True  # ask which Redis answers: first call, after a failure
         self._offset = 0.0  # Redis time minus loop time (s)
         self._bounds: tuple[float, float, float] | None = None  # offset low, high, at
         #: set once Redis stayed away for ``retry_for`` seconds
@@ -128,15 +129,18 @@ class BudgetScripts:
     async def _run(
         self, args: list[str | int | float],
     ) -> tuple[list[int], str, str, float, float]:
-        """The script and, in the same round trip, which Redis ran it (INFO's run_id; "-"
-        where INFO is refused, a proxy: no server check then). Returns the reply's numbers,
-        the state's server before the call, the Redis that answered, and the loop times
-        around the round trip."""
+        """The script and, in the same round trip, which Redis ran it (INFO's run_id), asked
+        on the first call and after any failure (another Redis is reached only through a new
+        connection, after the old one failed; "-" where INFO is refused, a proxy: no server
+        check then). Returns the reply's numbers, the state's server before the call, the
+        Redis that answered, and the loop times around the round trip."""
+        ask = self._ask_server and self._check_server
         while True:
             pipe = self._client.pipeline(transaction=False)
-            if self._ask_server:
+            if ask:
                 pipe.info("server")
             pipe.evalsha(self._script.sha, len(self._keys), *self._keys, *args)
+            self._check_server = True  # until this call is through
             results, before, after = await self._timed(pipe.execute(raise_on_error=False))
             reply = results[-1]
             if not isinstance(reply, NoScriptError):
@@ -144,8 +148,9 @@ class BudgetScripts:
             await self._client.script_load(SCRIPT)  # a new Redis: teach it the script
         if isinstance(reply, BaseException):
             raise reply
-        current = "-"
-        if self._ask_server:
+        self._check_server = False
+        current = self._server or "-"
+        if ask:
             info = results[0]
             if isinstance(info, dict):
                 current = str(info.get("run_id", "-"))
