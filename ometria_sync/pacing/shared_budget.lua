@@ -108,6 +108,17 @@ if pause_until > paused then paused = pause_until end
 -- the n-th most recent departure, no later than `upto`, other than `skip`: a pending one
 -- (granted, not yet written) counts as leaving now while its lease lasts
 local function nth_recent(upto, skip)
+  local top = upto == math.huge and '+inf' or upto
+  if redis.call('ZCARD', KEYS[4]) == 0 then
+    -- nothing pending: the n-th by score, one further when `skip` is among the first n
+    local rows = redis.call('ZREVRANGEBYSCORE', KEYS[2], top, '-inf', 'WITHSCORES', 'LIMIT',
+                            n - 1, 2)
+    local own = tonumber(redis.call('ZSCORE', KEYS[2], skip))
+    if rows[1] and own and own <= upto and (own >= tonumber(rows[2]) or rows[1] == skip) then
+      return tonumber(rows[4])
+    end
+    return tonumber(rows[2])
+  end
   local times, seen = {}, {}
   local pending = redis.call('ZRANGE', KEYS[4], 0, -1, 'WITHSCORES')
   for i = 1, #pending, 2 do
@@ -120,7 +131,6 @@ local function nth_recent(upto, skip)
       if at <= upto then table.insert(times, at) end
     end
   end
-  local top = upto == math.huge and '+inf' or upto
   local rows = redis.call('ZREVRANGEBYSCORE', KEYS[2], top, '-inf', 'WITHSCORES', 'LIMIT', 0,
                           n + math.floor(#pending / 2) + 1)
   for i = 1, #rows, 2 do
