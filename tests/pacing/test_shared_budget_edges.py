@@ -244,3 +244,23 @@ async def test_two_spellings_of_one_base_url_share_one_budget() -> None:
         assert budgets[0].stats.processes == 3
     finally:
         await closing(*budgets)
+
+
+async def test_redis_clock_stepping_back_holds_a_window_and_no_longer(
+    shared_redis: Redis,
+) -> None:
+    """Item 7, the other way: Redis's clock steps 3 s back (every stored time lies 3 s in the
+    future), seen by a new process that calls first: it holds a full window, not the 3 s the
+    stored times would make it wait (nor nothing)."""
+    client, prefix = shared_redis
+    old = budget(REDIS_URL, prefix)
+    new = budget(REDIS_URL, prefix)
+    try:
+        for _ in range(6):
+            await old.acquire()
+        await client.register_script(SHIFT)(keys=_keys(prefix), args=[-3_000_000])
+        asked = asyncio.get_running_loop().time()
+        slot = await new.acquire()
+    finally:
+        await closing(old, new)
+    assert 1.0 <= slot.at - asked < 2.5
