@@ -13,6 +13,7 @@ class ExitCode(enum.IntEnum):
     USAGE = 2
     """Bad command line (argparse's own code)."""
     PARTIAL = 3
-    """Finished, but some records were dead-lettered or rejected by Ometria."""
+    """Finished, but some records were not delivered: dead-lettered, rejected by Ometria, or
+    unconfirmed (answered ``skipped``)."""
     INTERRUPTED = 130
     """SIGINT or SIGTERM, after in-flight batches settled and the checkpoint was saved."""

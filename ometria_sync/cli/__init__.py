@@ -1,7 +1,8 @@
 """The ``ometria-sync`` command: argument parsing and exit codes only; the work is elsewhere.
 
-Exit codes: 0 all delivered; 3 finished but some records dead-lettered or rejected; 1 fatal
-(configuration, refused key, server unreachable after retries); 2 usage error; 130 interrupted.
+Exit codes: 0 all delivered; 3 finished but some records dead-lettered, rejected or unconfirmed;
+1 fatal (configuration, refused key, server unreachable after retries); 2 usage error; 130
+interrupted.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from ometria_sync.pipeline.stats import StreamStats
 _COLUMNS = (
     ("stream", "stream"), ("outcome", "outcome"), ("read", "read"), ("valid", "valid"),
     ("unchanged", "unchanged"), ("sent", "sent"), ("accepted", "accepted"),
-    ("rejected", "rejected"),
+    ("rejected", "rejected"), ("unconfirmed", "unconfirmed"),
     ("dead-lettered", "dead_lettered"), ("requests", "requests"), ("429s", "throttled"),
     ("retries", "retries"), ("seconds", "duration"), ("records/s", "records_per_second"),
 )
@@ -51,6 +51,11 @@ def print_summary(streams: list[StreamStats], out: TextIO, *, validation: bool =
                   f"requests (widest {stats.slack_max * 1000:.0f} ms)", file=out)
         if stats.error:
             print(f"\n{stats.stream}: {stats.error}", file=out)
+        if stats.unconfirmed and not validation:
+            print(f"\n{stats.stream}: {stats.unconfirmed} records not confirmed by Ometria "
+                  "(answered \"skipped\", whose meaning is undocumented): not counted as "
+                  "delivered, and their change hashes are forgotten, so a later run that "
+                  "reads them sends them again", file=out)
         if stats.reasons:
             print(f"\n{stats.stream}: why records were refused (count)", file=out)
             for reason, count in stats.top_reasons(10):

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from ometria_sync.config.sections import JobSettings, StateSettings
 from ometria_sync.errors import ConfigError
 from ometria_sync.net.http import is_loopback_host
+from ometria_sync.net.urls import redact_url
 from ometria_sync.sources.omneo.config import check_shared_tenants
 
 
@@ -17,7 +18,8 @@ def check_settings(settings: JobSettings) -> None:
     """Raise ConfigError naming the first key that cannot work (each source checks its own)."""
     url = urlsplit(settings.ometria.base_url)
     if url.scheme not in ("https", "http") or not url.hostname:
-        raise ConfigError("ometria.base_url", f"not an http(s) URL: {settings.ometria.base_url!r}")
+        raise ConfigError("ometria.base_url",
+                          f"not an http(s) URL: {redact_url(settings.ometria.base_url)!r}")
     if url.scheme == "http" and not is_loopback_host(url.hostname):
         raise ConfigError(
             "ometria.base_url",

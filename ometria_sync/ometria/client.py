@@ -29,6 +29,7 @@ from ometria_sync.errors import (
     UnconfirmedAnswerError,
 )
 from ometria_sync.net.http import parse_retry_after, ssl_context
+from ometria_sync.net.urls import redact_url
 from ometria_sync.ometria.push import PushResult, SentHook
 
 _BAD_BATCH = frozenset({400, 413, 422})
@@ -133,6 +134,7 @@ class OmetriaClient:
             status=status,
             accepted=answer.accepted or 0,
             rejected=answer.rejected or 0,
+            skipped=answer.skipped or 0,
             request_id=answer.request_id,
             queue_remaining=_int_header(headers, "X-QueueSize-Remaining"),
             queue_limit=_int_header(headers, "X-QueueSize-Limit"),
@@ -163,7 +165,8 @@ class OmetriaClient:
             raise TransientError(f"{method} {path}: no answer within the timeout") from exc
         except aiohttp.ClientConnectorCertificateError as exc:
             raise FatalApiError(
-                f"{method} {url}: TLS certificate not trusted ({exc.certificate_error}); "
+                f"{method} {redact_url(url)}: TLS certificate not trusted "
+                f"({exc.certificate_error}); "
                 "set ometria.ca_bundle if you use a private CA"
             ) from None
         except (aiohttp.ClientError, asyncio.IncompleteReadError, ConnectionError) as exc:

@@ -20,7 +20,9 @@ class PushResult(msgspec.Struct, frozen=True):
     """Ometria's answer to one accepted request.
 
     ``accepted``/``rejected`` are Ometria's counts for the request (``rejected`` records are
-    not named: ``GET /v2/push/_errors`` may say why). ``queue_remaining``/``queue_limit`` come
+    not named: ``GET /v2/push/_errors`` may say why). ``skipped`` is a third count seen in one
+    client and documented nowhere: records so answered are *unconfirmed*, never taken as
+    delivered (nor named either). ``queue_remaining``/``queue_limit`` come
     from the ``X-QueueSize-*`` headers when present. ``network_jitter`` is the kernel's
     estimate of how much the connection's round trip varies (seconds), when known.
     """
@@ -28,6 +30,7 @@ class PushResult(msgspec.Struct, frozen=True):
     status: int
     accepted: int
     rejected: int = 0
+    skipped: int = 0
     request_id: str | None = None
     queue_remaining: int | None = None
     queue_limit: int | None = None

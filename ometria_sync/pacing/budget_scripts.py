@@ -23,8 +23,8 @@ from redis.exceptions import NoScriptError, RedisError
 
 from ometria_sync.clock import Clock, Sleep
 from ometria_sync.errors import RateBudgetError
+from ometria_sync.net.urls import safe_message
 from ometria_sync.pacing.budget_stats import BudgetStats
-from ometria_sync.pacing.redis_account import safe_message
 
 log = structlog.get_logger("ometria_sync.shared_budget")
 
@@ -64,7 +64,7 @@ class BudgetScripts:
         *,
         process: str,
         stats: BudgetStats,
-        password: str | None,
+        url: str,
         retry_for: float,
         clock: Clock,
         sleep: Sleep,
@@ -75,7 +75,7 @@ class BudgetScripts:
                       for name in ("state", "departures", "processes", "pending", "distances")]
         self._process = process
         self._stats = stats
-        self._password = password
+        self._url = url  # for messages: its secrets are scrubbed from every error
         self._retry_for = retry_for
         self._clock = clock
         self._sleep = sleep
@@ -157,7 +157,7 @@ class BudgetScripts:
             else:
                 self._ask_server = False
                 log.warning("rate_budget_server_unknown", url=self._stats.url,
-                            error=safe_message(info, self._password))
+                            error=safe_message(info, self._url))
         stored = reply[-1]
         stored = stored.decode() if isinstance(stored, bytes) else str(stored)
         return [int(x) for x in reply[:-1]], stored, current, before, after
@@ -199,13 +199,13 @@ class BudgetScripts:
                 if now - failed_at >= self._retry_for:
                     self.lost = RateBudgetError(
                         f"the shared rate budget at {self._stats.url} was unreachable for "
-                        f"{now - failed_at:.0f} s ({safe_message(exc, self._password)}); "
+                        f"{now - failed_at:.0f} s ({safe_message(exc, self._url)}); "
                         "stopped sending, the checkpoints stay where they are"
                     )
                     raise self.lost from None
                 if attempt == 0:
                     log.warning("rate_budget_unreachable", url=self._stats.url,
-                                error=safe_message(exc, self._password),
+                                error=safe_message(exc, self._url),
                                 retrying_for=self._retry_for)
                 await self._sleep(min(1.0, 0.05 * 2**attempt))
                 attempt += 1

@@ -49,18 +49,13 @@ from redis.exceptions import RedisError
 from ometria_sync.clock import Clock, Sleep
 from ometria_sync.errors import RateBudgetError
 from ometria_sync.net.backoff import Backoff
+from ometria_sync.net.urls import redact_url, safe_message
 from ometria_sync.pacing.budget_reports import BudgetReports
 from ometria_sync.pacing.budget_scripts import GO, WAIT, BudgetScripts, Reply
 from ometria_sync.pacing.budget_stats import BudgetStats
 from ometria_sync.pacing.distance import Distance
 from ometria_sync.pacing.pacer import Pacer
-from ometria_sync.pacing.redis_account import (
-    account_prefix,
-    open_client,
-    redact_url,
-    safe_message,
-    url_password,
-)
+from ometria_sync.pacing.redis_account import account_prefix, open_client
 from ometria_sync.pacing.shared_slot import SharedSlot
 
 __all__ = ["SharedBudget"]
@@ -104,9 +99,9 @@ class SharedBudget:
         self._departed = False  # has asked to depart: its distance counts from then on
         self._reports = BudgetReports(self._reported, self._sleep)
         self.stats = BudgetStats(url=redact_url(url), rate=limit)
-        self._password = url_password(url)
+        self._url = url
         self._redis = BudgetScripts(
-            client, prefix, process=self._process, stats=self.stats, password=self._password,
+            client, prefix, process=self._process, stats=self.stats, url=url,
             retry_for=retry_for, clock=self._clock, sleep=self._sleep)
 
     # -- connecting ---------------------------------------------------------------------------
@@ -123,7 +118,7 @@ class SharedBudget:
             client = open_client(url)
         except (ValueError, RedisError) as exc:
             raise RateBudgetError(
-                f"ometria.rate_limit_url {safe}: {safe_message(exc, url_password(url))}"
+                f"ometria.rate_limit_url {safe}: {safe_message(exc, url)}"
             ) from None
         budget = cls(client, account_prefix(base_url, api_key), limit, url=url,
                      retry_for=retry_for, **kwargs)
@@ -133,7 +128,7 @@ class SharedBudget:
             await client.aclose()
             raise RateBudgetError(
                 f"the shared rate budget cannot be reached at {safe}: "
-                f"{safe_message(exc, budget._password)}; "
+                f"{safe_message(exc, budget._url)}; "
                 "nothing was sent (start Redis, or remove ometria.rate_limit_url to pace "
                 "this process alone)"
             ) from None
@@ -252,7 +247,7 @@ class SharedBudget:
         try:
             await self._call("update")
         except (RedisError, OSError) as exc:
-            log.debug("pause_not_shared_yet", error=safe_message(exc, self._password))
+            log.debug("pause_not_shared_yet", error=safe_message(exc, self._url))
 
     async def _call(self, mode: str, member: str = "", *, flag: int = 0,
                     extra: tuple[str, ...] = ()) -> Reply:

@@ -6,11 +6,18 @@ compares against. Writing one transaction per batch was the biggest cost on the 
 ``HASHES_PER_WRITE`` at a time, or once ``HASHES_MAX_AGE`` seconds passed since the last write,
 sorted, in one transaction.
 
-Guarantees (with the checkpointer, which calls :meth:`AckedHashes.write` whenever a batch is
-acknowledged beyond the checkpoint): the hashes still waiting belong to records before the
-checkpoint, which a resume does not re-read, so if the process dies those records only count as
-changed in the next export, and a change is never missed. :meth:`AckedHashes.forget` deletes
-stored hashes at once, before any later write.
+Guarantee (with the checkpointer): whenever a checkpoint is durable past an acknowledged
+version, the stored hash of that id is the acknowledged one or absent, never an older one.
+A hash may wait past a checkpoint only while no hash can be stored for its id (a new id, the
+bulk of a first export): if the process dies, the id stays without a reference, so the next
+read of it counts as changed and is sent. A hash that *replaces* a stored one
+(``BatchRecord.replaces``) is written before the checkpoint that passes it
+(:meth:`AckedHashes.before_checkpoint`, in the state's ordered queue; a failed write stops the
+save behind it). Otherwise a kill -9 between the two would leave the older stored hash under a
+checkpoint past the newer version, and a later revert to the older value (A -> B -> A) would be
+judged unchanged and never sent. Hashes acknowledged beyond the checkpoint are written at once
+(the checkpointer asks), since a resume re-reads those records. :meth:`AckedHashes.forget`
+deletes stored hashes at once, before any later write.
 """
 
 from __future__ import annotations
@@ -38,12 +45,14 @@ class AckedHashes:
         self._changes = changes
         self._clock = clock
         self._acked: dict[int, int] = {}
+        self._replacing = False  # a waiting hash may replace a stored one
         self._since = clock()
 
     def remember(self, records: list[BatchRecord]) -> None:
         """Ometria acknowledged these: their hashes become the reference for the next run
         (written now when the buffer is full or old enough)."""
         self._acked.update((r.id_hash, r.content_hash) for r in records)  # the last one wins
+        self._replacing = self._replacing or any(r.replaces for r in records)
         if (len(self._acked) >= HASHES_PER_WRITE
                 or self._clock() - self._since >= HASHES_MAX_AGE):
             self.write()
@@ -51,11 +60,18 @@ class AckedHashes:
     def write(self) -> None:
         """Submit every waiting hash to the state store now, in one sorted write."""
         self._since = self._clock()
+        self._replacing = False
         if not self._acked:
             return
         pairs, self._acked = sorted(self._acked.items()), {}
         written = self._state.remember(self._changes.stream_id, pairs)
         self._changes.written(written, pairs)
+
+    def before_checkpoint(self) -> None:
+        """A checkpoint is about to be saved past every waiting hash: write them first if one
+        replaces a stored hash (see the module docstring); new ids' hashes may go on waiting."""
+        if self._replacing:
+            self.write()
 
     def forget(self, records: list[BatchRecord]) -> None:
         """These records' outcome is not a clean acknowledgement: Ometria may hold this version

@@ -27,6 +27,10 @@ class BatchRecord(msgspec.Struct, gc=False):
     order_key: int = 0
     id_hash: int = 0
     content_hash: int = 0
+    #: a change hash may be stored for its id (found by the lookup, an earlier version sent by
+    #: this run, or a full refresh, which looks nothing up): once acknowledged, its hash is
+    #: written before a checkpoint passes it (``acked_hashes.py``)
+    replaces: bool = False
 
 
 class Batch(msgspec.Struct):

@@ -39,7 +39,8 @@ class ChangeFilter:
 
     async def unchanged(self, records: list[BatchRecord]) -> set[int]:
         """Indexes into ``records`` (their ``id_hash`` set) of those that are unchanged since
-        last sent; every other one counts, from now on, as the version Ometria is getting."""
+        last sent; every other one counts, from now on, as the version Ometria is getting.
+        Each record's ``replaces`` says whether a hash may be stored for its id."""
         for r in records:
             r.content_hash = hash64(r.encoded)
         if not records:
@@ -53,7 +54,11 @@ class ChangeFilter:
         skip: set[int] = set()
         sent = self._sent
         for i, r in enumerate(records):
-            reference = sent[r.id_hash] if r.id_hash in sent else known.get(r.id_hash)
+            if r.id_hash in sent:
+                reference, r.replaces = sent[r.id_hash], True
+            else:
+                reference = known.get(r.id_hash)
+                r.replaces = self.refresh or reference is not None
             if reference == r.content_hash and not self.refresh:
                 skip.add(i)
             else:

@@ -2,9 +2,11 @@
 
 The checkpoint is the contiguous low watermark (``watermark.py``), saved each time it moves,
 and only after the dead letter was made durable: a checkpoint never passes a refused record
-that is not written down. A batch acknowledged beyond the checkpoint has its change hashes
-written at once: a resume re-reads those records, and only their stored hashes keep them from
-being sent again.
+that is not written down. The change hashes it relies on go first too, in the same ordered
+queue: any waiting hash that replaces a stored one is written before the save, so a durable
+checkpoint never sits over an older stored hash of a version it passed (``acked_hashes.py``).
+A batch acknowledged beyond the checkpoint has its change hashes written at once: a resume
+re-reads those records, and only their stored hashes keep them from being sent again.
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ class Checkpointer:
             return
         newly = watermark.records - self._saved_records
         self._scope.dead_letter.sync()
+        if self._hashes is not None:
+            self._hashes.before_checkpoint()
         self._state.save(self._scope.stream, self._key, watermark.position, self._fingerprint,
                          newly)
         self._saved_records = watermark.records

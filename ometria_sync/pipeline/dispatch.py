@@ -3,7 +3,8 @@
 =================  ==========================================================================
 answer             action
 =================  ==========================================================================
-2xx                acknowledged; ``accepted``/``rejected`` counted; queue headers fed to pacer
+2xx                acknowledged; ``accepted``/``rejected``/``skipped`` counted; queue headers
+                   fed to pacer
 429                every dispatcher paused (Retry-After as a floor, else backoff), AIMD, retry
 408/5xx/network    retry with exponential backoff and jitter, up to ``max_retries``; a
                    Retry-After also pauses every dispatcher for that long
@@ -13,9 +14,12 @@ answer             action
 
 A batch is *settled* when :meth:`Delivery.deliver` returns: every record in it was either
 acknowledged by Ometria or written to the dead letter. Anything else raises, and the batch is
-not settled, so the checkpoint never passes it. Only a clean acknowledgement (``rejected: 0``)
-reaches ``on_acknowledged``; records Ometria refused or may have refused go to
-``on_unconfirmed``, so that their stored change hashes are forgotten.
+not settled, so the checkpoint never passes it. Only a clean acknowledgement (``rejected: 0``,
+``skipped: 0``) reaches ``on_acknowledged``; records Ometria refused or may have refused go to
+``on_unconfirmed``, so that their stored change hashes are forgotten. ``skipped`` is
+documented nowhere (seen in one third-party client): skipped records are counted as
+``unconfirmed``, never as delivered, until its meaning is confirmed; Ometria does not say which
+records of the batch it skipped, so the whole batch goes to ``on_unconfirmed``.
 """
 
 from __future__ import annotations
@@ -99,14 +103,16 @@ class Delivery:
         self._stats.sent += len(records)
         self._stats.accepted += result.accepted
         self._stats.rejected += result.rejected
-        if result.rejected:
-            log.warning("records_rejected", stream=self._stream, batch=batch.seq,
-                        rejected=result.rejected, request_id=result.request_id)
+        self._stats.unconfirmed += result.skipped
+        if result.rejected or result.skipped:
+            log.warning("records_rejected" if result.rejected else "records_skipped",
+                        stream=self._stream, batch=batch.seq, rejected=result.rejected,
+                        skipped=result.skipped, request_id=result.request_id)
             if self._on_unconfirmed is not None:  # which ones, Ometria does not say
                 self._on_unconfirmed(records)
         elif self._on_ack is not None:
             self._on_ack(records)
-        return len(records)
+        return len(records) - result.skipped
 
     async def _push_with_retries(self, batch: Batch, records: list[BatchRecord]) -> PushResult:
         body = encode_body(records)

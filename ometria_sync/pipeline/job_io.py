@@ -76,7 +76,7 @@ def exit_code_for(stats: list[StreamStats], shutdown: Shutdown, fatal: bool) -> 
         return ExitCode.FATAL
     if shutdown.reason == "interrupted":
         return ExitCode.INTERRUPTED
-    if any(s.dead_lettered or s.rejected for s in stats):
+    if any(s.dead_lettered or s.rejected or s.unconfirmed for s in stats):
         return ExitCode.PARTIAL
     return ExitCode.OK
 

@@ -31,6 +31,7 @@ from ometria_sync.exit_codes import ExitCode
 from ometria_sync.ometria.client import OmetriaClient
 from ometria_sync.ometria.dry_run import DryRunPusher, NullPusher
 from ometria_sync.pacing.pacer import Pacer
+from ometria_sync.pacing.permit import PermittedPacer
 from ometria_sync.pacing.protocol import RatePacer
 from ometria_sync.pacing.shared_budget import SharedBudget
 from ometria_sync.pipeline.job_io import (
@@ -129,8 +130,7 @@ async def _run_job(
     async with contextlib.AsyncExitStack() as stack:
         state = await open_state(settings.state.checkpoint_url, settings.state.schema)
         stack.push_async_callback(state.aclose)
-        if sending:
-            await stack.enter_async_context(state.run_lock())
+        permit = await stack.enter_async_context(state.run_lock()) if sending else None
         stack.push_async_callback(state.flush)  # everything written before the lock goes
         dead_letter = _dead_letter(stack, settings, options, dry_dir, state, run_id)
         stack.callback(dead_letter.close)
@@ -143,9 +143,10 @@ async def _run_job(
         budget = await shared_budget(job) if sending else None
         if budget is not None:
             stack.push_async_callback(budget.aclose)
+        pacer: RatePacer = budget or account_pacer(settings, sending=sending)
         ctx = RunContext.for_options(
             options, settings=settings, state=state, dead_letter=dead_letter,
-            pacer=budget or account_pacer(settings, sending=sending),
+            pacer=pacer if permit is None else PermittedPacer(pacer, permit),
             pusher_for=pusher_factory, validator_for=validator_factory, shutdown=shutdown)
         shared = SharedRun()
         if observer is not None:

@@ -25,7 +25,8 @@ def reason_key(problem: Problem) -> str:
 class StreamStats(msgspec.Struct):
     """Counts for one stream. ``unchanged`` valid records were skipped by change detection;
     ``sent`` records went out in 2xx-answered requests; Ometria counted ``accepted`` +
-    ``rejected`` of them."""
+    ``rejected`` of them, and answered the rest ``skipped`` (undocumented): ``unconfirmed``,
+    never counted as delivered."""
 
     stream: str
     read: int = 0
@@ -34,6 +35,7 @@ class StreamStats(msgspec.Struct):
     sent: int = 0
     accepted: int = 0
     rejected: int = 0
+    unconfirmed: int = 0
     dead_lettered: int = 0
     requests: int = 0
     throttled: int = 0

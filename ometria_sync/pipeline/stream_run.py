@@ -22,7 +22,7 @@ from typing import Any
 import structlog
 
 from ometria_sync.config import StreamSettings
-from ometria_sync.errors import AuthenticationError, OmetriaSyncError, SourceError
+from ometria_sync.errors import AuthenticationError, OmetriaSyncError, SourceError, StateError
 from ometria_sync.pipeline.acked_hashes import AckedHashes
 from ometria_sync.pipeline.batch import Batch, BatchRecord
 from ometria_sync.pipeline.batcher import Batcher
@@ -64,7 +64,12 @@ async def run_stream(ctx: RunContext, shared: SharedRun, stream: StreamSettings)
     stats.duration = time.monotonic() - started
     stats.outcome = _outcome(stats, ctx.shutdown)
     if ctx.save_checkpoints:
-        await ctx.state.finish_run(stream.name, stats.outcome, stats.sent)
+        try:
+            await ctx.state.finish_run(stream.name, stats.outcome, stats.sent)
+        except StateError as exc:  # a state write failed: nothing more is written this run
+            stats.error = stats.error or str(exc)
+            stats.outcome = "failed"
+            _stop_run(ctx, shared, exc)
     return stats
 
 
@@ -79,7 +84,7 @@ def _outcome(stats: StreamStats, shutdown: Shutdown) -> str:
         return "failed"
     if shutdown.requested:
         return "interrupted"
-    if stats.dead_lettered or stats.rejected:
+    if stats.dead_lettered or stats.rejected or stats.unconfirmed:
         return "partial"
     return "ok"
 

@@ -48,6 +48,8 @@ class StreamReport(msgspec.Struct):
     #: between its clock and Ometria's: at the end, and the widest in force
     pacing_slack_seconds: float | None = None
     pacing_slack_seconds_max: float | None = None
+    #: answered ``skipped`` by Ometria (meaning undocumented): not counted as delivered
+    unconfirmed: int = 0
 
 
 class ErrorGroup(msgspec.Struct):
@@ -114,6 +116,7 @@ def stream_report(stats: StreamStats, rate_limit: float) -> StreamReport:
         stream=stats.stream, outcome=stats.outcome, read=stats.read, valid=stats.valid,
         unchanged=stats.unchanged, sent=stats.sent, accepted=stats.accepted,
         rejected=stats.rejected, dead_lettered=stats.dead_lettered, warnings=stats.warnings,
+        unconfirmed=stats.unconfirmed,
         requests=stats.requests, requests_by_status=dict(stats.statuses), retries=stats.retries,
         throttled=stats.throttled, duration_seconds=round(stats.duration, 3),
         records_per_second=round(stats.records_per_second, 1),

@@ -26,6 +26,7 @@ from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from ometria_sync.errors import ConfigError
+from ometria_sync.net.urls import redact_url
 
 SCHEMES = ("s3://", "gs://")
 #: job-file keys that would hold a credential: refused, with where credentials go instead
@@ -99,7 +100,7 @@ def check_store_options(key: str, url: str, options: StoreOptions) -> ObjectUrl:
         parts = urlsplit(endpoint)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(key.rsplit(".", 1)[0] + ".endpoint_url",
-                              f"expected an http(s):// URL, got {endpoint!r}")
+                              f"expected an http(s):// URL, got {redact_url(endpoint)!r}")
         if parts.username or parts.password:
             raise ConfigError(key.rsplit(".", 1)[0] + ".endpoint_url", SECRET_REFUSED)
     return parsed

@@ -8,8 +8,11 @@ A lost connection (a restarted server, a failover, ``pg_terminate_backend``) is 
 the statement retried after each of ``retry_delays``; then :class:`StateConnectionLost`. Every
 statement given to the queue must therefore be idempotent or one transaction.
 
-Failures follow the state thread's rules: a write that fails is raised, once, by the next
-``submit``, ``call``, :meth:`PgQueue.flush`, :meth:`PgQueue.keep_up` or :meth:`PgQueue.aclose`.
+Failures follow the state thread's rules (``write_failure.py``): a write that fails is raised,
+once, by the next ``submit``, ``call``, :meth:`PgQueue.flush`, :meth:`PgQueue.keep_up` or
+:meth:`PgQueue.aclose`; and it stops the queue: nothing queued after it is run (a checkpoint
+behind a lost dead-letter insert never commits), and every later ``submit`` or ``call`` raises
+:class:`~ometria_sync.state.write_failure.StateWritesStopped`.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ import asyncpg
 import structlog
 
 from ometria_sync.errors import StateError
-from ometria_sync.state.store import MAX_QUEUED_WRITES, redact_url, scrub
+from ometria_sync.net.urls import redact_url, scrub
+from ometria_sync.state.store import MAX_QUEUED_WRITES
+from ometria_sync.state.write_failure import FirstFailure
 
 log = structlog.get_logger("ometria_sync.state")
 T = TypeVar("T")
@@ -49,7 +54,9 @@ class _CannotConnect(StateError):
 
 
 class RunLockLike(Protocol):
-    async def ensure(self) -> None: ...
+    async def fenced(self, conn: asyncpg.Connection, op: Op[T]) -> T:
+        """``op`` in a transaction that commits only while the run lock is held."""
+        ...
 
 
 class PgQueue:
@@ -63,8 +70,7 @@ class PgQueue:
         self._reading = asyncio.Lock()
         self._queue: asyncio.Queue[tuple[Op[Any], asyncio.Future[Any]] | None] = asyncio.Queue()
         self._queued: deque[asyncio.Future[Any]] = deque()
-        self._failure: BaseException | None = None
-        self._failed = False
+        self._failures = FirstFailure(self.label)
         self._lock: RunLockLike | None = None
         self._writer: asyncio.Task[None] | None = None
         self.retry_delays = RETRY_DELAYS
@@ -96,7 +102,7 @@ class PgQueue:
         for delay in (*self.retry_delays, None):
             try:
                 if role == "writer" and self._lock is not None:
-                    await self._lock.ensure()
+                    return await self._lock.fenced(await self._conn(role), op)
                 return await op(await self._conn(role))
             except (*_LOST, _CannotConnect) as exc:
                 lost = exc
@@ -126,20 +132,23 @@ class PgQueue:
             op, future = item
             if future.done():
                 continue
+            if self._failures.failed and op is not _noop:
+                future.set_exception(self._failures.refusal())  # behind a failed write
+                continue
             try:
                 result = await self._run("writer", op)
             except asyncio.CancelledError:
                 future.cancel()
                 raise
-            except BaseException as exc:  # handed to whoever waits
+            except BaseException as exc:  # handed to whoever waits; stops what follows
+                self._failures.note(exc)
                 future.set_exception(exc)
             else:
                 future.set_result(result)
 
     def _raise_failure(self) -> None:
-        failure, self._failure = self._failure, None
-        if failure is not None:
-            raise failure
+        """Raise a failed write nobody saw yet (once)."""
+        self._failures.raise_unseen()
 
     def _enqueue(self, op: Op[T]) -> asyncio.Future[T]:
         if self._writer is None or self._writer.done():
@@ -150,24 +159,23 @@ class PgQueue:
 
     async def call(self, op: Op[T]) -> T:
         """Run ``op`` after every write submitted before it, and return its result."""
-        self._raise_failure()
-        return await self._enqueue(op)
+        self._failures.check()
+        future = self._enqueue(op)
+        try:
+            return await future
+        except BaseException as exc:
+            self._failures.seen(exc)
+            raise
 
     def submit(self, op: Op[Any]) -> asyncio.Future[Any]:
         """Queue a write without waiting; its failure is raised by the next call."""
-        self._raise_failure()
+        self._failures.check()
         future = self._enqueue(op)
-        future.add_done_callback(self._settled)
+        future.add_done_callback(_retrieved)
         self._queued.append(future)
         while self._queued and self._queued[0].done():
             self._queued.popleft()
         return future
-
-    def _settled(self, future: asyncio.Future[Any]) -> None:
-        exc = None if future.cancelled() else future.exception()
-        if exc is not None and not self._failed:
-            self._failed = True
-            self._failure = exc
 
     async def keep_up(self, most: int = MAX_QUEUED_WRITES) -> None:
         while len(self._queued) > most:
@@ -177,7 +185,9 @@ class PgQueue:
         self._raise_failure()
 
     async def flush(self) -> None:
-        await self.call(_noop)
+        """Wait for everything submitted so far; raise a failure nobody saw yet."""
+        self._raise_failure()
+        await self._enqueue(_noop)  # runs even behind a failure: it writes nothing
         self._raise_failure()
 
     async def aclose(self) -> None:
@@ -200,3 +210,9 @@ class PgQueue:
 
 async def _noop(conn: asyncpg.Connection) -> None:
     return None
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """A submitted write's failure is raised through :class:`FirstFailure`, not its future."""
+    if not future.cancelled():
+        future.exception()

@@ -24,6 +24,7 @@ import asyncpg
 import msgspec
 
 from ometria_sync.errors import StateError
+from ometria_sync.pacing.permit import SendPermit
 from ometria_sync.state.account import AccountIdentity, mismatch
 from ometria_sync.state.checkpoint_rules import Checkpoint, StreamRun, checked_total, utc_now
 from ometria_sync.state.pg_lock import PgRunLock, lock_held
@@ -226,11 +227,11 @@ class PostgresState(PgQueue):
             if len(page) < _PAGE:
                 return
 
-    def run_lock(self) -> AbstractAsyncContextManager[object]:
+    def run_lock(self) -> AbstractAsyncContextManager[SendPermit]:
         return self._held(PgRunLock(self.connect, self.schema))
 
     @contextlib.asynccontextmanager
-    async def _held(self, lock: PgRunLock) -> AsyncIterator[object]:
+    async def _held(self, lock: PgRunLock) -> AsyncIterator[SendPermit]:
         async with lock:
             self._lock = lock
             try:

@@ -37,6 +37,10 @@ class RunLock:
         self._fd = fd
         return self
 
+    async def may_send(self) -> None:
+        """Always: the kernel holds the lock for this process until it exits, so it cannot be
+        lost without the process knowing (no lease needed)."""
+
     def __exit__(
         self,
         exc_type: type[BaseException] | None,

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+from ometria_sync.pacing.permit import SendPermit
 from ometria_sync.state.account import AccountIdentity
 from ometria_sync.state.checkpoint_rules import Checkpoint, StreamRun
 from ometria_sync.state.checkpoints import SqliteCheckpointStore
@@ -102,7 +103,7 @@ class SqliteState:
             if len(page) < _PAGE:
                 return
 
-    def run_lock(self) -> AbstractAsyncContextManager[object]:
+    def run_lock(self) -> AbstractAsyncContextManager[SendPermit]:
         return _file_lock(RunLock(lock_path_for(self._url)))
 
     async def run_in_progress(self) -> bool:
@@ -119,6 +120,6 @@ class SqliteState:
 
 
 @contextlib.asynccontextmanager
-async def _file_lock(lock: RunLock) -> AsyncIterator[object]:
+async def _file_lock(lock: RunLock) -> AsyncIterator[SendPermit]:
     with lock:
         yield lock

@@ -13,6 +13,9 @@ Guarantees:
 * :meth:`StateThread.submit` does not wait, but never loses a failure: the first one is raised,
   once, (as the :class:`StateError` it was) by the next ``submit``, ``call``, :meth:`flush` or
   :meth:`close`;
+* a failed write stops the queue (``write_failure.py``): nothing queued after it runs, so a
+  checkpoint never commits ahead of a dead letter or change hash that was lost, and every
+  later ``submit`` or ``call`` raises ``StateWritesStopped``;
 * :meth:`keep_up` bounds the writes queued and not yet done: a disk slower than the network
   slows the run down instead of growing its memory;
 * :meth:`read` is the exception: a short read (a change-index lookup, about 40 us) runs at once
@@ -31,6 +34,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from ometria_sync.state.checkpoints import SqliteCheckpointStore, open_checkpoint_store
+from ometria_sync.state.write_failure import FirstFailure
 
 T = TypeVar("T")
 StoreCall = Callable[[SqliteCheckpointStore], T]
@@ -46,8 +50,7 @@ class StateThread:
     def __init__(self, url: str) -> None:
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="state")
         self._store: SqliteCheckpointStore | None = None
-        self._failure: BaseException | None = None  # set from the state thread
-        self._failed = False  # a failure happened: later ones are its consequences
+        self._failures = FirstFailure(url)  # noted on the state thread, raised on the loop's
         self._queued: deque[concurrent.futures.Future[object]] = deque()  # submitted, oldest first
         self._url = url
         self._reader: SqliteCheckpointStore | None = None  # opened by the first read
@@ -58,19 +61,33 @@ class StateThread:
             raise
 
     def _run(self, fn: StoreCall[T]) -> T:
+        """On the state thread: ``fn(store)``, unless an earlier write failed."""
+        assert self._store is not None
+        if self._failures.failed:
+            raise self._failures.refusal()
+        try:
+            return fn(self._store)
+        except BaseException as exc:
+            self._failures.note(exc)
+            raise
+
+    def _run_anyway(self, fn: StoreCall[T]) -> T:
+        """On the state thread, even after a failure: waiting (flush) and closing."""
         assert self._store is not None
         return fn(self._store)
 
     def _raise_failure(self) -> None:
-        failure, self._failure = self._failure, None
-        if failure is not None:
-            raise failure
+        self._failures.raise_unseen()
 
     async def call(self, fn: StoreCall[T]) -> T:
         """Run ``fn(store)`` on the state thread, after everything submitted before it."""
-        self._raise_failure()
+        self._failures.check()
         future = self._pool.submit(self._run, fn)
-        return await asyncio.wrap_future(future)
+        try:
+            return await asyncio.wrap_future(future)
+        except BaseException as exc:
+            self._failures.seen(exc)
+            raise
 
     def read(self, fn: StoreCall[T]) -> T:
         """Run ``fn(store)``, a short read, now on this thread (always the same one: the event
@@ -83,9 +100,8 @@ class StateThread:
     def submit(self, fn: StoreCall[object]) -> concurrent.futures.Future[object]:
         """Queue ``fn(store)`` (a write) without waiting for it; the future tells when it is
         done (and so visible to :meth:`read`)."""
-        self._raise_failure()
+        self._failures.check()
         future: concurrent.futures.Future[object] = self._pool.submit(self._run, fn)
-        future.add_done_callback(self._settled)
         self._queued.append(future)
         self._forget_done()
         return future
@@ -108,16 +124,11 @@ class StateThread:
         while self._queued and self._queued[0].done():
             self._queued.popleft()
 
-    def _settled(self, future: concurrent.futures.Future[object]) -> None:
-        """Runs on the state thread: keep the first failure for the loop to raise."""
-        exc = None if future.cancelled() else future.exception()
-        if exc is not None and not self._failed:
-            self._failed = True
-            self._failure = exc
-
     async def flush(self) -> None:
-        """Wait until everything submitted so far is written; raise the first failure."""
-        await self.call(lambda _store: None)
+        """Wait until everything submitted so far is written (or refused); raise the first
+        failure if nobody saw it yet."""
+        self._raise_failure()
+        await asyncio.wrap_future(self._pool.submit(self._run_anyway, lambda _store: None))
         self._raise_failure()
 
     def close(self) -> None:
@@ -129,7 +140,7 @@ class StateThread:
         if self._store is None:
             return
         try:
-            self._pool.submit(self._run, lambda store: store.close()).result()
+            self._pool.submit(self._run_anyway, lambda store: store.close()).result()
         finally:
             self._store = None
             self._pool.shutdown()

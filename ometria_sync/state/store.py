@@ -11,10 +11,12 @@ Guarantees, both stores:
   a time in the order they were made: a checkpoint is written after the dead letters and hashes
   submitted before it, and never moves backwards (see ``checkpoint_rules.py``);
 * a failed write is never lost: the first failure is raised, once, by the next write, ``call``,
-  :meth:`StateStore.flush`, :meth:`StateStore.keep_up` or :meth:`StateStore.aclose`;
+  :meth:`StateStore.flush`, :meth:`StateStore.keep_up` or :meth:`StateStore.aclose`; and it
+  stops the queue for the rest of the run (``write_failure.py``): nothing queued after it is
+  written, so a checkpoint is durable only if every write submitted before it is;
 * ``lookup`` sees committed hashes only; the future returned by ``remember`` says when its
   hashes are committed;
-* a password in the URL never appears in a message: :func:`redact_url`.
+* no secret of the URL (password, ``?password=``) appears in a message: ``net/urls.py``.
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
-from urllib.parse import urlsplit, urlunsplit
 
 from ometria_sync.errors import StateError
+from ometria_sync.pacing.permit import SendPermit
 from ometria_sync.state.account import AccountIdentity
 from ometria_sync.state.checkpoint_rules import Checkpoint, StreamRun
 
@@ -75,7 +77,7 @@ class StateStore(Protocol):
     def add_dead_letters(self, rows: list[DeadLetterRow]) -> None: ...
     def dead_letters(self, stream: str | None = None,
                      run_id: str | None = None) -> AsyncIterator[bytes]: ...
-    def run_lock(self) -> AbstractAsyncContextManager[object]: ...
+    def run_lock(self) -> AbstractAsyncContextManager[SendPermit]: ...
     async def run_in_progress(self) -> bool: ...
 
     # the queue
@@ -86,22 +88,6 @@ class StateStore(Protocol):
 
 DeadLetterRow = tuple[str, str, str, str]
 """(run id, stream, time, the entry as its JSON line without the newline)"""
-
-
-def redact_url(url: str) -> str:
-    """``postgresql://sync:secret@db/x`` -> ``postgresql://sync:***@db/x``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
-
-
-def scrub(text: str, url: str) -> str:
-    """``text`` with the URL's password (if any) replaced by ``***``."""
-    password = urlsplit(url).password
-    return text.replace(password, "***") if password else text
 
 
 def check_schema(schema: str) -> str:

@@ -21,6 +21,7 @@ async def _push_ok(emu: Emu, records: list[dict[str, Any]]) -> str:
     assert response.status == 202, await response.text()
     body = await response.json()
     assert (body["accepted"], body["rejected"]) == (len(records), 0)
+    assert "skipped" not in body  # never for a normal push: the engine counts it unconfirmed
     request_id: str = body["request_id"]
     return request_id
 

@@ -244,3 +244,20 @@ async def test_on_sent_is_told_when_the_request_really_left() -> None:
     # the kernel's round-trip variation of the connection comes with the answer (Linux)
     if sys.platform == "linux":
         assert result.network_jitter is not None and 0 <= result.network_jitter < 0.1
+
+
+async def test_skipped_records_are_reported_apart_from_accepted(client: OmetriaClient) -> None:
+    """What Ometria means by ``skipped`` is undocumented: the result carries the count, so the
+    engine never takes those records as delivered (review item 14)."""
+    with aioresponses() as mock:
+        mock.post(URL, status=202, payload={"status": "OK", "accepted": 0, "rejected": 0,
+                                            "skipped": 5})
+        mock.post(URL, status=202, payload={"status": "OK", "accepted": 7, "rejected": 1,
+                                            "skipped": 2})
+        mock.post(URL, status=202, payload=_ok(3))  # no skipped key: none skipped
+        everything = await client.push(b"[]", 5)
+        some = await client.push(b"[]", 10)
+        none = await client.push(b"[]", 3)
+    assert (everything.accepted, everything.rejected, everything.skipped) == (0, 0, 5)
+    assert (some.accepted, some.rejected, some.skipped) == (7, 1, 2)
+    assert none.skipped == 0

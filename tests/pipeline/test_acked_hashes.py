@@ -85,3 +85,26 @@ def test_forget_drops_the_waiting_hash_and_deletes_the_stored_one_first() -> Non
     hashes.forget([_record(1, 11)])
     hashes.write()
     assert store.calls == [("forget", 7, [1]), ("remember", 7, [(2, 20)])]
+
+
+def _replacing(id_hash: int, content_hash: int) -> BatchRecord:
+    record = _record(id_hash, content_hash)
+    record.replaces = True
+    return record
+
+
+def test_before_a_checkpoint_only_hashes_that_replace_stored_ones_force_a_write() -> None:
+    """New ids may wait past a checkpoint (absent is never older); once one waiting hash
+    replaces a stored one, everything waiting is written before the save, and the buffer
+    starts over."""
+    clock = FakeClock()
+    hashes, store = _hashes(clock)
+    hashes.remember([_record(1, 10)])
+    hashes.before_checkpoint()
+    assert store.calls == [] and hashes.waiting == 1
+    hashes.remember([_replacing(2, 20)])
+    hashes.before_checkpoint()
+    assert store.calls == [("remember", 7, [(1, 10), (2, 20)])]
+    hashes.remember([_record(3, 30)])
+    hashes.before_checkpoint()
+    assert len(store.calls) == 1 and hashes.waiting == 1

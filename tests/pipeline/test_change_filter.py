@@ -31,3 +31,25 @@ async def test_the_runs_own_versions_are_dropped_once_their_hashes_are_committed
     assert changes.remembered == 3  # pruning waits for a lookup
     await changes.unchanged([BatchRecord(b'{"v":1}', 10, 10, 0, 1)])  # unchanged: skipped
     assert changes.remembered == 1  # only id 0's newer version, whose hash is not written yet
+
+
+async def test_a_record_replaces_a_stored_hash_when_one_may_exist() -> None:
+    """``replaces`` (acknowledged hash to write before a checkpoint passes it) is set when the
+    lookup found a stored hash, when this run sent an earlier version (its hash may be written
+    by now), and on a full refresh (nothing looked up); a new id's first version has none."""
+
+    class Store:
+        async def lookup(self, stream: int, id_hashes: list[int]) -> dict[int, int]:
+            return {h: 1 for h in id_hashes if h == 7}
+
+    def rec(id_hash: int, body: bytes) -> BatchRecord:
+        return BatchRecord(body, 1, 1, 0, id_hash)
+
+    changes = ChangeFilter(Store(), 1)  # type: ignore[arg-type]
+    records = [rec(7, b'{"v":1}'), rec(8, b'{"v":1}'), rec(8, b'{"v":2}')]
+    await changes.unchanged(records)
+    assert [r.replaces for r in records] == [True, False, True]
+    refresh = ChangeFilter(Store(), 1, refresh=True)  # type: ignore[arg-type]
+    fresh = [rec(9, b'{"v":1}')]
+    await refresh.unchanged(fresh)
+    assert fresh[0].replaces

@@ -27,6 +27,9 @@ class _Log:
     def write(self) -> None:
         self.calls.append(("hashes",))
 
+    def before_checkpoint(self) -> None:
+        self.calls.append(("hashes before the checkpoint",))
+
 
 def _checkpointer(*, save: bool = True) -> tuple[Checkpointer, StreamStats, _Log]:
     log = _Log()
@@ -44,12 +47,13 @@ def _batch(seq: int) -> Batch:
 def test_batches_settled_out_of_order_write_their_hashes_and_wait_for_the_watermark() -> None:
     """Batch 1 settles first: its hashes are written at once (a resume re-reads it), and no
     checkpoint passes batch 0; once batch 0 settles, the checkpoint covers both, saved after
-    the dead letter was synced."""
+    the dead letter was synced and the hashes it relies on were written."""
     checkpointer, stats, log = _checkpointer()
     checkpointer.settle(_batch(1), 4)
     assert log.calls == [("hashes",)] and stats.position is None
     checkpointer.settle(_batch(0), 3)
-    assert log.calls[1:] == [("sync",), ("save", "contacts", "k", 20, "f", 7)]
+    assert log.calls[1:] == [("sync",), ("hashes before the checkpoint",),
+                             ("save", "contacts", "k", 20, "f", 7)]
     assert stats.position == 20
 
 

@@ -8,15 +8,18 @@ import contextlib
 import os
 import socket
 
+import asyncpg
 import pytest
 
 from ometria_sync.errors import StateError
+from ometria_sync.net.urls import redact_url
 from ometria_sync.state.opening import open_state
-from ometria_sync.state.pg_lock import RunLockHeld
+from ometria_sync.state.pg_lease import RunLockLost
+from ometria_sync.state.pg_lock import PgRunLock, RunLockHeld
 from ometria_sync.state.pg_schema import SCHEMA_VERSION, migrate, stored_version
 from ometria_sync.state.pg_state import PostgresState, StateConnectionLost
-from ometria_sync.state.store import redact_url
 from tests.pg import DSN, connect, terminate_backends
+from tests.pg_proxy import PgProxy
 
 CANARY = "canary-pw-3e7b1d"
 
@@ -113,10 +116,10 @@ async def test_the_run_lock_names_its_holder_and_dies_with_its_session(pg_schema
             await terminate_backends(pg_schema)  # a killed holder: its lock goes with it
             await asyncio.sleep(0.05)
             async with second.run_lock():
-                with pytest.raises(RunLockHeld):  # the first run notices, and must stop
+                with pytest.raises(RunLockLost, match="took it"):  # the first run must stop
                     await _write(first)
     finally:
-        with contextlib.suppress(RunLockHeld):  # the refused save's own failure
+        with contextlib.suppress(RunLockLost):  # the refused save's own failure
             await first.aclose()
         await second.aclose()
 
@@ -154,8 +157,67 @@ async def test_a_run_lock_lost_with_the_server_is_taken_again_before_the_next_wr
             first._url = url  # the server is back
             with pytest.raises(StateConnectionLost):  # the save's own failure, seen once
                 await first.flush()
-            await _write(first)
-            assert await other.run_in_progress() is True  # taken again before that write
+            with pytest.raises(StateError, match="not written"):  # nothing more in this run
+                await _write(first)
+            assert await other.run_in_progress() is False  # and the lost lock is not retaken
     finally:
         await first.aclose()
         await other.aclose()
+
+
+async def test_a_lost_lock_session_is_replaced_through_failed_reconnects(pg_schema: str) -> None:
+    """The server ended the lock's session and the first reconnects fail: the lock is taken
+    again (nobody held it meanwhile) on a new session, and the run goes on."""
+    store = await _pg(pg_schema)
+    failing: list[str] = []
+
+    async def connect() -> asyncpg.Connection:
+        if failing:
+            failing.pop()
+            raise StateError("checkpoint store: cannot connect: refused")
+        return await store.connect()
+
+    try:
+        async with PgRunLock(connect, pg_schema) as lock:
+            old = lock.pid
+            failing += ["twice", "once"]
+            await terminate_backends(pg_schema)
+            for _ in range(100):
+                if lock.pid not in (None, old) or lock.lease.failure is not None:
+                    break
+                await asyncio.sleep(0.05)
+            assert lock.lease.failure is None
+            assert lock.pid not in (None, old) and not failing
+    finally:
+        await store.aclose()
+
+
+async def test_a_lock_session_left_half_open_is_ended_and_the_lock_taken_again(
+        pg_schema: str) -> None:
+    """The lock's connection freezes (the server still sees the session, which holds the
+    lock): the lock cannot be verified, the old session is ended on the server and the lock
+    taken again on a new one."""
+    store = await _pg(pg_schema)
+    try:
+        async with PgProxy.running() as proxy:
+
+            async def connect() -> asyncpg.Connection:
+                return await asyncpg.connect(proxy.dsn, timeout=10)
+
+            async with PgRunLock(connect, pg_schema) as lock:
+                old = lock.pid
+                (port,) = proxy.upstream_ports
+                proxy.freeze(port)
+                for _ in range(200):
+                    if lock.pid not in (None, old) or lock.lease.failure is not None:
+                        break
+                    await asyncio.sleep(0.05)
+                assert lock.lease.failure is None and lock.pid not in (None, old)
+                check = await connect()
+                try:
+                    assert not await check.fetchval(
+                        "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", old)
+                finally:
+                    await check.close()
+    finally:
+        await store.aclose()

@@ -34,12 +34,13 @@ async def test_survives_reopening(open_store: Opener) -> None:
     assert [c.part for c in await again.checkpoints()] == ["a.jsonl"]
 
 
-async def test_never_moves_backwards_for_the_same_content(store: StateStore) -> None:
+async def test_never_moves_backwards_for_the_same_content(open_store: Opener) -> None:
+    store = await open_store()
     store.save("s", "", [500, 10], "fp", 10)
     store.save("s", "", [100, 2], "fp", 1)
     with pytest.raises(StateError, match="would move backwards"):
         await store.flush()
-    loaded = await store.load("s", "")
+    loaded = await (await open_store()).load("s", "")  # this run's queue stopped at the failure
     assert loaded is not None and loaded.position == [500, 10]
 
 
@@ -112,15 +113,18 @@ async def test_streams_keep_their_own_hashes_and_forget_ids(store: StateStore) -
 
 
 async def test_the_account_is_recorded_compared_and_forgotten_by_a_full_reset(
-        store: StateStore) -> None:
+        open_store: Opener) -> None:
+    store = await open_store()
     assert await store.claim_account(STAGING) is True
     assert await store.claim_account(STAGING) is False
     with pytest.raises(AccountMismatch) as caught:
         await store.claim_account(LIVE)
     assert STAGING.describe() in str(caught.value) and LIVE.describe() in str(caught.value)
+    store = await open_store()  # a refusal stops the run that met it: the next one goes on
     await store.reset("contacts")
     with pytest.raises(AccountMismatch):
         await store.claim_account(LIVE)
+    store = await open_store()
     await store.reset()
     assert await store.claim_account(LIVE) is True
 
@@ -154,11 +158,12 @@ async def test_a_second_run_lock_is_refused_while_the_first_is_held(
 
 
 async def test_a_failed_write_is_raised_once_and_nothing_after_it_is_lost(
-        store: StateStore) -> None:
+        open_store: Opener) -> None:
+    store = await open_store()
     store.save("s", "", [5, 1], "fp", 1)
     store.save("s", "", [1, 1], "fp", 1)  # backwards: a bug, refused
     with pytest.raises(StateError):
         await store.keep_up(most=0)
     await store.flush()
-    loaded = await store.load("s", "")
+    loaded = await (await open_store()).load("s", "")
     assert loaded is not None and loaded.position == [5, 1]

@@ -21,6 +21,7 @@ from ometria_sync.errors import ConfigError, SourceError
 from ometria_sync.net.credentials import read_credential
 from ometria_sync.net.http import is_loopback_host
 from ometria_sync.net.settings import HttpRetrySettings
+from ometria_sync.net.urls import redact_url
 from ometria_sync.sources.base import Source, SourceConfig
 from ometria_sync.sources.files import resolve_path
 from ometria_sync.sources.omneo.client import OmneoAuthError
@@ -101,7 +102,8 @@ class OmneoSourceConfig(SourceConfig, HttpRetrySettings, frozen=True, kw_only=Tr
             raise ConfigError(f"{key}.tenant", "set tenant (or base_url)")
         url = urlsplit(self.url)
         if url.scheme not in ("https", "http") or not url.hostname:
-            raise ConfigError(f"{key}.base_url", f"not an http(s) URL: {self.url!r}")
+            raise ConfigError(f"{key}.base_url",
+                              f"not an http(s) URL: {redact_url(self.url)!r}")
         if url.scheme == "http" and not is_loopback_host(url.hostname):
             raise ConfigError(f"{key}.base_url", "plain http:// is only allowed for loopback "
                                                  "hosts (127.0.0.1, localhost); use https://")
@@ -149,7 +151,8 @@ def check_shared_tenants(sources: list[tuple[str, SourceConfig]]) -> None:
         other, other_rate = first.setdefault(source.url.lower(), (key, rate))
         if other_rate != rate:
             raise ConfigError(f"{key}.rate_limit_per_second",
-                              f"{source.url} is also read by {other} at {other_rate}/s; the "
+                              f"{redact_url(source.url)} is also read by {other} at "
+                              f"{other_rate}/s; the "
                               "streams of one Omneo tenant share one pacer: give them one rate")
 
 
