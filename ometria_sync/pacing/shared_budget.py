@@ -15,10 +15,10 @@ Guarantees (at most N *arrivals* at Ometria in any sliding second):
 * each process measures its distance to Ometria (:mod:`~ometria_sync.pacing.distance`) and
   publishes it; every window is widened by the spread between the farthest and the nearest
   live process (100 ms while one among several has fewer than 3 answers);
-* Redis without its recent past (no state, even for a first caller; the state written by
-  another Redis, by INFO's run_id: a restart, a promoted replica, a reload; Redis's clock
-  stepped either way against this process's monotonic clock; departures gone): nobody
-  departs for a full window, whoever calls first;
+* Redis without its recent past (no state; the state written by another Redis, by INFO's
+  run_id: a restart, a promoted replica, a reload; Redis's time behind the state's last
+  write; departures gone), whoever calls first, or Redis's clock stepped either way against
+  the monotonic clock of a process that called before: nobody departs for a full window;
 * every granted departure is in the shared record for two windows at least after it left,
   whatever the pause before it;
 * fairness: a process holds at most one reservation at a time, so processes are served in
