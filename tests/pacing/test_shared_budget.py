@@ -130,6 +130,21 @@ async def test_a_pending_departure_counts_as_leaving_now_until_confirmed(
     assert status == 1
 
 
+async def test_a_dead_processs_pending_departure_lapses_with_its_lease(
+    shared_redis: Redis,
+) -> None:
+    """A process died with four departures pending: their leases, no longer renewed, ended
+    1.5 s ago; they count as leaving when the leases ended, so the window is free again."""
+    client, prefix = shared_redis
+    script = Script(client, prefix)
+    await script.fresh(client)
+    now = (await script("update"))[1]
+    await client.zadd(script.keys[1], {f"x{i}": now - 5_000_000 for i in range(4)})
+    await client.zadd(script.keys[3], {f"x{i}": now - 1_500_000 for i in range(4)})
+    status, *_ = await script("depart", member="me", slack=0.0, proc="other")
+    assert status == 1
+
+
 async def test_a_pause_holds_every_caller(shared_redis: Redis) -> None:
     """A 429 in one process (pause_until) holds the next reservation of another."""
     script = Script(*shared_redis)
