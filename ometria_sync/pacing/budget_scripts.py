@@ -16,9 +16,10 @@ from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import TypeVar
 
+import msgspec
 import redis.asyncio as aioredis
 import structlog
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from ometria_sync.clock import Clock, Sleep
 from ometria_sync.errors import RateBudgetError
@@ -29,38 +30,31 @@ log = structlog.get_logger("ometria_sync.shared_budget")
 
 T = TypeVar("T")
 SCRIPT = resources.files("ometria_sync.pacing").joinpath("shared_budget.lua").read_text()
-#: at the slot (ARGV: member, n, span in µs): {1, now}: go, the departure is moved to now (a
-#: late wake-up pushes the next ones); {0, now}: the account is paused or its state was lost,
-#: the slot is given up; {2, now, at}: n others left in the last span (one left later than it
-#: was reserved for, and said so), come back at ``at``
-DEPART = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local paused = tonumber(redis.call('HGET', KEYS[1], 'paused'))
-if paused == nil or paused > now then
-  redis.call('ZREM', KEYS[2], ARGV[1])
-  return {0, now, 0}
-end
-local n = tonumber(ARGV[2])
-local recent = redis.call('ZREVRANGEBYSCORE', KEYS[2], now, '(' .. (now - tonumber(ARGV[3])),
-                          'WITHSCORES', 'LIMIT', 0, n + 1)
-local seen = 0
-for i = 1, #recent, 2 do
-  if recent[i] ~= ARGV[1] then
-    seen = seen + 1
-    if seen == n then return {2, now, math.ceil(tonumber(recent[i + 1]) + tonumber(ARGV[3]))} end
-  end
-end
-redis.call('ZADD', KEYS[2], 'XX', 'GT', now, ARGV[1])
-return {1, now, 0}
-"""
+#: what ``depart`` says: go (the departure is recorded at Redis's now); void (the account is
+#: paused or its state was lost: the slot is given up); wait (n others left in the last span,
+#: one of them later than reserved, or one not written yet: come back at ``at``)
 GO, VOID, WAIT = 1, 0, 2
-#: keys live this long (ms) after the last call; a paused account's longer
+#: keys live this long (ms) after the last call, and never less than two windows
 _TTL_MS = 10_000
+#: Redis's time against this process's monotonic clock may move this much (s) beyond the
+#: measuring error, plus 1 ms/s of drift, before it counts as a step
+_STEP = 0.005
+
+
+class Reply(msgspec.Struct, frozen=True):
+    """One script call's answer, times in loop time. ``result``: the slot (reserve, loop
+    time) or the status (depart); ``held``: Redis had lost its recent past and nothing leaves
+    for a full window."""
+
+    result: float
+    now: float
+    spread: float
+    held: bool
+    at: float
 
 
 class BudgetScripts:
-    """The scripts of the account under ``prefix``, called for the process ``process``.
+    """The script of the account under ``prefix``, called for the process ``process``.
     Round trips and what Redis says of the account go to ``stats``."""
 
     def __init__(
@@ -77,61 +71,119 @@ class BudgetScripts:
     ) -> None:
         self._client = client
         self._script = client.register_script(SCRIPT)
-        self._depart_script = client.register_script(DEPART)
-        self._keys = [prefix + "state", prefix + "departures", prefix + "processes"]
+        self._keys = [prefix + name
+                      for name in ("state", "departures", "processes", "pending", "distances")]
         self._process = process
         self._stats = stats
         self._url = url  # for messages: its secrets are scrubbed from every error
         self._retry_for = retry_for
         self._clock = clock
         self._sleep = sleep
-        self._known = False
+        self._server: str | None = None  # the run_id of the Redis last answering
+        self._ask_server = True  # False once INFO is refused (a proxy): no run_id then
+        self._check_server = True  # ask which Redis answers: first call, after a failure
         self._offset = 0.0  # Redis time minus loop time (s)
+        self._bounds: tuple[float, float, float] | None = None  # offset low, high, at
         #: set once Redis stayed away for ``retry_for`` seconds
         self.lost: RateBudgetError | None = None
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
+    def to_redis(self, at: float) -> int:
+        """A loop time in Redis's µs."""
+        return math.ceil((at + self._offset) * 1e6)
+
     async def call(
         self, mode: str, member: str, *, cap: float, limit: float, margin: float, slack: float,
-        successes: int, cut: bool, pause_until: float | None,
-    ) -> float:
-        """Run ``shared_budget.lua`` (``mode`` 'reserve' or 'update'; times in loop time) and
-        return the reserved slot in loop time."""
-        pause_us = 0 if pause_until is None else math.ceil((pause_until + self._offset) * 1e6)
-        args: list[str | int | float] = [
-            mode, repr(cap), repr(limit), repr(margin), member, self._process, successes,
-            pause_us, int(cut), int(self._known), _TTL_MS, repr(slack)]
-        reply, before, after = await self._timed(self._script(keys=self._keys, args=args))
-        slot_us, now_us, processes, rate_milli, _paused = (int(x) for x in reply)
-        self._known = True
-        self._set_offset(now_us, before, after)
+        successes: int, cut: bool, pause_until: float | None, distance: str, flag: int = 0,
+        extra: tuple[str, ...] = (),
+    ) -> Reply:
+        """Run ``shared_budget.lua`` (times in loop time). A call that finds Redis's time
+        stepped against this process's clock, or the state written by another Redis than the
+        one answering, is made again saying so (what it granted is given up: the script
+        holds the account a window); one that knew the wrong Redis is made again with the
+        right one."""
+        lost = False
+        for _ in range(4):
+            pause_us = 0 if pause_until is None else self.to_redis(pause_until)
+            args: list[str | int | float] = [
+                mode, repr(cap), repr(limit), repr(margin), member, self._process, successes,
+                pause_us, int(cut), self._server or "", _TTL_MS, repr(slack), distance, flag,
+                int(lost), *extra]
+            reply, stored, current, before, after = await self._run(args)
+            stepped = self._stepped(reply[1], before, after)
+            self._offset = reply[1] / 1e6 - (before + after) / 2
+            known, self._server = self._server or "", current
+            new_server = stored not in ("", current)
+            if (stepped or new_server) and not lost:
+                log.warning("rate_budget_discontinuity", url=self._stats.url,
+                            clock_step=stepped, new_server=new_server)
+                lost = True
+                continue
+            if stored in ("", known) or reply[6]:  # else it skipped: it knew another Redis
+                return self._reply(reply)
+        raise RateBudgetError(f"the shared rate budget at {self._stats.url} kept changing "
+                              "under every call (Redis's clock or server)")
+
+    async def _run(
+        self, args: list[str | int | float],
+    ) -> tuple[list[int], str, str, float, float]:
+        """The script and, in the same round trip, which Redis ran it (INFO's run_id), asked
+        on the first call and after any failure (another Redis is reached only through a new
+        connection, after the old one failed; "-" where INFO is refused, a proxy: no server
+        check then). Returns the reply's numbers, the state's server before the call, the
+        Redis that answered, and the loop times around the round trip."""
+        ask = self._ask_server and self._check_server
+        while True:
+            pipe = self._client.pipeline(transaction=False)
+            if ask:
+                pipe.info("server")
+            pipe.evalsha(self._script.sha, len(self._keys), *self._keys, *args)
+            self._check_server = True  # until this call is through
+            results, before, after = await self._timed(pipe.execute(raise_on_error=False))
+            reply = results[-1]
+            if not isinstance(reply, NoScriptError):
+                break
+            await self._client.script_load(SCRIPT)  # a new Redis: teach it the script
+        if isinstance(reply, BaseException):
+            raise reply
+        self._check_server = False
+        current = self._server or "-"
+        if ask:
+            info = results[0]
+            if isinstance(info, dict):
+                current = str(info.get("run_id", "-"))
+            else:
+                self._ask_server = False
+                log.warning("rate_budget_server_unknown", url=self._stats.url,
+                            error=safe_message(info, self._url))
+        stored = reply[-1]
+        stored = stored.decode() if isinstance(stored, bytes) else str(stored)
+        return [int(x) for x in reply[:-1]], stored, current, before, after
+
+    def _stepped(self, now_us: int, before: float, after: float) -> bool:
+        """Redis read its clock somewhere in [before, after]: the offset lies in a band as
+        wide as the round trip. A band that misses the last one by more than drift and
+        ``_STEP`` is a step of Redis's clock (or a new Redis)."""
+        low, high = now_us / 1e6 - after, now_us / 1e6 - before
+        last, self._bounds = self._bounds, (low, high, after)
+        if last is None:
+            return False
+        drift = _STEP + 1e-3 * max(0.0, after - last[2])
+        return low > last[1] + drift or high < last[0] - drift
+
+    def _reply(self, reply: list[int]) -> Reply:
+        result, now_us, processes, rate_milli, _paused, spread_us, held, at_us = reply[:8]
         stats = self._stats
         stats.processes = processes
         stats.max_processes = max(stats.max_processes, processes)
         stats.rate = rate_milli / 1000
-        return slot_us / 1e6 - self._offset
-
-    async def depart(self, member: str, n: int, span_us: int) -> tuple[int, float]:
-        """Confirm ``member``'s departure now (Redis time, so a late wake-up counts as late):
-        ``(GO, now)``; ``(VOID, now)`` when the account is paused or Redis lost its state
-        meanwhile (the slot is given up); ``(WAIT, at)`` when departures reported late filled
-        the last ``span_us`` with ``n``: come back at ``at`` (all loop times)."""
-        reply, before, after = await self._timed(
-            self._depart_script(keys=self._keys[:2], args=[member, n, span_us]))
-        status, now_us, at_us = (int(x) for x in reply)
-        self._set_offset(now_us, before, after)
-        return status, (at_us if status == WAIT else now_us) / 1e6 - self._offset
-
-    async def move(self, member: str, at: float) -> None:
-        """``member`` really left at ``at`` (loop time): move it there, never earlier. A
-        failure is only logged: the next reservation will find Redis gone."""
-        try:
-            await self._timed(self._client.zadd(
-                self._keys[1], {member: math.ceil((at + self._offset) * 1e6)}, xx=True, gt=True))
-        except (RedisError, OSError) as exc:
-            log.debug("departure_not_recorded", error=safe_message(exc, self._url))
+        stats.spread = max(stats.spread, spread_us / 1e6)
+        stats.holds += held
+        slot = result / 1e6 - self._offset if result > 2 else float(result)
+        return Reply(slot, now_us / 1e6 - self._offset, spread_us / 1e6, bool(held),
+                     at_us / 1e6 - self._offset)
 
     async def retrying(self, call: Callable[[], Awaitable[T]]) -> T:
         """``call()``, retried while Redis is away; after ``retry_for`` seconds the budget is
@@ -168,7 +220,3 @@ class BudgetScripts:
             after = self._clock()
             self._stats.round_trip(after - before)
         return result, before, after
-
-    def _set_offset(self, now_us: int, before: float, after: float) -> None:
-        # Redis read its clock somewhere in [before, after]: the middle errs by half the trip
-        self._offset = now_us / 1e6 - (before + after) / 2

@@ -28,6 +28,11 @@ class BudgetStats(msgspec.Struct, kw_only=True):
     redis_seconds: float = 0.0
     #: the shared rate last seen (requests/s)
     rate: float = 0.0
+    #: the widest spread of the processes' distances to Ometria that widened the window (s)
+    spread: float = 0.0
+    #: calls that found Redis without its recent past (restart, new server, clock step) and
+    #: held every process a full window
+    holds: int = 0
     #: seconds from asking Redis to the slot granted (waiting for this process's turn), and
     #: from the slot to the departure Redis confirmed (sleep overshoot + one round trip), for
     #: the last few thousand departures

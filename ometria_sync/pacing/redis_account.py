@@ -1,10 +1,11 @@
 """Where one account's shared budget lives in Redis, and how the Redis URL stays secret.
 
 Guarantees: nothing of the Ometria key reaches Redis (the account is known by
-``sha256(base_url NUL api_key)[:16]``), and no secret of the URL (its password, a token user, a
-``?password=``) appears in a message (``net/urls.py``: the one redaction of every URL).
-Clients fail fast (2 s timeouts, no retries of their own): the callers decide how long Redis
-may stay away.
+``sha256(normalised base_url NUL api_key)[:16]``: every spelling of the base URL that the
+state calls one account, ``.../v2`` and ``.../v2/`` among them, is one budget), and no
+secret of the URL (its password, a token user, a ``?password=``) appears in a message
+(``net/urls.py``: the one redaction of every URL). Clients fail fast (2 s timeouts, no
+retries of their own): the callers decide how long Redis may stay away.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from ometria_sync.errors import RateBudgetError
+from ometria_sync.net.base_url import normalise_url
 from ometria_sync.net.urls import redact_url, safe_message
 
 
 def account_prefix(base_url: str, api_key: str) -> str:
-    """The Redis key prefix of one Ometria account: a hash, nothing of the key itself."""
-    digest = hashlib.sha256(f"{base_url}\0{api_key}".encode()).hexdigest()[:16]
+    """The Redis key prefix of one Ometria account: a hash, nothing of the key itself; the
+    base URL normalised as the state's account identity does."""
+    digest = hashlib.sha256(f"{normalise_url(base_url)}\0{api_key}".encode()).hexdigest()[:16]
     return f"ometria-sync:{digest}:"
 
 

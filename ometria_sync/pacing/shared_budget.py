@@ -3,25 +3,33 @@
 The Redis side keeps the rules of the in-process :class:`~ometria_sync.pacing.pacer.Pacer`
 across processes (:mod:`~ometria_sync.pacing.budget_scripts`): departures due every
 ``(1 + margin) / rate`` seconds on an even grid (lateness up to 0.1 s made up for, more
-restarts the grid), and at most ``floor(rate)`` departures in any second plus the slack,
-counted from the recent departures of *every* process. The caller sleeps until its slot (Redis
-time turned into its loop's time) and reports a late departure back (``SharedSlot.sent``),
-which pushes the later reservations.
+restarts the grid), and at most ``floor(rate)`` departures in any second plus the slack plus
+the *spread* (below), counted from the recent departures of *every* process. The caller
+sleeps until its slot (Redis time turned into its loop's time) and confirms it there.
 
-Guarantees:
+Guarantees (at most N *arrivals* at Ometria in any sliding second):
 
-* fairness: a process holds at most one reservation at a time (the local lock is held until its
-  slot), so processes are served in turn, a big backfill beside a small job included;
-* a process that dies holds at most the one slot it reserved; nothing else of it lingers
-  (the keys expire a few seconds after the last process stops);
+* a departure granted ``until_sent`` counts as leaving no earlier than now, for every process,
+  until its body is written (``SharedSlot.sent``) or it is given up (``done``): a request
+  stuck in connect holds the window; its lease is renewed, and lapses 2 s after a death;
+* each process measures its distance to Ometria (:mod:`~ometria_sync.pacing.distance`) and
+  publishes it; every window is widened by the spread between the farthest and the nearest
+  live process (100 ms while one among several has fewer than 3 answers);
+* Redis without its recent past (no state; the state written by another Redis, by INFO's
+  run_id: a restart, a promoted replica, a reload; Redis's time behind the state's last
+  write; departures gone), whoever calls first, or Redis's clock stepped either way against
+  the monotonic clock of a process that called before: nobody departs for a full window;
+* every granted departure is in the shared record for two windows at least after it left,
+  whatever the pause before it;
+* fairness: a process holds at most one reservation at a time, so processes are served in
+  turn; a process that dies holds at most that slot and its lease;
 * a 429 in any process pauses all of them (``Retry-After`` as the floor), and the AIMD halving
-  (decided here by a local :class:`Pacer`, the *advisor*, fed this process's answers) lowers
-  the shared rate; every success, in any process, wins back 2% of the limit;
-* Redis lost: nothing is sent (never a private budget, which would over-send); calls are
-  retried for ``retry_for`` seconds, then :class:`RateBudgetError` stops the run with its
-  checkpoints intact. Redis back with its state lost: nobody leaves for two seconds (nobody
-  knows the last second's departures);
-* nothing of the key reaches Redis, and the URL's password never appears in a message
+  (decided by a local :class:`Pacer`, the *advisor*) lowers the shared rate; every success,
+  in any process, wins back 2% of the limit;
+* Redis lost: nothing is sent; calls are retried for ``retry_for`` seconds, then
+  :class:`RateBudgetError` stops the run with its checkpoints intact;
+* nothing of the key reaches Redis (the account is the hash of the normalised base URL and
+  the key), and the URL's password never appears in a message
   (:mod:`~ometria_sync.pacing.redis_account`).
 """
 
@@ -32,7 +40,6 @@ import functools
 import math
 import os
 import uuid
-from collections.abc import Awaitable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -43,8 +50,10 @@ from ometria_sync.clock import Clock, Sleep
 from ometria_sync.errors import RateBudgetError
 from ometria_sync.net.backoff import Backoff
 from ometria_sync.net.urls import redact_url, safe_message
-from ometria_sync.pacing.budget_scripts import GO, WAIT, BudgetScripts
+from ometria_sync.pacing.budget_reports import BudgetReports
+from ometria_sync.pacing.budget_scripts import GO, WAIT, BudgetScripts, Reply
 from ometria_sync.pacing.budget_stats import BudgetStats
+from ometria_sync.pacing.distance import Distance
 from ometria_sync.pacing.pacer import Pacer
 from ometria_sync.pacing.redis_account import account_prefix, open_client
 from ometria_sync.pacing.shared_slot import SharedSlot
@@ -86,7 +95,9 @@ class SharedBudget:
         self._successes = 0
         self._cuts = 0
         self._pause_until = 0.0  # loop time; this process's own 429 pauses
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._distance = Distance()
+        self._departed = False  # has asked to depart: its distance counts from then on
+        self._reports = BudgetReports(self._reported, self._sleep)
         self.stats = BudgetStats(url=redact_url(url), rate=limit)
         self._url = url
         self._redis = BudgetScripts(
@@ -123,9 +134,12 @@ class SharedBudget:
             ) from None
         return budget
 
+    def now(self) -> float:
+        """The clock departures are counted on (loop time)."""
+        return self._clock()
+
     async def aclose(self) -> None:
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._reports.aclose()
         await self._redis.aclose()
 
     # -- the RatePacer protocol ---------------------------------------------------------------
@@ -153,16 +167,15 @@ class SharedBudget:
     def pause(self, seconds: float) -> None:
         """Every process waits ``seconds`` from now (a Retry-After on a 5xx)."""
         self._pause_until = max(self._pause_until, self._clock() + seconds)
-        self._spawn(self._update())
+        self._reports.spawn(self._update())
 
     async def acquire(self, *, until_sent: bool = False) -> SharedSlot:
         """Reserve the account's next departure, sleep until it (first come, first served
         among processes), and confirm it with Redis: a slot that a 429 in any process paused
         meanwhile is given up and another reserved. Raises :class:`RateBudgetError` once Redis
-        stayed unreachable for ``retry_for`` seconds. ``until_sent`` is accepted for the
-        protocol: across processes a departure counts from its slot, and from when it really
-        left once ``sent`` reports it later (a third round trip per request would be needed to
-        hold other processes back while a request is still connecting)."""
+        stayed unreachable for ``retry_for`` seconds. With ``until_sent`` the departure counts
+        as leaving no earlier than now, for every process, until ``sent`` or ``done`` (its
+        lease is renewed meanwhile; a process that dies lets it lapse 2 s later)."""
         async with self._lock:
             while True:
                 if self._redis.lost is not None:
@@ -170,23 +183,28 @@ class SharedBudget:
                 self._seq += 1
                 member = f"{self._process}:{self._seq}"
                 started = self._clock()
-                slot = await self._redis.retrying(functools.partial(self._call, "reserve", member))
+                slot = (await self._redis.retrying(
+                    functools.partial(self._call, "reserve", member))).result
                 wait = max(0.0, slot - started)
                 now = self._clock()
                 if slot > now:
                     await self._sleep(slot - now)
                 if self._pause_until > self._clock():
                     continue  # a 429 of ours came meanwhile; the slot counts, unused
+                self._departed = True
                 while True:
-                    status, left = await self._redis.retrying(
-                        functools.partial(self._depart, member))
-                    if status != WAIT:
+                    reply = await self._redis.retrying(functools.partial(
+                        self._call, "depart", member, flag=int(until_sent)))
+                    if reply.result != WAIT:
                         break
-                    await self._sleep(max(0.0, left - self._clock()))
-                if status == GO:
+                    await self._sleep(max(0.0, reply.at - self._clock()))
+                if reply.result == GO:
                     break
+            left = reply.now
             self.stats.granted(left, wait, max(0.0, left - slot))
-            return SharedSlot(self, member, left)
+            if until_sent:
+                self._reports.pending(member)
+            return SharedSlot(self, member, left, pending=until_sent)
 
     def throttled(
         self, backoff: Backoff, retry_after: float | None, queue_remaining: int | None = None
@@ -198,7 +216,7 @@ class SharedBudget:
         if self._advisor.rate < before:
             self._cuts += 1
         self._pause_until = max(self._pause_until, self._clock() + delay)
-        self._spawn(self._update())
+        self._reports.spawn(self._update())
         return delay
 
     def on_success(self) -> None:
@@ -211,10 +229,19 @@ class SharedBudget:
 
     # -- telling Redis ------------------------------------------------------------------------
 
-    def report_sent(self, member: str, at: float) -> None:
-        """A departure left late: move it in Redis (never earlier) so later ones count from
-        there."""
-        self._spawn(self._redis.move(member, at))
+    def confirm(self, member: str, at: float | None) -> None:
+        """``member`` really left at ``at`` (loop time; None: now, it was given up): record it
+        there in Redis (never earlier than granted) and end its lease."""
+        self._reports.confirm(member, 0 if at is None else self._redis.to_redis(at))
+
+    def observe_distance(self, seconds: float) -> None:
+        """A request's round trip, body written to answer read (seconds)."""
+        self._distance.observe(seconds)
+
+    async def _reported(self, mode: str, member: str, flag: int,
+                        extra: tuple[str, ...]) -> Reply:
+        return await self._redis.retrying(functools.partial(
+            self._call, mode, member, flag=flag, extra=extra))
 
     async def _update(self) -> None:
         try:
@@ -222,29 +249,20 @@ class SharedBudget:
         except (RedisError, OSError) as exc:
             log.debug("pause_not_shared_yet", error=safe_message(exc, self._url))
 
-    async def _call(self, mode: str, member: str = "") -> float:
+    async def _call(self, mode: str, member: str = "", *, flag: int = 0,
+                    extra: tuple[str, ...] = ()) -> Reply:
         """One script call with what this process has to tell: its pause, the queue's cap,
-        the advisor's margin and slack, and the successes and cuts since the last call."""
+        the advisor's margin and slack, its distance to Ometria, and the successes and cuts
+        since the last call."""
         pause_until = self._pause_until if self._pause_until > self._clock() else None
         successes, cuts = self._successes, self._cuts
-        slot = await self._redis.call(
+        distance = self._distance.value
+        reply = await self._redis.call(
             mode, member, cap=self.limit * self._advisor.queue_factor, limit=self.limit,
             margin=self._advisor.margin, slack=self._advisor.slack, successes=successes,
-            cut=cuts > 0, pause_until=pause_until)
+            cut=cuts > 0, pause_until=pause_until, flag=flag, extra=extra,
+            distance="" if not self._departed else
+            "-1" if distance is None else str(math.ceil(distance * 1e6)))
         self._successes -= successes
         self._cuts -= cuts
-        return slot
-
-    async def _depart(self, member: str) -> tuple[int, float]:
-        rate = self.rate
-        n = max(1, math.floor(rate))
-        span = (max(1.0, n / rate) + self.slack) * 1e6
-        return await self._redis.depart(member, n, math.ceil(span))
-
-    def _spawn(self, coro: Awaitable[None]) -> None:
-        async def run() -> None:
-            await coro
-
-        task = asyncio.get_running_loop().create_task(run())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        return reply

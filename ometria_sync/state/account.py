@@ -11,14 +11,13 @@ hash in every store and message).
 from __future__ import annotations
 
 import hashlib
-from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
 from ometria_sync.errors import StateError
+from ometria_sync.net.base_url import normalise_url
 
 _DOMAIN = b"ometria-sync account key\x00"
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class AccountMismatch(StateError):
@@ -40,18 +39,6 @@ class AccountIdentity(msgspec.Struct, frozen=True):
     def describe(self) -> str:
         """``https://api.ometria.com/v2 key …3fa29c`` (a short prefix of the hash)."""
         return f"{self.base_url} key …{self.key_sha256[:8]}"
-
-
-def normalise_url(url: str) -> str:
-    """Lower-case scheme and host, default port and trailing slashes dropped."""
-    parts = urlsplit(url.strip())
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
-    if ":" in host:
-        host = f"[{host}]"
-    port = parts.port
-    netloc = host if port is None or port == _DEFAULT_PORTS.get(scheme) else f"{host}:{port}"
-    return urlunsplit((scheme, netloc, parts.path.rstrip("/"), parts.query, ""))
 
 
 def mismatch(stored: AccountIdentity, current: AccountIdentity) -> AccountMismatch:

@@ -67,7 +67,11 @@ async def test_processes_share_the_limit(
     tmp_path: Path, emulator: Emulator, processes: int
 ) -> None:
     """N processes at 10 requests/s on one account: no second over 10 at the server, no 429,
-    together at least 97% of 10/s, and each report says how many shared the budget."""
+    together at least 97% of 10/s alone and 95% shared, and each report says how many shared
+    the budget. (Shared, every window is widened by the spread of the processes' measured
+    distances to Ometria, issue 27 item 6: while their lowest round trips still hold the
+    server's varying answer time, 50-300 ms here, the spread is tens of ms, and a process with
+    fewer than 3 answers counts as 100 ms away.)"""
     total = 100  # requests, 10 s at the limit
     spaces = _workspaces(tmp_path, [total * 10 // processes] * processes,
                          rate_limit_per_second=10)
@@ -82,7 +86,7 @@ async def test_processes_share_the_limit(
     assert set(stats["requests_by_status"]) == {"202"}
     rate = _aggregate_rate(stats)
     print(f"\n{processes} process(es): {rate:.2f} requests/s together ({rate / 10:.1%})")
-    assert rate >= 0.97 * 10, rate
+    assert rate >= (0.97 if processes == 1 else 0.95) * 10, rate
     for ws in spaces:
         shared = _report(ws)["shared_budget"]
         assert shared["max_processes"] == processes
@@ -92,10 +96,14 @@ async def test_processes_share_the_limit(
 async def test_three_cronjobs_one_killed_and_restarted(tmp_path: Path, emulator: Emulator) -> None:
     """Issue 19's trial: three processes, one stream each, answers in 300-800 ms, one
     SIGKILLed 4 s in and restarted at once: every run exits 0, every record arrives, no
-    second holds more than 4 requests, and together they reach 96% of 4/s. The ceiling is
-    4 / (1 s + 20 ms jitter floor + margin) = 97.8% (issue 18, item 13), and the killed
-    process's reserved slot is lost (0.26 s: 1.3% of this 20 s trial); without a kill the
-    processes reach 97% (test_processes_share_the_limit)."""
+    second holds more than 4 requests, and together they reach 85% of 4/s. The ceiling is
+    4 / (1 s + 20 ms jitter floor + margin) = 97.8% (issue 18, item 13); the killed
+    process's reserved slot is lost (0.26 s: 1.3% of this 20 s trial) and its pending
+    departure holds one place for its 2 s lease; and every window is widened by the spread of
+    the processes' distances (issue 27 item 6), 100 ms while a process has fewer than 3
+    answers (twice here: at the start and after the restart, about 2 s each at 1.3 requests/s
+    a process) and then the noise of the lowest of a few round trips holding 300-800 ms of
+    answer time. Measured 90.1% on the 2-core machine (96.6% before issue 27)."""
     spaces = _workspaces(tmp_path, [260, 260, 260], rate_limit_per_second=4)
     async with emulator(rate=4, latency=(0.3, 0.8)) as emu:
         victim = spaces[0]
@@ -119,7 +127,7 @@ async def test_three_cronjobs_one_killed_and_restarted(tmp_path: Path, emulator:
     rate = _aggregate_rate(stats)
     print(f"\n3 processes, one killed and restarted: {rate:.3f} requests/s together "
           f"({rate / 4:.1%}), {stats['requests']} requests")
-    assert rate >= 0.96 * 4, rate
+    assert rate >= 0.85 * 4, rate
 
 
 async def test_a_429_in_one_process_pauses_the_others(

@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 
 from ometria_sync.errors import RateBudgetError
 from ometria_sync.net.backoff import Backoff
-from ometria_sync.pacing.budget_scripts import DEPART, SCRIPT
+from ometria_sync.pacing.budget_scripts import SCRIPT
 from ometria_sync.pacing.redis_account import account_prefix
 from ometria_sync.pacing.shared_budget import SharedBudget
 from tests.clock import max_in_window
@@ -30,21 +30,30 @@ class Script:
 
     def __init__(self, client: aioredis.Redis, prefix: str) -> None:
         self._script = client.register_script(SCRIPT)
-        self.keys = [prefix + "state", prefix + "departures", prefix + "processes"]
+        self.keys = [prefix + name for name in
+                     ("state", "departures", "processes", "pending", "distances")]
         self._n = 0
 
     async def __call__(self, mode: str = "reserve", *, limit: float = 4.0, cap: float | None = None,
                        margin: float = 0.0, proc: str = "p1", successes: int = 0,
-                       pause_until: int = 0, cut: bool = False, known: bool = False,
-                       slack: float | None = None) -> list[int]:
+                       pause_until: int = 0, cut: bool = False, member: str | None = None,
+                       slack: float | None = None, n: int | None = None) -> list[int]:
         """``slack``: as the in-process pacer gives it with no jitter floor (half the margin)
-        unless set."""
+        unless set. A first call finds no state and holds the account a window: ``fresh``
+        gets past it."""
         self._n += 1
         slack = margin / 2 if slack is None else slack
         args = [mode, repr(cap if cap is not None else limit), repr(limit), repr(margin),
-                f"m{self._n}", proc, successes, pause_until, int(cut), int(known), 10_000,
-                repr(slack)]
-        return [int(x) for x in await self._script(keys=self.keys, args=args)]
+                member or f"m{self._n}", proc, successes, pause_until, int(cut), "srv", 10_000,
+                repr(slack), "", 0, 0]
+        reply = await self._script(keys=self.keys, args=args)
+        return [int(x) for x in reply[:-1]]  # (the last: the server that wrote the state)
+
+    async def fresh(self, client: aioredis.Redis, limit: float = 4.0) -> None:
+        """A state without the hold of a new account (as after its first window)."""
+        await self("update", limit=limit)
+        await client.hset(self.keys[0], "paused", 0)
+        self._n = 0
 
 
 async def test_slots_are_evenly_spaced_and_no_window_holds_more_than_the_limit(
@@ -53,6 +62,7 @@ async def test_slots_are_evenly_spaced_and_no_window_holds_more_than_the_limit(
     """Twelve reservations at once at 4/s with a 1% margin: due every 0.2525 s, the first now,
     and no 1-second window (span 1.005 s) holds more than 4."""
     script = Script(*shared_redis)
+    await script.fresh(shared_redis[0])
     replies = [await script(margin=0.01, proc=f"p{i % 3}") for i in range(12)]
     slots = [r[0] for r in replies]
     assert abs(slots[0] - replies[0][1]) <= 1  # the first leaves at once
@@ -67,6 +77,7 @@ async def test_a_late_departure_pushes_the_next_reservations(shared_redis: Redis
     it): the fifth may not leave before it + 1 s, though the grid had it due at +1 s."""
     client, prefix = shared_redis
     script = Script(client, prefix)
+    await script.fresh(client)
     slots = [(await script())[0] for _ in range(4)]
     moved = slots[0] + 900_000
     assert await client.zadd(script.keys[1], {"m1": moved}, xx=True, gt=True) == 0
@@ -83,29 +94,61 @@ async def test_at_the_slot_a_window_filled_by_late_departures_holds_the_request(
 ) -> None:
     """The check at the slot: when four others left (by their reports) within the last span,
     the request waits until the oldest of them is a span old; with three, it goes, and its
-    departure is moved to Redis's now."""
+    departure is recorded at Redis's now."""
     client, prefix = shared_redis
     script = Script(client, prefix)
-    depart = client.register_script(DEPART)
+    await script.fresh(client)
     now = (await script("update"))[1]
     await client.zadd(script.keys[1], {"x1": now - 500_000, "x2": now - 400_000,
                                        "x3": now - 300_000, "x4": now - 200_000, "me": now})
-    status, at_now, until = (int(x) for x in await depart(keys=script.keys[:2],
-                                                          args=["me", 4, 1_000_000]))
+    status, _, *_, until = await script("depart", member="me", slack=0.0)
     assert status == 2 and until == now - 500_000 + 1_000_000
     await client.zrem(script.keys[1], "x1")
-    status, at_now, _ = (int(x) for x in await depart(keys=script.keys[:2],
-                                                      args=["me", 4, 1_000_000]))
+    status, at_now, *_ = await script("depart", member="me", slack=0.0)
     assert status == 1
     assert await client.zscore(script.keys[1], "me") == at_now >= now
     await script("update", pause_until=at_now + 5_000_000)
-    status, _, _ = (int(x) for x in await depart(keys=script.keys[:2], args=["me", 4, 1]))
+    status, *_ = await script("depart", member="me")
     assert status == 0 and await client.zscore(script.keys[1], "me") is None
+
+
+async def test_a_pending_departure_counts_as_leaving_now_until_confirmed(
+    shared_redis: Redis,
+) -> None:
+    """A departure granted until_sent and not yet written counts, for every caller, as
+    leaving at each call's now: four of them written long ago but pending hold the window."""
+    client, prefix = shared_redis
+    script = Script(client, prefix)
+    await script.fresh(client)
+    now = (await script("update"))[1]
+    await client.zadd(script.keys[1], {f"x{i}": now - 5_000_000 for i in range(4)})
+    await client.zadd(script.keys[3], {f"x{i}": now + 5_000_000 for i in range(4)})
+    status, at_now, *_, until = await script("depart", member="me", slack=0.0, proc="other")
+    assert status == 2 and until >= at_now + 1_000_000
+    await client.zrem(script.keys[3], "x0")
+    status, *_ = await script("depart", member="me", slack=0.0, proc="other")
+    assert status == 1
+
+
+async def test_a_dead_processs_pending_departure_lapses_with_its_lease(
+    shared_redis: Redis,
+) -> None:
+    """A process died with four departures pending: their leases, no longer renewed, ended
+    1.5 s ago; they count as leaving when the leases ended, so the window is free again."""
+    client, prefix = shared_redis
+    script = Script(client, prefix)
+    await script.fresh(client)
+    now = (await script("update"))[1]
+    await client.zadd(script.keys[1], {f"x{i}": now - 5_000_000 for i in range(4)})
+    await client.zadd(script.keys[3], {f"x{i}": now - 1_500_000 for i in range(4)})
+    status, *_ = await script("depart", member="me", slack=0.0, proc="other")
+    assert status == 1
 
 
 async def test_a_pause_holds_every_caller(shared_redis: Redis) -> None:
     """A 429 in one process (pause_until) holds the next reservation of another."""
     script = Script(*shared_redis)
+    await script.fresh(shared_redis[0])
     first = await script(proc="a")
     until = first[1] + 2_000_000
     await script("update", proc="a", pause_until=until)
@@ -118,6 +161,7 @@ async def test_cuts_halve_the_shared_rate_and_successes_win_it_back(shared_redis
     """AIMD on the shared rate: a cut halves it (once a second at most), each success reported
     adds 2% of the limit, never above it; reservations are spaced by the lowered rate."""
     script = Script(*shared_redis)
+    await script.fresh(shared_redis[0], limit=10)
     assert (await script("update", limit=10))[3] == 10_000
     assert (await script("update", limit=10, cut=True))[3] == 5_000
     assert (await script("update", limit=10, cut=True))[3] == 5_000  # same second: one cut
@@ -132,6 +176,7 @@ async def test_the_queue_cap_of_one_caller_spaces_its_reservation(shared_redis: 
     """A caller whose import queue is nearly full (cap 1/s) is given a slot one second after
     the previous one, not a quarter; a caller without it, a quarter."""
     script = Script(*shared_redis)
+    await script.fresh(shared_redis[0])
     a = (await script(limit=4, cap=4))[0]
     b = (await script(limit=4, cap=4))[0]
     c = (await script(limit=4, cap=1))[0]
@@ -139,25 +184,25 @@ async def test_the_queue_cap_of_one_caller_spaces_its_reservation(shared_redis: 
     assert abs((c - b) - 1_000_000) <= 1
 
 
-async def test_state_lost_under_a_live_process_pauses_two_seconds(shared_redis: Redis) -> None:
-    """Redis restarted empty: a caller that has reserved before (known) finds no state, so
-    nobody knows the last second's departures: nothing leaves for 2 s. A first caller is not
-    held."""
+async def test_state_lost_holds_a_window_whoever_calls_first(shared_redis: Redis) -> None:
+    """No state (Redis restarted empty, or a new account): nobody knows the last second's
+    departures, so the first slot, of whichever caller, is a full window away."""
     script = Script(*shared_redis)
-    first = await script(known=False)
-    assert first[0] - first[1] <= 1
+    first = await script(proc="new")
+    assert first[0] >= first[1] + 1_000_000
     client, _ = shared_redis
     await client.delete(*script.keys)
-    after = await script(known=True)
-    assert after[0] >= after[1] + 2_000_000
+    after = await script(proc="old")
+    assert after[0] >= after[1] + 1_000_000
 
 
 async def test_keys_expire_and_hold_nothing_of_the_key(shared_redis: Redis) -> None:
     """Every key has a TTL of a few seconds; the prefix is a hash of base URL and key."""
     client, prefix = shared_redis
     script = Script(client, prefix)
+    await script.fresh(client)
     await script()
-    for key in script.keys:
+    for key in script.keys[:3]:  # (no departure pending, no distance measured: no such keys)
         ttl = await client.pttl(key)
         assert 0 < ttl <= 10_000, key
     api_key = "canary-api-key-0a1b"
@@ -189,6 +234,10 @@ async def test_processes_are_served_in_turn(shared_redis: Redis) -> None:
     _, prefix = shared_redis
     big = await _budget(prefix, 20)
     small = await _budget(prefix, 20)
+    for budget in (big, small):  # past the new account's hold, at one distance
+        for _ in range(3):
+            budget.observe_distance(0.0)
+        await budget.acquire()
     log: list[tuple[str, float]] = []
     until = asyncio.get_running_loop().time() + 2.0
     try:
@@ -289,10 +338,10 @@ async def test_redis_lost_mid_run_stops_after_the_retry_time(tmp_path: Path) -> 
         await budget.aclose()
 
 
-async def test_redis_restarted_mid_run_goes_on_after_two_seconds(tmp_path: Path) -> None:
+async def test_redis_restarted_mid_run_goes_on_after_a_window(tmp_path: Path) -> None:
     """Redis killed and started again empty within the retry time: acquire waits, then goes
-    on; the first departure after it is at least 2 s after Redis came back (nobody knows
-    the departures of the last second)."""
+    on; the first departure after it is at least a window after Redis came back (nobody
+    knows the departures of the last second)."""
     with private_redis(tmp_path) as server:
         budget = await SharedBudget.connect(server.url, base_url="http://x/v2", api_key="k",
                                             limit=50, retry_for=10)
@@ -306,7 +355,7 @@ async def test_redis_restarted_mid_run_goes_on_after_two_seconds(tmp_path: Path)
             return loop.time()
 
         back, slot = await asyncio.gather(restart(), budget.acquire())
-        assert slot.at >= back + 2.0 - 0.05
+        assert slot.at >= back + 1.0 - 0.05
         await budget.aclose()
 
 
@@ -316,6 +365,7 @@ async def test_the_callers_slack_keeps_every_window_that_much_over_a_second(
     """The jitter slack (25 ms floor, as the in-process pacer keeps, issue 18 item 13) reaches
     the script: reservations 0.25625 s apart at 4/s, never 5 within less than 1.025 s."""
     script = Script(*shared_redis)
+    await script.fresh(shared_redis[0])
     slots = [(await script(margin=0.0, slack=0.025))[0] for _ in range(9)]
     gaps = [b - a for a, b in itertools.pairwise(slots)]
     assert all(abs(g - 256_250) <= 1 for g in gaps), gaps
