@@ -17,7 +17,7 @@ from ometria_sync.errors import OmetriaSyncError, RateBudgetError
 from ometria_sync.exit_codes import ExitCode
 from ometria_sync.net.urls import redact_url
 from ometria_sync.ometria.client import OmetriaClient
-from ometria_sync.pacing.redis_account import live_processes
+from ometria_sync.pacing.redis_budget import live_processes
 from ometria_sync.pipeline.job_run import JobResult, RunOptions, run_job
 from ometria_sync.report.metrics import export_metrics
 from ometria_sync.report.run_report import (

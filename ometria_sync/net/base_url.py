@@ -1,7 +1,7 @@
 """One spelling of an Ometria base URL, so that everything keyed by the account agrees.
 
 The state's account identity (:mod:`ometria_sync.state.account`) and the shared rate budget's
-Redis key (:mod:`ometria_sync.pacing.redis_account`) both use :func:`normalise_url`: every
+Redis key (:mod:`ometria_sync.pacing.redis_budget`) both use :func:`normalise_url`: every
 process the state treats as the same account shares one budget (``.../v2`` and ``.../v2/``
 post to the same URL and count against the same limit).
 """

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from ometria_sync.pacing.permit import SendPermit
+from ometria_sync.pacing.protocol import SendPermit
 from ometria_sync.state.account import AccountIdentity
 from ometria_sync.state.checkpoint_rules import Checkpoint, StreamRun
 from ometria_sync.state.checkpoints import SqliteCheckpointStore

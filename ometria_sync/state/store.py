@@ -27,7 +27,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
 from ometria_sync.errors import StateError
-from ometria_sync.pacing.permit import SendPermit
+from ometria_sync.pacing.protocol import SendPermit
 from ometria_sync.state.account import AccountIdentity
 from ometria_sync.state.checkpoint_rules import Checkpoint, StreamRun
 
