@@ -6,7 +6,10 @@ again before it leaves."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import itertools
+from pathlib import Path
+from typing import Any
 
 import pytest
 from aiolimiter import AsyncLimiter
@@ -520,3 +523,55 @@ async def test_no_slot_is_taken_without_the_permit() -> None:
     with pytest.raises(StateError):
         await PermittedPacer(pacer, _Permit([False])).acquire()
     assert pacer.slots == []
+
+
+def _replay_script() -> Any:
+    """``bench/pacing_replay.py``, the scenario replayed in each tree to compare departures."""
+    path = Path(__file__).resolve().parents[2] / "bench" / "pacing_replay.py"
+    spec = importlib.util.spec_from_file_location("pacing_replay", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _fields(line: str) -> dict[str, str]:
+    return dict(part.split("=", 1) for part in line.split()[2:])
+
+
+async def test_the_pacing_replay_keeps_the_limit_and_reacts_to_each_pushback() -> None:
+    """The replay's scenario (8 workers at 4/s, late wake-ups, a late departure, 429s with a
+    Retry-After, for a full queue and with room in it, jitter samples, queue pressure): no
+    second holds more than 4 departures; the Retry-After is the pause's floor and nobody leaves
+    during it; the late departure counts from when it left; two 429s for a full queue halve the
+    rate and successes win it back; rate 429s widen the margin; the measured jitter widens the
+    slack; queue pressure lowers the rate."""
+    script = _replay_script()
+    lines: list[str] = await script.replay()
+    departures = {int(line.split()[1]): _fields(line) for line in lines
+                  if line.startswith("departure ")}
+    throttles = {int(line.split()[1]): _fields(line) for line in lines
+                 if line.startswith("429 ")}
+    summary = _fields("summary - " + lines[-1].split(" ", 1)[1])
+    assert sorted(departures) == list(range(240)) and set(throttles) == {40, 80, 84, 120, 121,
+                                                                          130}
+    left = sorted(float(d["left"]) for d in departures.values())
+    assert max_in_window(left) <= 4 and summary["most_in_any_second"] == "4"
+
+    retry_after = throttles[40]
+    assert float(retry_after["pause"]) >= 2.0
+    paused_from = float(retry_after["at"])
+    assert not [t for t in left if paused_from < t < paused_from + 2.0]
+
+    late = departures[20]
+    assert float(late["left"]) == pytest.approx(float(late["granted"]) + 0.3)
+
+    assert float(throttles[80]["rate"]) == 4.0 and float(throttles[84]["rate"]) == 2.0
+    assert float(summary["rate"]) == 4.0  # won back
+    margins = [float(throttles[n]["margin"]) for n in (80, 84, 120, 121, 130)]
+    assert margins == sorted(margins) and margins[-1] > float(departures[0]["margin"])
+    assert max(margins) <= 0.04
+
+    assert float(departures[0]["slack"]) == pytest.approx(0.02)  # the floor
+    assert float(departures[175]["slack"]) > float(departures[140]["slack"])
+    assert float(departures[199]["rate"]) < 4.0  # the queue nearly full
