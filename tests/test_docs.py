@@ -18,12 +18,14 @@ import pytest
 import yaml
 
 from ometria_sync.config import load_job
+from tests.test_architecture import PACKAGE, _graph
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 README = ROOT / "README.md"
 README_MOST_LINES = 200
 LINK = re.compile(r"\]\(([^)\s]+)\)")
+MAP_ROW = re.compile(r"^\| `(\w+)` \| [^|]+ \| ([^|]+) \|$", re.M)
 
 
 def _build(config_root: Path, site: Path) -> subprocess.CompletedProcess[str]:
@@ -117,3 +119,17 @@ def test_the_readme_first_job_loads(tmp_path: Path) -> None:
     (tmp_path / "data" / "contacts.jsonl").write_text("")
     job = load_job(tmp_path / "job.toml", environ={})
     assert [(s.name, s.record_type) for s in job.streams] == [("contacts", "contact")]
+
+
+def test_the_package_map_allows_every_import_the_code_makes() -> None:
+    """docs/development.md's "where things live" table names every package, and each package
+    imports only packages its row allows ("may import": a permission, so a row may allow more)."""
+    rows = dict(MAP_ROW.findall((DOCS / "development.md").read_text()))
+    packages = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
+    assert set(rows) == packages
+    for package, imports in _graph().items():
+        if package not in packages or rows[package].strip() == "any":
+            continue
+        allowed = set(re.findall(r"`(\w+)`", rows[package]))
+        assert imports & packages <= allowed, (
+            f"{package} imports {sorted(imports & packages - allowed)}: not in its docs row")
