@@ -228,8 +228,6 @@ KNOWN_LOOPS: list[list[str]] = [
     ["ometria_sync.sources.omneo.config", "ometria_sync.sources.omneo.contacts",
      "ometria_sync.sources.omneo.orders", "ometria_sync.sources.omneo.profile_source",
      "ometria_sync.sources.omneo.reader", "ometria_sync.sources.omneo.transaction_source"],
-    ["ometria_sync.sources.postgres", "ometria_sync.sources.postgres_query",
-     "ometria_sync.sources.postgres_sql"],
 ]
 
 

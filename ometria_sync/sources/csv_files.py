@@ -18,7 +18,15 @@ from typing import IO
 import msgspec
 
 from ometria_sync.errors import ConfigError, SourceError
-from ometria_sync.sources.base import Position, Source, SourceConfig, SourceItem, SourcePart
+from ometria_sync.sources.base import (
+    LazyPartSource,
+    Position,
+    SinglePartSource,
+    Source,
+    SourceConfig,
+    SourceItem,
+    SourcePart,
+)
 from ometria_sync.sources.csv_lines import read_header
 from ometria_sync.sources.csv_options import CsvOptions
 from ometria_sync.sources.csv_rows import CsvRowReader
@@ -39,7 +47,6 @@ from ometria_sync.sources.object_parts import (
     preflight_objects,
 )
 from ometria_sync.sources.objects import ObjectInfo, ObjectUrl, is_object_url
-from ometria_sync.sources.one_part import LazyPartSource, SinglePartSource
 from ometria_sync.sources.rows import RowMapper
 
 #: CsvOptions is the CSV source's too (declared apart so the line and row readers can take it)

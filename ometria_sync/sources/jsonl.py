@@ -14,7 +14,15 @@ from pathlib import Path
 import msgspec
 
 from ometria_sync.errors import SourceError
-from ometria_sync.sources.base import Position, Source, SourceConfig, SourceItem, SourcePart
+from ometria_sync.sources.base import (
+    LazyPartSource,
+    Position,
+    SinglePartSource,
+    Source,
+    SourceConfig,
+    SourceItem,
+    SourcePart,
+)
 from ometria_sync.sources.file_settings import FileSettings
 from ometria_sync.sources.files import (
     LocalFile,
@@ -41,7 +49,6 @@ from ometria_sync.sources.objects import (
     StoreOptions,
     is_object_url,
 )
-from ometria_sync.sources.one_part import LazyPartSource, SinglePartSource
 
 _CHUNK_BYTES = 256 * 1024
 _BOM = b"\xef\xbb\xbf"
