@@ -12,7 +12,7 @@ from ometria_sync.net.settings import HttpRetrySettings
 from ometria_sync.schemas.records import RECORD_STRUCTS
 from ometria_sync.sources import mapping
 from ometria_sync.sources.omneo import normalise
-from ometria_sync.sources.omneo.config import OmneoSourceConfig
+from ometria_sync.sources.omneo.settings import OmneoSourceConfig
 from ometria_sync.sources.registry import SOURCE_KINDS, SourceSpec
 
 
