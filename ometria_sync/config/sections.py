@@ -11,7 +11,7 @@ import msgspec
 
 from ometria_sync.net.settings import HttpRetrySettings
 from ometria_sync.schemas.records import RecordType
-from ometria_sync.sources.lines import DEFAULT_MAX_LINE_BYTES, MaxLineBytes
+from ometria_sync.sources.files.lines import DEFAULT_MAX_LINE_BYTES, MaxLineBytes
 from ometria_sync.sources.registry import SourceSpec
 
 #: a stream's or a job's name, matched whole (``$`` would let a trailing newline through)

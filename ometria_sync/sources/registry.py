@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import get_args
 
-from ometria_sync.sources.csv_files import CsvSourceConfig
-from ometria_sync.sources.globbed import GlobSourceConfig
-from ometria_sync.sources.jsonl import JsonlSourceConfig
+from ometria_sync.sources.files import CsvSourceConfig, GlobSourceConfig, JsonlSourceConfig
 from ometria_sync.sources.omneo import OmneoProfilesConfig, OmneoTransactionsConfig
 from ometria_sync.sources.postgres import PostgresSourceConfig
 

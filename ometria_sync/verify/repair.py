@@ -16,7 +16,7 @@ from ometria_sync.errors import OmetriaSyncError
 from ometria_sync.exit_codes import ExitCode
 from ometria_sync.pacing.protocol import RatePacer
 from ometria_sync.pipeline.job_run import RunOptions, run_job
-from ometria_sync.sources.jsonl import JsonlSourceConfig
+from ometria_sync.sources.files.jsonl import JsonlSourceConfig
 from ometria_sync.verify.ledger import Ledger
 
 log = structlog.get_logger("ometria_sync.verify")

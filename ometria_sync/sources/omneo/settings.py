@@ -25,7 +25,7 @@ from ometria_sync.net.http import is_loopback_host
 from ometria_sync.net.settings import HttpRetrySettings
 from ometria_sync.net.urls import redact_url
 from ometria_sync.sources.base import SourceConfig
-from ometria_sync.sources.files import resolve_path
+from ometria_sync.sources.files.location import resolve_path
 from ometria_sync.sources.omneo.normalise import Unusable, known_zone
 from ometria_sync.sources.omneo.properties import CONTACT_NAMES, ORDER_NAMES, PropertyMapping
 
