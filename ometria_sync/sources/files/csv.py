@@ -29,6 +29,7 @@ from ometria_sync.errors import ConfigError, SourceError
 from ometria_sync.sources.base import Position, Source, SourceConfig, SourceItem
 from ometria_sync.sources.files.lines import BoundedLines, Line, over_limit
 from ometria_sync.sources.files.location import (
+    FilePart,
     FileSettings,
     LocalFile,
     Location,
@@ -308,33 +309,13 @@ async def check_object_header(key: str, field: str, info: ObjectInfo, head_bytes
         plan_columns(key, options, header)
 
 
-class CsvPart:
+class CsvPart(FilePart):
     """One CSV file or object of a stream."""
 
     def __init__(self, location: Location, options: CsvOptions, key: str = "") -> None:
-        self.location = location
-        self._key = key
+        super().__init__(location, key)
         self._options = options
         self._zone: dt.tzinfo = load_zone("timezone", options.timezone)
-
-    @property
-    def key(self) -> str:
-        """'' for a single-file source; the file's path (or URL) within a glob."""
-        return self._key
-
-    @property
-    def label(self) -> str:
-        return self.location.label
-
-    async def fingerprint(self) -> str | None:
-        return await self.location.fingerprint()
-
-    async def size(self) -> int | None:
-        return await self.location.size()
-
-    def read(self, start: Position | None) -> AsyncIterator[list[SourceItem]]:
-        """Chunks of items from ``start`` (an object checkpointed after its last item: none)."""
-        return self.location.read(start, self._read)
 
     async def _read(self, start: Position | None) -> AsyncIterator[list[SourceItem]]:
         location = self.location

@@ -22,6 +22,7 @@ from ometria_sync.sources.files.lines import (
     over_limit,
 )
 from ometria_sync.sources.files.location import (
+    FilePart,
     FileSettings,
     Location,
     check_readable_file,
@@ -90,35 +91,15 @@ def _read_lines(lines: BoundedLines, hint: int
         return [], exc
 
 
-class JsonlPart:
+class JsonlPart(FilePart):
     """One JSON Lines file or object. Blank lines are skipped; a BOM and CRLF endings are
     accepted."""
 
     def __init__(self, location: Location, key: str = "",
                  max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
-        self.location = location
-        self._key = key
+        super().__init__(location, key)
         self._broken: BaseException | None = None
         self._limit = max_line_bytes
-
-    @property
-    def key(self) -> str:
-        """'' for a single-file source; the file's path (or URL) within a glob."""
-        return self._key
-
-    @property
-    def label(self) -> str:
-        return self.location.label
-
-    async def fingerprint(self) -> str | None:
-        return await self.location.fingerprint()
-
-    async def size(self) -> int | None:
-        return await self.location.size()
-
-    def read(self, start: Position | None) -> AsyncIterator[list[SourceItem]]:
-        """Chunks of items from ``start`` (an object checkpointed after its last item: none)."""
-        return self.location.read(start, self._read)
 
     async def _read(self, start: Position | None) -> AsyncIterator[list[SourceItem]]:
         offset, line = line_start(start, self.label)

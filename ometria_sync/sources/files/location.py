@@ -245,6 +245,38 @@ class StoredObject:
 #: a local file or an object in a store
 Location = LocalFile | StoredObject
 
+
+class FilePart:
+    """A format's part over a location: its checkpoint key, and the location's label,
+    fingerprint and size. The format reads chunks from a position (``_read``); the location
+    decides whether there is anything to read (an object checkpointed after its last item:
+    nothing)."""
+
+    def __init__(self, location: Location, key: str = "") -> None:
+        self.location = location
+        self._key = key
+
+    @property
+    def key(self) -> str:
+        """'' for a single-file source; the file's path (or the object's URL) within a glob."""
+        return self._key
+
+    @property
+    def label(self) -> str:
+        return self.location.label
+
+    async def fingerprint(self) -> str | None:
+        return await self.location.fingerprint()
+
+    async def size(self) -> int | None:
+        return await self.location.size()
+
+    def read(self, start: Position | None) -> AsyncIterator[list[SourceItem]]:
+        return self.location.read(start, self._read)
+
+    def _read(self, start: Position | None) -> AsyncIterator[list[SourceItem]]:
+        raise NotImplementedError
+
 #: the third element of the last item's position: a rerun skips the object without a GET
 END = "end"
 
