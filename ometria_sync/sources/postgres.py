@@ -140,14 +140,6 @@ class Statements:
         self.equal = f"{base} WHERE ({cols}) = ({params})"
 
 
-# Reading the query page by page, from the last cursor position.
-#
-# A cursor that is not unique is still read whole: rows that tie on the cursor are one group.
-# A page never ends inside a group (when the row after the page ties with its last row, the
-# group is read whole by an equality query, streamed), and every row of a group but the last
-# carries the position *before* the group, so a checkpoint never falls inside one: a resume
-# reads the group again, and change detection drops what was already sent.
-
 #: a position as this source makes it: the cursor values (as text) of the last row before it
 After = dict[str, list[str] | None]
 #: the position before the first row: reading from it starts at the top
@@ -164,7 +156,13 @@ Key = tuple[Any, ...]
 
 
 class PostgresQuery:
-    """The query as one part, read page by page from the last cursor position."""
+    """The query as one part, read page by page from the last cursor position.
+
+    A cursor that is not unique is still read whole: rows that tie on the cursor are one
+    group. A page never ends inside a group (when the row after the page ties with its last
+    row, the group is read whole by an equality query, streamed), and every row of a group but
+    the last carries the position *before* the group, so a checkpoint never falls inside one:
+    a resume reads the group again, and change detection drops what was already sent."""
 
     def __init__(self, config: PostgresSourceConfig) -> None:
         self._config = config
