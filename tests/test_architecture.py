@@ -225,11 +225,6 @@ def _loops(graph: dict[str, set[str]]) -> list[list[str]]:
 KNOWN_LOOPS: list[list[str]] = [
     ["ometria_sync.pacing.pacer", "ometria_sync.pacing.slot", "ometria_sync.pacing.window"],
     ["ometria_sync.pacing.shared_budget", "ometria_sync.pacing.shared_slot"],
-    ["ometria_sync.sources.omneo.config", "ometria_sync.sources.omneo.contacts",
-     "ometria_sync.sources.omneo.orders", "ometria_sync.sources.omneo.profile_source",
-     "ometria_sync.sources.omneo.reader", "ometria_sync.sources.omneo.transaction_source"],
-    ["ometria_sync.sources.postgres", "ometria_sync.sources.postgres_query",
-     "ometria_sync.sources.postgres_sql"],
 ]
 
 

@@ -10,10 +10,9 @@ import pytest
 from ometria_sync import config, schemas
 from ometria_sync.net.settings import HttpRetrySettings
 from ometria_sync.schemas.records import RECORD_STRUCTS
-from ometria_sync.sources import mapping
+from ometria_sync.sources import SOURCE_KINDS, SourceSpec, mapping
 from ometria_sync.sources.omneo import normalise
-from ometria_sync.sources.omneo.config import OmneoSourceConfig
-from ometria_sync.sources.registry import SOURCE_KINDS, SourceSpec
+from ometria_sync.sources.omneo.settings import OmneoSourceConfig
 
 
 def test_record_types_are_defined_once() -> None:

@@ -10,7 +10,7 @@ from ometria_sync.config.sections import JobSettings, StateSettings
 from ometria_sync.errors import ConfigError
 from ometria_sync.net.http import is_loopback_host
 from ometria_sync.net.urls import redact_url
-from ometria_sync.sources.omneo.config import check_shared_tenants
+from ometria_sync.sources.omneo.settings import check_shared_tenants
 from ometria_sync.state.store import is_schema_name
 
 

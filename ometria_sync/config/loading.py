@@ -19,9 +19,9 @@ from ometria_sync.config.checks import check_settings
 from ometria_sync.config.sections import JobSettings, StreamSettings
 from ometria_sync.errors import ConfigError
 from ometria_sync.schemas.records import RECORD_TYPES
-from ometria_sync.sources.files import resolve_path
-from ometria_sync.sources.objects import SECRET_REFUSED, secret_setting
-from ometria_sync.sources.registry import SOURCE_KINDS
+from ometria_sync.sources import SOURCE_KINDS
+from ometria_sync.sources.files.location import resolve_path
+from ometria_sync.sources.files.store import SECRET_REFUSED, secret_setting
 
 ENV_PREFIX = "OMETRIA_SYNC__"
 _OVERRIDABLE = ("ometria", "state", "run", "report")

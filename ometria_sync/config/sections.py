@@ -11,8 +11,8 @@ import msgspec
 
 from ometria_sync.net.settings import HttpRetrySettings
 from ometria_sync.schemas.records import RecordType
-from ometria_sync.sources.lines import DEFAULT_MAX_LINE_BYTES, MaxLineBytes
-from ometria_sync.sources.registry import SourceSpec
+from ometria_sync.sources import SourceSpec
+from ometria_sync.sources.files.lines import DEFAULT_MAX_LINE_BYTES, MaxLineBytes
 
 #: a stream's or a job's name, matched whole (``$`` would let a trailing newline through)
 Name = Annotated[str, msgspec.Meta(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+\Z")]

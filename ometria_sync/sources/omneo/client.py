@@ -2,7 +2,7 @@
 
 Omneo documents no rate limit, so the client paces itself (requests evenly spaced at
 ``rate_limit_per_second``, the same pacer as Ometria's but a separate instance: reading Omneo
-never spends Ometria's budget; one per tenant, see :mod:`.pacers`) and keeps at most
+never spends Ometria's budget; one per tenant, see :func:`.reader.tenant_pacer`) and keeps at most
 ``concurrency`` requests in flight.
 
 Answers and what they mean for the stream:

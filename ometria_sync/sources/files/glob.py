@@ -7,7 +7,6 @@ top, and a file rewritten under the same name (a new fingerprint) is read again.
 
 from __future__ import annotations
 
-import glob
 from pathlib import Path
 from typing import Literal
 
@@ -15,24 +14,9 @@ import msgspec
 
 from ometria_sync.errors import ConfigError
 from ometria_sync.sources.base import Source, SourceConfig, SourcePart
-from ometria_sync.sources.csv_files import (
-    CsvFile,
-    CsvObject,
-    CsvOptions,
-    check_header,
-    check_object_header,
-)
-from ometria_sync.sources.file_settings import FileSettings
-from ometria_sync.sources.files import check_readable_file, resolve_path
-from ometria_sync.sources.jsonl import JsonlFile, JsonlObject
-from ometria_sync.sources.object_parts import (
-    matching_objects,
-    preflight_objects,
-)
-from ometria_sync.sources.objects import (
-    ObjectUrl,
-    is_object_url,
-)
+from ometria_sync.sources.files.csv import CsvOptions, CsvPart, check_header, check_object_header
+from ometria_sync.sources.files.jsonl import JsonlPart
+from ometria_sync.sources.files.location import FileSettings, LocalPath, check_readable_file
 
 #: the keys only CSV files take (a glob of JSON Lines refuses them): CsvOptions' own
 _CSV_ONLY = tuple(name for name in CsvOptions.__struct_fields__
@@ -47,9 +31,8 @@ class GlobSourceConfig(CsvOptions, SourceConfig, frozen=True, tag="glob"):
     format: Literal["jsonl", "csv"] | None = None
 
     def resolve(self, base_dir: Path) -> GlobSourceConfig:
-        if is_object_url(self.pattern):
-            return self
-        return msgspec.structs.replace(self, pattern=resolve_path(base_dir, self.pattern))
+        return msgspec.structs.replace(
+            self, pattern=self.location(self.pattern).resolved(base_dir))
 
     @property
     def file_format(self) -> str:
@@ -60,7 +43,7 @@ class GlobSourceConfig(CsvOptions, SourceConfig, frozen=True, tag="glob"):
 
     def files(self) -> list[Path]:
         """The matching regular files, in name (path) order."""
-        return [Path(p) for p in sorted(glob.glob(self.pattern)) if Path(p).is_file()]
+        return LocalPath(self.pattern).files()
 
     def check(self, key: str) -> None:
         if not self.pattern:
@@ -84,12 +67,9 @@ class GlobSourceConfig(CsvOptions, SourceConfig, frozen=True, tag="glob"):
 
     async def preflight(self, key: str) -> None:
         """An object pattern: listed, and the first object's first bytes (its header) read."""
-        if not is_object_url(self.pattern):
-            return
-        first, head_bytes = await preflight_objects(f"{key}.pattern", self.pattern, self.store,
-                                                    single=False)
-        if self.file_format == "csv":
-            await check_object_header(key, "pattern", first, head_bytes, self)
+        found = await self.location(self.pattern).preflight(f"{key}.pattern", single=False)
+        if found is not None and self.file_format == "csv":
+            await check_object_header(key, "pattern", *found, self)
 
     def _check_jsonl(self, key: str) -> None:
         default = CsvOptions()
@@ -109,17 +89,11 @@ class GlobSource:
 
     async def parts(self) -> list[SourcePart]:
         config = self._config
-        if is_object_url(config.pattern):
-            found = await matching_objects(ObjectUrl.parse(config.pattern), config.store)
-            if config.file_format == "csv":
-                return [CsvObject(info, config, key=str(info.url)) for info in found]
-            return [JsonlObject(info, config.store, key=str(info.url),
-                                max_line_bytes=config.line_limit) for info in found]
-        files = self._config.files()
-        if self._config.file_format == "csv":
-            return [CsvFile(p, self._config, key=str(p)) for p in files]
-        return [JsonlFile(p, key=str(p), max_line_bytes=self._config.line_limit)
-                for p in files]
+        found = await config.location(config.pattern).matching()
+        if config.file_format == "csv":
+            return [CsvPart(where, config, key=key) for key, where in found]
+        return [JsonlPart(where, key=key, max_line_bytes=config.line_limit)
+                for key, where in found]
 
     async def aclose(self) -> None:
         return None

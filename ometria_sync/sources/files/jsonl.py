@@ -1,4 +1,4 @@
-"""JSON Lines files, plain or gzip: one Ometria-shaped JSON object per line.
+"""JSON Lines files or objects, plain or gzip: one Ometria-shaped JSON object per line.
 
 Position: ``[offset, line]``, the uncompressed byte offset of the next line and the number of
 lines before it, so a resumed run seeks straight there and still reports true line numbers.
@@ -14,34 +14,20 @@ from pathlib import Path
 import msgspec
 
 from ometria_sync.errors import SourceError
-from ometria_sync.sources.base import Position, Source, SourceConfig, SourceItem, SourcePart
-from ometria_sync.sources.file_settings import FileSettings
-from ometria_sync.sources.files import (
-    LocalFile,
-    check_readable_file,
-    resolve_path,
-)
-from ometria_sync.sources.lines import (
+from ometria_sync.sources.base import Position, Source, SourceConfig, SourceItem
+from ometria_sync.sources.files.lines import (
     DEFAULT_MAX_LINE_BYTES,
     BoundedLines,
     Line,
     over_limit,
 )
-from ometria_sync.sources.object_parts import (
-    ObjectPart,
-    finished,
-    mark_end,
-    nothing,
-    object_info,
-    preflight_objects,
+from ometria_sync.sources.files.location import (
+    FilePart,
+    FileSettings,
+    Location,
+    check_readable_file,
+    line_start,
 )
-from ometria_sync.sources.objects import (
-    ObjectInfo,
-    ObjectUrl,
-    StoreOptions,
-    is_object_url,
-)
-from ometria_sync.sources.one_part import LazyPartSource, SinglePartSource
 
 _CHUNK_BYTES = 256 * 1024
 _BOM = b"\xef\xbb\xbf"
@@ -55,9 +41,8 @@ class JsonlSourceConfig(FileSettings, SourceConfig, frozen=True, tag="jsonl"):
     path: str
 
     def resolve(self, base_dir: Path) -> JsonlSourceConfig:
-        if is_object_url(self.path):
-            return self
-        return msgspec.structs.replace(self, path=resolve_path(base_dir, self.path))
+        return msgspec.structs.replace(
+            self, path=self.location(self.path).resolved(base_dir))
 
     def check(self, key: str) -> None:
         if self.check_location(key, "path", self.path):
@@ -65,18 +50,12 @@ class JsonlSourceConfig(FileSettings, SourceConfig, frozen=True, tag="jsonl"):
         check_readable_file(f"{key}.path", self.path)
 
     async def preflight(self, key: str) -> None:
-        if is_object_url(self.path):
-            await preflight_objects(f"{key}.path", self.path, self.store, single=True)
+        await self.location(self.path).preflight(f"{key}.path", single=True)
 
     def open(self) -> Source:
         limit = self.line_limit
-        if is_object_url(self.path):
-            url, store = ObjectUrl.parse(self.path), self.store
-
-            async def part() -> SourcePart:
-                return JsonlObject(await object_info(url, store), store, max_line_bytes=limit)
-            return LazyPartSource(part)
-        return SinglePartSource(JsonlFile(Path(self.path), max_line_bytes=limit))
+        return self.location(self.path).source(
+            lambda where: JsonlPart(where, max_line_bytes=limit))
 
 
 def decode_line(raw: bytes) -> tuple[object, str | None]:
@@ -112,19 +91,21 @@ def _read_lines(lines: BoundedLines, hint: int
         return [], exc
 
 
-class JsonlFile(LocalFile):
-    """One JSON Lines file. Blank lines are skipped; a BOM and CRLF endings are accepted."""
+class JsonlPart(FilePart):
+    """One JSON Lines file or object. Blank lines are skipped; a BOM and CRLF endings are
+    accepted."""
 
-    def __init__(self, path: Path, key: str = "",
+    def __init__(self, location: Location, key: str = "",
                  max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
-        super().__init__(path, key)
+        super().__init__(location, key)
         self._broken: BaseException | None = None
         self._limit = max_line_bytes
 
-    async def read(self, start: Position | None) -> AsyncIterator[list[SourceItem]]:
-        offset, line = self._start(start)
+    async def _read(self, start: Position | None) -> AsyncIterator[list[SourceItem]]:
+        offset, line = line_start(start, self.label)
         try:
-            fh = await asyncio.to_thread(self._open_at, offset)  # a gzip seek may be long
+            fh = await asyncio.to_thread(  # a gzip seek may be long
+                self.location.open_at, offset)
         except OSError as exc:
             raise SourceError(f"{self.label}: cannot open: {exc.strerror or exc}") from exc
         lines = BoundedLines(fh, self._limit)
@@ -134,7 +115,7 @@ class JsonlFile(LocalFile):
                 # a worker thread measured about a fifth slower (the GIL, and records built on
                 # one core and validated on the other). Objects in a store are read in one:
                 # the network must never stall the event loop.
-                if self.blocking_reads:
+                if self.location.blocking_reads:
                     chunk, offset, line = await asyncio.to_thread(
                         self._read_chunk, lines, offset, line)
                 else:
@@ -195,15 +176,3 @@ class JsonlFile(LocalFile):
             return [], offset, line
         return items, offset, line
 
-
-class JsonlObject(ObjectPart, JsonlFile):
-    """One JSON Lines object in a store, parsed like a local file."""
-
-    def __init__(self, info: ObjectInfo, options: StoreOptions, key: str = "",
-                 max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
-        super().__init__(Path(info.url.key), key, max_line_bytes)
-        self._info, self._store = info, options
-
-    def read(self, start: Position | None) -> AsyncIterator[list[SourceItem]]:
-        """As a file's; a checkpoint after the last item skips the object unread."""
-        return nothing() if finished(start) else mark_end(super().read(start))
