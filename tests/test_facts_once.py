@@ -8,7 +8,7 @@ import msgspec
 import pytest
 
 from ometria_sync import config, schemas
-from ometria_sync.net.settings import HttpRetrySettings
+from ometria_sync.net.backoff import HttpRetrySettings
 from ometria_sync.schemas.records import RECORD_STRUCTS
 from ometria_sync.sources import mapping
 from ometria_sync.sources.omneo import normalise

@@ -9,9 +9,8 @@ from urllib.parse import urlsplit
 from ometria_sync.config.sections import JobSettings, StateSettings
 from ometria_sync.errors import ConfigError
 from ometria_sync.net.http import is_loopback_host
-from ometria_sync.net.urls import redact_url
+from ometria_sync.net.urls import is_redis_url, is_schema_name, parse_state_url, redact_url
 from ometria_sync.sources.omneo.config import check_shared_tenants
-from ometria_sync.state.store import is_schema_name
 
 
 def check_settings(settings: JobSettings) -> None:
@@ -48,21 +47,18 @@ def check_settings(settings: JobSettings) -> None:
 
 def check_redis_url(key: str, url: str) -> None:
     """A redis:// or rediss:// URL; the message never repeats the URL (it may hold a password)."""
-    try:
-        scheme = urlsplit(url).scheme
-    except ValueError:
-        scheme = ""
-    if scheme not in ("redis", "rediss"):
+    if not is_redis_url(url):
         raise ConfigError(key, "expected a redis://HOST:PORT/DB or rediss:// URL")
 
 
 def _check_state(state: StateSettings) -> None:
     key = "state.checkpoint_url_env" if state.checkpoint_url_env else "state.checkpoint_url"
     url = state.checkpoint_url
-    if url.startswith(("postgresql://", "postgres://")):
-        if not urlsplit(url).hostname and "host=" not in url:
+    where = parse_state_url(url)
+    if where is not None and where.kind == "postgres":
+        if not where.names_host:
             raise ConfigError(key, "expected postgresql://USER@HOST:PORT/DATABASE")
-    elif not url.startswith("sqlite:///"):
+    elif where is None:
         # the scheme only: the rest may hold a password
         raise ConfigError(key, f"expected sqlite:///PATH or postgresql://USER@HOST/DATABASE, "
                                f"got {url.split(':', 1)[0]}:...")

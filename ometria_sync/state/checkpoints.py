@@ -21,6 +21,7 @@ from typing import Any
 import msgspec
 
 from ometria_sync.errors import StateError
+from ometria_sync.net.urls import parse_state_url
 from ometria_sync.state.account import AccountIdentity, mismatch
 from ometria_sync.state.change_index import ChangeIndex
 from ometria_sync.state.checkpoint_rules import Checkpoint, StreamRun, checked_total, utc_now
@@ -248,9 +249,9 @@ class _Transaction:
 
 def open_checkpoint_store(url: str, job: str = "") -> SqliteCheckpointStore:
     """The store named by ``state.checkpoint_url`` (``sqlite:///PATH``), for ``job``."""
-    prefix = "sqlite:///"
-    if url.startswith(prefix):
-        return SqliteCheckpointStore(url[len(prefix) :], job)
+    where = parse_state_url(url)
+    if where is not None and where.kind == "sqlite":
+        return SqliteCheckpointStore(where.path, job)
     raise StateError(
         f"state.checkpoint_url: {url.split('://')[0]}:// stores are not supported yet; "
         "use sqlite:///PATH"

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ometria_sync.errors import StateError
+from ometria_sync.net.urls import DEFAULT_SCHEMA, parse_state_url
 from ometria_sync.state.pg_state import PostgresState
 from ometria_sync.state.sqlite_state import SqliteState
-from ometria_sync.state.store import DEFAULT_SCHEMA, StateStore, check_schema, is_postgres_url
+from ometria_sync.state.store import StateStore, check_schema
 
 
 async def open_state(url: str, schema: str = DEFAULT_SCHEMA, *, job: str = "",
@@ -17,9 +18,10 @@ async def open_state(url: str, schema: str = DEFAULT_SCHEMA, *, job: str = "",
     store written before state was keyed by the job adopts the old rows of its ``streams``
     (every stream its job file lists). ``job`` '' is no named job: the old rows not adopted.
     StateError when it cannot be opened."""
-    if url.startswith("sqlite:///"):
+    where = parse_state_url(url)
+    if where is None:
+        raise StateError(f"state.checkpoint_url: {url.split('://')[0]}:// stores are not "
+                         "supported; use sqlite:///PATH or postgresql://...")
+    if where.kind == "sqlite":
         return await SqliteState.open(url, job, streams)
-    if is_postgres_url(url):
-        return await PostgresState.open(url, check_schema(schema), job, streams)
-    raise StateError(f"state.checkpoint_url: {url.split('://')[0]}:// stores are not supported; "
-                     "use sqlite:///PATH or postgresql://...")
+    return await PostgresState.open(url, check_schema(schema), job, streams)

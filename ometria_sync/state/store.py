@@ -21,21 +21,18 @@ Guarantees, both stores:
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
 from ometria_sync.errors import StateError
+from ometria_sync.net.urls import is_schema_name
 from ometria_sync.pacing.permit import SendPermit
 from ometria_sync.state.account import AccountIdentity
 from ometria_sync.state.checkpoint_rules import Checkpoint, StreamRun
 
 #: writes that may wait before ``keep_up`` makes the caller wait
 MAX_QUEUED_WRITES = 1000
-#: the schema a PostgreSQL store lives in unless ``state.schema`` names another
-DEFAULT_SCHEMA = "ometria_sync"
-_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
 class Pending(Protocol):
@@ -90,17 +87,9 @@ DeadLetterRow = tuple[str, str, str, str]
 """(run id, stream, time, the entry as its JSON line without the newline)"""
 
 
-def is_schema_name(schema: str) -> bool:
-    return _SCHEMA_NAME.fullmatch(schema) is not None
-
-
 def check_schema(schema: str) -> str:
     """``schema`` if it is a plain lower-case SQL name, matched whole (a trailing newline
     reaches the same tables and must not pass); StateError otherwise."""
     if not is_schema_name(schema):
         raise StateError(f"state.schema: {schema!r} is not a plain lower-case SQL name")
     return schema
-
-
-def is_postgres_url(url: str) -> bool:
-    return url.startswith(("postgresql://", "postgres://"))

@@ -18,9 +18,8 @@ from urllib.parse import urlsplit
 import msgspec
 
 from ometria_sync.errors import ConfigError, SourceError
-from ometria_sync.net.credentials import read_credential
-from ometria_sync.net.http import is_loopback_host
-from ometria_sync.net.settings import HttpRetrySettings
+from ometria_sync.net.backoff import HttpRetrySettings
+from ometria_sync.net.http import is_loopback_host, read_credential
 from ometria_sync.net.urls import redact_url
 from ometria_sync.sources.base import Source, SourceConfig
 from ometria_sync.sources.files import resolve_path
