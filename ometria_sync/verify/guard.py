@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 
 from ometria_sync.config import Job
 from ometria_sync.errors import OmetriaSyncError, StateError
-from ometria_sync.state.opening import open_state
+from ometria_sync.state import open_state
 from ometria_sync.state.store import StateStore
 
 

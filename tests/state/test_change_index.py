@@ -7,7 +7,7 @@ import sqlite3
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ometria_sync.state.change_index import ChangeIndex
+from ometria_sync.state.sqlite_sql import ChangeIndex
 
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 

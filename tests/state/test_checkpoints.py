@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ometria_sync.errors import StateError
-from ometria_sync.state.checkpoints import SqliteCheckpointStore, open_checkpoint_store
+from ometria_sync.state.sqlite_sql import SqliteCheckpointStore, open_checkpoint_store
 
 
 def test_saves_and_loads_positions_and_counts_delivered(tmp_path: Path) -> None:
