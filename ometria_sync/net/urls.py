@@ -1,7 +1,8 @@
 """Every URL the job names, parsed, checked and redacted here, once: the state URL (a SQLite
 file or a PostgreSQL DSN, and the schema it lives in), the Redis URL of the shared budget, the
-Ometria base URL's one spelling, and the redaction of every URL (source DSNs, object-store
-endpoints, the Omneo and Ometria base URLs too).
+Ometria base URL's one spelling, and the redaction of every URL (the PostgreSQL source's DSN in
+its connection errors, :func:`dsn_message`; object-store endpoints, the Omneo and Ometria base
+URLs too).
 
 The state URL is ``sqlite:///PATH`` or ``postgresql://`` / ``postgres://``
 (:func:`parse_state_url`); the configuration's check, the state's opener and the SQLite run
@@ -181,3 +182,10 @@ def scrub(text: str, *urls: str | None) -> str:
 def safe_message(exc: BaseException, *urls: str | None) -> str:
     """An exception's message without the secrets of ``urls`` (its type when it says nothing)."""
     return scrub(str(exc) or type(exc).__name__, *urls)
+
+
+def dsn_message(exc: BaseException, dsn: str) -> str:
+    """A failed connection's error (the PostgreSQL source's): its first line without the DSN's
+    secrets, and without anything else that looks like a connection string."""
+    text = scrub(str(exc).splitlines()[0] if str(exc) else "", dsn)
+    return "(details hidden: they contain the DSN)" if "://" in text else text
