@@ -18,6 +18,7 @@ from ometria_sync.net.backoff import HttpRetrySettings
 from ometria_sync.pacing import redis_account
 from ometria_sync.schemas.records import RECORD_STRUCTS
 from ometria_sync.sources import mapping
+from ometria_sync.sources.omneo import config as omneo_config
 from ometria_sync.sources.omneo import normalise
 from ometria_sync.sources.omneo.config import OmneoSourceConfig
 from ometria_sync.sources.registry import SOURCE_KINDS, SourceSpec
@@ -64,12 +65,13 @@ def test_the_two_zone_loaders_have_distinct_names() -> None:
 def test_every_module_reads_the_state_url_through_one_parser() -> None:
     """The configuration's check and its path resolution, the state's opener, the SQLite store
     and its run lock all read ``state.checkpoint_url`` with ``net/urls.py``'s parser; the schema
-    name and the Redis scheme are checked by its functions too."""
+    name, the Redis scheme and the HTTP APIs' base URLs are checked by its functions too."""
     for module in (checks, loading, state, sqlite_sql, file_lock):
         assert module.parse_state_url is urls.parse_state_url, module.__name__
     assert checks.is_schema_name is urls.is_schema_name
     assert store.is_schema_name is urls.is_schema_name
     assert checks.is_redis_url is urls.is_redis_url
+    assert checks.base_url_problem is omneo_config.base_url_problem is urls.base_url_problem
     assert redis_account.normalise_url is account.normalise_url is urls.normalise_url
 
 

@@ -4,26 +4,18 @@ sources (each checks its own), before anything is sent."""
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from ometria_sync.config.sections import JobSettings, StateSettings
 from ometria_sync.errors import ConfigError
-from ometria_sync.net.http import is_loopback_host
-from ometria_sync.net.urls import is_redis_url, is_schema_name, parse_state_url, redact_url
+from ometria_sync.net.urls import base_url_problem, is_redis_url, is_schema_name, parse_state_url
 from ometria_sync.sources.omneo.config import check_shared_tenants
 
 
 def check_settings(settings: JobSettings) -> None:
     """Raise ConfigError naming the first key that cannot work (each source checks its own)."""
-    url = urlsplit(settings.ometria.base_url)
-    if url.scheme not in ("https", "http") or not url.hostname:
-        raise ConfigError("ometria.base_url",
-                          f"not an http(s) URL: {redact_url(settings.ometria.base_url)!r}")
-    if url.scheme == "http" and not is_loopback_host(url.hostname):
-        raise ConfigError(
-            "ometria.base_url",
-            "plain http:// is only allowed for loopback hosts (127.0.0.1, localhost); use https://",
-        )
+    problem = base_url_problem(settings.ometria.base_url)
+    if problem:
+        raise ConfigError("ometria.base_url", problem)
     _check_state(settings.state)
     if not settings.streams:
         raise ConfigError("streams", "the job lists no stream")

@@ -1,6 +1,5 @@
-"""What an HTTP client (Ometria's, Omneo's) needs to connect: TLS, which hosts may be spoken
-to over plain http://, and its credential (an API key, a token) read from a file or an
-environment variable.
+"""What an HTTP client (Ometria's, Omneo's) needs to connect: TLS, and its credential (an API
+key, a token) read from a file or an environment variable.
 
 Guarantee: no message ever contains the credential; each names the setting to fix
 (``file_key`` or ``env_key``) and where it looked.
@@ -8,7 +7,6 @@ Guarantee: no message ever contains the credential; each names the setting to fi
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import ssl
 from collections.abc import Mapping
@@ -20,17 +18,6 @@ from ometria_sync.errors import ConfigError
 def ssl_context(ca_bundle: str | None) -> ssl.SSLContext:
     """Certificate verification is always on; ``ca_bundle`` replaces the system's trust store."""
     return ssl.create_default_context(cafile=ca_bundle)
-
-
-def is_loopback_host(host: str | None) -> bool:
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def read_credential(

@@ -4,6 +4,9 @@ Ometria base URL's one spelling, and the redaction of every URL (the PostgreSQL 
 its connection errors, :func:`dsn_message`; object-store endpoints, the Omneo and Ometria base
 URLs too).
 
+An HTTP API's base URL (Ometria's, Omneo's) is http(s), and plain http:// only to a loopback
+host (:func:`base_url_problem`).
+
 The state URL is ``sqlite:///PATH`` or ``postgresql://`` / ``postgres://``
 (:func:`parse_state_url`); the configuration's check, the state's opener and the SQLite run
 lock all read it through :func:`parse_state_url`, so they cannot disagree on what a URL names.
@@ -27,6 +30,7 @@ URL (scheme, user name, hosts, port, path, other parameters) is kept as written.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Literal
 from urllib.parse import unquote, unquote_plus, urlsplit, urlunsplit
@@ -95,6 +99,30 @@ def is_redis_url(url: str) -> bool:
     except ValueError:
         scheme = ""
     return scheme in REDIS_SCHEMES
+
+
+def base_url_problem(url: str) -> str | None:
+    """What is wrong with an HTTP API's base URL (Ometria's, Omneo's), or None: it must be
+    http(s) with a host, and plain http:// only to a loopback host. The message shows the URL
+    redacted."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        return f"not an http(s) URL: {redact_url(url)!r}"
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        return ("plain http:// is only allowed for loopback hosts (127.0.0.1, localhost); "
+                "use https://")
+    return None
+
+
+def is_loopback_host(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def normalise_url(url: str) -> str:

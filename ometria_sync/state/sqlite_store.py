@@ -161,7 +161,7 @@ class StateThread:
         self._raise_failure()
 
 
-Store = SqliteCheckpointStore
+Store = SqliteCheckpointStore  # short, for the partials below
 _PAGE = 1000
 
 
