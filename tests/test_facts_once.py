@@ -116,3 +116,20 @@ async def test_the_config_check_the_opener_and_the_run_lock_agree(url: str) -> N
         assert file_lock.lock_path_for(url, "nightly") == Path(f"{where.path}.nightly.lock")
     else:
         assert where.dsn == url
+
+
+@pytest.mark.parametrize("url", ["mysql:canary-pw@db/x", "state:canary-pw"])
+async def test_a_refused_state_url_shows_its_scheme_only(url: str) -> None:
+    """The check, the opener and the SQLite store show the text before the first colon, the
+    same for all three. (The opener and the SQLite store used to cut at ``://`` instead: a URL
+    without ``//`` then showed whole, its password with it.)"""
+    assert urls.url_scheme(url) == url.split(":", 1)[0]
+    with pytest.raises(ConfigError) as checked:
+        checks._check_state(config.StateSettings(checkpoint_url=url))
+    with pytest.raises(StateError) as opened:
+        await state.open_state(url)
+    with pytest.raises(StateError) as stored:
+        sqlite_sql.open_checkpoint_store(url)
+    for raised in (checked, opened, stored):
+        assert "canary-pw" not in str(raised.value)
+        assert urls.url_scheme(url) in str(raised.value)

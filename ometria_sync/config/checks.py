@@ -7,7 +7,13 @@ from pathlib import Path
 
 from ometria_sync.config.sections import JobSettings, StateSettings
 from ometria_sync.errors import ConfigError
-from ometria_sync.net.urls import base_url_problem, is_redis_url, is_schema_name, parse_state_url
+from ometria_sync.net.urls import (
+    base_url_problem,
+    is_redis_url,
+    is_schema_name,
+    parse_state_url,
+    url_scheme,
+)
 from ometria_sync.sources.omneo.config import check_shared_tenants
 
 
@@ -53,6 +59,6 @@ def _check_state(state: StateSettings) -> None:
     elif where is None:
         # the scheme only: the rest may hold a password
         raise ConfigError(key, f"expected sqlite:///PATH or postgresql://USER@HOST/DATABASE, "
-                               f"got {url.split(':', 1)[0]}:...")
+                               f"got {url_scheme(url)}:...")
     if not is_schema_name(state.schema):  # matched whole: "x\n" reaches x's tables
         raise ConfigError("state.schema", f"{state.schema!r} is not a plain lower-case SQL name")

@@ -81,6 +81,12 @@ def parse_state_url(url: str) -> StateUrl | None:
     return None
 
 
+def url_scheme(url: str) -> str:
+    """What a message may show of a URL it refuses: the text before the first ``:``, never
+    more (``mysql:PASSWORD@host`` has no ``//``; what follows its colon may be a secret)."""
+    return url.split(":", 1)[0]
+
+
 def sqlite_url(path: str) -> str:
     """The state URL of the SQLite file at ``path``."""
     return SQLITE_PREFIX + path

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ometria_sync.errors import StateError
-from ometria_sync.net.urls import DEFAULT_SCHEMA, parse_state_url
+from ometria_sync.net.urls import DEFAULT_SCHEMA, parse_state_url, url_scheme
 from ometria_sync.state.pg_state import PostgresState
 from ometria_sync.state.sqlite_store import SqliteState
 from ometria_sync.state.store import StateStore, check_schema
@@ -24,7 +24,7 @@ async def open_state(url: str, schema: str = DEFAULT_SCHEMA, *, job: str = "",
     StateError when it cannot be opened."""
     where = parse_state_url(url)
     if where is None:
-        raise StateError(f"state.checkpoint_url: {url.split('://')[0]}:// stores are not "
+        raise StateError(f"state.checkpoint_url: {url_scheme(url)}:// stores are not "
                          "supported; use sqlite:///PATH or postgresql://...")
     if where.kind == "sqlite":
         return await SqliteState.open(url, job, streams)

@@ -35,7 +35,7 @@ from typing import Any
 import msgspec
 
 from ometria_sync.errors import StateError
-from ometria_sync.net.urls import parse_state_url
+from ometria_sync.net.urls import parse_state_url, url_scheme
 from ometria_sync.state.account import AccountIdentity, mismatch
 from ometria_sync.state.checkpoint_rules import Checkpoint, StreamRun, checked_total, utc_now
 
@@ -473,6 +473,6 @@ def open_checkpoint_store(url: str, job: str = "") -> SqliteCheckpointStore:
     if where is not None and where.kind == "sqlite":
         return SqliteCheckpointStore(where.path, job)
     raise StateError(
-        f"state.checkpoint_url: {url.split('://')[0]}:// stores are not supported yet; "
+        f"state.checkpoint_url: {url_scheme(url)}:// stores are not supported yet; "
         "use sqlite:///PATH"
     )
