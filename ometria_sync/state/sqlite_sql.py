@@ -181,7 +181,7 @@ class ChangeIndex:
     def __init__(self, db: sqlite3.Connection, job: str = "") -> None:
         self._db = db
         self.job = job
-        db.executescript(_CHANGE_TABLES)  # a migrated store has them (:func:`migrate`)
+        db.executescript(_CHANGE_TABLES)  # a migrated store has them (migrate, above)
 
     def stream_id(self, name: str) -> int:
         self._db.execute("INSERT OR IGNORE INTO streams (job, name) VALUES (?, ?)",
