@@ -1,10 +1,18 @@
-"""The end-of-run summary: one row per stream, and the top reasons records were refused."""
+"""What the command modules share: the sub-parser type each registers its commands on, and the
+tables they print, among them the end-of-run summary (one row per stream, and the top reasons
+records were refused)."""
 
 from __future__ import annotations
 
-from typing import TextIO
+import argparse
+from typing import TYPE_CHECKING, TextIO, TypeAlias
 
 from ometria_sync.pipeline.stats import StreamStats
+
+if TYPE_CHECKING:
+    SubParsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
+else:
+    SubParsers = argparse._SubParsersAction
 
 _COLUMNS = (
     ("stream", "stream"), ("outcome", "outcome"), ("read", "read"), ("valid", "valid"),

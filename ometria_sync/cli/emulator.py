@@ -7,7 +7,7 @@ import asyncio
 import gc
 import os
 
-from ometria_sync.cli._types import SubParsers
+from ometria_sync.cli.common import SubParsers
 from ometria_sync.emulator import DEV_KEY, EmulatorOptions, serve
 from ometria_sync.exit_codes import ExitCode
 

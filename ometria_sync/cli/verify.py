@@ -6,8 +6,7 @@ import argparse
 import asyncio
 import sys
 
-from ometria_sync.cli._types import SubParsers
-from ometria_sync.cli.summary import render_table
+from ometria_sync.cli.common import SubParsers, render_table
 from ometria_sync.config import load_job
 from ometria_sync.errors import StateError
 from ometria_sync.exit_codes import ExitCode

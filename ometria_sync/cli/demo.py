@@ -19,8 +19,7 @@ from typing import Any
 import aiohttp
 import msgspec
 
-from ometria_sync.cli._types import SubParsers
-from ometria_sync.cli.summary import print_summary
+from ometria_sync.cli.common import SubParsers, print_summary
 from ometria_sync.config import Job, load_job
 from ometria_sync.emulator import EmulatorOptions, running_emulator
 from ometria_sync.net.urls import sqlite_url

@@ -11,7 +11,8 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from ometria_sync.cli._types import SubParsers
+from ometria_sync.cli.common import SubParsers, print_summary, render_table
+from ometria_sync.cli.report import finish_report, print_ometria_errors
 from ometria_sync.config import Job, load_job
 from ometria_sync.errors import OmetriaSyncError, RateBudgetError, StateError
 from ometria_sync.exit_codes import ExitCode
@@ -20,9 +21,6 @@ from ometria_sync.pipeline.shutdown import SignalWatch
 from ometria_sync.report.progress import show_progress
 from ometria_sync.state import open_state
 from ometria_sync.state.store import StateStore
-
-from .report_cmds import finish_report, print_ometria_errors
-from .summary import print_summary, render_table
 
 T = TypeVar("T")
 
