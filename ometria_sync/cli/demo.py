@@ -22,6 +22,7 @@ import msgspec
 from ometria_sync.cli.common import SubParsers, print_summary
 from ometria_sync.config import Job, load_job
 from ometria_sync.emulator import EmulatorOptions, running_emulator
+from ometria_sync.net.urls import sqlite_url
 from ometria_sync.pipeline.job_run import JobResult, run_job
 from ometria_sync.report.progress import show_progress
 
@@ -71,7 +72,7 @@ def _point_at(job: Job, url: str, state: Path, rate: float) -> Job:
     )
     state_settings = msgspec.structs.replace(
         s.state,
-        checkpoint_url=f"sqlite:///{state / 'checkpoints.db'}",
+        checkpoint_url=sqlite_url(str(state / "checkpoints.db")),
         dead_letter_path=str(state / "dead-letter.jsonl"),
         dry_run_dir=str(state / "dry-run"),
     )

@@ -19,7 +19,7 @@ from ometria_sync.exit_codes import ExitCode
 from ometria_sync.pipeline.job_run import RunOptions, run_job
 from ometria_sync.pipeline.shutdown import SignalWatch
 from ometria_sync.report.progress import show_progress
-from ometria_sync.state.opening import open_state
+from ometria_sync.state import open_state
 from ometria_sync.state.store import StateStore
 
 T = TypeVar("T")

@@ -18,8 +18,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from ometria_sync.errors import RateBudgetError
-from ometria_sync.net.base_url import normalise_url
-from ometria_sync.net.urls import redact_url, safe_message
+from ometria_sync.net.urls import normalise_url, redact_url, safe_message
 
 
 def account_prefix(base_url: str, api_key: str) -> str:

@@ -52,10 +52,9 @@ from ometria_sync.pipeline.run_context import (
 from ometria_sync.pipeline.shutdown import Shutdown, SignalWatch
 from ometria_sync.pipeline.stats import StreamStats
 from ometria_sync.pipeline.stream_run import run_stream
+from ometria_sync.state import open_state
 from ometria_sync.state.account import AccountIdentity
-from ometria_sync.state.db_deadletter import DatabaseDeadLetter
-from ometria_sync.state.deadletter import DeadLetterWriter
-from ometria_sync.state.opening import open_state
+from ometria_sync.state.deadletter import DatabaseDeadLetter, DeadLetterWriter
 from ometria_sync.state.store import StateStore
 
 log = structlog.get_logger("ometria_sync.job")

@@ -38,7 +38,7 @@ import asyncpg
 import msgspec
 
 from ometria_sync.errors import ConfigError, SourceError
-from ometria_sync.net.urls import scrub
+from ometria_sync.net.urls import dsn_message
 from ometria_sync.sources.base import (
     Position,
     SinglePartSource,
@@ -66,18 +66,11 @@ async def connect(config: PostgresSourceConfig) -> asyncpg.Connection:
         conn = await asyncpg.connect(dsn, timeout=config.connect_timeout)
     except (OSError, TimeoutError, asyncpg.PostgresError, ValueError) as exc:
         raise SourceError(f"cannot connect to PostgreSQL ({config.dsn_env}): "
-                          f"{type(exc).__name__}: {_safe(exc, dsn)}") from None
+                          f"{type(exc).__name__}: {dsn_message(exc, dsn)}") from None
     for name in ("json", "jsonb"):
         await conn.set_type_codec(name, encoder=lambda v: msgspec.json.encode(v).decode(),
                                   decoder=msgspec.json.decode, schema="pg_catalog")
     return conn
-
-
-def _safe(exc: BaseException, dsn: str) -> str:
-    """An error's first line without the DSN's secrets, and without anything else that looks
-    like a connection string."""
-    text = scrub(str(exc).splitlines()[0] if str(exc) else "", dsn)
-    return "(details hidden: they contain the DSN)" if "://" in text else text
 
 
 async def describe(conn: asyncpg.Connection, config: PostgresSourceConfig) -> dict[str, str]:

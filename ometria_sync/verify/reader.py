@@ -32,7 +32,7 @@ from ometria_sync.errors import (
 from ometria_sync.net.backoff import Backoff
 from ometria_sync.ometria.client import OmetriaClient
 from ometria_sync.pacing.protocol import RatePacer
-from ometria_sync.state.opening import open_state
+from ometria_sync.state import open_state
 from ometria_sync.state.store import StateStore
 
 #: the most records a list endpoint gives per request (seed documents)

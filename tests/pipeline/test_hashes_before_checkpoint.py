@@ -18,7 +18,7 @@ from ometria_sync.pipeline.checkpointer import Checkpointer
 from ometria_sync.pipeline.part_scope import PartScope
 from ometria_sync.pipeline.stats import StreamStats
 from ometria_sync.state.change_index import hash64
-from ometria_sync.state.sqlite_state import SqliteState
+from ometria_sync.state.sqlite_store import SqliteState
 from tests.clock import FakeClock
 
 A, B = b'{"id":"p0","title":"A"}', b'{"id":"p0","title":"B"}'

@@ -15,15 +15,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
-from urllib.parse import urlsplit
 
 import msgspec
 
 from ometria_sync.errors import ConfigError
-from ometria_sync.net.credentials import read_credential
-from ometria_sync.net.http import is_loopback_host
-from ometria_sync.net.settings import HttpRetrySettings
-from ometria_sync.net.urls import redact_url
+from ometria_sync.net.backoff import HttpRetrySettings
+from ometria_sync.net.http import read_credential
+from ometria_sync.net.urls import base_url_problem, redact_url
 from ometria_sync.sources.base import SourceConfig
 from ometria_sync.sources.files.location import resolve_path
 from ometria_sync.sources.omneo.normalise import Unusable, known_zone
@@ -97,13 +95,9 @@ class OmneoSourceConfig(SourceConfig, HttpRetrySettings, frozen=True, kw_only=Tr
     def _check_url(self, key: str) -> None:
         if not (self.base_url or self.tenant):
             raise ConfigError(f"{key}.tenant", "set tenant (or base_url)")
-        url = urlsplit(self.url)
-        if url.scheme not in ("https", "http") or not url.hostname:
-            raise ConfigError(f"{key}.base_url",
-                              f"not an http(s) URL: {redact_url(self.url)!r}")
-        if url.scheme == "http" and not is_loopback_host(url.hostname):
-            raise ConfigError(f"{key}.base_url", "plain http:// is only allowed for loopback "
-                                                 "hosts (127.0.0.1, localhost); use https://")
+        problem = base_url_problem(self.url)
+        if problem:
+            raise ConfigError(f"{key}.base_url", problem)
 
     def check_credentials(self, key: str) -> None:
         if self.token_file:

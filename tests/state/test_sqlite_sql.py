@@ -1,4 +1,7 @@
-"""The SQLite checkpoint store: durable, monotonic, private, and loud when broken."""
+"""The SQLite side, synchronous: the checkpoint store is durable, monotonic, private, and loud when
+broken; the change index stores what it is given, whole 64-bit range included, latest pair
+winning.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +10,11 @@ import stat
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ometria_sync.errors import StateError
-from ometria_sync.state.checkpoints import SqliteCheckpointStore, open_checkpoint_store
+from ometria_sync.state.sqlite_sql import ChangeIndex, SqliteCheckpointStore, open_checkpoint_store
 
 
 def test_saves_and_loads_positions_and_counts_delivered(tmp_path: Path) -> None:
@@ -101,3 +106,32 @@ def test_only_sqlite_urls_open(tmp_path: Path) -> None:
     assert isinstance(open_checkpoint_store(f"sqlite:///{tmp_path}/x.db"), SqliteCheckpointStore)
     with pytest.raises(StateError, match="not supported"):
         open_checkpoint_store("redis://localhost")
+
+
+INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
+
+
+def _index() -> tuple[ChangeIndex, int]:
+    index = ChangeIndex(sqlite3.connect(":memory:", isolation_level=None))
+    return index, index.stream_id("contacts")
+
+
+@given(st.lists(st.tuples(INT64, INT64), max_size=300), st.lists(st.tuples(INT64, INT64)))
+def test_remembered_pairs_are_looked_up_exactly(
+    first: list[tuple[int, int]], second: list[tuple[int, int]]
+) -> None:
+    index, stream = _index()
+    index.remember(stream, first)
+    index.remember(stream, second)
+    expected = dict(first) | dict(second)  # a later pair for the same id replaces the earlier
+    assert index.lookup(stream, list(expected)) == expected
+
+
+def test_streams_keep_their_own_hashes() -> None:
+    index, contacts = _index()
+    orders = index.stream_id("orders")
+    index.remember(contacts, [(-(2**63), 2**63 - 1)])
+    index.remember(orders, [(-(2**63), 5)])
+    assert index.lookup(contacts, [-(2**63)]) == {-(2**63): 2**63 - 1}
+    assert index.lookup(orders, [-(2**63), 7]) == {-(2**63): 5}
+    assert index.count("contacts") == 1

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ometria_sync.errors import ConfigError
-from ometria_sync.net.credentials import read_credential
+from ometria_sync.net.http import read_credential
 
 SECRET = "s3cr3t-value"
 

@@ -1,4 +1,7 @@
-"""The SQLite checkpoint store: how far each stream (and each part of it, e.g. each file) got.
+"""The state's SQLite side, synchronous: the tables and their migration, then the store itself
+(:class:`SqliteCheckpointStore`: how far each stream, and each part of it, e.g. each file, got;
+run history, the account, dead letters) and its change hashes (:class:`ChangeIndex`). Each call
+is a short local write; ``sqlite_store.py`` runs them on a thread of their own.
 
 Guarantees:
 
@@ -9,22 +12,240 @@ Guarantees:
   restart from zero. Files are created readable by their owner only: they name customers' ids;
 * a store is opened for one job (``job``) and reads and writes only that job's rows, so job
   files sharing one database never share checkpoints, runs, hashes, dead letters or account.
+
+The tables are created on first use; the version is in ``user_version``. Migrating runs in one
+``BEGIN IMMEDIATE`` transaction that reads the version inside it, so two processes opening an
+old store at once migrate it once. A store written by a newer ometria-sync
+(a version this code does not know) is refused rather than misread.
+
+Since version 3 every row belongs to a job (its ``job`` column): several job files may share
+one database file without sharing checkpoints, run history, change hashes, dead letters or
+account. Rows written before carry ``job = ''`` (no named job); :func:`adopt_legacy` hands them
+to the first job that opens the store listing their stream.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from ometria_sync.errors import StateError
+from ometria_sync.net.urls import parse_state_url, url_scheme
 from ometria_sync.state.account import AccountIdentity, mismatch
-from ometria_sync.state.change_index import ChangeIndex
 from ometria_sync.state.checkpoint_rules import Checkpoint, StreamRun, checked_total, utc_now
-from ometria_sync.state.sqlite_schema import adopt_legacy, migrate
+
+#: what versions 1 and 2 had (a store of version 0 may have some of it): created when missing,
+#: so that version 3's rebuild below starts from the same tables whatever the store's age
+_V2 = """
+CREATE TABLE IF NOT EXISTS checkpoints (
+    stream TEXT NOT NULL, part TEXT NOT NULL, position TEXT NOT NULL, fingerprint TEXT,
+    delivered INTEGER NOT NULL DEFAULT 0, updated_at TEXT NOT NULL, PRIMARY KEY (stream, part));
+CREATE TABLE IF NOT EXISTS stream_runs (
+    stream TEXT PRIMARY KEY, started_at TEXT NOT NULL, finished_at TEXT, outcome TEXT NOT NULL,
+    delivered INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS account (
+    id INTEGER PRIMARY KEY CHECK (id = 1), base_url TEXT NOT NULL, key_sha256 TEXT NOT NULL,
+    recorded_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY, run_id TEXT NOT NULL, stream TEXT NOT NULL, time TEXT NOT NULL,
+    entry TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS streams (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS record_hashes (
+    stream INTEGER NOT NULL, id_hash INTEGER NOT NULL, content_hash INTEGER NOT NULL,
+    PRIMARY KEY (stream, id_hash)) WITHOUT ROWID
+"""
+#: every row keyed by its job; the rows already there become the rows of no named job ('')
+_V3 = """
+CREATE TABLE checkpoints_v3 (
+    job TEXT NOT NULL, stream TEXT NOT NULL, part TEXT NOT NULL, position TEXT NOT NULL,
+    fingerprint TEXT, delivered INTEGER NOT NULL DEFAULT 0, updated_at TEXT NOT NULL,
+    PRIMARY KEY (job, stream, part));
+INSERT INTO checkpoints_v3 SELECT '', stream, part, position, fingerprint, delivered, updated_at
+    FROM checkpoints;
+DROP TABLE checkpoints;
+ALTER TABLE checkpoints_v3 RENAME TO checkpoints;
+CREATE TABLE stream_runs_v3 (
+    job TEXT NOT NULL, stream TEXT NOT NULL, started_at TEXT NOT NULL, finished_at TEXT,
+    outcome TEXT NOT NULL, delivered INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (job, stream));
+INSERT INTO stream_runs_v3 SELECT '', stream, started_at, finished_at, outcome, delivered
+    FROM stream_runs;
+DROP TABLE stream_runs;
+ALTER TABLE stream_runs_v3 RENAME TO stream_runs;
+CREATE TABLE account_v3 (
+    job TEXT PRIMARY KEY, base_url TEXT NOT NULL, key_sha256 TEXT NOT NULL,
+    recorded_at TEXT NOT NULL);
+INSERT INTO account_v3 SELECT '', base_url, key_sha256, recorded_at FROM account;
+DROP TABLE account;
+ALTER TABLE account_v3 RENAME TO account;
+CREATE TABLE streams_v3 (
+    id INTEGER PRIMARY KEY, job TEXT NOT NULL, name TEXT NOT NULL, UNIQUE (job, name));
+INSERT INTO streams_v3 SELECT id, '', name FROM streams;
+DROP TABLE streams;
+ALTER TABLE streams_v3 RENAME TO streams;
+ALTER TABLE dead_letters ADD COLUMN job TEXT NOT NULL DEFAULT '';
+CREATE INDEX dead_letters_job ON dead_letters (job, id)
+"""
+#: 1: the ``account`` table (a store of version 0 gets it, empty, and adopts the next run's
+#: account, see :meth:`SqliteCheckpointStore.claim_account`); 2: ``dead_letters``
+#: (``state.dead_letter = "database"``); 3: every row keyed by its job
+SCHEMA_VERSION = 3
+#: the tables whose rows a job adopts, and the column naming the stream
+_ADOPTED = (("checkpoints", "stream"), ("stream_runs", "stream"), ("dead_letters", "stream"),
+            ("streams", "name"))
+
+
+def migrate(db: sqlite3.Connection, path: Path) -> None:
+    """Bring the store to SCHEMA_VERSION in one transaction; StateError for a store from a
+    newer ometria-sync (``path`` names it in the message)."""
+    if _version(db) == SCHEMA_VERSION:
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        version = _version(db)  # again: another process may have migrated meanwhile
+        if version > SCHEMA_VERSION:
+            raise StateError(f"checkpoint store {path}: written by a newer ometria-sync "
+                             f"(schema {version}, this one reads up to {SCHEMA_VERSION})")
+        if version < 3:
+            for statement in (*_V2.split(";"), *_V3.split(";")):
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _version(db: sqlite3.Connection) -> int:
+    return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _has_legacy(db: sqlite3.Connection) -> bool:
+    return any(db.execute(f"SELECT 1 FROM {table} WHERE job = '' LIMIT 1").fetchone()
+               for table, _ in _ADOPTED)
+
+
+def adopt_legacy(db: sqlite3.Connection, job: str, streams: list[str]) -> int:
+    """Give ``job`` the rows of ``streams`` written before state was keyed by the job (and,
+    when it took any and has no account of its own, a copy of the account they describe).
+
+    Once adopted they are the job's: another job listing a stream of the same name finds
+    nothing. One ``BEGIN IMMEDIATE`` transaction, so two jobs opening at once never both take
+    them. Returns how many rows were adopted."""
+    if not job or not streams or not _has_legacy(db):
+        return 0  # read first: no write lock taken at every open
+    marks = ",".join("?" * len(streams))
+    adopted = 0
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for table, column in _ADOPTED:
+            adopted += db.execute(f"UPDATE {table} SET job = ? WHERE job = '' "
+                                  f"AND {column} IN ({marks})", (job, *streams)).rowcount
+        if adopted:
+            db.execute("INSERT OR IGNORE INTO account (job, base_url, key_sha256, recorded_at) "
+                       "SELECT ?, base_url, key_sha256, recorded_at FROM account WHERE job = ''",
+                       (job,))
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+    return adopted
+
+
+_CHANGE_TABLES = """
+CREATE TABLE IF NOT EXISTS streams (
+    id INTEGER PRIMARY KEY,
+    job TEXT NOT NULL,
+    name TEXT NOT NULL,
+    UNIQUE (job, name)
+);
+CREATE TABLE IF NOT EXISTS record_hashes (
+    stream INTEGER NOT NULL,
+    id_hash INTEGER NOT NULL,
+    content_hash INTEGER NOT NULL,
+    PRIMARY KEY (stream, id_hash)
+) WITHOUT ROWID;
+"""
+_LOOKUP_CHUNK = 500
+
+
+class ChangeIndex:
+    """Hashes of acknowledged records, in the checkpoint store's SQLite database; a stream is
+    the job's (``job``): two jobs' streams of one name have their own ids and hashes. Its
+    guarantees are change detection's (``change_index.py``)."""
+
+    def __init__(self, db: sqlite3.Connection, job: str = "") -> None:
+        self._db = db
+        self.job = job
+        db.executescript(_CHANGE_TABLES)  # a migrated store has them (migrate, above)
+
+    def stream_id(self, name: str) -> int:
+        self._db.execute("INSERT OR IGNORE INTO streams (job, name) VALUES (?, ?)",
+                         (self.job, name))
+        row = self._db.execute("SELECT id FROM streams WHERE job = ? AND name = ?",
+                               (self.job, name)).fetchone()
+        return int(row[0])
+
+    def lookup(self, stream: int, id_hashes: list[int]) -> dict[int, int]:
+        """Stored content hashes for those of ``id_hashes`` that are known."""
+        try:
+            return self._lookup(stream, id_hashes)
+        except sqlite3.Error as exc:
+            raise StateError(f"change index: cannot read: {exc}") from None
+
+    def _lookup(self, stream: int, id_hashes: list[int]) -> dict[int, int]:
+        found: dict[int, int] = {}
+        for start in range(0, len(id_hashes), _LOOKUP_CHUNK):
+            part = id_hashes[start : start + _LOOKUP_CHUNK]
+            marks = ",".join("?" * len(part))
+            rows = self._db.execute(
+                f"SELECT id_hash, content_hash FROM record_hashes "
+                f"WHERE stream = ? AND id_hash IN ({marks})",
+                (stream, *part),
+            )
+            found.update(rows)
+        return found
+
+    def remember(self, stream: int, pairs: Iterable[tuple[int, int]]) -> None:
+        """Store (id hash, content hash) pairs of acknowledged records, in one statement.
+
+        The pairs go in as one JSON array that SQLite unpacks itself (``json_each``): one call
+        that runs without Python's GIL, where ``executemany`` took the GIL back for every row.
+        From the state thread, that cost the event loop's thread a fifth of its records/s."""
+        self._write("INSERT OR REPLACE INTO record_hashes "
+                    "SELECT ?, value ->> 0, value ->> 1 FROM json_each(?)", stream, list(pairs))
+
+    def forget_ids(self, stream: int, id_hashes: Iterable[int]) -> None:
+        """Delete the stored hashes of these ids: what Ometria holds for them is unknown (a
+        send whose outcome was not a clean acknowledgement), so nothing may be judged
+        unchanged against them."""
+        self._write("DELETE FROM record_hashes WHERE stream = ? "
+                    "AND id_hash IN (SELECT value FROM json_each(?))", stream, list(id_hashes))
+
+    def _write(self, sql: str, stream: int, rows: list[Any]) -> None:
+        """``sql`` with the stream and ``rows`` as one JSON array (unpacked by ``json_each``)."""
+        try:
+            self._db.execute(sql, (stream, msgspec.json.encode(rows).decode()))
+        except sqlite3.Error as exc:
+            raise StateError(f"change index: cannot write: {exc}") from None
+
+    def count(self, name: str) -> int:
+        row = self._db.execute(
+            "SELECT count(*) FROM record_hashes JOIN streams ON streams.id = record_hashes.stream "
+            "WHERE streams.job = ? AND streams.name = ?",
+            (self.job, name),
+        ).fetchone()
+        return int(row[0])
+
+    def forget(self, name: str | None = None) -> None:
+        """Delete the job's hashes (of one stream, or of all its streams)."""
+        self._db.execute(
+            "DELETE FROM record_hashes WHERE stream IN (SELECT id FROM streams WHERE job = ? "
+            "AND (? IS NULL OR name = ?))", (self.job, name, name))
 
 
 class SqliteCheckpointStore:
@@ -48,7 +269,7 @@ class SqliteCheckpointStore:
 
     def adopt(self, streams: list[str]) -> int:
         """Take the rows of ``streams`` written before state was keyed by the job
-        (:func:`~ometria_sync.state.sqlite_schema.adopt_legacy`)."""
+        (:func:`adopt_legacy`)."""
         try:
             return adopt_legacy(self._db, self.job, streams)
         except sqlite3.Error as exc:
@@ -248,10 +469,10 @@ class _Transaction:
 
 def open_checkpoint_store(url: str, job: str = "") -> SqliteCheckpointStore:
     """The store named by ``state.checkpoint_url`` (``sqlite:///PATH``), for ``job``."""
-    prefix = "sqlite:///"
-    if url.startswith(prefix):
-        return SqliteCheckpointStore(url[len(prefix) :], job)
+    where = parse_state_url(url)
+    if where is not None and where.kind == "sqlite":
+        return SqliteCheckpointStore(where.path, job)
     raise StateError(
-        f"state.checkpoint_url: {url.split('://')[0]}:// stores are not supported yet; "
+        f"state.checkpoint_url: {url_scheme(url)}:// stores are not supported yet; "
         "use sqlite:///PATH"
     )

@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 from ometria_sync.schemas.problems import Problem
-from ometria_sync.state.db_deadletter import DatabaseDeadLetter
-from ometria_sync.state.deadletter import DeadLetterWriter
+from ometria_sync.state.deadletter import DatabaseDeadLetter, DeadLetterWriter
 from ometria_sync.state.store import StateStore
 
 

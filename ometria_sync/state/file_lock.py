@@ -15,6 +15,7 @@ from pathlib import Path
 from types import TracebackType
 
 from ometria_sync.errors import StateError
+from ometria_sync.net.urls import parse_state_url
 
 
 class RunLock:
@@ -58,7 +59,9 @@ def lock_path_for(checkpoint_url: str, job: str = "") -> Path:
     """``sqlite:///state/checkpoints.db`` and job ``nightly`` ->
     ``state/checkpoints.db.nightly.lock`` (no job: ``state/checkpoints.db.lock``)."""
     suffix = f".{job}.lock" if job else ".lock"
-    return Path(checkpoint_url.removeprefix("sqlite:///") + suffix)
+    where = parse_state_url(checkpoint_url)
+    path = where.path if where is not None and where.kind == "sqlite" else checkpoint_url
+    return Path(path + suffix)
 
 
 def run_in_progress(path: str | Path) -> bool:

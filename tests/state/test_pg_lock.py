@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from ometria_sync.state.pg_lease import (
+from ometria_sync.state.pg_lock import (
     LEASE,
     FenceFailed,
     Lease,

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from ometria_sync.errors import StateError
-from ometria_sync.state.checkpoints import SqliteCheckpointStore
-from ometria_sync.state.state_thread import StateThread
+from ometria_sync.state.sqlite_sql import SqliteCheckpointStore
+from ometria_sync.state.sqlite_store import StateThread
 
 
 def _url(tmp_path: Path) -> str:
