@@ -9,6 +9,10 @@ after the last full batch are covered by a final, possibly empty, batch.
 One stream is one record type, so a batch never mixes ``@type``s, and a batch never holds
 two versions of one id: a repeated id starts the next batch, which is sent only once the earlier
 one settled (see ``versions.py``), so Ometria applies the versions in the source's order.
+
+The batcher always applies the envelope checks (an object, a string id without spaces, the
+stream's ``@type``); the stream's validator (:func:`schema_validator`) adds the per-type schema
+rules of :mod:`ometria_sync.schemas`, with the stream's mode and strictness.
 """
 
 from __future__ import annotations
@@ -21,16 +25,26 @@ from typing import Any
 import msgspec
 
 from ometria_sync.clock import Sleep
-from ometria_sync.pipeline.batch import Batch, BatchRecord
+from ometria_sync.config import StreamSettings
+from ometria_sync.pipeline.batch import Batch, BatchRecord, PartScope
 from ometria_sync.pipeline.change_filter import ChangeFilter
-from ometria_sync.pipeline.part_scope import PartScope
-from ometria_sync.schemas import record_size_problem
+from ometria_sync.schemas import record_size_problem, validate_record
 from ometria_sync.schemas.envelope import envelope_problems
 from ometria_sync.schemas.problems import Problem, Verdict
 from ometria_sync.sources.base import Position, SourceItem
 from ometria_sync.state.change_index import hash64, identity
 
 Validator = Callable[[str, Any], Verdict]
+
+
+def schema_validator(stream: StreamSettings) -> Validator:
+    """``validate_record`` bound to the stream's ``mode`` and ``strict`` settings."""
+    mode, strict = stream.mode, stream.strict
+
+    def validate(record_type: str, record: Any) -> Verdict:
+        return validate_record(record_type, record, mode=mode, strict=strict)
+
+    return validate
 
 #: source items taken at a time (validated, looked up in the change index, batched) ...
 _SLICE = 128

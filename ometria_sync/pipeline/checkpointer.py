@@ -14,8 +14,7 @@ from __future__ import annotations
 import structlog
 
 from ometria_sync.pipeline.acked_hashes import AckedHashes
-from ometria_sync.pipeline.batch import Batch
-from ometria_sync.pipeline.part_scope import PartScope
+from ometria_sync.pipeline.batch import Batch, PartScope
 from ometria_sync.pipeline.watermark import Watermark
 from ometria_sync.state.store import StateStore
 

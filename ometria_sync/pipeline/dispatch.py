@@ -40,8 +40,7 @@ from ometria_sync.errors import (
 from ometria_sync.net.backoff import Backoff
 from ometria_sync.ometria.push import Pusher, PushResult
 from ometria_sync.pacing.protocol import RatePacer
-from ometria_sync.pipeline.batch import Batch, BatchRecord, encode_body
-from ometria_sync.pipeline.part_scope import PartScope
+from ometria_sync.pipeline.batch import Batch, BatchRecord, PartScope, encode_body
 from ometria_sync.schemas.problems import Problem
 
 log = structlog.get_logger("ometria_sync.dispatch")

@@ -24,12 +24,11 @@ import structlog
 from ometria_sync.config import StreamSettings
 from ometria_sync.errors import AuthenticationError, OmetriaSyncError, SourceError, StateError
 from ometria_sync.pipeline.acked_hashes import AckedHashes
-from ometria_sync.pipeline.batch import Batch, BatchRecord
+from ometria_sync.pipeline.batch import Batch, BatchRecord, PartScope
 from ometria_sync.pipeline.batcher import Batcher
 from ometria_sync.pipeline.change_filter import ChangeFilter
 from ometria_sync.pipeline.checkpointer import Checkpointer
 from ometria_sync.pipeline.dispatch import Delivery
-from ometria_sync.pipeline.part_scope import PartScope
 from ometria_sync.pipeline.run_context import RunContext, SharedRun
 from ometria_sync.pipeline.shutdown import Shutdown
 from ometria_sync.pipeline.stats import StreamStats

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ometria_sync.pipeline.batch import Batch
+from ometria_sync.pipeline.batch import Batch, PartScope
 from ometria_sync.pipeline.checkpointer import Checkpointer
-from ometria_sync.pipeline.part_scope import PartScope
 from ometria_sync.pipeline.stats import StreamStats
 
 
