@@ -16,6 +16,7 @@ from typing import Any
 
 import msgspec
 
+from ometria_sync.errors import OmetriaSyncError
 from ometria_sync.pipeline.stats import StreamStats
 from ometria_sync.schemas.problems import Problem
 from ometria_sync.sources.base import Position
@@ -50,6 +51,23 @@ class Batch(msgspec.Struct):
     records: list[BatchRecord]
     #: after the last source item consumed for it (None: none consumed yet)
     end_position: Position | None
+
+
+class Outcome(msgspec.Struct):
+    """What delivering one batch came to (``settle.py`` writes it down). Without ``failure`` the
+    batch is settled: each record was acknowledged or dead-lettered."""
+
+    #: records Ometria answered for with a 2xx, less those it said it ``skipped``
+    delivered: int = 0
+    #: records Ometria acknowledged cleanly (``rejected: 0``, ``skipped: 0``): their change
+    #: hashes become the reference for the next run
+    acknowledged: list[BatchRecord] = msgspec.field(default_factory=list)
+    #: records Ometria refused or may have refused: their stored change hashes are forgotten
+    unconfirmed: list[BatchRecord] = msgspec.field(default_factory=list)
+    #: records Ometria refused one by one (400/413/422), now in the dead letter
+    refused: int = 0
+    #: the batch did not settle: Ometria refused the key, or the retries ran out (stops the run)
+    failure: OmetriaSyncError | None = None
 
 
 def encode_body(records: list[BatchRecord]) -> bytes:
