@@ -2,18 +2,33 @@
 
 Hashes are compared, never records: the stored hash of each id's content at its last clean
 acknowledgement (the state store's change index) and the run's own latest version of each id.
+Both hashes are :func:`hash64`: of the id's :func:`identity` and of the record's canonical
+encoding (sorted keys), signed 64-bit so that SQLite and PostgreSQL store them as integers.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import deque
+from typing import Any
 
 from ometria_sync.pipeline.batch import BatchRecord
-from ometria_sync.state.change_index import hash64
 from ometria_sync.state.store import Pending, StateStore
 
 #: content hash of a version whose outcome at Ometria is unknown: equal to no record's hash
 UNKNOWN: None = None
+
+
+def hash64(data: bytes) -> int:
+    """A signed 64-bit hash (SQLite's INTEGER range)."""
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little", signed=True)
+
+
+def identity(record: dict[str, Any]) -> bytes:
+    """What identifies a record within a stream: its id, and its collection for contacts."""
+    collection = record.get("@collection")
+    rid = str(record.get("id"))
+    return f"{collection}\x00{rid}".encode() if collection else rid.encode()
 
 
 class ChangeFilter:

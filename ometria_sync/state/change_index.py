@@ -1,8 +1,9 @@
 """Change detection: per stream and record id, a hash of the record as Ometria last acknowledged it.
 
 A nightly re-export of two million contacts of which 1% changed should send 20,000 records, not
-two million. Each record's canonical encoding (sorted keys) is hashed; a record whose hash equals
-the stored one for its id is skipped as *unchanged*.
+two million. Each record's canonical encoding (sorted keys) is hashed (``hash64`` and ``identity``
+in :mod:`ometria_sync.pipeline.change_filter`, where change detection lives); a record whose hash
+equals the stored one for its id is skipped as *unchanged*.
 
 Guarantees:
 
@@ -20,7 +21,6 @@ Guarantees:
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 from collections.abc import Iterable
 from typing import Any
@@ -44,18 +44,6 @@ CREATE TABLE IF NOT EXISTS record_hashes (
 ) WITHOUT ROWID;
 """
 _LOOKUP_CHUNK = 500
-
-
-def hash64(data: bytes) -> int:
-    """A signed 64-bit hash (SQLite's INTEGER range)."""
-    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little", signed=True)
-
-
-def identity(record: dict[str, Any]) -> bytes:
-    """What identifies a record within a stream: its id, and its collection for contacts."""
-    collection = record.get("@collection")
-    rid = str(record.get("id"))
-    return f"{collection}\x00{rid}".encode() if collection else rid.encode()
 
 
 class ChangeIndex:

@@ -12,10 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ometria_sync.pipeline.batch import Batch, BatchRecord, Outcome, PartScope
-from ometria_sync.pipeline.change_filter import ChangeFilter
+from ometria_sync.pipeline.change_filter import ChangeFilter, hash64
 from ometria_sync.pipeline.settle import AckedHashes, Settlement
 from ometria_sync.pipeline.stats import StreamStats
-from ometria_sync.state.change_index import hash64
 from ometria_sync.state.sqlite_state import SqliteState
 from tests.clock import FakeClock
 
