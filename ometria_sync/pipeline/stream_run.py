@@ -4,9 +4,8 @@ For each part of the stream's source (a file, a query) the runner resumes from t
 checkpoint when the part's fingerprint still matches. Each dispatcher takes a batch through four
 steps: claim (an earlier version of one of its ids must settle first, ``versions.py``), deliver
 (``dispatch.py``: the batch's outcome), settle (``settle.py``: the outcome written down, hashes,
-dead letter and checkpoint in the one order that module states), release. Memory
-is bounded by the two queues: ``run.queue_chunks`` chunks of source items and one batch per
-dispatcher.
+dead letter and checkpoint in the one order that module states), release. Memory is bounded by
+the two queues: ``run.queue_chunks`` chunks of source items and one batch per dispatcher.
 
 Stopping (a signal, or a fatal error elsewhere) stops the reading at once, lets the batches
 already handed to Ometria settle within the grace period, and keeps the checkpoint at the
