@@ -176,7 +176,7 @@ _LOOKUP_CHUNK = 500
 class ChangeIndex:
     """Hashes of acknowledged records, in the checkpoint store's SQLite database; a stream is
     the job's (``job``): two jobs' streams of one name have their own ids and hashes. Its
-    guarantees are change detection's (``change_index.py``)."""
+    guarantees are change detection's (``pipeline/change_filter.py``)."""
 
     def __init__(self, db: sqlite3.Connection, job: str = "") -> None:
         self._db = db

@@ -58,8 +58,8 @@ from ometria_sync.exit_codes import ExitCode
 from ometria_sync.net.backoff import Backoff
 from ometria_sync.ometria.client import OmetriaClient
 from ometria_sync.pacing.protocol import RatePacer
+from ometria_sync.pipeline.batcher import schema_validator
 from ometria_sync.pipeline.job_run import RunOptions, account_pacer, run_job, shared_budget
-from ometria_sync.pipeline.validation import schema_validator
 from ometria_sync.sources.files.jsonl import JsonlSourceConfig
 from ometria_sync.verify.check import Method, Plan, errors_by_record, judge, look_up, plan
 from ometria_sync.verify.ledger import Ledger
