@@ -13,8 +13,7 @@ from collections.abc import Sequence
 
 from ometria_sync._version import __version__
 from ometria_sync.cli import demo, emulator, job, plan, report, verify
-from ometria_sync.errors import ConfigError
-from ometria_sync.exit_codes import ExitCode
+from ometria_sync.errors import ConfigError, ExitCode
 from ometria_sync.logs import configure_logging
 
 

@@ -9,7 +9,7 @@ import os
 
 from ometria_sync.cli.common import SubParsers
 from ometria_sync.emulator import DEV_KEY, EmulatorOptions, serve
-from ometria_sync.exit_codes import ExitCode
+from ometria_sync.errors import ExitCode
 
 
 def _fraction(text: str) -> float:

@@ -14,8 +14,7 @@ import msgspec
 from ometria_sync.cli.common import SubParsers, print_summary, render_table
 from ometria_sync.cli.report import finish_report, print_ometria_errors
 from ometria_sync.config import Job, load_job
-from ometria_sync.errors import OmetriaSyncError, RateBudgetError, StateError
-from ometria_sync.exit_codes import ExitCode
+from ometria_sync.errors import ExitCode, OmetriaSyncError, RateBudgetError, StateError
 from ometria_sync.pipeline.job_run import RunOptions, run_job
 from ometria_sync.pipeline.shutdown import SignalWatch
 from ometria_sync.report.progress import show_progress

@@ -13,8 +13,7 @@ import structlog
 
 from ometria_sync.cli.common import SubParsers, render_table
 from ometria_sync.config import Job, load_job, read_api_key
-from ometria_sync.errors import OmetriaSyncError
-from ometria_sync.exit_codes import ExitCode
+from ometria_sync.errors import ExitCode, OmetriaSyncError
 from ometria_sync.ometria.client import OmetriaClient
 from ometria_sync.pipeline.job_run import JobResult
 from ometria_sync.report.metrics import export_metrics

@@ -8,8 +8,7 @@ import sys
 
 from ometria_sync.cli.common import SubParsers, render_table
 from ometria_sync.config import load_job
-from ometria_sync.errors import StateError
-from ometria_sync.exit_codes import ExitCode
+from ometria_sync.errors import ExitCode, StateError
 from ometria_sync.verify.check import Plan
 from ometria_sync.verify.run import verify_job
 from ometria_sync.verify.verify_report import LISTED, VerifyOptions, outcome_rows, report_json

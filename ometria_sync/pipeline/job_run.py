@@ -26,8 +26,7 @@ from ometria_sync.config import (
     read_api_key,
     read_rate_limit_url,
 )
-from ometria_sync.errors import OmetriaSyncError, StateError
-from ometria_sync.exit_codes import ExitCode
+from ometria_sync.errors import ExitCode, OmetriaSyncError, StateError
 from ometria_sync.ometria.client import OmetriaClient
 from ometria_sync.ometria.dry_run import DryRunPusher, NullPusher
 from ometria_sync.pacing.pacer import Pacer

@@ -53,8 +53,7 @@ import msgspec
 import structlog
 
 from ometria_sync.config import Job, StreamSettings, read_api_key
-from ometria_sync.errors import OmetriaSyncError
-from ometria_sync.exit_codes import ExitCode
+from ometria_sync.errors import ExitCode, OmetriaSyncError
 from ometria_sync.net.backoff import Backoff
 from ometria_sync.ometria.client import OmetriaClient
 from ometria_sync.pacing.protocol import RatePacer
