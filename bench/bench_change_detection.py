@@ -34,7 +34,7 @@ from ometria_sync.config import load_job
 from ometria_sync.logs import configure_logging
 from ometria_sync.ometria.push import PushResult, SentHook
 from ometria_sync.pipeline.job_run import run_job
-from ometria_sync.state.checkpoints import open_checkpoint_store
+from ometria_sync.state.sqlite_sql import open_checkpoint_store
 
 PG_URL = os.environ.get("OMETRIA_SYNC_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 

@@ -34,22 +34,24 @@ def write_files(folder: Path, mb: int) -> tuple[Path, Path]:
 
 
 async def _read(kind: str, path: Path) -> int:
+    from ometria_sync.sources.files.location import LocalFile
+
     items = 0
     if kind == "jsonl":
-        from ometria_sync.sources.jsonl import JsonlFile
+        from ometria_sync.sources.files.jsonl import JsonlPart
 
-        part = JsonlFile(path)
+        part = JsonlPart(LocalFile(path))
     else:
-        from ometria_sync.sources.csv_files import CsvFile, CsvOptions
+        from ometria_sync.sources.files.csv import CsvOptions, CsvPart
 
-        part = CsvFile(path, CsvOptions(columns={"email": "email"}))  # type: ignore[assignment]
+        part = CsvPart(LocalFile(path), CsvOptions(columns={"email": "email"}))  # type: ignore[assignment]
     async for chunk in part.read(None):
         items += len(chunk)
     return items
 
 
 def child(kind: str, path: Path) -> None:
-    import ometria_sync.sources.csv_files  # noqa: F401  (imports out of the measure)
+    import ometria_sync.sources.files.csv  # noqa: F401  (imports out of the measure)
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     items = asyncio.run(_read(kind, path))

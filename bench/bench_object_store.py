@@ -41,10 +41,9 @@ async def _count(part: Any) -> int:
 
 def child(mode: str, where: str, endpoint: str) -> dict[str, Any]:
     """One measurement: ``records`` (parsed) or ``bytes`` (raw), from ``local`` or ``s3``."""
-    from ometria_sync.sources.jsonl import JsonlFile, JsonlSourceConfig
-    from ometria_sync.sources.object_reader import ObjectReader
-    from ometria_sync.sources.object_store import head
-    from ometria_sync.sources.objects import ObjectUrl, StoreOptions
+    from ometria_sync.sources.files.jsonl import JsonlPart, JsonlSourceConfig
+    from ometria_sync.sources.files.location import LocalFile
+    from ometria_sync.sources.files.store import ObjectReader, ObjectUrl, StoreOptions, head
 
     started = time.perf_counter()
     if mode.endswith("records"):
@@ -53,7 +52,7 @@ def child(mode: str, where: str, endpoint: str) -> dict[str, Any]:
                                 .open().parts())
             part: Any = parts[0]
         else:
-            part = JsonlFile(Path(where))
+            part = JsonlPart(LocalFile(Path(where)))
         count = asyncio.run(_count(part))
     else:
         fh: Any

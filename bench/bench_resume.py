@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchlib import data_file, engine_command, engine_env, logged_emulator, write_job
 
-from ometria_sync.emulator.keys import STORE
-from ometria_sync.state.checkpoints import open_checkpoint_store
+from ometria_sync.emulator.behaviour import STORE
+from ometria_sync.state.sqlite_sql import open_checkpoint_store
 
 EMULATOR: dict[str, Any] = {"rate": 10_000, "queue_capacity": 10**9, "drain_per_second": 10**9}
 

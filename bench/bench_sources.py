@@ -31,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import PG_DSN, make_pg_table, write_contacts_csv
 
 from ometria_sync.schemas import validate_record
-from ometria_sync.sources.csv_files import CsvFile, CsvOptions
+from ometria_sync.sources.files.csv import CsvOptions, CsvPart
+from ometria_sync.sources.files.location import LocalFile
 from ometria_sync.sources.mapping import ColumnSpec
 from ometria_sync.sources.postgres import PostgresQuery, PostgresSourceConfig
 
@@ -44,7 +45,7 @@ CSV_OPTIONS = CsvOptions(columns={
 
 async def read_csv(path: Path) -> int:
     valid = 0
-    async for chunk in CsvFile(path, CSV_OPTIONS).read(None):
+    async for chunk in CsvPart(LocalFile(path), CSV_OPTIONS).read(None):
         for item in chunk:
             valid += validate_record("contact", item.record).ok
     return valid

@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gen_data import contact, order
 
 from ometria_sync.schemas import validate_record
-from ometria_sync.schemas.codes import CURRENCIES
+from ometria_sync.schemas.rules import CURRENCIES
 
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _OPTIN = {"EXPLICITLY_OPTEDIN", "EXPLICITLY_OPTEDOUT", "NOT_SPECIFIED"}

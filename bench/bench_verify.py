@@ -21,7 +21,7 @@ from typing import Any
 
 from benchlib import KEY, data_file, engine_env, logged_emulator
 
-from ometria_sync.emulator.keys import STORE
+from ometria_sync.emulator.behaviour import STORE
 
 
 def _job(folder: Path, contacts: Path, orders: Path, rate: float) -> Path:

@@ -32,7 +32,7 @@ from gen_data import OPTIN, contact, order
 
 from ometria_sync.emulator import EmulatorOptions
 from ometria_sync.emulator.app import create_app
-from ometria_sync.emulator.keys import STORE
+from ometria_sync.emulator.behaviour import STORE
 
 DATA_DIR = Path(os.environ.get("OMETRIA_BENCH_DATA", "/tmp/ometria-bench"))
 KEY = "bench-key-not-secret"

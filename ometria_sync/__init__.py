@@ -10,6 +10,7 @@ from ometria_sync.errors import (
     AuthenticationError,
     BatchRejectedError,
     ConfigError,
+    ExitCode,
     FatalApiError,
     OmetriaSyncError,
     RetriesExhaustedError,
@@ -19,7 +20,6 @@ from ometria_sync.errors import (
     ThrottledError,
     TransientError,
 )
-from ometria_sync.exit_codes import ExitCode
 from ometria_sync.ometria.push import Pusher, PushResult
 from ometria_sync.pipeline.job_run import JobResult, RunOptions, run_job
 from ometria_sync.pipeline.stats import StreamStats

@@ -1,4 +1,4 @@
-"""Exceptions, named for what the caller does next.
+"""Exceptions, named for what the caller does next, and the exit codes a run ends with.
 
 ::
 
@@ -20,6 +20,27 @@ No message ever contains the API key: the client never puts request headers into
 """
 
 from __future__ import annotations
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    """The process exit codes users and schedulers rely on."""
+
+    OK = 0
+    """Every record delivered."""
+    FATAL = 1
+    """Bad configuration, key refused, server unreachable after retries, unreadable source."""
+    USAGE = 2
+    """Bad command line (argparse's own code)."""
+    PARTIAL = 3
+    """Finished, but some records were not delivered: dead-lettered, rejected by Ometria, or
+    unconfirmed (answered ``skipped``)."""
+    NOTHING_VERIFIED = 4
+    """``verify``: nothing in the selection could be verified (custom events only, which have
+    no read endpoint; an empty selection, such as a last run that covered no record)."""
+    INTERRUPTED = 130
+    """SIGINT or SIGTERM, after in-flight batches settled and the checkpoint was saved."""
 
 
 class OmetriaSyncError(Exception):

@@ -120,9 +120,9 @@ def s3(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> Bucket:
     """An empty bucket, with the test credentials in the environment (also for the CLI)."""
     for name, value in CREDENTIALS.items():
         monkeypatch.setenv(name, value)
-    from ometria_sync.sources import object_store
+    from ometria_sync.sources.files import store
 
-    object_store._store.cache_clear()  # clients read the environment when they are made
+    store._store.cache_clear()  # clients read the environment when they are made
     name = f"t-{uuid.uuid4().hex[:12]}"
     s3_server.client().create_bucket(Bucket=name)
     return Bucket(s3_server, name)

@@ -12,9 +12,8 @@ import sys
 from collections.abc import Sequence
 
 from ometria_sync._version import __version__
-from ometria_sync.cli import commands, demo_cmd, emulator_cmd, report_cmds, verify_cmd
-from ometria_sync.errors import ConfigError
-from ometria_sync.exit_codes import ExitCode
+from ometria_sync.cli import demo, emulator, job, plan, report, verify
+from ometria_sync.errors import ConfigError, ExitCode
 from ometria_sync.logs import configure_logging
 
 
@@ -43,11 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    commands.register(sub, common)
-    emulator_cmd.register(sub, common)
-    demo_cmd.register(sub, common)
-    report_cmds.register(sub, common)
-    verify_cmd.register(sub, common)
+    job.register(sub, common)
+    emulator.register(sub, common)
+    demo.register(sub, common)
+    plan.register(sub, common)
+    report.register(sub, common)
+    verify.register(sub, common)
     return parser
 
 

@@ -4,27 +4,24 @@ sources (each checks its own), before anything is sent."""
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from ometria_sync.config.sections import JobSettings, StateSettings
 from ometria_sync.errors import ConfigError
-from ometria_sync.net.http import is_loopback_host
-from ometria_sync.net.urls import redact_url
-from ometria_sync.sources.omneo.config import check_shared_tenants
-from ometria_sync.state.store import is_schema_name
+from ometria_sync.net.urls import (
+    base_url_problem,
+    is_redis_url,
+    is_schema_name,
+    parse_state_url,
+    url_scheme,
+)
+from ometria_sync.sources.omneo.settings import check_shared_tenants
 
 
 def check_settings(settings: JobSettings) -> None:
     """Raise ConfigError naming the first key that cannot work (each source checks its own)."""
-    url = urlsplit(settings.ometria.base_url)
-    if url.scheme not in ("https", "http") or not url.hostname:
-        raise ConfigError("ometria.base_url",
-                          f"not an http(s) URL: {redact_url(settings.ometria.base_url)!r}")
-    if url.scheme == "http" and not is_loopback_host(url.hostname):
-        raise ConfigError(
-            "ometria.base_url",
-            "plain http:// is only allowed for loopback hosts (127.0.0.1, localhost); use https://",
-        )
+    problem = base_url_problem(settings.ometria.base_url)
+    if problem:
+        raise ConfigError("ometria.base_url", problem)
     _check_state(settings.state)
     if not settings.streams:
         raise ConfigError("streams", "the job lists no stream")
@@ -48,23 +45,20 @@ def check_settings(settings: JobSettings) -> None:
 
 def check_redis_url(key: str, url: str) -> None:
     """A redis:// or rediss:// URL; the message never repeats the URL (it may hold a password)."""
-    try:
-        scheme = urlsplit(url).scheme
-    except ValueError:
-        scheme = ""
-    if scheme not in ("redis", "rediss"):
+    if not is_redis_url(url):
         raise ConfigError(key, "expected a redis://HOST:PORT/DB or rediss:// URL")
 
 
 def _check_state(state: StateSettings) -> None:
     key = "state.checkpoint_url_env" if state.checkpoint_url_env else "state.checkpoint_url"
     url = state.checkpoint_url
-    if url.startswith(("postgresql://", "postgres://")):
-        if not urlsplit(url).hostname and "host=" not in url:
+    where = parse_state_url(url)
+    if where is not None and where.kind == "postgres":
+        if not where.names_host:
             raise ConfigError(key, "expected postgresql://USER@HOST:PORT/DATABASE")
-    elif not url.startswith("sqlite:///"):
+    elif where is None:
         # the scheme only: the rest may hold a password
         raise ConfigError(key, f"expected sqlite:///PATH or postgresql://USER@HOST/DATABASE, "
-                               f"got {url.split(':', 1)[0]}:...")
+                               f"got {url_scheme(url)}:...")
     if not is_schema_name(state.schema):  # matched whole: "x\n" reaches x's tables
         raise ConfigError("state.schema", f"{state.schema!r} is not a plain lower-case SQL name")

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from ometria_sync.config.checks import check_redis_url
 from ometria_sync.config.sections import OmetriaSettings
 from ometria_sync.errors import ConfigError
-from ometria_sync.net.credentials import read_credential
+from ometria_sync.net.http import read_credential
 
 
 def read_rate_limit_url(

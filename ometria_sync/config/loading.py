@@ -18,10 +18,11 @@ import msgspec
 from ometria_sync.config.checks import check_settings
 from ometria_sync.config.sections import JobSettings, StreamSettings
 from ometria_sync.errors import ConfigError
+from ometria_sync.net.urls import parse_state_url, sqlite_url
 from ometria_sync.schemas.records import RECORD_TYPES
-from ometria_sync.sources.files import resolve_path
-from ometria_sync.sources.objects import SECRET_REFUSED, secret_setting
-from ometria_sync.sources.registry import SOURCE_KINDS
+from ometria_sync.sources import SOURCE_KINDS
+from ometria_sync.sources.files.location import resolve_path
+from ometria_sync.sources.files.store import SECRET_REFUSED, secret_setting
 
 ENV_PREFIX = "OMETRIA_SYNC__"
 _OVERRIDABLE = ("ometria", "state", "run", "report")
@@ -190,7 +191,7 @@ def _resolve_state_url(settings: JobSettings, environ: Mapping[str, str]) -> Job
 
 
 def _resolve_sqlite_url(url: str, base: Path) -> str:
-    prefix = "sqlite:///"
-    if not url.startswith(prefix):
+    where = parse_state_url(url)
+    if where is None or where.kind != "sqlite":
         return url
-    return prefix + resolve_path(base, url[len(prefix) :])
+    return sqlite_url(resolve_path(base, where.path))

@@ -9,10 +9,11 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from ometria_sync.net.settings import HttpRetrySettings
+from ometria_sync.net.backoff import HttpRetrySettings
+from ometria_sync.net.urls import DEFAULT_SCHEMA, sqlite_url
 from ometria_sync.schemas.records import RecordType
-from ometria_sync.sources.lines import DEFAULT_MAX_LINE_BYTES, MaxLineBytes
-from ometria_sync.sources.registry import SourceSpec
+from ometria_sync.sources import SourceSpec
+from ometria_sync.sources.files.lines import DEFAULT_MAX_LINE_BYTES, MaxLineBytes
 
 #: a stream's or a job's name, matched whole (``$`` would let a trailing newline through)
 Name = Annotated[str, msgspec.Meta(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+\Z")]
@@ -52,11 +53,11 @@ class StateSettings(_Section, frozen=True):
     """``[state]``: where progress and refused records are kept."""
 
     #: ``sqlite:///PATH`` or ``postgresql://USER@HOST:PORT/DB``
-    checkpoint_url: str = "sqlite:///state/checkpoints.db"
+    checkpoint_url: str = sqlite_url("state/checkpoints.db")
     #: read the URL from this environment variable instead (when it holds a password)
     checkpoint_url_env: str | None = None
     #: the PostgreSQL schema the state's tables live in
-    schema: str = "ometria_sync"
+    schema: str = DEFAULT_SCHEMA
     #: "file": refused records go to ``dead_letter_path``; "database": into the state store
     dead_letter: Literal["file", "database"] = "file"
     dead_letter_path: str = "state/dead-letter.jsonl"

@@ -12,10 +12,15 @@ from typing import Any
 
 from aiohttp import web
 
-from ometria_sync.emulator.answers import json_answer
-from ometria_sync.emulator.gate import guard
-from ometria_sync.emulator.keys import OPTIONS, PROFILES, RANDOM, STORE
-from ometria_sync.emulator.options import EmulatorOptions
+from ometria_sync.emulator.behaviour import (
+    OPTIONS,
+    PROFILES,
+    RANDOM,
+    STORE,
+    EmulatorOptions,
+    guard,
+    json_answer,
+)
 from ometria_sync.emulator.profiles import ProfileView
 from ometria_sync.emulator.push import push, push_errors
 from ometria_sync.emulator.reads import (

@@ -1,9 +1,10 @@
 """Ometria's push endpoint, as strict as Ometria, and its error listing.
 
 Order of checks for ``POST /v2/push``: the arrival jitter (a delay before anything is counted,
-in :func:`~ometria_sync.emulator.gate.guard`), the rate window (every arrival counts, refused or
-not, as a strict server counts them), then the key (403), then the body (400), then the import
-queue (429), then the injected faults, then the answer (202) after the configured latency.
+in :func:`~ometria_sync.emulator.behaviour.guard`), the rate window (every arrival counts,
+refused or not, as a strict server counts them), then the key (403), then the body (400), then
+the import queue (429), then the injected faults, then the answer (202) after the configured
+latency.
 """
 
 from __future__ import annotations
@@ -14,9 +15,16 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from ometria_sync.emulator.answers import json_answer, latency, queue_headers, too_many
-from ometria_sync.emulator.gate import Dropped
-from ometria_sync.emulator.keys import OPTIONS, RANDOM, STORE
+from ometria_sync.emulator.behaviour import (
+    OPTIONS,
+    RANDOM,
+    STORE,
+    Dropped,
+    json_answer,
+    latency,
+    queue_headers,
+    too_many,
+)
 
 _TYPES = frozenset({"contact", "order", "product", "custom_event"})
 

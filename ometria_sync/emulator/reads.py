@@ -8,8 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ometria_sync.emulator.answers import json_answer, one_or_404
-from ometria_sync.emulator.keys import PROFILES, STORE
+from ometria_sync.emulator.behaviour import PROFILES, STORE, json_answer, one_or_404
 from ometria_sync.emulator.profiles import order_view
 
 

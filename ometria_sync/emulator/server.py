@@ -12,8 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from ometria_sync.emulator.app import create_app
-from ometria_sync.emulator.keys import STORE
-from ometria_sync.emulator.options import EmulatorOptions
+from ometria_sync.emulator.behaviour import STORE, EmulatorOptions
 
 
 class RunningEmulator:

@@ -13,6 +13,9 @@ lost, for tests.
 Imported records are kept encoded (bytes): a store of millions of dicts gave the garbage
 collector so much to walk that the emulator stalled for tens of milliseconds, stamped the
 arrivals queued meanwhile all at once, and answered 429 to a client that had kept the limit.
+
+The stats count arrivals in a sliding one-second window (``SlidingWindow``), as a strict rate
+limiter counts them.
 """
 
 from __future__ import annotations
@@ -26,9 +29,31 @@ from typing import Any
 
 import msgspec
 
-from ometria_sync.emulator.window import SlidingWindow
 from ometria_sync.schemas import MAX_RECORD_BYTES, validate_record
 from ometria_sync.schemas.problems import Problem
+
+
+class SlidingWindow:
+    """Counts events in the last ``span`` seconds. ``peak`` is the most ever seen in one span
+    (the maximum over all windows is reached at some arrival, so checking at arrivals suffices)."""
+
+    def __init__(self, span: float = 1.0) -> None:
+        self.span = span
+        self._times: deque[float] = deque()
+        self.peak = 0
+
+    def add(self, now: float) -> int:
+        """Record an event at ``now``; return how many fall in the window ending at ``now``."""
+        times = self._times
+        while times and times[0] <= now - self.span:
+            times.popleft()
+        times.append(now)
+        self.peak = max(self.peak, len(times))
+        return len(times)
+
+    def count(self, now: float) -> int:
+        return sum(1 for t in self._times if t > now - self.span)
+
 
 _ERRORS_KEPT = 100
 #: what ``/push/_errors`` says about a record that was valid but failed at import

@@ -1,3 +1,4 @@
 """The low-level network helpers both HTTP clients depend on (and nothing of this package's
-own above them): backoff, Retry-After, TLS, loopback checks, the retry settings,
-reading a credential from a file or the environment."""
+own above them): backoff, Retry-After and the retry settings (``backoff.py``); TLS and reading
+a credential (``http.py``); every URL the job names, parsed, checked and redacted once
+(``urls.py``)."""

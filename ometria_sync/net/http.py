@@ -1,35 +1,18 @@
-"""HTTP facts both clients (Ometria's and Omneo's) rely on: the Retry-After header, TLS, and
-which hosts may be spoken to over plain http://."""
+"""What an HTTP client (Ometria's, Omneo's) needs to connect: TLS, and its credential (an API
+key, a token) read from a file or an environment variable.
+
+Guarantee: no message ever contains the credential; each names the setting to fix
+(``file_key`` or ``env_key``) and where it looked.
+"""
 
 from __future__ import annotations
 
-import email.utils
-import ipaddress
+import os
 import ssl
-import time
+from collections.abc import Mapping
+from pathlib import Path
 
-
-def parse_retry_after(value: str | None, cap: float, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date).
-
-    ``0``, a past date, or garbage mean "no hint" (None); a hint above ``cap`` is capped.
-    """
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            return None
-        seconds = when.timestamp() - (time.time() if now is None else now)
-    if not seconds > 0 or seconds != seconds:  # rejects 0, negatives and NaN
-        return None
-    return min(seconds, cap)
+from ometria_sync.errors import ConfigError
 
 
 def ssl_context(ca_bundle: str | None) -> ssl.SSLContext:
@@ -37,12 +20,30 @@ def ssl_context(ca_bundle: str | None) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=ca_bundle)
 
 
-def is_loopback_host(host: str | None) -> bool:
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+def read_credential(
+    *,
+    path: str | None,
+    file_key: str,
+    env_name: str,
+    env_key: str,
+    holds: str,
+    environ: Mapping[str, str] | None = None,
+) -> str:
+    """The credential from the file at ``path`` if set, else from ``env_name``; surrounding
+    white space (a trailing newline) is dropped. ``holds`` says what it is, for the message.
+
+    Raises ConfigError when the file cannot be read or is empty, or the variable is unset."""
+    if path:
+        try:
+            value = Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(file_key, f"cannot read {path}: {exc.strerror}") from None
+        if not value:
+            raise ConfigError(file_key, f"{path} is empty (it should hold {holds})")
+        return value
+    env = os.environ if environ is None else environ
+    value = env.get(env_name, "").strip()
+    if not value:
+        raise ConfigError(
+            env_key, f"the environment variable {env_name} is not set (it holds {holds})")
+    return value

@@ -98,7 +98,7 @@ class Pacer:
 
     @property
     def margin(self) -> float:
-        """The fraction of each interval kept free for jitter now (see ``pacing.margin``)."""
+        """The fraction of each interval kept free for jitter now (see ``adaptation.Margin``)."""
         return self._margin.value
 
     @property

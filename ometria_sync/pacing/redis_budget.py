@@ -43,8 +43,7 @@ from redis.exceptions import NoScriptError, RedisError
 
 from ometria_sync.clock import Clock, Sleep
 from ometria_sync.errors import RateBudgetError
-from ometria_sync.net.base_url import normalise_url
-from ometria_sync.net.urls import redact_url, safe_message
+from ometria_sync.net.urls import normalise_url, redact_url, safe_message
 from ometria_sync.pacing.budget_stats import BudgetStats
 
 log = structlog.get_logger("ometria_sync.shared_budget")
@@ -170,6 +169,8 @@ class BudgetScripts:
             self._offset = reply[1] / 1e6 - (before + after) / 2
             known, self._server = self._server or "", current
             new_server = stored not in ("", current)
+            if new_server:  # which idea is stale, the state's or ours? ask Redis again
+                self._check_server = True
             if (stepped or new_server) and not lost:
                 log.warning("rate_budget_discontinuity", url=self._stats.url,
                             clock_step=stepped, new_server=new_server)
@@ -200,6 +201,7 @@ class BudgetScripts:
             if not isinstance(reply, NoScriptError):
                 break
             await self._client.script_load(SCRIPT)  # a new Redis: teach it the script
+            ask = self._ask_server  # and learn which one it is
         if isinstance(reply, BaseException):
             raise reply
         self._check_server = False

@@ -1,15 +1,26 @@
-"""What flows from the batcher to the dispatchers: records ready to send and the batches of them.
+"""What flows from the batcher to the dispatchers and back: records ready to send, the batches of
+them, what became of a batch (its :class:`Outcome`), and the part they all work for.
 
 A batch's ``end_position`` is the source position after the last item consumed for it (its
 dead-lettered and unchanged items included), so once the batch settles every item before that
 position is settled too: the watermark checkpoints it.
+
+One part of one stream (a file, a query) is read, batched and delivered by several objects; what
+they share is named once, in :class:`PartScope`: the stream, the source part's label (both name
+each dead-letter entry), the stream's live counters and the dead letter they write to.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
+from ometria_sync.errors import OmetriaSyncError
+from ometria_sync.pipeline.stats import StreamStats
+from ometria_sync.schemas.problems import Problem
 from ometria_sync.sources.base import Position
+from ometria_sync.state.deadletter import DeadLetterWriter
 
 
 class BatchRecord(msgspec.Struct, gc=False):
@@ -29,7 +40,7 @@ class BatchRecord(msgspec.Struct, gc=False):
     content_hash: int = 0
     #: a change hash may be stored for its id (found by the lookup, an earlier version sent by
     #: this run, or a full refresh, which looks nothing up): once acknowledged, its hash is
-    #: written before a checkpoint passes it (``acked_hashes.py``)
+    #: written before a checkpoint passes it (``settle.py``)
     replaces: bool = False
 
 
@@ -42,6 +53,48 @@ class Batch(msgspec.Struct):
     end_position: Position | None
 
 
+class Outcome(msgspec.Struct):
+    """What delivering one batch came to (``settle.py`` writes it down). Without ``failure`` the
+    batch is settled: each record was acknowledged or dead-lettered."""
+
+    #: records Ometria answered for with a 2xx, less those it said it ``skipped``
+    delivered: int = 0
+    #: records Ometria acknowledged cleanly (``rejected: 0``, ``skipped: 0``): their change
+    #: hashes become the reference for the next run
+    acknowledged: list[BatchRecord] = msgspec.field(default_factory=list)
+    #: records Ometria refused or may have refused: their stored change hashes are forgotten
+    unconfirmed: list[BatchRecord] = msgspec.field(default_factory=list)
+    #: records Ometria refused one by one (400/413/422), now in the dead letter
+    refused: int = 0
+    #: the batch did not settle: Ometria refused the key, or the retries ran out (stops the run)
+    failure: OmetriaSyncError | None = None
+
+
 def encode_body(records: list[BatchRecord]) -> bytes:
     """The JSON array Ometria's push endpoint takes, joined from already-encoded records."""
     return b"[" + b",".join(r.encoded for r in records) + b"]"
+
+
+class PartScope(msgspec.Struct, frozen=True):
+    """The stream and source part one batcher and one delivery serve."""
+
+    stream: str
+    #: the source part's label, as a dead-letter entry names it
+    source: str
+    stats: StreamStats
+    dead_letter: DeadLetterWriter
+
+    def dead_letter_record(
+        self,
+        reasons: list[Problem],
+        *,
+        stage: str,
+        line: int | None,
+        position: Position,
+        record: Any,
+        raw: bytes | str | None = None,
+    ) -> None:
+        """Count one refused record and write it to the dead letter, naming this part."""
+        self.stats.dead_lettered += 1
+        self.dead_letter.write(stream=self.stream, source=self.source, reasons=reasons,
+                               stage=stage, line=line, position=position, record=record, raw=raw)

@@ -9,6 +9,10 @@ after the last full batch are covered by a final, possibly empty, batch.
 One stream is one record type, so a batch never mixes ``@type``s, and a batch never holds
 two versions of one id: a repeated id starts the next batch, which is sent only once the earlier
 one settled (see ``versions.py``), so Ometria applies the versions in the source's order.
+
+The batcher always applies the envelope checks (an object, a string id without spaces, the
+stream's ``@type``); the stream's validator (:func:`schema_validator`) adds the per-type schema
+rules of :mod:`ometria_sync.schemas`, with the stream's mode and strictness.
 """
 
 from __future__ import annotations
@@ -21,16 +25,60 @@ from typing import Any
 import msgspec
 
 from ometria_sync.clock import Sleep
-from ometria_sync.pipeline.batch import Batch, BatchRecord
-from ometria_sync.pipeline.change_filter import ChangeFilter
-from ometria_sync.pipeline.part_scope import PartScope
-from ometria_sync.schemas import record_size_problem
+from ometria_sync.config import StreamSettings
+from ometria_sync.pipeline.batch import Batch, BatchRecord, PartScope
+from ometria_sync.pipeline.change_filter import ChangeFilter, hash64, identity
+from ometria_sync.schemas import record_size_problem, validate_record
 from ometria_sync.schemas.envelope import envelope_problems
 from ometria_sync.schemas.problems import Problem, Verdict
 from ometria_sync.sources.base import Position, SourceItem
-from ometria_sync.state.change_index import hash64, identity
 
 Validator = Callable[[str, Any], Verdict]
+
+# sorted keys: the canonical encoding, so that change hashes ignore key order
+_encode = msgspec.json.Encoder(order="sorted").encode
+
+
+def schema_validator(stream: StreamSettings) -> Validator:
+    """``validate_record`` bound to the stream's ``mode`` and ``strict`` settings."""
+    mode, strict = stream.mode, stream.strict
+
+    def validate(record_type: str, record: Any) -> Verdict:
+        return validate_record(record_type, record, mode=mode, strict=strict)
+
+    return validate
+
+
+def prepare_record(
+    record_type: str, record: Any, validate: Validator
+) -> tuple[bytes | None, list[Problem], list[Problem]]:
+    """The record as it is sent: ``(encoded, problems, warnings)``; ``encoded`` is None when it
+    is refused, ``problems`` say why. The envelope check (what the engine itself needs: an
+    object with a usable id whose ``@type`` matches the stream, added when missing), the
+    stream's validation, the canonical encoding and the size check, in that order; the
+    validator's ``warnings`` are given whenever it ran. The batcher and ``verify`` both call it,
+    so what is verified is what was sent."""
+    problems = envelope_problems(record)
+    if problems:
+        return None, problems, []
+    declared = record.get("@type")
+    if declared is None:
+        record["@type"] = record_type
+    elif declared != record_type:
+        return None, [Problem("@type", f"must be {record_type!r} (the stream's record_type), "
+                                       f"got {declared!r}")], []
+    verdict = validate(record_type, record)
+    if verdict.errors:
+        return None, verdict.errors, verdict.warnings
+    try:
+        encoded = _encode(record)
+    except (TypeError, ValueError, OverflowError) as exc:  # what validation let through
+        return None, [Problem("", f"cannot be encoded as JSON: {exc}")], verdict.warnings
+    too_large = record_size_problem(len(encoded))
+    if too_large is not None:
+        return None, [too_large], verdict.warnings
+    return encoded, [], verdict.warnings
+
 
 #: source items taken at a time (validated, looked up in the change index, batched) ...
 _SLICE = 128
@@ -60,8 +108,6 @@ class Batcher:
         self._size = batch_size
         self._linger = linger
         self._sleep = sleep
-        # sorted keys: the canonical encoding, so that change hashes ignore key order
-        self._encode = msgspec.json.Encoder(order="sorted").encode
         self._changes = changes
         self._seq = first_seq
         self._pending: list[BatchRecord] = []
@@ -161,24 +207,11 @@ class Batcher:
             self._refuse(item, [Problem("", item.error)], stage="source")
             return None
         record = item.record
-        problems = self._envelope_problems(record)
-        if problems:
-            self._refuse(item, problems)
-            return None
-        verdict = self._validate(self._type, record)
-        for warning in verdict.warnings:
+        encoded, problems, warnings = prepare_record(self._type, record, self._validate)
+        for warning in warnings:
             self._stats.warn(warning)
-        if verdict.errors:
-            self._refuse(item, verdict.errors)
-            return None
-        try:
-            encoded = self._encode(record)
-        except (TypeError, ValueError, OverflowError) as exc:  # what validation let through
-            self._refuse(item, [Problem("", f"cannot be encoded as JSON: {exc}")])
-            return None
-        too_large = record_size_problem(len(encoded))
-        if too_large is not None:
-            self._refuse(item, [too_large])
+        if encoded is None:
+            self._refuse(item, problems)
             return None
         self._stats.valid += 1
         # the id's keys are taken here, while the decoded record is at hand (it is not kept):
@@ -187,20 +220,6 @@ class Batcher:
         order_key = hash((record.get("@collection"), record.get("id")))
         id_hash = hash64(identity(record)) if self._changes is not None else 0
         return BatchRecord(encoded, item.line, item.position, order_key, id_hash)
-
-    def _envelope_problems(self, record: Any) -> list[Problem]:
-        """What the engine itself needs: an object with a usable id whose ``@type`` matches
-        the stream (added when missing)."""
-        problems = envelope_problems(record)
-        if problems:
-            return problems
-        declared = record.get("@type")
-        if declared is None:
-            record["@type"] = self._type
-        elif declared != self._type:
-            return [Problem("@type", f"must be {self._type!r} (the stream's record_type), "
-                                     f"got {declared!r}")]
-        return []
 
     def _refuse(self, item: SourceItem, reasons: list[Problem], stage: str = "validate") -> None:
         for reason in reasons:

@@ -12,20 +12,21 @@ answer             action
 401/403, other     raised: the run stops
 =================  ==========================================================================
 
-A batch is *settled* when :meth:`Delivery.deliver` returns: every record in it was either
-acknowledged by Ometria or written to the dead letter. Anything else raises, and the batch is
-not settled, so the checkpoint never passes it. Only a clean acknowledgement (``rejected: 0``,
-``skipped: 0``) reaches ``on_acknowledged``; records Ometria refused or may have refused go to
-``on_unconfirmed``, so that their stored change hashes are forgotten. ``skipped`` is
-documented nowhere (seen in one third-party client): skipped records are counted as
-``unconfirmed``, never as delivered, until its meaning is confirmed; Ometria does not say which
-records of the batch it skipped, so the whole batch goes to ``on_unconfirmed``.
+:meth:`Delivery.deliver` returns the batch's :class:`~ometria_sync.pipeline.batch.Outcome`; what
+it writes is decided in ``settle.py``. A batch is *settled* when its outcome has no ``failure``:
+every record in it was either acknowledged by Ometria or written to the dead letter. A failure
+(a refused key, retries run out) leaves it unsettled, so the checkpoint never passes it. Only a
+clean acknowledgement (``rejected: 0``, ``skipped: 0``) counts a record as ``acknowledged``;
+records Ometria refused or may have refused are ``unconfirmed``, so that their stored change
+hashes are forgotten. ``skipped`` is documented nowhere (seen in one third-party client):
+skipped records are counted as ``unconfirmed``, never as delivered, until its meaning is
+confirmed; Ometria does not say which records of the batch it skipped, so the whole batch is
+``unconfirmed``.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 import msgspec
 import structlog
@@ -33,6 +34,7 @@ import structlog
 from ometria_sync.clock import Sleep
 from ometria_sync.errors import (
     BatchRejectedError,
+    OmetriaSyncError,
     RetriesExhaustedError,
     ThrottledError,
     TransientError,
@@ -40,8 +42,7 @@ from ometria_sync.errors import (
 from ometria_sync.net.backoff import Backoff
 from ometria_sync.ometria.push import Pusher, PushResult
 from ometria_sync.pacing.protocol import RatePacer
-from ometria_sync.pipeline.batch import Batch, BatchRecord, encode_body
-from ometria_sync.pipeline.part_scope import PartScope
+from ometria_sync.pipeline.batch import Batch, BatchRecord, Outcome, PartScope, encode_body
 from ometria_sync.schemas.problems import Problem
 
 log = structlog.get_logger("ometria_sync.dispatch")
@@ -69,8 +70,6 @@ class Delivery:
         pacer: RatePacer,
         policy: RetryPolicy,
         sleep: Sleep,
-        on_acknowledged: Callable[[list[BatchRecord]], None] | None = None,
-        on_unconfirmed: Callable[[list[BatchRecord]], None] | None = None,
     ) -> None:
         self._scope = scope
         self._stream = scope.stream
@@ -79,27 +78,33 @@ class Delivery:
         self._pacer = pacer
         self._policy = policy
         self._sleep = sleep
-        self._on_ack = on_acknowledged
-        self._on_unconfirmed = on_unconfirmed
 
-    async def deliver(self, batch: Batch) -> int:
-        """Settle ``batch``; returns how many of its records Ometria acknowledged."""
+    async def deliver(self, batch: Batch) -> Outcome:
+        """Send ``batch`` until it settles or fails; what became of each of its records."""
+        outcome = Outcome()
         if not batch.records:
-            return 0
-        return await self._send(batch, batch.records)
+            return outcome
+        try:
+            await self._send(batch, batch.records, outcome)
+        except OmetriaSyncError as exc:  # Ometria refused the key, retries ran out
+            outcome.failure = exc
+        return outcome
 
-    async def _send(self, batch: Batch, records: list[BatchRecord]) -> int:
+    async def _send(self, batch: Batch, records: list[BatchRecord], outcome: Outcome) -> None:
         try:
             result = await self._push_with_retries(batch, records)
         except BatchRejectedError as exc:
             if len(records) == 1:
                 self._refuse(records[0], exc)
-                return 0
+                outcome.unconfirmed.append(records[0])
+                outcome.refused += 1
+                return
             log.info("batch_split", stream=self._stream, batch=batch.seq,
                      status=exc.status, records=len(records))
             middle = len(records) // 2
-            left = await self._send(batch, records[:middle])
-            return left + await self._send(batch, records[middle:])
+            await self._send(batch, records[:middle], outcome)
+            await self._send(batch, records[middle:], outcome)
+            return
         self._stats.sent += len(records)
         self._stats.accepted += result.accepted
         self._stats.rejected += result.rejected
@@ -108,11 +113,10 @@ class Delivery:
             log.warning("records_rejected" if result.rejected else "records_skipped",
                         stream=self._stream, batch=batch.seq, rejected=result.rejected,
                         skipped=result.skipped, request_id=result.request_id)
-            if self._on_unconfirmed is not None:  # which ones, Ometria does not say
-                self._on_unconfirmed(records)
-        elif self._on_ack is not None:
-            self._on_ack(records)
-        return len(records) - result.skipped
+            outcome.unconfirmed.extend(records)  # which ones, Ometria does not say
+        else:
+            outcome.acknowledged.extend(records)
+        outcome.delivered += len(records) - result.skipped
 
     async def _push_with_retries(self, batch: Batch, records: list[BatchRecord]) -> PushResult:
         body = encode_body(records)
@@ -179,8 +183,6 @@ class Delivery:
         return result
 
     def _refuse(self, record: BatchRecord, exc: BatchRejectedError) -> None:
-        if self._on_unconfirmed is not None:
-            self._on_unconfirmed([record])
         detail = f": {exc.detail}" if exc.detail else ""
         problem = Problem("", f"refused by Ometria (HTTP {exc.status}){detail}")
         self._stats.refuse(Problem("", f"refused by Ometria (HTTP {exc.status})"))

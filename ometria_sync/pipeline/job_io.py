@@ -12,7 +12,7 @@ from typing import Any, Literal
 import msgspec
 
 from ometria_sync.config import JobSettings
-from ometria_sync.exit_codes import ExitCode
+from ometria_sync.errors import ExitCode
 from ometria_sync.pacing.budget_stats import BudgetStats
 from ometria_sync.pipeline.shutdown import Shutdown
 from ometria_sync.pipeline.stats import StreamStats

@@ -26,8 +26,7 @@ from ometria_sync.config import (
     read_api_key,
     read_rate_limit_url,
 )
-from ometria_sync.errors import OmetriaSyncError, StateError
-from ometria_sync.exit_codes import ExitCode
+from ometria_sync.errors import ExitCode, OmetriaSyncError, StateError
 from ometria_sync.ometria.client import OmetriaClient
 from ometria_sync.ometria.dry_run import DryRunPusher, NullPusher
 from ometria_sync.pacing.pacer import Pacer
@@ -51,10 +50,9 @@ from ometria_sync.pipeline.run_context import (
 from ometria_sync.pipeline.shutdown import Shutdown, SignalWatch
 from ometria_sync.pipeline.stats import StreamStats
 from ometria_sync.pipeline.stream_run import run_stream
+from ometria_sync.state import open_state
 from ometria_sync.state.account import AccountIdentity
-from ometria_sync.state.db_deadletter import DatabaseDeadLetter
-from ometria_sync.state.deadletter import DeadLetterWriter
-from ometria_sync.state.opening import open_state
+from ometria_sync.state.deadletter import DatabaseDeadLetter, DeadLetterWriter
 from ometria_sync.state.store import StateStore
 
 log = structlog.get_logger("ometria_sync.job")

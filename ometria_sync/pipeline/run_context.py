@@ -18,12 +18,11 @@ from ometria_sync.config import JobSettings, StreamSettings
 from ometria_sync.net.backoff import Backoff
 from ometria_sync.ometria.push import Pusher
 from ometria_sync.pacing.protocol import RatePacer
-from ometria_sync.pipeline.batcher import Validator
+from ometria_sync.pipeline.batcher import Validator, schema_validator
 from ometria_sync.pipeline.dispatch import RetryPolicy
 from ometria_sync.pipeline.job_io import RunOptions, sending_mode
 from ometria_sync.pipeline.shutdown import Shutdown
 from ometria_sync.pipeline.stats import StreamStats
-from ometria_sync.pipeline.validation import schema_validator
 from ometria_sync.pipeline.versions import VersionOrder
 from ometria_sync.state.deadletter import DeadLetterWriter
 from ometria_sync.state.store import StateStore

@@ -1,10 +1,11 @@
 """Running one stream: producer -> bounded queue -> batcher -> dispatchers, and its checkpoints.
 
 For each part of the stream's source (a file, a query) the runner resumes from the stored
-checkpoint when the part's fingerprint still matches, and writes a new checkpoint each time the
-contiguous watermark moves, after the dead letter was made durable (``checkpointer.py``). Memory
-is bounded by the two queues: ``run.queue_chunks`` chunks of source items and one batch per
-dispatcher.
+checkpoint when the part's fingerprint still matches. Each dispatcher takes a batch through four
+steps: claim (an earlier version of one of its ids must settle first, ``versions.py``), deliver
+(``dispatch.py``: the batch's outcome), settle (``settle.py``: the outcome written down, hashes,
+dead letter and checkpoint in the one order that module states), release. Memory is bounded by
+the two queues: ``run.queue_chunks`` chunks of source items and one batch per dispatcher.
 
 Stopping (a signal, or a fatal error elsewhere) stops the reading at once, lets the batches
 already handed to Ometria settle within the grace period, and keeps the checkpoint at the
@@ -23,14 +24,12 @@ import structlog
 
 from ometria_sync.config import StreamSettings
 from ometria_sync.errors import AuthenticationError, OmetriaSyncError, SourceError, StateError
-from ometria_sync.pipeline.acked_hashes import AckedHashes
-from ometria_sync.pipeline.batch import Batch, BatchRecord
+from ometria_sync.pipeline.batch import Batch, PartScope
 from ometria_sync.pipeline.batcher import Batcher
 from ometria_sync.pipeline.change_filter import ChangeFilter
-from ometria_sync.pipeline.checkpointer import Checkpointer
 from ometria_sync.pipeline.dispatch import Delivery
-from ometria_sync.pipeline.part_scope import PartScope
 from ometria_sync.pipeline.run_context import RunContext, SharedRun
+from ometria_sync.pipeline.settle import AckedHashes, Settlement
 from ometria_sync.pipeline.shutdown import Shutdown
 from ometria_sync.pipeline.stats import StreamStats
 from ometria_sync.sources.base import Position, SourceItem, SourcePart
@@ -138,11 +137,11 @@ class _PartRunner:
         self.workers = ctx.settings.ometria.dispatchers
         self.batches: asyncio.Queue[Batch | None] = asyncio.Queue(self.workers)
         #: acknowledged hashes to store: with change detection, when checkpoints are saved
-        self.hashes = (AckedHashes(ctx.state, changes)
-                       if changes is not None and ctx.save_checkpoints else None)
-        self.checkpoints = Checkpointer(scope, ctx.state, part_key=part.key,
-                                        fingerprint=fingerprint, save=ctx.save_checkpoints,
-                                        hashes=self.hashes)
+        hashes = (AckedHashes(ctx.state, changes)
+                  if changes is not None and ctx.save_checkpoints else None)
+        self.settlement = Settlement(scope, ctx.state, part_key=part.key,
+                                     fingerprint=fingerprint, save=ctx.save_checkpoints,
+                                     hashes=hashes)
         self.batcher = Batcher(
             scope,
             record_type=stream.record_type,
@@ -157,14 +156,8 @@ class _PartRunner:
             pacer=ctx.pacer,
             policy=ctx.policy,
             sleep=ctx.sleep,
-            on_acknowledged=self.hashes.remember if self.hashes is not None else None,
-            on_unconfirmed=self.hashes.forget if self.hashes is not None else None,
         )
         self._versions = shared.version_order(stream.record_type)
-
-    def _forget(self, records: list[BatchRecord]) -> None:
-        if self.hashes is not None:
-            self.hashes.forget(records)
 
     async def run(self, start: Position | None) -> None:
         producer = asyncio.create_task(self._produce(self.part.read(start)), name="producer")
@@ -191,8 +184,7 @@ class _PartRunner:
                 task.cancel()
             await asyncio.gather(stop, *upstream, *dispatchers, return_exceptions=True)
             try:
-                if self.hashes is not None:
-                    self.hashes.write()
+                self.settlement.finish()
                 await self.ctx.state.flush()
             except OmetriaSyncError as exc:
                 self._fail(exc)
@@ -255,6 +247,7 @@ class _PartRunner:
         await self.chunks.put(None)
 
     async def _dispatch(self) -> None:
+        """Claim, deliver, settle, release: one batch at a time, until the end or a stop."""
         while not self.ctx.shutdown.requested:
             batch = await self.batches.get()
             if batch is None:
@@ -263,18 +256,20 @@ class _PartRunner:
             claim = self._versions.claim(r.order_key for r in batch.records)
             try:
                 await claim.ready()  # an earlier version of one of its ids has settled
-                delivered = await self.delivery.deliver(batch)
-            except OmetriaSyncError as exc:  # Ometria refused, retries ran out
-                self._forget(batch.records)
+                outcome = await self.delivery.deliver(batch)
+                self.settlement.settle(batch, outcome)
+            except asyncio.CancelledError:  # cut off at the grace period: outcome unknown
+                self.settlement.abandon(batch.records)
+                raise
+            except OmetriaSyncError as exc:  # a state write failed (disk full)
                 self._fail(exc)
                 return
-            except asyncio.CancelledError:  # cut off at the grace period: outcome unknown
-                self._forget(batch.records)
-                raise
             finally:
                 claim.release()
+            if outcome.failure is not None:  # Ometria refused, retries ran out
+                self._fail(outcome.failure)
+                return
             try:
-                self.checkpoints.settle(batch, delivered)
                 await self.ctx.state.keep_up()  # the disk sets the pace when it is the slowest
             except OmetriaSyncError as exc:  # disk full
                 self._fail(exc)

@@ -1,5 +1,7 @@
 """Ometria's record schemas: Structs for each push record type, and ``validate_record``."""
 
+from ometria_sync.schemas.check import validate_record
+from ometria_sync.schemas.envelope import MAX_RECORD_BYTES, record_size_problem
 from ometria_sync.schemas.problems import Problem, Verdict
 from ometria_sync.schemas.records import (
     RECORD_TYPES,
@@ -11,11 +13,6 @@ from ometria_sync.schemas.records import (
     OrderLineItem,
     OrderLineItemVariantOption,
     Product,
-)
-from ometria_sync.schemas.validate import (
-    MAX_RECORD_BYTES,
-    record_size_problem,
-    validate_record,
 )
 
 __all__ = [

@@ -1,6 +1,9 @@
-"""What every record needs before anything else is looked at: an object with a usable id.
+"""What every record needs, whatever its type: an object with a usable id, and a size Ometria
+takes.
 
-The engine applies these checks to every record; the full per-type schemas add to them.
+The engine applies these checks to every record; the full per-type schemas add to them. The
+envelope comes before anything else is looked at. The 60 KB size rule needs the encoding the
+engine sends, so it is applied where that encoding is made (``record_size_problem``).
 """
 
 from __future__ import annotations
@@ -11,6 +14,9 @@ from typing import Any
 from ometria_sync.schemas.problems import Problem, show
 
 _SPACE = re.compile(r"\s")
+
+#: Ometria refuses records over 60 KB once serialised ("Record is too large").
+MAX_RECORD_BYTES = 60 * 1024
 
 
 def envelope_problems(record: Any) -> list[Problem]:
@@ -29,3 +35,11 @@ def envelope_problems(record: Any) -> list[Problem]:
     if _SPACE.search(rid) is not None:
         return [Problem("id", f"must not contain spaces, got {show(rid)}")]
     return []
+
+
+def record_size_problem(encoded_size: int) -> Problem | None:
+    """The size rule, on the length of the record's JSON encoding."""
+    if encoded_size <= MAX_RECORD_BYTES:
+        return None
+    return Problem("", f"record is too large: at most {MAX_RECORD_BYTES} bytes once encoded, "
+                       f"got {encoded_size}")

@@ -1,8 +1,12 @@
-"""What validation says about a record: problems with a path a person can find in the data."""
+"""What validation says about a record: problems with a path a person can find in the data.
+
+A ``Problem`` names one thing wrong; a ``Verdict`` is the result of checking a record; while it
+is checked, ``Findings`` collects its errors (the record is refused) and warnings (it is sent).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -50,3 +54,28 @@ def show(value: Any) -> str:
 def join(path: str, key: str) -> str:
     """``join("customer", "email") == "customer.email"``; ``join("", "id") == "id"``."""
     return f"{path}.{key}" if path else key
+
+
+#: "update" checks only the fields a record carries (Ometria merges partial records);
+#: "create" also requires what a new record needs
+Mode = Literal["update", "create"]
+
+
+class Findings:
+    """Errors and warnings of one record, appended to by the rules."""
+
+    __slots__ = ("errors", "warnings")
+
+    def __init__(self) -> None:
+        self.errors: list[Problem] = []
+        self.warnings: list[Problem] = []
+
+    def require(self, raw: dict[str, Any], keys: tuple[str, ...], path: str, why: str,
+                *, warn: bool = False) -> None:
+        """At least one of ``keys`` holds a value (not missing, not null)."""
+        if all(raw.get(k) is None for k in keys):
+            if len(keys) == 1:
+                problem = Problem(join(path, keys[0]), f"is required {why}")
+            else:
+                problem = Problem(path, f"needs one of {', '.join(keys)} {why}")
+            (self.warnings if warn else self.errors).append(problem)

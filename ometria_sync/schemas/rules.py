@@ -1,33 +1,134 @@
-"""The value rules of each record type, as tables on the Structs' fields.
+"""The value rules of each record type, as tables on the Structs' fields, and the string formats
+and ISO code lists they use.
 
 ``FIELD_RULES`` attaches a rule to a field of a Struct (a string format, a code list, a sign);
 ``OBJECT_RULES`` checks an object as a whole (one of two fields, what a new record needs). Both
-are applied by :func:`ometria_sync.schemas.walk.check_values` in its one pass over a record.
+are applied by :func:`ometria_sync.schemas.check.check_values` in its one pass over a record.
 
 A rule Ometria documents is an error; a rule we are unsure of (the reference's unconfirmed
 points) is a warning, so that a record Ometria would take is never refused. ``mode = "update"``
 (the default) checks only the fields a record carries, because Ometria merges partial records;
 ``mode = "create"`` also requires what a new record needs.
+
+Formats: each ``*_problem`` check returns the reason a value is wrong (to follow ``path: ``),
+or None when it is right. Codes: the real ISO code lists Ometria's records use, ISO 4217
+currencies and ISO 3166-1 countries, taken from pycountry (which follows the ISO tables) once,
+at import, into frozensets.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from datetime import date, datetime
 from typing import Any
 
 import msgspec
+import pycountry
 
 from ometria_sync.schemas import records as r
-from ometria_sync.schemas.codes import country_problem, currency_problem
-from ometria_sync.schemas.findings import Findings, Mode
-from ometria_sync.schemas.formats import (
-    date_problem,
-    email_problem,
-    id_problem,
-    phone_problem,
-    timestamp_problem,
+from ometria_sync.schemas.problems import Findings, Mode, Problem, join, show
+
+CURRENCIES: frozenset[str] = frozenset(c.alpha_3 for c in pycountry.currencies)
+COUNTRIES: frozenset[str] = frozenset(c.alpha_2 for c in pycountry.countries)
+
+#: Codes people write that are not ISO, and the ISO code they mean.
+_COUNTRY_SLIPS = {"UK": "GB", "EL": "GR"}
+
+
+def currency_problem(code: str) -> str | None:
+    """Why ``code`` is not an ISO 4217 currency code, or None when it is one."""
+    if code in CURRENCIES:
+        return None
+    hint = f' (did you mean "{code.upper()}"?)' if code.upper() in CURRENCIES else ""
+    return f'must be an ISO 4217 currency code such as "GBP", got {show(code)}{hint}'
+
+
+def country_problem(code: str) -> str | None:
+    """Why ``code`` is not an ISO 3166-1 alpha-2 country code, or None when it is one."""
+    if code in COUNTRIES:
+        return None
+    upper = code.upper()
+    meant = _COUNTRY_SLIPS.get(upper, upper if upper in COUNTRIES else None)
+    hint = f' (did you mean "{meant}"?)' if meant else ""
+    return f'must be an ISO 3166-1 alpha-2 country code such as "GB", got {show(code)}{hint}'
+
+
+# ISO 8601 date-time with a UTC offset: Z, +hh, +hhmm or +hh:mm (seed documents use "+00").
+_TIMESTAMP = re.compile(
+    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)", re.ASCII
 )
-from ometria_sync.schemas.problems import Problem, join, show
+_NAIVE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?", re.ASCII)
+_SPACED = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}.*", re.ASCII)
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+# A pragmatic address check: a dot-atom local part, an @, and a dotted domain whose last label
+# starts with a letter; labels do not start or end with a hyphen (letters beyond ASCII are
+# allowed, for internationalised addresses).
+_EMAIL = re.compile(
+    r"[\w!#$%&'*+/=?^`{|}~-]+(?:\.[\w!#$%&'*+/=?^`{|}~-]+)*"
+    r"@(?:[^\W_][\w-]*(?<!-)\.)+[^\W\d_][\w-]*(?<!-)"
+)
+_E164 = re.compile(r"\+[1-9]\d{1,14}", re.ASCII)
+_SPACE = re.compile(r"\s")
+
+TIMESTAMP_EXAMPLE = "2024-03-01T10:15:00+00:00"
+
+
+def timestamp_problem(value: str) -> str | None:
+    """ISO 8601 extended date and time with an offset (``Z``, ``+00``, ``+0100`` and ``+01:00``
+    all count); a real calendar date and time."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        parsed = None
+    if (parsed is not None and parsed.tzinfo is not None
+            and value[4:5] == "-" and value[7:8] == "-" and value[10:11] == "T"):
+        return None
+    if parsed is None and _TIMESTAMP.fullmatch(value) is not None:
+        return f"is not a real date-time, got {show(value)}"
+    if _NAIVE.fullmatch(value) is not None:
+        return (f"must be an ISO 8601 date-time with a UTC offset, e.g. "
+                f"{TIMESTAMP_EXAMPLE}, got {show(value)} (no offset)")
+    if parsed is not None and _SPACED.fullmatch(value) is not None:
+        return (f"must be an ISO 8601 date-time with a UTC offset, e.g. "
+                f'{TIMESTAMP_EXAMPLE}, got {show(value)} (date and time are separated by "T")')
+    return (f"must be an ISO 8601 date-time with a UTC offset, e.g. {TIMESTAMP_EXAMPLE}, "
+            f"got {show(value)}")
+
+
+def date_problem(value: str) -> str | None:
+    """A calendar date written ``YYYY-MM-DD``."""
+    if _DATE.fullmatch(value) is None:
+        return f"must be a date written YYYY-MM-DD, got {show(value)}"
+    try:
+        date.fromisoformat(value)
+    except ValueError as exc:
+        return f"is not a real date ({exc}), got {show(value)}"
+    return None
+
+
+def email_problem(value: str) -> str | None:
+    """A syntactically valid address: local part, ``@``, a domain with a dot."""
+    if len(value) > 254 or _EMAIL.fullmatch(value) is None:
+        return f"must be an email address, got {show(value)}"
+    return None
+
+
+def phone_problem(value: str) -> str | None:
+    """E.164: a ``+``, the country code and the number, digits only, at most 15."""
+    if _E164.fullmatch(value) is None:
+        return f'must be an E.164 phone number such as "+447700900123", got {show(value)}'
+    return None
+
+
+def id_problem(value: str) -> str | None:
+    """Ometria ids are non-empty strings without spaces."""
+    if not value:
+        return "must not be empty"
+    if _SPACE.search(value) is not None:
+        return f"must not contain spaces, got {show(value)}"
+    return None
+
 
 Format = Callable[[str], str | None]
 

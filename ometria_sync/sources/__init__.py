@@ -1,7 +1,17 @@
-"""Sources: producers of raw records with resume positions (files, PostgreSQL, Omneo)."""
+"""Sources: producers of raw records with resume positions (files, PostgreSQL, Omneo).
+
+Every kind of source the job file can name is one member of :data:`SourceSpec`, a tagged
+union on ``kind``; :data:`SOURCE_KINDS` are its tags.
+"""
+
+from __future__ import annotations
+
+from typing import get_args
 
 from ometria_sync.sources.base import Position, Source, SourceConfig, SourceItem, SourcePart
-from ometria_sync.sources.registry import SOURCE_KINDS, SourceSpec
+from ometria_sync.sources.files import CsvSourceConfig, GlobSourceConfig, JsonlSourceConfig
+from ometria_sync.sources.omneo import OmneoProfilesConfig, OmneoTransactionsConfig
+from ometria_sync.sources.postgres import PostgresSourceConfig
 
 __all__ = [
     "SOURCE_KINDS",
@@ -12,3 +22,13 @@ __all__ = [
     "SourcePart",
     "SourceSpec",
 ]
+
+#: ``source = { kind = "..." , ... }`` decodes to one of these.
+SourceSpec = (
+    JsonlSourceConfig | CsvSourceConfig | GlobSourceConfig | PostgresSourceConfig
+    | OmneoProfilesConfig | OmneoTransactionsConfig
+)
+
+#: the ``kind`` tags, derived from the union (the order it lists them in)
+SOURCE_KINDS: tuple[str, ...] = tuple(
+    str(spec.__struct_config__.tag) for spec in get_args(SourceSpec))

@@ -9,7 +9,8 @@ The engine owns counting, validation, checkpoints and shutdown; a source only re
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+import dataclasses
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, NamedTuple, Protocol, TypeAlias, TypeVar
 
@@ -125,3 +126,29 @@ class SourceConfig(msgspec.Struct, frozen=True, tag_field="kind", forbid_unknown
     def open(self) -> Source:
         """Create the source. Reading starts only when the engine asks for parts."""
         raise NotImplementedError
+
+
+@dataclasses.dataclass
+class SinglePartSource:
+    """A source made of exactly one part (a file, an object, a query)."""
+
+    part: SourcePart
+
+    async def parts(self) -> list[SourcePart]:
+        return [self.part]
+
+    async def aclose(self) -> None:
+        return None
+
+
+@dataclasses.dataclass
+class LazyPartSource:
+    """A source made of one part found when the stream starts (an object's current version)."""
+
+    find: Callable[[], Awaitable[SourcePart]]
+
+    async def parts(self) -> list[SourcePart]:
+        return [await self.find()]
+
+    async def aclose(self) -> None:
+        return None

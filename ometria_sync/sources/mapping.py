@@ -24,7 +24,22 @@ from typing import Any, Literal, Protocol
 import msgspec
 
 from ometria_sync.errors import ConfigError
-from ometria_sync.sources.words import boolean_word
+
+#: the words every source (CSV cells, Omneo fields) reads as booleans, one vocabulary
+_TRUE = frozenset(("true", "t", "yes", "y", "1"))
+_FALSE = frozenset(("false", "f", "no", "n", "0"))
+
+
+def boolean_word(text: str) -> bool | None:
+    """The truth value ``text`` names (true/false, t/f, yes/no, y/n, 1/0; any case, spaces
+    around), or None when it names none."""
+    lowered = text.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    return None
+
 
 CellType = Literal["string", "number", "integer", "boolean", "timestamp", "date", "json"]
 LINEITEM_PREFIX = "lineitems[]."
@@ -39,7 +54,7 @@ class ColumnSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class MappingSettings(Protocol):
     """What a mapping reads of a row-shaped source's settings (the keys are declared once, by
-    :class:`~ometria_sync.sources.csv_files.CsvOptions`)."""
+    :class:`~ometria_sync.sources.files.csv.CsvOptions`)."""
 
     @property
     def columns(self) -> Mapping[str, str | ColumnSpec]:

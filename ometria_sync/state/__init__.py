@@ -1,0 +1,31 @@
+"""The job's state: checkpoints, run history, change hashes, the account, dead letters and the
+run lock, in SQLite or PostgreSQL. :func:`open_state` opens the store ``state.checkpoint_url``
+names (the interface and its guarantees: ``store.py``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ometria_sync.errors import StateError
+from ometria_sync.net.urls import DEFAULT_SCHEMA, parse_state_url, url_scheme
+from ometria_sync.state.pg_state import PostgresState
+from ometria_sync.state.sqlite_store import SqliteState
+from ometria_sync.state.store import StateStore, check_schema
+
+__all__ = ["open_state"]
+
+
+async def open_state(url: str, schema: str = DEFAULT_SCHEMA, *, job: str = "",
+                     streams: Sequence[str] = ()) -> StateStore:
+    """The state of the job named ``job`` in the store ``state.checkpoint_url`` names: it reads
+    and writes that job's rows only, and its run lock is the job's. The first job to open a
+    store written before state was keyed by the job adopts the old rows of its ``streams``
+    (every stream its job file lists). ``job`` '' is no named job: the old rows not adopted.
+    StateError when it cannot be opened."""
+    where = parse_state_url(url)
+    if where is None:
+        raise StateError(f"state.checkpoint_url: {url_scheme(url)}:// stores are not "
+                         "supported; use sqlite:///PATH or postgresql://...")
+    if where.kind == "sqlite":
+        return await SqliteState.open(url, job, streams)
+    return await PostgresState.open(url, check_schema(schema), job, streams)

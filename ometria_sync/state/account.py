@@ -15,7 +15,7 @@ import hashlib
 import msgspec
 
 from ometria_sync.errors import StateError
-from ometria_sync.net.base_url import normalise_url
+from ometria_sync.net.urls import normalise_url
 
 _DOMAIN = b"ometria-sync account key\x00"
 

@@ -52,8 +52,11 @@ def _is_behind(new: Any, old: Any) -> bool:
         return False
 
 
-def _as_comparable(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else value
+def comparable(position: Any) -> Any:
+    """A position in a form that compares by order: JSON lists (as a stored checkpoint comes
+    back) become tuples at every depth, so a stored ``[5, [2, 9]]`` compares with the source's
+    ``(5, (2, 9))``. ``checked_total`` and ``verify --last-run`` both compare with it."""
+    return tuple(comparable(p) for p in position) if isinstance(position, list) else position
 
 
 def checked_total(
@@ -65,7 +68,7 @@ def checked_total(
         raise StateError(f"refusing to save an empty checkpoint for stream {stream!r}")
     same_content = old is not None and old.fingerprint == fingerprint
     if same_content and old is not None and _is_behind(
-        _as_comparable(position), _as_comparable(old.position)
+        comparable(position), comparable(old.position)
     ):
         raise StateError(
             f"checkpoint of stream {stream!r} would move backwards "

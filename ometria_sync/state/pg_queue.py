@@ -12,11 +12,11 @@ answers nothing: an operation that takes longer than ``op_timeout`` is treated a
 way, so a run never hangs on a frozen socket (only ``call(..., bounded=False)`` waits as long
 as it takes, for operations a person started, such as ``reset``).
 
-Failures follow the state thread's rules (``write_failure.py``): a write that fails is raised,
+Failures follow the state thread's rules (``store.py``): a write that fails is raised,
 once, by the next ``submit``, ``call``, :meth:`PgQueue.flush`, :meth:`PgQueue.keep_up` or
 :meth:`PgQueue.aclose`; and it stops the queue: nothing queued after it is run (a checkpoint
 behind a lost dead-letter insert never commits), and every later ``submit`` or ``call`` raises
-:class:`~ometria_sync.state.write_failure.StateWritesStopped`.
+:class:`~ometria_sync.state.store.StateWritesStopped`.
 """
 
 from __future__ import annotations
@@ -32,8 +32,7 @@ import structlog
 
 from ometria_sync.errors import StateError
 from ometria_sync.net.urls import redact_url, scrub
-from ometria_sync.state.store import MAX_QUEUED_WRITES
-from ometria_sync.state.write_failure import FirstFailure
+from ometria_sync.state.store import MAX_QUEUED_WRITES, FirstFailure
 
 log = structlog.get_logger("ometria_sync.state")
 T = TypeVar("T")

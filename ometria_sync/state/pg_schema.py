@@ -13,10 +13,11 @@ first job that opens the store listing their stream.
 
 from __future__ import annotations
 
+import hashlib
+
 import asyncpg
 
 from ometria_sync.errors import StateError
-from ometria_sync.state.change_index import hash64
 from ometria_sync.state.store import check_schema
 
 _V1 = """
@@ -110,7 +111,8 @@ def lock_key(schema: str, what: str, job: str = "") -> int:
     The schema name is validated whole first (StateError otherwise): two spellings that reach
     the same tables (``ometria_sync`` and ``ometria_sync\\n``) must never take two keys."""
     scope = f"{check_schema(schema)}\x00{job}" if job else check_schema(schema)
-    return hash64(f"ometria-sync {what}\x00{scope}".encode())
+    digest = hashlib.blake2b(f"ometria-sync {what}\x00{scope}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little", signed=True)
 
 
 async def stored_version(conn: asyncpg.Connection, schema: str) -> int:

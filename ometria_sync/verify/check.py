@@ -3,7 +3,7 @@
 
 Two ways to look up: ``single`` (one request per record: ``GET /orders/{id}``,
 ``GET /profiles?email=``, ``GET /products/{id}``) and ``list`` (``GET /orders`` or
-``GET /profiles``, 250 a page, matched page by page in the ledger: ``stream_check.py``).
+``GET /profiles``, 250 a page, matched page by page in the ledger: ``check_stream`` in ``run.py``).
 ``auto`` takes the list when its pages (estimated from how many distinct records the job's
 streams of that type hold) cost fewer requests than the look-ups. Look-ups run ``workers`` at
 a time, each through the pacer. Custom events have no read endpoint: nothing is requested for
@@ -18,8 +18,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from ometria_sync.verify.compare import Difference
-from ometria_sync.verify.kinds import VERIFIABLE, compare_record
+from ometria_sync.verify.compare import VERIFIABLE, Difference, compare_record
 from ometria_sync.verify.reader import PAGE, Reader
 from ometria_sync.verify.select import Target
 

@@ -18,8 +18,7 @@ from typing import Any, cast
 import msgspec
 
 from ometria_sync.verify.check import Outcome, Status
-from ometria_sync.verify.compare import Difference
-from ometria_sync.verify.kinds import profile_customer_ids, profile_emails
+from ometria_sync.verify.compare import Difference, profile_customer_ids, profile_emails
 from ometria_sync.verify.select import Target
 
 #: records read back, looked up and compared at a time

@@ -15,6 +15,27 @@ its latest version after it.
 Memory stays flat with the sources' size: the report counts outcomes and lists at most
 ``LISTED`` of the ids that are not verified. An exit 0 is never given when nothing was
 verified (custom events only, an empty selection): that is exit 4.
+
+The steps, in this order in the file:
+
+* ``collect``: reading the job's sources into the ledger: which streams, in which order, which
+  ids. Every selected stream is read, and after it every later enabled stream of the same
+  record type: a later stream's version of an id supersedes the selected one's (the run applies
+  the streams in job order), so the id is judged against it and only it is ever resent. With
+  ``--last-run`` each stream contributes only what its last sending run covered; with
+  ``--sample N`` each selected stream offers its ids to a reservoir of N.
+* ``check_stream``: checking the ids one stream owns, a chunk at a time: look them up (one
+  request each, or the list pages matched into the ledger page by page), judge them, record the
+  outcomes. Nothing is held in memory beyond a chunk or a page. With ``--last-run`` a contacts
+  listing asks only for profiles updated since that run began (``updateSince``); a contact it
+  does not show may simply not have been sent (change detection found it unchanged), so it is
+  looked up by email (or, without an email, in the full listing) before it can be called
+  missing: a record is missing only when Ometria does not hold it.
+* ``resend``: ``--repair``'s resend: the ids that are not verified, each in its latest version
+  (the one the ledger holds: the last stream in job order that holds the id), pushed through
+  the normal pipeline in ``repair`` mode (validation, dead letter, the run lock; no checkpoint
+  moves, no change detection), paced by the same pacer as verify's reads: one command, one
+  budget.
 """
 
 from __future__ import annotations
@@ -23,25 +44,26 @@ import asyncio
 import contextlib
 import datetime as dt
 import random
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import msgspec
 import structlog
 
 from ometria_sync.config import Job, StreamSettings, read_api_key
-from ometria_sync.errors import OmetriaSyncError
-from ometria_sync.exit_codes import ExitCode
+from ometria_sync.errors import ExitCode, OmetriaSyncError
 from ometria_sync.net.backoff import Backoff
 from ometria_sync.ometria.client import OmetriaClient
 from ometria_sync.pacing.protocol import RatePacer
-from ometria_sync.pipeline.job_run import account_pacer, shared_budget
-from ometria_sync.verify.check import Method, Plan, errors_by_record, plan
-from ometria_sync.verify.collect import Collected, collect
-from ometria_sync.verify.guard import ReadGuard
+from ometria_sync.pipeline.batcher import schema_validator
+from ometria_sync.pipeline.job_run import RunOptions, account_pacer, run_job, shared_budget
+from ometria_sync.sources.files.jsonl import JsonlSourceConfig
+from ometria_sync.verify.check import Method, Plan, errors_by_record, judge, look_up, plan
 from ometria_sync.verify.ledger import Ledger
-from ometria_sync.verify.reader import Reader
-from ometria_sync.verify.repair import resend
-from ometria_sync.verify.stream_check import check_stream
+from ometria_sync.verify.reader import Reader, ReadGuard
+from ometria_sync.verify.select import Sampler, Tally, Window, last_run_window, read_targets
 from ometria_sync.verify.verify_report import (
     LISTED,
     NOT_VERIFIED,
@@ -52,6 +74,144 @@ from ometria_sync.verify.verify_report import (
 
 log = structlog.get_logger("ometria_sync.verify")
 
+# --- collect: the sources into the ledger -------------------------------------------------
+
+#: ranks of one stream's records start at its index times this (a source holds fewer)
+_STREAM_RANKS = 2**40
+
+
+class Collected(msgspec.Struct):
+    """Per stream read: its record type, refused records, and the window it was read in."""
+
+    record_types: dict[str, str]
+    invalid: dict[str, int]
+    windows: dict[str, Window | None]
+
+
+def streams_to_read(job: Job, selected: list[StreamSettings]) -> list[StreamSettings]:
+    """The selected streams and the later enabled streams of their record types, in job
+    order."""
+    names = {s.name for s in selected}
+    first: dict[str, int] = {}
+    for index, stream in enumerate(job.settings.streams):
+        if stream.name in names:
+            first.setdefault(stream.record_type, index)
+    return [s for i, s in enumerate(job.settings.streams)
+            if s.name in names or (s.enabled and i > first.get(s.record_type, i))]
+
+
+async def collect(job: Job, selected: list[StreamSettings], ledger: Ledger, *,
+                  sample: int | None, seed: int, last_run: bool) -> Collected:
+    names = {s.name for s in selected}
+    found = Collected({}, {}, {})
+    for stream in streams_to_read(job, selected):
+        window = None
+        if last_run:
+            window = last_run_window(job.settings.report.folder, stream.name)
+            if window is None:
+                log.warning("no_run_recorded", stream=stream.name,
+                            detail="no sending run in the reports: verifying every record")
+        tally = Tally()
+        sampler = Sampler(sample, seed) if sample is not None and stream.name in names else None
+        rank = job.index_of(stream.name) * _STREAM_RANKS
+        async for targets in read_targets(stream, schema_validator(stream), tally,
+                                          window=window):
+            ledger.add(rank, stream.name, targets,
+                       selected=stream.name in names and sampler is None)
+            rank += len(targets)
+            if sampler is not None:
+                for target in targets:
+                    sampler.offer(target.key)
+        if sampler is not None:
+            ledger.select(sampler.keys)
+        found.record_types[stream.name] = stream.record_type
+        found.invalid[stream.name] = tally.invalid
+        found.windows[stream.name] = None if tally.whole else window
+    return found
+
+
+# --- check_stream: one stream's ids, a chunk at a time ------------------------------------
+
+Errors = dict[tuple[str, str], dict[str, Any]]
+
+
+async def check_stream(reader: Reader, ledger: Ledger, how: Plan, errors: Errors, *,
+                       workers: int, update_since: str | None = None,
+                       again: bool = False) -> None:
+    """Judge the stream's selected ids (``again``: only those not verified yet)."""
+    stream, record_type = how.stream, how.record_type
+    if how.method == "single":
+        for chunk in ledger.chunks(stream, not_verified=again):
+            targets = [t for t, _ in chunk]
+            found = await look_up(reader, record_type, targets, workers=workers)
+            ledger.settle(targets, [judge(stream, record_type, t, found.get(t.key), errors)
+                                    for t in targets])
+        return
+    if how.method == "list":
+        if again:
+            ledger.forget_lookups(stream)
+        await _list(reader, ledger, stream, record_type, update_since)
+        if record_type == "contact" and update_since is not None:
+            await _not_listed(reader, ledger, stream, workers=workers, again=again)
+    for chunk in ledger.chunks(stream, not_verified=again):
+        targets = [t for t, _ in chunk]
+        ledger.settle(targets, [judge(stream, record_type, t, stored, errors)
+                                for t, stored in chunk])
+
+
+async def _list(reader: Reader, ledger: Ledger, stream: str, record_type: str,
+                update_since: str | None) -> None:
+    if record_type == "contact":
+        params = {"updateSince": update_since} if update_since else None
+        async for page in reader.pages("/profiles", params):
+            ledger.match_profiles(stream, page)
+        return
+    async for page in reader.pages(f"/{record_type}s"):
+        ledger.match_ids(stream, page)
+
+
+async def _not_listed(reader: Reader, ledger: Ledger, stream: str, *, workers: int,
+                      again: bool) -> None:
+    """Contacts the ``updateSince`` listing did not show: by email, else the full listing."""
+    for chunk in ledger.chunks(stream, unmatched=True, not_verified=again, with_email=True):
+        targets = [t for t, _ in chunk]
+        ledger.found(await look_up(reader, "contact", targets, workers=workers))
+    if next(ledger.chunks(stream, unmatched=True, not_verified=again, with_email=False,
+                          size=1), None):
+        await _list(reader, ledger, stream, "contact", None)
+
+
+# --- resend: --repair's push through the normal pipeline ----------------------------------
+
+class RepairFailed(OmetriaSyncError):
+    """The resend itself failed (key refused, Ometria unreachable): exit 1."""
+
+
+async def resend(job: Job, ledger: Ledger, streams: list[str], pacer: RatePacer) -> None:
+    """Push the not verified ids of ``streams``: each stream reads a JSON Lines file of its
+    records to resend, written from the ledger a chunk at a time."""
+    by_name = {s.name: s for s in job.settings.streams}
+    with tempfile.TemporaryDirectory(prefix="ometria-sync-repair-") as folder:
+        replaced: list[StreamSettings] = []
+        for name in streams:
+            path = Path(folder) / f"{len(replaced)}.jsonl"
+            with path.open("wb") as out:
+                for chunk in ledger.chunks(name, not_verified=True):
+                    out.write(b"".join(msgspec.json.encode(t.record) + b"\n" for t, _ in chunk))
+            replaced.append(msgspec.structs.replace(
+                by_name[name], source=JsonlSourceConfig(path=str(path)), enabled=True))
+        kept = [s for s in job.settings.streams if s.name not in set(streams)]
+        settings = msgspec.structs.replace(job.settings, streams=replaced + kept)
+        result = await run_job(Job(path=job.path, settings=settings),
+                               RunOptions(repair=True, streams=list(streams), progress="off"),
+                               handle_signals=False, pacer=pacer)
+    if result.exit_code == ExitCode.FATAL:
+        raise RepairFailed(result.error or "the repair run failed")
+    log.info("repair_sent", sent=sum(s.sent for s in result.streams),
+             dead_lettered=sum(s.dead_lettered for s in result.streams))
+
+
+# --- verify_job: the order of work --------------------------------------------------------
 
 def _client(job: Job) -> OmetriaClient:
     ometria = job.settings.ometria

@@ -20,15 +20,12 @@ import msgspec
 import structlog
 
 from ometria_sync.config import StreamSettings
-from ometria_sync.pipeline.batcher import Validator
-from ometria_sync.schemas import record_size_problem
-from ometria_sync.schemas.envelope import envelope_problems
+from ometria_sync.pipeline.batcher import Validator, prepare_record
+from ometria_sync.pipeline.change_filter import identity
 from ometria_sync.sources.base import Position, SourceItem
-from ometria_sync.state.change_index import identity
+from ometria_sync.state.checkpoint_rules import comparable
 
 log = structlog.get_logger("ometria_sync.verify")
-
-_encode = msgspec.json.Encoder(order="sorted").encode
 
 
 class Target(msgspec.Struct):
@@ -54,36 +51,20 @@ class Window(msgspec.Struct, frozen=True):
 
 def prepare(record_type: str, record: Any, validate: Validator) -> dict[str, Any] | None:
     """The record as the batcher would send it (``@type`` added), or None when it would refuse
-    it (the same envelope, schema and size checks)."""
-    if envelope_problems(record):
-        return None
-    declared = record.get("@type")
-    if declared is None:
-        record["@type"] = record_type
-    elif declared != record_type:
-        return None
-    if validate(record_type, record).errors:
-        return None
-    try:
-        encoded = _encode(record)
-    except (TypeError, ValueError, OverflowError):
-        return None
-    if record_size_problem(len(encoded)) is not None:
+    it: the batcher's own :func:`~ometria_sync.pipeline.batcher.prepare_record`."""
+    encoded, _, _ = prepare_record(record_type, record, validate)
+    if encoded is None:
         return None
     decoded: dict[str, Any] = msgspec.json.decode(encoded)
     return decoded
 
 
-def _comparable(position: Any) -> Any:
-    return tuple(_comparable(p) for p in position) if isinstance(position, list) else position
-
-
 def _inside(position: Any, window: Window) -> bool:
-    here = _comparable(position)
+    here = comparable(position)
     try:
-        if window.start is not None and not here > _comparable(window.start):
+        if window.start is not None and not here > comparable(window.start):
             return False
-        return bool(here <= _comparable(window.end))
+        return bool(here <= comparable(window.end))
     except TypeError:
         return True  # positions of another shape: better checked than skipped
 

@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from ometria_sync.emulator.keys import STORE
+from ometria_sync.emulator.behaviour import STORE
 from tests.e2e.conftest import KEY, Workspace
 from tests.sources.omneo import samples
 from tests.sources.omneo.standin import TOKEN, OmneoData, StandIn, running_standin

@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from ometria_sync.emulator.keys import STORE
+from ometria_sync.emulator.behaviour import STORE
 from tests.e2e.conftest import Workspace
 from tests.pg import DSN, QUERY, fill
 

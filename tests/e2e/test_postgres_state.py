@@ -68,8 +68,8 @@ async def test_postgres_state_keeps_no_file_and_status_reset_dead_letter_work(
 
 async def test_a_second_run_from_another_folder_exits_at_once_naming_the_holder(
         tmp_path: Path, emulator: Emulator, pg_schema: str) -> None:
-    records = contact_records(3000)
-    first_ws = pg_workspace(tmp_path / "a", pg_schema, records)
+    records = contact_records(12000)  # 12 s of sending at 10/s: still going when the second,
+    first_ws = pg_workspace(tmp_path / "a", pg_schema, records)  # bound to 10 s, is done
     second_ws = pg_workspace(tmp_path / "b", pg_schema, records)
     async with emulator(rate=10) as emu:
         first_ws.job(STATE.format(schema=pg_schema) + CONTACTS, rate_limit_per_second=10)

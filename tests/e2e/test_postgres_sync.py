@@ -31,7 +31,7 @@ query = "{query}"
 cursor = ["updated_at", "seq"]
 drop = ["updated_at", "seq"]
 # the crash trials bound resends by what was in flight; a lookback also re-reads rows before
-# the checkpoint whose hashes were not written yet when the process died (README: PostgreSQL)
+# the checkpoint whose hashes were not written yet when the process died (docs/sources.md)
 lookback_seconds = 0
 """, rate_limit_per_second=rate, concurrency=DISPATCHERS)
 

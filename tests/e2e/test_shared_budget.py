@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import ometria_sync.emulator.push as emulator_push
-from ometria_sync.emulator.keys import STORE
+from ometria_sync.emulator.behaviour import STORE
 from tests.e2e.conftest import CONTACTS, CliResult, Workspace, jsonl
 from tests.redis_server import REDIS_URL, private_redis, require_redis
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from ometria_sync.emulator.keys import STORE
+from ometria_sync.emulator.behaviour import STORE
 from tests.e2e.conftest import CONTACTS, Workspace, contact_records, jsonl
 from tests.sources.omneo.standin import TOKEN, OmneoData, running_standin
 

@@ -10,7 +10,7 @@ import asyncio
 import json
 from typing import Any
 
-from ometria_sync.emulator.keys import STORE
+from ometria_sync.emulator.behaviour import STORE
 from tests.e2e.conftest import EmulatorFactory, Workspace, jsonl
 
 STREAMS = """

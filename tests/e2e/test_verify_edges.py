@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from ometria_sync.config import load_job
-from ometria_sync.emulator.keys import STORE
+from ometria_sync.emulator.behaviour import STORE
 from ometria_sync.pacing.pacer import Pacer
-from ometria_sync.state.run_lock import run_in_progress
+from ometria_sync.state.file_lock import run_in_progress
 from ometria_sync.verify.run import verify_job
 from ometria_sync.verify.verify_report import VerifyOptions
 from tests.e2e.conftest import CONTACTS, EmulatorFactory, Workspace, contact_records, jsonl

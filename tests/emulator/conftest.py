@@ -10,7 +10,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from ometria_sync.emulator.app import create_app
-from ometria_sync.emulator.options import EmulatorOptions
+from ometria_sync.emulator.behaviour import EmulatorOptions
 from tests.emulator.support import KEY, Emu, EmuFactory
 
 

@@ -9,7 +9,7 @@ import msgspec
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 
-from ometria_sync.emulator.keys import STORE
+from ometria_sync.emulator.behaviour import STORE
 from ometria_sync.emulator.store import EmulatorStore
 
 KEY = "test-key"

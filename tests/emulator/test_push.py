@@ -12,8 +12,7 @@ import msgspec
 import pytest
 
 from ometria_sync.emulator.app import create_app
-from ometria_sync.emulator.keys import STORE
-from ometria_sync.emulator.options import EmulatorOptions
+from ometria_sync.emulator.behaviour import STORE, EmulatorOptions
 from ometria_sync.schemas import MAX_RECORD_BYTES
 from tests.emulator.support import KEY, EmuFactory, contact, order
 

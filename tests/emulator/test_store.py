@@ -11,9 +11,8 @@ import aiohttp
 import pytest
 
 from ometria_sync.emulator import EmulatorOptions, create_app, running_emulator
-from ometria_sync.emulator.keys import STORE
-from ometria_sync.emulator.store import EmulatorStore, merge, record_key
-from ometria_sync.emulator.window import SlidingWindow
+from ometria_sync.emulator.behaviour import STORE
+from ometria_sync.emulator.store import EmulatorStore, SlidingWindow, merge, record_key
 from ometria_sync.schemas import MAX_RECORD_BYTES
 from tests.emulator.support import AUTH, KEY, contact, order, product
 

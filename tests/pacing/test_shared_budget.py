@@ -416,3 +416,30 @@ def test_percentiles_in_milliseconds_over_bounded_samples() -> None:
     assert len(stats.waits) <= 10_000 and stats.waits[-1] == 19.999
     assert stats.percentile_ms("lateness", 0.99) == 1.0
     assert stats.percentile_ms("waits", 0.0) == pytest.approx(stats.waits[0] * 1000)
+
+
+async def test_a_process_that_knew_an_older_server_learns_the_new_one_and_holds_once(
+        shared_redis: Redis) -> None:
+    """A process whose idea of the answering Redis is stale (its client reconnected to a
+    restarted or promoted server without raising, as redis-py's own retries do) asks again
+    which server answers instead of writing its stale one into the state: otherwise it and a
+    process that knows the new server overwrite each other's idea on every call, and every
+    call holds the account a full window (a run that never sends again)."""
+    client, prefix = shared_redis
+    run_id = str((await client.info("server"))["run_id"])
+    a = SharedBudget(aioredis.from_url(REDIS_URL), prefix, 4.0, url=REDIS_URL)
+    b = SharedBudget(aioredis.from_url(REDIS_URL), prefix, 4.0, url=REDIS_URL)
+    try:
+        for budget in (a, b):
+            (await budget.acquire()).done()
+        a._redis._server = "0" * 40  # what a silently reconnected client still believes
+        (await a.acquire()).done()
+        assert (await client.hget(prefix + "state", "server")).decode() == run_id
+        holds = b.stats.holds
+        for _ in range(2):
+            for budget in (b, a):
+                (await budget.acquire()).done()
+        assert b.stats.holds == holds  # nothing holds again once both know the server
+    finally:
+        await a.aclose()
+        await b.aclose()

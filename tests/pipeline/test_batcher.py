@@ -13,9 +13,8 @@ import msgspec
 import pytest
 
 from ometria_sync.clock import Sleep
-from ometria_sync.pipeline.batch import Batch, encode_body
+from ometria_sync.pipeline.batch import Batch, PartScope, encode_body
 from ometria_sync.pipeline.batcher import Batcher
-from ometria_sync.pipeline.part_scope import PartScope
 from ometria_sync.pipeline.stats import StreamStats
 from ometria_sync.schemas import MAX_RECORD_BYTES
 from ometria_sync.sources.base import SourceItem

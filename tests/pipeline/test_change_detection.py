@@ -10,7 +10,7 @@ from ometria_sync.config import Job
 from ometria_sync.errors import TransientError
 from ometria_sync.ometria.push import PushResult
 from ometria_sync.pipeline.job_run import JobResult, RunOptions, run_job
-from ometria_sync.state.checkpoints import open_checkpoint_store
+from ometria_sync.state.sqlite_sql import open_checkpoint_store
 from tests.fakes import FakeOmetria, contacts, minimal_validator, write_jsonl
 
 MakeJob = Callable[..., Job]
@@ -156,7 +156,7 @@ async def test_hashes_are_written_in_few_transactions_and_all_by_the_end(
     """A write per acknowledged batch was the biggest cost on the event loop at high rates:
     12,000 records (120 batches) are remembered in 3 sorted writes, the last one when the run
     ends, and the next run knows every one of them."""
-    from ometria_sync.state.change_index import ChangeIndex
+    from ometria_sync.state.sqlite_sql import ChangeIndex
 
     writes: list[list[tuple[int, int]]] = []
     remember = ChangeIndex.remember

@@ -18,7 +18,7 @@ from ometria_sync.errors import (
 )
 from ometria_sync.ometria.push import PushResult
 from ometria_sync.pipeline.job_run import JobResult, run_job
-from ometria_sync.state.checkpoints import open_checkpoint_store
+from ometria_sync.state.sqlite_sql import open_checkpoint_store
 from tests.fakes import FakeOmetria, contacts, minimal_validator, write_jsonl
 
 MakeJob = Callable[..., Job]

@@ -11,14 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ometria_sync.pipeline.acked_hashes import AckedHashes
-from ometria_sync.pipeline.batch import Batch, BatchRecord
-from ometria_sync.pipeline.change_filter import ChangeFilter
-from ometria_sync.pipeline.checkpointer import Checkpointer
-from ometria_sync.pipeline.part_scope import PartScope
+from ometria_sync.pipeline.batch import Batch, BatchRecord, Outcome, PartScope
+from ometria_sync.pipeline.change_filter import ChangeFilter, hash64
+from ometria_sync.pipeline.settle import AckedHashes, Settlement
 from ometria_sync.pipeline.stats import StreamStats
-from ometria_sync.state.change_index import hash64
-from ometria_sync.state.sqlite_state import SqliteState
+from ometria_sync.state.sqlite_store import SqliteState
 from tests.clock import FakeClock
 
 A, B = b'{"id":"p0","title":"A"}', b'{"id":"p0","title":"B"}'
@@ -55,10 +52,11 @@ async def _night(state: SqliteState, records: list[BatchRecord], *,
     hashes = AckedHashes(counting, changes, clock=FakeClock().time)  # type: ignore[arg-type]
     scope = PartScope("products", "p.jsonl", StreamStats(stream="products"),
                       _DeadLetter())  # type: ignore[arg-type]
-    checkpointer = Checkpointer(scope, counting, part_key="", fingerprint="fp",  # type: ignore[arg-type]
-                                save=True, hashes=hashes)
-    hashes.remember(records)  # Ometria acknowledged the batch
-    checkpointer.settle(Batch(seq=0, records=records, end_position=[100, 1]), len(records))
+    settlement = Settlement(scope, counting, part_key="", fingerprint="fp",  # type: ignore[arg-type]
+                            save=True, hashes=hashes)
+    # Ometria acknowledged the batch
+    settlement.settle(Batch(seq=0, records=records, end_position=[100, 1]),
+                      Outcome(delivered=len(records), acknowledged=records))
     await state.flush()  # what was submitted commits; the buffer dies with the process
     return counting
 

@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 from aioresponses import CallbackResult, aioresponses
 
-from ometria_sync.cli.report_cmds import finish_report
-from ometria_sync.cli.summary import print_summary
+from ometria_sync.cli.common import print_summary
+from ometria_sync.cli.report import finish_report
 from ometria_sync.config import Job
 from ometria_sync.pipeline.job_run import JobResult, RunOptions, run_job
-from ometria_sync.state.opening import open_state
+from ometria_sync.state import open_state
 from tests.fakes import contacts, minimal_validator, write_jsonl
 
 BASE = "https://api.example.test/v2"

@@ -17,8 +17,8 @@ from ometria_sync.config import Job
 from ometria_sync.errors import FatalApiError, StateError
 from ometria_sync.ometria.client import OmetriaClient
 from ometria_sync.pipeline.job_run import RunOptions, run_job
-from ometria_sync.state.checkpoints import SqliteCheckpointStore, open_checkpoint_store
-from ometria_sync.state.run_lock import RunLock, lock_path_for
+from ometria_sync.state.file_lock import RunLock, lock_path_for
+from ometria_sync.state.sqlite_sql import SqliteCheckpointStore, open_checkpoint_store
 from tests.fakes import FakeOmetria, contacts, minimal_validator, write_jsonl
 
 MakeJob = Callable[..., Job]

@@ -15,8 +15,8 @@ from typing import Any
 from aioresponses import CallbackResult, aioresponses
 from structlog.testing import capture_logs
 
-from ometria_sync.cli.report_cmds import finish_report
-from ometria_sync.cli.summary import print_summary
+from ometria_sync.cli.common import print_summary
+from ometria_sync.cli.report import finish_report
 from ometria_sync.config import Job
 from ometria_sync.pacing.budget_stats import BudgetStats
 from ometria_sync.pipeline.job_run import RunOptions, run_job

@@ -11,9 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ometria_sync.schemas import RECORD_TYPES, validate_record
-from ometria_sync.schemas.codes import COUNTRIES, CURRENCIES
-from ometria_sync.schemas.formats import email_problem, id_problem, timestamp_problem
 from ometria_sync.schemas.records import RECORD_STRUCTS
+from ometria_sync.schemas.rules import (
+    COUNTRIES,
+    CURRENCIES,
+    email_problem,
+    id_problem,
+    timestamp_problem,
+)
 
 JSON_SCALARS = (st.none() | st.booleans() | st.integers()
                 | st.floats(allow_nan=False, allow_infinity=False)

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from ometria_sync.errors import ConfigError, SourceError
 from ometria_sync.sources.base import SourceItem
-from ometria_sync.sources.csv_files import CsvFile, CsvOptions, CsvSourceConfig
+from ometria_sync.sources.files.csv import CsvOptions, CsvPart, CsvSourceConfig
+from ometria_sync.sources.files.location import LocalFile
 from ometria_sync.sources.mapping import ColumnSpec
 
 ORDERS = CsvOptions(columns={
@@ -26,7 +27,7 @@ HEADER = "order_id,created,email,total,sku,qty,price,notes\n"
 
 async def read_all(path: Path, options: CsvOptions, start: Any = None) -> list[SourceItem]:
     items: list[SourceItem] = []
-    async for chunk in CsvFile(path, options).read(start):
+    async for chunk in CsvPart(LocalFile(path), options).read(start):
         items += chunk
     return items
 
@@ -154,7 +155,7 @@ async def test_a_broken_gzip_delivers_what_came_before_then_fails_clearly(
     path.write_bytes(data[: len(data) // 2])
     items: list[SourceItem] = []
     with pytest.raises(SourceError, match=r"broken.csv.gz: unreadable after line \d+"):
-        async for chunk in CsvFile(path, CsvOptions()).read(None):
+        async for chunk in CsvPart(LocalFile(path), CsvOptions()).read(None):
             items += chunk
     assert items and all(i.error is None for i in items)
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from ometria_sync.sources.csv_files import CsvOptions, CsvSourceConfig
-from ometria_sync.sources.file_settings import FileSettings
-from ometria_sync.sources.globbed import _CSV_ONLY, GlobSourceConfig
-from ometria_sync.sources.jsonl import JsonlSourceConfig
-from ometria_sync.sources.objects import StoreOptions
-from ometria_sync.sources.registry import SourceSpec
+from ometria_sync.sources import SourceSpec
+from ometria_sync.sources.files.csv import CsvOptions, CsvSourceConfig
+from ometria_sync.sources.files.glob import _CSV_ONLY, GlobSourceConfig
+from ometria_sync.sources.files.jsonl import JsonlSourceConfig
+from ometria_sync.sources.files.location import FileSettings
+from ometria_sync.sources.files.store import StoreOptions
 
 SHARED = {"max_line_bytes": 2048, "endpoint_url": "http://127.0.0.1:9000",
           "region": "eu-west-2"}

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ometria_sync.errors import ConfigError
-from ometria_sync.sources.globbed import GlobSourceConfig
+from ometria_sync.sources.files.glob import GlobSourceConfig
 
 
 def _drops(folder: Path) -> None:

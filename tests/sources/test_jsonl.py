@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ometria_sync.sources import jsonl
-from ometria_sync.sources.jsonl import decode_line
+from ometria_sync.sources.files import jsonl
+from ometria_sync.sources.files.jsonl import decode_line
 
 LINE = b'{"id":"u1","name":"caf\xe9"}'
 

@@ -19,9 +19,10 @@ from ometria_sync.config import Job
 from ometria_sync.errors import ConfigError
 from ometria_sync.pipeline.job_run import RunOptions, run_job
 from ometria_sync.sources.base import SourceItem
-from ometria_sync.sources.csv_files import CsvFile, CsvOptions
-from ometria_sync.sources.jsonl import JsonlFile
-from ometria_sync.sources.lines import PREFIX_BYTES, BoundedLines, Line
+from ometria_sync.sources.files.csv import CsvOptions, CsvPart
+from ometria_sync.sources.files.jsonl import JsonlPart
+from ometria_sync.sources.files.lines import PREFIX_BYTES, BoundedLines, Line
+from ometria_sync.sources.files.location import LocalFile
 from ometria_sync.state.deadletter import RAW_PREFIX_BYTES, DeadLetterWriter
 from tests.fakes import FakeOmetria, minimal_validator
 
@@ -100,13 +101,13 @@ async def test_jsonl_positions_stay_exact_and_resume_after_the_long_line(tmp_pat
     path = tmp_path / "c.jsonl"
     path.write_bytes(b'{"id":"a"}\r\n' + b'"' + b"y" * 3000 + b'"\n' + b'{"id":"b"}')
     items: list[SourceItem] = []
-    async for chunk in JsonlFile(path, max_line_bytes=2048).read(None):
+    async for chunk in JsonlPart(LocalFile(path), max_line_bytes=2048).read(None):
         items += chunk
     assert [(i.line, i.error) for i in items] == [
         (1, None), (2, "line is 3002 bytes, over the 2 KB limit"), (3, None)]
     assert [i.position for i in items] == [(12, 1), (12 + 3003, 2), (12 + 3003 + 10, 3)]
-    resumed = [i async for chunk in JsonlFile(path, max_line_bytes=2048).read(items[1].position)
-               for i in chunk]
+    part = JsonlPart(LocalFile(path), max_line_bytes=2048)
+    resumed = [i async for chunk in part.read(items[1].position) for i in chunk]
     assert [i.record for i in resumed] == [{"id": "b"}]
 
 
@@ -114,7 +115,7 @@ CSV = CsvOptions(columns={"email": "email"}, max_line_bytes=1024)
 
 
 async def read_csv(path: Path, start: Any = None) -> list[SourceItem]:
-    return [i async for chunk in CsvFile(path, CSV).read(start) for i in chunk]
+    return [i async for chunk in CsvPart(LocalFile(path), CSV).read(start) for i in chunk]
 
 
 async def test_a_csv_row_with_a_line_over_the_limit_is_refused_and_the_next_rows_read(
@@ -151,8 +152,8 @@ async def test_csv_memory_stays_flat_for_a_51_mb_line(tmp_path: Path) -> None:
         fh.write(b"\nc3,c@example.com\n")
     tracemalloc.start()
     try:
-        items = [i async for chunk in CsvFile(path, CsvOptions(columns={"email": "email"})
-                                               ).read(None) for i in chunk]
+        part = CsvPart(LocalFile(path), CsvOptions(columns={"email": "email"}))
+        items = [i async for chunk in part.read(None) for i in chunk]
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

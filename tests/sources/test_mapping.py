@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ometria_sync.errors import ConfigError
-from ometria_sync.sources.csv_files import CsvOptions
+from ometria_sync.sources.files.csv import CsvOptions
 from ometria_sync.sources.mapping import (
     CellError,
     ColumnSpec,

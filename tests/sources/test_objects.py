@@ -13,12 +13,19 @@ import pytest
 
 from ometria_sync.errors import ConfigError, SourceError
 from ometria_sync.sources.base import SourceItem, SourcePart
-from ometria_sync.sources.csv_files import CsvFile, CsvSourceConfig
-from ometria_sync.sources.globbed import GlobSourceConfig
-from ometria_sync.sources.jsonl import JsonlFile, JsonlSourceConfig
-from ometria_sync.sources.object_reader import STREAM_CHUNK_BYTES, ObjectReader
-from ometria_sync.sources.object_store import head, store_for
-from ometria_sync.sources.objects import ObjectInfo, ObjectUrl, StoreOptions
+from ometria_sync.sources.files.csv import CsvPart, CsvSourceConfig
+from ometria_sync.sources.files.glob import GlobSourceConfig
+from ometria_sync.sources.files.jsonl import JsonlPart, JsonlSourceConfig
+from ometria_sync.sources.files.location import LocalFile
+from ometria_sync.sources.files.store import (
+    STREAM_CHUNK_BYTES,
+    ObjectInfo,
+    ObjectReader,
+    ObjectUrl,
+    StoreOptions,
+    head,
+    store_for,
+)
 from tests.s3 import Bucket, Proxy, S3Server
 
 
@@ -59,11 +66,11 @@ async def test_an_object_reads_like_the_same_file_on_disk(
     url = s3.put("drops/c.jsonl", body)
     part = await _object_part(JsonlSourceConfig(path=url, **_store(s3)))
     assert part.label == url
-    expected = await _items(JsonlFile(local))
+    expected = await _items(JsonlPart(LocalFile(local)))
     _same(await _items(part), expected)
     # resumed from a checkpoint in the middle: the same items as the file from there
     middle = expected[1500].position
-    _same(await _items(part, middle), await _items(JsonlFile(local), middle))
+    _same(await _items(part, middle), await _items(JsonlPart(LocalFile(local)), middle))
 
 
 async def test_a_resume_of_an_uncompressed_object_is_one_ranged_get(s3: Bucket) -> None:
@@ -155,7 +162,7 @@ async def test_a_csv_object_reads_like_the_file(s3: Bucket, tmp_path: Path) -> N
     config.check("streams[0].source")
     await config.preflight("streams[0].source")
     part = await _object_part(config)
-    local = CsvFile(tmp_path / "c.csv.gz", CsvSourceConfig(path="", columns=columns))
+    local = CsvPart(LocalFile(tmp_path / "c.csv.gz"), CsvSourceConfig(path="", columns=columns))
     expected = await _items(local)
     _same(await _items(part), expected)
     _same(await _items(part, expected[700].position),

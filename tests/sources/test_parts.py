@@ -10,13 +10,21 @@ from pathlib import Path
 import pytest
 
 from ometria_sync.sources.base import SourcePart
-from ometria_sync.sources.csv_files import CsvFile, CsvObject, CsvOptions
-from ometria_sync.sources.jsonl import JsonlFile, JsonlObject
+from ometria_sync.sources.files.csv import CsvOptions, CsvPart
+from ometria_sync.sources.files.jsonl import JsonlPart
+from ometria_sync.sources.files.location import (
+    LocalFile,
+    LocalPath,
+    ObjectPath,
+    StoredObject,
+    location_for,
+)
+from ometria_sync.sources.files.store import StoreOptions
 from ometria_sync.sources.omneo import OmneoProfilesConfig, OmneoTransactionsConfig
 from ometria_sync.sources.omneo.reader import OmneoPart
 from ometria_sync.sources.postgres import PostgresQuery, PostgresSourceConfig
 
-PART_CLASSES = [JsonlFile, JsonlObject, CsvFile, CsvObject, PostgresQuery, OmneoPart]
+PART_CLASSES = [JsonlPart, CsvPart, PostgresQuery, OmneoPart]
 
 
 @pytest.mark.parametrize("cls", PART_CLASSES, ids=lambda c: c.__name__)
@@ -28,15 +36,35 @@ def test_every_part_class_has_the_whole_hook(cls: type) -> None:
     assert inspect.iscoroutinefunction(cls.fingerprint)
 
 
+@pytest.mark.parametrize("cls", [LocalFile, StoredObject], ids=lambda c: c.__name__)
+def test_every_location_has_what_the_formats_read_it_by(cls: type) -> None:
+    """A local file and a stored object each open at an offset, describe themselves (label,
+    fingerprint, size) and say whether reads block: the two formats read either."""
+    for name in ("label", "fingerprint", "size", "open_at", "read", "blocking_reads"):
+        assert hasattr(cls, name), name
+    assert inspect.iscoroutinefunction(cls.size)
+    assert inspect.iscoroutinefunction(cls.fingerprint)
+    assert [LocalFile.blocking_reads, StoredObject.blocking_reads] == [False, True]
+
+
+def test_a_path_is_local_and_an_s3_or_gs_url_is_an_object() -> None:
+    """``location_for`` tells the two apart, and an object keeps its store settings."""
+    store = StoreOptions("http://127.0.0.1:9000", "eu-west-1")
+    assert location_for("data/c.jsonl", store) == LocalPath("data/c.jsonl")
+    assert location_for("s3://b/c.jsonl", store) == ObjectPath("s3://b/c.jsonl", store)
+    assert location_for("gs://b/*.csv", store) == ObjectPath("gs://b/*.csv", store)
+    assert isinstance(location_for("s3-drops/c.jsonl", store), LocalPath)
+
+
 async def test_a_plain_file_knows_its_size_and_a_gzip_file_does_not(tmp_path: Path) -> None:
     """Bytes to read for a plain file; None for gzip, whose uncompressed size is unknown."""
     plain = tmp_path / "a.jsonl"
     plain.write_bytes(b'{"id": "1"}\n' * 10)
     packed = tmp_path / "a.jsonl.gz"
     packed.write_bytes(gzip.compress(plain.read_bytes()))
-    parts: list[SourcePart] = [JsonlFile(plain), CsvFile(plain, CsvOptions())]
+    parts: list[SourcePart] = [JsonlPart(LocalFile(plain)), CsvPart(LocalFile(plain), CsvOptions())]
     assert [await p.size() for p in parts] == [120, 120]
-    assert await JsonlFile(packed).size() is None
+    assert await JsonlPart(LocalFile(packed)).size() is None
 
 
 async def test_a_query_cannot_know_its_size() -> None:

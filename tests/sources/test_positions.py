@@ -11,8 +11,9 @@ import pytest
 
 from ometria_sync.errors import SourceError
 from ometria_sync.sources.base import LinePosition, Position, SourcePart, checkpoint_as
-from ometria_sync.sources.csv_files import CsvFile, CsvOptions
-from ometria_sync.sources.jsonl import JsonlFile
+from ometria_sync.sources.files.csv import CsvOptions, CsvPart
+from ometria_sync.sources.files.jsonl import JsonlPart
+from ometria_sync.sources.files.location import LocalFile
 from ometria_sync.sources.postgres import PostgresQuery, PostgresSourceConfig
 
 NOT_A_FILE_POSITION = ["abc", 5, [-1, 0], [10], {"after": ["x"]}, [10, 1, 2], ["x", 1]]
@@ -30,7 +31,7 @@ def _files(tmp_path: Path) -> list[SourcePart]:
     jsonl.write_text('{"id": "1"}\n{"id": "2"}\n')
     csv = tmp_path / "a.csv"
     csv.write_text("id\n1\n2\n")
-    return [JsonlFile(jsonl), CsvFile(csv, CsvOptions())]
+    return [JsonlPart(LocalFile(jsonl)), CsvPart(LocalFile(csv), CsvOptions())]
 
 
 @pytest.mark.parametrize("start", NOT_A_FILE_POSITION, ids=repr)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ometria_sync.state.opening import open_state
+from ometria_sync.state import open_state
 from ometria_sync.state.store import StateStore
 from tests.pg import DSN
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from ometria_sync.state.opening import open_state
+from ometria_sync.state import open_state
 from ometria_sync.state.pg_state import PostgresState
 from tests.pg import connect
 from tests.pg_proxy import PgProxy

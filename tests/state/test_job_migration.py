@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from ometria_sync.state import open_state, sqlite_sql
 from ometria_sync.state import pg_schema as pg_tables
-from ometria_sync.state import sqlite_schema
 from ometria_sync.state.account import AccountIdentity, AccountMismatch
-from ometria_sync.state.opening import open_state
 from ometria_sync.state.store import StateStore
 from tests.pg import DSN, connect
 
@@ -107,7 +106,7 @@ async def test_a_sqlite_store_of_version_2_is_adopted_by_the_jobs_that_list_its_
     url = _sqlite_v2(path)
     await _adoption(url, "ometria_sync")
     db = sqlite3.connect(path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == sqlite_schema.SCHEMA_VERSION
+    assert db.execute("PRAGMA user_version").fetchone()[0] == sqlite_sql.SCHEMA_VERSION
     db.close()
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from ometria_sync.errors import StateError
+from ometria_sync.state import open_state
 from ometria_sync.state.account import AccountIdentity
-from ometria_sync.state.opening import open_state
 from ometria_sync.state.store import StateStore
 from tests.pg import DSN
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ometria_sync.state.opening import open_state
+from ometria_sync.state import open_state
 from ometria_sync.state.pg_queue import Op
 from ometria_sync.state.pg_state import PostgresState
 from tests.pg import DSN, connect

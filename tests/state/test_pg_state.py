@@ -13,9 +13,8 @@ import pytest
 
 from ometria_sync.errors import StateError
 from ometria_sync.net.urls import redact_url
-from ometria_sync.state.opening import open_state
-from ometria_sync.state.pg_lease import RunLockLost
-from ometria_sync.state.pg_lock import PgRunLock, RunLockHeld
+from ometria_sync.state import open_state
+from ometria_sync.state.pg_lock import PgRunLock, RunLockHeld, RunLockLost
 from ometria_sync.state.pg_schema import SCHEMA_VERSION, migrate, stored_version
 from ometria_sync.state.pg_state import PostgresState, StateConnectionLost
 from tests.pg import DSN, connect, terminate_backends

@@ -9,7 +9,7 @@ import pytest
 from ometria_sync.config.checks import check_settings
 from ometria_sync.config.sections import JobSettings, StateSettings
 from ometria_sync.errors import ConfigError, StateError
-from ometria_sync.state.opening import open_state
+from ometria_sync.state import open_state
 from ometria_sync.state.pg_schema import lock_key
 from ometria_sync.state.store import check_schema
 from tests.pg import DSN

@@ -13,11 +13,10 @@ from pathlib import Path
 import pytest
 
 from ometria_sync.errors import StateError
-from ometria_sync.state.checkpoints import SqliteCheckpointStore
-from ometria_sync.state.opening import open_state
+from ometria_sync.state import open_state
 from ometria_sync.state.pg_state import PostgresState, StateConnectionLost
-from ometria_sync.state.sqlite_state import SqliteState
-from ometria_sync.state.state_thread import StateThread
+from ometria_sync.state.sqlite_sql import SqliteCheckpointStore
+from ometria_sync.state.sqlite_store import SqliteState, StateThread
 from tests.pg import DSN, connect
 
 _ROW = ("run1", "products", "2026-12-06T00:00:00+00:00", '{"id": "bad 5"}')

@@ -9,8 +9,13 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ometria_sync.verify.compare import Difference, compare
-from ometria_sync.verify.kinds import ProfileIndex, compare_contact, contact_as_profile
+from ometria_sync.verify.compare import (
+    Difference,
+    ProfileIndex,
+    compare,
+    compare_contact,
+    contact_as_profile,
+)
 
 instants = st.datetimes(min_value=dt.datetime(1971, 1, 1), max_value=dt.datetime(2100, 1, 1),
                         timezones=st.just(dt.UTC))

@@ -15,12 +15,12 @@ from ometria_sync.net.backoff import Backoff
 from ometria_sync.ometria.client import OmetriaClient
 from ometria_sync.pacing.pacer import Pacer
 from ometria_sync.verify import ledger as ledger_module
-from ometria_sync.verify import stream_check
+from ometria_sync.verify import run as run_module
 from ometria_sync.verify.check import look_up, plan
 from ometria_sync.verify.ledger import Ledger
 from ometria_sync.verify.reader import Reader
+from ometria_sync.verify.run import check_stream
 from ometria_sync.verify.select import Target
-from ometria_sync.verify.stream_check import check_stream
 
 BASE = "https://api.example.test/v2"
 ORDERS = re.compile(r"^https://api\.example\.test/v2/orders\?.*$")
@@ -142,7 +142,7 @@ async def test_ids_are_looked_up_and_settled_a_chunk_at_a_time(
         calls.append((len(targets), settled))
         return {t.key: dict(t.record) for t in targets}
 
-    monkeypatch.setattr(stream_check, "look_up", fake_look_up)
+    monkeypatch.setattr(run_module, "look_up", fake_look_up)
     await check_stream(reader, ledger, plan("orders", "order", 100, 100, "single"), {},
                        workers=2)
     assert calls == [(40, 0), (40, 40), (20, 80)]

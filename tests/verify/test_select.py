@@ -11,8 +11,8 @@ from typing import Any
 
 from ometria_sync.config import Job
 from ometria_sync.verify.check import plan
-from ometria_sync.verify.collect import collect
 from ometria_sync.verify.ledger import Ledger
+from ometria_sync.verify.run import collect
 from ometria_sync.verify.select import Target, Window, last_run_window
 
 

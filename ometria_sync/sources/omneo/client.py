@@ -2,7 +2,7 @@
 
 Omneo documents no rate limit, so the client paces itself (requests evenly spaced at
 ``rate_limit_per_second``, the same pacer as Ometria's but a separate instance: reading Omneo
-never spends Ometria's budget; one per tenant, see :mod:`.pacers`) and keeps at most
+never spends Ometria's budget; one per tenant, see :func:`.reader.tenant_pacer`) and keeps at most
 ``concurrency`` requests in flight.
 
 Answers and what they mean for the stream:
@@ -32,8 +32,8 @@ import structlog
 from ometria_sync._version import __version__
 from ometria_sync.clock import Sleep
 from ometria_sync.errors import RetryableError, SourceError, ThrottledError, TransientError
-from ometria_sync.net.backoff import Backoff
-from ometria_sync.net.http import parse_retry_after, ssl_context
+from ometria_sync.net.backoff import Backoff, parse_retry_after
+from ometria_sync.net.http import ssl_context
 from ometria_sync.pacing.pacer import Pacer
 
 log = structlog.get_logger("ometria_sync.omneo")

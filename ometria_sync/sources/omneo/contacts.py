@@ -8,14 +8,12 @@ Consent is sent only when Omneo's ``attributes.comms`` is present; ``@force_opti
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ometria_sync.sources.omneo.normalise import iso
 from ometria_sync.sources.omneo.profile import Aggregations, Comms, Profile
 from ometria_sync.sources.omneo.properties import contact_values
-
-if TYPE_CHECKING:  # the settings import the readers to open them
-    from ometria_sync.sources.omneo.config import OmneoProfilesConfig, OmneoSourceConfig
+from ometria_sync.sources.omneo.settings import OmneoProfilesSettings, OmneoSourceConfig
 
 _GENDERS = {"male": "m", "m": "m", "female": "f", "f": "f", "other": "o", "o": "o"}
 _E164 = re.compile(r"\+[1-9]\d{1,14}", re.ASCII)
@@ -38,7 +36,7 @@ def customer_id(profile: Profile, settings: OmneoSourceConfig) -> str | None:
 
 
 def to_contact(profile: Profile, aggregations: Aggregations | None,
-               settings: OmneoProfilesConfig) -> dict[str, Any]:
+               settings: OmneoProfilesSettings) -> dict[str, Any]:
     """The contact to push. Never raises: every value here was read and checked already."""
     contact: dict[str, Any] = {"@type": "contact", "@collection": settings.collection,
                                "@merge": True, "id": profile.id}
@@ -67,7 +65,7 @@ def to_contact(profile: Profile, aggregations: Aggregations | None,
     return contact
 
 
-def _name(value: str | None, settings: OmneoProfilesConfig) -> str | None:
+def _name(value: str | None, settings: OmneoProfilesSettings) -> str | None:
     if value and settings.drop_unknown_names and value.lower() == PLACEHOLDER_NAME:
         return None
     return value

@@ -18,7 +18,7 @@ import zoneinfo
 from typing import Any
 
 from ometria_sync.schemas.problems import show
-from ometria_sync.sources.words import boolean_word
+from ometria_sync.sources.mapping import boolean_word
 
 _DECIMAL = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)", re.ASCII)
 _DATETIME = re.compile(

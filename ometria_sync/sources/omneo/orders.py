@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ometria_sync.sources.omneo.contacts import customer_id
 from ometria_sync.sources.omneo.fields import FieldError
@@ -25,16 +25,14 @@ from ometria_sync.sources.omneo.properties import (
     ORDER_PROPERTIES,
     table,
 )
+from ometria_sync.sources.omneo.settings import OmneoTransactionsSettings
 from ometria_sync.sources.omneo.transaction import Item, Transaction
-
-if TYPE_CHECKING:  # the settings import the readers to open them
-    from ometria_sync.sources.omneo.config import OmneoTransactionsConfig
 
 RETURN_NOT_MAPPED = "omneo_return_not_mapped"
 
 
 def to_order(tx: Transaction, profile: Profile | None,
-             settings: OmneoTransactionsConfig) -> dict[str, Any]:
+             settings: OmneoTransactionsSettings) -> dict[str, Any]:
     """The order to push, or FieldError. ``profile`` is the transaction's profile as far as it
     is known (embedded or looked up)."""
     _refuse_returns(tx)
@@ -61,7 +59,7 @@ def to_order(tx: Transaction, profile: Profile | None,
     return order
 
 
-def order_id(tx: Transaction, settings: OmneoTransactionsConfig) -> str:
+def order_id(tx: Transaction, settings: OmneoTransactionsSettings) -> str:
     if settings.order_id == "external_id":
         if not tx.external_id:
             raise FieldError("external_id", 'missing (the source has order_id = "external_id")')
@@ -69,7 +67,7 @@ def order_id(tx: Transaction, settings: OmneoTransactionsConfig) -> str:
     return f"{settings.order_id_prefix}{tx.id}"
 
 
-def line_item(item: Item, index: int, settings: OmneoTransactionsConfig) -> dict[str, Any]:
+def line_item(item: Item, index: int, settings: OmneoTransactionsSettings) -> dict[str, Any]:
     path = f"items[{index}]"
     product_id = next((v for v in (getattr(item, name) for name in settings.product_id) if v),
                       None)
@@ -94,7 +92,7 @@ def line_item(item: Item, index: int, settings: OmneoTransactionsConfig) -> dict
 
 
 def _unit_price(price_sell: float, quantity: int, path: str,
-                settings: OmneoTransactionsConfig) -> float:
+                settings: OmneoTransactionsSettings) -> float:
     if settings.price_sell == "unit":
         return price_sell
     if quantity == 0:
@@ -114,7 +112,7 @@ def _refuse_returns(tx: Transaction) -> None:
 
 
 def _currency(tx: Transaction, profile: Profile | None,
-              settings: OmneoTransactionsConfig) -> str:
+              settings: OmneoTransactionsSettings) -> str:
     code = tx.currency or (profile.currency if profile else None) or settings.default_currency
     if code is None:
         raise FieldError("currency", "missing, and neither the profile nor the source's "
@@ -122,7 +120,7 @@ def _currency(tx: Transaction, profile: Profile | None,
     return code
 
 
-def _channel(tx: Transaction, settings: OmneoTransactionsConfig) -> str | None:
+def _channel(tx: Transaction, settings: OmneoTransactionsSettings) -> str | None:
     if "web" in tx.systems:
         return "online"
     if "pos" in tx.systems:
@@ -138,7 +136,7 @@ def _store(tx: Transaction) -> str | None:
 
 
 def _customer(tx: Transaction, profile: Profile | None,
-              settings: OmneoTransactionsConfig) -> dict[str, str] | None:
+              settings: OmneoTransactionsSettings) -> dict[str, str] | None:
     """The profile's customer id and email; None for an anonymous (guest) transaction."""
     if tx.profile_id is None:
         return None

@@ -6,6 +6,13 @@ pages are fetched at once, ``concurrency`` requests in flight, while the next pa
 for; chunks still come out in page order, each item with the position after it, so the
 checkpoint keeps its meaning. A record that cannot be read or mapped becomes a SourceItem with
 ``error`` naming the Omneo object, the field and the reason (the engine dead-letters it).
+
+One pacer per Omneo tenant: every stream that reads it, and their start-up checks, share it.
+
+Omneo counts requests per tenant, not per stream. Separate pacers (one per stream, and a
+throwaway one per preflight) each kept to the rate, and together went over it: six requests
+inside one second at the start of every run. Pacers are kept per event loop (a pacer's timing
+and lock belong to the loop that runs it) and per base URL.
 """
 
 from __future__ import annotations
@@ -13,24 +20,24 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 import structlog
 
+from ometria_sync.errors import ConfigError, SourceError
 from ometria_sync.net.backoff import Backoff
+from ometria_sync.pacing.pacer import Pacer
 from ometria_sync.schemas.problems import show
 from ometria_sync.sources.base import Position, SourceItem, SourcePart
-from ometria_sync.sources.omneo.client import OmneoClient
+from ometria_sync.sources.omneo.client import OmneoAuthError, OmneoClient
 from ometria_sync.sources.omneo.fields import FieldError, root
 from ometria_sync.sources.omneo.normalise import known_zone
-from ometria_sync.sources.omneo.pacers import tenant_pacer
 from ometria_sync.sources.omneo.pages import Entry, Key, Walk, WalkSettings
-
-if TYPE_CHECKING:  # the settings import the readers to open them
-    from ometria_sync.sources.omneo.config import OmneoSourceConfig
+from ometria_sync.sources.omneo.settings import OmneoSourceConfig
 
 log = structlog.get_logger("ometria_sync.omneo")
 
@@ -60,6 +67,24 @@ async def gather_all(awaitables: Iterable[Awaitable[T]]) -> list[T]:
         raise
 
 
+_PACERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Pacer]] = (
+    weakref.WeakKeyDictionary())
+
+
+def tenant_pacer(base_url: str, rate: float) -> Pacer:
+    """The pacer of the tenant at ``base_url`` in the running loop, made at ``rate`` by its
+    first caller. A caller asking for another rate gets it too (the job file check makes the
+    streams of one tenant agree)."""
+    pacers = _PACERS.setdefault(asyncio.get_running_loop(), {})
+    key = base_url.rstrip("/").lower()
+    pacer = pacers.get(key)
+    if pacer is None:
+        pacer = pacers[key] = Pacer(rate)
+    elif pacer.limit != rate:
+        log.warning("omneo_rate_shared", base_url=key, asked=rate, rate=pacer.limit)
+    return pacer
+
+
 def new_client(settings: OmneoSourceConfig) -> OmneoClient:
     """A client paced by the tenant's one pacer (shared with every other client of it)."""
     return OmneoClient(
@@ -70,6 +95,23 @@ def new_client(settings: OmneoSourceConfig) -> OmneoClient:
         ca_bundle=settings.ca_bundle,
         pacer=tenant_pacer(settings.url, settings.rate_limit_per_second),
     )
+
+
+async def preflight(settings: OmneoSourceConfig, key: str) -> None:
+    """One request for one row: a refused token or an unreachable tenant stops the run
+    before anything is sent, not when the stream's turn comes."""
+    settings.check_credentials(key)
+    client = new_client(settings)
+    try:
+        await client.get(settings.list_path, {settings.page_size_param: "1"})
+    except OmneoAuthError as exc:
+        where = "token_file" if settings.token_file else "token_env"
+        raise ConfigError(f"{key}.{where}", str(exc)) from None
+    except SourceError as exc:
+        raise ConfigError(f"{key}.{'base_url' if settings.base_url else 'tenant'}",
+                          f"Omneo cannot be read: {exc}") from None
+    finally:
+        await client.aclose()
 
 
 class OmneoPart:

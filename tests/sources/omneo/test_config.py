@@ -131,7 +131,7 @@ def test_the_token_is_read_at_open_never_stored(monkeypatch: Any) -> None:
 
 def test_streams_of_one_tenant_must_agree_on_its_rate() -> None:
     """They share one pacer: two rates for one tenant are a configuration error naming both."""
-    from ometria_sync.sources.omneo.config import check_shared_tenants
+    from ometria_sync.sources.omneo.settings import check_shared_tenants
 
     a = OmneoProfilesConfig(tenant="acme", rate_limit_per_second=5)
     b = OmneoTransactionsConfig(tenant="acme", rate_limit_per_second=8)

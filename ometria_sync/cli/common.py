@@ -1,0 +1,75 @@
+"""What the command modules share: the sub-parser type each registers its commands on, and the
+tables they print, among them the end-of-run summary (one row per stream, and the top reasons
+records were refused)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, TextIO, TypeAlias
+
+from ometria_sync.pipeline.stats import StreamStats
+
+if TYPE_CHECKING:
+    SubParsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
+else:
+    SubParsers = argparse._SubParsersAction
+
+_COLUMNS = (
+    ("stream", "stream"), ("outcome", "outcome"), ("read", "read"), ("valid", "valid"),
+    ("unchanged", "unchanged"), ("sent", "sent"), ("accepted", "accepted"),
+    ("rejected", "rejected"), ("unconfirmed", "unconfirmed"),
+    ("dead-lettered", "dead_lettered"), ("requests", "requests"), ("429s", "throttled"),
+    ("retries", "retries"), ("seconds", "duration"), ("records/s", "records_per_second"),
+)
+
+
+def _cell(stats: StreamStats, attr: str) -> str:
+    value = getattr(stats, attr)
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    return str(value)
+
+
+def render_table(rows: list[list[str]], headers: list[str]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+              for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    for row in rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    return "\n".join(lines)
+
+
+_VALIDATION_COLUMNS = (
+    ("stream", "stream"), ("records", "read"), ("valid", "valid"),
+    ("invalid", "dead_lettered"), ("warnings", "warnings"),
+)
+
+
+def print_summary(streams: list[StreamStats], out: TextIO, *, validation: bool = False) -> None:
+    """The table of counts per stream (``validation``: what ``validate`` found), then the top
+    reasons records were refused and the top warnings."""
+    columns = _VALIDATION_COLUMNS if validation else _COLUMNS
+    headers = [title for title, _ in columns]
+    rows = [[_cell(s, attr) for _, attr in columns] for s in streams]
+    print(render_table(rows, headers), file=out)
+    for stats in streams:
+        if stats.slack is not None and stats.slack_max is not None and not validation:
+            print(f"{stats.stream}: pacing slack {stats.slack * 1000:.0f} ms per window of "
+                  f"requests (widest {stats.slack_max * 1000:.0f} ms)", file=out)
+        if stats.error:
+            print(f"\n{stats.stream}: {stats.error}", file=out)
+        if stats.unconfirmed and not validation:
+            print(f"\n{stats.stream}: {stats.unconfirmed} records not confirmed by Ometria "
+                  "(answered \"skipped\", whose meaning is undocumented): not counted as "
+                  "delivered, and their change hashes are forgotten, so a later run that "
+                  "reads them sends them again", file=out)
+        if stats.reasons:
+            print(f"\n{stats.stream}: why records were refused (count)", file=out)
+            for reason, count in stats.top_reasons(10):
+                print(f"  {count:>8}  {reason}", file=out)
+        if stats.warnings:
+            print(f"\n{stats.stream}: {stats.warnings} warnings, e.g.", file=out)
+            top = sorted(stats.warning_reasons.items(), key=lambda kv: -kv[1])[:5]
+            for reason, count in top:
+                print(f"  {count:>8}  {reason}", file=out)

@@ -1,0 +1,222 @@
+"""The job commands: ``run``, ``validate``, ``status``, ``reset`` and ``dead-letter``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import msgspec
+
+from ometria_sync.cli.common import SubParsers, print_summary, render_table
+from ometria_sync.cli.report import finish_report, print_ometria_errors
+from ometria_sync.config import Job, load_job
+from ometria_sync.errors import ExitCode, OmetriaSyncError, RateBudgetError, StateError
+from ometria_sync.pipeline.job_run import RunOptions, run_job
+from ometria_sync.pipeline.shutdown import SignalWatch
+from ometria_sync.report.progress import show_progress
+from ometria_sync.state import open_state
+from ometria_sync.state.store import StateStore
+
+T = TypeVar("T")
+
+
+def register(sub: SubParsers, common: argparse.ArgumentParser) -> None:
+    run = sub.add_parser("run", parents=[common], help="sync the job's streams into Ometria")
+    run.add_argument("job", help="the job file (TOML)")
+    run.add_argument("--dry-run", action="store_true",
+                     help="do everything but send: write the payloads to state.dry_run_dir")
+    run.add_argument("--stream", action="append", metavar="NAME",
+                     help="sync only this stream (repeatable)")
+    run.add_argument("--full-refresh", action="store_true",
+                     help="read from the start and send every record, changed or not")
+    run.add_argument("--progress", choices=("auto", "bars", "log", "off"), default=None,
+                     help="progress display (default: the job's report.progress, auto)")
+    run.set_defaults(func=cmd_run)
+
+    validate = sub.add_parser("validate", parents=[common],
+                              help="read and validate every stream; send nothing")
+    validate.add_argument("job")
+    validate.add_argument("--stream", action="append", metavar="NAME")
+    validate.set_defaults(func=cmd_validate)
+
+    status = sub.add_parser("status", parents=[common], help="show each stream's checkpoint")
+    status.add_argument("job")
+    status.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    status.set_defaults(func=cmd_status)
+
+    reset = sub.add_parser("reset", parents=[common], help="forget checkpoints")
+    reset.add_argument("job")
+    reset.add_argument("--stream", metavar="NAME", help="only this stream")
+    reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    reset.set_defaults(func=cmd_reset)
+
+    dead = sub.add_parser("dead-letter", parents=[common],
+                          help="write the refused records kept in the state database as JSON "
+                               "Lines (state.dead_letter = \"database\")")
+    dead.add_argument("job")
+    dead.add_argument("--stream", metavar="NAME", help="only this stream")
+    dead.add_argument("--run", metavar="ID", help="only this run (its id, as in the report)")
+    dead.set_defaults(func=cmd_dead_letter)
+
+
+def _run(args: argparse.Namespace, options: RunOptions) -> int:
+    # SIGINT/SIGTERM from here until the report is written: a signal never leaves a run
+    # without its summary and report
+    with SignalWatch() as signals:
+        return _run_watched(args, options, signals)
+
+
+def _run_watched(args: argparse.Namespace, options: RunOptions, signals: SignalWatch) -> int:
+    job = load_job(args.job)
+    job.select(options.streams)  # unknown --stream names are a configuration error
+    # what is loaded by now (modules, code tables, the job) lives as long as the process:
+    # out of the collector's sight, a full collection during a long sync takes half as long
+    gc.freeze()
+    try:
+        result = asyncio.run(run_job(job, options, signals=signals, observer=show_progress))
+    except (StateError, RateBudgetError) as exc:
+        print(f"ometria-sync: {exc}", file=sys.stderr)
+        return ExitCode.FATAL
+    print_summary(result.streams, sys.stdout, validation=options.validate_only)
+    if not options.validate_only:
+        path = finish_report(job, result, dry_run=options.dry_run)
+        print(f"\nreport: {path}")
+        print_ometria_errors(result.ometria_errors, sys.stdout)
+    dead = sum(s.dead_lettered for s in result.streams)
+    if dead:
+        print(f"\n{dead} record(s) written to the dead letter: {result.dead_letter_path}")
+    if result.dry_run_dir:
+        print(f"\ndry run: payloads written to {result.dry_run_dir}")
+    if result.error:
+        print(f"\nometria-sync: {result.error}", file=sys.stderr)
+    return result.exit_code
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    return _run(args, RunOptions(dry_run=args.dry_run, full_refresh=args.full_refresh,
+                                 streams=args.stream, progress=args.progress))
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    return _run(args, RunOptions(validate_only=True, streams=args.stream))
+
+
+def _with_state(job: Job, work: Callable[[StateStore], Awaitable[T]]) -> T:
+    """Open the job's state (its rows only), run ``work`` on it, close it (StateError passes
+    on). Reads no source: no source secret is needed."""
+
+    async def run() -> T:
+        store = await open_state(job.settings.state.checkpoint_url, job.settings.state.schema,
+                                 job=job.name, streams=job.stream_names)
+        try:
+            return await work(store)
+        finally:
+            await store.aclose()
+
+    return asyncio.run(run())
+
+
+async def _status_rows(job: Job, store: StateStore) -> list[dict[str, Any]]:
+    running = await store.run_in_progress()
+    rows: list[dict[str, Any]] = []
+    for stream in job.streams:
+        last = await store.last_run(stream.name)
+        parts = await store.checkpoints(stream.name)
+        rows.append({
+            "stream": stream.name,
+            "parts": [{"part": c.part, "position": c.position, "delivered": c.delivered,
+                       "updated_at": c.updated_at} for c in parts],
+            "delivered": sum(c.delivered for c in parts),
+            "tracked_ids": await store.tracked_ids(stream.name),
+            "last_run": last.finished_at or last.started_at if last else None,
+            "outcome": _outcome(last.outcome if last else None, running),
+        })
+    return rows
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    job = load_job(args.job)
+    try:
+        rows = _with_state(job, lambda store: _status_rows(job, store))
+    except OmetriaSyncError as exc:
+        print(f"ometria-sync: {exc}", file=sys.stderr)
+        return ExitCode.FATAL
+    if args.json:
+        print(msgspec.json.encode(rows).decode())
+        return ExitCode.OK
+    table = [[r["stream"], _position_text(r["parts"]), str(r["delivered"]),
+              str(r["tracked_ids"]), r["last_run"] or "never", r["outcome"] or "-"]
+             for r in rows]
+    print(render_table(table, ["stream", "position", "delivered", "tracked ids", "last run",
+                               "outcome"]))
+    return ExitCode.OK
+
+
+def _outcome(recorded: str | None, running: bool) -> str | None:
+    """A run recorded as running while nobody holds the run lock was killed (kill -9, a lost
+    machine): its checkpoint is safe, the next run resumes from it."""
+    if recorded == "running" and not running:
+        return "killed (no end recorded; the next run resumes)"
+    return recorded
+
+
+def _position_text(parts: list[dict[str, Any]]) -> str:
+    if not parts:
+        return "start"
+    if len(parts) == 1:
+        return msgspec.json.encode(parts[0]["position"]).decode()
+    return f"{len(parts)} parts"
+
+
+def cmd_reset(args: argparse.Namespace) -> int:
+    job = load_job(args.job)
+    if args.stream:
+        job.select([args.stream])
+    what = f"stream {args.stream!r}" if args.stream else "every stream"
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print("ometria-sync: reset needs --yes when not run from a terminal", file=sys.stderr)
+            return ExitCode.USAGE
+        answer = input(f"Forget the checkpoints of {what}? The next run starts over. [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing changed")
+            return ExitCode.OK
+    try:
+        removed = _with_state(job, lambda store: store.reset(args.stream))
+    except OmetriaSyncError as exc:
+        print(f"ometria-sync: {exc}", file=sys.stderr)
+        return ExitCode.FATAL
+    print(f"forgot {removed} checkpoint(s) of {what}")
+    return ExitCode.OK
+
+
+def cmd_dead_letter(args: argparse.Namespace) -> int:
+    """The refused records kept in the state database, as JSON Lines on stdout, oldest first."""
+    job = load_job(args.job)
+    if args.stream:
+        job.select([args.stream])
+
+    async def write(store: StateStore) -> int:
+        count = 0
+        out = sys.stdout.buffer
+        async for entry in store.dead_letters(args.stream, args.run):
+            out.write(entry + b"\n")
+            count += 1
+        out.flush()
+        return count
+
+    try:
+        count = _with_state(job, write)
+    except OmetriaSyncError as exc:
+        print(f"ometria-sync: {exc}", file=sys.stderr)
+        return ExitCode.FATAL
+    if job.settings.state.dead_letter != "database":
+        print(f"ometria-sync: this job writes refused records to the file "
+              f"{job.settings.state.dead_letter_path} (state.dead_letter = \"file\")",
+              file=sys.stderr)
+    print(f"{count} refused record(s)", file=sys.stderr)
+    return ExitCode.OK

@@ -1,0 +1,93 @@
+"""What ``run`` leaves behind: the JSON report and the metrics; and ``errors``, Ometria's own
+list of the pushed records it refused, grouped."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import sys
+from typing import Any, TextIO
+
+import structlog
+
+from ometria_sync.cli.common import SubParsers, render_table
+from ometria_sync.config import Job, load_job, read_api_key
+from ometria_sync.errors import ExitCode, OmetriaSyncError
+from ometria_sync.ometria.client import OmetriaClient
+from ometria_sync.pipeline.job_run import JobResult
+from ometria_sync.report.metrics import export_metrics
+from ometria_sync.report.run_report import (
+    RunReport,
+    group_ometria_errors,
+    shared_budget_report,
+    stream_report,
+    write_report,
+)
+
+log = structlog.get_logger("ometria_sync.report")
+
+
+def register(sub: SubParsers, common: argparse.ArgumentParser) -> None:
+    errors = sub.add_parser("errors", parents=[common],
+                            help="fetch Ometria's latest push validation errors, grouped")
+    errors.add_argument("job")
+    errors.set_defaults(func=cmd_errors)
+
+
+def finish_report(job: Job, result: JobResult, *, dry_run: bool) -> str:
+    """Write ``<report.folder>/<run-id>.json`` and the metrics the job asks for."""
+    settings = job.settings
+    report = RunReport(
+        run_id=result.run_id, job=str(job.path), started_at=result.started_at,
+        finished_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        exit_code=result.exit_code, dry_run=dry_run, dead_letter_path=result.dead_letter_path,
+        streams=[stream_report(s, settings.ometria.rate_limit_per_second)
+                 for s in result.streams],
+        ometria_errors=group_ometria_errors(result.ometria_errors), error=result.error,
+        shared_budget=shared_budget_report(result.shared_budget,
+                                           settings.ometria.rate_limit_per_second)
+        if result.shared_budget else None,
+    )
+    path = write_report(report, settings.report.folder)
+    if settings.report.metrics_textfile or settings.report.pushgateway_url:
+        try:
+            export_metrics(report, job.name, textfile=settings.report.metrics_textfile,
+                           pushgateway=settings.report.pushgateway_url)
+        except OSError as exc:  # monitoring must not fail the sync
+            log.warning("metrics_not_exported", error=str(exc))
+    return str(path)
+
+
+def print_ometria_errors(errors: Any, out: TextIO) -> None:
+    groups = group_ometria_errors(errors)
+    if not groups:
+        return
+    print("\nOmetria's latest push validation errors (GET /v2/push/_errors), grouped:", file=out)
+    rows = [[str(g.count), g.error_path, g.error_message] for g in groups]
+    print(render_table(rows, ["count", "path", "message"]), file=out)
+
+
+def cmd_errors(args: argparse.Namespace) -> int:
+    job = load_job(args.job)
+    ometria = job.settings.ometria
+    key = read_api_key(ometria)
+
+    async def fetch() -> Any:
+        client = OmetriaClient(ometria.base_url, key, timeout=ometria.request_timeout,
+                               ca_bundle=ometria.ca_bundle)
+        try:
+            return await client.get_json("/push/_errors")
+        finally:
+            await client.aclose()
+
+    try:
+        errors = asyncio.run(fetch())
+    except OmetriaSyncError as exc:
+        print(f"ometria-sync: {exc}", file=sys.stderr)
+        return ExitCode.FATAL
+    if not group_ometria_errors(errors):
+        print("Ometria lists no push validation errors for this account.")
+        return ExitCode.OK
+    print_ometria_errors(errors, sys.stdout)
+    return ExitCode.PARTIAL

@@ -1,0 +1,352 @@
+"""CSV files or objects, plain or gzip, UTF-8 (a BOM is fine), mapped to records by the
+stream's mapping.
+
+Position: ``[offset, line]`` after the last row (or the last row of an order) handed over, so a
+resumed run reads the header, seeks straight to the offset and still reports true line numbers.
+A row that cannot be read (wrong number of cells, bad quoting, invalid UTF-8, a cell that does
+not coerce) is dead-lettered with its line and the reason; the file goes on.
+
+The csv module takes text lines; :func:`text_lines` feeds it from
+:class:`~.lines.BoundedLines`, counting bytes and lines as it goes (the positions), escaping
+invalid UTF-8 (recorded, so the row is refused with the byte) and raising :class:`LongLine` for
+a line over the cap (so the row is refused, never held whole). :class:`CsvRowReader` is the
+blocking half of a part: rows read from an offset, turned into items in chunks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import datetime as dt
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import msgspec
+
+from ometria_sync.errors import ConfigError, SourceError
+from ometria_sync.sources.base import Position, Source, SourceConfig, SourceItem
+from ometria_sync.sources.files.lines import BoundedLines, Line, over_limit
+from ometria_sync.sources.files.location import (
+    FilePart,
+    FileSettings,
+    LocalFile,
+    Location,
+    check_readable_file,
+    head_stream,
+    line_start,
+    open_object,
+)
+from ometria_sync.sources.files.store import ObjectInfo
+from ometria_sync.sources.mapping import ColumnSpec, load_zone, plan_columns
+from ometria_sync.sources.rows import OrderGrouper, RowError, RowMapper
+
+_BOM = "\ufeff"
+_ROWS_PER_CHUNK = 500
+
+
+class CsvOptions(FileSettings, frozen=True):
+    """The keys of a CSV source beyond the file's: the mapping from rows to records, and the
+    CSV dialect."""
+
+    #: column -> field path (a string) or ``{ field = ..., type = ... }``
+    columns: dict[str, str | ColumnSpec] = msgspec.field(default_factory=dict)
+    drop: list[str] = msgspec.field(default_factory=list)
+    constants: dict[str, Any] = msgspec.field(default_factory=dict)
+    #: zone for timestamps written without an offset (an IANA name)
+    timezone: str = "UTC"
+    delimiter: str = ","
+    quotechar: str = '"'
+
+    def check_csv(self, key: str) -> None:
+        if len(self.delimiter) != 1:
+            raise ConfigError(f"{key}.delimiter", f"must be one character, got {self.delimiter!r}")
+        if len(self.quotechar) != 1:
+            raise ConfigError(f"{key}.quotechar", f"must be one character, got {self.quotechar!r}")
+        load_zone(f"{key}.timezone", self.timezone)
+
+
+class LongLine(Exception):
+    """A physical line over the limit: the row it is part of is refused, reading goes on
+    after it (with a fresh CSV reader: a quote left open in it must not swallow later rows)."""
+
+    def __init__(self, line: Line, limit: int) -> None:
+        super().__init__(over_limit(line.length, limit))
+        self.prefix = line.body
+
+
+def text_lines(lines: BoundedLines, state: list[int], bad: dict[int, int],
+               limit: int) -> Iterator[str]:
+    """The file's lines as text for the csv module, counting bytes and lines in ``state``
+    ([offset, line]); invalid UTF-8 is recorded in ``bad`` (line -> byte) and escaped; a line
+    over ``limit`` bytes raises :class:`LongLine` (with the state already past it)."""
+    for line in lines:
+        state[1] += 1
+        if isinstance(line, bytes):
+            state[0] += len(line) + 1
+            raw = line + b"\n"
+        else:
+            state[0] += line.size
+            if line.over:
+                raise LongLine(line, limit)
+            raw = line.body  # the last line, without a newline
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            bad[state[1]] = exc.start + 1
+            yield raw.decode("utf-8", "surrogateescape")
+
+
+def read_header(opener: Callable[[], IO[bytes]], options: CsvOptions,
+                name: str) -> tuple[list[str], int, int]:
+    """The header's column names and the [offset, line] after it; ([], 0, 0) for an empty
+    file. Raises SourceError (starting with ``name``) when the header cannot be read.
+    ``opener``: the bytes from the start."""
+    try:
+        with opener() as fh:
+            state = [0, 0]
+            bad: dict[int, int] = {}
+            lines = BoundedLines(fh, options.line_limit)
+            reader = csv.reader(text_lines(lines, state, bad, options.line_limit),
+                                delimiter=options.delimiter, quotechar=options.quotechar,
+                                strict=True)
+            header = next(reader, None)
+    except (OSError, EOFError, csv.Error, LongLine) as exc:
+        raise SourceError(f"{name}: cannot read the CSV header: {exc}") from exc
+    if header is None:
+        return [], 0, 0
+    if bad:
+        raise SourceError(f"{name}: the header is not valid UTF-8 (byte {min(bad.values())})")
+    if header and header[0].startswith(_BOM):
+        header[0] = header[0][len(_BOM):]
+    names = [name.strip() for name in header]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise SourceError(f"{name}: duplicate columns in the header: {', '.join(duplicates)}")
+    return names, state[0], state[1]
+
+
+class CsvRowReader:
+    """The blocking part: reads rows from an offset and turns them into items.
+
+    Items leave in file order with non-decreasing positions. While an order's rows are being
+    grouped, a bad row is held back and leaves after that order, at the order's position:
+    a checkpoint never covers rows of an order that was not yet handed over."""
+
+    def __init__(self, path: str, options: CsvOptions, header: list[str],
+                 mapper: RowMapper) -> None:
+        self._path, self._options, self._header, self._mapper = path, options, header, mapper
+        self._grouper = OrderGrouper() if mapper.grouped else None
+        self._fh: IO[bytes] | None = None
+        self._state = [0, 0]
+        self._bad: dict[int, int] = {}
+        self._held: list[SourceItem] = []
+        self._rows: Iterator[list[str]] = iter(())
+
+    def open_at(self, opener: Callable[[int], IO[bytes]], offset: int, line: int) -> None:
+        try:
+            self._fh = opener(offset)
+        except (OSError, EOFError) as exc:
+            raise SourceError(f"{self._path}: cannot open at byte {offset}: {exc}") from exc
+        self._state = [offset, line]
+        self._lines = BoundedLines(self._fh, self._options.line_limit)
+        self._restart()
+
+    def _restart(self) -> None:
+        """A CSV reader from where the lines stand (a new one forgets any open quote)."""
+        self._rows = csv.reader(text_lines(self._lines, self._state, self._bad,
+                                       self._options.line_limit),
+                                delimiter=self._options.delimiter,
+                                quotechar=self._options.quotechar, strict=True)
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+
+    def read_chunk(self) -> list[SourceItem] | None:
+        """Up to ``_ROWS_PER_CHUNK`` rows as items; None at the end of the file."""
+        items: list[SourceItem] = []
+        for _ in range(_ROWS_PER_CHUNK):
+            first_line = self._state[1] + 1
+            try:
+                cells = next(self._rows, None)
+            except csv.Error as exc:
+                self._refuse(items, first_line, f"malformed CSV: {exc}", b"")
+                continue
+            except LongLine as exc:
+                where = "" if self._state[1] == first_line else f" (line {self._state[1]})"
+                self._refuse(items, first_line, f"{exc}{where}", exc.prefix)
+                self._restart()
+                continue
+            except (OSError, EOFError) as exc:
+                raise SourceError(f"{self._path}: unreadable after line {self._state[1]} "
+                                  f"(byte {self._state[0]}): {exc}") from exc
+            if cells is None:
+                if self._grouper is not None:
+                    self._hand_over(items, self._grouper.finish())
+                return items or None
+            self._take(cells, first_line, items)
+        return items
+
+    def _take(self, cells: list[str], first_line: int, items: list[SourceItem]) -> None:
+        if not any(cells):
+            return  # a blank line
+        if self._bad:
+            bad = [self._bad.pop(n) for n in range(first_line, self._state[1] + 1)
+                   if n in self._bad]
+            if bad:  # the undecodable bytes show as U+FFFD in the dead letter
+                cells = [c.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+                         for c in cells]
+                self._refuse(items, first_line, f"invalid UTF-8 (byte {bad[0]} of the line)",
+                             self._raw(cells))
+                return
+        if len(cells) != self._mapper.width:
+            self._refuse(items, first_line, f"the row has {len(cells)} cells, the header has "
+                                            f"{self._mapper.width}", self._raw(cells))
+            return
+        try:
+            record, item = self._mapper.map_row(cells)
+        except RowError as exc:
+            self._refuse(items, first_line, str(exc), self._raw(cells))
+            return
+        position = (self._state[0], self._state[1])
+        if self._grouper is None:
+            items.append(SourceItem(record=record, position=position, line=first_line))
+        else:
+            self._hand_over(items, self._grouper.add(record, item, first_line, position,
+                                                     cells))
+
+    def _raw(self, cells: list[str]) -> bytes:
+        """A refused row for the dead letter: the cells by column name, as JSON."""
+        if len(cells) == len(self._header):
+            return msgspec.json.encode(dict(zip(self._header, cells, strict=True)))
+        return msgspec.json.encode(cells)
+
+    def _refuse(self, items: list[SourceItem], first_line: int, reason: str, raw: bytes) -> None:
+        error = SourceItem(record=None, position=(self._state[0], self._state[1]),
+                           line=first_line, raw=raw or None, error=reason)
+        if self._grouper is not None and self._grouper.open:
+            self._held.append(error)
+        else:
+            items.append(error)
+
+    def _hand_over(self, items: list[SourceItem], done: list[SourceItem]) -> None:
+        """Finished orders, then the bad rows held while they were open."""
+        items += done
+        if self._held and (done or not (self._grouper and self._grouper.open)):
+            floor = done[-1].position if done else None
+            for error in self._held:
+                if floor is not None and _earlier(error.position, floor):
+                    error.position = floor
+            items += self._held
+            self._held = []
+
+
+def _earlier(position: Position, floor: Position) -> bool:
+    """True when the ``(offset, line)`` position lies before ``floor``."""
+    return isinstance(position, tuple) and isinstance(floor, tuple) and position < floor
+
+
+class CsvSourceConfig(CsvOptions, SourceConfig, frozen=True, tag="csv"):
+    """``source = { kind = "csv", path = "data/orders.csv.gz", columns = {...} }``"""
+
+    path: str = ""
+
+    def resolve(self, base_dir: Path) -> CsvSourceConfig:
+        return msgspec.structs.replace(
+            self, path=self.location(self.path).resolved(base_dir))
+
+    def check(self, key: str) -> None:
+        if self.check_location(key, "path", self.path):
+            self.check_csv(key)
+            return
+        check_readable_file(f"{key}.path", self.path)
+        self.check_csv(key)
+        check_header(key, Path(self.path), self)
+
+    async def preflight(self, key: str) -> None:
+        found = await self.location(self.path).preflight(f"{key}.path", single=True)
+        if found is not None:
+            await check_object_header(key, "path", *found, self)
+
+    def open(self) -> Source:
+        return self.location(self.path).source(lambda where: CsvPart(where, self))
+
+
+def check_header(key: str, path: Path, options: CsvOptions) -> None:
+    """ConfigError before anything is sent when a mapped column is not in the header."""
+    file = LocalFile(path)
+    try:
+        header, _, _ = read_header(lambda: file.open_at(0), options, file.label)
+    except SourceError as exc:
+        raise ConfigError(f"{key}.path", str(exc)) from exc
+    if header:
+        plan_columns(key, options, header)
+
+
+async def check_object_header(key: str, field: str, info: ObjectInfo, head_bytes: bytes,
+                              options: CsvOptions) -> None:
+    """ConfigError before anything is sent when a mapped column is not in an object's header,
+    read from its first bytes (``head_bytes``), or from the object when they hold no line."""
+    def header_from(opener: Callable[[], IO[bytes]]) -> list[str]:
+        return read_header(opener, options, str(info.url))[0]
+
+    # a plain head holds the header when it holds a line end (or the whole object); a gzip
+    # head cut before the header's end raises EOFError, a SourceError here
+    whole = b"\n" in head_bytes or len(head_bytes) == info.size
+    header: list[str] | None = None
+    try:
+        if whole or head_bytes.startswith(b"\x1f\x8b"):
+            with contextlib.suppress(SourceError):
+                header = await asyncio.to_thread(header_from, lambda: head_stream(head_bytes))
+        if header is None:
+            header = await asyncio.to_thread(
+                header_from, lambda: open_object(info, options.store, 0))
+    except SourceError as exc:
+        raise ConfigError(f"{key}.{field}", str(exc)) from exc
+    if header:
+        plan_columns(key, options, header)
+
+
+class CsvPart(FilePart):
+    """One CSV file or object of a stream."""
+
+    def __init__(self, location: Location, options: CsvOptions, key: str = "") -> None:
+        super().__init__(location, key)
+        self._options = options
+        self._zone: dt.tzinfo = load_zone("timezone", options.timezone)
+
+    async def _read(self, start: Position | None) -> AsyncIterator[list[SourceItem]]:
+        location = self.location
+        header, offset, line = await asyncio.to_thread(
+            read_header, lambda: location.open_at(0), self._options, self.label)
+        if not header:
+            return
+        try:
+            columns = plan_columns("columns", self._options, header)
+        except ConfigError as exc:
+            raise SourceError(f"{self.label}: {exc}") from exc
+        mapper = RowMapper(columns, self._options.constants, self._zone, len(header))
+        if start:
+            offset, line = line_start(start, self.label)
+        reader = CsvRowReader(self.label, self._options, header, mapper)
+        try:
+            await asyncio.to_thread(reader.open_at, location.open_at, offset, line)
+            while True:
+                # Chunks are parsed on the event loop's own thread, a few milliseconds each:
+                # parsing in a worker thread measured a third slower (the GIL, and records
+                # built on one core and validated on the other). Objects in a store are
+                # parsed in one: the network must never stall the event loop.
+                if location.blocking_reads:
+                    chunk = await asyncio.to_thread(reader.read_chunk)
+                else:
+                    chunk = reader.read_chunk()
+                if chunk is None:
+                    return
+                if chunk:
+                    yield chunk
+                await asyncio.sleep(0)
+        finally:
+            reader.close()
+
