@@ -33,7 +33,7 @@ import redis.asyncio as aioredis
 from ometria_sync.emulator import EmulatorOptions, running_emulator
 from ometria_sync.errors import ThrottledError
 from ometria_sync.ometria.client import OmetriaClient
-from ometria_sync.pacing.redis_account import account_prefix
+from ometria_sync.pacing.redis_budget import account_prefix
 from ometria_sync.pacing.shared_budget import SharedBudget
 from tests.redis_server import PrivateRedis
 

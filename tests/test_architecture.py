@@ -222,10 +222,7 @@ def _loops(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 #: module loops that exist today and are being taken apart (issue 28); the list only shrinks
-KNOWN_LOOPS: list[list[str]] = [
-    ["ometria_sync.pacing.pacer", "ometria_sync.pacing.slot", "ometria_sync.pacing.window"],
-    ["ometria_sync.pacing.shared_budget", "ometria_sync.pacing.shared_slot"],
-]
+KNOWN_LOOPS: list[list[str]] = []
 
 
 def test_no_import_loop_between_modules() -> None:

@@ -15,7 +15,7 @@ from ometria_sync.config import checks, loading
 from ometria_sync.errors import ConfigError, StateError
 from ometria_sync.net import urls
 from ometria_sync.net.backoff import HttpRetrySettings
-from ometria_sync.pacing import redis_account
+from ometria_sync.pacing import redis_budget
 from ometria_sync.schemas.records import RECORD_STRUCTS
 from ometria_sync.sources import SOURCE_KINDS, SourceSpec, mapping
 from ometria_sync.sources.omneo import normalise
@@ -71,7 +71,7 @@ def test_every_module_reads_the_state_url_through_one_parser() -> None:
     assert store.is_schema_name is urls.is_schema_name
     assert checks.is_redis_url is urls.is_redis_url
     assert checks.base_url_problem is omneo_config.base_url_problem is urls.base_url_problem
-    assert redis_account.normalise_url is account.normalise_url is urls.normalise_url
+    assert redis_budget.normalise_url is account.normalise_url is urls.normalise_url
 
 
 _URL_SPELLINGS = ("sqlite:///", "postgresql://", "postgres://")

@@ -4,17 +4,17 @@ Why not a leaky bucket (``AsyncLimiter(4, 1)``)? It lets 4 requests go at once a
 every 0.25 s: 7 inside one second, and a strict server answers 429. Guarantees, for every
 departure:
 
-* the window (:mod:`~ometria_sync.pacing.window`): at most ``n = floor(rate)`` departures in
+* the window (:class:`_Window`): at most ``n = floor(rate)`` departures in
   any ``1 s + slack``, counted from when requests really left, so a strict server never counts
   more than ``rate`` in a sliding second, fractional rates included (4.5/s allows 4);
-* the grid (:mod:`~ometria_sync.pacing.grid`): departures are due every
+* the grid (:class:`_Grid`): departures are due every
   ``(1 s + slack + margin / 2) / n``, late wake-ups made up for but never breaking the window;
-* FIFO among callers, and no departure during a pause (:mod:`~ometria_sync.pacing.pauses`).
+* FIFO among callers, and no departure during a pause (:class:`_Pauses`).
 
 The *slack* covers what lies between this pacer's clock and the server's: a busy event loop,
 the kernel, and the network's variation of the one-way delay. It is half the margin
-(:mod:`~ometria_sync.pacing.margin`) plus what is measured
-(:class:`~ometria_sync.pacing.jitter.Jitter`, up to ``jitter_cap``), never under
+(:class:`~ometria_sync.pacing.adaptation.Margin`) plus what is measured
+(:class:`~ometria_sync.pacing.adaptation.Jitter`, up to ``jitter_cap``), never under
 ``jitter_floor`` (20 ms by default, which costs 2% of the rate).
 
 "Really left" means when the request was written to the socket: the HTTP client reports it to
@@ -24,7 +24,8 @@ does not arrive right behind the next one.
 One pacer serves every dispatcher of the process (all streams of a job share the account's
 budget), so it also carries the process-wide reactions to Ometria's pushback: ``pause`` (a
 ``Retry-After``), ``throttled`` (a 429: pause everybody, widen the margin, AIMD), and
-``observe_queue`` (the import queue's pressure, :mod:`~ometria_sync.pacing.rate`).
+``observe_queue`` (the import queue's pressure): how the pace reacts is
+:mod:`~ometria_sync.pacing.adaptation`; when a request may leave is all in this module.
 
 Time comes from an injected clock and sleep, so tests move a fake clock instead of sleeping.
 """
@@ -32,17 +33,12 @@ Time comes from an injected clock and sleep, so tests move a fake clock instead 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import math
 
 from ometria_sync.clock import Clock, Sleep
 from ometria_sync.net.backoff import Backoff
-from ometria_sync.pacing.grid import CATCH_UP, Grid
-from ometria_sync.pacing.jitter import Jitter
-from ometria_sync.pacing.margin import Margin
-from ometria_sync.pacing.pauses import Pauses
-from ometria_sync.pacing.rate import RateControl
-from ometria_sync.pacing.slot import Slot
-from ometria_sync.pacing.window import Window
+from ometria_sync.pacing.adaptation import Jitter, Margin, RateControl
 
 __all__ = ["Pacer", "Slot"]
 
@@ -50,6 +46,11 @@ __all__ = ["Pacer", "Slot"]
 _JITTER_FLOOR = 0.020
 #: the most the measured part of the slack grows to (seconds)
 _JITTER_CAP = 0.06
+#: lateness made up for by closer departures (seconds); a departure later than that (nothing to
+#: send, a pause) restarts the grid instead, so that no burst follows
+CATCH_UP = 0.1
+#: closest spacing while catching up, as a fraction of the even interval
+MIN_SPACING = 0.5
 
 
 class Pacer:
@@ -70,9 +71,9 @@ class Pacer:
             raise ValueError("rate must be > 0")
         self._rate = RateControl(rate, min_rate_fraction)
         self._margin = Margin(margin)
-        self._pauses = Pauses()
-        self._grid = Grid()
-        self._window = Window()
+        self._pauses = _Pauses()
+        self._grid = _Grid()
+        self._window = _Window()
         self._jitter_floor = jitter_floor
         self._jitter = Jitter(jitter_cap, catch_up=CATCH_UP)
         self.largest_slack = 0.0  # the widest slack in force so far (seconds)
@@ -97,7 +98,7 @@ class Pacer:
 
     @property
     def margin(self) -> float:
-        """The fraction of each interval kept free for jitter now (see ``pacing.margin``)."""
+        """The fraction of each interval kept free for jitter now (see ``adaptation.Margin``)."""
         return self._margin.value
 
     @property
@@ -198,3 +199,138 @@ class Pacer:
     def observe_queue(self, remaining: int | None, limit: int | None) -> None:
         """Ometria's import queue headers: the rate is scaled down while it is nearly full."""
         self._rate.observe_queue(remaining, limit)
+
+
+class Slot:
+    """One departure granted by :meth:`Pacer.acquire`. ``sent(at)`` moves it to when the request
+    really left (never earlier than granted), so that later departures count from there.
+
+    A slot granted with ``until_sent=True`` is *unconfirmed* until ``sent`` or ``done`` is
+    called, and counts as leaving no earlier than now meanwhile. ``done(jitter=...)`` after an
+    answer feeds the network's measured variation of delay to the slack."""
+
+    __slots__ = ("_pacer", "at", "confirmed")
+
+    def __init__(self, at: float, pacer: Pacer | None = None, *, confirmed: bool = True) -> None:
+        self.at = at
+        self.confirmed = confirmed
+        self._pacer = pacer
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Slot:
+        """A slot is a handle on the shared pacer, never copied (aioresponses deep-copies the
+        request's arguments, ``on_sent`` included)."""
+        return self
+
+    def sent(self, at: float) -> None:
+        if at > self.at:
+            self.at = at
+        self.confirmed = True
+
+    def done(self, *, jitter: float | None = None) -> None:
+        """The request is over. Never reported sent: it counts as having left now (it may
+        have been written as it failed). ``jitter``: the network's variation of delay seen
+        with the answer (seconds), if known."""
+        pacer = self._pacer
+        if pacer is None:
+            return
+        if not self.confirmed:
+            self.sent(pacer.now())
+        if jitter is not None:
+            pacer.observe_network(jitter)
+
+
+class _Window:
+    """The sliding window: at most ``n`` departures in any ``span`` seconds; it keeps the
+    recent departures, in grant order.
+
+    This is the rule that holds the limit in every second a strict server may count, whatever
+    the grid does; ``span`` is a second plus the pacer's slack. Departures count from when
+    their requests really left (:meth:`Slot.sent`), and a slot not yet confirmed sent counts
+    as leaving no earlier than now, so a request stuck in connect pushes the window forward
+    instead of letting another one in. Guarantee: a departure is forgotten only once it is too
+    old to share a window with any later one, and an unconfirmed one never is."""
+
+    __slots__ = ("_recent",)
+
+    def __init__(self) -> None:
+        self._recent: list[Slot] = []
+
+    def ready_at(self, now: float, n: int, span: float) -> float:
+        """The earliest the next departure may leave without ``n + 1`` in ``span`` seconds
+        (``-inf`` while fewer than ``n`` are remembered)."""
+        recent = self._recent
+        if len(recent) < n:
+            return -float("inf")
+        # an unconfirmed slot leaves no earlier than now
+        times = [s.at if s.confirmed else max(s.at, now) for s in recent]
+        return heapq.nlargest(n, times)[-1] + span
+
+    def add(self, slot: Slot, now: float, span: float) -> None:
+        """Remember ``slot`` (granted at ``now``) and forget the departures too old to share a
+        ``span`` with any later one (never an unconfirmed one: it may leave any time)."""
+        oldest = now - span - CATCH_UP
+        self._recent = [s for s in self._recent if s.at > oldest or not s.confirmed]
+        self._recent.append(slot)
+
+
+class _Grid:
+    """The even grid: when the next departure is due at ``even``-second intervals (loop
+    times), each one interval after the previous one was *due*.
+
+    Why "due" and not "left": a late wake-up (a busy event loop) is then made up for by the
+    next few departures instead of lost, so the pacer keeps to the limit. Guarantees: two
+    departures are never closer than ``MIN_SPACING`` of an interval, and a departure more than
+    ``CATCH_UP`` late (nothing to send, a pause, the very first one) restarts the grid where it
+    left, so no burst follows an idle spell. The grid alone does not hold the limit: the
+    sliding window (:class:`_Window`) is checked for every departure."""
+
+    __slots__ = ("due", "last")
+
+    def __init__(self) -> None:
+        self.due = -float("inf")  # when the next departure is due on the grid
+        self.last = -float("inf")  # when the last one left
+
+    def ready_at(self, even: float) -> float:
+        """The earliest the next departure may leave by the grid."""
+        return max(self.due, self.last + MIN_SPACING * even)
+
+    def depart(self, now: float, paused_until: float, even: float) -> None:
+        """A departure left at ``now``: place it on the grid (no earlier than the end of a
+        pause) and make the next one due ``even`` seconds after that place."""
+        place = max(self.due, paused_until)
+        if now - place > CATCH_UP:
+            place = now
+        self.due = place + even
+        self.last = now
+
+
+class _Pauses:
+    """Pauses every dispatcher waits out, and the streak of 429s that makes them grow.
+    ``until``: no departure before this loop time. ``streak``: 429 steps since a success.
+
+    One pause holds every caller of the pacer, not only the one that got the 429 or the
+    ``Retry-After``: the account's budget is shared. Guarantees: a pause is only ever extended,
+    never shortened; a 429 counts one more step of the streak only when its request was sent
+    after the current pause began to hold (a 429 for a request already in flight reuses the
+    step), so the answers of one burst do not escalate the backoff; a success ends the
+    streak."""
+
+    __slots__ = ("streak", "until")
+
+    def __init__(self) -> None:
+        self.until = 0.0
+        self.streak = 0
+
+    def hold(self, until: float) -> None:
+        """No departure before ``until`` (extends, never shortens, a pause)."""
+        self.until = max(self.until, until)
+
+    def count_429(self, now: float) -> int:
+        """A 429 arrived at ``now``: the streak grows unless a pause still holds (its request
+        was in flight). Returns the streak."""
+        if now >= self.until:
+            self.streak += 1
+        return self.streak
+
+    def end_streak(self) -> None:
+        self.streak = 0

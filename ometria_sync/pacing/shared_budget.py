@@ -1,7 +1,7 @@
 """One account's rate budget shared through Redis by every process that names it.
 
 The Redis side keeps the rules of the in-process :class:`~ometria_sync.pacing.pacer.Pacer`
-across processes (:mod:`~ometria_sync.pacing.budget_scripts`): departures due every
+across processes (:mod:`~ometria_sync.pacing.redis_budget`): departures due every
 ``(1 + margin) / rate`` seconds on an even grid (lateness up to 0.1 s made up for, more
 restarts the grid), and at most ``floor(rate)`` departures in any second plus the slack plus
 the *spread* (below), counted from the recent departures of *every* process. The caller
@@ -12,9 +12,10 @@ Guarantees (at most N *arrivals* at Ometria in any sliding second):
 * a departure granted ``until_sent`` counts as leaving no earlier than now, for every process,
   until its body is written (``SharedSlot.sent``) or it is given up (``done``): a request
   stuck in connect holds the window; its lease is renewed, and lapses 2 s after a death;
-* each process measures its distance to Ometria (:mod:`~ometria_sync.pacing.distance`) and
-  publishes it; every window is widened by the spread between the farthest and the nearest
-  live process (100 ms while one among several has fewer than 3 answers);
+* each process measures its distance to Ometria
+  (:class:`~ometria_sync.pacing.redis_budget.Distance`) and publishes it; every window is
+  widened by the spread between the farthest and the nearest live process (100 ms while one
+  among several has fewer than 3 answers);
 * Redis without its recent past (no state; the state written by another Redis, by INFO's
   run_id: a restart, a promoted replica, a reload; Redis's time behind the state's last
   write; departures gone), whoever calls first, or Redis's clock stepped either way against
@@ -30,7 +31,9 @@ Guarantees (at most N *arrivals* at Ometria in any sliding second):
   :class:`RateBudgetError` stops the run with its checkpoints intact;
 * nothing of the key reaches Redis (the account is the hash of the normalised base URL and
   the key), and the URL's password never appears in a message
-  (:mod:`~ometria_sync.pacing.redis_account`).
+  (:mod:`~ometria_sync.pacing.redis_budget`);
+* confirmations and lease renewals (:class:`BudgetReports`, off the request's path) reach
+  Redis in the order they were made.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ import functools
 import math
 import os
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -50,21 +54,34 @@ from ometria_sync.clock import Clock, Sleep
 from ometria_sync.errors import RateBudgetError
 from ometria_sync.net.backoff import Backoff
 from ometria_sync.net.urls import redact_url, safe_message
-from ometria_sync.pacing.budget_reports import BudgetReports
-from ometria_sync.pacing.budget_scripts import GO, WAIT, BudgetScripts, Reply
 from ometria_sync.pacing.budget_stats import BudgetStats
-from ometria_sync.pacing.distance import Distance
 from ometria_sync.pacing.pacer import Pacer
-from ometria_sync.pacing.redis_account import account_prefix, open_client
-from ometria_sync.pacing.shared_slot import SharedSlot
+from ometria_sync.pacing.redis_budget import (
+    GO,
+    WAIT,
+    BudgetScripts,
+    Distance,
+    Reply,
+    account_prefix,
+    open_client,
+)
 
-__all__ = ["SharedBudget"]
+__all__ = ["SharedBudget", "SharedSlot"]
 
 log = structlog.get_logger("ometria_sync.shared_budget")
 
 #: the margin to start from, as the in-process pacer's: the jitter slack (20 ms floor, sent
 #: with every reservation) covers the round trip between a confirmation and the socket write
 _MARGIN = 0.005
+#: a departure later than its slot by more than this (s) is reported to Redis
+_LATE = 0.001
+#: a pending departure's lease is renewed this often (s)
+_RENEW = 0.5
+#: how long closing waits for reports still under way (s)
+_CLOSE_WAIT = 2.0
+
+#: ``call(mode, member, flag, extra)``: one script call, retried while Redis is away
+Call = Callable[[str, str, int, tuple[str, ...]], Awaitable[Any]]
 
 
 class SharedBudget:
@@ -266,3 +283,111 @@ class SharedBudget:
         self._successes -= successes
         self._cuts -= cuts
         return reply
+
+
+class SharedSlot:
+    """A departure granted by :meth:`SharedBudget.acquire` (loop time ``at``).
+
+    Granted with ``until_sent``, it is *pending*: every process counts it as leaving no
+    earlier than now until ``sent`` or ``done`` tells Redis when it really left (``sent``: when
+    the body was written; ``done`` without ``sent``: now). Otherwise only a departure more
+    than a millisecond late is moved in Redis (never earlier). The time from ``sent`` to
+    ``done`` is a round trip: it measures this process's distance to Ometria."""
+
+    __slots__ = ("_budget", "_pending", "_sent_at", "at", "member")
+
+    def __init__(self, budget: SharedBudget, member: str, at: float, *,
+                 pending: bool = False) -> None:
+        self._budget = budget
+        self._pending = pending
+        self._sent_at: float | None = None
+        self.member = member
+        self.at = at
+
+    def __deepcopy__(self, memo: dict[int, object]) -> SharedSlot:
+        """A handle on the shared budget, never copied (aioresponses deep-copies arguments)."""
+        return self
+
+    def sent(self, at: float) -> None:
+        if self._sent_at is not None:
+            return
+        self._sent_at = at
+        late = at > self.at + _LATE
+        if late:
+            self.at = at
+        if late or self._pending:
+            self._pending = False
+            self._budget.confirm(self.member, self.at)
+
+    def done(self, *, jitter: float | None = None) -> None:
+        """The request is over; the network's variation of delay widens the slack that every
+        process's reservations keep (it is sent with this process's next reservation)."""
+        if self._pending:
+            self._pending = False
+            self._budget.confirm(self.member, None)
+        if self._sent_at is not None:
+            self._budget.observe_distance(self._budget.now() - self._sent_at)
+        if jitter is not None:
+            self._budget.observe_network(jitter)
+
+
+class BudgetReports:
+    """The departures this process was granted ``until_sent`` and has not confirmed yet, and
+    the background calls that tell Redis about them, off the request's path: when a departure
+    really left (``confirm``), and that its pending departures are still pending (``renew``,
+    twice a second while any is: a lease lapses 2 s after the last renewal, so a process that
+    dies holds a place that long at most).
+
+    Guarantee: confirmations and renewals reach Redis in the order they were made (one lock,
+    taken in FIFO order), so a renewal never brings back a departure already confirmed; each
+    is retried while Redis is away (a connection Redis dropped fails once)."""
+
+    def __init__(self, call: Call, sleep: Sleep) -> None:
+        self._call = call
+        self._sleep = sleep
+        self._pending: set[str] = set()
+        self._lock = asyncio.Lock()
+        self._leases: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def pending(self, member: str) -> None:
+        """``member`` was granted ``until_sent``: keep its lease until it is confirmed."""
+        self._pending.add(member)
+        if self._leases is None or self._leases.done():
+            self._leases = asyncio.get_running_loop().create_task(self._renew())
+
+    def confirm(self, member: str, at_us: int) -> None:
+        """``member`` left at ``at_us`` (Redis µs; 0: now, it was given up)."""
+        self._pending.discard(member)
+        self.spawn(self._report("confirm", member, at_us))
+
+    def spawn(self, coro: Awaitable[None]) -> None:
+        async def run() -> None:
+            await coro
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def aclose(self) -> None:
+        if self._leases is not None:
+            self._leases.cancel()
+        if self._tasks:  # reports still under way; a Redis gone does not hold us long
+            _, late = await asyncio.wait(self._tasks, timeout=_CLOSE_WAIT)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _renew(self) -> None:
+        while self._pending:
+            await self._sleep(_RENEW)
+            if self._pending:
+                await self._report("renew", "", 0, tuple(sorted(self._pending)))
+
+    async def _report(self, mode: str, member: str, flag: int,
+                      extra: tuple[str, ...] = ()) -> None:
+        async with self._lock:
+            try:
+                await self._call(mode, member, flag, extra)
+            except RateBudgetError as exc:  # a lease left behind lapses by itself
+                log.debug("departure_not_recorded", error=str(exc))

@@ -30,8 +30,7 @@ from ometria_sync.errors import ExitCode, OmetriaSyncError, StateError
 from ometria_sync.ometria.client import OmetriaClient
 from ometria_sync.ometria.dry_run import DryRunPusher, NullPusher
 from ometria_sync.pacing.pacer import Pacer
-from ometria_sync.pacing.permit import PermittedPacer
-from ometria_sync.pacing.protocol import RatePacer
+from ometria_sync.pacing.protocol import PermittedPacer, RatePacer
 from ometria_sync.pacing.shared_budget import SharedBudget
 from ometria_sync.pipeline.job_io import (
     JobResult,

@@ -27,7 +27,7 @@ import asyncpg
 import msgspec
 
 from ometria_sync.errors import StateError
-from ometria_sync.pacing.permit import SendPermit
+from ometria_sync.pacing.protocol import SendPermit
 from ometria_sync.state.account import AccountIdentity, mismatch
 from ometria_sync.state.checkpoint_rules import Checkpoint, StreamRun, checked_total, utc_now
 from ometria_sync.state.pg_lock import PgRunLock, lock_held

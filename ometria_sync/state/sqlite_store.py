@@ -45,7 +45,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
-from ometria_sync.pacing.permit import SendPermit
+from ometria_sync.pacing.protocol import SendPermit
 from ometria_sync.state.account import AccountIdentity
 from ometria_sync.state.checkpoint_rules import Checkpoint, StreamRun
 from ometria_sync.state.file_lock import RunLock, lock_path_for, run_in_progress

@@ -37,7 +37,7 @@ from typing import Any, Protocol
 
 from ometria_sync.errors import StateError
 from ometria_sync.net.urls import is_schema_name
-from ometria_sync.pacing.permit import SendPermit
+from ometria_sync.pacing.protocol import SendPermit
 from ometria_sync.state.account import AccountIdentity
 from ometria_sync.state.checkpoint_rules import Checkpoint, StreamRun
 

@@ -1,15 +1,25 @@
-"""The shared pacer: even spacing, pauses for everybody, AIMD and queue pressure."""
+"""The in-process pacer: even spacing, pauses for everybody, AIMD and queue pressure; its
+mechanisms alone (the grid's catch-up and restart, the window's count, the pauses' streak);
+and the run lock's say over departures (``PermittedPacer``), asked before a slot is taken and
+again before it leaves."""
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import itertools
+import math
+import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 from aiolimiter import AsyncLimiter
 
+from ometria_sync.errors import StateError
 from ometria_sync.net.backoff import Backoff
-from ometria_sync.pacing.pacer import Pacer
+from ometria_sync.pacing.pacer import CATCH_UP, Pacer, Slot, _Grid, _Pauses, _Window
+from ometria_sync.pacing.protocol import PermittedPacer
 from tests.clock import FakeClock, max_in_window
 
 
@@ -359,3 +369,228 @@ async def test_a_slot_that_never_reports_counts_from_when_its_request_ended() ->
     assert slot.confirmed and slot.at == 0.5
     times = await _departures(pacer, clock, workers=2, total=8)
     assert max_in_window([0.5, *times], window=1.0199) <= 4
+
+
+def test_the_first_departure_starts_the_grid_where_it_left() -> None:
+    """Nothing was due before the first departure: the next one is due an interval after it."""
+    grid = _Grid()
+    assert grid.ready_at(0.25) == -float("inf")
+    grid.depart(3.0, 0.0, 0.25)
+    assert grid.due == 3.25
+
+
+def test_a_late_departure_is_made_up_for_by_the_next() -> None:
+    """Lateness up to CATCH_UP keeps the grid: the next departure is due an interval after
+    this one was *due*, not after it left."""
+    grid = _Grid()
+    grid.depart(0.0, 0.0, 0.25)
+    grid.depart(0.25 + 0.06, 0.0, 0.25)  # 60 ms late
+    assert grid.due == pytest.approx(0.5)
+
+
+def test_lateness_beyond_catch_up_restarts_the_grid() -> None:
+    """An idle spell is not lateness to make up: the grid restarts at the departure."""
+    grid = _Grid()
+    grid.depart(0.0, 0.0, 0.25)
+    now = 0.25 + CATCH_UP + 0.01
+    grid.depart(now, 0.0, 0.25)
+    assert grid.due == pytest.approx(now + 0.25)
+
+
+def test_a_pause_moves_the_place_on_the_grid() -> None:
+    """After a pause the departure's place is the pause's end, so no burst makes it up."""
+    grid = _Grid()
+    grid.depart(0.0, 0.0, 0.25)
+    grid.depart(2.05, 2.0, 0.25)
+    assert grid.due == pytest.approx(2.25)
+
+
+def test_catching_up_never_spaces_two_closer_than_half_an_interval() -> None:
+    """At 10/s a departure 80 ms late makes the next one due 20 ms after it: it waits 50."""
+    grid = _Grid()
+    grid.depart(0.0, 0.0, 0.1)
+    grid.depart(0.18, 0.0, 0.1)
+    assert grid.due == pytest.approx(0.2)
+    assert grid.ready_at(0.1) == pytest.approx(0.23)
+
+
+def _window(*slots: Slot, span: float = 1.0) -> _Window:
+    window = _Window()
+    for slot in slots:
+        window.add(slot, slot.at, span)
+    return window
+
+
+def test_fewer_than_n_departures_never_hold_the_next() -> None:
+    assert _window(Slot(0.0), Slot(0.25)).ready_at(0.3, 3, 1.0) == -float("inf")
+
+
+def test_the_next_departure_waits_a_span_after_the_nth_latest() -> None:
+    """Four departures at 4/s: the fifth waits until the first is a span old."""
+    window = _window(Slot(0.0), Slot(0.25), Slot(0.5), Slot(0.75), span=1.02)
+    assert window.ready_at(0.8, 4, 1.02) == 1.02
+    assert window.ready_at(0.8, 3, 1.02) == 0.25 + 1.02
+
+
+def test_a_departure_reported_late_counts_from_when_it_left() -> None:
+    first = Slot(0.0)
+    window = _window(first, Slot(0.25))
+    first.sent(0.4)
+    assert window.ready_at(0.5, 2, 1.0) == 1.25
+
+
+def test_an_unconfirmed_slot_counts_as_leaving_now() -> None:
+    """A request still connecting holds the window forward, whatever its grant time."""
+    window = _window(Slot(0.0, confirmed=False), Slot(0.25))
+    assert window.ready_at(0.5, 2, 1.0) == 1.25
+    assert window.ready_at(3.0, 2, 1.0) == 1.25  # ... as long as it is the older one
+    assert window.ready_at(3.0, 1, 1.0) == 4.0
+
+
+def test_old_departures_are_forgotten_but_never_an_unconfirmed_one() -> None:
+    assert _window(Slot(0.0), Slot(5.0)).ready_at(5.1, 2, 1.0) == -float("inf")
+    assert _window(Slot(0.0, confirmed=False), Slot(5.0)).ready_at(5.1, 2, 1.0) == 6.0
+
+
+def test_a_pause_is_extended_never_shortened() -> None:
+    pauses = _Pauses()
+    pauses.hold(5.0)
+    pauses.hold(1.0)
+    assert pauses.until == 5.0
+    pauses.hold(7.0)
+    assert pauses.until == 7.0
+
+
+def test_429s_for_requests_in_flight_during_a_pause_reuse_its_step() -> None:
+    pauses = _Pauses()
+    assert pauses.count_429(0.0) == 1
+    pauses.hold(1.0)
+    assert pauses.count_429(0.5) == 1  # sent before the pause: same step
+    assert pauses.count_429(1.0) == 2  # sent after it: the next step
+    pauses.end_streak()
+    assert pauses.count_429(0.5) == 0  # in flight, after a success: no step yet
+    assert pauses.count_429(2.0) == 1
+
+
+class _Permit:
+    def __init__(self, answers: list[bool]) -> None:
+        self.answers = answers
+        self.asked = 0
+
+    async def may_send(self) -> None:
+        self.asked += 1
+        if not self.answers.pop(0):
+            raise StateError("run lock lost")
+
+
+class _Slot:
+    def __init__(self) -> None:
+        self.done_calls = 0
+
+    def sent(self, at: float) -> None:
+        pass
+
+    def done(self, *, jitter: float | None = None) -> None:
+        self.done_calls += 1
+
+
+class _Pacer(Pacer):
+    def __init__(self) -> None:
+        super().__init__(4)
+        self.slots: list[_Slot] = []
+
+    async def acquire(self, *, until_sent: bool = False) -> _Slot:
+        self.slots.append(_Slot())
+        return self.slots[-1]
+
+
+async def test_a_departure_asks_the_permit_before_and_after_its_slot() -> None:
+    """A granted departure was allowed twice: before the wait for a slot and after it."""
+    pacer, permit = _Pacer(), _Permit([True, True])
+    slot = await PermittedPacer(pacer, permit).acquire(until_sent=True)
+    assert permit.asked == 2 and slot is pacer.slots[0] and slot.done_calls == 0
+
+
+async def test_a_permit_withdrawn_during_the_wait_gives_the_slot_back() -> None:
+    """The lease ran out while the pacer waited: nothing leaves and the slot is released."""
+    pacer, permit = _Pacer(), _Permit([True, False])
+    with pytest.raises(StateError):
+        await PermittedPacer(pacer, permit).acquire(until_sent=True)
+    assert pacer.slots[0].done_calls == 1
+
+
+async def test_no_slot_is_taken_without_the_permit() -> None:
+    """A lost lock refuses before the pacer is even asked."""
+    pacer = _Pacer()
+    with pytest.raises(StateError):
+        await PermittedPacer(pacer, _Permit([False])).acquire()
+    assert pacer.slots == []
+
+
+def _replay_script() -> Any:
+    """``bench/pacing_replay.py``, the scenario replayed in each tree to compare departures."""
+    path = Path(__file__).resolve().parents[2] / "bench" / "pacing_replay.py"
+    name = "bench_pacing_replay"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # its dataclass looks its module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def _fields(line: str) -> dict[str, str]:
+    return dict(part.split("=", 1) for part in line.split()[2:])
+
+
+async def test_the_pacing_replay_keeps_the_limit_and_reacts_to_each_pushback() -> None:
+    """The replay's scenario (8 workers at 4/s, late wake-ups, a late departure, 429s with a
+    Retry-After, for a full queue and with room in it, jitter samples, queue pressure): no
+    second holds more than 4 departures; the Retry-After is the pause's floor and nobody leaves
+    during it; the late departure counts from when it left; two 429s for a full queue halve the
+    rate and successes win it back; rate 429s widen the margin; the measured jitter widens the
+    slack; queue pressure lowers the rate."""
+    script = _replay_script()
+    lines: list[str] = await script.replay()
+    departures = {int(line.split()[1]): _fields(line) for line in lines
+                  if line.startswith("departure ")}
+    throttles = {int(line.split()[1]): _fields(line) for line in lines
+                 if line.startswith("429 ")}
+    summary = _fields("summary - " + lines[-1].split(" ", 1)[1])
+    assert sorted(departures) == list(range(240)) and set(throttles) == {40, 80, 84, 120, 121,
+                                                                          130}
+    left = sorted(float(d["left"]) for d in departures.values())
+    assert max_in_window(left) <= 4 and summary["most_in_any_second"] == "4"
+
+    retry_after = throttles[40]
+    assert float(retry_after["pause"]) >= 2.0
+    paused_from = float(retry_after["at"])
+    assert not [t for t in left if paused_from < t < paused_from + 2.0]
+
+    late = departures[20]
+    assert float(late["left"]) == pytest.approx(float(late["granted"]) + 0.3)
+
+    assert float(throttles[80]["rate"]) == 4.0 and float(throttles[84]["rate"]) == 2.0
+    assert float(summary["rate"]) == 4.0  # won back
+    margins = [float(throttles[n]["margin"]) for n in (80, 84, 120, 121, 130)]
+    assert margins == sorted(margins) and margins[-1] > float(departures[0]["margin"])
+    assert max(margins) <= 0.04
+
+    assert float(departures[0]["slack"]) == pytest.approx(0.02)  # the floor
+    assert float(departures[175]["slack"]) > float(departures[140]["slack"])
+    assert float(departures[199]["rate"]) < 4.0  # the queue nearly full
+
+
+@pytest.mark.parametrize("seed", range(0, 100, 5))
+async def test_drawn_replay_scenarios_never_put_more_than_the_limit_in_a_second(
+    seed: int,
+) -> None:
+    """Whatever a drawn scenario does (rate, workers, lateness, late connects, 429s), no
+    sliding second holds more than ``floor(rate)`` departures."""
+    script = _replay_script()
+    scenario = script.Scenario.drawn(seed, 240)
+    lines: list[str] = await script.replay(240, scenario)
+    assert int(_fields("summary - " + lines[-1].split(" ", 1)[1])["most_in_any_second"]) \
+        <= math.floor(scenario.rate)

@@ -1,10 +1,13 @@
 """The shared rate budget against the machine's real Redis: the Lua script's slot arithmetic,
-and SharedBudget's fairness, pauses, losses and redaction."""
+SharedBudget's fairness, pauses, losses and redaction, and the account's place in Redis (key
+prefix, live processes; the URL's redaction is ``tests/net/test_urls.py``); and what a process
+saw of it (``BudgetStats``: counts, rates, percentiles, bounded samples)."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +16,11 @@ import redis.asyncio as aioredis
 
 from ometria_sync.errors import RateBudgetError
 from ometria_sync.net.backoff import Backoff
-from ometria_sync.pacing.budget_scripts import SCRIPT
-from ometria_sync.pacing.redis_account import account_prefix
+from ometria_sync.pacing.budget_stats import BudgetStats
+from ometria_sync.pacing.redis_budget import SCRIPT, account_prefix, live_processes
 from ometria_sync.pacing.shared_budget import SharedBudget
 from tests.clock import max_in_window
-from tests.redis_server import REDIS_URL, private_redis, shared_redis
+from tests.redis_server import REDIS_URL, private_redis, require_redis, shared_redis
 
 __all__ = ["shared_redis"]  # the fixture, imported for pytest
 
@@ -370,6 +373,49 @@ async def test_the_callers_slack_keeps_every_window_that_much_over_a_second(
     gaps = [b - a for a, b in itertools.pairwise(slots)]
     assert all(abs(g - 256_250) <= 1 for g in gaps), gaps
     assert max_in_window([s / 1e6 for s in slots], 1.024) <= 4
+
+
+async def test_live_processes_counts_the_processes_of_one_account() -> None:
+    """Two budgets of one account are two live processes; another account's are not counted."""
+    require_redis()
+    api_key = uuid.uuid4().hex
+    account = {"base_url": "https://api.example/v2", "api_key": api_key}
+    budgets = [await SharedBudget.connect(REDIS_URL, limit=4, **account) for _ in range(2)]
+    other = await SharedBudget.connect(REDIS_URL, limit=4, base_url="https://api.example/v2",
+                                       api_key=api_key + "x")
+    try:
+        assert await live_processes(REDIS_URL, **account) == 2
+    finally:
+        for budget in (*budgets, other):
+            await budget.aclose()
+
+
+def test_granted_departures_give_the_rate_this_process_got() -> None:
+    stats = BudgetStats(url="redis://h/0")
+    stats.granted(10.0, 0.1, 0.002)
+    assert stats.requests_per_second is None  # one departure is no rate
+    for at in (10.5, 11.0, 12.0):
+        stats.granted(at, 0.1, 0.002)
+    assert (stats.requests, stats.first_at, stats.last_at) == (4, 10.0, 12.0)
+    assert stats.requests_per_second == pytest.approx(1.5)
+
+
+def test_round_trips_add_up() -> None:
+    stats = BudgetStats(url="redis://h/0")
+    stats.round_trip(0.002)
+    stats.round_trip(0.003)
+    assert stats.round_trips == 2 and stats.redis_seconds == pytest.approx(0.005)
+
+
+def test_percentiles_in_milliseconds_over_bounded_samples() -> None:
+    """The samples keep the latest few thousand: memory stays bounded on a long run."""
+    stats = BudgetStats(url="redis://h/0")
+    assert stats.percentile_ms("waits", 0.5) is None
+    for i in range(20_000):
+        stats.sample(i / 1000, 0.001)
+    assert len(stats.waits) <= 10_000 and stats.waits[-1] == 19.999
+    assert stats.percentile_ms("lateness", 0.99) == 1.0
+    assert stats.percentile_ms("waits", 0.0) == pytest.approx(stats.waits[0] * 1000)
 
 
 async def test_a_process_that_knew_an_older_server_learns_the_new_one_and_holds_once(

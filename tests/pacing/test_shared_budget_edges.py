@@ -15,8 +15,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from ometria_sync.ometria.client import OmetriaClient
-from ometria_sync.pacing import budget_scripts
-from ometria_sync.pacing.redis_account import account_prefix
+from ometria_sync.pacing import redis_budget
+from ometria_sync.pacing.redis_budget import account_prefix
 from ometria_sync.pacing.shared_budget import SharedBudget
 from tests.pacing.budget_trials import (
     KEY,
@@ -203,7 +203,7 @@ async def test_a_departure_after_a_pause_longer_than_the_keys_live_is_recorded(
     """Item 8: the keys live 1 s here (10 s in production) and the account pauses 1.6 s
     (a Retry-After longer than that): every departure granted after the pause is in the
     shared record when granted and still a second later."""
-    monkeypatch.setattr(budget_scripts, "_TTL_MS", 1000)
+    monkeypatch.setattr(redis_budget, "_TTL_MS", 1000)
     client, prefix = shared_redis
     processes = [budget(REDIS_URL, prefix) for _ in range(3)]
     missing: list[str] = []

@@ -7,11 +7,29 @@ turns Redis times into loop times and back. ``shared_budget.lua`` reserves a slo
 updates the shared state); ``DEPART`` confirms a departure at its slot. Guarantee: while Redis
 is away a call is retried for ``retry_for`` seconds and nothing is granted meanwhile; after
 that the budget is lost for good (:class:`RateBudgetError`, here and on every later call).
+
+Where one account's budget lives, and how the Redis URL stays secret. Guarantees: nothing of
+the Ometria key reaches Redis (the account is known by
+``sha256(normalised base_url NUL api_key)[:16]``: every spelling of the base URL that the
+state calls one account, ``.../v2`` and ``.../v2/`` among them, is one budget), and no
+secret of the URL (its password, a token user, a ``?password=``) appears in a message
+(``net/urls.py``: the one redaction of every URL). Clients fail fast (2 s timeouts, no
+retries of their own): the callers decide how long Redis may stay away.
+
+How far this process is from Ometria (:class:`Distance`), published with every call: processes
+at different network distances turn evenly spaced departures into bunched arrivals (a farther
+one's request arrives later than it left, next to a nearer one's). Each process measures its
+own distance as a low round trip, body written to answer read, over its recent requests (the
+server's own time is in every sample, alike for every process, so the *difference* between
+processes is the difference of their paths); the script widens every window by the spread
+between the farthest and the nearest departing process.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
+from collections import deque
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import TypeVar
@@ -19,11 +37,13 @@ from typing import TypeVar
 import msgspec
 import redis.asyncio as aioredis
 import structlog
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError
 
 from ometria_sync.clock import Clock, Sleep
 from ometria_sync.errors import RateBudgetError
-from ometria_sync.net.urls import safe_message
+from ometria_sync.net.urls import normalise_url, redact_url, safe_message
 from ometria_sync.pacing.budget_stats import BudgetStats
 
 log = structlog.get_logger("ometria_sync.shared_budget")
@@ -39,6 +59,39 @@ _TTL_MS = 10_000
 #: Redis's time against this process's monotonic clock may move this much (s) beyond the
 #: measuring error, plus 1 ms/s of drift, before it counts as a step
 _STEP = 0.005
+#: recent round trips kept
+_DISTANCE_SAMPLES = 128
+#: round trips needed before the lowest counts
+_DISTANCE_MIN_SAMPLES = 3
+
+
+def account_prefix(base_url: str, api_key: str) -> str:
+    """The Redis key prefix of one Ometria account: a hash, nothing of the key itself; the
+    base URL normalised as the state's account identity does."""
+    digest = hashlib.sha256(f"{normalise_url(base_url)}\0{api_key}".encode()).hexdigest()[:16]
+    return f"ometria-sync:{digest}:"
+
+
+def open_client(url: str) -> aioredis.Redis:
+    """A client that fails fast: 2 s timeouts, no retries, no health checks."""
+    return aioredis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0,
+                             retry=Retry(NoBackoff(), 0), health_check_interval=0)
+
+
+async def live_processes(url: str, *, base_url: str, api_key: str) -> int:
+    """How many processes used the account's shared budget in the last 5 seconds (read only:
+    the caller does not count itself in). Raises :class:`RateBudgetError`."""
+    client = open_client(url)
+    try:
+        seconds, micros = await client.time()
+        now = seconds * 1_000_000 + micros
+        key = account_prefix(base_url, api_key) + "processes"
+        return int(await client.zcount(key, now - 5_000_000, "+inf"))
+    except (RedisError, OSError) as exc:
+        raise RateBudgetError(f"cannot reach {redact_url(url)}: "
+                              f"{safe_message(exc, url)}") from None
+    finally:
+        await client.aclose()
 
 
 class Reply(msgspec.Struct, frozen=True):
@@ -223,3 +276,22 @@ class BudgetScripts:
             after = self._clock()
             self._stats.round_trip(after - before)
         return result, before, after
+
+
+class Distance:
+    """``value``: the lowest recent round trip (s), or None before ``_DISTANCE_MIN_SAMPLES`` of them
+    (one answer's round trip holds the server's time of that one answer: a near process would
+    look far, and the spread too small; meanwhile the script counts the process as unmeasured,
+    which widens every window by a fixed allowance)."""
+
+    def __init__(self) -> None:
+        self._samples: deque[float] = deque(maxlen=_DISTANCE_SAMPLES)
+
+    def observe(self, seconds: float) -> None:
+        self._samples.append(max(seconds, 0.0))
+
+    @property
+    def value(self) -> float | None:
+        if len(self._samples) < _DISTANCE_MIN_SAMPLES:
+            return None
+        return min(self._samples)
