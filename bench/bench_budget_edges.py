@@ -21,74 +21,31 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-sys.path.append(str(Path(__file__).resolve().parent.parent))  # tests.redis_server; PYTHONPATH first
+sys.path.append(str(Path(__file__).resolve().parent.parent))  # tests/: Redis, trials
 
 import redis.asyncio as aioredis
 
 from ometria_sync.emulator import EmulatorOptions, running_emulator
-from ometria_sync.errors import ThrottledError
 from ometria_sync.ometria.client import OmetriaClient
 from ometria_sync.pacing.redis_budget import account_prefix
 from ometria_sync.pacing.shared_budget import SharedBudget
+from tests.pacing.budget_trials import delaying_proxy, push_once
 from tests.redis_server import PrivateRedis
 
 KEY = "bench-key"
-BODY = b'[{"@type": "contact", "@collection": "shop", "id": "c1", "email": "c@example.com"}]'
 RATE = 4.0
-
-
-async def _relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 delay: float) -> None:
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
-
-    async def pump() -> None:
-        while True:
-            due, chunk = await queue.get()
-            if due > loop.time():
-                await asyncio.sleep(due - loop.time())
-            if not chunk:
-                writer.close()
-                return
-            writer.write(chunk)
-            await writer.drain()
-
-    task = asyncio.create_task(pump())
-    try:
-        while chunk := await reader.read(65536):
-            await queue.put((loop.time() + delay, chunk))
-        await queue.put((loop.time() + delay, b""))
-        await task
-    except (ConnectionError, asyncio.CancelledError):
-        task.cancel()
-        writer.close()
-
-
-async def proxy(port: int, delay: float) -> tuple[asyncio.Server, int]:
-    async def handle(cr: asyncio.StreamReader, cw: asyncio.StreamWriter) -> None:
-        sr, sw = await asyncio.open_connection("127.0.0.1", port)
-        await asyncio.gather(_relay(cr, sw, delay), _relay(sr, cw, 0.0),
-                             return_exceptions=True)
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    return server, int(server.sockets[0].getsockname()[1])
 
 
 async def push_loop(budget: SharedBudget, client: OmetriaClient, until: float) -> None:
     loop = asyncio.get_running_loop()
     while loop.time() < until:
-        slot = await budget.acquire(until_sent=True)
-        try:
-            result = await client.push(BODY, 1, slot.sent)
-        except ThrottledError:
-            slot.done()
-            continue
-        slot.done(jitter=result.network_jitter)
+        await push_once(budget, client)
 
 
 async def row(kind: str, seconds: float, folder: Path) -> dict[str, Any]:
@@ -97,7 +54,7 @@ async def row(kind: str, seconds: float, folder: Path) -> dict[str, Any]:
     server.start()
     closers: list[Any] = []
     try:
-        async with running_emulator(options) as emu:
+        async with running_emulator(options) as emu, contextlib.AsyncExitStack() as proxies:
             prefix = account_prefix(emu.url, KEY)
             loop = asyncio.get_running_loop()
             until = loop.time() + seconds
@@ -106,8 +63,7 @@ async def row(kind: str, seconds: float, folder: Path) -> dict[str, Any]:
             for delay in delays:
                 url = emu.url
                 if delay:
-                    srv, port = await proxy(emu.port, delay)
-                    closers.append(srv)
+                    port = await proxies.enter_async_context(delaying_proxy(emu.port, delay))
                     url = f"http://127.0.0.1:{port}/v2"
                 budget = SharedBudget(aioredis.from_url(server.url), prefix, RATE,
                                       url=server.url, retry_for=30)
@@ -129,10 +85,7 @@ async def row(kind: str, seconds: float, folder: Path) -> dict[str, Any]:
             stats = emu.stats()
     finally:
         for thing in closers:
-            if isinstance(thing, asyncio.Server):
-                thing.close()
-            else:
-                await thing.aclose()
+            await thing.aclose()
         server.kill()
     budgets = [c for c in closers if isinstance(c, SharedBudget)]
     holds = sum(getattr(b.stats, "holds", 0) for b in budgets)
