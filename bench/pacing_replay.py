@@ -6,7 +6,7 @@ Prints every departure (loop time, full precision) and every 429 with the pacer'
 it (rate, margin, slack), then a summary. Nothing is random and nothing waits for real time, so
 two source trees whose pacers decide alike print the same lines: run it from each tree's root
 with that tree's interpreter (``cd /work/main && .venv/bin/python /path/to/pacing_replay.py``)
-and ``diff`` the outputs. It imports only ``ometria_sync.net.backoff.Backoff`` and
+and ``diff`` the outputs. It imports only ``ometria_sync.net.http.Backoff`` and
 ``ometria_sync.pacing.pacer.Pacer`` (their paths are the same before and after issue 28) and
 never touches ``sys.path``: the tree is whichever ``ometria_sync`` that interpreter imports
 (printed to stderr).
@@ -40,7 +40,7 @@ import random
 import sys
 from dataclasses import dataclass, field
 
-from ometria_sync.net.backoff import Backoff
+from ometria_sync.net.http import Backoff
 from ometria_sync.pacing.pacer import Pacer
 
 #: event-loop turns given to the tasks after each step of the clock

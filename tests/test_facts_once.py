@@ -11,17 +11,17 @@ import pytest
 
 import ometria_sync
 from ometria_sync import config, schemas, state
-from ometria_sync.config import checks, loading
+from ometria_sync.config import loading
 from ometria_sync.errors import ConfigError, StateError
 from ometria_sync.net import urls
-from ometria_sync.net.backoff import HttpRetrySettings
+from ometria_sync.net.http import HttpRetrySettings
 from ometria_sync.pacing import redis_budget
 from ometria_sync.schemas.records import RECORD_STRUCTS
 from ometria_sync.sources import SOURCE_KINDS, SourceSpec, mapping
 from ometria_sync.sources.omneo import normalise
 from ometria_sync.sources.omneo import settings as omneo_config
 from ometria_sync.sources.omneo.settings import OmneoSourceConfig
-from ometria_sync.state import account, file_lock, sqlite_sql, store
+from ometria_sync.state import file_lock, sqlite_sql, store
 
 
 def test_record_types_are_defined_once() -> None:
@@ -65,13 +65,13 @@ def test_every_module_reads_the_state_url_through_one_parser() -> None:
     """The configuration's check and its path resolution, the state's opener, the SQLite store
     and its run lock all read ``state.checkpoint_url`` with ``net/urls.py``'s parser; the schema
     name, the Redis scheme and the HTTP APIs' base URLs are checked by its functions too."""
-    for module in (checks, loading, state, sqlite_sql, file_lock):
+    for module in (loading, state, sqlite_sql, file_lock):
         assert module.parse_state_url is urls.parse_state_url, module.__name__
-    assert checks.is_schema_name is urls.is_schema_name
+    assert loading.is_schema_name is urls.is_schema_name
     assert store.is_schema_name is urls.is_schema_name
-    assert checks.is_redis_url is urls.is_redis_url
-    assert checks.base_url_problem is omneo_config.base_url_problem is urls.base_url_problem
-    assert redis_budget.normalise_url is account.normalise_url is urls.normalise_url
+    assert loading.is_redis_url is urls.is_redis_url
+    assert loading.base_url_problem is omneo_config.base_url_problem is urls.base_url_problem
+    assert redis_budget.normalise_url is store.normalise_url is urls.normalise_url
 
 
 _URL_SPELLINGS = ("sqlite:///", "postgresql://", "postgres://")
@@ -105,11 +105,11 @@ async def test_the_config_check_the_opener_and_the_run_lock_agree(url: str) -> N
     key = "state.checkpoint_url"
     if where is None:
         with pytest.raises(ConfigError, match=key):
-            checks._check_state(config.StateSettings(checkpoint_url=url))
+            loading._check_state(config.StateSettings(checkpoint_url=url))
         with pytest.raises(StateError, match="not supported"):
             await state.open_state(url)
         return
-    checks._check_state(config.StateSettings(checkpoint_url=url))
+    loading._check_state(config.StateSettings(checkpoint_url=url))
     if where.kind == "sqlite":
         assert url == urls.sqlite_url(where.path)
         assert file_lock.lock_path_for(url, "nightly") == Path(f"{where.path}.nightly.lock")
@@ -124,7 +124,7 @@ async def test_a_refused_state_url_shows_its_scheme_only(url: str) -> None:
     without ``//`` then showed whole, its password with it.)"""
     assert urls.url_scheme(url) == url.split(":", 1)[0]
     with pytest.raises(ConfigError) as checked:
-        checks._check_state(config.StateSettings(checkpoint_url=url))
+        loading._check_state(config.StateSettings(checkpoint_url=url))
     with pytest.raises(StateError) as opened:
         await state.open_state(url)
     with pytest.raises(StateError) as stored:

@@ -10,8 +10,7 @@ Relative paths resolve against the job file's folder. The API key never lives in
 read from the environment variable ``ometria.api_key_env`` or the file ``ometria.api_key_file``.
 """
 
-from ometria_sync.config.credentials import read_api_key, read_rate_limit_url
-from ometria_sync.config.loading import ENV_PREFIX, Job, load_job
+from ometria_sync.config.loading import ENV_PREFIX, Job, load_job, read_api_key, read_rate_limit_url
 from ometria_sync.config.sections import (
     JobSettings,
     OmetriaSettings,

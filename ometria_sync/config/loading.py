@@ -1,4 +1,5 @@
-"""Reading a job file: TOML, the environment's overrides, one validation, paths made absolute.
+"""Reading a job file: TOML, the environment's overrides, one validation, paths made absolute,
+then the checks across keys; and, when they are needed, the secrets the file only names.
 
 Every error is a ConfigError naming the key (``run.linger: expected ...``); nothing here
 touches the network or the state.
@@ -15,14 +16,22 @@ from typing import Any
 
 import msgspec
 
-from ometria_sync.config.checks import check_settings
-from ometria_sync.config.sections import JobSettings, StreamSettings
+from ometria_sync.config.sections import JobSettings, OmetriaSettings, StateSettings, StreamSettings
 from ometria_sync.errors import ConfigError
-from ometria_sync.net.urls import parse_state_url, sqlite_url
+from ometria_sync.net.http import read_credential
+from ometria_sync.net.urls import (
+    base_url_problem,
+    is_redis_url,
+    is_schema_name,
+    parse_state_url,
+    sqlite_url,
+    url_scheme,
+)
 from ometria_sync.schemas.records import RECORD_TYPES
 from ometria_sync.sources import SOURCE_KINDS
 from ometria_sync.sources.files.location import resolve_path
 from ometria_sync.sources.files.store import SECRET_REFUSED, secret_setting
+from ometria_sync.sources.omneo.settings import check_shared_tenants
 
 ENV_PREFIX = "OMETRIA_SYNC__"
 _OVERRIDABLE = ("ometria", "state", "run", "report")
@@ -195,3 +204,95 @@ def _resolve_sqlite_url(url: str, base: Path) -> str:
     if where is None or where.kind != "sqlite":
         return url
     return sqlite_url(resolve_path(base, where.path))
+
+
+# -------------------------------------------------------------------------------------------------
+# Checks across keys, once the job file is read: URLs, the state's location, the streams'
+# sources (each checks its own), before anything is sent.
+# -------------------------------------------------------------------------------------------------
+
+def check_settings(settings: JobSettings) -> None:
+    """Raise ConfigError naming the first key that cannot work (each source checks its own)."""
+    problem = base_url_problem(settings.ometria.base_url)
+    if problem:
+        raise ConfigError("ometria.base_url", problem)
+    _check_state(settings.state)
+    if not settings.streams:
+        raise ConfigError("streams", "the job lists no stream")
+    seen: set[str] = set()
+    for index, stream in enumerate(settings.streams):
+        if stream.name in seen:
+            raise ConfigError(f"streams[{index}].name", f"duplicate stream name {stream.name!r}")
+        seen.add(stream.name)
+        stream.source.check(f"streams[{index}].source")
+    check_shared_tenants([(f"streams[{i}].source", s.source)
+                          for i, s in enumerate(settings.streams)])
+    ometria = settings.ometria
+    if ometria.rate_limit_url and ometria.rate_limit_url_env:
+        raise ConfigError("ometria.rate_limit_url", "set rate_limit_url or rate_limit_url_env, "
+                          "not both")
+    if ometria.rate_limit_url:
+        check_redis_url("ometria.rate_limit_url", ometria.rate_limit_url)
+    if settings.ometria.ca_bundle and not Path(settings.ometria.ca_bundle).is_file():
+        raise ConfigError("ometria.ca_bundle", f"no such file: {settings.ometria.ca_bundle}")
+
+
+def check_redis_url(key: str, url: str) -> None:
+    """A redis:// or rediss:// URL; the message never repeats the URL (it may hold a password)."""
+    if not is_redis_url(url):
+        raise ConfigError(key, "expected a redis://HOST:PORT/DB or rediss:// URL")
+
+
+def _check_state(state: StateSettings) -> None:
+    key = "state.checkpoint_url_env" if state.checkpoint_url_env else "state.checkpoint_url"
+    url = state.checkpoint_url
+    where = parse_state_url(url)
+    if where is not None and where.kind == "postgres":
+        if not where.names_host:
+            raise ConfigError(key, "expected postgresql://USER@HOST:PORT/DATABASE")
+    elif where is None:
+        # the scheme only: the rest may hold a password
+        raise ConfigError(key, f"expected sqlite:///PATH or postgresql://USER@HOST/DATABASE, "
+                               f"got {url_scheme(url)}:...")
+    if not is_schema_name(state.schema):  # matched whole: "x\n" reaches x's tables
+        raise ConfigError("state.schema", f"{state.schema!r} is not a plain lower-case SQL name")
+
+
+# -------------------------------------------------------------------------------------------------
+# What the job file only names: the API key and the shared rate budget's Redis URL (which may
+# hold a password), read from the environment or a file when they are needed. No message ever
+# contains them.
+# -------------------------------------------------------------------------------------------------
+
+def read_rate_limit_url(
+    settings: OmetriaSettings, environ: Mapping[str, str] | None = None
+) -> str | None:
+    """The Redis URL of the shared rate budget, or None to pace this process alone.
+
+    Raises ConfigError when ``rate_limit_url_env`` names an unset variable or a bad URL; the
+    message never contains the URL."""
+    if settings.rate_limit_url:
+        return settings.rate_limit_url
+    if not settings.rate_limit_url_env:
+        return None
+    env = os.environ if environ is None else environ
+    url = env.get(settings.rate_limit_url_env, "").strip()
+    if not url:
+        raise ConfigError(
+            "ometria.rate_limit_url_env",
+            f"environment variable {settings.rate_limit_url_env} is not set (it holds the "
+            "Redis URL of the shared rate budget)",
+        )
+    check_redis_url(f"environment variable {settings.rate_limit_url_env}", url)
+    return url
+
+
+def read_api_key(settings: OmetriaSettings, environ: Mapping[str, str] | None = None) -> str:
+    """The API key from ``api_key_file`` if set, else from the ``api_key_env`` variable.
+
+    Raises ConfigError naming where it looked; the message never contains the key.
+    """
+    return read_credential(
+        path=settings.api_key_file, file_key="ometria.api_key_file",
+        env_name=settings.api_key_env, env_key="ometria.api_key_env",
+        holds="the Ometria API key", environ=environ)

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from ometria_sync.net.backoff import HttpRetrySettings
+from ometria_sync.net.http import HttpRetrySettings
 from ometria_sync.net.urls import DEFAULT_SCHEMA, sqlite_url
 from ometria_sync.schemas.records import RecordType
 from ometria_sync.sources import SourceSpec

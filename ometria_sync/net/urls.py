@@ -12,7 +12,7 @@ The state URL is ``sqlite:///PATH`` or ``postgresql://`` / ``postgres://``
 lock all read it through :func:`parse_state_url`, so they cannot disagree on what a URL names.
 
 :func:`normalise_url` gives one spelling of an Ometria base URL, so that everything keyed by
-the account agrees: the state's account identity (:mod:`ometria_sync.state.account`) and the
+the account agrees: the state's account identity (:mod:`ometria_sync.state.store`) and the
 shared rate budget's Redis key (:mod:`ometria_sync.pacing.redis_budget`) both use it: every
 process the state treats as the same account shares one budget (``.../v2`` and ``.../v2/``
 post to the same URL and count against the same limit).

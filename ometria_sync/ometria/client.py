@@ -28,8 +28,7 @@ from ometria_sync.errors import (
     TransientError,
     UnconfirmedAnswerError,
 )
-from ometria_sync.net.backoff import parse_retry_after
-from ometria_sync.net.http import ssl_context
+from ometria_sync.net.http import parse_retry_after, ssl_context
 from ometria_sync.net.urls import redact_url
 from ometria_sync.ometria.push import PushResult, SentHook
 

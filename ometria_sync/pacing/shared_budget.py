@@ -52,7 +52,7 @@ from redis.exceptions import RedisError
 
 from ometria_sync.clock import Clock, Sleep
 from ometria_sync.errors import RateBudgetError
-from ometria_sync.net.backoff import Backoff
+from ometria_sync.net.http import Backoff
 from ometria_sync.net.urls import redact_url, safe_message
 from ometria_sync.pacing.budget_stats import BudgetStats
 from ometria_sync.pacing.pacer import Pacer
@@ -85,7 +85,7 @@ Call = Callable[[str, str, int, tuple[str, ...]], Awaitable[Any]]
 
 
 class SharedBudget:
-    """The :class:`~ometria_sync.pacing.protocol.RatePacer` of a budget shared through Redis."""
+    """The :class:`~ometria_sync.pacing.pacer.RatePacer` of a budget shared through Redis."""
 
     def __init__(
         self,

@@ -8,7 +8,8 @@ after the last full batch are covered by a final, possibly empty, batch.
 
 One stream is one record type, so a batch never mixes ``@type``s, and a batch never holds
 two versions of one id: a repeated id starts the next batch, which is sent only once the earlier
-one settled (see ``versions.py``), so Ometria applies the versions in the source's order.
+one settled (see ``VersionOrder`` in ``batch.py``), so Ometria applies the versions in the
+source's order.
 
 The batcher always applies the envelope checks (an object, a string id without spaces, the
 stream's ``@type``); the stream's validator (:func:`schema_validator`) adds the per-type schema

@@ -39,9 +39,9 @@ from ometria_sync.errors import (
     ThrottledError,
     TransientError,
 )
-from ometria_sync.net.backoff import Backoff
+from ometria_sync.net.http import Backoff
 from ometria_sync.ometria.push import Pusher, PushResult
-from ometria_sync.pacing.protocol import RatePacer
+from ometria_sync.pacing.pacer import RatePacer
 from ometria_sync.pipeline.batch import Batch, BatchRecord, Outcome, PartScope, encode_body
 from ometria_sync.schemas.problems import Problem
 

@@ -29,31 +29,30 @@ from ometria_sync.config import (
 from ometria_sync.errors import ExitCode, OmetriaSyncError, StateError
 from ometria_sync.ometria.client import OmetriaClient
 from ometria_sync.ometria.dry_run import DryRunPusher, NullPusher
-from ometria_sync.pacing.pacer import Pacer
-from ometria_sync.pacing.protocol import PermittedPacer, RatePacer
+from ometria_sync.pacing.pacer import Pacer, PermittedPacer, RatePacer
 from ometria_sync.pacing.shared_budget import SharedBudget
 from ometria_sync.pipeline.job_io import (
     JobResult,
     RunObserver,
     RunOptions,
     RunView,
+    Shutdown,
+    SignalWatch,
     exit_code_for,
     new_run_id,
     sending_mode,
 )
-from ometria_sync.pipeline.run_context import (
+from ometria_sync.pipeline.stats import StreamStats
+from ometria_sync.pipeline.stream_run import (
     PusherFactory,
     RunContext,
     SharedRun,
     ValidatorFactory,
+    run_stream,
 )
-from ometria_sync.pipeline.shutdown import Shutdown, SignalWatch
-from ometria_sync.pipeline.stats import StreamStats
-from ometria_sync.pipeline.stream_run import run_stream
 from ometria_sync.state import open_state
-from ometria_sync.state.account import AccountIdentity
 from ometria_sync.state.deadletter import DatabaseDeadLetter, DeadLetterWriter
-from ometria_sync.state.store import StateStore
+from ometria_sync.state.store import AccountIdentity, StateStore
 
 log = structlog.get_logger("ometria_sync.job")
 

@@ -27,8 +27,7 @@ import msgspec
 
 from ometria_sync.errors import StateError
 from ometria_sync.schemas.problems import Problem
-from ometria_sync.state.checkpoint_rules import utc_now
-from ometria_sync.state.store import DeadLetterRow, StateStore
+from ometria_sync.state.store import DeadLetterRow, StateStore, utc_now
 
 
 class DeadLetter(msgspec.Struct, omit_defaults=True):

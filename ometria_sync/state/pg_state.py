@@ -27,13 +27,21 @@ import asyncpg
 import msgspec
 
 from ometria_sync.errors import StateError
-from ometria_sync.pacing.protocol import SendPermit
-from ometria_sync.state.account import AccountIdentity, mismatch
-from ometria_sync.state.checkpoint_rules import Checkpoint, StreamRun, checked_total, utc_now
+from ometria_sync.pacing.pacer import SendPermit
 from ometria_sync.state.pg_lock import PgRunLock, lock_held
 from ometria_sync.state.pg_queue import Op, PgQueue, StateConnectionLost
 from ometria_sync.state.pg_schema import adopt_legacy, migrate
-from ometria_sync.state.store import DeadLetterRow, Pending, check_schema
+from ometria_sync.state.store import (
+    AccountIdentity,
+    Checkpoint,
+    DeadLetterRow,
+    Pending,
+    StreamRun,
+    check_schema,
+    checked_total,
+    mismatch,
+    utc_now,
+)
 
 __all__ = ["PostgresState", "StateConnectionLost"]
 _PAGE = 1000

@@ -6,8 +6,8 @@ is a short local write; ``sqlite_store.py`` runs them on a thread of their own.
 Guarantees:
 
 * a checkpoint is written in one SQLite transaction, durable against a killed process (WAL
-  mode), and only when :func:`~ometria_sync.state.checkpoint_rules.checked_total` allows it
-  (never backwards, never empty, see ``checkpoint_rules.py``);
+  mode), and only when :func:`~ometria_sync.state.store.checked_total` allows it
+  (never backwards, never empty, see ``store.checked_total``);
 * a database that is corrupt, locked or unreadable is a clear :class:`StateError`, never a silent
   restart from zero. Files are created readable by their owner only: they name customers' ids;
 * a store is opened for one job (``job``) and reads and writes only that job's rows, so job
@@ -36,8 +36,14 @@ import msgspec
 
 from ometria_sync.errors import StateError
 from ometria_sync.net.urls import parse_state_url, url_scheme
-from ometria_sync.state.account import AccountIdentity, mismatch
-from ometria_sync.state.checkpoint_rules import Checkpoint, StreamRun, checked_total, utc_now
+from ometria_sync.state.store import (
+    AccountIdentity,
+    Checkpoint,
+    StreamRun,
+    checked_total,
+    mismatch,
+    utc_now,
+)
 
 #: what versions 1 and 2 had (a store of version 0 may have some of it): created when missing,
 #: so that version 3's rebuild below starts from the same tables whatever the store's age

@@ -45,12 +45,18 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
-from ometria_sync.pacing.protocol import SendPermit
-from ometria_sync.state.account import AccountIdentity
-from ometria_sync.state.checkpoint_rules import Checkpoint, StreamRun
+from ometria_sync.pacing.pacer import SendPermit
 from ometria_sync.state.file_lock import RunLock, lock_path_for, run_in_progress
 from ometria_sync.state.sqlite_sql import SqliteCheckpointStore, open_checkpoint_store
-from ometria_sync.state.store import MAX_QUEUED_WRITES, DeadLetterRow, FirstFailure, Pending
+from ometria_sync.state.store import (
+    MAX_QUEUED_WRITES,
+    AccountIdentity,
+    Checkpoint,
+    DeadLetterRow,
+    FirstFailure,
+    Pending,
+    StreamRun,
+)
 
 T = TypeVar("T")
 StoreCall = Callable[[SqliteCheckpointStore], T]

@@ -1,4 +1,6 @@
-"""The state store: one interface, two implementations chosen by the URL's scheme.
+"""The state store: one interface, two implementations chosen by the URL's scheme; what a
+checkpoint is and the rule both apply to saving one; and which Ometria account a store belongs
+to.
 
 ``sqlite:///PATH`` keeps the state in a file beside the job (:class:`SqliteState`, its writes on
 a thread of their own); ``postgresql://`` or ``postgres://`` keeps it in a database schema
@@ -9,7 +11,7 @@ Guarantees, both stores:
 
 * writes (``save``, ``remember``, ``forget_ids``, ``add_dead_letters``) are queued and run one at
   a time in the order they were made: a checkpoint is written after the dead letters and hashes
-  submitted before it, and never moves backwards (see ``checkpoint_rules.py``);
+  submitted before it, and never moves backwards (see ``checked_total``);
 * a failed write is never lost: the first failure is raised, once, by the next write, ``call``,
   :meth:`StateStore.flush`, :meth:`StateStore.keep_up` or :meth:`StateStore.aclose`; and it
   stops the queue for the rest of the run (:class:`FirstFailure`, below): nothing queued after
@@ -31,15 +33,17 @@ state call comes next, so a run still ends, flushes and writes its report.
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
+import msgspec
+
 from ometria_sync.errors import StateError
-from ometria_sync.net.urls import is_schema_name
-from ometria_sync.pacing.protocol import SendPermit
-from ometria_sync.state.account import AccountIdentity
-from ometria_sync.state.checkpoint_rules import Checkpoint, StreamRun
+from ometria_sync.net.urls import is_schema_name, normalise_url
+from ometria_sync.pacing.pacer import SendPermit
 
 #: writes that may wait before ``keep_up`` makes the caller wait
 MAX_QUEUED_WRITES = 1000
@@ -151,3 +155,115 @@ class FirstFailure:
         """``exc`` reached a caller (a ``call`` that failed): not raised again."""
         if self._unseen is exc:
             self._unseen = None
+
+
+# -------------------------------------------------------------------------------------------------
+# What a checkpoint is, and the rule every store (SQLite or PostgreSQL) applies to saving one.
+#
+# Guarantees, kept by :func:`checked_total` for both stores:
+#
+# * a checkpoint is the position of the last record before which *everything* was acknowledged by
+#   Ometria or dead-lettered (the engine's watermark); it is written after acknowledgement, never
+#   before;
+# * for the same content (same fingerprint) a checkpoint never moves backwards and is never
+#   replaced by an empty one: an attempt to do so is a bug and raises :class:`StateError`.
+# -------------------------------------------------------------------------------------------------
+
+class Checkpoint(msgspec.Struct, frozen=True):
+    """Where one part of one stream stands."""
+
+    stream: str
+    part: str
+    position: Any
+    fingerprint: str | None
+    delivered: int
+    updated_at: str
+
+
+class StreamRun(msgspec.Struct, frozen=True):
+    """The last run of a stream: when, how it ended, how many records it delivered."""
+
+    stream: str
+    started_at: str
+    finished_at: str | None
+    outcome: str
+    delivered: int
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def _is_behind(new: Any, old: Any) -> bool:
+    """True when ``new`` is an earlier position than ``old`` (comparable kinds only)."""
+    try:
+        return bool(new < old)
+    except TypeError:
+        return False
+
+
+def comparable(position: Any) -> Any:
+    """A position in a form that compares by order: JSON lists (as a stored checkpoint comes
+    back) become tuples at every depth, so a stored ``[5, [2, 9]]`` compares with the source's
+    ``(5, (2, 9))``. ``checked_total`` and ``verify --last-run`` both compare with it."""
+    return tuple(comparable(p) for p in position) if isinstance(position, list) else position
+
+
+def checked_total(
+    stream: str, old: Checkpoint | None, position: Any, fingerprint: str | None, delivered: int
+) -> int:
+    """The delivered count to store for a new checkpoint over ``old``; StateError when the
+    checkpoint is empty or would move backwards for the same content (a bug either way)."""
+    if position is None or position == [] or position == "":
+        raise StateError(f"refusing to save an empty checkpoint for stream {stream!r}")
+    same_content = old is not None and old.fingerprint == fingerprint
+    if same_content and old is not None and _is_behind(
+        comparable(position), comparable(old.position)
+    ):
+        raise StateError(
+            f"checkpoint of stream {stream!r} would move backwards "
+            f"({old.position} -> {position}); not saved"
+        )
+    return (old.delivered if same_content and old else 0) + delivered
+
+
+# -------------------------------------------------------------------------------------------------
+# Which Ometria account a checkpoint store belongs to: its base URL and a hash of its key.
+#
+# Checkpoints and change hashes say what *one account* already holds. Resumed against another
+# account (staging's state, live's key), a run would start at the end and skip every record as
+# unchanged, and exit 0 with nothing sent. So the store keeps the account's identity and a sending
+# run against another account is refused (see :class:`AccountMismatch`). The key itself is never
+# stored: only a SHA-256 of it (with a fixed prefix, so that the same key shows the same short
+# hash in every store and message).
+# -------------------------------------------------------------------------------------------------
+
+_DOMAIN = b"ometria-sync account key\x00"
+
+
+class AccountMismatch(StateError):
+    """The checkpoint store belongs to another Ometria account: nothing was sent."""
+
+
+class AccountIdentity(msgspec.Struct, frozen=True):
+    """An Ometria account as the store remembers it: the normalised base URL and
+    ``sha256(prefix + key)`` in hex. Never the key."""
+
+    base_url: str
+    key_sha256: str
+
+    @classmethod
+    def of(cls, base_url: str, api_key: str) -> AccountIdentity:
+        digest = hashlib.sha256(_DOMAIN + api_key.encode("utf-8")).hexdigest()
+        return cls(normalise_url(base_url), digest)
+
+    def describe(self) -> str:
+        """``https://api.ometria.com/v2 key …3fa29c`` (a short prefix of the hash)."""
+        return f"{self.base_url} key …{self.key_sha256[:8]}"
+
+
+def mismatch(stored: AccountIdentity, current: AccountIdentity) -> AccountMismatch:
+    return AccountMismatch(
+        f"this state belongs to account {stored.describe()}, not {current.describe()}; to "
+        "sync another account use another state.checkpoint_url, or `ometria-sync reset "
+        "JOB.toml` to start over (everything is sent again)")

@@ -29,9 +29,9 @@ from ometria_sync.errors import (
     ThrottledError,
     TransientError,
 )
-from ometria_sync.net.backoff import Backoff
+from ometria_sync.net.http import Backoff
 from ometria_sync.ometria.client import OmetriaClient
-from ometria_sync.pacing.protocol import RatePacer
+from ometria_sync.pacing.pacer import RatePacer
 from ometria_sync.state import open_state
 from ometria_sync.state.store import StateStore
 

@@ -54,9 +54,9 @@ import structlog
 
 from ometria_sync.config import Job, StreamSettings, read_api_key
 from ometria_sync.errors import ExitCode, OmetriaSyncError
-from ometria_sync.net.backoff import Backoff
+from ometria_sync.net.http import Backoff
 from ometria_sync.ometria.client import OmetriaClient
-from ometria_sync.pacing.protocol import RatePacer
+from ometria_sync.pacing.pacer import RatePacer
 from ometria_sync.pipeline.batcher import schema_validator
 from ometria_sync.pipeline.job_run import RunOptions, account_pacer, run_job, shared_budget
 from ometria_sync.sources.files.jsonl import JsonlSourceConfig

@@ -21,7 +21,7 @@ from ometria_sync.errors import (
     TransientError,
     UnconfirmedAnswerError,
 )
-from ometria_sync.net.backoff import parse_retry_after
+from ometria_sync.net.http import parse_retry_after
 from ometria_sync.ometria.client import OmetriaClient
 
 URL = "https://api.example.test/v2/push"

@@ -17,9 +17,8 @@ import pytest
 from aiolimiter import AsyncLimiter
 
 from ometria_sync.errors import StateError
-from ometria_sync.net.backoff import Backoff
-from ometria_sync.pacing.pacer import CATCH_UP, Pacer, Slot, _Grid, _Pauses, _Window
-from ometria_sync.pacing.protocol import PermittedPacer
+from ometria_sync.net.http import Backoff
+from ometria_sync.pacing.pacer import CATCH_UP, Pacer, PermittedPacer, Slot, _Grid, _Pauses, _Window
 from tests.clock import FakeClock, max_in_window
 
 

@@ -15,7 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from ometria_sync.errors import RateBudgetError
-from ometria_sync.net.backoff import Backoff
+from ometria_sync.net.http import Backoff
 from ometria_sync.pacing.budget_stats import BudgetStats
 from ometria_sync.pacing.redis_budget import SCRIPT, account_prefix, live_processes
 from ometria_sync.pacing.shared_budget import SharedBudget

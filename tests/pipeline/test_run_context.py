@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ometria_sync.errors import StateError
-from ometria_sync.pipeline.run_context import SharedRun
 from ometria_sync.pipeline.stats import StreamStats
+from ometria_sync.pipeline.stream_run import SharedRun
 
 
 def test_the_first_failure_is_the_runs_error() -> None:

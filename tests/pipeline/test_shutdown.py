@@ -10,8 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ometria_sync.config import Job
+from ometria_sync.pipeline.job_io import Shutdown, SignalWatch
 from ometria_sync.pipeline.job_run import RunOptions, run_job
-from ometria_sync.pipeline.shutdown import Shutdown, SignalWatch
 from tests.fakes import FakeOmetria, contacts, minimal_validator, write_jsonl
 
 

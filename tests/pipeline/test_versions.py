@@ -20,9 +20,9 @@ import pytest
 from ometria_sync.config import Job
 from ometria_sync.errors import TransientError
 from ometria_sync.ometria.push import PushResult
+from ometria_sync.pipeline.batch import VersionOrder
 from ometria_sync.pipeline.change_filter import hash64
 from ometria_sync.pipeline.job_run import JobResult, RunOptions, run_job
-from ometria_sync.pipeline.versions import VersionOrder
 from tests.fakes import FakeOmetria, minimal_validator, write_jsonl
 
 MakeJob = Callable[..., Job]

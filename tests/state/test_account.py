@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from ometria_sync.errors import StateError
-from ometria_sync.state.account import AccountIdentity, AccountMismatch, normalise_url
 from ometria_sync.state.sqlite_sql import SCHEMA_VERSION, SqliteCheckpointStore
+from ometria_sync.state.store import AccountIdentity, AccountMismatch, normalise_url
 
 KEY = "canary-live-5f0e2a91c7-never-store-me"
 STAGING = AccountIdentity.of("https://api.ometria.com/v2", "staging-key-1b2c")

@@ -11,8 +11,7 @@ import pytest
 
 from ometria_sync.state import open_state, sqlite_sql
 from ometria_sync.state import pg_schema as pg_tables
-from ometria_sync.state.account import AccountIdentity, AccountMismatch
-from ometria_sync.state.store import StateStore
+from ometria_sync.state.store import AccountIdentity, AccountMismatch, StateStore
 from tests.pg import DSN, connect
 
 LIVE = AccountIdentity.of("https://api.ometria.com/v2", "live-key-9a8b")

@@ -12,8 +12,7 @@ import pytest
 
 from ometria_sync.errors import StateError
 from ometria_sync.state import open_state
-from ometria_sync.state.account import AccountIdentity
-from ometria_sync.state.store import StateStore
+from ometria_sync.state.store import AccountIdentity, StateStore
 from tests.pg import DSN
 
 JobOpener = Callable[..., Awaitable[StateStore]]

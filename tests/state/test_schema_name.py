@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from ometria_sync.config.checks import check_settings
+from ometria_sync.config.loading import check_settings
 from ometria_sync.config.sections import JobSettings, StateSettings
 from ometria_sync.errors import ConfigError, StateError
 from ometria_sync.state import open_state

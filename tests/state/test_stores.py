@@ -8,8 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ometria_sync.errors import StateError
-from ometria_sync.state.account import AccountIdentity, AccountMismatch
-from ometria_sync.state.store import StateStore
+from ometria_sync.state.store import AccountIdentity, AccountMismatch, StateStore
 from tests.state.conftest import Opener
 
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)

@@ -11,7 +11,7 @@ import pytest
 from aioresponses import aioresponses
 
 from ometria_sync.errors import AuthenticationError, RetriesExhaustedError
-from ometria_sync.net.backoff import Backoff
+from ometria_sync.net.http import Backoff
 from ometria_sync.ometria.client import OmetriaClient
 from ometria_sync.pacing.pacer import Pacer
 from ometria_sync.verify import ledger as ledger_module

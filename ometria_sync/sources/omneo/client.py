@@ -32,8 +32,7 @@ import structlog
 from ometria_sync._version import __version__
 from ometria_sync.clock import Sleep
 from ometria_sync.errors import RetryableError, SourceError, ThrottledError, TransientError
-from ometria_sync.net.backoff import Backoff, parse_retry_after
-from ometria_sync.net.http import ssl_context
+from ometria_sync.net.http import Backoff, parse_retry_after, ssl_context
 from ometria_sync.pacing.pacer import Pacer
 
 log = structlog.get_logger("ometria_sync.omneo")

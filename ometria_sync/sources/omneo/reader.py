@@ -29,7 +29,7 @@ import msgspec
 import structlog
 
 from ometria_sync.errors import ConfigError, SourceError
-from ometria_sync.net.backoff import Backoff
+from ometria_sync.net.http import Backoff
 from ometria_sync.pacing.pacer import Pacer
 from ometria_sync.schemas.problems import show
 from ometria_sync.sources.base import Position, SourceItem, SourcePart

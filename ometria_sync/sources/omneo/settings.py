@@ -19,8 +19,7 @@ from typing import Annotated, ClassVar, Literal
 import msgspec
 
 from ometria_sync.errors import ConfigError
-from ometria_sync.net.backoff import HttpRetrySettings
-from ometria_sync.net.http import read_credential
+from ometria_sync.net.http import HttpRetrySettings, read_credential
 from ometria_sync.net.urls import base_url_problem, redact_url
 from ometria_sync.sources.base import SourceConfig
 from ometria_sync.sources.files.location import resolve_path

@@ -16,7 +16,7 @@ from aioresponses import aioresponses
 from structlog.testing import capture_logs
 
 from ometria_sync.errors import SourceError
-from ometria_sync.net.backoff import Backoff
+from ometria_sync.net.http import Backoff
 from ometria_sync.pacing.pacer import Pacer
 from ometria_sync.sources.omneo.client import OmneoAuthError, OmneoClient
 from tests.clock import FakeClock
