@@ -12,7 +12,7 @@ LOCK_ENV := PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS=
 COMPILE := $(LOCK_ENV) $(LOCKER)/bin/pip-compile --quiet --generate-hashes --allow-unsafe \
 	--all-build-deps --strip-extras --no-emit-index-url --no-emit-find-links
 
-.PHONY: setup demo test lint lock test-latest clean
+.PHONY: setup demo test lint lock upgrade-lock test-latest clean
 
 setup: $(VENV)/.installed
 
@@ -34,15 +34,22 @@ lint: setup
 	$(BIN)/mypy
 	$(BIN)/mypy bench
 
-# Refresh both locks to the newest versions pyproject.toml's ranges allow. The runtime lock is
-# cut from the test lock, so the two always agree on every package they share.
-lock:
-	test -x $(LOCKER)/bin/pip-compile || ($(PYTHON) -m venv $(LOCKER) && \
-		$(LOCK_ENV) $(LOCKER)/bin/pip install --quiet $(PIP_TOOLS))
-	rm -f requirements-test.lock requirements.lock
+# Bring both locks in line with pyproject.toml: a dependency added there is locked (with what
+# it needs), one removed leaves, and every other pin stays where it is. `make upgrade-lock`
+# moves every pin to the newest version the ranges allow. The runtime lock is cut from the test
+# lock, so the two always agree on every package they share.
+lock: $(LOCKER)/bin/pip-compile
 	$(COMPILE) --extra test -o requirements-test.lock pyproject.toml
 	cp requirements-test.lock requirements.lock
 	$(COMPILE) -o requirements.lock pyproject.toml
+
+upgrade-lock: $(LOCKER)/bin/pip-compile
+	rm -f requirements-test.lock requirements.lock
+	$(MAKE) lock
+
+$(LOCKER)/bin/pip-compile:
+	$(PYTHON) -m venv $(LOCKER)
+	$(LOCK_ENV) $(LOCKER)/bin/pip install --quiet $(PIP_TOOLS)
 
 # The suite on the newest releases the ranges allow (not the lock): drift is seen here first.
 test-latest:

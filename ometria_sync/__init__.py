@@ -20,9 +20,8 @@ from ometria_sync.errors import (
     ThrottledError,
     TransientError,
 )
-from ometria_sync.ometria.push import Pusher, PushResult
-from ometria_sync.pipeline.job_run import JobResult, RunOptions, run_job
-from ometria_sync.pipeline.stats import StreamStats
+from ometria_sync.ometria import Pusher, PushResult
+from ometria_sync.pipeline import JobResult, RunOptions, StreamStats, run_job
 
 __all__ = [
     "AuthenticationError",

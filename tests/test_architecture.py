@@ -9,6 +9,7 @@ the line before or on the line itself gives a reason.
 from __future__ import annotations
 
 import ast
+import importlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -256,3 +257,96 @@ def f():
                "ometria_sync.q.d"}
     edges = _module_edges("ometria_sync.p.a", Path("a.py"), ast.parse(source), modules)
     assert edges == {"ometria_sync.p.b", "ometria_sync.p.c", "ometria_sync.q.d"}
+
+
+# -- package faces -------------------------------------------------------------------------------
+# Each package says what it offers the others in its ``__init__``'s ``__all__``; the others import
+# only those names, and only from the package itself (``from ometria_sync.state import
+# StateStore``, never ``ometria_sync.state.store``). Inside a package, modules import each other
+# directly. So a package can move things between its own modules without touching another.
+
+
+def _packages() -> list[tuple[str, Path]]:
+    return [(name, path) for name, path in _modules()
+            if path.name == "__init__.py" and name != ROOT]
+
+
+def _declared_all(path: Path) -> list[str] | None:
+    """The names an ``__init__``'s ``__all__`` lists (None: it declares none)."""
+    for node in ast.parse(path.read_text(), str(path)).body:
+        if (isinstance(node, ast.Assign)
+                and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets)):
+            value = ast.literal_eval(node.value)
+            return list(value)
+    return None
+
+
+def test_every_package_declares_its_face() -> None:
+    """Every subpackage's ``__init__`` lists ``__all__``, and every listed name is really there."""
+    missing = [name for name, path in _packages() if _declared_all(path) is None]
+    assert missing == []
+    for name, path in _packages():
+        module = importlib.import_module(name)
+        absent = [item for item in _declared_all(path) or [] if not hasattr(module, item)]
+        assert absent == [], name
+
+
+def _face_violations(module: str, path: Path, tree: ast.AST,
+                     faces: dict[str, list[str]]) -> list[str]:
+    """The imports in ``module`` that reach into another top-level package past its face
+    (``faces``: each top-level package's ``__all__``), or take a name its face does not list."""
+    source = _part(module)
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [(alias.name, None) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            target = _absolute(module, path, node)
+            names = [(target, alias.name) for alias in node.names]
+        else:
+            continue
+        for target, name in names:
+            dest = _part(target)
+            face = f"{ROOT}.{dest}"
+            if dest is None or dest == source or face not in faces:
+                continue  # the root, a top-level module (errors, clock), or its own package
+            if target != face:
+                found.append(f"{module}:{node.lineno} imports {target}")
+            elif name is not None and name not in faces[face]:
+                found.append(f"{module}:{node.lineno} imports {name}, not in {face}.__all__")
+    return found
+
+
+def _faces() -> dict[str, list[str]]:
+    return {name: _declared_all(path) or [] for name, path in _packages()
+            if name.count(".") == 1}
+
+
+def test_other_packages_import_only_through_the_face() -> None:
+    """No module imports another top-level package's modules, or a name its face hides."""
+    faces = _faces()
+    found = []
+    for module, path in _modules():
+        tree = ast.parse(path.read_text(), str(path))
+        found += _face_violations(module, path, tree, faces)
+    assert found == []
+
+
+def test_face_check_sees_an_import_past_the_face() -> None:
+    """The check flags a module of another package, and a name the face does not list; it
+    lets a package's own modules, and the face's names, through."""
+    faces = {"ometria_sync.state": ["StateStore"], "ometria_sync.pipeline": []}
+    source = """
+from ometria_sync.state.store import StateStore
+from ometria_sync.state import StateStore
+from ometria_sync.state import sqlite_sql
+import ometria_sync.state.store
+from ometria_sync.pipeline.batch import Batch
+from ometria_sync.errors import ConfigError
+"""
+    found = _face_violations("ometria_sync.pipeline.x", Path("x.py"), ast.parse(source), faces)
+    assert found == [
+        "ometria_sync.pipeline.x:2 imports ometria_sync.state.store",
+        "ometria_sync.pipeline.x:4 imports sqlite_sql, not in ometria_sync.state.__all__",
+        "ometria_sync.pipeline.x:5 imports ometria_sync.state.store",
+    ]

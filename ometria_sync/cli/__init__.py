@@ -16,6 +16,8 @@ from ometria_sync.cli import demo, emulator, job, plan, report, verify
 from ometria_sync.errors import ConfigError, ExitCode
 from ometria_sync.logs import configure_logging
 
+__all__ = ["build_parser", "entry", "main"]
+
 
 def _common_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)

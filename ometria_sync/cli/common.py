@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, TextIO, TypeAlias
 
-from ometria_sync.pipeline.stats import StreamStats
+from ometria_sync.pipeline import StreamStats
 
 if TYPE_CHECKING:
     SubParsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]

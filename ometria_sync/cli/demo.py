@@ -22,9 +22,9 @@ import msgspec
 from ometria_sync.cli.common import SubParsers, print_summary
 from ometria_sync.config import Job, load_job
 from ometria_sync.emulator import EmulatorOptions, running_emulator
-from ometria_sync.net.urls import sqlite_url
-from ometria_sync.pipeline.job_run import JobResult, run_job
-from ometria_sync.report.progress import show_progress
+from ometria_sync.net import sqlite_url
+from ometria_sync.pipeline import JobResult, run_job
+from ometria_sync.report import show_progress
 
 
 def register(sub: SubParsers, common: argparse.ArgumentParser) -> None:

@@ -15,11 +15,9 @@ from ometria_sync.cli.common import SubParsers, print_summary, render_table
 from ometria_sync.cli.report import finish_report, print_ometria_errors
 from ometria_sync.config import Job, load_job
 from ometria_sync.errors import ExitCode, OmetriaSyncError, RateBudgetError, StateError
-from ometria_sync.pipeline.job_io import SignalWatch
-from ometria_sync.pipeline.job_run import RunOptions, run_job
-from ometria_sync.report.progress import show_progress
-from ometria_sync.state import open_state
-from ometria_sync.state.store import StateStore
+from ometria_sync.pipeline import RunOptions, SignalWatch, run_job
+from ometria_sync.report import show_progress
+from ometria_sync.state import StateStore, open_state
 
 T = TypeVar("T")
 

@@ -13,9 +13,9 @@ import asyncio
 from ometria_sync.cli.common import SubParsers, render_table
 from ometria_sync.config import Job, load_job, read_api_key, read_rate_limit_url
 from ometria_sync.errors import ExitCode, RateBudgetError
-from ometria_sync.net.urls import redact_url
-from ometria_sync.pacing.redis_budget import live_processes
-from ometria_sync.pipeline.job_run import RunOptions, run_job
+from ometria_sync.net import redact_url
+from ometria_sync.pacing import live_processes
+from ometria_sync.pipeline import RunOptions, run_job
 
 
 def register(sub: SubParsers, common: argparse.ArgumentParser) -> None:

@@ -14,11 +14,11 @@ import structlog
 from ometria_sync.cli.common import SubParsers, render_table
 from ometria_sync.config import Job, load_job, read_api_key
 from ometria_sync.errors import ExitCode, OmetriaSyncError
-from ometria_sync.ometria.client import OmetriaClient
-from ometria_sync.pipeline.job_run import JobResult
-from ometria_sync.report.metrics import export_metrics
-from ometria_sync.report.run_report import (
+from ometria_sync.ometria import OmetriaClient
+from ometria_sync.pipeline import JobResult
+from ometria_sync.report import (
     RunReport,
+    export_metrics,
     group_ometria_errors,
     shared_budget_report,
     stream_report,

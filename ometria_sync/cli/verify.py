@@ -9,9 +9,7 @@ import sys
 from ometria_sync.cli.common import SubParsers, render_table
 from ometria_sync.config import load_job
 from ometria_sync.errors import ExitCode, StateError
-from ometria_sync.verify.check import Plan
-from ometria_sync.verify.run import verify_job
-from ometria_sync.verify.verify_report import LISTED, VerifyOptions, outcome_rows, report_json
+from ometria_sync.verify import LISTED, Plan, VerifyOptions, outcome_rows, report_json, verify_job
 
 #: records listed in the table (``--json`` lists up to ``LISTED``)
 _SHOWN = 50

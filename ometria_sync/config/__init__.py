@@ -19,7 +19,7 @@ from ometria_sync.config.sections import (
     StateSettings,
     StreamSettings,
 )
-from ometria_sync.schemas.records import RECORD_TYPES, RecordType
+from ometria_sync.schemas import RECORD_TYPES, RecordType
 
 __all__ = [
     "ENV_PREFIX",

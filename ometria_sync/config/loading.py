@@ -18,20 +18,23 @@ import msgspec
 
 from ometria_sync.config.sections import JobSettings, OmetriaSettings, StateSettings, StreamSettings
 from ometria_sync.errors import ConfigError
-from ometria_sync.net.http import read_credential
-from ometria_sync.net.urls import (
+from ometria_sync.net import (
     base_url_problem,
     is_redis_url,
     is_schema_name,
     parse_state_url,
+    read_credential,
     sqlite_url,
     url_scheme,
 )
-from ometria_sync.schemas.records import RECORD_TYPES
-from ometria_sync.sources import SOURCE_KINDS
-from ometria_sync.sources.files.location import resolve_path
-from ometria_sync.sources.files.store import SECRET_REFUSED, secret_setting
-from ometria_sync.sources.omneo.settings import check_shared_tenants
+from ometria_sync.schemas import RECORD_TYPES
+from ometria_sync.sources import (
+    SECRET_REFUSED,
+    SOURCE_KINDS,
+    check_shared_tenants,
+    resolve_path,
+    secret_setting,
+)
 
 ENV_PREFIX = "OMETRIA_SYNC__"
 _OVERRIDABLE = ("ometria", "state", "run", "report")

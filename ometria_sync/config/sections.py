@@ -9,11 +9,9 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from ometria_sync.net.http import HttpRetrySettings
-from ometria_sync.net.urls import DEFAULT_SCHEMA, sqlite_url
-from ometria_sync.schemas.records import RecordType
-from ometria_sync.sources import SourceSpec
-from ometria_sync.sources.files.lines import DEFAULT_MAX_LINE_BYTES, MaxLineBytes
+from ometria_sync.net import DEFAULT_SCHEMA, HttpRetrySettings, sqlite_url
+from ometria_sync.schemas import RecordType
+from ometria_sync.sources import DEFAULT_MAX_LINE_BYTES, MaxLineBytes, SourceSpec
 
 #: a stream's or a job's name, matched whole (``$`` would let a trailing newline through)
 Name = Annotated[str, msgspec.Meta(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+\Z")]

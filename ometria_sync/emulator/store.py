@@ -29,8 +29,7 @@ from typing import Any
 
 import msgspec
 
-from ometria_sync.schemas import MAX_RECORD_BYTES, validate_record
-from ometria_sync.schemas.problems import Problem
+from ometria_sync.schemas import MAX_RECORD_BYTES, Problem, validate_record
 
 
 class SlidingWindow:

@@ -28,8 +28,7 @@ from ometria_sync.errors import (
     TransientError,
     UnconfirmedAnswerError,
 )
-from ometria_sync.net.http import parse_retry_after, ssl_context
-from ometria_sync.net.urls import redact_url
+from ometria_sync.net import parse_retry_after, redact_url, ssl_context
 from ometria_sync.ometria.push import PushResult, SentHook
 
 _BAD_BATCH = frozenset({400, 413, 422})

@@ -41,7 +41,7 @@ import math
 from typing import Protocol
 
 from ometria_sync.clock import Clock, Sleep
-from ometria_sync.net.http import Backoff
+from ometria_sync.net import Backoff
 from ometria_sync.pacing.adaptation import Jitter, Margin, RateControl
 
 # -------------------------------------------------------------------------------------------------

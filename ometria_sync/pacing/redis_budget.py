@@ -43,7 +43,7 @@ from redis.exceptions import NoScriptError, RedisError
 
 from ometria_sync.clock import Clock, Sleep
 from ometria_sync.errors import RateBudgetError
-from ometria_sync.net.urls import normalise_url, redact_url, safe_message
+from ometria_sync.net import normalise_url, redact_url, safe_message
 from ometria_sync.pacing.budget_stats import BudgetStats
 
 log = structlog.get_logger("ometria_sync.shared_budget")

@@ -52,8 +52,7 @@ from redis.exceptions import RedisError
 
 from ometria_sync.clock import Clock, Sleep
 from ometria_sync.errors import RateBudgetError
-from ometria_sync.net.http import Backoff
-from ometria_sync.net.urls import redact_url, safe_message
+from ometria_sync.net import Backoff, redact_url, safe_message
 from ometria_sync.pacing.budget_stats import BudgetStats
 from ometria_sync.pacing.pacer import Pacer
 from ometria_sync.pacing.redis_budget import (

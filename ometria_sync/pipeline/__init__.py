@@ -1,0 +1,35 @@
+"""The engine: a run of a job's streams, each read -> batched -> delivered -> settled.
+
+``run_job`` (``job_run.py``) is the entry; ``stream_run.py`` runs one stream; ``batcher.py``
+cuts batches and builds the record as sent (``prepare_record``, which ``verify`` shares);
+``dispatch.py`` delivers a batch and returns its outcome; ``settle.py`` writes the outcome down
+in the one order it states.
+"""
+
+from ometria_sync.pipeline.batcher import Validator, prepare_record, schema_validator
+from ometria_sync.pipeline.change_filter import identity
+from ometria_sync.pipeline.job_io import ProgressMode, RunView, SignalWatch
+from ometria_sync.pipeline.job_run import (
+    JobResult,
+    RunOptions,
+    account_pacer,
+    run_job,
+    shared_budget,
+)
+from ometria_sync.pipeline.stats import StreamStats
+
+__all__ = [
+    "JobResult",
+    "ProgressMode",
+    "RunOptions",
+    "RunView",
+    "SignalWatch",
+    "StreamStats",
+    "Validator",
+    "account_pacer",
+    "identity",
+    "prepare_record",
+    "run_job",
+    "schema_validator",
+    "shared_budget",
+]

@@ -21,9 +21,9 @@ import msgspec
 
 from ometria_sync.errors import OmetriaSyncError
 from ometria_sync.pipeline.stats import StreamStats
-from ometria_sync.schemas.problems import Problem
-from ometria_sync.sources.base import Position
-from ometria_sync.state.deadletter import DeadLetterWriter
+from ometria_sync.schemas import Problem
+from ometria_sync.sources import Position
+from ometria_sync.state import DeadLetterWriter
 
 
 class BatchRecord(msgspec.Struct, gc=False):

@@ -29,10 +29,14 @@ from ometria_sync.clock import Sleep
 from ometria_sync.config import StreamSettings
 from ometria_sync.pipeline.batch import Batch, BatchRecord, PartScope
 from ometria_sync.pipeline.change_filter import ChangeFilter, hash64, identity
-from ometria_sync.schemas import record_size_problem, validate_record
-from ometria_sync.schemas.envelope import envelope_problems
-from ometria_sync.schemas.problems import Problem, Verdict
-from ometria_sync.sources.base import Position, SourceItem
+from ometria_sync.schemas import (
+    Problem,
+    Verdict,
+    envelope_problems,
+    record_size_problem,
+    validate_record,
+)
+from ometria_sync.sources import Position, SourceItem
 
 Validator = Callable[[str, Any], Verdict]
 

@@ -28,7 +28,7 @@ from collections import deque
 from typing import Any
 
 from ometria_sync.pipeline.batch import BatchRecord
-from ometria_sync.state.store import Pending, StateStore
+from ometria_sync.state import Pending, StateStore
 
 #: content hash of a version whose outcome at Ometria is unknown: equal to no record's hash
 UNKNOWN: None = None

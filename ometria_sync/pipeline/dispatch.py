@@ -39,11 +39,11 @@ from ometria_sync.errors import (
     ThrottledError,
     TransientError,
 )
-from ometria_sync.net.http import Backoff
-from ometria_sync.ometria.push import Pusher, PushResult
-from ometria_sync.pacing.pacer import RatePacer
+from ometria_sync.net import Backoff
+from ometria_sync.ometria import Pusher, PushResult
+from ometria_sync.pacing import RatePacer
 from ometria_sync.pipeline.batch import Batch, BatchRecord, Outcome, PartScope, encode_body
-from ometria_sync.schemas.problems import Problem
+from ometria_sync.schemas import Problem
 
 log = structlog.get_logger("ometria_sync.dispatch")
 

@@ -19,7 +19,7 @@ import structlog
 
 from ometria_sync.config import JobSettings
 from ometria_sync.errors import ExitCode
-from ometria_sync.pacing.budget_stats import BudgetStats
+from ometria_sync.pacing import BudgetStats
 from ometria_sync.pipeline.stats import StreamStats
 
 

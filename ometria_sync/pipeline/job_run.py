@@ -27,10 +27,8 @@ from ometria_sync.config import (
     read_rate_limit_url,
 )
 from ometria_sync.errors import ExitCode, OmetriaSyncError, StateError
-from ometria_sync.ometria.client import OmetriaClient
-from ometria_sync.ometria.dry_run import DryRunPusher, NullPusher
-from ometria_sync.pacing.pacer import Pacer, PermittedPacer, RatePacer
-from ometria_sync.pacing.shared_budget import SharedBudget
+from ometria_sync.ometria import DryRunPusher, NullPusher, OmetriaClient
+from ometria_sync.pacing import Pacer, PermittedPacer, RatePacer, SharedBudget
 from ometria_sync.pipeline.job_io import (
     JobResult,
     RunObserver,
@@ -50,9 +48,13 @@ from ometria_sync.pipeline.stream_run import (
     ValidatorFactory,
     run_stream,
 )
-from ometria_sync.state import open_state
-from ometria_sync.state.deadletter import DatabaseDeadLetter, DeadLetterWriter
-from ometria_sync.state.store import AccountIdentity, StateStore
+from ometria_sync.state import (
+    AccountIdentity,
+    DatabaseDeadLetter,
+    DeadLetterWriter,
+    StateStore,
+    open_state,
+)
 
 log = structlog.get_logger("ometria_sync.job")
 

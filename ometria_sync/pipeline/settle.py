@@ -45,8 +45,8 @@ import structlog
 from ometria_sync.clock import Clock
 from ometria_sync.pipeline.batch import Batch, BatchRecord, Outcome, PartScope
 from ometria_sync.pipeline.change_filter import ChangeFilter
-from ometria_sync.sources.base import Position
-from ometria_sync.state.store import StateStore
+from ometria_sync.sources import Position
+from ometria_sync.state import StateStore
 
 log = structlog.get_logger("ometria_sync.stream")
 

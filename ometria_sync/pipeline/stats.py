@@ -7,8 +7,8 @@ from collections import Counter
 
 import msgspec
 
-from ometria_sync.schemas.problems import Problem
-from ometria_sync.sources.base import Position
+from ometria_sync.schemas import Problem
+from ometria_sync.sources import Position
 
 _INDEX = re.compile(r"\[\d+\]")
 _VALUE = re.compile(r",? got .*$", re.S)

@@ -27,9 +27,9 @@ import structlog
 from ometria_sync.clock import Sleep
 from ometria_sync.config import JobSettings, StreamSettings
 from ometria_sync.errors import AuthenticationError, OmetriaSyncError, SourceError, StateError
-from ometria_sync.net.http import Backoff
-from ometria_sync.ometria.push import Pusher
-from ometria_sync.pacing.pacer import RatePacer
+from ometria_sync.net import Backoff
+from ometria_sync.ometria import Pusher
+from ometria_sync.pacing import RatePacer
 from ometria_sync.pipeline.batch import Batch, PartScope, VersionOrder
 from ometria_sync.pipeline.batcher import Batcher, Validator, schema_validator
 from ometria_sync.pipeline.change_filter import ChangeFilter
@@ -37,9 +37,8 @@ from ometria_sync.pipeline.dispatch import Delivery, RetryPolicy
 from ometria_sync.pipeline.job_io import RunOptions, Shutdown, sending_mode
 from ometria_sync.pipeline.settle import AckedHashes, Settlement
 from ometria_sync.pipeline.stats import StreamStats
-from ometria_sync.sources.base import Position, SourceItem, SourcePart
-from ometria_sync.state.deadletter import DeadLetterWriter
-from ometria_sync.state.store import StateStore
+from ometria_sync.sources import Position, SourceItem, SourcePart
+from ometria_sync.state import DeadLetterWriter, StateStore
 
 # -------------------------------------------------------------------------------------------------
 # What the streams of one job run are given, and what they share and change as they go.

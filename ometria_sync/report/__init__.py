@@ -1,1 +1,21 @@
 """What a person sees about a run: live progress, the end-of-run report, and metrics."""
+
+from ometria_sync.report.metrics import export_metrics
+from ometria_sync.report.progress import show_progress
+from ometria_sync.report.run_report import (
+    RunReport,
+    group_ometria_errors,
+    shared_budget_report,
+    stream_report,
+    write_report,
+)
+
+__all__ = [
+    "RunReport",
+    "export_metrics",
+    "group_ometria_errors",
+    "shared_budget_report",
+    "show_progress",
+    "stream_report",
+    "write_report",
+]

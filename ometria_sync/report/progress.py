@@ -18,9 +18,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 
 from ometria_sync.clock import Clock, Sleep
-from ometria_sync.pacing.budget_stats import BudgetStats
-from ometria_sync.pipeline.job_io import ProgressMode, RunView
-from ometria_sync.pipeline.stats import StreamStats
+from ometria_sync.pacing import BudgetStats
+from ometria_sync.pipeline import ProgressMode, RunView, StreamStats
 
 log = structlog.get_logger("ometria_sync.progress")
 

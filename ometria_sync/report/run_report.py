@@ -16,8 +16,8 @@ from typing import Any
 
 import msgspec
 
-from ometria_sync.pacing.budget_stats import BudgetStats
-from ometria_sync.pipeline.stats import StreamStats
+from ometria_sync.pacing import BudgetStats
+from ometria_sync.pipeline import StreamStats
 
 
 class StreamReport(msgspec.Struct):

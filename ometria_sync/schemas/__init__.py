@@ -1,8 +1,8 @@
 """Ometria's record schemas: Structs for each push record type, and ``validate_record``."""
 
 from ometria_sync.schemas.check import validate_record
-from ometria_sync.schemas.envelope import MAX_RECORD_BYTES, record_size_problem
-from ometria_sync.schemas.problems import Problem, Verdict
+from ometria_sync.schemas.envelope import MAX_RECORD_BYTES, envelope_problems, record_size_problem
+from ometria_sync.schemas.problems import Problem, Verdict, field_path, show_value
 from ometria_sync.schemas.records import (
     RECORD_TYPES,
     Contact,
@@ -13,6 +13,7 @@ from ometria_sync.schemas.records import (
     OrderLineItem,
     OrderLineItemVariantOption,
     Product,
+    RecordType,
 )
 
 __all__ = [
@@ -27,7 +28,11 @@ __all__ = [
     "OrderLineItemVariantOption",
     "Problem",
     "Product",
+    "RecordType",
     "Verdict",
+    "envelope_problems",
+    "field_path",
     "record_size_problem",
+    "show_value",
     "validate_record",
 ]

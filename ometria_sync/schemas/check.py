@@ -32,7 +32,7 @@ from typing import Any
 import msgspec
 
 from ometria_sync.schemas.envelope import envelope_problems
-from ometria_sync.schemas.problems import Findings, Mode, Problem, Verdict, join, show
+from ometria_sync.schemas.problems import Findings, Mode, Problem, Verdict, field_path, show_value
 from ometria_sync.schemas.records import RECORD_STRUCTS, RECORD_TYPES
 from ometria_sync.schemas.rules import FIELD_RULES, OBJECT_RULES, Rule
 
@@ -76,18 +76,18 @@ def _json_problems(value: Any, path: str, found: Findings) -> None:
     if kind is dict:
         for key, item in value.items():
             if item.__class__ is not str:
-                _json_problems(item, join(path, str(key)), found)
+                _json_problems(item, field_path(path, str(key)), found)
     elif kind is list:
         for index, item in enumerate(value):
             if item.__class__ is not str:
                 _json_problems(item, f"{path}[{index}]", found)
     elif kind is float:
         if value - value != 0.0:
-            _add_once(found, Problem(path, f"must be a finite number, got {show(value)}"))
+            _add_once(found, Problem(path, f"must be a finite number, got {show_value(value)}"))
     elif kind not in _JSON_SCALARS and not isinstance(value, (str, int, float, dict, list)):
         _add_once(found, Problem(path, f"has no JSON form (type {type(value).__name__}; "
                                        "convert it in the source, e.g. cast it to text in the "
-                                       f"query), got {show(value)}"))
+                                       f"query), got {show_value(value)}"))
 
 
 def _add_once(found: Findings, problem: Problem) -> None:
@@ -126,7 +126,7 @@ def _leaf_problem(path: str, value: Any, annotation: Any,
                   error: msgspec.ValidationError) -> Problem:
     expected = _expected(annotation)
     if expected is not None:
-        return Problem(path, f"must be {expected}, got {show(value)}")
+        return Problem(path, f"must be {expected}, got {show_value(value)}")
     return Problem(path, str(error).split(" - at `", 1)[0])
 
 
@@ -166,9 +166,9 @@ def type_problems(value: Any, annotation: Any, path: str, out: list[Problem]) ->
         for info in msgspec.structs.fields(struct):
             name = info.encode_name
             if name in value:
-                type_problems(value[name], info.type, join(path, name), out)
+                type_problems(value[name], info.type, field_path(path, name), out)
             elif info.required:
-                out.append(Problem(join(path, name), "is required"))
+                out.append(Problem(field_path(path, name), "is required"))
         return
     items = container_in(annotation, list)
     if items is not None and isinstance(value, list):
@@ -178,7 +178,7 @@ def type_problems(value: Any, annotation: Any, path: str, out: list[Problem]) ->
     entries = container_in(annotation, dict)
     if entries is not None and isinstance(value, dict):
         for key, item in value.items():
-            type_problems(item, entries[1], join(path, str(key)), out)
+            type_problems(item, entries[1], field_path(path, str(key)), out)
         return
     out.append(_leaf_problem(path, value, annotation, error))
 
@@ -233,35 +233,35 @@ def check_values(raw: dict[str, Any], level: Level, path: str, mode: Mode, found
     for key, value in raw.items():
         spec = fields.get(key)
         if spec is None:
-            unknown.append(Problem(join(path, str(key)), UNKNOWN_FIELD))
+            unknown.append(Problem(field_path(path, str(key)), UNKNOWN_FIELD))
             if value.__class__ is not str:
-                check_json(value, join(path, str(key)), found)
+                check_json(value, field_path(path, str(key)), found)
             continue
         kind = value.__class__
         if kind is str:
             if spec.text is not None or value in NULL_TEXTS:
                 _text(spec, value, path, key, found)
         elif kind is dict or kind is list:
-            _descend(spec, value, join(path, key), mode, found, unknown)
+            _descend(spec, value, field_path(path, key), mode, found, unknown)
         elif kind is float or kind is int:
             if kind is float and value - value != 0.0:  # NaN or an infinity
-                check_json(value, join(path, key), found)
+                check_json(value, field_path(path, key), found)
             elif spec.sign:
-                _sign(spec.sign, kind, value, join(path, key), found)
+                _sign(spec.sign, kind, value, field_path(path, key), found)
         elif kind is not bool and value is not None:  # no JSON form (a range, a bit string)
-            check_json(value, join(path, key), found)
+            check_json(value, field_path(path, key), found)
     if level.rule is not None:
         level.rule(raw, path, mode, found)
 
 
 def _text(spec: _Field, value: str, path: str, key: str, found: Findings) -> None:
     if value in NULL_TEXTS:
-        found.errors.append(Problem(join(path, key), NULL_TEXT_MESSAGE))
+        found.errors.append(Problem(field_path(path, key), NULL_TEXT_MESSAGE))
     elif spec.text is not None:
         message = spec.text(value)
         if message is not None:
             problems = found.warnings if spec.warn else found.errors
-            problems.append(Problem(join(path, key), message))
+            problems.append(Problem(field_path(path, key), message))
 
 
 def _descend(spec: _Field, value: dict[str, Any] | list[Any], path: str, mode: Mode,
@@ -283,20 +283,20 @@ def _descend(spec: _Field, value: dict[str, Any] | list[Any], path: str, mode: M
 
 def _sign(sign: int, kind: type, value: float, path: str, found: Findings) -> None:
     if sign < 0 and value > 0:
-        found.errors.append(Problem(path, f"must be <= 0, got {show(value)}"))
+        found.errors.append(Problem(path, f"must be <= 0, got {show_value(value)}"))
     elif sign > 0 and kind is int and value < 0:
-        found.errors.append(Problem(path, f"must be >= 0, got {show(value)}"))
+        found.errors.append(Problem(path, f"must be >= 0, got {show_value(value)}"))
 
 
 def _free_texts(raw: dict[str, Any], path: str, found: Findings) -> None:
     """``"null"`` texts in free key/values (properties) and the lists in them."""
     values = raw.values()
     if "null" in values or "NULL" in values or "Null" in values:
-        found.errors.extend(Problem(join(path, str(k)), NULL_TEXT_MESSAGE)
+        found.errors.extend(Problem(field_path(path, str(k)), NULL_TEXT_MESSAGE)
                             for k, v in raw.items() if v.__class__ is str and v in NULL_TEXTS)
     for key, value in raw.items():
         if value.__class__ is list:
-            _null_texts_in_list(value, join(path, str(key)), found)
+            _null_texts_in_list(value, field_path(path, str(key)), found)
 
 
 def _null_texts_in_list(items: list[Any], path: str, found: Findings) -> None:
@@ -317,14 +317,15 @@ def validate_record(record_type: str, record: Any, *, mode: Mode = "update",
     struct = RECORD_STRUCTS.get(record_type)
     if struct is None:
         return Verdict([Problem("@type", f"must be one of {', '.join(RECORD_TYPES)}, "
-                                         f"got {show(record_type)}")])
+                                         f"got {show_value(record_type)}")])
     envelope = envelope_problems(record)
     if envelope:
         return Verdict(envelope)
     found = Findings()
     declared = record.get("@type", record_type)
     if declared != record_type:
-        found.errors.append(Problem("@type", f"must be {show(record_type)}, got {show(declared)}"))
+        found.errors.append(Problem(
+            "@type", f"must be {show_value(record_type)}, got {show_value(declared)}"))
     try:
         msgspec.convert(record, struct)
     except msgspec.ValidationError:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ometria_sync.schemas.problems import Problem, show
+from ometria_sync.schemas.problems import Problem, show_value
 
 _SPACE = re.compile(r"\s")
 
@@ -29,11 +29,11 @@ def envelope_problems(record: Any) -> list[Problem]:
         return [Problem("id", "is required")]
     rid = record["id"]
     if not isinstance(rid, str):
-        return [Problem("id", f"must be a string, got {show(rid)}")]
+        return [Problem("id", f"must be a string, got {show_value(rid)}")]
     if not rid or rid.isspace():
         return [Problem("id", "must not be empty")]
     if _SPACE.search(rid) is not None:
-        return [Problem("id", f"must not contain spaces, got {show(rid)}")]
+        return [Problem("id", f"must not contain spaces, got {show_value(rid)}")]
     return []
 
 

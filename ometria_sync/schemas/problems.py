@@ -39,7 +39,7 @@ class Verdict(msgspec.Struct, gc=False):
 _encode = msgspec.json.encode
 
 
-def show(value: Any) -> str:
+def show_value(value: Any) -> str:
     """A value as it looks in the JSON input, cut to 60 characters: ``"12.50"``, ``5.0``;
     ``NaN``, ``Infinity`` and ``-Infinity`` for the floats JSON has no form for."""
     if value.__class__ is float and value - value != 0.0:
@@ -51,8 +51,8 @@ def show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def join(path: str, key: str) -> str:
-    """``join("customer", "email") == "customer.email"``; ``join("", "id") == "id"``."""
+def field_path(path: str, key: str) -> str:
+    """``field_path("customer", "email") == "customer.email"``; ``field_path("", "id") == "id"``."""
     return f"{path}.{key}" if path else key
 
 
@@ -75,7 +75,7 @@ class Findings:
         """At least one of ``keys`` holds a value (not missing, not null)."""
         if all(raw.get(k) is None for k in keys):
             if len(keys) == 1:
-                problem = Problem(join(path, keys[0]), f"is required {why}")
+                problem = Problem(field_path(path, keys[0]), f"is required {why}")
             else:
                 problem = Problem(path, f"needs one of {', '.join(keys)} {why}")
             (self.warnings if warn else self.errors).append(problem)

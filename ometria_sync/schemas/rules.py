@@ -27,7 +27,7 @@ import msgspec
 import pycountry
 
 from ometria_sync.schemas import records as r
-from ometria_sync.schemas.problems import Findings, Mode, Problem, join, show
+from ometria_sync.schemas.problems import Findings, Mode, Problem, field_path, show_value
 
 CURRENCIES: frozenset[str] = frozenset(c.alpha_3 for c in pycountry.currencies)
 COUNTRIES: frozenset[str] = frozenset(c.alpha_2 for c in pycountry.countries)
@@ -41,7 +41,7 @@ def currency_problem(code: str) -> str | None:
     if code in CURRENCIES:
         return None
     hint = f' (did you mean "{code.upper()}"?)' if code.upper() in CURRENCIES else ""
-    return f'must be an ISO 4217 currency code such as "GBP", got {show(code)}{hint}'
+    return f'must be an ISO 4217 currency code such as "GBP", got {show_value(code)}{hint}'
 
 
 def country_problem(code: str) -> str | None:
@@ -51,7 +51,7 @@ def country_problem(code: str) -> str | None:
     upper = code.upper()
     meant = _COUNTRY_SLIPS.get(upper, upper if upper in COUNTRIES else None)
     hint = f' (did you mean "{meant}"?)' if meant else ""
-    return f'must be an ISO 3166-1 alpha-2 country code such as "GB", got {show(code)}{hint}'
+    return f'must be an ISO 3166-1 alpha-2 country code such as "GB", got {show_value(code)}{hint}'
 
 
 # ISO 8601 date-time with a UTC offset: Z, +hh, +hhmm or +hh:mm (seed documents use "+00").
@@ -85,39 +85,40 @@ def timestamp_problem(value: str) -> str | None:
             and value[4:5] == "-" and value[7:8] == "-" and value[10:11] == "T"):
         return None
     if parsed is None and _TIMESTAMP.fullmatch(value) is not None:
-        return f"is not a real date-time, got {show(value)}"
+        return f"is not a real date-time, got {show_value(value)}"
     if _NAIVE.fullmatch(value) is not None:
         return (f"must be an ISO 8601 date-time with a UTC offset, e.g. "
-                f"{TIMESTAMP_EXAMPLE}, got {show(value)} (no offset)")
+                f"{TIMESTAMP_EXAMPLE}, got {show_value(value)} (no offset)")
     if parsed is not None and _SPACED.fullmatch(value) is not None:
         return (f"must be an ISO 8601 date-time with a UTC offset, e.g. "
-                f'{TIMESTAMP_EXAMPLE}, got {show(value)} (date and time are separated by "T")')
+                f"{TIMESTAMP_EXAMPLE}, got {show_value(value)} "
+                '(date and time are separated by "T")')
     return (f"must be an ISO 8601 date-time with a UTC offset, e.g. {TIMESTAMP_EXAMPLE}, "
-            f"got {show(value)}")
+            f"got {show_value(value)}")
 
 
 def date_problem(value: str) -> str | None:
     """A calendar date written ``YYYY-MM-DD``."""
     if _DATE.fullmatch(value) is None:
-        return f"must be a date written YYYY-MM-DD, got {show(value)}"
+        return f"must be a date written YYYY-MM-DD, got {show_value(value)}"
     try:
         date.fromisoformat(value)
     except ValueError as exc:
-        return f"is not a real date ({exc}), got {show(value)}"
+        return f"is not a real date ({exc}), got {show_value(value)}"
     return None
 
 
 def email_problem(value: str) -> str | None:
     """A syntactically valid address: local part, ``@``, a domain with a dot."""
     if len(value) > 254 or _EMAIL.fullmatch(value) is None:
-        return f"must be an email address, got {show(value)}"
+        return f"must be an email address, got {show_value(value)}"
     return None
 
 
 def phone_problem(value: str) -> str | None:
     """E.164: a ``+``, the country code and the number, digits only, at most 15."""
     if _E164.fullmatch(value) is None:
-        return f'must be an E.164 phone number such as "+447700900123", got {show(value)}'
+        return f'must be an E.164 phone number such as "+447700900123", got {show_value(value)}'
     return None
 
 
@@ -126,7 +127,7 @@ def id_problem(value: str) -> str | None:
     if not value:
         return "must not be empty"
     if _SPACE.search(value) is not None:
-        return f"must not contain spaces, got {show(value)}"
+        return f"must not contain spaces, got {show_value(value)}"
     return None
 
 
@@ -153,19 +154,20 @@ class Rule(msgspec.Struct, frozen=True, gc=False):
 def _marketing_optin(value: str) -> str | None:
     if value in MARKETING_OPTIN:
         return None
-    return f"must be one of {', '.join(MARKETING_OPTIN)}, got {show(value)}"
+    return f"must be one of {', '.join(MARKETING_OPTIN)}, got {show_value(value)}"
 
 
 def _gender(value: str) -> str | None:
     if value in GENDERS:
         return None
-    return f"is usually one of m, f, o, got {show(value)} (kept: Ometria's values are unconfirmed)"
+    return (f"is usually one of m, f, o, got {show_value(value)} "
+            "(kept: Ometria's values are unconfirmed)")
 
 
 def _collection(value: str) -> str | None:
     if value in SMS_COLLECTIONS:
-        return (f"{show(value)} is one of Ometria's SMS double opt-in collections: pushing here "
-                "sends or records an SMS opt-in")
+        return (f"{show_value(value)} is one of Ometria's SMS double opt-in collections: "
+                "pushing here sends or records an SMS opt-in")
     return None
 
 
@@ -174,7 +176,7 @@ def _event_type(value: str) -> str | None:
         return "must not be empty"
     if len(value) >= EVENT_TYPE_MAX:
         return (f"must be under {EVENT_TYPE_MAX} characters (Ometria truncates longer "
-                f"names), got {len(value)}: {show(value)}")
+                f"names), got {len(value)}: {show_value(value)}")
     return None
 
 
@@ -240,8 +242,8 @@ def _product(raw: dict[str, Any], path: str, mode: Mode, found: Findings) -> Non
     parent = raw.get("is_variant") is not True
     price = raw.get("price")
     if parent and price.__class__ in (int, float) and price <= 0:
-        found.warnings.append(Problem(join(path, "price"), "should be > 0 on a parent "
-                                      f"product for recommendations, got {show(price)}"))
+        found.warnings.append(Problem(field_path(path, "price"), "should be > 0 on a parent "
+                                      f"product for recommendations, got {show_value(price)}"))
     if mode == "create":
         found.require(raw, ("title",), path, _create("a product"))
         if parent:
@@ -264,7 +266,8 @@ def _custom_event(raw: dict[str, Any], path: str, mode: Mode, found: Findings) -
         many = value.__class__ is list
         for index, item in enumerate(value if many else (value,)):
             if item.__class__ is str and len(item) > EVENT_STRING_MAX:
-                where = join(join(path, "properties"), str(key)) + (f"[{index}]" if many else "")
+                where = (field_path(field_path(path, "properties"), str(key))
+                         + (f"[{index}]" if many else ""))
                 found.errors.append(Problem(where, f"must be at most {EVENT_STRING_MAX} "
                                                    f"characters, got {len(item)}"))
 

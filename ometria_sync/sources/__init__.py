@@ -10,17 +10,28 @@ from typing import get_args
 
 from ometria_sync.sources.base import Position, Source, SourceConfig, SourceItem, SourcePart
 from ometria_sync.sources.files import CsvSourceConfig, GlobSourceConfig, JsonlSourceConfig
+from ometria_sync.sources.files.lines import DEFAULT_MAX_LINE_BYTES, MaxLineBytes
+from ometria_sync.sources.files.location import resolve_path
+from ometria_sync.sources.files.store import SECRET_REFUSED, secret_setting
 from ometria_sync.sources.omneo import OmneoProfilesConfig, OmneoTransactionsConfig
+from ometria_sync.sources.omneo.settings import check_shared_tenants
 from ometria_sync.sources.postgres import PostgresSourceConfig
 
 __all__ = [
+    "DEFAULT_MAX_LINE_BYTES",
+    "SECRET_REFUSED",
     "SOURCE_KINDS",
+    "JsonlSourceConfig",
+    "MaxLineBytes",
     "Position",
     "Source",
     "SourceConfig",
     "SourceItem",
     "SourcePart",
     "SourceSpec",
+    "check_shared_tenants",
+    "resolve_path",
+    "secret_setting",
 ]
 
 #: ``source = { kind = "..." , ... }`` decodes to one of these.

@@ -38,7 +38,7 @@ import asyncpg
 import msgspec
 
 from ometria_sync.errors import ConfigError, SourceError
-from ometria_sync.net.urls import dsn_message
+from ometria_sync.net import dsn_message
 from ometria_sync.sources.base import (
     Position,
     SinglePartSource,

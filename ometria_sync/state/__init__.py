@@ -7,12 +7,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ometria_sync.errors import StateError
-from ometria_sync.net.urls import DEFAULT_SCHEMA, parse_state_url, url_scheme
+from ometria_sync.net import DEFAULT_SCHEMA, parse_state_url, url_scheme
+from ometria_sync.state.deadletter import DatabaseDeadLetter, DeadLetterWriter
 from ometria_sync.state.pg_state import PostgresState
 from ometria_sync.state.sqlite_store import SqliteState
-from ometria_sync.state.store import StateStore, check_schema
+from ometria_sync.state.store import AccountIdentity, Pending, StateStore, check_schema, comparable
 
-__all__ = ["open_state"]
+__all__ = [
+    "AccountIdentity",
+    "DatabaseDeadLetter",
+    "DeadLetterWriter",
+    "Pending",
+    "StateStore",
+    "comparable",
+    "open_state",
+]
 
 
 async def open_state(url: str, schema: str = DEFAULT_SCHEMA, *, job: str = "",

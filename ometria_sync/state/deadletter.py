@@ -26,7 +26,7 @@ from typing import Any, BinaryIO
 import msgspec
 
 from ometria_sync.errors import StateError
-from ometria_sync.schemas.problems import Problem
+from ometria_sync.schemas import Problem
 from ometria_sync.state.store import DeadLetterRow, StateStore, utc_now
 
 

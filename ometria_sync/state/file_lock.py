@@ -15,7 +15,7 @@ from pathlib import Path
 from types import TracebackType
 
 from ometria_sync.errors import StateError
-from ometria_sync.net.urls import parse_state_url
+from ometria_sync.net import parse_state_url
 
 
 class RunLock:

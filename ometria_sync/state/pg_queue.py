@@ -31,7 +31,7 @@ import asyncpg
 import structlog
 
 from ometria_sync.errors import StateError
-from ometria_sync.net.urls import redact_url, scrub
+from ometria_sync.net import redact_url, scrub
 from ometria_sync.state.store import MAX_QUEUED_WRITES, FirstFailure
 
 log = structlog.get_logger("ometria_sync.state")

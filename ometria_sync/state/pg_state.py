@@ -27,7 +27,7 @@ import asyncpg
 import msgspec
 
 from ometria_sync.errors import StateError
-from ometria_sync.pacing.pacer import SendPermit
+from ometria_sync.pacing import SendPermit
 from ometria_sync.state.pg_lock import PgRunLock, lock_held
 from ometria_sync.state.pg_queue import Op, PgQueue, StateConnectionLost
 from ometria_sync.state.pg_schema import adopt_legacy, migrate

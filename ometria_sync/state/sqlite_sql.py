@@ -35,7 +35,7 @@ from typing import Any
 import msgspec
 
 from ometria_sync.errors import StateError
-from ometria_sync.net.urls import parse_state_url, url_scheme
+from ometria_sync.net import parse_state_url, url_scheme
 from ometria_sync.state.store import (
     AccountIdentity,
     Checkpoint,

@@ -45,7 +45,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
-from ometria_sync.pacing.pacer import SendPermit
+from ometria_sync.pacing import SendPermit
 from ometria_sync.state.file_lock import RunLock, lock_path_for, run_in_progress
 from ometria_sync.state.sqlite_sql import SqliteCheckpointStore, open_checkpoint_store
 from ometria_sync.state.store import (

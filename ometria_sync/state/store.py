@@ -42,8 +42,8 @@ from typing import Any, Protocol
 import msgspec
 
 from ometria_sync.errors import StateError
-from ometria_sync.net.urls import is_schema_name, normalise_url
-from ometria_sync.pacing.pacer import SendPermit
+from ometria_sync.net import is_schema_name, normalise_url
+from ometria_sync.pacing import SendPermit
 
 #: writes that may wait before ``keep_up`` makes the caller wait
 MAX_QUEUED_WRITES = 1000

@@ -29,11 +29,10 @@ from ometria_sync.errors import (
     ThrottledError,
     TransientError,
 )
-from ometria_sync.net.http import Backoff
-from ometria_sync.ometria.client import OmetriaClient
-from ometria_sync.pacing.pacer import RatePacer
-from ometria_sync.state import open_state
-from ometria_sync.state.store import StateStore
+from ometria_sync.net import Backoff
+from ometria_sync.ometria import OmetriaClient
+from ometria_sync.pacing import RatePacer
+from ometria_sync.state import StateStore, open_state
 
 #: the most records a list endpoint gives per request (seed documents)
 PAGE = 250

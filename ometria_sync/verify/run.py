@@ -54,23 +54,28 @@ import structlog
 
 from ometria_sync.config import Job, StreamSettings, read_api_key
 from ometria_sync.errors import ExitCode, OmetriaSyncError
-from ometria_sync.net.http import Backoff
-from ometria_sync.ometria.client import OmetriaClient
-from ometria_sync.pacing.pacer import RatePacer
-from ometria_sync.pipeline.batcher import schema_validator
-from ometria_sync.pipeline.job_run import RunOptions, account_pacer, run_job, shared_budget
-from ometria_sync.sources.files.jsonl import JsonlSourceConfig
+from ometria_sync.net import Backoff
+from ometria_sync.ometria import OmetriaClient
+from ometria_sync.pacing import RatePacer
+from ometria_sync.pipeline import (
+    RunOptions,
+    account_pacer,
+    run_job,
+    schema_validator,
+    shared_budget,
+)
+from ometria_sync.sources import JsonlSourceConfig
 from ometria_sync.verify.check import Method, Plan, errors_by_record, judge, look_up, plan
 from ometria_sync.verify.ledger import Ledger
 from ometria_sync.verify.reader import Reader, ReadGuard
-from ometria_sync.verify.select import Sampler, Tally, Window, last_run_window, read_targets
-from ometria_sync.verify.verify_report import (
+from ometria_sync.verify.report import (
     LISTED,
     NOT_VERIFIED,
     StreamSummary,
     VerifyOptions,
     VerifyReport,
 )
+from ometria_sync.verify.select import Sampler, Tally, Window, last_run_window, read_targets
 
 log = structlog.get_logger("ometria_sync.verify")
 

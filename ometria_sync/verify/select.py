@@ -20,10 +20,9 @@ import msgspec
 import structlog
 
 from ometria_sync.config import StreamSettings
-from ometria_sync.pipeline.batcher import Validator, prepare_record
-from ometria_sync.pipeline.change_filter import identity
-from ometria_sync.sources.base import Position, SourceItem
-from ometria_sync.state.store import comparable
+from ometria_sync.pipeline import Validator, identity, prepare_record
+from ometria_sync.sources import Position, SourceItem
+from ometria_sync.state import comparable
 
 log = structlog.get_logger("ometria_sync.verify")
 

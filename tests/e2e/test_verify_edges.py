@@ -16,8 +16,8 @@ from ometria_sync.config import load_job
 from ometria_sync.emulator.behaviour import STORE
 from ometria_sync.pacing.pacer import Pacer
 from ometria_sync.state.file_lock import run_in_progress
+from ometria_sync.verify.report import VerifyOptions
 from ometria_sync.verify.run import verify_job
-from ometria_sync.verify.verify_report import VerifyOptions
 from tests.e2e.conftest import CONTACTS, EmulatorFactory, Workspace, contact_records, jsonl
 from tests.e2e.test_verify import imported
 

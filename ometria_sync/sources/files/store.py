@@ -43,7 +43,7 @@ from obstore.exceptions import (
 from obstore.store import GCSStore, S3Store
 
 from ometria_sync.errors import ConfigError
-from ometria_sync.net.urls import redact_url
+from ometria_sync.net import redact_url
 
 SCHEMES = ("s3://", "gs://")
 #: job-file keys that would hold a credential: refused, with where credentials go instead

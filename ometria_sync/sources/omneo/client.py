@@ -32,8 +32,8 @@ import structlog
 from ometria_sync._version import __version__
 from ometria_sync.clock import Sleep
 from ometria_sync.errors import RetryableError, SourceError, ThrottledError, TransientError
-from ometria_sync.net.http import Backoff, parse_retry_after, ssl_context
-from ometria_sync.pacing.pacer import Pacer
+from ometria_sync.net import Backoff, parse_retry_after, ssl_context
+from ometria_sync.pacing import Pacer
 
 log = structlog.get_logger("ometria_sync.omneo")
 

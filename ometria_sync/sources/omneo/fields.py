@@ -15,7 +15,7 @@ from typing import Any, Literal, TypeVar
 
 from msgspec import Struct
 
-from ometria_sync.schemas.problems import join
+from ometria_sync.schemas import field_path
 from ometria_sync.sources.omneo import normalise as n
 
 T = TypeVar("T")
@@ -44,7 +44,7 @@ class Fields:
         try:
             return convert(self.raw.get(key))
         except n.Unusable as exc:
-            raise FieldError(join(self.path, key), str(exc)) from None
+            raise FieldError(field_path(self.path, key), str(exc)) from None
 
     def text(self, key: str) -> str | None:
         return self.get(key, n.text)
@@ -66,13 +66,13 @@ class Fields:
 
     def child(self, key: str) -> Fields | None:
         raw = self.get(key, n.obj)
-        return None if raw is None else Fields(raw, join(self.path, key), self.zone)
+        return None if raw is None else Fields(raw, field_path(self.path, key), self.zone)
 
     def children(self, key: str) -> list[Fields]:
         """The objects of a list (absent entries skipped); anything else in it is an error."""
         found: list[Fields] = []
         for index, item in enumerate(self.get(key, n.items)):
-            path = f"{join(self.path, key)}[{index}]"
+            path = f"{field_path(self.path, key)}[{index}]"
             try:
                 raw = n.obj(item)
             except n.Unusable as exc:
@@ -137,7 +137,7 @@ def currency(f: Fields, key: str) -> str | None:
     if code is None:
         return None
     if len(code) != 3 or not code.isalpha() or not code.isascii():
-        raise FieldError(join(f.path, key), f"not an ISO 4217 currency code: {code!r}")
+        raise FieldError(field_path(f.path, key), f"not an ISO 4217 currency code: {code!r}")
     return code.upper()
 
 

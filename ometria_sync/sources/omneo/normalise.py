@@ -17,7 +17,7 @@ import re
 import zoneinfo
 from typing import Any
 
-from ometria_sync.schemas.problems import show
+from ometria_sync.schemas import show_value
 from ometria_sync.sources.mapping import boolean_word
 
 _DECIMAL = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)", re.ASCII)
@@ -64,7 +64,7 @@ def number(value: Any) -> float | None:
     if is_absent(value):
         return None
     if isinstance(value, bool):
-        raise Unusable(f"expected a number, got {show(value)}")
+        raise Unusable(f"expected a number, got {show_value(value)}")
     if isinstance(value, str) and _DECIMAL.fullmatch(value.strip()):
         value = value.strip()
     elif not isinstance(value, int | float):
@@ -142,7 +142,7 @@ def known_zone(name: str) -> zoneinfo.ZoneInfo:
     try:
         return zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-        raise Unusable(f"not a known time zone: {show(name)}") from None
+        raise Unusable(f"not a known time zone: {show_value(name)}") from None
 
 
 def obj(value: Any) -> dict[str, Any] | None:
@@ -192,8 +192,8 @@ def _kind(value: Any) -> str:
         return "an object"
     if isinstance(value, list):
         return "a list"
-    return show(value)
+    return show_value(value)
 
 
 def _shown(value: Any) -> str:
-    return _kind(value) if isinstance(value, dict | list) else show(value)
+    return _kind(value) if isinstance(value, dict | list) else show_value(value)

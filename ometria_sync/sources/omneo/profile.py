@@ -7,7 +7,7 @@ from typing import Any
 
 from msgspec import Struct
 
-from ometria_sync.schemas.problems import join
+from ometria_sync.schemas import field_path
 from ometria_sync.sources.omneo import normalise as n
 from ometria_sync.sources.omneo.fields import (
     FieldError,
@@ -65,7 +65,7 @@ def _birth_date(f: Fields) -> dt.date | None:
     try:
         return dt.date(year, month, day)
     except (ValueError, OverflowError) as exc:
-        raise FieldError(join(f.path, "birth_day"),
+        raise FieldError(field_path(f.path, "birth_day"),
                          f"not a real date of birth ({exc}): {year}-{month}-{day}") from None
 
 
@@ -87,7 +87,7 @@ def parse_profile(raw: Any, zone: dt.tzinfo, path: str = "") -> Profile:
     f = root(raw, path, zone)
     profile_id = f.text("id")
     if profile_id is None:
-        raise FieldError(join(path, "id"), "missing")
+        raise FieldError(field_path(path, "id"), "missing")
     return Profile(
         id=profile_id, email=f.text("email"), external_id=f.text("external_id"),
         title=f.text("title"), first_name=f.text("first_name"), last_name=f.text("last_name"),

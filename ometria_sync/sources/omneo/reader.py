@@ -29,9 +29,9 @@ import msgspec
 import structlog
 
 from ometria_sync.errors import ConfigError, SourceError
-from ometria_sync.net.http import Backoff
-from ometria_sync.pacing.pacer import Pacer
-from ometria_sync.schemas.problems import show
+from ometria_sync.net import Backoff
+from ometria_sync.pacing import Pacer
+from ometria_sync.schemas import show_value
 from ometria_sync.sources.base import Position, SourceItem, SourcePart
 from ometria_sync.sources.omneo.client import OmneoAuthError, OmneoClient
 from ometria_sync.sources.omneo.fields import FieldError, root
@@ -220,7 +220,7 @@ def error_item(what: str, entry: Entry, reason: str) -> SourceItem:
     if isinstance(ident, str | int) and not isinstance(ident, bool) and str(ident).strip():
         name = f"omneo {what} {ident}"
     else:
-        name = f"omneo {what} without id" if ident is None else f"omneo {what} {show(ident)}"
+        name = f"omneo {what} without id" if ident is None else f"omneo {what} {show_value(ident)}"
     try:
         body: bytes | None = msgspec.json.encode(raw)
     except (TypeError, ValueError, OverflowError):

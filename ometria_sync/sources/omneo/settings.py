@@ -19,8 +19,7 @@ from typing import Annotated, ClassVar, Literal
 import msgspec
 
 from ometria_sync.errors import ConfigError
-from ometria_sync.net.http import HttpRetrySettings, read_credential
-from ometria_sync.net.urls import base_url_problem, redact_url
+from ometria_sync.net import HttpRetrySettings, base_url_problem, read_credential, redact_url
 from ometria_sync.sources.base import SourceConfig
 from ometria_sync.sources.files.location import resolve_path
 from ometria_sync.sources.omneo.normalise import Unusable, known_zone
