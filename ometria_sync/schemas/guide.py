@@ -82,6 +82,8 @@ class FieldDoc(msgspec.Struct, frozen=True):
     #: "error": a broken rule refuses the record; "warning": it is sent and counted
     severity: str | None
     example: Any
+    #: the name of the check applied to the text (``timestamp_problem``...), if any
+    check: str | None = None
 
 
 class Need(msgspec.Struct, frozen=True):
@@ -123,7 +125,9 @@ def _walk(info: mi.StructType, prefix: str, out: list[FieldDoc], *, top: bool = 
         kind = _value_type(item.type)
         rule = rules.get(item.encode_name, ID if top and item.encode_name == "id" else None)
         words, example, severity = _rule_words(rule, kind, item.encode_name)
-        out.append(FieldDoc(path, _type_name(kind), item.required, words, severity, example))
+        check = rule.text.__name__ if rule is not None and rule.text is not None else None
+        out.append(FieldDoc(path, _type_name(kind), item.required, words, severity, example,
+                            check))
         if isinstance(kind, mi.StructType):
             _walk(kind, path + ".", out)
         elif isinstance(kind, mi.ListType) and isinstance(kind.item_type, mi.StructType):

@@ -1,0 +1,89 @@
+"""``ometria-sync init`` then ``validate`` on what it wrote, and ``ometria-sync fields``: the real
+CLI as a subprocess (nothing is sent: validation needs no server)."""
+
+from __future__ import annotations
+
+import json
+
+from ometria_sync.schemas import RECORD_TYPES, field_guide
+from tests.e2e.conftest import Workspace
+
+# nothing listens here: neither command may try to send
+NOWHERE = "http://127.0.0.1:9/v2"
+
+# Magento-style customers; the columns with no known field come last
+CUSTOMERS = """\
+entity_id,email,firstname,lastname,created_at,dob,gender,country_id,telephone,group_id,website_id
+1,ada@example.com,Ada,Lovelace,2023-04-01 10:22:13,1980-12-31,f,GB,+447700900123,1,1
+2,bob@example.com,Bob,Smith,2023-04-02 11:00:00,31/12/1980,m,GB,+447700900124,1,1
+3,not-an-email,Cy,Jones,2023-04-03 12:00:00,,o,GB,,1,1
+4,dee@example.com,Dee,Ng,2023-04-04 09:00:00,1975-01-02,f,GB,,2,1
+"""
+
+ORDERS = """\
+increment_id,created_at,customer_email,order_currency_code,grand_total,sku,qty_ordered,price
+100001,2023-04-01 10:22:13,ada@example.com,GBP,98.0000,LS-01,2.0000,49.0000
+100001,2023-04-01 10:22:13,ada@example.com,GBP,98.0000,LS-02,1.0000,0.0000
+100002,2023-04-02 10:00:00,bob@example.com,GBP,10.0000,LS-03,1.0000,10.0000
+"""
+
+
+async def test_init_writes_a_job_that_validate_runs_as_it_is(workspace: Workspace) -> None:
+    (workspace.root / "exports").mkdir()
+    (workspace.root / "exports" / "customers.csv").write_text(CUSTOMERS)
+    result = await workspace.run("init", "--csv", "exports/customers.csv", "--type", "contact",
+                                 url=NOWHERE)
+    assert result.code == 3, result.stderr  # two of the four sampled rows are refused
+    assert "wrote job.toml: 9 of 11 columns mapped" in result.stdout
+    assert "contacts  4        2      2" in result.stdout
+    assert "column 'dob' (date_of_birth): not a date" in result.stdout
+    assert "email: must be an email address" in result.stdout
+    assert "column 'dob' -> date_of_birth: a calendar date written YYYY-MM-DD" in result.stdout
+    assert "column 'email' -> email: an email address" in result.stdout
+    assert not (workspace.root / "state").exists(), "init leaves no state beside the job"
+
+    validated = await workspace.run("validate", "job.toml", url=NOWHERE)
+    assert validated.code == 3, validated.stderr
+    assert validated.stdout.splitlines()[2].split() == ["contacts", "4", "2", "2", "0"]
+    dead = {d["line"]: d for d in workspace.dead_letters()}
+    assert sorted(dead) == [3, 4]
+
+
+async def test_an_order_export_groups_line_items_and_validates(workspace: Workspace) -> None:
+    (workspace.root / "orders.csv").write_text(ORDERS)
+    result = await workspace.run("init", "--csv", "orders.csv", "--type", "order",
+                                 "--out", "jobs/orders.toml", url=NOWHERE)
+    assert result.code == 0, result.stdout + result.stderr
+    text = (workspace.root / "jobs" / "orders.toml").read_text()
+    assert 'path = "../orders.csv"' not in text  # outside the job's folder: an absolute path
+    assert str(workspace.root / "orders.csv") in text
+    validated = await workspace.run("validate", "jobs/orders.toml", url=NOWHERE)
+    assert validated.code == 0, validated.stdout + validated.stderr
+    assert validated.stdout.splitlines()[2].split() == ["orders", "2", "2", "0", "0"]
+
+
+async def test_init_never_overwrites_a_file_without_force(workspace: Workspace) -> None:
+    (workspace.root / "customers.csv").write_text(CUSTOMERS)
+    (workspace.root / "job.toml").write_text("# mine\n")
+    refused = await workspace.run("init", "--csv", "customers.csv", "--type", "contact",
+                                  url=NOWHERE)
+    assert refused.code == 2
+    assert "job.toml exists: not overwritten (--force to replace it)" in refused.stderr
+    assert (workspace.root / "job.toml").read_text() == "# mine\n"
+    forced = await workspace.run("init", "--csv", "customers.csv", "--type", "contact",
+                                 "--force", url=NOWHERE)
+    assert forced.code == 3
+    assert (workspace.root / "job.toml").read_text().startswith("# Written by `ometria-sync")
+
+
+async def test_fields_prints_every_field_of_the_type(workspace: Workspace) -> None:
+    result = await workspace.run("fields", "contact", url=NOWHERE)
+    assert result.code == 0, result.stderr
+    rows = {line.split()[0] for line in result.stdout.splitlines() if line.strip()}
+    assert {d.path for d in field_guide("contact")} <= rows
+    assert any(line.split()[:2] == ["email", "string"] and "ada@example.com" in line
+               for line in result.stdout.splitlines())
+    as_json = await workspace.run("fields", "--json", url=NOWHERE)
+    data = json.loads(as_json.stdout)
+    assert sorted(data) == sorted(RECORD_TYPES)
+    assert [f["path"] for f in data["order"]["fields"]] == [d.path for d in field_guide("order")]
