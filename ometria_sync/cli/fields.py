@@ -48,7 +48,8 @@ def print_fields(record_type: str, docs: list[FieldDoc], needs: list[Need], out:
     print(f"{record_type}", file=out)
     rows = [[d.path, d.type + (" (required)" if d.required else ""), _rule(d), _example(d)]
             for d in docs]
-    print(render_table(rows, ["field", "type", "rule", "example"]), file=out)
+    table = render_table(rows, ["field", "type", "rule", "example"])
+    print("\n".join(line.rstrip() for line in table.splitlines()), file=out)
     if needs:
         print(f"\n{record_type}: what a record needs as a whole", file=out)
         for need in needs:
