@@ -31,6 +31,8 @@ from ometria_sync.scaffold import (
 from ometria_sync.schemas import RecordType, field_guide
 
 SAMPLE_ROWS = 1000
+#: fields whose column often identifies a record when the export has no id column
+_ID_STAND_INS = ("sku", "email", "customer.email", "identity_email")
 _TYPES = ("contact", "product", "order", "custom_event")
 
 
@@ -100,11 +102,14 @@ def _print_matches(out: Path, plan: JobPlan, head: ExportHead) -> None:
     mapped = sum(1 for m in plan.matches if m.field)
     print(f"\nwrote {out}: {mapped} of {len(plan.matches)} columns mapped"
           + (f", delimiter {plan.delimiter!r}" if plan.delimiter != "," else ""))
-    filled = {m.field for m in plan.matches}
+    filled = {m.field: m.column for m in plan.matches if m.field}
     for doc in field_guide(plan.record_type):
         if doc.required and "." not in doc.path and doc.path not in filled:
+            stand_in = next((filled[f] for f in _ID_STAND_INS if f in filled), None)
+            example = (f' (e.g. {stand_in} = "{doc.path}", in place of its line)'
+                       if stand_in else "")
             print(f"no column fills {doc.path} (required): map the column that identifies "
-                  "a record to it")
+                  f"a record to it{example}")
     if head.not_utf8_line is not None:
         print(f"line {head.not_utf8_line} is not UTF-8: the CSV source reads UTF-8, so "
               "convert the file (iconv -f cp1252 -t utf-8) or set the source's encoding")

@@ -87,3 +87,25 @@ async def test_fields_prints_every_field_of_the_type(workspace: Workspace) -> No
     data = json.loads(as_json.stdout)
     assert sorted(data) == sorted(RECORD_TYPES)
     assert [f["path"] for f in data["order"]["fields"]] == [d.path for d in field_guide("order")]
+
+
+async def test_a_file_that_cannot_be_read_writes_nothing_and_exits_1(workspace: Workspace) -> None:
+    result = await workspace.run("init", "--csv", "missing.csv", "--type", "product",
+                                 url=NOWHERE)
+    assert result.code == 1
+    assert "missing.csv: cannot read it" in result.stderr
+    assert not (workspace.root / "job.toml").exists()
+
+
+async def test_a_required_field_no_column_fills_is_named(workspace: Workspace) -> None:
+    """Magento's catalog export has no entity_id: init says so, and the sample shows it."""
+    (workspace.root / "products.csv").write_text(
+        "sku;name;product_online;price;url_key\nLS-01;Linen shirt;1;49.0000;linen-shirt\n")
+    result = await workspace.run("init", "--csv", "products.csv", "--type", "product",
+                                 url=NOWHERE)
+    assert result.code == 3, result.stderr
+    assert "wrote job.toml: 5 of 5 columns mapped, delimiter ';'" in result.stdout
+    assert ("no column fills id (required): map the column that identifies a record to it "
+            '(e.g. sku = "id", in place of its line)') in result.stdout
+    assert "id: is required" in result.stdout
+    assert 'delimiter = ";"' in (workspace.root / "job.toml").read_text()
