@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from ometria_sync.cli.common import SubParsers, print_summary, render_table
+from ometria_sync.cli.emulator import DEFAULT_PORT
 from ometria_sync.config import load_job
 from ometria_sync.errors import ConfigError, ExitCode
 from ometria_sync.pipeline import JobResult, RunOptions, StreamStats, run_job
@@ -73,7 +74,8 @@ def cmd_init(args: argparse.Namespace) -> int:
     record_type: RecordType = args.record_type
     matches = match_header(record_type, head.header)
     plan = JobPlan(record_type, _relative(source, out), head.delimiter, matches,
-                   _command(args), job_file=out.name)
+                   _command(args), job_file=out.name,
+                   emulator_url=f"http://127.0.0.1:{DEFAULT_PORT}/v2")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(job_text(plan), encoding="utf-8")
     _print_matches(out, plan, head)

@@ -36,6 +36,8 @@ class JobPlan(msgspec.Struct, frozen=True):
     command: str
     #: the job file's name, for the commands the text suggests
     job_file: str = "job.toml"
+    #: the local emulator's base URL, written commented out under the real one
+    emulator_url: str = "http://127.0.0.1:8765/v2"
 
 
 def toml_key(name: str) -> str:
@@ -69,7 +71,8 @@ def job_text(plan: JobPlan) -> str:
         "",
         "[ometria]",
         'base_url = "https://api.ometria.com/v2"   # plain http:// only for loopback hosts',
-        '# base_url = "http://127.0.0.1:8765/v2"  # a local emulator: `ometria-sync emulator`',
+        f"# base_url = {toml_string(plan.emulator_url)}  # a local emulator: "
+        "`ometria-sync emulator`",
         'api_key_env = "OMETRIA_API_KEY"           # the key itself never lives in the file',
         "rate_limit_per_second = 4                 # your plan's limit; never exceeded",
         "batch_size = 100                          # 1..100",

@@ -3,10 +3,13 @@ CLI as a subprocess (nothing is sent: validation needs no server)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
+import aiohttp
+
 from ometria_sync.schemas import RECORD_TYPES, field_guide
-from tests.e2e.conftest import Workspace
+from tests.e2e.conftest import KEY, EmulatorFactory, Workspace
 
 # nothing listens here: neither command may try to send
 NOWHERE = "http://127.0.0.1:9/v2"
@@ -109,3 +112,29 @@ async def test_a_required_field_no_column_fills_is_named(workspace: Workspace) -
             '(e.g. sku = "id", in place of its line)') in result.stdout
     assert "id: is required" in result.stdout
     assert 'delimiter = ";"' in (workspace.root / "job.toml").read_text()
+
+
+async def test_the_written_job_delivers_the_right_values(workspace: Workspace,
+                                                          emulator: EmulatorFactory) -> None:
+    """init, then run the job as written (only its base URL pointed at the emulator): the
+    orders arrive grouped, with their line items, typed and with offsets."""
+    (workspace.root / "orders.csv").write_text(ORDERS)
+    written = await workspace.run("init", "--csv", "orders.csv", "--type", "order", url=NOWHERE)
+    assert written.code == 0, written.stdout + written.stderr
+    assert '# base_url = "http://127.0.0.1:8765/v2"' in (workspace.root / "job.toml").read_text()
+    async with emulator(rate=50) as emu:
+        result = await workspace.run("run", "job.toml", url=emu.url)
+        assert result.code == 0, result.stdout + result.stderr
+        for _ in range(100):  # the emulator imports asynchronously, like Ometria
+            if emu.stats()["queue_depth"] == 0:
+                break
+            await asyncio.sleep(0.05)
+        async with (aiohttp.ClientSession(headers={"X-Ometria-Auth": KEY}) as http,
+                    http.get(f"{emu.url}/orders/100001") as answer):
+            order = await answer.json()
+    assert order["timestamp"] == "2023-04-01T10:22:13+00:00"
+    assert order["grand_total"] == 98.0
+    assert order["currency"] == "GBP"
+    assert order["customer"] == {"email": "ada@example.com"}
+    assert order["lineitems"] == [{"sku": "LS-01", "quantity": 2, "unit_price": 49.0},
+                                  {"sku": "LS-02", "quantity": 1, "unit_price": 0.0}]
