@@ -14,6 +14,7 @@ from ometria_sync.errors import ExitCode
 #: the port the emulator listens on unless told (``init`` names it in the job it writes)
 DEFAULT_PORT = 8765
 
+
 def _fraction(text: str) -> float:
     value = float(text)
     if not 0.0 <= value <= 1.0:

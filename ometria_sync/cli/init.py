@@ -19,6 +19,7 @@ from ometria_sync.cli.common import SubParsers, print_summary, render_table
 from ometria_sync.cli.emulator import DEFAULT_PORT
 from ometria_sync.config import load_job
 from ometria_sync.errors import ConfigError, ExitCode
+from ometria_sync.logs import configure_logging
 from ometria_sync.pipeline import JobResult, RunOptions, StreamStats, run_job
 from ometria_sync.scaffold import (
     ColumnMatch,
@@ -60,6 +61,9 @@ def register(sub: SubParsers, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    if args.log_level is None and not args.verbose:
+        # the sample's run logs its scratch folder: only its warnings are worth a line here
+        configure_logging(args.log_format, "warning")
     out = Path(args.out)
     source = Path(args.csv)
     if out.exists() and not args.force:

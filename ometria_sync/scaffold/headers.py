@@ -30,6 +30,8 @@ class Known(msgspec.Struct, frozen=True):
     field: str
     names: tuple[str, ...]
     hint: str = ""
+    #: a hint for one of the names only (it wins over ``hint``)
+    name_hints: tuple[tuple[str, str], ...] = ()
 
 
 _OPTIN = ('cells must read EXPLICITLY_OPTEDIN, EXPLICITLY_OPTEDOUT or NOT_SPECIFIED: Magento '
@@ -47,6 +49,9 @@ _SLUG = ("a URL key, not a URL: Ometria wants the page's full URL "
          "(expr = \"'https://shop.example/' + value + '.html'\")")
 _DISCOUNT = ("Ometria's discounts are <= 0: Magento and Shopify write item discounts "
              "positive (expr = \"-value\")")
+_HANDLE = ("Shopify writes one row per variant, each with the product's Handle: every row is "
+           "sent as this one product (the last wins); map Variant SKU to id for a product "
+           "per variant")
 _IMAGE = "Magento writes a path under /media/catalog/product: Ometria wants the full URL"
 
 #: the one matching table: record type -> the fields a column name can fill
@@ -74,7 +79,7 @@ KNOWN: dict[RecordType, tuple[Known, ...]] = {
         Known("timezone", ("timezone", "time_zone")),
     ),
     "product": (
-        Known("id", ("entity_id", "id", "product_id", "handle")),
+        Known("id", ("entity_id", "id", "product_id", "handle"), name_hints=(("handle", _HANDLE),)),
         Known("sku", ("sku", "variant_sku")),
         Known("title", ("name", "title", "product_name")),
         Known("price", ("price", "variant_price", "regular_price")),
@@ -179,12 +184,12 @@ def match_header(record_type: RecordType, header: list[str]) -> list[ColumnMatch
     by_name: dict[str, list[int]] = {}
     for index, column in enumerate(header):
         by_name.setdefault(normal(column), []).append(index)
-    chosen: dict[int, Known] = {}
+    chosen: dict[int, tuple[Known, str]] = {}
     for known in KNOWN[record_type]:
         for name in known.names:
             free = [i for i in by_name.get(name, []) if i not in chosen]
             if free:
-                chosen[free[0]] = known
+                chosen[free[0]] = known, dict(known.name_hints).get(name, known.hint)
                 break
     matches = []
     for index, column in enumerate(header):
@@ -192,6 +197,6 @@ def match_header(record_type: RecordType, header: list[str]) -> list[ColumnMatch
         if found is None:
             matches.append(ColumnMatch(column, None))
         else:
-            doc = docs[found.field]
-            matches.append(ColumnMatch(column, found.field, cell_type(doc), found.hint))
+            known, hint = found
+            matches.append(ColumnMatch(column, known.field, cell_type(docs[known.field]), hint))
     return matches

@@ -27,6 +27,7 @@ def test_every_name_is_normal_and_belongs_to_one_field_of_its_type() -> None:
                 assert normal(name) == name, name
                 assert name not in seen, (record_type, name, seen.get(name), known.field)
                 seen[name] = known.field
+            assert {n for n, _ in known.name_hints} <= set(known.names), known.field
         fields = [k.field for k in knowns]
         assert len(fields) == len(set(fields)), record_type
 
@@ -110,3 +111,10 @@ def test_shopify_and_magento_headers() -> None:
         "grand_total", "coupon_code", "discount", "timestamp", "lineitems[].quantity", None,
         "lineitems[].unit_price", "lineitems[].sku", "lineitems[].discount",
         "billing_address.country_code", "id"]
+
+
+def test_a_hint_for_one_name_rides_on_that_name_only() -> None:
+    handle, entity = match_header("product", ["Handle"])[0], match_header("product", ["id"])[0]
+    assert handle.field == entity.field == "id"
+    assert "one row per variant" in handle.hint
+    assert entity.hint == ""
