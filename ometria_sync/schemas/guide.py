@@ -195,18 +195,14 @@ def record_needs(record_type: str) -> list[Need]:
     the validator reports it for a skeleton record: an id, and one empty object for every
     object and list of objects."""
     skeleton = {"id": "1", **_skeleton(RECORD_STRUCTS[record_type])}
-    seen: dict[tuple[str, str], Need] = {}
+    found: dict[tuple[str, str, str], list[str]] = {}
     for mode in ("update", "create"):
         verdict = validate_record(record_type, skeleton, mode=_mode(mode))
         for severity, problems in (("error", verdict.errors), ("warning", verdict.warnings)):
             for problem in problems:
-                path = _INDEX.sub("[]", problem.path)
-                key = (path, problem.message)
-                if key in seen:
-                    seen[key].modes.append(mode)
-                else:
-                    seen[key] = Need(path, problem.message, [mode], severity)
-    return list(seen.values())
+                key = (_INDEX.sub("[]", problem.path), problem.message, severity)
+                found.setdefault(key, []).append(mode)
+    return [Need(path, says, modes, severity) for (path, says, severity), modes in found.items()]
 
 
 def _mode(name: str) -> Mode:
