@@ -192,12 +192,12 @@ _INDEX = re.compile(r"\[\d+\]")
 
 def record_needs(record_type: str) -> list[Need]:
     """What ``record_type`` needs as a whole (one of two fields, what a new record needs), as
-    the validator reports it for a skeleton record: an id, and one empty object for every
-    object and list of objects."""
-    skeleton = {"id": "1", **_skeleton(RECORD_STRUCTS[record_type])}
+    the validator reports it for a skeleton record (see ``_skeleton``) in each mode."""
+    skeleton = _skeleton(RECORD_STRUCTS[record_type])
     found: dict[tuple[str, str, str], list[str]] = {}
-    for mode in ("update", "create"):
-        verdict = validate_record(record_type, skeleton, mode=_mode(mode))
+    modes: tuple[Mode, ...] = ("update", "create")
+    for mode in modes:
+        verdict = validate_record(record_type, skeleton, mode=mode)
         for severity, problems in (("error", verdict.errors), ("warning", verdict.warnings)):
             for problem in problems:
                 key = (_INDEX.sub("[]", problem.path), problem.message, severity)
@@ -205,16 +205,13 @@ def record_needs(record_type: str) -> list[Need]:
     return [Need(path, says, modes, severity) for (path, says, severity), modes in found.items()]
 
 
-def _mode(name: str) -> Mode:
-    return "create" if name == "create" else "update"
-
-
 def _skeleton(struct: type[msgspec.Struct]) -> dict[str, Any]:
-    """One empty item in each list of objects (a line item has rules of its own). Objects are
+    """An id, and one empty item in each list of objects (a line item has rules of its own),
+    unless its items have required fields of their own. Objects are
     left out: an empty ``totals`` would hide what an order without totals needs."""
     info = mi.type_info(struct)
     assert isinstance(info, mi.StructType)
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {"id": "1"}
     for item in info.fields:
         kind = _value_type(item.type)
         if (isinstance(kind, mi.ListType) and isinstance(kind.item_type, mi.StructType)
