@@ -30,12 +30,11 @@ from ometria_sync.scaffold import (
     match_header,
     read_head,
 )
-from ometria_sync.schemas import RecordType, field_guide
+from ometria_sync.schemas import RECORD_TYPES, RecordType, field_guide
 
 SAMPLE_ROWS = 1000
 #: fields whose column often identifies a record when the export has no id column
 _ID_STAND_INS = ("sku", "email", "customer.email", "identity_email")
-_TYPES = ("contact", "product", "order", "custom_event")
 
 
 def register(sub: SubParsers, common: argparse.ArgumentParser) -> None:
@@ -50,7 +49,7 @@ def register(sub: SubParsers, common: argparse.ArgumentParser) -> None:
                     "read, 2 when OUT exists (without --force).")
     init.add_argument("--csv", required=True, metavar="FILE",
                       help="the export: CSV with a header row, plain or gzip")
-    init.add_argument("--type", required=True, choices=_TYPES, dest="record_type",
+    init.add_argument("--type", required=True, choices=RECORD_TYPES, dest="record_type",
                       help="the record type its rows are")
     init.add_argument("--out", default="job.toml", metavar="OUT",
                       help="the job file to write (default: job.toml)")

@@ -8,6 +8,7 @@ from pathlib import Path
 from ometria_sync.config import load_job
 from ometria_sync.scaffold import ColumnMatch, JobPlan, job_text, match_header
 
+EXAMPLE = Path(__file__).parents[2] / "config" / "example.toml"
 HEADER = ["entity_id", "Email", "First Name", "created_at", "dob", "group_id",
           "Body (HTML)", 'odd "quoted" name']
 
@@ -66,3 +67,12 @@ def test_an_order_export_maps_line_item_columns_below_lineitems() -> None:
 def test_a_plan_without_unknown_columns_has_no_drop_and_no_list() -> None:
     text = job_text(JobPlan("contact", "c.csv", ",", [ColumnMatch("email", "email")], "init"))
     assert "drop" not in text and "Columns with no known field" not in text
+
+
+def test_the_settings_are_those_of_the_example_job() -> None:
+    """config/example.toml is the sample job the README starts from: init writes its
+    settings, so the two cannot drift apart unnoticed."""
+    example = tomllib.loads(EXAMPLE.read_text())
+    written = tomllib.loads(job_text(_plan(HEADER)))
+    for section in ("ometria", "state", "run"):
+        assert written[section] == example[section], section
