@@ -103,7 +103,8 @@ def _command(args: argparse.Namespace) -> str:
 def _print_matches(out: Path, plan: JobPlan, head: ExportHead) -> None:
     rows = [[m.column, m.field or "- (dropped)", m.type if m.field else ""]
             for m in plan.matches]
-    print(render_table(rows, ["column", "field", "type"]))
+    table = render_table(rows, ["column", "field", "type"])
+    print("\n".join(line.rstrip() for line in table.splitlines()))
     mapped = sum(1 for m in plan.matches if m.field)
     print(f"\nwrote {out}: {mapped} of {len(plan.matches)} columns mapped"
           + (f", delimiter {plan.delimiter!r}" if plan.delimiter != "," else ""))
@@ -140,7 +141,8 @@ def _check_sample(plan: JobPlan, head: ExportHead) -> int:
         except ConfigError as exc:
             print(f"\nthe job does not load as written: {exc}")
             return ExitCode.FATAL
-    print(f"\nthe first {len(head.rows)} rows, validated with it (nothing sent):")
+    rows = f"{len(head.rows)} rows" if len(head.rows) != 1 else "row"
+    print(f"\nthe first {rows}, validated with it (nothing sent):")
     print_summary(result.streams, sys.stdout, validation=True)
     _print_what_to_look_at(result, plan)
     return result.exit_code
