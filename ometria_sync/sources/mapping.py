@@ -195,6 +195,7 @@ class Column(msgspec.Struct, frozen=True, gc=False):
     """One mapped column: where its value goes, and how its text is coerced."""
 
     name: str
+    index: int  # the column's place in the header (dropped columns keep theirs)
     path: tuple[str, ...]
     type: CellType
     lineitem: bool  # the path is below ``lineitems[]``: one line item per row
@@ -210,7 +211,7 @@ def plan_columns(key: str, settings: MappingSettings, header: Iterable[str]) -> 
                                             f"(the header has: {', '.join(names)})")
     dropped = set(settings.drop)
     columns = []
-    for name in names:
+    for index, name in enumerate(names):
         if name in dropped:
             continue
         spec = settings.columns.get(name, name)
@@ -221,5 +222,5 @@ def plan_columns(key: str, settings: MappingSettings, header: Iterable[str]) -> 
             raise ConfigError(f"{key}.columns.{name}", f"not a field path: {spec.field!r} "
                                                        "(use dots: customer.email, "
                                                        "lineitems[].sku)")
-        columns.append(Column(name, split_path(target), spec.type, lineitem))
+        columns.append(Column(name, index, split_path(target), spec.type, lineitem))
     return columns

@@ -35,7 +35,7 @@ class RowMapper:
                  width: int) -> None:
         coercers = text_coercers(zone)
         self.width = width
-        self._columns = [(i, c, coercers[c.type]) for i, c in enumerate(columns)]
+        self._columns = [(c.index, c, coercers[c.type]) for c in columns]
         self._constants = [(split_path(k), v) for k, v in constants.items()]
         self.grouped = any(c.lineitem for c in columns)
         self._record = _compile([c for c in self._columns if not c[1].lineitem],
