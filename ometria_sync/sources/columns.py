@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import msgspec
 
 from ometria_sync.errors import ConfigError
+from ometria_sync.schemas import Problem
 from ometria_sync.sources.expressions import Expression
 from ometria_sync.sources.mapping import (
     LINEITEM_PREFIX,
@@ -35,6 +36,8 @@ from ometria_sync.sources.mapping import (
     CellType,
     ColumnSpec,
     MappingSettings,
+    put,
+    python_value,
     split_path,
     text_coercers,
 )
@@ -163,6 +166,79 @@ class Column(msgspec.Struct, frozen=True):
     @property
     def fields(self) -> str:
         return ", ".join(t.field for t in self.targets)
+
+
+def omitted(column: Column, target: Target, exc: Exception) -> Problem:
+    """The warning for a field left out by ``on_error = "omit"`` (the run summary counts them
+    by column: the reason follows ``got``, which the summary leaves out)."""
+    return Problem(target.field, f'left out (on_error = "omit"): column {column.name!r}, '
+                                 f"got {exc}")
+
+
+class ValueRowMapper:
+    """The plan applied to a database row (values by column name): the PostgreSQL source's
+    mapping, and any SQL source's. A plain column's value is put as it is (JSON-shaped by
+    :func:`~.mapping.python_value`; NULL leaves the field out); a column with options goes
+    through its :class:`CellRule`, keyed by column name like a CSV column by header."""
+
+    def __init__(self, key: str, settings: MappingSettings, names: Sequence[str],
+                 zone: dt.tzinfo, skip: Iterable[str] = ()) -> None:
+        self._columns = plan_columns(key, settings, names, zone, skip)
+        for column in self._columns:
+            if any(t.lineitem for t in column.targets):
+                raise ConfigError(f"{key}.columns.{column.name}", LINEITEMS_NEED_CSV)
+        self._constants = [(split_path(k), v) for k, v in settings.constants.items()]
+        self._zone = zone
+        self._with_row = any(c.rule is not None and c.rule.expr is not None
+                             and c.rule.expr.uses_row for c in self._columns)
+
+    def map_row(self, row: DatabaseRow, record: dict[str, Any] | None = None
+                ) -> tuple[dict[str, Any], list[Problem] | None]:
+        """The record (``record`` filled further, when given) and the warnings of
+        ``on_error = "omit"`` columns; RowError naming the column for a refused value."""
+        record = {} if record is None else record
+        warnings: list[Problem] = []
+        zone = self._zone
+        values = ({k: python_value(v, zone) for k, v in row.items()} if self._with_row
+                  else {})
+        for column in self._columns:
+            value = row[column.name]
+            if column.rule is None:
+                if value is None:
+                    continue
+                value = python_value(value, zone)
+            else:
+                try:
+                    value = column.rule.value(python_value(value, zone), values)
+                except ValueError as exc:
+                    if not column.omit_on_error:
+                        raise RowError(f"column {column.name!r} ({column.fields}): "
+                                       f"{exc}") from None
+                    warnings += [omitted(column, t, exc) for t in column.targets]
+                    continue
+                if value is OMIT:
+                    continue
+            for target in column.targets:
+                put(record, target.path, value)
+        for path, constant in self._constants:
+            put(record, path, constant)
+        return record, warnings or None
+
+
+LINEITEMS_NEED_CSV = ("lineitems[] paths group CSV rows into orders; in a query, build the "
+                      "list in SQL (json_agg(...) AS lineitems)")
+
+
+class DatabaseRow(Protocol):
+    """A row as a database driver gives it (asyncpg's Record, a dict): values by name."""
+
+    def __getitem__(self, name: str, /) -> Any: ...
+
+    def items(self) -> Iterable[tuple[str, Any]]: ...
+
+
+class RowError(ValueError):
+    """A row that cannot become a record; the message names the column and field."""
 
 
 def column_spec(spec: str | ColumnSpec) -> ColumnSpec:

@@ -18,13 +18,8 @@ import msgspec
 
 from ometria_sync.schemas import Problem
 from ometria_sync.sources.base import Position, SourceItem
-from ometria_sync.sources.columns import OMIT, Column
+from ometria_sync.sources.columns import OMIT, Column, RowError, omitted
 from ometria_sync.sources.mapping import put, split_path, text_coercers
-
-
-class RowError(ValueError):
-    """A row that cannot become a record; the message names the column and field."""
-
 
 #: a row mapped: the record's fields, the row's line item (when grouped), and the warnings of
 #: ``on_error = "omit"`` columns whose fields were left out (None: no warning)
@@ -69,8 +64,7 @@ class RowMapper:
             except ValueError as exc:
                 if not column.omit_on_error:
                     raise RowError(f"column {column.name!r} ({column.fields}): {exc}") from None
-                warnings += [Problem(t.field, f"left out (on_error = \"omit\"): column "
-                                              f"{column.name!r}: {exc}") for t in column.targets]
+                warnings += [omitted(column, t, exc) for t in column.targets]
                 continue
             if value is not OMIT:
                 for target in column.targets:

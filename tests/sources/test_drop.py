@@ -7,8 +7,8 @@ import datetime as dt
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ometria_sync.sources.files.csv import CsvOptions
 from ometria_sync.sources.columns import plan_columns
+from ometria_sync.sources.files.csv import CsvOptions
 from ometria_sync.sources.rows import RowMapper
 
 NAMES = st.lists(st.from_regex(r"[a-z]{1,6}", fullmatch=True), min_size=1, max_size=8,

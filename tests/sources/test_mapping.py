@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ometria_sync.errors import ConfigError
-from ometria_sync.sources.files.csv import CsvOptions
 from ometria_sync.sources.columns import plan_columns
+from ometria_sync.sources.files.csv import CsvOptions
 from ometria_sync.sources.mapping import CellError, ColumnSpec, python_value, text_coercers
 
 LONDON = zoneinfo.ZoneInfo("Europe/London")

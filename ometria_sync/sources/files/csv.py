@@ -27,7 +27,7 @@ import msgspec
 
 from ometria_sync.errors import ConfigError, SourceError
 from ometria_sync.sources.base import Position, Source, SourceConfig, SourceItem
-from ometria_sync.sources.columns import check_columns, plan_columns
+from ometria_sync.sources.columns import RowError, check_columns, plan_columns
 from ometria_sync.sources.files.lines import BoundedLines, Line, over_limit
 from ometria_sync.sources.files.location import (
     FilePart,
@@ -41,7 +41,7 @@ from ometria_sync.sources.files.location import (
 )
 from ometria_sync.sources.files.store import ObjectInfo
 from ometria_sync.sources.mapping import ColumnSpec, load_zone
-from ometria_sync.sources.rows import OrderGrouper, RowError, RowMapper
+from ometria_sync.sources.rows import OrderGrouper, RowMapper
 
 _BOM = "\ufeff"
 _ROWS_PER_CHUNK = 500
