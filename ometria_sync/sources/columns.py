@@ -184,9 +184,15 @@ class ValueRowMapper:
     def __init__(self, key: str, settings: MappingSettings, names: Sequence[str],
                  zone: dt.tzinfo, skip: Iterable[str] = ()) -> None:
         self._columns = plan_columns(key, settings, names, zone, skip)
-        for column in self._columns:
+        for n, column in enumerate(self._columns):
             if any(t.lineitem for t in column.targets):
                 raise ConfigError(f"{key}.columns.{column.name}", LINEITEMS_NEED_CSV)
+            if column.rule is None and column.name in settings.columns:
+                # a named column takes its type: text is coerced, whole floats become
+                # integers, numbers text (an unnamed one is put as the driver gives it)
+                spec = column_spec(settings.columns[column.name])
+                rule = CellRule(f"{key}.columns.{column.name}", spec, zone, names)
+                self._columns[n] = msgspec.structs.replace(column, rule=rule)
         self._constants = [(split_path(k), v) for k, v in settings.constants.items()]
         self._zone = zone
         self._with_row = any(c.rule is not None and c.rule.expr is not None
