@@ -126,8 +126,8 @@ def test_an_expression_that_cannot_work_is_a_config_error_naming_the_key(expr: s
 
 
 def test_attribute_access_on_anything_but_a_string_is_refused_when_it_runs() -> None:
-    """``row.keys`` passes the static check (keys is no string method, but the name check
-    sees only ``.keys``): the evaluator refuses it on the dict."""
+    """``.upper`` passes the static check (it is a string method): the evaluator refuses it
+    on an integer."""
     with pytest.raises(RowError, match=r"only strings' own methods may be used, not \.upper "
                                        r"on int"):
         one({"field": "x", "type": "integer", "expr": "value.upper()"}, "3")
