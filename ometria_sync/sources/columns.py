@@ -105,6 +105,17 @@ class CellRule:
         row = dict(zip(self._header, cells, strict=False)) if self.expr.uses_row else None
         return _computed(self.expr(value, row))
 
+    def computed(self, cells: Sequence[str]) -> Any:
+        """The value of a computed column (one not in the header): its expression over the
+        row, or ``default`` when that is empty."""
+        row = dict(zip(self._header, cells, strict=False))
+        return self.computed_from(row)
+
+    def computed_from(self, row: Mapping[str, Any]) -> Any:
+        assert self.expr is not None  # a computed column has one (plan_columns)
+        value = _computed(self.expr(None, row))
+        return self.default if value is OMIT else value
+
     def value(self, value: Any, row: Mapping[str, Any]) -> Any:
         """The value of a database value (already JSON-shaped; None for NULL), or OMIT."""
         if isinstance(value, str):
@@ -196,7 +207,8 @@ class ValueRowMapper:
         self._constants = [(split_path(k), v) for k, v in settings.constants.items()]
         self._zone = zone
         self._with_row = any(c.rule is not None and c.rule.expr is not None
-                             and c.rule.expr.uses_row for c in self._columns)
+                             and (c.rule.expr.uses_row or c.index == COMPUTED)
+                             for c in self._columns)
 
     def map_row(self, row: DatabaseRow, record: dict[str, Any] | None = None
                 ) -> tuple[dict[str, Any], list[Problem] | None]:
@@ -208,6 +220,13 @@ class ValueRowMapper:
         values = ({k: python_value(v, zone) for k, v in row.items()} if self._with_row
                   else {})
         for column in self._columns:
+            if column.index == COMPUTED:
+                assert column.rule is not None
+                value = column.rule.computed_from(values)
+                if value is not OMIT:
+                    for target in column.targets:
+                        put(record, target.path, value)
+                continue
             value = row[column.name]
             if column.rule is None:
                 if value is None:
@@ -278,15 +297,36 @@ def _target(key: str, field: str) -> Target:
 def plan_columns(key: str, settings: MappingSettings, header: Iterable[str],
                  zone: dt.tzinfo = dt.UTC, skip: Iterable[str] = ()) -> list[Column]:
     """The columns of ``header`` as mapped by ``settings`` (``skip``: columns the source
-    itself reads, left out like dropped ones). ConfigError (naming ``key``) for a mapped or
-    dropped column the header does not have."""
+    itself reads, left out like dropped ones), then the computed columns: those ``columns``
+    names that the header lacks, whose ``expr`` reads ``row`` but not ``value``. ConfigError
+    (naming ``key``) for any other mapped or dropped column the header does not have."""
     names = list(header)
-    missing = [c for c in [*settings.columns, *settings.drop] if c not in names]
+    computed = [c for c, spec in settings.columns.items()
+                if c not in names and computed_only(spec)]
+    missing = [c for c in [*settings.columns, *settings.drop]
+               if c not in names and c not in computed]
     if missing:
         raise ConfigError(f"{key}.columns", f"not in the header: {', '.join(missing)} "
                                             f"(the header has: {', '.join(names)})")
     dropped = {*settings.drop, *skip}
-    return [plan_column(f"{key}.columns.{name}", name, index,
-                        column_spec(settings.columns.get(name, name)), zone, names)
-            for index, name in enumerate(names) if name not in dropped]
+    return [*(plan_column(f"{key}.columns.{name}", name, index,
+                          column_spec(settings.columns.get(name, name)), zone, names)
+              for index, name in enumerate(names) if name not in dropped),
+            *(plan_column(f"{key}.columns.{name}", name, COMPUTED,
+                          column_spec(settings.columns[name]), zone, names)
+              for name in computed)]
+
+
+#: the index of a computed column: one the header lacks, filled by an ``expr`` over ``row``
+COMPUTED = -1
+
+
+def computed_only(spec: str | ColumnSpec) -> bool:
+    """A column the header need not have: its ``expr`` reads ``row``, never ``value``."""
+    if isinstance(spec, str) or spec.expr is None:
+        return False
+    try:
+        return not Expression("", spec.expr).uses_value
+    except ConfigError:
+        return False  # the expression's own error is raised where the column is planned
 

@@ -116,8 +116,8 @@ class Expression:
         self.source = source
         self._tree = _parse(key, source)
         _check(key, self._tree, header)
-        self.uses_row = any(isinstance(n, ast.Name) and n.id == "row"
-                            for n in ast.walk(self._tree))
+        names = {n.id for n in ast.walk(self._tree) if isinstance(n, ast.Name)}
+        self.uses_row, self.uses_value = "row" in names, "value" in names
         self._evaluator = _Evaluator(functions=HELPERS, names={})
 
     def __call__(self, value: Any, row: Mapping[str, Any] | None) -> Any:

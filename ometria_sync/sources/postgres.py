@@ -48,7 +48,12 @@ from ometria_sync.sources.base import (
     SourceItem,
     checkpoint_as,
 )
-from ometria_sync.sources.columns import LINEITEMS_NEED_CSV, ValueRowMapper, check_columns
+from ometria_sync.sources.columns import (
+    LINEITEMS_NEED_CSV,
+    ValueRowMapper,
+    check_columns,
+    computed_only,
+)
 from ometria_sync.sources.mapping import ColumnSpec, load_zone
 
 __all__ = ["DEFAULT_LOOKBACK_SECONDS", "PostgresQuery", "PostgresSourceConfig"]
@@ -382,7 +387,8 @@ class PostgresSourceConfig(SourceConfig, frozen=True, tag="postgres"):
             await conn.close()
         for field, names in (("cursor", [*self.cursor, *self.drop,
                                          *filter(None, [self.json_column])]),
-                             ("columns", list(self.columns))):
+                             ("columns", [c for c, spec in self.columns.items()
+                                          if not computed_only(spec)])):
             missing = [c for c in names if c not in columns]
             if missing:
                 raise ConfigError(f"{key}.{field}", f"the query has no column "

@@ -18,7 +18,7 @@ import msgspec
 
 from ometria_sync.schemas import Problem
 from ometria_sync.sources.base import Position, SourceItem
-from ometria_sync.sources.columns import OMIT, Column, RowError, omitted
+from ometria_sync.sources.columns import COMPUTED, OMIT, Column, RowError, omitted
 from ometria_sync.sources.mapping import put, split_path, text_coercers
 
 #: a row mapped: the record's fields, the row's line item (when grouped), and the warnings of
@@ -75,6 +75,9 @@ class RowMapper:
 
 
 def _cell_value(column: Column, coerce: Callable[[str], Any], cells: list[str]) -> Any:
+    if column.index == COMPUTED:
+        assert column.rule is not None  # a computed column has an expression
+        return column.rule.computed(cells)
     if column.rule is not None:
         return column.rule.text(cells[column.index], cells)
     text = cells[column.index]
@@ -111,7 +114,11 @@ def _compile(columns: list[tuple[Column, Callable[[str], Any]]], lineitem: bool,
         targets = [t for t in column.targets if t.lineitem == lineitem]
         if not targets:
             continue
-        if column.rule is not None:
+        if column.index == COMPUTED:
+            env[f"rule{n}"] = column.rule.computed if column.rule else None
+            body += [f"    value = rule{n}(cells)", "    if value is not OMIT:"]
+            value = "value"
+        elif column.rule is not None:
             env[f"rule{n}"] = column.rule.text
             body += [f"    value = rule{n}(cells[{column.index}], cells)",
                      "    if value is not OMIT:"]

@@ -100,6 +100,27 @@ def test_an_expression_reads_the_raw_row_by_header() -> None:
     assert m.map_row(["Ann", "Lee"])[0] == {"properties": {"name": "Ann Lee"}}
 
 
+def test_a_column_the_header_lacks_is_computed_from_the_row() -> None:
+    """``url = { field = "url", expr = "... + row['Handle']" }``: one column can feed two
+    different values (the id as it is, the URL built from it)."""
+    m = mapper({"Handle": "id", "url": {"field": "url",
+                                        "expr": "'https://shop.example/products/' + "
+                                                "row['Handle']"},
+                "flag": {"field": "properties.flag", "expr": "row['Tags'] or None",
+                         "default": "none"}}, ["Handle", "Tags"])
+    record = m.map_row(["mug", "vip"])[0]
+    assert record == {"id": "mug", "Tags": "vip", "url": "https://shop.example/products/mug",
+                      "properties": {"flag": "vip"}}
+    assert m.map_row(["mug", ""])[0] == {"id": "mug", "url": "https://shop.example/products/mug",
+                                         "properties": {"flag": "none"}}
+
+
+def test_a_column_the_header_lacks_is_still_an_error_without_a_row_expression() -> None:
+    for spec in ("url", {"field": "url", "expr": "value + '.html'"}):
+        with pytest.raises(ConfigError, match=r"s\.columns: not in the header: url"):
+            mapper({"url": spec}, ["Handle"])
+
+
 def test_an_expression_that_raises_refuses_naming_column_and_expression() -> None:
     with pytest.raises(RowError) as caught:
         one({"field": "p", "expr": "e164(value, 'GB')"}, "call me")
@@ -174,6 +195,7 @@ PLAIN = st.sampled_from([
     {"field": "s", "trim": False}])
 OPTIONS = st.sampled_from([
     {"field": "g", "values": {"1": "m", "2": "f", "3": ""}, "default": "o"},
+    {"field": "r", "expr": "row['c0'] + '!'"},
     {"field": "e", "expr": "lower(value)"}, {"field": "d", "type": "number", "expr": "-value"}])
 CELLS = st.sampled_from(["", " ", "1", "2", "3", " 4 ", "2.0000", "x", "yes", "-1.5",
                          "2024-07-01 10:00:00", "0000-00-00 00:00:00", "Ann"])
