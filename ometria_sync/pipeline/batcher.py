@@ -238,4 +238,5 @@ class Batcher:
             position=item.position,
             record=item.record if item.error is None else None,
             raw=item.raw,
+            record_id=item.id,
         )

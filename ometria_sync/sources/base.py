@@ -62,6 +62,8 @@ class SourceItem(msgspec.Struct, gc=False):
     line: int | None = None
     raw: bytes | str | None = None
     error: str | None = None
+    #: the record's id, when the source refused the row but could read its id column
+    id: str | None = None
     #: what the source left out of a valid record (a column with ``on_error = "omit"``):
     #: counted as warnings in the run summary
     warnings: list[Problem] | None = None

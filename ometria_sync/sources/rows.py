@@ -53,6 +53,17 @@ class RowMapper:
         except ValueError:
             return self.map_slowly(cells)
 
+    def record_id(self, cells: list[str]) -> str | None:
+        """The record's ``id`` from a row that was refused, when its column maps fine."""
+        for column, coerce in self._columns:
+            if any(t.path == ("id",) and not t.lineitem for t in column.targets):
+                try:
+                    value = _cell_value(column, coerce, cells)
+                except ValueError:
+                    return None
+                return value if isinstance(value, str) else None
+        return None
+
     def map_slowly(self, cells: list[str]) -> Mapped:
         """:meth:`map_row`, one column at a time."""
         record: dict[str, Any] = {}
@@ -201,7 +212,8 @@ class OrderGrouper:
             self._seen[_hashable(order_id)] = group.last_line
         if group.problem is not None:
             return [SourceItem(record=None, position=group.position, line=group.first_line,
-                               raw=msgspec.json.encode(group.rows), error=group.problem)]
+                               raw=msgspec.json.encode(group.rows), error=group.problem,
+                               id=order_id if isinstance(order_id, str) else None)]
         return [SourceItem(record=group.record, position=group.position, line=group.first_line,
                            warnings=group.warnings)]
 

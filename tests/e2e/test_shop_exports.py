@@ -169,16 +169,17 @@ async def test_a_magento_export_goes_in_as_it_is(workspace: Workspace,
             for i in order["lineitems"]] == [
         ("MUG-1", 2, 49.0, -4.9, "Blue mug"), ("MUG-2", 1, 12.5, -0.0, "Red mug")]
 
-    reasons = {(d["stream"], d["line"]): [r["message"] for r in d["reasons"]]
+    reasons = {(d["stream"], d["line"], d["id"]): [r["message"] for r in d["reasons"]]
                for d in workspace.dead_letters()}
-    assert reasons == {
-        ("customers", 6): ['must be an email address, got "not-an-email"'],
-        ("customers", 9): ["column 'gender' (gender): '7' is not one of the mapped values "
-                           "('1', '2', '3')"],
-        ("customers", 11): ["column 'dob' (date_of_birth): expr \"date(value, '%d/%m/%Y')\" "
-                            "failed for '31/02/1980': not a date in the form '%d/%m/%Y': "
-                            "'31/02/1980'"],
-        ("products", 4): ["column 'price' (price): not a number: 'N/A'"],
-        ("orders", 5): ["column 'grand_total' (grand_total): not a number: 'twelve'"]}
+    assert reasons == {  # a row refused by the mapping still names its record's id
+        ("customers", 6, "5"): ['must be an email address, got "not-an-email"'],
+        ("customers", 9, "8"): ["column 'gender' (gender): '7' is not one of the mapped "
+                                "values ('1', '2', '3')"],
+        ("customers", 11, "10"): ["column 'dob' (date_of_birth): expr \"date(value, "
+                                  "'%d/%m/%Y')\" failed for '31/02/1980': not a date in the "
+                                  "form '%d/%m/%Y': '31/02/1980'"],
+        ("products", 4, "1003"): ["column 'price' (price): not a number: 'N/A'"],
+        ("orders", 5, "100000003"): ["column 'grand_total' (grand_total): not a number: "
+                                     "'twelve'"]}
     # the left-out fields are counted warnings in the run summary
     assert 'left out (on_error = "omit"): column \'created_at\'' in result.stdout

@@ -253,3 +253,15 @@ def test_a_database_column_cannot_fill_line_items() -> None:
     settings = CsvOptions(columns={"sku": "lineitems[].sku"})
     with pytest.raises(ConfigError, match=r"s\.columns\.sku: lineitems\[\] paths group CSV"):
         ValueRowMapper("s", settings, ["sku"], dt.UTC)
+
+
+def test_a_refused_row_still_names_its_id_when_the_id_column_maps() -> None:
+    """For the dead letter: the id of a row another column made the mapping refuse."""
+    m = mapper({"entity_id": {"field": ["id", "customer_id"]}, "gender": GENDER},
+               ["entity_id", "gender"])
+    with pytest.raises(RowError):
+        m.map_row([" 7 ", "9"])
+    assert m.record_id([" 7 ", "9"]) == "7"
+    assert m.record_id(["", "9"]) is None
+    assert mapper({"n": {"field": "id", "type": "integer"}}, ["n"]).record_id(["3"]) is None
+    assert mapper({"n": "name"}, ["n"]).record_id(["3"]) is None

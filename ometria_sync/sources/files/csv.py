@@ -210,7 +210,8 @@ class CsvRowReader:
         try:
             record, item, warnings = self._mapper.map_row(cells)
         except RowError as exc:
-            self._refuse(items, first_line, str(exc), self._raw(cells))
+            self._refuse(items, first_line, str(exc), self._raw(cells),
+                         self._mapper.record_id(cells))
             return
         position = (self._state[0], self._state[1])
         if self._grouper is None:
@@ -226,9 +227,10 @@ class CsvRowReader:
             return msgspec.json.encode(dict(zip(self._header, cells, strict=True)))
         return msgspec.json.encode(cells)
 
-    def _refuse(self, items: list[SourceItem], first_line: int, reason: str, raw: bytes) -> None:
+    def _refuse(self, items: list[SourceItem], first_line: int, reason: str, raw: bytes,
+                record_id: str | None = None) -> None:
         error = SourceItem(record=None, position=(self._state[0], self._state[1]),
-                           line=first_line, raw=raw or None, error=reason)
+                           line=first_line, raw=raw or None, error=reason, id=record_id)
         if self._grouper is not None and self._grouper.open:
             self._held.append(error)
         else:
