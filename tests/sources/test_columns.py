@@ -265,3 +265,64 @@ def test_a_refused_row_still_names_its_id_when_the_id_column_maps() -> None:
     assert m.record_id(["", "9"]) is None
     assert mapper({"n": {"field": "id", "type": "integer"}}, ["n"]).record_id(["3"]) is None
     assert mapper({"n": "name"}, ["n"]).record_id(["3"]) is None
+
+
+TEXT = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=0x24F),
+               max_size=8)
+KEYS = st.text(alphabet="abc123", min_size=1, max_size=3)
+
+
+@given(st.dictionaries(KEYS, st.one_of(st.just(""), KEYS), max_size=5),
+       st.one_of(st.none(), KEYS), st.one_of(KEYS, st.just("")))
+def test_a_value_map_gives_its_target_the_default_or_a_refusal(
+        values: dict[str, str], default: str | None, cell: str) -> None:
+    spec: dict[str, Any] = {"field": "f", "values": values}
+    if default is not None:
+        spec["default"] = default
+    try:
+        record = one(spec, cell)[0]
+    except RowError as exc:
+        assert cell and cell not in values and default is None
+        assert repr(cell) in str(exc) and all(repr(k) in str(exc) for k in list(values)[:20])
+        return
+    if not cell:
+        expected = default
+    elif cell in values:
+        expected = values[cell] or None
+    else:
+        expected = default
+    assert record == ({} if expected is None else {"f": expected})
+
+
+@given(TEXT, st.sampled_from(["", " ", "  ", "\t"]), st.sampled_from(["", " ", "\t "]))
+def test_trimming_removes_exactly_the_surrounding_spaces(text: str, left: str,
+                                                         right: str) -> None:
+    trimmed = one("f", left + text + right)[0]
+    kept = one({"field": "f", "trim": False}, left + text + right)[0]
+    assert trimmed == ({"f": text.strip()} if text.strip() else {})
+    assert kept == ({"f": left + text + right} if left + text + right else {})
+
+
+@given(st.lists(st.from_regex(r"[a-z]{1,4}(\.[a-z]{1,4})?", fullmatch=True), min_size=1,
+                max_size=4, unique=True), TEXT)
+def test_every_field_of_a_list_gets_the_value(fields: list[str], cell: str) -> None:
+    if any(a != b and b.startswith(a + ".") for a in fields for b in fields):
+        return  # a field and a field inside it cannot both hold a value
+    record = one({"field": fields}, cell)[0]
+    for field in fields if cell.strip() else []:
+        target: Any = record
+        for part in field.split("."):
+            target = target[part]
+        assert target == cell.strip()
+
+
+@given(st.sampled_from(["number", "integer", "boolean", "timestamp", "date", "json"]), TEXT)
+def test_on_error_omit_never_refuses_and_agrees_with_refuse_on_good_cells(kind: str,
+                                                                          cell: str) -> None:
+    record, _, warnings = one({"field": "f", "type": kind, "on_error": "omit"}, cell)
+    try:
+        strict = one({"field": "f", "type": kind}, cell)[0]
+    except RowError:
+        assert record == {} and warnings is not None and warnings[0].path == "f"
+    else:
+        assert (record, warnings) == (strict, None)
