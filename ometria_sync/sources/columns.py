@@ -69,8 +69,9 @@ class CellRule:
 
     def __init__(self, key: str, spec: ColumnSpec, zone: dt.tzinfo,
                  header: Sequence[str] | None) -> None:
-        self.coerce = text_coercers(zone)[spec.type]
-        self.type: CellType = spec.type
+        self.coerce = text_coercers(zone)[spec.cell_type]
+        self.type: CellType = spec.cell_type
+        self._database_type = spec.type
         self.trim = spec.trim
         self.default: Any = OMIT if spec.default is msgspec.UNSET else spec.default
         self.values = None if spec.values is None else self._values(key, spec.values)
@@ -129,7 +130,7 @@ class CellRule:
         elif self.values is not None:
             typed = self._typed(str(value).lower() if isinstance(value, bool) else str(value))
         else:
-            typed = _retyped(value, self.type)
+            typed = _retyped(value, self._database_type)
         if typed is OMIT or self.expr is None:
             return typed
         return _computed(self.expr(typed, row))
@@ -153,9 +154,10 @@ def _computed(value: Any) -> Any:
     return OMIT if value is None or value == "" else value
 
 
-def _retyped(value: Any, kind: CellType) -> Any:
-    """A database value of another type than the column's: whole floats as integers, numbers
-    as text; anything else as it is (validation names what is wrong with it)."""
+def _retyped(value: Any, kind: CellType | None) -> Any:
+    """A database value of another type than the column's given ``type``: whole floats as
+    integers, numbers as text; anything else (and anything when no type is given) as it is
+    (validation names what is wrong with it)."""
     if kind == "integer" and isinstance(value, float) and value.is_integer():
         return int(value)
     if kind == "string" and isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -198,10 +200,10 @@ class ValueRowMapper:
         for n, column in enumerate(self._columns):
             if any(t.lineitem for t in column.targets):
                 raise ConfigError(f"{key}.columns.{column.name}", LINEITEMS_NEED_CSV)
-            if column.rule is None and column.name in settings.columns:
-                # a named column takes its type: text is coerced, whole floats become
-                # integers, numbers text (an unnamed one is put as the driver gives it)
-                spec = column_spec(settings.columns[column.name])
+            spec = column_spec(settings.columns.get(column.name, column.name))
+            if column.rule is None and spec.type is not None:
+                # a column given a type takes it: text is read as it, whole floats become
+                # integers, numbers text (without one, values are put as the driver gives them)
                 rule = CellRule(f"{key}.columns.{column.name}", spec, zone, names)
                 self._columns[n] = msgspec.structs.replace(column, rule=rule)
         self._constants = [(split_path(k), v) for k, v in settings.constants.items()]
@@ -282,7 +284,8 @@ def plan_column(key: str, name: str, index: int, spec: ColumnSpec, zone: dt.tzin
         raise ConfigError(f"{key}.field", "names no field")
     targets = tuple(_target(key, field) for field in spec.fields)
     rule = None if spec.plain else CellRule(key, spec, zone, header)
-    return Column(name, index, targets, spec.type, spec.trim, spec.on_error == "omit", rule)
+    return Column(name, index, targets, spec.cell_type, spec.trim, spec.on_error == "omit",
+                  rule)
 
 
 def _target(key: str, field: str) -> Target:

@@ -59,12 +59,18 @@ class ColumnSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     record; ``trim = false`` keeps a cell's surrounding spaces."""
 
     field: str | list[str]
-    type: CellType = "string"
+    #: not given: text for a CSV cell, the driver's own type for a database value
+    type: CellType | None = None
     values: dict[str, Scalar] | None = None
     default: Scalar | list[Any] | dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
     expr: str | None = None
     on_error: OnError = "refuse"
     trim: bool = True
+
+    @property
+    def cell_type(self) -> CellType:
+        """What a text cell is read as."""
+        return self.type or "string"
 
     @property
     def fields(self) -> list[str]:

@@ -226,27 +226,38 @@ class Row(dict[str, Any]):
 
 def test_database_values_take_the_same_options_by_column_name() -> None:
     settings = msgspec.convert({"columns": {
-        "gender": GENDER, "entity_id": {"field": ["id", "customer_id"]},
+        "gender": GENDER, "entity_id": {"field": ["id", "customer_id"], "type": "string"},
         "phone": {"field": "phone_number", "expr": "e164(value, 'GB')", "on_error": "omit"},
-        "qty": {"field": "properties.qty", "type": "integer"},
+        "qty": {"field": "properties.qty", "type": "integer"}, "total": "grand_total",
         "first": {"field": "properties.name", "expr": "row['first'] + ' ' + row['last']"}},
         "drop": ["last"], "constants": {"@collection": "shop"}}, CsvOptions)
-    names = ["entity_id", "gender", "phone", "qty", "first", "last", "note"]
+    names = ["entity_id", "gender", "phone", "qty", "total", "first", "last", "note"]
     m = ValueRowMapper("s", settings, names, dt.UTC)
     record, warnings = m.map_row(Row(entity_id=7, gender=2, phone="07700 900123", qty=2.0,
-                                     first="Ann", last="Lee", note=None))
+                                     total=12.5, first="Ann", last="Lee", note=None))
     assert record == {"id": "7", "customer_id": "7", "gender": "f",
-                      "phone_number": "+447700900123",
+                      "phone_number": "+447700900123", "grand_total": 12.5,
                       "properties": {"qty": 2, "name": "Ann Lee"}, "@collection": "shop"}
     assert warnings is None
     record, warnings = m.map_row(Row(entity_id="8", gender=None, phone="n/a", qty=None,
-                                     first="Bo", last="Li", note="x"))
+                                     total=None, first="Bo", last="Li", note="x"))
     assert record == {"id": "8", "customer_id": "8", "properties": {"name": "Bo Li"},
                       "note": "x", "@collection": "shop"}
     assert warnings is not None and [w.path for w in warnings] == ["phone_number"]
     with pytest.raises(RowError, match="column 'gender' \\(gender\\): '4' is not one of"):
-        m.map_row(Row(entity_id="9", gender=4, phone=None, qty=None, first="A", last="B",
-                      note=None))
+        m.map_row(Row(entity_id="9", gender=4, phone=None, qty=None, total=None, first="A",
+                      last="B", note=None))
+
+
+def test_a_database_column_keeps_the_driver_type_unless_a_type_is_given() -> None:
+    settings = msgspec.convert({"columns": {
+        "a": "properties.a", "b": {"field": "properties.b"},
+        "c": {"field": "properties.c", "type": "string"},
+        "d": {"field": "properties.d", "type": "integer"},
+        "e": {"field": "properties.e", "type": "number"}}}, CsvOptions)
+    m = ValueRowMapper("s", settings, list("abcde"), dt.UTC)
+    assert m.map_row(Row(a=7, b=1.5, c=7, d=2.0, e=" 4.50 "))[0] == {
+        "properties": {"a": 7, "b": 1.5, "c": "7", "d": 2, "e": 4.5}}
 
 
 def test_a_database_column_cannot_fill_line_items() -> None:

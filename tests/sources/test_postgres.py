@@ -222,7 +222,7 @@ async def test_result_columns_take_the_column_options_by_name(pg_table: Table) -
              f"CASE id WHEN 1 THEN '1' WHEN 2 THEN '2' ELSE '9' END AS gender, "
              f"CASE WHEN id = 2 THEN '07700 900123' ELSE 'n/a' END AS phone FROM {table}")
     columns: dict[str, Any] = {
-        "entity_id": {"field": ["id", "customer_id"]},
+        "entity_id": {"field": ["id", "customer_id"], "type": "string"},
         "total": {"field": "properties.discount", "type": "number", "expr": "-value"},
         "gender": {"field": "gender", "values": {"1": "m", "2": "f"}, "default": "o"},
         "phone": {"field": "phone_number", "expr": "e164(value, 'GB')", "on_error": "omit"},
