@@ -39,6 +39,7 @@ import msgspec
 
 from ometria_sync.errors import ConfigError, SourceError
 from ometria_sync.net import dsn_message
+from ometria_sync.schemas import Problem
 from ometria_sync.sources.base import (
     Position,
     SinglePartSource,
@@ -47,7 +48,13 @@ from ometria_sync.sources.base import (
     SourceItem,
     checkpoint_as,
 )
-from ometria_sync.sources.mapping import load_zone, put, python_value, split_path
+from ometria_sync.sources.columns import (
+    LINEITEMS_NEED_CSV,
+    ValueRowMapper,
+    check_columns,
+    computed_only,
+)
+from ometria_sync.sources.mapping import ColumnSpec, load_zone
 
 __all__ = ["DEFAULT_LOOKBACK_SECONDS", "PostgresQuery", "PostgresSourceConfig"]
 
@@ -160,6 +167,16 @@ class PostgresQuery:
     def __init__(self, config: PostgresSourceConfig) -> None:
         self._config = config
         self._zone = load_zone("timezone", config.timezone)
+        self._mapper: ValueRowMapper | None = None
+
+    def _plan(self, names: list[str]) -> ValueRowMapper:
+        """The mapping of the query's columns (``drop`` and ``json_column`` left out)."""
+        config = self._config
+        try:
+            return ValueRowMapper("columns", config, names, self._zone,
+                                  skip=filter(None, [config.json_column]))
+        except ConfigError as exc:
+            raise SourceError(f"{self.label}: {exc}") from None
 
     @property
     def key(self) -> str:
@@ -187,6 +204,7 @@ class PostgresQuery:
         conn = await connect(config)
         try:
             types = await describe(conn, config)
+            self._mapper = self._plan(list(types))
             sql = Statements(config, types)
             lookback = config.lookback(types) if last is not None else 0.0
             before: After = _TOP if last is None else {"after": last}
@@ -294,13 +312,13 @@ class PostgresQuery:
         # the position is an object, not a list: text cursor values do not compare like the
         # values they stand for ("10" < "9"), so the checkpoint store must not order them
         try:
-            record = self._record(row)
+            record, warnings = self._record(row)
         except (TypeError, ValueError) as exc:
             return SourceItem(record=None, position=position, raw=repr(dict(row.items())),
                               error=f"row at cursor {key_text(self._key(row))}: {exc}")
-        return SourceItem(record=record, position=position)
+        return SourceItem(record=record, position=position, warnings=warnings)
 
-    def _record(self, row: asyncpg.Record) -> dict[str, Any]:
+    def _record(self, row: asyncpg.Record) -> tuple[dict[str, Any], list[Problem] | None]:
         config = self._config
         record: dict[str, Any] = {}
         if config.json_column is not None:
@@ -308,14 +326,8 @@ class PostgresQuery:
             if not isinstance(document, dict):
                 raise ValueError(f"column {config.json_column!r} does not hold a JSON object")
             record.update(document)
-        skip = {*config.drop, *filter(None, [config.json_column])}
-        for name, value in row.items():
-            if value is None or name in skip:
-                continue
-            put(record, split_path(name), python_value(value, self._zone))
-        for path, value in config.constants.items():
-            put(record, split_path(path), value)
-        return record
+        mapper = self._mapper or self._plan(list(row.keys()))
+        return mapper.map_row(row, record)
 
 
 #: ``lookback_seconds`` when it is not set and the first cursor column is a timestamp
@@ -328,6 +340,9 @@ class PostgresSourceConfig(SourceConfig, frozen=True, tag="postgres"):
     cursor: list[str]
     page_size: int = 5000
     json_column: str | None = None
+    #: column -> field path or ``{ field, type, values, default, expr, on_error, trim }``,
+    #: as for CSV (sources/columns.py); columns not named keep their name as the path
+    columns: dict[str, str | ColumnSpec] = msgspec.field(default_factory=dict)
     drop: list[str] = msgspec.field(default_factory=list)
     constants: dict[str, Any] = msgspec.field(default_factory=dict)
     #: zone for ``timestamp without time zone`` values (an IANA name)
@@ -351,7 +366,11 @@ class PostgresSourceConfig(SourceConfig, frozen=True, tag="postgres"):
         if self.lookback_seconds is not None and not self.lookback_seconds >= 0:
             raise ConfigError(f"{key}.lookback_seconds",
                               f"must be >= 0, got {self.lookback_seconds}")
-        load_zone(f"{key}.timezone", self.timezone)
+        check_columns(key, self.columns, load_zone(f"{key}.timezone", self.timezone))
+        for name, spec in self.columns.items():
+            fields = [spec] if isinstance(spec, str) else spec.fields
+            if any(f.startswith("lineitems[]") for f in fields):
+                raise ConfigError(f"{key}.columns.{name}", LINEITEMS_NEED_CSV)
 
     async def preflight(self, key: str) -> None:
         """Connect and describe the query: its columns must include the cursor columns."""
@@ -366,11 +385,15 @@ class PostgresSourceConfig(SourceConfig, frozen=True, tag="postgres"):
             raise ConfigError(f"{key}.query", str(exc)) from exc
         finally:
             await conn.close()
-        missing = [c for c in [*self.cursor, *self.drop, *filter(None, [self.json_column])]
-                   if c not in columns]
-        if missing:
-            raise ConfigError(f"{key}.cursor", f"the query has no column {', '.join(missing)} "
-                                               f"(its columns: {', '.join(columns)})")
+        for field, names in (("cursor", [*self.cursor, *self.drop,
+                                         *filter(None, [self.json_column])]),
+                             ("columns", [c for c, spec in self.columns.items()
+                                          if not computed_only(spec)])):
+            missing = [c for c in names if c not in columns]
+            if missing:
+                raise ConfigError(f"{key}.{field}", f"the query has no column "
+                                                    f"{', '.join(missing)} (its columns: "
+                                                    f"{', '.join(columns)})")
         if self.lookback_seconds and columns[self.cursor[0]] not in TIMES:
             raise ConfigError(f"{key}.lookback_seconds", f"needs a timestamp as the first cursor "
                                                          f"column; {self.cursor[0]} is "

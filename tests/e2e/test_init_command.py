@@ -7,7 +7,6 @@ import asyncio
 import json
 
 import aiohttp
-import pytest
 
 from ometria_sync.schemas import RECORD_TYPES, field_guide
 from tests.e2e.conftest import KEY, EmulatorFactory, Workspace
@@ -141,9 +140,6 @@ async def test_the_written_job_delivers_the_right_values(workspace: Workspace,
                                   {"sku": "LS-02", "quantity": 1, "unit_price": 0.0}]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 29's `drop` defect (a dropped column shifts the "
-                   "later columns' values left) is fixed on the mapping branch: when it is "
-                   "merged this passes, and the mark must go")
 async def test_a_dropped_column_in_the_middle_leaves_the_others_values_alone(
         workspace: Workspace) -> None:
     (workspace.root / "c.csv").write_text("entity_id,group_id,email\n1,7,ada@example.com\n")
