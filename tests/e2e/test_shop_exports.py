@@ -1,0 +1,66 @@
+"""A shop's export as it comes, through the real CLI into the emulator: a Windows-1252 CSV
+(``encoding``) and a stream ``transform``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from ometria_sync.emulator.behaviour import STORE
+from tests.e2e.conftest import Workspace
+
+pytestmark = pytest.mark.e2e
+
+NAMES = ["Zoë", "Ann", "Renée", "Jos\u00e9\u2019s", "Bob", "Françoise", "Anaïs", "Tom"]
+
+
+def _contacts_job(encoding: str | None) -> str:
+    setting = f'\nencoding = "{encoding}"' if encoding else ""
+    return f"""
+[[streams]]
+name = "contacts"
+record_type = "contact"
+[streams.source]
+kind = "csv"
+path = "data/customers.csv"
+constants = {{ "@collection" = "shop" }}
+columns = {{ entity_id = "id", firstname = "firstname" }}{setting}
+"""
+
+
+def _stored(emu: Any) -> dict[str, str]:
+    store = emu.app[STORE]
+    store.drain(len(store.queue))
+    return {key.split("/", 1)[1]: r.get("firstname") for key, r in store.table("contact").items()}
+
+
+async def test_a_cp1252_export_goes_in_with_its_characters(
+        workspace: Workspace, emulator: Any) -> None:
+    """Read as UTF-8 (the default) the rows with accents are refused with one reason naming
+    the option; with ``encoding = "cp1252"`` the next run reads the file from the top (the
+    encoding is part of its fingerprint), sends the rows refused before with the right
+    characters, and change detection keeps the ones already sent from going out again."""
+    data = workspace.root / "data" / "customers.csv"
+    data.parent.mkdir()
+    data.write_bytes(("entity_id,firstname\n" + "".join(
+        f"{n},{name}\n" for n, name in enumerate(NAMES, 1))).encode("cp1252"))
+    workspace.job(_contacts_job(None))
+    async with emulator(rate=50) as emu:
+        first = await workspace.run("run", "job.toml", url=emu.url)
+        dead = workspace.dead_letters()
+        workspace.job(_contacts_job("cp1252"))
+        second = await workspace.run("run", "job.toml", url=emu.url)
+        stored = _stored(emu)
+    assert first.code == 3, first.stderr
+    assert [d["line"] for d in dead] == [2, 4, 5, 7, 8]
+    assert {d["reasons"][0]["message"].split(", got byte")[0] for d in dead} == {
+        'not valid utf-8: set source.encoding (e.g. "cp1252") if the file is not UTF-8'}
+    summary = first.stdout + first.stderr
+    assert summary.count("not valid utf-8") == 1, summary  # one group, not one per byte
+    assert second.code == 0, second.stderr
+    report = json.loads(sorted((workspace.root / "state" / "reports").glob("*.json"))[-1]
+                        .read_text())["streams"][0]
+    assert (report["read"], report["unchanged"], report["sent"]) == (8, 3, 5)
+    assert stored == {str(n): name for n, name in enumerate(NAMES, 1)}
