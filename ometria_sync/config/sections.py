@@ -105,6 +105,9 @@ class StreamSettings(_Section, frozen=True):
     parallel: bool = False
     #: skip records whose content is unchanged since Ometria last acknowledged them
     change_detection: bool = True
+    #: "module:function": a Python function from the record (a dict) to a record or None
+    #: (skip it), from the job file's folder or PYTHONPATH, applied before validation
+    transform: str | None = None
     enabled: bool = True
 
 

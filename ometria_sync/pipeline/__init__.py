@@ -2,6 +2,7 @@
 
 ``run_job`` (``job_run.py``) is the entry; ``stream_run.py`` runs one stream; ``batcher.py``
 cuts batches and builds the record as sent (``prepare_record``, which ``verify`` shares);
+``transform.py`` resolves and applies a stream's own ``transform`` function;
 ``dispatch.py`` delivers a batch and returns its outcome; ``settle.py`` writes the outcome down
 in the one order it states.
 """
@@ -17,6 +18,7 @@ from ometria_sync.pipeline.job_run import (
     shared_budget,
 )
 from ometria_sync.pipeline.stats import StreamStats
+from ometria_sync.pipeline.transform import Transform, load_transform
 
 __all__ = [
     "JobResult",
@@ -25,9 +27,11 @@ __all__ = [
     "RunView",
     "SignalWatch",
     "StreamStats",
+    "Transform",
     "Validator",
     "account_pacer",
     "identity",
+    "load_transform",
     "prepare_record",
     "run_job",
     "schema_validator",

@@ -48,6 +48,7 @@ from ometria_sync.pipeline.stream_run import (
     ValidatorFactory,
     run_stream,
 )
+from ometria_sync.pipeline.transform import load_transforms
 from ometria_sync.state import (
     AccountIdentity,
     DatabaseDeadLetter,
@@ -121,6 +122,7 @@ async def _run_job(
     started_at = started.isoformat(timespec="seconds")
     dry_dir = Path(settings.state.dry_run_dir) / run_id if options.dry_run else None
     sending = sending_mode(options)
+    transforms = load_transforms(job, streams)  # ConfigError before anything is sent
     await shutdown.unless_requested(_preflight(job, streams))
     if shutdown.requested:  # a signal before anything was sent
         return JobResult(
@@ -150,7 +152,8 @@ async def _run_job(
         ctx = RunContext.for_options(
             options, settings=settings, state=state, dead_letter=dead_letter,
             pacer=paced if permit is None else PermittedPacer(paced, permit),
-            pusher_for=pusher_factory, validator_for=validator_factory, shutdown=shutdown)
+            pusher_for=pusher_factory, validator_for=validator_factory, shutdown=shutdown,
+            transforms=transforms)
         shared = SharedRun()
         if observer is not None:
             view = RunView(shared.live, settings, options.progress or settings.report.progress,

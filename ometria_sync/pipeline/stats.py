@@ -32,6 +32,8 @@ class StreamStats(msgspec.Struct):
     read: int = 0
     valid: int = 0
     unchanged: int = 0
+    #: skipped by the stream's transform (it returned None): neither sent nor dead-lettered
+    filtered: int = 0
     sent: int = 0
     accepted: int = 0
     rejected: int = 0

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,7 @@ from ometria_sync.pipeline.dispatch import Delivery, RetryPolicy
 from ometria_sync.pipeline.job_io import RunOptions, Shutdown, sending_mode
 from ometria_sync.pipeline.settle import AckedHashes, Settlement
 from ometria_sync.pipeline.stats import StreamStats
+from ometria_sync.pipeline.transform import Transform
 from ometria_sync.sources import Position, SourceItem, SourcePart
 from ometria_sync.state import DeadLetterWriter, StateStore
 
@@ -74,6 +76,8 @@ class RunContext:
     full_refresh: bool = False
     #: skip unchanged records (off for ``validate``, which must see every record)
     detect_changes: bool = True
+    #: the streams' transforms, by stream name (resolved at start-up)
+    transforms: Mapping[str, Transform] = dataclasses.field(default_factory=dict)
     sleep: Sleep = asyncio.sleep
 
     @classmethod
@@ -88,6 +92,7 @@ class RunContext:
         pusher_for: PusherFactory,
         validator_for: ValidatorFactory | None,
         shutdown: Shutdown,
+        transforms: Mapping[str, Transform] | None = None,
     ) -> RunContext:
         """What ``options`` (a dry run, ``validate``, ``--full-refresh``, a repair) mean for
         every stream; the schemas validate unless ``validator_for`` says otherwise."""
@@ -109,6 +114,7 @@ class RunContext:
             resume=not (options.validate_only or options.full_refresh or options.repair),
             full_refresh=options.full_refresh,
             detect_changes=not (options.validate_only or options.repair),
+            transforms=transforms or {},
         )
 
 
@@ -260,6 +266,7 @@ class _PartRunner:
             batch_size=ctx.settings.ometria.batch_size,
             linger=run.linger,
             changes=changes,
+            transform=ctx.transforms.get(stream.name),
         )
         self.delivery = Delivery(
             scope,

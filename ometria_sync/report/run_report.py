@@ -50,6 +50,8 @@ class StreamReport(msgspec.Struct):
     pacing_slack_seconds_max: float | None = None
     #: answered ``skipped`` by Ometria (meaning undocumented): not counted as delivered
     unconfirmed: int = 0
+    #: skipped by the stream's transform (it returned None)
+    filtered: int = 0
     #: where this run started reading (the checkpoint it resumed from; null with
     #: ``started_from_top`` when it read from the top): ``verify --last-run`` checks from here
     start_position: Any = None
@@ -120,7 +122,7 @@ def stream_report(stats: StreamStats, rate_limit: float) -> StreamReport:
         stream=stats.stream, outcome=stats.outcome, read=stats.read, valid=stats.valid,
         unchanged=stats.unchanged, sent=stats.sent, accepted=stats.accepted,
         rejected=stats.rejected, dead_lettered=stats.dead_lettered, warnings=stats.warnings,
-        unconfirmed=stats.unconfirmed,
+        unconfirmed=stats.unconfirmed, filtered=stats.filtered,
         requests=stats.requests, requests_by_status=dict(stats.statuses), retries=stats.retries,
         throttled=stats.throttled, duration_seconds=round(stats.duration, 3),
         records_per_second=round(stats.records_per_second, 1),

@@ -64,3 +64,78 @@ async def test_a_cp1252_export_goes_in_with_its_characters(
                         .read_text())["streams"][0]
     assert (report["read"], report["unchanged"], report["sent"]) == (8, 3, 5)
     assert stored == {str(n): name for n, name in enumerate(NAMES, 1)}
+
+
+SHOP_RULES = '''
+def contact(record):
+    if record.get("firstname") == "test":
+        return None  # a test account: skipped
+    record["gender"] = {"1": "m", "2": "f"}[record.pop("gender")]
+    record["firstname"] = record["firstname"].title()
+    return record
+'''
+
+
+def _transform_job(transform: str) -> str:
+    return f"""
+[[streams]]
+name = "contacts"
+record_type = "contact"
+transform = "{transform}"
+[streams.source]
+kind = "csv"
+path = "data/customers.csv"
+constants = {{ "@collection" = "shop" }}
+columns = {{ entity_id = "id", firstname = "firstname", gender = "gender" }}
+"""
+
+
+async def test_a_transform_from_the_job_folder_shapes_skips_and_refuses_records(
+        workspace: Workspace, emulator: Any) -> None:
+    """The stream's transform maps genders and names; None skips a test account (counted as
+    filtered, not dead-lettered); a KeyError refuses its record with the exception's last line
+    and the run goes on. Change detection hashes the transformed record: a changed transform
+    sends the records it changes again, an unchanged one sends nothing."""
+    data = workspace.root / "data" / "customers.csv"
+    data.parent.mkdir()
+    data.write_text("entity_id,firstname,gender\n1,ann,2\n2,test,1\n3,bob,9\n4,tom,1\n")
+    (workspace.root / "shop_rules.py").write_text(SHOP_RULES)
+    workspace.job(_transform_job("shop_rules:contact"))
+    async with emulator(rate=50) as emu:
+        first = await workspace.run("run", "job.toml", url=emu.url)
+        stored = _stored(emu)
+        genders = {k.split("/", 1)[1]: r.get("gender")
+                   for k, r in emu.app[STORE].table("contact").items()}
+        (workspace.root / "shop_rules.py").write_text(SHOP_RULES.replace("title", "upper"))
+        reruns = []
+        for _ in range(2):
+            data.write_bytes(data.read_bytes())  # a new mtime: the file is read from the top
+            reruns.append(await workspace.run("run", "job.toml", url=emu.url))
+        upper = _stored(emu)
+    assert first.code == 3, first.stderr
+    assert stored == {"1": "Ann", "4": "Tom"} and genders == {"1": "f", "4": "m"}
+    assert upper == {"1": "ANN", "4": "TOM"}
+    (dead,) = workspace.dead_letters()[:1]
+    assert (dead["line"], dead["stage"]) == (4, "transform")
+    assert dead["reasons"][0]["message"] == "transform shop_rules:contact raised KeyError: '9'"
+    reports = sorted((workspace.root / "state" / "reports").glob("*.json"))
+    counts = [(r["read"], r["filtered"], r["dead_lettered"], r["unchanged"], r["sent"])
+              for r in (json.loads(p.read_text())["streams"][0] for p in reports)]
+    assert counts == [(4, 1, 1, 0, 2), (4, 1, 1, 0, 2), (4, 1, 1, 2, 0)]
+    assert [r.code for r in reruns] == [3, 3]
+
+
+async def test_a_transform_that_cannot_be_found_stops_before_anything_is_sent(
+        workspace: Workspace, emulator: Any) -> None:
+    data = workspace.root / "data" / "customers.csv"
+    data.parent.mkdir()
+    data.write_text("entity_id,firstname,gender\n1,ann,2\n")
+    (workspace.root / "shop_rules.py").write_text(SHOP_RULES)
+    workspace.job(_transform_job("shop_rules:contacts"))
+    async with emulator(rate=50) as emu:
+        result = await workspace.run("run", "job.toml", url=emu.url)
+        stats = emu.stats()
+    assert result.code == 1
+    assert "streams[0].transform: module 'shop_rules'" in result.stderr
+    assert "has no function 'contacts'" in result.stderr
+    assert stats["requests_by_status"] == {}
