@@ -17,7 +17,7 @@ from ometria_sync.pipeline.job_run import (
     run_job,
     shared_budget,
 )
-from ometria_sync.pipeline.stats import StreamStats
+from ometria_sync.pipeline.stats import StreamStats, WarningSample
 from ometria_sync.pipeline.transform import Transform, load_transform
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "StreamStats",
     "Transform",
     "Validator",
+    "WarningSample",
     "account_pacer",
     "identity",
     "load_transform",

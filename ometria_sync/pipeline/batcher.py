@@ -230,7 +230,7 @@ class Batcher:
                 return None
         encoded, problems, warnings = prepare_record(self._type, record, self._validate)
         for warning in warnings:
-            self._stats.warn(warning)
+            self._scope.warn(warning, line=item.line, position=item.position, record=record)
         if encoded is None:
             self._refuse(item, problems, record=record)
             return None
@@ -246,8 +246,7 @@ class Batcher:
                 record: Any = None) -> None:
         """Dead-letter ``item`` with ``reasons``; ``record``: what was validated (the
         transform's result), else the record as read."""
-        for reason in reasons:
-            self._stats.refuse(reason)
+        self._stats.refuse(reasons)
         self._scope.dead_letter_record(
             reasons,
             stage=stage,

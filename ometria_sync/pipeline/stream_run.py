@@ -40,7 +40,7 @@ from ometria_sync.pipeline.settle import AckedHashes, Settlement
 from ometria_sync.pipeline.stats import StreamStats
 from ometria_sync.pipeline.transform import Transform
 from ometria_sync.sources import Position, SourceItem, SourcePart
-from ometria_sync.state import DeadLetterWriter, StateStore
+from ometria_sync.state import DeadLetterWriter, StateStore, WarningLog
 
 # -------------------------------------------------------------------------------------------------
 # What the streams of one job run are given, and what they share and change as they go.
@@ -76,6 +76,8 @@ class RunContext:
     full_refresh: bool = False
     #: skip unchanged records (off for ``validate``, which must see every record)
     detect_changes: bool = True
+    #: ``warnings.jsonl``: the records warnings were given for (None: none written)
+    warning_log: WarningLog | None = None
     #: the streams' transforms, by stream name (resolved at start-up)
     transforms: Mapping[str, Transform] = dataclasses.field(default_factory=dict)
     sleep: Sleep = asyncio.sleep
@@ -93,6 +95,7 @@ class RunContext:
         validator_for: ValidatorFactory | None,
         shutdown: Shutdown,
         transforms: Mapping[str, Transform] | None = None,
+        warning_log: WarningLog | None = None,
     ) -> RunContext:
         """What ``options`` (a dry run, ``validate``, ``--full-refresh``, a repair) mean for
         every stream; the schemas validate unless ``validator_for`` says otherwise."""
@@ -115,6 +118,7 @@ class RunContext:
             full_refresh=options.full_refresh,
             detect_changes=not (options.validate_only or options.repair),
             transforms=transforms or {},
+            warning_log=warning_log,
         )
 
 
@@ -227,7 +231,7 @@ async def _run_part(
     if stream.change_detection and ctx.detect_changes:
         stream_id = await ctx.state.stream_id(stream.name)
         changes = ChangeFilter(ctx.state, stream_id, refresh=ctx.full_refresh)
-    scope = PartScope(stream.name, part.label, stats, ctx.dead_letter)
+    scope = PartScope(stream.name, part.label, stats, ctx.dead_letter, ctx.warning_log)
     runner = _PartRunner(ctx, shared, stream, part, scope, fingerprint, changes)
     await runner.run(start)
 
