@@ -139,3 +139,46 @@ async def test_a_transform_that_cannot_be_found_stops_before_anything_is_sent(
     assert "streams[0].transform: module 'shop_rules'" in result.stderr
     assert "has no function 'contacts'" in result.stderr
     assert stats["requests_by_status"] == {}
+
+
+async def test_warnings_name_their_records_and_documented_formats_are_refused(
+        workspace: Workspace, emulator: Any) -> None:
+    """Magento genders (1/2) are sent with a warning that names each record (file:line, id)
+    in warnings.jsonl and the report; a "UK" country breaks a documented format and is
+    refused with the hint; the summary counts records and problems."""
+    data = workspace.root / "data" / "customers.csv"
+    data.parent.mkdir()
+    data.write_text("entity_id,firstname,gender,country\n1,Ann,2,GB\n2,Bob,1,UK\n"
+                    "3,Tom,m,GB\n4,Zoe,2,GB\n")
+    workspace.job("""
+[[streams]]
+name = "contacts"
+record_type = "contact"
+[streams.source]
+kind = "csv"
+path = "data/customers.csv"
+constants = { "@collection" = "shop" }
+columns = { entity_id = "id", firstname = "firstname", gender = "gender", country = "country_id" }
+""")
+    async with emulator(rate=50) as emu:
+        result = await workspace.run("run", "job.toml", url=emu.url)
+        stored = _stored(emu)
+    assert result.code == 3, result.stderr
+    assert sorted(stored) == ["1", "3", "4"]
+    (dead,) = workspace.dead_letters()
+    assert dead["line"] == 3 and dead["reasons"] == [{
+        "path": "country_id", "message": 'must be an ISO 3166-1 alpha-2 country code such as '
+                                         '"GB", got "UK" (did you mean "GB"?)'}]
+    warnings = [json.loads(line) for line in
+                (workspace.root / "state" / "warnings.jsonl").read_text().splitlines()]
+    source = str(data)
+    assert [(w["source"], w["line"], w["id"], w["path"]) for w in warnings] == [
+        (source, 2, "1", "gender"), (source, 3, "2", "gender"), (source, 5, "4", "gender")]
+    assert "why records were refused (records, problems)" in result.stdout
+    assert "3 warning(s); the records they were given for: " in result.stdout
+    report = json.loads(next((workspace.root / "state" / "reports").glob("*.json"))
+                        .read_text())["streams"][0]
+    assert report["refused_records"] == {
+        'country_id: must be an ISO 3166-1 alpha-2 country code such as "GB"': 1}
+    assert [s["line"] for s in report["warning_samples"]["gender: is usually one of m, f, o"]
+            ] == [2, 3, 5]
