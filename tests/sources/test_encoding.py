@@ -18,7 +18,7 @@ from ometria_sync.sources.base import SourceItem
 from ometria_sync.sources.files import CsvSourceConfig, GlobSourceConfig, JsonlSourceConfig
 from ometria_sync.sources.files.csv import CsvOptions, CsvPart, read_header
 from ometria_sync.sources.files.encoding import codec_name
-from ometria_sync.sources.files.jsonl import JsonlPart
+from ometria_sync.sources.files.jsonl import JsonlPart, decode_encoded
 from ometria_sync.sources.files.location import LocalFile
 
 CP1252 = CsvOptions(columns={"id": "id", "name": "firstname"}, encoding="cp1252")
@@ -178,3 +178,21 @@ async def test_any_cp1252_file_reads_back_exactly_and_utf8_refuses_each_bad_line
         else:
             assert item.record is None and item.error is not None
             assert reason_key(Problem("", item.error)) == HINT
+
+
+@settings(max_examples=200, deadline=None)
+@given(raw=st.binary(max_size=48), encoding=st.sampled_from(["cp1252", "latin-1", "shift_jis"]))
+def test_any_bytes_in_any_encoding_decode_or_give_the_one_reason(raw: bytes, encoding: str) -> None:
+    """A JSON line in another encoding: its value, or a reason naming the encoding (when the
+    bytes do not decode) or saying it is not JSON; never an exception."""
+    canonical = codec_name("encoding", encoding)
+    value, shown, reason = decode_encoded(raw, canonical)
+    try:
+        text = raw.decode(canonical)
+    except UnicodeDecodeError:
+        assert value is None and reason is not None
+        assert reason.startswith(f"not valid {canonical}: check source.encoding")
+        assert "\ufffd" in str(shown)
+    else:
+        assert shown == text
+        assert reason is None or reason.startswith("invalid JSON")
