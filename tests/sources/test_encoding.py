@@ -4,6 +4,7 @@ valid in its encoding refused line by line with one reason, and the fingerprint 
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from ometria_sync.sources.files.csv import CsvOptions, CsvPart, read_header
 from ometria_sync.sources.files.encoding import codec_name
 from ometria_sync.sources.files.jsonl import JsonlPart, decode_encoded
 from ometria_sync.sources.files.location import LocalFile
+from tests.s3 import Bucket
 
 CP1252 = CsvOptions(columns={"id": "id", "name": "firstname"}, encoding="cp1252")
 UTF8 = CsvOptions(columns={"id": "id", "name": "firstname"})
@@ -196,3 +198,21 @@ def test_any_bytes_in_any_encoding_decode_or_give_the_one_reason(raw: bytes, enc
     else:
         assert shown == text
         assert reason is None or reason.startswith("invalid JSON")
+
+
+async def test_objects_in_a_store_are_read_in_the_encoding(s3: Bucket) -> None:
+    """s3:// CSV (its header checked at preflight in the encoding) and a JSON Lines glob."""
+    store = {"endpoint_url": s3.server.url}
+    csv_url = s3.put("c.csv.gz", gzip.compress("id,name\nc1,Zoë\n".encode("cp1252")))
+    config = CsvSourceConfig(path=csv_url, columns={"name": "firstname"}, encoding="cp1252",
+                             **store)
+    await config.preflight("streams[0].source")
+    (part,) = await config.open().parts()
+    assert [i.record for i in await _items(part)] == [  # type: ignore[arg-type]
+        {"id": "c1", "firstname": "Zoë"}]
+    assert (await part.fingerprint() or "").endswith(":cp1252")
+    s3.put("drops/a.jsonl", '{"id":"a","firstname":"Renée"}\n'.encode("cp1252"))
+    glob = GlobSourceConfig(pattern=f"s3://{s3.name}/drops/*.jsonl", encoding="cp1252", **store)
+    (part,) = await glob.open().parts()
+    assert [i.record for i in await _items(part)] == [  # type: ignore[arg-type]
+        {"id": "a", "firstname": "Renée"}]
