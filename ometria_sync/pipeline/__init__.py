@@ -18,7 +18,7 @@ from ometria_sync.pipeline.job_run import (
     shared_budget,
 )
 from ometria_sync.pipeline.stats import StreamStats, WarningSample
-from ometria_sync.pipeline.transform import Transform, load_transform
+from ometria_sync.pipeline.transform import Transform, load_transform, load_transforms
 
 __all__ = [
     "JobResult",
@@ -33,6 +33,7 @@ __all__ = [
     "account_pacer",
     "identity",
     "load_transform",
+    "load_transforms",
     "prepare_record",
     "run_job",
     "schema_validator",
