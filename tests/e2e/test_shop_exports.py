@@ -123,6 +123,7 @@ async def test_a_transform_from_the_job_folder_shapes_skips_and_refuses_records(
               for r in (json.loads(p.read_text())["streams"][0] for p in reports)]
     assert counts == [(4, 1, 1, 0, 2), (4, 1, 1, 0, 2), (4, 1, 1, 2, 0)]
     assert [r.code for r in reruns] == [3, 3]
+    assert "contacts: 1 record(s) skipped by the stream's transform" in first.stdout
 
 
 async def test_a_transform_that_cannot_be_found_stops_before_anything_is_sent(
