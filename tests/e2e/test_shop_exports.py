@@ -201,3 +201,5 @@ async def test_verify_compares_what_the_transform_made(
         verify = await workspace.run("verify", "job.toml", "--all", "--json", url=emu.url)
     assert sent.code == 0, sent.stderr
     assert verify.code == 0, verify.stdout + verify.stderr
+    (stream,) = json.loads(verify.stdout)["streams"]
+    assert (stream["verified"], stream["invalid"]) == (2, 0)  # the skipped one is not invalid
