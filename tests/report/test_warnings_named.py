@@ -111,3 +111,23 @@ def test_refusals_count_records_as_well_as_problems() -> None:
     print_summary([stats], out)
     assert "orders: why records were refused (records, problems)" in out.getvalue()
     assert "         2         5  lineitems[].discount: must be <= 0" in out.getvalue()
+
+
+async def test_the_metrics_count_the_records_a_transform_skipped(
+        make_job: MakeJob, tmp_path: Path) -> None:
+    (tmp_path / "skip_odd.py").write_text(
+        "def keep_even(record):\n    return None if int(record['id'][1:]) % 2 else record\n")
+    write_jsonl(tmp_path / "data/contacts.jsonl", _contacts(6, odd="f"))
+    job = make_job(extra='[report]\nmetrics_textfile = "state/sync.prom"\n', streams="""
+[[streams]]
+name = "contacts"
+record_type = "contact"
+transform = "skip_odd:keep_even"
+source = { kind = "jsonl", path = "data/contacts.jsonl" }
+""")
+    result = await run_job(job, RunOptions(progress="off"),
+                           pusher_factory=lambda s: FakeOmetria(), handle_signals=False)
+    finish_report(job, result, dry_run=False)
+    assert (result.streams[0].filtered, result.streams[0].sent) == (3, 3)
+    assert ('ometria_sync_records_total{job="job",kind="filtered",stream="contacts"} 3.0'
+            in (tmp_path / "state" / "sync.prom").read_text())
