@@ -247,12 +247,15 @@ class Batcher:
         """Dead-letter ``item`` with ``reasons``; ``record``: what was validated (the
         transform's result), else the record as read."""
         self._stats.refuse(reasons)
+        if item.error is not None:  # it never decoded: its raw input is what there is
+            record = None
+        elif record is None:
+            record = item.record
         self._scope.dead_letter_record(
             reasons,
             stage=stage,
             line=item.line,
             position=item.position,
-            record=None if item.error is not None else record if record is not None
-            else item.record,
+            record=record,
             raw=item.raw,
         )
