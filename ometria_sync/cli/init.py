@@ -154,7 +154,7 @@ _COLUMN = re.compile(r"column '((?:[^'\\]|\\.)*)'|column \"((?:[^\"\\]|\\.)*)\""
 def _print_what_to_look_at(result: JobResult, plan: JobPlan) -> None:
     """For each top reason, the column behind it, the field's rule and the column's hint."""
     stats: list[StreamStats] = result.streams
-    reasons = [r for s in stats for r, _ in s.top_reasons(10)]
+    reasons = [r for s in stats for r, _, _ in s.top_reasons(10)]
     warnings = [r for s in stats for r, _ in
                 sorted(s.warning_reasons.items(), key=lambda kv: -kv[1])[:5]]
     by_field = {m.field: m for m in plan.matches if m.field is not None}

@@ -20,10 +20,10 @@ from typing import Any
 import msgspec
 
 from ometria_sync.errors import OmetriaSyncError
-from ometria_sync.pipeline.stats import StreamStats
+from ometria_sync.pipeline.stats import StreamStats, WarningSample
 from ometria_sync.schemas import Problem
 from ometria_sync.sources import Position
-from ometria_sync.state import DeadLetterWriter
+from ometria_sync.state import DeadLetterWriter, WarningLog
 
 
 class BatchRecord(msgspec.Struct, gc=False):
@@ -86,6 +86,23 @@ class PartScope(msgspec.Struct, frozen=True):
     source: str
     stats: StreamStats
     dead_letter: DeadLetterWriter
+    #: ``warnings.jsonl`` (None: no file, e.g. ``plan``)
+    warning_log: WarningLog | None = None
+
+    def warn(self, problem: Problem, *, line: int | None, position: Position,
+             record: Any) -> None:
+        """Count one warning, naming its record in the stats' sample and in the warnings
+        file."""
+        record_id = record.get("id") if record.__class__ is dict else None
+        record_id = record_id if isinstance(record_id, str) else None
+        sample = WarningSample(source=self.source, path=problem.path, reason=problem.message,
+                               line=line, position=None if line is not None else position,
+                               id=record_id)
+        self.stats.warn(problem, sample)
+        if self.warning_log is not None:
+            self.warning_log.write(stream=self.stream, source=self.source, path=problem.path,
+                                   reason=problem.message, line=line, position=position,
+                                   id=record_id)
 
     def dead_letter_record(
         self,

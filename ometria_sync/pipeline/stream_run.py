@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,8 +38,9 @@ from ometria_sync.pipeline.dispatch import Delivery, RetryPolicy
 from ometria_sync.pipeline.job_io import RunOptions, Shutdown, sending_mode
 from ometria_sync.pipeline.settle import AckedHashes, Settlement
 from ometria_sync.pipeline.stats import StreamStats
+from ometria_sync.pipeline.transform import Transform
 from ometria_sync.sources import Position, SourceItem, SourcePart
-from ometria_sync.state import DeadLetterWriter, StateStore
+from ometria_sync.state import DeadLetterWriter, StateStore, WarningLog
 
 # -------------------------------------------------------------------------------------------------
 # What the streams of one job run are given, and what they share and change as they go.
@@ -74,6 +76,10 @@ class RunContext:
     full_refresh: bool = False
     #: skip unchanged records (off for ``validate``, which must see every record)
     detect_changes: bool = True
+    #: ``warnings.jsonl``: the records warnings were given for (None: none written)
+    warning_log: WarningLog | None = None
+    #: the streams' transforms, by stream name (resolved at start-up)
+    transforms: Mapping[str, Transform] = dataclasses.field(default_factory=dict)
     sleep: Sleep = asyncio.sleep
 
     @classmethod
@@ -88,6 +94,8 @@ class RunContext:
         pusher_for: PusherFactory,
         validator_for: ValidatorFactory | None,
         shutdown: Shutdown,
+        transforms: Mapping[str, Transform] | None = None,
+        warning_log: WarningLog | None = None,
     ) -> RunContext:
         """What ``options`` (a dry run, ``validate``, ``--full-refresh``, a repair) mean for
         every stream; the schemas validate unless ``validator_for`` says otherwise."""
@@ -109,6 +117,8 @@ class RunContext:
             resume=not (options.validate_only or options.full_refresh or options.repair),
             full_refresh=options.full_refresh,
             detect_changes=not (options.validate_only or options.repair),
+            transforms=transforms or {},
+            warning_log=warning_log,
         )
 
 
@@ -221,7 +231,7 @@ async def _run_part(
     if stream.change_detection and ctx.detect_changes:
         stream_id = await ctx.state.stream_id(stream.name)
         changes = ChangeFilter(ctx.state, stream_id, refresh=ctx.full_refresh)
-    scope = PartScope(stream.name, part.label, stats, ctx.dead_letter)
+    scope = PartScope(stream.name, part.label, stats, ctx.dead_letter, ctx.warning_log)
     runner = _PartRunner(ctx, shared, stream, part, scope, fingerprint, changes)
     await runner.run(start)
 
@@ -260,6 +270,7 @@ class _PartRunner:
             batch_size=ctx.settings.ometria.batch_size,
             linger=run.linger,
             changes=changes,
+            transform=ctx.transforms.get(stream.name),
         )
         self.delivery = Delivery(
             scope,

@@ -5,10 +5,13 @@ and ISO code lists they use.
 ``OBJECT_RULES`` checks an object as a whole (one of two fields, what a new record needs). Both
 are applied by :func:`ometria_sync.schemas.check.check_values` in its one pass over a record.
 
-A rule Ometria documents is an error; a rule we are unsure of (the reference's unconfirmed
-points) is a warning, so that a record Ometria would take is never refused. ``mode = "update"``
-(the default) checks only the fields a record carries, because Ometria merges partial records;
-``mode = "create"`` also requires what a new record needs.
+A value Ometria documents a format for is refused when it breaks it: ISO 3166-1 alpha-2
+countries (``country_id`` as well as addresses' ``country_code``: the reference documents the
+country format once, for every country field), ISO 4217 currencies, E.164 phone numbers, the
+``marketing_optin`` values. A rule we are unsure of (the reference's unconfirmed points: gender
+values, SMS collections) is a warning, so that a record Ometria would take is never refused.
+``mode = "update"`` (the default) checks only the fields a record carries, because Ometria
+merges partial records; ``mode = "create"`` also requires what a new record needs.
 
 Formats: each ``*_problem`` check returns the reason a value is wrong (to follow ``path: ``),
 or None when it is right. Codes: the real ISO code lists Ometria's records use, ISO 4217
@@ -193,7 +196,7 @@ FIELD_RULES: dict[type[msgspec.Struct], dict[str, Rule]] = {
         "marketing_optin": Rule(_marketing_optin), "timestamp_acquired": TIMESTAMP,
         "timestamp_subscribed": TIMESTAMP, "timestamp_unsubscribed": TIMESTAMP,
         "date_of_birth": Rule(date_problem), "gender": Rule(_gender, warn=True),
-        "country_id": Rule(country_problem, warn=True), "@collection": Rule(_collection, warn=True),
+        "country_id": Rule(country_problem), "@collection": Rule(_collection, warn=True),
     },
     r.SmsChannel: {"dt_updated_marketing": TIMESTAMP, "dt_updated_transactional": TIMESTAMP},
     r.Order: {"timestamp": TIMESTAMP, "currency": CURRENCY, "web_id": ID, "discount": DISCOUNT},

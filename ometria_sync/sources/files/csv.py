@@ -1,16 +1,19 @@
-"""CSV files or objects, plain or gzip, UTF-8 (a BOM is fine), mapped to records by the
-stream's mapping.
+"""CSV files or objects, plain or gzip, UTF-8 (a BOM is fine) or the source's ``encoding``,
+mapped to records by the stream's mapping.
 
 Position: ``[offset, line]`` after the last row (or the last row of an order) handed over, so a
 resumed run reads the header, seeks straight to the offset and still reports true line numbers.
-A row that cannot be read (wrong number of cells, bad quoting, invalid UTF-8, a cell that does
-not coerce) is dead-lettered with its line and the reason; the file goes on.
+A row that cannot be read (wrong number of cells, bad quoting, bytes not valid in the encoding,
+a cell that does not coerce) is dead-lettered with its line and the reason; the file goes on.
+A line not valid in the encoding is refused with one reason naming the encoding and the option
+(:mod:`.encoding`).
 
 The csv module takes text lines; :func:`text_lines` feeds it from
 :class:`~.lines.BoundedLines`, counting bytes and lines as it goes (the positions), escaping
-invalid UTF-8 (recorded, so the row is refused with the byte) and raising :class:`LongLine` for
-a line over the cap (so the row is refused, never held whole). :class:`CsvRowReader` is the
-blocking half of a part: rows read from an offset, turned into items in chunks.
+bytes not valid in the encoding (recorded, so the row is refused with the reason) and raising
+:class:`LongLine` for a line over the cap (so the row is refused, never held whole).
+:class:`CsvRowReader` is the blocking half of a part: rows read from an offset, turned into
+items in chunks.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import msgspec
 from ometria_sync.errors import ConfigError, SourceError
 from ometria_sync.sources.base import Position, Source, SourceConfig, SourceItem
 from ometria_sync.sources.columns import RowError, check_columns, plan_columns
+from ometria_sync.sources.files.encoding import UTF8, shown, undecodable
 from ometria_sync.sources.files.lines import BoundedLines, Line, over_limit
 from ometria_sync.sources.files.location import (
     FilePart,
@@ -78,11 +82,12 @@ class LongLine(Exception):
         self.prefix = line.body
 
 
-def text_lines(lines: BoundedLines, state: list[int], bad: dict[int, int],
-               limit: int) -> Iterator[str]:
+def text_lines(lines: BoundedLines, state: list[int], bad: dict[int, str],
+               limit: int, encoding: str = UTF8) -> Iterator[str]:
     """The file's lines as text for the csv module, counting bytes and lines in ``state``
-    ([offset, line]); invalid UTF-8 is recorded in ``bad`` (line -> byte) and escaped; a line
-    over ``limit`` bytes raises :class:`LongLine` (with the state already past it)."""
+    ([offset, line]); a line not valid in ``encoding`` is recorded in ``bad`` (line -> the
+    reason) and its bad bytes escaped; a line over ``limit`` bytes raises :class:`LongLine`
+    (with the state already past it)."""
     for line in lines:
         state[1] += 1
         if isinstance(line, bytes):
@@ -94,10 +99,10 @@ def text_lines(lines: BoundedLines, state: list[int], bad: dict[int, int],
                 raise LongLine(line, limit)
             raw = line.body  # the last line, without a newline
         try:
-            yield raw.decode("utf-8")
+            yield raw.decode(encoding)
         except UnicodeDecodeError as exc:
-            bad[state[1]] = exc.start + 1
-            yield raw.decode("utf-8", "surrogateescape")
+            bad[state[1]] = undecodable(encoding, exc)
+            yield raw.decode(encoding, "surrogateescape")
 
 
 def read_header(opener: Callable[[], IO[bytes]], options: CsvOptions,
@@ -108,9 +113,9 @@ def read_header(opener: Callable[[], IO[bytes]], options: CsvOptions,
     try:
         with opener() as fh:
             state = [0, 0]
-            bad: dict[int, int] = {}
+            bad: dict[int, str] = {}
             lines = BoundedLines(fh, options.line_limit)
-            reader = csv.reader(text_lines(lines, state, bad, options.line_limit),
+            reader = csv.reader(text_lines(lines, state, bad, options.line_limit, options.codec),
                                 delimiter=options.delimiter, quotechar=options.quotechar,
                                 strict=True)
             header = next(reader, None)
@@ -119,7 +124,7 @@ def read_header(opener: Callable[[], IO[bytes]], options: CsvOptions,
     if header is None:
         return [], 0, 0
     if bad:
-        raise SourceError(f"{name}: the header is not valid UTF-8 (byte {min(bad.values())})")
+        raise SourceError(f"{name}: the header is {bad[min(bad)]}")
     if header and header[0].startswith(_BOM):
         header[0] = header[0][len(_BOM):]
     names = [name.strip() for name in header]
@@ -142,7 +147,8 @@ class CsvRowReader:
         self._grouper = OrderGrouper() if mapper.grouped else None
         self._fh: IO[bytes] | None = None
         self._state = [0, 0]
-        self._bad: dict[int, int] = {}
+        self._bad: dict[int, str] = {}
+        self._encoding = options.codec
         self._held: list[SourceItem] = []
         self._rows: Iterator[list[str]] = iter(())
 
@@ -158,7 +164,7 @@ class CsvRowReader:
     def _restart(self) -> None:
         """A CSV reader from where the lines stand (a new one forgets any open quote)."""
         self._rows = csv.reader(text_lines(self._lines, self._state, self._bad,
-                                       self._options.line_limit),
+                                           self._options.line_limit, self._encoding),
                                 delimiter=self._options.delimiter,
                                 quotechar=self._options.quotechar, strict=True)
 
@@ -198,10 +204,8 @@ class CsvRowReader:
             bad = [self._bad.pop(n) for n in range(first_line, self._state[1] + 1)
                    if n in self._bad]
             if bad:  # the undecodable bytes show as U+FFFD in the dead letter
-                cells = [c.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-                         for c in cells]
-                self._refuse(items, first_line, f"invalid UTF-8 (byte {bad[0]} of the line)",
-                             self._raw(cells))
+                cells = [shown(c, self._encoding) for c in cells]
+                self._refuse(items, first_line, bad[0], self._raw(cells))
                 return
         if len(cells) != self._mapper.width:
             self._refuse(items, first_line, f"the row has {len(cells)} cells, the header has "
@@ -263,6 +267,7 @@ class CsvSourceConfig(CsvOptions, SourceConfig, frozen=True, tag="csv"):
             self, path=self.location(self.path).resolved(base_dir))
 
     def check(self, key: str) -> None:
+        self.check_encoding(key)
         if self.check_location(key, "path", self.path):
             self.check_csv(key)
             return
@@ -318,7 +323,7 @@ class CsvPart(FilePart):
     """One CSV file or object of a stream."""
 
     def __init__(self, location: Location, options: CsvOptions, key: str = "") -> None:
-        super().__init__(location, key)
+        super().__init__(location, key, options.codec)
         self._options = options
         self._zone: dt.tzinfo = load_zone("timezone", options.timezone)
 
