@@ -1,0 +1,227 @@
+"""The MySQL source against the machine's MariaDB: keyset pages, ties, resume, look back,
+MySQL's values (zero dates, DECIMAL, TINYINT(1), latin1), a read-only user, secrets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ometria_sync.errors import ConfigError, SourceError
+from ometria_sync.sources.base import SourceItem
+from ometria_sync.sources.mysql import MysqlQuery, MysqlSourceConfig
+from tests.mysql import QUERY, Database, fill
+
+pytestmark = pytest.mark.mysql
+
+
+@pytest.fixture(autouse=True)
+def _dsn(monkeypatch: pytest.MonkeyPatch, my_db: Database) -> None:
+    monkeypatch.setenv("SHOP_DSN", my_db.dsn)
+
+
+def config(**options: Any) -> MysqlSourceConfig:
+    options.setdefault("query", QUERY)
+    options.setdefault("cursor", ["updated_at", "seq"])
+    options.setdefault("drop", ["updated_at", "seq"])
+    return MysqlSourceConfig(dsn_env="SHOP_DSN", **options)
+
+
+async def read_all(source: MysqlSourceConfig, start: Any = None) -> list[SourceItem]:
+    items: list[SourceItem] = []
+    async for chunk in MysqlQuery(source).read(start):
+        items += chunk
+    return items
+
+
+def ids(items: list[SourceItem]) -> list[str]:
+    return [i.record["id"] for i in items]
+
+
+async def test_rows_become_records_in_cursor_order_across_pages(my_db: Database) -> None:
+    """DECIMAL 1.9900 is 1.99 and 2.0000 is 2; a DATETIME is read in `timezone`; TINYINT(1)
+    stays an integer; a latin1 column arrives as text."""
+    await fill(my_db, 95)
+    items = await read_all(config(page_size=10, timezone="Europe/London"))
+    assert ids(items) == [str(n) for n in range(1, 96)]
+    assert items[0].record == {"id": "1", "customer": {"email": "user1@example.com"},
+                               "grand_total": 1.99, "quantity": 2, "currency": "GBP",
+                               "timestamp": "2024-01-01T00:01:00+00:00", "is_guest": 1}
+    assert type(items[0].record["quantity"]) is int
+    assert items[9].position == {"after": ["2024-06-01T00:00:01", "10"]}
+    await my_db.execute("UPDATE orders SET placed_at = '2024-07-01 12:00:00' WHERE id = 1")
+    summer = await read_all(config(query=QUERY + " WHERE id = 1", timezone="Europe/London"))
+    assert summer[0].record["timestamp"] == "2024-07-01T12:00:00+01:00"
+
+
+async def test_resuming_reads_exactly_the_rows_after_the_position(my_db: Database) -> None:
+    """Ties on updated_at are broken by the id, compared as numbers ("9" < "10")."""
+    await fill(my_db, 50)
+    everything = await read_all(config(page_size=7))
+    for cut in (8, 9, 10, 33):
+        rest = await read_all(config(page_size=7, lookback_seconds=0),
+                              start=everything[cut].position)
+        assert ids(rest) == ids(everything[cut + 1:])
+
+
+async def test_rows_that_tie_on_the_cursor_are_all_read_across_pages(my_db: Database) -> None:
+    await fill(my_db, 95)
+    await my_db.execute("UPDATE orders SET updated_at = '2024-05-01' WHERE id BETWEEN 41 AND 45")
+    for size in (1, 2, 3, 7, 10, 11, 200):
+        items = await read_all(config(cursor=["updated_at"], page_size=size))
+        assert sorted(int(i) for i in ids(items)) == list(range(1, 96)), size
+
+
+async def test_a_tie_group_larger_than_a_page_is_streamed_in_chunks_of_a_page(
+        my_db: Database) -> None:
+    await fill(my_db, 60)
+    await my_db.execute("UPDATE orders SET updated_at = '2024-07-01' WHERE id <= 35")
+    source = config(cursor=["updated_at"], page_size=4)
+    chunks = [chunk async for chunk in MysqlQuery(source).read(None)]
+    assert max(len(c) for c in chunks) <= 4
+    assert sorted(int(i.record["id"]) for c in chunks for i in c) == list(range(1, 61))
+
+
+async def test_a_checkpoint_never_falls_inside_a_tie_group(my_db: Database) -> None:
+    await fill(my_db, 45)  # groups of ten share updated_at (the first of nine)
+    source = config(cursor=["updated_at"], page_size=4, lookback_seconds=0)
+    everything = await read_all(source)
+    assert everything[0].position == {"after": None}
+    assert everything[8].position == {"after": ["2024-06-01T00:00:00"]}
+    for cut in range(len(everything)):
+        rest = await read_all(source, start=everything[cut].position)
+        assert set(ids(everything[:cut + 1])) | set(ids(rest)) == set(ids(everything)), cut
+
+
+async def test_lookback_catches_rows_committed_late_behind_the_checkpoint(
+        my_db: Database) -> None:
+    await fill(my_db, 40)  # updated_at from 2024-06-01 00:00:00 to 00:00:04
+    checkpoint = (await read_all(config()))[-1].position
+    await my_db.execute("UPDATE orders SET total = 7, updated_at = '2024-06-01 00:00:02.5' "
+                        "WHERE id = 5")
+    assert await read_all(config(lookback_seconds=0), start=checkpoint) == []
+    late = await read_all(config(lookback_seconds=3), start=checkpoint)
+    assert "5" in ids(late) and "1" not in ids(late)
+    by_default = await read_all(config(), start=checkpoint)  # 300 s for a timestamp cursor
+    assert sorted(int(i) for i in ids(by_default)) == list(range(1, 41))
+    with pytest.raises(ConfigError, match="lookback_seconds: needs a timestamp as the first "
+                                          "cursor column; seq is bigint"):
+        await config(cursor=["seq"], lookback_seconds=3).preflight("s")
+
+
+async def test_mysql_values_zero_dates_decimal_tinyint_latin1_json(my_db: Database) -> None:
+    await my_db.execute("SET SESSION sql_mode = ''")  # lets the zero dates in, as old shops did
+    await my_db.execute(
+        "CREATE TABLE v (id INT PRIMARY KEY, d DATE, dt DATETIME, ts TIMESTAMP NULL, "
+        "part DATE, qty DECIMAL(12,4), amount DECIMAL(12,4), flag TINYINT(1), small TINYINT, "
+        "l VARCHAR(20) CHARACTER SET latin1, u VARCHAR(20) CHARACTER SET utf8mb4, "
+        "doc JSON, e ENUM('a','b'), t TIME, f DOUBLE)")
+    await my_db.execute(
+        "INSERT INTO v VALUES (1, '0000-00-00', '0000-00-00 00:00:00', '0000-00-00 00:00:00', "
+        "'2024-00-10', 2.0000, 10.5000, 1, 7, 'café', 'café', '{\"a\": [1]}', 'b', "
+        "'10:30:00', 0.25), (2, '2024-02-29', '2024-02-29 23:59:59', '2024-02-29 23:59:59', "
+        "NULL, 1.5000, 0, 0, -3, 'Ærø', 'Ærø 😀', NULL, NULL, NULL, NULL)")
+    source = config(query="SELECT * FROM v", cursor=["id"], drop=[], timezone="America/New_York")
+    first, second = (i.record for i in await read_all(source))
+    # MariaDB's JSON is LONGTEXT (MySQL 8's own JSON type is parsed): text unless json_column
+    assert first == {"id": 1, "qty": 2, "amount": 10.5, "flag": 1, "small": 7, "l": "café",
+                     "u": "café", "doc": '{"a": [1]}', "e": "b", "t": "10:30:00", "f": 0.25}
+    assert second == {"id": 2, "d": "2024-02-29", "dt": "2024-02-29T23:59:59-05:00",
+                      "ts": "2024-02-29T23:59:59+00:00", "qty": 1.5, "amount": 0, "flag": 0,
+                      "small": -3, "l": "Ærø", "u": "Ærø 😀"}
+    types = await _types(source)
+    assert (types["flag"], types["small"], types["qty"], types["l"]) == (
+        "tinyint(1)", "tinyint(4)", "decimal(14,4)", "text")
+
+
+async def _types(source: MysqlSourceConfig) -> dict[str, str]:
+    from ometria_sync.sources.keyset import describe
+    from ometria_sync.sources.mysql import MysqlDriver
+    return await describe(MysqlDriver, source)
+
+
+async def test_bytes_stay_for_validation_and_a_bad_json_column_is_the_rows_error(
+        my_db: Database) -> None:
+    """A BLOB has no one JSON form: the record keeps the bytes and validation refuses the row
+    with the field's path (e2e: tests/e2e/test_mysql_sync.py); a json_column that is not JSON
+    makes that row an error item, not the run's."""
+    await fill(my_db, 3)
+    await my_db.execute("UPDATE orders SET extra = 'not json' WHERE id = 2")
+    query = ("SELECT CAST(id AS CHAR) AS id, updated_at, id AS seq, UNHEX('00FF') AS raw, "
+             "COALESCE(extra, '{}') AS doc FROM orders")
+    items = await read_all(config(query=query, json_column="doc"))
+    assert items[0].record["raw"] == b"\x00\xff"
+    assert items[1].record is None and "column 'doc' is not JSON" in (items[1].error or "")
+    assert items[2].record == {"status": "complete", "id": "3", "raw": b"\x00\xff"}
+
+
+async def test_a_read_only_user_reads_and_its_password_is_never_shown(
+        my_db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    await fill(my_db, 30)
+    user = f"ro_{my_db.name[2:10]}"
+    await my_db.execute(f"CREATE USER '{user}'@'%' IDENTIFIED BY 'pw-s3cret'")
+    try:
+        await my_db.execute(f"GRANT SELECT ON {my_db.name}.* TO '{user}'@'%'")
+        monkeypatch.setenv("SHOP_DSN", f"mariadb://{user}:pw-s3cret@127.0.0.1:3306/{my_db.name}")
+        await config().preflight("streams[0].source")
+        assert len(await read_all(config(page_size=7))) == 30
+        monkeypatch.setenv("SHOP_DSN", f"mysql://{user}:wrong-pw-9@127.0.0.1:3306/{my_db.name}")
+        with pytest.raises(ConfigError) as refused:
+            await config().preflight("streams[0].source")
+        assert "cannot connect to MySQL (SHOP_DSN)" in str(refused.value)
+        assert "wrong-pw-9" not in str(refused.value)
+        with pytest.raises(SourceError) as failed:
+            await read_all(config())
+        assert "wrong-pw-9" not in str(failed.value)
+        monkeypatch.setenv("SHOP_DSN", f"postgresql://{user}:wrong-pw-9@127.0.0.1/x")
+        with pytest.raises(ConfigError) as scheme:
+            config().check_credentials("streams[0].source")
+        assert "mysql:// or mariadb://" in str(scheme.value)
+        assert "wrong-pw-9" not in str(scheme.value)
+    finally:
+        await my_db.execute(f"DROP USER '{user}'@'%'")
+
+
+async def test_preflight_names_what_is_wrong_before_anything_is_sent(
+        my_db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    await fill(my_db, 1)
+    await config().preflight("streams[0].source")
+    with pytest.raises(ConfigError) as caught:
+        await config(cursor=["changed_at", "seq"], drop=[]).preflight("streams[0].source")
+    assert str(caught.value).startswith("streams[0].source.cursor: the query has no column "
+                                        "changed_at (its columns: id, customer.email,")
+    with pytest.raises(ConfigError, match=r"streams\[0\].source.query: the query does not run"):
+        await config(query="SELECT nope FROM nowhere").preflight("streams[0].source")
+    monkeypatch.delenv("SHOP_DSN")
+    config().check("streams[0].source")  # the job file is fine: status needs no DSN
+    with pytest.raises(ConfigError, match="SHOP_DSN is not set"):
+        await config().preflight("streams[0].source")
+
+
+async def test_the_fingerprint_changes_with_query_cursor_and_column_types(
+        my_db: Database) -> None:
+    await fill(my_db, 1)
+
+    async def fingerprint(**options: Any) -> str | None:
+        return await MysqlQuery(config(**options)).fingerprint()
+
+    same = await fingerprint()
+    assert same == await fingerprint() and same is not None and same.startswith("mysql:")
+    others = {await fingerprint(cursor=["seq"]), await fingerprint(query=QUERY + " WHERE 1"),
+              await fingerprint(cursor=["customer.email"])}
+    await my_db.execute("ALTER TABLE orders MODIFY total DOUBLE NOT NULL")
+    others.add(await fingerprint())
+    assert same not in others and len(others) == 4
+
+
+async def test_a_percent_sign_in_the_query_is_text_not_a_parameter(my_db: Database) -> None:
+    await fill(my_db, 12)
+    items = await read_all(config(query=QUERY + " WHERE email LIKE '%1@example.com'",
+                                  page_size=1))
+    assert ids(items) == ["1", "11"]
+
+
+async def test_a_checkpoint_of_another_cursor_width_is_a_source_error(my_db: Database) -> None:
+    await fill(my_db, 3)
+    with pytest.raises(SourceError, match="holds 1 cursor values but the cursor has 2"):
+        await read_all(config(), start={"after": ["3"]})
