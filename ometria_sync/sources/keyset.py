@@ -247,6 +247,9 @@ class KeysetQuery:
         self._config = config
         self._driver = driver_type(config)  # replaced by a connected one in read()
         self._types: dict[str, str] = {}
+        #: column -> field path (empty: dropped), made as columns are first seen
+        self._paths: dict[str, tuple[str, ...]] = {}
+        self._skip = {*config.drop, *filter(None, [config.json_column])}
 
     @property
     def key(self) -> str:
@@ -401,13 +404,17 @@ class KeysetQuery:
             if not isinstance(document, dict):
                 raise ValueError(f"column {config.json_column!r} does not hold a JSON object")
             record.update(document)
-        skip = {*config.drop, *filter(None, [config.json_column])}
+        paths = self._paths
         for name, value in row.items():
-            if value is None or name in skip:
+            if value is None:
                 continue
-            value = driver.value(name, value)
-            if value is not LEFT_OUT:
-                put(record, split_path(name), value)
+            field = paths.get(name)
+            if field is None:
+                field = paths[name] = () if name in self._skip else split_path(name)
+            if field:
+                value = driver.value(name, value)
+                if value is not LEFT_OUT:
+                    put(record, field, value)
         for path, value in config.constants.items():
             put(record, split_path(path), value)
         return record

@@ -29,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from typing import Any
 
@@ -101,6 +101,7 @@ class MysqlDriver(SqlDriver):
         self._zone = load_zone("timezone", config.timezone)
         self._conn: Any = None
         self._types: dict[str, str] = {}
+        self._plan: dict[str, Callable[[Any], Any]] = {}
 
     async def connect(self) -> None:
         config = self.config
@@ -137,6 +138,7 @@ class MysqlDriver(SqlDriver):
         except MySQLError as exc:
             raise SourceError(f"the query does not run: {_message(exc)}") from None
         self._types = {f.name: _type_name(f) for f in fields}
+        self._plan = {}
         return dict(self._types)
 
     async def fetch(self, sql: str, params: list[Any]) -> list[Row]:
@@ -204,18 +206,25 @@ class MysqlDriver(SqlDriver):
         return query.replace("%", "%%")  # parameters are always sent: % is the driver's
 
     def value(self, name: str, value: Any) -> Any:
-        kind = _base(self._types.get(name, ""))
-        if kind in ("date", "datetime", "timestamp") and isinstance(value, str):
-            return LEFT_OUT  # a zero date: the driver gives the text when it is no date
-        if isinstance(value, Decimal):
-            return int(value) if value == value.to_integral_value() else float(value)
-        if isinstance(value, dt.datetime):
-            return python_value(value, dt.UTC if kind == "timestamp" else self._zone)
-        if kind == "json" and isinstance(value, (str, bytes)):
-            return msgspec.json.decode(value)
-        if isinstance(value, dt.timedelta) and dt.timedelta(0) <= value < _DAY:
-            return (dt.datetime.min + value).time().isoformat()
-        return python_value(value, self._zone)
+        convert = self._plan.get(name)
+        if convert is None:
+            convert = self._plan[name] = self._converter(_base(self._types.get(name, "")))
+        return convert(value)
+
+    def _converter(self, kind: str) -> Callable[[Any], Any]:
+        """How a column of ``kind`` becomes JSON (chosen once per column, not per value)."""
+        if kind in _INTEGERS or kind in ("text", "char", "varchar", "enum", "set", "float",
+                                         "double", "binary"):
+            return _same
+        if kind == "decimal":
+            return _decimal
+        if kind in ("datetime", "timestamp"):
+            return _stamp(dt.UTC if kind == "timestamp" else self._zone)
+        if kind == "date":
+            return _date
+        if kind == "json":
+            return _json
+        return lambda value: _other(value, self._zone)
 
     def document(self, value: Any) -> Any:
         if isinstance(value, (str, bytes)):
@@ -225,6 +234,43 @@ class MysqlDriver(SqlDriver):
                 raise ValueError(f"column {self.config.json_column!r} is not JSON: "
                                  f"{exc}") from None
         return value
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _decimal(value: Any) -> Any:
+    """``2.0000`` is 2 (a quantity is an integer), ``10.5000`` is 10.5."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
+def _stamp(zone: dt.tzinfo) -> Callable[[Any], Any]:
+    def convert(value: Any) -> Any:
+        if isinstance(value, str):
+            return LEFT_OUT  # a zero date: the driver gives the text when it is no date
+        if zone is dt.UTC and isinstance(value, dt.datetime):
+            return value.isoformat() + "+00:00"
+        return python_value(value, zone)
+    return convert
+
+
+def _date(value: Any) -> Any:
+    if isinstance(value, str):
+        return LEFT_OUT
+    return value.isoformat() if isinstance(value, dt.date) else value
+
+
+def _json(value: Any) -> Any:
+    return msgspec.json.decode(value) if isinstance(value, (str, bytes)) else value
+
+
+def _other(value: Any, zone: dt.tzinfo) -> Any:
+    if isinstance(value, dt.timedelta) and dt.timedelta(0) <= value < _DAY:
+        return (dt.datetime.min + value).time().isoformat()  # TIME within a day
+    return python_value(value, zone)
 
 
 def _message(exc: BaseException) -> str:
