@@ -23,6 +23,7 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -117,7 +118,8 @@ def main() -> None:
     database = f"bench_{uuid.uuid4().hex[:10]}"
     os.environ["BENCH_MYSQL_DSN"] = f"mysql://root@127.0.0.1:3306/{database}"
     asyncio.run(fill(database, args.rows))
-    readers = {"source": lambda: through_source(args.page_size),
+    readers: dict[str, Callable[[], Coroutine[Any, Any, int]]] = {
+               "source": lambda: through_source(args.page_size),
                "bare SELECT": lambda: bare_select(database, args.page_size),
                "bare pages": lambda: bare_pages(database, args.page_size)}
     rates: dict[str, list[float]] = {name: [] for name in readers}
