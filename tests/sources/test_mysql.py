@@ -3,13 +3,15 @@ MySQL's values (zero dates, DECIMAL, TINYINT(1), latin1), a read-only user, secr
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
 from ometria_sync.errors import ConfigError, SourceError
 from ometria_sync.sources.base import SourceItem
-from ometria_sync.sources.mysql import MysqlQuery, MysqlSourceConfig
+from ometria_sync.sources.keyset import describe
+from ometria_sync.sources.mysql import MysqlDriver, MysqlQuery, MysqlSourceConfig
 from tests.mysql import QUERY, Database, fill
 
 pytestmark = pytest.mark.mysql
@@ -135,8 +137,6 @@ async def test_mysql_values_zero_dates_decimal_tinyint_latin1_json(my_db: Databa
 
 
 async def _types(source: MysqlSourceConfig) -> dict[str, str]:
-    from ometria_sync.sources.keyset import describe
-    from ometria_sync.sources.mysql import MysqlDriver
     return await describe(MysqlDriver, source)
 
 
@@ -225,3 +225,26 @@ async def test_a_checkpoint_of_another_cursor_width_is_a_source_error(my_db: Dat
     await fill(my_db, 3)
     with pytest.raises(SourceError, match="holds 1 cursor values but the cursor has 2"):
         await read_all(config(), start={"after": ["3"]})
+
+
+async def test_each_page_is_one_snapshot_and_none_is_held_between_pages(
+        my_db: Database) -> None:
+    """The session is UTC, utf8mb4 and REPEATABLE READ; a page is read inside a transaction,
+    and while the pipeline holds a page no transaction of the source is open."""
+    await fill(my_db, 30)
+    query = ("SELECT id, updated_at, @@in_transaction AS in_trx, @@session.time_zone AS tz, "
+             "@@character_set_client AS cs, @@tx_isolation AS iso FROM orders")
+    source = config(query=query, cursor=["updated_at", "id"], drop=["updated_at"],
+                    page_size=10)
+    pages = 0
+    async for chunk in MysqlQuery(source).read(None):
+        assert {(i.record["in_trx"], i.record["tz"], i.record["cs"], i.record["iso"])
+                for i in chunk} == {(1, "+00:00", "utf8mb4", "REPEATABLE-READ")}
+        await asyncio.sleep(0.15)  # INNODB_TRX is a cache refreshed every 0.1 s
+        open_ones = await my_db.rows(
+            "SELECT t.trx_id FROM information_schema.INNODB_TRX t JOIN "
+            "information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id "
+            f"WHERE p.DB = '{my_db.name}' AND p.ID <> CONNECTION_ID()")
+        assert open_ones == []
+        pages += 1
+    assert pages == 3
