@@ -43,7 +43,7 @@ import msgspec
 
 from ometria_sync.errors import ConfigError, SourceError
 from ometria_sync.sources.base import Position, SourceItem, checkpoint_as
-from ometria_sync.sources.mapping import put, split_path
+from ometria_sync.sources.mapping import load_zone, put, split_path
 from ometria_sync.sources.sql_settings import MARKER, SqlSourceConfig
 
 
@@ -66,9 +66,8 @@ class SqlDriver(abc.ABC):
     product: ClassVar[str]
     #: the fingerprint's prefix (the job file's kind)
     kind: ClassVar[str]
-    #: types a lookback applies to, and those it may be configured on
+    #: timestamp types: a lookback applies to them (and may be configured on a date too)
     stamps: ClassVar[frozenset[str]]
-    times: ClassVar[frozenset[str]]
     #: whether parameters are numbered ($1) or positional (%s, bound in the text's order)
     numbered: ClassVar[bool]
     #: compare keys as row values (else the OR expansion)
@@ -76,6 +75,8 @@ class SqlDriver(abc.ABC):
 
     def __init__(self, config: SqlSourceConfig) -> None:
         self.config = config
+        #: where timestamps without a zone are read
+        self.zone = load_zone("timezone", config.timezone)
 
     @abc.abstractmethod
     async def connect(self) -> None:
@@ -450,4 +451,4 @@ async def preflight(driver_type: type[SqlDriver], config: SqlSourceConfig, key: 
         raise ConfigError(f"{key}.query", str(exc)) from exc
     finally:
         await driver.close()
-    config.check_columns(key, columns, driver_type.times)
+    config.check_columns(key, columns, driver_type.stamps | {"date"})

@@ -42,7 +42,7 @@ from ometria_sync.errors import ConfigError, SourceError
 from ometria_sync.net import dsn_message, parse_mysql_dsn
 from ometria_sync.sources.base import SinglePartSource, Source
 from ometria_sync.sources.keyset import LEFT_OUT, KeysetQuery, Row, SqlDriver, positional, preflight
-from ometria_sync.sources.mapping import load_zone, python_value
+from ometria_sync.sources.mapping import python_value
 from ometria_sync.sources.sql_settings import SqlSourceConfig, dsn_missing
 
 __all__ = ["MysqlQuery", "MysqlSourceConfig"]
@@ -92,13 +92,11 @@ class MysqlDriver(SqlDriver):
     product = "MySQL"
     kind = "mysql"
     stamps = STAMPS
-    times = STAMPS | {"date"}
     numbered = False
     row_compare = False
 
     def __init__(self, config: SqlSourceConfig) -> None:
         super().__init__(config)
-        self._zone = load_zone("timezone", config.timezone)
         self._conn: Any = None
         self._types: dict[str, str] = {}
         self._plan: dict[str, Callable[[Any], Any]] = {}
@@ -219,12 +217,12 @@ class MysqlDriver(SqlDriver):
         if kind == "decimal":
             return _decimal
         if kind in ("datetime", "timestamp"):
-            return _stamp(dt.UTC if kind == "timestamp" else self._zone)
+            return _stamp(dt.UTC if kind == "timestamp" else self.zone)
         if kind == "date":
             return _date
         if kind == "json":
             return _json
-        return lambda value: _other(value, self._zone)
+        return lambda value: _other(value, self.zone)
 
     def document(self, value: Any) -> Any:
         if isinstance(value, (str, bytes)):

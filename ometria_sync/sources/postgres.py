@@ -29,7 +29,7 @@ from ometria_sync.errors import SourceError
 from ometria_sync.net import dsn_message
 from ometria_sync.sources.base import SinglePartSource, Source
 from ometria_sync.sources.keyset import KeysetQuery, Row, SqlDriver, preflight
-from ometria_sync.sources.mapping import load_zone, python_value
+from ometria_sync.sources.mapping import python_value
 from ometria_sync.sources.sql_settings import (
     DEFAULT_LOOKBACK_SECONDS,
     SqlSourceConfig,
@@ -50,13 +50,11 @@ class PostgresDriver(SqlDriver):
     product = "PostgreSQL"
     kind = "postgres"
     stamps = STAMPS
-    times = STAMPS | {"date"}
     numbered = True
     row_compare = True
 
     def __init__(self, config: SqlSourceConfig) -> None:
         super().__init__(config)
-        self._zone = load_zone("timezone", config.timezone)
         self._conn: asyncpg.Connection | None = None
 
     @property
@@ -136,7 +134,7 @@ class PostgresDriver(SqlDriver):
         return query
 
     def value(self, name: str, value: Any) -> Any:
-        return python_value(value, self._zone)
+        return python_value(value, self.zone)
 
     def document(self, value: Any) -> Any:
         return value

@@ -5,14 +5,13 @@ their field, and the DSN's password in no output."""
 from __future__ import annotations
 
 import json
-import random
 from typing import Any
 
 import pytest
 
 from ometria_sync.emulator.behaviour import STORE
 from tests.e2e.conftest import Workspace
-from tests.e2e.crash_trials import after_random, assert_crash_trials_lost_nothing, crash_trials
+from tests.e2e.crash_trials import table_crash_trials
 from tests.mysql import QUERY, Database, fill
 
 pytestmark = [pytest.mark.mysql, pytest.mark.e2e]
@@ -67,12 +66,8 @@ async def test_a_run_killed_midway_resumes_without_loss(
     # the crash trials bound resends by what was in flight; a lookback also re-reads rows
     # before the checkpoint (as the PostgreSQL crash trials)
     _job(workspace, rate=40, lookback_seconds=0)
-    async with emulator(rate=40, latency=(0.02, 0.2)) as emu:
-        result = await crash_trials([workspace], emu.url, trials,
-                                    after_random(random.Random(11), 0.8, 1.5))
-        stats = emu.stats()
-    assert_crash_trials_lost_nothing("mysql crash trials", result, stats, total, trials,
-                                     in_flight=(DISPATCHERS + 1) * BATCH)
+    await table_crash_trials("mysql crash trials", workspace, emulator, total, trials,
+                             in_flight=(DISPATCHERS + 1) * BATCH)
 
 
 async def test_values_without_a_json_form_dead_letter_their_row_with_its_field(

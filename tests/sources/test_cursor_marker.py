@@ -3,6 +3,7 @@ pages are those of the wrapped query, and an order whose items alone changed com
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -93,6 +94,19 @@ GROUP BY o.id, o.updated_at
 HAVING {cursor_after}"""
 
 
+async def assert_the_changed_item_brings_its_order_again(
+        query: Callable[[], KeysetQuery], touch_item_7: Callable[[], Awaitable[Any]]) -> None:
+    first = await read_all(query())
+    assert sorted(ids(first)) == list(range(1, 31))
+    await touch_item_7()
+    again = await read_all(query(), start=first[-1].position)
+    assert [(i.record["id"], i.record["sku"]) for i in again] == [(7, "new")]
+
+
+CHANGED = {"page_size": 4, "cursor": ["changed_at", "id"], "drop": ["changed_at"],
+           "lookback_seconds": 0}
+
+
 async def test_an_order_whose_item_alone_changed_comes_again_mysql(
         my_db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SHOP_DSN", my_db.dsn)
@@ -100,15 +114,11 @@ async def test_an_order_whose_item_alone_changed_comes_again_mysql(
     await my_db.execute(ITEMS)
     await my_db.execute("INSERT INTO items SELECT seq, seq, CONCAT('sku-', seq), "
                         "'2024-06-01' FROM seq_1_to_30")
-    source = MysqlSourceConfig(dsn_env="SHOP_DSN", query=ORDERS_WITH_ITEMS, page_size=4,
-                               cursor=["changed_at", "id"], drop=["changed_at"],
-                               lookback_seconds=0)
-    first = await read_all(MysqlQuery(source))
-    assert sorted(ids(first)) == list(range(1, 31))
-    await my_db.execute("UPDATE items SET sku = 'new', updated_at = '2024-07-01' "
-                        "WHERE order_id = 7")
-    again = await read_all(MysqlQuery(source), start=first[-1].position)
-    assert [(i.record["id"], i.record["sku"]) for i in again] == [(7, "new")]
+    source = MysqlSourceConfig(dsn_env="SHOP_DSN", query=ORDERS_WITH_ITEMS, **CHANGED)
+    await assert_the_changed_item_brings_its_order_again(
+        lambda: MysqlQuery(source),
+        lambda: my_db.execute("UPDATE items SET sku = 'new', updated_at = '2024-07-01' "
+                              "WHERE order_id = 7"))
 
 
 async def test_an_order_whose_item_alone_changed_comes_again_postgres(
@@ -125,14 +135,10 @@ async def test_an_order_whose_item_alone_changed_comes_again_postgres(
         query = (f"SELECT * FROM (SELECT o.id, max(i.sku) AS sku, greatest(o.updated_at, "
                  f"max(i.updated_at)) AS changed_at FROM {table} o JOIN {items} i ON "
                  "i.order_id = o.id GROUP BY o.id) AS grouped WHERE {cursor_after}")
-        source = PostgresSourceConfig(dsn_env="SOURCE_DSN", query=query, page_size=4,
-                                      cursor=["changed_at", "id"], drop=["changed_at"],
-                                      lookback_seconds=0)
-        first = await read_all(PostgresQuery(source))
-        assert sorted(ids(first)) == list(range(1, 31))
-        await conn.execute(f"UPDATE {items} SET sku = 'new', updated_at = "
-                           "timestamptz '2024-07-01 00:00+00' WHERE order_id = 7")
-        again = await read_all(PostgresQuery(source), start=first[-1].position)
-        assert [(i.record["id"], i.record["sku"]) for i in again] == [(7, "new")]
+        source = PostgresSourceConfig(dsn_env="SOURCE_DSN", query=query, **CHANGED)
+        await assert_the_changed_item_brings_its_order_again(
+            lambda: PostgresQuery(source),
+            lambda: conn.execute(f"UPDATE {items} SET sku = 'new', updated_at = "
+                                 "timestamptz '2024-07-01 00:00+00' WHERE order_id = 7"))
     finally:
         await conn.execute(f"DROP TABLE {items}")
