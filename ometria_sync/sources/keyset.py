@@ -16,7 +16,7 @@ derived table's columns). ``<after>`` is, with the cursor's values ``p1..pn`` as
 - after a position: ``(c1, ..., cn) > (p1, ..., pn)`` (PostgreSQL), or its expansion
   ``(c1 > p1 OR (c1 = p1 AND (c2 > p2 ...)))`` (MySQL: MariaDB scans a row comparison from
   the index's start but reads the expansion as a range);
-- a resumed read's first page: ``c1 > p1 - lookback`` (late commits);
+- a resumed read's first page: ``c1 >= p1 - lookback`` (late commits);
 - the rows of a tie group: ``(c1, ..., cn) = (p1, ..., pn)``.
 
 **Ties.** A cursor that is not unique is still read whole: rows that tie on the cursor are one
@@ -176,7 +176,7 @@ class Statements:
                  else _expanded(names, params))
         since = driver.minus_seconds(driver.param(1, head), driver.param(2, "float"))
         predicates = {"first": ("1 = 1", 1), "following": (after, width + 1),
-                      "looking_back": (f"{names[0]} > {since}", 3),
+                      "looking_back": (f"{names[0]} >= {since}", 3),
                       "equal": (f"({cols}) = ({', '.join(params)})", 0)}
         query = driver.user_query(config.query)
         made = {}

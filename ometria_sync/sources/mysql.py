@@ -178,7 +178,8 @@ class MysqlDriver(SqlDriver):
         return positional(index)
 
     def minus_seconds(self, value: str, seconds: str) -> str:
-        return f"({value} - INTERVAL {seconds} MICROSECOND)"
+        # a zero date less anything is NULL: the read then starts at the top, never skips
+        return f"COALESCE({value} - INTERVAL {seconds} MICROSECOND, '0000-00-00')"
 
     def bind(self, text: str, type_name: str) -> Any:
         """Cursor text as the value its column holds: compared as numbers, never as text

@@ -47,7 +47,7 @@ def test_the_marker_expands_in_place_and_only_order_by_and_limit_are_appended() 
         "SELECT id, updated_at FROM orders WHERE status = 'x' AND ((\"updated_at\", \"id\") > "
         "(($1::text)::timestamptz, ($2::text)::int8)) ORDER BY \"updated_at\", \"id\" LIMIT $3")
     assert postgres.looking_back.text == (
-        "SELECT id, updated_at FROM orders WHERE status = 'x' AND (\"updated_at\" > "
+        "SELECT id, updated_at FROM orders WHERE status = 'x' AND (\"updated_at\" >= "
         "(($1::text)::timestamptz - make_interval(secs => $2::float8))) ORDER BY "
         "\"updated_at\", \"id\" LIMIT $3")
     wrapped = Statements(PostgresDriver(PostgresSourceConfig(

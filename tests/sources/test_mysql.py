@@ -248,3 +248,21 @@ async def test_each_page_is_one_snapshot_and_none_is_held_between_pages(
         assert open_ones == []
         pages += 1
     assert pages == 3
+
+
+async def test_zero_dates_in_the_cursor_sort_first_and_a_resume_from_one_loses_nothing(
+        my_db: Database) -> None:
+    """A zero updated_at is a cursor value like any other (before every real date); a resumed
+    read whose checkpoint is a zero date looks back from the top (a zero date less 300 s is
+    NULL in MySQL: a plain `>` would have read nothing)."""
+    await fill(my_db, 20)
+    await my_db.execute("SET SESSION sql_mode = ''")
+    await my_db.execute("ALTER TABLE orders MODIFY updated_at DATETIME NOT NULL")
+    await my_db.execute("UPDATE orders SET updated_at = '0000-00-00 00:00:00' WHERE id <= 5")
+    everything = await read_all(config(page_size=2))
+    assert ids(everything)[:5] == ["1", "2", "3", "4", "5"]
+    assert everything[2].position == {"after": ["0000-00-00 00:00:00", "3"]}
+    for lookback in (0, 300):
+        rest = await read_all(config(page_size=2, lookback_seconds=lookback),
+                              start=everything[2].position)
+        assert set(ids(rest)) >= {str(n) for n in range(4, 21)}, lookback
