@@ -4,6 +4,7 @@ No skip: a test that needs MariaDB fails when it cannot connect (CI starts the s
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 import warnings
@@ -85,6 +86,12 @@ async def my_db() -> AsyncIterator[Database]:
     finally:
         conn.close()
         async with admin.cursor() as cursor:
+            # a session a failed test left open (a reader not closed) would block the drop
+            await cursor.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE DB = %s "
+                                 "AND ID <> CONNECTION_ID()", (name,))
+            for (session,) in await cursor.fetchall():
+                with contextlib.suppress(MySQLError):
+                    await cursor.execute(f"KILL CONNECTION {int(session)}")
             await cursor.execute(f"DROP DATABASE {name}")
         admin.close()
 
