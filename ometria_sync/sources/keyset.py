@@ -165,7 +165,6 @@ class Statements:
 
     def __init__(self, driver: SqlDriver, types: dict[str, str]) -> None:
         config = driver.config
-        self._driver = driver
         self._numbered = driver.numbered
         names = [driver.ident(c) for c in config.cursor]
         cols = ", ".join(names)

@@ -182,8 +182,9 @@ class MysqlDriver(SqlDriver):
         return f"COALESCE({value} - INTERVAL {seconds} MICROSECOND, '0000-00-00')"
 
     def bind(self, text: str, type_name: str) -> Any:
-        """Cursor text as the value its column holds: compared as numbers, never as text
-        or doubles (MySQL compares a number with a string as doubles)."""
+        """Cursor text as the value its column holds (MySQL's manual compares a number with
+        a string as doubles, which would merge ids past 2**53; MariaDB 10.11 converts the
+        constant to the column's type and does not, so no test here can show it)."""
         base = _base(type_name)
         try:
             if base in _INTEGERS:

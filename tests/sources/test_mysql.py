@@ -266,3 +266,4 @@ async def test_zero_dates_in_the_cursor_sort_first_and_a_resume_from_one_loses_n
         rest = await read_all(config(page_size=2, lookback_seconds=lookback),
                               start=everything[2].position)
         assert set(ids(rest)) >= {str(n) for n in range(4, 21)}, lookback
+
