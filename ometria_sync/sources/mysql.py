@@ -35,6 +35,7 @@ from typing import Any
 
 import asyncmy
 import msgspec
+from asyncmy.connection import Connection
 from asyncmy.cursors import SSCursor
 from asyncmy.errors import MySQLError
 
@@ -97,7 +98,7 @@ class MysqlDriver(SqlDriver):
 
     def __init__(self, config: SqlSourceConfig) -> None:
         super().__init__(config)
-        self._conn: Any = None
+        self._conn: Connection | None = None
         self._types: dict[str, str] = {}
         self._plan: dict[str, Callable[[Any], Any]] = {}
 
@@ -123,6 +124,11 @@ class MysqlDriver(SqlDriver):
                               f"{type(exc).__name__}: {dsn_message(exc, dsn)}") from None
         self._conn = conn
 
+    @property
+    def conn(self) -> Connection:
+        assert self._conn is not None, "connect() first"
+        return self._conn
+
     async def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
@@ -130,9 +136,10 @@ class MysqlDriver(SqlDriver):
 
     async def describe(self, sql: str) -> dict[str, str]:
         try:
-            async with self._conn.cursor() as cursor:
+            async with self.conn.cursor() as cursor:
                 await cursor.execute(sql, ())
-                fields = cursor._result.fields  # description lacks flags and charset
+                # description lacks flags and charset: the result's fields have them
+                fields = cursor._result.fields  # type: ignore[attr-defined]
         except MySQLError as exc:
             raise SourceError(f"the query does not run: {_message(exc)}") from None
         self._types = {f.name: _type_name(f) for f in fields}
@@ -141,7 +148,7 @@ class MysqlDriver(SqlDriver):
 
     async def fetch(self, sql: str, params: list[Any]) -> list[Row]:
         try:
-            async with self._conn.cursor() as cursor:
+            async with self.conn.cursor() as cursor:
                 await cursor.execute(BEGIN)
                 await cursor.execute(sql, params)
                 names = [d[0] for d in cursor.description]
@@ -153,7 +160,7 @@ class MysqlDriver(SqlDriver):
 
     async def stream(self, sql: str, params: list[Any], size: int
                      ) -> AsyncIterator[list[Row]]:
-        conn = self._conn
+        conn = self.conn
         try:
             async with conn.cursor() as begin:
                 await begin.execute(BEGIN)
