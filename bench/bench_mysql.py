@@ -12,6 +12,8 @@
   mapping): what the paging costs apart from the mapping.
 
 The three run in turn within each round (so drift hits them alike); medians of ``--repeat``.
+Then the source's peak RSS (ru_maxrss), each read in a fresh process, over 10% and 100% of
+``--rows``: whether memory grows with the table.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
 import statistics
+import subprocess
 import sys
 import time
 import uuid
@@ -66,8 +70,9 @@ async def drop(database: str) -> None:
     conn.close()
 
 
-async def through_source(page_size: int) -> int:
-    config = MysqlSourceConfig(dsn_env="BENCH_MYSQL_DSN", query=QUERY, page_size=page_size,
+async def through_source(page_size: int, limit: int | None = None) -> int:
+    query = QUERY if limit is None else f"{QUERY} WHERE id <= {limit}"
+    config = MysqlSourceConfig(dsn_env="BENCH_MYSQL_DSN", query=query, page_size=page_size,
                                cursor=["updated_at", "seq"], drop=["updated_at", "seq"])
     count = 0
     async for chunk in MysqlQuery(config).read(None):
@@ -109,12 +114,30 @@ async def bare_pages(database: str, page_size: int) -> int:
     return count
 
 
+def peak_rss(database: str, page_size: int, limit: int) -> tuple[int, float]:
+    """Rows read and peak RSS (MB) of the source reading ``limit`` rows in a fresh process."""
+    out = subprocess.run([sys.executable, __file__, "--child", database, str(page_size),
+                          str(limit)], check=True, capture_output=True, text=True).stdout
+    rows, peak = out.split()
+    return int(rows), float(peak)
+
+
+def child(database: str, page_size: int, limit: int) -> None:
+    os.environ["BENCH_MYSQL_DSN"] = f"mysql://root@127.0.0.1:3306/{database}"
+    count = asyncio.run(through_source(page_size, limit))
+    print(count, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--page-size", type=int, default=5000)
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        child(args.child[0], int(args.child[1]), int(args.child[2]))
+        return
     database = f"bench_{uuid.uuid4().hex[:10]}"
     os.environ["BENCH_MYSQL_DSN"] = f"mysql://root@127.0.0.1:3306/{database}"
     asyncio.run(fill(database, args.rows))
@@ -130,6 +153,8 @@ def main() -> None:
                 count = asyncio.run(read())
                 rates[name].append(count / (time.perf_counter() - started))
                 assert count == args.rows, (name, count)
+        memory = {size: peak_rss(database, args.page_size, size)
+                  for size in (args.rows // 10, args.rows)}
     finally:
         asyncio.run(drop(database))
     bare = statistics.median(rates["bare SELECT"])
@@ -139,6 +164,9 @@ def main() -> None:
         median = statistics.median(values)
         print(f"{name:<12} {median:>10,.0f} {min(values):>10,.0f} {max(values):>10,.0f} "
               f"{median / bare:>14.0%}")
+    for size, (count, peak) in memory.items():
+        assert count == size, (size, count)
+        print(f"source peak RSS reading {size:,} rows in a fresh process: {peak:.1f} MB")
 
 
 if __name__ == "__main__":
