@@ -96,11 +96,13 @@ class PartScope(msgspec.Struct, frozen=True):
         position: Position,
         record: Any,
         raw: bytes | str | None = None,
+        record_id: str | None = None,
     ) -> None:
         """Count one refused record and write it to the dead letter, naming this part."""
         self.stats.dead_lettered += 1
         self.dead_letter.write(stream=self.stream, source=self.source, reasons=reasons,
-                               stage=stage, line=line, position=position, record=record, raw=raw)
+                               stage=stage, line=line, position=position, record=record, raw=raw,
+                               record_id=record_id)
 
 
 # -------------------------------------------------------------------------------------------------

@@ -213,6 +213,8 @@ class Batcher:
             return None
         record = item.record
         encoded, problems, warnings = prepare_record(self._type, record, self._validate)
+        if item.warnings:
+            warnings = [*item.warnings, *warnings]
         for warning in warnings:
             self._stats.warn(warning)
         if encoded is None:
@@ -236,4 +238,5 @@ class Batcher:
             position=item.position,
             record=item.record if item.error is None else None,
             raw=item.raw,
+            record_id=item.id,
         )

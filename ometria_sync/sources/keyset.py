@@ -1,7 +1,8 @@
 """A SQL query read incrementally by keyset pagination on its cursor columns: what the
 PostgreSQL and MySQL sources share (the statements, the paging and its ties, the position,
-the fingerprint, rows to records). Each driver (:class:`SqlDriver`) says how to connect,
-describe, fetch and stream, and how its values become JSON.
+the fingerprint, rows to records through the column plan and its options, as for CSV:
+:class:`~ometria_sync.sources.columns.ValueRowMapper`). Each driver (:class:`SqlDriver`) says
+how to connect, describe, fetch and stream, and how its values become JSON.
 
 **Statements.** Pages of ``page_size`` rows come from the query wrapped as ``SELECT * FROM
 (query) AS src WHERE <after> ORDER BY cursor LIMIT n``: no OFFSET, so every page costs the
@@ -42,8 +43,10 @@ from typing import Any, ClassVar, Protocol
 import msgspec
 
 from ometria_sync.errors import ConfigError, SourceError
+from ometria_sync.schemas import Problem
 from ometria_sync.sources.base import Position, SourceItem, checkpoint_as
-from ometria_sync.sources.mapping import load_zone, put, split_path
+from ometria_sync.sources.columns import Converter, ValueRowMapper
+from ometria_sync.sources.mapping import load_zone
 from ometria_sync.sources.sql_settings import MARKER, SqlSourceConfig
 
 
@@ -53,10 +56,6 @@ class Row(Protocol):
     def __getitem__(self, name: str, /) -> Any: ...
 
     def items(self) -> Any: ...
-
-
-#: a value the driver says leaves its field out (MySQL's zero dates)
-LEFT_OUT: Any = object()
 
 
 class SqlDriver(abc.ABC):
@@ -121,9 +120,11 @@ class SqlDriver(abc.ABC):
         """The job's query as it goes into a statement (MySQL doubles ``%``)."""
 
     @abc.abstractmethod
-    def value(self, name: str, value: Any) -> Any:
-        """A column's value as JSON (or :data:`LEFT_OUT`, or a value validation refuses
-        with its path because it has no one JSON form)."""
+    def converter(self, name: str) -> Converter:
+        """How column ``name``'s values become JSON, asked once per column after
+        :meth:`describe` (the mapping, :class:`~.columns.ValueRowMapper`, applies it to every
+        non-NULL value before the column's options). None leaves the field out, as NULL does;
+        a value with no one JSON form stays as it is, for validation to refuse with its path."""
 
     @abc.abstractmethod
     def document(self, value: Any) -> Any:
@@ -247,9 +248,8 @@ class KeysetQuery:
         self._config = config
         self._driver = driver_type(config)  # replaced by a connected one in read()
         self._types: dict[str, str] = {}
-        #: column -> field path (empty: dropped), made as columns are first seen
-        self._paths: dict[str, tuple[str, ...]] = {}
-        self._skip = {*config.drop, *filter(None, [config.json_column])}
+        #: the result's columns mapped to fields, planned once the query is described
+        self._mapper: ValueRowMapper | None = None
 
     @property
     def key(self) -> str:
@@ -275,6 +275,7 @@ class KeysetQuery:
         await driver.connect()
         try:
             types = self._types = await driver.describe(describe_statement(driver))
+            self._mapper = self._plan(list(types))
             sql = Statements(driver, types)
             head = types[config.cursor[0]]
             lookback = (config.lookback_for(head, driver.stamps) if last is not None else 0.0)
@@ -387,37 +388,37 @@ class KeysetQuery:
         # the position is an object, not a list: text cursor values do not compare like the
         # values they stand for ("10" < "9"), so the checkpoint store must not order them
         try:
-            record = self._record(row)
+            record, warnings = self._record(row)
         except (TypeError, ValueError) as exc:
             return SourceItem(record=None, position=position, raw=repr(dict(row.items())),
                               error=f"row at cursor {key_text(self._key(row))}: {exc}")
-        return SourceItem(record=record, position=position)
+        return SourceItem(record=record, position=position, warnings=warnings)
 
-    def _record(self, row: Row) -> dict[str, Any]:
-        """Columns by name: an alias with dots fills a nested field, ``json_column`` holds
-        the record (other columns are added to it); NULLs leave the field out."""
+    def _plan(self, names: list[str]) -> ValueRowMapper:
+        """The mapping of the result's columns (``drop`` and ``json_column`` left out), each
+        value converted by the driver first."""
         config = self._config
-        driver = self._driver
+        try:
+            return ValueRowMapper("columns", config, names, self._driver.zone,
+                                  skip=filter(None, [config.json_column]),
+                                  converter=self._driver.converter)
+        except ConfigError as exc:
+            raise SourceError(f"{self.label}: {exc}") from None
+
+    def _record(self, row: Row) -> tuple[dict[str, Any], list[Problem] | None]:
+        """Columns by name (docs/mapping.md): a column not named in ``columns`` keeps its
+        name as the path (an alias with dots fills a nested field), ``json_column`` holds the
+        record (other columns are added to it); NULLs leave the field out. Also the warnings
+        of ``on_error = "omit"`` columns; RowError (a ValueError) for a refused value."""
+        config = self._config
         record: dict[str, Any] = {}
         if config.json_column is not None:
-            document = driver.document(row[config.json_column])
+            document = self._driver.document(row[config.json_column])
             if not isinstance(document, dict):
                 raise ValueError(f"column {config.json_column!r} does not hold a JSON object")
             record.update(document)
-        paths = self._paths
-        for name, value in row.items():
-            if value is None:
-                continue
-            field = paths.get(name)
-            if field is None:
-                field = paths[name] = () if name in self._skip else split_path(name)
-            if field:
-                value = driver.value(name, value)
-                if value is not LEFT_OUT:
-                    put(record, field, value)
-        for path, value in config.constants.items():
-            put(record, split_path(path), value)
-        return record
+        assert self._mapper is not None, "read() plans the mapping first"
+        return self._mapper.map_row(row, record)
 
 
 def describe_statement(driver: SqlDriver) -> str:
@@ -437,7 +438,8 @@ async def describe(driver_type: type[SqlDriver], config: SqlSourceConfig) -> dic
 
 
 async def preflight(driver_type: type[SqlDriver], config: SqlSourceConfig, key: str) -> None:
-    """Connect and describe the query: its columns must include the cursor columns."""
+    """Connect and describe the query: its columns must include the cursor columns and
+    those ``columns`` maps."""
     config.check_credentials(key)
     driver = driver_type(config)
     try:
@@ -450,4 +452,4 @@ async def preflight(driver_type: type[SqlDriver], config: SqlSourceConfig, key: 
         raise ConfigError(f"{key}.query", str(exc)) from exc
     finally:
         await driver.close()
-    config.check_columns(key, columns, driver_type.stamps | {"date"})
+    config.check_result(key, columns, driver_type.stamps | {"date"})

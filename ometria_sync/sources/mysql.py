@@ -16,9 +16,10 @@ nothing held between pages; a tie group larger than a page is streamed unbuffere
 
 **Values.** Integers, ``FLOAT``/``DOUBLE`` as numbers, ``DECIMAL`` as a number (an integer when
 whole: ``2.0000`` is ``2``, ``10.5000`` is ``10.5``), ``TINYINT(1)`` stays an integer (0/1: the
-result does not say boolean, see docs/sql-sources.md), ``DATE`` ``YYYY-MM-DD``, ``TIMESTAMP`` UTC,
-``DATETIME`` read in ``timezone``, a zero or partly-zero date (``0000-00-00``, ``2024-00-10``)
-leaves its field out, ``JSON`` parsed (MySQL's own type; MariaDB's ``JSON`` is text: name it in
+result does not say boolean; ``type = "boolean"`` in ``columns`` makes it true/false), ``DATE``
+``YYYY-MM-DD``, ``TIMESTAMP`` UTC, ``DATETIME`` read in ``timezone``, a zero or partly-zero
+date (``0000-00-00``, ``2024-00-10``) reads as NULL (its field left out, or the column's
+``default``), ``JSON`` parsed (MySQL's own type; MariaDB's ``JSON`` is text: name it in
 ``json_column`` or it is a string), ``TIME`` within a day ``HH:MM:SS``, ``ENUM``/``SET``/text as
 strings. ``BINARY``/``BLOB``/``BIT`` stay bytes and validation refuses the row with the field's
 path (cast them in the query).
@@ -42,7 +43,8 @@ from asyncmy.errors import MySQLError
 from ometria_sync.errors import ConfigError, SourceError
 from ometria_sync.net import dsn_message, parse_mysql_dsn
 from ometria_sync.sources.base import SinglePartSource, Source
-from ometria_sync.sources.keyset import LEFT_OUT, KeysetQuery, Row, SqlDriver, positional, preflight
+from ometria_sync.sources.columns import Converter
+from ometria_sync.sources.keyset import KeysetQuery, Row, SqlDriver, positional, preflight
 from ometria_sync.sources.mapping import python_value
 from ometria_sync.sources.sql_settings import SqlSourceConfig, dsn_missing
 
@@ -100,7 +102,6 @@ class MysqlDriver(SqlDriver):
         super().__init__(config)
         self._conn: Connection | None = None
         self._types: dict[str, str] = {}
-        self._plan: dict[str, Callable[[Any], Any]] = {}
 
     async def connect(self) -> None:
         config = self.config
@@ -143,7 +144,6 @@ class MysqlDriver(SqlDriver):
         except MySQLError as exc:
             raise SourceError(f"the query does not run: {_message(exc)}") from None
         self._types = {f.name: _type_name(f) for f in fields}
-        self._plan = {}
         return dict(self._types)
 
     async def fetch(self, sql: str, params: list[Any]) -> list[Row]:
@@ -212,14 +212,9 @@ class MysqlDriver(SqlDriver):
     def user_query(self, query: str) -> str:
         return query.replace("%", "%%")  # parameters are always sent: % is the driver's
 
-    def value(self, name: str, value: Any) -> Any:
-        convert = self._plan.get(name)
-        if convert is None:
-            convert = self._plan[name] = self._converter(_base(self._types.get(name, "")))
-        return convert(value)
-
-    def _converter(self, kind: str) -> Callable[[Any], Any]:
-        """How a column of ``kind`` becomes JSON (chosen once per column, not per value)."""
+    def converter(self, name: str) -> Converter:
+        """By the column's type (chosen once per column, not per value)."""
+        kind = _base(self._types.get(name, ""))
         if kind in _INTEGERS or kind in ("text", "char", "varchar", "enum", "set", "float",
                                          "double", "binary"):
             return _same
@@ -257,7 +252,7 @@ def _decimal(value: Any) -> Any:
 def _stamp(zone: dt.tzinfo) -> Callable[[Any], Any]:
     def convert(value: Any) -> Any:
         if isinstance(value, str):
-            return LEFT_OUT  # a zero date: the driver gives the text when it is no date
+            return None  # a zero date (the driver gives the text when it is no date): NULL
         if zone is dt.UTC and isinstance(value, dt.datetime):
             return value.isoformat() + "+00:00"
         return python_value(value, zone)
@@ -266,7 +261,7 @@ def _stamp(zone: dt.tzinfo) -> Callable[[Any], Any]:
 
 def _date(value: Any) -> Any:
     if isinstance(value, str):
-        return LEFT_OUT
+        return None  # a zero date, as NULL
     return value.isoformat() if isinstance(value, dt.date) else value
 
 

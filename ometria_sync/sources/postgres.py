@@ -18,6 +18,7 @@ refuses the row with the field's path.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import AsyncIterator
 from typing import Any
@@ -28,6 +29,7 @@ import msgspec
 from ometria_sync.errors import SourceError
 from ometria_sync.net import dsn_message
 from ometria_sync.sources.base import SinglePartSource, Source
+from ometria_sync.sources.columns import Converter
 from ometria_sync.sources.keyset import KeysetQuery, Row, SqlDriver, preflight
 from ometria_sync.sources.mapping import python_value
 from ometria_sync.sources.sql_settings import (
@@ -133,8 +135,8 @@ class PostgresDriver(SqlDriver):
     def user_query(self, query: str) -> str:
         return query
 
-    def value(self, name: str, value: Any) -> Any:
-        return python_value(value, self.zone)
+    def converter(self, name: str) -> Converter:
+        return functools.partial(python_value, zone=self.zone)
 
     def document(self, value: Any) -> Any:
         return value

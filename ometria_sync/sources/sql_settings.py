@@ -19,7 +19,8 @@ import msgspec
 
 from ometria_sync.errors import ConfigError
 from ometria_sync.sources.base import SourceConfig
-from ometria_sync.sources.mapping import load_zone
+from ometria_sync.sources.columns import LINEITEMS_NEED_CSV, check_columns, computed_only
+from ometria_sync.sources.mapping import LINEITEM_PREFIX, ColumnSpec, load_zone
 
 #: where the query places the keyset predicate itself (see the module doc)
 MARKER = "{cursor_after}"
@@ -40,6 +41,9 @@ class SqlSourceConfig(SourceConfig, frozen=True):
     cursor: list[str]
     page_size: int = 5000
     json_column: str | None = None
+    #: column -> field path or ``{ field, type, values, default, expr, on_error, trim }``,
+    #: as for CSV (docs/mapping.md); columns not named keep their name as the path
+    columns: dict[str, str | ColumnSpec] = msgspec.field(default_factory=dict)
     drop: list[str] = msgspec.field(default_factory=list)
     constants: dict[str, Any] = msgspec.field(default_factory=dict)
     #: zone for timestamps without a zone (PostgreSQL ``timestamp``, MySQL ``DATETIME``)
@@ -71,16 +75,24 @@ class SqlSourceConfig(SourceConfig, frozen=True):
         if "{cursor" in self.query.replace(MARKER, ""):
             raise ConfigError(f"{key}.query", "the only marker is {cursor_after} (the keyset "
                                               "predicate on the cursor columns)")
-        load_zone(f"{key}.timezone", self.timezone)
+        check_columns(key, self.columns, load_zone(f"{key}.timezone", self.timezone))
+        for name, spec in self.columns.items():
+            fields = [spec] if isinstance(spec, str) else spec.fields
+            if any(f.startswith(LINEITEM_PREFIX) for f in fields):
+                raise ConfigError(f"{key}.columns.{name}", LINEITEMS_NEED_CSV)
 
-    def check_columns(self, key: str, columns: dict[str, str], times: frozenset[str]) -> None:
-        """The described result must have the cursor, dropped and JSON columns; a lookback
-        needs a timestamp (one of ``times``) first."""
-        missing = [c for c in [*self.cursor, *self.drop, *filter(None, [self.json_column])]
-                   if c not in columns]
-        if missing:
-            raise ConfigError(f"{key}.cursor", f"the query has no column {', '.join(missing)} "
-                                               f"(its columns: {', '.join(columns)})")
+    def check_result(self, key: str, columns: dict[str, str], times: frozenset[str]) -> None:
+        """The described result must have the cursor, dropped, JSON and mapped columns (a
+        computed column excepted); a lookback needs a timestamp (one of ``times``) first."""
+        for field, names in (("cursor", [*self.cursor, *self.drop,
+                                         *filter(None, [self.json_column])]),
+                             ("columns", [c for c, spec in self.columns.items()
+                                          if not computed_only(spec)])):
+            missing = [c for c in names if c not in columns]
+            if missing:
+                raise ConfigError(f"{key}.{field}", f"the query has no column "
+                                                    f"{', '.join(missing)} (its columns: "
+                                                    f"{', '.join(columns)})")
         if self.lookback_seconds and columns[self.cursor[0]] not in times:
             raise ConfigError(f"{key}.lookback_seconds", f"needs a timestamp as the first cursor "
                                                          f"column; {self.cursor[0]} is "

@@ -7,6 +7,7 @@ import asyncio
 import datetime as dt
 from typing import Any
 
+import msgspec
 import pytest
 
 from ometria_sync.errors import ConfigError, SourceError
@@ -27,7 +28,7 @@ def config(**options: Any) -> MysqlSourceConfig:
     options.setdefault("query", QUERY)
     options.setdefault("cursor", ["updated_at", "seq"])
     options.setdefault("drop", ["updated_at", "seq"])
-    return MysqlSourceConfig(dsn_env="SHOP_DSN", **options)
+    return msgspec.convert({"dsn_env": "SHOP_DSN", **options}, MysqlSourceConfig)
 
 
 async def read_all(source: MysqlSourceConfig, start: Any = None) -> list[SourceItem]:
@@ -269,3 +270,63 @@ async def test_zero_dates_in_the_cursor_sort_first_and_a_resume_from_one_loses_n
                               start=everything[2].position)
         assert set(ids(rest)) >= {str(n) for n in range(4, 21)}, lookback
 
+
+
+async def test_result_columns_take_the_column_options_by_name(my_db: Database) -> None:
+    """The mapping's options on MySQL's own values, as on PostgreSQL's and CSV's: a value map
+    on a TINYINT code, type = "boolean" on a TINYINT(1) flag, expr on a DECIMAL and on text, a
+    field list, a computed column reading the row; a zero DATETIME reads as NULL (default
+    applies); a zero date held as text is refused by type = "date" unless on_error = "omit"."""
+    await my_db.execute("SET SESSION sql_mode = ''")  # lets the zero dates in
+    await my_db.execute(
+        "CREATE TABLE c (id INT PRIMARY KEY, gender TINYINT, subscribed TINYINT(1), "
+        "total DECIMAL(12,4), currency CHAR(3), phone VARCHAR(20), seen DATETIME, "
+        "dob VARCHAR(10))")
+    await my_db.execute(
+        "INSERT INTO c VALUES (1, 1, 1, 1.9900, 'GBP', '07700 900123', '2024-03-01 10:00:00', "
+        "'1990-05-17'), (2, 2, 0, 20.0000, 'EUR', 'n/a', '0000-00-00 00:00:00', "
+        "'0000-00-00'), (3, 9, NULL, 0.5000, 'USD', NULL, NULL, NULL)")
+    columns: dict[str, Any] = {
+        "id": {"field": ["id", "customer_id"], "type": "string"},
+        "gender": {"field": "gender", "values": {"1": "m", "2": "f"}, "default": "o"},
+        "subscribed": {"field": "marketing_optin", "type": "boolean"},
+        "total": {"field": "properties.discount", "expr": "-value"},
+        "currency": {"field": "properties.currency", "expr": "lower(value)"},
+        "phone": {"field": "phone_number", "expr": "e164(value, 'GB')", "on_error": "omit"},
+        "seen": {"field": "properties.seen", "default": "never"},
+        "dob": {"field": "date_of_birth", "type": "date", "on_error": "omit"},
+        "label": {"field": "properties.label", "expr": "row['currency'] + '-' + str(row['id'])"}}
+    source = config(query="SELECT * FROM c", cursor=["id"], drop=[], columns=columns)
+    source.check("s")
+    await source.preflight("s")  # the computed column (label) is no column of the query
+    items = await read_all(source)
+    assert [i.record for i in items] == [
+        {"id": "1", "customer_id": "1", "gender": "m", "marketing_optin": True,
+         "phone_number": "+447700900123", "date_of_birth": "1990-05-17",
+         "properties": {"discount": -1.99, "currency": "gbp",
+                        "seen": "2024-03-01T10:00:00+00:00", "label": "GBP-1"}},
+        {"id": "2", "customer_id": "2", "gender": "f", "marketing_optin": False,
+         "properties": {"discount": -20, "currency": "eur", "seen": "never",
+                        "label": "EUR-2"}},
+        {"id": "3", "customer_id": "3", "gender": "o",
+         "properties": {"discount": -0.5, "currency": "usd", "seen": "never",
+                        "label": "USD-3"}}]
+    assert [type(i.record.get("marketing_optin")) for i in items if i.record] == [
+        bool, bool, type(None)]  # True == 1: the list above cannot tell
+    assert [[w.path for w in i.warnings or []] for i in items] == [
+        [], ["phone_number", "date_of_birth"], []]
+    assert "a zero date" in (items[1].warnings or [])[1].message
+    refusing = config(query="SELECT * FROM c", cursor=["id"], drop=[],
+                      columns={"dob": {"field": "date_of_birth", "type": "date"}})
+    refused = await read_all(refusing)
+    assert [i.record is None for i in refused] == [False, True, False]
+    assert "column 'dob' (date_of_birth): a zero date" in (refused[1].error or "")
+
+
+async def test_a_mapped_column_the_query_lacks_and_a_line_item_path_are_config_errors(
+        my_db: Database) -> None:
+    await fill(my_db, 1)
+    with pytest.raises(ConfigError, match=r"s.columns: the query has no column nope \(its "):
+        await config(columns={"nope": "properties.nope"}).preflight("s")
+    with pytest.raises(ConfigError, match=r"s.columns.currency: lineitems\[\] paths group CSV"):
+        config(columns={"currency": "lineitems[].currency"}).check("s")

@@ -27,6 +27,7 @@ import msgspec
 
 from ometria_sync.errors import ConfigError, SourceError
 from ometria_sync.sources.base import Position, Source, SourceConfig, SourceItem
+from ometria_sync.sources.columns import RowError, check_columns, plan_columns
 from ometria_sync.sources.files.lines import BoundedLines, Line, over_limit
 from ometria_sync.sources.files.location import (
     FilePart,
@@ -39,8 +40,8 @@ from ometria_sync.sources.files.location import (
     open_object,
 )
 from ometria_sync.sources.files.store import ObjectInfo
-from ometria_sync.sources.mapping import ColumnSpec, load_zone, plan_columns
-from ometria_sync.sources.rows import OrderGrouper, RowError, RowMapper
+from ometria_sync.sources.mapping import ColumnSpec, load_zone
+from ometria_sync.sources.rows import OrderGrouper, RowMapper
 
 _BOM = "\ufeff"
 _ROWS_PER_CHUNK = 500
@@ -50,7 +51,8 @@ class CsvOptions(FileSettings, frozen=True):
     """The keys of a CSV source beyond the file's: the mapping from rows to records, and the
     CSV dialect."""
 
-    #: column -> field path (a string) or ``{ field = ..., type = ... }``
+    #: column -> field path (a string) or ``{ field = ..., type = ..., values = ...,
+    #: default = ..., expr = ..., on_error = ..., trim = ... }`` (sources/columns.py)
     columns: dict[str, str | ColumnSpec] = msgspec.field(default_factory=dict)
     drop: list[str] = msgspec.field(default_factory=list)
     constants: dict[str, Any] = msgspec.field(default_factory=dict)
@@ -64,7 +66,7 @@ class CsvOptions(FileSettings, frozen=True):
             raise ConfigError(f"{key}.delimiter", f"must be one character, got {self.delimiter!r}")
         if len(self.quotechar) != 1:
             raise ConfigError(f"{key}.quotechar", f"must be one character, got {self.quotechar!r}")
-        load_zone(f"{key}.timezone", self.timezone)
+        check_columns(key, self.columns, load_zone(f"{key}.timezone", self.timezone))
 
 
 class LongLine(Exception):
@@ -206,16 +208,18 @@ class CsvRowReader:
                                             f"{self._mapper.width}", self._raw(cells))
             return
         try:
-            record, item = self._mapper.map_row(cells)
+            record, item, warnings = self._mapper.map_row(cells)
         except RowError as exc:
-            self._refuse(items, first_line, str(exc), self._raw(cells))
+            self._refuse(items, first_line, str(exc), self._raw(cells),
+                         self._mapper.record_id(cells))
             return
         position = (self._state[0], self._state[1])
         if self._grouper is None:
-            items.append(SourceItem(record=record, position=position, line=first_line))
+            items.append(SourceItem(record=record, position=position, line=first_line,
+                                    warnings=warnings))
         else:
             self._hand_over(items, self._grouper.add(record, item, first_line, position,
-                                                     cells))
+                                                     cells, warnings))
 
     def _raw(self, cells: list[str]) -> bytes:
         """A refused row for the dead letter: the cells by column name, as JSON."""
@@ -223,9 +227,10 @@ class CsvRowReader:
             return msgspec.json.encode(dict(zip(self._header, cells, strict=True)))
         return msgspec.json.encode(cells)
 
-    def _refuse(self, items: list[SourceItem], first_line: int, reason: str, raw: bytes) -> None:
+    def _refuse(self, items: list[SourceItem], first_line: int, reason: str, raw: bytes,
+                record_id: str | None = None) -> None:
         error = SourceItem(record=None, position=(self._state[0], self._state[1]),
-                           line=first_line, raw=raw or None, error=reason)
+                           line=first_line, raw=raw or None, error=reason, id=record_id)
         if self._grouper is not None and self._grouper.open:
             self._held.append(error)
         else:
@@ -282,7 +287,7 @@ def check_header(key: str, path: Path, options: CsvOptions) -> None:
     except SourceError as exc:
         raise ConfigError(f"{key}.path", str(exc)) from exc
     if header:
-        plan_columns(key, options, header)
+        plan_columns(key, options, header, load_zone("timezone", options.timezone))
 
 
 async def check_object_header(key: str, field: str, info: ObjectInfo, head_bytes: bytes,
@@ -306,7 +311,7 @@ async def check_object_header(key: str, field: str, info: ObjectInfo, head_bytes
     except SourceError as exc:
         raise ConfigError(f"{key}.{field}", str(exc)) from exc
     if header:
-        plan_columns(key, options, header)
+        plan_columns(key, options, header, load_zone("timezone", options.timezone))
 
 
 class CsvPart(FilePart):
@@ -324,7 +329,7 @@ class CsvPart(FilePart):
         if not header:
             return
         try:
-            columns = plan_columns("columns", self._options, header)
+            columns = plan_columns("columns", self._options, header, self._zone)
         except ConfigError as exc:
             raise SourceError(f"{self.label}: {exc}") from exc
         mapper = RowMapper(columns, self._options.constants, self._zone, len(header))

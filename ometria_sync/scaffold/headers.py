@@ -1,0 +1,202 @@
+"""Which record field a CSV column most likely fills, from its header name: the one matching
+table ``ometria-sync init`` uses.
+
+Names are compared after :func:`normal` (lower case, every run of other characters one ``_``):
+``First Name``, ``first_name`` and ``FIRST-NAME`` are one name. Each name belongs to one field
+of a record type (the tests hold the table to that), and each field takes at most one column:
+when a header has two names of one field (``entity_id`` and ``id``), the one listed first here
+wins and the other is left unmapped. A column type is never listed here: it is read from the
+field's type in the schema (``price`` is a number, ``timestamp_acquired`` a timestamp), so the
+two cannot disagree.
+
+Names come from the exports shops make: Magento 2's admin exports (customers main file,
+catalog products, orders), Shopify's customer, product and order CSVs, and common hand-made
+names. Hints say what a platform's values need before Ometria takes them.
+"""
+
+from __future__ import annotations
+
+import re
+
+import msgspec
+
+from ometria_sync.schemas import FieldDoc, RecordType, field_guide
+
+
+class Known(msgspec.Struct, frozen=True):
+    """A field and the header names that fill it, best first; ``hint`` says what the values
+    of such a column often need."""
+
+    field: str
+    names: tuple[str, ...]
+    hint: str = ""
+    #: a hint for one of the names only (it wins over ``hint``)
+    name_hints: tuple[tuple[str, str], ...] = ()
+
+
+_OPTIN = ('cells must read EXPLICITLY_OPTEDIN, EXPLICITLY_OPTEDOUT or NOT_SPECIFIED: Magento '
+          'writes 1/0, Shopify yes/no; map them with a value map, e.g. values = { "1" = '
+          '"EXPLICITLY_OPTEDIN", "0" = "NOT_SPECIFIED" }')
+_GENDER = ('Magento writes 1/2/3 (male/female/not specified); Ometria takes m, f, o: '
+           'values = { "1" = "m", "2" = "f", "3" = "" }')
+_PHONE = ("Ometria takes E.164 (+447700900123): a local number needs e.g. "
+          "expr = \"e164(value, 'GB')\"")
+_COUNTRY = "ISO 3166-1 alpha-2: GB, not UK or United Kingdom"
+_LOCAL_TIME = "a time without an offset is read in the source's timezone"
+_STATUS = ('Magento writes 1 enabled / 2 disabled, Shopify active/draft/archived: '
+           'values = { "1" = true, "2" = false }')
+_SLUG = ("a URL key, not a URL: Ometria wants the page's full URL "
+         "(expr = \"'https://shop.example/' + value + '.html'\")")
+_DISCOUNT = ("Ometria's discounts are <= 0: Magento and Shopify write item discounts "
+             "positive (expr = \"-value\")")
+_HANDLE = ("Shopify writes one row per variant, each with the product's Handle: every row is "
+           "sent as this one product (the last wins); map Variant SKU to id for a product "
+           "per variant")
+_IMAGE = "Magento writes a path under /media/catalog/product: Ometria wants the full URL"
+
+#: the one matching table: record type -> the fields a column name can fill
+KNOWN: dict[RecordType, tuple[Known, ...]] = {
+    "contact": (
+        Known("id", ("entity_id", "id", "customer_id", "customer_entity_id")),
+        Known("email", ("email", "e_mail", "email_address", "customer_email")),
+        Known("firstname", ("firstname", "first_name", "given_name", "forename")),
+        Known("lastname", ("lastname", "last_name", "surname", "family_name")),
+        Known("middlename", ("middlename", "middle_name")),
+        Known("prefix", ("prefix", "salutation")),
+        Known("gender", ("gender", "sex"), _GENDER),
+        Known("date_of_birth", ("dob", "date_of_birth", "birthday", "birth_date", "birthdate"),
+              "Ometria takes YYYY-MM-DD: 31/12/1980 needs expr = \"date(value, '%d/%m/%Y')\""),
+        Known("timestamp_acquired", ("created_at", "created", "date_created", "signup_date",
+                                     "registered_at", "customer_since"), _LOCAL_TIME),
+        Known("phone_number", ("phone", "telephone", "phone_number", "mobile", "mobile_phone",
+                               "default_address_phone", "billing_telephone"), _PHONE),
+        Known("country_id", ("country_id", "country", "country_code",
+                             "default_address_country_code", "billing_country_id"), _COUNTRY),
+        Known("marketing_optin", ("is_subscribed", "accepts_email_marketing",
+                                  "accepts_marketing", "subscribed", "newsletter",
+                                  "marketing_optin"), _OPTIN),
+        Known("timestamp_subscribed", ("subscribed_at", "change_status_at"), _LOCAL_TIME),
+        Known("timezone", ("timezone", "time_zone")),
+    ),
+    "product": (
+        Known("id", ("entity_id", "id", "product_id", "handle"), name_hints=(("handle", _HANDLE),)),
+        Known("sku", ("sku", "variant_sku")),
+        Known("title", ("name", "title", "product_name")),
+        Known("price", ("price", "variant_price", "regular_price")),
+        Known("special_price", ("special_price", "sale_price")),
+        Known("special_price_dt_from", ("special_price_from_date", "special_from_date"),
+              _LOCAL_TIME),
+        Known("special_price_dt_to", ("special_price_to_date", "special_to_date"), _LOCAL_TIME),
+        Known("is_active", ("product_online", "is_active", "enabled", "published", "status"),
+              _STATUS),
+        Known("is_in_stock", ("is_in_stock", "in_stock", "stock_status")),
+        Known("url", ("url", "product_url", "url_key"), _SLUG),
+        Known("image_url", ("image_url", "image", "base_image", "image_src", "variant_image"),
+              _IMAGE),
+        Known("currency", ("currency", "currency_code")),
+        Known("parent_id", ("parent_id", "parent_sku")),
+        Known("is_variant", ("is_variant",)),
+    ),
+    "order": (
+        Known("id", ("increment_id", "order_id", "order_number", "id", "entity_id", "name")),
+        Known("timestamp", ("created_at", "order_date", "purchase_date", "placed_at", "created",
+                            "date"), _LOCAL_TIME),
+        Known("grand_total", ("grand_total", "total", "order_total", "grand_total_purchased")),
+        Known("subtotal", ("subtotal",)),
+        Known("discount", ("discount_amount", "discount"),
+              "Ometria's discounts are <= 0: Shopify writes them positive (expr = \"-value\")"),
+        Known("shipping", ("shipping_amount", "shipping")),
+        Known("tax", ("tax_amount", "taxes", "tax")),
+        Known("currency", ("order_currency_code", "currency", "currency_code",
+                           "base_currency_code")),
+        Known("status", ("status", "order_status", "financial_status")),
+        Known("customer.email", ("customer_email", "email")),
+        Known("customer.id", ("customer_id",)),
+        Known("customer.firstname", ("customer_firstname", "customer_first_name")),
+        Known("customer.lastname", ("customer_lastname", "customer_last_name")),
+        Known("coupon_code", ("coupon_code", "discount_code")),
+        Known("payment_method", ("payment_method",)),
+        Known("shipping_method", ("shipping_method", "shipping_description")),
+        Known("store", ("store", "store_code", "store_name")),
+        Known("channel", ("channel", "source")),
+        Known("billing_address.city", ("billing_city",)),
+        Known("billing_address.postcode", ("billing_postcode", "billing_zip")),
+        Known("billing_address.country_code", ("billing_country_id", "billing_country",
+                                               "billing_country_code"), _COUNTRY),
+        Known("shipping_address.city", ("shipping_city",)),
+        Known("shipping_address.postcode", ("shipping_postcode", "shipping_zip")),
+        Known("shipping_address.country_code", ("shipping_country_id", "shipping_country",
+                                                "shipping_country_code"), _COUNTRY),
+        Known("lineitems[].sku", ("sku", "item_sku", "lineitem_sku", "product_sku")),
+        Known("lineitems[].product_id", ("product_id", "item_product_id")),
+        Known("lineitems[].variant_id", ("variant_id", "item_variant_id")),
+        Known("lineitems[].quantity", ("qty_ordered", "item_qty_ordered", "qty", "quantity",
+                                       "lineitem_quantity")),
+        Known("lineitems[].unit_price", ("item_price", "lineitem_price", "unit_price", "price")),
+        Known("lineitems[].discount", ("item_discount_amount", "lineitem_discount",
+                                       "item_discount"), _DISCOUNT),
+        Known("lineitems[].tax", ("item_tax_amount", "lineitem_tax")),
+        Known("lineitems[].total", ("row_total", "item_row_total", "lineitem_total")),
+    ),
+    "custom_event": (
+        Known("id", ("event_id", "id")),
+        Known("event_type", ("event_type", "type", "event")),
+        Known("timestamp", ("timestamp", "created_at", "occurred_at", "date"), _LOCAL_TIME),
+        Known("identity_email", ("email", "identity_email", "customer_email")),
+        Known("identity_account_id", ("customer_id", "account_id", "identity_account_id")),
+        Known("profile_id", ("profile_id",)),
+        Known("store_id", ("store_id",)),
+    ),
+}
+
+_SEPARATORS = re.compile(r"[^0-9a-z]+")
+
+
+def normal(name: str) -> str:
+    """``" First Name "`` -> ``first_name``; ``Body (HTML)`` -> ``body_html``."""
+    return _SEPARATORS.sub("_", name.strip().lower()).strip("_")
+
+
+class ColumnMatch(msgspec.Struct, frozen=True):
+    """A header column and the field it fills (None: no known field), with the CSV type its
+    cells are read as and a hint about its values."""
+
+    column: str
+    field: str | None
+    type: str = "string"
+    hint: str = ""
+
+
+#: column types by the JSON type of the field (a string field's type comes from its check)
+_TYPES = {"number": "number", "integer": "integer", "boolean": "boolean"}
+_CHECK_TYPES = {"timestamp_problem": "timestamp", "date_problem": "date"}
+
+
+def cell_type(doc: FieldDoc) -> str:
+    """How a column filling the field ``doc`` describes is read: ``price`` as a number,
+    ``timestamp_acquired`` as a timestamp, an id as a string."""
+    return _TYPES.get(doc.type) or _CHECK_TYPES.get(doc.check or "", "string")
+
+
+def match_header(record_type: RecordType, header: list[str]) -> list[ColumnMatch]:
+    """One match per column of ``header``, in header order."""
+    docs = {d.path: d for d in field_guide(record_type)}
+    by_name: dict[str, list[int]] = {}
+    for index, column in enumerate(header):
+        by_name.setdefault(normal(column), []).append(index)
+    chosen: dict[int, tuple[Known, str]] = {}
+    for known in KNOWN[record_type]:
+        for name in known.names:
+            free = [i for i in by_name.get(name, []) if i not in chosen]
+            if free:
+                chosen[free[0]] = known, dict(known.name_hints).get(name, known.hint)
+                break
+    matches = []
+    for index, column in enumerate(header):
+        found = chosen.get(index)
+        if found is None:
+            matches.append(ColumnMatch(column, None))
+        else:
+            known, hint = found
+            matches.append(ColumnMatch(column, known.field, cell_type(docs[known.field]), hint))
+    return matches

@@ -1,0 +1,147 @@
+"""``ometria-sync init`` then ``validate`` on what it wrote, and ``ometria-sync fields``: the real
+CLI as a subprocess (nothing is sent: validation needs no server)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import aiohttp
+
+from ometria_sync.schemas import RECORD_TYPES, field_guide
+from tests.e2e.conftest import KEY, EmulatorFactory, Workspace
+
+# nothing listens here: neither command may try to send
+NOWHERE = "http://127.0.0.1:9/v2"
+
+# Magento-style customers; the columns with no known field come last
+CUSTOMERS = """\
+entity_id,email,firstname,lastname,created_at,dob,gender,country_id,telephone,group_id,website_id
+1,ada@example.com,Ada,Lovelace,2023-04-01 10:22:13,1980-12-31,f,GB,+447700900123,1,1
+2,bob@example.com,Bob,Smith,2023-04-02 11:00:00,31/12/1980,m,GB,+447700900124,1,1
+3,not-an-email,Cy,Jones,2023-04-03 12:00:00,,o,GB,,1,1
+4,dee@example.com,Dee,Ng,2023-04-04 09:00:00,1975-01-02,f,GB,,2,1
+"""
+
+ORDERS = """\
+increment_id,created_at,customer_email,order_currency_code,grand_total,sku,qty_ordered,price
+100001,2023-04-01 10:22:13,ada@example.com,GBP,98.0000,LS-01,2.0000,49.0000
+100001,2023-04-01 10:22:13,ada@example.com,GBP,98.0000,LS-02,1.0000,0.0000
+100002,2023-04-02 10:00:00,bob@example.com,GBP,10.0000,LS-03,1.0000,10.0000
+"""
+
+
+async def test_init_writes_a_job_that_validate_runs_as_it_is(workspace: Workspace) -> None:
+    (workspace.root / "exports").mkdir()
+    (workspace.root / "exports" / "customers.csv").write_text(CUSTOMERS)
+    result = await workspace.run("init", "--csv", "exports/customers.csv", "--type", "contact",
+                                 url=NOWHERE)
+    assert result.code == 3, result.stderr  # two of the four sampled rows are refused
+    assert "wrote job.toml: 9 of 11 columns mapped" in result.stdout
+    assert "contacts  4        2      2" in result.stdout
+    assert "column 'dob' (date_of_birth): not a date" in result.stdout
+    assert "email: must be an email address" in result.stdout
+    assert "column 'dob' -> date_of_birth: a calendar date written YYYY-MM-DD" in result.stdout
+    assert "column 'email' -> email: an email address" in result.stdout
+    assert not (workspace.root / "state").exists(), "init leaves no state beside the job"
+
+    validated = await workspace.run("validate", "job.toml", url=NOWHERE)
+    assert validated.code == 3, validated.stderr
+    assert validated.stdout.splitlines()[2].split() == ["contacts", "4", "2", "2", "0"]
+    dead = {d["line"]: d for d in workspace.dead_letters()}
+    assert sorted(dead) == [3, 4]
+
+
+async def test_an_order_export_groups_line_items_and_validates(workspace: Workspace) -> None:
+    (workspace.root / "orders.csv").write_text(ORDERS)
+    result = await workspace.run("init", "--csv", "orders.csv", "--type", "order",
+                                 "--out", "jobs/orders.toml", url=NOWHERE)
+    assert result.code == 0, result.stdout + result.stderr
+    text = (workspace.root / "jobs" / "orders.toml").read_text()
+    assert 'path = "../orders.csv"' not in text  # outside the job's folder: an absolute path
+    assert str(workspace.root / "orders.csv") in text
+    validated = await workspace.run("validate", "jobs/orders.toml", url=NOWHERE)
+    assert validated.code == 0, validated.stdout + validated.stderr
+    assert validated.stdout.splitlines()[2].split() == ["orders", "2", "2", "0", "0"]
+
+
+async def test_init_never_overwrites_a_file_without_force(workspace: Workspace) -> None:
+    (workspace.root / "customers.csv").write_text(CUSTOMERS)
+    (workspace.root / "job.toml").write_text("# mine\n")
+    refused = await workspace.run("init", "--csv", "customers.csv", "--type", "contact",
+                                  url=NOWHERE)
+    assert refused.code == 2
+    assert "job.toml exists: not overwritten (--force to replace it)" in refused.stderr
+    assert (workspace.root / "job.toml").read_text() == "# mine\n"
+    forced = await workspace.run("init", "--csv", "customers.csv", "--type", "contact",
+                                 "--force", url=NOWHERE)
+    assert forced.code == 3
+    assert (workspace.root / "job.toml").read_text().startswith("# Written by `ometria-sync")
+
+
+async def test_fields_prints_every_field_of_the_type(workspace: Workspace) -> None:
+    result = await workspace.run("fields", "contact", url=NOWHERE)
+    assert result.code == 0, result.stderr
+    rows = {line.split()[0] for line in result.stdout.splitlines() if line.strip()}
+    assert {d.path for d in field_guide("contact")} <= rows
+    assert any(line.split()[:2] == ["email", "string"] and "ada@example.com" in line
+               for line in result.stdout.splitlines())
+    as_json = await workspace.run("fields", "--json", url=NOWHERE)
+    data = json.loads(as_json.stdout)
+    assert sorted(data) == sorted(RECORD_TYPES)
+    assert [f["path"] for f in data["order"]["fields"]] == [d.path for d in field_guide("order")]
+
+
+async def test_a_file_that_cannot_be_read_writes_nothing_and_exits_1(workspace: Workspace) -> None:
+    result = await workspace.run("init", "--csv", "missing.csv", "--type", "product",
+                                 url=NOWHERE)
+    assert result.code == 1
+    assert "missing.csv: cannot read it" in result.stderr
+    assert not (workspace.root / "job.toml").exists()
+
+
+async def test_a_required_field_no_column_fills_is_named(workspace: Workspace) -> None:
+    """Magento's catalog export has no entity_id: init says so, and the sample shows it."""
+    (workspace.root / "products.csv").write_text(
+        "sku;name;product_online;price;url_key\nLS-01;Linen shirt;1;49.0000;linen-shirt\n")
+    result = await workspace.run("init", "--csv", "products.csv", "--type", "product",
+                                 url=NOWHERE)
+    assert result.code == 3, result.stderr
+    assert "wrote job.toml: 5 of 5 columns mapped, delimiter ';'" in result.stdout
+    assert ("no column fills id (required): map the column that identifies a record to it "
+            '(e.g. sku = "id", in place of its line)') in result.stdout
+    assert "id: is required" in result.stdout
+    assert 'delimiter = ";"' in (workspace.root / "job.toml").read_text()
+
+
+async def test_the_written_job_delivers_the_right_values(workspace: Workspace,
+                                                          emulator: EmulatorFactory) -> None:
+    """init, then run the job as written (only its base URL pointed at the emulator): the
+    orders arrive grouped, with their line items, typed and with offsets."""
+    (workspace.root / "orders.csv").write_text(ORDERS)
+    written = await workspace.run("init", "--csv", "orders.csv", "--type", "order", url=NOWHERE)
+    assert written.code == 0, written.stdout + written.stderr
+    assert '# base_url = "http://127.0.0.1:8765/v2"' in (workspace.root / "job.toml").read_text()
+    async with emulator(rate=50) as emu:
+        result = await workspace.run("run", "job.toml", url=emu.url)
+        assert result.code == 0, result.stdout + result.stderr
+        for _ in range(100):  # the emulator imports asynchronously, like Ometria
+            if emu.stats()["queue_depth"] == 0:
+                break
+            await asyncio.sleep(0.05)
+        async with (aiohttp.ClientSession(headers={"X-Ometria-Auth": KEY}) as http,
+                    http.get(f"{emu.url}/orders/100001") as answer):
+            order = await answer.json()
+    assert order["timestamp"] == "2023-04-01T10:22:13+00:00"
+    assert order["grand_total"] == 98.0
+    assert order["currency"] == "GBP"
+    assert order["customer"] == {"email": "ada@example.com"}
+    assert order["lineitems"] == [{"sku": "LS-01", "quantity": 2, "unit_price": 49.0},
+                                  {"sku": "LS-02", "quantity": 1, "unit_price": 0.0}]
+
+
+async def test_a_dropped_column_in_the_middle_leaves_the_others_values_alone(
+        workspace: Workspace) -> None:
+    (workspace.root / "c.csv").write_text("entity_id,group_id,email\n1,7,ada@example.com\n")
+    result = await workspace.run("init", "--csv", "c.csv", "--type", "contact", url=NOWHERE)
+    assert result.code == 0, result.stdout
