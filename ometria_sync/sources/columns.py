@@ -22,7 +22,6 @@ compile) is a ConfigError naming the key, before any row is read.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol
 
@@ -217,12 +216,19 @@ class ValueRowMapper:
                 rule = CellRule(f"{key}.columns.{column.name}", spec, zone, names)
                 self._columns[n] = msgspec.structs.replace(column, rule=rule)
         self._constants = [(split_path(k), v) for k, v in settings.constants.items()]
-        json_value: Converter = functools.partial(python_value, zone=zone)
-        self._convert = {name: json_value if converter is None else converter(name)
-                         for name in names}
+        self._zone = zone
+        #: the driver's converters by column (none: python_value)
+        self._convert = {} if converter is None else {name: converter(name) for name in names}
+        #: per column, what map_row reads of it (the plain path's lookups made once)
+        self._steps = [(c, c.name, self._convert.get(c.name), c.rule,
+                        tuple(t.path for t in c.targets)) for c in self._columns]
         self._with_row = any(c.rule is not None and c.rule.expr is not None
                              and (c.rule.expr.uses_row or c.index == COMPUTED)
                              for c in self._columns)
+
+    def _json(self, name: str, value: Any) -> Any:
+        convert = self._convert.get(name)
+        return python_value(value, self._zone) if convert is None else convert(value)
 
     def map_row(self, row: DatabaseRow, record: dict[str, Any] | None = None
                 ) -> tuple[dict[str, Any], list[Problem] | None]:
@@ -230,34 +236,43 @@ class ValueRowMapper:
         ``on_error = "omit"`` columns; RowError naming the column for a refused value."""
         record = {} if record is None else record
         warnings: list[Problem] = []
-        convert = self._convert
-        values = ({k: None if v is None else convert[k](v) for k, v in row.items()}
+        zone = self._zone
+        values = ({k: None if v is None else self._json(k, v) for k, v in row.items()}
                   if self._with_row else {})
-        for column in self._columns:
-            rule = column.rule
-            if column.index == COMPUTED:
-                assert rule is not None
-                value = rule.computed_from(values)
+        for column, name, convert, rule, paths in self._steps:
+            if rule is None:
+                value = row[name]
+                if value is None:
+                    continue
+                value = python_value(value, zone) if convert is None else convert(value)
+                if value is None:
+                    continue
             else:
-                value = row[column.name]
-                if value is not None:
-                    value = convert[column.name](value)
-                if rule is not None:
-                    try:
-                        value = rule.value(value, values)
-                    except ValueError as exc:
-                        if not column.omit_on_error:
-                            raise RowError(f"column {column.name!r} ({column.fields}): "
-                                           f"{exc}") from None
-                        warnings += [omitted(column, t, exc) for t in column.targets]
-                        continue
-            if value is None or value is OMIT:
-                continue
-            for target in column.targets:
-                put(record, target.path, value)
+                value = self._ruled(column, rule, row, values, warnings)
+                if value is OMIT:
+                    continue
+            for path in paths:
+                put(record, path, value)
         for path, constant in self._constants:
             put(record, path, constant)
         return record, warnings or None
+
+    def _ruled(self, column: Column, rule: CellRule, row: DatabaseRow,
+               values: Mapping[str, Any], warnings: list[Problem]) -> Any:
+        """A column with options: its value, or OMIT (left out; with a warning added when
+        ``on_error = "omit"`` and the value is refused)."""
+        if column.index == COMPUTED:
+            return rule.computed_from(values)
+        value = row[column.name]
+        if value is not None:
+            value = self._json(column.name, value)
+        try:
+            return rule.value(value, values)
+        except ValueError as exc:
+            if not column.omit_on_error:
+                raise RowError(f"column {column.name!r} ({column.fields}): {exc}") from None
+            warnings += [omitted(column, t, exc) for t in column.targets]
+            return OMIT
 
 
 LINEITEMS_NEED_CSV = ("lineitems[] paths group CSV rows into orders; in a query, build the "
