@@ -22,7 +22,7 @@ compile) is a ConfigError naming the key, before any row is read.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol
 
 import msgspec
@@ -156,10 +156,12 @@ def _computed(value: Any) -> Any:
 
 def _retyped(value: Any, kind: CellType | None) -> Any:
     """A database value of another type than the column's given ``type``: whole floats as
-    integers, numbers as text; anything else (and anything when no type is given) as it is
-    (validation names what is wrong with it)."""
+    integers, 0 and 1 as booleans, numbers as text; anything else (and anything when no type
+    is given) as it is (validation names what is wrong with it)."""
     if kind == "integer" and isinstance(value, float) and value.is_integer():
         return int(value)
+    if kind == "boolean" and value in (0, 1) and type(value) is int:
+        return value == 1  # MySQL's TINYINT(1), a 0/1 flag column
     if kind == "string" and isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     return value
@@ -188,14 +190,21 @@ def omitted(column: Column, target: Target, exc: Exception) -> Problem:
                                  f"got {exc}")
 
 
+#: how one column's driver values become JSON values (None leaves the field out, as NULL)
+Converter = Callable[[Any], Any]
+
+
 class ValueRowMapper:
-    """The plan applied to a database row (values by column name): the PostgreSQL source's
-    mapping, and any SQL source's. A plain column's value is put as it is (JSON-shaped by
-    :func:`~.mapping.python_value`; NULL leaves the field out); a column with options goes
-    through its :class:`CellRule`, keyed by column name like a CSV column by header."""
+    """The plan applied to a database row (values by column name): the mapping of every SQL
+    source (PostgreSQL, MySQL). A plain column's value is put as it is (JSON-shaped by the
+    column's converter, :func:`~.mapping.python_value` unless ``converter`` gives another;
+    NULL leaves the field out); a column with options goes through its :class:`CellRule`,
+    keyed by column name like a CSV column by header."""
 
     def __init__(self, key: str, settings: MappingSettings, names: Sequence[str],
-                 zone: dt.tzinfo, skip: Iterable[str] = ()) -> None:
+                 zone: dt.tzinfo, skip: Iterable[str] = (),
+                 converter: Callable[[str], Converter] | None = None) -> None:
+        """``converter(name)``: the converter of column ``name``, asked once per column."""
         self._columns = plan_columns(key, settings, names, zone, skip)
         for n, column in enumerate(self._columns):
             if any(t.lineitem for t in column.targets):
@@ -208,9 +217,18 @@ class ValueRowMapper:
                 self._columns[n] = msgspec.structs.replace(column, rule=rule)
         self._constants = [(split_path(k), v) for k, v in settings.constants.items()]
         self._zone = zone
+        #: the driver's converters by column (none: python_value)
+        self._convert = {} if converter is None else {name: converter(name) for name in names}
+        #: per column, what map_row reads of it (the plain path's lookups made once)
+        self._steps = [(c, c.name, self._convert.get(c.name), c.rule,
+                        tuple(t.path for t in c.targets)) for c in self._columns]
         self._with_row = any(c.rule is not None and c.rule.expr is not None
                              and (c.rule.expr.uses_row or c.index == COMPUTED)
                              for c in self._columns)
+
+    def _json(self, name: str, value: Any) -> Any:
+        convert = self._convert.get(name)
+        return python_value(value, self._zone) if convert is None else convert(value)
 
     def map_row(self, row: DatabaseRow, record: dict[str, Any] | None = None
                 ) -> tuple[dict[str, Any], list[Problem] | None]:
@@ -219,37 +237,42 @@ class ValueRowMapper:
         record = {} if record is None else record
         warnings: list[Problem] = []
         zone = self._zone
-        values = ({k: python_value(v, zone) for k, v in row.items()} if self._with_row
-                  else {})
-        for column in self._columns:
-            if column.index == COMPUTED:
-                assert column.rule is not None
-                value = column.rule.computed_from(values)
-                if value is not OMIT:
-                    for target in column.targets:
-                        put(record, target.path, value)
-                continue
-            value = row[column.name]
-            if column.rule is None:
+        values = ({k: None if v is None else self._json(k, v) for k, v in row.items()}
+                  if self._with_row else {})
+        for column, name, convert, rule, paths in self._steps:
+            if rule is None:
+                value = row[name]
                 if value is None:
                     continue
-                value = python_value(value, zone)
-            else:
-                try:
-                    value = column.rule.value(python_value(value, zone), values)
-                except ValueError as exc:
-                    if not column.omit_on_error:
-                        raise RowError(f"column {column.name!r} ({column.fields}): "
-                                       f"{exc}") from None
-                    warnings += [omitted(column, t, exc) for t in column.targets]
+                value = python_value(value, zone) if convert is None else convert(value)
+                if value is None:
                     continue
+            else:
+                value = self._ruled(column, rule, row, values, warnings)
                 if value is OMIT:
                     continue
-            for target in column.targets:
-                put(record, target.path, value)
+            for path in paths:
+                put(record, path, value)
         for path, constant in self._constants:
             put(record, path, constant)
         return record, warnings or None
+
+    def _ruled(self, column: Column, rule: CellRule, row: DatabaseRow,
+               values: Mapping[str, Any], warnings: list[Problem]) -> Any:
+        """A column with options: its value, or OMIT (left out; with a warning added when
+        ``on_error = "omit"`` and the value is refused)."""
+        if column.index == COMPUTED:
+            return rule.computed_from(values)
+        value = row[column.name]
+        if value is not None:
+            value = self._json(column.name, value)
+        try:
+            return rule.value(value, values)
+        except ValueError as exc:
+            if not column.omit_on_error:
+                raise RowError(f"column {column.name!r} ({column.fields}): {exc}") from None
+            warnings += [omitted(column, t, exc) for t in column.targets]
+            return OMIT
 
 
 LINEITEMS_NEED_CSV = ("lineitems[] paths group CSV rows into orders; in a query, build the "

@@ -254,10 +254,15 @@ def test_a_database_column_keeps_the_driver_type_unless_a_type_is_given() -> Non
         "a": "properties.a", "b": {"field": "properties.b"},
         "c": {"field": "properties.c", "type": "string"},
         "d": {"field": "properties.d", "type": "integer"},
-        "e": {"field": "properties.e", "type": "number"}}}, CsvOptions)
-    m = ValueRowMapper("s", settings, list("abcde"), dt.UTC)
-    assert m.map_row(Row(a=7, b=1.5, c=7, d=2.0, e=" 4.50 "))[0] == {
-        "properties": {"a": 7, "b": 1.5, "c": "7", "d": 2, "e": 4.5}}
+        "e": {"field": "properties.e", "type": "number"},
+        "f": {"field": "properties.f", "type": "boolean"}}}, CsvOptions)
+    m = ValueRowMapper("s", settings, list("abcdef"), dt.UTC)
+    record = m.map_row(Row(a=7, b=1.5, c=7, d=2.0, e=" 4.50 ", f=1))[0]
+    assert record == {"properties": {"a": 7, "b": 1.5, "c": "7", "d": 2, "e": 4.5, "f": True}}
+    assert record["properties"]["f"] is True  # a 0/1 flag (MySQL's TINYINT(1)): True == 1
+    assert m.map_row(Row(a=0, b=0, c=0, d=0, e=0, f=0))[0]["properties"]["f"] is False
+    # any other number is not a flag: it stays, for validation to refuse with its path
+    assert m.map_row(Row(a=0, b=0, c=0, d=0, e=0, f=2))[0]["properties"]["f"] == 2
 
 
 def test_a_database_column_cannot_fill_line_items() -> None:
