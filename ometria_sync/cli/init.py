@@ -187,8 +187,10 @@ def _print_what_to_look_at(result: JobResult, plan: JobPlan) -> None:
         if match is None or match.field is None:
             continue
         rule = rules.get(match.field, "")
+        advice = match.hint or "; ".join(n[len(CHECK):] for n in match.notes
+                                         if n.startswith(CHECK))
         note = (f"  column {match.column!r} -> {match.field}"
-                + (f": {rule}" if rule else "") + (f"; {match.hint}" if match.hint else ""))
+                + (f": {rule}" if rule else "") + (f"; {advice}" if advice else ""))
         if note not in notes:
             notes.append(note)
     if notes:

@@ -86,7 +86,7 @@ def phone(sample: Sample) -> Conversion | None:
     region = sample.region
     return Conversion(
         expr=f"e164({sample.subject}, {_py_string(region)})", on_error="omit",
-        notes=(f"{CHECK}a number without +country code is read as a {region} number "
+        notes=(f"{CHECK}a number without +country code is read as a number in {region} "
                f"(init --region): is that your customers' country?",
                "a number that is not a phone number is left out with a warning "
                "(on_error = \"omit\"), not the contact refused"))

@@ -180,3 +180,24 @@ async def test_init_on_an_example_export_refuses_what_the_hand_written_job_refus
     assert validated.code == 3, validated.stdout + validated.stderr
     assert [(d["line"], [r["message"] for r in d["reasons"]])
             for d in workspace.dead_letters()] == [(line, [reason])]
+
+
+async def test_what_init_cannot_tell_is_written_as_a_check_and_printed(
+        workspace: Workspace) -> None:
+    """Dates whose day and month are all <= 12 are not converted (either order reads them);
+    the phone region is the one given; both are printed as assumptions to check."""
+    (workspace.root / "c.csv").write_text(
+        "entity_id,email,dob,telephone\n1,ada@example.com,01/02/1980,087 123 4567\n"
+        "2,bob@example.com,03/04/1975,\n")
+    result = await workspace.run("init", "--csv", "c.csv", "--type", "contact",
+                                 "--region", "ie", url=NOWHERE)
+    assert result.code == 3, result.stdout + result.stderr
+    assert "column 'dob': day/month or month/day?" in result.stdout
+    assert "column 'telephone': a number without +country code is read as a number in IE" \
+        in result.stdout
+    assert "column 'dob' -> date_of_birth: a calendar date written YYYY-MM-DD; day/month or " \
+        "month/day?" in result.stdout
+    text = (workspace.root / "job.toml").read_text()
+    assert 'dob = { field = "date_of_birth", type = "date" }' in text
+    assert "expr = \"e164(value, 'IE')\"" in text
+    assert "--region IE" in text.splitlines()[0]
