@@ -48,7 +48,9 @@ def toml_key(name: str) -> str:
 
 
 def toml_string(text: str) -> str:
-    return json.dumps(text)
+    """A TOML basic string: JSON's escapes, but characters beyond the BMP kept as they are
+    (JSON's surrogate pairs are not TOML escapes) and DEL escaped (TOML refuses it raw)."""
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def _column_lines(match: ColumnMatch) -> list[str]:
