@@ -52,7 +52,8 @@ class Conversion(msgspec.Struct, frozen=True):
     notes: tuple[str, ...] = ()
 
 
-#: a convention: the conversion the sampled cells need, or None when they need none of it
+#: a convention: the conversion the sampled cells need; an empty ``Conversion()`` when they
+#: show they need none (the column's hint goes too); None when they do not tell
 Convention = Callable[[Sample], Conversion | None]
 
 
@@ -94,12 +95,13 @@ def phone(sample: Sample) -> Conversion | None:
 
 def negate_positive(sample: Sample) -> Conversion | None:
     """Ometria's discounts are <= 0: a column whose sampled discounts are all >= 0, some
-    above, writes them positive (Magento's items, Shopify)."""
+    above, writes them positive (Magento's items, Shopify); one below 0 shows they are
+    written as Ometria wants (Magento's order discount)."""
     numbers = [_number(c) for c in sample.cells]
-    if not numbers or None in numbers:
+    if not numbers or None in numbers or not any(numbers):
         return None
-    if any(n is not None and n < 0 for n in numbers) or not any(numbers):
-        return None
+    if any(n is not None and n < 0 for n in numbers):
+        return Conversion()
     return Conversion(expr="-value", notes=("the sample's discounts are positive: sent "
                                             "negated (Ometria's discounts are <= 0)",))
 
@@ -112,6 +114,8 @@ def url_from_key(sample: Sample) -> Conversion | None:
 
 def url_from_path(sample: Sample) -> Conversion | None:
     """Magento's image paths are relative to the shop's media folder."""
+    if sample.cells and all(c.startswith(("https://", "http://")) for c in sample.cells):
+        return Conversion()
     if not sample.cells or not all(c.startswith("/") for c in sample.cells):
         return None
     base = PLACEHOLDER_URL + "media/catalog/product"

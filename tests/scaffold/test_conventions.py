@@ -9,7 +9,7 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ometria_sync.scaffold import CHECK, Sample, match_header
+from ometria_sync.scaffold import CHECK, Conversion, Sample, match_header
 from ometria_sync.scaffold.conventions import calendar_date, negate_positive, phone, value_map
 
 _FORMS = {"dmy": "%d{0}%m{0}%Y", "mdy": "%m{0}%d{0}%Y"}
@@ -59,7 +59,9 @@ def test_discounts_are_negated_only_when_none_is_negative_and_some_is_positive(
     values = [float(str(a)) for a in amounts]
     if min(values) >= 0 and max(values) > 0:
         assert found is not None and found.expr == "-value"
-    else:
+    elif min(values) < 0:  # written as Ometria wants: nothing to write, and no hint
+        assert found == Conversion()
+    else:  # all zero: the sample cannot tell
         assert found is None
 
 
@@ -76,6 +78,15 @@ def test_without_a_sample_nothing_is_converted() -> None:
     for match in match_header("contact", ["gender", "dob", "telephone", "country"]):
         assert (match.values, match.expr, match.notes) == (None, None, ())
         assert match.hint
+
+
+def test_cells_already_as_ometria_wants_them_lose_the_columns_hint() -> None:
+    (discount,) = match_header("order", ["discount_amount"], [["-4.9000"], ["0.0000"]])
+    assert (discount.expr, discount.hint) == (None, "")
+    (absolute,) = match_header("product", ["base_image"], [["https://cdn.example/a.jpg"]])
+    assert (absolute.expr, absolute.hint) == (None, "")
+    (relative,) = match_header("product", ["base_image"], [["/a/b.jpg"]])
+    assert relative.expr is not None and relative.expr.endswith("+ value")
 
 
 def test_a_timestamp_without_an_offset_says_which_zone_reads_it() -> None:
