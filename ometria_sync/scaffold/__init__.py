@@ -3,7 +3,7 @@ likely fill (``headers``, the one matching table), the conversions the
 sampled cells show they need (``conventions``), the export's head read as it is (``export``),
 and the job's text (``job_text``). ``ometria-sync init`` puts them together."""
 
-from ometria_sync.scaffold.conventions import CHECK, Conversion, Sample, date_order
+from ometria_sync.scaffold.conventions import CHECK, Conversion, Sample
 from ometria_sync.scaffold.export import ExportError, ExportHead, guess_delimiter, read_head
 from ometria_sync.scaffold.headers import KNOWN, ColumnMatch, Known, match_header, normal
 from ometria_sync.scaffold.job_text import STREAM_NAMES, JobPlan, job_text
@@ -19,7 +19,6 @@ __all__ = [
     "JobPlan",
     "Known",
     "Sample",
-    "date_order",
     "guess_delimiter",
     "job_text",
     "match_header",

@@ -9,10 +9,10 @@ wins and the other is left unmapped. A column type is never listed here: it is r
 field's type in the schema (``price`` is a number, ``timestamp_acquired`` a timestamp), so the
 two cannot disagree.
 
-A field's ``conventions`` (``conventions``) turn a platform's cells into what Ometria takes,
-when the column's sampled cells show that they need it: Magento's 1/2/3 genders, 0/1
-subscriptions, positive item discounts, URL keys; Shopify's yes/no consent and
-apostrophe-prefixed ids; local phone numbers, UK countries, 31/12/1980 dates.
+Each entry's ``conventions`` (what they do: the ``conventions`` module) turn a platform's
+cells into what Ometria takes, when the column's sampled cells show that they need it:
+Magento's 1/2/3 genders, 0/1 subscriptions, positive item discounts, URL keys; Shopify's yes/no
+consent and apostrophe-prefixed ids; local phone numbers, UK countries, 31/12/1980 dates.
 
 Names come from the exports shops make: Magento 2's admin exports (customers main file,
 catalog products, orders), Shopify's customer, product and order CSVs, and common hand-made
