@@ -27,6 +27,7 @@ from ometria_sync.scaffold import (
     ExportError,
     ExportHead,
     JobPlan,
+    computed_columns,
     job_text,
     match_header,
     read_head,
@@ -132,7 +133,10 @@ def _print_matches(out: Path, plan: JobPlan, head: ExportHead) -> None:
                        if stand_in else "")
             print(f"no column fills {doc.path} (required): map the column that identifies "
                   f"a record to it{example}")
-    checks = [(m.column, n[len(CHECK):]) for m in plan.matches for n in m.notes
+    computed = computed_columns(plan.record_type, plan.matches)
+    for match in computed:
+        print(f"computed: {match.field} = {match.expr}")
+    checks = [(m.column, n[len(CHECK):]) for m in plan.matches + computed for n in m.notes
               if n.startswith(CHECK)]
     if checks:
         print("\ncheck these assumptions (a CHECK comment in the job says each again):")

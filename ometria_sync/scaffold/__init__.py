@@ -5,7 +5,14 @@ and the job's text (``job_text``). ``ometria-sync init`` puts them together."""
 
 from ometria_sync.scaffold.conventions import CHECK, Conversion, Sample
 from ometria_sync.scaffold.export import ExportError, ExportHead, guess_delimiter, read_head
-from ometria_sync.scaffold.headers import KNOWN, ColumnMatch, Known, match_header, normal
+from ometria_sync.scaffold.headers import (
+    KNOWN,
+    ColumnMatch,
+    Known,
+    computed_columns,
+    match_header,
+    normal,
+)
 from ometria_sync.scaffold.job_text import STREAM_NAMES, JobPlan, job_text
 
 __all__ = [
@@ -19,6 +26,7 @@ __all__ = [
     "JobPlan",
     "Known",
     "Sample",
+    "computed_columns",
     "guess_delimiter",
     "job_text",
     "match_header",

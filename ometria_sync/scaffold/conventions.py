@@ -24,6 +24,16 @@ PLACEHOLDER_URL = "https://shop.example/"
 CHECK = "CHECK: "
 
 
+def _py_string(text: str) -> str:
+    """A Python string literal in single quotes (the job's TOML string holds it)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def cell_of(column: str) -> str:
+    """The expression for a column's raw cell: ``row['Handle']``."""
+    return f"row[{_py_string(column)}]"
+
+
 class Sample(msgspec.Struct, frozen=True):
     """A column's non-empty sampled cells (trimmed), and what ``init`` was told."""
 
@@ -50,6 +60,22 @@ class Conversion(msgspec.Struct, frozen=True):
     type: str | None = None
     on_error: str | None = None
     notes: tuple[str, ...] = ()
+
+
+class Computed(msgspec.Struct, frozen=True):
+    """A field no column fills, computed from a column's cell: ``expr`` with ``{cell}`` where
+    the cell goes (``row['Handle']``)."""
+
+    field: str
+    expr: str
+    note: str
+
+
+#: Shopify's product address is the shop's /products/ and the Handle
+SHOPIFY_URL = Computed("url", f"{_py_string(PLACEHOLDER_URL + 'products/')} + {{cell}}",
+                       f"{CHECK}not a column of the export: the product's page, computed from "
+                       f"its Handle; edit the shop's address ({PLACEHOLDER_URL} is a "
+                       "placeholder)")
 
 
 #: a convention: the conversion the sampled cells need; an empty ``Conversion()`` when they
@@ -222,8 +248,3 @@ def _number(text: str) -> float | None:
         return float(text)
     except ValueError:
         return None
-
-
-def _py_string(text: str) -> str:
-    """A Python string literal in single quotes (the job's TOML string holds it)."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"

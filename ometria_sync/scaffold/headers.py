@@ -28,7 +28,7 @@ from typing import Any
 import msgspec
 
 from ometria_sync.scaffold import conventions as c
-from ometria_sync.scaffold.conventions import Convention, Conversion, Sample
+from ometria_sync.scaffold.conventions import Computed, Convention, Conversion, Sample
 from ometria_sync.schemas import FieldDoc, RecordType, field_guide
 
 
@@ -47,6 +47,8 @@ class Known(msgspec.Struct, frozen=True):
     name_conventions: tuple[tuple[str, tuple[Convention, ...]], ...] = ()
     #: other fields the column fills as well (a contact's id is its customer_id too)
     also: tuple[str, ...] = ()
+    #: for one of the names: fields computed from its cell when no column fills them
+    name_computes: tuple[tuple[str, Computed], ...] = ()
 
 
 _OPTIN = ('cells must read EXPLICITLY_OPTEDIN, EXPLICITLY_OPTEDOUT or NOT_SPECIFIED: Magento '
@@ -123,7 +125,7 @@ KNOWN: dict[RecordType, tuple[Known, ...]] = {
     ),
     "product": (
         Known("id", ("entity_id", "id", "product_id", "handle"), name_hints=(("handle", _HANDLE),),
-              conventions=_ID),
+              conventions=_ID, name_computes=(("handle", c.SHOPIFY_URL),)),
         Known("sku", ("sku", "variant_sku")),
         Known("title", ("name", "title", "product_name")),
         Known("price", ("price", "variant_price", "regular_price")),
@@ -290,6 +292,27 @@ def _with(match: ColumnMatch, found: Conversion) -> ColumnMatch:
     kind = match.type if found.type is None else (found.type or "string")
     return msgspec.structs.replace(match, type=kind, hint="", values=found.values,
                                    expr=found.expr, on_error=found.on_error, notes=found.notes)
+
+
+def computed_columns(record_type: RecordType, matches: list[ColumnMatch]) -> list[ColumnMatch]:
+    """Fields no column fills that the table computes from a mapped column's cell (Shopify's
+    product URL from its Handle): computed columns, keyed by the field's name (never one of
+    the header's)."""
+    filled = {f for m in matches for f in m.fields}
+    taken = {m.column for m in matches}
+    knowns = {k.field: k for k in KNOWN[record_type]}
+    out = []
+    for match in matches:
+        known = knowns.get(match.field or "")
+        computes = dict(known.name_computes) if known else {}
+        computed = computes.get(normal(match.column))
+        if computed is None or computed.field in filled or computed.field in taken:
+            continue
+        filled.add(computed.field)
+        out.append(ColumnMatch(computed.field, computed.field,
+                               expr=computed.expr.format(cell=c.cell_of(match.column)),
+                               notes=(computed.note,)))
+    return out
 
 
 def _stand_in_id(record_type: str, matches: list[ColumnMatch]) -> list[ColumnMatch]:

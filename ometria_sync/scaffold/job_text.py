@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from ometria_sync.scaffold.headers import ColumnMatch
+from ometria_sync.scaffold.headers import ColumnMatch, computed_columns
 from ometria_sync.schemas import RecordType
 
 #: the stream's name for each record type (the plural people say)
@@ -133,6 +133,8 @@ def job_text(plan: JobPlan) -> str:
     lines += ["", "[streams.source.columns]                  # column = field, or "
                   "{ field, type }"]
     lines += [line for m in mapped for line in _column_lines(m)]
+    lines += [line for m in computed_columns(plan.record_type, plan.matches)
+              for line in _column_lines(m)]
     if unknown:
         lines += ["# Columns with no known field (dropped above). To send one, take it out of",
                   f"# `drop` and map it: to a field (`ometria-sync fields {plan.record_type}`) "

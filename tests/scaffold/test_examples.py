@@ -71,13 +71,15 @@ def test_the_examples_conventions_are_all_written() -> None:
     orders = written_columns("magento2/orders")
     assert orders["item_discount_amount"]["expr"] == "-value"
     assert "expr" not in orders["discount_amount"]  # Magento's order discount is negative
-    products = written_columns("magento2/products")
-    assert products["product_online"]["values"] == {"1": True, "2": False}
-    assert products["url_key"]["expr"] == "'https://shop.example/' + value + '.html'"
+    magento = written_columns("magento2/products")
+    assert magento["product_online"]["values"] == {"1": True, "2": False}
+    assert magento["url_key"]["expr"] == "'https://shop.example/' + value + '.html'"
     shopify = written_columns("shopify/customers")
     assert shopify["Accepts Email Marketing"]["values"] == {
         "yes": "EXPLICITLY_OPTEDIN", "no": "NOT_SPECIFIED"}
     assert shopify["Phone"]["expr"] == "e164(value.lstrip(\"'\"), 'GB')"
     assert shopify["Default Address Country Code"]["expr"] == "country(value)"
-    assert written_columns("shopify/products")["Status"]["values"] == {
-        "active": True, "draft": False, "archived": False}
+    products = written_columns("shopify/products")
+    assert products["Status"]["values"] == {"active": True, "draft": False, "archived": False}
+    assert products["url"] == {  # computed from the Handle: no column of the export fills it
+        "field": "url", "expr": "'https://shop.example/products/' + row['Handle']"}
