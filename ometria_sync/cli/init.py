@@ -22,10 +22,12 @@ from ometria_sync.errors import ConfigError, ExitCode
 from ometria_sync.logs import configure_logging
 from ometria_sync.pipeline import JobResult, RunOptions, StreamStats, run_job
 from ometria_sync.scaffold import (
+    CHECK,
     ColumnMatch,
     ExportError,
     ExportHead,
     JobPlan,
+    computed_columns,
     job_text,
     match_header,
     read_head,
@@ -42,7 +44,10 @@ def register(sub: SubParsers, common: argparse.ArgumentParser) -> None:
         "init", parents=[common], help="write a first job file from a CSV export's header",
         description="Write a job file that maps the CSV's columns to the fields they likely "
                     "fill (email, first_name -> firstname, dob -> date_of_birth, Magento and "
-                    "Shopify names...), with unknown columns dropped and listed, commented "
+                    "Shopify names...), with the conversions the sampled cells show they "
+                    "need (Magento's 1/2/3 genders and 0/1 subscriptions, yes/no consent, "
+                    "local phone numbers, UK countries, 31/12/1980 dates, positive "
+                    "discounts...), with unknown columns dropped and listed, commented "
                     "out, under the mapping; then validate the first rows with it (nothing is "
                     "sent) and print the top reasons records are refused. Exit 0 when every "
                     "sampled row is valid, 3 when some are not, 1 when the file cannot be "
@@ -54,9 +59,19 @@ def register(sub: SubParsers, common: argparse.ArgumentParser) -> None:
     init.add_argument("--out", default="job.toml", metavar="OUT",
                       help="the job file to write (default: job.toml)")
     init.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
+    init.add_argument("--region", default="GB", metavar="CC", type=_region,
+                      help="the country a phone number without +country code is read in "
+                           "(ISO 3166-1 alpha-2; default: GB): an assumption the job's "
+                           "comments ask you to check")
     init.add_argument("--rows", type=int, default=SAMPLE_ROWS, metavar="N",
                       help=f"rows validated with the new job (default: {SAMPLE_ROWS})")
     init.set_defaults(func=cmd_init)
+
+
+def _region(text: str) -> str:
+    if len(text) != 2 or not text.isalpha():
+        raise argparse.ArgumentTypeError(f"not a two-letter country code: {text!r}")
+    return text.upper()
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -75,7 +90,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         print(f"ometria-sync: {exc}", file=sys.stderr)
         return ExitCode.FATAL
     record_type: RecordType = args.record_type
-    matches = match_header(record_type, head.header)
+    matches = match_header(record_type, head.header, head.rows, args.region)
     plan = JobPlan(record_type, _relative(source, out), head.delimiter, matches,
                    _command(args), job_file=out.name,
                    emulator_url=f"http://127.0.0.1:{DEFAULT_PORT}/v2")
@@ -95,6 +110,8 @@ def _relative(source: Path, out: Path) -> str:
 
 def _command(args: argparse.Namespace) -> str:
     words = ["ometria-sync", "init", "--csv", args.csv, "--type", args.record_type]
+    if args.region != "GB":
+        words += ["--region", args.region]
     if args.out != "job.toml":
         words += ["--out", args.out]
     return shlex.join(words)
@@ -108,7 +125,7 @@ def _print_matches(out: Path, plan: JobPlan, head: ExportHead) -> None:
     mapped = sum(1 for m in plan.matches if m.field)
     print(f"\nwrote {out}: {mapped} of {len(plan.matches)} columns mapped"
           + (f", delimiter {plan.delimiter!r}" if plan.delimiter != "," else ""))
-    filled = {m.field: m.column for m in plan.matches if m.field}
+    filled = {f: m.column for m in plan.matches for f in m.fields}
     for doc in field_guide(plan.record_type):
         if doc.required and "." not in doc.path and doc.path not in filled:
             stand_in = next((filled[f] for f in _ID_STAND_INS if f in filled), None)
@@ -116,6 +133,14 @@ def _print_matches(out: Path, plan: JobPlan, head: ExportHead) -> None:
                        if stand_in else "")
             print(f"no column fills {doc.path} (required): map the column that identifies "
                   f"a record to it{example}")
+    computed = computed_columns(plan.record_type, plan.matches)
+    for match in computed:
+        print(f"computed: {match.field} = {match.expr}")
+    checks = [(m.column, n[len(CHECK):]) for m in plan.matches + computed for n in m.notes
+              if n.startswith(CHECK)]
+    if checks:
+        print("\ncheck these assumptions (a CHECK comment in the job says each again):")
+        print("\n".join(f"  column {column!r}: {note}" for column, note in checks))
     if head.not_utf8_line is not None:
         print(f"line {head.not_utf8_line} is not UTF-8: the CSV source reads UTF-8, so "
               "convert the file (iconv -f cp1252 -t utf-8) or set the source's encoding")
@@ -157,7 +182,7 @@ def _print_what_to_look_at(result: JobResult, plan: JobPlan) -> None:
     reasons = [r for s in stats for r, _, _ in s.top_reasons(10)]
     warnings = [r for s in stats for r, _ in
                 sorted(s.warning_reasons.items(), key=lambda kv: -kv[1])[:5]]
-    by_field = {m.field: m for m in plan.matches if m.field is not None}
+    by_field = {f: m for m in plan.matches for f in m.fields}
     by_column = {m.column: m for m in plan.matches}
     rules = {d.path: d.rule for d in field_guide(plan.record_type)}
     notes: list[str] = []
@@ -166,8 +191,10 @@ def _print_what_to_look_at(result: JobResult, plan: JobPlan) -> None:
         if match is None or match.field is None:
             continue
         rule = rules.get(match.field, "")
+        advice = match.hint or "; ".join(n[len(CHECK):] for n in match.notes
+                                         if n.startswith(CHECK))
         note = (f"  column {match.column!r} -> {match.field}"
-                + (f": {rule}" if rule else "") + (f"; {match.hint}" if match.hint else ""))
+                + (f": {rule}" if rule else "") + (f"; {advice}" if advice else ""))
         if note not in notes:
             notes.append(note)
     if notes:

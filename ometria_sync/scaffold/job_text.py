@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import re
+import textwrap
+from typing import Any
 
 import msgspec
 
-from ometria_sync.scaffold.headers import ColumnMatch
+from ometria_sync.scaffold.headers import ColumnMatch, computed_columns
 from ometria_sync.schemas import RecordType
 
 #: the stream's name for each record type (the plural people say)
@@ -46,17 +48,41 @@ def toml_key(name: str) -> str:
 
 
 def toml_string(text: str) -> str:
-    return json.dumps(text)
+    """A TOML basic string: JSON's escapes, but characters beyond the BMP kept as they are
+    (JSON's surrogate pairs are not TOML escapes) and DEL escaped (TOML refuses it raw)."""
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
-def _column_line(match: ColumnMatch) -> str:
-    assert match.field is not None
-    field = toml_string(match.field)
-    if match.type == "string":
-        line = f"{toml_key(match.column)} = {field}"
+def _column_lines(match: ColumnMatch) -> list[str]:
+    """The column's line, under its notes (one comment line each)."""
+    fields = match.fields
+    field = toml_string(fields[0]) if len(fields) == 1 else (
+        "[" + ", ".join(toml_string(f) for f in fields) + "]")
+    options = [("type", toml_string(match.type))] if match.type != "string" else []
+    if match.values is not None:
+        options.append(("values", "{ " + ", ".join(
+            f"{toml_string(k)} = {toml_value(v)}" for k, v in match.values.items()) + " }"))
+    if match.expr is not None:
+        options.append(("expr", toml_string(match.expr)))
+    if match.on_error is not None:
+        options.append(("on_error", toml_string(match.on_error)))
+    if options or len(fields) > 1:
+        inner = ", ".join(f"{k} = {v}" for k, v in [("field", field), *options])
+        line = f"{toml_key(match.column)} = {{ {inner} }}"
     else:
-        line = f"{toml_key(match.column)} = {{ field = {field}, type = {toml_string(match.type)} }}"
-    return line.ljust(48) + f"  # {match.hint}" if match.hint else line
+        line = f"{toml_key(match.column)} = {field}"
+    if match.hint:
+        line = line.ljust(48) + f"  # {match.hint}"
+    notes = [text for note in match.notes
+             for text in textwrap.wrap(note, 96, initial_indent="# ", subsequent_indent="#   ")]
+    return [*notes, line]
+
+
+def toml_value(value: Any) -> str:
+    """A value of a value map: TOML's true/false for booleans, else a string."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return toml_string(str(value))
 
 
 def job_text(plan: JobPlan) -> str:
@@ -106,7 +132,9 @@ def job_text(plan: JobPlan) -> str:
         lines.append("]")
     lines += ["", "[streams.source.columns]                  # column = field, or "
                   "{ field, type }"]
-    lines += [_column_line(m) for m in mapped]
+    lines += [line for m in mapped for line in _column_lines(m)]
+    lines += [line for m in computed_columns(plan.record_type, plan.matches)
+              for line in _column_lines(m)]
     if unknown:
         lines += ["# Columns with no known field (dropped above). To send one, take it out of",
                   f"# `drop` and map it: to a field (`ometria-sync fields {plan.record_type}`) "

@@ -4,9 +4,9 @@ writing a mapping (``ometria-sync fields``).
 Nothing here restates the schemas: the fields, their nesting and their types are read from the
 Structs of :mod:`ometria_sync.schemas.records` (``msgspec.inspect``), and each field's rule is
 the ``Rule`` that :data:`ometria_sync.schemas.rules.FIELD_RULES` attaches to it, the very entry
-the validator applies (its severity and sign read from it). What a rule's check says in words
-and a value it accepts are declared once, in ``RULE_WORDS``, keyed by the check; the tests
-check that every check the validator uses has its words, and that every example shown passes
+the validator applies: its severity, and what it says in words and a value it accepts, are
+declared on that ``Rule`` (``OBJECT_FIELD_RULES`` for what an object rule checks of one field).
+The tests check that every rule has its words and example, and that every example shown passes
 the validator. What a record needs as a whole (``needs``) is asked of the validator itself, by
 validating a skeleton record, so it cannot drift either.
 """
@@ -22,33 +22,7 @@ import msgspec.inspect as mi
 from ometria_sync.schemas.check import validate_record
 from ometria_sync.schemas.problems import Mode
 from ometria_sync.schemas.records import RECORD_STRUCTS
-from ometria_sync.schemas.rules import FIELD_RULES, ID, TIMESTAMP_EXAMPLE, Rule
-
-
-class RuleWords(msgspec.Struct, frozen=True):
-    """What a check accepts, in words, and one value it accepts."""
-
-    says: str
-    example: Any
-
-
-#: check function name -> what it accepts and an example; one entry per check in FIELD_RULES
-RULE_WORDS: dict[str, RuleWords] = {
-    "id_problem": RuleWords("a non-empty string without spaces", "10001"),
-    "timestamp_problem": RuleWords("ISO 8601 date-time with a UTC offset (Z, +00, +0100, +01:00)",
-                                   TIMESTAMP_EXAMPLE),
-    "date_problem": RuleWords("a calendar date written YYYY-MM-DD", "1980-12-31"),
-    "email_problem": RuleWords("an email address", "ada@example.com"),
-    "phone_problem": RuleWords("E.164: +, country code and number, digits only", "+447700900123"),
-    "currency_problem": RuleWords("an ISO 4217 currency code", "GBP"),
-    "country_problem": RuleWords("an ISO 3166-1 alpha-2 country code (GB, not UK)", "GB"),
-    "_marketing_optin": RuleWords("EXPLICITLY_OPTEDIN, EXPLICITLY_OPTEDOUT or NOT_SPECIFIED",
-                                  "EXPLICITLY_OPTEDIN"),
-    "_gender": RuleWords("m, f or o", "f"),
-    "_collection": RuleWords("any name; optin:sms and double_optin:sms send an SMS opt-in",
-                             "newsletter"),
-    "_event_type": RuleWords("non-empty, under 32 characters", "wishlist_add"),
-}
+from ometria_sync.schemas.rules import FIELD_RULES, ID, OBJECT_FIELD_RULES, Rule
 
 #: examples for fields without a check of their own, where the type's example would mislead
 _FIELD_EXAMPLES: dict[str, Any] = {
@@ -58,11 +32,6 @@ _FIELD_EXAMPLES: dict[str, Any] = {
     "status": "complete", "city": "London", "postcode": "N1 9GU", "state": "Greater London",
     "ip_address": "203.0.113.7", "channel": "online", "store": "uk", "coupon_code": "SPRING10",
     "payment_method": "card", "shipping_method": "standard", "label": "Blue",
-}
-#: rules an object rule applies to one field's value (``OBJECT_RULES``), by record type
-OBJECT_RULE_WORDS: dict[str, dict[str, tuple[RuleWords, str]]] = {
-    "product": {"price": (RuleWords("> 0 on a parent product (for recommendations)", 49.5),
-                          "warning")},
 }
 _TYPE_EXAMPLES: dict[str, Any] = {
     "string": "text", "integer": 2, "number": 49.5, "boolean": True,
@@ -103,10 +72,10 @@ def field_guide(record_type: str) -> list[FieldDoc]:
     assert isinstance(info, mi.StructType)
     docs: list[FieldDoc] = []
     _walk(info, "", docs, top=True)
-    on_object = OBJECT_RULE_WORDS.get(record_type, {})
-    docs = [msgspec.structs.replace(d, rule=on_object[d.path][0].says,
-                                    example=on_object[d.path][0].example,
-                                    severity=on_object[d.path][1])
+    on_object = OBJECT_FIELD_RULES.get(struct, {})
+    docs = [msgspec.structs.replace(d, rule=on_object[d.path].says,
+                                    example=on_object[d.path].example,
+                                    severity=_severity(on_object[d.path]))
             if d.path in on_object else d for d in docs]
     return [_declared_type(d, record_type) if d.path == "@type" else d for d in docs]
 
@@ -167,24 +136,19 @@ def _plural(kind: mi.Type) -> str:
     return _type_name(kind).replace("key/values", "key/value object") + "s"
 
 
+def _severity(rule: Rule) -> str:
+    return "warning" if rule.warn else "error"
+
+
 def _rule_words(rule: Rule | None, kind: mi.Type, name: str) -> tuple[str, Any, str | None]:
     """The rule in words, an example that passes it, and what breaking it does."""
-    type_name = _type_name(kind)
-    example = _FIELD_EXAMPLES.get(name, _TYPE_EXAMPLES.get(type_name))
-    if rule is None:
+    example = _FIELD_EXAMPLES.get(name, _TYPE_EXAMPLES.get(_type_name(kind)))
+    if rule is None or (rule.text is None and not rule.sign):
         return "", example, None
-    severity = "warning" if rule.warn else "error"
-    if rule.sign < 0:
-        return "<= 0 (a discount is negative)", -5.0, severity
-    if rule.sign > 0:
-        return ">= 0", 2, severity
-    if rule.text is None:
-        return "", example, None
-    words = RULE_WORDS.get(rule.text.__name__)
-    if words is None:  # a check without words yet (the tests refuse this): say what it is
-        doc = (rule.text.__doc__ or rule.text.__name__).strip().splitlines()[0]
-        return doc, example, severity
-    return words.says, words.example, severity
+    if not rule.says:  # a rule without words yet (the tests refuse this): say what it is
+        doc = (rule.text.__doc__ or rule.text.__name__) if rule.text else f"sign {rule.sign}"
+        return doc.strip().splitlines()[0], example, _severity(rule)
+    return rule.says, rule.example, _severity(rule)
 
 
 _INDEX = re.compile(r"\[\d+\]")

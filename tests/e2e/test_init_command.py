@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 
 import aiohttp
+import pytest
 
 from ometria_sync.schemas import RECORD_TYPES, field_guide
 from tests.e2e.conftest import KEY, EmulatorFactory, Workspace
+from tests.e2e.test_examples import EXAMPLES
+from tests.e2e.test_examples import EXPECTED as EXAMPLE_OUTCOMES
 
 # nothing listens here: neither command may try to send
 NOWHERE = "http://127.0.0.1:9/v2"
@@ -100,18 +104,32 @@ async def test_a_file_that_cannot_be_read_writes_nothing_and_exits_1(workspace: 
     assert not (workspace.root / "job.toml").exists()
 
 
-async def test_a_required_field_no_column_fills_is_named(workspace: Workspace) -> None:
-    """Magento's catalog export has no entity_id: init says so, and the sample shows it."""
+async def test_without_an_id_column_the_sku_is_the_id_and_init_says_so(
+        workspace: Workspace) -> None:
+    """Magento's catalog export has no entity_id: the SKU fills id too, as a CHECK."""
     (workspace.root / "products.csv").write_text(
         "sku;name;product_online;price;url_key\nLS-01;Linen shirt;1;49.0000;linen-shirt\n")
     result = await workspace.run("init", "--csv", "products.csv", "--type", "product",
                                  url=NOWHERE)
-    assert result.code == 3, result.stderr
+    assert result.code == 0, result.stdout + result.stderr
     assert "wrote job.toml: 5 of 5 columns mapped, delimiter ';'" in result.stdout
+    assert ("column 'sku': the export has no id column: the SKU is each record's id"
+            in result.stdout)
+    text = (workspace.root / "job.toml").read_text()
+    assert 'delimiter = ";"' in text
+    assert 'sku = { field = ["sku", "id"] }' in text
+    assert "# CHECK: the export has no id column" in text
+
+
+async def test_a_required_field_no_column_fills_is_named(workspace: Workspace) -> None:
+    """An order export without its order number: init says so, and the sample shows it."""
+    (workspace.root / "orders.csv").write_text(
+        "customer_email,created_at,grand_total\nada@example.com,2023-04-01 10:22:13,9.5\n")
+    result = await workspace.run("init", "--csv", "orders.csv", "--type", "order", url=NOWHERE)
+    assert result.code == 3, result.stderr
     assert ("no column fills id (required): map the column that identifies a record to it "
-            '(e.g. sku = "id", in place of its line)') in result.stdout
+            '(e.g. customer_email = "id", in place of its line)') in result.stdout
     assert "id: is required" in result.stdout
-    assert 'delimiter = ";"' in (workspace.root / "job.toml").read_text()
 
 
 async def test_the_written_job_delivers_the_right_values(workspace: Workspace,
@@ -145,3 +163,41 @@ async def test_a_dropped_column_in_the_middle_leaves_the_others_values_alone(
     (workspace.root / "c.csv").write_text("entity_id,group_id,email\n1,7,ada@example.com\n")
     result = await workspace.run("init", "--csv", "c.csv", "--type", "contact", url=NOWHERE)
     assert result.code == 0, result.stdout
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLE_OUTCOMES))
+async def test_init_on_an_example_export_refuses_what_the_hand_written_job_refuses(
+        name: str, workspace: Workspace) -> None:
+    """config/examples/: the job init writes for each sample export, validated as it is,
+    refuses the one row the hand-written example refuses, for the same reason."""
+    folder, stem = name.split("/")
+    shutil.copy(EXAMPLES / folder / f"{stem}.csv", workspace.root / f"{stem}.csv")
+    record_type, _, line, reason = EXAMPLE_OUTCOMES[name]
+    written = await workspace.run("init", "--csv", f"{stem}.csv", "--type", record_type,
+                                  url=NOWHERE)
+    assert written.code == 3, written.stdout + written.stderr
+    validated = await workspace.run("validate", "job.toml", url=NOWHERE)
+    assert validated.code == 3, validated.stdout + validated.stderr
+    assert [(d["line"], [r["message"] for r in d["reasons"]])
+            for d in workspace.dead_letters()] == [(line, [reason])]
+
+
+async def test_what_init_cannot_tell_is_written_as_a_check_and_printed(
+        workspace: Workspace) -> None:
+    """Dates whose day and month are all <= 12 are not converted (either order reads them);
+    the phone region is the one given; both are printed as assumptions to check."""
+    (workspace.root / "c.csv").write_text(
+        "entity_id,email,dob,telephone\n1,ada@example.com,01/02/1980,087 123 4567\n"
+        "2,bob@example.com,03/04/1975,\n")
+    result = await workspace.run("init", "--csv", "c.csv", "--type", "contact",
+                                 "--region", "ie", url=NOWHERE)
+    assert result.code == 3, result.stdout + result.stderr
+    assert "column 'dob': day/month or month/day?" in result.stdout
+    assert "column 'telephone': a number without +country code is read as a number in IE" \
+        in result.stdout
+    assert "column 'dob' -> date_of_birth: a calendar date written YYYY-MM-DD; day/month or " \
+        "month/day?" in result.stdout
+    text = (workspace.root / "job.toml").read_text()
+    assert 'dob = { field = "date_of_birth", type = "date" }' in text
+    assert "expr = \"e164(value, 'IE')\"" in text
+    assert "--region IE" in text.splitlines()[0]

@@ -3,10 +3,15 @@ spelling style; other names never map; column types come from the schema."""
 
 from __future__ import annotations
 
-from hypothesis import given
+import csv
+import tempfile
+from pathlib import Path
+
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ometria_sync.scaffold import KNOWN, match_header, normal
+from ometria_sync.config import load_job
+from ometria_sync.scaffold import KNOWN, JobPlan, job_text, match_header, normal
 from ometria_sync.schemas import RECORD_TYPES, field_guide
 
 
@@ -118,3 +123,43 @@ def test_a_hint_for_one_name_rides_on_that_name_only() -> None:
     assert handle.field == entity.field == "id"
     assert "one row per variant" in handle.hint
     assert entity.hint == ""
+
+
+_CELLS = st.sampled_from(["", "1", "2", "3", "0", "yes", "no", "31/12/1980", "01/02/1980",
+                          "1980-12-31", "0000-00-00 00:00:00", "2023-04-01 10:22:13",
+                          "'07700 900123", "UK", "4.9000", "-4.9000", "/a/b.jpg", "x y"])
+
+
+@given(_headers(), st.data())
+def test_sampled_cells_change_how_a_column_is_written_never_which_field_it_fills(
+        drawn: tuple[str, list[tuple[str, str | None]]], data: st.DataObject) -> None:
+    record_type, columns = drawn
+    header = [c for c, _ in columns]
+    rows = data.draw(st.lists(st.lists(_CELLS, min_size=len(header), max_size=len(header)),
+                              max_size=5))
+    plain = match_header(record_type, header)  # type: ignore[arg-type]
+    sampled = match_header(record_type, header, rows)  # type: ignore[arg-type]
+    assert [m.field for m in sampled] == [m.field for m in plain]
+    for match in sampled:
+        if match.field is None:
+            assert (match.values, match.expr, match.notes) == (None, None, ())
+
+
+@settings(max_examples=40, deadline=None)
+@given(_headers(), st.data())
+def test_the_job_written_from_any_sample_loads(
+        drawn: tuple[str, list[tuple[str, str | None]]], data: st.DataObject) -> None:
+    """Whatever a convention writes (value maps, expressions, field lists) is a job that
+    loads: its TOML reads and its expressions compile."""
+    record_type, columns = drawn
+    header = [c.strip() for c, _ in columns]
+    rows = data.draw(st.lists(st.lists(_CELLS, min_size=len(header), max_size=len(header)),
+                              min_size=1, max_size=5))
+    matches = match_header(record_type, header, rows)  # type: ignore[arg-type]
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        with (folder / "x.csv").open("w", newline="", encoding="utf-8") as fh:
+            csv.writer(fh).writerows([header, *rows])
+        (folder / "job.toml").write_text(job_text(JobPlan(
+            record_type, "x.csv", ",", matches, "init")), encoding="utf-8")  # type: ignore[arg-type]
+        load_job(folder / "job.toml", environ={})

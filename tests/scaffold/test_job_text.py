@@ -28,7 +28,8 @@ def test_the_job_loads_with_its_mapping_and_the_unknown_columns_dropped(tmp_path
     data = tomllib.loads((tmp_path / "job.toml").read_text())
     source = data["streams"][0]["source"]
     assert source["columns"] == {
-        "entity_id": "id", "Email": "email", "First Name": "firstname",
+        "entity_id": {"field": ["id", "customer_id"]}, "Email": "email",
+        "First Name": "firstname",
         "created_at": {"field": "timestamp_acquired", "type": "timestamp"},
         "dob": {"field": "date_of_birth", "type": "date"}}
     assert source["drop"] == ["group_id", "Body (HTML)", 'odd "quoted" name']

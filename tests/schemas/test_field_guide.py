@@ -11,9 +11,8 @@ from msgspec import UNSET, UnsetType
 
 from ometria_sync.schemas import RECORD_TYPES, field_guide, record_needs, validate_record
 from ometria_sync.schemas.check import container_in, struct_in
-from ometria_sync.schemas.guide import RULE_WORDS
 from ometria_sync.schemas.records import RECORD_STRUCTS
-from ometria_sync.schemas.rules import FIELD_RULES, Rule, email_problem, phone_problem
+from ometria_sync.schemas.rules import FIELD_RULES, OBJECT_FIELD_RULES, email_problem
 
 
 def _struct_paths(struct: type[msgspec.Struct], prefix: str = "") -> set[str]:
@@ -59,11 +58,17 @@ def test_every_field_of_every_struct_appears_once(record_type: str) -> None:
     assert set(shown) == _struct_paths(RECORD_STRUCTS[record_type])
 
 
-def test_every_check_the_validator_uses_has_its_words() -> None:
-    checks = {rule.text.__name__ for rules in FIELD_RULES.values() for rule in rules.values()
-              if rule.text is not None}
-    assert checks <= set(RULE_WORDS), checks - set(RULE_WORDS)
-    assert set(RULE_WORDS) <= checks, "words for a check nobody uses"
+def test_every_rule_the_validator_applies_declares_its_words_and_an_example() -> None:
+    """The validator's table and ``fields`` read one declaration: each rule says what it
+    accepts; one check reads the same wherever it is applied."""
+    said: dict[str, set[str]] = {}
+    for struct, rules in [*FIELD_RULES.items(), *OBJECT_FIELD_RULES.items()]:
+        for name, rule in rules.items():
+            assert rule.says and rule.example is not None, (struct.__name__, name)
+            if rule.text is not None:
+                said.setdefault(rule.text.__name__, set()).add(rule.says)
+    assert {check: len(words) for check, words in said.items() if len(words) > 1} == {}
+    assert {"id_problem", "email_problem", "phone_problem", "country_problem"} <= set(said)
 
 
 @pytest.mark.parametrize("record_type", RECORD_TYPES)
@@ -110,8 +115,9 @@ def test_the_rule_shown_is_read_from_the_validators_table(monkeypatch: pytest.Mo
     before = {d.path: d for d in field_guide("contact")}
     assert before["email"].rule == "an email address"
     assert before["email"].severity == "error"
+    phone = FIELD_RULES[RECORD_STRUCTS["contact"]]["phone_number"]
     monkeypatch.setitem(FIELD_RULES[RECORD_STRUCTS["contact"]], "email",
-                        Rule(phone_problem, warn=True))
+                        msgspec.structs.replace(phone, warn=True))
     after = {d.path: d for d in field_guide("contact")}
     assert after["email"].rule == before["phone_number"].rule
     assert after["email"].severity == "warning"
