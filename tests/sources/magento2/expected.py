@@ -1,0 +1,152 @@
+"""The records the contract (/work/shared/magento2-preset.md) says a Magento database holds,
+computed from the test generator's model by the contract's own rules, written out here again
+on purpose: never from the product's code."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from tests.magento2 import ProductRow, Shop
+
+_NO = object()
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return str(value).strip() or None
+
+
+def _number(value: Any) -> Any:
+    """Section 2: the same value as a JSON number (compared by value: 10.5 == 10.5)."""
+    return None if value is None else float(Decimal(value))
+
+
+def _stamp(value: Any) -> str | None:
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%dT%H:%M:%S") + "+00:00"
+    return None  # NULL or the zero date
+
+
+def _config(shop: Shop, path: str, view: int | None, *, stores: bool = True) -> Any:
+    """Section 3: the first row among stores, websites, default (the default scope alone
+    for ``view`` None); _NO when none exists."""
+    scopes: list[tuple[str, int]] = []
+    if view is not None:
+        if stores:
+            scopes.append(("stores", view))
+        scopes.append(("websites", shop.views[view][0]))
+    scopes.append(("default", 0))
+    for scope, scope_id in scopes:
+        if (scope, scope_id, path) in shop.config:
+            return shop.config[(scope, scope_id, path)]
+    return _NO
+
+
+def _base_url(shop: Shop, view: int | None) -> str | None:
+    url = _config(shop, "web/secure/base_url", view)
+    if url is _NO or _text(url) is None:
+        return None
+    url = str(url).strip()
+    return url if url.endswith("/") else url + "/"
+
+
+def _suffix(shop: Shop, view: int | None) -> str:
+    found = _config(shop, "catalog/seo/product_url_suffix", view)
+    if found is _NO:
+        return ".html"
+    return "" if found is None else str(found).strip()
+
+
+def _base_currency(shop: Shop, view: int | None) -> str | None:
+    found = _config(shop, "currency/options/base", view, stores=False)
+    return None if found is _NO else _text(found)
+
+
+def _display_currency(shop: Shop, view: int) -> str | None:
+    found = _config(shop, "currency/options/default", view)
+    return _base_currency(shop, view) if found is _NO else _text(found)
+
+
+def _a(product: ProductRow, code: str, store: int = 0) -> Any:
+    """A(code, S): the value at S when that row exists with a non-NULL value, else at 0."""
+    by_store = product.values.get(code, {})
+    if by_store.get(store) is not None:
+        return by_store[store]
+    return by_store.get(0)
+
+
+def _url(shop: Shop, view: int | None, product: ProductRow, store: int) -> str | None:
+    base, url_key = _base_url(shop, view), _text(_a(product, "url_key", store))
+    visibility = _a(product, "visibility", store)
+    if base is None or url_key is None or visibility == 1:
+        return None
+    return base + url_key + _suffix(shop, view)
+
+
+def _image(shop: Shop, view: int | None, product: ProductRow, store: int) -> Any:
+    base, image = _base_url(shop, view), _text(_a(product, "image", store))
+    if base is None:
+        return _NO
+    if image is None or image == "no_selection":
+        return None
+    return base + "media/catalog/product" + ("" if image.startswith("/") else "/") + image
+
+
+def _converted(value: Any, rate: Decimal) -> float | None:
+    if value is None:
+        return None
+    return float((Decimal(value) * rate).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+
+
+def _listing(shop: Shop, product: ProductRow, view: int) -> dict[str, Any]:
+    listing: dict[str, Any] = {"store": str(view)}
+    fields = {"title": _text(_a(product, "name", view)),
+              "url": _url(shop, view, product, view)}
+    image = _image(shop, view, product, view)
+    fields["image_url"] = None if image is _NO else image
+    listing.update({k: v for k, v in fields.items() if v is not None})
+    listing["is_active"] = _a(product, "status", view) == 1
+    display = _display_currency(shop, view)
+    base = _base_currency(shop, view)  # the view's website's base currency
+    rate: Decimal | None = Decimal(1)
+    if base is not None and display is not None and display != base:
+        rate = shop.rates.get((base, display))
+    if rate is not None:
+        fields = {"currency": display,
+                  "price": _converted(_a(product, "price", view), rate),
+                  "special_price": _converted(_a(product, "special_price", view), rate)}
+        listing.update({k: v for k, v in fields.items() if v is not None})
+    return listing
+
+
+def product_record(shop: Shop, product: ProductRow, store_ids: list[int] | None = None
+                   ) -> dict[str, Any]:
+    """Section 4, field by field."""
+    record: dict[str, Any] = {"@type": "product", "id": str(product.entity_id)}
+    optional = {"title": _text(_a(product, "name")), "sku": _text(product.sku),
+                "price": _number(_a(product, "price")),
+                "currency": _base_currency(shop, None),
+                "url": _url(shop, None, product, 0)}
+    record.update({k: v for k, v in optional.items() if v is not None})
+    record["special_price"] = _number(_a(product, "special_price"))
+    record["special_price_dt_from"] = _stamp(_a(product, "special_from_date"))
+    record["special_price_dt_to"] = _stamp(_a(product, "special_to_date"))
+    image = _image(shop, None, product, 0)
+    if image is not _NO:
+        record["image_url"] = image
+    record["is_active"] = _a(product, "status") == 1
+    stock = [i for s, w, i in product.stock if s == 1 and w == 0]
+    if stock:
+        record["is_in_stock"] = stock[0] == 1
+    variant = _a(product, "visibility") == 1 and bool(product.parents)
+    record["is_variant"] = variant
+    record["parent_id"] = str(min(product.parents)) if variant else None
+    views = sorted(s for s, (w, active) in shop.views.items()
+                   if active and w in product.websites
+                   and (store_ids is None or s in store_ids))
+    record["stores"] = [str(s) for s in views]
+    record["listings"] = [_listing(shop, product, s) for s in views]
+    return record
