@@ -333,3 +333,110 @@ async def _write_products(db: Database, shop: Shop, prefix: str) -> None:
                  [(p.entity_id, parent) for p in products for parent in p.parents])
     await insert(db, f"{prefix}catalog_product_website", ("product_id", "website_id"),
                  [(p.entity_id, w) for p in products for w in p.websites])
+
+
+class CustomerRow(msgspec.Struct):
+    entity_id: int
+    website_id: int
+    store_id: int | None
+    email: str | None
+    prefix: str | None
+    firstname: str | None
+    middlename: str | None
+    lastname: str | None
+    gender: int | None
+    dob: Any
+    created_at: Any
+    updated_at: Any
+    default_billing: int | None
+
+
+class AddressRow(msgspec.Struct):
+    entity_id: int
+    parent_id: int
+    country_id: str
+    telephone: str
+    updated_at: Any
+
+
+class SubscriberRow(msgspec.Struct):
+    subscriber_id: int
+    store_id: int | None
+    customer_id: int
+    subscriber_email: str | None
+    subscriber_status: int
+    change_status_at: Any
+
+
+class People(msgspec.Struct):
+    customers: dict[int, CustomerRow] = msgspec.field(default_factory=dict)
+    addresses: dict[int, AddressRow] = msgspec.field(default_factory=dict)
+    subscribers: dict[int, SubscriberRow] = msgspec.field(default_factory=dict)
+
+
+PHONES = ["+44 20 7946 0958", "0044 (20) 7946-0958", "020 7946 0958", "12",
+          " +33.1.23.45.67.89 ", "+0 123 4567 890"]
+_VIEWS_OF = {1: [1, 2], 2: [3, 4, 5]}
+
+
+async def seed_contacts(db: Database, count: int, seed: int = 11, prefix: str = "") -> People:
+    """``count`` customers (genders 0-3 and NULL, zero and NULL dates, odd phones, names with
+    spaces, some with no billing address or one that is not their default), their addresses,
+    and subscriber rows of customers (several per customer, every status) and guests (empty
+    emails, a customer id that does not exist, NULL change dates)."""
+    rng = random.Random(seed)
+    people = People()
+    address_id = subscriber_id = 0
+    for n in range(1, count + 1):
+        website = rng.choice([1, 2])
+        stamp_ = dt.datetime(2024, 1, 1) + dt.timedelta(minutes=rng.randint(0, 500_000))
+        customer = CustomerRow(
+            n, website, rng.choice([*_VIEWS_OF[website], 0, None]),
+            rng.choice([f"user{n}@example.com", f" User{n}@Example.com ", f"not-an-email-{n}"]
+                       if n % 13 == 0 else [f"user{n}@example.com"]),
+            rng.choice([None, "Dr", " "]), rng.choice([f"Ann{n}", f" Ann{n} ", None]),
+            rng.choice([None, "Q"]), rng.choice([f"Lee{n}", "  "]),
+            rng.choice([None, 0, 1, 2, 3]),
+            rng.choice([None, dt.date(1980, 2, 29), "0000-00-00"]),
+            ZERO if n % 17 == 0 else stamp_ - dt.timedelta(days=30),
+            ZERO if n % 29 == 0 else stamp_, None)
+        for index in range(rng.choice([0, 1, 1, 2])):
+            address_id += 1
+            people.addresses[address_id] = AddressRow(
+                address_id, n, rng.choice(["GB", "FR", " gb "]), rng.choice(PHONES),
+                stamp_ + dt.timedelta(seconds=index))
+            if index == 0 and rng.random() < 0.9:
+                customer.default_billing = address_id
+        people.customers[n] = customer
+        for _ in range(rng.choice([0, 0, 1, 2, 3])):
+            subscriber_id += 1
+            people.subscribers[subscriber_id] = SubscriberRow(
+                subscriber_id, rng.choice(_VIEWS_OF[website]), n, customer.email,
+                rng.choice([1, 2, 3, 4]), rng.choice([stamp_, None, ZERO]))
+    for _ in range(max(3, count // 3)):
+        subscriber_id += 1
+        people.subscribers[subscriber_id] = SubscriberRow(
+            subscriber_id, rng.choice([1, 2, 3, 5, 0]), rng.choice([0, 0, count + 1000]),
+            rng.choice([f"guest{subscriber_id}@example.com", " ", None,
+                        f" Guest{subscriber_id}@example.com"]),
+            rng.choice([1, 2, 3, 4]),
+            rng.choice([dt.datetime(2024, 6, 1) + dt.timedelta(hours=subscriber_id), None]))
+    await _write_people(db, people, prefix)
+    return people
+
+
+async def _write_people(db: Database, people: People, prefix: str) -> None:
+    await insert(db, f"{prefix}customer_entity",
+                 ("entity_id", "website_id", "store_id", "email", "prefix", "firstname",
+                  "middlename", "lastname", "gender", "dob", "created_at", "updated_at",
+                  "default_billing"),
+                 [tuple(msgspec.structs.astuple(c)) for c in people.customers.values()])
+    await insert(db, f"{prefix}customer_address_entity",
+                 ("entity_id", "parent_id", "country_id", "telephone", "updated_at", "city",
+                  "firstname", "lastname", "street"),
+                 [(*msgspec.structs.astuple(a), "Town", "A", "B", "1 Street")
+                  for a in people.addresses.values()])
+    await insert(db, f"{prefix}newsletter_subscriber",
+                 ("subscriber_id", "store_id", "customer_id", "subscriber_email",
+                  "subscriber_status", "change_status_at"),
+                 [tuple(msgspec.structs.astuple(s)) for s in people.subscribers.values()])

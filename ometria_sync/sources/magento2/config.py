@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from ometria_sync.errors import ConfigError
 from ometria_sync.sources.base import Source
+from ometria_sync.sources.magento2.contacts import contact_parts
 from ometria_sync.sources.magento2.database import preflight
 from ometria_sync.sources.magento2.products import product_parts
 from ometria_sync.sources.magento2.reader import MagentoSource, PartPlan
@@ -31,4 +32,5 @@ class Magento2SourceConfig(Magento2Settings, frozen=True, kw_only=True, tag="mag
 
 
 #: the entities this version reads, and their parts
-_PARTS: dict[str, Callable[[Magento2Settings], list[PartPlan]]] = {"products": product_parts}
+_PARTS: dict[str, Callable[[Magento2Settings], list[PartPlan]]] = {
+    "products": product_parts, "contacts": contact_parts}

@@ -5,10 +5,11 @@ on purpose: never from the product's code."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from tests.magento2 import ProductRow, Shop
+from tests.magento2 import CustomerRow, People, ProductRow, Shop, SubscriberRow
 
 _NO = object()
 
@@ -150,3 +151,94 @@ def product_record(shop: Shop, product: ProductRow, store_ids: list[int] | None 
     record["stores"] = [str(s) for s in views]
     record["listings"] = [_listing(shop, product, s) for s in views]
     return record
+
+
+def _day(value: Any) -> str | None:
+    return value.isoformat() if isinstance(value, dt.date) else None
+
+
+def _phone(value: Any) -> str | None:
+    number = _text(value)
+    if number is None:
+        return None
+    for noise in " -.()":
+        number = number.replace(noise, "")
+    if number.startswith("00"):
+        number = "+" + number[2:]
+    return number if re.fullmatch(r"\+[1-9][0-9]{6,14}", number) else None
+
+
+def _selected_view(shop: Shop, store_id: int | None, store_ids: list[int] | None) -> bool:
+    return (store_id is not None and store_id > 0 and store_id in shop.views
+            and (store_ids is None or store_id in store_ids))
+
+
+def _optin(record: dict[str, Any], row: SubscriberRow | None) -> None:
+    """Section 5's status table."""
+    if row is None:
+        return
+    status = row.subscriber_status
+    record["marketing_optin"] = {1: "EXPLICITLY_OPTEDIN", 3: "EXPLICITLY_OPTEDOUT"}.get(
+        status, "NOT_SPECIFIED")
+    when = _stamp(row.change_status_at)
+    if status == 1 and when is not None:
+        record["timestamp_subscribed"] = when
+    if status == 3 and when is not None:
+        record["timestamp_unsubscribed"] = when
+
+
+def customer_record(shop: Shop, people: People, customer: CustomerRow,
+                    store_ids: list[int] | None = None) -> dict[str, Any]:
+    """Section 5, a customer."""
+    record: dict[str, Any] = {"@type": "contact", "@merge": True,
+                              "id": str(customer.entity_id),
+                              "customer_id": str(customer.entity_id)}
+    billing = people.addresses.get(customer.default_billing or -1)
+    optional = {"email": _text(customer.email), "prefix": _text(customer.prefix),
+                "firstname": _text(customer.firstname),
+                "middlename": _text(customer.middlename), "lastname": _text(customer.lastname),
+                "gender": {1: "m", 2: "f"}.get(customer.gender or 0),
+                "date_of_birth": _day(customer.dob),
+                "timestamp_acquired": _stamp(customer.created_at),
+                "country_id": _text(billing.country_id) if billing else None,
+                "phone_number": _phone(billing.telephone) if billing else None,
+                "store_ids": ([str(customer.store_id)] if _selected_view(
+                    shop, customer.store_id, store_ids) else None)}
+    record.update({k: v for k, v in optional.items() if v is not None})
+    rows = [s for s in people.subscribers.values() if s.customer_id == customer.entity_id
+            and (store_ids is None or s.store_id in store_ids)]
+    for status in (1, 3, None):
+        matching = [s for s in rows if status is None or s.subscriber_status == status]
+        if matching:
+            _optin(record, max(matching, key=lambda s: s.subscriber_id))
+            break
+    return record
+
+
+def guest_record(shop: Shop, row: SubscriberRow, store_ids: list[int] | None = None
+                 ) -> dict[str, Any]:
+    """Section 5, a guest subscriber."""
+    record: dict[str, Any] = {"@type": "contact", "@merge": True,
+                              "id": f"subscriber-{row.subscriber_id}"}
+    if _text(row.subscriber_email) is not None:
+        record["email"] = _text(row.subscriber_email)
+    if _selected_view(shop, row.store_id, store_ids):
+        record["store_ids"] = [str(row.store_id)]
+    _optin(record, row)
+    return record
+
+
+def contact_records(shop: Shop, people: People, store_ids: list[int] | None = None
+                    ) -> dict[str, dict[str, Any]]:
+    """Every contact the database holds: its customers (of the listed views' websites) and
+    its guest subscribers (of the listed views, with an email)."""
+    websites = None if store_ids is None else {shop.views[s][0] for s in store_ids}
+    records = {str(c.entity_id): customer_record(shop, people, c, store_ids)
+               for c in people.customers.values()
+               if websites is None or c.website_id in websites}
+    for row in people.subscribers.values():
+        guest = row.customer_id not in people.customers
+        if (guest and _text(row.subscriber_email) is not None
+                and (store_ids is None or row.store_id in store_ids)):
+            records[f"subscriber-{row.subscriber_id}"] = guest_record(shop, row, store_ids)
+    return records
