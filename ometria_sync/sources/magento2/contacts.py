@@ -18,7 +18,7 @@ import msgspec
 
 from ometria_sync.sources.keyset import Row
 from ometria_sync.sources.magento2.database import Select
-from ometria_sync.sources.magento2.reader import PartPlan
+from ometria_sync.sources.magento2.reader import PartPlan, epoch_key
 from ometria_sync.sources.magento2.settings import Magento2Settings
 from ometria_sync.sources.magento2.stores import Stores, load_stores
 from ometria_sync.sources.magento2.values import day, key, put, stamp, text
@@ -184,26 +184,26 @@ def _websites(settings: Magento2Settings, column: str) -> str:
 def contact_parts(settings: Magento2Settings) -> list[PartPlan]:
     """Customers, addresses, subscribers (see the module doc)."""
     t = settings.table
-    customers = (f"SELECT updated_at, entity_id, entity_id AS customer_id FROM "
-                 f"{t('customer_entity')} AS c WHERE 1 = 1{_websites(settings, 'c.website_id')}"
-                 " AND {cursor_after}")
-    addresses = ("SELECT * FROM (SELECT a.updated_at, a.entity_id, c.entity_id AS customer_id "
-                 f"FROM {t('customer_address_entity')} AS a JOIN {t('customer_entity')} AS c "
+    customers = (f"SELECT * FROM (SELECT {epoch_key('c.updated_at')} AS changed, c.entity_id, "
+                 f"c.entity_id AS customer_id FROM {t('customer_entity')} AS c WHERE 1 = 1"
+                 f"{_websites(settings, 'c.website_id')}) AS k WHERE {{cursor_after}}")
+    addresses = (f"SELECT * FROM (SELECT {epoch_key('a.updated_at')} AS changed, a.entity_id, "
+                 f"c.entity_id AS customer_id FROM {t('customer_address_entity')} AS a "
+                 f"JOIN {t('customer_entity')} AS c "
                  f"ON c.default_billing = a.entity_id{_websites(settings, 'c.website_id')}"
                  ") AS k WHERE {cursor_after}")
     stores = ("" if settings.store_ids is None else
               f" AND s.store_id IN ({', '.join(map(str, settings.store_ids))})")
     subscribers = (
-        "SELECT * FROM (SELECT IF(s.change_status_at IS NULL OR s.change_status_at < "
-        "'1970-01-02', CAST('1970-01-01 00:00:00' AS DATETIME), s.change_status_at) AS changed, "
-        "s.subscriber_id, c.entity_id AS customer_id, s.subscriber_email, s.subscriber_status, "
+        f"SELECT * FROM (SELECT {epoch_key('s.change_status_at')} AS changed, s.subscriber_id, "
+        "c.entity_id AS customer_id, s.subscriber_email, s.subscriber_status, "
         f"s.change_status_at, s.store_id FROM {t('newsletter_subscriber')} AS s LEFT JOIN "
         f"{t('customer_entity')} AS c ON c.entity_id = s.customer_id WHERE (c.entity_id IS NULL "
         "AND TRIM(COALESCE(s.subscriber_email, '')) <> '' OR c.entity_id IS NOT NULL"
         f"{_websites(settings, 'c.website_id')}){stores}) AS k WHERE {{cursor_after}}")
-    return [PartPlan("customers", customers, ["updated_at", "entity_id"], open_contacts,
+    return [PartPlan("customers", customers, ["changed", "entity_id"], open_contacts,
                      timed=True),
-            PartPlan("addresses", addresses, ["updated_at", "entity_id"], open_contacts,
+            PartPlan("addresses", addresses, ["changed", "entity_id"], open_contacts,
                      timed=True),
             PartPlan("subscribers", subscribers, ["changed", "subscriber_id"], open_contacts,
                      timed=True)]

@@ -17,6 +17,13 @@ from ometria_sync.sources.magento2.database import MagentoDriver, Opener, PartCo
 from ometria_sync.sources.magento2.settings import Magento2Settings
 
 
+def epoch_key(column: str) -> str:
+    """A timestamp column as a key: NULL and the zero date count as 1970-01-01 00:00:00 (a
+    computed key, which no index serves: for tables whose column has no index anyway)."""
+    return (f"IF({column} IS NULL OR {column} < '1970-01-02', "
+            f"CAST('1970-01-01 00:00:00' AS DATETIME), {column})")
+
+
 class PartPlan(msgspec.Struct, frozen=True):
     """One checkpointed part of an entity."""
 

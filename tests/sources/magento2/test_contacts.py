@@ -11,7 +11,7 @@ import pytest
 
 from ometria_sync.sources.base import SourceItem
 from ometria_sync.sources.magento2 import Magento2SourceConfig
-from tests.magento2 import People, Shop, create_schema, seed_contacts, seed_stores
+from tests.magento2 import ZERO, People, Shop, create_schema, seed_contacts, seed_stores
 from tests.mysql import Database
 from tests.sources.magento2.expected import contact_records
 
@@ -107,3 +107,15 @@ async def test_an_address_edit_alone_is_sent_by_the_addresses_part(my_db: Databa
     assert item.record["id"] == str(customer.entity_id)
     assert item.record["phone_number"] == "+14155550100"
     assert item.position == {"after": ["2030-01-01T00:00:00", str(customer.default_billing)]}
+
+
+async def test_zero_and_null_timestamps_count_as_1970_in_a_key(my_db: Database) -> None:
+    """A customer whose updated_at is the zero date, a subscriber whose change_status_at is
+    NULL: first in their part, at 1970-01-01 00:00:00."""
+    _, people = await shop(my_db, 60)
+    parts = await read(settings())
+    zero = min(c.entity_id for c in people.customers.values() if c.updated_at == ZERO)
+    assert parts["customers"][0].position == {"after": ["1970-01-01T00:00:00", str(zero)]}
+    null = min(s.subscriber_id for s in people.subscribers.values()
+               if s.change_status_at in (None, ZERO))
+    assert parts["subscribers"][0].position == {"after": ["1970-01-01T00:00:00", str(null)]}
