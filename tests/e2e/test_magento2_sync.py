@@ -1,6 +1,7 @@
-"""A generated Magento catalogue synced by the real CLI into the emulator through the
+"""A generated Magento database synced by the real CLI into the emulator through the
 magento2 preset: every product accepted as the contract computes it, the whole catalogue
-read again on the next run with only a changed product sent."""
+read again on the next run with only the changed products sent; every valid contact stored
+as the contract computes it, the invalid ones dead-lettered."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ import pytest
 
 from ometria_sync.emulator.behaviour import STORE
 from tests.e2e.conftest import Workspace
-from tests.magento2 import create_schema, seed_products, seed_stores
+from tests.magento2 import create_schema, seed_contacts, seed_products, seed_stores
 from tests.mysql import Database
-from tests.sources.magento2.expected import product_record
+from tests.sources.magento2.expected import contact_records, product_record
 
 pytestmark = [pytest.mark.mysql, pytest.mark.e2e]
 
@@ -50,3 +51,38 @@ source = { kind = "magento2", entity = "products", dsn_env = "MAGENTO_DSN", page
     expected = product_record(shop, shop.products[2])
     # the emulator keeps what Ometria would: a null clears the field
     assert stored == {k: v for k, v in expected.items() if v is not None}
+
+
+def _refused(record: dict[str, Any]) -> bool:
+    """Section 8: an email that is not an address, a country that is not ISO (case kept)."""
+    email, country = record.get("email", "x@y.z"), record.get("country_id", "GB")
+    return "@" not in email or not (country.isupper() and len(country) == 2)
+
+
+async def test_contacts_sync_every_valid_contact_and_dead_letter_the_rest(
+        workspace: Workspace, emulator: Any, my_db: Database,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Customers and guest subscribers through the three parts: each valid contact stored
+    as the contract computes it; a bad email or a lower-case country dead-lettered, exit 3."""
+    monkeypatch.setenv("MAGENTO_DSN", my_db.dsn)
+    await create_schema(my_db)
+    shop = await seed_stores(my_db)
+    people = await seed_contacts(my_db, 300)
+    expected = contact_records(shop, people)
+    workspace.job("""
+[[streams]]
+name = "contacts"
+record_type = "contact"
+source = { kind = "magento2", entity = "contacts", dsn_env = "MAGENTO_DSN", page_size = 50 }
+""", rate_limit_per_second=200)
+    async with emulator(rate=200) as emu:
+        result = await workspace.run("run", "job.toml", url=emu.url)
+        store = emu.app[STORE]
+        store.drain(len(store.queue))
+        stored = {k: store.get("contact", f"default/{k}") for k in expected}
+    assert result.code == 3, result.stderr
+    valid = {k: v for k, v in expected.items() if not _refused(v)}
+    assert len(valid) < len(expected)  # the generator makes some of each
+    assert {k for k, v in stored.items() if v is not None} == set(valid)
+    for contact_id, record in valid.items():
+        assert stored[contact_id] == record, contact_id
