@@ -440,3 +440,151 @@ async def _write_people(db: Database, people: People, prefix: str) -> None:
                  ("subscriber_id", "store_id", "customer_id", "subscriber_email",
                   "subscriber_status", "change_status_at"),
                  [tuple(msgspec.structs.astuple(s)) for s in people.subscribers.values()])
+
+
+class OrderItemRow(msgspec.Struct):
+    item_id: int
+    order_id: int
+    parent_item_id: int | None
+    product_id: int | None
+    product_options: str | None
+    sku: str | None
+    qty_ordered: Decimal | None
+    qty_refunded: Decimal | None
+    price: Decimal
+    row_total: Decimal
+    amount_refunded: Decimal | None
+    tax_amount: Decimal | None
+    tax_refunded: Decimal | None
+    discount_amount: Decimal | None
+    discount_refunded: Decimal | None
+    discount_tax_compensation_amount: Decimal | None
+    discount_tax_compensation_refunded: Decimal | None
+
+
+class OrderRow(msgspec.Struct):
+    entity_id: int
+    increment_id: str | None
+    created_at: Any
+    updated_at: Any
+    state: str | None
+    status: str | None
+    order_currency_code: str | None
+    grand_total: Decimal | None
+    subtotal: Decimal | None
+    shipping_amount: Decimal | None
+    tax_amount: Decimal | None
+    discount_amount: Decimal | None
+    store_id: int | None
+    coupon_code: str | None
+    remote_ip: str | None
+    shipping_method: str | None
+    customer_id: int | None
+    customer_is_guest: int | None
+    customer_email: str | None
+    customer_firstname: str | None
+    customer_lastname: str | None
+    #: (entity_id, address_type, city, region, postcode, country_id, firstname, lastname)
+    addresses: list[tuple[Any, ...]] = msgspec.field(default_factory=list)
+    #: (entity_id, method)
+    payments: list[tuple[int, str | None]] = msgspec.field(default_factory=list)
+    items: list[OrderItemRow] = msgspec.field(default_factory=list)
+
+
+STATES = [("complete", "complete"), ("processing", "processing"),
+          ("pending_payment", "pending_payment"), ("closed", "closed"),
+          ("canceled", "canceled"), ("new", "pending"), ("holded", "holded"),
+          ("payment_review", "fraud"), (None, None), ("processing", "custom_status")]
+_OPTIONS = ('{"info_buyRequest":{"qty":1},"attributes_info":[{"label":"Color","value":"Red",'
+            '"option_id":93,"option_value":"5"},{"label":"Size","value":"M","option_id":"144",'
+            '"option_value":167},{"label":"Gift wrap","value":"Yes"},{"label":"Empty"}]}')
+_PHP = 'a:1:{s:15:"info_buyRequest";a:1:{s:3:"qty";i:1;}}'
+
+
+def _money(rng: random.Random, top: int = 20000) -> Decimal:
+    return Decimal(rng.randint(0, top)) / 100
+
+
+def _order_items(rng: random.Random, order_id: int, next_id: int) -> list[OrderItemRow]:
+    items: list[OrderItemRow] = []
+    for _ in range(rng.choice([1, 1, 2, 3])):
+        price = _money(rng, 9000)
+        qty = Decimal(rng.choice(["1.0000", "2.0000", "3.0000", "1.5000"]))
+        refunded_qty = rng.choice([None, Decimal(0), Decimal(1)]) if qty >= 1 else None
+        configurable = rng.random() < 0.4
+        row_total = price * qty
+        parent = OrderItemRow(
+            next_id, order_id, None, rng.randint(1, 500),
+            rng.choice([_OPTIONS, _PHP, None, "{}"]) if configurable else None,
+            rng.choice([f"SKU-{next_id}", f" SKU-{next_id} "]), qty, refunded_qty, price,
+            row_total, price if refunded_qty else rng.choice([None, Decimal(0)]),
+            (row_total * Decimal("0.2")).quantize(Decimal("0.0001")),
+            rng.choice([None, Decimal("1.5000")]), rng.choice([None, Decimal("5.0000")]),
+            rng.choice([None, Decimal("2.0000")]), rng.choice([None, Decimal("0.8333")]),
+            rng.choice([None, Decimal("0.1667")]))
+        items.append(parent)
+        next_id += 1
+        for _ in range(rng.choice([1, 1, 2]) if configurable else 0):
+            items.append(OrderItemRow(next_id, order_id, parent.item_id, rng.randint(501, 900),
+                                      None, parent.sku, qty, None, Decimal(0), Decimal(0), None,
+                                      None, None, None, None, None, None))
+            next_id += 1
+    return items
+
+
+async def seed_orders(db: Database, count: int, seed: int = 5, prefix: str = "") -> (
+        dict[int, OrderRow]):
+    """``count`` orders in every state, with refunds (NULL until one), coupons, guests and
+    customers, names only on the billing address, virtual orders without a shipping
+    address, configurable lines with one or two child rows and their options (JSON, PHP
+    serialised, none), several payments, a NULL or spaced increment_id, zero dates."""
+    rng = random.Random(seed)
+    orders: dict[int, OrderRow] = {}
+    item_id = address_id = payment_id = 0
+    for n in range(1, count + 1):
+        state, status = rng.choice(STATES)
+        guest = rng.random() < 0.3
+        stamp_ = dt.datetime(2024, 1, 1) + dt.timedelta(minutes=rng.randint(0, 500_000))
+        order = OrderRow(
+            n, None if n % 97 == 0 else (f"0000{n} x" if n % 89 == 0 else f"00000{n}"),
+            ZERO if n % 31 == 0 else stamp_, stamp_ + dt.timedelta(hours=1),
+            state, status, rng.choice(["GBP", "EUR", "GBP"]), _money(rng), _money(rng),
+            rng.choice([None, _money(rng, 900)]), rng.choice([None, _money(rng, 900)]),
+            rng.choice([None, Decimal("-10.0000"), Decimal("0.0000"), Decimal("5.0000")]),
+            rng.choice([1, 2, 3, None]), rng.choice([None, "SAVE10", " "]),
+            rng.choice(["203.0.113.7", None]), rng.choice(["flatrate_flatrate", None]),
+            None if guest else rng.randint(1, 300), 1 if guest else rng.choice([0, 0, None]),
+            f"buyer{n}@example.com", rng.choice([None, f"Kim{n}"]),
+            rng.choice([None, f"Park{n}", "  "]))
+        kinds = ["billing"] + ([] if rng.random() < 0.2 else ["shipping"])
+        for kind in kinds:
+            address_id += 1
+            order.addresses.append((address_id, kind, rng.choice(["Leeds", None]),
+                                    rng.choice([None, "Yorkshire"]), "LS1 1AA",
+                                    rng.choice(["GB", "FR"]), f"Bill{n}", f"Ing{n}"))
+        if rng.random() < 0.05:
+            address_id += 1
+            order.addresses.append((address_id, "shipping", None, " ", None, None, "X", "Y"))
+        for _ in range(rng.choice([1, 1, 2])):
+            payment_id += 1
+            order.payments.append((payment_id, rng.choice(["checkmo", "braintree", None])))
+        order.items = _order_items(rng, n, item_id + 1)
+        item_id += len(order.items)
+        orders[n] = order
+    await _write_orders(db, orders, prefix)
+    return orders
+
+
+async def _write_orders(db: Database, orders: dict[int, OrderRow], prefix: str) -> None:
+    names = [f for f in OrderRow.__struct_fields__
+             if f not in ("addresses", "payments", "items")]
+    await insert(db, f"{prefix}sales_order", tuple(names),
+                 [tuple(getattr(o, f) for f in names) for o in orders.values()])
+    await insert(db, f"{prefix}sales_order_address",
+                 ("parent_id", "entity_id", "address_type", "city", "region", "postcode",
+                  "country_id", "firstname", "lastname"),
+                 [(o.entity_id, *a) for o in orders.values() for a in o.addresses])
+    await insert(db, f"{prefix}sales_order_payment", ("parent_id", "entity_id", "method"),
+                 [(o.entity_id, *p) for o in orders.values() for p in o.payments])
+    await insert(db, f"{prefix}sales_order_item", OrderItemRow.__struct_fields__,
+                 [msgspec.structs.astuple(i) for o in orders.values() for i in o.items])

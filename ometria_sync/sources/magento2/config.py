@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ometria_sync.errors import ConfigError
 from ometria_sync.sources.base import Source
 from ometria_sync.sources.magento2.contacts import contact_parts
 from ometria_sync.sources.magento2.database import preflight
+from ometria_sync.sources.magento2.orders import order_parts
 from ometria_sync.sources.magento2.products import product_parts
 from ometria_sync.sources.magento2.reader import MagentoSource, PartPlan
 from ometria_sync.sources.magento2.settings import Magento2Settings
@@ -18,12 +18,6 @@ from ometria_sync.sources.magento2.settings import Magento2Settings
 class Magento2SourceConfig(Magento2Settings, frozen=True, kw_only=True, tag="magento2"):
     """Products, contacts or orders read from a Magento 2.4 database (docs/magento2.md)."""
 
-    def check(self, key: str) -> None:
-        super().check(key)
-        if self.entity not in _PARTS:
-            raise ConfigError(f"{key}.entity", f"{self.entity!r} is not read yet (this "
-                                               f"version reads {', '.join(_PARTS)})")
-
     async def preflight(self, key: str) -> None:
         await preflight(self, key)
 
@@ -31,6 +25,6 @@ class Magento2SourceConfig(Magento2Settings, frozen=True, kw_only=True, tag="mag
         return MagentoSource(self, _PARTS[self.entity](self))
 
 
-#: the entities this version reads, and their parts
+#: each entity's parts
 _PARTS: dict[str, Callable[[Magento2Settings], list[PartPlan]]] = {
-    "products": product_parts, "contacts": contact_parts}
+    "products": product_parts, "contacts": contact_parts, "orders": order_parts}

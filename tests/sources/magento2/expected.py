@@ -5,11 +5,20 @@ on purpose: never from the product's code."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from tests.magento2 import CustomerRow, People, ProductRow, Shop, SubscriberRow
+from tests.magento2 import (
+    CustomerRow,
+    OrderItemRow,
+    OrderRow,
+    People,
+    ProductRow,
+    Shop,
+    SubscriberRow,
+)
 
 _NO = object()
 
@@ -242,3 +251,97 @@ def contact_records(shop: Shop, people: People, store_ids: list[int] | None = No
                 and (store_ids is None or row.store_id in store_ids)):
             records[f"subscriber-{row.subscriber_id}"] = guest_record(shop, row, store_ids)
     return records
+
+
+def _zero(value: Any) -> Decimal:
+    return Decimal(0) if value is None else Decimal(value)
+
+
+def _options(item: OrderItemRow, codes: dict[int, str]) -> list[dict[str, str]] | None:
+    """Section 6: ``attributes_info`` entries with a value, as {type, id, label}."""
+    try:
+        decoded = json.loads(item.product_options or "")
+    except ValueError:
+        return None
+    options = []
+    for entry in decoded.get("attributes_info", []) if isinstance(decoded, dict) else []:
+        if entry.get("value") is None:
+            continue
+        option_id = entry.get("option_id")
+        code = codes.get(int(option_id)) if option_id is not None else None
+        options.append({"type": code or str(entry.get("label")),
+                        "id": str(entry["option_value"] if entry.get("option_value")
+                                  is not None else entry["value"]),
+                        "label": str(entry["value"])})
+    return options or None
+
+
+def _line(item: OrderItemRow, children: list[OrderItemRow], codes: dict[int, str]
+          ) -> dict[str, Any]:
+    refunded = _zero(item.qty_refunded)
+    subtotal = item.row_total - _zero(item.amount_refunded)
+    tax = _zero(item.tax_amount) - _zero(item.tax_refunded)
+    discount = -max(Decimal(0), abs(_zero(item.discount_amount))
+                    - abs(_zero(item.discount_refunded)))
+    line: dict[str, Any] = {
+        "product_id": None if item.product_id is None else str(item.product_id),
+        "variant_id": str(children[0].product_id) if len(children) == 1 else None,
+        "variant_options": _options(item, codes), "sku": _text(item.sku)}
+    line = {k: v for k, v in line.items() if v is not None}
+    line["quantity"] = float(_zero(item.qty_ordered) - refunded)
+    if refunded > 0:
+        line["quantity_refunded"] = float(refunded)
+        line["refunded"] = float(_zero(item.amount_refunded))
+    line.update({"unit_price": float(item.price), "subtotal": float(subtotal),
+                 "tax": float(tax), "discount": float(discount),
+                 "total": float(subtotal + tax + discount
+                                + _zero(item.discount_tax_compensation_amount)
+                                - _zero(item.discount_tax_compensation_refunded))})
+    return line
+
+
+def _order_address(order: OrderRow, kind: str) -> dict[str, Any] | None:
+    rows = sorted(a for a in order.addresses if a[1] == kind)
+    if not rows:
+        return None
+    _, _, city, region, postcode, country, _, _ = rows[0]
+    address = {k: _text(v) for k, v in (("city", city), ("state", region),
+                                         ("postcode", postcode), ("country_code", country))}
+    return {k: v for k, v in address.items() if v is not None} or None
+
+
+def order_record(order: OrderRow, codes: dict[int, str]) -> dict[str, Any]:
+    """Section 6, field by field (``codes``: eav_attribute id -> code)."""
+    record: dict[str, Any] = {"@type": "order"}
+    valid = order.state in ("complete", "processing", "pending_payment")
+    status = "refunded" if order.state == "closed" else _text(order.status)
+    payments = sorted(order.payments)
+    billing = sorted(a for a in order.addresses if a[1] == "billing")
+    customer = {"id": (str(order.customer_id) if order.customer_is_guest == 0
+                       and order.customer_id is not None else None),
+                "email": _text(order.customer_email),
+                "firstname": _text(order.customer_firstname)
+                or (_text(billing[0][6]) if billing else None),
+                "lastname": _text(order.customer_lastname)
+                or (_text(billing[0][7]) if billing else None)}
+    customer = {k: v for k, v in customer.items() if v is not None}
+    optional = {"id": _text(order.increment_id), "timestamp": _stamp(order.created_at),
+                "status": status, "currency": _text(order.order_currency_code),
+                "store": None if order.store_id is None else str(order.store_id),
+                "coupon_code": _text(order.coupon_code), "ip_address": _text(order.remote_ip),
+                "shipping_method": _text(order.shipping_method),
+                "payment_method": _text(payments[0][1]) if payments else None,
+                "customer": customer or None,
+                "billing_address": _order_address(order, "billing"),
+                "shipping_address": _order_address(order, "shipping")}
+    record.update({k: v for k, v in optional.items() if v is not None})
+    record.update({"is_valid": valid, "grand_total": float(_zero(order.grand_total)),
+                   "subtotal": float(_zero(order.subtotal)),
+                   "shipping": float(_zero(order.shipping_amount)),
+                   "tax": float(_zero(order.tax_amount)),
+                   "discount": float(-abs(_zero(order.discount_amount))),
+                   "channel": "online"})
+    tops = [i for i in order.items if i.parent_item_id is None]
+    record["lineitems"] = [_line(i, [c for c in order.items if c.parent_item_id == i.item_id],
+                                 codes) for i in sorted(tops, key=lambda i: i.item_id)]
+    return record

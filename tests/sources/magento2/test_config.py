@@ -34,7 +34,7 @@ def _job(tmp_path: Path, record_type: str, source: str) -> Path:
     ("product", 'entity = "products", store_ids = [0]', "streams[0].source.store_ids"),
     ("product", 'entity = "products", lookback_seconds = -1',
      "streams[0].source.lookback_seconds"),
-    ("order", 'entity = "orders"', "streams[0].source.entity: 'orders' is not read yet"),
+    ("contact", 'entity = "orders"', "streams[0].source.entity: entity 'orders' yields order"),
 ])
 def test_keys_are_checked_naming_the_key(tmp_path: Path, record_type: str, source: str,
                                          message: str) -> None:
