@@ -1,7 +1,7 @@
 """A generated Magento database synced by the real CLI into the emulator through the
 magento2 preset: every product accepted as the contract computes it, the whole catalogue
 read again on the next run with only the changed products sent; every valid contact stored
-as the contract computes it, the invalid ones dead-lettered."""
+as the contract computes it, the invalid ones dead-lettered; the same for orders."""
 
 from __future__ import annotations
 
@@ -11,9 +11,16 @@ import pytest
 
 from ometria_sync.emulator.behaviour import STORE
 from tests.e2e.conftest import Workspace
-from tests.magento2 import create_schema, seed_contacts, seed_products, seed_stores
+from tests.magento2 import (
+    PRODUCT_ATTRIBUTES,
+    create_schema,
+    seed_contacts,
+    seed_orders,
+    seed_products,
+    seed_stores,
+)
 from tests.mysql import Database
-from tests.sources.magento2.expected import contact_records, product_record
+from tests.sources.magento2.expected import contact_records, order_record, product_record
 
 pytestmark = [pytest.mark.mysql, pytest.mark.e2e]
 
@@ -86,3 +93,36 @@ source = { kind = "magento2", entity = "contacts", dsn_env = "MAGENTO_DSN", page
     assert {k for k, v in stored.items() if v is not None} == set(valid)
     for contact_id, record in valid.items():
         assert stored[contact_id] == record, contact_id
+
+
+async def test_orders_sync_every_valid_order_and_dead_letter_the_rest(
+        workspace: Workspace, emulator: Any, my_db: Database,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each valid order stored as the contract computes it; a NULL or spaced increment_id
+    and a fractional quantity dead-lettered (section 8), exit 3."""
+    monkeypatch.setenv("MAGENTO_DSN", my_db.dsn)
+    await create_schema(my_db)
+    await seed_stores(my_db)
+    orders = await seed_orders(my_db, 300)
+    codes = {**{i: c for c, (i, _) in PRODUCT_ATTRIBUTES.items()}, 93: "color", 144: "size"}
+    expected = [order_record(o, codes) for o in orders.values()]
+    valid = {r["id"]: r for r in expected if " " not in r.get("id", " ")
+             and all(li["quantity"] % 1 == 0 and li.get("quantity_refunded", 0) % 1 == 0
+                     for li in r["lineitems"])}
+    workspace.job("""
+[[streams]]
+name = "orders"
+record_type = "order"
+source = { kind = "magento2", entity = "orders", dsn_env = "MAGENTO_DSN", page_size = 50 }
+""", rate_limit_per_second=200)
+    async with emulator(rate=200) as emu:
+        result = await workspace.run("run", "job.toml", url=emu.url)
+        store = emu.app[STORE]
+        store.drain(len(store.queue))
+        stored = {k: store.get("order", k) for k in valid}
+        after = emu.stats()
+    assert result.code == 3, result.stderr
+    assert 0 < len(valid) < len(expected)
+    assert after["distinct_ids"] == len(valid)
+    for order_id, record in valid.items():
+        assert stored[order_id] == record, order_id
