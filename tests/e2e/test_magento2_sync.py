@@ -11,6 +11,7 @@ import pytest
 
 from ometria_sync.emulator.behaviour import STORE
 from tests.e2e.conftest import Workspace
+from tests.e2e.crash_trials import table_crash_trials
 from tests.magento2 import (
     PRODUCT_ATTRIBUTES,
     create_schema,
@@ -126,3 +127,24 @@ source = { kind = "magento2", entity = "orders", dsn_env = "MAGENTO_DSN", page_s
     assert after["distinct_ids"] == len(valid)
     for order_id, record in valid.items():
         assert stored[order_id] == record, order_id
+
+
+async def test_a_products_run_killed_midway_resumes_without_loss(
+        workspace: Workspace, emulator: Any, my_db: Database,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGKILLs mid-catalogue: each run resumes after the last acknowledged product, the last
+    one finishes the catalogue; every product arrives, resends bounded by what was in
+    flight."""
+    monkeypatch.setenv("MAGENTO_DSN", my_db.dsn)
+    trials, total, dispatchers = 2, 9000, 4
+    await create_schema(my_db)
+    shop = await seed_stores(my_db)
+    await seed_products(my_db, shop, total)
+    workspace.job("""
+[[streams]]
+name = "products"
+record_type = "product"
+source = { kind = "magento2", entity = "products", dsn_env = "MAGENTO_DSN", page_size = 500 }
+""", rate_limit_per_second=40, concurrency=dispatchers)
+    await table_crash_trials("magento2 products crash trials", workspace, emulator, total,
+                             trials, in_flight=(dispatchers + 1) * 100)

@@ -25,7 +25,7 @@ Entity = Literal["products", "contacts", "orders"]
 RECORD_TYPES: dict[str, str] = {"products": "product", "contacts": "contact",
                                 "orders": "order"}
 
-_STORES = ("store", "store_website")
+_STORES = ("store",)
 _EAV = ("eav_entity_type", "eav_attribute")
 #: the tables each entity reads (without the prefix), checked by the preflight
 TABLES: dict[str, tuple[str, ...]] = {
