@@ -92,3 +92,22 @@ async def test_a_refund_saved_with_the_order_is_read_on_resume(my_db: Database) 
     order.state = "closed"
     assert again.record == order_record(order, CODES)
     assert again.record["status"] == "refunded" and again.record["is_valid"] is False
+
+
+async def test_a_late_commit_older_than_the_checkpoint_is_read_by_the_look_back(
+        my_db: Database) -> None:
+    """An order committed after the read, stamped 100 s before the checkpoint: the resumed
+    read starts lookback_seconds (300) earlier and finds it."""
+    await shop(my_db, 30)
+    first = await read(settings())
+    last = first[-1].position
+    assert isinstance(last, dict)
+    checkpoint = last["after"][0]
+    await my_db.execute("INSERT INTO sales_order (entity_id, increment_id, state, status, "
+                        "order_currency_code, created_at, updated_at) VALUES (999, 'late-1', "
+                        "'new', 'pending', 'GBP', %s - INTERVAL 100 SECOND, %s - INTERVAL 100 "
+                        "SECOND)", checkpoint, checkpoint)
+    again = await read(settings(), last)
+    assert "late-1" in [i.record.get("id") for i in again]
+    without = await read(settings(lookback_seconds=0), last)
+    assert "late-1" not in [i.record.get("id") for i in without]
