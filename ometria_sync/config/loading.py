@@ -265,6 +265,7 @@ def check_settings(settings: JobSettings) -> None:
             raise ConfigError(f"streams[{index}].name", f"duplicate stream name {stream.name!r}")
         seen.add(stream.name)
         stream.source.check(f"streams[{index}].source")
+        stream.source.check_record_type(f"streams[{index}].source", stream.record_type)
     check_shared_tenants([(f"streams[{i}].source", s.source)
                           for i, s in enumerate(settings.streams)])
     ometria = settings.ometria

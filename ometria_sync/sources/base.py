@@ -118,6 +118,10 @@ class SourceConfig(msgspec.Struct, frozen=True, tag_field="kind", forbid_unknown
         """Raise :class:`~ometria_sync.errors.ConfigError` naming ``key`` if this source cannot
         work (a missing file, a bad setting). Called when the job file is read."""
 
+    def check_record_type(self, key: str, record_type: str) -> None:
+        """Raise :class:`~ometria_sync.errors.ConfigError` naming ``key`` if this source
+        cannot yield records of the stream's ``record_type`` (a preset's entity)."""
+
     def check_credentials(self, key: str) -> None:
         """Raise :class:`~ometria_sync.errors.ConfigError` naming ``key`` if the secret this
         source reads with (a DSN, a token) is not there. Called only by what reads the source

@@ -241,11 +241,19 @@ Key = tuple[Any, ...]
 
 
 class KeysetQuery:
-    """The query as one part, read page by page from the last cursor position."""
+    """The query as one part, read page by page from the last cursor position.
 
-    def __init__(self, driver_type: type[SqlDriver], config: SqlSourceConfig) -> None:
+    With ``cycle`` every read is of the whole table: the last row of a finished read carries
+    the position before the first (the next read starts over), and a resumed read that finds
+    nothing after its checkpoint starts over at once; a read cut off midway still resumes
+    after its last acknowledged row. Subclasses build records their own way by overriding
+    :meth:`plan` and :meth:`record`."""
+
+    def __init__(self, driver_type: type[SqlDriver], config: SqlSourceConfig, *,
+                 cycle: bool = False) -> None:
         self._open = driver_type
         self._config = config
+        self._cycle = cycle
         self._driver = driver_type(config)  # replaced by a connected one in read()
         self._types: dict[str, str] = {}
         #: the result's columns mapped to fields, planned once the query is described
@@ -275,18 +283,25 @@ class KeysetQuery:
         await driver.connect()
         try:
             types = self._types = await driver.describe(describe_statement(driver))
-            self._mapper = self._plan(list(types))
+            self.plan(list(types))
             sql = Statements(driver, types)
             head = types[config.cursor[0]]
             lookback = (config.lookback_for(head, driver.stamps) if last is not None else 0.0)
             before: After = _TOP if last is None else {"after": last}
+            resumed = last is not None
             while True:
                 rows = await self._page(sql, last, lookback)
                 lookback = 0.0
+                if self._cycle and resumed and not rows:  # the last read had finished
+                    last, before = None, _TOP
+                    continue
+                resumed = False
                 more = len(rows) > config.page_size
                 tied = self._cut(rows) if more else None
                 if rows:
                     chunk, before = self._items(rows, before)
+                    if self._cycle and not more:
+                        chunk[-1].position = {"after": None}
                     yield chunk
                 if tied is not None:
                     async with contextlib.aclosing(self._group(sql, tied, before)) as group:
@@ -388,24 +403,24 @@ class KeysetQuery:
         # the position is an object, not a list: text cursor values do not compare like the
         # values they stand for ("10" < "9"), so the checkpoint store must not order them
         try:
-            record, warnings = self._record(row)
+            record, warnings = self.record(row)
         except (TypeError, ValueError) as exc:
             return SourceItem(record=None, position=position, raw=repr(dict(row.items())),
                               error=f"row at cursor {key_text(self._key(row))}: {exc}")
         return SourceItem(record=record, position=position, warnings=warnings)
 
-    def _plan(self, names: list[str]) -> ValueRowMapper:
-        """The mapping of the result's columns (``drop`` and ``json_column`` left out), each
-        value converted by the driver first."""
+    def plan(self, names: list[str]) -> None:
+        """Plan the mapping of the result's columns (``drop`` and ``json_column`` left out),
+        each value converted by the driver first."""
         config = self._config
         try:
-            return ValueRowMapper("columns", config, names, self._driver.zone,
+            self._mapper = ValueRowMapper("columns", config, names, self._driver.zone,
                                   skip=filter(None, [config.json_column]),
                                   converter=self._driver.converter)
         except ConfigError as exc:
             raise SourceError(f"{self.label}: {exc}") from None
 
-    def _record(self, row: Row) -> tuple[dict[str, Any], list[Problem] | None]:
+    def record(self, row: Row) -> tuple[dict[str, Any], list[Problem] | None]:
         """Columns by name (docs/mapping.md): a column not named in ``columns`` keeps its
         name as the path (an alias with dots fills a nested field), ``json_column`` holds the
         record (other columns are added to it); NULLs leave the field out. Also the warnings

@@ -152,11 +152,15 @@ class MysqlDriver(SqlDriver):
                 await cursor.execute(BEGIN)
                 await cursor.execute(sql, params)
                 names = [d[0] for d in cursor.description]
-                rows = await cursor.fetchall()
+                rows = [dict(zip(names, row, strict=True)) for row in await cursor.fetchall()]
+                await self.complete(cursor, rows)
                 await cursor.execute("COMMIT")
         except (MySQLError, OSError) as exc:
             raise SourceError(_message(exc)) from None
-        return [dict(zip(names, row, strict=True)) for row in rows]
+        return list(rows)
+
+    async def complete(self, cursor: Any, rows: list[dict[str, Any]]) -> None:
+        """What a subclass reads along with a page, in the page's snapshot (here nothing)."""
 
     async def stream(self, sql: str, params: list[Any], size: int
                      ) -> AsyncIterator[list[Row]]:
