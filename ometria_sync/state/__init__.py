@@ -11,12 +11,20 @@ from ometria_sync.net import DEFAULT_SCHEMA, parse_state_url, url_scheme
 from ometria_sync.state.deadletter import DatabaseDeadLetter, DeadLetterWriter
 from ometria_sync.state.pg_state import PostgresState
 from ometria_sync.state.sqlite_store import SqliteState
-from ometria_sync.state.store import AccountIdentity, Pending, StateStore, check_schema, comparable
+from ometria_sync.state.store import (
+    AccountIdentity,
+    LedgerEntry,
+    Pending,
+    StateStore,
+    check_schema,
+    comparable,
+)
 
 __all__ = [
     "AccountIdentity",
     "DatabaseDeadLetter",
     "DeadLetterWriter",
+    "LedgerEntry",
     "Pending",
     "StateStore",
     "comparable",
