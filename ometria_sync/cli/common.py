@@ -64,6 +64,8 @@ def print_summary(streams: list[StreamStats], out: TextIO, *, validation: bool =
                   "(answered \"skipped\", whose meaning is undocumented): not counted as "
                   "delivered, and their change hashes are forgotten, so a later run that "
                   "reads them sends them again", file=out)
+        if not validation:
+            _print_ledger(stats, out)
         if stats.reasons:
             print(f"\n{stats.stream}: why records were refused (count)", file=out)
             for reason, count in stats.top_reasons(10):
@@ -73,3 +75,15 @@ def print_summary(streams: list[StreamStats], out: TextIO, *, validation: bool =
             top = sorted(stats.warning_reasons.items(), key=lambda kv: -kv[1])[:5]
             for reason, count in top:
                 print(f"  {count:>8}  {reason}", file=out)
+
+
+def _print_ledger(stats: StreamStats, out: TextIO) -> None:
+    """What the ledger of refused records says of this run: the refusals an earlier run found
+    already (known: they alone do not make the run exit 3), and the records that left it."""
+    if stats.refused_known and stats.refused_known_since:
+        print(f"\n{stats.stream}: {stats.refused_known} still refused since "
+              f"{stats.refused_known_since[:10]}, unchanged; {stats.refused_new} new",
+              file=out)
+    if stats.ledger_left:
+        print(f"\n{stats.stream}: {stats.ledger_left} record(s) refused by an earlier run "
+              "went out and were acknowledged: they left the ledger", file=out)

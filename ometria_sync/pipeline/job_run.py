@@ -150,7 +150,8 @@ async def _run_job(
         ctx = RunContext.for_options(
             options, settings=settings, state=state, dead_letter=dead_letter,
             pacer=paced if permit is None else PermittedPacer(paced, permit),
-            pusher_for=pusher_factory, validator_for=validator_factory, shutdown=shutdown)
+            pusher_for=pusher_factory, validator_for=validator_factory, shutdown=shutdown,
+            run_id=run_id)
         shared = SharedRun()
         if observer is not None:
             view = RunView(shared.live, settings, options.progress or settings.report.progress,
@@ -177,7 +178,7 @@ async def _run_job(
         run_id=run_id,
         started_at=started_at,
         streams=results,
-        exit_code=exit_code_for(results, ctx.shutdown, shared.failed),
+        exit_code=exit_code_for(results, ctx.shutdown, shared.failed, settings.run.exit_on),
         dead_letter_path=dead_letter.describe(),
         dry_run_dir=str(dry_dir) if dry_dir else None,
         error=shared.error,

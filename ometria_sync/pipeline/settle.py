@@ -21,8 +21,8 @@ any later write: Ometria may hold this version or the one before.
 **The ordering rule**, kept by :meth:`Settlement.settle` alone (every write goes through the state
 store's one ordered queue, and a failed write stops the ones behind it):
 
-1. the dead letter is synced before the checkpoint is saved: a checkpoint never passes a refused
-   record that is not written down;
+1. the dead letter and the ledger's refusals (``ledger.py``) are synced before the checkpoint
+   is saved: a checkpoint never passes a refused record that is not written down;
 2. a waiting hash that *replaces* a stored one (``BatchRecord.replaces``) is written before the
    checkpoint that passes it (:meth:`AckedHashes.before_checkpoint`). Otherwise a kill -9
    between the two would leave the older stored hash under a checkpoint past the newer version,
@@ -33,7 +33,9 @@ store's one ordered queue, and a failed write stops the ones behind it):
    dies, the id stays without a reference, so the next read of it counts as changed and is sent;
 3. a batch acknowledged beyond the checkpoint (an earlier batch still in flight) has its hashes
    written at once: a resume re-reads those records, and only their stored hashes keep them
-   from being sent again.
+   from being sent again;
+4. a record leaves the ledger of refused records only once Ometria acknowledged it cleanly: its
+   row is dropped when its batch settles, never before.
 """
 
 from __future__ import annotations
@@ -169,6 +171,9 @@ class Settlement:
         if outcome.failure is not None:  # not settled: whatever was sent may or may not hold
             self.abandon(batch.records)
             return
+        ledger = self._scope.ledger
+        if ledger is not None and ledger.ids:  # acknowledged: they leave the ledger (after it)
+            ledger.acknowledged([r.ledger_tick for r in outcome.acknowledged if r.ledger_tick])
         if hashes is not None:
             if outcome.unconfirmed:
                 hashes.forget(outcome.unconfirmed)
@@ -185,6 +190,8 @@ class Settlement:
             return
         newly = watermark.records - self._saved_records
         self._scope.dead_letter.sync()  # rule 1
+        if self._scope.ledger is not None:
+            self._scope.ledger.sync()  # rule 1, for the ledger's refusals
         if hashes is not None:
             hashes.before_checkpoint()  # rule 2
         self._state.save(self._scope.stream, self._key, watermark.position, self._fingerprint,
@@ -200,6 +207,9 @@ class Settlement:
             self._hashes.forget(records)
 
     def finish(self) -> None:
-        """The part is over: every waiting hash is written (the checkpoint is already saved)."""
+        """The part is over: every waiting hash and refusal is written (the checkpoint is
+        already saved)."""
+        if self._scope.ledger is not None:
+            self._scope.ledger.sync()
         if self._hashes is not None:
             self._hashes.write()

@@ -64,6 +64,13 @@ class StreamStats(msgspec.Struct):
     #: answer, and the widest so far (None before the first answer)
     slack: float | None = None
     slack_max: float | None = None
+    #: refusals this run found new (a key not in the ledger, or new content), and refusals of
+    #: the same content an earlier run refused (known: ``pipeline/ledger.py``), the earliest of
+    #: those first refused; records that left the ledger (acknowledged at last)
+    refused_new: int = 0
+    refused_known: int = 0
+    refused_known_since: str | None = None
+    ledger_left: int = 0
 
     def count_status(self, status: int | str) -> None:
         key = str(status)

@@ -35,6 +35,7 @@ from ometria_sync.pipeline.batcher import Batcher, Validator, schema_validator
 from ometria_sync.pipeline.change_filter import ChangeFilter
 from ometria_sync.pipeline.dispatch import Delivery, RetryPolicy
 from ometria_sync.pipeline.job_io import RunOptions, Shutdown, sending_mode
+from ometria_sync.pipeline.ledger import RecordLedger
 from ometria_sync.pipeline.settle import AckedHashes, Settlement
 from ometria_sync.pipeline.stats import StreamStats
 from ometria_sync.sources import Position, SourceItem, SourcePart
@@ -75,6 +76,8 @@ class RunContext:
     #: skip unchanged records (off for ``validate``, which must see every record)
     detect_changes: bool = True
     sleep: Sleep = asyncio.sleep
+    #: the run's id (the ledger's rows name the runs that refused a record)
+    run_id: str = ""
 
     @classmethod
     def for_options(
@@ -88,6 +91,7 @@ class RunContext:
         pusher_for: PusherFactory,
         validator_for: ValidatorFactory | None,
         shutdown: Shutdown,
+        run_id: str = "",
     ) -> RunContext:
         """What ``options`` (a dry run, ``validate``, ``--full-refresh``, a repair) mean for
         every stream; the schemas validate unless ``validator_for`` says otherwise."""
@@ -109,6 +113,7 @@ class RunContext:
             resume=not (options.validate_only or options.full_refresh or options.repair),
             full_refresh=options.full_refresh,
             detect_changes=not (options.validate_only or options.repair),
+            run_id=run_id,
         )
 
 
@@ -157,10 +162,14 @@ async def run_stream(ctx: RunContext, shared: SharedRun, stream: StreamSettings)
         await ctx.state.start_run(stream.name)
     source = stream.source.open()
     try:
+        ledger = None
+        if ctx.save_checkpoints:  # a run that writes state keeps the ledger of refusals
+            ledger = RecordLedger(ctx.state, stream.name, ctx.run_id,
+                                  await ctx.state.ledger(stream.name), stats)
         for part in await source.parts():
             if ctx.shutdown.requested:
                 break
-            await _run_part(ctx, shared, stream, part, stats)
+            await _run_part(ctx, shared, stream, part, stats, ledger)
             if stats.error:
                 break
     except SourceError as exc:
@@ -201,7 +210,7 @@ def _outcome(stats: StreamStats, shutdown: Shutdown) -> str:
 
 async def _run_part(
     ctx: RunContext, shared: SharedRun, stream: StreamSettings, part: SourcePart,
-    stats: StreamStats,
+    stats: StreamStats, ledger: RecordLedger | None = None,
 ) -> None:
     fingerprint = await part.fingerprint()
     stats.bytes_total = await part.size()
@@ -221,7 +230,7 @@ async def _run_part(
     if stream.change_detection and ctx.detect_changes:
         stream_id = await ctx.state.stream_id(stream.name)
         changes = ChangeFilter(ctx.state, stream_id, refresh=ctx.full_refresh)
-    scope = PartScope(stream.name, part.label, stats, ctx.dead_letter)
+    scope = PartScope(stream.name, part.label, stats, ctx.dead_letter, ledger)
     runner = _PartRunner(ctx, shared, stream, part, scope, fingerprint, changes)
     await runner.run(start)
 

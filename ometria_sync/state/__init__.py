@@ -18,6 +18,7 @@ from ometria_sync.state.store import (
     StateStore,
     check_schema,
     comparable,
+    utc_now,
 )
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "StateStore",
     "comparable",
     "open_state",
+    "utc_now",
 ]
 
 

@@ -1,0 +1,167 @@
+"""The ledger, run side: which of this run's refusals are new and which are known, and which
+records leave the ledger because Ometria acknowledged them.
+
+A nightly full export refuses the same bad rows every night; a job that exits 3 for them every
+night says nothing (review item 5). The state keeps a ledger of refused records, one row per
+stream and key (``LedgerEntry``: the id, or the source position of a record without a valid
+id), with the content hash of what was refused. :class:`RecordLedger` holds one stream's rows
+for the run:
+
+* a refusal whose key is in the ledger with the same content hash, first refused by an
+  earlier run, is *known*; any other refusal (a key not there, or new content) is *new*. The
+  stream's counters (``refused_new``, ``refused_known``, ``refused_known_since``) say which,
+  and the exit code (``[run] exit_on``) follows them;
+* a record whose key is in the ledger and that Ometria acknowledged leaves it. Its row is
+  dropped by :meth:`RecordLedger.acknowledged`, which ``settle.py`` calls for a batch's clean
+  acknowledgement, so never before it. A later version of the same id refused after the
+  acknowledged one was read keeps its row: each refusal and each watched record carries a tick
+  of the order they were read in, and only a refusal read before the acknowledged version is
+  dropped;
+* rows are handed to the state store's ordered write queue (``put_ledger``, ``drop_ledger``):
+  refusals by :meth:`RecordLedger.sync`, which ``settle.py`` calls with the dead letter's,
+  before every checkpoint, so a checkpoint never passes a refusal the ledger does not hold;
+  a failed write stops the queue behind it like any other (``FirstFailure``).
+
+A run with an empty ledger pays one attribute test per record (``watching``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import msgspec
+
+from ometria_sync.pipeline.stats import StreamStats
+from ometria_sync.schemas import Problem
+from ometria_sync.sources import Position
+from ometria_sync.state import LedgerEntry, StateStore, utc_now
+
+#: refusals held before they are handed to the store without waiting for a checkpoint
+_ROWS_PER_WRITE = 1000
+_encode = msgspec.json.Encoder(order="sorted", enc_hook=repr).encode
+_POSITION = "position "
+
+
+def record_key(record: Any, position: Position | None) -> str:
+    """What names a record in the ledger: its id (``collection/id`` when it has a
+    ``@collection``), or ``position <json>`` when it has no valid id (a valid id has no
+    space, so the two never meet)."""
+    rid = record.get("id") if isinstance(record, dict) else None
+    if isinstance(rid, str) and rid and " " not in rid:
+        collection = record.get("@collection")
+        return f"{collection}/{rid}" if isinstance(collection, str) and collection else rid
+    return _POSITION + _encode(position).decode()
+
+
+def content_hash(record: Any, raw: bytes | str | None) -> int:
+    """A signed 64-bit hash of what was refused: the decoded record (canonical, sorted keys)
+    when there is one, else the raw input."""
+    if record is not None:
+        try:
+            data = _encode(record)
+        except (TypeError, ValueError, OverflowError):
+            data = repr(record).encode()
+    elif isinstance(raw, str):
+        data = raw.encode("utf-8", "surrogateescape")
+    else:
+        data = raw or b""
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little", signed=True)
+
+
+def _id_candidates(key: str) -> list[str]:
+    """The raw ids a record with ``key`` may carry (a superset: confirmed by the full key)."""
+    if key.startswith(_POSITION):
+        return []
+    return [key, *(key[i + 1:] for i, c in enumerate(key) if c == "/")]
+
+
+class RecordLedger:
+    """One stream's ledger rows during a run (every part of the stream shares it)."""
+
+    def __init__(self, state: StateStore, stream: str, run_id: str,
+                 entries: list[LedgerEntry], stats: StreamStats, *, now: Any = None) -> None:
+        self._state = state
+        self._stream = stream
+        self._run_id = run_id
+        self._stats = stats
+        self._now = now or utc_now
+        self._entries = {e.key: e for e in entries}
+        #: raw ids whose records are watched for an acknowledgement (empty: nothing to watch)
+        self.ids: set[str] = {i for e in entries for i in _id_candidates(e.key)}
+        self._pending: dict[str, LedgerEntry] = {}
+        self._tick = 0
+        self._refused_at: dict[str, int] = {}  # key -> tick of its latest refusal this run
+        self._watched: dict[int, str] = {}  # tick -> key of a record on its way to Ometria
+
+    def watch(self, record: dict[str, Any]) -> int:
+        """The tick of a valid record on its way to Ometria whose key is in the ledger (0: not
+        there); :meth:`acknowledged` takes the ticks of those Ometria acknowledged."""
+        if record.get("id") not in self.ids:
+            return 0
+        key = record_key(record, None)
+        if key not in self._entries:
+            return 0
+        self._tick += 1
+        self._watched[self._tick] = key
+        return self._tick
+
+    def refused(self, reasons: list[Problem], record: Any, raw: bytes | str | None,
+                position: Position | None) -> str | None:
+        """Note a refusal; the time its content was first refused when it is known (None: new)."""
+        key = record_key(record, position)
+        digest = content_hash(record, raw)
+        now = self._now()
+        old = self._entries.get(key)
+        reason = "; ".join(f"{p.path}: {p.message}" if p.path else p.message for p in reasons)
+        self._tick += 1
+        self._refused_at[key] = self._tick
+        stats = self._stats
+        if old is not None and old.content_hash == digest:
+            again = old.last_run != self._run_id
+            entry = msgspec.structs.replace(
+                old, reason=reason, last_run=self._run_id, last_seen=now,
+                attempts=old.attempts + again)
+            known = old.first_run != self._run_id
+        else:
+            entry = LedgerEntry(self._stream, key, reason, digest, self._run_id, now,
+                                self._run_id, now)
+            known = False
+        if known:
+            stats.refused_known += 1
+            since = stats.refused_known_since
+            stats.refused_known_since = min(since, entry.first_seen) if since else entry.first_seen
+        else:
+            stats.refused_new += 1
+        self._entries[key] = entry
+        self._pending[key] = entry
+        self.ids.update(_id_candidates(key))
+        if len(self._pending) >= _ROWS_PER_WRITE:
+            self.sync()
+        return entry.first_seen if known else None
+
+    def acknowledged(self, ticks: list[int]) -> None:
+        """Ometria acknowledged the watched records of these ticks: they leave the ledger,
+        unless a later version of their key was refused since."""
+        keys = []
+        for tick in ticks:
+            key = self._watched.pop(tick, None)
+            if key is None or self._refused_at.get(key, 0) > tick or key not in self._entries:
+                continue
+            del self._entries[key]
+            keys.append(key)
+        if keys:
+            self.sync()  # a refusal handed over earlier is written before the drop
+            self._state.drop_ledger(self._stream, keys)
+            self._stats.ledger_left += len(keys)
+
+    def forget_ticks(self, ticks: list[int]) -> None:
+        """These watched records were not acknowledged: they stay in the ledger."""
+        for tick in ticks:
+            self._watched.pop(tick, None)
+
+    def sync(self) -> None:
+        """Hand the refusals noted so far to the store's ordered write queue."""
+        if self._pending:
+            rows, self._pending = list(self._pending.values()), {}
+            self._state.put_ledger(rows)

@@ -1,0 +1,114 @@
+"""Nights that converge (issue 31), through the real CLI against the emulator, with the state
+in SQLite and in PostgreSQL: night 1 with invalid rows exits 3; night 2 re-reads the same bad
+rows (the file changed elsewhere) and exits 0 with the known refusals summarised; a row fixed in
+the source goes out once and leaves the ledger; ``exit_on = "any_refusal"`` keeps the old 3."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ometria_sync.emulator.behaviour import STORE
+from tests.e2e.conftest import CONTACTS, Workspace, contact_records, jsonl
+from tests.pg import DSN, connect
+
+pytestmark = pytest.mark.e2e
+Emulator = Callable[..., Any]
+PG_STATE = """
+[state]
+checkpoint_url_env = "OMETRIA_SYNC_STATE_URL"
+schema = "{schema}"
+dead_letter = "database"
+"""
+BAD = {5, 17, 40}
+
+
+def night(valid: int, fixed: set[int] = frozenset()) -> list[Any]:  # type: ignore[assignment]
+    """A full export: a line that is not JSON first (a record without an id: kept in the
+    ledger by its position, which later lines never move), then ``valid`` contacts of which
+    those in BAD have an unusable email unless ``fixed``."""
+    records: list[Any] = ["{not json"]
+    for record in contact_records(valid):
+        number = int(record["id"][1:])
+        if number in BAD and number not in fixed:
+            record["email"] = f"user{number}-at-example.com"
+        records.append(record)
+    return records
+
+
+async def ledger_keys(workspace: Workspace, kind: str, schema: str) -> list[str]:
+    if kind == "sqlite":
+        db = sqlite3.connect(workspace.root / "state" / "checkpoints.db")
+        try:
+            return sorted(r[0] for r in db.execute("SELECT key FROM ledger"))
+        finally:
+            db.close()
+    conn = await connect()
+    try:
+        return sorted(r[0] for r in await conn.fetch(f"SELECT key FROM {schema}.ledger"))
+    finally:
+        await conn.close()
+
+
+def report(workspace: Workspace, stdout: str) -> dict[str, Any]:
+    path = next(line.split(": ", 1)[1] for line in stdout.splitlines()
+                if line.startswith("report: "))
+    data: dict[str, Any] = json.loads((workspace.root / path).read_text())
+    return data
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+async def test_known_refusals_exit_0_and_a_fixed_row_goes_out_once_and_leaves_the_ledger(
+        kind: str, tmp_path: Path, emulator: Emulator, pg_schema: str) -> None:
+    workspace = Workspace(tmp_path)
+    state = PG_STATE.format(schema=pg_schema) if kind == "postgres" else ""
+    if kind == "postgres":
+        workspace.extra_env = {"OMETRIA_SYNC_STATE_URL": DSN}
+    workspace.job(state + CONTACTS)
+    data = tmp_path / "data/contacts.jsonl"
+    async with emulator(rate=50) as emu:
+        seen = emu.app[STORE].stats.seen
+        jsonl(data, night(100))
+        first = await workspace.run("run", "job.toml", url=emu.url)
+        after_first = await ledger_keys(workspace, kind, pg_schema)
+        jsonl(data, night(101))  # a new row at the end: the file is read again from the top
+        second = await workspace.run("run", "job.toml", url=emu.url)
+        jsonl(data, night(102, fixed={17}))
+        third = await workspace.run("run", "job.toml", url=emu.url)
+        after_third = await ledger_keys(workspace, kind, pg_schema)
+        stats = emu.stats()
+    assert first.code == 3, first.stderr
+    assert after_first == ['position [10,1]', "shop/c17", "shop/c40", "shop/c5"]
+    assert second.code == 0, second.stdout + second.stderr
+    assert "contacts: 4 still refused since 20" in second.stdout
+    assert ", unchanged; 0 new" in second.stdout
+    second_report = report(workspace, second.stdout)["streams"][0]
+    assert (second_report["refused_known"], second_report["refused_new"]) == (4, 0)
+    assert second_report["dead_lettered"] == 4
+    assert third.code == 0, third.stdout + third.stderr
+    assert seen["contact:shop/c17"] == 1  # the fixed row went out once
+    assert after_third == ['position [10,1]', "shop/c40", "shop/c5"]
+    third_report = report(workspace, third.stdout)["streams"][0]
+    assert third_report["ledger_left"] == 1 and third_report["sent"] == 2  # c17 and c101
+    assert stats["distinct_ids"] == 100  # c0..c101, less c5 and c40 (never valid)
+
+
+async def test_any_refusal_exits_3_for_known_refusals_too(
+        tmp_path: Path, emulator: Emulator) -> None:
+    workspace = Workspace(tmp_path)
+    workspace.job(CONTACTS)
+    job = tmp_path / "job.toml"
+    job.write_text(job.read_text().replace("[run]\n", '[run]\nexit_on = "any_refusal"\n'))
+    data = tmp_path / "data/contacts.jsonl"
+    async with emulator(rate=50) as emu:
+        jsonl(data, night(50))
+        first = await workspace.run("run", "job.toml", url=emu.url)
+        jsonl(data, night(51))
+        second = await workspace.run("run", "job.toml", url=emu.url)
+    assert (first.code, second.code) == (3, 3), second.stdout + second.stderr
+    assert "contacts: 4 still refused since" in second.stdout

@@ -1,0 +1,114 @@
+"""The ledger, run side (``pipeline/ledger.py``): which refusals are new and which known, what
+leaves the ledger on an acknowledgement, and in which order, against a real SQLite state."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ometria_sync.pipeline.ledger import RecordLedger, content_hash, record_key
+from ometria_sync.pipeline.stats import StreamStats
+from ometria_sync.schemas import Problem
+from ometria_sync.state import StateStore, open_state
+
+BAD = [Problem("email", "must be an email address")]
+
+
+@pytest.fixture
+async def state(tmp_path: Path) -> AsyncIterator[StateStore]:
+    store = await open_state(f"sqlite:///{tmp_path / 'cp.db'}", job="j")
+    yield store
+    await store.aclose()
+
+
+async def night(state: StateStore, run_id: str) -> tuple[RecordLedger, StreamStats]:
+    stats = StreamStats(stream="contacts")
+    return RecordLedger(state, "contacts", run_id, await state.ledger("contacts"), stats,
+                        now=lambda: f"time-of-{run_id}"), stats
+
+
+def contact(rid: str, email: str = "bad") -> dict[str, Any]:
+    return {"@collection": "shop", "id": rid, "email": email}
+
+
+async def test_the_same_content_refused_again_is_known_new_content_is_new(
+        state: StateStore) -> None:
+    ledger, stats = await night(state, "r1")
+    ledger.refused(BAD, contact("c1"), None, [10, 1])
+    ledger.refused(BAD, contact("c2"), None, [20, 2])
+    ledger.sync()
+    assert (stats.refused_new, stats.refused_known) == (2, 0)
+    ledger, stats = await night(state, "r2")
+    assert ledger.refused(BAD, contact("c1"), None, [10, 1]) == "time-of-r1"
+    assert ledger.refused(BAD, contact("c2", "still bad"), None, [20, 2]) is None
+    ledger.sync()
+    assert (stats.refused_new, stats.refused_known) == (1, 1)
+    assert stats.refused_known_since == "time-of-r1"
+    rows = {r.key: r for r in await state.ledger()}
+    assert (rows["shop/c1"].first_run, rows["shop/c1"].last_run, rows["shop/c1"].attempts) == (
+        "r1", "r2", 2)
+    assert (rows["shop/c2"].first_run, rows["shop/c2"].attempts) == ("r2", 1)
+
+
+async def test_a_repeat_within_one_run_is_not_known_and_counts_one_attempt(
+        state: StateStore) -> None:
+    ledger, stats = await night(state, "r1")
+    ledger.refused(BAD, contact("c1"), None, [10, 1])
+    ledger.refused(BAD, contact("c1"), None, [30, 3])
+    ledger.sync()
+    assert (stats.refused_new, stats.refused_known) == (2, 0)
+    (row,) = await state.ledger()
+    assert row.attempts == 1
+
+
+async def test_an_acknowledged_record_leaves_the_ledger(state: StateStore) -> None:
+    ledger, _ = await night(state, "r1")
+    ledger.refused(BAD, contact("c1"), None, [10, 1])
+    ledger.refused(BAD, contact("c2"), None, [20, 2])
+    ledger.sync()
+    ledger, stats = await night(state, "r2")
+    assert ledger.watch(contact("c9", "ok@example.com")) == 0  # not in the ledger
+    tick = ledger.watch(contact("c1", "ok@example.com"))
+    assert tick
+    ledger.acknowledged([tick])
+    assert [r.key for r in await state.ledger()] == ["shop/c2"]
+    assert stats.ledger_left == 1
+
+
+async def test_a_later_version_refused_after_the_acknowledged_one_was_read_stays(
+        state: StateStore) -> None:
+    """v1 of c1 (fixed) is read and sent; v2 (bad again) is read and refused while v1 is in
+    flight; v1's acknowledgement must not drop v2's refusal (version order)."""
+    ledger, _ = await night(state, "r1")
+    ledger.refused(BAD, contact("c1"), None, [10, 1])
+    ledger.sync()
+    ledger, _ = await night(state, "r2")
+    tick = ledger.watch(contact("c1", "ok@example.com"))
+    ledger.refused(BAD, contact("c1", "bad again"), None, [40, 4])
+    ledger.acknowledged([tick])
+    ledger.sync()
+    (row,) = await state.ledger()
+    assert (row.key, row.first_run) == ("shop/c1", "r2")
+
+
+async def test_a_refusal_read_before_the_acknowledged_version_is_dropped(
+        state: StateStore) -> None:
+    ledger, _ = await night(state, "r1")
+    ledger.refused(BAD, contact("c1"), None, [10, 1])  # a new key: now watched
+    tick = ledger.watch(contact("c1", "ok@example.com"))
+    ledger.acknowledged([tick])
+    ledger.sync()
+    assert await state.ledger() == []
+
+
+def test_keys_and_hashes() -> None:
+    assert record_key({"id": "o1"}, [5, 1]) == "o1"
+    assert record_key({"id": "c1", "@collection": "shop"}, None) == "shop/c1"
+    assert record_key({"id": "has space"}, [5, 1]) == "position [5,1]"
+    assert record_key(None, ("2024-01-01", 7)) == 'position ["2024-01-01",7]'
+    assert content_hash({"a": 1, "b": 2}, None) == content_hash({"b": 2, "a": 1}, None)
+    assert content_hash(None, b"{not json") == content_hash(None, "{not json")
+    assert content_hash(None, b"{not json") != content_hash(None, b"{not json!")
