@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from ometria_sync._version import __version__
-from ometria_sync.cli import demo, emulator, job, plan, report, verify
+from ometria_sync.cli import dead_letter, demo, emulator, job, plan, report, verify
 from ometria_sync.errors import ConfigError, ExitCode
 from ometria_sync.logs import configure_logging
 
@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     job.register(sub, common)
+    dead_letter.register(sub, common)
     emulator.register(sub, common)
     demo.register(sub, common)
     plan.register(sub, common)

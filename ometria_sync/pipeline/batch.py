@@ -106,12 +106,14 @@ class PartScope(msgspec.Struct, frozen=True):
         """Count one refused record, note it in the ledger (new or known), and write it to
         the dead letter, naming this part."""
         self.stats.dead_lettered += 1
+        known_since = None
         if self.ledger is not None:
-            self.ledger.refused(reasons, record, raw, position)
+            known_since = self.ledger.refused(reasons, record, raw, position)
         else:  # no ledger to know it by
             self.stats.refused_new += 1
         self.dead_letter.write(stream=self.stream, source=self.source, reasons=reasons,
-                               stage=stage, line=line, position=position, record=record, raw=raw)
+                               stage=stage, line=line, position=position, record=record, raw=raw,
+                               known_since=known_since)
 
 
 # -------------------------------------------------------------------------------------------------

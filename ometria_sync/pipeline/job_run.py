@@ -197,16 +197,25 @@ def _dead_letter(
     stack: contextlib.AsyncExitStack, settings: JobSettings, options: RunOptions,
     dry_dir: Path | None, state: StateStore, run_id: str,
 ) -> DeadLetterWriter:
-    """``plan`` writes refusals to a scratch folder, a dry run into its own folder; else the
-    file ``state.dead_letter_path``, or the state store with ``state.dead_letter = "database"``."""
+    """``plan`` writes refusals to a scratch folder, a dry run into its own folder,
+    ``validate`` to a file of its own beside the dead letter (the last validation's findings
+    only: it never writes into the runs' dead letter); else the file ``state.dead_letter_path``,
+    or the state store with ``state.dead_letter = "database"``. Every entry names the run."""
     if options.plan_only:
         scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="ometria-sync-plan-"))
-        return DeadLetterWriter(Path(scratch) / "dead-letter.jsonl")
+        return DeadLetterWriter(Path(scratch) / "dead-letter.jsonl", run_id)
     if dry_dir is not None:
-        return DeadLetterWriter(dry_dir / "dead-letter.jsonl")
+        return DeadLetterWriter(dry_dir / "dead-letter.jsonl", run_id)
+    if options.validate_only:
+        return DeadLetterWriter(validation_file(settings), run_id, fresh=True)
     if settings.state.dead_letter == "database":
         return DatabaseDeadLetter(state, run_id)
-    return DeadLetterWriter(settings.state.dead_letter_path)
+    return DeadLetterWriter(settings.state.dead_letter_path, run_id)
+
+
+def validation_file(settings: JobSettings) -> Path:
+    """Where ``validate`` writes the records it would refuse: beside the dead letter."""
+    return Path(settings.state.dead_letter_path).with_name("validate-dead-letter.jsonl")
 
 
 def _pushers(

@@ -112,3 +112,47 @@ async def test_any_refusal_exits_3_for_known_refusals_too(
         second = await workspace.run("run", "job.toml", url=emu.url)
     assert (first.code, second.code) == (3, 3), second.stdout + second.stderr
     assert "contacts: 4 still refused since" in second.stdout
+
+
+def run_id_of(workspace: Workspace, stdout: str) -> str:
+    return str(report(workspace, stdout)["run_id"])
+
+
+def ids(stdout: str) -> list[str | None]:
+    return sorted((json.loads(line).get("id") or "-") for line in stdout.splitlines())
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+async def test_dead_letters_per_run_and_validate_keeps_out_of_them(
+        kind: str, tmp_path: Path, emulator: Emulator, pg_schema: str) -> None:
+    workspace = Workspace(tmp_path)
+    if kind == "postgres":
+        workspace.extra_env = {"OMETRIA_SYNC_STATE_URL": DSN}
+    workspace.job((PG_STATE.format(schema=pg_schema) if kind == "postgres" else "") + CONTACTS)
+    data = tmp_path / "data/contacts.jsonl"
+    dead_file = tmp_path / "state" / "dead-letter.jsonl"
+    async with emulator(rate=50) as emu:
+        jsonl(data, night(50))
+        first = await workspace.run("run", "job.toml", url=emu.url)
+        validate = await workspace.run("validate", "job.toml", url=emu.url)
+        lines_after_validate = dead_file.read_text().count("\n") if dead_file.exists() else 0
+        second_night = night(51)
+        second_night[51]["email"] = "user50-at-example.com"  # c50: a new refusal
+        jsonl(data, second_night)
+        second = await workspace.run("run", "job.toml", url=emu.url)
+        last = await workspace.run("dead-letter", "job.toml", "--last", url=emu.url)
+        last_new = await workspace.run("dead-letter", "job.toml", "--last", "--new", url=emu.url)
+        by_run = await workspace.run("dead-letter", "job.toml", "--run",
+                                     run_id_of(workspace, first.stdout), url=emu.url)
+        every = await workspace.run("dead-letter", "job.toml", url=emu.url)
+    assert (first.code, validate.code, second.code) == (3, 3, 3), second.stdout
+    assert lines_after_validate == (4 if kind == "sqlite" else 0)  # validate wrote none there
+    validated = (tmp_path / "state" / "validate-dead-letter.jsonl").read_text().splitlines()
+    assert len(validated) == 4
+    assert ids(last.stdout) == ["-", "c17", "c40", "c5", "c50"], last.stderr
+    assert {json.loads(line)["run_id"] for line in last.stdout.splitlines()} == {
+        run_id_of(workspace, second.stdout)}
+    assert ids(last_new.stdout) == ["c50"], last_new.stderr
+    assert ids(by_run.stdout) == ["-", "c17", "c40", "c5"]
+    assert len(every.stdout.splitlines()) == 9
+    assert "5 refused record(s) of run" in last.stderr
