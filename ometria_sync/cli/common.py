@@ -85,5 +85,16 @@ def _print_ledger(stats: StreamStats, out: TextIO) -> None:
               f"{stats.refused_known_since[:10]}, unchanged; {stats.refused_new} new",
               file=out)
     if stats.ledger_left:
-        print(f"\n{stats.stream}: {stats.ledger_left} record(s) refused by an earlier run "
-              "went out and were acknowledged: they left the ledger", file=out)
+        print(f"\n{stats.stream}: {stats.ledger_left} record(s) of the ledger went out and "
+              "were acknowledged: they left it", file=out)
+    if stats.resent:
+        print(f"\n{stats.stream}: {stats.resent} record(s) not delivered by an earlier run "
+              "resent first, from the ledger", file=out)
+    if stats.undelivered:
+        print(f"\n{stats.stream}: {stats.undelivered} record(s) not delivered (retries ran out, "
+              "cut off at the grace period, or not confirmed): kept in the ledger, the next "
+              "run resends them first", file=out)
+    if stats.parked:
+        print(f"\n{stats.stream}: {stats.parked} record(s) parked after their last attempt "
+              "([run] max_attempts): no longer resent; `ometria-sync trace JOB.toml ID` tells "
+              "their story", file=out)

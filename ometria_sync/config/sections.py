@@ -77,6 +77,9 @@ class RunSettings(_Section, frozen=True):
     #: when records not delivered make the run exit 3: "new_refusals" (only those this run
     #: found new, not the refusals of the same content an earlier run found), "any_refusal"
     exit_on: Literal["new_refusals", "any_refusal"] = "new_refusals"
+    #: runs that may try a record that was not delivered (retries ran out, cut off at the
+    #: grace period, not confirmed) before it is parked: kept in the ledger, no longer resent
+    max_attempts: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 5
 
 
 class ReportSettings(_Section, frozen=True):

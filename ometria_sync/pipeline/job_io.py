@@ -80,16 +80,16 @@ def exit_code_for(stats: list[StreamStats], shutdown: Shutdown, fatal: bool,
                   exit_on: str = "new_refusals") -> ExitCode:
     """The run's exit code. Records not delivered give PARTIAL (3): with ``exit_on =
     "new_refusals"`` only when this run found something new to look at (a refusal the ledger
-    did not know, a rejection, an unconfirmed answer); with ``"any_refusal"`` for every
-    refusal, known ones too."""
+    did not know, a rejection, an unconfirmed answer, a record parked after its last
+    attempt); with ``"any_refusal"`` for every refusal, known ones too."""
     if fatal or any(s.error for s in stats):
         return ExitCode.FATAL
     if shutdown.reason == "interrupted":
         return ExitCode.INTERRUPTED
     if exit_on == "any_refusal":
-        partial = any(s.dead_lettered or s.rejected or s.unconfirmed for s in stats)
+        partial = any(s.dead_lettered or s.rejected or s.unconfirmed or s.parked for s in stats)
     else:
-        partial = any(s.refused_new or s.rejected or s.unconfirmed for s in stats)
+        partial = any(s.refused_new or s.rejected or s.unconfirmed or s.parked for s in stats)
     return ExitCode.PARTIAL if partial else ExitCode.OK
 
 

@@ -22,25 +22,51 @@ for the run:
   before every checkpoint, so a checkpoint never passes a refusal the ledger does not hold;
   a failed write stops the queue behind it like any other (``FirstFailure``).
 
-A run with an empty ledger pays one attribute test per record (``watching``).
+**Undelivered records** (a batch whose retries ran out, one cut off at the grace period, an
+answer that does not confirm each record: ``rejected``/``skipped``) are noted too, by
+:meth:`RecordLedger.undelivered`, with the record as sent (``payload``): a source read behind a
+cursor, or a nightly file replaced by the next one, may never give them again. The next run
+resends them first (:class:`LedgerPart`, read before the source's own parts and never
+checkpointed) until Ometria acknowledges them; a record still undelivered after
+``max_attempts`` runs is *parked*: kept, reported, not resent. The promise holds: a later
+version of the same id always wins over a stored payload. Within a run, versions of one id
+settle in the order they were read (``VersionOrder``), so an acknowledgement of an id that
+arrives after its undelivered note is of a later version, and drops the row
+(``order_key``); across runs, the resend part is over before the source's parts are read, so
+whatever the source gives for the id is sent after the stored payload.
+
+A run with an empty ledger pays one attribute test per record (``ids``).
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from collections.abc import AsyncIterator, Iterable
+from typing import Any, Protocol
 
 import msgspec
 
 from ometria_sync.pipeline.stats import StreamStats
 from ometria_sync.schemas import Problem
-from ometria_sync.sources import Position
+from ometria_sync.sources import Position, SourceItem
 from ometria_sync.state import LedgerEntry, StateStore, utc_now
 
 #: refusals held before they are handed to the store without waiting for a checkpoint
 _ROWS_PER_WRITE = 1000
 _encode = msgspec.json.Encoder(order="sorted", enc_hook=repr).encode
 _POSITION = "position "
+REFUSED, UNDELIVERED, PARKED = "refused", "undelivered", "parked"
+
+
+class Sent(Protocol):
+    """A record as it went to Ometria (a ``BatchRecord``)."""
+
+    @property
+    def encoded(self) -> bytes: ...
+    @property
+    def order_key(self) -> int: ...
+    @property
+    def ledger_tick(self) -> int: ...
 
 
 def record_key(record: Any, position: Position | None) -> str:
@@ -80,7 +106,8 @@ class RecordLedger:
     """One stream's ledger rows during a run (every part of the stream shares it)."""
 
     def __init__(self, state: StateStore, stream: str, run_id: str,
-                 entries: list[LedgerEntry], stats: StreamStats, *, now: Any = None) -> None:
+                 entries: list[LedgerEntry], stats: StreamStats, *, now: Any = None,
+                 max_attempts: int = 5) -> None:
         self._state = state
         self._stream = stream
         self._run_id = run_id
@@ -93,6 +120,9 @@ class RecordLedger:
         self._tick = 0
         self._refused_at: dict[str, int] = {}  # key -> tick of its latest refusal this run
         self._watched: dict[int, str] = {}  # tick -> key of a record on its way to Ometria
+        self._max_attempts = max_attempts
+        #: order key -> ledger key of records noted undelivered by this run
+        self._undelivered: dict[int, str] = {}
 
     def watch(self, record: dict[str, Any]) -> int:
         """The tick of a valid record on its way to Ometria whose key is in the ledger (0: not
@@ -140,13 +170,53 @@ class RecordLedger:
             self.sync()
         return entry.first_seen if known else None
 
-    def acknowledged(self, ticks: list[int]) -> None:
-        """Ometria acknowledged the watched records of these ticks: they leave the ledger,
-        unless a later version of their key was refused since."""
+    def undelivered(self, records: Iterable[Sent], reason: str) -> None:
+        """These records went to Ometria without a clean acknowledgement: noted with their
+        payload, to be resent by the next run (parked after ``max_attempts`` runs). A record
+        Ometria refused by itself (400/413/422) is a refusal, already noted."""
+        now = self._now()
+        for sent in records:
+            record = msgspec.json.decode(sent.encoded)
+            key = record_key(record, None)
+            digest = content_hash(record, None)
+            old = self._entries.get(key)
+            if (old is not None and old.kind == REFUSED and old.last_run == self._run_id
+                    and old.content_hash == digest):
+                continue  # refused by Ometria in this run: a refusal, not a loss
+            again = old is not None and old.kind != REFUSED
+            attempts = (old.attempts + (old.last_run != self._run_id)
+                        if again and old is not None else 1)
+            kind = PARKED if attempts >= self._max_attempts else UNDELIVERED
+            if kind == PARKED and (old is None or old.kind != PARKED):
+                self._stats.parked += 1
+            first_run, first_seen = ((old.first_run, old.first_seen) if again and old
+                                     else (self._run_id, now))
+            entry = LedgerEntry(self._stream, key, reason, digest, first_run, first_seen,
+                                self._run_id, now, attempts, kind, sent.encoded.decode())
+            self._entries[key] = entry
+            self._pending[key] = entry
+            self._undelivered[sent.order_key] = key
+            self.ids.update(_id_candidates(key))
+            self._stats.undelivered += 1
+        if len(self._pending) >= _ROWS_PER_WRITE:
+            self.sync()
+
+    def acknowledged(self, records: Iterable[Sent]) -> None:
+        """Ometria acknowledged these records: those the ledger holds leave it, unless a
+        later version of their key was refused since (ticks: read order) or noted undelivered
+        since (a later version's note comes after this one's acknowledgement)."""
         keys = []
-        for tick in ticks:
-            key = self._watched.pop(tick, None)
-            if key is None or self._refused_at.get(key, 0) > tick or key not in self._entries:
+        undelivered = self._undelivered
+        for sent in records:
+            key = None
+            tick = sent.ledger_tick
+            if tick:
+                key = self._watched.pop(tick, None)
+                if key is not None and self._refused_at.get(key, 0) > tick:
+                    key = None
+            if undelivered and sent.order_key in undelivered:
+                key = undelivered.pop(sent.order_key)
+            if key is None or key not in self._entries:
                 continue
             del self._entries[key]
             keys.append(key)
@@ -155,13 +225,50 @@ class RecordLedger:
             self._state.drop_ledger(self._stream, keys)
             self._stats.ledger_left += len(keys)
 
-    def forget_ticks(self, ticks: list[int]) -> None:
-        """These watched records were not acknowledged: they stay in the ledger."""
-        for tick in ticks:
-            self._watched.pop(tick, None)
+    def resend_part(self) -> LedgerPart | None:
+        """The undelivered records to send before the source's own parts (None: none)."""
+        entries = [e for e in self._entries.values() if e.kind == UNDELIVERED and e.payload]
+        return LedgerPart(entries, self._stats) if entries else None
 
     def sync(self) -> None:
         """Hand the refusals noted so far to the store's ordered write queue."""
         if self._pending:
             rows, self._pending = list(self._pending.values()), {}
             self._state.put_ledger(rows)
+
+
+class LedgerPart:
+    """The undelivered records of a stream as a source part: their payloads, as last sent, in
+    the order they were first noted. Read first and never checkpointed (``stream_run.py``)."""
+
+    checkpointed = False
+
+    def __init__(self, entries: list[LedgerEntry], stats: StreamStats) -> None:
+        self._entries = sorted(entries, key=lambda e: (e.first_seen, e.key))
+        self._stats = stats
+
+    @property
+    def key(self) -> str:
+        return "(ledger)"
+
+    @property
+    def label(self) -> str:
+        return "the ledger (records not yet delivered)"
+
+    async def fingerprint(self) -> str | None:
+        return None
+
+    async def size(self) -> int | None:
+        return None
+
+    async def read(self, start: Position | None) -> AsyncIterator[list[SourceItem]]:
+        items = []
+        for n, entry in enumerate(self._entries, 1):
+            payload = entry.payload or ""
+            try:
+                items.append(SourceItem(msgspec.json.decode(payload), ["ledger", n]))
+            except msgspec.DecodeError as exc:
+                items.append(SourceItem(None, ["ledger", n], raw=payload,
+                                        error=f"kept payload unreadable: {exc}"))
+        self._stats.resent += len(items)
+        yield items

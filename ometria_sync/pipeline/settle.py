@@ -47,6 +47,7 @@ import structlog
 from ometria_sync.clock import Clock
 from ometria_sync.pipeline.batch import Batch, BatchRecord, Outcome, PartScope
 from ometria_sync.pipeline.change_filter import ChangeFilter
+from ometria_sync.pipeline.ledger import RecordLedger
 from ometria_sync.sources import Position
 from ometria_sync.state import StateStore
 
@@ -169,11 +170,10 @@ class Settlement:
         and, unless it failed, it settles and the checkpoint follows the watermark."""
         hashes = self._hashes
         if outcome.failure is not None:  # not settled: whatever was sent may or may not hold
-            self.abandon(batch.records)
+            self.abandon(batch.records, f"not delivered: {outcome.failure}")
             return
-        ledger = self._scope.ledger
-        if ledger is not None and ledger.ids:  # acknowledged: they leave the ledger (after it)
-            ledger.acknowledged([r.ledger_tick for r in outcome.acknowledged if r.ledger_tick])
+        if self._scope.ledger is not None:
+            self._to_ledger(self._scope.ledger, outcome)
         if hashes is not None:
             if outcome.unconfirmed:
                 hashes.forget(outcome.unconfirmed)
@@ -200,11 +200,24 @@ class Settlement:
         log.debug("checkpoint", stream=self._scope.stream, batch=batch.seq,
                   position=watermark.position, refused=outcome.refused)
 
-    def abandon(self, records: list[BatchRecord]) -> None:
+    @staticmethod
+    def _to_ledger(ledger: RecordLedger, outcome: Outcome) -> None:
+        """Records not confirmed are noted, to be resent by the next run (a refusal is noted
+        already); records acknowledged leave the ledger (after the acknowledgement: rule 4)."""
+        if outcome.unconfirmed:
+            ledger.undelivered(outcome.unconfirmed, "not confirmed by Ometria (answered "
+                               "rejected or skipped)")
+        if ledger.ids:
+            ledger.acknowledged(outcome.acknowledged)
+
+    def abandon(self, records: list[BatchRecord], reason: str) -> None:
         """These records' batch never settles (it failed, or was cut off at the grace period):
-        their stored hashes are forgotten; the checkpoint stays before them."""
+        their stored hashes are forgotten; the checkpoint stays before them; the ledger keeps
+        them, to be resent by the next run."""
         if self._hashes is not None:
             self._hashes.forget(records)
+        if self._scope.ledger is not None and records:
+            self._scope.ledger.undelivered(records, reason)
 
     def finish(self) -> None:
         """The part is over: every waiting hash and refusal is written (the checkpoint is

@@ -71,6 +71,11 @@ class StreamStats(msgspec.Struct):
     refused_known: int = 0
     refused_known_since: str | None = None
     ledger_left: int = 0
+    #: records noted undelivered (to be resent by the next run), records resent from the
+    #: ledger, and records parked (``max_attempts`` runs without an acknowledgement)
+    undelivered: int = 0
+    resent: int = 0
+    parked: int = 0
 
     def count_status(self, status: int | str) -> None:
         key = str(status)

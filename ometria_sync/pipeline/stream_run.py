@@ -35,7 +35,7 @@ from ometria_sync.pipeline.batcher import Batcher, Validator, schema_validator
 from ometria_sync.pipeline.change_filter import ChangeFilter
 from ometria_sync.pipeline.dispatch import Delivery, RetryPolicy
 from ometria_sync.pipeline.job_io import RunOptions, Shutdown, sending_mode
-from ometria_sync.pipeline.ledger import RecordLedger
+from ometria_sync.pipeline.ledger import LedgerPart, RecordLedger
 from ometria_sync.pipeline.settle import AckedHashes, Settlement
 from ometria_sync.pipeline.stats import StreamStats
 from ometria_sync.sources import Position, SourceItem, SourcePart
@@ -163,10 +163,14 @@ async def run_stream(ctx: RunContext, shared: SharedRun, stream: StreamSettings)
     source = stream.source.open()
     try:
         ledger = None
-        if ctx.save_checkpoints:  # a run that writes state keeps the ledger of refusals
+        parts: list[SourcePart | LedgerPart] = []
+        if ctx.save_checkpoints:  # a run that writes state keeps the ledger
             ledger = RecordLedger(ctx.state, stream.name, ctx.run_id,
-                                  await ctx.state.ledger(stream.name), stats)
-        for part in await source.parts():
+                                  await ctx.state.ledger(stream.name), stats,
+                                  max_attempts=ctx.settings.run.max_attempts)
+            resend = ledger.resend_part()  # undelivered by earlier runs: first
+            parts += [resend] if resend is not None else []
+        for part in [*parts, *await source.parts()]:
             if ctx.shutdown.requested:
                 break
             await _run_part(ctx, shared, stream, part, stats, ledger)
@@ -209,15 +213,16 @@ def _outcome(stats: StreamStats, shutdown: Shutdown) -> str:
 
 
 async def _run_part(
-    ctx: RunContext, shared: SharedRun, stream: StreamSettings, part: SourcePart,
+    ctx: RunContext, shared: SharedRun, stream: StreamSettings, part: SourcePart | LedgerPart,
     stats: StreamStats, ledger: RecordLedger | None = None,
 ) -> None:
     fingerprint = await part.fingerprint()
     stats.bytes_total = await part.size()
     stats.bytes_read = 0
-    if ctx.full_refresh and ctx.save_checkpoints:
+    checkpointed = not isinstance(part, LedgerPart)  # the ledger's resends: never
+    if ctx.full_refresh and ctx.save_checkpoints and checkpointed:
         await ctx.state.restart(stream.name, part.key)
-    saved = await ctx.state.load(stream.name, part.key) if ctx.resume else None
+    saved = await ctx.state.load(stream.name, part.key) if ctx.resume and checkpointed else None
     start = saved.position if saved and saved.fingerprint == fingerprint else None
     if saved is not None and start is None:
         log.info("source_changed", stream=stream.name, source=part.label,
@@ -231,7 +236,8 @@ async def _run_part(
         stream_id = await ctx.state.stream_id(stream.name)
         changes = ChangeFilter(ctx.state, stream_id, refresh=ctx.full_refresh)
     scope = PartScope(stream.name, part.label, stats, ctx.dead_letter, ledger)
-    runner = _PartRunner(ctx, shared, stream, part, scope, fingerprint, changes)
+    runner = _PartRunner(ctx, shared, stream, part, scope, fingerprint, changes,
+                         save=ctx.save_checkpoints and checkpointed)
     await runner.run(start)
 
 
@@ -247,6 +253,8 @@ class _PartRunner:
         scope: PartScope,
         fingerprint: str | None,
         changes: ChangeFilter | None,
+        *,
+        save: bool,
     ) -> None:
         self.ctx = ctx
         self.shared = shared
@@ -260,8 +268,7 @@ class _PartRunner:
         hashes = (AckedHashes(ctx.state, changes)
                   if changes is not None and ctx.save_checkpoints else None)
         self.settlement = Settlement(scope, ctx.state, part_key=part.key,
-                                     fingerprint=fingerprint, save=ctx.save_checkpoints,
-                                     hashes=hashes)
+                                     fingerprint=fingerprint, save=save, hashes=hashes)
         self.batcher = Batcher(
             scope,
             record_type=stream.record_type,
@@ -379,7 +386,7 @@ class _PartRunner:
                 outcome = await self.delivery.deliver(batch)
                 self.settlement.settle(batch, outcome)
             except asyncio.CancelledError:  # cut off at the grace period: outcome unknown
-                self.settlement.abandon(batch.records)
+                self.settlement.abandon(batch.records, "cut off at the grace period")
                 raise
             except OmetriaSyncError as exc:  # a state write failed (disk full)
                 self._fail(exc)

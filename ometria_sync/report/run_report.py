@@ -60,6 +60,10 @@ class StreamReport(msgspec.Struct):
     refused_known: int = 0
     refused_known_since: str | None = None
     ledger_left: int = 0
+    #: records noted undelivered (the next run resends them), resent from the ledger, parked
+    undelivered: int = 0
+    resent: int = 0
+    parked: int = 0
 
 
 class ErrorGroup(msgspec.Struct):
@@ -140,6 +144,7 @@ def stream_report(stats: StreamStats, rate_limit: float) -> StreamReport:
         start_position=stats.start_position, started_from_top=stats.started_from_top,
         refused_new=stats.refused_new, refused_known=stats.refused_known,
         refused_known_since=stats.refused_known_since, ledger_left=stats.ledger_left,
+        undelivered=stats.undelivered, resent=stats.resent, parked=stats.parked,
     )
 
 

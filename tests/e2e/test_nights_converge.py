@@ -6,6 +6,7 @@ the source goes out once and leaves the ledger; ``exit_on = "any_refusal"`` keep
 from __future__ import annotations
 
 import json
+import socket
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +38,7 @@ def night(valid: int, fixed: set[int] = frozenset()) -> list[Any]:  # type: igno
         number = int(record["id"][1:])
         if number in BAD and number not in fixed:
             record["email"] = f"user{number}-at-example.com"
+            record["phone_number"] = f"+447700900{number:03d}"
         records.append(record)
     return records
 
@@ -156,3 +158,40 @@ async def test_dead_letters_per_run_and_validate_keeps_out_of_them(
     assert ids(by_run.stdout) == ["-", "c17", "c40", "c5"]
     assert len(every.stdout.splitlines()) == 9
     assert "5 refused record(s) of run" in last.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+async def test_a_batch_whose_retries_ran_out_is_resent_next_night(
+        kind: str, tmp_path: Path, emulator: Emulator, pg_schema: str) -> None:
+    """Night 1 every push fails (retries run out: exit 1); night 2 the nightly file holds other
+    records only, yet the records of the batches that failed arrive, from the ledger, and
+    leave it."""
+    workspace = Workspace(tmp_path)
+    if kind == "postgres":
+        workspace.extra_env = {"OMETRIA_SYNC_STATE_URL": DSN}
+    workspace.job((PG_STATE.format(schema=pg_schema) if kind == "postgres" else "") + CONTACTS,
+                  max_retries=1, batch_size=10, concurrency=2)
+    data = tmp_path / "data/contacts.jsonl"
+    port = free_port()
+    jsonl(data, contact_records(40))
+    async with emulator(rate=50, port=port, fail_rate=1.0) as emu:
+        first = await workspace.run("run", "job.toml", url=emu.url)
+    noted = await ledger_keys(workspace, kind, pg_schema)
+    jsonl(data, [{**r, "id": f"n{i}"} for i, r in enumerate(contact_records(15))])
+    async with emulator(rate=50, port=port) as emu:
+        seen = emu.app[STORE].stats.seen
+        second = await workspace.run("run", "job.toml", url=emu.url)
+    assert first.code == 1, first.stderr
+    assert noted and all(key.startswith("shop/c") for key in noted)
+    assert second.code == 0, second.stdout + second.stderr
+    assert {f"contact:{key}" for key in noted} <= set(seen)  # resent from the ledger
+    assert all(seen[f"contact:{key}"] == 1 for key in noted)
+    assert await ledger_keys(workspace, kind, pg_schema) == []
+    summary = report(workspace, second.stdout)["streams"][0]
+    assert summary["resent"] == len(noted) and summary["ledger_left"] == len(noted)

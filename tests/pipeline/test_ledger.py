@@ -7,8 +7,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
+from ometria_sync.pipeline.batch import BatchRecord
 from ometria_sync.pipeline.ledger import RecordLedger, content_hash, record_key
 from ometria_sync.pipeline.stats import StreamStats
 from ometria_sync.schemas import Problem
@@ -28,6 +30,11 @@ async def night(state: StateStore, run_id: str) -> tuple[RecordLedger, StreamSta
     stats = StreamStats(stream="contacts")
     return RecordLedger(state, "contacts", run_id, await state.ledger("contacts"), stats,
                         now=lambda: f"time-of-{run_id}"), stats
+
+
+def sent(record: dict[str, Any], tick: int = 0) -> BatchRecord:
+    return BatchRecord(msgspec.json.encode(record), None, [0, 0],
+                       hash((record.get("@collection"), record.get("id"))), ledger_tick=tick)
 
 
 def contact(rid: str, email: str = "bad") -> dict[str, Any]:
@@ -73,7 +80,7 @@ async def test_an_acknowledged_record_leaves_the_ledger(state: StateStore) -> No
     assert ledger.watch(contact("c9", "ok@example.com")) == 0  # not in the ledger
     tick = ledger.watch(contact("c1", "ok@example.com"))
     assert tick
-    ledger.acknowledged([tick])
+    ledger.acknowledged([sent(contact("c1", "ok@example.com"), tick)])
     assert [r.key for r in await state.ledger()] == ["shop/c2"]
     assert stats.ledger_left == 1
 
@@ -88,7 +95,7 @@ async def test_a_later_version_refused_after_the_acknowledged_one_was_read_stays
     ledger, _ = await night(state, "r2")
     tick = ledger.watch(contact("c1", "ok@example.com"))
     ledger.refused(BAD, contact("c1", "bad again"), None, [40, 4])
-    ledger.acknowledged([tick])
+    ledger.acknowledged([sent(contact("c1", "ok@example.com"), tick)])
     ledger.sync()
     (row,) = await state.ledger()
     assert (row.key, row.first_run) == ("shop/c1", "r2")
@@ -99,7 +106,7 @@ async def test_a_refusal_read_before_the_acknowledged_version_is_dropped(
     ledger, _ = await night(state, "r1")
     ledger.refused(BAD, contact("c1"), None, [10, 1])  # a new key: now watched
     tick = ledger.watch(contact("c1", "ok@example.com"))
-    ledger.acknowledged([tick])
+    ledger.acknowledged([sent(contact("c1", "ok@example.com"), tick)])
     ledger.sync()
     assert await state.ledger() == []
 
@@ -112,3 +119,43 @@ def test_keys_and_hashes() -> None:
     assert content_hash({"a": 1, "b": 2}, None) == content_hash({"b": 2, "a": 1}, None)
     assert content_hash(None, b"{not json") == content_hash(None, "{not json")
     assert content_hash(None, b"{not json") != content_hash(None, b"{not json!")
+
+
+async def test_undelivered_records_are_resent_until_acknowledged_then_parked(
+        state: StateStore) -> None:
+    for n, run in enumerate(["r1", "r2", "r3"], 1):
+        stats = StreamStats(stream="contacts")
+        ledger = RecordLedger(state, "contacts", run, await state.ledger("contacts"), stats,
+                              now=lambda run=run: f"time-of-{run}", max_attempts=3)
+        part = ledger.resend_part()
+        resent = [i.record async for chunk in part.read(None) for i in chunk] if part else []
+        assert resent == ([] if n == 1 else [contact("c1", "v1")])
+        ledger.undelivered([sent(contact("c1", "v1"))], "retries ran out")
+        ledger.sync()
+        (row,) = await state.ledger()
+        assert (row.kind, row.attempts, row.first_run) == (
+            "parked" if n == 3 else "undelivered", n, "r1")
+        assert stats.parked == (1 if n == 3 else 0)
+    ledger, stats = await night(state, "r4")
+    assert ledger.resend_part() is None  # parked: no longer resent
+
+
+async def test_a_later_version_acknowledged_after_an_undelivered_one_drops_its_row(
+        state: StateStore) -> None:
+    """v1 not confirmed, v2 (read later, sent after v1 settled) acknowledged: nothing is left
+    to resend, and above all not v1's stale payload."""
+    ledger, _ = await night(state, "r1")
+    ledger.undelivered([sent(contact("c1", "v1"))], "skipped")
+    ledger.acknowledged([sent(contact("c1", "v2"))])  # not watched: by its order key
+    ledger.sync()
+    assert await state.ledger() == []
+
+
+async def test_an_ometria_refusal_is_not_also_noted_undelivered(state: StateStore) -> None:
+    ledger, _ = await night(state, "r1")
+    record = {**contact("c1"), "@type": "contact"}
+    ledger.refused([Problem("", "refused by Ometria (HTTP 400)")], record, None, [5, 1])
+    ledger.undelivered([sent(record)], "skipped")
+    ledger.sync()
+    (row,) = await state.ledger()
+    assert (row.kind, row.payload) == ("refused", None)
