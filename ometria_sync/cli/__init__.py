@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from ometria_sync._version import __version__
-from ometria_sync.cli import dead_letter, demo, emulator, job, plan, report, verify
+from ometria_sync.cli import dead_letter, demo, emulator, job, plan, report, trace, verify
 from ometria_sync.errors import ConfigError, ExitCode
 from ometria_sync.logs import configure_logging
 
@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.register(sub, common)
     report.register(sub, common)
     verify.register(sub, common)
+    trace.register(sub, common)
     return parser
 
 

@@ -7,7 +7,7 @@ in the one order it states.
 """
 
 from ometria_sync.pipeline.batcher import Validator, prepare_record, schema_validator
-from ometria_sync.pipeline.change_filter import identity
+from ometria_sync.pipeline.change_filter import hash64, identity
 from ometria_sync.pipeline.job_io import ProgressMode, RunView, SignalWatch
 from ometria_sync.pipeline.job_run import (
     JobResult,
@@ -27,6 +27,7 @@ __all__ = [
     "StreamStats",
     "Validator",
     "account_pacer",
+    "hash64",
     "identity",
     "prepare_record",
     "run_job",

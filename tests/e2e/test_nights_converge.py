@@ -84,6 +84,9 @@ async def test_known_refusals_exit_0_and_a_fixed_row_goes_out_once_and_leaves_th
         third = await workspace.run("run", "job.toml", url=emu.url)
         after_third = await ledger_keys(workspace, kind, pg_schema)
         stats = emu.stats()
+        fixed = await workspace.run("trace", "job.toml", "c17", url=emu.url)
+        still = await workspace.run("trace", "job.toml", "shop/c5", url=emu.url)
+        clear = await workspace.run("trace", "job.toml", "c5", "--show-values", url=emu.url)
     assert first.code == 3, first.stderr
     assert after_first == ['position [10,1]', "shop/c17", "shop/c40", "shop/c5"]
     assert second.code == 0, second.stdout + second.stderr
@@ -98,6 +101,22 @@ async def test_known_refusals_exit_0_and_a_fixed_row_goes_out_once_and_leaves_th
     third_report = report(workspace, third.stdout)["streams"][0]
     assert third_report["ledger_left"] == 1 and third_report["sent"] == 2  # c17 and c101
     assert stats["distinct_ids"] == 100  # c0..c101, less c5 and c40 (never valid)
+    # the fixed row's story: refused by nights 1 and 2 (new, then known), read by their runs,
+    # then acknowledged; the still bad one's: refused three times, still in the ledger
+    runs = [run_id_of(workspace, r.stdout) for r in (first, second, third)]
+    lines = fixed.stdout.splitlines()
+    assert fixed.code == 0, fixed.stderr
+    assert [line for line in lines if "refused at validate" in line] == [
+        line for line in lines if runs[0] in line and "(new)" in line] + [
+        line for line in lines if runs[1] in line and "(known since" in line]
+    assert any(runs[0] in line and "read by a run" in line for line in lines)
+    assert lines[-1].endswith("acknowledged by Ometria (a version of it: its change hash is kept)")
+    assert "ledger:" not in fixed.stdout
+    assert still.stdout.count("refused at validate") == 3
+    assert f"run {runs[2]}: ledger: still refused - email: must be an email address" in (
+        still.stdout), still.stdout
+    assert "+447700900005" not in still.stdout and "+4*********05" in still.stdout
+    assert "+447700900005" in clear.stdout
 
 
 async def test_any_refusal_exits_3_for_known_refusals_too(
