@@ -1,8 +1,9 @@
 """The ``ometria-sync`` command: argument parsing and exit codes only; the work is elsewhere.
 
-Exit codes: 0 all delivered; 3 finished but some records dead-lettered, rejected or unconfirmed;
-1 fatal (configuration, refused key, server unreachable after retries); 2 usage error; 130
-interrupted.
+Exit codes: 0 all delivered (or refused only as an earlier run refused them: ``[run]
+exit_on``); 3 finished with something new to look at (new refusals, rejected, unconfirmed or
+parked records); 1 fatal (configuration, refused key, server unreachable after retries); 2
+usage error; 130 interrupted.
 """
 
 from __future__ import annotations
