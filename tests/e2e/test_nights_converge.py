@@ -16,6 +16,7 @@ import pytest
 
 from ometria_sync.emulator.behaviour import STORE
 from tests.e2e.conftest import CONTACTS, Workspace, contact_records, jsonl
+from tests.e2e.crash_trials import kill_mid_run, once
 from tests.pg import DSN, connect
 
 pytestmark = pytest.mark.e2e
@@ -179,6 +180,14 @@ async def test_dead_letters_per_run_and_validate_keeps_out_of_them(
     assert "5 refused record(s) of run" in last.stderr
 
 
+def ledger_rows(root: Path) -> int:
+    db = sqlite3.connect(root / "state" / "checkpoints.db")
+    try:
+        return int(db.execute("SELECT count(*) FROM ledger").fetchone()[0])
+    finally:
+        db.close()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -214,3 +223,35 @@ async def test_a_batch_whose_retries_ran_out_is_resent_next_night(
     assert await ledger_keys(workspace, kind, pg_schema) == []
     summary = report(workspace, second.stdout)["streams"][0]
     assert summary["resent"] == len(noted) and summary["ledger_left"] == len(noted)
+
+
+async def test_kill_9_while_resending_loses_nothing(tmp_path: Path, emulator: Emulator) -> None:
+    """Night 1 every push fails: the batches tried are kept in the ledger. Night 2 is killed
+    (SIGKILL) while it resends them; night 3 (the export now holds other records only) still
+    delivers every one of them, and the ledger is then empty."""
+    workspace = Workspace(tmp_path)
+    workspace.job(CONTACTS, max_retries=0, batch_size=2, concurrency=8)
+    data = tmp_path / "data/contacts.jsonl"
+    port = free_port()
+    jsonl(data, contact_records(200))
+    async with emulator(rate=50, port=port, fail_rate=1.0) as emu:
+        first = await workspace.run("run", "job.toml", url=emu.url)
+    noted = await ledger_keys(workspace, "sqlite", "")
+    jsonl(data, [{**r, "id": f"n{i}"} for i, r in enumerate(contact_records(5))])
+    async with emulator(rate=2, port=port, latency=(0.3, 0.3)) as emu:
+        store = emu.app[STORE]
+        # killed once the first resent records left the ledger (acknowledged), before the end
+        await kill_mid_run(workspace, emu.url, once(lambda: ledger_rows(tmp_path) < len(noted)))
+        after_kill = await ledger_keys(workspace, "sqlite", "")
+        arrived_before = set(store.stats.seen)
+    async with emulator(rate=50, port=port) as emu:
+        seen = emu.app[STORE].stats.seen
+        third = await workspace.run("run", "job.toml", url=emu.url)
+    assert first.code == 1, first.stderr
+    assert len(noted) >= 4
+    assert 0 < len(after_kill) < len(noted)  # some left the ledger before the kill, not all
+    assert third.code == 0, third.stdout + third.stderr
+    arrived = arrived_before | set(seen)
+    assert {f"contact:{key}" for key in noted} <= arrived  # nothing lost
+    assert {f"contact:{key}" for key in after_kill} <= set(seen)  # the rest resent on night 3
+    assert await ledger_keys(workspace, "sqlite", "") == []
