@@ -188,6 +188,9 @@ class Batcher:
             ready = [r for r in taken if r is not None]
             unchanged = await self._changes.unchanged(ready)
             self._stats.unchanged += len(unchanged)
+            if self._changes.known_unchanged and self._scope.ledger is not None:
+                self._scope.ledger.acknowledged(self._changes.known_unchanged)
+                self._changes.known_unchanged = []
             skip = {id(ready[i]) for i in unchanged}
         else:
             skip = set()

@@ -13,7 +13,8 @@ for the run:
   and the exit code (``[run] exit_on``) follows them;
 * a record whose key is in the ledger and that Ometria acknowledged leaves it. Its row is
   dropped by :meth:`RecordLedger.acknowledged`, which ``settle.py`` calls for a batch's clean
-  acknowledgement, so never before it. A later version of the same id refused after the
+  acknowledgement, so never before it (and the batcher, for a record change detection finds
+  equal to the version Ometria acknowledged earlier: fixed back to it, nothing to send). A later version of the same id refused after the
   acknowledged one was read keeps its row: each refusal and each watched record carries a tick
   of the order they were read in, and only a refusal read before the acknowledged version is
   dropped;

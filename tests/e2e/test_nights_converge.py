@@ -255,3 +255,28 @@ async def test_kill_9_while_resending_loses_nothing(tmp_path: Path, emulator: Em
     assert {f"contact:{key}" for key in noted} <= arrived  # nothing lost
     assert {f"contact:{key}" for key in after_kill} <= set(seen)  # the rest resent on night 3
     assert await ledger_keys(workspace, "sqlite", "") == []
+
+
+async def test_a_row_fixed_back_to_what_ometria_holds_leaves_the_ledger(
+        tmp_path: Path, emulator: Emulator) -> None:
+    """Night 1 sends c5; night 2's c5 is refused; night 3's c5 is night 1's again: unchanged
+    against what Ometria acknowledged, so nothing is sent, and it leaves the ledger."""
+    workspace = Workspace(tmp_path)
+    workspace.job(CONTACTS)
+    data = tmp_path / "data/contacts.jsonl"
+    async with emulator(rate=50) as emu:
+        jsonl(data, contact_records(20))
+        first = await workspace.run("run", "job.toml", url=emu.url)
+        broken = contact_records(21)
+        broken[5]["email"] = "user5-at-example.com"
+        jsonl(data, broken)
+        second = await workspace.run("run", "job.toml", url=emu.url)
+        after_second = await ledger_keys(workspace, "sqlite", "")
+        jsonl(data, contact_records(22))
+        third = await workspace.run("run", "job.toml", url=emu.url)
+        seen = emu.app[STORE].stats.seen
+    assert (first.code, second.code, third.code) == (0, 3, 0), third.stdout
+    assert after_second == ["shop/c5"]
+    assert await ledger_keys(workspace, "sqlite", "") == []
+    assert seen["contact:shop/c5"] == 1  # sent on night 1 only
+    assert report(workspace, third.stdout)["streams"][0]["ledger_left"] == 1
