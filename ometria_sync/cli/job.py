@@ -17,7 +17,7 @@ from ometria_sync.config import Job, load_job
 from ometria_sync.errors import ExitCode, OmetriaSyncError, RateBudgetError, StateError
 from ometria_sync.pipeline import RunOptions, SignalWatch, run_job
 from ometria_sync.report import show_progress
-from ometria_sync.state import StateStore, open_state
+from ometria_sync.state import LedgerEntry, StateStore, open_state
 
 T = TypeVar("T")
 
@@ -127,6 +127,7 @@ async def _status_rows(job: Job, store: StateStore) -> list[dict[str, Any]]:
                        "updated_at": c.updated_at} for c in parts],
             "delivered": sum(c.delivered for c in parts),
             "tracked_ids": await store.tracked_ids(stream.name),
+            "ledger": _ledger_counts(await store.ledger(stream.name)),
             "last_run": last.finished_at or last.started_at if last else None,
             "outcome": _outcome(last.outcome if last else None, running),
         })
@@ -144,11 +145,21 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(msgspec.json.encode(rows).decode())
         return ExitCode.OK
     table = [[r["stream"], _position_text(r["parts"]), str(r["delivered"]),
-              str(r["tracked_ids"]), r["last_run"] or "never", r["outcome"] or "-"]
+              str(r["tracked_ids"]), r["last_run"] or "never", r["outcome"] or "-",
+              ", ".join(f"{n} {kind}" for kind, n in r["ledger"].items()) or "-"]
              for r in rows]
     print(render_table(table, ["stream", "position", "delivered", "tracked ids", "last run",
-                               "outcome"]))
+                               "outcome", "ledger"]))
     return ExitCode.OK
+
+
+def _ledger_counts(rows: list[LedgerEntry]) -> dict[str, int]:
+    """The stream's ledger rows by kind: refused, undelivered (resent by the next run),
+    parked."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row.kind] = counts.get(row.kind, 0) + 1
+    return counts
 
 
 def _outcome(recorded: str | None, running: bool) -> str | None:

@@ -14,10 +14,10 @@ for the run:
 * a record whose key is in the ledger and that Ometria acknowledged leaves it. Its row is
   dropped by :meth:`RecordLedger.acknowledged`, which ``settle.py`` calls for a batch's clean
   acknowledgement, so never before it (and the batcher, for a record change detection finds
-  equal to the version Ometria acknowledged earlier: fixed back to it, nothing to send). A later version of the same id refused after the
-  acknowledged one was read keeps its row: each refusal and each watched record carries a tick
-  of the order they were read in, and only a refusal read before the acknowledged version is
-  dropped;
+  equal to the version Ometria acknowledged earlier: fixed back to it, nothing to send). A
+  later version of the same id refused after the acknowledged one was read keeps its row:
+  each refusal and each watched record carries a tick of the order they were read in, and
+  only a refusal read before the acknowledged version is dropped;
 * rows are handed to the state store's ordered write queue (``put_ledger``, ``drop_ledger``):
   refusals by :meth:`RecordLedger.sync`, which ``settle.py`` calls with the dead letter's,
   before every checkpoint, so a checkpoint never passes a refusal the ledger does not hold;
@@ -42,7 +42,7 @@ A run with an empty ledger pays one attribute test per record (``ids``).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, Protocol
 
 import msgspec
@@ -107,13 +107,13 @@ class RecordLedger:
     """One stream's ledger rows during a run (every part of the stream shares it)."""
 
     def __init__(self, state: StateStore, stream: str, run_id: str,
-                 entries: list[LedgerEntry], stats: StreamStats, *, now: Any = None,
-                 max_attempts: int = 5) -> None:
+                 entries: list[LedgerEntry], stats: StreamStats, *,
+                 now: Callable[[], str] = utc_now, max_attempts: int = 5) -> None:
         self._state = state
         self._stream = stream
         self._run_id = run_id
         self._stats = stats
-        self._now = now or utc_now
+        self._now = now
         self._entries = {e.key: e for e in entries}
         #: raw ids whose records are watched for an acknowledgement (empty: nothing to watch)
         self.ids: set[str] = {i for e in entries for i in _id_candidates(e.key)}

@@ -88,6 +88,7 @@ async def test_known_refusals_exit_0_and_a_fixed_row_goes_out_once_and_leaves_th
         fixed = await workspace.run("trace", "job.toml", "c17", url=emu.url)
         still = await workspace.run("trace", "job.toml", "shop/c5", url=emu.url)
         clear = await workspace.run("trace", "job.toml", "c5", "--show-values", url=emu.url)
+        status = await workspace.run("status", "job.toml", "--json", url=emu.url)
     assert first.code == 3, first.stderr
     assert after_first == ['position [10,1]', "shop/c17", "shop/c40", "shop/c5"]
     assert second.code == 0, second.stdout + second.stderr
@@ -102,6 +103,7 @@ async def test_known_refusals_exit_0_and_a_fixed_row_goes_out_once_and_leaves_th
     third_report = report(workspace, third.stdout)["streams"][0]
     assert third_report["ledger_left"] == 1 and third_report["sent"] == 2  # c17 and c101
     assert stats["distinct_ids"] == 100  # c0..c101, less c5 and c40 (never valid)
+    assert json.loads(status.stdout)[0]["ledger"] == {"refused": 3}
     # the fixed row's story: refused by nights 1 and 2 (new, then known), read by their runs,
     # then acknowledged; the still bad one's: refused three times, still in the ledger
     runs = [run_id_of(workspace, r.stdout) for r in (first, second, third)]
