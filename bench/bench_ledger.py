@@ -8,7 +8,7 @@ Each run is a child process running the real engine in-process on a sending run'
 an unbounded pacer and a pusher that acknowledges everything and keeps nothing, over a JSON Lines
 file of valid contacts. CPU is process CPU time around ``run_job`` (all threads, the state
 thread's SQLite work included), so start-up and imports are left out. Three variants alternate,
-so that machine noise hits them alike:
+in an order that rotates each round, so that machine noise hits them alike:
 
 * ``before``: the tree of commit ``--before`` (extracted with ``git archive``: no ledger);
 * ``ledger empty``: this tree, a first run (nothing in the ledger, nothing refused);
@@ -16,7 +16,11 @@ so that machine noise hits them alike:
   (ids the file does not hold), so every record is looked up in it.
 
 Prints the median records per CPU second and microseconds per record of each, and the ratio to
-``before``.
+``before``. On a shared host those swing by several percent between runs; ``--callgrind``
+counts instructions instead (``valgrind --tool=callgrind``, deterministic up to the state's
+time-based hash writes) at two sizes, the difference being the per-record work:
+
+    .venv/bin/python bench/bench_ledger.py --callgrind [--sizes 500,2500]
 """
 
 from __future__ import annotations
@@ -80,12 +84,47 @@ def one_run(tree: Path, job: Path, seed: int) -> tuple[int, float, float]:
     return int(sent), float(wall), float(cpu)
 
 
+def instructions(tree: Path, job: Path, seed: int, out: Path) -> int:
+    """Instructions (every thread) of one run in a child process under callgrind."""
+    shutil.rmtree(job.parent / "state", ignore_errors=True)
+    env = {**os.environ, "OMETRIA_API_KEY": KEY}
+    subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                    sys.executable, "-c", CHILD, str(tree), str(job), str(seed)],
+                   check=True, capture_output=True, text=True, env=env, cwd=job.parent)
+    for line in out.read_text().splitlines():
+        if line.startswith(("summary:", "totals:")):
+            return int(line.split()[1])
+    raise RuntimeError(f"no instruction count in {out}")
+
+
+def by_instructions(root: Path, variants: dict[str, tuple[Path, int]],
+                    sizes: list[int]) -> None:
+    counts: dict[str, list[int]] = {name: [] for name in variants}
+    for size in sizes:
+        data = data_file("contact", size)
+        for i, (name, (tree, seed)) in enumerate(variants.items()):
+            job = write_job(root / f"cg{size}-{i}", data, "contact")
+            counts[name].append(instructions(tree, job, seed, root / f"cg{size}-{i}.out"))
+    small, large = sizes
+    print(f"callgrind instructions of a whole run (every thread), {small:,} and {large:,} "
+          "valid contacts; per record = the difference / the records between")
+    print(f"{'variant':<18} {small:>14,} {large:>14,} {'per record':>11} {'vs before':>9}")
+    base = (counts["before"][1] - counts["before"][0]) / (large - small)
+    for name, (at_small, at_large) in counts.items():
+        per_record = (at_large - at_small) / (large - small)
+        print(f"{name:<18} {at_small:>14,} {at_large:>14,} {per_record:>11,.0f} "
+              f"{per_record / base - 1:>+9.1%}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--before", default="19fa656",
                         help="the commit before the ledger (its tree is the baseline)")
+    parser.add_argument("--callgrind", action="store_true",
+                        help="count instructions under valgrind at two --sizes instead")
+    parser.add_argument("--sizes", default="500,2500")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench-ledger-"))
     before = root / "before"
@@ -93,21 +132,28 @@ def main() -> None:
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.before, "ometria_sync"],
                              check=True, capture_output=True).stdout
     subprocess.run(["tar", "-x", "-C", str(before)], input=archive, check=True)
-    data = data_file("contact", args.records)
     variants = {
         "before": (before, 0),
         "ledger empty": (ROOT, 0),
         "ledger 1,000 rows": (ROOT, 1000),
     }
+    if args.callgrind:
+        by_instructions(root, variants, [int(n) for n in args.sizes.split(",")])
+        shutil.rmtree(root)
+        return
+    data = data_file("contact", args.records)
     jobs = {name: write_job(root / f"job{i}", data, "contact")
             for i, name in enumerate(variants)}
     runs: dict[str, list[tuple[int, float, float]]] = {name: [] for name in variants}
-    for _ in range(args.repeat):
-        for name, (tree, seed) in variants.items():
+    names = list(variants)
+    for round_no in range(args.repeat):  # the order rotates: no variant always goes first
+        shift = round_no % len(names)
+        for name in names[shift:] + names[:shift]:
+            tree, seed = variants[name]
             runs[name].append(one_run(tree, jobs[name], seed))
     shutil.rmtree(root)
     print(f"sending run (checkpoints, change hashes, ledger in SQLite), null pusher, unbounded "
-          f"pacer, {args.records:,} valid contacts; median of {args.repeat} runs, alternating")
+          f"pacer, {args.records:,} valid contacts; median of {args.repeat} runs, rotating")
     print(f"{'variant':<18} {'records':>8} {'records/CPU-s':>13} {'us/record':>9} "
           f"{'CPU vs before':>13}")
     base = statistics.median(cpu / sent for sent, _, cpu in runs["before"])
