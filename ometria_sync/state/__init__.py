@@ -13,6 +13,7 @@ from ometria_sync.state.pg_state import PostgresState
 from ometria_sync.state.sqlite_store import SqliteState
 from ometria_sync.state.store import (
     AccountIdentity,
+    CleanVerify,
     LedgerEntry,
     Pending,
     StateStore,
@@ -23,6 +24,7 @@ from ometria_sync.state.store import (
 
 __all__ = [
     "AccountIdentity",
+    "CleanVerify",
     "DatabaseDeadLetter",
     "DeadLetterWriter",
     "LedgerEntry",

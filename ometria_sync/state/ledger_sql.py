@@ -17,7 +17,7 @@ import sqlite3
 import msgspec
 
 from ometria_sync.errors import StateError
-from ometria_sync.state.store import LedgerEntry
+from ometria_sync.state.store import CleanVerify, LedgerEntry
 
 #: version 4: the ledger (the rows already there stay as they are)
 V4 = """
@@ -25,7 +25,9 @@ CREATE TABLE IF NOT EXISTS ledger (
     job TEXT NOT NULL, stream TEXT NOT NULL, key TEXT NOT NULL, kind TEXT NOT NULL,
     reason TEXT NOT NULL, content_hash INTEGER NOT NULL, first_run TEXT NOT NULL,
     first_seen TEXT NOT NULL, last_run TEXT NOT NULL, last_seen TEXT NOT NULL,
-    attempts INTEGER NOT NULL, payload TEXT, PRIMARY KEY (job, stream, key)) WITHOUT ROWID
+    attempts INTEGER NOT NULL, payload TEXT, PRIMARY KEY (job, stream, key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS clean_verifies (
+    job TEXT PRIMARY KEY, verified_at TEXT NOT NULL, errors TEXT NOT NULL)
 """
 _COLUMNS = ("stream, key, reason, content_hash, first_run, first_seen, last_run, last_seen, "
             "attempts, kind, payload")
@@ -69,7 +71,20 @@ class SqliteLedger:
             raise StateError(f"ledger: cannot read: {exc}") from None
         return [LedgerEntry(*row) for row in found]
 
+    def record_clean_verify(self, at: str, errors: list[str]) -> None:
+        """The job's last clean ``verify --all`` (replacing the one before)."""
+        self._db.execute("INSERT OR REPLACE INTO clean_verifies VALUES (?, ?, ?)",
+                         (self.job, at, msgspec.json.encode(errors).decode()))
+
+    def last_clean_verify(self) -> CleanVerify | None:
+        row = self._db.execute("SELECT verified_at, errors FROM clean_verifies WHERE job = ?",
+                               (self.job,)).fetchone()
+        return None if row is None else CleanVerify(row[0], msgspec.json.decode(row[1]))
+
     def forget(self, stream: str | None) -> None:
-        """Delete the job's rows (of one stream, or of all): ``reset``."""
+        """Delete the job's rows (of one stream, or of all, with its last clean verify):
+        ``reset``."""
         self._db.execute("DELETE FROM ledger WHERE job = ? AND (? IS NULL OR stream = ?)",
                          (self.job, stream, stream))
+        if stream is None:
+            self._db.execute("DELETE FROM clean_verifies WHERE job = ?", (self.job,))

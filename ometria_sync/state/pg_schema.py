@@ -110,6 +110,11 @@ CREATE TABLE IF NOT EXISTS {s}.ledger (
     payload text,
     PRIMARY KEY (job, stream, key)
 );
+CREATE TABLE IF NOT EXISTS {s}.clean_verifies (
+    job text PRIMARY KEY,
+    verified_at text NOT NULL,
+    errors text NOT NULL
+);
 """
 #: version n is reached by running MIGRATIONS[n - 1]: 1, checkpoints, runs, the account and
 #: change hashes; 2, dead letters and the run lock's holder; 3, every row keyed by its job

@@ -34,6 +34,7 @@ from ometria_sync.state.pg_schema import adopt_legacy, migrate
 from ometria_sync.state.store import (
     AccountIdentity,
     Checkpoint,
+    CleanVerify,
     DeadLetterRow,
     LedgerEntry,
     Pending,
@@ -170,6 +171,8 @@ class PostgresState(PgQueue):
                 if stream is None:
                     await conn.execute(f"DELETE FROM {self._t('account')} WHERE job = $1",
                                        self.job)
+                    await conn.execute(f"DELETE FROM {self._t('clean_verifies')} WHERE "
+                                       "job = $1", self.job)
                 return int(removed)
 
         return await self.call(op, bounded=False)  # millions of hashes may take a while
@@ -293,6 +296,18 @@ class PostgresState(PgQueue):
             "AND ($2::text IS NULL OR stream = $2) AND ($3::text IS NULL OR key = $3) "
             "ORDER BY stream, key", self.job, stream, key))
         return [LedgerEntry(*row) for row in rows]
+
+    async def record_clean_verify(self, at: str, errors: list[str]) -> None:
+        await self.call(lambda conn: conn.execute(
+            f"INSERT INTO {self._t('clean_verifies')} VALUES ($1, $2, $3) ON CONFLICT (job) "
+            "DO UPDATE SET verified_at = excluded.verified_at, errors = excluded.errors",
+            self.job, at, msgspec.json.encode(errors).decode()))
+
+    async def last_clean_verify(self) -> CleanVerify | None:
+        row = await self.call(lambda conn: conn.fetchrow(
+            f"SELECT verified_at, errors FROM {self._t('clean_verifies')} WHERE job = $1",
+            self.job))
+        return None if row is None else CleanVerify(row[0], msgspec.json.decode(row[1]))
 
     def run_lock(self) -> AbstractAsyncContextManager[SendPermit]:
         return self._held(PgRunLock(self.connect, self.schema, self.job))

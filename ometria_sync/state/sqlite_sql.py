@@ -121,7 +121,8 @@ def migrate(db: sqlite3.Connection, path: Path) -> None:
         if version < 3:
             for statement in (*_V2.split(";"), *_V3.split(";")):
                 db.execute(statement)
-        db.execute(V4)
+        for statement in V4.split(";"):
+            db.execute(statement)
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     except BaseException:
         db.execute("ROLLBACK")

@@ -52,6 +52,7 @@ from ometria_sync.state.store import (
     MAX_QUEUED_WRITES,
     AccountIdentity,
     Checkpoint,
+    CleanVerify,
     DeadLetterRow,
     FirstFailure,
     LedgerEntry,
@@ -270,6 +271,12 @@ class SqliteState:
     async def ledger(self, stream: str | None = None,
                      key: str | None = None) -> list[LedgerEntry]:
         return await self._thread.call(lambda store: store.ledger.rows(stream, key))
+
+    async def record_clean_verify(self, at: str, errors: list[str]) -> None:
+        await self._thread.call(lambda store: store.ledger.record_clean_verify(at, errors))
+
+    async def last_clean_verify(self) -> CleanVerify | None:
+        return await self._thread.call(lambda store: store.ledger.last_clean_verify())
 
     def run_lock(self) -> AbstractAsyncContextManager[SendPermit]:
         return _file_lock(RunLock(lock_path_for(self._url, self.job)))

@@ -98,6 +98,10 @@ class StateStore(Protocol):
     async def ledger(self, stream: str | None = None,
                      key: str | None = None) -> list[LedgerEntry]: ...
 
+    # the last clean ``verify --all``: Ometria's listed errors then (fingerprints)
+    async def record_clean_verify(self, at: str, errors: list[str]) -> None: ...
+    async def last_clean_verify(self) -> CleanVerify | None: ...
+
     # the queue
     async def keep_up(self, most: int = MAX_QUEUED_WRITES) -> None: ...
     async def flush(self) -> None: ...
@@ -106,6 +110,15 @@ class StateStore(Protocol):
 
 DeadLetterRow = tuple[str, str, str, str]
 """(run id, stream, time, the entry as its JSON line without the newline)"""
+
+
+class CleanVerify(msgspec.Struct, frozen=True):
+    """The last ``verify --all`` of the whole job that found every record verified: when,
+    and the fingerprints of the errors ``/push/_errors`` listed then (history by that time:
+    ``errors`` exits 3 only for errors listed since)."""
+
+    at: str
+    errors: list[str]
 
 
 class LedgerEntry(msgspec.Struct, frozen=True):

@@ -5,6 +5,7 @@ the source goes out once and leaves the ledger; ``exit_on = "any_refusal"`` keep
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import sqlite3
@@ -282,3 +283,38 @@ async def test_a_row_fixed_back_to_what_ometria_holds_leaves_the_ledger(
     assert await ledger_keys(workspace, "sqlite", "") == []
     assert seen["contact:shop/c5"] == 1  # sent on night 1 only
     assert report(workspace, third.stdout)["streams"][0]["ledger_left"] == 1
+
+
+VERIFY_STREAMS = """
+[[streams]]
+name = "contacts"
+record_type = "contact"
+source = { kind = "jsonl", path = "data/contacts.jsonl" }
+"""
+
+
+async def test_errors_exits_3_only_for_errors_listed_after_the_last_clean_verify(
+        tmp_path: Path, emulator: Emulator) -> None:
+    """Review item 14: after `verify --all --repair` fixed every record, `errors` no longer
+    exits 3 for the errors Ometria still lists (history), only for errors listed since."""
+    workspace = Workspace(tmp_path)
+    workspace.job(VERIFY_STREAMS, rate_limit_per_second=100)
+    jsonl(tmp_path / "data/contacts.jsonl", contact_records(300))
+    async with emulator(rate=120, import_failure_rate=0.05, silent_share=0.0) as emu:
+        run = await workspace.run("run", "job.toml", url=emu.url)
+        await asyncio.sleep(0.5)  # the emulator imports what it queued
+        before = await workspace.run("errors", "job.toml", url=emu.url)
+        repair = await workspace.run("verify", "job.toml", "--all", "--repair", "--settle",
+                                     "0.5", url=emu.url)
+        verified = await workspace.run("verify", "job.toml", "--all", url=emu.url)
+        after = await workspace.run("errors", "job.toml", url=emu.url)
+        jsonl(tmp_path / "data/contacts.jsonl", contact_records(600))
+        more = await workspace.run("run", "job.toml", url=emu.url)
+        await asyncio.sleep(0.5)
+        newer = await workspace.run("errors", "job.toml", url=emu.url)
+    assert run.code == 0 and more.code == 0, more.stderr
+    assert before.code == 3, before.stdout
+    assert (repair.code, verified.code) == (0, 0), repair.stdout + verified.stdout
+    assert after.code == 0, after.stdout + after.stderr
+    assert "none is newer: nothing to look at" in after.stdout
+    assert newer.code == 3 and "listed since:" in newer.stdout, newer.stdout

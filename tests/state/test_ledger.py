@@ -117,3 +117,16 @@ async def test_a_store_of_a_newer_version_is_refused(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(StateError, match="newer ometria-sync"):
         await open_state(f"sqlite:///{tmp_path / 'new.db'}")
+
+
+async def test_the_last_clean_verify_is_kept_per_job_and_reset_forgets_it(
+        store: StateStore) -> None:
+    assert await store.last_clean_verify() is None
+    await store.record_clean_verify("2026-12-01T02:00:00+00:00", ["a1", "b2"])
+    await store.record_clean_verify("2026-12-02T02:00:00+00:00", ["c3"])
+    last = await store.last_clean_verify()
+    assert last is not None and (last.at, last.errors) == ("2026-12-02T02:00:00+00:00", ["c3"])
+    await store.reset("contacts")  # one stream: kept
+    assert await store.last_clean_verify() is not None
+    await store.reset()
+    assert await store.last_clean_verify() is None
