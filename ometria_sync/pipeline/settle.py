@@ -155,6 +155,7 @@ class Settlement:
         fingerprint: str | None,
         save: bool,
         hashes: AckedHashes | None,
+        positions: bool = True,
     ) -> None:
         self._scope = scope
         self._state = state
@@ -162,6 +163,9 @@ class Settlement:
         self._fingerprint = fingerprint
         self._save = save
         self._hashes = hashes
+        #: False: the part's positions are not the source's (the ledger's resends), so the
+        #: stream's reported position is left alone
+        self._positions = positions
         self._watermark = Watermark()
         self._saved_records = 0
 
@@ -185,7 +189,8 @@ class Settlement:
             hashes.write()  # acknowledged beyond the checkpoint: rule 3
         if not moved:
             return
-        self._scope.stats.position = watermark.position
+        if self._positions:
+            self._scope.stats.position = watermark.position
         if not self._save:
             return
         newly = watermark.records - self._saved_records

@@ -230,7 +230,8 @@ async def _run_part(
                  checkpoint_fingerprint=saved.fingerprint, fingerprint=fingerprint)
     log.info("stream_start", stream=stream.name, source=part.label, position=start,
              resumed=start is not None)
-    stats.start_position, stats.started_from_top = start, start is None
+    if checkpointed:  # the ledger's resends do not say where the source was read from
+        stats.start_position, stats.started_from_top = start, start is None
     changes = None
     if stream.change_detection and ctx.detect_changes:
         stream_id = await ctx.state.stream_id(stream.name)
@@ -268,7 +269,8 @@ class _PartRunner:
         hashes = (AckedHashes(ctx.state, changes)
                   if changes is not None and ctx.save_checkpoints else None)
         self.settlement = Settlement(scope, ctx.state, part_key=part.key,
-                                     fingerprint=fingerprint, save=save, hashes=hashes)
+                                     fingerprint=fingerprint, save=save, hashes=hashes,
+                                     positions=not isinstance(part, LedgerPart))
         self.batcher = Batcher(
             scope,
             record_type=stream.record_type,

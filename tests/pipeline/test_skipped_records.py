@@ -103,3 +103,18 @@ async def test_a_partly_skipped_batch_leaves_none_of_its_records_remembered(
     assert await _tracked(job) == 0
     (stats,) = result.streams
     assert (stats.accepted, stats.unconfirmed) == (9, 1)
+
+
+async def test_records_resent_from_the_ledger_leave_the_reported_position_alone(
+        make_job: MakeJob, tmp_path: Path, api_key: None) -> None:
+    """Skipped records are resent by the next run from the ledger; the file itself is read to
+    its end already, so that run settles nothing of it: the position it reports (what
+    ``verify --last-run`` reads) is none, never one of the resend's own positions."""
+    write_jsonl(tmp_path / "data/contacts.jsonl", contacts(5))
+    job = make_job(base_url=BASE)
+    first = await _run(job, lambda sent: sent)
+    assert first.exit_code == 3
+    again = await _run(job, lambda sent: 0)
+    (stats,) = again.streams
+    assert (again.exit_code, stats.resent, stats.ledger_left) == (0, 5, 5)
+    assert stats.position is None and stats.start_position is not None
