@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator, Callable, Iterable
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
@@ -226,10 +226,15 @@ class RecordLedger:
             self._state.drop_ledger(self._stream, keys)
             self._stats.ledger_left += len(keys)
 
-    def resend_part(self) -> LedgerPart | None:
-        """The undelivered records to send before the source's own parts (None: none)."""
+    def resend_part(self, source_parts: list[Any]) -> LedgerPart | None:
+        """The undelivered records to send before the source's own parts (None: none), read
+        again by id from a source of one part that can."""
         entries = [e for e in self._entries.values() if e.kind == UNDELIVERED and e.payload]
-        return LedgerPart(entries, self._stats) if entries else None
+        if not entries:
+            return None
+        part = source_parts[0] if len(source_parts) == 1 else None
+        return LedgerPart(entries, self._stats,
+                          part if isinstance(part, ReadsById) else None)
 
     def sync(self) -> None:
         """Hand the refusals noted so far to the store's ordered write queue."""
@@ -238,15 +243,24 @@ class RecordLedger:
             self._state.put_ledger(rows)
 
 
+@runtime_checkable
+class ReadsById(Protocol):
+    """A source part that can read records again by id (a SQL query by its ``id`` column)."""
+
+    async def read_ids(self, ids: list[str]) -> list[SourceItem] | None: ...
+
+
 class LedgerPart:
-    """The undelivered records of a stream as a source part: their payloads, as last sent, in
-    the order they were first noted. Read first and never checkpointed (``stream_run.py``)."""
+    """The undelivered records of a stream as a source part, in the order they were first
+    noted: read again from the source by id where it can (``reread``: its current version),
+    else (a file source; a row no longer there) the payload kept, as last sent. Read first and
+    never checkpointed (``stream_run.py``)."""
 
-    checkpointed = False
-
-    def __init__(self, entries: list[LedgerEntry], stats: StreamStats) -> None:
+    def __init__(self, entries: list[LedgerEntry], stats: StreamStats,
+                 reread: ReadsById | None = None) -> None:
         self._entries = sorted(entries, key=lambda e: (e.first_seen, e.key))
         self._stats = stats
+        self.reread = reread
 
     @property
     def key(self) -> str:
@@ -263,8 +277,17 @@ class LedgerPart:
         return None
 
     async def read(self, start: Position | None) -> AsyncIterator[list[SourceItem]]:
+        fresh: dict[str, Any] = {}
+        if self.reread is not None:
+            ids = sorted({i for e in self._entries for i in _id_candidates(e.key)})
+            for item in await self.reread.read_ids(ids) or []:
+                if item.error is None and isinstance(item.record, dict):
+                    fresh[record_key(item.record, None)] = item.record
         items = []
         for n, entry in enumerate(self._entries, 1):
+            if entry.key in fresh:
+                items.append(SourceItem(fresh[entry.key], ["ledger", n]))
+                continue
             payload = entry.payload or ""
             try:
                 items.append(SourceItem(msgspec.json.decode(payload), ["ledger", n]))
@@ -272,4 +295,5 @@ class LedgerPart:
                 items.append(SourceItem(None, ["ledger", n], raw=payload,
                                         error=f"kept payload unreadable: {exc}"))
         self._stats.resent += len(items)
+        self._stats.reread += len(fresh)
         yield items

@@ -76,6 +76,8 @@ class StreamStats(msgspec.Struct):
     undelivered: int = 0
     resent: int = 0
     parked: int = 0
+    #: of the resent, those read again from the source by id (its current version)
+    reread: int = 0
 
     def count_status(self, status: int | str) -> None:
         key = str(status)

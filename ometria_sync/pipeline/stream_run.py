@@ -163,14 +163,15 @@ async def run_stream(ctx: RunContext, shared: SharedRun, stream: StreamSettings)
     source = stream.source.open()
     try:
         ledger = None
-        parts: list[SourcePart | LedgerPart] = []
+        source_parts = await source.parts()
+        parts: list[SourcePart | LedgerPart] = list(source_parts)
         if ctx.save_checkpoints:  # a run that writes state keeps the ledger
             ledger = RecordLedger(ctx.state, stream.name, ctx.run_id,
                                   await ctx.state.ledger(stream.name), stats,
                                   max_attempts=ctx.settings.run.max_attempts)
-            resend = ledger.resend_part()  # undelivered by earlier runs: first
-            parts += [resend] if resend is not None else []
-        for part in [*parts, *await source.parts()]:
+            resend = ledger.resend_part(source_parts)  # undelivered by earlier runs: first
+            parts[:0] = [resend] if resend is not None else []
+        for part in parts:
             if ctx.shutdown.requested:
                 break
             await _run_part(ctx, shared, stream, part, stats, ledger)

@@ -64,6 +64,8 @@ class StreamReport(msgspec.Struct):
     undelivered: int = 0
     resent: int = 0
     parked: int = 0
+    #: of the resent, those read again from the source by id (its current version)
+    reread: int = 0
 
 
 class ErrorGroup(msgspec.Struct):
@@ -145,6 +147,7 @@ def stream_report(stats: StreamStats, rate_limit: float) -> StreamReport:
         refused_new=stats.refused_new, refused_known=stats.refused_known,
         refused_known_since=stats.refused_known_since, ledger_left=stats.ledger_left,
         undelivered=stats.undelivered, resent=stats.resent, parked=stats.parked,
+        reread=stats.reread,
     )
 
 

@@ -209,6 +209,23 @@ class PostgresQuery:
         finally:
             await conn.close()
 
+    async def read_ids(self, ids: list[str]) -> list[SourceItem] | None:
+        """The rows whose ``id`` column is one of ``ids``, as they are now (the ledger's
+        resends: the source's latest version rather than a kept payload). None when the
+        query has no ``id`` column the records take their id from."""
+        config = self._config
+        conn = await connect(config)
+        try:
+            if "id" not in await describe(conn, config) or "id" in config.drop:
+                return None
+            rows = await conn.fetch(f"SELECT * FROM ({config.query}) AS src "
+                                    f"WHERE {ident('id')}::text = ANY($1::text[])", ids)
+        except (asyncpg.PostgresError, OSError) as exc:
+            raise SourceError(f"{self.label}: reading rows by id: {exc}") from None
+        finally:
+            await conn.close()
+        return [self._item(row, {"after": None}) for row in rows]
+
     def _resume_values(self, start: Position | None) -> list[str] | None:
         if start is None:
             return None

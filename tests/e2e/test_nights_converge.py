@@ -18,7 +18,7 @@ import pytest
 from ometria_sync.emulator.behaviour import STORE
 from tests.e2e.conftest import CONTACTS, Workspace, contact_records, jsonl
 from tests.e2e.crash_trials import kill_mid_run, once
-from tests.pg import DSN, connect
+from tests.pg import DSN, QUERY, connect, fill
 
 pytestmark = pytest.mark.e2e
 Emulator = Callable[..., Any]
@@ -318,3 +318,45 @@ async def test_errors_exits_3_only_for_errors_listed_after_the_last_clean_verify
     assert after.code == 0, after.stdout + after.stderr
     assert "none is newer: nothing to look at" in after.stdout
     assert newer.code == 3 and "listed since:" in newer.stdout, newer.stdout
+
+
+async def test_a_postgres_source_resends_its_current_version_read_again_by_id(
+        tmp_path: Path, emulator: Emulator, pg_table: tuple[Any, str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Night 1 every push fails. Before night 2 a row changes without its cursor moving; the
+    ledger's resend reads it again from the table by id (not the payload kept), so it goes out
+    once, in its current version, and the cursor's read of it then finds it unchanged."""
+    conn, table = pg_table
+    await fill(conn, table, 30)
+    monkeypatch.setenv("SOURCE_DSN", DSN)
+    workspace = Workspace(tmp_path)
+    query = QUERY.format(t=table).replace('"', '\\"')
+    workspace.job(f"""
+[[streams]]
+name = "orders"
+record_type = "order"
+[streams.source]
+kind = "postgres"
+dsn_env = "SOURCE_DSN"
+query = "{query}"
+cursor = ["updated_at", "seq"]
+drop = ["updated_at", "seq"]
+""", max_retries=0, batch_size=5, concurrency=2)
+    port = free_port()
+    async with emulator(rate=50, port=port, fail_rate=1.0) as emu:
+        first = await workspace.run("run", "job.toml", url=emu.url)
+    noted = await ledger_keys(workspace, "sqlite", "")
+    changed = noted[0]
+    await conn.execute(f"UPDATE {table} SET total = 999.99 WHERE id::text = $1", changed)
+    async with emulator(rate=50, port=port) as emu:
+        seen = emu.app[STORE].stats.seen
+        second = await workspace.run("run", "job.toml", url=emu.url)
+        await asyncio.sleep(0.3)  # imported
+        stored = emu.app[STORE].get("order", changed)
+    assert first.code == 1, first.stderr
+    assert second.code == 0, second.stdout + second.stderr
+    assert seen[f"order:{changed}"] == 1  # its current version, once
+    assert stored is not None and stored["grand_total"] == 999.99
+    summary = report(workspace, second.stdout)["streams"][0]
+    assert summary["resent"] == summary["reread"] == summary["ledger_left"] == len(noted)
+    assert await ledger_keys(workspace, "sqlite", "") == []

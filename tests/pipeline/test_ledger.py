@@ -127,7 +127,7 @@ async def test_undelivered_records_are_resent_until_acknowledged_then_parked(
         stats = StreamStats(stream="contacts")
         ledger = RecordLedger(state, "contacts", run, await state.ledger("contacts"), stats,
                               now=lambda run=run: f"time-of-{run}", max_attempts=3)
-        part = ledger.resend_part()
+        part = ledger.resend_part([])
         resent = [i.record async for chunk in part.read(None) for i in chunk] if part else []
         assert resent == ([] if n == 1 else [contact("c1", "v1")])
         ledger.undelivered([sent(contact("c1", "v1"))], "retries ran out")
@@ -137,7 +137,7 @@ async def test_undelivered_records_are_resent_until_acknowledged_then_parked(
             "parked" if n == 3 else "undelivered", n, "r1")
         assert stats.parked == (1 if n == 3 else 0)
     ledger, stats = await night(state, "r4")
-    assert ledger.resend_part() is None  # parked: no longer resent
+    assert ledger.resend_part([]) is None  # parked: no longer resent
 
 
 async def test_a_later_version_acknowledged_after_an_undelivered_one_drops_its_row(
