@@ -6,10 +6,10 @@ Prints every departure (loop time, full precision) and every 429 with the pacer'
 it (rate, margin, slack), then a summary. Nothing is random and nothing waits for real time, so
 two source trees whose pacers decide alike print the same lines: run it from each tree's root
 with that tree's interpreter (``cd /work/main && .venv/bin/python /path/to/pacing_replay.py``)
-and ``diff`` the outputs. It imports only ``ometria_sync.net.http.Backoff`` and
-``ometria_sync.pacing.pacer.Pacer`` (their paths are the same before and after issue 28) and
-never touches ``sys.path``: the tree is whichever ``ometria_sync`` that interpreter imports
-(printed to stderr).
+and ``diff`` the outputs. It imports only ``Backoff`` (``ometria_sync.net``'s face; before the
+faces, ``ometria_sync.net.backoff``) and ``ometria_sync.pacing.pacer.Pacer``, and never
+touches ``sys.path``: the tree is whichever ``ometria_sync`` that interpreter imports (printed
+to stderr).
 
 The scenario, 8 workers sending through one pacer at 4 requests/s, answers after 0.5 s:
 
@@ -40,8 +40,12 @@ import random
 import sys
 from dataclasses import dataclass, field
 
-from ometria_sync.net.http import Backoff
 from ometria_sync.pacing.pacer import Pacer
+
+try:
+    from ometria_sync.net import Backoff
+except ImportError:  # a tree from before the package faces (issue 28)
+    from ometria_sync.net.backoff import Backoff  # type: ignore[import-not-found,no-redef]
 
 #: event-loop turns given to the tasks after each step of the clock
 _TURNS = 50

@@ -1,6 +1,7 @@
 """A TCP proxy in front of the test PostgreSQL that can cut the network the way a partition or a
 load balancer's idle timeout does: one connection *frozen* (nothing forwarded either way, the
-client's socket left open: half-open, the client notices nothing) and new connections refused.
+client's socket left open: half-open, the client notices nothing), new connections refused, or
+the whole database *cut* (every connection dies and the port stops listening) and restored.
 """
 
 from __future__ import annotations
@@ -38,17 +39,34 @@ class PgProxy:
     @contextlib.asynccontextmanager
     async def running(cls) -> AsyncIterator[PgProxy]:
         proxy = cls()
-        proxy._server = await asyncio.start_server(proxy._accept, "127.0.0.1", 0)
-        proxy.port = proxy._server.sockets[0].getsockname()[1]
+        await proxy._listen()
         try:
             yield proxy
         finally:
-            proxy._server.close()
+            if proxy._server is not None:
+                proxy._server.close()
             for task in proxy._tasks:
                 task.cancel()
             await asyncio.gather(*proxy._tasks, return_exceptions=True)
             for writer in proxy._writers:
                 writer.close()
+
+    async def _listen(self) -> None:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    def cut(self) -> None:
+        """The database is gone: open connections die, new ones are refused (the port stops
+        listening) until :meth:`restore`."""
+        assert self._server is not None
+        self._server.close()
+        for writer in self._writers:
+            writer.transport.abort()
+        self._writers.clear()
+
+    async def restore(self) -> None:
+        """The database is back, on the same port."""
+        await self._listen()
 
     @property
     def dsn(self) -> str:

@@ -13,7 +13,18 @@ import sys
 from collections.abc import Sequence
 
 from ometria_sync._version import __version__
-from ometria_sync.cli import dead_letter, demo, emulator, job, plan, report, trace, verify
+from ometria_sync.cli import (
+    dead_letter,
+    demo,
+    emulator,
+    fields,
+    init,
+    job,
+    plan,
+    report,
+    trace,
+    verify,
+)
 from ometria_sync.errors import ConfigError, ExitCode
 from ometria_sync.logs import configure_logging
 
@@ -53,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.register(sub, common)
     verify.register(sub, common)
     trace.register(sub, common)
+    fields.register(sub, common)
+    init.register(sub, common)
     return parser
 
 

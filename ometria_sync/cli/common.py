@@ -66,10 +66,13 @@ def print_summary(streams: list[StreamStats], out: TextIO, *, validation: bool =
                   "reads them sends them again", file=out)
         if not validation:
             _print_ledger(stats, out)
+        if stats.filtered:
+            print(f"\n{stats.stream}: {stats.filtered} record(s) skipped by the stream's "
+                  "transform (it returned None)", file=out)
         if stats.reasons:
-            print(f"\n{stats.stream}: why records were refused (count)", file=out)
-            for reason, count in stats.top_reasons(10):
-                print(f"  {count:>8}  {reason}", file=out)
+            print(f"\n{stats.stream}: why records were refused (records, problems)", file=out)
+            for reason, records, problems in stats.top_reasons(10):
+                print(f"  {records:>8}  {problems:>8}  {reason}", file=out)
         if stats.warnings:
             print(f"\n{stats.stream}: {stats.warnings} warnings, e.g.", file=out)
             top = sorted(stats.warning_reasons.items(), key=lambda kv: -kv[1])[:5]

@@ -84,6 +84,9 @@ def _run_watched(args: argparse.Namespace, options: RunOptions, signals: SignalW
               "left alone)")
     elif dead:
         print(f"\n{dead} record(s) written to the dead letter: {result.dead_letter_path}")
+    warned = sum(s.warnings for s in result.streams)
+    if warned and result.warnings_path:
+        print(f"\n{warned} warning(s); the records they were given for: {result.warnings_path}")
     if result.dry_run_dir:
         print(f"\ndry run: payloads written to {result.dry_run_dir}")
     if result.error:

@@ -12,6 +12,7 @@ import msgspec
 from ometria_sync.net import DEFAULT_SCHEMA, HttpRetrySettings, sqlite_url
 from ometria_sync.schemas import RecordType
 from ometria_sync.sources import DEFAULT_MAX_LINE_BYTES, MaxLineBytes, SourceSpec
+from ometria_sync.state import WARNINGS_PER_STREAM
 
 #: a stream's or a job's name, matched whole (``$`` would let a trailing newline through)
 Name = Annotated[str, msgspec.Meta(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+\Z")]
@@ -59,6 +60,9 @@ class StateSettings(_Section, frozen=True):
     #: "file": refused records go to ``dead_letter_path``; "database": into the state store
     dead_letter: Literal["file", "database"] = "file"
     dead_letter_path: str = "state/dead-letter.jsonl"
+    #: lines per stream per run in ``warnings.jsonl`` (beside ``dead_letter_path``): the
+    #: records warnings were given for; 0 writes none
+    warnings_per_stream: Annotated[int, msgspec.Meta(ge=0)] = WARNINGS_PER_STREAM
     dry_run_dir: str = "state/dry-run"
 
 
@@ -111,6 +115,9 @@ class StreamSettings(_Section, frozen=True):
     parallel: bool = False
     #: skip records whose content is unchanged since Ometria last acknowledged them
     change_detection: bool = True
+    #: "module:function": a Python function from the record (a dict) to a record or None
+    #: (skip it), from the job file's folder or PYTHONPATH, applied before validation
+    transform: str | None = None
     enabled: bool = True
 
 

@@ -21,10 +21,10 @@ import msgspec
 
 from ometria_sync.errors import OmetriaSyncError
 from ometria_sync.pipeline.ledger import RecordLedger
-from ometria_sync.pipeline.stats import StreamStats
+from ometria_sync.pipeline.stats import StreamStats, WarningSample
 from ometria_sync.schemas import Problem
 from ometria_sync.sources import Position
-from ometria_sync.state import DeadLetterWriter
+from ometria_sync.state import DeadLetterWriter, WarningLog
 
 
 class BatchRecord(msgspec.Struct, gc=False):
@@ -92,6 +92,23 @@ class PartScope(msgspec.Struct, frozen=True):
     dead_letter: DeadLetterWriter
     #: the stream's ledger of refused records (None: a run that writes no state)
     ledger: RecordLedger | None = None
+    #: ``warnings.jsonl`` (None: no file, e.g. ``plan``)
+    warning_log: WarningLog | None = None
+
+    def warn(self, problem: Problem, *, line: int | None, position: Position,
+             record: Any) -> None:
+        """Count one warning, naming its record in the stats' sample and in the warnings
+        file."""
+        record_id = record.get("id") if record.__class__ is dict else None
+        record_id = record_id if isinstance(record_id, str) else None
+        sample = WarningSample(source=self.source, path=problem.path, reason=problem.message,
+                               line=line, position=None if line is not None else position,
+                               id=record_id)
+        self.stats.warn(problem, sample)
+        if self.warning_log is not None:
+            self.warning_log.write(stream=self.stream, source=self.source, path=problem.path,
+                                   reason=problem.message, line=line, position=position,
+                                   id=record_id)
 
     def dead_letter_record(
         self,
@@ -102,18 +119,19 @@ class PartScope(msgspec.Struct, frozen=True):
         position: Position,
         record: Any,
         raw: bytes | str | None = None,
+        record_id: str | None = None,
     ) -> None:
         """Count one refused record, note it in the ledger (new or known), and write it to
         the dead letter, naming this part."""
         self.stats.dead_lettered += 1
         known_since = None
         if self.ledger is not None:
-            known_since = self.ledger.refused(reasons, record, raw, position)
+            known_since = self.ledger.refused(reasons, record, raw, position, record_id)
         else:  # no ledger to know it by
             self.stats.refused_new += 1
         self.dead_letter.write(stream=self.stream, source=self.source, reasons=reasons,
                                stage=stage, line=line, position=position, record=record, raw=raw,
-                               known_since=known_since)
+                               record_id=record_id, known_since=known_since)
 
 
 # -------------------------------------------------------------------------------------------------

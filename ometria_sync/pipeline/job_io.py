@@ -69,6 +69,8 @@ class JobResult(msgspec.Struct):
     report_path: str | None = None
     #: the rate budget shared through Redis, when ``ometria.rate_limit_url`` is set
     shared_budget: BudgetStats | None = None
+    #: ``warnings.jsonl``: the records warnings were given for (None: not written)
+    warnings_path: str | None = None
 
 
 def sending_mode(options: RunOptions) -> bool:

@@ -48,6 +48,7 @@ from typing import Any, Protocol, runtime_checkable
 import msgspec
 
 from ometria_sync.pipeline.stats import StreamStats
+from ometria_sync.pipeline.transform import Transform
 from ometria_sync.schemas import Problem
 from ometria_sync.sources import Position, SourceItem
 from ometria_sync.state import LedgerEntry, StateStore, utc_now
@@ -70,13 +71,17 @@ class Sent(Protocol):
     def ledger_tick(self) -> int: ...
 
 
-def record_key(record: Any, position: Position | None) -> str:
+def record_key(record: Any, position: Position | None, record_id: str | None = None) -> str:
     """What names a record in the ledger: its id (``collection/id`` when it has a
-    ``@collection``), or ``position <json>`` when it has no valid id (a valid id has no
-    space, so the two never meet)."""
-    rid = record.get("id") if isinstance(record, dict) else None
-    if isinstance(rid, str) and rid and " " not in rid:
+    ``@collection``; ``record_id``, the id the source read, for a row refused before it became
+    a record), or ``position <json>`` when it has no valid id (a valid id has no space, so the
+    two never meet)."""
+    if isinstance(record, dict):
+        rid = record.get("id")
         collection = record.get("@collection")
+    else:
+        rid, collection = record_id, None
+    if isinstance(rid, str) and rid and " " not in rid:
         return f"{collection}/{rid}" if isinstance(collection, str) and collection else rid
     return _POSITION + _encode(position).decode()
 
@@ -138,9 +143,10 @@ class RecordLedger:
         return self._tick
 
     def refused(self, reasons: list[Problem], record: Any, raw: bytes | str | None,
-                position: Position | None) -> str | None:
-        """Note a refusal; the time its content was first refused when it is known (None: new)."""
-        key = record_key(record, position)
+                position: Position | None, record_id: str | None = None) -> str | None:
+        """Note a refusal; the time its content was first refused when it is known (None: new).
+        ``record_id``: the id the source read of a row refused before it became a record."""
+        key = record_key(record, position, record_id)
         digest = content_hash(record, raw)
         now = self._now()
         old = self._entries.get(key)
@@ -226,15 +232,17 @@ class RecordLedger:
             self._state.drop_ledger(self._stream, keys)
             self._stats.ledger_left += len(keys)
 
-    def resend_part(self, source_parts: list[Any]) -> LedgerPart | None:
+    def resend_part(self, source_parts: list[Any],
+                    transform: Transform | None = None) -> LedgerPart | None:
         """The undelivered records to send before the source's own parts (None: none), read
-        again by id from a source of one part that can."""
+        again by id from a source of one part that can (``transform``: the stream's, for
+        what is read again)."""
         entries = [e for e in self._entries.values() if e.kind == UNDELIVERED and e.payload]
         if not entries:
             return None
         part = source_parts[0] if len(source_parts) == 1 else None
         return LedgerPart(entries, self._stats,
-                          part if isinstance(part, ReadsById) else None)
+                          part if isinstance(part, ReadsById) else None, transform)
 
     def sync(self) -> None:
         """Hand the refusals noted so far to the store's ordered write queue."""
@@ -257,10 +265,14 @@ class LedgerPart:
     never checkpointed (``stream_run.py``)."""
 
     def __init__(self, entries: list[LedgerEntry], stats: StreamStats,
-                 reread: ReadsById | None = None) -> None:
+                 reread: ReadsById | None = None, transform: Transform | None = None) -> None:
         self._entries = sorted(entries, key=lambda e: (e.first_seen, e.key))
         self._stats = stats
         self.reread = reread
+        #: the stream's transform: applied here to the rows read again, never to a kept
+        #: payload (already the transform's result when it was sent); the batcher applies
+        #: none to this part
+        self._transform = transform
 
     @property
     def key(self) -> str:
@@ -281,8 +293,15 @@ class LedgerPart:
         if self.reread is not None:
             ids = sorted({i for e in self._entries for i in _id_candidates(e.key)})
             for item in await self.reread.read_ids(ids) or []:
-                if item.error is None and isinstance(item.record, dict):
-                    fresh[record_key(item.record, None)] = item.record
+                record = item.record
+                if item.error is not None or not isinstance(record, dict):
+                    continue
+                if self._transform is not None:
+                    # skipped or failed now: the payload kept goes, as for a row gone
+                    record, _failed = self._transform.apply(record)
+                    if record is None:
+                        continue
+                fresh[record_key(record, None)] = record
         items = []
         for n, entry in enumerate(self._entries, 1):
             if entry.key in fresh:

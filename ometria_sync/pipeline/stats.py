@@ -13,6 +13,21 @@ from ometria_sync.sources import Position
 _INDEX = re.compile(r"\[\d+\]")
 _VALUE = re.compile(r",? got .*$", re.S)
 
+#: records named per warning reason in the run report
+WARNING_SAMPLES_PER_REASON = 5
+
+
+class WarningSample(msgspec.Struct, omit_defaults=True):
+    """One record a warning was given for: where it is (the source part, its line or its
+    position: a cursor, a page), its id, the field and the full reason."""
+
+    source: str
+    path: str
+    reason: str
+    line: int | None = None
+    position: Position | None = None
+    id: str | None = None
+
 
 def reason_key(problem: Problem) -> str:
     """Group problems by rule: ``lineitems[2].discount: must be <= 0, got 5.0`` ->
@@ -32,6 +47,8 @@ class StreamStats(msgspec.Struct):
     read: int = 0
     valid: int = 0
     unchanged: int = 0
+    #: skipped by the stream's transform (it returned None): neither sent nor dead-lettered
+    filtered: int = 0
     sent: int = 0
     accepted: int = 0
     rejected: int = 0
@@ -42,8 +59,12 @@ class StreamStats(msgspec.Struct):
     retries: int = 0
     warnings: int = 0
     statuses: dict[str, int] = msgspec.field(default_factory=dict)
+    #: problems by reason (``reason_key``), and the records refused for each reason
     reasons: dict[str, int] = msgspec.field(default_factory=dict)
+    reason_records: dict[str, int] = msgspec.field(default_factory=dict)
     warning_reasons: dict[str, int] = msgspec.field(default_factory=dict)
+    #: per warning reason, the first WARNING_SAMPLES_PER_REASON records it was given for
+    warning_samples: dict[str, list[WarningSample]] = msgspec.field(default_factory=dict)
     duration: float = 0.0
     outcome: str = "pending"
     error: str | None = None
@@ -83,14 +104,23 @@ class StreamStats(msgspec.Struct):
         key = str(status)
         self.statuses[key] = self.statuses.get(key, 0) + 1
 
-    def refuse(self, problem: Problem) -> None:
-        key = reason_key(problem)
-        self.reasons[key] = self.reasons.get(key, 0) + 1
+    def refuse(self, problems: list[Problem]) -> None:
+        """One refused record's problems: each counted, and the record once per reason."""
+        keys = [reason_key(problem) for problem in problems]
+        for key in keys:
+            self.reasons[key] = self.reasons.get(key, 0) + 1
+        for key in dict.fromkeys(keys):
+            self.reason_records[key] = self.reason_records.get(key, 0) + 1
 
-    def warn(self, problem: Problem) -> None:
+    def warn(self, problem: Problem, sample: WarningSample | None = None) -> None:
+        """Count a warning; ``sample`` names its record (kept for the first few per reason)."""
         self.warnings += 1
         key = reason_key(problem)
         self.warning_reasons[key] = self.warning_reasons.get(key, 0) + 1
+        if sample is not None:
+            samples = self.warning_samples.setdefault(key, [])
+            if len(samples) < WARNING_SAMPLES_PER_REASON:
+                samples.append(sample)
 
     def consumed(self, position: Position | None, records: int) -> None:
         """The batcher got ``records`` records, up to ``position``, into a sized file."""
@@ -128,5 +158,7 @@ class StreamStats(msgspec.Struct):
     def records_per_second(self) -> float:
         return self.sent / self.duration if self.duration > 0 else 0.0
 
-    def top_reasons(self, n: int = 5) -> list[tuple[str, int]]:
-        return Counter(self.reasons).most_common(n)
+    def top_reasons(self, n: int = 5) -> list[tuple[str, int, int]]:
+        """The ``n`` reasons most records were refused for: (reason, records, problems)."""
+        by_records = Counter(self.reason_records or self.reasons).most_common(n)
+        return [(key, records, self.reasons.get(key, records)) for key, records in by_records]

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,8 +39,9 @@ from ometria_sync.pipeline.job_io import RunOptions, Shutdown, sending_mode
 from ometria_sync.pipeline.ledger import LedgerPart, RecordLedger
 from ometria_sync.pipeline.settle import AckedHashes, Settlement
 from ometria_sync.pipeline.stats import StreamStats
+from ometria_sync.pipeline.transform import Transform
 from ometria_sync.sources import Position, SourceItem, SourcePart
-from ometria_sync.state import DeadLetterWriter, StateStore
+from ometria_sync.state import DeadLetterWriter, StateStore, WarningLog
 
 # -------------------------------------------------------------------------------------------------
 # What the streams of one job run are given, and what they share and change as they go.
@@ -75,6 +77,10 @@ class RunContext:
     full_refresh: bool = False
     #: skip unchanged records (off for ``validate``, which must see every record)
     detect_changes: bool = True
+    #: ``warnings.jsonl``: the records warnings were given for (None: none written)
+    warning_log: WarningLog | None = None
+    #: the streams' transforms, by stream name (resolved at start-up)
+    transforms: Mapping[str, Transform] = dataclasses.field(default_factory=dict)
     sleep: Sleep = asyncio.sleep
     #: the run's id (the ledger's rows name the runs that refused a record)
     run_id: str = ""
@@ -91,6 +97,8 @@ class RunContext:
         pusher_for: PusherFactory,
         validator_for: ValidatorFactory | None,
         shutdown: Shutdown,
+        transforms: Mapping[str, Transform] | None = None,
+        warning_log: WarningLog | None = None,
         run_id: str = "",
     ) -> RunContext:
         """What ``options`` (a dry run, ``validate``, ``--full-refresh``, a repair) mean for
@@ -113,6 +121,8 @@ class RunContext:
             resume=not (options.validate_only or options.full_refresh or options.repair),
             full_refresh=options.full_refresh,
             detect_changes=not (options.validate_only or options.repair),
+            transforms=transforms or {},
+            warning_log=warning_log,
             run_id=run_id,
         )
 
@@ -169,7 +179,8 @@ async def run_stream(ctx: RunContext, shared: SharedRun, stream: StreamSettings)
             ledger = RecordLedger(ctx.state, stream.name, ctx.run_id,
                                   await ctx.state.ledger(stream.name), stats,
                                   max_attempts=ctx.settings.run.max_attempts)
-            resend = ledger.resend_part(source_parts)  # undelivered by earlier runs: first
+            # undelivered by earlier runs: first
+            resend = ledger.resend_part(source_parts, ctx.transforms.get(stream.name))
             parts[:0] = [resend] if resend is not None else []
         for part in parts:
             if ctx.shutdown.requested:
@@ -237,7 +248,7 @@ async def _run_part(
     if stream.change_detection and ctx.detect_changes:
         stream_id = await ctx.state.stream_id(stream.name)
         changes = ChangeFilter(ctx.state, stream_id, refresh=ctx.full_refresh)
-    scope = PartScope(stream.name, part.label, stats, ctx.dead_letter, ledger)
+    scope = PartScope(stream.name, part.label, stats, ctx.dead_letter, ledger, ctx.warning_log)
     runner = _PartRunner(ctx, shared, stream, part, scope, fingerprint, changes,
                          save=ctx.save_checkpoints and checkpointed)
     await runner.run(start)
@@ -279,6 +290,9 @@ class _PartRunner:
             batch_size=ctx.settings.ometria.batch_size,
             linger=run.linger,
             changes=changes,
+            # the ledger's kept payloads went through the transform when first sent (its
+            # re-read rows are transformed by the part itself)
+            transform=None if isinstance(part, LedgerPart) else ctx.transforms.get(stream.name),
         )
         self.delivery = Delivery(
             scope,

@@ -2,7 +2,9 @@
 
 It holds, per stream, the counts, requests by status, retries, 429s, duration, the rate achieved
 against the limit, the pacer's slack for jitter (in force and widest), the dead-letter path,
-where the run started reading and the checkpoint position; and, when Ometria rejected
+where the run started reading and the checkpoint position, why records were refused (records
+and problems per reason), the warnings per reason with the first records each was given for
+(the file and line or the position, and the id); and, when Ometria rejected
 records, its own error list (``GET /v2/push/_errors``) grouped by path and message. The file is
 created readable by its owner only, and never contains the API key.
 """
@@ -17,7 +19,7 @@ from typing import Any
 import msgspec
 
 from ometria_sync.pacing import BudgetStats
-from ometria_sync.pipeline import StreamStats
+from ometria_sync.pipeline import StreamStats, WarningSample
 
 
 class StreamReport(msgspec.Struct):
@@ -50,6 +52,15 @@ class StreamReport(msgspec.Struct):
     pacing_slack_seconds_max: float | None = None
     #: answered ``skipped`` by Ometria (meaning undocumented): not counted as delivered
     unconfirmed: int = 0
+    #: skipped by the stream's transform (it returned None)
+    filtered: int = 0
+    #: records refused per reason (``refused_reasons`` counts problems: a record may have
+    #: several of one reason, one per line item)
+    refused_records: dict[str, int] = msgspec.field(default_factory=dict)
+    #: warnings per reason, and the first records each was given for (stream, file and line
+    #: or position, id); ``warnings.jsonl`` beside the dead letter lists more
+    warning_reasons: dict[str, int] = msgspec.field(default_factory=dict)
+    warning_samples: dict[str, list[WarningSample]] = msgspec.field(default_factory=dict)
     #: where this run started reading (the checkpoint it resumed from; null with
     #: ``started_from_top`` when it read from the top): ``verify --last-run`` checks from here
     start_position: Any = None
@@ -132,7 +143,9 @@ def stream_report(stats: StreamStats, rate_limit: float) -> StreamReport:
         stream=stats.stream, outcome=stats.outcome, read=stats.read, valid=stats.valid,
         unchanged=stats.unchanged, sent=stats.sent, accepted=stats.accepted,
         rejected=stats.rejected, dead_lettered=stats.dead_lettered, warnings=stats.warnings,
-        unconfirmed=stats.unconfirmed,
+        unconfirmed=stats.unconfirmed, filtered=stats.filtered,
+        refused_records=dict(stats.reason_records), warning_reasons=dict(stats.warning_reasons),
+        warning_samples={k: list(v) for k, v in stats.warning_samples.items()},
         requests=stats.requests, requests_by_status=dict(stats.statuses), retries=stats.retries,
         throttled=stats.throttled, duration_seconds=round(stats.duration, 3),
         records_per_second=round(stats.records_per_second, 1),

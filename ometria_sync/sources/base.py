@@ -17,6 +17,7 @@ from typing import Annotated, Any, NamedTuple, Protocol, TypeAlias, TypeVar
 import msgspec
 
 from ometria_sync.errors import SourceError
+from ometria_sync.schemas import Problem
 
 #: A resume point, as the checkpoint store keeps it: a JSON value (a file's ``[offset, line]``,
 #: a query's ``{"after": [...]}``, an API's ``[updated_at, id]``). Opaque to the engine; a
@@ -61,6 +62,11 @@ class SourceItem(msgspec.Struct, gc=False):
     line: int | None = None
     raw: bytes | str | None = None
     error: str | None = None
+    #: the record's id, when the source refused the row but could read its id column
+    id: str | None = None
+    #: what the source left out of a valid record (a column with ``on_error = "omit"``):
+    #: counted as warnings in the run summary
+    warnings: list[Problem] | None = None
 
 
 class SourcePart(Protocol):

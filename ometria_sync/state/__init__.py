@@ -1,6 +1,7 @@
 """The job's state: checkpoints, run history, change hashes, the account, dead letters and the
-run lock, in SQLite or PostgreSQL. :func:`open_state` opens the store ``state.checkpoint_url``
-names (the interface and its guarantees: ``store.py``)."""
+run lock, in SQLite or PostgreSQL (and ``warnings.jsonl`` beside the dead letter).
+:func:`open_state` opens the store ``state.checkpoint_url`` names (the interface and its
+guarantees: ``store.py``)."""
 
 from __future__ import annotations
 
@@ -21,8 +22,10 @@ from ometria_sync.state.store import (
     comparable,
     utc_now,
 )
+from ometria_sync.state.warning_log import WARNINGS_PER_STREAM, WarningLog
 
 __all__ = [
+    "WARNINGS_PER_STREAM",
     "AccountIdentity",
     "CleanVerify",
     "DatabaseDeadLetter",
@@ -30,6 +33,7 @@ __all__ = [
     "LedgerEntry",
     "Pending",
     "StateStore",
+    "WarningLog",
     "comparable",
     "open_state",
     "utc_now",

@@ -113,11 +113,14 @@ class DeadLetterWriter:
         position: Any = None,
         record: Any = None,
         raw: bytes | str | None = None,
+        record_id: str | None = None,
         known_since: str | None = None,
     ) -> None:
         """Append one entry. ``record`` is kept when it decoded; ``raw`` (its first
-        RAW_PREFIX_BYTES) when it did not."""
-        record_id = record.get("id") if isinstance(record, dict) else None
+        RAW_PREFIX_BYTES) when it did not, with ``record_id`` when the source could still
+        read the id."""
+        if isinstance(record, dict):
+            record_id = record.get("id")
         text, raw_bytes = _bounded(raw) if record is None else (None, None)
         entry = DeadLetter(
             time=utc_now(),

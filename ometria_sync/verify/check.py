@@ -27,7 +27,7 @@ Method = Literal["auto", "list", "single"]
 Status = Literal["verified", "different", "missing", "in_errors", "not_verifiable"]
 
 
-class Outcome(msgspec.Struct):
+class Finding(msgspec.Struct):
     """What verify found for one record; ``error`` is Ometria's ``/push/_errors`` object."""
 
     stream: str
@@ -122,15 +122,15 @@ async def _single(reader: Reader, record_type: str, target: Target) -> dict[str,
 
 def classify(stream: str, record_type: str, targets: Iterable[Target],
              stored: dict[str, dict[str, Any] | None],
-             errors: dict[tuple[str, str], dict[str, Any]]) -> list[Outcome]:
+             errors: dict[tuple[str, str], dict[str, Any]]) -> list[Finding]:
     """One outcome per target, from what the look-up found."""
     return [judge(stream, record_type, t, stored.get(t.key), errors) for t in targets]
 
 
 def judge(stream: str, record_type: str, target: Target, found: dict[str, Any] | None,
-          errors: dict[tuple[str, str], dict[str, Any]]) -> Outcome:
+          errors: dict[tuple[str, str], dict[str, Any]]) -> Finding:
     """The outcome of one target, from what Ometria showed for it (None: nothing)."""
-    outcome = Outcome(stream, record_type, target.id, "verified", target.source,
+    outcome = Finding(stream, record_type, target.id, "verified", target.source,
                       target.position)
     if record_type not in VERIFIABLE:
         outcome.status = "not_verifiable"

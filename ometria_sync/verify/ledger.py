@@ -17,7 +17,7 @@ from typing import Any, cast
 
 import msgspec
 
-from ometria_sync.verify.check import Outcome, Status
+from ometria_sync.verify.check import Finding, Status
 from ometria_sync.verify.compare import Difference, profile_customer_ids, profile_emails
 from ometria_sync.verify.select import Target
 
@@ -154,7 +154,7 @@ class Ledger:
             "UPDATE latest SET stored = ?, matched = 1 WHERE stream = ? AND selected = 1"
             " AND matched = 0 AND email = ?", by_email)
 
-    def settle(self, targets: list[Target], outcomes: list[Outcome]) -> None:
+    def settle(self, targets: list[Target], outcomes: list[Finding]) -> None:
         """Record the outcome of each checked target."""
         encode = msgspec.json.encode
         self._db.executemany(
@@ -182,7 +182,7 @@ class Ledger:
             counts.setdefault(stream, {})[status] = n
         return counts
 
-    def problems(self, record_types: dict[str, str], limit: int) -> list[Outcome]:
+    def problems(self, record_types: dict[str, str], limit: int) -> list[Finding]:
         """The ids that are not verified (``limit`` at most), in job and source order."""
         rows = self._db.execute(
             "SELECT stream, id, status, source, position, detail FROM latest"
@@ -191,14 +191,14 @@ class Ledger:
         found = []
         for stream, rid, status, source, position, detail in rows:
             extra = msgspec.json.decode(detail, type=Detail) if detail else Detail([], None)
-            found.append(Outcome(stream, record_types.get(stream, ""), rid, _status(status),
+            found.append(Finding(stream, record_types.get(stream, ""), rid, _status(status),
                                  source, msgspec.json.decode(position), extra.differences,
                                  extra.error))
         return found
 
 
 def _status(text: str) -> Status:
-    return cast(Status, text)  # written by ``settle`` from an Outcome's status
+    return cast(Status, text)  # written by ``settle`` from a Finding's status
 
 
 def _row(row: tuple[Any, ...]) -> tuple[Target, dict[str, Any] | None]:

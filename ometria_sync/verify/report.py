@@ -7,7 +7,7 @@ from typing import Literal
 
 import msgspec
 
-from ometria_sync.verify.check import Method, Outcome
+from ometria_sync.verify.check import Finding, Method
 
 NOT_VERIFIED = ("different", "missing", "in_errors")
 #: ids that are not verified listed in the report (all are counted)
@@ -56,14 +56,14 @@ class VerifyReport(msgspec.Struct):
     rate_limit: float
     streams: list[StreamSummary]
     #: the ids that are not verified, at most ``LISTED`` (``records_not_listed`` more)
-    records: list[Outcome]
+    records: list[Finding]
     requests: int = 0
     exit_code: int = 0
     error: str | None = None
     records_not_listed: int = 0
 
 
-def outcome_rows(records: list[Outcome], limit: int) -> list[list[str]]:
+def outcome_rows(records: list[Finding], limit: int) -> list[list[str]]:
     """Table rows for the records that are not verified (at most ``limit``)."""
     rows = []
     for outcome in records:

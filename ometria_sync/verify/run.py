@@ -60,6 +60,7 @@ from ometria_sync.pacing import RatePacer
 from ometria_sync.pipeline import (
     RunOptions,
     account_pacer,
+    load_transform,
     run_job,
     schema_validator,
     shared_budget,
@@ -129,7 +130,7 @@ async def collect(job: Job, selected: list[StreamSettings], ledger: Ledger, *,
         sampler = Sampler(sample, seed) if sample is not None and stream.name in names else None
         rank = job.index_of(stream.name) * _STREAM_RANKS
         async for targets in read_targets(stream, schema_validator(stream), tally,
-                                          window=window):
+                                          window=window, transform=load_transform(job, stream)):
             ledger.add(rank, stream.name, targets,
                        selected=stream.name in names and sampler is None)
             rank += len(targets)

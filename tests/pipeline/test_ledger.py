@@ -13,7 +13,9 @@ import pytest
 from ometria_sync.pipeline.batch import BatchRecord
 from ometria_sync.pipeline.ledger import RecordLedger, content_hash, record_key
 from ometria_sync.pipeline.stats import StreamStats
+from ometria_sync.pipeline.transform import Transform
 from ometria_sync.schemas import Problem
+from ometria_sync.sources import SourceItem
 from ometria_sync.state import StateStore, open_state
 
 BAD = [Problem("email", "must be an email address")]
@@ -116,6 +118,9 @@ def test_keys_and_hashes() -> None:
     assert record_key({"id": "c1", "@collection": "shop"}, None) == "shop/c1"
     assert record_key({"id": "has space"}, [5, 1]) == "position [5,1]"
     assert record_key(None, ("2024-01-01", 7)) == 'position ["2024-01-01",7]'
+    # a row the source refused but whose id it read (SourceItem.id): keyed by that id
+    assert record_key(None, [5, 1], "o1") == "o1"
+    assert record_key(None, [5, 1], "has space") == "position [5,1]"
     assert content_hash({"a": 1, "b": 2}, None) == content_hash({"b": 2, "a": 1}, None)
     assert content_hash(None, b"{not json") == content_hash(None, "{not json")
     assert content_hash(None, b"{not json") != content_hash(None, b"{not json!")
@@ -159,3 +164,31 @@ async def test_an_ometria_refusal_is_not_also_noted_undelivered(state: StateStor
     ledger.sync()
     (row,) = await state.ledger()
     assert (row.kind, row.payload) == ("refused", None)
+
+
+class _Rereads:
+    """A source part that reads c1 again (changed since), and nothing else."""
+
+    async def read_ids(self, ids: list[str]) -> list[SourceItem] | None:
+        return [SourceItem(contact("c1", "v2"), {"after": None})]
+
+
+async def test_the_transform_applies_to_rows_read_again_never_to_a_kept_payload(
+        state: StateStore) -> None:
+    """A kept payload is what was sent: already the transform's result (the batcher applies
+    none to this part); a row read again from the source is raw, so the part applies it."""
+    ledger, _ = await night(state, "r1")
+    marked = {"@collection": "shop", "id": "c2", "email": "v1", "by": "transform"}
+    ledger.undelivered([sent(contact("c1", "v1")), sent(marked)], "retries ran out")
+    ledger.sync()
+    ledger, stats = await night(state, "r2")
+
+    def mark(record: dict[str, Any]) -> dict[str, Any]:
+        return {**record, "by": "transform"}
+
+    part = ledger.resend_part([_Rereads()], Transform("t:mark", mark))
+    assert part is not None
+    resent = [i.record async for chunk in part.read(None) for i in chunk]
+    assert sorted(resent, key=lambda r: r["id"]) == [{**contact("c1", "v2"), "by": "transform"},
+                                                     marked]
+    assert (stats.resent, stats.reread) == (2, 1)

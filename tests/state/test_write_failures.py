@@ -18,62 +18,9 @@ from ometria_sync.state.pg_state import PostgresState, StateConnectionLost
 from ometria_sync.state.sqlite_sql import SqliteCheckpointStore
 from ometria_sync.state.sqlite_store import SqliteState, StateThread
 from tests.pg import DSN, connect
+from tests.pg_proxy import PgProxy
 
 _ROW = ("run1", "products", "2026-12-06T00:00:00+00:00", '{"id": "bad 5"}')
-
-
-class CutProxy:
-    """A TCP proxy to the test PostgreSQL that can be cut: every connection through it is
-    closed and new ones are refused (the port stops listening) until :meth:`restore`."""
-
-    def __init__(self, target_port: int = 5432) -> None:
-        self._target = target_port
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self.port = 0
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    def url(self) -> str:
-        return DSN.replace("127.0.0.1:5432", f"127.0.0.1:{self.port}")
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self._target)
-        except OSError:
-            writer.close()
-            return
-        self._writers |= {writer, up_writer}
-        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer),
-                             return_exceptions=True)
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        finally:
-            writer.close()
-            self._writers.discard(writer)
-
-    def cut(self) -> None:
-        """The database is gone: open connections die, new ones are refused."""
-        assert self._server is not None
-        self._server.close()
-        for writer in list(self._writers):
-            writer.transport.abort()
-        self._writers.clear()
-
-    async def restore(self) -> None:
-        await self.start()
-
-    async def aclose(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        for writer in list(self._writers):
-            writer.transport.abort()
 
 
 async def test_postgres_a_write_that_failed_after_its_reconnects_stops_the_writes_behind_it(
@@ -83,38 +30,39 @@ async def test_postgres_a_write_that_failed_after_its_reconnects_stops_the_write
     queued behind the lost insert must not commit: a checkpoint past a refused record that is
     in no dead letter would lose it."""
     schema = f"s_{uuid.uuid4().hex[:12]}"
-    proxy = CutProxy()
-    await proxy.start()
-    store = await open_state(proxy.url(), schema)
-    assert isinstance(store, PostgresState)
+    async with PgProxy.running() as proxy:
+        await _cut_while_a_dead_letter_is_written(proxy, schema)
+    # nothing queued behind the lost insert committed
+    conn = await connect()
     try:
-        store.retry_delays = (0.05, 0.05, 0.05)
-        stream = await store.stream_id("products")
-        await store.flush()
-        proxy.cut()
-        await asyncio.sleep(0.05)
-        store.add_dead_letters([_ROW])
-        lost = store._queued[-1]  # the dead-letter insert's future
-        # the database comes back the moment the insert gave up
-        lost.add_done_callback(lambda _: asyncio.ensure_future(proxy.restore()))
-        store.remember(stream, [(5, 55)])
-        store.save("products", "", [200, 10], "fp", 9)
-        with pytest.raises(StateConnectionLost):
-            await store.flush()
-        await asyncio.sleep(0.2)  # time enough for anything still queued to commit
-        with contextlib.suppress(StateError):
-            await store.aclose()
-        conn = await connect()
-        try:
-            checkpoints = await conn.fetchval(f"SELECT count(*) FROM {schema}.checkpoints")
-            hashes = await conn.fetchval(f"SELECT count(*) FROM {schema}.record_hashes")
-            dead = await conn.fetchval(f"SELECT count(*) FROM {schema}.dead_letters")
-        finally:
-            await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-            await conn.close()
+        checkpoints = await conn.fetchval(f"SELECT count(*) FROM {schema}.checkpoints")
+        hashes = await conn.fetchval(f"SELECT count(*) FROM {schema}.record_hashes")
+        dead = await conn.fetchval(f"SELECT count(*) FROM {schema}.dead_letters")
     finally:
-        await proxy.aclose()
+        await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await conn.close()
     assert (dead, hashes, checkpoints) == (0, 0, 0)
+
+
+async def _cut_while_a_dead_letter_is_written(proxy: PgProxy, schema: str) -> None:
+    store = await open_state(proxy.dsn, schema)
+    assert isinstance(store, PostgresState)
+    store.retry_delays = (0.05, 0.05, 0.05)
+    stream = await store.stream_id("products")
+    await store.flush()
+    proxy.cut()
+    await asyncio.sleep(0.05)
+    store.add_dead_letters([_ROW])
+    lost = store._queued[-1]  # the dead-letter insert's future
+    # the database comes back the moment the insert gave up
+    lost.add_done_callback(lambda _: asyncio.ensure_future(proxy.restore()))
+    store.remember(stream, [(5, 55)])
+    store.save("products", "", [200, 10], "fp", 9)
+    with pytest.raises(StateConnectionLost):
+        await store.flush()
+    await asyncio.sleep(0.2)  # time enough for anything still queued to commit
+    with contextlib.suppress(StateError):
+        await store.aclose()
 
 
 async def test_postgres_every_later_call_is_refused_and_flush_raises_the_failure_once(
