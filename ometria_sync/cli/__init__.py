@@ -1,8 +1,9 @@
 """The ``ometria-sync`` command: argument parsing and exit codes only; the work is elsewhere.
 
-Exit codes: 0 all delivered; 3 finished but some records dead-lettered, rejected or unconfirmed;
-1 fatal (configuration, refused key, server unreachable after retries); 2 usage error; 130
-interrupted.
+Exit codes: 0 all delivered (or refused only as an earlier run refused them: ``[run]
+exit_on``); 3 finished with something new to look at (new refusals, rejected, unconfirmed or
+parked records); 1 fatal (configuration, refused key, server unreachable after retries); 2
+usage error; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -12,7 +13,18 @@ import sys
 from collections.abc import Sequence
 
 from ometria_sync._version import __version__
-from ometria_sync.cli import demo, emulator, fields, init, job, plan, report, verify
+from ometria_sync.cli import (
+    dead_letter,
+    demo,
+    emulator,
+    fields,
+    init,
+    job,
+    plan,
+    report,
+    trace,
+    verify,
+)
 from ometria_sync.errors import ConfigError, ExitCode
 from ometria_sync.logs import configure_logging
 
@@ -45,11 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     job.register(sub, common)
+    dead_letter.register(sub, common)
     emulator.register(sub, common)
     demo.register(sub, common)
     plan.register(sub, common)
     report.register(sub, common)
     verify.register(sub, common)
+    trace.register(sub, common)
     fields.register(sub, common)
     init.register(sub, common)
     return parser

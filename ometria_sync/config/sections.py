@@ -78,6 +78,12 @@ class RunSettings(_Section, frozen=True):
     #: a line (JSONL) or CSV line longer than this is dead-lettered with its first bytes and its
     #: length, never held whole; a source may set its own
     max_line_bytes: MaxLineBytes = DEFAULT_MAX_LINE_BYTES
+    #: when records not delivered make the run exit 3: "new_refusals" (only those this run
+    #: found new, not the refusals of the same content an earlier run found), "any_refusal"
+    exit_on: Literal["new_refusals", "any_refusal"] = "new_refusals"
+    #: runs that may try a record that was not delivered (retries ran out, cut off at the
+    #: grace period, not confirmed) before it is parked: kept in the ledger, no longer resent
+    max_attempts: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 5
 
 
 class ReportSettings(_Section, frozen=True):

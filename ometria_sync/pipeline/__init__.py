@@ -8,7 +8,7 @@ in the one order it states.
 """
 
 from ometria_sync.pipeline.batcher import Validator, prepare_record, schema_validator
-from ometria_sync.pipeline.change_filter import identity
+from ometria_sync.pipeline.change_filter import hash64, identity
 from ometria_sync.pipeline.job_io import ProgressMode, RunView, SignalWatch
 from ometria_sync.pipeline.job_run import (
     JobResult,
@@ -31,6 +31,7 @@ __all__ = [
     "Validator",
     "WarningSample",
     "account_pacer",
+    "hash64",
     "identity",
     "load_transform",
     "load_transforms",

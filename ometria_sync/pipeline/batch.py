@@ -20,6 +20,7 @@ from typing import Any
 import msgspec
 
 from ometria_sync.errors import OmetriaSyncError
+from ometria_sync.pipeline.ledger import RecordLedger
 from ometria_sync.pipeline.stats import StreamStats, WarningSample
 from ometria_sync.schemas import Problem
 from ometria_sync.sources import Position
@@ -45,6 +46,9 @@ class BatchRecord(msgspec.Struct, gc=False):
     #: this run, or a full refresh, which looks nothing up): once acknowledged, its hash is
     #: written before a checkpoint passes it (``settle.py``)
     replaces: bool = False
+    #: the ledger's tick for a record whose key it holds (0: none): acknowledged, it leaves
+    #: the ledger (``ledger.py``)
+    ledger_tick: int = 0
 
 
 class Batch(msgspec.Struct):
@@ -86,6 +90,8 @@ class PartScope(msgspec.Struct, frozen=True):
     source: str
     stats: StreamStats
     dead_letter: DeadLetterWriter
+    #: the stream's ledger of refused records (None: a run that writes no state)
+    ledger: RecordLedger | None = None
     #: ``warnings.jsonl`` (None: no file, e.g. ``plan``)
     warning_log: WarningLog | None = None
 
@@ -115,11 +121,17 @@ class PartScope(msgspec.Struct, frozen=True):
         raw: bytes | str | None = None,
         record_id: str | None = None,
     ) -> None:
-        """Count one refused record and write it to the dead letter, naming this part."""
+        """Count one refused record, note it in the ledger (new or known), and write it to
+        the dead letter, naming this part."""
         self.stats.dead_lettered += 1
+        known_since = None
+        if self.ledger is not None:
+            known_since = self.ledger.refused(reasons, record, raw, position, record_id)
+        else:  # no ledger to know it by
+            self.stats.refused_new += 1
         self.dead_letter.write(stream=self.stream, source=self.source, reasons=reasons,
                                stage=stage, line=line, position=position, record=record, raw=raw,
-                               record_id=record_id)
+                               record_id=record_id, known_since=known_since)
 
 
 # -------------------------------------------------------------------------------------------------

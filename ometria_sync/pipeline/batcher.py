@@ -196,6 +196,9 @@ class Batcher:
             ready = [r for r in taken if r is not None]
             unchanged = await self._changes.unchanged(ready)
             self._stats.unchanged += len(unchanged)
+            if self._changes.known_unchanged and self._scope.ledger is not None:
+                self._scope.ledger.acknowledged(self._changes.known_unchanged)
+                self._changes.known_unchanged = []
             skip = {id(ready[i]) for i in unchanged}
         else:
             skip = set()
@@ -242,7 +245,10 @@ class Batcher:
         # the change index stores across runs costs 700 ns, so only change detection pays it
         order_key = hash((record.get("@collection"), record.get("id")))
         id_hash = hash64(identity(record)) if self._changes is not None else 0
-        return BatchRecord(encoded, item.line, item.position, order_key, id_hash)
+        ledger = self._scope.ledger
+        tick = ledger.watch(record) if ledger is not None and ledger.ids else 0
+        return BatchRecord(encoded, item.line, item.position, order_key, id_hash,
+                           ledger_tick=tick)
 
     def _refuse(self, item: SourceItem, reasons: list[Problem], stage: str = "validate",
                 record: Any = None) -> None:

@@ -155,7 +155,7 @@ async def _run_job(
             options, settings=settings, state=state, dead_letter=dead_letter,
             pacer=paced if permit is None else PermittedPacer(paced, permit),
             pusher_for=pusher_factory, validator_for=validator_factory, shutdown=shutdown,
-            transforms=transforms, warning_log=warning_log)
+            transforms=transforms, warning_log=warning_log, run_id=run_id)
         shared = SharedRun()
         if observer is not None:
             view = RunView(shared.live, settings, options.progress or settings.report.progress,
@@ -182,7 +182,7 @@ async def _run_job(
         run_id=run_id,
         started_at=started_at,
         streams=results,
-        exit_code=exit_code_for(results, ctx.shutdown, shared.failed),
+        exit_code=exit_code_for(results, ctx.shutdown, shared.failed, settings.run.exit_on),
         dead_letter_path=dead_letter.describe(),
         dry_run_dir=str(dry_dir) if dry_dir else None,
         warnings_path=str(warning_log.path) if warning_log is not None else None,
@@ -202,16 +202,25 @@ def _dead_letter(
     stack: contextlib.AsyncExitStack, settings: JobSettings, options: RunOptions,
     dry_dir: Path | None, state: StateStore, run_id: str,
 ) -> DeadLetterWriter:
-    """``plan`` writes refusals to a scratch folder, a dry run into its own folder; else the
-    file ``state.dead_letter_path``, or the state store with ``state.dead_letter = "database"``."""
+    """``plan`` writes refusals to a scratch folder, a dry run into its own folder,
+    ``validate`` to a file of its own beside the dead letter (the last validation's findings
+    only: it never writes into the runs' dead letter); else the file ``state.dead_letter_path``,
+    or the state store with ``state.dead_letter = "database"``. Every entry names the run."""
     if options.plan_only:
         scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="ometria-sync-plan-"))
-        return DeadLetterWriter(Path(scratch) / "dead-letter.jsonl")
+        return DeadLetterWriter(Path(scratch) / "dead-letter.jsonl", run_id)
     if dry_dir is not None:
-        return DeadLetterWriter(dry_dir / "dead-letter.jsonl")
+        return DeadLetterWriter(dry_dir / "dead-letter.jsonl", run_id)
+    if options.validate_only:
+        return DeadLetterWriter(validation_file(settings), run_id, fresh=True)
     if settings.state.dead_letter == "database":
         return DatabaseDeadLetter(state, run_id)
-    return DeadLetterWriter(settings.state.dead_letter_path)
+    return DeadLetterWriter(settings.state.dead_letter_path, run_id)
+
+
+def validation_file(settings: JobSettings) -> Path:
+    """Where ``validate`` writes the records it would refuse: beside the dead letter."""
+    return Path(settings.state.dead_letter_path).with_name("validate-dead-letter.jsonl")
 
 
 def _warning_log(

@@ -85,6 +85,20 @@ class StreamStats(msgspec.Struct):
     #: answer, and the widest so far (None before the first answer)
     slack: float | None = None
     slack_max: float | None = None
+    #: refusals this run found new (a key not in the ledger, or new content), and refusals of
+    #: the same content an earlier run refused (known: ``pipeline/ledger.py``), the earliest of
+    #: those first refused; records that left the ledger (acknowledged at last)
+    refused_new: int = 0
+    refused_known: int = 0
+    refused_known_since: str | None = None
+    ledger_left: int = 0
+    #: records noted undelivered (to be resent by the next run), records resent from the
+    #: ledger, and records parked (``max_attempts`` runs without an acknowledgement)
+    undelivered: int = 0
+    resent: int = 0
+    parked: int = 0
+    #: of the resent, those read again from the source by id (its current version)
+    reread: int = 0
 
     def count_status(self, status: int | str) -> None:
         key = str(status)

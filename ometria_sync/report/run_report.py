@@ -65,6 +65,18 @@ class StreamReport(msgspec.Struct):
     #: ``started_from_top`` when it read from the top): ``verify --last-run`` checks from here
     start_position: Any = None
     started_from_top: bool | None = None
+    #: refusals this run found new, and those an earlier run refused with the same content
+    #: (known, since ``refused_known_since``); records that left the ledger (acknowledged)
+    refused_new: int = 0
+    refused_known: int = 0
+    refused_known_since: str | None = None
+    ledger_left: int = 0
+    #: records noted undelivered (the next run resends them), resent from the ledger, parked
+    undelivered: int = 0
+    resent: int = 0
+    parked: int = 0
+    #: of the resent, those read again from the source by id (its current version)
+    reread: int = 0
 
 
 class ErrorGroup(msgspec.Struct):
@@ -145,6 +157,10 @@ def stream_report(stats: StreamStats, rate_limit: float) -> StreamReport:
         pacing_slack_seconds_max=(round(stats.slack_max, 4) if stats.slack_max is not None
                                   else None),
         start_position=stats.start_position, started_from_top=stats.started_from_top,
+        refused_new=stats.refused_new, refused_known=stats.refused_known,
+        refused_known_since=stats.refused_known_since, ledger_left=stats.ledger_left,
+        undelivered=stats.undelivered, resent=stats.resent, parked=stats.parked,
+        reread=stats.reread,
     )
 
 

@@ -226,6 +226,14 @@ class ValueRowMapper:
                              and (c.rule.expr.uses_row or c.index == COMPUTED)
                              for c in self._columns)
 
+    def id_column(self) -> str | None:
+        """The column whose value is the record's ``id`` (None: none, or a computed one)."""
+        for column in self._columns:
+            if column.index != COMPUTED and any(t.path == ("id",) and not t.lineitem
+                                                for t in column.targets):
+                return column.name
+        return None
+
     def _json(self, name: str, value: Any) -> Any:
         convert = self._convert.get(name)
         return python_value(value, self._zone) if convert is None else convert(value)

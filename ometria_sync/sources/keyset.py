@@ -116,6 +116,11 @@ class SqlDriver(abc.ABC):
     def lookback_param(self, seconds: float) -> Any: ...
 
     @abc.abstractmethod
+    def among(self, column: str, texts: list[str]) -> tuple[str, list[Any]]:
+        """A predicate true for a row whose ``column`` (an identifier), as text, is one of
+        ``texts``, and its parameters (the ledger's re-read by id)."""
+
+    @abc.abstractmethod
     def user_query(self, query: str) -> str:
         """The job's query as it goes into a statement (MySQL doubles ``%``)."""
 
@@ -238,6 +243,8 @@ class _Checkpoint(msgspec.Struct):
 
 
 Key = tuple[Any, ...]
+#: ids per statement of a re-read by id (MySQL binds each as a parameter of its own)
+_IDS_PER_READ = 1000
 
 
 class KeysetQuery:
@@ -311,6 +318,33 @@ class KeysetQuery:
                 elif not more:
                     return
                 last = before["after"]
+        finally:
+            await driver.close()
+
+    async def read_ids(self, ids: list[str]) -> list[SourceItem] | None:
+        """The rows whose id column (the one the records take their ``id`` from) is one of
+        ``ids``, as they are now: the ledger resends the source's latest version rather than
+        a kept payload. None when no column of the result fills the id. Positions are the
+        top's: these items are never checkpointed."""
+        driver = self._driver = self._open(self._config)
+        await driver.connect()
+        try:
+            types = self._types = await driver.describe(describe_statement(driver))
+            self._mapper = self._plan(list(types))
+            column = self._mapper.id_column()
+            if column is None:
+                return None
+            query = driver.user_query(self._config.query).replace(MARKER, "1 = 1")
+            items: list[SourceItem] = []
+            for start in range(0, len(ids), _IDS_PER_READ):
+                predicate, params = driver.among(driver.ident(column),
+                                                 ids[start:start + _IDS_PER_READ])
+                rows = await driver.fetch(f"SELECT * FROM ({query}) AS src WHERE {predicate}",
+                                          params)
+                items.extend(self._item(row, _TOP) for row in rows)
+            return items
+        except SourceError as exc:
+            raise SourceError(f"{self.label}: reading rows by id: {exc}") from None
         finally:
             await driver.close()
 

@@ -213,6 +213,9 @@ class MysqlDriver(SqlDriver):
     def lookback_param(self, seconds: float) -> Any:
         return round(seconds * 1_000_000)
 
+    def among(self, column: str, texts: list[str]) -> tuple[str, list[Any]]:
+        return f"CAST({column} AS CHAR) IN ({', '.join(['%s'] * len(texts))})", list(texts)
+
     def user_query(self, query: str) -> str:
         return query.replace("%", "%%")  # parameters are always sent: % is the driver's
 

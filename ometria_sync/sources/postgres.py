@@ -132,6 +132,9 @@ class PostgresDriver(SqlDriver):
     def lookback_param(self, seconds: float) -> Any:
         return seconds
 
+    def among(self, column: str, texts: list[str]) -> tuple[str, list[Any]]:
+        return f"{column}::text = ANY($1::text[])", [texts]
+
     def user_query(self, query: str) -> str:
         return query
 

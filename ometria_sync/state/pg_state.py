@@ -34,7 +34,9 @@ from ometria_sync.state.pg_schema import adopt_legacy, migrate
 from ometria_sync.state.store import (
     AccountIdentity,
     Checkpoint,
+    CleanVerify,
     DeadLetterRow,
+    LedgerEntry,
     Pending,
     StreamRun,
     check_schema,
@@ -45,6 +47,8 @@ from ometria_sync.state.store import (
 
 __all__ = ["PostgresState", "StateConnectionLost"]
 _PAGE = 1000
+_LEDGER = ("stream, key, reason, content_hash, first_run, first_seen, last_run, last_seen, "
+           "attempts, kind, payload")
 
 
 class PostgresState(PgQueue):
@@ -159,6 +163,7 @@ class PostgresState(PgQueue):
                                    self.job)
                 await conn.execute(f"DELETE FROM {self._t('dead_letters')} {where}", stream,
                                    self.job)
+                await conn.execute(f"DELETE FROM {self._t('ledger')} {where}", stream, self.job)
                 await conn.execute(
                     f"DELETE FROM {self._t('record_hashes')} WHERE stream IN (SELECT id FROM "
                     f"{self._t('streams')} WHERE job = $2 AND ($1::text IS NULL OR name = $1))",
@@ -166,6 +171,8 @@ class PostgresState(PgQueue):
                 if stream is None:
                     await conn.execute(f"DELETE FROM {self._t('account')} WHERE job = $1",
                                        self.job)
+                    await conn.execute(f"DELETE FROM {self._t('clean_verifies')} WHERE "
+                                       "job = $1", self.job)
                 return int(removed)
 
         return await self.call(op, bounded=False)  # millions of hashes may take a while
@@ -262,6 +269,45 @@ class PostgresState(PgQueue):
                 yield row[1].encode()
             if len(page) < _PAGE:
                 return
+
+    # the ledger -----------------------------------------------------------------------------
+
+    def put_ledger(self, rows: list[LedgerEntry]) -> None:
+        """Write these rows whole (one statement; idempotent, so a retry doubles nothing)."""
+        columns = [list(c) for c in zip(*(msgspec.structs.astuple(r) for r in rows),
+                                        strict=True)]
+        self.submit(lambda conn: conn.execute(
+            f"INSERT INTO {self._t('ledger')} (job, {_LEDGER}) SELECT $1, * FROM unnest("
+            "$2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], "
+            "$8::text[], $9::text[], $10::integer[], $11::text[], $12::text[]) "
+            "ON CONFLICT (job, stream, key) DO UPDATE SET "
+            + ", ".join(f"{c} = excluded.{c}" for c in _LEDGER.split(", ")[2:]),
+            self.job, *columns))
+
+    def drop_ledger(self, stream: str, keys: list[str]) -> None:
+        self.submit(lambda conn: conn.execute(
+            f"DELETE FROM {self._t('ledger')} WHERE job = $1 AND stream = $2 "
+            "AND key = ANY($3::text[])", self.job, stream, keys))
+
+    async def ledger(self, stream: str | None = None,
+                     key: str | None = None) -> list[LedgerEntry]:
+        rows = await self.call(_fetch(
+            f"SELECT {_LEDGER} FROM {self._t('ledger')} WHERE job = $1 "
+            "AND ($2::text IS NULL OR stream = $2) AND ($3::text IS NULL OR key = $3) "
+            "ORDER BY stream, key", self.job, stream, key))
+        return [LedgerEntry(*row) for row in rows]
+
+    async def record_clean_verify(self, at: str, errors: list[str]) -> None:
+        await self.call(lambda conn: conn.execute(
+            f"INSERT INTO {self._t('clean_verifies')} VALUES ($1, $2, $3) ON CONFLICT (job) "
+            "DO UPDATE SET verified_at = excluded.verified_at, errors = excluded.errors",
+            self.job, at, msgspec.json.encode(errors).decode()))
+
+    async def last_clean_verify(self) -> CleanVerify | None:
+        row = await self.call(lambda conn: conn.fetchrow(
+            f"SELECT verified_at, errors FROM {self._t('clean_verifies')} WHERE job = $1",
+            self.job))
+        return None if row is None else CleanVerify(row[0], msgspec.json.decode(row[1]))
 
     def run_lock(self) -> AbstractAsyncContextManager[SendPermit]:
         return self._held(PgRunLock(self.connect, self.schema, self.job))

@@ -52,7 +52,7 @@ async def test_init_writes_a_job_that_validate_runs_as_it_is(workspace: Workspac
     validated = await workspace.run("validate", "job.toml", url=NOWHERE)
     assert validated.code == 3, validated.stderr
     assert validated.stdout.splitlines()[2].split() == ["contacts", "4", "2", "2", "0"]
-    dead = {d["line"]: d for d in workspace.dead_letters()}
+    dead = {d["line"]: d for d in workspace.dead_letters("validate-dead-letter.jsonl")}
     assert sorted(dead) == [3, 4]
 
 
@@ -179,7 +179,7 @@ async def test_init_on_an_example_export_refuses_what_the_hand_written_job_refus
     validated = await workspace.run("validate", "job.toml", url=NOWHERE)
     assert validated.code == 3, validated.stdout + validated.stderr
     assert [(d["line"], [r["message"] for r in d["reasons"]])
-            for d in workspace.dead_letters()] == [(line, [reason])]
+            for d in workspace.dead_letters("validate-dead-letter.jsonl")] == [(line, [reason])]
 
 
 async def test_what_init_cannot_tell_is_written_as_a_check_and_printed(

@@ -330,3 +330,22 @@ async def test_a_mapped_column_the_query_lacks_and_a_line_item_path_are_config_e
         await config(columns={"nope": "properties.nope"}).preflight("s")
     with pytest.raises(ConfigError, match=r"s.columns.currency: lineitems\[\] paths group CSV"):
         config(columns={"currency": "lineitems[].currency"}).check("s")
+
+
+async def test_rows_are_read_again_by_id_as_they_are_now(my_db: Database) -> None:
+    """The ledger's re-read (KeysetQuery.read_ids), as for PostgreSQL: the rows whose id
+    column is one of the ids, as they are now, in one statement per thousand ids (each a
+    parameter); a query with the marker and a ``%`` of its own; none without an id column."""
+    await fill(my_db, 30)
+    await my_db.execute("UPDATE orders SET currency = 'EUR' WHERE id = 7")
+    query = QUERY + " WHERE email LIKE '%@example.com' AND {cursor_after}"
+    items = await MysqlQuery(config(query=query)).read_ids(["7", "12", "999"])
+    assert items is not None
+    assert {i.record["id"]: i.record["currency"] for i in items} == {"7": "EUR", "12": "GBP"}
+    assert all(i.position == {"after": None} for i in items)
+    many = await MysqlQuery(config()).read_ids([str(n) for n in range(1, 2501)])
+    assert many is not None and len(many) == 30
+    by_seq = config(drop=["updated_at", "id"], columns={"seq": {"field": "id", "type": "string"}})
+    again = await MysqlQuery(by_seq).read_ids(["9"])
+    assert again is not None and [i.record["id"] for i in again] == ["9"]
+    assert await MysqlQuery(config(drop=["updated_at", "seq", "id"])).read_ids(["7"]) is None

@@ -250,3 +250,27 @@ async def test_a_mapped_column_the_query_lacks_is_a_config_error(pg_table: Table
     source = config(table, columns={"nope": "properties.nope"})
     with pytest.raises(ConfigError, match=r"s.columns: the query has no column nope"):
         await source.preflight("s")
+
+
+async def test_rows_are_read_again_by_id_as_they_are_now(pg_table: Table) -> None:
+    """The ledger's re-read (KeysetQuery.read_ids): the rows whose id column is one of the
+    ids, mapped as a read maps them, in one statement per thousand ids; an id not there is
+    absent; the column ``columns`` maps to ``id`` is the one compared; none without one."""
+    conn, table = pg_table
+    await fill(conn, table, 30)
+    await conn.execute(f"UPDATE {table} SET currency = 'EUR' WHERE id = 7")
+    items = await PostgresQuery(config(table)).read_ids(["7", "12", "999"])
+    assert items is not None
+    assert sorted(i.record["id"] for i in items) == ["12", "7"]
+    assert {i.record["id"]: i.record["currency"] for i in items} == {"7": "EUR", "12": "GBP"}
+    assert all(i.position == {"after": None} for i in items)
+    many = await PostgresQuery(config(table)).read_ids([str(n) for n in range(1, 2501)])
+    assert many is not None and len(many) == 30
+    by_seq = msgspec.convert({"dsn_env": "SOURCE_DSN", "query": QUERY.format(t=table),
+                              "cursor": ["updated_at", "seq"], "drop": ["updated_at", "id"],
+                              "columns": {"seq": {"field": "id", "type": "string"}}},
+                             PostgresSourceConfig)
+    again = await PostgresQuery(by_seq).read_ids(["9"])
+    assert again is not None and [i.record["id"] for i in again] == ["9"]
+    no_id = config(table, drop=["updated_at", "seq", "id"])
+    assert await PostgresQuery(no_id).read_ids(["7"]) is None
