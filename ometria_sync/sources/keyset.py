@@ -35,8 +35,6 @@ from __future__ import annotations
 
 import abc
 import contextlib
-import datetime as dt
-import hashlib
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, ClassVar, Protocol
 
@@ -47,7 +45,12 @@ from ometria_sync.schemas import Problem
 from ometria_sync.sources.base import Position, SourceItem, checkpoint_as
 from ometria_sync.sources.columns import Converter, ValueRowMapper
 from ometria_sync.sources.mapping import load_zone
-from ometria_sync.sources.sql_settings import MARKER, SqlSourceConfig
+from ometria_sync.sources.sql_settings import (
+    MARKER,
+    SqlSourceConfig,
+    key_text,
+    source_fingerprint,
+)
 
 
 class Row(Protocol):
@@ -134,27 +137,6 @@ class SqlDriver(abc.ABC):
     @abc.abstractmethod
     def document(self, value: Any) -> Any:
         """The ``json_column``'s value as a decoded JSON value."""
-
-
-def cursor_text(value: Any) -> str:
-    """A cursor value as text its database reads back as the same value."""
-    if isinstance(value, (dt.datetime, dt.date, dt.time)):
-        return value.isoformat()
-    return str(value)
-
-
-def key_text(key: tuple[Any, ...]) -> list[str]:
-    return [cursor_text(v) for v in key]
-
-
-def _digest(value: Any) -> str:
-    return hashlib.sha256(msgspec.json.encode(value)).hexdigest()[:12]
-
-
-def source_fingerprint(kind: str, config: SqlSourceConfig, types: dict[str, str]) -> str:
-    """What a position depends on: the query, the cursor columns and the result's types."""
-    return (f"{kind}:query={_digest(config.query)}:cursor={','.join(config.cursor)}"
-            f":types={_digest(list(types.items()))}")
 
 
 class Statement(msgspec.Struct, frozen=True):
@@ -330,8 +312,8 @@ class KeysetQuery:
         await driver.connect()
         try:
             types = self._types = await driver.describe(describe_statement(driver))
-            self._mapper = self._plan(list(types))
-            column = self._mapper.id_column()
+            self.plan(list(types))
+            column = self._mapper.id_column() if self._mapper is not None else None
             if column is None:
                 return None
             query = driver.user_query(self._config.query).replace(MARKER, "1 = 1")

@@ -1,5 +1,6 @@
 """The job file's table of a SQL source (``kind = "postgres"``, ``kind = "mysql"``): the keys
-both share, checked once at start-up, and the ``{cursor_after}`` marker's rules.
+both share, checked once at start-up, the ``{cursor_after}`` marker's rules, and what a position
+and the fingerprint of a read are made of.
 
     source = { kind = "mysql", dsn_env = "SHOP_DSN", query = "SELECT ... WHERE {cursor_after}",
                cursor = ["updated_at", "id"] }
@@ -12,6 +13,8 @@ expands to).
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import os
 from typing import Any
 
@@ -103,3 +106,28 @@ class SqlSourceConfig(SourceConfig, frozen=True):
         if self.lookback_seconds is not None:
             return self.lookback_seconds
         return DEFAULT_LOOKBACK_SECONDS if head_type in stamps else 0.0
+
+
+# What a SQL source's position and fingerprint are made of: cursor values as text (read back by
+# the database as the same values), and a digest of the query, the cursor and the result's types.
+
+
+def cursor_text(value: Any) -> str:
+    """A cursor value as text its database reads back as the same value."""
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    return str(value)
+
+
+def key_text(key: tuple[Any, ...]) -> list[str]:
+    return [cursor_text(v) for v in key]
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(msgspec.json.encode(value)).hexdigest()[:12]
+
+
+def source_fingerprint(kind: str, config: SqlSourceConfig, types: dict[str, str]) -> str:
+    """What a position depends on: the query, the cursor columns and the result's types."""
+    return (f"{kind}:query={_digest(config.query)}:cursor={','.join(config.cursor)}"
+            f":types={_digest(list(types.items()))}")
