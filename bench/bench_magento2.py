@@ -31,9 +31,7 @@ import os
 import statistics
 import sys
 import time
-import uuid
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -41,8 +39,7 @@ import asyncmy
 from asyncmy.cursors import SSCursor
 
 from ometria_sync.sources.magento2 import Magento2SourceConfig
-from tests.e2e.magento2_scale import trial
-from tests.mysql import Database, connect
+from tests.e2e.magento2_scale import in_new_database
 
 #: entity -> (main tables, every table it reads)
 TABLES = {
@@ -105,27 +102,6 @@ async def read_rates(database: str, repeat: int, page_size: int) -> None:
               f"{counts['main']:,} main rows, {counts['all']:,} rows in all)")
 
 
-async def sized(customers: int, products: int, orders: int, args: Any, rates: bool
-                ) -> dict[str, Any]:
-    admin = await connect()
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-    async with admin.cursor() as cursor:
-        await cursor.execute(f"CREATE DATABASE {name}")
-    conn = await connect(name)
-    db = Database(conn, name)
-    os.environ["MAGENTO_DSN"] = db.dsn
-    try:
-        figures = await trial(db, customers, products, orders, args.rate, args.page_size)
-        if rates:
-            await read_rates(name, args.repeat, args.page_size)
-    finally:
-        conn.close()
-        async with admin.cursor() as cursor:
-            await cursor.execute(f"DROP DATABASE {name}")
-        admin.close()
-    return figures
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=50_000)
@@ -141,8 +117,15 @@ def main() -> None:
                round(args.orders * args.small)), full] if args.small else [full])
     results = []
     for index, size in enumerate(sizes):
-        figures = asyncio.run(sized(size[0], size[1], size[2], args,
-                                    rates=index == len(sizes) - 1))
+        os.environ["MAGENTO_DSN"] = "unset"  # the trial gives the CLI its own
+
+        async def rates(name: str) -> None:
+            os.environ["MAGENTO_DSN"] = f"mysql://root@127.0.0.1:3306/{name}"
+            await read_rates(name, args.repeat, args.page_size)
+
+        figures = asyncio.run(in_new_database(
+            size[0], size[1], size[2], args.rate, args.page_size,
+            then=rates if index == len(sizes) - 1 else None))
         results.append((size, figures))
     print(f"\ntrial: engine and emulator at {args.rate} requests/s, page size "
           f"{args.page_size}")

@@ -13,9 +13,8 @@ import pytest
 from ometria_sync.emulator.behaviour import STORE
 from tests.e2e.conftest import Workspace
 from tests.e2e.crash_trials import after_random, crash_trials, table_crash_trials
+from tests.e2e.magento2_scale import refused_contact, valid_orders
 from tests.magento2 import (
-    PRODUCT_ATTRIBUTES,
-    OrderRow,
     create_schema,
     seed_contacts,
     seed_orders,
@@ -23,7 +22,7 @@ from tests.magento2 import (
     seed_stores,
 )
 from tests.mysql import Database
-from tests.sources.magento2.expected import contact_records, order_record, product_record
+from tests.sources.magento2.expected import contact_records, product_record
 
 pytestmark = [pytest.mark.mysql, pytest.mark.e2e]
 
@@ -63,26 +62,6 @@ source = { kind = "magento2", entity = "products", dsn_env = "MAGENTO_DSN", page
     assert stored == {k: v for k, v in expected.items() if v is not None}
 
 
-def _valid_orders(orders: dict[int, OrderRow], keep_invalid: bool = False
-                  ) -> dict[str, dict[str, Any]]:
-    """The orders as the contract computes them, by id, without those validation refuses
-    (section 8: a NULL or spaced increment_id, a fractional quantity) unless
-    ``keep_invalid`` (a NULL id is then keyed by the order's entity_id)."""
-    codes = {**{i: c for c, (i, _) in PRODUCT_ATTRIBUTES.items()}, 93: "color", 144: "size"}
-    records = {r.get("id", f"entity-{o.entity_id}"): r for o in orders.values()
-               for r in [order_record(o, codes)]}
-    return {k: r for k, r in records.items() if keep_invalid or (
-        " " not in r.get("id", " ") and all(
-            li["quantity"] % 1 == 0 and li.get("quantity_refunded", 0) % 1 == 0
-            for li in r["lineitems"]))}
-
-
-def _refused(record: dict[str, Any]) -> bool:
-    """Section 8: an email that is not an address, a country that is not ISO (case kept)."""
-    email, country = record.get("email", "x@y.z"), record.get("country_id", "GB")
-    return "@" not in email or not (country.isupper() and len(country) == 2)
-
-
 async def test_contacts_sync_every_valid_contact_and_dead_letter_the_rest(
         workspace: Workspace, emulator: Any, my_db: Database,
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -105,7 +84,7 @@ source = { kind = "magento2", entity = "contacts", dsn_env = "MAGENTO_DSN", page
         store.drain(len(store.queue))
         stored = {k: store.get("contact", f"default/{k}") for k in expected}
     assert result.code == 3, result.stderr
-    valid = {k: v for k, v in expected.items() if not _refused(v)}
+    valid = {k: v for k, v in expected.items() if not refused_contact(v)}
     assert len(valid) < len(expected)  # the generator makes some of each
     assert {k for k, v in stored.items() if v is not None} == set(valid)
     for contact_id, record in valid.items():
@@ -122,8 +101,8 @@ async def test_orders_sync_every_valid_order_and_dead_letter_the_rest(
     await create_schema(my_db)
     await seed_stores(my_db)
     orders = await seed_orders(my_db, 300)
-    expected = _valid_orders(orders, keep_invalid=True)
-    valid = _valid_orders(orders)
+    expected = valid_orders(orders, keep_invalid=True)
+    valid = valid_orders(orders)
     workspace.job("""
 [[streams]]
 name = "orders"
@@ -212,7 +191,7 @@ async def test_a_contacts_run_killed_midway_resumes_without_loss(
     await create_schema(my_db)
     shop = await seed_stores(my_db)
     people = await seed_contacts(my_db, 6000)
-    valid = {k: v for k, v in contact_records(shop, people).items() if not _refused(v)}
+    valid = {k: v for k, v in contact_records(shop, people).items() if not refused_contact(v)}
     workspace.job("""
 [[streams]]
 name = "contacts"
@@ -237,7 +216,7 @@ async def test_an_orders_run_killed_midway_resumes_without_loss(
     await create_schema(my_db)
     await seed_stores(my_db)
     orders = await seed_orders(my_db, 9000)
-    valid = _valid_orders(orders)
+    valid = valid_orders(orders)
     workspace.job("""
 [[streams]]
 name = "orders"
