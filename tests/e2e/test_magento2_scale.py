@@ -11,7 +11,7 @@ import pytest
 
 from tests.e2e.magento2_scale import in_new_database
 
-pytestmark = [pytest.mark.mysql, pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.mysql, pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
 async def test_a_magento_shop_backfilled_then_night_2_at_scale() -> None:
