@@ -571,11 +571,11 @@ async def seed_orders(db: Database, count: int, seed: int = 5, prefix: str = "")
         order.items = _order_items(rng, n, item_id + 1)
         item_id += len(order.items)
         orders[n] = order
-    await _write_orders(db, orders, prefix)
+    await write_orders(db, orders, prefix)
     return orders
 
 
-async def _write_orders(db: Database, orders: dict[int, OrderRow], prefix: str) -> None:
+async def write_orders(db: Database, orders: dict[int, OrderRow], prefix: str) -> None:
     names = [f for f in OrderRow.__struct_fields__
              if f not in ("addresses", "payments", "items")]
     await insert(db, f"{prefix}sales_order", tuple(names),

@@ -113,7 +113,7 @@ def _converted(value: Any, rate: Decimal) -> float | None:
 
 def _listing(shop: Shop, product: ProductRow, view: int) -> dict[str, Any]:
     listing: dict[str, Any] = {"store": str(view)}
-    fields = {"title": _text(_a(product, "name", view)),
+    fields: dict[str, Any] = {"title": _text(_a(product, "name", view)),
               "url": _url(shop, view, product, view)}
     image = _image(shop, view, product, view)
     fields["image_url"] = None if image is _NO else image
