@@ -160,9 +160,11 @@ source = { kind = "magento2", entity = "products", dsn_env = "MAGENTO_DSN", page
 async def _killed_then_finished(workspace: Workspace, emulator: Any, kind: str,
                                 valid: dict[str, dict[str, Any]], trials: int,
                                 in_flight: int) -> None:
-    """``trials`` SIGKILLs at random mid-run, then a run to the end (exit 3: the invalid
-    records are dead-lettered): every valid record stored as the contract computes it, and
-    each crash resent at most ``in_flight`` records."""
+    """``trials`` SIGKILLs at random mid-run, then a run to the end: every valid record
+    stored as the contract computes it, and each crash resent at most ``in_flight`` records.
+    The finished run exits 3 when it refused records no earlier run had (new refusals), and 0
+    when a killed run had already refused them all (the ledger knows them, ``exit_on``'s
+    default): where the kills fall decides which."""
     async with emulator(rate=40, latency=(0.02, 0.2)) as emu:
         result = await crash_trials([workspace], emu.url, trials,
                                     after_random(random.Random(11), 0.8, 1.5))
@@ -171,7 +173,7 @@ async def _killed_then_finished(workspace: Workspace, emulator: Any, kind: str,
         store.drain(len(store.queue))
         stored = {k: store.get(kind, f"default/{k}" if kind == "contact" else k)
                   for k in valid}
-    assert result.code == 3, result.stderr
+    assert result.code in (0, 3), result.stderr
     assert not [k for k, v in stored.items() if v != valid[k]]
     assert stats["distinct_ids"] == len(valid)
     resent = stats["records_accepted"] - len(valid)
