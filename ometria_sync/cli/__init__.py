@@ -13,10 +13,12 @@ from collections.abc import Sequence
 
 from ometria_sync._version import __version__
 from ometria_sync.cli import demo, emulator, job, plan, report, verify
+from ometria_sync.cli.common import HelpFormatter, silence_stdout
+from ometria_sync.cli.job import run
 from ometria_sync.errors import ConfigError, ExitCode
 from ometria_sync.logs import configure_logging
 
-__all__ = ["build_parser", "entry", "main"]
+__all__ = ["build_parser", "entry", "main", "run"]
 
 
 def _common_options() -> argparse.ArgumentParser:
@@ -50,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     plan.register(sub, common)
     report.register(sub, common)
     verify.register(sub, common)
+    for command in sub.choices.values():  # every option's help says its default
+        command.formatter_class = HelpFormatter
     return parser
 
 
@@ -65,6 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.FATAL
     except KeyboardInterrupt:
         return ExitCode.INTERRUPTED
+    except BrokenPipeError:  # stdout closed (`| head`): what was asked is done; stop quietly
+        silence_stdout()
+        return ExitCode.OK
     return code
 
 

@@ -31,7 +31,7 @@ log = structlog.get_logger("ometria_sync.report")
 def register(sub: SubParsers, common: argparse.ArgumentParser) -> None:
     errors = sub.add_parser("errors", parents=[common],
                             help="fetch Ometria's latest push validation errors, grouped")
-    errors.add_argument("job")
+    errors.add_argument("job", help="the job file (TOML): its Ometria account")
     errors.set_defaults(func=cmd_errors)
 
 
