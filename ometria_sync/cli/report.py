@@ -1,5 +1,6 @@
-"""What ``run`` leaves behind: the JSON report and the metrics; and ``errors``, Ometria's own
-list of the pushed records it refused, grouped."""
+"""What ``run`` leaves behind: the JSON report, the HTML report and the metrics; ``report``,
+which shows a run's report again (JSON, or ``--html``); and ``errors``, Ometria's own list of
+the pushed records it refused, grouped."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import argparse
 import asyncio
 import datetime as dt
 import sys
+from pathlib import Path
 from typing import Any, TextIO
 
+import msgspec
 import structlog
 
 from ometria_sync.cli.common import SubParsers, render_table
@@ -18,10 +21,12 @@ from ometria_sync.ometria import OmetriaClient
 from ometria_sync.pipeline import JobResult
 from ometria_sync.report import (
     RunReport,
+    decode_reports,
     export_metrics,
     group_ometria_errors,
     shared_budget_report,
     stream_report,
+    write_html,
     write_report,
 )
 
@@ -33,6 +38,16 @@ def register(sub: SubParsers, common: argparse.ArgumentParser) -> None:
                             help="fetch Ometria's latest push validation errors, grouped")
     errors.add_argument("job", help="the job file (TOML): its Ometria account")
     errors.set_defaults(func=cmd_errors)
+
+    show = sub.add_parser("report", parents=[common],
+                          help="show a run's report: its JSON, or an HTML page with charts")
+    show.add_argument("job", help="the job file (TOML)")
+    show.add_argument("--run", metavar="ID",
+                      help="the run's id, as in `history` (default: the latest run)")
+    show.add_argument("--html", metavar="OUT.html",
+                      help="write the HTML report here (one self-contained file, no network) "
+                           "instead of printing the JSON")
+    show.set_defaults(func=cmd_report)
 
 
 def finish_report(job: Job, result: JobResult, *, dry_run: bool) -> str:
@@ -50,6 +65,11 @@ def finish_report(job: Job, result: JobResult, *, dry_run: bool) -> str:
         if result.shared_budget else None,
     )
     path = write_report(report, settings.report.folder)
+    if settings.report.html:
+        try:
+            write_html(report, job_reports(job), path.with_suffix(".html"))
+        except OSError as exc:  # a page for people must not fail the sync
+            log.warning("html_report_not_written", error=str(exc))
     if settings.report.metrics_textfile or settings.report.pushgateway_url:
         try:
             export_metrics(report, job.name, textfile=settings.report.metrics_textfile,
@@ -57,6 +77,31 @@ def finish_report(job: Job, result: JobResult, *, dry_run: bool) -> str:
         except OSError as exc:  # monitoring must not fail the sync
             log.warning("metrics_not_exported", error=str(exc))
     return str(path)
+
+
+def job_reports(job: Job) -> list[RunReport]:
+    """The job's run reports, oldest first, from ``report.folder``."""
+    folder = Path(job.settings.report.folder)
+    blobs = [p.read_bytes() for p in folder.glob("*.json")] if folder.is_dir() else []
+    return decode_reports(blobs)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    job = load_job(args.job)
+    reports = job_reports(job)
+    chosen = [r for r in reports if r.run_id == args.run] if args.run else reports[-1:]
+    if not chosen:
+        which = f"run {args.run!r}" if args.run else "any run"
+        print(f"ometria-sync: no report of {which} for job {job.name!r} "
+              f"(looked in {job.settings.report.folder})", file=sys.stderr)
+        return ExitCode.FATAL
+    (report,) = chosen
+    if not args.html:
+        print(msgspec.json.format(msgspec.json.encode(report), indent=2).decode())
+        return ExitCode.OK
+    path = write_html(report, reports, args.html)
+    print(f"HTML report of run {report.run_id}: {path}")
+    return ExitCode.OK
 
 
 def print_ometria_errors(errors: Any, out: TextIO) -> None:

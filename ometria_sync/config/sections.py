@@ -89,6 +89,8 @@ class ReportSettings(_Section, frozen=True):
     metrics_textfile: str | None = None
     #: push the same metrics to this Pushgateway (host:port or URL)
     pushgateway_url: str | None = None
+    #: also write the HTML report of each run, <folder>/<run-id>.html (charts, no network)
+    html: bool = False
 
 
 class StreamSettings(_Section, frozen=True):

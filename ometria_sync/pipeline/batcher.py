@@ -227,8 +227,9 @@ class Batcher:
         return BatchRecord(encoded, item.line, item.position, order_key, id_hash)
 
     def _refuse(self, item: SourceItem, reasons: list[Problem], stage: str = "validate") -> None:
+        where = _where(item)
         for reason in reasons:
-            self._stats.refuse(reason)
+            self._stats.refuse(reason, where)
         self._scope.dead_letter_record(
             reasons,
             stage=stage,
@@ -237,3 +238,12 @@ class Batcher:
             record=item.record if item.error is None else None,
             raw=item.raw,
         )
+
+
+def _where(item: SourceItem) -> str | None:
+    """``line 12, id c5``: the refused record as a person finds it (line, id; None: neither)."""
+    parts = [f"line {item.line}"] if item.line is not None else []
+    record_id = item.record.get("id") if isinstance(item.record, dict) else None
+    if record_id is not None:
+        parts.append(f"id {record_id}")
+    return ", ".join(parts) or None

@@ -7,8 +7,12 @@ from collections import Counter
 
 import msgspec
 
+from ometria_sync.pipeline.timeline import Timeline
 from ometria_sync.schemas import Problem
 from ometria_sync.sources import Position
+
+#: refusal reasons that keep an example (the first seen of each)
+MAX_EXAMPLES = 50
 
 _INDEX = re.compile(r"\[\d+\]")
 _VALUE = re.compile(r",? got .*$", re.S)
@@ -64,14 +68,30 @@ class StreamStats(msgspec.Struct):
     #: answer, and the widest so far (None before the first answer)
     slack: float | None = None
     slack_max: float | None = None
+    #: requests, 429s and retries per second of the run (bounded: ``timeline.py``)
+    timeline: Timeline = msgspec.field(default_factory=Timeline)
+    #: the first record refused for each reason (of the first MAX_EXAMPLES reasons): where it
+    #: was and the problem as found, e.g. ``line 12, id c5: email: must be ..., got "x"``
+    reason_examples: dict[str, str] = msgspec.field(default_factory=dict)
 
     def count_status(self, status: int | str) -> None:
         key = str(status)
         self.statuses[key] = self.statuses.get(key, 0) + 1
 
-    def refuse(self, problem: Problem) -> None:
+    def refuse(self, problem: Problem, where: str | None = None) -> None:
         key = reason_key(problem)
         self.reasons[key] = self.reasons.get(key, 0) + 1
+        if key not in self.reason_examples and len(self.reason_examples) < MAX_EXAMPLES:
+            self.reason_examples[key] = f"{where}: {problem}" if where else str(problem)
+
+    def count_throttled(self, now: float) -> None:
+        """A 429 answer at monotonic time ``now`` (its retry is counted by ``count_retry``)."""
+        self.throttled += 1
+        self.timeline.note("throttled", now)
+
+    def count_retry(self, now: float) -> None:
+        self.retries += 1
+        self.timeline.note("retries", now)
 
     def warn(self, problem: Problem) -> None:
         self.warnings += 1
@@ -98,6 +118,7 @@ class StreamStats(msgspec.Struct):
 
     def request_sent(self, now: float) -> None:
         self.requests += 1
+        self.timeline.note("requests", now)
         if self.first_request_at is None:
             self.first_request_at = now
         self.last_request_at = now

@@ -1,5 +1,13 @@
 """What a person sees about a run: live progress, the end-of-run report, and metrics."""
 
+from ometria_sync.report.history import (
+    HISTORY_HEADERS,
+    RunSummary,
+    decode_reports,
+    history_rows,
+    summarize,
+)
+from ometria_sync.report.html_report import render_html, write_html
 from ometria_sync.report.metrics import export_metrics
 from ometria_sync.report.progress import show_progress
 from ometria_sync.report.run_report import (
@@ -11,11 +19,18 @@ from ometria_sync.report.run_report import (
 )
 
 __all__ = [
+    "HISTORY_HEADERS",
     "RunReport",
+    "RunSummary",
+    "decode_reports",
     "export_metrics",
     "group_ometria_errors",
+    "history_rows",
+    "render_html",
     "shared_budget_report",
     "show_progress",
     "stream_report",
+    "summarize",
+    "write_html",
     "write_report",
 ]

@@ -1,14 +1,17 @@
 """The run report: one JSON file per run, ``state/reports/<run-id>.json``.
 
-It holds, per stream, the counts, requests by status, retries, 429s, duration, the rate achieved
-against the limit, the pacer's slack for jitter (in force and widest), the dead-letter path,
-where the run started reading and the checkpoint position; and, when Ometria rejected
-records, its own error list (``GET /v2/push/_errors``) grouped by path and message. The file is
-created readable by its owner only, and never contains the API key.
+It holds, per stream, the counts, an example of each refusal reason, a timeline of requests,
+429s and retries per second (bounded: ``pipeline/timeline.py``), requests by status,
+retries, 429s, duration, the rate achieved against the limit, the pacer's slack for jitter
+(in force and widest), the dead-letter path, where the run started reading and the checkpoint
+position; and, when Ometria rejected records, its own error list (``GET /v2/push/_errors``)
+grouped by path and message. The file is created readable by its owner only, and never
+contains the API key.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections import Counter
 from pathlib import Path
@@ -54,6 +57,21 @@ class StreamReport(msgspec.Struct):
     #: ``started_from_top`` when it read from the top): ``verify --last-run`` checks from here
     start_position: Any = None
     started_from_top: bool | None = None
+    #: the first record refused for each reason: where it was, and the problem as found
+    refused_examples: dict[str, str] = msgspec.field(default_factory=dict)
+    #: requests, 429s and retries per bucket of the run (None: no request)
+    timeline: TimelineReport | None = None
+
+
+class TimelineReport(msgspec.Struct):
+    """Requests, 429s and retries per ``bucket_seconds`` from ``started_at`` (the first
+    request's time, ISO 8601 UTC); at most 3600 buckets (they widen on long runs)."""
+
+    started_at: str
+    bucket_seconds: int
+    requests: list[int]
+    throttled: list[int]
+    retries: list[int]
 
 
 class ErrorGroup(msgspec.Struct):
@@ -132,7 +150,19 @@ def stream_report(stats: StreamStats, rate_limit: float) -> StreamReport:
         pacing_slack_seconds_max=(round(stats.slack_max, 4) if stats.slack_max is not None
                                   else None),
         start_position=stats.start_position, started_from_top=stats.started_from_top,
+        refused_examples=dict(stats.reason_examples), timeline=_timeline(stats),
     )
+
+
+def _timeline(stats: StreamStats) -> TimelineReport | None:
+    line = stats.timeline
+    if line.started_at is None:
+        return None
+    started = dt.datetime.fromtimestamp(line.started_at, dt.UTC)
+    return TimelineReport(
+        started_at=started.isoformat(timespec="milliseconds"),
+        bucket_seconds=line.bucket_seconds, requests=list(line.requests),
+        throttled=list(line.throttled), retries=list(line.retries))
 
 
 def group_ometria_errors(errors: Any) -> list[ErrorGroup]:
