@@ -8,20 +8,20 @@ import argparse
 import asyncio
 import datetime as dt
 import sys
-from pathlib import Path
 from typing import Any, TextIO
 
 import msgspec
 import structlog
 
 from ometria_sync.cli.common import SubParsers, render_table
+from ometria_sync.cli.history import keep_report, stored_reports
 from ometria_sync.config import Job, load_job, read_api_key
 from ometria_sync.errors import ExitCode, OmetriaSyncError
 from ometria_sync.ometria import OmetriaClient
 from ometria_sync.pipeline import JobResult
 from ometria_sync.report import (
+    TREND_RUNS,
     RunReport,
-    decode_reports,
     export_metrics,
     group_ometria_errors,
     shared_budget_report,
@@ -65,9 +65,10 @@ def finish_report(job: Job, result: JobResult, *, dry_run: bool) -> str:
         if result.shared_budget else None,
     )
     path = write_report(report, settings.report.folder)
+    keep_report(job, report)
     if settings.report.html:
         try:
-            write_html(report, job_reports(job), path.with_suffix(".html"))
+            write_html(report, _history(job), path.with_suffix(".html"))
         except OSError as exc:  # a page for people must not fail the sync
             log.warning("html_report_not_written", error=str(exc))
     if settings.report.metrics_textfile or settings.report.pushgateway_url:
@@ -79,16 +80,22 @@ def finish_report(job: Job, result: JobResult, *, dry_run: bool) -> str:
     return str(path)
 
 
-def job_reports(job: Job) -> list[RunReport]:
-    """The job's run reports, oldest first, from ``report.folder``."""
-    folder = Path(job.settings.report.folder)
-    blobs = [p.read_bytes() for p in folder.glob("*.json")] if folder.is_dir() else []
-    return decode_reports(blobs)
+def _history(job: Job) -> list[RunReport]:
+    """The trend's runs; the store's failure to answer leaves the folder's."""
+    try:
+        return stored_reports(job, TREND_RUNS)
+    except OmetriaSyncError as exc:
+        log.warning("run_history_not_read", error=str(exc))
+        return []
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     job = load_job(args.job)
-    reports = job_reports(job)
+    try:
+        reports = stored_reports(job)
+    except OmetriaSyncError as exc:
+        print(f"ometria-sync: {exc}", file=sys.stderr)
+        return ExitCode.FATAL
     chosen = [r for r in reports if r.run_id == args.run] if args.run else reports[-1:]
     if not chosen:
         which = f"run {args.run!r}" if args.run else "any run"
@@ -99,7 +106,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not args.html:
         print(msgspec.json.format(msgspec.json.encode(report), indent=2).decode())
         return ExitCode.OK
-    path = write_html(report, reports, args.html)
+    path = write_html(report, reports[-TREND_RUNS:], args.html)
     print(f"HTML report of run {report.run_id}: {path}")
     return ExitCode.OK
 

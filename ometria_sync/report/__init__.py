@@ -7,7 +7,7 @@ from ometria_sync.report.history import (
     history_rows,
     summarize,
 )
-from ometria_sync.report.html_report import render_html, write_html
+from ometria_sync.report.html_report import TREND_RUNS, render_html, write_html
 from ometria_sync.report.metrics import export_metrics
 from ometria_sync.report.progress import show_progress
 from ometria_sync.report.run_report import (
@@ -20,6 +20,7 @@ from ometria_sync.report.run_report import (
 
 __all__ = [
     "HISTORY_HEADERS",
+    "TREND_RUNS",
     "RunReport",
     "RunSummary",
     "decode_reports",

@@ -70,7 +70,9 @@ def summarize(report: RunReport) -> RunSummary:
     return RunSummary(
         run_id=report.run_id, started_at=report.started_at, finished_at=report.finished_at,
         outcome=outcome, exit_code=report.exit_code, dry_run=report.dry_run,
-        duration_seconds=round(_seconds(report.started_at, report.finished_at), 3),
+        # the report's times are to the second: a stream's own duration is finer
+        duration_seconds=round(max(_seconds(report.started_at, report.finished_at),
+                                   *(s.duration_seconds for s in report.streams), 0.0), 3),
         read=sum(s.read for s in streams), sent=sum(s.sent for s in streams),
         refused=sum(s.refused for s in streams),
         unchanged=sum(s.unchanged for s in streams), rate_achieved_fraction=rate,

@@ -18,6 +18,7 @@ import hashlib
 import asyncpg
 
 from ometria_sync.errors import StateError
+from ometria_sync.state.run_history import PG_RUN_REPORTS
 from ometria_sync.state.store import check_schema
 
 _V1 = """
@@ -97,8 +98,9 @@ ALTER TABLE {s}.run_lock ADD COLUMN job text NOT NULL DEFAULT '';
 #: version n is reached by running MIGRATIONS[n - 1]: 1, checkpoints, runs, the account and
 #: change hashes; 2, dead letters and the run lock's holder; 3, every row keyed by its job
 #: (legacy rows ``job = ''``), dead letters with a client-made ``row_key`` (a retried insert
-#: finds its rows there and adds none)
-MIGRATIONS = (_V1, _V2, _V3)
+#: finds its rows there and adds none); 4, ``run_reports`` (issue 33, ``run_history.py``:
+#: renumber to 5 when merged after the ledger's version 4)
+MIGRATIONS = (_V1, _V2, _V3, PG_RUN_REPORTS)
 SCHEMA_VERSION = len(MIGRATIONS)
 #: the tables whose rows a job adopts, and the column naming the stream
 _ADOPTED = (("checkpoints", "stream"), ("stream_runs", "stream"), ("dead_letters", "stream"),
