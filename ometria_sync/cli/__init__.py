@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from ometria_sync._version import __version__
-from ometria_sync.cli import demo, emulator, history, job, plan, report, verify
+from ometria_sync.cli import alerts, demo, emulator, history, job, plan, report, verify
 from ometria_sync.cli.common import HelpFormatter, silence_stdout
 from ometria_sync.cli.job import run
 from ometria_sync.errors import ConfigError, ExitCode
@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.register(sub, common)
     report.register(sub, common)
     history.register(sub, common)
+    alerts.register(sub, common)
     verify.register(sub, common)
     for command in sub.choices.values():  # every option's help says its default
         command.formatter_class = HelpFormatter

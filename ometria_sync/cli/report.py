@@ -13,6 +13,7 @@ from typing import Any, TextIO
 import msgspec
 import structlog
 
+from ometria_sync.cli.alerts import after_run
 from ometria_sync.cli.common import SubParsers, render_table
 from ometria_sync.cli.history import keep_report, stored_reports
 from ometria_sync.config import Job, load_job, read_api_key
@@ -66,6 +67,7 @@ def finish_report(job: Job, result: JobResult, *, dry_run: bool) -> str:
     )
     path = write_report(report, settings.report.folder)
     keep_report(job, report)
+    after_run(job, report)  # health, and the webhook when unhealthy
     if settings.report.html:
         try:
             write_html(report, _history(job), path.with_suffix(".html"))

@@ -1,5 +1,6 @@
 """What a person sees about a run: live progress, the end-of-run report, and metrics."""
 
+from ometria_sync.report.health import Health, HealthRules, judge
 from ometria_sync.report.history import (
     HISTORY_HEADERS,
     RunSummary,
@@ -21,12 +22,15 @@ from ometria_sync.report.run_report import (
 __all__ = [
     "HISTORY_HEADERS",
     "TREND_RUNS",
+    "Health",
+    "HealthRules",
     "RunReport",
     "RunSummary",
     "decode_reports",
     "export_metrics",
     "group_ometria_errors",
     "history_rows",
+    "judge",
     "render_html",
     "shared_budget_report",
     "show_progress",
