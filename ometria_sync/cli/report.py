@@ -108,7 +108,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not args.html:
         print(msgspec.json.format(msgspec.json.encode(report), indent=2).decode())
         return ExitCode.OK
-    path = write_html(report, reports[-TREND_RUNS:], args.html)
+    before = reports[:reports.index(report) + 1]  # the trend up to this run
+    path = write_html(report, before[-TREND_RUNS:], args.html)
     print(f"HTML report of run {report.run_id}: {path}")
     return ExitCode.OK
 

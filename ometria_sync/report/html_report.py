@@ -20,6 +20,9 @@ from ometria_sync.report.run_report import RunReport, StreamReport
 
 #: runs the trend shows
 TREND_RUNS = 30
+#: bars the rate charts draw at most: a longer run's buckets are summed into wider ones (a
+#: bar narrower than a pixel shows nothing, and would only add to the page's size)
+MOST_BARS = 360
 #: parts of a stream's bar, in order, and the report field each counts
 OUTCOME_PARTS = (("accepted", "accepted"), ("rejected", "rejected"),
                  ("unconfirmed", "unconfirmed"), ("unchanged", "unchanged"),
@@ -43,7 +46,8 @@ figcaption{font-size:13px;color:#444}
 
 def _merged_timeline(report: RunReport) -> tuple[int, list[int], list[int], list[int]]:
     """The streams' timelines on one axis (from the earliest first request), in buckets of
-    the widest stream's size: (bucket seconds, requests, 429s, retries)."""
+    the widest stream's size, summed further to at most MOST_BARS: (bucket seconds,
+    requests, 429s, retries)."""
     lines = [s.timeline for s in report.streams if s.timeline is not None]
     if not lines:
         return 1, [], [], []
@@ -62,7 +66,11 @@ def _merged_timeline(report: RunReport) -> tuple[int, list[int], list[int], list
     size = max(len(v) for v in series.values())
     for merged in series.values():
         merged.extend([0] * (size - len(merged)))
-    return bucket, series["requests"], series["throttled"], series["retries"]
+    group = -(-size // MOST_BARS)  # ceil: buckets drawn as one bar
+    if group > 1:
+        for name, merged in series.items():
+            series[name] = [sum(merged[i:i + group]) for i in range(0, size, group)]
+    return bucket * group, series["requests"], series["throttled"], series["retries"]
 
 
 def _rate_charts(report: RunReport) -> str:

@@ -109,3 +109,16 @@ async def test_a_failing_webhook_never_fails_the_run_nor_shows_its_secret(
     assert failure["webhook"].startswith("http://127.0.0.1:")
     assert "canary-hook-secret" not in result.stdout + result.stderr
     assert len(got) == (1 if receiver_state == "answers 500" else 0)
+
+
+async def test_a_failed_run_tells_the_webhook(workspace: Workspace, emulator: Emulator) -> None:
+    """Ometria refuses the key: exit 1, one message saying the run failed (no rule needed)."""
+    workspace.job("[alerts]\nwebhook_url_env = \"SYNC_WEBHOOK\"\n" + CONTACTS)
+    _data(workspace, bad=0)
+    async with emulator(rate=50) as emu, receiver() as (url, got):
+        workspace.extra_env = {"SYNC_WEBHOOK": url}
+        result = await workspace.run("run", "job.toml", url=emu.url, key="not-the-key")
+    assert result.code == 1
+    (message,) = got
+    assert "the last run failed (exit 1)" in message["text"]
+    assert "refused the API key" in message["text"]

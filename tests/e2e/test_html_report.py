@@ -16,6 +16,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
 from tests.e2e.conftest import CONTACTS, Workspace, contact_records, jsonl
+from tests.e2e.test_history import three_runs
 
 pytestmark = pytest.mark.e2e
 Emulator = Callable[..., Any]
@@ -147,3 +148,37 @@ def test_a_page_that_loads_something_is_caught(browser: webdriver.Chrome, tmp_pa
     browser.get(page.as_uri())
     assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] != []
     assert _requests_made(browser) != [page.as_uri()]
+
+
+async def test_each_of_three_runs_renders_with_its_own_figures(
+    workspace: Workspace, emulator: Emulator, browser: webdriver.Chrome
+) -> None:
+    """A clean run, one with refusals and an interrupted one: each run's page (`--run ID`)
+    draws that run's requests and outcomes, and a trend up to that run."""
+    workspace.job(CONTACTS, rate_limit_per_second=50, batch_size=10)
+    assert await three_runs(workspace, emulator) == [0, 3, 130]
+    reports = [json.loads(p.read_text())
+               for p in (workspace.root / "state" / "reports").glob("*.json")]
+    reports.sort(key=lambda r: r["started_at"] + r["run_id"])
+    assert [r["exit_code"] for r in reports] == [0, 3, 130]
+    for n, report in enumerate(reports, start=1):
+        (stream,) = report["streams"]
+        page = workspace.root / f"run{n}.html"
+        shown = await workspace.run("report", "job.toml", "--run", report["run_id"], "--html",
+                                    str(page), url="http://127.0.0.1:9")
+        assert shown.code == 0, shown.stderr
+        browser.get_log("performance")
+        browser.get(page.as_uri())
+        assert browser.find_element(By.ID, "run-exit-code").text == str(report["exit_code"])
+        rate = browser.find_element(By.ID, "chart-rate")
+        assert rate.is_displayed()
+        assert int(rate.get_attribute("data-requests")) == stream["requests"] > 0
+        drawn = {r.get_attribute("data-part"): int(r.get_attribute("data-count"))
+                 for r in browser.find_elements(By.CSS_SELECTOR, "#chart-outcomes rect")}
+        assert (drawn["accepted"], drawn["dead-lettered"]) == (
+            stream["accepted"], stream["dead_lettered"])
+        trend = browser.find_elements(By.CSS_SELECTOR, "#chart-trend g.run")
+        assert [t.get_attribute("data-run-id") for t in trend] == [
+            r["run_id"] for r in reports[:n]]
+        assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+        assert _requests_made(browser) == [page.as_uri()]
