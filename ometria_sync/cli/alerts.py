@@ -55,16 +55,14 @@ def job_health(job: Job) -> Health:
     return judge(reports, rules_of(job.settings.alerts), dt.datetime.now(dt.UTC))
 
 
-def after_run(job: Job, report: RunReport) -> Health | None:
-    """At the end of a run (not a dry run): judge the job with this run last, log the
-    verdict when unhealthy, and tell the webhook. Never raises."""
+def after_run(job: Job, report: RunReport, history: list[RunReport]) -> Health | None:
+    """At the end of a run (not a dry run): judge the job from ``history`` (its recent runs,
+    this one included), log the verdict when unhealthy, and tell the webhook. Never raises."""
     if report.dry_run:
         return None
-    try:
-        health = job_health(job)
-    except OmetriaSyncError as exc:
-        log.warning("health_not_checked", error=str(exc))
-        return None
+    runs = {r.run_id: r for r in history}
+    runs[report.run_id] = report
+    health = judge(list(runs.values()), rules_of(job.settings.alerts), dt.datetime.now(dt.UTC))
     if not health.healthy:
         log.warning("job_unhealthy", job=job.name, run_id=report.run_id,
                     reasons=health.reasons)

@@ -50,23 +50,28 @@ def register(sub: SubParsers, common: argparse.ArgumentParser) -> None:
     history.set_defaults(func=cmd_history)
 
 
-def keep_report(job: Job, report: RunReport) -> None:
-    """Add the run's report to the job's state store. A store that cannot be written is
-    logged, never fatal: the run is over, and its JSON file is written already."""
+def keep_report(job: Job, report: RunReport, last: int) -> list[RunReport]:
+    """Add the run's report to the job's state store, and return the job's newest ``last``
+    reports (this one included, oldest first), in one opening of the store. A store that
+    cannot be written or read is logged, never fatal (the run is over and its JSON file is
+    written already): the reports are then those of ``report.folder``."""
 
-    async def write() -> None:
+    async def write_and_read() -> list[bytes]:
         state = job.settings.state
         store = await open_state(state.checkpoint_url, state.schema, job=job.name,
                                  streams=job.stream_names)
         try:
             store.add_run_report(report.run_id, report.started_at, msgspec.json.encode(report))
+            return await store.run_reports(last)
         finally:
             await store.aclose()
 
     try:
-        run_sync(write)
+        stored = decode_reports(run_sync(write_and_read))
     except OmetriaSyncError as exc:
         log.warning("run_report_not_kept_in_state", error=str(exc))
+        stored = []
+    return _with_folder(job, stored, last, report)
 
 
 def run_sync(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -86,10 +91,9 @@ def _folder_reports(job: Job) -> list[RunReport]:
         else []
 
 
-def stored_reports(job: Job, last: int = MOST_RUNS, *, folder: bool = True) -> list[RunReport]:
-    """The job's newest ``last`` run reports, oldest first: from the state store, and (with
-    ``folder``) from ``report.folder`` for runs the store lacks. StateError when the store
-    cannot be read."""
+def stored_reports(job: Job, last: int = MOST_RUNS) -> list[RunReport]:
+    """The job's newest ``last`` run reports, oldest first: from the state store, and from
+    ``report.folder`` for runs the store lacks. StateError when the store cannot be read."""
 
     async def read() -> list[bytes]:
         state = job.settings.state
@@ -100,10 +104,15 @@ def stored_reports(job: Job, last: int = MOST_RUNS, *, folder: bool = True) -> l
         finally:
             await store.aclose()
 
-    reports = {r.run_id: r for r in decode_reports(run_sync(read))}
-    if folder:
-        for report in _folder_reports(job):
-            reports.setdefault(report.run_id, report)
+    return _with_folder(job, decode_reports(run_sync(read)), last)
+
+
+def _with_folder(job: Job, stored: list[RunReport], last: int,
+                 *also: RunReport) -> list[RunReport]:
+    """The store's reports, and the folder's for runs the store lacks: newest ``last``."""
+    reports = {r.run_id: r for r in (*also, *stored)}
+    for report in _folder_reports(job):
+        reports.setdefault(report.run_id, report)
     return sorted(reports.values(), key=lambda r: (r.started_at, r.run_id))[-last:]
 
 

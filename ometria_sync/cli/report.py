@@ -13,7 +13,7 @@ from typing import Any, TextIO
 import msgspec
 import structlog
 
-from ometria_sync.cli.alerts import after_run
+from ometria_sync.cli.alerts import JUDGED_RUNS, after_run
 from ometria_sync.cli.common import SubParsers, render_table
 from ometria_sync.cli.history import keep_report, stored_reports
 from ometria_sync.config import Job, load_job, read_api_key
@@ -52,7 +52,9 @@ def register(sub: SubParsers, common: argparse.ArgumentParser) -> None:
 
 
 def finish_report(job: Job, result: JobResult, *, dry_run: bool) -> str:
-    """Write ``<report.folder>/<run-id>.json`` and the metrics the job asks for."""
+    """Write ``<report.folder>/<run-id>.json``, keep it in the state store, check the job's
+    health (telling the webhook when unhealthy), write the HTML report and the metrics the
+    job asks for. Only the JSON file's failure raises: the rest is logged."""
     settings = job.settings
     report = RunReport(
         run_id=result.run_id, job=str(job.path), started_at=result.started_at,
@@ -66,11 +68,11 @@ def finish_report(job: Job, result: JobResult, *, dry_run: bool) -> str:
         if result.shared_budget else None,
     )
     path = write_report(report, settings.report.folder)
-    keep_report(job, report)
-    after_run(job, report)  # health, and the webhook when unhealthy
+    history = keep_report(job, report, JUDGED_RUNS)  # this run included
+    after_run(job, report, history)  # health, and the webhook when unhealthy
     if settings.report.html:
         try:
-            write_html(report, _history(job), path.with_suffix(".html"))
+            write_html(report, history[-TREND_RUNS:], path.with_suffix(".html"))
         except OSError as exc:  # a page for people must not fail the sync
             log.warning("html_report_not_written", error=str(exc))
     if settings.report.metrics_textfile or settings.report.pushgateway_url:
@@ -80,15 +82,6 @@ def finish_report(job: Job, result: JobResult, *, dry_run: bool) -> str:
         except OSError as exc:  # monitoring must not fail the sync
             log.warning("metrics_not_exported", error=str(exc))
     return str(path)
-
-
-def _history(job: Job) -> list[RunReport]:
-    """The trend's runs; the store's failure to answer leaves the folder's."""
-    try:
-        return stored_reports(job, TREND_RUNS)
-    except OmetriaSyncError as exc:
-        log.warning("run_history_not_read", error=str(exc))
-        return []
 
 
 def cmd_report(args: argparse.Namespace) -> int:

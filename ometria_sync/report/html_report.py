@@ -164,8 +164,8 @@ def _trend(runs: list[RunSummary]) -> str:
 
 def render_html(report: RunReport, history: list[RunReport]) -> str:
     """The page for ``report``; ``history`` is the job's runs (any order; this one included
-    or not) for the trend."""
-    runs = {r.run_id: r for r in history}
+    or not) for the trend, which leaves dry runs out (but this one)."""
+    runs = {r.run_id: r for r in history if not r.dry_run}
     runs[report.run_id] = report
     trend = sorted((summarize(r) for r in runs.values()), key=lambda s: s.started_at)
     run = summarize(report)
