@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import gc
 import sys
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -116,13 +117,17 @@ def run(job_path: str | Path, *, dry_run: bool = False, full_refresh: bool = Fal
     """Run a job as ``ometria-sync run`` does, from synchronous code, printing nothing: the
     run report is written (its path in ``report_path``) unless ``validate_only``. Raises
     ConfigError or StateError before anything is sent; every later failure is in the
-    result (its ``exit_code`` is the command's). Call it from a thread with no event loop
-    running (inside one, await ``run_job`` instead)."""
+    result (its ``exit_code`` is the command's). Call it where no event loop is running (inside
+    one, await ``run_job`` instead); from the main thread it handles SIGINT and SIGTERM as the
+    command does, from another it leaves them to the program."""
     options = RunOptions(dry_run=dry_run, full_refresh=full_refresh, streams=streams,
                          validate_only=validate_only, progress="off")
     job = load_job(job_path)
     job.select(streams)
-    result = asyncio.run(run_job(job, options))
+    # SIGINT/SIGTERM handlers can be set from the main thread only; elsewhere they stay the
+    # caller's
+    main = threading.current_thread() is threading.main_thread()
+    result = asyncio.run(run_job(job, options, handle_signals=main))
     if not validate_only:
         result.report_path = finish_report(job, result, dry_run=dry_run)
     return result

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import os
 import sys
@@ -72,3 +73,14 @@ def test_run_is_the_synchronous_api(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert (stream.read, stream.sent, stream.dead_lettered) == (13, 12, 1)
     assert result.report_path is not None
     assert json.loads(Path(result.report_path).read_text())["dry_run"] is True
+
+
+def test_run_works_from_a_worker_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """From a thread (an Airflow task, a web app's worker) it sets no signal handler."""
+    workspace = Workspace(tmp_path)
+    jsonl(tmp_path / "data/contacts.jsonl", contact_records(5))
+    path = workspace.job(CONTACTS)
+    monkeypatch.setenv("OMETRIA_API_KEY", KEY)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        result = pool.submit(ometria_sync.run, path, dry_run=True).result(timeout=60)
+    assert result.exit_code is ometria_sync.ExitCode.OK and result.streams[0].sent == 5
