@@ -1,4 +1,5 @@
-"""What a person sees about a run: live progress, the end-of-run report, and metrics."""
+"""What a person sees about a run: live progress, the end-of-run report (JSON, and HTML
+with charts), the run history, the health rules, and metrics."""
 
 from ometria_sync.report.health import Health, HealthRules, judge
 from ometria_sync.report.history import (
