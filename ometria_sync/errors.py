@@ -34,8 +34,10 @@ class ExitCode(enum.IntEnum):
     USAGE = 2
     """Bad command line (argparse's own code)."""
     PARTIAL = 3
-    """Finished, but some records were not delivered: dead-lettered, rejected by Ometria, or
-    unconfirmed (answered ``skipped``)."""
+    """Finished, and this run found something new to look at: a refusal the ledger did not
+    know (a new id, or new content), records rejected by Ometria, unconfirmed (answered
+    ``skipped``), or parked after their last attempt. Refusals of the same content an earlier
+    run refused are summarised, not counted, unless ``[run] exit_on = "any_refusal"``."""
     NOTHING_VERIFIED = 4
     """``verify``: nothing in the selection could be verified (custom events only, which have
     no read endpoint; an empty selection, such as a last run that covered no record)."""

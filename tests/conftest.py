@@ -44,5 +44,6 @@ def make_job(tmp_path: Path) -> Callable[..., Job]:
     return make
 
 
+from tests.mysql import my_db  # noqa: E402,F401  (fixture for the MySQL tests)
 from tests.pg import pg_schema, pg_table  # noqa: E402,F401  (fixtures for the PostgreSQL tests)
 from tests.s3 import s3, s3_server  # noqa: E402,F401  (a real S3 API on 127.0.0.1)

@@ -68,6 +68,23 @@ def test_errors_name_the_key(tmp_path: Path, text: str, message: str) -> None:
     assert message in str(info.value)
 
 
+@pytest.mark.parametrize(("columns", "message"), [
+    ('gender = { field = "gender", valus = { "1" = "m" } }',
+     "streams[0].source.columns.gender.valus: unknown key"),
+    ('email = "email"\n"First Name" = { field = "firstname", trim = false, tirm = true }',
+     'streams[0].source.columns."First Name".tirm: unknown key'),
+])
+def test_a_typo_inside_a_column_table_names_the_column(tmp_path: Path, columns: str,
+                                                      message: str) -> None:
+    (tmp_path / "c.csv").write_text("email,gender,First Name\n")
+    text = STREAM.replace('source = { kind = "jsonl", path = "data/contacts.jsonl" }',
+                          '[streams.source]\nkind = "csv"\npath = "c.csv"\n'
+                          f"[streams.source.columns]\n{columns}\n")
+    with pytest.raises(ConfigError) as info:
+        load_job(_write(tmp_path, text), environ={})
+    assert str(info.value).startswith(message), info.value
+
+
 def test_loopback_http_is_allowed(tmp_path: Path) -> None:
     for host in ("127.0.0.1:8080", "localhost", "[::1]:9"):
         job = load_job(_write(tmp_path, f"[ometria]\nbase_url = 'http://{host}/v2'\n" + STREAM),

@@ -1,8 +1,9 @@
 """The ``ometria-sync`` command: argument parsing and exit codes only; the work is elsewhere.
 
-Exit codes: 0 all delivered; 3 finished but some records dead-lettered, rejected or unconfirmed;
-1 fatal (configuration, refused key, server unreachable after retries); 2 usage error; 130
-interrupted.
+Exit codes: 0 all delivered (or refused only as an earlier run refused them: ``[run]
+exit_on``); 3 finished with something new to look at (new refusals, rejected, unconfirmed or
+parked records); 1 fatal (configuration, refused key, server unreachable after retries); 2
+usage error; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -12,7 +13,20 @@ import sys
 from collections.abc import Sequence
 
 from ometria_sync._version import __version__
-from ometria_sync.cli import alerts, demo, emulator, history, job, plan, report, verify
+from ometria_sync.cli import (
+    alerts,
+    dead_letter,
+    demo,
+    emulator,
+    fields,
+    history,
+    init,
+    job,
+    plan,
+    report,
+    trace,
+    verify,
+)
 from ometria_sync.cli.common import HelpFormatter, silence_stdout
 from ometria_sync.cli.job import run
 from ometria_sync.errors import ConfigError, ExitCode
@@ -47,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     job.register(sub, common)
+    dead_letter.register(sub, common)
     emulator.register(sub, common)
     demo.register(sub, common)
     plan.register(sub, common)
@@ -54,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     history.register(sub, common)
     alerts.register(sub, common)
     verify.register(sub, common)
+    trace.register(sub, common)
+    fields.register(sub, common)
+    init.register(sub, common)
     for command in sub.choices.values():  # every option's help says its default
         command.formatter_class = HelpFormatter
     return parser

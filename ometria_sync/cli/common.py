@@ -110,12 +110,40 @@ def print_summary(streams: list[StreamStats], out: TextIO, *, validation: bool =
                   "(answered \"skipped\", whose meaning is undocumented): not counted as "
                   "delivered, and their change hashes are forgotten, so a later run that "
                   "reads them sends them again", file=out)
+        if not validation:
+            _print_ledger(stats, out)
+        if stats.filtered:
+            print(f"\n{stats.stream}: {stats.filtered} record(s) skipped by the stream's "
+                  "transform (it returned None)", file=out)
         if stats.reasons:
-            print(f"\n{stats.stream}: why records were refused (count)", file=out)
-            for reason, count in stats.top_reasons(10):
-                print(f"  {count:>8}  {reason}", file=out)
+            print(f"\n{stats.stream}: why records were refused (records, problems)", file=out)
+            for reason, records, problems in stats.top_reasons(10):
+                print(f"  {records:>8}  {problems:>8}  {reason}", file=out)
         if stats.warnings:
             print(f"\n{stats.stream}: {stats.warnings} warnings, e.g.", file=out)
             top = sorted(stats.warning_reasons.items(), key=lambda kv: -kv[1])[:5]
             for reason, count in top:
                 print(f"  {count:>8}  {reason}", file=out)
+
+
+def _print_ledger(stats: StreamStats, out: TextIO) -> None:
+    """What the ledger of refused records says of this run: the refusals an earlier run found
+    already (known: they alone do not make the run exit 3), and the records that left it."""
+    if stats.refused_known and stats.refused_known_since:
+        print(f"\n{stats.stream}: {stats.refused_known} still refused since "
+              f"{stats.refused_known_since[:10]}, unchanged; {stats.refused_new} new",
+              file=out)
+    if stats.ledger_left:
+        print(f"\n{stats.stream}: {stats.ledger_left} record(s) of the ledger went out and "
+              "were acknowledged: they left it", file=out)
+    if stats.resent:
+        print(f"\n{stats.stream}: {stats.resent} record(s) not delivered by an earlier run "
+              "resent first, from the ledger", file=out)
+    if stats.undelivered:
+        print(f"\n{stats.stream}: {stats.undelivered} record(s) not delivered (retries ran out, "
+              "cut off at the grace period, or not confirmed): kept in the ledger, the next "
+              "run resends them first", file=out)
+    if stats.parked:
+        print(f"\n{stats.stream}: {stats.parked} record(s) parked after their last attempt "
+              "([run] max_attempts): no longer resent; `ometria-sync trace JOB.toml ID` tells "
+              "their story", file=out)

@@ -11,6 +11,9 @@ from ometria_sync.cli.common import SubParsers
 from ometria_sync.emulator import DEV_KEY, EmulatorOptions, serve
 from ometria_sync.errors import ExitCode
 
+#: the port the emulator listens on unless told (``init`` names it in the job it writes)
+DEFAULT_PORT = 8765
+
 
 def _fraction(text: str) -> float:
     value = float(text)
@@ -36,7 +39,7 @@ def register(sub: SubParsers, common: argparse.ArgumentParser) -> None:
                        help="serve a local stand-in for Ometria's API on 127.0.0.1")
     p.add_argument("--host", default="127.0.0.1",
                    help="the address to listen on (loopback: only this machine reaches it)")
-    p.add_argument("--port", type=int, default=8765, help="0 picks a free port (printed)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port (printed)")
     p.add_argument("--api-key", default=None,
                    help=f"the key it accepts (default: $OMETRIA_API_KEY, else {DEV_KEY!r})")
     p.add_argument("--rate", type=float, default=4.0, help="requests per sliding second")

@@ -1,5 +1,5 @@
-"""The job commands: ``run``, ``validate``, ``status``, ``reset`` and ``dead-letter``; and
-:func:`run`, the synchronous Python API (``ometria_sync.run``)."""
+"""The job commands: ``run``, ``validate``, ``status`` and ``reset``; and :func:`run`, the
+synchronous Python API (``ometria_sync.run``)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from ometria_sync.config import Job, load_job
 from ometria_sync.errors import ExitCode, OmetriaSyncError, RateBudgetError, StateError
 from ometria_sync.pipeline import JobResult, RunOptions, SignalWatch, run_job
 from ometria_sync.report import show_progress
-from ometria_sync.state import StateStore, open_state
+from ometria_sync.state import LedgerEntry, StateStore, open_state
 
 T = TypeVar("T")
 
@@ -61,14 +61,6 @@ def register(sub: SubParsers, common: argparse.ArgumentParser) -> None:
     reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     reset.set_defaults(func=cmd_reset)
 
-    dead = sub.add_parser("dead-letter", parents=[common],
-                          help="write the refused records kept in the state database as JSON "
-                               "Lines (state.dead_letter = \"database\")")
-    dead.add_argument("job", help="the job file (TOML)")
-    dead.add_argument("--stream", metavar="NAME", help="only this stream (default: every stream)")
-    dead.add_argument("--run", metavar="ID",
-                      help="only this run (its id, as in the report; default: every run)")
-    dead.set_defaults(func=cmd_dead_letter)
 
 
 def _run(args: argparse.Namespace, options: RunOptions) -> int:
@@ -105,8 +97,15 @@ def _print_result(result: JobResult, options: RunOptions) -> None:
         print(f"\nreport: {result.report_path}")
         print_ometria_errors(result.ometria_errors, sys.stdout)
     dead = sum(s.dead_lettered for s in result.streams)
-    if dead:
+    if dead and options.validate_only:
+        print(f"\n{dead} record(s) that a run would refuse, written to "
+              f"{result.dead_letter_path} (validate's own file; the runs' dead letter is "
+              "left alone)")
+    elif dead:
         print(f"\n{dead} record(s) written to the dead letter: {result.dead_letter_path}")
+    warned = sum(s.warnings for s in result.streams)
+    if warned and result.warnings_path:
+        print(f"\n{warned} warning(s); the records they were given for: {result.warnings_path}")
     if result.dry_run_dir:
         print(f"\ndry run: payloads written to {result.dry_run_dir}")
     sys.stdout.flush()  # a closed pipe fails here, inside the guard, not at exit
@@ -142,7 +141,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return _run(args, RunOptions(validate_only=True, streams=args.stream))
 
 
-def _with_state(job: Job, work: Callable[[StateStore], Awaitable[T]]) -> T:
+def with_state(job: Job, work: Callable[[StateStore], Awaitable[T]]) -> T:
     """Open the job's state (its rows only), run ``work`` on it, close it (StateError passes
     on). Reads no source: no source secret is needed."""
 
@@ -169,6 +168,7 @@ async def _status_rows(job: Job, store: StateStore) -> list[dict[str, Any]]:
                        "updated_at": c.updated_at} for c in parts],
             "delivered": sum(c.delivered for c in parts),
             "tracked_ids": await store.tracked_ids(stream.name),
+            "ledger": _ledger_counts(await store.ledger(stream.name)),
             "last_run": last.finished_at or last.started_at if last else None,
             "outcome": _outcome(last.outcome if last else None, running),
         })
@@ -178,7 +178,7 @@ async def _status_rows(job: Job, store: StateStore) -> list[dict[str, Any]]:
 def cmd_status(args: argparse.Namespace) -> int:
     job = load_job(args.job)
     try:
-        rows = _with_state(job, lambda store: _status_rows(job, store))
+        rows = with_state(job, lambda store: _status_rows(job, store))
     except OmetriaSyncError as exc:
         print(f"ometria-sync: {exc}", file=sys.stderr)
         return ExitCode.FATAL
@@ -186,11 +186,21 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(msgspec.json.encode(rows).decode())
         return ExitCode.OK
     table = [[r["stream"], _position_text(r["parts"]), str(r["delivered"]),
-              str(r["tracked_ids"]), r["last_run"] or "never", r["outcome"] or "-"]
+              str(r["tracked_ids"]), r["last_run"] or "never", r["outcome"] or "-",
+              ", ".join(f"{n} {kind}" for kind, n in r["ledger"].items()) or "-"]
              for r in rows]
     print(render_table(table, ["stream", "position", "delivered", "tracked ids", "last run",
-                               "outcome"]))
+                               "outcome", "ledger"]))
     return ExitCode.OK
+
+
+def _ledger_counts(rows: list[LedgerEntry]) -> dict[str, int]:
+    """The stream's ledger rows by kind: refused, undelivered (resent by the next run),
+    parked."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row.kind] = counts.get(row.kind, 0) + 1
+    return counts
 
 
 def _outcome(recorded: str | None, running: bool) -> str | None:
@@ -223,37 +233,9 @@ def cmd_reset(args: argparse.Namespace) -> int:
             print("nothing changed")
             return ExitCode.OK
     try:
-        removed = _with_state(job, lambda store: store.reset(args.stream))
+        removed = with_state(job, lambda store: store.reset(args.stream))
     except OmetriaSyncError as exc:
         print(f"ometria-sync: {exc}", file=sys.stderr)
         return ExitCode.FATAL
     print(f"forgot {removed} checkpoint(s) of {what}")
-    return ExitCode.OK
-
-
-def cmd_dead_letter(args: argparse.Namespace) -> int:
-    """The refused records kept in the state database, as JSON Lines on stdout, oldest first."""
-    job = load_job(args.job)
-    if args.stream:
-        job.select([args.stream])
-
-    async def write(store: StateStore) -> int:
-        count = 0
-        out = sys.stdout.buffer
-        async for entry in store.dead_letters(args.stream, args.run):
-            out.write(entry + b"\n")
-            count += 1
-        out.flush()
-        return count
-
-    try:
-        count = _with_state(job, write)
-    except OmetriaSyncError as exc:
-        print(f"ometria-sync: {exc}", file=sys.stderr)
-        return ExitCode.FATAL
-    if job.settings.state.dead_letter != "database":
-        print(f"ometria-sync: this job writes refused records to the file "
-              f"{job.settings.state.dead_letter_path} (state.dead_letter = \"file\")",
-              file=sys.stderr)
-    print(f"{count} refused record(s)", file=sys.stderr)
     return ExitCode.OK

@@ -30,13 +30,16 @@ from ometria_sync.report import (
     write_html,
     write_report,
 )
+from ometria_sync.state import CleanVerify, open_state
+from ometria_sync.verify import error_fingerprint
 
 log = structlog.get_logger("ometria_sync.report")
 
 
 def register(sub: SubParsers, common: argparse.ArgumentParser) -> None:
     errors = sub.add_parser("errors", parents=[common],
-                            help="fetch Ometria's latest push validation errors, grouped")
+                            help="fetch Ometria's latest push validation errors, grouped; exit 3 "
+                                 "only for those listed since the last clean `verify --all`")
     errors.add_argument("job", help="the job file (TOML): its Ometria account")
     errors.set_defaults(func=cmd_errors)
 
@@ -129,13 +132,33 @@ def cmd_errors(args: argparse.Namespace) -> int:
         finally:
             await client.aclose()
 
+    async def last_clean() -> CleanVerify | None:
+        state = await open_state(job.settings.state.checkpoint_url, job.settings.state.schema,
+                                 job=job.name, streams=job.stream_names)
+        try:
+            return await state.last_clean_verify()
+        finally:
+            await state.aclose()
+
     try:
         errors = asyncio.run(fetch())
+        clean = asyncio.run(last_clean())
     except OmetriaSyncError as exc:
         print(f"ometria-sync: {exc}", file=sys.stderr)
         return ExitCode.FATAL
     if not group_ometria_errors(errors):
         print("Ometria lists no push validation errors for this account.")
         return ExitCode.OK
-    print_ometria_errors(errors, sys.stdout)
+    if clean is None:
+        print_ometria_errors(errors, sys.stdout)
+        return ExitCode.PARTIAL
+    seen = set(clean.errors)
+    new = [e for e in errors if error_fingerprint(e) not in seen]
+    print(f"{len(errors) - len(new)} of the {len(errors)} listed errors were listed already at "
+          f"the last clean `verify --all` ({clean.at}): history, every record verified then")
+    if not new:
+        print("none is newer: nothing to look at")
+        return ExitCode.OK
+    print(f"{len(new)} listed since:")
+    print_ometria_errors(new, sys.stdout)
     return ExitCode.PARTIAL

@@ -9,6 +9,7 @@ import sys
 from ometria_sync.cli.common import SubParsers, render_table
 from ometria_sync.config import load_job
 from ometria_sync.errors import ExitCode, StateError
+from ometria_sync.pipeline import load_transforms
 from ometria_sync.verify import LISTED, Plan, VerifyOptions, outcome_rows, report_json, verify_job
 
 #: records listed in the table (``--json`` lists up to ``LISTED``)
@@ -72,7 +73,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print("ometria-sync: --seed needs --sample", file=sys.stderr)
         return ExitCode.USAGE
     job = load_job(args.job)
-    job.check_credentials(job.select(args.stream))  # verify reads the sources
+    selected = job.select(args.stream)
+    job.check_credentials(selected)  # verify reads the sources
+    # and compares what the streams' transforms make of them (read: selected or enabled)
+    load_transforms(job, [s for s in job.streams if s.enabled or s in selected])
     options = VerifyOptions(streams=args.stream, sample=args.sample, seed=args.seed,
                             last_run=args.last_run, method=args.method, repair=args.repair,
                             repair_rounds=args.repair_rounds, settle=args.settle)

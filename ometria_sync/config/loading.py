@@ -101,7 +101,7 @@ def load_job(path: str | Path, environ: Mapping[str, str] | None = None) -> Job:
     try:
         settings = msgspec.convert(data, JobSettings)
     except msgspec.ValidationError as exc:
-        raise _config_error(str(exc)) from None
+        raise _config_error(str(exc), data) from None
     settings = _resolve_state_url(settings, os.environ if environ is None else environ)
     settings = _resolve_paths(settings, job_path.parent)
     check_settings(settings)
@@ -133,8 +133,9 @@ def _parse_env_value(raw: str) -> Any:
 _MSGSPEC_PATH = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
 
 
-def _config_error(message: str) -> ConfigError:
-    """Turn msgspec's "Expected `int`, got `str` - at `$.run.linger`" into ``run.linger: ...``."""
+def _config_error(message: str, data: Any = None) -> ConfigError:
+    """Turn msgspec's "Expected `int`, got `str` - at `$.run.linger`" into ``run.linger: ...``;
+    a table's key msgspec writes as ``[...]`` is named from ``data`` when it can be told."""
     match = _MSGSPEC_PATH.match(message)
     assert match is not None
     path = (match.group("path") or "").lstrip(".")
@@ -145,6 +146,7 @@ def _config_error(message: str) -> ConfigError:
         text = "required key is missing"
     unknown = re.match(r"Object contains unknown field `([^`]+)`", text)
     if unknown:
+        path = _name_keys(path, data, unknown.group(1))
         path = f"{path}.{unknown.group(1)}" if path else unknown.group(1)
         text = "unknown key (check the spelling)"
         if ".source" in path and secret_setting(unknown.group(1)):
@@ -156,6 +158,41 @@ def _config_error(message: str) -> ConfigError:
     elif path.endswith("source.kind"):
         text += f"; expected one of {', '.join(SOURCE_KINDS)}"
     return ConfigError(path, text[0].lower() + text[1:] if text else text)
+
+
+_STEP = re.compile(r"\[(\d+|\.\.\.)\]|\.?([^.\[]+)")
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _name_keys(path: str, data: Any, unknown: str) -> str:
+    """``streams[0].source.columns[...]`` -> ``streams[0].source.columns.gender``: each
+    ``[...]`` (a key msgspec does not name) becomes the one key of that table whose value holds
+    what the rest of the path and the unknown key reach; left as it is when it cannot be told."""
+    steps = [(m.group(1), m.group(2)) for m in _STEP.finditer(path)]
+
+    def walk(node: Any, rest: list[tuple[str | None, str | None]]) -> list[str] | None:
+        if not rest:
+            return [] if isinstance(node, dict) and unknown in node else None
+        (index, key), tail = rest[0], rest[1:]
+        if key is not None:
+            found = walk(node.get(key), tail) if isinstance(node, dict) else None
+            return None if found is None else ["." + key, *found]
+        if index != "...":
+            ok = isinstance(node, list) and int(str(index)) < len(node)
+            found = walk(node[int(str(index))], tail) if ok else None
+            return None if found is None else [f"[{index}]", *found]
+        if not isinstance(node, dict):
+            return None
+        hits = [(name, found) for name, value in node.items()
+                if (found := walk(value, tail)) is not None]
+        if len(hits) != 1:
+            return None
+        name, found = hits[0]
+        shown = name if _BARE_KEY.fullmatch(name) else '"' + name.replace('"', '\\"') + '"'
+        return ["." + shown, *found]
+
+    named = walk(data, steps) if data is not None else None
+    return "".join(named).lstrip(".") if named is not None else path
 
 
 def _resolve_paths(settings: JobSettings, base: Path) -> JobSettings:
@@ -228,6 +265,7 @@ def check_settings(settings: JobSettings) -> None:
             raise ConfigError(f"streams[{index}].name", f"duplicate stream name {stream.name!r}")
         seen.add(stream.name)
         stream.source.check(f"streams[{index}].source")
+        stream.source.check_record_type(f"streams[{index}].source", stream.record_type)
     check_shared_tenants([(f"streams[{i}].source", s.source)
                           for i, s in enumerate(settings.streams)])
     ometria = settings.ometria

@@ -12,6 +12,7 @@ import msgspec
 from ometria_sync.net import DEFAULT_SCHEMA, HttpRetrySettings, sqlite_url
 from ometria_sync.schemas import RecordType
 from ometria_sync.sources import DEFAULT_MAX_LINE_BYTES, MaxLineBytes, SourceSpec
+from ometria_sync.state import WARNINGS_PER_STREAM
 
 #: a stream's or a job's name, matched whole (``$`` would let a trailing newline through)
 Name = Annotated[str, msgspec.Meta(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+\Z")]
@@ -59,6 +60,9 @@ class StateSettings(_Section, frozen=True):
     #: "file": refused records go to ``dead_letter_path``; "database": into the state store
     dead_letter: Literal["file", "database"] = "file"
     dead_letter_path: str = "state/dead-letter.jsonl"
+    #: lines per stream per run in ``warnings.jsonl`` (beside ``dead_letter_path``): the
+    #: records warnings were given for; 0 writes none
+    warnings_per_stream: Annotated[int, msgspec.Meta(ge=0)] = WARNINGS_PER_STREAM
     dry_run_dir: str = "state/dry-run"
 
 
@@ -74,6 +78,12 @@ class RunSettings(_Section, frozen=True):
     #: a line (JSONL) or CSV line longer than this is dead-lettered with its first bytes and its
     #: length, never held whole; a source may set its own
     max_line_bytes: MaxLineBytes = DEFAULT_MAX_LINE_BYTES
+    #: when records not delivered make the run exit 3: "new_refusals" (only those this run
+    #: found new, not the refusals of the same content an earlier run found), "any_refusal"
+    exit_on: Literal["new_refusals", "any_refusal"] = "new_refusals"
+    #: runs that may try a record that was not delivered (retries ran out, cut off at the
+    #: grace period, not confirmed) before it is parked: kept in the ledger, no longer resent
+    max_attempts: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 5
 
 
 class ReportSettings(_Section, frozen=True):
@@ -103,6 +113,9 @@ class AlertSettings(_Section, frozen=True):
     max_refused: Annotated[int, msgspec.Meta(ge=0)] | None = None
     #: ... or a larger share of the records it read (0.01: 1%)
     max_refused_share: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None
+    #: unhealthy when the last run refused more records than this that it found new (not the
+    #: same content an earlier run refused: the ledger's ``refused_new``)
+    max_refused_new: Annotated[int, msgspec.Meta(ge=0)] | None = None
     #: unhealthy when the last run sent less than this share of the median of the 7 runs
     #: before it (0.5: half): a feed that silently shrank
     min_sent_share_of_median: Annotated[float, msgspec.Meta(gt=0, le=1)] | None = None
@@ -128,6 +141,9 @@ class StreamSettings(_Section, frozen=True):
     parallel: bool = False
     #: skip records whose content is unchanged since Ometria last acknowledged them
     change_detection: bool = True
+    #: "module:function": a Python function from the record (a dict) to a record or None
+    #: (skip it), from the job file's folder or PYTHONPATH, applied before validation
+    transform: str | None = None
     enabled: bool = True
 
 

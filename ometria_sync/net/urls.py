@@ -1,8 +1,8 @@
 """Every URL the job names, parsed, checked and redacted here, once: the state URL (a SQLite
 file or a PostgreSQL DSN, and the schema it lives in), the Redis URL of the shared budget, the
-Ometria base URL's one spelling, and the redaction of every URL (the PostgreSQL source's DSN in
-its connection errors, :func:`dsn_message`; object-store endpoints, the Omneo and Ometria base
-URLs too).
+Ometria base URL's one spelling, the MySQL source's DSN (:func:`parse_mysql_dsn`), and the
+redaction of every URL (the SQL sources' DSNs in their connection errors, :func:`dsn_message`;
+object-store endpoints, the Omneo and Ometria base URLs too).
 
 An HTTP API's base URL (Ometria's, Omneo's) is http(s), and plain http:// only to a loopback
 host (:func:`base_url_problem`).
@@ -216,6 +216,47 @@ def scrub(text: str, *urls: str | None) -> str:
 def safe_message(exc: BaseException, *urls: str | None) -> str:
     """An exception's message without the secrets of ``urls`` (its type when it says nothing)."""
     return scrub(str(exc) or type(exc).__name__, *urls)
+
+
+#: a MySQL source's DSN has one of these schemes
+MYSQL_SCHEMES = ("mysql", "mariadb")
+
+
+class MysqlDsn(msgspec.Struct, frozen=True, kw_only=True):
+    """``mysql://USER:PASSWORD@HOST[:3306]/DATABASE`` (or ``mariadb://``), decoded."""
+
+    host: str
+    port: int = 3306
+    user: str
+    password: str = ""
+    database: str
+
+    def __repr__(self) -> str:  # never the password, whatever prints it
+        return f"MysqlDsn(host={self.host!r}, port={self.port}, user={self.user!r}, " \
+               f"password={MASK if self.password else ''!r}, database={self.database!r})"
+
+
+def parse_mysql_dsn(dsn: str) -> MysqlDsn:
+    """A MySQL DSN's parts; ValueError saying what is wrong (never quoting the DSN, which
+    holds the password)."""
+    try:
+        parts = urlsplit(dsn)
+        port = parts.port or 3306
+    except ValueError:
+        raise ValueError(f"not a URL (expected {MYSQL_SCHEMES[0]}://USER:PASSWORD@HOST"
+                         "[:3306]/DATABASE)") from None
+    if parts.scheme not in MYSQL_SCHEMES:
+        raise ValueError(f"the scheme must be mysql:// or mariadb://, got "
+                         f"{url_scheme(dsn)[:20]!r}")
+    database = unquote(parts.path.lstrip("/"))
+    if not parts.hostname or not parts.username or not database or "/" in database:
+        raise ValueError("expected mysql://USER:PASSWORD@HOST[:3306]/DATABASE (user, host "
+                         "and database are required)")
+    if parts.query or parts.fragment:
+        raise ValueError("query parameters are not read (expected "
+                         "mysql://USER:PASSWORD@HOST[:3306]/DATABASE)")
+    return MysqlDsn(host=parts.hostname, port=port, user=unquote(parts.username),
+                    password=unquote(parts.password or ""), database=database)
 
 
 def dsn_message(exc: BaseException, dsn: str) -> str:

@@ -2,12 +2,13 @@
 
 ``run_job`` (``job_run.py``) is the entry; ``stream_run.py`` runs one stream; ``batcher.py``
 cuts batches and builds the record as sent (``prepare_record``, which ``verify`` shares);
+``transform.py`` resolves and applies a stream's own ``transform`` function;
 ``dispatch.py`` delivers a batch and returns its outcome; ``settle.py`` writes the outcome down
 in the one order it states.
 """
 
 from ometria_sync.pipeline.batcher import Validator, prepare_record, schema_validator
-from ometria_sync.pipeline.change_filter import identity
+from ometria_sync.pipeline.change_filter import hash64, identity
 from ometria_sync.pipeline.job_io import ProgressMode, RunView, SignalWatch
 from ometria_sync.pipeline.job_run import (
     JobResult,
@@ -16,7 +17,8 @@ from ometria_sync.pipeline.job_run import (
     run_job,
     shared_budget,
 )
-from ometria_sync.pipeline.stats import StreamStats
+from ometria_sync.pipeline.stats import StreamStats, WarningSample
+from ometria_sync.pipeline.transform import Transform, load_transform, load_transforms
 
 __all__ = [
     "JobResult",
@@ -25,9 +27,14 @@ __all__ = [
     "RunView",
     "SignalWatch",
     "StreamStats",
+    "Transform",
     "Validator",
+    "WarningSample",
     "account_pacer",
+    "hash64",
     "identity",
+    "load_transform",
+    "load_transforms",
     "prepare_record",
     "run_job",
     "schema_validator",

@@ -20,10 +20,11 @@ from typing import Any
 import msgspec
 
 from ometria_sync.errors import OmetriaSyncError
-from ometria_sync.pipeline.stats import StreamStats
+from ometria_sync.pipeline.ledger import RecordLedger
+from ometria_sync.pipeline.stats import StreamStats, WarningSample
 from ometria_sync.schemas import Problem
 from ometria_sync.sources import Position
-from ometria_sync.state import DeadLetterWriter
+from ometria_sync.state import DeadLetterWriter, WarningLog
 
 
 class BatchRecord(msgspec.Struct, gc=False):
@@ -45,6 +46,9 @@ class BatchRecord(msgspec.Struct, gc=False):
     #: this run, or a full refresh, which looks nothing up): once acknowledged, its hash is
     #: written before a checkpoint passes it (``settle.py``)
     replaces: bool = False
+    #: the ledger's tick for a record whose key it holds (0: none): acknowledged, it leaves
+    #: the ledger (``ledger.py``)
+    ledger_tick: int = 0
 
 
 class Batch(msgspec.Struct):
@@ -86,6 +90,25 @@ class PartScope(msgspec.Struct, frozen=True):
     source: str
     stats: StreamStats
     dead_letter: DeadLetterWriter
+    #: the stream's ledger of refused records (None: a run that writes no state)
+    ledger: RecordLedger | None = None
+    #: ``warnings.jsonl`` (None: no file, e.g. ``plan``)
+    warning_log: WarningLog | None = None
+
+    def warn(self, problem: Problem, *, line: int | None, position: Position,
+             record: Any) -> None:
+        """Count one warning, naming its record in the stats' sample and in the warnings
+        file."""
+        record_id = record.get("id") if record.__class__ is dict else None
+        record_id = record_id if isinstance(record_id, str) else None
+        sample = WarningSample(source=self.source, path=problem.path, reason=problem.message,
+                               line=line, position=None if line is not None else position,
+                               id=record_id)
+        self.stats.warn(problem, sample)
+        if self.warning_log is not None:
+            self.warning_log.write(stream=self.stream, source=self.source, path=problem.path,
+                                   reason=problem.message, line=line, position=position,
+                                   id=record_id)
 
     def dead_letter_record(
         self,
@@ -96,11 +119,19 @@ class PartScope(msgspec.Struct, frozen=True):
         position: Position,
         record: Any,
         raw: bytes | str | None = None,
+        record_id: str | None = None,
     ) -> None:
-        """Count one refused record and write it to the dead letter, naming this part."""
+        """Count one refused record, note it in the ledger (new or known), and write it to
+        the dead letter, naming this part."""
         self.stats.dead_lettered += 1
+        known_since = None
+        if self.ledger is not None:
+            known_since = self.ledger.refused(reasons, record, raw, position, record_id)
+        else:  # no ledger to know it by
+            self.stats.refused_new += 1
         self.dead_letter.write(stream=self.stream, source=self.source, reasons=reasons,
-                               stage=stage, line=line, position=position, record=record, raw=raw)
+                               stage=stage, line=line, position=position, record=record, raw=raw,
+                               record_id=record_id, known_since=known_since)
 
 
 # -------------------------------------------------------------------------------------------------

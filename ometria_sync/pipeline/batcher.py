@@ -29,6 +29,7 @@ from ometria_sync.clock import Sleep
 from ometria_sync.config import StreamSettings
 from ometria_sync.pipeline.batch import Batch, BatchRecord, PartScope
 from ometria_sync.pipeline.change_filter import ChangeFilter, hash64, identity
+from ometria_sync.pipeline.transform import Transform
 from ometria_sync.schemas import (
     Problem,
     Verdict,
@@ -55,14 +56,19 @@ def schema_validator(stream: StreamSettings) -> Validator:
 
 
 def prepare_record(
-    record_type: str, record: Any, validate: Validator
+    record_type: str, record: Any, validate: Validator, transform: Transform | None = None
 ) -> tuple[bytes | None, list[Problem], list[Problem]]:
     """The record as it is sent: ``(encoded, problems, warnings)``; ``encoded`` is None when it
-    is refused, ``problems`` say why. The envelope check (what the engine itself needs: an
-    object with a usable id whose ``@type`` matches the stream, added when missing), the
-    stream's validation, the canonical encoding and the size check, in that order; the
-    validator's ``warnings`` are given whenever it ran. The batcher and ``verify`` both call it,
-    so what is verified is what was sent."""
+    is refused, ``problems`` say why (and when the stream's ``transform`` skipped it, with no
+    problem). The transform, the envelope check (what the engine itself needs: an object with
+    a usable id whose ``@type`` matches the stream, added when missing), the stream's
+    validation, the canonical encoding and the size check, in that order; the validator's
+    ``warnings`` are given whenever it ran. The batcher and ``verify`` both call it, so what is
+    verified is what was sent."""
+    if transform is not None and record.__class__ is dict:
+        record, failed = transform.apply(record)
+        if record is None:
+            return None, [Problem("", failed)] if failed else [], []
     problems = envelope_problems(record)
     if problems:
         return None, problems, []
@@ -104,6 +110,7 @@ class Batcher:
         linger: float = 0.5,
         first_seq: int = 0,
         changes: ChangeFilter | None = None,
+        transform: Transform | None = None,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._scope = scope
@@ -114,6 +121,7 @@ class Batcher:
         self._linger = linger
         self._sleep = sleep
         self._changes = changes
+        self._transform = transform
         self._seq = first_seq
         self._pending: list[BatchRecord] = []
         self._pending_ids: set[int] = set()  # a batch never holds two versions of one id
@@ -188,6 +196,9 @@ class Batcher:
             ready = [r for r in taken if r is not None]
             unchanged = await self._changes.unchanged(ready)
             self._stats.unchanged += len(unchanged)
+            if self._changes.known_unchanged and self._scope.ledger is not None:
+                self._scope.ledger.acknowledged(self._changes.known_unchanged)
+                self._changes.known_unchanged = []
             skip = {id(ready[i]) for i in unchanged}
         else:
             skip = set()
@@ -212,11 +223,21 @@ class Batcher:
             self._refuse(item, [Problem("", item.error)], stage="source")
             return None
         record = item.record
+        if self._transform is not None and record.__class__ is dict:
+            record, failed = self._transform.apply(record)
+            if record is None:
+                if failed is None:
+                    self._stats.filtered += 1  # skipped: neither sent nor dead-lettered
+                else:
+                    self._refuse(item, [Problem("", failed)], stage="transform")
+                return None
         encoded, problems, warnings = prepare_record(self._type, record, self._validate)
+        if item.warnings:
+            warnings = [*item.warnings, *warnings]
         for warning in warnings:
-            self._stats.warn(warning)
+            self._scope.warn(warning, line=item.line, position=item.position, record=record)
         if encoded is None:
-            self._refuse(item, problems)
+            self._refuse(item, problems, record=record)
             return None
         self._stats.valid += 1
         # the id's keys are taken here, while the decoded record is at hand (it is not kept):
@@ -224,19 +245,28 @@ class Batcher:
         # the change index stores across runs costs 700 ns, so only change detection pays it
         order_key = hash((record.get("@collection"), record.get("id")))
         id_hash = hash64(identity(record)) if self._changes is not None else 0
-        return BatchRecord(encoded, item.line, item.position, order_key, id_hash)
+        ledger = self._scope.ledger
+        tick = ledger.watch(record) if ledger is not None and ledger.ids else 0
+        return BatchRecord(encoded, item.line, item.position, order_key, id_hash,
+                           ledger_tick=tick)
 
-    def _refuse(self, item: SourceItem, reasons: list[Problem], stage: str = "validate") -> None:
-        where = _where(item)
-        for reason in reasons:
-            self._stats.refuse(reason, where)
+    def _refuse(self, item: SourceItem, reasons: list[Problem], stage: str = "validate",
+                record: Any = None) -> None:
+        """Dead-letter ``item`` with ``reasons``; ``record``: what was validated (the
+        transform's result), else the record as read."""
+        self._stats.refuse(reasons, _where(item))
+        if item.error is not None:  # it never decoded: its raw input is what there is
+            record = None
+        elif record is None:
+            record = item.record
         self._scope.dead_letter_record(
             reasons,
             stage=stage,
             line=item.line,
             position=item.position,
-            record=item.record if item.error is None else None,
+            record=record,
             raw=item.raw,
+            record_id=item.id,
         )
 
 

@@ -66,6 +66,9 @@ class ChangeFilter:
         self._sent: dict[int, int | None] = {}
         #: hash writes submitted, oldest first, with the pairs they write
         self._writes: deque[tuple[Pending, list[tuple[int, int]]]] = deque()
+        #: records the ledger watches (``ledger_tick``) found unchanged against a stored hash,
+        #: so Ometria acknowledged this very content: the batcher takes them out of the ledger
+        self.known_unchanged: list[BatchRecord] = []
 
     async def unchanged(self, records: list[BatchRecord]) -> set[int]:
         """Indexes into ``records`` (their ``id_hash`` set) of those that are unchanged since
@@ -85,12 +88,14 @@ class ChangeFilter:
         sent = self._sent
         for i, r in enumerate(records):
             if r.id_hash in sent:
-                reference, r.replaces = sent[r.id_hash], True
+                reference, r.replaces, stored = sent[r.id_hash], True, False
             else:
                 reference = known.get(r.id_hash)
-                r.replaces = self.refresh or reference is not None
+                r.replaces, stored = self.refresh or reference is not None, True
             if reference == r.content_hash and not self.refresh:
                 skip.add(i)
+                if stored and r.ledger_tick:  # not a version in flight: an acknowledged one
+                    self.known_unchanged.append(r)
             else:
                 sent[r.id_hash] = r.content_hash
         return skip

@@ -185,7 +185,7 @@ class Delivery:
     def _refuse(self, record: BatchRecord, exc: BatchRejectedError) -> None:
         detail = f": {exc.detail}" if exc.detail else ""
         problem = Problem("", f"refused by Ometria (HTTP {exc.status}){detail}")
-        self._stats.refuse(Problem("", f"refused by Ometria (HTTP {exc.status})"))
+        self._stats.refuse([Problem("", f"refused by Ometria (HTTP {exc.status})")])
         self._scope.dead_letter_record(
             [problem],
             stage="ometria",

@@ -69,6 +69,8 @@ class JobResult(msgspec.Struct):
     report_path: str | None = None
     #: the rate budget shared through Redis, when ``ometria.rate_limit_url`` is set
     shared_budget: BudgetStats | None = None
+    #: ``warnings.jsonl``: the records warnings were given for (None: not written)
+    warnings_path: str | None = None
 
 
 def sending_mode(options: RunOptions) -> bool:
@@ -76,14 +78,21 @@ def sending_mode(options: RunOptions) -> bool:
     return not (options.dry_run or options.validate_only or options.plan_only)
 
 
-def exit_code_for(stats: list[StreamStats], shutdown: Shutdown, fatal: bool) -> ExitCode:
+def exit_code_for(stats: list[StreamStats], shutdown: Shutdown, fatal: bool,
+                  exit_on: str = "new_refusals") -> ExitCode:
+    """The run's exit code. Records not delivered give PARTIAL (3): with ``exit_on =
+    "new_refusals"`` only when this run found something new to look at (a refusal the ledger
+    did not know, a rejection, an unconfirmed answer, a record parked after its last
+    attempt); with ``"any_refusal"`` for every refusal, known ones too."""
     if fatal or any(s.error for s in stats):
         return ExitCode.FATAL
     if shutdown.reason == "interrupted":
         return ExitCode.INTERRUPTED
-    if any(s.dead_lettered or s.rejected or s.unconfirmed for s in stats):
-        return ExitCode.PARTIAL
-    return ExitCode.OK
+    if exit_on == "any_refusal":
+        partial = any(s.dead_lettered or s.rejected or s.unconfirmed or s.parked for s in stats)
+    else:
+        partial = any(s.refused_new or s.rejected or s.unconfirmed or s.parked for s in stats)
+    return ExitCode.PARTIAL if partial else ExitCode.OK
 
 
 @dataclass(frozen=True)

@@ -48,11 +48,13 @@ from ometria_sync.pipeline.stream_run import (
     ValidatorFactory,
     run_stream,
 )
+from ometria_sync.pipeline.transform import load_transforms
 from ometria_sync.state import (
     AccountIdentity,
     DatabaseDeadLetter,
     DeadLetterWriter,
     StateStore,
+    WarningLog,
     open_state,
 )
 
@@ -121,6 +123,7 @@ async def _run_job(
     started_at = started.isoformat(timespec="seconds")
     dry_dir = Path(settings.state.dry_run_dir) / run_id if options.dry_run else None
     sending = sending_mode(options)
+    transforms = load_transforms(job, streams)  # ConfigError before anything is sent
     await shutdown.unless_requested(_preflight(job, streams))
     if shutdown.requested:  # a signal before anything was sent
         return JobResult(
@@ -147,10 +150,12 @@ async def _run_job(
         if budget is not None:
             stack.push_async_callback(budget.aclose)
         paced: RatePacer = pacer or budget or account_pacer(settings, sending=sending)
+        warning_log = _warning_log(stack, settings, options, dry_dir, run_id)
         ctx = RunContext.for_options(
             options, settings=settings, state=state, dead_letter=dead_letter,
             pacer=paced if permit is None else PermittedPacer(paced, permit),
-            pusher_for=pusher_factory, validator_for=validator_factory, shutdown=shutdown)
+            pusher_for=pusher_factory, validator_for=validator_factory, shutdown=shutdown,
+            transforms=transforms, warning_log=warning_log, run_id=run_id)
         shared = SharedRun()
         if observer is not None:
             view = RunView(shared.live, settings, options.progress or settings.report.progress,
@@ -177,9 +182,10 @@ async def _run_job(
         run_id=run_id,
         started_at=started_at,
         streams=results,
-        exit_code=exit_code_for(results, ctx.shutdown, shared.failed),
+        exit_code=exit_code_for(results, ctx.shutdown, shared.failed, settings.run.exit_on),
         dead_letter_path=dead_letter.describe(),
         dry_run_dir=str(dry_dir) if dry_dir else None,
+        warnings_path=str(warning_log.path) if warning_log is not None else None,
         error=shared.error,
         ometria_errors=ometria_errors,
         shared_budget=budget.stats if budget else None,
@@ -196,16 +202,39 @@ def _dead_letter(
     stack: contextlib.AsyncExitStack, settings: JobSettings, options: RunOptions,
     dry_dir: Path | None, state: StateStore, run_id: str,
 ) -> DeadLetterWriter:
-    """``plan`` writes refusals to a scratch folder, a dry run into its own folder; else the
-    file ``state.dead_letter_path``, or the state store with ``state.dead_letter = "database"``."""
+    """``plan`` writes refusals to a scratch folder, a dry run into its own folder,
+    ``validate`` to a file of its own beside the dead letter (the last validation's findings
+    only: it never writes into the runs' dead letter); else the file ``state.dead_letter_path``,
+    or the state store with ``state.dead_letter = "database"``. Every entry names the run."""
     if options.plan_only:
         scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="ometria-sync-plan-"))
-        return DeadLetterWriter(Path(scratch) / "dead-letter.jsonl")
+        return DeadLetterWriter(Path(scratch) / "dead-letter.jsonl", run_id)
     if dry_dir is not None:
-        return DeadLetterWriter(dry_dir / "dead-letter.jsonl")
+        return DeadLetterWriter(dry_dir / "dead-letter.jsonl", run_id)
+    if options.validate_only:
+        return DeadLetterWriter(validation_file(settings), run_id, fresh=True)
     if settings.state.dead_letter == "database":
         return DatabaseDeadLetter(state, run_id)
-    return DeadLetterWriter(settings.state.dead_letter_path)
+    return DeadLetterWriter(settings.state.dead_letter_path, run_id)
+
+
+def validation_file(settings: JobSettings) -> Path:
+    """Where ``validate`` writes the records it would refuse: beside the dead letter."""
+    return Path(settings.state.dead_letter_path).with_name("validate-dead-letter.jsonl")
+
+
+def _warning_log(
+    stack: contextlib.ExitStack[Any] | contextlib.AsyncExitStack, settings: JobSettings,
+    options: RunOptions, dry_dir: Path | None, run_id: str,
+) -> WarningLog | None:
+    """``warnings.jsonl`` beside the dead letter (a dry run: in its own folder); none for
+    ``plan``."""
+    if options.plan_only:
+        return None
+    folder = dry_dir if dry_dir is not None else Path(settings.state.dead_letter_path).parent
+    log = WarningLog(folder / "warnings.jsonl", run_id, settings.state.warnings_per_stream)
+    stack.callback(log.close)
+    return log
 
 
 def _pushers(

@@ -21,8 +21,8 @@ any later write: Ometria may hold this version or the one before.
 **The ordering rule**, kept by :meth:`Settlement.settle` alone (every write goes through the state
 store's one ordered queue, and a failed write stops the ones behind it):
 
-1. the dead letter is synced before the checkpoint is saved: a checkpoint never passes a refused
-   record that is not written down;
+1. the dead letter and the ledger's refusals (``ledger.py``) are synced before the checkpoint
+   is saved: a checkpoint never passes a refused record that is not written down;
 2. a waiting hash that *replaces* a stored one (``BatchRecord.replaces``) is written before the
    checkpoint that passes it (:meth:`AckedHashes.before_checkpoint`). Otherwise a kill -9
    between the two would leave the older stored hash under a checkpoint past the newer version,
@@ -33,7 +33,9 @@ store's one ordered queue, and a failed write stops the ones behind it):
    dies, the id stays without a reference, so the next read of it counts as changed and is sent;
 3. a batch acknowledged beyond the checkpoint (an earlier batch still in flight) has its hashes
    written at once: a resume re-reads those records, and only their stored hashes keep them
-   from being sent again.
+   from being sent again;
+4. a record leaves the ledger of refused records only once Ometria acknowledged it cleanly: its
+   row is dropped when its batch settles, never before.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ import structlog
 from ometria_sync.clock import Clock
 from ometria_sync.pipeline.batch import Batch, BatchRecord, Outcome, PartScope
 from ometria_sync.pipeline.change_filter import ChangeFilter
+from ometria_sync.pipeline.ledger import RecordLedger
 from ometria_sync.sources import Position
 from ometria_sync.state import StateStore
 
@@ -152,6 +155,7 @@ class Settlement:
         fingerprint: str | None,
         save: bool,
         hashes: AckedHashes | None,
+        positions: bool = True,
     ) -> None:
         self._scope = scope
         self._state = state
@@ -159,6 +163,9 @@ class Settlement:
         self._fingerprint = fingerprint
         self._save = save
         self._hashes = hashes
+        #: False: the part's positions are not the source's (the ledger's resends), so the
+        #: stream's reported position is left alone
+        self._positions = positions
         self._watermark = Watermark()
         self._saved_records = 0
 
@@ -167,8 +174,10 @@ class Settlement:
         and, unless it failed, it settles and the checkpoint follows the watermark."""
         hashes = self._hashes
         if outcome.failure is not None:  # not settled: whatever was sent may or may not hold
-            self.abandon(batch.records)
+            self.abandon(batch.records, f"not delivered: {outcome.failure}")
             return
+        if self._scope.ledger is not None:
+            self._to_ledger(self._scope.ledger, outcome)
         if hashes is not None:
             if outcome.unconfirmed:
                 hashes.forget(outcome.unconfirmed)
@@ -180,11 +189,14 @@ class Settlement:
             hashes.write()  # acknowledged beyond the checkpoint: rule 3
         if not moved:
             return
-        self._scope.stats.position = watermark.position
+        if self._positions:
+            self._scope.stats.position = watermark.position
         if not self._save:
             return
         newly = watermark.records - self._saved_records
         self._scope.dead_letter.sync()  # rule 1
+        if self._scope.ledger is not None:
+            self._scope.ledger.sync()  # rule 1, for the ledger's refusals
         if hashes is not None:
             hashes.before_checkpoint()  # rule 2
         self._state.save(self._scope.stream, self._key, watermark.position, self._fingerprint,
@@ -193,13 +205,29 @@ class Settlement:
         log.debug("checkpoint", stream=self._scope.stream, batch=batch.seq,
                   position=watermark.position, refused=outcome.refused)
 
-    def abandon(self, records: list[BatchRecord]) -> None:
+    @staticmethod
+    def _to_ledger(ledger: RecordLedger, outcome: Outcome) -> None:
+        """Records not confirmed are noted, to be resent by the next run (a refusal is noted
+        already); records acknowledged leave the ledger (after the acknowledgement: rule 4)."""
+        if outcome.unconfirmed:
+            ledger.undelivered(outcome.unconfirmed, "not confirmed by Ometria (answered "
+                               "rejected or skipped)")
+        if ledger.ids:
+            ledger.acknowledged(outcome.acknowledged)
+
+    def abandon(self, records: list[BatchRecord], reason: str) -> None:
         """These records' batch never settles (it failed, or was cut off at the grace period):
-        their stored hashes are forgotten; the checkpoint stays before them."""
+        their stored hashes are forgotten; the checkpoint stays before them; the ledger keeps
+        them, to be resent by the next run."""
         if self._hashes is not None:
             self._hashes.forget(records)
+        if self._scope.ledger is not None and records:
+            self._scope.ledger.undelivered(records, reason)
 
     def finish(self) -> None:
-        """The part is over: every waiting hash is written (the checkpoint is already saved)."""
+        """The part is over: every waiting hash and refusal is written (the checkpoint is
+        already saved)."""
+        if self._scope.ledger is not None:
+            self._scope.ledger.sync()
         if self._hashes is not None:
             self._hashes.write()

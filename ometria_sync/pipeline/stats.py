@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from typing import Any
 
 import msgspec
 
@@ -16,6 +17,23 @@ MAX_EXAMPLES = 50
 
 _INDEX = re.compile(r"\[\d+\]")
 _VALUE = re.compile(r",? got .*$", re.S)
+
+#: records named per warning reason in the run report
+WARNING_SAMPLES_PER_REASON = 5
+
+
+class WarningSample(msgspec.Struct, omit_defaults=True):
+    """One record a warning was given for: where it is (the source part, its line or its
+    position: a cursor, a page), its id, the field and the full reason."""
+
+    source: str
+    path: str
+    reason: str
+    line: int | None = None
+    #: a Position; typed Any because msgspec cannot decode that recursive alias, and run
+    #: reports (which hold these samples) are decoded again by ``history`` and ``health``
+    position: Any = None
+    id: str | None = None
 
 
 def reason_key(problem: Problem) -> str:
@@ -36,6 +54,8 @@ class StreamStats(msgspec.Struct):
     read: int = 0
     valid: int = 0
     unchanged: int = 0
+    #: skipped by the stream's transform (it returned None): neither sent nor dead-lettered
+    filtered: int = 0
     sent: int = 0
     accepted: int = 0
     rejected: int = 0
@@ -46,8 +66,12 @@ class StreamStats(msgspec.Struct):
     retries: int = 0
     warnings: int = 0
     statuses: dict[str, int] = msgspec.field(default_factory=dict)
+    #: problems by reason (``reason_key``), and the records refused for each reason
     reasons: dict[str, int] = msgspec.field(default_factory=dict)
+    reason_records: dict[str, int] = msgspec.field(default_factory=dict)
     warning_reasons: dict[str, int] = msgspec.field(default_factory=dict)
+    #: per warning reason, the first WARNING_SAMPLES_PER_REASON records it was given for
+    warning_samples: dict[str, list[WarningSample]] = msgspec.field(default_factory=dict)
     duration: float = 0.0
     outcome: str = "pending"
     error: str | None = None
@@ -73,16 +97,36 @@ class StreamStats(msgspec.Struct):
     #: the first record refused for each reason (of the first MAX_EXAMPLES reasons): where it
     #: was and the problem as found, e.g. ``line 12, id c5: email: must be ..., got "x"``
     reason_examples: dict[str, str] = msgspec.field(default_factory=dict)
+    #: refusals this run found new (a key not in the ledger, or new content), and refusals of
+    #: the same content an earlier run refused (known: ``pipeline/ledger.py``), the earliest of
+    #: those first refused; records that left the ledger (acknowledged at last)
+    refused_new: int = 0
+    refused_known: int = 0
+    refused_known_since: str | None = None
+    ledger_left: int = 0
+    #: records noted undelivered (to be resent by the next run), records resent from the
+    #: ledger, and records parked (``max_attempts`` runs without an acknowledgement)
+    undelivered: int = 0
+    resent: int = 0
+    parked: int = 0
+    #: of the resent, those read again from the source by id (its current version)
+    reread: int = 0
 
     def count_status(self, status: int | str) -> None:
         key = str(status)
         self.statuses[key] = self.statuses.get(key, 0) + 1
 
-    def refuse(self, problem: Problem, where: str | None = None) -> None:
-        key = reason_key(problem)
-        self.reasons[key] = self.reasons.get(key, 0) + 1
-        if key not in self.reason_examples and len(self.reason_examples) < MAX_EXAMPLES:
-            self.reason_examples[key] = f"{where}: {problem}" if where else str(problem)
+    def refuse(self, problems: list[Problem], where: str | None = None) -> None:
+        """One refused record's problems: each counted, the record once per reason, and the
+        first record of each reason kept as its example (``where`` names it)."""
+        keys = [reason_key(problem) for problem in problems]
+        for key in keys:
+            self.reasons[key] = self.reasons.get(key, 0) + 1
+        for key, problem in zip(keys, problems, strict=True):
+            if key not in self.reason_examples and len(self.reason_examples) < MAX_EXAMPLES:
+                self.reason_examples[key] = f"{where}: {problem}" if where else str(problem)
+        for key in dict.fromkeys(keys):
+            self.reason_records[key] = self.reason_records.get(key, 0) + 1
 
     def count_throttled(self, now: float) -> None:
         """A 429 answer at monotonic time ``now`` (its retry is counted by ``count_retry``)."""
@@ -93,10 +137,15 @@ class StreamStats(msgspec.Struct):
         self.retries += 1
         self.timeline.note("retries", now)
 
-    def warn(self, problem: Problem) -> None:
+    def warn(self, problem: Problem, sample: WarningSample | None = None) -> None:
+        """Count a warning; ``sample`` names its record (kept for the first few per reason)."""
         self.warnings += 1
         key = reason_key(problem)
         self.warning_reasons[key] = self.warning_reasons.get(key, 0) + 1
+        if sample is not None:
+            samples = self.warning_samples.setdefault(key, [])
+            if len(samples) < WARNING_SAMPLES_PER_REASON:
+                samples.append(sample)
 
     def consumed(self, position: Position | None, records: int) -> None:
         """The batcher got ``records`` records, up to ``position``, into a sized file."""
@@ -135,5 +184,7 @@ class StreamStats(msgspec.Struct):
     def records_per_second(self) -> float:
         return self.sent / self.duration if self.duration > 0 else 0.0
 
-    def top_reasons(self, n: int = 5) -> list[tuple[str, int]]:
-        return Counter(self.reasons).most_common(n)
+    def top_reasons(self, n: int = 5) -> list[tuple[str, int, int]]:
+        """The ``n`` reasons most records were refused for: (reason, records, problems)."""
+        by_records = Counter(self.reason_records or self.reasons).most_common(n)
+        return [(key, records, self.reasons.get(key, records)) for key, records in by_records]

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,10 +36,12 @@ from ometria_sync.pipeline.batcher import Batcher, Validator, schema_validator
 from ometria_sync.pipeline.change_filter import ChangeFilter
 from ometria_sync.pipeline.dispatch import Delivery, RetryPolicy
 from ometria_sync.pipeline.job_io import RunOptions, Shutdown, sending_mode
+from ometria_sync.pipeline.ledger import LedgerPart, RecordLedger
 from ometria_sync.pipeline.settle import AckedHashes, Settlement
 from ometria_sync.pipeline.stats import StreamStats
+from ometria_sync.pipeline.transform import Transform
 from ometria_sync.sources import Position, SourceItem, SourcePart
-from ometria_sync.state import DeadLetterWriter, StateStore
+from ometria_sync.state import DeadLetterWriter, StateStore, WarningLog
 
 # -------------------------------------------------------------------------------------------------
 # What the streams of one job run are given, and what they share and change as they go.
@@ -74,7 +77,13 @@ class RunContext:
     full_refresh: bool = False
     #: skip unchanged records (off for ``validate``, which must see every record)
     detect_changes: bool = True
+    #: ``warnings.jsonl``: the records warnings were given for (None: none written)
+    warning_log: WarningLog | None = None
+    #: the streams' transforms, by stream name (resolved at start-up)
+    transforms: Mapping[str, Transform] = dataclasses.field(default_factory=dict)
     sleep: Sleep = asyncio.sleep
+    #: the run's id (the ledger's rows name the runs that refused a record)
+    run_id: str = ""
 
     @classmethod
     def for_options(
@@ -88,6 +97,9 @@ class RunContext:
         pusher_for: PusherFactory,
         validator_for: ValidatorFactory | None,
         shutdown: Shutdown,
+        transforms: Mapping[str, Transform] | None = None,
+        warning_log: WarningLog | None = None,
+        run_id: str = "",
     ) -> RunContext:
         """What ``options`` (a dry run, ``validate``, ``--full-refresh``, a repair) mean for
         every stream; the schemas validate unless ``validator_for`` says otherwise."""
@@ -109,6 +121,9 @@ class RunContext:
             resume=not (options.validate_only or options.full_refresh or options.repair),
             full_refresh=options.full_refresh,
             detect_changes=not (options.validate_only or options.repair),
+            transforms=transforms or {},
+            warning_log=warning_log,
+            run_id=run_id,
         )
 
 
@@ -157,10 +172,20 @@ async def run_stream(ctx: RunContext, shared: SharedRun, stream: StreamSettings)
         await ctx.state.start_run(stream.name)
     source = stream.source.open()
     try:
-        for part in await source.parts():
+        ledger = None
+        source_parts = await source.parts()
+        parts: list[SourcePart | LedgerPart] = list(source_parts)
+        if ctx.save_checkpoints:  # a run that writes state keeps the ledger
+            ledger = RecordLedger(ctx.state, stream.name, ctx.run_id,
+                                  await ctx.state.ledger(stream.name), stats,
+                                  max_attempts=ctx.settings.run.max_attempts)
+            # undelivered by earlier runs: first
+            resend = ledger.resend_part(source_parts, ctx.transforms.get(stream.name))
+            parts[:0] = [resend] if resend is not None else []
+        for part in parts:
             if ctx.shutdown.requested:
                 break
-            await _run_part(ctx, shared, stream, part, stats)
+            await _run_part(ctx, shared, stream, part, stats, ledger)
             if stats.error:
                 break
     except SourceError as exc:
@@ -200,15 +225,16 @@ def _outcome(stats: StreamStats, shutdown: Shutdown) -> str:
 
 
 async def _run_part(
-    ctx: RunContext, shared: SharedRun, stream: StreamSettings, part: SourcePart,
-    stats: StreamStats,
+    ctx: RunContext, shared: SharedRun, stream: StreamSettings, part: SourcePart | LedgerPart,
+    stats: StreamStats, ledger: RecordLedger | None = None,
 ) -> None:
     fingerprint = await part.fingerprint()
     stats.bytes_total = await part.size()
     stats.bytes_read = 0
-    if ctx.full_refresh and ctx.save_checkpoints:
+    checkpointed = not isinstance(part, LedgerPart)  # the ledger's resends: never
+    if ctx.full_refresh and ctx.save_checkpoints and checkpointed:
         await ctx.state.restart(stream.name, part.key)
-    saved = await ctx.state.load(stream.name, part.key) if ctx.resume else None
+    saved = await ctx.state.load(stream.name, part.key) if ctx.resume and checkpointed else None
     start = saved.position if saved and saved.fingerprint == fingerprint else None
     if saved is not None and start is None:
         log.info("source_changed", stream=stream.name, source=part.label,
@@ -216,13 +242,15 @@ async def _run_part(
                  checkpoint_fingerprint=saved.fingerprint, fingerprint=fingerprint)
     log.info("stream_start", stream=stream.name, source=part.label, position=start,
              resumed=start is not None)
-    stats.start_position, stats.started_from_top = start, start is None
+    if checkpointed:  # the ledger's resends do not say where the source was read from
+        stats.start_position, stats.started_from_top = start, start is None
     changes = None
     if stream.change_detection and ctx.detect_changes:
         stream_id = await ctx.state.stream_id(stream.name)
         changes = ChangeFilter(ctx.state, stream_id, refresh=ctx.full_refresh)
-    scope = PartScope(stream.name, part.label, stats, ctx.dead_letter)
-    runner = _PartRunner(ctx, shared, stream, part, scope, fingerprint, changes)
+    scope = PartScope(stream.name, part.label, stats, ctx.dead_letter, ledger, ctx.warning_log)
+    runner = _PartRunner(ctx, shared, stream, part, scope, fingerprint, changes,
+                         save=ctx.save_checkpoints and checkpointed)
     await runner.run(start)
 
 
@@ -238,6 +266,8 @@ class _PartRunner:
         scope: PartScope,
         fingerprint: str | None,
         changes: ChangeFilter | None,
+        *,
+        save: bool,
     ) -> None:
         self.ctx = ctx
         self.shared = shared
@@ -251,8 +281,8 @@ class _PartRunner:
         hashes = (AckedHashes(ctx.state, changes)
                   if changes is not None and ctx.save_checkpoints else None)
         self.settlement = Settlement(scope, ctx.state, part_key=part.key,
-                                     fingerprint=fingerprint, save=ctx.save_checkpoints,
-                                     hashes=hashes)
+                                     fingerprint=fingerprint, save=save, hashes=hashes,
+                                     positions=not isinstance(part, LedgerPart))
         self.batcher = Batcher(
             scope,
             record_type=stream.record_type,
@@ -260,6 +290,9 @@ class _PartRunner:
             batch_size=ctx.settings.ometria.batch_size,
             linger=run.linger,
             changes=changes,
+            # the ledger's kept payloads went through the transform when first sent (its
+            # re-read rows are transformed by the part itself)
+            transform=None if isinstance(part, LedgerPart) else ctx.transforms.get(stream.name),
         )
         self.delivery = Delivery(
             scope,
@@ -370,7 +403,7 @@ class _PartRunner:
                 outcome = await self.delivery.deliver(batch)
                 self.settlement.settle(batch, outcome)
             except asyncio.CancelledError:  # cut off at the grace period: outcome unknown
-                self.settlement.abandon(batch.records)
+                self.settlement.abandon(batch.records, "cut off at the grace period")
                 raise
             except OmetriaSyncError as exc:  # a state write failed (disk full)
                 self._fail(exc)

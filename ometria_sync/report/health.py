@@ -6,6 +6,9 @@ records refused) is the refusal rules' business, not a failed run. Dry runs are 
 * ``max_hours_since_success``: the last success is older than this (or there is none);
 * ``max_refused`` / ``max_refused_share``: the last run refused more records than a count, or
   a larger share of those it read;
+* ``max_refused_new``: the last run refused more records than a count that it found new (the
+  run report's ``refused_new``: not the same content an earlier run refused), so a nightly
+  export refusing the same bad rows stays healthy;
 * ``min_sent_share_of_median``: the last run sent less than this share of the median of the
   (up to) 7 runs before it, when that median is above 0: a feed that silently shrank;
 * ``max_duration_vs_plan``: the last run took longer than this many times its plan (the
@@ -37,6 +40,7 @@ class HealthRules(msgspec.Struct, frozen=True, kw_only=True):
     max_hours_since_success: float | None = None
     max_refused: int | None = None
     max_refused_share: float | None = None
+    max_refused_new: int | None = None
     min_sent_share_of_median: float | None = None
     max_duration_vs_plan: float | None = None
 
@@ -71,8 +75,12 @@ def _success_age(runs: list[RunSummary], now: dt.datetime, hours: float) -> str 
     return None
 
 
-def _refusals(run: RunSummary, rules: HealthRules) -> list[str]:
+def _refusals(run: RunSummary, report: RunReport, rules: HealthRules) -> list[str]:
     reasons = []
+    new = sum(s.refused_new for s in report.streams)
+    if rules.max_refused_new is not None and new > rules.max_refused_new:
+        reasons.append(f"the last run refused {new} records it found new (not refused with "
+                       f"the same content before); max_refused_new is {rules.max_refused_new}")
     if rules.max_refused is not None and run.refused > rules.max_refused:
         reasons.append(f"the last run refused {run.refused} records; max_refused is "
                        f"{rules.max_refused}")
@@ -114,7 +122,7 @@ def judge(reports: list[RunReport], rules: HealthRules, now: dt.datetime) -> Hea
     if last.exit_code in (1, 2):
         reasons.append(f"the last run failed (exit {last.exit_code}): "
                        f"{ordered[-1].error or 'see its report'}")
-    reasons += _refusals(last, rules)
+    reasons += _refusals(last, ordered[-1], rules)
     if rules.min_sent_share_of_median is not None:
         shrank, note = _shrank(runs, rules.min_sent_share_of_median)
         reasons += [shrank] if shrank else []

@@ -3,8 +3,9 @@ collector, and optionally a push to a Pushgateway, once at the end of each run.
 
 Metric names (label ``stream`` on all but the last two):
 
-* ``ometria_sync_records_total{stream,kind}``: kind = read, valid, unchanged, sent, accepted,
-  rejected, unconfirmed (answered ``skipped``), dead_lettered
+* ``ometria_sync_records_total{stream,kind}``: kind = read, valid, unchanged, filtered (skipped
+  by the stream's transform), sent, accepted, rejected, unconfirmed (answered ``skipped``),
+  dead_lettered
 * ``ometria_sync_requests_total{stream,status}``: requests by HTTP status (``network`` for
   timeouts and resets)
 * ``ometria_sync_retries_total{stream}``, ``ometria_sync_throttled_total{stream}``
@@ -22,8 +23,8 @@ from prometheus_client import CollectorRegistry, Gauge, push_to_gateway, write_t
 
 from ometria_sync.report.run_report import RunReport
 
-_KINDS = ("read", "valid", "unchanged", "sent", "accepted", "rejected", "unconfirmed",
-          "dead_lettered")
+_KINDS = ("read", "valid", "unchanged", "filtered", "sent", "accepted", "rejected",
+          "unconfirmed", "dead_lettered")
 
 
 def build_registry(report: RunReport, job: str) -> CollectorRegistry:

@@ -44,8 +44,9 @@ class Estimate:
     def __init__(self, stats: StreamStats, records_per_second_cap: float, elapsed: float) -> None:
         self.read = stats.read
         self.sent = stats.sent
-        #: records whose fate is known: sent, skipped as unchanged, or dead-lettered
-        self.settled = stats.sent + stats.unchanged + stats.dead_lettered
+        #: records whose fate is known: sent, skipped as unchanged or by the transform, or
+        #: dead-lettered
+        self.settled = stats.sent + stats.unchanged + stats.filtered + stats.dead_lettered
         self.rate = stats.requests_per_second or 0.0
         self.total = stats.estimated_total()
         left = max(0, self.total - self.settled) if self.total is not None else None

@@ -1,12 +1,14 @@
 """The run report: one JSON file per run, ``state/reports/<run-id>.json``.
 
-It holds, per stream, the counts, an example of each refusal reason, a timeline of requests,
-429s and retries per second (bounded: ``pipeline/timeline.py``), requests by status,
-retries, 429s, duration, the rate achieved against the limit, the pacer's slack for jitter
-(in force and widest), the dead-letter path, where the run started reading and the checkpoint
-position; and, when Ometria rejected records, its own error list (``GET /v2/push/_errors``)
-grouped by path and message. The file is created readable by its owner only, and never
-contains the API key.
+It holds, per stream, the counts, requests by status, retries, 429s, duration, the rate achieved
+against the limit, the pacer's slack for jitter (in force and widest), a timeline of requests,
+429s and retries per second (bounded: ``pipeline/timeline.py``), the dead-letter path, where the
+run started reading and the checkpoint position, why records were refused (records and problems
+per reason, and an example of each reason), the ledger's counts (refusals new and known,
+undelivered, resent, parked), the warnings per reason with the first records each was given for
+(the file and line or the position, and the id); and, when Ometria rejected records, its own
+error list (``GET /v2/push/_errors``) grouped by path and message. The file is created readable
+by its owner only, and never contains the API key.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 import msgspec
 
 from ometria_sync.pacing import BudgetStats
-from ometria_sync.pipeline import StreamStats
+from ometria_sync.pipeline import StreamStats, WarningSample
 
 
 class StreamReport(msgspec.Struct):
@@ -53,10 +55,31 @@ class StreamReport(msgspec.Struct):
     pacing_slack_seconds_max: float | None = None
     #: answered ``skipped`` by Ometria (meaning undocumented): not counted as delivered
     unconfirmed: int = 0
+    #: skipped by the stream's transform (it returned None)
+    filtered: int = 0
+    #: records refused per reason (``refused_reasons`` counts problems: a record may have
+    #: several of one reason, one per line item)
+    refused_records: dict[str, int] = msgspec.field(default_factory=dict)
+    #: warnings per reason, and the first records each was given for (stream, file and line
+    #: or position, id); ``warnings.jsonl`` beside the dead letter lists more
+    warning_reasons: dict[str, int] = msgspec.field(default_factory=dict)
+    warning_samples: dict[str, list[WarningSample]] = msgspec.field(default_factory=dict)
     #: where this run started reading (the checkpoint it resumed from; null with
     #: ``started_from_top`` when it read from the top): ``verify --last-run`` checks from here
     start_position: Any = None
     started_from_top: bool | None = None
+    #: refusals this run found new, and those an earlier run refused with the same content
+    #: (known, since ``refused_known_since``); records that left the ledger (acknowledged)
+    refused_new: int = 0
+    refused_known: int = 0
+    refused_known_since: str | None = None
+    ledger_left: int = 0
+    #: records noted undelivered (the next run resends them), resent from the ledger, parked
+    undelivered: int = 0
+    resent: int = 0
+    parked: int = 0
+    #: of the resent, those read again from the source by id (its current version)
+    reread: int = 0
     #: the first record refused for each reason: where it was, and the problem as found
     refused_examples: dict[str, str] = msgspec.field(default_factory=dict)
     #: requests, 429s and retries per bucket of the run (None: no request)
@@ -138,7 +161,9 @@ def stream_report(stats: StreamStats, rate_limit: float) -> StreamReport:
         stream=stats.stream, outcome=stats.outcome, read=stats.read, valid=stats.valid,
         unchanged=stats.unchanged, sent=stats.sent, accepted=stats.accepted,
         rejected=stats.rejected, dead_lettered=stats.dead_lettered, warnings=stats.warnings,
-        unconfirmed=stats.unconfirmed,
+        unconfirmed=stats.unconfirmed, filtered=stats.filtered,
+        refused_records=dict(stats.reason_records), warning_reasons=dict(stats.warning_reasons),
+        warning_samples={k: list(v) for k, v in stats.warning_samples.items()},
         requests=stats.requests, requests_by_status=dict(stats.statuses), retries=stats.retries,
         throttled=stats.throttled, duration_seconds=round(stats.duration, 3),
         records_per_second=round(stats.records_per_second, 1),
@@ -150,7 +175,11 @@ def stream_report(stats: StreamStats, rate_limit: float) -> StreamReport:
         pacing_slack_seconds_max=(round(stats.slack_max, 4) if stats.slack_max is not None
                                   else None),
         start_position=stats.start_position, started_from_top=stats.started_from_top,
-        refused_examples=dict(stats.reason_examples), timeline=_timeline(stats),
+        refused_new=stats.refused_new, refused_known=stats.refused_known,
+        refused_known_since=stats.refused_known_since, ledger_left=stats.ledger_left,
+        undelivered=stats.undelivered, resent=stats.resent, parked=stats.parked,
+        reread=stats.reread, refused_examples=dict(stats.reason_examples),
+        timeline=_timeline(stats),
     )
 
 

@@ -2,6 +2,7 @@
 
 from ometria_sync.schemas.check import validate_record
 from ometria_sync.schemas.envelope import MAX_RECORD_BYTES, envelope_problems, record_size_problem
+from ometria_sync.schemas.guide import FieldDoc, Need, field_guide, record_needs
 from ometria_sync.schemas.problems import Problem, Verdict, field_path, show_value
 from ometria_sync.schemas.records import (
     RECORD_TYPES,
@@ -21,6 +22,8 @@ __all__ = [
     "RECORD_TYPES",
     "Contact",
     "CustomEvent",
+    "FieldDoc",
+    "Need",
     "Order",
     "OrderAddress",
     "OrderCustomer",
@@ -31,7 +34,9 @@ __all__ = [
     "RecordType",
     "Verdict",
     "envelope_problems",
+    "field_guide",
     "field_path",
+    "record_needs",
     "record_size_problem",
     "show_value",
     "validate_record",

@@ -5,10 +5,13 @@ and ISO code lists they use.
 ``OBJECT_RULES`` checks an object as a whole (one of two fields, what a new record needs). Both
 are applied by :func:`ometria_sync.schemas.check.check_values` in its one pass over a record.
 
-A rule Ometria documents is an error; a rule we are unsure of (the reference's unconfirmed
-points) is a warning, so that a record Ometria would take is never refused. ``mode = "update"``
-(the default) checks only the fields a record carries, because Ometria merges partial records;
-``mode = "create"`` also requires what a new record needs.
+A value Ometria documents a format for is refused when it breaks it: ISO 3166-1 alpha-2
+countries (``country_id`` as well as addresses' ``country_code``: the reference documents the
+country format once, for every country field), ISO 4217 currencies, E.164 phone numbers, the
+``marketing_optin`` values. A rule we are unsure of (the reference's unconfirmed points: gender
+values, SMS collections) is a warning, so that a record Ometria would take is never refused.
+``mode = "update"`` (the default) checks only the fields a record carries, because Ometria
+merges partial records; ``mode = "create"`` also requires what a new record needs.
 
 Formats: each ``*_problem`` check returns the reason a value is wrong (to follow ``path: ``),
 or None when it is right. Codes: the real ISO code lists Ometria's records use, ISO 4217
@@ -142,11 +145,15 @@ EVENT_STRING_MAX = 512  # characters in a custom event's string property
 
 class Rule(msgspec.Struct, frozen=True, gc=False):
     """A field's rule: ``text`` checks a string; ``sign`` -1 means <= 0, +1 means >= 0 for an
-    integer; ``warn`` makes a broken rule a warning."""
+    integer; ``warn`` makes a broken rule a warning. ``says`` is what it accepts in words and
+    ``example`` a value it accepts: ``ometria-sync fields`` shows them (the tests hold every
+    rule to having both, and every example to passing the validator at its field)."""
 
     text: Format | None = None
     sign: int = 0
     warn: bool = False
+    says: str = ""
+    example: Any = None
 
 
 # --- string rules ------------------------------------------------------------------------
@@ -180,25 +187,36 @@ def _event_type(value: str) -> str | None:
     return None
 
 
-ID = Rule(id_problem)
-TIMESTAMP = Rule(timestamp_problem)
-EMAIL = Rule(email_problem)
-CURRENCY = Rule(currency_problem)
-DISCOUNT = Rule(sign=-1)
-COUNT = Rule(sign=1)
+ID = Rule(id_problem, says="a non-empty string without spaces", example="10001")
+TIMESTAMP = Rule(timestamp_problem, example=TIMESTAMP_EXAMPLE,
+                 says="ISO 8601 date-time with a UTC offset (Z, +00, +0100, +01:00)")
+EMAIL = Rule(email_problem, says="an email address", example="ada@example.com")
+CURRENCY = Rule(currency_problem, says="an ISO 4217 currency code", example="GBP")
+COUNTRY = Rule(country_problem, says="an ISO 3166-1 alpha-2 country code (GB, not UK)",
+               example="GB")
+DISCOUNT = Rule(sign=-1, says="<= 0 (a discount is negative)", example=-5.0)
+COUNT = Rule(sign=1, says=">= 0", example=2)
 
 FIELD_RULES: dict[type[msgspec.Struct], dict[str, Rule]] = {
     r.Contact: {
-        "customer_id": ID, "email": EMAIL, "phone_number": Rule(phone_problem),
-        "marketing_optin": Rule(_marketing_optin), "timestamp_acquired": TIMESTAMP,
-        "timestamp_subscribed": TIMESTAMP, "timestamp_unsubscribed": TIMESTAMP,
-        "date_of_birth": Rule(date_problem), "gender": Rule(_gender, warn=True),
-        "country_id": Rule(country_problem, warn=True), "@collection": Rule(_collection, warn=True),
+        "customer_id": ID, "email": EMAIL,
+        "phone_number": Rule(phone_problem, example="+447700900123",
+                             says="E.164: +, country code and number, digits only"),
+        "marketing_optin": Rule(_marketing_optin, example="EXPLICITLY_OPTEDIN",
+                                says="EXPLICITLY_OPTEDIN, EXPLICITLY_OPTEDOUT or NOT_SPECIFIED"),
+        "timestamp_acquired": TIMESTAMP, "timestamp_subscribed": TIMESTAMP,
+        "timestamp_unsubscribed": TIMESTAMP,
+        "date_of_birth": Rule(date_problem, says="a calendar date written YYYY-MM-DD",
+                              example="1980-12-31"),
+        "gender": Rule(_gender, warn=True, says="m, f or o", example="f"),
+        "country_id": COUNTRY,
+        "@collection": Rule(_collection, warn=True, example="newsletter",
+                            says="any name; optin:sms and double_optin:sms send an SMS opt-in"),
     },
     r.SmsChannel: {"dt_updated_marketing": TIMESTAMP, "dt_updated_transactional": TIMESTAMP},
     r.Order: {"timestamp": TIMESTAMP, "currency": CURRENCY, "web_id": ID, "discount": DISCOUNT},
     r.OrderCustomer: {"id": ID, "email": EMAIL},
-    r.OrderAddress: {"country_code": Rule(country_problem)},
+    r.OrderAddress: {"country_code": COUNTRY},
     r.OrderTotal: {"currency": CURRENCY, "discount": DISCOUNT},
     r.OrderLineItem: {"product_id": ID, "variant_id": ID, "quantity": COUNT,
                       "quantity_refunded": COUNT, "discount": DISCOUNT},
@@ -206,7 +224,9 @@ FIELD_RULES: dict[type[msgspec.Struct], dict[str, Rule]] = {
     r.Product: {"parent_id": ID, "currency": CURRENCY, "special_price_dt_from": TIMESTAMP,
                 "special_price_dt_to": TIMESTAMP},
     r.ProductListing: {"currency": CURRENCY},
-    r.CustomEvent: {"event_type": Rule(_event_type), "timestamp": TIMESTAMP,
+    r.CustomEvent: {"event_type": Rule(_event_type, says="non-empty, under 32 characters",
+                                       example="wishlist_add"),
+                    "timestamp": TIMESTAMP,
                     "identity_email": EMAIL, "identity_account_id": ID, "profile_id": ID},
 }
 
@@ -276,4 +296,10 @@ ObjectRule = Callable[[dict[str, Any], str, Mode, Findings], None]
 OBJECT_RULES: dict[type[msgspec.Struct], ObjectRule] = {
     r.Contact: _contact, r.OrderLineItem: _line_item, r.Order: _order, r.Product: _product,
     r.CustomEvent: _custom_event,
+}
+#: what an object rule checks of one of its fields, in words (it is the object rule that
+#: checks it: these rules are shown by ``fields``, never applied on their own)
+OBJECT_FIELD_RULES: dict[type[msgspec.Struct], dict[str, Rule]] = {
+    r.Product: {"price": Rule(warn=True, says="> 0 on a parent product (for recommendations)",
+                              example=49.5)},
 }

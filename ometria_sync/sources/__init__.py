@@ -1,4 +1,5 @@
-"""Sources: producers of raw records with resume positions (files, PostgreSQL, Omneo).
+"""Sources: producers of raw records with resume positions (files, PostgreSQL, MySQL,
+Magento 2, Omneo).
 
 Every kind of source the job file can name is one member of :data:`SourceSpec`, a tagged
 union on ``kind``; :data:`SOURCE_KINDS` are its tags.
@@ -13,6 +14,8 @@ from ometria_sync.sources.files import CsvSourceConfig, GlobSourceConfig, JsonlS
 from ometria_sync.sources.files.lines import DEFAULT_MAX_LINE_BYTES, MaxLineBytes
 from ometria_sync.sources.files.location import resolve_path
 from ometria_sync.sources.files.store import SECRET_REFUSED, secret_setting
+from ometria_sync.sources.magento2 import Magento2SourceConfig
+from ometria_sync.sources.mysql import MysqlSourceConfig
 from ometria_sync.sources.omneo import OmneoProfilesConfig, OmneoTransactionsConfig
 from ometria_sync.sources.omneo.settings import check_shared_tenants
 from ometria_sync.sources.postgres import PostgresSourceConfig
@@ -37,7 +40,7 @@ __all__ = [
 #: ``source = { kind = "..." , ... }`` decodes to one of these.
 SourceSpec = (
     JsonlSourceConfig | CsvSourceConfig | GlobSourceConfig | PostgresSourceConfig
-    | OmneoProfilesConfig | OmneoTransactionsConfig
+    | MysqlSourceConfig | Magento2SourceConfig | OmneoProfilesConfig | OmneoTransactionsConfig
 )
 
 #: the ``kind`` tags, derived from the union (the order it lists them in)

@@ -17,6 +17,7 @@ from typing import Annotated, Any, NamedTuple, Protocol, TypeAlias, TypeVar
 import msgspec
 
 from ometria_sync.errors import SourceError
+from ometria_sync.schemas import Problem
 
 #: A resume point, as the checkpoint store keeps it: a JSON value (a file's ``[offset, line]``,
 #: a query's ``{"after": [...]}``, an API's ``[updated_at, id]``). Opaque to the engine; a
@@ -61,6 +62,11 @@ class SourceItem(msgspec.Struct, gc=False):
     line: int | None = None
     raw: bytes | str | None = None
     error: str | None = None
+    #: the record's id, when the source refused the row but could read its id column
+    id: str | None = None
+    #: what the source left out of a valid record (a column with ``on_error = "omit"``):
+    #: counted as warnings in the run summary
+    warnings: list[Problem] | None = None
 
 
 class SourcePart(Protocol):
@@ -111,6 +117,10 @@ class SourceConfig(msgspec.Struct, frozen=True, tag_field="kind", forbid_unknown
     def check(self, key: str) -> None:
         """Raise :class:`~ometria_sync.errors.ConfigError` naming ``key`` if this source cannot
         work (a missing file, a bad setting). Called when the job file is read."""
+
+    def check_record_type(self, key: str, record_type: str) -> None:
+        """Raise :class:`~ometria_sync.errors.ConfigError` naming ``key`` if this source
+        cannot yield records of the stream's ``record_type`` (a preset's entity)."""
 
     def check_credentials(self, key: str) -> None:
         """Raise :class:`~ometria_sync.errors.ConfigError` naming ``key`` if the secret this

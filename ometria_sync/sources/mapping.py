@@ -17,7 +17,7 @@ import ipaddress
 import re
 import uuid
 import zoneinfo
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Literal, Protocol
 
@@ -45,11 +45,41 @@ CellType = Literal["string", "number", "integer", "boolean", "timestamp", "date"
 LINEITEM_PREFIX = "lineitems[]."
 
 
-class ColumnSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """``{ field = "grand_total", type = "number" }``"""
+OnError = Literal["refuse", "omit"]
+#: a ``values`` target or a ``default``: what TOML can write as a field's value
+Scalar = str | int | float | bool
 
-    field: str
-    type: CellType = "string"
+
+class ColumnSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``{ field = "grand_total", type = "number" }``, and the options a shop export needs
+    (docs/mapping.md): ``field`` may list several fields; ``values`` maps cells to values (an
+    empty target leaves the field out); ``default`` is the value of an empty or unmapped cell;
+    ``expr`` computes the value (sources/expressions.py); ``on_error = "omit"`` leaves out a
+    field whose cell does not coerce, with a counted warning, where ``"refuse"`` refuses the
+    record; ``trim = false`` keeps a cell's surrounding spaces."""
+
+    field: str | list[str]
+    #: not given: text for a CSV cell, the driver's own type for a database value
+    type: CellType | None = None
+    values: dict[str, Scalar] | None = None
+    default: Scalar | list[Any] | dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    expr: str | None = None
+    on_error: OnError = "refuse"
+    trim: bool = True
+
+    @property
+    def cell_type(self) -> CellType:
+        """What a text cell is read as."""
+        return self.type or "string"
+
+    @property
+    def fields(self) -> list[str]:
+        return [self.field] if isinstance(self.field, str) else list(self.field)
+
+    @property
+    def plain(self) -> bool:
+        """Only ``field``, ``type``, ``on_error`` and ``trim``: the compiled fast path."""
+        return self.values is None and self.default is msgspec.UNSET and self.expr is None
 
 
 class MappingSettings(Protocol):
@@ -63,6 +93,10 @@ class MappingSettings(Protocol):
     @property
     def drop(self) -> Sequence[str]:
         """Columns left out of the record."""
+
+    @property
+    def constants(self) -> Mapping[str, Any]:
+        """Fields added to every record."""
 
 
 class CellError(ValueError):
@@ -102,12 +136,25 @@ def _boolean(text: str) -> bool:
 
 def _date(text: str) -> str:
     text = text.strip()
+    if _DATE.fullmatch(text) is None:
+        raise CellError(f"not a date (expected YYYY-MM-DD): {text!r}")
     try:
-        if _DATE.fullmatch(text) is None:
-            raise ValueError("expected YYYY-MM-DD")
         return dt.date.fromisoformat(text).isoformat()
     except ValueError as exc:
-        raise CellError(f"not a date ({exc}): {text!r}") from exc
+        raise _not_real("date", text, exc) from None
+
+
+#: ISO 8601 in shape (a date, a time, an offset), whether or not the date exists
+_ISO_SHAPE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?)?"
+                        r"(?:Z|[+-]\d{2}(?::?\d{2})?)?", re.ASCII)
+
+
+def _not_real(what: str, text: str, exc: ValueError) -> CellError:
+    """The message for ISO-shaped text that names no real moment (``2023-02-30``)."""
+    if text.startswith("0000-00-00"):
+        return CellError(f"a zero {what} (a database's 'no {what}'), not a real one: {text!r}; "
+                         "on_error = \"omit\" leaves the field out")
+    return CellError(f"not a real {what}: {text!r} ({exc})")
 
 
 def _json(text: str) -> Any:
@@ -127,6 +174,8 @@ def timestamp_coercer(zone: dt.tzinfo) -> Callable[[str], str]:
         try:
             value = dt.datetime.fromisoformat(text)
         except ValueError as exc:
+            if _ISO_SHAPE.fullmatch(text):
+                raise _not_real("date", text, exc) from None
             raise CellError(f"not an ISO 8601 timestamp: {text!r}") from exc
         if value.tzinfo is None:
             if utc and len(text) == 19:  # the usual "YYYY-MM-DD hh:mm:ss" export, in UTC
@@ -189,37 +238,3 @@ def put(record: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
             child = target[part] = {}
         target = child
     target[path[-1]] = value
-
-
-class Column(msgspec.Struct, frozen=True, gc=False):
-    """One mapped column: where its value goes, and how its text is coerced."""
-
-    name: str
-    path: tuple[str, ...]
-    type: CellType
-    lineitem: bool  # the path is below ``lineitems[]``: one line item per row
-
-
-def plan_columns(key: str, settings: MappingSettings, header: Iterable[str]) -> list[Column]:
-    """The columns of ``header`` as mapped by ``settings``. ConfigError (naming ``key``) for
-    a mapped or dropped column the header does not have."""
-    names = list(header)
-    missing = [c for c in [*settings.columns, *settings.drop] if c not in names]
-    if missing:
-        raise ConfigError(f"{key}.columns", f"not in the header: {', '.join(missing)} "
-                                            f"(the header has: {', '.join(names)})")
-    dropped = set(settings.drop)
-    columns = []
-    for name in names:
-        if name in dropped:
-            continue
-        spec = settings.columns.get(name, name)
-        spec = spec if isinstance(spec, ColumnSpec) else ColumnSpec(field=spec)
-        lineitem = spec.field.startswith(LINEITEM_PREFIX)
-        target = spec.field[len(LINEITEM_PREFIX):] if lineitem else spec.field
-        if not target or "[" in target:
-            raise ConfigError(f"{key}.columns.{name}", f"not a field path: {spec.field!r} "
-                                                       "(use dots: customer.email, "
-                                                       "lineitems[].sku)")
-        columns.append(Column(name, split_path(target), spec.type, lineitem))
-    return columns

@@ -11,60 +11,98 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
 
+from ometria_sync.schemas import Problem
 from ometria_sync.sources.base import Position, SourceItem
-from ometria_sync.sources.mapping import CellError, Column, put, split_path, text_coercers
+from ometria_sync.sources.columns import COMPUTED, OMIT, Column, RowError, omitted
+from ometria_sync.sources.mapping import put, split_path, text_coercers
 
-
-class RowError(ValueError):
-    """A row that cannot become a record; the message names the column and field."""
+#: a row mapped: the record's fields, the row's line item (when grouped), and the warnings of
+#: ``on_error = "omit"`` columns whose fields were left out (None: no warning)
+Mapped = tuple[dict[str, Any], dict[str, Any], list[Problem] | None]
 
 
 class RowMapper:
     """Applies a planned mapping to rows of text cells (in header order).
 
     This is the hot loop of CSV reading, so the mapping is compiled once into a function with
-    one statement per column (as dataclasses compile ``__init__``): no per-cell dispatch. When
-    a cell does not coerce, the row is mapped again column by column to name the culprit."""
+    one statement per plain column (as dataclasses compile ``__init__``): no per-cell
+    dispatch; a column with options calls its :class:`~.columns.CellRule`. When any cell
+    raises, the row is mapped again column by column (:meth:`map_slowly`, the reference the
+    compiled code agrees with): it names the culprit, or leaves out the fields of an
+    ``on_error = "omit"`` column with a warning, or takes a cell of spaces as empty."""
 
-    def __init__(self, columns: list[Column], constants: dict[str, Any], zone: dt.tzinfo,
+    def __init__(self, columns: list[Column], constants: Mapping[str, Any], zone: dt.tzinfo,
                  width: int) -> None:
         coercers = text_coercers(zone)
         self.width = width
-        self._columns = [(i, c, coercers[c.type]) for i, c in enumerate(columns)]
+        self._columns = [(c, coercers[c.type]) for c in columns]
         self._constants = [(split_path(k), v) for k, v in constants.items()]
-        self.grouped = any(c.lineitem for c in columns)
-        self._record = _compile([c for c in self._columns if not c[1].lineitem],
-                                self._constants)
-        self._item = _compile([c for c in self._columns if c[1].lineitem], [])
+        self.grouped = any(t.lineitem for c in columns for t in c.targets)
+        self._record = _compile(self._columns, False, self._constants)
+        self._item = _compile(self._columns, True, [])
 
-    def map_row(self, cells: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The record's fields and (when grouped) the row's line item; raises RowError."""
+    def map_row(self, cells: list[str]) -> Mapped:
+        """The record's fields, the row's line item and warnings; raises RowError."""
         try:
-            return self._record(cells), self._item(cells)
-        except CellError:
-            raise self._culprit(cells) from None
+            return self._record(cells), self._item(cells), None
+        except ValueError:
+            return self.map_slowly(cells)
 
-    def _culprit(self, cells: list[str]) -> RowError:
-        for index, column, coerce in self._columns:
+    def record_id(self, cells: list[str]) -> str | None:
+        """The record's ``id`` from a row that was refused, when its column maps fine."""
+        for column, coerce in self._columns:
+            if any(t.path == ("id",) and not t.lineitem for t in column.targets):
+                try:
+                    value = _cell_value(column, coerce, cells)
+                except ValueError:
+                    return None
+                return value if isinstance(value, str) else None
+        return None
+
+    def map_slowly(self, cells: list[str]) -> Mapped:
+        """:meth:`map_row`, one column at a time."""
+        record: dict[str, Any] = {}
+        item: dict[str, Any] = {}
+        warnings: list[Problem] = []
+        for column, coerce in self._columns:
             try:
-                if cells[index]:
-                    coerce(cells[index])
-            except CellError as exc:
-                field = ("lineitems[]." if column.lineitem else "") + ".".join(column.path)
-                return RowError(f"column {column.name!r} ({field}): {exc}")
-        return RowError("a cell does not coerce")  # not reached: some coercer raised
+                value = _cell_value(column, coerce, cells)
+            except ValueError as exc:
+                if not column.omit_on_error:
+                    raise RowError(f"column {column.name!r} ({column.fields}): {exc}") from None
+                warnings += [omitted(column, t, exc) for t in column.targets]
+                continue
+            if value is not OMIT:
+                for target in column.targets:
+                    put(item if target.lineitem else record, target.path, value)
+        for path, constant in self._constants:
+            put(record, path, copy.deepcopy(constant))
+        return record, item, warnings or None
+
+
+def _cell_value(column: Column, coerce: Callable[[str], Any], cells: list[str]) -> Any:
+    if column.index == COMPUTED:
+        assert column.rule is not None  # a computed column has an expression
+        return column.rule.computed(cells)
+    if column.rule is not None:
+        return column.rule.text(cells[column.index], cells)
+    text = cells[column.index]
+    if column.trim:
+        text = text.strip()
+    return coerce(text) if text else OMIT
 
 
 MapRow = Callable[[list[str]], dict[str, Any]]
 
 
-def _assign(path: tuple[str, ...], value: str, indent: str, n: int) -> list[str]:
-    """Statements that set ``record[path] = value`` (creating objects on the way)."""
+def _assign(path: tuple[str, ...], value: str, indent: str, path_name: str) -> list[str]:
+    """Statements that set ``record[path] = value`` (creating objects on the way);
+    ``path_name`` names ``path`` in the function's namespace."""
     if len(path) == 1:
         return [f"{indent}record[{path[0]!r}] = {value}"]
     if len(path) == 2:
@@ -72,25 +110,45 @@ def _assign(path: tuple[str, ...], value: str, indent: str, n: int) -> list[str]
                 f"{indent}if sub.__class__ is not dict:",
                 f"{indent}    sub = record[{path[0]!r}] = {{}}",
                 f"{indent}sub[{path[1]!r}] = {value}"]
-    return [f"{indent}put(record, path{n}, {value})"]
+    return [f"{indent}put(record, {path_name}, {value})"]
 
 
-def _compile(columns: list[tuple[int, Column, Callable[[str], Any]]],
+def _compile(columns: list[tuple[Column, Callable[[str], Any]]], lineitem: bool,
              constants: list[tuple[tuple[str, ...], Any]]) -> MapRow:
-    """A function from cells to a record, one statement per column. Empty cells are left
-    out; container constants are copied per record. Keys enter the code as ``repr()``
-    literals and values through its namespace, so no job file text is ever code."""
-    env: dict[str, Any] = {"put": put, "deepcopy": copy.deepcopy}
+    """A function from cells to a record (or, with ``lineitem``, to the row's line item): one
+    statement per column filling it. Empty cells are left out; container constants are copied
+    per record. Keys enter the code as ``repr()`` literals and values through its namespace,
+    so no job file text is ever code."""
+    env: dict[str, Any] = {"put": put, "deepcopy": copy.deepcopy, "OMIT": OMIT}
     body = ["def map_row(cells):", "    record = {}"]
-    for n, (index, column, coerce) in enumerate(columns):
-        env[f"coerce{n}"], env[f"path{n}"] = coerce, column.path
-        value = "text" if column.type == "string" else f"coerce{n}(text)"
-        body += [f"    text = cells[{index}]", "    if text:"]
-        body += _assign(column.path, value, "        ", n)
-    for n, (path, constant) in enumerate(constants, len(columns)):
-        env[f"const{n}"], env[f"path{n}"] = constant, path
+    for n, (column, coerce) in enumerate(columns):
+        targets = [t for t in column.targets if t.lineitem == lineitem]
+        if not targets:
+            continue
+        if column.index == COMPUTED:
+            env[f"rule{n}"] = column.rule.computed if column.rule else None
+            body += [f"    value = rule{n}(cells)", "    if value is not OMIT:"]
+            value = "value"
+        elif column.rule is not None:
+            env[f"rule{n}"] = column.rule.text
+            body += [f"    value = rule{n}(cells[{column.index}], cells)",
+                     "    if value is not OMIT:"]
+            value = "value"
+        else:
+            env[f"coerce{n}"] = coerce
+            strip = ".strip()" if column.trim and column.type in ("string", "json") else ""
+            body += [f"    text = cells[{column.index}]{strip}", "    if text:"]
+            value = "text" if column.type == "string" else f"coerce{n}(text)"
+            if len(targets) > 1:
+                body.append(f"        value = {value}")
+                value = "value"
+        for t, target in enumerate(targets):
+            env[f"path{n}_{t}"] = target.path
+            body += _assign(target.path, value, "        ", f"path{n}_{t}")
+    for n, (path, constant) in enumerate(constants):
+        env[f"const{n}"], env[f"cpath{n}"] = constant, path
         value = f"deepcopy(const{n})" if isinstance(constant, (dict, list)) else f"const{n}"
-        body += _assign(path, value, "    ", n)
+        body += _assign(path, value, "    ", f"cpath{n}")
     body.append("    return record")
     exec("\n".join(body), env)
     function: MapRow = env["map_row"]
@@ -104,6 +162,7 @@ class _Group(msgspec.Struct):
     position: Position
     rows: list[list[str]]  # the cells, for the dead letter if the order is refused
     problem: str | None = None
+    warnings: list[Problem] | None = None
 
 
 class OrderGrouper:
@@ -119,8 +178,10 @@ class OrderGrouper:
         return self._group is not None
 
     def add(self, record: dict[str, Any], item: dict[str, Any], line: int,
-            position: Position, cells: list[str]) -> list[SourceItem]:
-        """Add a row; returns the orders this row finished (at most one)."""
+            position: Position, cells: list[str],
+            warnings: list[Problem] | None = None) -> list[SourceItem]:
+        """Add a row (with its mapping's warnings); returns the orders this row finished (at
+        most one)."""
         group = self._group
         order_id = record.get("id")
         if group is not None and order_id is not None and order_id == group.record.get("id"):
@@ -130,10 +191,12 @@ class OrderGrouper:
                 group.record["lineitems"].append(item)
             group.last_line, group.position = line, position
             group.rows.append(cells)
+            if warnings:
+                group.warnings = [*(group.warnings or ()), *warnings]
             return []
         done = self.finish()
         record["lineitems"] = [item] if item else []
-        self._group = _Group(record, line, line, position, [cells])
+        self._group = _Group(record, line, line, position, [cells], warnings=warnings)
         if order_id is not None and _hashable(order_id) in self._seen:
             self._group.problem = (f"rows of order {order_id!r} are not consecutive: it "
                                    f"already ended at line {self._seen[_hashable(order_id)]}")
@@ -149,8 +212,10 @@ class OrderGrouper:
             self._seen[_hashable(order_id)] = group.last_line
         if group.problem is not None:
             return [SourceItem(record=None, position=group.position, line=group.first_line,
-                               raw=msgspec.json.encode(group.rows), error=group.problem)]
-        return [SourceItem(record=group.record, position=group.position, line=group.first_line)]
+                               raw=msgspec.json.encode(group.rows), error=group.problem,
+                               id=order_id if isinstance(order_id, str) else None)]
+        return [SourceItem(record=group.record, position=group.position, line=group.first_line,
+                           warnings=group.warnings)]
 
 
 def _hashable(value: Any) -> Any:

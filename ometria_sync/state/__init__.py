@@ -1,6 +1,7 @@
 """The job's state: checkpoints, run history, change hashes, the account, dead letters and the
-run lock, in SQLite or PostgreSQL. :func:`open_state` opens the store ``state.checkpoint_url``
-names (the interface and its guarantees: ``store.py``)."""
+run lock, in SQLite or PostgreSQL (and ``warnings.jsonl`` beside the dead letter).
+:func:`open_state` opens the store ``state.checkpoint_url`` names (the interface and its
+guarantees: ``store.py``)."""
 
 from __future__ import annotations
 
@@ -11,16 +12,31 @@ from ometria_sync.net import DEFAULT_SCHEMA, parse_state_url, url_scheme
 from ometria_sync.state.deadletter import DatabaseDeadLetter, DeadLetterWriter
 from ometria_sync.state.pg_state import PostgresState
 from ometria_sync.state.sqlite_store import SqliteState
-from ometria_sync.state.store import AccountIdentity, Pending, StateStore, check_schema, comparable
+from ometria_sync.state.store import (
+    AccountIdentity,
+    CleanVerify,
+    LedgerEntry,
+    Pending,
+    StateStore,
+    check_schema,
+    comparable,
+    utc_now,
+)
+from ometria_sync.state.warning_log import WARNINGS_PER_STREAM, WarningLog
 
 __all__ = [
+    "WARNINGS_PER_STREAM",
     "AccountIdentity",
+    "CleanVerify",
     "DatabaseDeadLetter",
     "DeadLetterWriter",
+    "LedgerEntry",
     "Pending",
     "StateStore",
+    "WarningLog",
     "comparable",
     "open_state",
+    "utc_now",
 ]
 
 

@@ -45,6 +45,11 @@ class DeadLetter(msgspec.Struct, omit_defaults=True):
     raw: str | None = None
     #: the raw input's full length in bytes, when ``raw`` holds only its first RAW_PREFIX_BYTES
     raw_bytes: int | None = None
+    #: the run that refused it (``dead-letter --run ID``)
+    run_id: str | None = None
+    #: when the same content was first refused by an earlier run (the ledger knows it); absent
+    #: for a refusal this run found new (``dead-letter --new``)
+    known_since: str | None = None
 
 
 #: the most of a raw input a dead-letter line holds (a valid record is at most 60 KB)
@@ -62,10 +67,20 @@ def _bounded(raw: bytes | str | None) -> tuple[str | None, int | None]:
 
 
 class DeadLetterWriter:
-    """Appends :class:`DeadLetter` lines to a file; opened lazily on the first refusal."""
+    """Appends :class:`DeadLetter` lines to a file, each naming ``run_id``; opened lazily on
+    the first refusal. ``fresh``: the file holds this run's lines only (what was there is
+    removed now: ``validate``'s own file)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, run_id: str | None = None, *,
+                 fresh: bool = False) -> None:
         self.path = Path(path)
+        self.run_id = run_id
+        if fresh:
+            try:
+                self.path.unlink(missing_ok=True)
+            except OSError as exc:
+                raise StateError(f"dead letter {self.path}: cannot remove: {exc.strerror}"
+                                 ) from None
         self._fh: BinaryIO | None = None
         self._dirty = False
         self.count = 0
@@ -98,10 +113,14 @@ class DeadLetterWriter:
         position: Any = None,
         record: Any = None,
         raw: bytes | str | None = None,
+        record_id: str | None = None,
+        known_since: str | None = None,
     ) -> None:
         """Append one entry. ``record`` is kept when it decoded; ``raw`` (its first
-        RAW_PREFIX_BYTES) when it did not."""
-        record_id = record.get("id") if isinstance(record, dict) else None
+        RAW_PREFIX_BYTES) when it did not, with ``record_id`` when the source could still
+        read the id."""
+        if isinstance(record, dict):
+            record_id = record.get("id")
         text, raw_bytes = _bounded(raw) if record is None else (None, None)
         entry = DeadLetter(
             time=utc_now(),
@@ -115,6 +134,8 @@ class DeadLetterWriter:
             record=record,
             raw=text,
             raw_bytes=raw_bytes,
+            run_id=self.run_id,
+            known_since=known_since,
         )
         try:
             encoded = self._encode(entry)
@@ -172,7 +193,7 @@ class DatabaseDeadLetter(DeadLetterWriter):
     """A :class:`DeadLetterWriter` whose lines become rows of the state's ``dead_letters``."""
 
     def __init__(self, store: StateStore, run_id: str) -> None:
-        super().__init__("dead-letters-in-database")
+        super().__init__("dead-letters-in-database", run_id)
         self._store = store
         self._run_id = run_id
         self._rows: list[DeadLetterRow] = []

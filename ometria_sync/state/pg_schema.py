@@ -95,12 +95,34 @@ DROP INDEX {s}.dead_letters_stream;
 CREATE INDEX dead_letters_job ON {s}.dead_letters (job, id);
 ALTER TABLE {s}.run_lock ADD COLUMN job text NOT NULL DEFAULT '';
 """
+_V4 = """
+CREATE TABLE IF NOT EXISTS {s}.ledger (
+    job text NOT NULL,
+    stream text NOT NULL,
+    key text NOT NULL,
+    kind text NOT NULL,
+    reason text NOT NULL,
+    content_hash bigint NOT NULL,
+    first_run text NOT NULL,
+    first_seen text NOT NULL,
+    last_run text NOT NULL,
+    last_seen text NOT NULL,
+    attempts integer NOT NULL,
+    payload text,
+    PRIMARY KEY (job, stream, key)
+);
+CREATE TABLE IF NOT EXISTS {s}.clean_verifies (
+    job text PRIMARY KEY,
+    verified_at text NOT NULL,
+    errors text NOT NULL
+);
+"""
 #: version n is reached by running MIGRATIONS[n - 1]: 1, checkpoints, runs, the account and
 #: change hashes; 2, dead letters and the run lock's holder; 3, every row keyed by its job
 #: (legacy rows ``job = ''``), dead letters with a client-made ``row_key`` (a retried insert
-#: finds its rows there and adds none); 4, ``run_reports`` (issue 33, ``run_history.py``:
-#: renumber to 5 when merged after the ledger's version 4)
-MIGRATIONS = (_V1, _V2, _V3, PG_RUN_REPORTS)
+#: finds its rows there and adds none); 4, the ledger of records not (yet) in Ometria (the
+#: rows already there stay as they are); 5, ``run_reports`` (``run_history.py``)
+MIGRATIONS = (_V1, _V2, _V3, _V4, PG_RUN_REPORTS)
 SCHEMA_VERSION = len(MIGRATIONS)
 #: the tables whose rows a job adopts, and the column naming the stream
 _ADOPTED = (("checkpoints", "stream"), ("stream_runs", "stream"), ("dead_letters", "stream"),

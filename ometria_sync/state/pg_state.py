@@ -35,7 +35,9 @@ from ometria_sync.state.run_history import pg_add_run_report, pg_run_reports
 from ometria_sync.state.store import (
     AccountIdentity,
     Checkpoint,
+    CleanVerify,
     DeadLetterRow,
+    LedgerEntry,
     Pending,
     StreamRun,
     check_schema,
@@ -46,6 +48,8 @@ from ometria_sync.state.store import (
 
 __all__ = ["PostgresState", "StateConnectionLost"]
 _PAGE = 1000
+_LEDGER = ("stream, key, reason, content_hash, first_run, first_seen, last_run, last_seen, "
+           "attempts, kind, payload")
 
 
 class PostgresState(PgQueue):
@@ -160,6 +164,7 @@ class PostgresState(PgQueue):
                                    self.job)
                 await conn.execute(f"DELETE FROM {self._t('dead_letters')} {where}", stream,
                                    self.job)
+                await conn.execute(f"DELETE FROM {self._t('ledger')} {where}", stream, self.job)
                 await conn.execute(
                     f"DELETE FROM {self._t('record_hashes')} WHERE stream IN (SELECT id FROM "
                     f"{self._t('streams')} WHERE job = $2 AND ($1::text IS NULL OR name = $1))",
@@ -167,6 +172,8 @@ class PostgresState(PgQueue):
                 if stream is None:
                     await conn.execute(f"DELETE FROM {self._t('account')} WHERE job = $1",
                                        self.job)
+                    await conn.execute(f"DELETE FROM {self._t('clean_verifies')} WHERE "
+                                       "job = $1", self.job)
                 return int(removed)
 
         return await self.call(op, bounded=False)  # millions of hashes may take a while
@@ -263,6 +270,47 @@ class PostgresState(PgQueue):
                 yield row[1].encode()
             if len(page) < _PAGE:
                 return
+
+    # the ledger -----------------------------------------------------------------------------
+
+    def put_ledger(self, rows: list[LedgerEntry]) -> None:
+        """Write these rows whole (one statement; idempotent, so a retry doubles nothing)."""
+        columns = [list(c) for c in zip(*(msgspec.structs.astuple(r) for r in rows),
+                                        strict=True)]
+        self.submit(lambda conn: conn.execute(
+            f"INSERT INTO {self._t('ledger')} (job, {_LEDGER}) SELECT $1, * FROM unnest("
+            "$2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], "
+            "$8::text[], $9::text[], $10::integer[], $11::text[], $12::text[]) "
+            "ON CONFLICT (job, stream, key) DO UPDATE SET "
+            + ", ".join(f"{c} = excluded.{c}" for c in _LEDGER.split(", ")[2:]),
+            self.job, *columns))
+
+    def drop_ledger(self, stream: str, keys: list[str]) -> None:
+        self.submit(lambda conn: conn.execute(
+            f"DELETE FROM {self._t('ledger')} WHERE job = $1 AND stream = $2 "
+            "AND key = ANY($3::text[])", self.job, stream, keys))
+
+    async def ledger(self, stream: str | None = None,
+                     key: str | None = None) -> list[LedgerEntry]:
+        rows = await self.call(_fetch(
+            f"SELECT {_LEDGER} FROM {self._t('ledger')} WHERE job = $1 "
+            "AND ($2::text IS NULL OR stream = $2) AND ($3::text IS NULL OR key = $3) "
+            "ORDER BY stream, key", self.job, stream, key))
+        return [LedgerEntry(*row) for row in rows]
+
+    async def record_clean_verify(self, at: str, errors: list[str]) -> None:
+        await self.call(lambda conn: conn.execute(
+            f"INSERT INTO {self._t('clean_verifies')} VALUES ($1, $2, $3) ON CONFLICT (job) "
+            "DO UPDATE SET verified_at = excluded.verified_at, errors = excluded.errors",
+            self.job, at, msgspec.json.encode(errors).decode()))
+
+    async def last_clean_verify(self) -> CleanVerify | None:
+        row = await self.call(lambda conn: conn.fetchrow(
+            f"SELECT verified_at, errors FROM {self._t('clean_verifies')} WHERE job = $1",
+            self.job))
+        return None if row is None else CleanVerify(row[0], msgspec.json.decode(row[1]))
+
+    # run reports ---------------------------------------------------------------------------
 
     def add_run_report(self, run_id: str, started_at: str, report: bytes) -> None:
         self.submit(lambda conn: pg_add_run_report(conn, self.schema, self.job, run_id,

@@ -6,10 +6,9 @@ Both stores write a report through their ordered write queue (``add_run_report``
 after a lost connection replaces the row with itself, adding none) and read the newest ``n``
 back (``run_reports``). The store does not read the JSON: ``report/history.py`` does.
 
-MIGRATION, schema version 4 (issue 33): the ``run_reports`` table. The ledger of refusals
-(issue 31) adds a version 4 of its own at the same time; when the two merge, this step becomes
-version 5 (``SCHEMA_VERSION`` in ``sqlite_sql.py``, ``MIGRATIONS`` in ``pg_schema.py``). The
-step is idempotent (``IF NOT EXISTS``), so it is harmless on a store that already has it.
+MIGRATION, schema version 5: the ``run_reports`` table (after the ledger's version 4;
+``SCHEMA_VERSION`` in ``sqlite_sql.py``, ``MIGRATIONS`` in ``pg_schema.py``). The step is
+idempotent (``IF NOT EXISTS``), so it is harmless on a store that already has it.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ import asyncpg
 
 from ometria_sync.errors import StateError
 
-#: SQLite: the run_reports table (migration step, version 4; see above)
+#: SQLite: the run_reports table (migration step, version 5; see above)
 SQLITE_RUN_REPORTS = """
 CREATE TABLE IF NOT EXISTS run_reports (
     job TEXT NOT NULL, run_id TEXT NOT NULL, started_at TEXT NOT NULL, report TEXT NOT NULL,
@@ -28,7 +27,7 @@ CREATE TABLE IF NOT EXISTS run_reports (
 CREATE INDEX IF NOT EXISTS run_reports_started ON run_reports (job, started_at)
 """
 
-#: PostgreSQL: the run_reports table in the state's schema ``{s}`` (migration step, version 4:
+#: PostgreSQL: the run_reports table in the state's schema ``{s}`` (migration step, version 5:
 #: an entry of ``pg_schema.MIGRATIONS``, which runs each step's SQL in its transaction)
 PG_RUN_REPORTS = """
 CREATE TABLE IF NOT EXISTS {s}.run_reports (

@@ -36,6 +36,7 @@ import msgspec
 
 from ometria_sync.errors import StateError
 from ometria_sync.net import parse_state_url, url_scheme
+from ometria_sync.state.ledger_sql import V4, SqliteLedger
 from ometria_sync.state.run_history import migrate_sqlite_run_reports
 from ometria_sync.state.store import (
     AccountIdentity,
@@ -99,9 +100,9 @@ CREATE INDEX dead_letters_job ON dead_letters (job, id)
 """
 #: 1: the ``account`` table (a store of version 0 gets it, empty, and adopts the next run's
 #: account, see :meth:`SqliteCheckpointStore.claim_account`); 2: ``dead_letters``
-#: (``state.dead_letter = "database"``); 3: every row keyed by its job; 4: ``run_reports``
-#: (issue 33, ``run_history.py``: renumber to 5 when merged after the ledger's version 4)
-SCHEMA_VERSION = 4
+#: (``state.dead_letter = "database"``); 3: every row keyed by its job; 4: the ledger of
+#: records not (yet) in Ometria (``ledger_sql.py``); 5: ``run_reports`` (``run_history.py``)
+SCHEMA_VERSION = 5
 #: the tables whose rows a job adopts, and the column naming the stream
 _ADOPTED = (("checkpoints", "stream"), ("stream_runs", "stream"), ("dead_letters", "stream"),
             ("streams", "name"))
@@ -121,7 +122,9 @@ def migrate(db: sqlite3.Connection, path: Path) -> None:
         if version < 3:
             for statement in (*_V2.split(";"), *_V3.split(";")):
                 db.execute(statement)
-        if version < 4:
+        for statement in V4.split(";"):  # IF NOT EXISTS: harmless where it is done
+            db.execute(statement)
+        if version < 5:
             migrate_sqlite_run_reports(db)
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     except BaseException:
@@ -274,6 +277,7 @@ class SqliteCheckpointStore:
             self._db.execute("PRAGMA synchronous=NORMAL")
             migrate(self._db, self.path)
             self.changes = ChangeIndex(self._db, job)
+            self.ledger = SqliteLedger(self._db, job)
         except (sqlite3.Error, OSError) as exc:
             raise self._error("cannot open", exc) from None
 
@@ -439,6 +443,7 @@ class SqliteCheckpointStore:
                 count = self._db.execute(f"DELETE FROM checkpoints {where}", args).rowcount
                 self._db.execute(f"DELETE FROM stream_runs {where}", args)
                 self.changes.forget(stream)
+                self.ledger.forget(stream)
                 self._db.execute(f"DELETE FROM dead_letters {where}", args)
                 if stream is None:  # the whole state forgotten: the next run may be any account
                     self._db.execute("DELETE FROM account WHERE job = ?", (self.job,))

@@ -53,8 +53,10 @@ from ometria_sync.state.store import (
     MAX_QUEUED_WRITES,
     AccountIdentity,
     Checkpoint,
+    CleanVerify,
     DeadLetterRow,
     FirstFailure,
+    LedgerEntry,
     Pending,
     StreamRun,
 )
@@ -268,6 +270,22 @@ class SqliteState:
                 yield entry.encode()
             if len(page) < _PAGE:
                 return
+
+    def put_ledger(self, rows: list[LedgerEntry]) -> None:
+        self._thread.submit(lambda store: store.ledger.put(rows))
+
+    def drop_ledger(self, stream: str, keys: list[str]) -> None:
+        self._thread.submit(lambda store: store.ledger.drop(stream, keys))
+
+    async def ledger(self, stream: str | None = None,
+                     key: str | None = None) -> list[LedgerEntry]:
+        return await self._thread.call(lambda store: store.ledger.rows(stream, key))
+
+    async def record_clean_verify(self, at: str, errors: list[str]) -> None:
+        await self._thread.call(lambda store: store.ledger.record_clean_verify(at, errors))
+
+    async def last_clean_verify(self) -> CleanVerify | None:
+        return await self._thread.call(lambda store: store.ledger.last_clean_verify())
 
     def run_lock(self) -> AbstractAsyncContextManager[SendPermit]:
         return _file_lock(RunLock(lock_path_for(self._url, self.job)))

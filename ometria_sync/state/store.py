@@ -9,7 +9,8 @@ sees only :class:`StateStore`.
 
 Guarantees, both stores:
 
-* writes (``save``, ``remember``, ``forget_ids``, ``add_dead_letters``) are queued and run one at
+* writes (``save``, ``remember``, ``forget_ids``, ``add_dead_letters``, ``put_ledger``,
+  ``drop_ledger``) are queued and run one at
   a time in the order they were made: a checkpoint is written after the dead letters and hashes
   submitted before it, and never moves backwards (see ``checked_total``);
 * a failed write is never lost: the first failure is raised, once, by the next write, ``call``,
@@ -95,6 +96,16 @@ class StateStore(Protocol):
     def run_lock(self) -> AbstractAsyncContextManager[SendPermit]: ...
     async def run_in_progress(self) -> bool: ...
 
+    # the ledger of records not (yet) in Ometria (``ledger_sql.py``, ``pg_ledger.py``)
+    def put_ledger(self, rows: list[LedgerEntry]) -> None: ...
+    def drop_ledger(self, stream: str, keys: list[str]) -> None: ...
+    async def ledger(self, stream: str | None = None,
+                     key: str | None = None) -> list[LedgerEntry]: ...
+
+    # the last clean ``verify --all``: Ometria's listed errors then (fingerprints)
+    async def record_clean_verify(self, at: str, errors: list[str]) -> None: ...
+    async def last_clean_verify(self) -> CleanVerify | None: ...
+
     # the queue
     async def keep_up(self, most: int = MAX_QUEUED_WRITES) -> None: ...
     async def flush(self) -> None: ...
@@ -103,6 +114,38 @@ class StateStore(Protocol):
 
 DeadLetterRow = tuple[str, str, str, str]
 """(run id, stream, time, the entry as its JSON line without the newline)"""
+
+
+class CleanVerify(msgspec.Struct, frozen=True):
+    """The last ``verify --all`` of the whole job that found every record verified: when,
+    and the fingerprints of the errors ``/push/_errors`` listed then (history by that time:
+    ``errors`` exits 3 only for errors listed since)."""
+
+    at: str
+    errors: list[str]
+
+
+class LedgerEntry(msgspec.Struct, frozen=True):
+    """One record of a stream that is not in Ometria, as the ledger keeps it (one row per job,
+    stream and key). ``key`` is the record's id (``collection/id`` for a contact of a
+    collection), or ``position <json>`` for a record without a valid id. ``content_hash`` is
+    of the content refused: the same content refused again is *known*, not new; ``first_run``
+    and ``first_seen`` are when this content was first refused, ``attempts`` how many runs
+    refused it since. The ledger writes whole rows: the pipeline decides what they hold."""
+
+    stream: str
+    key: str
+    reason: str
+    content_hash: int
+    first_run: str
+    first_seen: str
+    last_run: str
+    last_seen: str
+    attempts: int = 1
+    #: "refused": validation or Ometria refused it
+    kind: str = "refused"
+    #: the record as last sent, for a record that can only be resent from here (None: none)
+    payload: str | None = None
 
 
 def check_schema(schema: str) -> str:

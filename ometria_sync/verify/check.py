@@ -13,6 +13,7 @@ them.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Iterable
 from typing import Any, Literal
 
@@ -74,6 +75,13 @@ def plan(stream: str, record_type: str, records: int, held: int, method: Method,
     fallback = n if chosen == "list" and record_type == "contact" and update_since else 0
     return Plan(stream, record_type, n, chosen, n if chosen == "single" else pages,
                 n if single_possible else 0, pages, fallback)
+
+
+def error_fingerprint(error: Any) -> str:
+    """What tells one ``/push/_errors`` object from another across fetches (its canonical
+    JSON, hashed): ``errors`` compares the list with the one the last clean verify saw."""
+    encoded = msgspec.json.encode(error, order="sorted")
+    return hashlib.sha256(encoded).hexdigest()[:16]
 
 
 def errors_by_record(errors: Any) -> dict[tuple[str, str], dict[str, Any]]:

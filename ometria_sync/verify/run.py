@@ -60,12 +60,22 @@ from ometria_sync.pacing import RatePacer
 from ometria_sync.pipeline import (
     RunOptions,
     account_pacer,
+    load_transform,
     run_job,
     schema_validator,
     shared_budget,
 )
 from ometria_sync.sources import JsonlSourceConfig
-from ometria_sync.verify.check import Method, Plan, errors_by_record, judge, look_up, plan
+from ometria_sync.state import open_state
+from ometria_sync.verify.check import (
+    Method,
+    Plan,
+    error_fingerprint,
+    errors_by_record,
+    judge,
+    look_up,
+    plan,
+)
 from ometria_sync.verify.ledger import Ledger
 from ometria_sync.verify.reader import Reader, ReadGuard
 from ometria_sync.verify.report import (
@@ -120,7 +130,7 @@ async def collect(job: Job, selected: list[StreamSettings], ledger: Ledger, *,
         sampler = Sampler(sample, seed) if sample is not None and stream.name in names else None
         rank = job.index_of(stream.name) * _STREAM_RANKS
         async for targets in read_targets(stream, schema_validator(stream), tally,
-                                          window=window):
+                                          window=window, transform=load_transform(job, stream)):
             ledger.add(rank, stream.name, targets,
                        selected=stream.name in names and sampler is None)
             rank += len(targets)
@@ -231,6 +241,8 @@ class _Counts(msgspec.Struct):
 
     requests: dict[str, int] = msgspec.field(default_factory=dict)
     repaired: dict[str, int] = msgspec.field(default_factory=dict)
+    #: ``/push/_errors`` as last fetched (None: not fetched)
+    listed: Any = None
 
 
 class _Checking(msgspec.Struct):
@@ -280,7 +292,21 @@ async def verify_job(
     finally:
         ledger.close()
     report.exit_code = int(_exit_code(report))
+    if (report.exit_code == ExitCode.OK and options.streams is None
+            and report.selection == "all" and isinstance(counts.listed, list)):
+        await _record_clean(job, report.started_at, counts.listed)
     return report
+
+
+async def _record_clean(job: Job, at: str, listed: list[Any]) -> None:
+    """Every record of the job verified: what ``/push/_errors`` lists now is history, and
+    ``errors`` exits 3 only for errors listed after it."""
+    state = await open_state(job.settings.state.checkpoint_url, job.settings.state.schema,
+                             job=job.name, streams=job.stream_names)
+    try:
+        await state.record_clean_verify(at, [error_fingerprint(e) for e in listed])
+    finally:
+        await state.aclose()
 
 
 def _plans(selected: list[StreamSettings], ledger: Ledger, collected: Collected,
@@ -340,7 +366,8 @@ async def _check(job: Job, options: VerifyOptions, ledger: Ledger, collected: Co
 
 
 async def _round(work: _Checking, plans: dict[str, Plan], *, again: bool = False) -> None:
-    errors = errors_by_record(await work.reader.get("/push/_errors"))
+    work.counts.listed = await work.reader.get("/push/_errors")
+    errors = errors_by_record(work.counts.listed)
     for name, how in plans.items():
         if not how.records:
             continue

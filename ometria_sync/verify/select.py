@@ -20,7 +20,7 @@ import msgspec
 import structlog
 
 from ometria_sync.config import StreamSettings
-from ometria_sync.pipeline import Validator, identity, prepare_record
+from ometria_sync.pipeline import Transform, Validator, identity, prepare_record
 from ometria_sync.sources import Position, SourceItem
 from ometria_sync.state import comparable
 
@@ -48,11 +48,16 @@ class Window(msgspec.Struct, frozen=True):
     started_at: str
 
 
-def prepare(record_type: str, record: Any, validate: Validator) -> dict[str, Any] | None:
-    """The record as the batcher would send it (``@type`` added), or None when it would refuse
-    it: the batcher's own :func:`~ometria_sync.pipeline.batcher.prepare_record`."""
-    encoded, _, _ = prepare_record(record_type, record, validate)
+def prepare(record_type: str, record: Any, validate: Validator,
+            transform: Transform | None = None, tally: Tally | None = None
+            ) -> dict[str, Any] | None:
+    """The record as the batcher would send it (transformed, ``@type`` added), or None when it
+    would refuse it (counted in ``tally.invalid``) or its transform skip it: the batcher's own
+    :func:`~ometria_sync.pipeline.batcher.prepare_record`."""
+    encoded, problems, _ = prepare_record(record_type, record, validate, transform)
     if encoded is None:
+        if problems and tally is not None:
+            tally.invalid += 1
         return None
     decoded: dict[str, Any] = msgspec.json.decode(encoded)
     return decoded
@@ -111,9 +116,10 @@ class Tally(msgspec.Struct):
 
 
 async def read_targets(stream: StreamSettings, validate: Validator, tally: Tally, *,
-                       window: Window | None = None) -> AsyncIterator[list[Target]]:
-    """The stream's valid records (within ``window``) as targets, one source chunk at a time
-    in source order; nothing is kept between chunks."""
+                       window: Window | None = None, transform: Transform | None = None
+                       ) -> AsyncIterator[list[Target]]:
+    """The stream's valid records (within ``window``, through the stream's ``transform``) as
+    targets, one source chunk at a time in source order; nothing is kept between chunks."""
     source = stream.source.open()
     try:
         parts = await source.parts()
@@ -127,10 +133,8 @@ async def read_targets(stream: StreamSettings, validate: Validator, tally: Tally
                 for item in chunk:
                     if window is not None and not _inside(item.position, window):
                         continue
-                    target = _target(stream, item, part.label, validate)
-                    if target is None:
-                        tally.invalid += 1
-                    else:
+                    target = _target(stream, item, part.label, validate, tally, transform)
+                    if target is not None:
                         targets.append(target)
                 if targets:
                     yield targets
@@ -164,11 +168,14 @@ class Sampler:
             self.keys[pick] = key
 
 
-def _target(stream: StreamSettings, item: SourceItem, label: str,
-            validate: Validator) -> Target | None:
+def _target(stream: StreamSettings, item: SourceItem, label: str, validate: Validator,
+            tally: Tally, transform: Transform | None = None) -> Target | None:
+    """The item as a target, or None when the batcher would refuse it (counted) or the
+    stream's transform skip it (never sent, so neither verified nor invalid)."""
     if item.error is not None or not isinstance(item.record, dict):
+        tally.invalid += 1
         return None
-    record = prepare(stream.record_type, item.record, validate)
+    record = prepare(stream.record_type, item.record, validate, transform, tally)
     if record is None:
         return None
     if item.line is not None:

@@ -67,8 +67,10 @@ class Workspace:
         assert proc.returncode is not None
         return CliResult(proc.returncode, out.decode(), err.decode(), loop.time() - started)
 
-    def dead_letters(self) -> list[dict[str, Any]]:
-        path = self.root / "state" / "dead-letter.jsonl"
+    def dead_letters(self, name: str = "dead-letter.jsonl") -> list[dict[str, Any]]:
+        """The entries of a dead-letter file in ``state/`` (``validate-dead-letter.jsonl``:
+        what ``validate`` found)."""
+        path = self.root / "state" / name
         if not path.exists():
             return []
         return [json.loads(line) for line in path.read_text().splitlines()]

@@ -87,6 +87,17 @@ def assert_crash_trials_lost_nothing(label: str, result: CliResult, stats: dict[
     assert resent <= trials * in_flight
 
 
+async def table_crash_trials(label: str, workspace: Workspace, emulator: Any, total: int,
+                             trials: int, in_flight: int) -> None:
+    """A SQL table of ``total`` rows (the job written at 40 requests/s) killed ``trials``
+    times at random, then run to the end: nothing lost, resends bounded by ``in_flight``."""
+    async with emulator(rate=40, latency=(0.02, 0.2)) as emu:
+        result = await crash_trials([workspace], emu.url, trials,
+                                    after_random(random.Random(11), 0.8, 1.5))
+        stats = emu.stats()
+    assert_crash_trials_lost_nothing(label, result, stats, total, trials, in_flight=in_flight)
+
+
 def sqlite_position(root: Path, stream: str = "contacts") -> list[Any] | None:
     """The checkpointed position of ``stream`` in the job folder's SQLite state (None: none
     yet, or no table yet: a kill can land before the store is created)."""

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import random
-
 import asyncpg
 import pytest
 
 from tests.e2e.conftest import Workspace
-from tests.e2e.crash_trials import after_random, assert_crash_trials_lost_nothing, crash_trials
+from tests.e2e.crash_trials import table_crash_trials
 from tests.pg import DSN, QUERY, fill
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
@@ -65,12 +63,8 @@ async def _kill_and_resume(workspace: Workspace, emulator: object, conn: asyncpg
     total = 3000 + trials * 3000
     await fill(conn, table, total)
     _job(workspace, table, rate=40)
-    async with emulator(rate=40, latency=(0.02, 0.2)) as emu:  # type: ignore[operator]
-        result = await crash_trials([workspace], emu.url, trials,
-                                    after_random(random.Random(11), 0.8, 1.5))
-        stats = emu.stats()
-    assert_crash_trials_lost_nothing("postgres crash trials", result, stats, total, trials,
-                                     in_flight=(DISPATCHERS + 1) * BATCH)
+    await table_crash_trials("postgres crash trials", workspace, emulator, total, trials,
+                             in_flight=(DISPATCHERS + 1) * BATCH)
 
 
 async def test_a_run_killed_midway_resumes_without_loss(

@@ -1,8 +1,11 @@
-"""``ometria-sync validate``: a table per stream, the top reasons, the dead letter, exit 0 or 3."""
+"""``ometria-sync validate``: a table per stream, the top reasons, a dead-letter file of its own
+(never the runs' dead letter), exit 0 or 3."""
 
 from __future__ import annotations
 
 from tests.e2e.conftest import Workspace, jsonl
+
+VALIDATED = "validate-dead-letter.jsonl"
 
 ORDERS = """
 [[streams]]
@@ -33,7 +36,8 @@ async def test_validate_reports_invalid_records_and_exits_3(workspace: Workspace
     assert "       2  currency: must be an ISO 4217 currency code such as \"GBP\"" in result.stdout
     assert "       1  lineitems[].discount: must be <= 0" in result.stdout
     assert "loyalty: unknown field" in result.stdout
-    dead = {d["id"]: d["reasons"] for d in workspace.dead_letters()}
+    dead = {d["id"]: d["reasons"] for d in workspace.dead_letters(VALIDATED)}
+    assert workspace.dead_letters() == []  # the runs' dead letter is left alone
     assert dead["o3"] == [{"path": "lineitems[0].discount", "message": "must be <= 0, got 5.0"}]
     assert set(dead) == {"o2", "o3", "o4"}
 
@@ -44,7 +48,7 @@ async def test_validate_exits_0_when_every_record_is_valid(workspace: Workspace)
     result = await workspace.run("validate", "job.toml", url=NOWHERE)
     assert result.code == 0, result.stderr
     assert result.stdout.splitlines()[2].split() == ["orders", "2", "2", "0", "0"]
-    assert workspace.dead_letters() == []
+    assert workspace.dead_letters() == workspace.dead_letters(VALIDATED) == []
 
 
 async def test_strict_and_create_mode_come_from_the_job_file(workspace: Workspace) -> None:
@@ -53,6 +57,6 @@ async def test_strict_and_create_mode_come_from_the_job_file(workspace: Workspac
     workspace.job(ORDERS + 'mode = "create"\nstrict = true\n')
     result = await workspace.run("validate", "job.toml", url=NOWHERE)
     assert result.code == 3
-    reasons = [r["message"] for d in workspace.dead_letters() for r in d["reasons"]]
+    reasons = [r["message"] for d in workspace.dead_letters(VALIDATED) for r in d["reasons"]]
     assert "unknown field (sent as it is; strict = true refuses it)" in reasons
     assert 'is required to create an order (mode = "create")' in reasons

@@ -71,6 +71,17 @@ async def test_invalid_record_is_accepted_then_listed_in_push_errors(
     assert (stats["records_imported"], stats["import_errors"]) == (1, 1)
 
 
+async def test_a_country_id_the_client_refuses_is_still_imported(emulator: EmuFactory) -> None:
+    """The client refuses a contact's "UK" (issue 29); Ometria's documents do not say its
+    import does, so the emulator keeps such a contact, and still refuses an address's."""
+    emu = await emulator()
+    await _import(emu, [contact("c1", country_id="UK")])
+    await _import(emu, [order("o1", billing_address={"country_code": "UK"})])
+    assert emu.store.get("contact", "shop/c1") is not None
+    assert [e["error_path"] for e in await emu.json("/v2/push/_errors")] == [
+        "root > billing_address > country_code"]
+
+
 async def test_push_errors_keeps_the_latest_100_newest_first(emulator: EmuFactory) -> None:
     emu = await emulator()
     bad = [contact(f"b{i}", email=f"bad{i}") for i in range(110)]

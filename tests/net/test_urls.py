@@ -23,7 +23,8 @@ _PLAIN_PARAMS = st.sampled_from(["sslmode", "db", "application_name", "timeout",
 @st.composite
 def _urls(draw: st.DrawFn) -> tuple[str, str, list[str], list[str]]:
     """(a URL, its secret, the parts that must survive, every part but the secret)."""
-    scheme = draw(st.sampled_from(["postgresql", "postgres", "redis", "rediss", "https"]))
+    scheme = draw(st.sampled_from(["postgresql", "postgres", "mysql", "mariadb", "redis", "rediss",
+                                   "https"]))
     host = draw(_NAME) + ".example"
     port = draw(st.integers(1, 65535))
     path = "/" + draw(_NAME)

@@ -81,7 +81,10 @@ async def test_a_2xx_that_skips_every_record_delivers_none_and_remembers_none(
     write_jsonl(tmp_path / "data/contacts.jsonl", contacts(6))  # the next night's export
     again = await _run(job, lambda sent: 0)
     assert again.exit_code == 0
-    assert (again.streams[0].unchanged, again.streams[0].accepted) == (0, 6)
+    # the 5 go first, from the ledger (where their unconfirmed answer put them); the export's
+    # copies of them are then unchanged, and only the new sixth goes with them
+    stats = again.streams[0]
+    assert (stats.resent, stats.unchanged, stats.accepted, stats.ledger_left) == (5, 5, 6, 5)
     assert await _tracked(job) == 6
 
 
@@ -100,3 +103,18 @@ async def test_a_partly_skipped_batch_leaves_none_of_its_records_remembered(
     assert await _tracked(job) == 0
     (stats,) = result.streams
     assert (stats.accepted, stats.unconfirmed) == (9, 1)
+
+
+async def test_records_resent_from_the_ledger_leave_the_reported_position_alone(
+        make_job: MakeJob, tmp_path: Path, api_key: None) -> None:
+    """Skipped records are resent by the next run from the ledger; the file itself is read to
+    its end already, so that run settles nothing of it: the position it reports (what
+    ``verify --last-run`` reads) is none, never one of the resend's own positions."""
+    write_jsonl(tmp_path / "data/contacts.jsonl", contacts(5))
+    job = make_job(base_url=BASE)
+    first = await _run(job, lambda sent: sent)
+    assert first.exit_code == 3
+    again = await _run(job, lambda sent: 0)
+    (stats,) = again.streams
+    assert (again.exit_code, stats.resent, stats.ledger_left) == (0, 5, 5)
+    assert stats.position is None and stats.start_position is not None

@@ -47,8 +47,8 @@ def test_stats_feed_the_timeline_and_keep_one_example_per_reason() -> None:
     stats.request_sent(5.0)
     stats.count_throttled(5.2)
     stats.count_retry(5.3)
-    stats.refuse(Problem("email", 'must be an email address, got "x"'), "line 3, id c2")
-    stats.refuse(Problem("email", 'must be an email address, got "y"'), "line 9, id c8")
+    stats.refuse([Problem("email", 'must be an email address, got "x"')], "line 3, id c2")
+    stats.refuse([Problem("email", 'must be an email address, got "y"')], "line 9, id c8")
     assert (stats.requests, stats.throttled, stats.retries) == (1, 1, 1)
     assert stats.timeline.requests == [1] and stats.timeline.throttled == [1]
     assert stats.reason_examples == {

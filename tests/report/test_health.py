@@ -13,14 +13,17 @@ NOW = dt.datetime(2026, 12, 6, 12, 0, tzinfo=dt.UTC)
 
 
 def run(day: int, *, sent: int = 1000, refused: int = 0, exit_code: int = 0,
-        seconds: float = 300, requests: int = 1000, dry_run: bool = False) -> RunReport:
+        seconds: float = 300, requests: int = 1000, dry_run: bool = False,
+        refused_new: int | None = None) -> RunReport:
     start = dt.datetime(2026, 12, day, 2, 0, tzinfo=dt.UTC)
     stream = StreamReport(
         stream="contacts", outcome="ok", read=sent + refused, valid=sent, unchanged=0,
         sent=sent, accepted=sent, rejected=0, dead_lettered=refused, warnings=0,
         requests=requests, requests_by_status={"202": requests}, retries=0, throttled=0,
         duration_seconds=seconds, records_per_second=0, requests_per_second=3.9, rate_limit=4,
-        rate_achieved_fraction=0.97, checkpoint_position=None, refused_reasons={}, error=None)
+        rate_achieved_fraction=0.97, checkpoint_position=None, refused_reasons={}, error=None,
+        refused_new=refused if refused_new is None else refused_new,
+        refused_known=refused - (refused if refused_new is None else refused_new))
     return RunReport(run_id=f"run-{day}", job="job.toml", started_at=start.isoformat(),
                      finished_at=(start + dt.timedelta(seconds=seconds)).isoformat(),
                      exit_code=exit_code, dry_run=dry_run, dead_letter_path="", streams=[stream])
@@ -28,7 +31,8 @@ def run(day: int, *, sent: int = 1000, refused: int = 0, exit_code: int = 0,
 
 WEEK = [run(day) for day in range(1, 6)]
 ALL_RULES = HealthRules(max_hours_since_success=36, max_refused=10, max_refused_share=0.01,
-                        min_sent_share_of_median=0.5, max_duration_vs_plan=2)
+                        max_refused_new=0, min_sent_share_of_median=0.5,
+                        max_duration_vs_plan=2)
 
 
 def test_a_good_week_is_healthy_under_every_rule() -> None:
@@ -41,6 +45,8 @@ def test_a_good_week_is_healthy_under_every_rule() -> None:
     (HealthRules(max_hours_since_success=12), None, "hours ago"),
     (HealthRules(max_refused=10), run(5, refused=11), "refused 11 records"),
     (HealthRules(max_refused_share=0.01), run(5, sent=100, refused=2), "max_refused_share"),
+    (HealthRules(max_refused_new=2), run(5, refused=50, refused_new=3), "refused 3 records it "
+                                                                        "found new"),
     (HealthRules(min_sent_share_of_median=0.5), run(5, sent=499), "under 50% of the median"),
     (HealthRules(max_duration_vs_plan=2), run(5, seconds=600, requests=1000),
      "over 2 times its plan of 250 s"),
@@ -64,6 +70,12 @@ def test_just_under_each_threshold_is_healthy() -> None:
     rules = HealthRules(max_refused=10, max_refused_share=0.01, min_sent_share_of_median=1,
                         max_duration_vs_plan=2)
     assert judge(history, rules, NOW).reasons == []
+
+
+def test_refusals_an_earlier_run_made_alike_do_not_count_as_new() -> None:
+    history = [*WEEK[:-1], run(5, refused=634, refused_new=0)]  # the nightly known-bad rows
+    assert judge(history, HealthRules(max_refused_new=0), NOW).healthy
+    assert not judge(history, HealthRules(max_refused=100), NOW).healthy
 
 
 def test_a_run_within_a_minute_of_its_plan_is_never_too_long() -> None:

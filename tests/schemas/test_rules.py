@@ -264,17 +264,41 @@ def test_unknown_fields_are_warnings_and_errors_when_strict() -> None:
 
 def test_unsure_rules_warn_instead_of_refusing() -> None:
     """Rules the reference marks unconfirmed never refuse a record Ometria would take."""
-    record = _contact(gender="x", country_id="XX", **{"@collection": "optin:sms"})
+    record = _contact(gender="x", **{"@collection": "optin:sms"})
     verdict = validate_record("contact", record)
     assert verdict.ok
     assert [str(p) for p in verdict.warnings] == [
         'gender: is usually one of m, f, o, got "x" (kept: Ometria\'s values are unconfirmed)',
-        'country_id: must be an ISO 3166-1 alpha-2 country code such as "GB", got "XX"',
         '@collection: "optin:sms" is one of Ometria\'s SMS double opt-in collections: pushing '
         "here sends or records an SMS opt-in"]
     assert _warnings("product", _product(price=0)) == [
         "price: should be > 0 on a parent product for recommendations, got 0"]
     assert _warnings("product", _product(price=0, is_variant=True)) == []
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("country_id", "UK", 'must be an ISO 3166-1 alpha-2 country code such as "GB", got "UK" '
+                         '(did you mean "GB"?)'),
+    ("country_id", "gb", 'must be an ISO 3166-1 alpha-2 country code such as "GB", got "gb" '
+                         '(did you mean "GB"?)'),
+    ("phone_number", "07700 900123",
+     'must be an E.164 phone number such as "+447700900123", got "07700 900123"'),
+    ("marketing_optin", "1", "must be one of EXPLICITLY_OPTEDIN, EXPLICITLY_OPTEDOUT, "
+                             'NOT_SPECIFIED, got "1"'),
+])
+def test_a_value_breaking_a_documented_format_is_refused(
+        field: str, value: str, message: str) -> None:
+    """Issue 29: Ometria documents these formats, so a value breaking one is refused (with
+    the hint), never sent with a warning Ometria may not understand."""
+    verdict = validate_record("contact", _contact(**{field: value}))
+    assert [str(p) for p in verdict.errors] == [f"{field}: {message}"]
+    assert verdict.warnings == []
+
+
+def test_a_currency_breaking_iso_4217_is_refused() -> None:
+    assert _errors("order", _order(currency="gbp")) == [
+        'currency: must be an ISO 4217 currency code such as "GBP", got "gbp" '
+        '(did you mean "GBP"?)']
 
 
 def test_payloads_real_integrations_send_today_pass() -> None:

@@ -101,7 +101,8 @@ async def test_bad_rows_are_refused_with_their_line_and_the_file_goes_on(tmp_pat
         (2, "o1", None),
         (3, None, "column 'total' (grand_total): not a number: 'twenty'"),
         (4, None, "the row has 6 cells, the header has 8"),
-        (5, None, "invalid UTF-8 (byte 21 of the line)"),
+        (5, None, 'not valid utf-8: set source.encoding (e.g. "cp1252") if the file is not '
+                      'UTF-8, got byte 0xFF at byte 21 of the line'),
         (6, "o5", None)]
     assert all(i.raw for i in items if i.error)
 

@@ -12,27 +12,24 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ometria_sync.errors import ConfigError
+from ometria_sync.sources.columns import plan_columns
 from ometria_sync.sources.files.csv import CsvOptions
-from ometria_sync.sources.mapping import (
-    CellError,
-    ColumnSpec,
-    plan_columns,
-    python_value,
-    text_coercers,
-)
+from ometria_sync.sources.mapping import CellError, ColumnSpec, python_value, text_coercers
 
 LONDON = zoneinfo.ZoneInfo("Europe/London")
 COERCE = text_coercers(LONDON)
 
 
 @pytest.mark.parametrize(("kind", "text", "value"), [
-    ("string", " Ann ", " Ann "),
+    ("string", " Ann ", " Ann "),  # the coercer keeps spaces; the column trims (trim = true)
     ("number", "12.50", 12.5),
     ("number", "-3", -3),
     ("number", "1e3", 1000.0),
     ("number", " 7 ", 7),
     ("integer", "2", 2),
     ("integer", "2.0", 2),
+    ("integer", "2.0000", 2),  # Magento's quantities
+    ("integer", "-3.", -3),
     ("boolean", "Yes", True),
     ("boolean", "0", False),
     ("boolean", "FALSE", False),
@@ -55,7 +52,14 @@ def test_cells_coerce_to_their_type(kind: str, text: str, value: Any) -> None:
     ("integer", "2.5", "not an integer: '2.5'"),
     ("boolean", "maybe", "not a boolean (true/false, yes/no, 1/0): 'maybe'"),
     ("timestamp", "01/02/2024", "not an ISO 8601 timestamp: '01/02/2024'"),
-    ("date", "1990-02-30", "not a date (day is out of range for month): '1990-02-30'"),
+    ("date", "1990-02-30", "not a real date: '1990-02-30' (day is out of range for month)"),
+    ("date", "31/12/1980", "not a date (expected YYYY-MM-DD): '31/12/1980'"),
+    ("timestamp", "2023-02-30 10:00:00",
+     "not a real date: '2023-02-30 10:00:00' (day is out of range for month)"),
+    ("timestamp", "0000-00-00 00:00:00",
+     "a zero date (a database's 'no date'), not a real one: '0000-00-00 00:00:00'; "
+     "on_error = \"omit\" leaves the field out"),
+    ("integer", "2.0001", "not an integer: '2.0001'"),
     ("json", "{", "not JSON (Input data was truncated): '{'"),
 ])
 def test_cells_that_do_not_coerce_say_why(kind: str, text: str, message: str) -> None:
@@ -95,7 +99,7 @@ def test_the_plan_names_missing_columns_and_bad_paths() -> None:
 def test_unmapped_columns_keep_their_name_and_dropped_ones_go() -> None:
     settings = CsvOptions(columns={"Sku": "lineitems[].sku"}, drop=["Notes"])
     plan = plan_columns("s", settings, ["id", "Sku", "Notes", "customer.email"])
-    assert [(c.name, c.path, c.lineitem) for c in plan] == [
+    assert [(c.name, c.targets[0].path, c.targets[0].lineitem) for c in plan] == [
         ("id", ("id",), False), ("Sku", ("sku",), True),
         ("customer.email", ("customer", "email"), False)]
 

@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 import asyncpg
+import msgspec
 import pytest
 
 from ometria_sync.errors import ConfigError, SourceError
@@ -211,3 +212,65 @@ async def test_odd_column_types_become_json_or_stay_for_validation_to_refuse(
     assert record["nums"][0] == 1.5 and math.isnan(record["nums"][1])
     assert math.isnan(record["n"]) and record["f"] == math.inf
     assert isinstance(record["r"], asyncpg.Range) and isinstance(record["b"], asyncpg.BitString)
+
+
+async def test_result_columns_take_the_column_options_by_name(pg_table: Table) -> None:
+    """values, default, expr, a field list and on_error on a query's columns, as for CSV."""
+    conn, table = pg_table
+    await fill(conn, table, 3)
+    query = (f"SELECT id AS entity_id, email, total, currency, updated_at, id AS seq, "
+             f"CASE id WHEN 1 THEN '1' WHEN 2 THEN '2' ELSE '9' END AS gender, "
+             f"CASE WHEN id = 2 THEN '07700 900123' ELSE 'n/a' END AS phone FROM {table}")
+    columns: dict[str, Any] = {
+        "entity_id": {"field": ["id", "customer_id"], "type": "string"},
+        "total": {"field": "properties.discount", "type": "number", "expr": "-value"},
+        "gender": {"field": "gender", "values": {"1": "m", "2": "f"}, "default": "o"},
+        "phone": {"field": "phone_number", "expr": "e164(value, 'GB')", "on_error": "omit"},
+        "currency": {"field": "currency", "expr": "lower(value)"}}
+    source = msgspec.convert({"dsn_env": "SOURCE_DSN", "query": query,
+                              "cursor": ["updated_at", "seq"], "drop": ["updated_at", "seq"],
+                              "columns": columns}, PostgresSourceConfig)
+    source.check("s")
+    await source.preflight("s")
+    items = await read_all(source)
+    assert [i.record for i in items] == [
+        {"id": "1", "customer_id": "1", "email": "user1@example.com",
+         "properties": {"discount": -1.99}, "currency": "gbp", "gender": "m"},
+        {"id": "2", "customer_id": "2", "email": "user2@example.com",
+         "properties": {"discount": -2.99}, "currency": "gbp", "gender": "f",
+         "phone_number": "+447700900123"},
+        {"id": "3", "customer_id": "3", "email": "user3@example.com",
+         "properties": {"discount": -3.99}, "currency": "gbp", "gender": "o"}]
+    assert [[w.path for w in i.warnings or []] for i in items] == [
+        ["phone_number"], [], ["phone_number"]]
+
+
+async def test_a_mapped_column_the_query_lacks_is_a_config_error(pg_table: Table) -> None:
+    _, table = pg_table
+    source = config(table, columns={"nope": "properties.nope"})
+    with pytest.raises(ConfigError, match=r"s.columns: the query has no column nope"):
+        await source.preflight("s")
+
+
+async def test_rows_are_read_again_by_id_as_they_are_now(pg_table: Table) -> None:
+    """The ledger's re-read (KeysetQuery.read_ids): the rows whose id column is one of the
+    ids, mapped as a read maps them, in one statement per thousand ids; an id not there is
+    absent; the column ``columns`` maps to ``id`` is the one compared; none without one."""
+    conn, table = pg_table
+    await fill(conn, table, 30)
+    await conn.execute(f"UPDATE {table} SET currency = 'EUR' WHERE id = 7")
+    items = await PostgresQuery(config(table)).read_ids(["7", "12", "999"])
+    assert items is not None
+    assert sorted(i.record["id"] for i in items) == ["12", "7"]
+    assert {i.record["id"]: i.record["currency"] for i in items} == {"7": "EUR", "12": "GBP"}
+    assert all(i.position == {"after": None} for i in items)
+    many = await PostgresQuery(config(table)).read_ids([str(n) for n in range(1, 2501)])
+    assert many is not None and len(many) == 30
+    by_seq = msgspec.convert({"dsn_env": "SOURCE_DSN", "query": QUERY.format(t=table),
+                              "cursor": ["updated_at", "seq"], "drop": ["updated_at", "id"],
+                              "columns": {"seq": {"field": "id", "type": "string"}}},
+                             PostgresSourceConfig)
+    again = await PostgresQuery(by_seq).read_ids(["9"])
+    assert again is not None and [i.record["id"] for i in again] == ["9"]
+    no_id = config(table, drop=["updated_at", "seq", "id"])
+    assert await PostgresQuery(no_id).read_ids(["7"]) is None

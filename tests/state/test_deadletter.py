@@ -19,7 +19,7 @@ def _refuse(writer: DeadLetterWriter) -> None:
 
 async def test_rows_are_the_file_lines_and_committed_before_what_follows(
         store: StateStore, tmp_path: Path) -> None:
-    file_writer = DeadLetterWriter(tmp_path / "dl.jsonl")
+    file_writer = DeadLetterWriter(tmp_path / "dl.jsonl", "run-1")
     _refuse(file_writer)
     file_writer.close()
     writer = DatabaseDeadLetter(store, "run-1")
@@ -31,5 +31,17 @@ async def test_rows_are_the_file_lines_and_committed_before_what_follows(
     lines = [json.loads(line) for line in (tmp_path / "dl.jsonl").read_text().splitlines()]
     for row, line in zip(rows, lines, strict=True):
         assert row.pop("time") and line.pop("time")
-        assert row == line
+        assert row == line and row["run_id"] == "run-1"
     assert writer.count == 2 and "the state database" in writer.describe()
+
+
+def test_a_fresh_file_holds_only_this_runs_lines(tmp_path: Path) -> None:
+    """``validate``'s own file: what an earlier validation wrote is gone."""
+    path = tmp_path / "validate-dead-letter.jsonl"
+    for run in ("v1", "v2"):
+        writer = DeadLetterWriter(path, run, fresh=True)
+        _refuse(writer)
+        writer.close()
+    assert [json.loads(line)["run_id"] for line in path.read_text().splitlines()] == ["v2", "v2"]
+    DeadLetterWriter(path, "v3", fresh=True).close()  # a validation that refused nothing
+    assert not path.exists()

@@ -1,16 +1,19 @@
-"""CSV files or objects, plain or gzip, UTF-8 (a BOM is fine), mapped to records by the
-stream's mapping.
+"""CSV files or objects, plain or gzip, UTF-8 (a BOM is fine) or the source's ``encoding``,
+mapped to records by the stream's mapping.
 
 Position: ``[offset, line]`` after the last row (or the last row of an order) handed over, so a
 resumed run reads the header, seeks straight to the offset and still reports true line numbers.
-A row that cannot be read (wrong number of cells, bad quoting, invalid UTF-8, a cell that does
-not coerce) is dead-lettered with its line and the reason; the file goes on.
+A row that cannot be read (wrong number of cells, bad quoting, bytes not valid in the encoding,
+a cell that does not coerce) is dead-lettered with its line and the reason; the file goes on.
+A line not valid in the encoding is refused with one reason naming the encoding and the option
+(:mod:`.encoding`).
 
 The csv module takes text lines; :func:`text_lines` feeds it from
 :class:`~.lines.BoundedLines`, counting bytes and lines as it goes (the positions), escaping
-invalid UTF-8 (recorded, so the row is refused with the byte) and raising :class:`LongLine` for
-a line over the cap (so the row is refused, never held whole). :class:`CsvRowReader` is the
-blocking half of a part: rows read from an offset, turned into items in chunks.
+bytes not valid in the encoding (recorded, so the row is refused with the reason) and raising
+:class:`LongLine` for a line over the cap (so the row is refused, never held whole).
+:class:`CsvRowReader` is the blocking half of a part: rows read from an offset, turned into
+items in chunks.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ import msgspec
 
 from ometria_sync.errors import ConfigError, SourceError
 from ometria_sync.sources.base import Position, Source, SourceConfig, SourceItem
+from ometria_sync.sources.columns import RowError, check_columns, plan_columns
+from ometria_sync.sources.files.encoding import UTF8, shown, undecodable
 from ometria_sync.sources.files.lines import BoundedLines, Line, over_limit
 from ometria_sync.sources.files.location import (
     FilePart,
@@ -39,8 +44,8 @@ from ometria_sync.sources.files.location import (
     open_object,
 )
 from ometria_sync.sources.files.store import ObjectInfo
-from ometria_sync.sources.mapping import ColumnSpec, load_zone, plan_columns
-from ometria_sync.sources.rows import OrderGrouper, RowError, RowMapper
+from ometria_sync.sources.mapping import ColumnSpec, load_zone
+from ometria_sync.sources.rows import OrderGrouper, RowMapper
 
 _BOM = "\ufeff"
 _ROWS_PER_CHUNK = 500
@@ -50,7 +55,8 @@ class CsvOptions(FileSettings, frozen=True):
     """The keys of a CSV source beyond the file's: the mapping from rows to records, and the
     CSV dialect."""
 
-    #: column -> field path (a string) or ``{ field = ..., type = ... }``
+    #: column -> field path (a string) or ``{ field = ..., type = ..., values = ...,
+    #: default = ..., expr = ..., on_error = ..., trim = ... }`` (sources/columns.py)
     columns: dict[str, str | ColumnSpec] = msgspec.field(default_factory=dict)
     drop: list[str] = msgspec.field(default_factory=list)
     constants: dict[str, Any] = msgspec.field(default_factory=dict)
@@ -64,7 +70,7 @@ class CsvOptions(FileSettings, frozen=True):
             raise ConfigError(f"{key}.delimiter", f"must be one character, got {self.delimiter!r}")
         if len(self.quotechar) != 1:
             raise ConfigError(f"{key}.quotechar", f"must be one character, got {self.quotechar!r}")
-        load_zone(f"{key}.timezone", self.timezone)
+        check_columns(key, self.columns, load_zone(f"{key}.timezone", self.timezone))
 
 
 class LongLine(Exception):
@@ -76,11 +82,12 @@ class LongLine(Exception):
         self.prefix = line.body
 
 
-def text_lines(lines: BoundedLines, state: list[int], bad: dict[int, int],
-               limit: int) -> Iterator[str]:
+def text_lines(lines: BoundedLines, state: list[int], bad: dict[int, str],
+               limit: int, encoding: str = UTF8) -> Iterator[str]:
     """The file's lines as text for the csv module, counting bytes and lines in ``state``
-    ([offset, line]); invalid UTF-8 is recorded in ``bad`` (line -> byte) and escaped; a line
-    over ``limit`` bytes raises :class:`LongLine` (with the state already past it)."""
+    ([offset, line]); a line not valid in ``encoding`` is recorded in ``bad`` (line -> the
+    reason) and its bad bytes escaped; a line over ``limit`` bytes raises :class:`LongLine`
+    (with the state already past it)."""
     for line in lines:
         state[1] += 1
         if isinstance(line, bytes):
@@ -92,10 +99,10 @@ def text_lines(lines: BoundedLines, state: list[int], bad: dict[int, int],
                 raise LongLine(line, limit)
             raw = line.body  # the last line, without a newline
         try:
-            yield raw.decode("utf-8")
+            yield raw.decode(encoding)
         except UnicodeDecodeError as exc:
-            bad[state[1]] = exc.start + 1
-            yield raw.decode("utf-8", "surrogateescape")
+            bad[state[1]] = undecodable(encoding, exc)
+            yield raw.decode(encoding, "surrogateescape")
 
 
 def read_header(opener: Callable[[], IO[bytes]], options: CsvOptions,
@@ -106,9 +113,9 @@ def read_header(opener: Callable[[], IO[bytes]], options: CsvOptions,
     try:
         with opener() as fh:
             state = [0, 0]
-            bad: dict[int, int] = {}
+            bad: dict[int, str] = {}
             lines = BoundedLines(fh, options.line_limit)
-            reader = csv.reader(text_lines(lines, state, bad, options.line_limit),
+            reader = csv.reader(text_lines(lines, state, bad, options.line_limit, options.codec),
                                 delimiter=options.delimiter, quotechar=options.quotechar,
                                 strict=True)
             header = next(reader, None)
@@ -117,7 +124,7 @@ def read_header(opener: Callable[[], IO[bytes]], options: CsvOptions,
     if header is None:
         return [], 0, 0
     if bad:
-        raise SourceError(f"{name}: the header is not valid UTF-8 (byte {min(bad.values())})")
+        raise SourceError(f"{name}: the header is {bad[min(bad)]}")
     if header and header[0].startswith(_BOM):
         header[0] = header[0][len(_BOM):]
     names = [name.strip() for name in header]
@@ -140,7 +147,8 @@ class CsvRowReader:
         self._grouper = OrderGrouper() if mapper.grouped else None
         self._fh: IO[bytes] | None = None
         self._state = [0, 0]
-        self._bad: dict[int, int] = {}
+        self._bad: dict[int, str] = {}
+        self._encoding = options.codec
         self._held: list[SourceItem] = []
         self._rows: Iterator[list[str]] = iter(())
 
@@ -156,7 +164,7 @@ class CsvRowReader:
     def _restart(self) -> None:
         """A CSV reader from where the lines stand (a new one forgets any open quote)."""
         self._rows = csv.reader(text_lines(self._lines, self._state, self._bad,
-                                       self._options.line_limit),
+                                           self._options.line_limit, self._encoding),
                                 delimiter=self._options.delimiter,
                                 quotechar=self._options.quotechar, strict=True)
 
@@ -196,26 +204,26 @@ class CsvRowReader:
             bad = [self._bad.pop(n) for n in range(first_line, self._state[1] + 1)
                    if n in self._bad]
             if bad:  # the undecodable bytes show as U+FFFD in the dead letter
-                cells = [c.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-                         for c in cells]
-                self._refuse(items, first_line, f"invalid UTF-8 (byte {bad[0]} of the line)",
-                             self._raw(cells))
+                cells = [shown(c, self._encoding) for c in cells]
+                self._refuse(items, first_line, bad[0], self._raw(cells))
                 return
         if len(cells) != self._mapper.width:
             self._refuse(items, first_line, f"the row has {len(cells)} cells, the header has "
                                             f"{self._mapper.width}", self._raw(cells))
             return
         try:
-            record, item = self._mapper.map_row(cells)
+            record, item, warnings = self._mapper.map_row(cells)
         except RowError as exc:
-            self._refuse(items, first_line, str(exc), self._raw(cells))
+            self._refuse(items, first_line, str(exc), self._raw(cells),
+                         self._mapper.record_id(cells))
             return
         position = (self._state[0], self._state[1])
         if self._grouper is None:
-            items.append(SourceItem(record=record, position=position, line=first_line))
+            items.append(SourceItem(record=record, position=position, line=first_line,
+                                    warnings=warnings))
         else:
             self._hand_over(items, self._grouper.add(record, item, first_line, position,
-                                                     cells))
+                                                     cells, warnings))
 
     def _raw(self, cells: list[str]) -> bytes:
         """A refused row for the dead letter: the cells by column name, as JSON."""
@@ -223,9 +231,10 @@ class CsvRowReader:
             return msgspec.json.encode(dict(zip(self._header, cells, strict=True)))
         return msgspec.json.encode(cells)
 
-    def _refuse(self, items: list[SourceItem], first_line: int, reason: str, raw: bytes) -> None:
+    def _refuse(self, items: list[SourceItem], first_line: int, reason: str, raw: bytes,
+                record_id: str | None = None) -> None:
         error = SourceItem(record=None, position=(self._state[0], self._state[1]),
-                           line=first_line, raw=raw or None, error=reason)
+                           line=first_line, raw=raw or None, error=reason, id=record_id)
         if self._grouper is not None and self._grouper.open:
             self._held.append(error)
         else:
@@ -258,6 +267,7 @@ class CsvSourceConfig(CsvOptions, SourceConfig, frozen=True, tag="csv"):
             self, path=self.location(self.path).resolved(base_dir))
 
     def check(self, key: str) -> None:
+        self.check_encoding(key)
         if self.check_location(key, "path", self.path):
             self.check_csv(key)
             return
@@ -282,7 +292,7 @@ def check_header(key: str, path: Path, options: CsvOptions) -> None:
     except SourceError as exc:
         raise ConfigError(f"{key}.path", str(exc)) from exc
     if header:
-        plan_columns(key, options, header)
+        plan_columns(key, options, header, load_zone("timezone", options.timezone))
 
 
 async def check_object_header(key: str, field: str, info: ObjectInfo, head_bytes: bytes,
@@ -306,14 +316,14 @@ async def check_object_header(key: str, field: str, info: ObjectInfo, head_bytes
     except SourceError as exc:
         raise ConfigError(f"{key}.{field}", str(exc)) from exc
     if header:
-        plan_columns(key, options, header)
+        plan_columns(key, options, header, load_zone("timezone", options.timezone))
 
 
 class CsvPart(FilePart):
     """One CSV file or object of a stream."""
 
     def __init__(self, location: Location, options: CsvOptions, key: str = "") -> None:
-        super().__init__(location, key)
+        super().__init__(location, key, options.codec)
         self._options = options
         self._zone: dt.tzinfo = load_zone("timezone", options.timezone)
 
@@ -324,7 +334,7 @@ class CsvPart(FilePart):
         if not header:
             return
         try:
-            columns = plan_columns("columns", self._options, header)
+            columns = plan_columns("columns", self._options, header, self._zone)
         except ConfigError as exc:
             raise SourceError(f"{self.label}: {exc}") from exc
         mapper = RowMapper(columns, self._options.constants, self._zone, len(header))

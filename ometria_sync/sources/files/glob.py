@@ -46,6 +46,7 @@ class GlobSourceConfig(CsvOptions, SourceConfig, frozen=True, tag="glob"):
         return LocalPath(self.pattern).files()
 
     def check(self, key: str) -> None:
+        self.check_encoding(key)
         if not self.pattern:
             raise ConfigError(f"{key}.pattern", "is required")
         if self.check_location(key, "pattern", self.pattern):
@@ -92,8 +93,8 @@ class GlobSource:
         found = await config.location(config.pattern).matching()
         if config.file_format == "csv":
             return [CsvPart(where, config, key=key) for key, where in found]
-        return [JsonlPart(where, key=key, max_line_bytes=config.line_limit)
-                for key, where in found]
+        return [JsonlPart(where, key=key, max_line_bytes=config.line_limit,
+                          encoding=config.codec) for key, where in found]
 
     async def aclose(self) -> None:
         return None

@@ -1,4 +1,5 @@
-"""JSON Lines files or objects, plain or gzip: one Ometria-shaped JSON object per line.
+"""JSON Lines files or objects, plain or gzip: one Ometria-shaped JSON object per line, in
+UTF-8 or the source's ``encoding``.
 
 Position: ``[offset, line]``, the uncompressed byte offset of the next line and the number of
 lines before it, so a resumed run seeks straight there and still reports true line numbers.
@@ -15,6 +16,8 @@ import msgspec
 
 from ometria_sync.errors import SourceError
 from ometria_sync.sources.base import Position, Source, SourceConfig, SourceItem
+from ometria_sync.sources.files.encoding import UTF8, shown, undecodable
+from ometria_sync.sources.files.encoding import decode_line as decode_text
 from ometria_sync.sources.files.lines import (
     DEFAULT_MAX_LINE_BYTES,
     BoundedLines,
@@ -45,6 +48,7 @@ class JsonlSourceConfig(FileSettings, SourceConfig, frozen=True, tag="jsonl"):
             self, path=self.location(self.path).resolved(base_dir))
 
     def check(self, key: str) -> None:
+        self.check_encoding(key)
         if self.check_location(key, "path", self.path):
             return
         check_readable_file(f"{key}.path", self.path)
@@ -53,13 +57,14 @@ class JsonlSourceConfig(FileSettings, SourceConfig, frozen=True, tag="jsonl"):
         await self.location(self.path).preflight(f"{key}.path", single=True)
 
     def open(self) -> Source:
-        limit = self.line_limit
+        limit, encoding = self.line_limit, self.codec
         return self.location(self.path).source(
-            lambda where: JsonlPart(where, max_line_bytes=limit))
+            lambda where: JsonlPart(where, max_line_bytes=limit, encoding=encoding))
 
 
-def decode_line(raw: bytes) -> tuple[object, str | None]:
-    """Decode one JSON line: (value, None), or (None, reason) when it is not valid JSON."""
+def decode_line(raw: bytes | str) -> tuple[object, str | None]:
+    """Decode one JSON line (its UTF-8 bytes, or its text): (value, None), or (None, reason)
+    when it is not valid JSON."""
     try:
         return _decode(raw), None
     except (UnicodeDecodeError, msgspec.DecodeError) as exc:  # DecodeError: ValidationError too
@@ -68,17 +73,28 @@ def decode_line(raw: bytes) -> tuple[object, str | None]:
         return None, "invalid JSON: nested too deeply"
 
 
-def _why_not_json(raw: bytes, exc: Exception) -> str:
+def _why_not_json(raw: bytes | str, exc: Exception) -> str:
     """The reason a line is not JSON, found in the line itself.
 
     Invalid UTF-8 is checked here rather than told apart by the exception: msgspec up to 0.22
     raises ``UnicodeDecodeError`` for it, 0.23 a ``DecodeError``, and neither names the byte
     in the line."""
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError as bad:
-        return f"invalid UTF-8 at byte {bad.start + 1} of the line"
+    if isinstance(raw, bytes):
+        try:
+            raw.decode(UTF8)
+        except UnicodeDecodeError as bad:
+            return undecodable(UTF8, bad)
     return f"invalid JSON: {exc}"
+
+
+def decode_encoded(raw: bytes, encoding: str) -> tuple[object, str | bytes, str | None]:
+    """Decode one JSON line in a text encoding other than UTF-8: (value, text, None), or
+    (None, what to show of the line, reason)."""
+    text, reason = decode_text(raw, encoding)
+    if reason is not None:
+        return None, shown(text, encoding), reason
+    value, reason = decode_line(text)
+    return value, text, reason
 
 
 def _read_lines(lines: BoundedLines, hint: int
@@ -96,8 +112,8 @@ class JsonlPart(FilePart):
     accepted."""
 
     def __init__(self, location: Location, key: str = "",
-                 max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
-        super().__init__(location, key)
+                 max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, encoding: str = UTF8) -> None:
+        super().__init__(location, key, encoding)
         self._broken: BaseException | None = None
         self._limit = max_line_bytes
 
@@ -144,6 +160,7 @@ class JsonlPart(FilePart):
         if not lines:
             return [], -1, line
         items: list[SourceItem] = []
+        utf8 = self.encoding == UTF8
         for raw in lines:
             line += 1
             if isinstance(raw, bytes):  # a whole line, its "\n" dropped
@@ -161,13 +178,17 @@ class JsonlPart(FilePart):
                 body = body[len(_BOM) :]
             if not body.strip():
                 continue
-            value, error = decode_line(body)
+            as_read: str | bytes = body
+            if utf8:  # the fast path: the bytes go to the JSON decoder as they are
+                value, error = decode_line(body)
+            else:
+                value, as_read, error = decode_encoded(body, self.encoding)
             items.append(
                 SourceItem(
                     record=value,
                     position=(offset, line),
                     line=line,
-                    raw=body,
+                    raw=as_read,
                     error=error,
                 )
             )

@@ -46,6 +46,7 @@ from ometria_sync.sources.base import (
     SourcePart,
     checkpoint_as,
 )
+from ometria_sync.sources.files.encoding import UTF8, codec_name, encoding_fingerprint
 from ometria_sync.sources.files.lines import DEFAULT_MAX_LINE_BYTES, MaxLineBytes
 from ometria_sync.sources.files.store import (
     GZIP_MAGIC,
@@ -248,13 +249,15 @@ Location = LocalFile | StoredObject
 
 class FilePart:
     """A format's part over a location: its checkpoint key, and the location's label,
-    fingerprint and size. The format reads chunks from a position (``_read``); the location
-    decides whether there is anything to read (an object checkpointed after its last item:
-    nothing)."""
+    fingerprint (with the encoding it is read in) and size. The format reads chunks from a
+    position (``_read``); the location decides whether there is anything to read (an object
+    checkpointed after its last item: nothing)."""
 
-    def __init__(self, location: Location, key: str = "") -> None:
+    def __init__(self, location: Location, key: str = "", encoding: str = UTF8) -> None:
         self.location = location
         self._key = key
+        #: the codec's canonical name (``FileSettings.codec``)
+        self.encoding = encoding
 
     @property
     def key(self) -> str:
@@ -266,7 +269,8 @@ class FilePart:
         return self.location.label
 
     async def fingerprint(self) -> str | None:
-        return await self.location.fingerprint()
+        """The location's, and the encoding unless UTF-8: another encoding reads from the top."""
+        return encoding_fingerprint(await self.location.fingerprint(), self.encoding)
 
     async def size(self) -> int | None:
         return await self.location.size()
@@ -410,10 +414,13 @@ def location_for(path: str, store: StoreOptions) -> LocalPath | ObjectPath:
 
 
 class FileSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """The line cap, and the store settings of ``s3://`` and ``gs://`` paths."""
+    """The line cap, the text encoding, and the store settings of ``s3://`` and ``gs://``
+    paths."""
 
     #: a longer line is dead-lettered (with its row); None: the job's ``[run] max_line_bytes``
     max_line_bytes: MaxLineBytes | None = None
+    #: the files' text encoding, any Python codec whose newline is the ASCII byte (``cp1252``)
+    encoding: str = UTF8
     #: an S3-compatible store's (or an emulator's) URL, for s3:// and gs:// paths
     endpoint_url: str | None = None
     region: str | None = None
@@ -421,6 +428,15 @@ class FileSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     @property
     def store(self) -> StoreOptions:
         return StoreOptions(self.endpoint_url, self.region)
+
+    @property
+    def codec(self) -> str:
+        """The encoding's canonical codec name (checked by :meth:`check_encoding`)."""
+        return UTF8 if self.encoding == UTF8 else codec_name("encoding", self.encoding)
+
+    def check_encoding(self, key: str) -> None:
+        """ConfigError naming ``key.encoding`` for an encoding this cannot read."""
+        codec_name(f"{key}.encoding", self.encoding)
 
     @property
     def line_limit(self) -> int:

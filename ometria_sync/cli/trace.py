@@ -1,0 +1,221 @@
+"""``trace``: one record's story, from what the job's state and reports remember of it.
+
+``ometria-sync trace JOB.toml ID [--stream NAME]`` gathers, per stream:
+
+* the ledger (``pipeline/ledger.py``): refused or not delivered, why, first and last seen with
+  the run ids, attempts, parked;
+* the dead letter (file or database): each refusal with its run id, time, stage, line,
+  position and reasons, and whether it was new or known;
+* the change index: whether Ometria acknowledged a version of it (a hash is kept);
+* the run reports: the runs whose window (where the run started reading to its checkpoint)
+  covers a position the record was seen at, with their outcome.
+
+The id may be a contact's ``collection/id``. Email addresses and phone numbers in what is
+shown are masked (``a***@example.com``, ``+4*********23``) unless ``--show-values``. Reads no
+source, so needs no source secret; the change index is looked up without writing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from ometria_sync.cli.common import SubParsers
+from ometria_sync.cli.job import with_state
+from ometria_sync.config import Job, load_job
+from ometria_sync.errors import ExitCode, OmetriaSyncError
+from ometria_sync.pipeline import hash64, identity
+from ometria_sync.state import LedgerEntry, StateStore, comparable
+
+_EMAIL = re.compile(r"([A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]*@([A-Za-z0-9.\-]+\.[A-Za-z]{2,})")
+_PHONE = re.compile(r"(?<![\w.])(\+?\d)[\d \-().]{5,}(\d\d)(?![\w.])")
+
+
+def mask(text: str) -> str:
+    """Email addresses and phone numbers in ``text`` masked: the first character and the
+    domain of an address, the first and last two digits of a number."""
+    text = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
+    return _PHONE.sub(
+        lambda m: m.group(1) + "*" * (len(m.group(0)) - len(m.group(1)) - 2) + m.group(2), text)
+
+
+def register(sub: SubParsers, common: argparse.ArgumentParser) -> None:
+    trace = sub.add_parser("trace", parents=[common],
+                           help="tell one record's story: refusals, deliveries, retries, runs")
+    trace.add_argument("job", help="the job file (TOML)")
+    trace.add_argument("id", help="the record's id (a contact's may be collection/id)")
+    trace.add_argument("--stream", metavar="NAME", help="only this stream")
+    trace.add_argument("--show-values", action="store_true",
+                       help="show email addresses and phone numbers in clear")
+    trace.add_argument("--json", action="store_true", help="print JSON instead of text")
+    trace.set_defaults(func=cmd_trace)
+
+
+class Step(msgspec.Struct, omit_defaults=True):
+    """One thing that happened to the record (or that the state says of it now)."""
+
+    stream: str
+    what: str
+    time: str | None = None
+    run_id: str | None = None
+    detail: str | None = None
+    position: Any = None
+    #: the record's full key (``collection/id`` for a contact of a collection), when known
+    key: str | None = None
+
+
+def _matches(key: str | None, wanted: str) -> bool:
+    return key is not None and (key == wanted or key.endswith("/" + wanted))
+
+
+def _ledger_steps(rows: list[LedgerEntry], wanted: str) -> list[Step]:
+    steps = []
+    for row in rows:
+        if not _matches(row.key, wanted):
+            continue
+        first = "refused" if row.kind == "refused" else "not delivered"
+        steps.append(Step(row.stream, f"{first} (first)", row.first_seen, row.first_run,
+                          row.reason, key=row.key))
+        now = {"refused": "still refused", "undelivered": "to be resent by the next run",
+               "parked": "parked: no longer resent"}.get(row.kind, row.kind)
+        detail = f"{row.reason}; {row.attempts} run(s) so far"
+        if row.payload:
+            detail += f"; payload kept: {row.payload}"
+        steps.append(Step(row.stream, f"ledger: {now}", row.last_seen, row.last_run, detail))
+    return steps
+
+
+def _dead_letter_step(entry: dict[str, Any]) -> Step:
+    reasons = "; ".join(f"{r.get('path')}: {r.get('message')}" if r.get("path")
+                        else str(r.get("message")) for r in entry.get("reasons") or [])
+    known = entry.get("known_since")
+    what = f"refused at {entry.get('stage', 'validate')}" + (
+        f" (known since {known})" if known else " (new)")
+    line = entry.get("line")
+    where = f"{entry.get('source')}" + (f" line {line}" if line else "")
+    record = entry.get("record")
+    shown = msgspec.json.encode(record).decode() if record is not None else entry.get("raw")
+    return Step(str(entry.get("stream")), what, entry.get("time"), entry.get("run_id"),
+                f"{where}: {reasons}; record: {shown}", entry.get("position"), _entry_id(entry))
+
+
+def _entry_id(entry: dict[str, Any]) -> str | None:
+    record = entry.get("record")
+    collection = record.get("@collection") if isinstance(record, dict) else None
+    rid = entry.get("id")
+    return f"{collection}/{rid}" if collection and rid else rid
+
+
+async def _dead_letter_steps(job: Job, store: StateStore, wanted: str,
+                             stream: str | None) -> list[Step]:
+    steps = []
+    if job.settings.state.dead_letter == "database":
+        lines = [line async for line in store.dead_letters(stream)]
+    else:
+        path = Path(job.settings.state.dead_letter_path)
+        lines = path.read_bytes().splitlines() if path.exists() else []
+    for line in lines:
+        try:
+            entry = msgspec.json.decode(line)
+        except msgspec.DecodeError:
+            continue
+        if (isinstance(entry, dict) and _matches(_entry_id(entry), wanted)
+                and (stream is None or entry.get("stream") == stream)):
+            steps.append(_dead_letter_step(entry))
+    return steps
+
+
+def _run_steps(job: Job, streams: list[str], positions: dict[str, list[Any]]) -> list[Step]:
+    """The runs whose window covers a position the record was seen at, from the reports."""
+    folder = Path(job.settings.report.folder)
+    steps = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            report = msgspec.json.decode(path.read_bytes())
+        except (OSError, msgspec.DecodeError):
+            continue
+        if not isinstance(report, dict) or report.get("dry_run"):
+            continue
+        for entry in report.get("streams") or []:
+            name = entry.get("stream") if isinstance(entry, dict) else None
+            if name not in streams or not positions.get(name):
+                continue
+            start, end = entry.get("start_position"), entry.get("checkpoint_position")
+            if any(_covers(start, end, p) for p in positions[name]):
+                steps.append(Step(name, "read by a run", report.get("started_at"),
+                                  report.get("run_id"),
+                                  f"outcome {entry.get('outcome')}, read from {start} to "
+                                  f"{end} (exit {report.get('exit_code')})"))
+    return steps
+
+
+def _covers(start: Any, end: Any, position: Any) -> bool:
+    try:
+        here = comparable(position)
+        after = start is None or here > comparable(start)
+        return bool(after and end is not None and here <= comparable(end))
+    except TypeError:
+        return False
+
+
+async def _acknowledged(store: StateStore, stream: str, keys: set[str]) -> Step | None:
+    """Whether a change hash is kept for the record under any of ``keys`` (the id as
+    given, and the ``collection/id`` keys its refusals were seen under)."""
+    hashes = []
+    for key in keys:
+        collection, _, rid = key.rpartition("/")
+        record = {"@collection": collection, "id": rid} if collection else {"id": key}
+        hashes.append(hash64(identity(record)))
+    found = await store.lookup(await store.stream_id(stream), hashes)
+    if not found:
+        return None
+    return Step(stream, "acknowledged by Ometria (a version of it: its change hash is kept)")
+
+
+async def story(job: Job, store: StateStore, wanted: str, stream: str | None) -> list[Step]:
+    """Every step the state and the reports remember of record ``wanted``, oldest first."""
+    streams = [stream] if stream else job.stream_names
+    steps = _ledger_steps([r for r in await store.ledger(stream) if r.stream in streams],
+                          wanted)
+    steps += await _dead_letter_steps(job, store, wanted, stream)
+    positions: dict[str, list[Any]] = {}
+    for step in steps:
+        if step.position is not None:
+            positions.setdefault(step.stream, []).append(step.position)
+    steps += _run_steps(job, streams, positions)
+    steps.sort(key=lambda s: (s.time or "", s.run_id or ""))
+    keys = {wanted} | {s.key for s in steps if s.key}
+    for name in streams:
+        acknowledged = await _acknowledged(store, name, keys)
+        if acknowledged is not None:
+            steps.append(acknowledged)
+    return steps
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    job = load_job(args.job)
+    if args.stream:
+        job.select([args.stream])
+    try:
+        steps = with_state(job, lambda store: story(job, store, args.id, args.stream))
+    except OmetriaSyncError as exc:
+        print(f"ometria-sync: {exc}", file=sys.stderr)
+        return ExitCode.FATAL
+    show = (lambda text: text) if args.show_values else mask
+    if args.json:
+        print(show(msgspec.json.encode(steps).decode()))
+        return ExitCode.OK
+    if not steps:
+        print(f"nothing recorded of {args.id!r}: never refused, never left undelivered, and no "
+              "change hash kept (never acknowledged, or change detection is off)")
+        return ExitCode.OK
+    for step in steps:
+        head = " ".join(p for p in (step.time, step.run_id and f"run {step.run_id}") if p)
+        print(show(f"{step.stream}: {head + ': ' if head else ''}{step.what}"
+                   + (f" - {step.detail}" if step.detail else "")))
+    return ExitCode.OK

@@ -1,0 +1,318 @@
+"""The ledger, run side: which of this run's refusals are new and which are known, and which
+records leave the ledger because Ometria acknowledged them.
+
+A nightly full export refuses the same bad rows every night; a job that exits 3 for them every
+night says nothing (review item 5). The state keeps a ledger of refused records, one row per
+stream and key (``LedgerEntry``: the id, or the source position of a record without a valid
+id), with the content hash of what was refused. :class:`RecordLedger` holds one stream's rows
+for the run:
+
+* a refusal whose key is in the ledger with the same content hash, first refused by an
+  earlier run, is *known*; any other refusal (a key not there, or new content) is *new*. The
+  stream's counters (``refused_new``, ``refused_known``, ``refused_known_since``) say which,
+  and the exit code (``[run] exit_on``) follows them;
+* a record whose key is in the ledger and that Ometria acknowledged leaves it. Its row is
+  dropped by :meth:`RecordLedger.acknowledged`, which ``settle.py`` calls for a batch's clean
+  acknowledgement, so never before it (and the batcher, for a record change detection finds
+  equal to the version Ometria acknowledged earlier: fixed back to it, nothing to send). A
+  later version of the same id refused after the acknowledged one was read keeps its row:
+  each refusal and each watched record carries a tick of the order they were read in, and
+  only a refusal read before the acknowledged version is dropped;
+* rows are handed to the state store's ordered write queue (``put_ledger``, ``drop_ledger``):
+  refusals by :meth:`RecordLedger.sync`, which ``settle.py`` calls with the dead letter's,
+  before every checkpoint, so a checkpoint never passes a refusal the ledger does not hold;
+  a failed write stops the queue behind it like any other (``FirstFailure``).
+
+**Undelivered records** (a batch whose retries ran out, one cut off at the grace period, an
+answer that does not confirm each record: ``rejected``/``skipped``) are noted too, by
+:meth:`RecordLedger.undelivered`, with the record as sent (``payload``): a source read behind a
+cursor, or a nightly file replaced by the next one, may never give them again. The next run
+resends them first (:class:`LedgerPart`, read before the source's own parts and never
+checkpointed) until Ometria acknowledges them; a record still undelivered after
+``max_attempts`` runs is *parked*: kept, reported, not resent. The promise holds: a later
+version of the same id always wins over a stored payload. Within a run, versions of one id
+settle in the order they were read (``VersionOrder``), so an acknowledgement of an id that
+arrives after its undelivered note is of a later version, and drops the row
+(``order_key``); across runs, the resend part is over before the source's parts are read, so
+whatever the source gives for the id is sent after the stored payload.
+
+A run with an empty ledger pays one attribute test per record (``ids``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any, Protocol, runtime_checkable
+
+import msgspec
+
+from ometria_sync.pipeline.stats import StreamStats
+from ometria_sync.pipeline.transform import Transform
+from ometria_sync.schemas import Problem
+from ometria_sync.sources import Position, SourceItem
+from ometria_sync.state import LedgerEntry, StateStore, utc_now
+
+#: refusals held before they are handed to the store without waiting for a checkpoint
+_ROWS_PER_WRITE = 1000
+_encode = msgspec.json.Encoder(order="sorted", enc_hook=repr).encode
+_POSITION = "position "
+REFUSED, UNDELIVERED, PARKED = "refused", "undelivered", "parked"
+
+
+class Sent(Protocol):
+    """A record as it went to Ometria (a ``BatchRecord``)."""
+
+    @property
+    def encoded(self) -> bytes: ...
+    @property
+    def order_key(self) -> int: ...
+    @property
+    def ledger_tick(self) -> int: ...
+
+
+def record_key(record: Any, position: Position | None, record_id: str | None = None) -> str:
+    """What names a record in the ledger: its id (``collection/id`` when it has a
+    ``@collection``; ``record_id``, the id the source read, for a row refused before it became
+    a record), or ``position <json>`` when it has no valid id (a valid id has no space, so the
+    two never meet)."""
+    if isinstance(record, dict):
+        rid = record.get("id")
+        collection = record.get("@collection")
+    else:
+        rid, collection = record_id, None
+    if isinstance(rid, str) and rid and " " not in rid:
+        return f"{collection}/{rid}" if isinstance(collection, str) and collection else rid
+    return _POSITION + _encode(position).decode()
+
+
+def content_hash(record: Any, raw: bytes | str | None) -> int:
+    """A signed 64-bit hash of what was refused: the decoded record (canonical, sorted keys)
+    when there is one, else the raw input."""
+    if record is not None:
+        try:
+            data = _encode(record)
+        except (TypeError, ValueError, OverflowError):
+            data = repr(record).encode()
+    elif isinstance(raw, str):
+        data = raw.encode("utf-8", "surrogateescape")
+    else:
+        data = raw or b""
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little", signed=True)
+
+
+def _id_candidates(key: str) -> list[str]:
+    """The raw ids a record with ``key`` may carry (a superset: confirmed by the full key)."""
+    if key.startswith(_POSITION):
+        return []
+    return [key, *(key[i + 1:] for i, c in enumerate(key) if c == "/")]
+
+
+class RecordLedger:
+    """One stream's ledger rows during a run (every part of the stream shares it)."""
+
+    def __init__(self, state: StateStore, stream: str, run_id: str,
+                 entries: list[LedgerEntry], stats: StreamStats, *,
+                 now: Callable[[], str] = utc_now, max_attempts: int = 5) -> None:
+        self._state = state
+        self._stream = stream
+        self._run_id = run_id
+        self._stats = stats
+        self._now = now
+        self._entries = {e.key: e for e in entries}
+        #: raw ids whose records are watched for an acknowledgement (empty: nothing to watch)
+        self.ids: set[str] = {i for e in entries for i in _id_candidates(e.key)}
+        self._pending: dict[str, LedgerEntry] = {}
+        self._tick = 0
+        self._refused_at: dict[str, int] = {}  # key -> tick of its latest refusal this run
+        self._watched: dict[int, str] = {}  # tick -> key of a record on its way to Ometria
+        self._max_attempts = max_attempts
+        #: order key -> ledger key of records noted undelivered by this run
+        self._undelivered: dict[int, str] = {}
+
+    def watch(self, record: dict[str, Any]) -> int:
+        """The tick of a valid record on its way to Ometria whose key is in the ledger (0: not
+        there); :meth:`acknowledged` takes the ticks of those Ometria acknowledged."""
+        if record.get("id") not in self.ids:
+            return 0
+        key = record_key(record, None)
+        if key not in self._entries:
+            return 0
+        self._tick += 1
+        self._watched[self._tick] = key
+        return self._tick
+
+    def refused(self, reasons: list[Problem], record: Any, raw: bytes | str | None,
+                position: Position | None, record_id: str | None = None) -> str | None:
+        """Note a refusal; the time its content was first refused when it is known (None: new).
+        ``record_id``: the id the source read of a row refused before it became a record."""
+        key = record_key(record, position, record_id)
+        digest = content_hash(record, raw)
+        now = self._now()
+        old = self._entries.get(key)
+        reason = "; ".join(f"{p.path}: {p.message}" if p.path else p.message for p in reasons)
+        self._tick += 1
+        self._refused_at[key] = self._tick
+        stats = self._stats
+        if old is not None and old.content_hash == digest:
+            again = old.last_run != self._run_id
+            entry = msgspec.structs.replace(
+                old, reason=reason, last_run=self._run_id, last_seen=now,
+                attempts=old.attempts + again)
+            known = old.first_run != self._run_id
+        else:
+            entry = LedgerEntry(self._stream, key, reason, digest, self._run_id, now,
+                                self._run_id, now)
+            known = False
+        if known:
+            stats.refused_known += 1
+            since = stats.refused_known_since
+            stats.refused_known_since = min(since, entry.first_seen) if since else entry.first_seen
+        else:
+            stats.refused_new += 1
+        self._entries[key] = entry
+        self._pending[key] = entry
+        self.ids.update(_id_candidates(key))
+        if len(self._pending) >= _ROWS_PER_WRITE:
+            self.sync()
+        return entry.first_seen if known else None
+
+    def undelivered(self, records: Iterable[Sent], reason: str) -> None:
+        """These records went to Ometria without a clean acknowledgement: noted with their
+        payload, to be resent by the next run (parked after ``max_attempts`` runs). A record
+        Ometria refused by itself (400/413/422) is a refusal, already noted."""
+        now = self._now()
+        for sent in records:
+            record = msgspec.json.decode(sent.encoded)
+            key = record_key(record, None)
+            digest = content_hash(record, None)
+            old = self._entries.get(key)
+            if (old is not None and old.kind == REFUSED and old.last_run == self._run_id
+                    and old.content_hash == digest):
+                continue  # refused by Ometria in this run: a refusal, not a loss
+            again = old is not None and old.kind != REFUSED
+            attempts = (old.attempts + (old.last_run != self._run_id)
+                        if again and old is not None else 1)
+            kind = PARKED if attempts >= self._max_attempts else UNDELIVERED
+            if kind == PARKED and (old is None or old.kind != PARKED):
+                self._stats.parked += 1
+            first_run, first_seen = ((old.first_run, old.first_seen) if again and old
+                                     else (self._run_id, now))
+            entry = LedgerEntry(self._stream, key, reason, digest, first_run, first_seen,
+                                self._run_id, now, attempts, kind, sent.encoded.decode())
+            self._entries[key] = entry
+            self._pending[key] = entry
+            self._undelivered[sent.order_key] = key
+            self.ids.update(_id_candidates(key))
+            self._stats.undelivered += 1
+        if len(self._pending) >= _ROWS_PER_WRITE:
+            self.sync()
+
+    def acknowledged(self, records: Iterable[Sent]) -> None:
+        """Ometria acknowledged these records: those the ledger holds leave it, unless a
+        later version of their key was refused since (ticks: read order) or noted undelivered
+        since (a later version's note comes after this one's acknowledgement)."""
+        keys = []
+        undelivered = self._undelivered
+        for sent in records:
+            key = None
+            tick = sent.ledger_tick
+            if tick:
+                key = self._watched.pop(tick, None)
+                if key is not None and self._refused_at.get(key, 0) > tick:
+                    key = None
+            if undelivered and sent.order_key in undelivered:
+                key = undelivered.pop(sent.order_key)
+            if key is None or key not in self._entries:
+                continue
+            del self._entries[key]
+            keys.append(key)
+        if keys:
+            self.sync()  # a refusal handed over earlier is written before the drop
+            self._state.drop_ledger(self._stream, keys)
+            self._stats.ledger_left += len(keys)
+
+    def resend_part(self, source_parts: list[Any],
+                    transform: Transform | None = None) -> LedgerPart | None:
+        """The undelivered records to send before the source's own parts (None: none), read
+        again by id from a source of one part that can (``transform``: the stream's, for
+        what is read again)."""
+        entries = [e for e in self._entries.values() if e.kind == UNDELIVERED and e.payload]
+        if not entries:
+            return None
+        part = source_parts[0] if len(source_parts) == 1 else None
+        return LedgerPart(entries, self._stats,
+                          part if isinstance(part, ReadsById) else None, transform)
+
+    def sync(self) -> None:
+        """Hand the refusals noted so far to the store's ordered write queue."""
+        if self._pending:
+            rows, self._pending = list(self._pending.values()), {}
+            self._state.put_ledger(rows)
+
+
+@runtime_checkable
+class ReadsById(Protocol):
+    """A source part that can read records again by id (a SQL query by its ``id`` column)."""
+
+    async def read_ids(self, ids: list[str]) -> list[SourceItem] | None: ...
+
+
+class LedgerPart:
+    """The undelivered records of a stream as a source part, in the order they were first
+    noted: read again from the source by id where it can (``reread``: its current version),
+    else (a file source; a row no longer there) the payload kept, as last sent. Read first and
+    never checkpointed (``stream_run.py``)."""
+
+    def __init__(self, entries: list[LedgerEntry], stats: StreamStats,
+                 reread: ReadsById | None = None, transform: Transform | None = None) -> None:
+        self._entries = sorted(entries, key=lambda e: (e.first_seen, e.key))
+        self._stats = stats
+        self.reread = reread
+        #: the stream's transform: applied here to the rows read again, never to a kept
+        #: payload (already the transform's result when it was sent); the batcher applies
+        #: none to this part
+        self._transform = transform
+
+    @property
+    def key(self) -> str:
+        return "(ledger)"
+
+    @property
+    def label(self) -> str:
+        return "the ledger (records not yet delivered)"
+
+    async def fingerprint(self) -> str | None:
+        return None
+
+    async def size(self) -> int | None:
+        return None
+
+    async def read(self, start: Position | None) -> AsyncIterator[list[SourceItem]]:
+        fresh: dict[str, Any] = {}
+        if self.reread is not None:
+            ids = sorted({i for e in self._entries for i in _id_candidates(e.key)})
+            for item in await self.reread.read_ids(ids) or []:
+                record = item.record
+                if item.error is not None or not isinstance(record, dict):
+                    continue
+                if self._transform is not None:
+                    # skipped or failed now: the payload kept goes, as for a row gone
+                    record, _failed = self._transform.apply(record)
+                    if record is None:
+                        continue
+                fresh[record_key(record, None)] = record
+        items = []
+        for n, entry in enumerate(self._entries, 1):
+            if entry.key in fresh:
+                items.append(SourceItem(fresh[entry.key], ["ledger", n]))
+                continue
+            payload = entry.payload or ""
+            try:
+                items.append(SourceItem(msgspec.json.decode(payload), ["ledger", n]))
+            except msgspec.DecodeError as exc:
+                items.append(SourceItem(None, ["ledger", n], raw=payload,
+                                        error=f"kept payload unreadable: {exc}"))
+        self._stats.resent += len(items)
+        self._stats.reread += len(fresh)
+        yield items
