@@ -12,9 +12,12 @@ COPY pyproject.toml README.md ./
 COPY ometria_sync ./ometria_sync
 RUN pip install --no-deps --no-build-isolation . && rm -rf /src
 
-RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin sync \
-    && mkdir -p /job/state && chown -R sync /job
-USER 10001
+# uid and gid 10001: deploy/kubernetes/base/cronjob.yaml runs as them (runAsUser, runAsGroup,
+# fsGroup), with a read-only root filesystem and /job/state and /tmp as volumes
+RUN groupadd --gid 10001 sync \
+    && useradd --create-home --uid 10001 --gid 10001 --shell /usr/sbin/nologin sync \
+    && mkdir -p /job/state && chown -R 10001:10001 /job
+USER 10001:10001
 WORKDIR /job
 VOLUME ["/job/state"]
 ENTRYPOINT ["ometria-sync"]

@@ -25,7 +25,8 @@ def test_public_api_is_pinned() -> None:
         "AuthenticationError", "BatchRejectedError", "ConfigError", "ExitCode", "FatalApiError",
         "Job", "JobResult", "JobSettings", "OmetriaSyncError", "PushResult", "Pusher",
         "RetriesExhaustedError", "RetryableError", "RunOptions", "SourceError", "StateError",
-        "StreamStats", "ThrottledError", "TransientError", "__version__", "load_job", "run_job",
+        "StreamStats", "ThrottledError", "TransientError", "__version__", "load_job", "run",
+        "run_job",
     ])
 
 

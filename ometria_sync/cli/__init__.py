@@ -14,10 +14,12 @@ from collections.abc import Sequence
 
 from ometria_sync._version import __version__
 from ometria_sync.cli import (
+    alerts,
     dead_letter,
     demo,
     emulator,
     fields,
+    history,
     init,
     job,
     plan,
@@ -25,10 +27,12 @@ from ometria_sync.cli import (
     trace,
     verify,
 )
+from ometria_sync.cli.common import HelpFormatter, silence_stdout
+from ometria_sync.cli.job import run
 from ometria_sync.errors import ConfigError, ExitCode
 from ometria_sync.logs import configure_logging
 
-__all__ = ["build_parser", "entry", "main"]
+__all__ = ["build_parser", "entry", "main", "run"]
 
 
 def _common_options() -> argparse.ArgumentParser:
@@ -62,10 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.register(sub, common)
     plan.register(sub, common)
     report.register(sub, common)
+    history.register(sub, common)
+    alerts.register(sub, common)
     verify.register(sub, common)
     trace.register(sub, common)
     fields.register(sub, common)
     init.register(sub, common)
+    for command in sub.choices.values():  # every option's help says its default
+        command.formatter_class = HelpFormatter
     return parser
 
 
@@ -81,6 +89,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.FATAL
     except KeyboardInterrupt:
         return ExitCode.INTERRUPTED
+    except BrokenPipeError:  # stdout closed (`| head`): what was asked is done; stop quietly
+        silence_stdout()
+        return ExitCode.OK
     return code
 
 

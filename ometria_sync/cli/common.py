@@ -5,6 +5,10 @@ records were refused)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, TextIO, TypeAlias
 
 from ometria_sync.pipeline import StreamStats
@@ -21,6 +25,37 @@ _COLUMNS = (
     ("dead-lettered", "dead_lettered"), ("requests", "requests"), ("429s", "throttled"),
     ("retries", "retries"), ("seconds", "duration"), ("records/s", "records_per_second"),
 )
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default: argparse's ``%(default)s`` added where the
+    help does not already say it, and where there is one to say (not None, not a flag's False)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if ("default" in text or default is None or default is False
+                or default is argparse.SUPPRESS or not action.option_strings):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+@contextlib.contextmanager
+def quiet_if_stdout_closed() -> Iterator[None]:
+    """Printing to a closed pipe (``ometria-sync run job.toml | head -3``) stops the printing,
+    quietly: no traceback, and the caller's exit code stands. stdout is pointed at /dev/null so
+    that the interpreter's last flush does not fail either."""
+    try:
+        yield
+    except BrokenPipeError:
+        silence_stdout()
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null: its reader has gone."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _cell(stats: StreamStats, attr: str) -> str:
@@ -40,26 +75,37 @@ def render_table(rows: list[list[str]], headers: list[str]) -> str:
     return "\n".join(lines)
 
 
+#: a dry run sent nothing: what it would have sent, and nothing of Ometria's answers
+_DRY_RUN_COLUMNS = (
+    ("stream", "stream"), ("outcome", "outcome"), ("read", "read"), ("valid", "valid"),
+    ("unchanged", "unchanged"), ("would send", "sent"), ("dead-lettered", "dead_lettered"),
+    ("seconds", "duration"),
+)
+
 _VALIDATION_COLUMNS = (
     ("stream", "stream"), ("records", "read"), ("valid", "valid"),
     ("invalid", "dead_lettered"), ("warnings", "warnings"),
 )
 
 
-def print_summary(streams: list[StreamStats], out: TextIO, *, validation: bool = False) -> None:
-    """The table of counts per stream (``validation``: what ``validate`` found), then the top
-    reasons records were refused and the top warnings."""
-    columns = _VALIDATION_COLUMNS if validation else _COLUMNS
+def print_summary(streams: list[StreamStats], out: TextIO, *, validation: bool = False,
+                  dry_run: bool = False) -> None:
+    """The table of counts per stream (``validation``: what ``validate`` found; ``dry_run``:
+    what would be sent, never "sent" or "accepted"), then the top reasons records were refused
+    and the top warnings."""
+    columns = (_VALIDATION_COLUMNS if validation else _DRY_RUN_COLUMNS if dry_run
+               else _COLUMNS)
     headers = [title for title, _ in columns]
     rows = [[_cell(s, attr) for _, attr in columns] for s in streams]
     print(render_table(rows, headers), file=out)
     for stats in streams:
-        if stats.slack is not None and stats.slack_max is not None and not validation:
+        if (stats.slack is not None and stats.slack_max is not None and not validation
+                and not dry_run):
             print(f"{stats.stream}: pacing slack {stats.slack * 1000:.0f} ms per window of "
                   f"requests (widest {stats.slack_max * 1000:.0f} ms)", file=out)
         if stats.error:
             print(f"\n{stats.stream}: {stats.error}", file=out)
-        if stats.unconfirmed and not validation:
+        if stats.unconfirmed and not validation and not dry_run:
             print(f"\n{stats.stream}: {stats.unconfirmed} records not confirmed by Ometria "
                   "(answered \"skipped\", whose meaning is undocumented): not counted as "
                   "delivered, and their change hashes are forgotten, so a later run that "

@@ -37,16 +37,17 @@ def _latency(text: str) -> tuple[float, float]:
 def register(sub: SubParsers, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("emulator", parents=[common],
                        help="serve a local stand-in for Ometria's API on 127.0.0.1")
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="the address to listen on (loopback: only this machine reaches it)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port (printed)")
     p.add_argument("--api-key", default=None,
                    help=f"the key it accepts (default: $OMETRIA_API_KEY, else {DEV_KEY!r})")
     p.add_argument("--rate", type=float, default=4.0, help="requests per sliding second")
     p.add_argument("--latency", type=_latency, default=(0.0, 0.0), metavar="MS[-MS]",
-                   help="answer delay in ms, e.g. 200-800 (uniform)")
+                   help="answer delay in ms, e.g. 200-800 (uniform; default: 0)")
     p.add_argument("--arrival-jitter", type=_latency, default=(0.0, 0.0), metavar="MS[-MS]",
                    help="delay in ms before an arrival is counted, e.g. 5-20 (a network's "
-                        "varying one-way delay)")
+                        "varying one-way delay; default: 0)")
     p.add_argument("--fail-rate", type=_fraction, default=0.0, help="fraction of 500/503")
     p.add_argument("--drop-rate", type=_fraction, default=0.0,
                    help="fraction of connections closed without an answer")
@@ -57,11 +58,15 @@ def register(sub: SubParsers, common: argparse.ArgumentParser) -> None:
                         "/push/_errors, or silently: see --silent-share)")
     p.add_argument("--silent-share", type=_fraction, default=0.5,
                    help="of the import failures, the fraction that leave no trace")
-    p.add_argument("--queue-capacity", type=int, default=50_000)
-    p.add_argument("--drain-per-second", type=float, default=10_000.0)
+    p.add_argument("--queue-capacity", type=int, default=50_000,
+                   help="records Ometria's import queue holds; a push beyond it gets 429")
+    p.add_argument("--drain-per-second", type=float, default=10_000.0,
+                   help="records the import queue processes per second")
     p.add_argument("--retry-after", action="store_true", help="send Retry-After on 429 and 5xx")
     p.add_argument("--store", default=None, help="keep data in this file between starts")
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed the random failures and delays, to repeat a session "
+                        "(default: a random one)")
     p.set_defaults(func=cmd_emulator)
 
 

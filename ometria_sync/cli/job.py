@@ -1,4 +1,5 @@
-"""The job commands: ``run``, ``validate``, ``status`` and ``reset``."""
+"""The job commands: ``run``, ``validate``, ``status`` and ``reset``; and :func:`run`, the
+synchronous Python API (``ometria_sync.run``)."""
 
 from __future__ import annotations
 
@@ -6,16 +7,23 @@ import argparse
 import asyncio
 import gc
 import sys
+import threading
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
 
-from ometria_sync.cli.common import SubParsers, print_summary, render_table
+from ometria_sync.cli.common import (
+    SubParsers,
+    print_summary,
+    quiet_if_stdout_closed,
+    render_table,
+)
 from ometria_sync.cli.report import finish_report, print_ometria_errors
 from ometria_sync.config import Job, load_job
 from ometria_sync.errors import ExitCode, OmetriaSyncError, RateBudgetError, StateError
-from ometria_sync.pipeline import RunOptions, SignalWatch, run_job
+from ometria_sync.pipeline import JobResult, RunOptions, SignalWatch, run_job
 from ometria_sync.report import show_progress
 from ometria_sync.state import LedgerEntry, StateStore, open_state
 
@@ -28,7 +36,7 @@ def register(sub: SubParsers, common: argparse.ArgumentParser) -> None:
     run.add_argument("--dry-run", action="store_true",
                      help="do everything but send: write the payloads to state.dry_run_dir")
     run.add_argument("--stream", action="append", metavar="NAME",
-                     help="sync only this stream (repeatable)")
+                     help="sync only this stream (repeatable; default: every stream)")
     run.add_argument("--full-refresh", action="store_true",
                      help="read from the start and send every record, changed or not")
     run.add_argument("--progress", choices=("auto", "bars", "log", "off"), default=None,
@@ -37,18 +45,19 @@ def register(sub: SubParsers, common: argparse.ArgumentParser) -> None:
 
     validate = sub.add_parser("validate", parents=[common],
                               help="read and validate every stream; send nothing")
-    validate.add_argument("job")
-    validate.add_argument("--stream", action="append", metavar="NAME")
+    validate.add_argument("job", help="the job file (TOML)")
+    validate.add_argument("--stream", action="append", metavar="NAME",
+                          help="validate only this stream (repeatable; default: every stream)")
     validate.set_defaults(func=cmd_validate)
 
     status = sub.add_parser("status", parents=[common], help="show each stream's checkpoint")
-    status.add_argument("job")
+    status.add_argument("job", help="the job file (TOML)")
     status.add_argument("--json", action="store_true", help="print JSON instead of a table")
     status.set_defaults(func=cmd_status)
 
     reset = sub.add_parser("reset", parents=[common], help="forget checkpoints")
-    reset.add_argument("job")
-    reset.add_argument("--stream", metavar="NAME", help="only this stream")
+    reset.add_argument("job", help="the job file (TOML)")
+    reset.add_argument("--stream", metavar="NAME", help="only this stream (default: every stream)")
     reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     reset.set_defaults(func=cmd_reset)
 
@@ -72,10 +81,20 @@ def _run_watched(args: argparse.Namespace, options: RunOptions, signals: SignalW
     except (StateError, RateBudgetError) as exc:
         print(f"ometria-sync: {exc}", file=sys.stderr)
         return ExitCode.FATAL
-    print_summary(result.streams, sys.stdout, validation=options.validate_only)
-    if not options.validate_only:
-        path = finish_report(job, result, dry_run=options.dry_run)
-        print(f"\nreport: {path}")
+    if not options.validate_only:  # written before anything is printed: a closed stdout
+        result.report_path = finish_report(job, result, dry_run=options.dry_run)
+    with quiet_if_stdout_closed():
+        _print_result(result, options)
+    if result.error:
+        print(f"\nometria-sync: {result.error}", file=sys.stderr)
+    return result.exit_code
+
+
+def _print_result(result: JobResult, options: RunOptions) -> None:
+    print_summary(result.streams, sys.stdout, validation=options.validate_only,
+                  dry_run=options.dry_run)
+    if result.report_path:
+        print(f"\nreport: {result.report_path}")
         print_ometria_errors(result.ometria_errors, sys.stdout)
     dead = sum(s.dead_lettered for s in result.streams)
     if dead and options.validate_only:
@@ -89,9 +108,28 @@ def _run_watched(args: argparse.Namespace, options: RunOptions, signals: SignalW
         print(f"\n{warned} warning(s); the records they were given for: {result.warnings_path}")
     if result.dry_run_dir:
         print(f"\ndry run: payloads written to {result.dry_run_dir}")
-    if result.error:
-        print(f"\nometria-sync: {result.error}", file=sys.stderr)
-    return result.exit_code
+    sys.stdout.flush()  # a closed pipe fails here, inside the guard, not at exit
+
+
+def run(job_path: str | Path, *, dry_run: bool = False, full_refresh: bool = False,
+        streams: list[str] | None = None, validate_only: bool = False) -> JobResult:
+    """Run a job as ``ometria-sync run`` does, from synchronous code, printing nothing: the
+    run report is written (its path in ``report_path``) unless ``validate_only``. Raises
+    ConfigError or StateError before anything is sent; every later failure is in the
+    result (its ``exit_code`` is the command's). Call it where no event loop is running (inside
+    one, await ``run_job`` instead); from the main thread it handles SIGINT and SIGTERM as the
+    command does, from another it leaves them to the program."""
+    options = RunOptions(dry_run=dry_run, full_refresh=full_refresh, streams=streams,
+                         validate_only=validate_only, progress="off")
+    job = load_job(job_path)
+    job.select(streams)
+    # SIGINT/SIGTERM handlers can be set from the main thread only; elsewhere they stay the
+    # caller's
+    main = threading.current_thread() is threading.main_thread()
+    result = asyncio.run(run_job(job, options, handle_signals=main))
+    if not validate_only:
+        result.report_path = finish_report(job, result, dry_run=dry_run)
+    return result
 
 
 def cmd_run(args: argparse.Namespace) -> int:

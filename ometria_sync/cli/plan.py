@@ -21,8 +21,9 @@ from ometria_sync.pipeline import RunOptions, run_job
 def register(sub: SubParsers, common: argparse.ArgumentParser) -> None:
     plan = sub.add_parser("plan", parents=[common],
                           help="count what the next run would send and how long it would take")
-    plan.add_argument("job")
-    plan.add_argument("--stream", action="append", metavar="NAME")
+    plan.add_argument("job", help="the job file (TOML)")
+    plan.add_argument("--stream", action="append", metavar="NAME",
+                      help="plan only this stream (repeatable; default: every stream)")
     plan.set_defaults(func=cmd_plan)
 
 

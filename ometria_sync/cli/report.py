@@ -1,5 +1,6 @@
-"""What ``run`` leaves behind: the JSON report and the metrics; and ``errors``, Ometria's own
-list of the pushed records it refused, grouped."""
+"""What ``run`` leaves behind: the JSON report, the HTML report and the metrics; ``report``,
+which shows a run's report again (JSON, or ``--html``); and ``errors``, Ometria's own list of
+the pushed records it refused, grouped."""
 
 from __future__ import annotations
 
@@ -9,19 +10,24 @@ import datetime as dt
 import sys
 from typing import Any, TextIO
 
+import msgspec
 import structlog
 
+from ometria_sync.cli.alerts import JUDGED_RUNS, after_run
 from ometria_sync.cli.common import SubParsers, render_table
+from ometria_sync.cli.history import keep_report, stored_reports
 from ometria_sync.config import Job, load_job, read_api_key
 from ometria_sync.errors import ExitCode, OmetriaSyncError
 from ometria_sync.ometria import OmetriaClient
 from ometria_sync.pipeline import JobResult
 from ometria_sync.report import (
+    TREND_RUNS,
     RunReport,
     export_metrics,
     group_ometria_errors,
     shared_budget_report,
     stream_report,
+    write_html,
     write_report,
 )
 from ometria_sync.state import CleanVerify, open_state
@@ -34,12 +40,24 @@ def register(sub: SubParsers, common: argparse.ArgumentParser) -> None:
     errors = sub.add_parser("errors", parents=[common],
                             help="fetch Ometria's latest push validation errors, grouped; exit 3 "
                                  "only for those listed since the last clean `verify --all`")
-    errors.add_argument("job")
+    errors.add_argument("job", help="the job file (TOML): its Ometria account")
     errors.set_defaults(func=cmd_errors)
+
+    show = sub.add_parser("report", parents=[common],
+                          help="show a run's report: its JSON, or an HTML page with charts")
+    show.add_argument("job", help="the job file (TOML)")
+    show.add_argument("--run", metavar="ID",
+                      help="the run's id, as in `history` (default: the latest run)")
+    show.add_argument("--html", metavar="OUT.html",
+                      help="write the HTML report here (one self-contained file, no network) "
+                           "instead of printing the JSON")
+    show.set_defaults(func=cmd_report)
 
 
 def finish_report(job: Job, result: JobResult, *, dry_run: bool) -> str:
-    """Write ``<report.folder>/<run-id>.json`` and the metrics the job asks for."""
+    """Write ``<report.folder>/<run-id>.json``, keep it in the state store, check the job's
+    health (telling the webhook when unhealthy), write the HTML report and the metrics the
+    job asks for. Only the JSON file's failure raises: the rest is logged."""
     settings = job.settings
     report = RunReport(
         run_id=result.run_id, job=str(job.path), started_at=result.started_at,
@@ -53,6 +71,13 @@ def finish_report(job: Job, result: JobResult, *, dry_run: bool) -> str:
         if result.shared_budget else None,
     )
     path = write_report(report, settings.report.folder)
+    history = keep_report(job, report, JUDGED_RUNS)  # this run included
+    after_run(job, report, history)  # health, and the webhook when unhealthy
+    if settings.report.html:
+        try:
+            write_html(report, history[-TREND_RUNS:], path.with_suffix(".html"))
+        except OSError as exc:  # a page for people must not fail the sync
+            log.warning("html_report_not_written", error=str(exc))
     if settings.report.metrics_textfile or settings.report.pushgateway_url:
         try:
             export_metrics(report, job.name, textfile=settings.report.metrics_textfile,
@@ -60,6 +85,29 @@ def finish_report(job: Job, result: JobResult, *, dry_run: bool) -> str:
         except OSError as exc:  # monitoring must not fail the sync
             log.warning("metrics_not_exported", error=str(exc))
     return str(path)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    job = load_job(args.job)
+    try:
+        reports = stored_reports(job)
+    except OmetriaSyncError as exc:
+        print(f"ometria-sync: {exc}", file=sys.stderr)
+        return ExitCode.FATAL
+    chosen = [r for r in reports if r.run_id == args.run] if args.run else reports[-1:]
+    if not chosen:
+        which = f"run {args.run!r}" if args.run else "any run"
+        print(f"ometria-sync: no report of {which} for job {job.name!r} "
+              f"(looked in {job.settings.report.folder})", file=sys.stderr)
+        return ExitCode.FATAL
+    (report,) = chosen
+    if not args.html:
+        print(msgspec.json.format(msgspec.json.encode(report), indent=2).decode())
+        return ExitCode.OK
+    before = reports[:reports.index(report) + 1]  # the trend up to this run
+    path = write_html(report, before[-TREND_RUNS:], args.html)
+    print(f"HTML report of run {report.run_id}: {path}")
+    return ExitCode.OK
 
 
 def print_ometria_errors(errors: Any, out: TextIO) -> None:

@@ -27,9 +27,9 @@ def register(sub: SubParsers, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("verify", parents=[common],
                        help="read the records back from Ometria and report what is missing or "
                             "different; --repair resends them")
-    p.add_argument("job")
+    p.add_argument("job", help="the job file (TOML)")
     p.add_argument("--stream", action="append", metavar="NAME",
-                   help="verify only this stream (repeatable)")
+                   help="verify only this stream (repeatable; default: every stream)")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--all", action="store_true",
                        help="every valid record of the sources (the default)")
@@ -37,15 +37,17 @@ def register(sub: SubParsers, common: argparse.ArgumentParser) -> None:
                        help="a uniform sample of N records per stream (its seed is printed)")
     which.add_argument("--last-run", action="store_true",
                        help="only what the last sending run covered (from the run reports)")
-    p.add_argument("--seed", type=int, default=None, help="the sample's seed, to repeat one")
+    p.add_argument("--seed", type=int, default=None,
+                   help="the sample's seed, to repeat one (default: a random one)")
     p.add_argument("--method", choices=("auto", "list", "single"), default="auto",
                    help="list pages (250 a request) or one look-up per record "
                         "(default: whichever costs fewer requests)")
     p.add_argument("--repair", action="store_true",
                    help="resend what is missing or different, then verify it again")
-    p.add_argument("--repair-rounds", type=_positive, default=3)
+    p.add_argument("--repair-rounds", type=_positive, default=3, metavar="N",
+                   help="with --repair: how many resend-and-verify rounds at most")
     p.add_argument("--settle", type=float, default=10.0, metavar="SECONDS",
-                   help="wait for Ometria's asynchronous import after a repair (default 10)")
+                   help="wait for Ometria's asynchronous import after a repair ")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_verify)
 

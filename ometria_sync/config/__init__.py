@@ -12,6 +12,7 @@ read from the environment variable ``ometria.api_key_env`` or the file ``ometria
 
 from ometria_sync.config.loading import ENV_PREFIX, Job, load_job, read_api_key, read_rate_limit_url
 from ometria_sync.config.sections import (
+    AlertSettings,
     JobSettings,
     OmetriaSettings,
     ReportSettings,
@@ -24,6 +25,7 @@ from ometria_sync.schemas import RECORD_TYPES, RecordType
 __all__ = [
     "ENV_PREFIX",
     "RECORD_TYPES",
+    "AlertSettings",
     "Job",
     "JobSettings",
     "OmetriaSettings",

@@ -99,6 +99,32 @@ class ReportSettings(_Section, frozen=True):
     metrics_textfile: str | None = None
     #: push the same metrics to this Pushgateway (host:port or URL)
     pushgateway_url: str | None = None
+    #: also write the HTML report of each run, <folder>/<run-id>.html (charts, no network)
+    html: bool = False
+
+
+class AlertSettings(_Section, frozen=True):
+    """``[alerts]``: when a run (or ``ometria-sync health``) calls the job unhealthy, and whom
+    to tell. Every rule is off until set (``docs/health.md``)."""
+
+    #: unhealthy when no run finished (exit 0 or 3) in this many hours
+    max_hours_since_success: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    #: unhealthy when the last run refused more records than this
+    max_refused: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    #: ... or a larger share of the records it read (0.01: 1%)
+    max_refused_share: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None
+    #: unhealthy when the last run refused more records than this that it found new (not the
+    #: same content an earlier run refused: the ledger's ``refused_new``)
+    max_refused_new: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    #: unhealthy when the last run sent less than this share of the median of the 7 runs
+    #: before it (0.5: half): a feed that silently shrank
+    min_sent_share_of_median: Annotated[float, msgspec.Meta(gt=0, le=1)] | None = None
+    #: unhealthy when the last run took longer than this many times its plan (its requests
+    #: at the limit), and by more than a minute
+    max_duration_vs_plan: Annotated[float, msgspec.Meta(ge=1)] | None = None
+    #: the environment variable holding a webhook URL (Slack's incoming webhooks, or any
+    #: receiver of a JSON ``{"text": ...}`` POST): told when a run fails or is unhealthy
+    webhook_url_env: str | None = None
 
 
 class StreamSettings(_Section, frozen=True):
@@ -133,3 +159,4 @@ class JobSettings(_Section, frozen=True):
     state: StateSettings = msgspec.field(default_factory=StateSettings)
     run: RunSettings = msgspec.field(default_factory=RunSettings)
     report: ReportSettings = msgspec.field(default_factory=ReportSettings)
+    alerts: AlertSettings = msgspec.field(default_factory=AlertSettings)

@@ -254,7 +254,7 @@ class Batcher:
                 record: Any = None) -> None:
         """Dead-letter ``item`` with ``reasons``; ``record``: what was validated (the
         transform's result), else the record as read."""
-        self._stats.refuse(reasons)
+        self._stats.refuse(reasons, _where(item))
         if item.error is not None:  # it never decoded: its raw input is what there is
             record = None
         elif record is None:
@@ -268,3 +268,12 @@ class Batcher:
             raw=item.raw,
             record_id=item.id,
         )
+
+
+def _where(item: SourceItem) -> str | None:
+    """``line 12, id c5``: the refused record as a person finds it (line, id; None: neither)."""
+    parts = [f"line {item.line}"] if item.line is not None else []
+    record_id = item.record.get("id") if isinstance(item.record, dict) else None
+    if record_id is not None:
+        parts.append(f"id {record_id}")
+    return ", ".join(parts) or None

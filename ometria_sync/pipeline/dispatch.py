@@ -127,7 +127,7 @@ class Delivery:
                 result = await self._push_once(body, len(records))
             except ThrottledError as exc:
                 self._stats.count_status(429)
-                self._stats.throttled += 1
+                self._stats.count_throttled(time.monotonic())
                 self._pacer.observe_queue(exc.queue_remaining, None)
                 delay = self._pacer.throttled(
                     self._policy.backoff, exc.retry_after, exc.queue_remaining
@@ -141,7 +141,7 @@ class Delivery:
                 log.info("throttled", stream=self._stream, batch=batch.seq, status=429,
                          retry_after=exc.retry_after, pause=round(delay, 3),
                          rate=round(self._pacer.rate, 3))
-                self._stats.retries += 1
+                self._stats.count_retry(time.monotonic())
                 continue
             except TransientError as exc:
                 self._stats.count_status(exc.status or "network")
@@ -154,7 +154,7 @@ class Delivery:
                 if exc.retry_after is not None:  # the server asked everybody to wait
                     self._pacer.pause(exc.retry_after)
                 failures += 1
-                self._stats.retries += 1
+                self._stats.count_retry(time.monotonic())
                 log.info("retrying", stream=self._stream, batch=batch.seq, status=exc.status,
                          error=str(exc), attempt=failures, delay=round(delay, 3))
                 await self._sleep(delay)

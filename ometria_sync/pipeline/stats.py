@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from typing import Any
 
 import msgspec
 
+from ometria_sync.pipeline.timeline import Timeline
 from ometria_sync.schemas import Problem
 from ometria_sync.sources import Position
+
+#: refusal reasons that keep an example (the first seen of each)
+MAX_EXAMPLES = 50
 
 _INDEX = re.compile(r"\[\d+\]")
 _VALUE = re.compile(r",? got .*$", re.S)
@@ -25,7 +30,9 @@ class WarningSample(msgspec.Struct, omit_defaults=True):
     path: str
     reason: str
     line: int | None = None
-    position: Position | None = None
+    #: a Position; typed Any because msgspec cannot decode that recursive alias, and run
+    #: reports (which hold these samples) are decoded again by ``history`` and ``health``
+    position: Any = None
     id: str | None = None
 
 
@@ -85,6 +92,11 @@ class StreamStats(msgspec.Struct):
     #: answer, and the widest so far (None before the first answer)
     slack: float | None = None
     slack_max: float | None = None
+    #: requests, 429s and retries per second of the run (bounded: ``timeline.py``)
+    timeline: Timeline = msgspec.field(default_factory=Timeline)
+    #: the first record refused for each reason (of the first MAX_EXAMPLES reasons): where it
+    #: was and the problem as found, e.g. ``line 12, id c5: email: must be ..., got "x"``
+    reason_examples: dict[str, str] = msgspec.field(default_factory=dict)
     #: refusals this run found new (a key not in the ledger, or new content), and refusals of
     #: the same content an earlier run refused (known: ``pipeline/ledger.py``), the earliest of
     #: those first refused; records that left the ledger (acknowledged at last)
@@ -104,13 +116,26 @@ class StreamStats(msgspec.Struct):
         key = str(status)
         self.statuses[key] = self.statuses.get(key, 0) + 1
 
-    def refuse(self, problems: list[Problem]) -> None:
-        """One refused record's problems: each counted, and the record once per reason."""
+    def refuse(self, problems: list[Problem], where: str | None = None) -> None:
+        """One refused record's problems: each counted, the record once per reason, and the
+        first record of each reason kept as its example (``where`` names it)."""
         keys = [reason_key(problem) for problem in problems]
         for key in keys:
             self.reasons[key] = self.reasons.get(key, 0) + 1
+        for key, problem in zip(keys, problems, strict=True):
+            if key not in self.reason_examples and len(self.reason_examples) < MAX_EXAMPLES:
+                self.reason_examples[key] = f"{where}: {problem}" if where else str(problem)
         for key in dict.fromkeys(keys):
             self.reason_records[key] = self.reason_records.get(key, 0) + 1
+
+    def count_throttled(self, now: float) -> None:
+        """A 429 answer at monotonic time ``now`` (its retry is counted by ``count_retry``)."""
+        self.throttled += 1
+        self.timeline.note("throttled", now)
+
+    def count_retry(self, now: float) -> None:
+        self.retries += 1
+        self.timeline.note("retries", now)
 
     def warn(self, problem: Problem, sample: WarningSample | None = None) -> None:
         """Count a warning; ``sample`` names its record (kept for the first few per reason)."""
@@ -142,6 +167,7 @@ class StreamStats(msgspec.Struct):
 
     def request_sent(self, now: float) -> None:
         self.requests += 1
+        self.timeline.note("requests", now)
         if self.first_request_at is None:
             self.first_request_at = now
         self.last_request_at = now

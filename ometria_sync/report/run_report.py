@@ -1,16 +1,19 @@
 """The run report: one JSON file per run, ``state/reports/<run-id>.json``.
 
 It holds, per stream, the counts, requests by status, retries, 429s, duration, the rate achieved
-against the limit, the pacer's slack for jitter (in force and widest), the dead-letter path,
-where the run started reading and the checkpoint position, why records were refused (records
-and problems per reason), the warnings per reason with the first records each was given for
-(the file and line or the position, and the id); and, when Ometria rejected
-records, its own error list (``GET /v2/push/_errors``) grouped by path and message. The file is
-created readable by its owner only, and never contains the API key.
+against the limit, the pacer's slack for jitter (in force and widest), a timeline of requests,
+429s and retries per second (bounded: ``pipeline/timeline.py``), the dead-letter path, where the
+run started reading and the checkpoint position, why records were refused (records and problems
+per reason, and an example of each reason), the ledger's counts (refusals new and known,
+undelivered, resent, parked), the warnings per reason with the first records each was given for
+(the file and line or the position, and the id); and, when Ometria rejected records, its own
+error list (``GET /v2/push/_errors``) grouped by path and message. The file is created readable
+by its owner only, and never contains the API key.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections import Counter
 from pathlib import Path
@@ -77,6 +80,21 @@ class StreamReport(msgspec.Struct):
     parked: int = 0
     #: of the resent, those read again from the source by id (its current version)
     reread: int = 0
+    #: the first record refused for each reason: where it was, and the problem as found
+    refused_examples: dict[str, str] = msgspec.field(default_factory=dict)
+    #: requests, 429s and retries per bucket of the run (None: no request)
+    timeline: TimelineReport | None = None
+
+
+class TimelineReport(msgspec.Struct):
+    """Requests, 429s and retries per ``bucket_seconds`` from ``started_at`` (the first
+    request's time, ISO 8601 UTC); at most 3600 buckets (they widen on long runs)."""
+
+    started_at: str
+    bucket_seconds: int
+    requests: list[int]
+    throttled: list[int]
+    retries: list[int]
 
 
 class ErrorGroup(msgspec.Struct):
@@ -160,8 +178,20 @@ def stream_report(stats: StreamStats, rate_limit: float) -> StreamReport:
         refused_new=stats.refused_new, refused_known=stats.refused_known,
         refused_known_since=stats.refused_known_since, ledger_left=stats.ledger_left,
         undelivered=stats.undelivered, resent=stats.resent, parked=stats.parked,
-        reread=stats.reread,
+        reread=stats.reread, refused_examples=dict(stats.reason_examples),
+        timeline=_timeline(stats),
     )
+
+
+def _timeline(stats: StreamStats) -> TimelineReport | None:
+    line = stats.timeline
+    if line.started_at is None:
+        return None
+    started = dt.datetime.fromtimestamp(line.started_at, dt.UTC)
+    return TimelineReport(
+        started_at=started.isoformat(timespec="milliseconds"),
+        bucket_seconds=line.bucket_seconds, requests=list(line.requests),
+        throttled=list(line.throttled), retries=list(line.retries))
 
 
 def group_ometria_errors(errors: Any) -> list[ErrorGroup]:

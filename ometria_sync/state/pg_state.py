@@ -31,6 +31,7 @@ from ometria_sync.pacing import SendPermit
 from ometria_sync.state.pg_lock import PgRunLock, lock_held
 from ometria_sync.state.pg_queue import Op, PgQueue, StateConnectionLost
 from ometria_sync.state.pg_schema import adopt_legacy, migrate
+from ometria_sync.state.run_history import pg_add_run_report, pg_run_reports
 from ometria_sync.state.store import (
     AccountIdentity,
     Checkpoint,
@@ -308,6 +309,15 @@ class PostgresState(PgQueue):
             f"SELECT verified_at, errors FROM {self._t('clean_verifies')} WHERE job = $1",
             self.job))
         return None if row is None else CleanVerify(row[0], msgspec.json.decode(row[1]))
+
+    # run reports ---------------------------------------------------------------------------
+
+    def add_run_report(self, run_id: str, started_at: str, report: bytes) -> None:
+        self.submit(lambda conn: pg_add_run_report(conn, self.schema, self.job, run_id,
+                                                   started_at, report))
+
+    async def run_reports(self, last: int) -> list[bytes]:
+        return await self.call(lambda conn: pg_run_reports(conn, self.schema, self.job, last))
 
     def run_lock(self) -> AbstractAsyncContextManager[SendPermit]:
         return self._held(PgRunLock(self.connect, self.schema, self.job))

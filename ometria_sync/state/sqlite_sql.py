@@ -37,6 +37,7 @@ import msgspec
 from ometria_sync.errors import StateError
 from ometria_sync.net import parse_state_url, url_scheme
 from ometria_sync.state.ledger_sql import V4, SqliteLedger
+from ometria_sync.state.run_history import migrate_sqlite_run_reports
 from ometria_sync.state.store import (
     AccountIdentity,
     Checkpoint,
@@ -100,8 +101,8 @@ CREATE INDEX dead_letters_job ON dead_letters (job, id)
 #: 1: the ``account`` table (a store of version 0 gets it, empty, and adopts the next run's
 #: account, see :meth:`SqliteCheckpointStore.claim_account`); 2: ``dead_letters``
 #: (``state.dead_letter = "database"``); 3: every row keyed by its job; 4: the ledger of
-#: records not (yet) in Ometria (``ledger_sql.py``)
-SCHEMA_VERSION = 4
+#: records not (yet) in Ometria (``ledger_sql.py``); 5: ``run_reports`` (``run_history.py``)
+SCHEMA_VERSION = 5
 #: the tables whose rows a job adopts, and the column naming the stream
 _ADOPTED = (("checkpoints", "stream"), ("stream_runs", "stream"), ("dead_letters", "stream"),
             ("streams", "name"))
@@ -121,8 +122,10 @@ def migrate(db: sqlite3.Connection, path: Path) -> None:
         if version < 3:
             for statement in (*_V2.split(";"), *_V3.split(";")):
                 db.execute(statement)
-        for statement in V4.split(";"):
+        for statement in V4.split(";"):  # IF NOT EXISTS: harmless where it is done
             db.execute(statement)
+        if version < 5:
+            migrate_sqlite_run_reports(db)
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     except BaseException:
         db.execute("ROLLBACK")
@@ -277,6 +280,10 @@ class SqliteCheckpointStore:
             self.ledger = SqliteLedger(self._db, job)
         except (sqlite3.Error, OSError) as exc:
             raise self._error("cannot open", exc) from None
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        return self._db
 
     def adopt(self, streams: list[str]) -> int:
         """Take the rows of ``streams`` written before state was keyed by the job

@@ -47,6 +47,7 @@ from typing import Any, TypeVar
 
 from ometria_sync.pacing import SendPermit
 from ometria_sync.state.file_lock import RunLock, lock_path_for, run_in_progress
+from ometria_sync.state.run_history import sqlite_add_run_report, sqlite_run_reports
 from ometria_sync.state.sqlite_sql import SqliteCheckpointStore, open_checkpoint_store
 from ometria_sync.state.store import (
     MAX_QUEUED_WRITES,
@@ -248,6 +249,14 @@ class SqliteState:
 
     def add_dead_letters(self, rows: list[DeadLetterRow]) -> None:
         self._thread.submit(lambda store: store.add_dead_letters(rows))
+
+    def add_run_report(self, run_id: str, started_at: str, report: bytes) -> None:
+        self._thread.submit(lambda store: sqlite_add_run_report(
+            store.db, store.job, run_id, started_at, report, str(store.path)))
+
+    async def run_reports(self, last: int) -> list[bytes]:
+        return await self._thread.call(lambda store: sqlite_run_reports(
+            store.db, store.job, last, str(store.path)))
 
     async def dead_letters(
         self, stream: str | None = None, run_id: str | None = None

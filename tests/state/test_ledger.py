@@ -1,6 +1,6 @@
 """The ledger of records not (yet) in Ometria, in both stores: rows written whole, in the
 order submitted, per job; dropped by key; forgotten by ``reset``; and a store of schema
-version 3 migrates to 4 keeping what it held."""
+version 3 migrates to the current version keeping what it held."""
 
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ async def test_a_sqlite_store_of_version_3_keeps_its_rows(tmp_path: Path) -> Non
     finally:
         await again.aclose()
     db = sqlite3.connect(tmp_path / "cp.db")
-    assert db.execute("PRAGMA user_version").fetchone()[0] == sqlite_sql.SCHEMA_VERSION == 4
+    assert db.execute("PRAGMA user_version").fetchone()[0] == sqlite_sql.SCHEMA_VERSION == 5
 
 
 async def test_a_postgres_store_of_version_3_keeps_its_rows(pg_schema: str) -> None:
@@ -106,14 +106,14 @@ async def test_a_postgres_store_of_version_3_keeps_its_rows(pg_schema: str) -> N
             assert [r.key for r in await store.ledger()] == ["c1"]
         finally:
             await store.aclose()
-        assert await pg_tables.stored_version(conn, pg_schema) == pg_tables.SCHEMA_VERSION == 4
+        assert await pg_tables.stored_version(conn, pg_schema) == pg_tables.SCHEMA_VERSION == 5
     finally:
         await conn.close()
 
 
 async def test_a_store_of_a_newer_version_is_refused(tmp_path: Path) -> None:
     db = sqlite3.connect(tmp_path / "new.db")
-    db.execute("PRAGMA user_version = 5")
+    db.execute(f"PRAGMA user_version = {sqlite_sql.SCHEMA_VERSION + 1}")
     db.close()
     with pytest.raises(StateError, match="newer ometria-sync"):
         await open_state(f"sqlite:///{tmp_path / 'new.db'}")
