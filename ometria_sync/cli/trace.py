@@ -31,6 +31,7 @@ from ometria_sync.config import Job, load_job
 from ometria_sync.errors import ExitCode, OmetriaSyncError
 from ometria_sync.pipeline import hash64, identity
 from ometria_sync.state import LedgerEntry, StateStore, comparable
+from ometria_sync.verify import sending_run_reports
 
 _EMAIL = re.compile(r"([A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]*@([A-Za-z0-9.\-]+\.[A-Za-z]{2,})")
 _PHONE = re.compile(r"(?<![\w.])(\+?\d)[\d \-().]{5,}(\d\d)(?![\w.])")
@@ -132,15 +133,8 @@ async def _dead_letter_steps(job: Job, store: StateStore, wanted: str,
 
 def _run_steps(job: Job, streams: list[str], positions: dict[str, list[Any]]) -> list[Step]:
     """The runs whose window covers a position the record was seen at, from the reports."""
-    folder = Path(job.settings.report.folder)
     steps = []
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        try:
-            report = msgspec.json.decode(path.read_bytes())
-        except (OSError, msgspec.DecodeError):
-            continue
-        if not isinstance(report, dict) or report.get("dry_run"):
-            continue
+    for report in sending_run_reports(job.settings.report.folder):
         for entry in report.get("streams") or []:
             name = entry.get("stream") if isinstance(entry, dict) else None
             if name not in streams or not positions.get(name):

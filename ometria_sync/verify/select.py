@@ -12,7 +12,7 @@ checkpoint per file, and is then read whole).
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,21 +74,27 @@ def _inside(position: Any, window: Window) -> bool:
 
 
 
+def sending_run_reports(report_folder: str) -> Iterator[dict[str, Any]]:
+    """The run reports in ``report_folder`` in start order (run ids, their file names, sort
+    that way), dry runs and files that are not a report's JSON object left out."""
+    folder = Path(report_folder)
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            report = msgspec.json.decode(path.read_bytes())
+        except (OSError, msgspec.DecodeError):
+            continue
+        if isinstance(report, dict) and not report.get("dry_run"):
+            yield report
+
+
 def last_run_window(report_folder: str, stream: str) -> Window | None:
     """From the run reports: the positions the last sending run of ``stream`` covered (None
     when no sending run recorded a checkpoint). It starts where that run really started (its
     report's ``start_position``; the top when it read from the top: a new file, a changed
     query, ``--full-refresh``). A report that does not say where its run started (written by
     an older version) gives a window from the top: more is checked, nothing is left out."""
-    folder = Path(report_folder)
     runs: list[tuple[str, dict[str, Any]]] = []
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        try:
-            report = msgspec.json.decode(path.read_bytes())
-        except (OSError, msgspec.DecodeError):
-            continue
-        if not isinstance(report, dict) or report.get("dry_run"):
-            continue
+    for report in sending_run_reports(report_folder):
         for entry in report.get("streams") or []:
             if (isinstance(entry, dict) and entry.get("stream") == stream
                     and entry.get("checkpoint_position") is not None):
