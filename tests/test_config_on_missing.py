@@ -43,6 +43,13 @@ def test_deactivate_on_a_file_source_is_accepted(tmp_path: Path) -> None:
     _load(tmp_path, extra='on_missing = "deactivate"\nmax_missing_fraction = 0.2')
 
 
+def test_a_sql_source_tells_deletions_by_its_deleted_or_keys_query(tmp_path: Path) -> None:
+    """A cursor source with a keys query (swept every 12 hours) may deactivate."""
+    _load(tmp_path, source=PG.replace(" }", ', keys_query = "SELECT id FROM t", '
+                                            'sweep_every = "12h" }'),
+          extra='on_missing = "deactivate"')
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -57,7 +64,13 @@ def test_deactivate_on_a_file_source_is_accepted(tmp_path: Path) -> None:
           "extra": 'on_missing = "deactivate"\non_missing_contact = "remove_from_lists"'},
          "streams[0].on_missing_lists: name the lists"),
         ({"source": PG, "extra": 'on_missing = "deactivate"'},
-         "streams[0].on_missing: a postgres source is not read whole"),
+         "streams[0].on_missing: a postgres source is not read whole on every run, so a "
+         "missing row cannot be told from an unchanged one (set its deleted_query or "
+         "keys_query)"),
+        ({"source": PG.replace(" }", ', deleted_query = "SELECT id FROM d" }')},
+         "streams[0].source.deleted_cursor: name the columns"),
+        ({"source": PG.replace(" }", ', keys_query = "SELECT id FROM t", sweep_every = "1w" }')},
+         "streams[0].source.sweep_every: expected a duration like"),
     ],
 )
 def test_errors_name_the_key(tmp_path: Path, kwargs: dict[str, str], message: str) -> None:

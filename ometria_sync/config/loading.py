@@ -299,10 +299,15 @@ def check_on_missing(key: str, stream: StreamSettings) -> None:
         raise ConfigError(f"{key}.on_missing_lists", "name the lists to remove a missing "
                           "contact from (on_missing_contact = \"remove_from_lists\")")
     kind = str(type(stream.source).__struct_config__.tag)
-    if kind not in _FULL_READ:
-        raise ConfigError(f"{key}.on_missing", f"a {kind} source is not read whole on every "
-                          "run, so a missing row cannot be told from an unchanged one; "
-                          "deactivate works with jsonl and csv sources (docs/deletions.md)")
+    deletions = stream.source.deletions()
+    if kind in _FULL_READ or (deletions is not None and (deletions.deleted or deletions.keys)):
+        return
+    more = (" (set its deleted_query or keys_query)" if deletions is not None else
+            "; deactivate works with jsonl and csv sources, and with postgres and mysql "
+            "sources given a deleted_query or a keys_query")
+    raise ConfigError(f"{key}.on_missing", f"a {kind} source is not read whole on every run, "
+                      f"so a missing row cannot be told from an unchanged one{more} "
+                      "(docs/deletions.md)")
 
 
 def check_redis_url(key: str, url: str) -> None:

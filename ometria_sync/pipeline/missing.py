@@ -145,6 +145,8 @@ class MissingPhase:
         self.reactivation = reactivation(stream)
         self.some_gone = False
         self.reactivated = 0
+        #: ids a ``deleted_query`` returned that the job had delivered (``deletions.py``)
+        self.deleted = 0
         self.census: Census | None = None
         self.marks = SeenMarks(self)
 

@@ -41,6 +41,7 @@ from ometria_sync.pacing import RatePacer
 from ometria_sync.pipeline.batch import Batch, PartScope, VersionOrder
 from ometria_sync.pipeline.batcher import Batcher, Validator, schema_validator
 from ometria_sync.pipeline.change_filter import ChangeFilter
+from ometria_sync.pipeline.deletions import DeletedPart, cursor_deactivations
 from ometria_sync.pipeline.dispatch import Delivery, RetryPolicy
 from ometria_sync.pipeline.job_io import RunOptions, Shutdown, sending_mode
 from ometria_sync.pipeline.ledger import LedgerPart, RecordLedger
@@ -238,20 +239,30 @@ async def _read_parts(ctx: RunContext, shared: SharedRun, stream: StreamSettings
 async def _deactivate(ctx: RunContext, shared: SharedRun, stream: StreamSettings,
                       missing: MissingPhase, stats: StreamStats,
                       ledger: RecordLedger | None) -> None:
-    """After a complete read: send the deactivations of the ids it did not see (counted
-    apart: they are not records read from the source)."""
-    part = await missing.plan()
-    stats.missing = missing.census.missing if missing.census is not None else 0
-    stats.reactivated = missing.reactivated
-    if part is None:
-        return
-    read, valid, unchanged = stats.read, stats.valid, stats.unchanged
-    await _run_part(ctx, shared, stream, part, stats, ledger)
-    stats.deactivated = stats.read - read - (stats.unchanged - unchanged)
-    stats.read, stats.valid, stats.unchanged = read, valid, unchanged
-    if not stats.error and not ctx.shutdown.requested:
-        missing.done(deactivated=True)
-        await ctx.state.flush()
+    """After a complete read: send the deactivations of the ids it did not see, or (a source
+    read by cursor) of the ids its ``deleted_query`` or ``keys_query`` sweep tells. They are
+    counted apart: they are not records read from the source."""
+
+    async def run_part(part: SourcePart) -> bool:
+        read, valid, unchanged = stats.read, stats.valid, stats.unchanged
+        await _run_part(ctx, shared, stream, part, stats, ledger)
+        stats.deactivated += stats.read - read - (stats.unchanged - unchanged)
+        stats.read, stats.valid, stats.unchanged = read, valid, unchanged
+        return not stats.error and not ctx.shutdown.requested
+
+    try:
+        deletions = stream.source.deletions()
+        if deletions is not None:
+            await cursor_deactivations(ctx.state, missing, deletions, run_part)
+        else:
+            part = await missing.plan()
+            if part is not None and await run_part(part):
+                missing.done(deactivated=True)
+    finally:
+        census = missing.census
+        stats.missing = (census.missing if census is not None else 0) + missing.deleted
+        stats.reactivated = missing.reactivated
+    await ctx.state.flush()
 
 
 def _stop_run(ctx: RunContext, shared: SharedRun, exc: OmetriaSyncError) -> None:
@@ -272,7 +283,7 @@ def _outcome(stats: StreamStats, shutdown: Shutdown) -> str:
 
 async def _run_part(
     ctx: RunContext, shared: SharedRun, stream: StreamSettings,
-    part: SourcePart | LedgerPart | MissingPart, stats: StreamStats,
+    part: SourcePart | LedgerPart | MissingPart | DeletedPart, stats: StreamStats,
     ledger: RecordLedger | None = None, missing: MissingPhase | None = None,
 ) -> None:
     fingerprint = await part.fingerprint()
@@ -291,7 +302,7 @@ async def _run_part(
              resumed=start is not None)
     if missing is not None and start is None:
         missing.from_top()
-    if checkpointed and not isinstance(part, MissingPart):  # the source's own parts only
+    if checkpointed and not isinstance(part, MissingPart | DeletedPart):  # the source's own
         stats.start_position, stats.started_from_top = start, start is None
     changes = None
     if stream.change_detection and ctx.detect_changes:
@@ -334,12 +345,13 @@ class _PartRunner:
         self.settlement = Settlement(scope, ctx.state, part_key=part.key,
                                      fingerprint=fingerprint, save=save, hashes=hashes,
                                      positions=not isinstance(part, LedgerPart))
-        own = not isinstance(part, LedgerPart | MissingPart)  # records read from the source
+        # records read from the source (not resends, not deactivations)
+        own = not isinstance(part, LedgerPart | MissingPart | DeletedPart)
         self.batcher = Batcher(
             scope,
             record_type=stream.record_type,
             # deactivations are partial records: judged as updates, never transformed
-            validator=ctx.validator_for(stream if not isinstance(part, MissingPart)
+            validator=ctx.validator_for(stream if own or isinstance(part, LedgerPart)
                                         else msgspec.structs.replace(stream, mode="update")),
             batch_size=ctx.settings.ometria.batch_size,
             linger=run.linger,

@@ -80,6 +80,10 @@ class PresenceIndex(Protocol):
 
     async def any_gone(self, stream: int) -> bool: ...
 
+    def mark_gone(self, stream: int, ids: list[tuple[int, str]]) -> None:
+        """Queue: ``ids`` (id hash, key) were deleted at the source (a ``deleted_query``)."""
+        ...
+
     async def missing(self, stream: int, gen: int, after: int | None,
                       limit: int) -> list[tuple[int, str]]:
         """Delivered ids not seen by ``gen``, not yet gone, by id hash after ``after``."""
@@ -163,6 +167,13 @@ class _SqlitePresence:
             "SELECT EXISTS (SELECT 1 FROM presence WHERE stream = ? AND gone = 1)",
             (stream,)).fetchone()[0]))
 
+    def mark_gone(self, stream: int, ids: list[tuple[int, str]]) -> None:
+        rows = msgspec.json.encode(ids).decode()
+        self._thread.submit(lambda store: store.db.execute(
+            "INSERT INTO presence (stream, id_hash, key, seen, gone) "
+            "SELECT ?, value ->> 0, value ->> 1, 0, 1 FROM json_each(?) WHERE true "
+            "ON CONFLICT (stream, id_hash) DO UPDATE SET gone = 1", (stream, rows)))
+
     async def missing(self, stream: int, gen: int, after: int | None,
                       limit: int) -> list[tuple[int, str]]:
         query = ("SELECT p.id_hash, p.key " + _MISSING.format(a="?", b="?", not_gone="p.gone = 0")
@@ -243,6 +254,14 @@ class _PgPresence:
         await self._tables()
         query = self._sql("SELECT EXISTS (SELECT 1 FROM presence WHERE stream = $1 AND gone)")
         return bool(await self._state.call(lambda conn: conn.fetchval(query, stream)))
+
+    def mark_gone(self, stream: int, ids: list[tuple[int, str]]) -> None:
+        query = self._sql(
+            "INSERT INTO presence (stream, id_hash, key, seen, gone) "
+            "SELECT $1, h, k, 0, TRUE FROM unnest($2::bigint[], $3::text[]) AS u(h, k) "
+            "ON CONFLICT (stream, id_hash) DO UPDATE SET gone = TRUE")
+        hashes, keys = [i[0] for i in ids], [i[1] for i in ids]
+        self._state.submit(lambda conn: conn.execute(query, stream, hashes, keys))
 
     async def missing(self, stream: int, gen: int, after: int | None,
                       limit: int) -> list[tuple[int, str]]:
