@@ -116,4 +116,5 @@ async def sweep(state: StateStore, phase: MissingPhase, deletions: Deletions,
         if not await run_part(part):
             return  # the next run resumes the deactivations (the generation is still open)
         phase.done(deactivated=True)
-    state.save(name, SWEEP_PART, now, "sweep", 0)
+    if not phase.scratch:
+        state.save(name, SWEEP_PART, now, "sweep", 0)

@@ -144,6 +144,8 @@ class MissingPhase:
         self._allow = allow_mass_delete
         self.reactivation = reactivation(stream)
         self.some_gone = False
+        #: a dry run or ``plan``: nothing is written (``open``)
+        self.scratch = False
         self.reactivated = 0
         #: ids a ``deleted_query`` returned that the job had delivered (``deletions.py``)
         self.deleted = 0
@@ -152,11 +154,14 @@ class MissingPhase:
 
     @classmethod
     async def open(cls, state: StateStore, stream: StreamSettings, *,
-                   allow_mass_delete: bool) -> MissingPhase:
-        presence = presence_index(state)
+                   allow_mass_delete: bool, scratch: bool = False) -> MissingPhase:
+        """The stream's phase; with ``scratch`` (a dry run, ``plan``) it writes nothing: what
+        it would deactivate is sent to the run's pusher (the dry run's files, plan's count)."""
+        presence = presence_index(state, scratch=scratch)
         stream_id = await state.stream_id(stream.name)
         gen, done = await presence.generation(stream_id)
         phase = cls(stream, presence, stream_id, gen, done, allow_mass_delete=allow_mass_delete)
+        phase.scratch = scratch
         phase.some_gone = await presence.any_gone(stream_id)
         return phase
 

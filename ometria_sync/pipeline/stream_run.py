@@ -222,9 +222,10 @@ async def _read_parts(ctx: RunContext, shared: SharedRun, stream: StreamSettings
         resend = ledger.resend_part(source_parts, ctx.transforms.get(stream.name))
         parts[:0] = [resend] if resend is not None else []
     missing = None
-    if stream.on_missing == "deactivate" and ctx.save_checkpoints:
+    if stream.on_missing == "deactivate" and ctx.detect_changes:  # not validate, repair
         missing = await MissingPhase.open(ctx.state, stream,
-                                          allow_mass_delete=ctx.allow_mass_delete)
+                                          allow_mass_delete=ctx.allow_mass_delete,
+                                          scratch=not ctx.save_checkpoints)
     for part in parts:
         if ctx.shutdown.requested:
             break

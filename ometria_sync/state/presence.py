@@ -95,26 +95,41 @@ class PresenceIndex(Protocol):
         ...
 
 
-def presence_index(state: StateStore) -> PresenceIndex:
-    """The presence rows of ``state`` (SQLite or PostgreSQL)."""
+def presence_index(state: StateStore, *, scratch: bool = False) -> PresenceIndex:
+    """The presence rows of ``state`` (SQLite or PostgreSQL). With ``scratch`` (a dry run,
+    ``plan``) nothing is written to them: the ids a read sees go to a temporary table of the
+    store's connection, gone with it, and ``close`` and ``mark_gone`` do nothing."""
     if isinstance(state, SqliteState):
-        return _SqlitePresence(state)
+        return _SqlitePresence(state, scratch)
     assert isinstance(state, PostgresState)
-    return _PgPresence(state)
+    return _PgPresence(state, scratch)
 
 
 _MISSING = ("FROM presence p JOIN record_hashes h ON h.stream = p.stream AND h.id_hash = p.id_hash "
-            "WHERE p.stream = {a} AND p.seen < {b} AND {not_gone}")
+            "WHERE p.stream = {a} AND {unseen} AND {not_gone}")
+#: not seen by this generation: by its number, or (scratch) not in the temporary table
+_UNSEEN = "p.seen < {b}"
+_UNSEEN_SCRATCH = ("NOT EXISTS (SELECT 1 FROM presence_scratch s WHERE s.stream = p.stream "
+                   "AND s.id_hash = p.id_hash) AND {b} = {b}")
+_SCRATCH = ("CREATE TEMP TABLE IF NOT EXISTS presence_scratch (stream BIGINT NOT NULL, "
+            "id_hash BIGINT NOT NULL, PRIMARY KEY (stream, id_hash))")
+
+
+def _missing_sql(a: str, b: str, not_gone: str, scratch: bool) -> str:
+    unseen = (_UNSEEN_SCRATCH if scratch else _UNSEEN).format(b=b)
+    return _MISSING.format(a=a, unseen=unseen, not_gone=not_gone)
 
 
 class _SqlitePresence:
-    def __init__(self, state: SqliteState) -> None:
+    def __init__(self, state: SqliteState, scratch: bool) -> None:
         self._thread = state.thread
+        self._scratch = scratch
         self._created = False
 
     async def _tables(self) -> None:
         if not self._created:
-            await self._thread.call(lambda store: store.db.executescript(_SQLITE_TABLES))
+            script = _SQLITE_TABLES + (";" + _SCRATCH if self._scratch else "")
+            await self._thread.call(lambda store: store.db.executescript(script))
             self._created = True
 
     async def generation(self, stream: int) -> tuple[int, bool]:
@@ -125,6 +140,11 @@ class _SqlitePresence:
 
     def mark_seen(self, stream: int, gen: int, ids: list[tuple[int, str]]) -> None:
         rows = msgspec.json.encode(ids).decode()
+        if self._scratch:
+            self._thread.submit(lambda store: store.db.execute(
+                "INSERT OR IGNORE INTO presence_scratch SELECT ?, value ->> 0 FROM json_each(?)",
+                (stream, rows)))
+            return
 
         def write(store: SqliteCheckpointStore) -> None:
             store.db.execute(
@@ -146,10 +166,14 @@ class _SqlitePresence:
                 "SELECT count(*) FROM presence p JOIN record_hashes h ON h.stream = p.stream "
                 "AND h.id_hash = p.id_hash WHERE p.stream = ? AND p.gone = 0",
                 (stream,)).fetchone()[0]
-            seen = db.execute("SELECT count(*) FROM presence WHERE stream = ? AND seen = ?",
-                              (stream, gen)).fetchone()[0]
-            missing = db.execute("SELECT count(*) " + _MISSING.format(
-                a="?", b="?", not_gone="p.gone = 0"), (stream, gen)).fetchone()[0]
+            seen = db.execute(
+                "SELECT count(*) FROM presence_scratch WHERE stream = ? AND ? = ?"
+                if self._scratch else "SELECT count(*) FROM presence WHERE stream = ? "
+                "AND seen = ?", (stream, gen) if not self._scratch else (stream, gen, gen)
+            ).fetchone()[0]
+            missing = db.execute("SELECT count(*) " + _missing_sql(
+                "?", "?", "p.gone = 0", self._scratch),
+                (stream, gen, gen) if self._scratch else (stream, gen)).fetchone()[0]
             return Census(int(delivered), int(seen), int(missing))
 
         return await self._thread.call(count)
@@ -168,6 +192,8 @@ class _SqlitePresence:
             (stream,)).fetchone()[0]))
 
     def mark_gone(self, stream: int, ids: list[tuple[int, str]]) -> None:
+        if self._scratch:
+            return
         rows = msgspec.json.encode(ids).decode()
         self._thread.submit(lambda store: store.db.execute(
             "INSERT INTO presence (stream, id_hash, key, seen, gone) "
@@ -176,13 +202,17 @@ class _SqlitePresence:
 
     async def missing(self, stream: int, gen: int, after: int | None,
                       limit: int) -> list[tuple[int, str]]:
-        query = ("SELECT p.id_hash, p.key " + _MISSING.format(a="?", b="?", not_gone="p.gone = 0")
+        query = ("SELECT p.id_hash, p.key " + _missing_sql("?", "?", "p.gone = 0", self._scratch)
                  + " AND (? IS NULL OR p.id_hash > ?) ORDER BY p.id_hash LIMIT ?")
+        gens = (gen, gen) if self._scratch else (gen,)
         rows = await self._thread.call(lambda store: store.db.execute(
-            query, (stream, gen, after, after, limit)).fetchall())
+            query, (stream, *gens, after, after, limit)).fetchall())
         return [(int(h), str(k)) for h, k in rows]
 
     def close(self, stream: int, gen: int, *, deactivated: bool) -> None:
+        if self._scratch:
+            return
+
         def write(store: SqliteCheckpointStore) -> None:
             if deactivated:
                 store.db.execute(
@@ -196,18 +226,21 @@ class _SqlitePresence:
 
 
 class _PgPresence:
-    def __init__(self, state: PostgresState) -> None:
+    def __init__(self, state: PostgresState, scratch: bool) -> None:
         self._state = state
         self._schema = state.schema
+        self._scratch = scratch
         self._created = False
 
     def _sql(self, text: str) -> str:
         return text.replace("presence", f"{self._schema}.presence").replace(
-            "record_hashes", f"{self._schema}.record_hashes")
+            "record_hashes", f"{self._schema}.record_hashes").replace(
+            f"{self._schema}.presence_scratch", "presence_scratch")
 
     async def _tables(self) -> None:
         if not self._created:
-            tables = _PG_TABLES.format(s=self._schema)
+            tables = _PG_TABLES.format(s=self._schema) + (";" + _SCRATCH if self._scratch
+                                                          else "")
             await self._state.call(lambda conn: conn.execute(tables))
             self._created = True
 
@@ -220,6 +253,11 @@ class _PgPresence:
     def mark_seen(self, stream: int, gen: int, ids: list[tuple[int, str]]) -> None:
         hashes = [i[0] for i in ids]
         keys = [i[1] for i in ids]
+        if self._scratch:
+            self._state.submit(lambda conn: conn.execute(
+                "INSERT INTO presence_scratch SELECT $1, h FROM unnest($2::bigint[]) AS u(h) "
+                "ON CONFLICT DO NOTHING", stream, hashes))
+            return
         upsert = self._sql(
             "INSERT INTO presence (stream, id_hash, key, seen) "
             "SELECT $1, h, k, $2 FROM unnest($3::bigint[], $4::text[]) AS u(h, k) "
@@ -239,8 +277,11 @@ class _PgPresence:
         query = self._sql(
             "SELECT (SELECT count(*) FROM presence p JOIN record_hashes h ON h.stream = p.stream "
             "AND h.id_hash = p.id_hash WHERE p.stream = $1 AND NOT p.gone), "
-            "(SELECT count(*) FROM presence WHERE stream = $1 AND seen = $2), "
-            "(SELECT count(*) " + _MISSING.format(a="$1", b="$2", not_gone="NOT p.gone") + ")")
+            + ("(SELECT count(*) FROM presence_scratch WHERE stream = $1 AND $2::bigint = $2), "
+               if self._scratch else
+               "(SELECT count(*) FROM presence WHERE stream = $1 AND seen = $2), ")
+            + "(SELECT count(*) " + _missing_sql("$1", "$2::bigint", "NOT p.gone", self._scratch)
+            + ")")
         row = await self._state.call(lambda conn: conn.fetchrow(query, stream, gen))
         return Census(int(row[0]), int(row[1]), int(row[2]))
 
@@ -256,6 +297,8 @@ class _PgPresence:
         return bool(await self._state.call(lambda conn: conn.fetchval(query, stream)))
 
     def mark_gone(self, stream: int, ids: list[tuple[int, str]]) -> None:
+        if self._scratch:
+            return
         query = self._sql(
             "INSERT INTO presence (stream, id_hash, key, seen, gone) "
             "SELECT $1, h, k, 0, TRUE FROM unnest($2::bigint[], $3::text[]) AS u(h, k) "
@@ -265,13 +308,15 @@ class _PgPresence:
 
     async def missing(self, stream: int, gen: int, after: int | None,
                       limit: int) -> list[tuple[int, str]]:
-        query = self._sql("SELECT p.id_hash, p.key " + _MISSING.format(
-            a="$1", b="$2", not_gone="NOT p.gone")
+        query = self._sql("SELECT p.id_hash, p.key " + _missing_sql(
+            "$1", "$2::bigint", "NOT p.gone", self._scratch)
             + " AND ($3::bigint IS NULL OR p.id_hash > $3) ORDER BY p.id_hash LIMIT $4")
         rows = await self._state.call(lambda conn: conn.fetch(query, stream, gen, after, limit))
         return [(int(r[0]), str(r[1])) for r in rows]
 
     def close(self, stream: int, gen: int, *, deactivated: bool) -> None:
+        if self._scratch:
+            return
         gone = self._sql(
             "UPDATE presence SET gone = TRUE WHERE stream = $1 AND seen < $2 AND NOT gone "
             "AND id_hash IN (SELECT id_hash FROM record_hashes WHERE stream = $1)")

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from ometria_sync.emulator.behaviour import STORE
+from ometria_sync.pipeline import hash64
 from tests.e2e.conftest import Workspace, contact_records, jsonl
 
 pytestmark = pytest.mark.e2e
@@ -41,8 +42,9 @@ source = { kind = "jsonl", path = "data/orders.jsonl" }
 on_missing = "deactivate"
 """
 GONE_PRODUCTS = set(range(100, 140))
-GONE_ORDERS = set(range(0, 1000, 50)) | set(range(500, 540))
+GONE_ORDERS = set(range(0, 1000, 50)) | set(range(501, 541))
 GONE_CONTACTS = set(range(1000, 1030))
+assert (len(GONE_PRODUCTS), len(GONE_ORDERS), len(GONE_CONTACTS)) == (40, 60, 30)
 
 
 def products(skip: set[int] = frozenset()) -> list[dict[str, Any]]:  # type: ignore[assignment]
@@ -131,6 +133,19 @@ async def test_four_nights_deactivate_exactly_what_left_and_bring_back_what_retu
         assert workspace.dead_letters() == []
 
         export(tmp_path, products(GONE_PRODUCTS), contacts(GONE_CONTACTS), orders(GONE_ORDERS))
+        plan = await workspace.run("plan", "job.toml", url=emu.url)
+        assert plan.code == 0, plan.stdout + plan.stderr
+        table = {line.split()[0]: line.split() for line in plan.stdout.splitlines()[2:5]}
+        assert [table[s][5] for s in ("products", "contacts", "orders")] == ["40", "30", "60"]
+        dry = await workspace.run("run", "job.toml", "--dry-run", url=emu.url)
+        assert dry.code == 0, dry.stdout + dry.stderr
+        folder = tmp_path / dry.stdout.split("payloads written to ")[1].split()[0] / "products"
+        payloads = [r for f in sorted(folder.glob("*.json"))
+                    for r in json.loads(f.read_text())]
+        assert payloads == [{"@merge": True, "@type": "product", "id": f"p{i}",
+                             "is_active": False} for i in sorted(
+                                 GONE_PRODUCTS, key=lambda i: hash64(f"p{i}".encode()))]
+        assert await settled(emu) == after1  # neither sent anything
         night2 = await workspace.run("run", "job.toml", url=emu.url)
         assert night2.code == 0, night2.stderr
         after2 = await settled(emu)
@@ -141,7 +156,7 @@ async def test_four_nights_deactivate_exactly_what_left_and_bring_back_what_retu
         assert changed(after1["contact"], after2["contact"]) == {
             f"shop/c{i}": {"marketing_optin": "EXPLICITLY_OPTEDOUT"} for i in GONE_CONTACTS}
         # the whole order is kept: its lines and totals are what night 1 sent
-        assert after2["order"]["o500"]["lineitems"] == orders()[500]["lineitems"]
+        assert after2["order"]["o501"]["lineitems"] == orders()[501]["lineitems"]
         counts = stream_report(workspace, night2.stdout, "orders")
         assert (counts["missing"], counts["deactivated"]) == (len(GONE_ORDERS), len(GONE_ORDERS))
         assert counts["read"] == 1000 - len(GONE_ORDERS)
