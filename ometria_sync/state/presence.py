@@ -80,6 +80,11 @@ class PresenceIndex(Protocol):
 
     async def any_gone(self, stream: int) -> bool: ...
 
+    async def status(self, stream: int, id_hashes: list[int]) -> list[tuple[int, bool, int]]:
+        """(generation that last saw it, gone, the stream's current generation) of those of
+        ``id_hashes`` that have a row; reads only (nothing when the tables were never made)."""
+        ...
+
     def mark_gone(self, stream: int, ids: list[tuple[int, str]]) -> None:
         """Queue: ``ids`` (id hash, key) were deleted at the source (a ``deleted_query``)."""
         ...
@@ -191,6 +196,21 @@ class _SqlitePresence:
             "SELECT EXISTS (SELECT 1 FROM presence WHERE stream = ? AND gone = 1)",
             (stream,)).fetchone()[0]))
 
+    async def status(self, stream: int, id_hashes: list[int]) -> list[tuple[int, bool, int]]:
+        rows = msgspec.json.encode(id_hashes).decode()
+
+        def read(store: SqliteCheckpointStore) -> list[tuple[int, bool, int]]:
+            if store.db.execute("SELECT count(*) FROM sqlite_master WHERE name = "
+                                "'presence_runs'").fetchone()[0] == 0:
+                return []
+            found = store.db.execute(
+                "SELECT p.seen, p.gone, r.gen FROM presence p JOIN presence_runs r "
+                "ON r.stream = p.stream WHERE p.stream = ? AND p.id_hash IN "
+                "(SELECT value FROM json_each(?))", (stream, rows)).fetchall()
+            return [(int(a), bool(b), int(c)) for a, b, c in found]
+
+        return await self._thread.call(read)
+
     def mark_gone(self, stream: int, ids: list[tuple[int, str]]) -> None:
         if self._scratch:
             return
@@ -295,6 +315,20 @@ class _PgPresence:
         await self._tables()
         query = self._sql("SELECT EXISTS (SELECT 1 FROM presence WHERE stream = $1 AND gone)")
         return bool(await self._state.call(lambda conn: conn.fetchval(query, stream)))
+
+    async def status(self, stream: int, id_hashes: list[int]) -> list[tuple[int, bool, int]]:
+        exists = f"SELECT to_regclass('{self._schema}.presence_runs') IS NOT NULL"
+        query = self._sql("SELECT p.seen, p.gone, r.gen FROM presence p JOIN presence_runs r "
+                          "ON r.stream = p.stream WHERE p.stream = $1 "
+                          "AND p.id_hash = ANY($2::bigint[])")
+
+        async def read(conn: asyncpg.Connection) -> list[tuple[int, bool, int]]:
+            if not await conn.fetchval(exists):
+                return []
+            return [(int(r[0]), bool(r[1]), int(r[2]))
+                    for r in await conn.fetch(query, stream, id_hashes)]
+
+        return await self._state.call(read)
 
     def mark_gone(self, stream: int, ids: list[tuple[int, str]]) -> None:
         if self._scratch:

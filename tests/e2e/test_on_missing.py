@@ -161,6 +161,11 @@ async def test_four_nights_deactivate_exactly_what_left_and_bring_back_what_retu
         assert (counts["missing"], counts["deactivated"]) == (len(GONE_ORDERS), len(GONE_ORDERS))
         assert counts["read"] == 1000 - len(GONE_ORDERS)
 
+        trace = await workspace.run("trace", "job.toml", "p100", url=emu.url)
+        assert "products: deactivated in Ometria (on_missing)" in trace.stdout
+        trace = await workspace.run("trace", "job.toml", "shop/c1", url=emu.url)
+        assert "contacts: seen by the last complete read of the source" in trace.stdout
+
         export(tmp_path, [], [], [])
         night3 = await workspace.run("run", "job.toml", url=emu.url)
         assert night3.code == 1
