@@ -95,6 +95,18 @@ def reactivation(stream: StreamSettings) -> dict[str, Any]:
     return {}
 
 
+async def deactivated(state: StateStore, stream: StreamSettings
+                      ) -> AsyncIterator[list[dict[str, Any]]]:
+    """The deactivation records of the ids ``stream`` deactivated (and that did not come back
+    since), a page at a time: what ``verify`` expects Ometria to hold for them."""
+    presence = presence_index(state)
+    stream_id = await state.stream_id(stream.name)
+    after = None
+    while page := await presence.gone_keys(stream_id, after, _PAGE):
+        yield [deactivation(stream, key) for _, key in page]
+        after = page[-1][0]
+
+
 class SeenMarks:
     """The ids one read saw, written to the state a slice at a time (the batcher calls
     :meth:`note` per record, :meth:`flush` per slice, before the slice's batches are cut, so a

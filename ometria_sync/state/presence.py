@@ -80,6 +80,11 @@ class PresenceIndex(Protocol):
 
     async def any_gone(self, stream: int) -> bool: ...
 
+    async def gone_keys(self, stream: int, after: int | None,
+                        limit: int) -> list[tuple[int, str]]:
+        """The ids deactivated and not seen since (id hash, key), by id hash after ``after``."""
+        ...
+
     async def status(self, stream: int, id_hashes: list[int]) -> list[tuple[int, bool, int]]:
         """(generation that last saw it, gone, the stream's current generation) of those of
         ``id_hashes`` that have a row; reads only (nothing when the tables were never made)."""
@@ -195,6 +200,15 @@ class _SqlitePresence:
         return bool(await self._thread.call(lambda store: store.db.execute(
             "SELECT EXISTS (SELECT 1 FROM presence WHERE stream = ? AND gone = 1)",
             (stream,)).fetchone()[0]))
+
+    async def gone_keys(self, stream: int, after: int | None,
+                        limit: int) -> list[tuple[int, str]]:
+        await self._tables()
+        rows = await self._thread.call(lambda store: store.db.execute(
+            "SELECT id_hash, key FROM presence WHERE stream = ? AND gone = 1 "
+            "AND (? IS NULL OR id_hash > ?) ORDER BY id_hash LIMIT ?",
+            (stream, after, after, limit)).fetchall())
+        return [(int(h), str(k)) for h, k in rows]
 
     async def status(self, stream: int, id_hashes: list[int]) -> list[tuple[int, bool, int]]:
         rows = msgspec.json.encode(id_hashes).decode()
@@ -315,6 +329,14 @@ class _PgPresence:
         await self._tables()
         query = self._sql("SELECT EXISTS (SELECT 1 FROM presence WHERE stream = $1 AND gone)")
         return bool(await self._state.call(lambda conn: conn.fetchval(query, stream)))
+
+    async def gone_keys(self, stream: int, after: int | None,
+                        limit: int) -> list[tuple[int, str]]:
+        await self._tables()
+        query = self._sql("SELECT id_hash, key FROM presence WHERE stream = $1 AND gone "
+                          "AND ($2::bigint IS NULL OR id_hash > $2) ORDER BY id_hash LIMIT $3")
+        rows = await self._state.call(lambda conn: conn.fetch(query, stream, after, limit))
+        return [(int(r[0]), str(r[1])) for r in rows]
 
     async def status(self, stream: int, id_hashes: list[int]) -> list[tuple[int, bool, int]]:
         exists = f"SELECT to_regclass('{self._schema}.presence_runs') IS NOT NULL"

@@ -85,7 +85,14 @@ from ometria_sync.verify.report import (
     VerifyOptions,
     VerifyReport,
 )
-from ometria_sync.verify.select import Sampler, Tally, Window, last_run_window, read_targets
+from ometria_sync.verify.select import (
+    Sampler,
+    Tally,
+    Window,
+    deactivated_targets,
+    last_run_window,
+    read_targets,
+)
 
 log = structlog.get_logger("ometria_sync.verify")
 
@@ -137,6 +144,17 @@ async def collect(job: Job, selected: list[StreamSettings], ledger: Ledger, *,
             if sampler is not None:
                 for target in targets:
                     sampler.offer(target.key)
+        # deactivated products and orders read back by id; a contact's opt-out is not (the
+        # profiles listing matches contacts by email, which a deactivation does not carry)
+        if (stream.on_missing == "deactivate" and window is None
+                and stream.record_type in ("product", "order")):
+            async for targets in deactivated_targets(job, stream):
+                ledger.add(rank, stream.name, targets,
+                           selected=stream.name in names and sampler is None)
+                rank += len(targets)
+                if sampler is not None:
+                    for target in targets:
+                        sampler.offer(target.key)
         if sampler is not None:
             ledger.select(sampler.keys)
         found.record_types[stream.name] = stream.record_type

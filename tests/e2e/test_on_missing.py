@@ -188,3 +188,12 @@ async def test_four_nights_deactivate_exactly_what_left_and_bring_back_what_retu
 
         verify = await workspace.run("verify", "job.toml", "--all", url=emu.url)
         assert verify.code == 0, verify.stdout + verify.stderr
+
+        # verify checks the deactivations too: one reactivated behind the job's back is found
+        store.accept([{"@type": "product", "id": "p110", "is_active": True}])
+        store.drain(1)
+        tampered = await workspace.run("verify", "job.toml", "--all", "--json", url=emu.url)
+        assert tampered.code != 0
+        found = json.loads(tampered.stdout)
+        assert [(r["id"], r["status"], r["source"]) for r in found["records"]] == [
+            ("p110", "different", "deactivated (on_missing)")]
