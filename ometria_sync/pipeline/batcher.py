@@ -226,6 +226,8 @@ class Batcher:
         """A valid, encoded record, or None when it was dead-lettered."""
         self._stats.read += 1
         if item.error is not None:
+            if self._seen is not None and item.id is not None:  # refused, yet still there
+                self._seen.note(hash64(identity({"id": item.id})), {"id": item.id})
             self._refuse(item, [Problem("", item.error)], stage="source")
             return None
         record = item.record
