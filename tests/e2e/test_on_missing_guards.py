@@ -6,6 +6,8 @@ and repeats no more than the batches in flight."""
 
 from __future__ import annotations
 
+import gzip
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -116,3 +118,30 @@ async def test_kill_9_during_the_deactivations_resumes_without_skipping_or_repea
         workspace.job("[[streams]]" + stream)  # verify reads at 50/s
         verify = await workspace.run("verify", "job.toml", "--all", url=emu.url)
         assert verify.code == 0, verify.stdout + verify.stderr
+
+
+async def test_a_read_that_ends_early_deactivates_nothing(
+        tmp_path: Path, emulator: Emulator) -> None:
+    workspace = Workspace(tmp_path)
+    workspace.job("""
+[[streams]]
+name = "products"
+record_type = "product"
+source = { kind = "jsonl", path = "data/products.jsonl.gz" }
+on_missing = "deactivate"
+max_missing_fraction = 1.0
+""")
+    data = tmp_path / "data/products.jsonl.gz"
+    data.parent.mkdir()
+    lines = "".join(json.dumps(r) + "\n" for r in products(3000)).encode()
+    async with emulator(rate=50) as emu:
+        data.write_bytes(gzip.compress(lines))
+        assert (await workspace.run("run", "job.toml", url=emu.url)).code == 0
+        first = await settled(emu)
+        data.write_bytes(gzip.compress(lines.replace(b'"p7"', b'"q7"'))[:4000])  # cut short
+        cut = await workspace.run("run", "job.toml", url=emu.url)
+        assert cut.code == 1
+        assert "missing from the source" not in cut.stdout
+        after = (await settled(emu))["product"]
+        # what was read before the cut went out (q7, new); nothing, p7 included, deactivated
+        assert changed(first["product"], after) == {"q7": after["q7"]}
