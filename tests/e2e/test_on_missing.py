@@ -157,6 +157,8 @@ async def test_four_nights_deactivate_exactly_what_left_and_bring_back_what_retu
             f"shop/c{i}": {"marketing_optin": "EXPLICITLY_OPTEDOUT"} for i in GONE_CONTACTS}
         # the whole order is kept: its lines and totals are what night 1 sent
         assert after2["order"]["o501"]["lineitems"] == orders()[501]["lineitems"]
+        assert emu.stats()["max_requests_in_any_second"] <= 50  # deactivations paced too
+        assert emu.stats()["requests_by_status"].get("429", 0) == 0
         counts = stream_report(workspace, night2.stdout, "orders")
         assert (counts["missing"], counts["deactivated"]) == (len(GONE_ORDERS), len(GONE_ORDERS))
         assert counts["read"] == 1000 - len(GONE_ORDERS)
