@@ -1,6 +1,8 @@
-"""``on_missing`` for sources read by cursor (PostgreSQL, MySQL), which never see a deleted
-row: a ``deleted_query`` says which ids were deleted since its own checkpoint, a ``keys_query``
-lists every current id for a periodic sweep (``sweep_every``).
+"""The deactivation phase after a stream's read (:func:`deactivate`: the full-read phase of
+``missing.py``, or the cursor sources' below), and ``on_missing`` for sources read by cursor
+(PostgreSQL, MySQL), which never see a deleted row: a ``deleted_query`` says which ids were
+deleted since its own checkpoint, a ``keys_query`` lists every current id for a periodic sweep
+(``sweep_every``).
 
 * Deleted ids (:class:`DeletedPart`): read by keyset like the stream's query, checkpointed under
   the part key ``deleted``; each id the job delivered (the change index holds an acknowledged
@@ -22,6 +24,7 @@ import structlog
 
 from ometria_sync.pipeline.change_filter import hash64, identity
 from ometria_sync.pipeline.missing import MissingPart, MissingPhase, deactivation, presence_key
+from ometria_sync.pipeline.stats import StreamStats
 from ometria_sync.sources import Deletions, Position, SourceConfig, SourceItem, SourcePart
 from ometria_sync.state import StateStore
 
@@ -80,6 +83,36 @@ class DeletedPart:
                 phase.presence.mark_gone(phase.stream_id, gone)
                 phase.deleted += len(gone)
                 yield out
+
+
+async def deactivate(state: StateStore, phase: MissingPhase, stats: StreamStats,
+                     run: Callable[[SourcePart], Awaitable[None]],
+                     stopped: Callable[[], bool]) -> None:
+    """After a stream's complete read: send the deactivations of the ids it did not see, or
+    (a source read by cursor) of the ids its ``deleted_query`` or ``keys_query`` sweep tells,
+    each part through ``run`` (the stream's pipeline). They are counted apart (``missing``,
+    ``deactivated``), not as records read from the source."""
+
+    async def run_part(part: SourcePart) -> bool:
+        read, valid, unchanged = stats.read, stats.valid, stats.unchanged
+        await run(part)
+        stats.deactivated += stats.read - read - (stats.unchanged - unchanged)
+        stats.read, stats.valid, stats.unchanged = read, valid, unchanged
+        return not stopped()
+
+    try:
+        deletions = phase.stream.source.deletions()
+        if deletions is not None:
+            await cursor_deactivations(state, phase, deletions, run_part)
+        else:
+            part = await phase.plan()
+            if part is not None and await run_part(part):
+                phase.done(deactivated=True)
+    finally:
+        census = phase.census
+        stats.missing = (census.missing if census is not None else 0) + phase.deleted
+        stats.reactivated = phase.reactivated
+    await state.flush()
 
 
 async def cursor_deactivations(state: StateStore, phase: MissingPhase, deletions: Deletions,

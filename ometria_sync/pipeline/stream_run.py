@@ -41,7 +41,7 @@ from ometria_sync.pacing import RatePacer
 from ometria_sync.pipeline.batch import Batch, PartScope, VersionOrder
 from ometria_sync.pipeline.batcher import Batcher, Validator, schema_validator
 from ometria_sync.pipeline.change_filter import ChangeFilter
-from ometria_sync.pipeline.deletions import DeletedPart, cursor_deactivations
+from ometria_sync.pipeline.deletions import DeletedPart, deactivate
 from ometria_sync.pipeline.dispatch import Delivery, RetryPolicy
 from ometria_sync.pipeline.job_io import RunOptions, Shutdown, sending_mode
 from ometria_sync.pipeline.ledger import LedgerPart, RecordLedger
@@ -234,36 +234,11 @@ async def _read_parts(ctx: RunContext, shared: SharedRun, stream: StreamSettings
         if stats.error:
             break
     if missing is not None and not stats.error and not ctx.shutdown.requested:
-        await _deactivate(ctx, shared, stream, missing, stats, ledger)
+        async def run_part(part: SourcePart) -> None:
+            await _run_part(ctx, shared, stream, part, stats, ledger)
 
-
-async def _deactivate(ctx: RunContext, shared: SharedRun, stream: StreamSettings,
-                      missing: MissingPhase, stats: StreamStats,
-                      ledger: RecordLedger | None) -> None:
-    """After a complete read: send the deactivations of the ids it did not see, or (a source
-    read by cursor) of the ids its ``deleted_query`` or ``keys_query`` sweep tells. They are
-    counted apart: they are not records read from the source."""
-
-    async def run_part(part: SourcePart) -> bool:
-        read, valid, unchanged = stats.read, stats.valid, stats.unchanged
-        await _run_part(ctx, shared, stream, part, stats, ledger)
-        stats.deactivated += stats.read - read - (stats.unchanged - unchanged)
-        stats.read, stats.valid, stats.unchanged = read, valid, unchanged
-        return not stats.error and not ctx.shutdown.requested
-
-    try:
-        deletions = stream.source.deletions()
-        if deletions is not None:
-            await cursor_deactivations(ctx.state, missing, deletions, run_part)
-        else:
-            part = await missing.plan()
-            if part is not None and await run_part(part):
-                missing.done(deactivated=True)
-    finally:
-        census = missing.census
-        stats.missing = (census.missing if census is not None else 0) + missing.deleted
-        stats.reactivated = missing.reactivated
-    await ctx.state.flush()
+        await deactivate(ctx.state, missing, stats, run_part,
+                         stopped=lambda: bool(stats.error) or ctx.shutdown.requested)
 
 
 def _stop_run(ctx: RunContext, shared: SharedRun, exc: OmetriaSyncError) -> None:
