@@ -8,7 +8,9 @@
   position and reasons, and whether it was new or known;
 * the change index: whether Ometria acknowledged a version of it (a hash is kept);
 * the run reports: the runs whose window (where the run started reading to its checkpoint)
-  covers a position the record was seen at, with their outcome.
+  covers a position the record was seen at, with their outcome;
+* ``on_missing = "deactivate"``: whether the last complete read saw it, and whether it was
+  deactivated because a complete read (or the ``deleted_query``) no longer had it.
 
 The id may be a contact's ``collection/id``. Email addresses and phone numbers in what is
 shown are masked (``a***@example.com``, ``+4*********23``) unless ``--show-values``. Reads no
@@ -30,7 +32,7 @@ from ometria_sync.cli.job import with_state
 from ometria_sync.config import Job, load_job
 from ometria_sync.errors import ExitCode, OmetriaSyncError
 from ometria_sync.pipeline import hash64, identity
-from ometria_sync.state import LedgerEntry, StateStore, comparable
+from ometria_sync.state import LedgerEntry, StateStore, comparable, presence_index
 from ometria_sync.verify import sending_run_reports
 
 _EMAIL = re.compile(r"([A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]*@([A-Za-z0-9.\-]+\.[A-Za-z]{2,})")
@@ -157,18 +159,40 @@ def _covers(start: Any, end: Any, position: Any) -> bool:
         return False
 
 
-async def _acknowledged(store: StateStore, stream: str, keys: set[str]) -> Step | None:
-    """Whether a change hash is kept for the record under any of ``keys`` (the id as
-    given, and the ``collection/id`` keys its refusals were seen under)."""
+def _id_hashes(keys: set[str]) -> list[int]:
+    """The change index's id hashes of ``keys`` (an id, or a contact's ``collection/id``)."""
     hashes = []
     for key in keys:
         collection, _, rid = key.rpartition("/")
         record = {"@collection": collection, "id": rid} if collection else {"id": key}
         hashes.append(hash64(identity(record)))
-    found = await store.lookup(await store.stream_id(stream), hashes)
+    return hashes
+
+
+async def _acknowledged(store: StateStore, stream: str, keys: set[str]) -> Step | None:
+    """Whether a change hash is kept for the record under any of ``keys`` (the id as
+    given, and the ``collection/id`` keys its refusals were seen under)."""
+    found = await store.lookup(await store.stream_id(stream), _id_hashes(keys))
     if not found:
         return None
     return Step(stream, "acknowledged by Ometria (a version of it: its change hash is kept)")
+
+
+async def _presence(store: StateStore, stream: str, keys: set[str]) -> list[Step]:
+    """What ``on_missing`` knows of the record: deactivated, or seen by which read."""
+    rows = await presence_index(store).status(await store.stream_id(stream), _id_hashes(keys))
+    steps = []
+    for seen, gone, current in rows:
+        if gone:
+            what = ("deactivated in Ometria (on_missing): the source no longer had it; sent "
+                    "active again if it comes back")
+        elif seen >= current:
+            what = f"seen by the last complete read of the source (read {current})"
+        else:
+            what = (f"missing from the last complete read (read {current}; last seen by read "
+                    f"{seen}): the deactivation is sent once a read passes the guards")
+        steps.append(Step(stream, what))
+    return steps
 
 
 async def story(job: Job, store: StateStore, wanted: str, stream: str | None) -> list[Step]:
@@ -184,10 +208,13 @@ async def story(job: Job, store: StateStore, wanted: str, stream: str | None) ->
     steps += _run_steps(job, streams, positions)
     steps.sort(key=lambda s: (s.time or "", s.run_id or ""))
     keys = {wanted} | {s.key for s in steps if s.key}
+    deactivating = {s.name for s in job.streams if s.on_missing == "deactivate"}
     for name in streams:
         acknowledged = await _acknowledged(store, name, keys)
         if acknowledged is not None:
             steps.append(acknowledged)
+        if name in deactivating:
+            steps += await _presence(store, name, keys)
     return steps
 
 

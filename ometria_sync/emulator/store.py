@@ -2,8 +2,14 @@
 
 Import is asynchronous, as in Ometria: accepted records wait in a queue of bounded capacity and
 a drain task validates and merges them at ``drain_per_second``. Records are keyed by type and id
-(contacts by collection and id). A partial record merges field by field into the stored one; a
-JSON null deletes the field (top-level fields; nested objects are replaced whole).
+(contacts by collection and id). A partial record merges field by field into the stored one, as
+``@merge: true`` tells Ometria to (fields not sent are kept; without ``@merge`` Ometria "may or
+may not" keep them: the emulator keeps them too); a JSON null deletes the field (top-level
+fields; nested objects, e.g. a product's ``attributes``, are replaced whole). The control keys
+are applied, never stored: ``@add_to_lists`` and ``@remove_from_lists`` change the contact's
+``lists`` (list ids, sorted), ``@merge`` and ``@force_optin`` only say how to import. So
+``is_active``, ``is_valid`` and ``marketing_optin`` sent alone change only themselves and
+read back as sent.
 
 Import can be told to fail the way Ometria's does (``import_failure_rate``): a record accepted
 with 2xx is then lost at import, either listed in ``/push/_errors`` with an error object of
@@ -66,13 +72,25 @@ def record_key(record: dict[str, Any]) -> tuple[str, str]:
     return rtype, str(record.get("id"))
 
 
+#: how to import a record, not what it holds
+_CONTROL = frozenset({"@merge", "@force_optin", "@add_to_lists", "@remove_from_lists"})
+
+
 def merge(stored: dict[str, Any] | None, incoming: dict[str, Any]) -> dict[str, Any]:
     result = dict(stored or {})
     for field, value in incoming.items():
+        if field in _CONTROL:
+            continue
         if value is None:
             result.pop(field, None)
         else:
             result[field] = value
+    added, removed = incoming.get("@add_to_lists"), incoming.get("@remove_from_lists")
+    if isinstance(added, list) or isinstance(removed, list):
+        lists = {str(x) for x in result.get("lists") or []}
+        lists |= {str(x) for x in added or []}
+        lists -= {str(x) for x in removed or []}
+        result["lists"] = sorted(lists)
     return result
 
 

@@ -17,6 +17,7 @@ from ometria_sync.pipeline.job_run import (
     run_job,
     shared_budget,
 )
+from ometria_sync.pipeline.missing import deactivated
 from ometria_sync.pipeline.stats import StreamStats, WarningSample
 from ometria_sync.pipeline.transform import Transform, load_transform, load_transforms
 
@@ -31,6 +32,7 @@ __all__ = [
     "Validator",
     "WarningSample",
     "account_pacer",
+    "deactivated",
     "hash64",
     "identity",
     "load_transform",

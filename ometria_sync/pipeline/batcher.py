@@ -29,6 +29,7 @@ from ometria_sync.clock import Sleep
 from ometria_sync.config import StreamSettings
 from ometria_sync.pipeline.batch import Batch, BatchRecord, PartScope
 from ometria_sync.pipeline.change_filter import ChangeFilter, hash64, identity
+from ometria_sync.pipeline.missing import SeenMarks
 from ometria_sync.pipeline.transform import Transform
 from ometria_sync.schemas import (
     Problem,
@@ -112,6 +113,7 @@ class Batcher:
         changes: ChangeFilter | None = None,
         transform: Transform | None = None,
         sleep: Sleep = asyncio.sleep,
+        seen: SeenMarks | None = None,
     ) -> None:
         self._scope = scope
         self._stats = scope.stats
@@ -122,6 +124,8 @@ class Batcher:
         self._sleep = sleep
         self._changes = changes
         self._transform = transform
+        #: ``on_missing = "deactivate"``: the ids this read sees (valid or not)
+        self._seen = seen
         self._seq = first_seq
         self._pending: list[BatchRecord] = []
         self._pending_ids: set[int] = set()  # a batch never holds two versions of one id
@@ -192,6 +196,8 @@ class Batcher:
         """Validate items, drop unchanged records, and cut batches as they fill. Positions of
         refused and unchanged records are covered by the next batch cut."""
         taken = [self._take(item) for item in items]
+        if self._seen is not None:
+            await self._seen.flush([r for r in taken if r is not None])
         if self._changes is not None:
             ready = [r for r in taken if r is not None]
             unchanged = await self._changes.unchanged(ready)
@@ -220,6 +226,8 @@ class Batcher:
         """A valid, encoded record, or None when it was dead-lettered."""
         self._stats.read += 1
         if item.error is not None:
+            if self._seen is not None and item.id is not None:  # refused, yet still there
+                self._seen.note(hash64(identity({"id": item.id})), {"id": item.id})
             self._refuse(item, [Problem("", item.error)], stage="source")
             return None
         record = item.record
@@ -231,6 +239,8 @@ class Batcher:
                 else:
                     self._refuse(item, [Problem("", failed)], stage="transform")
                 return None
+        if self._seen is not None and record.__class__ is dict and record.get("id") is not None:
+            self._seen.note(hash64(identity(record)), record)
         encoded, problems, warnings = prepare_record(self._type, record, self._validate)
         if item.warnings:
             warnings = [*item.warnings, *warnings]

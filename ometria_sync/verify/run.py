@@ -85,7 +85,14 @@ from ometria_sync.verify.report import (
     VerifyOptions,
     VerifyReport,
 )
-from ometria_sync.verify.select import Sampler, Tally, Window, last_run_window, read_targets
+from ometria_sync.verify.select import (
+    Sampler,
+    Tally,
+    Window,
+    deactivated_targets,
+    last_run_window,
+    read_targets,
+)
 
 log = structlog.get_logger("ometria_sync.verify")
 
@@ -129,14 +136,20 @@ async def collect(job: Job, selected: list[StreamSettings], ledger: Ledger, *,
         tally = Tally()
         sampler = Sampler(sample, seed) if sample is not None and stream.name in names else None
         rank = job.index_of(stream.name) * _STREAM_RANKS
-        async for targets in read_targets(stream, schema_validator(stream), tally,
-                                          window=window, transform=load_transform(job, stream)):
-            ledger.add(rank, stream.name, targets,
-                       selected=stream.name in names and sampler is None)
-            rank += len(targets)
-            if sampler is not None:
-                for target in targets:
-                    sampler.offer(target.key)
+        chunks = read_targets(stream, schema_validator(stream), tally, window=window,
+                              transform=load_transform(job, stream))
+        # deactivated products and orders read back by id; a contact's opt-out is not (the
+        # profiles listing matches contacts by email, which a deactivation does not carry)
+        deactivations = (stream.on_missing == "deactivate" and window is None
+                         and stream.record_type in ("product", "order"))
+        for source in (chunks, deactivated_targets(job, stream)) if deactivations else (chunks,):
+            async for targets in source:
+                ledger.add(rank, stream.name, targets,
+                           selected=stream.name in names and sampler is None)
+                rank += len(targets)
+                if sampler is not None:
+                    for target in targets:
+                        sampler.offer(target.key)
         if sampler is not None:
             ledger.select(sampler.keys)
         found.record_types[stream.name] = stream.record_type

@@ -19,10 +19,10 @@ from typing import Any
 import msgspec
 import structlog
 
-from ometria_sync.config import StreamSettings
-from ometria_sync.pipeline import Transform, Validator, identity, prepare_record
+from ometria_sync.config import Job, StreamSettings
+from ometria_sync.pipeline import Transform, Validator, deactivated, identity, prepare_record
 from ometria_sync.sources import Position, SourceItem
-from ometria_sync.state import comparable
+from ometria_sync.state import comparable, open_state
 
 log = structlog.get_logger("ometria_sync.verify")
 
@@ -191,3 +191,19 @@ def _target(stream: StreamSettings, item: SourceItem, label: str, validate: Vali
     key = f"{stream.record_type}\x00{identity(record).decode(errors='replace')}"
     return Target(key=key, id=str(record["id"]), record=record, source=where,
                   position=item.position)
+
+
+async def deactivated_targets(job: Job, stream: StreamSettings) -> AsyncIterator[list[Target]]:
+    """The ids ``stream`` deactivated (``on_missing``) as targets holding their deactivation:
+    ``is_active: false``, ``is_valid: false`` and the status, the opt-out. Read from the
+    job's state (never written)."""
+    settings = job.settings
+    state = await open_state(settings.state.checkpoint_url, settings.state.schema,
+                             job=job.name, streams=job.stream_names)
+    try:
+        async for records in deactivated(state, stream):
+            yield [Target(key=f"{stream.record_type}\x00{identity(r).decode(errors='replace')}",
+                          id=str(r["id"]), record=r, source="deactivated (on_missing)")
+                   for r in records]
+    finally:
+        await state.aclose()
