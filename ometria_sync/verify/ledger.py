@@ -182,6 +182,21 @@ class Ledger:
             counts.setdefault(stream, {})[status] = n
         return counts
 
+    def outcomes(self) -> Iterator[list[tuple[str, Target, str, Detail | None]]]:
+        """Every checked id (stream, target, status, detail), ``CHUNK`` at a time, in job and
+        source order."""
+        after = -1
+        while True:
+            rows = self._db.execute(
+                f"SELECT rank, stream, status, detail, {_COLUMNS} FROM latest WHERE selected = 1"
+                " AND status IS NOT NULL AND rank > ? ORDER BY rank LIMIT ?",
+                (after, CHUNK)).fetchall()
+            if not rows:
+                return
+            after = rows[-1][0]
+            yield [(r[1], _row(r[4:])[0], r[2],
+                    msgspec.json.decode(r[3], type=Detail) if r[3] else None) for r in rows]
+
     def problems(self, record_types: dict[str, str], limit: int) -> list[Finding]:
         """The ids that are not verified (``limit`` at most), in job and source order."""
         rows = self._db.execute(

@@ -61,6 +61,7 @@ from ometria_sync.pipeline import (
     RunOptions,
     account_pacer,
     load_transform,
+    new_run_id,
     run_job,
     schema_validator,
     shared_budget,
@@ -77,6 +78,7 @@ from ometria_sync.verify.check import (
     plan,
 )
 from ometria_sync.verify.ledger import Ledger
+from ometria_sync.verify.notes import VerifyLog, log_path, note_outcomes
 from ometria_sync.verify.reader import Reader, ReadGuard
 from ometria_sync.verify.report import (
     LISTED,
@@ -257,6 +259,7 @@ class _Checking(msgspec.Struct):
     pacer: RatePacer
     guard: ReadGuard
     counts: _Counts
+    steps: VerifyLog
 
 
 async def verify_job(
@@ -271,12 +274,15 @@ async def verify_job(
     seed = options.seed
     if options.sample is not None and seed is None:
         seed = random.SystemRandom().randrange(2**31)
+    started = dt.datetime.now(dt.UTC)
     report = VerifyReport(
-        job=str(job.path), started_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        job=str(job.path), started_at=started.isoformat(timespec="seconds"),
+        verify_id="verify-" + new_run_id(started),
         selection="sample" if options.sample is not None else
         "last_run" if options.last_run else "all",
         seed=seed, rate_limit=settings.ometria.rate_limit_per_second, streams=[], records=[])
     ledger = Ledger()
+    steps = VerifyLog(log_path(job), report.verify_id)
     try:
         collected = await collect(job, selected, ledger, sample=options.sample, seed=seed or 0,
                                   last_run=options.last_run)
@@ -287,10 +293,13 @@ async def verify_job(
         if announce is not None:
             announce(list(plans.values()), settings.ometria.rate_limit_per_second, seed)
         counts = _Counts()
-        await _check(job, options, ledger, collected, plans, report, counts)
+        await _check(job, options, ledger, collected, plans, report, counts, steps)
         _summarise(ledger, collected, plans, counts, report)
+        notes = await note_outcomes(job, ledger, steps)  # for the next run, and ``trace``
+        report.ledger_noted, report.ledger_left = notes.noted, notes.left
     finally:
         ledger.close()
+        steps.close()
     report.exit_code = int(_exit_code(report))
     if (report.exit_code == ExitCode.OK and options.streams is None
             and report.selection == "all" and isinstance(counts.listed, list)):
@@ -333,7 +342,8 @@ def _since(collected: Collected, stream: str) -> str | None:
 
 
 async def _check(job: Job, options: VerifyOptions, ledger: Ledger, collected: Collected,
-                 plans: dict[str, Plan], report: VerifyReport, counts: _Counts) -> None:
+                 plans: dict[str, Plan], report: VerifyReport, counts: _Counts,
+                 steps: VerifyLog) -> None:
     """Look the ids up (nothing when no plan asks for a request), then repair."""
     if not any(p.requests for p in plans.values()):
         return  # custom events, an empty selection: nothing is sent
@@ -354,7 +364,7 @@ async def _check(job: Job, options: VerifyOptions, ledger: Ledger, collected: Co
                             max_retries=settings.ometria.max_retries,
                             max_throttle_wait=settings.ometria.max_throttle_wait)
             work = _Checking(job, options, ledger, collected, plans, reader, pacer, guard,
-                             counts)
+                             counts, steps)
             async with guard.reading():
                 await _round(work, plans)
             if options.repair:
@@ -387,6 +397,11 @@ async def _repair(work: _Checking) -> None:
         if not bad:
             return
         log.info("repair", round=round_no, records=bad)
+        for name in bad:
+            for chunk in work.ledger.chunks(name, not_verified=True):
+                for target, _ in chunk:
+                    work.steps.add(name, target, "repaired",
+                                   detail=f"resent by verify --repair (round {round_no})")
         await resend(work.job, work.ledger, sorted(bad, key=list(work.plans).index),
                      work.pacer)
         for name, n in bad.items():
