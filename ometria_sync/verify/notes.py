@@ -13,7 +13,11 @@ the state store:
   source version was never sent);
 * a record found in Ometria in its latest version whose key the ledger holds (undelivered,
   missing, resent and not yet verified, parked): the row leaves the ledger (a refused row
-  stays).
+  stays);
+* a refused row whose record a whole read of its stream (``--all``: no ``--sample``, no
+  ``--last-run``) no longer met, by id or, for a record without one, at its position: the row
+  is stale (the row was deleted from the source, or the file replaced by one without it) and
+  leaves the ledger. Nothing else ever takes it out: no run reads that record again.
 
 The ledger keeps rows, not history: ``verify-log.jsonl``, beside the dead letter, keeps the
 verify steps ``trace`` tells (found missing, different or listed; resent by ``--repair``;
@@ -83,10 +87,12 @@ class VerifyLog:
         self._broken = False
 
     def add(self, stream: str, target: Target, what: str, **extra: Any) -> None:
+        self.write(VerifyStep(utc_now(), self.verify_id, stream, record_key(target.record, None),
+                              what, source=target.source, position=target.position, **extra))
+
+    def write(self, step: VerifyStep) -> None:
         if self._broken:
             return
-        step = VerifyStep(utc_now(), self.verify_id, stream, record_key(target.record, None),
-                          what, source=target.source, position=target.position, **extra)
         try:
             if self._fh is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -134,8 +140,25 @@ class LedgerNotes(msgspec.Struct):
     left: int = 0
 
 
-async def note_outcomes(job: Job, ledger: Ledger, steps: VerifyLog) -> LedgerNotes:
-    """Write this verify's outcomes in the job's ledger (see the module's docstring)."""
+async def refused_keys(job: Job) -> dict[str, frozenset[str]]:
+    """The job's refused ledger keys, by stream (what a whole read looks out for)."""
+    settings = job.settings
+    state = await open_state(settings.state.checkpoint_url, settings.state.schema,
+                             job=job.name, streams=job.stream_names)
+    try:
+        found: dict[str, set[str]] = {}
+        for row in await state.ledger():
+            if not leaves_when_verified(row):
+                found.setdefault(row.stream, set()).add(row.key)
+        return {stream: frozenset(keys) for stream, keys in found.items()}
+    finally:
+        await state.aclose()
+
+
+async def note_outcomes(job: Job, ledger: Ledger, steps: VerifyLog,
+                        stale: dict[str, list[str]] | None = None) -> LedgerNotes:
+    """Write this verify's outcomes in the job's ledger (see the module's docstring);
+    ``stale``: refused rows whose record the source no longer holds, by stream."""
     settings = job.settings
     state = await open_state(settings.state.checkpoint_url, settings.state.schema,
                              job=job.name, streams=job.stream_names)
@@ -155,6 +178,13 @@ async def note_outcomes(job: Job, ledger: Ledger, steps: VerifyLog) -> LedgerNot
                 state.drop_ledger(stream, keys)
                 notes.left += len(keys)
             await state.keep_up()
+        for stream, keys in (stale or {}).items():
+            state.drop_ledger(stream, keys)
+            notes.left += len(keys)
+            for key in keys:
+                steps.write(VerifyStep(now, steps.verify_id, stream, key, "gone from the source",
+                                       detail="refused, and no longer in the source: left "
+                                              "the ledger"))
         await state.flush()
     finally:
         await state.aclose()

@@ -78,7 +78,7 @@ from ometria_sync.verify.check import (
     plan,
 )
 from ometria_sync.verify.ledger import Ledger
-from ometria_sync.verify.notes import VerifyLog, log_path, note_outcomes
+from ometria_sync.verify.notes import VerifyLog, log_path, note_outcomes, refused_keys
 from ometria_sync.verify.reader import Reader, ReadGuard
 from ometria_sync.verify.report import (
     LISTED,
@@ -103,6 +103,8 @@ class Collected(msgspec.Struct):
     record_types: dict[str, str]
     invalid: dict[str, int]
     windows: dict[str, Window | None]
+    #: refused ledger rows whose record the stream, read whole, no longer holds
+    stale: dict[str, list[str]] = msgspec.field(default_factory=dict)
 
 
 def streams_to_read(job: Job, selected: list[StreamSettings]) -> list[StreamSettings]:
@@ -118,7 +120,9 @@ def streams_to_read(job: Job, selected: list[StreamSettings]) -> list[StreamSett
 
 
 async def collect(job: Job, selected: list[StreamSettings], ledger: Ledger, *,
-                  sample: int | None, seed: int, last_run: bool) -> Collected:
+                  sample: int | None, seed: int, last_run: bool,
+                  refused: dict[str, frozenset[str]] | None = None) -> Collected:
+    """``refused``: the streams' refused ledger keys, looked out for in a whole read."""
     names = {s.name for s in selected}
     found = Collected({}, {}, {})
     for stream in streams_to_read(job, selected):
@@ -128,7 +132,9 @@ async def collect(job: Job, selected: list[StreamSettings], ledger: Ledger, *,
             if window is None:
                 log.warning("no_run_recorded", stream=stream.name,
                             detail="no sending run in the reports: verifying every record")
-        tally = Tally()
+        whole = not last_run and sample is None
+        tally = Tally(watch=(refused or {}).get(stream.name, frozenset()) if whole
+                      else frozenset())
         sampler = Sampler(sample, seed) if sample is not None and stream.name in names else None
         rank = job.index_of(stream.name) * _STREAM_RANKS
         async for targets in read_targets(stream, schema_validator(stream), tally,
@@ -144,6 +150,8 @@ async def collect(job: Job, selected: list[StreamSettings], ledger: Ledger, *,
         found.record_types[stream.name] = stream.record_type
         found.invalid[stream.name] = tally.invalid
         found.windows[stream.name] = None if tally.whole else window
+        if tally.watch - tally.seen:
+            found.stale[stream.name] = sorted(tally.watch - tally.seen)
     return found
 
 
@@ -284,8 +292,10 @@ async def verify_job(
     ledger = Ledger()
     steps = VerifyLog(log_path(job), report.verify_id)
     try:
+        refused = (await refused_keys(job)
+                   if options.sample is None and not options.last_run else None)
         collected = await collect(job, selected, ledger, sample=options.sample, seed=seed or 0,
-                                  last_run=options.last_run)
+                                  last_run=options.last_run, refused=refused)
         plans = _plans(selected, ledger, collected, options.method)
         for name, how in plans.items():
             if how.method == "none":
@@ -295,7 +305,8 @@ async def verify_job(
         counts = _Counts()
         await _check(job, options, ledger, collected, plans, report, counts, steps)
         _summarise(ledger, collected, plans, counts, report)
-        notes = await note_outcomes(job, ledger, steps)  # for the next run, and ``trace``
+        notes = await note_outcomes(job, ledger, steps, collected.stale)  # for the next
+        # run, and ``trace``
         report.ledger_noted, report.ledger_left = notes.noted, notes.left
     finally:
         ledger.close()

@@ -8,8 +8,9 @@ holds exactly the records that are not in Ometria (the emulator's own store says
 is first killed (SIGKILL) while it resends them, then run again: between the two, exactly those
 records are sent, nothing is lost, the run exits 0 with the known refusals summarised, and
 ``verify --all`` then exits 0 and empties the ledger of all but the refusals. Night 3 fixes one
-invalid row in the source: it goes out once and leaves the ledger. ``trace`` tells a lost
-record's story, verify steps and the resend included."""
+invalid row in the source: it goes out once and leaves the ledger; an invalid row deleted
+from the source leaves it at the next ``verify --all``. ``trace`` tells a lost record's story,
+verify steps and the resend included."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ Emulator = Callable[..., Any]
 TOTAL = 2000
 BAD = {n for n in range(TOTAL) if n % 200 == 7}  # 10 rows: 0.5%
 FIXED = 7  # the invalid row night 3 fixes
+GONE = 207  # an invalid row deleted from the source after night 3
 FAILING = f"c{TOTAL - 1}"  # its batch, the last one, is answered 503 every time on night 1
 VALID = {f"shop/c{n}" for n in range(TOTAL) if n not in BAD}
 
@@ -78,14 +80,16 @@ class Source:
     def stream(self) -> str:
         return CSV_STREAM if self.kind == "csv" else PG_STREAM.format(table=self.table)
 
-    async def night(self, fixed: set[int] = frozenset()) -> None:  # type: ignore[assignment]
-        """Tonight's drop (the CSV rewritten whole, the same rows unless ``fixed``); in the
-        table, a fixed row is updated (its cursor moves)."""
+    async def night(self, fixed: set[int] = frozenset(),  # type: ignore[assignment]
+                    gone: set[int] = frozenset()) -> None:  # type: ignore[assignment]
+        """Tonight's drop (the CSV rewritten whole, the same rows unless ``fixed`` or
+        ``gone``); in the table, a fixed row is updated (its cursor moves), a gone one
+        deleted."""
         if self.kind == "csv":
             path = self.root / "data" / "contacts.csv"
             path.parent.mkdir(exist_ok=True)
             path.write_text("id,email,firstname\n" + "".join(
-                f"c{n},{email(n, fixed)},Ann\n" for n in range(TOTAL)))
+                f"c{n},{email(n, fixed)},Ann\n" for n in range(TOTAL) if n not in gone))
             return
         conn = await connect()
         try:
@@ -101,6 +105,8 @@ class Source:
             for n in fixed:
                 await conn.execute(f"UPDATE {self.table} SET email = $1, updated_at = now() "
                                    "WHERE id = $2", email(n, fixed), f"c{n}")
+            for n in gone:
+                await conn.execute(f"DELETE FROM {self.table} WHERE id = $1", f"c{n}")
         finally:
             await conn.close()
 
@@ -209,6 +215,11 @@ async def test_nights_converge_with_lost_imports_invalid_rows_and_a_failed_batch
             night3 = await workspace.run("run", "job.toml", url=emu.url)
             sent3 = Counter(store.stats.seen) - before3
             after3 = await ledger(workspace, state, pg_schema)
+            # a refused row deleted from the source: the next whole verify drops its row
+            await source.night(fixed={FIXED}, gone={GONE})
+            check3 = await workspace.run("verify", "job.toml", "--all", url=emu.url)
+            after_gone = await ledger(workspace, state, pg_schema)
+            gone = await workspace.run("trace", "job.toml", f"c{GONE}", url=emu.url)
             listed = next(x["key"] for x in lost if not x["silent"])
             silent = next(x["key"] for x in lost if x["silent"])
             story = await workspace.run("trace", "job.toml", listed, url=emu.url)
@@ -239,6 +250,9 @@ async def test_nights_converge_with_lost_imports_invalid_rows_and_a_failed_batch
     assert night3.code == 0, night3.stdout + night3.stderr[-2000:]
     assert sent3 == Counter({f"contact:shop/c{FIXED}": 1})
     assert set(after3) == refused - {f"shop/c{FIXED}"}
+    assert check3.code == 0, check3.stdout + check3.stderr[-2000:]
+    assert set(after_gone) == refused - {f"shop/c{FIXED}", f"shop/c{GONE}"}
+    assert "verify: gone from the source - refused, and no longer in the source" in gone.stdout
     # a lost record's story, step by step
     assert story.code == 0, story.stderr
     steps = story.stdout
