@@ -222,10 +222,12 @@ class RecordLedger:
             self.sync()
 
     def acknowledged(self, records: Iterable[Sent]) -> None:
-        """Ometria acknowledged these records: those the ledger holds leave it, unless a
-        later version of their key was refused since (ticks: read order) or noted undelivered
-        since (a later version's note comes after this one's acknowledgement)."""
+        """Ometria acknowledged these records: those the ledger holds leave it (one a verify
+        found not in Ometria stays, as unverified, until a verify finds it), unless a later
+        version of their key was refused since (ticks: read order) or noted undelivered since
+        (a later version's note comes after this one's acknowledgement)."""
         keys = []
+        kept = False
         undelivered = self._undelivered
         for sent in records:
             key = None
@@ -242,10 +244,11 @@ class RecordLedger:
             if entry.kind in (MISSING, UNVERIFIED):  # stays until verify finds it
                 self._pending[entry.key] = self._entries[entry.key] = msgspec.structs.replace(
                     entry, kind=UNVERIFIED, last_run=self._run_id, last_seen=self._now())
+                kept = True
                 continue
             del self._entries[entry.key]
             keys.append(entry.key)
-        if keys or self._pending:
+        if keys or kept:
             self.sync()  # a refusal handed over earlier is written before the drop
         if keys:
             self._state.drop_ledger(self._stream, keys)
