@@ -182,20 +182,18 @@ class Ledger:
             counts.setdefault(stream, {})[status] = n
         return counts
 
-    def outcomes(self) -> Iterator[list[tuple[str, Target, str, Detail | None]]]:
-        """Every checked id (stream, target, status, detail), ``CHUNK`` at a time, in job and
-        source order."""
-        after = -1
-        while True:
-            rows = self._db.execute(
-                f"SELECT rank, stream, status, detail, {_COLUMNS} FROM latest WHERE selected = 1"
-                " AND status IS NOT NULL AND rank > ? ORDER BY rank LIMIT ?",
-                (after, CHUNK)).fetchall()
-            if not rows:
-                return
-            after = rows[-1][0]
-            yield [(r[1], _row(r[4:])[0], r[2],
-                    msgspec.json.decode(r[3], type=Detail) if r[3] else None) for r in rows]
+    def outcomes(self, *, not_verified: bool = False
+                 ) -> Iterator[list[tuple[str, Target, str, Detail | None]]]:
+        """Every checked id (stream, target, status, detail; ``not_verified``: those only),
+        ``CHUNK`` at a time, in job and source order: one query, read a chunk at a time (one
+        sort, not one scan per chunk)."""
+        which = f"status IN {_NOT_VERIFIED}" if not_verified else "status IS NOT NULL"
+        rows = self._db.execute(
+            f"SELECT stream, status, detail, {_COLUMNS} FROM latest WHERE selected = 1"
+            f" AND {which} ORDER BY rank")
+        while chunk := rows.fetchmany(CHUNK):
+            yield [(r[0], _row(r[3:])[0], r[1],
+                    msgspec.json.decode(r[2], type=Detail) if r[2] else None) for r in chunk]
 
     def problems(self, record_types: dict[str, str], limit: int) -> list[Finding]:
         """The ids that are not verified (``limit`` at most), in job and source order."""
