@@ -29,6 +29,7 @@ none.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -167,8 +168,7 @@ async def note_outcomes(job: Job, ledger: Ledger, steps: VerifyLog,
         rows: dict[tuple[str, str], LedgerEntry] = {
             (r.stream, r.key): r for r in await state.ledger()}
         now = utc_now()
-        # with no row to drop, the verified records need not be walked
-        for chunk in ledger.outcomes(not_verified=not rows):
+        for chunk in _outcomes(ledger, rows):
             put, drops = _chunk(chunk, rows, steps, now, settings.run.max_attempts)
             if put:
                 state.put_ledger(put)
@@ -193,6 +193,26 @@ async def note_outcomes(job: Job, ledger: Ledger, steps: VerifyLog,
         log.info("verify_ledger", noted=notes.noted, left=notes.left,
                  verify_id=steps.verify_id)
     return notes
+
+
+def _outcomes(ledger: Ledger, rows: dict[tuple[str, str], LedgerEntry]
+              ) -> Iterator[list[tuple[str, Target, str, Detail | None]]]:
+    """The outcomes to write down: every id not verified, and the verified ids the ledger
+    holds (found by their keys alone: the records of the others are never decoded)."""
+    yield from ledger.not_verified()
+    if not rows:
+        return
+    for chunk in ledger.verified_keys():
+        held = [key for stream, key in chunk if (stream, ledger_key(key)) in rows]
+        if held:
+            yield ledger.outcomes_of(held)
+
+
+def ledger_key(target_key: str) -> str:
+    """The ledger's key (``pipeline.record_key``: ``collection/id`` or the id) of the target
+    keyed ``target_key`` (``record type NUL identity``, the identity ``collection NUL id`` or
+    the id): the same for every record verify checks (valid, so its id has no space)."""
+    return target_key.split("\x00", 1)[-1].replace("\x00", "/")
 
 
 def _by_stream(rows: list[LedgerEntry]) -> dict[str, list[int]]:

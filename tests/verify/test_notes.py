@@ -6,10 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ometria_sync.pipeline import record_key
 from ometria_sync.state import LedgerEntry
+from ometria_sync.verify.check import Finding
 from ometria_sync.verify.compare import Difference
-from ometria_sync.verify.ledger import Detail
-from ometria_sync.verify.notes import VerifyLog, _chunk, read_steps
+from ometria_sync.verify.ledger import Detail, Ledger
+from ometria_sync.verify.notes import VerifyLog, _chunk, _outcomes, ledger_key, read_steps
 from ometria_sync.verify.select import Target
 
 
@@ -68,3 +70,24 @@ def test_no_file_no_steps_and_a_torn_line_is_left_out(tmp_path: Path) -> None:
     with path.open("a") as out:
         out.write('{"time": "cut sh')
     assert [s.key for s in read_steps(path)] == ["shop/c1"]
+
+
+def test_the_verified_walk_finds_the_ledger_s_ids_by_key_alone() -> None:
+    """Every id not verified comes out, and of the verified ones only those the ledger holds
+    (their keys derived from verify's target keys as the run derives them from records)."""
+    ledger = Ledger()
+    try:
+        targets = [target(f"c{n}") for n in range(5)]
+        ledger.add(0, "contacts", targets, selected=True)
+        statuses = ["verified", "missing", "verified", "verified", "different"]
+        ledger.settle(targets, [Finding("contacts", "contact", t.id, status, t.source)
+                                for t, status in zip(targets, statuses, strict=True)])
+        assert [ledger_key(t.key) for t in targets] == [
+            record_key(t.record, None) for t in targets]
+        rows = {("contacts", "shop/c3"): row("shop/c3", "undelivered")}
+        found = [(t.id, status) for chunk in _outcomes(ledger, rows)
+                 for _, t, status, _ in chunk]
+        assert found == [("c1", "missing"), ("c4", "different"), ("c3", "verified")]
+        assert [t.id for chunk in _outcomes(ledger, {}) for _, t, _, _ in chunk] == ["c1", "c4"]
+    finally:
+        ledger.close()
