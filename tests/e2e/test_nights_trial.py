@@ -15,6 +15,7 @@ verify steps and the resend included."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from collections import Counter
 from collections.abc import Callable
@@ -206,6 +207,7 @@ async def test_nights_converge_with_lost_imports_invalid_rows_and_a_failed_batch
             await source.night()
             night2 = await workspace.run("run", "job.toml", url=emu.url)
             sent2 = Counter(store.stats.seen) - before2
+            status2 = await workspace.run("status", "job.toml", "--json", url=emu.url)
             await imported(store)
             check2 = await workspace.run("verify", "job.toml", "--all", url=emu.url)
             after2 = await ledger(workspace, state, pg_schema)
@@ -244,6 +246,9 @@ async def test_nights_converge_with_lost_imports_invalid_rows_and_a_failed_batch
     assert night2.code == 0, night2.stdout + night2.stderr[-2000:]
     if kind == "csv":  # the drop is read again from the top: every refusal is known
         assert "contacts: 10 still refused since 20" in night2.stdout, night2.stdout
+    # what verify found is resent and acknowledged, waiting for a verify to see it there
+    assert json.loads(status2.stdout)[0]["ledger"] == {
+        "refused": 10, "unverified": len({x["key"] for x in lost})}, status2.stdout
     assert check2.code == 0, check2.stdout + check2.stderr[-2000:]
     assert after2 == {key: "refused" for key in refused}
     # night 3: the fixed row goes out once and leaves the ledger
