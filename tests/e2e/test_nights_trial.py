@@ -246,9 +246,13 @@ async def test_nights_converge_with_lost_imports_invalid_rows_and_a_failed_batch
     assert night2.code == 0, night2.stdout + night2.stderr[-2000:]
     if kind == "csv":  # the drop is read again from the top: every refusal is known
         assert "contacts: 10 still refused since 20" in night2.stdout, night2.stdout
-    # what verify found is resent and acknowledged, waiting for a verify to see it there
+    # what verify found (the lost records; on a keyset source, whose positions verify
+    # --last-run does not compare, the failed batch too) is resent and acknowledged, waiting
+    # for a verify to see it there; the failed batch's other rows left at the acknowledgement
+    found = {k for k, v in after1.items() if v == "missing"}
+    assert {x["key"] for x in lost} <= found
     assert json.loads(status2.stdout)[0]["ledger"] == {
-        "refused": 10, "unverified": len({x["key"] for x in lost})}, status2.stdout
+        "refused": 10, "unverified": len(found)}, status2.stdout
     assert check2.code == 0, check2.stdout + check2.stderr[-2000:]
     assert after2 == {key: "refused" for key in refused}
     # night 3: the fixed row goes out once and leaves the ledger
