@@ -86,6 +86,19 @@ class VerifyLog:
         self.verify_id = verify_id
         self._fh: BinaryIO | None = None
         self._broken = False
+        #: ledger keys resent by ``--repair`` (their finding is logged when first resent)
+        self.repaired: set[str] = set()
+
+    def repairing(self, stream: str, target: Target, status: str, detail: Detail | None,
+                  round_no: int) -> None:
+        """``--repair`` resends this record: what was found (the first time), the resend."""
+        key = record_key(target.record, None)
+        if key not in self.repaired:
+            self.repaired.add(key)
+            self.add(stream, target, _FOUND.get(status, status),
+                     detail=_reason(self.verify_id, status, detail))
+        self.add(stream, target, "repaired",
+                 detail=f"resent by verify --repair (round {round_no})")
 
     def add(self, stream: str, target: Target, what: str, **extra: Any) -> None:
         self.write(VerifyStep(utc_now(), self.verify_id, stream, record_key(target.record, None),
@@ -168,7 +181,7 @@ async def note_outcomes(job: Job, ledger: Ledger, steps: VerifyLog,
         rows: dict[tuple[str, str], LedgerEntry] = {
             (r.stream, r.key): r for r in await state.ledger()}
         now = utc_now()
-        for chunk in _outcomes(ledger, rows):
+        for chunk in _outcomes(ledger, rows, steps.repaired):
             put, drops = _chunk(chunk, rows, steps, now, settings.run.max_attempts)
             if put:
                 state.put_ledger(put)
@@ -195,15 +208,18 @@ async def note_outcomes(job: Job, ledger: Ledger, steps: VerifyLog,
     return notes
 
 
-def _outcomes(ledger: Ledger, rows: dict[tuple[str, str], LedgerEntry]
+def _outcomes(ledger: Ledger, rows: dict[tuple[str, str], LedgerEntry],
+              repaired: set[str] | frozenset[str] = frozenset()
               ) -> Iterator[list[tuple[str, Target, str, Detail | None]]]:
     """The outcomes to write down: every id not verified, and the verified ids the ledger
-    holds (found by their keys alone: the records of the others are never decoded)."""
+    holds or ``--repair`` resent (found by their keys alone: the records of the others are
+    never decoded)."""
     yield from ledger.not_verified()
-    if not rows:
+    if not rows and not repaired:
         return
     for chunk in ledger.verified_keys():
-        held = [key for stream, key in chunk if (stream, ledger_key(key)) in rows]
+        held = [key for stream, key in chunk
+                if (stream, ledger_key(key)) in rows or ledger_key(key) in repaired]
         if held:
             yield ledger.outcomes_of(held)
 
@@ -237,11 +253,14 @@ def _chunk(chunk: list[tuple[str, Target, str, Detail | None]],
                 drops.setdefault(stream, []).append(key)
                 steps.add(stream, target, "verified", detail="in Ometria: left the ledger",
                           resent_by=old.last_run, resent_at=old.last_seen)
+            elif key in steps.repaired:
+                steps.add(stream, target, "verified", detail="in Ometria after the repair")
             continue
         if status not in _FOUND:
             continue
         reason = _reason(steps.verify_id, status, detail)
-        steps.add(stream, target, _FOUND[status], detail=reason)
+        if key not in steps.repaired:  # else logged when first resent
+            steps.add(stream, target, _FOUND[status], detail=reason)
         row = verify_finding(old, stream, target.record, reason, steps.verify_id, now,
                              max_attempts)
         if row is not None:

@@ -408,11 +408,10 @@ async def _repair(work: _Checking) -> None:
         if not bad:
             return
         log.info("repair", round=round_no, records=bad)
-        for name in bad:
-            for chunk in work.ledger.chunks(name, not_verified=True):
-                for target, _ in chunk:
-                    work.steps.add(name, target, "repaired",
-                                   detail=f"resent by verify --repair (round {round_no})")
+        for chunk in work.ledger.not_verified():
+            for name, target, status, detail in chunk:
+                if name in bad:
+                    work.steps.repairing(name, target, status, detail, round_no)
         await resend(work.job, work.ledger, sorted(bad, key=list(work.plans).index),
                      work.pacer)
         for name, n in bad.items():
