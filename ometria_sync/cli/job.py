@@ -199,8 +199,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _ledger_counts(rows: list[LedgerEntry]) -> dict[str, int]:
-    """The stream's ledger rows by kind: refused, undelivered (resent by the next run),
-    parked."""
+    """The stream's ledger rows by kind: refused, undelivered and missing (resent by the next
+    run), unverified (resent and acknowledged, waiting for a verify), parked."""
     counts: dict[str, int] = {}
     for row in rows:
         counts[row.kind] = counts.get(row.kind, 0) + 1

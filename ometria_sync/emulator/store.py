@@ -14,7 +14,9 @@ read back as sent.
 Import can be told to fail the way Ometria's does (``import_failure_rate``): a record accepted
 with 2xx is then lost at import, either listed in ``/push/_errors`` with an error object of
 Ometria's shape, or (``silent_share`` of the failures) without any trace. ``lost`` keeps what was
-lost, for tests.
+lost, for tests. ``import_failure_rate`` and ``failing_ids`` (pushes holding one of those ids
+are answered 503: a batch whose retries run out) are attributes a test may change between two
+nights, with the emulator still running.
 
 Imported records are kept encoded (bytes): a store of millions of dicts gave the garbage
 collector so much to walk that the emulator stalled for tens of milliseconds, stamped the
@@ -157,7 +159,9 @@ class EmulatorStore:
         rng: random.Random | None = None,
     ) -> None:
         self.capacity = capacity
-        self._failure_rate = import_failure_rate
+        self.import_failure_rate = import_failure_rate
+        #: a push holding a record of one of these ids is answered 503 (``push.py``)
+        self.failing_ids: set[str] = set()
         self._silent_share = silent_share
         self._rng = rng or random.Random()
         self._tables: dict[str, dict[str, bytes]] = {}  # type -> key -> encoded record
@@ -203,7 +207,7 @@ class EmulatorStore:
                 self._error(request_id, record, first.message, first.path)
                 continue
             rtype, key = record_key(record)
-            if self._failure_rate and self._rng.random() < self._failure_rate:
+            if self.import_failure_rate and self._rng.random() < self.import_failure_rate:
                 self._lose(request_id, record, rtype, key)
                 continue
             table = self._tables.setdefault(rtype, {})

@@ -20,7 +20,14 @@ import msgspec
 import structlog
 
 from ometria_sync.config import Job, StreamSettings
-from ometria_sync.pipeline import Transform, Validator, deactivated, identity, prepare_record
+from ometria_sync.pipeline import (
+    Transform,
+    Validator,
+    deactivated,
+    identity,
+    prepare_record,
+    record_key,
+)
 from ometria_sync.sources import Position, SourceItem
 from ometria_sync.state import comparable, open_state
 
@@ -119,6 +126,16 @@ class Tally(msgspec.Struct):
     invalid: int = 0
     #: the window was dropped (a source of several parts is read whole)
     whole: bool = False
+    #: ledger keys to look out for (the stream's refused rows), and those the read met
+    watch: frozenset[str] = frozenset()
+    seen: set[str] = msgspec.field(default_factory=set)
+
+    def meet(self, item: SourceItem) -> None:
+        """Note the item's ledger key (as the run keys a refusal) when it is watched."""
+        record = item.record if isinstance(item.record, dict) else None
+        key = record_key(record, item.position, item.id)
+        if key in self.watch:
+            self.seen.add(key)
 
 
 async def read_targets(stream: StreamSettings, validate: Validator, tally: Tally, *,
@@ -137,6 +154,8 @@ async def read_targets(stream: StreamSettings, validate: Validator, tally: Tally
             async for chunk in part.read(None):
                 targets = []
                 for item in chunk:
+                    if tally.watch:
+                        tally.meet(item)
                     if window is not None and not _inside(item.position, window):
                         continue
                     target = _target(stream, item, part.label, validate, tally, transform)
