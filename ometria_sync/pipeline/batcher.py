@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeGuard, cast
 
 import msgspec
 
@@ -29,6 +29,7 @@ from ometria_sync.clock import Sleep
 from ometria_sync.config import StreamSettings
 from ometria_sync.pipeline.batch import Batch, BatchRecord, PartScope
 from ometria_sync.pipeline.change_filter import ChangeFilter, hash64, identity
+from ometria_sync.pipeline.line_groups import LineGroups
 from ometria_sync.pipeline.transform import Transform
 from ometria_sync.schemas import (
     Problem,
@@ -37,9 +38,15 @@ from ometria_sync.schemas import (
     record_size_problem,
     validate_record,
 )
-from ometria_sync.sources import Position, SourceItem
+from ometria_sync.sources import LineGroup, Position, SourceItem
 
 Validator = Callable[[str, Any], Verdict]
+#: what the reader hands the batcher: items, or groups of lines not decoded yet
+Chunk = list[SourceItem] | list[LineGroup]
+
+
+def _grouped(chunk: Chunk) -> TypeGuard[list[LineGroup]]:
+    return bool(chunk) and isinstance(chunk[0], LineGroup)
 
 # sorted keys: the canonical encoding, so that change hashes ignore key order
 _encode = msgspec.json.Encoder(order="sorted").encode
@@ -111,6 +118,7 @@ class Batcher:
         first_seq: int = 0,
         changes: ChangeFilter | None = None,
         transform: Transform | None = None,
+        lines: LineGroups | None = None,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._scope = scope
@@ -122,6 +130,7 @@ class Batcher:
         self._sleep = sleep
         self._changes = changes
         self._transform = transform
+        self._lines = lines
         self._seq = first_seq
         self._pending: list[BatchRecord] = []
         self._pending_ids: set[int] = set()  # a batch never holds two versions of one id
@@ -129,7 +138,7 @@ class Batcher:
         self._cut_position: Position | None = None  # end position of the last batch cut
 
     async def run(
-        self, chunks: asyncio.Queue[list[SourceItem] | None], out: asyncio.Queue[Batch | None]
+        self, chunks: asyncio.Queue[Chunk | None], out: asyncio.Queue[Batch | None]
     ) -> None:
         """Consume ``chunks`` until the ``None`` that ends the stream, then put ``None`` on out."""
         while True:
@@ -143,14 +152,19 @@ class Batcher:
                 chunk = await chunks.get()
             if chunk is None:
                 break
-            await self._take_chunk(chunk, out)
+            if _grouped(chunk):
+                assert self._lines is not None, "groups of lines without change detection"
+                items = await self._lines.items(chunk)  # in read order: after earlier lines
+            else:
+                items = cast(list[SourceItem], chunk)
+            await self._take_chunk(items, out)
         if self._pending or self._consumed != self._cut_position:
             await self._cut(out)
         await out.put(None)
 
     async def _get_within_linger(
-        self, chunks: asyncio.Queue[list[SourceItem] | None]
-    ) -> list[SourceItem] | None:
+        self, chunks: asyncio.Queue[Chunk | None]
+    ) -> Chunk | None:
         """The next chunk, or TimeoutError once ``linger`` seconds (of the injected ``sleep``)
         passed without one. A chunk that arrives as the time runs out is taken, never lost."""
         getting = asyncio.ensure_future(chunks.get())
@@ -191,6 +205,7 @@ class Batcher:
     ) -> None:
         """Validate items, drop unchanged records, and cut batches as they fill. Positions of
         refused and unchanged records are covered by the next batch cut."""
+        before = self._stats.read
         taken = [self._take(item) for item in items]
         if self._changes is not None:
             ready = [r for r in taken if r is not None]
@@ -202,22 +217,32 @@ class Batcher:
             skip = {id(ready[i]) for i in unchanged}
         else:
             skip = set()
-        before = self._stats.read - len(items)
-        for index, (item, record) in enumerate(zip(items, taken, strict=True)):
+        lines = self._lines
+        for item, record in zip(items, taken, strict=True):
+            if lines is not None and item.group:
+                lines.took(item, record, record is not None and id(record) not in skip)
             if record is not None and id(record) not in skip:
                 if record.order_key in self._pending_ids:  # a second version: next batch
-                    self._stats.consumed(self._consumed, before + index)
+                    self._stats.consumed(self._consumed, before)
                     await self._cut(out)
                 self._pending.append(record)
                 self._pending_ids.add(record.order_key)
             self._consumed = item.position
+            before += item.unchanged or 1
             if len(self._pending) >= self._size:
-                self._stats.consumed(item.position, before + index + 1)
+                self._stats.consumed(item.position, before)
                 await self._cut(out)
         self._stats.consumed(self._consumed, self._stats.read)
 
     def _take(self, item: SourceItem) -> BatchRecord | None:
-        """A valid, encoded record, or None when it was dead-lettered."""
+        """A valid, encoded record, or None when it was dead-lettered (or stands for lines
+        skipped undecoded)."""
+        if item.unchanged:  # lines Ometria holds as they are (``line_groups.py``)
+            stats = self._stats
+            stats.read += item.unchanged
+            stats.valid += item.unchanged
+            stats.unchanged += item.unchanged
+            return None
         self._stats.read += 1
         if item.error is not None:
             self._refuse(item, [Problem("", item.error)], stage="source")
@@ -259,6 +284,8 @@ class Batcher:
             record = None
         elif record is None:
             record = item.record
+        if self._lines is not None:
+            self._lines.refused(record)
         self._scope.dead_letter_record(
             reasons,
             stage=stage,

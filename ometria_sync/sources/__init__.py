@@ -11,7 +11,7 @@ from typing import get_args
 
 from ometria_sync.sources.base import Position, Source, SourceConfig, SourceItem, SourcePart
 from ometria_sync.sources.files import CsvSourceConfig, GlobSourceConfig, JsonlSourceConfig
-from ometria_sync.sources.files.lines import DEFAULT_MAX_LINE_BYTES, MaxLineBytes
+from ometria_sync.sources.files.lines import DEFAULT_MAX_LINE_BYTES, LineGroup, MaxLineBytes
 from ometria_sync.sources.files.location import resolve_path
 from ometria_sync.sources.files.store import SECRET_REFUSED, secret_setting
 from ometria_sync.sources.magento2 import Magento2SourceConfig
@@ -25,6 +25,7 @@ __all__ = [
     "SECRET_REFUSED",
     "SOURCE_KINDS",
     "JsonlSourceConfig",
+    "LineGroup",
     "MaxLineBytes",
     "Position",
     "Source",

@@ -15,6 +15,7 @@ from ometria_sync.state.sqlite_store import SqliteState
 from ometria_sync.state.store import (
     AccountIdentity,
     CleanVerify,
+    GroupRow,
     LedgerEntry,
     Pending,
     StateStore,
@@ -30,6 +31,7 @@ __all__ = [
     "CleanVerify",
     "DatabaseDeadLetter",
     "DeadLetterWriter",
+    "GroupRow",
     "LedgerEntry",
     "Pending",
     "StateStore",

@@ -56,6 +56,7 @@ from ometria_sync.state.store import (
     CleanVerify,
     DeadLetterRow,
     FirstFailure,
+    GroupRow,
     LedgerEntry,
     Pending,
     StreamRun,
@@ -243,6 +244,19 @@ class SqliteState:
 
     async def tracked_ids(self, stream: str) -> int:
         return await self._thread.call(lambda store: store.changes.count(stream))
+
+    async def held_groups(self, stream_id: int,
+                          group_hashes: list[int]) -> dict[int, Sequence[int]]:
+        return self._thread.read(lambda store: store.changes.groups.held(stream_id,
+                                                                         group_hashes))
+
+    def keep_groups(self, stream_id: int, marker: int, groups: list[GroupRow],
+                    seen: list[int]) -> None:
+        self._thread.submit(lambda store: store.changes.groups.keep(stream_id, marker, groups,
+                                                                    seen))
+
+    def prune_groups(self, stream_id: int, marker: int) -> None:
+        self._thread.submit(lambda store: store.changes.groups.prune(stream_id, marker))
 
     async def claim_account(self, current: AccountIdentity) -> bool:
         return await self._thread.call(lambda store: store.claim_account(current))

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
@@ -87,6 +87,14 @@ class StateStore(Protocol):
     def remember(self, stream_id: int, pairs: list[tuple[int, int]]) -> Pending: ...
     def forget_ids(self, stream_id: int, id_hashes: list[int]) -> None: ...
     async def tracked_ids(self, stream: str) -> int: ...
+    # groups of source lines Ometria holds as they are (``line_groups_sql.py``): the valid
+    # ones among ``group_hashes`` (hash -> their records' id hashes); groups to keep, groups
+    # seen by the run ``marker``; the groups ``marker`` did not see, deleted
+    async def held_groups(self, stream_id: int,
+                          group_hashes: list[int]) -> dict[int, Sequence[int]]: ...
+    def keep_groups(self, stream_id: int, marker: int, groups: list[GroupRow],
+                    seen: list[int]) -> None: ...
+    def prune_groups(self, stream_id: int, marker: int) -> None: ...
 
     # the account, dead letters, the run lock
     async def claim_account(self, current: AccountIdentity) -> bool: ...
@@ -112,6 +120,8 @@ class StateStore(Protocol):
     async def aclose(self) -> None: ...
 
 
+#: one group of source lines to keep: its hash, its records' id hashes and content hashes
+GroupRow = tuple[int, list[int], list[int]]
 DeadLetterRow = tuple[str, str, str, str]
 """(run id, stream, time, the entry as its JSON line without the newline)"""
 
