@@ -33,7 +33,7 @@ import msgspec
 from ometria_sync.errors import StateError
 from ometria_sync.state.store import GroupRow
 
-#: version 6: run in order when migrating from an older version
+#: version 6 (:func:`migrate_line_groups`)
 V6 = (
     "ALTER TABLE record_hashes ADD COLUMN line_group INTEGER",
     "CREATE TABLE IF NOT EXISTS line_groups (stream INTEGER NOT NULL, "
@@ -47,6 +47,13 @@ V6 = (
     "OR NEW.line_group IS NOT OLD.line_group) BEGIN DELETE FROM line_groups "
     "WHERE stream = OLD.stream AND group_hash = OLD.line_group; END",
 )
+
+
+def migrate_line_groups(db: sqlite3.Connection) -> None:
+    """Version 6, in the migration's transaction (the column only where it is missing)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(record_hashes)")}
+    for statement in V6[1:] if "line_group" in columns else V6:
+        db.execute(statement)
 
 
 def _json(values: object) -> str:
@@ -147,9 +154,9 @@ BEGIN
     DELETE FROM {s}.line_groups WHERE stream = OLD.stream AND group_hash = OLD.line_group;
     RETURN NULL;
 END $$;
-CREATE TRIGGER line_group_deleted AFTER DELETE ON {s}.record_hashes FOR EACH ROW
+CREATE OR REPLACE TRIGGER line_group_deleted AFTER DELETE ON {s}.record_hashes FOR EACH ROW
     WHEN (OLD.line_group IS NOT NULL) EXECUTE FUNCTION {s}.line_group_gone();
-CREATE TRIGGER line_group_changed AFTER UPDATE ON {s}.record_hashes FOR EACH ROW
+CREATE OR REPLACE TRIGGER line_group_changed AFTER UPDATE ON {s}.record_hashes FOR EACH ROW
     WHEN (OLD.line_group IS NOT NULL AND (NEW.content_hash <> OLD.content_hash
           OR NEW.line_group IS DISTINCT FROM OLD.line_group))
     EXECUTE FUNCTION {s}.line_group_gone();

@@ -172,6 +172,9 @@ class PgQueue:
 
     async def _run_together(self, items: list[_Item]) -> None:
         todo = self._runnable(items)
+        if len(todo) == 1:
+            await self._run_one(*todo[0])
+            return
         if not todo:
             return
 
@@ -187,15 +190,30 @@ class PgQueue:
             for _, future, _ in todo:
                 future.cancel()
             raise
-        except BaseException as exc:  # handed to whoever waits; stops what follows
-            self._failures.note(exc)
-            for _, future, _ in todo:
-                if not future.done():
-                    future.set_exception(exc)
+        except BaseException:  # none committed: one at a time, so those before it commit
+            for op, future, bounded in todo:
+                await self._run_one(op, future, bounded)
         else:
             for (_, future, _), result in zip(todo, results, strict=True):
                 if not future.done():
                     future.set_result(result)
+
+    async def _run_one(self, op: Op[Any], future: asyncio.Future[Any], bounded: bool) -> None:
+        if future.done():
+            return
+        if self._failures.failed and op is not _noop:
+            future.set_exception(self._failures.refusal())  # behind a failed write
+            return
+        try:
+            result = await self._run("writer", op, bounded)
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except BaseException as exc:  # handed to whoever waits; stops what follows
+            self._failures.note(exc)
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
 
     def _raise_failure(self) -> None:
         """Raise a failed write nobody saw yet (once)."""

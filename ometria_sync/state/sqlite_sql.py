@@ -37,7 +37,7 @@ import msgspec
 from ometria_sync.errors import StateError
 from ometria_sync.net import parse_state_url, url_scheme
 from ometria_sync.state.ledger_sql import V4, SqliteLedger
-from ometria_sync.state.line_groups_sql import V6, SqliteLineGroups
+from ometria_sync.state.line_groups_sql import SqliteLineGroups, migrate_line_groups
 from ometria_sync.state.run_history import migrate_sqlite_run_reports
 from ometria_sync.state.store import (
     AccountIdentity,
@@ -128,8 +128,8 @@ def migrate(db: sqlite3.Connection, path: Path) -> None:
             db.execute(statement)
         if version < 5:
             migrate_sqlite_run_reports(db)
-        for statement in V6 if version < 6 else ():
-            db.execute(statement)
+        if version < 6:
+            migrate_line_groups(db)
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     except BaseException:
         db.execute("ROLLBACK")
