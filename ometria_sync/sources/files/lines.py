@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import deque
 from typing import IO, Annotated, NamedTuple, cast
+from zlib import adler32
 
 import msgspec
 
@@ -147,10 +148,11 @@ class BoundedLines:
 # -------------------------------------------------------------------------------------------------
 # Lines in groups, not decoded: the change filter's fast path for nightly full exports.
 #
-# A group ends after a line whose length and middle byte say so (about one line in
-# GROUP_LINES), or after GROUP_MAX lines: where a group ends depends only on its own lines, so
-# a line inserted or changed in an export moves no boundary but its own group's, and every
-# other group is byte for byte the one read the night before. ``plain`` is False for a group
+# A group ends after a line whose checksum says so (Adler-32's low bits: about one line in
+# GROUP_LINES, whatever the lines look like), or after GROUP_MAX lines: where a group ends
+# depends only on its own lines, so a line inserted or changed in an export moves no boundary
+# but its own group's (and a capped run's), and every other group is byte for byte the one
+# read the night before. ``plain`` is False for a group
 # holding a line that cannot be taken as it is (over the limit, or the last line without its
 # newline): such a group is always decoded.
 # -------------------------------------------------------------------------------------------------
@@ -178,8 +180,7 @@ def group_lines(lines: list[bytes | Line], offset: int, line: int) -> list[LineG
         return _group_special(lines, offset, line)
     mask = GROUP_LINES - 1
     plain = cast(list[bytes], lines)
-    cuts = [i for i, raw in enumerate(plain, 1)
-            if raw and not (len(raw) + raw[len(raw) >> 1]) & mask]
+    cuts = [i for i, raw in enumerate(plain, 1) if not adler32(raw) & mask]
     if not cuts or cuts[-1] != len(plain):
         cuts.append(len(plain))
     groups: list[LineGroup] = []
