@@ -44,7 +44,7 @@ from ometria_sync.ometria.push import PushResult, SentHook
 from ometria_sync.pipeline.job_run import run_job
 
 #: no pacing worth the name: the pusher answers at once
-_UNPACED = {"rate_limit_per_second": 10_000}
+UNPACED = 10_000
 
 
 class AckingPusher:
@@ -140,7 +140,7 @@ def first_runs(root: Path, n: int, repeat: int) -> str:
         for i in range(repeat):
             for store in walls:
                 folder = root / f"first-{store}-{i}"
-                job = write_job(folder, data, "contact", **_UNPACED,
+                job = write_job(folder, data, "contact", rate_limit_per_second=UNPACED,
                                 state_url=PG_DSN if store == "postgres" else None)
                 sent, wall, _ = run(job)
                 assert sent == n, (store, sent)
@@ -175,7 +175,8 @@ def main() -> None:
             for record_type in ("contact", "order"):
                 data = root / f"{record_type}s.jsonl"
                 shutil.copyfile(data_file(record_type, args.records), data)
-                job = write_job(root / record_type, data, record_type, **_UNPACED)
+                job = write_job(root / record_type, data, record_type,
+                                rate_limit_per_second=UNPACED)
                 print(unchanged_rerun(f"{record_type}s jsonl", data, job, json_loads_rate,
                                       args.repeat), flush=True)
             data = root / "contacts.csv"
