@@ -190,23 +190,26 @@ class Batcher:
     async def _take_chunk(
         self, chunk: list[SourceItem], out: asyncio.Queue[Batch | None]
     ) -> None:
-        """Take a source chunk (256 KiB of JSON Lines: thousands of records) a slice at a time,
-        letting the event loop run in between: validating a whole chunk in one go holds the
-        loop for tens of milliseconds, and the pacer misses its departure slots meanwhile."""
+        """Take a source chunk (256 KiB of JSON Lines: thousands of records): validated a slice
+        at a time, letting the event loop run in between (validating a whole chunk in one go
+        holds the loop for tens of milliseconds, and the pacer misses its departure slots
+        meanwhile), then looked up in the change index at once (one round trip per chunk: per
+        slice, PostgreSQL state spent its time waiting on them) and batched."""
+        before = self._stats.read
         held_since = time.perf_counter()
+        taken: list[BatchRecord | None] = []
         for start in range(0, len(chunk), _SLICE):
-            await self._take_slice(chunk[start : start + _SLICE], out)
+            taken.extend([self._take(item) for item in chunk[start : start + _SLICE]])
             if time.perf_counter() - held_since >= _MAX_HOLD:
                 await asyncio.sleep(0)
                 held_since = time.perf_counter()
+        await self._batch(chunk, taken, before, out)
 
-    async def _take_slice(
-        self, items: list[SourceItem], out: asyncio.Queue[Batch | None]
-    ) -> None:
-        """Validate items, drop unchanged records, and cut batches as they fill. Positions of
-        refused and unchanged records are covered by the next batch cut."""
-        before = self._stats.read
-        taken = [self._take(item) for item in items]
+    async def _batch(self, items: list[SourceItem], taken: list[BatchRecord | None],
+                     before: int, out: asyncio.Queue[Batch | None]) -> None:
+        """Drop unchanged records, and cut batches as they fill (``before``: records read
+        before ``items``). Positions of refused and unchanged records are covered by the next
+        batch cut."""
         if self._changes is not None:
             ready = [r for r in taken if r is not None]
             unchanged = await self._changes.unchanged(ready)
