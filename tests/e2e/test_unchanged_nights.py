@@ -97,16 +97,10 @@ async def test_a_changed_transform_after_an_unchanged_night_sends_everything_aga
 
 
 def _csv_job(first_name_field: str) -> str:
-    return f"""
-[[streams]]
-name = "contacts"
-record_type = "contact"
-[streams.source]
-kind = "csv"
-path = "data/customers.csv"
-constants = {{ "@collection" = "shop" }}
-columns = {{ entity_id = "id", email = "email", first = "{first_name_field}" }}
-"""
+    columns = f'{{ entity_id = "id", email = "email", first = "{first_name_field}" }}'
+    return CONTACTS.replace('kind = "jsonl", path = "data/contacts.jsonl"',
+                            'kind = "csv", path = "data/customers.csv", '
+                            f'constants = {{ "@collection" = "shop" }}, columns = {columns}')
 
 
 async def test_a_changed_csv_mapping_after_an_unchanged_night_sends_everything_again(
