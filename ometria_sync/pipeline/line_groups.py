@@ -44,7 +44,7 @@ from ometria_sync.pipeline.batch import BatchRecord
 from ometria_sync.pipeline.change_filter import ChangeFilter, hash64, identity
 from ometria_sync.pipeline.transform import Transform
 from ometria_sync.sources import LineGroup, Position, SourceItem
-from ometria_sync.state import GroupRow, StateStore
+from ometria_sync.state import GroupRow, Pointed, StateStore
 
 
 @runtime_checkable
@@ -199,12 +199,32 @@ class LineGroups:
         if not group.spoiled and len(set(group.ids)) == len(group.ids):
             self._keep.append((group.hash, group.ids, group.contents))
 
-    def flush(self) -> None:
-        """Hand the groups to keep, and the hashes of those skipped, to the state store."""
-        if self._keep or self._seen:
+    def pointers(self, acked: dict[int, int]) -> tuple[dict[int, int], list[Pointed]]:
+        """For the hashes about to be written (``acked``: id hash -> content hash), the
+        groups to keep whose every record is among them: id hash -> group to write in the
+        same rows, and those groups, taken from the ones to keep (writing the rows again to
+        point them was most of a first run's cost of keeping groups)."""
+        points: dict[int, int] = {}
+        pointed: list[Pointed] = []
+        rest: list[GroupRow] = []
+        for g, ids, contents in self._keep:
+            if all(acked.get(i) == c and i not in points
+                   for i, c in zip(ids, contents, strict=True)):
+                points.update(dict.fromkeys(ids, g))
+                pointed.append((g, ids))
+            else:
+                rest.append((g, ids, contents))
+        self._keep = rest
+        return points, pointed
+
+    def flush(self, pointed: list[Pointed] | None = None) -> None:
+        """Hand the groups to keep (``pointed``: those whose rows were just written pointing
+        to them), and the hashes of those skipped, to the state store."""
+        if self._keep or self._seen or pointed:
             keep, self._keep = self._keep, []
             seen, self._seen = self._seen, []
-            self._state.keep_groups(self._changes.stream_id, self.marker, keep, seen)
+            self._state.keep_groups(self._changes.stream_id, self.marker, keep, seen,
+                                    pointed or [])
 
     def prune(self) -> None:
         """The stream was read whole: the groups this run did not see are of an older

@@ -119,12 +119,16 @@ class AckedHashes:
         """Submit every waiting hash to the state store now, in one sorted write."""
         self._since = self._clock()
         self._replacing = False
+        points, pointed = (self._groups.pointers(self._acked) if self._groups is not None
+                           else ({}, []))
         if self._acked:
             pairs, self._acked = sorted(self._acked.items()), {}
-            written = self._state.remember(self._changes.stream_id, pairs)
+            stream = self._changes.stream_id
+            written = (self._state.remember(stream, pairs, [points.get(i, 0) for i, _ in pairs])
+                       if points else self._state.remember(stream, pairs))
             self._changes.written(written, pairs)
         if self._groups is not None:
-            self._groups.flush()
+            self._groups.flush(pointed)
 
     def before_checkpoint(self) -> None:
         """A checkpoint is about to be saved past every waiting hash: write them first if one

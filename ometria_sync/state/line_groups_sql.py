@@ -31,7 +31,7 @@ from collections.abc import Iterable, Sequence
 import msgspec
 
 from ometria_sync.errors import StateError
-from ometria_sync.state.store import GroupRow
+from ometria_sync.state.store import GroupRow, Pointed
 
 #: version 6 (:func:`migrate_line_groups`)
 V6 = (
@@ -85,15 +85,19 @@ class SqliteLineGroups:
         return {g: _ids(blob) for g, blob in rows}
 
     def keep(self, stream: int, marker: int, groups: list[GroupRow],
-             seen: Iterable[int]) -> None:
+             seen: Iterable[int], pointed: Sequence[Pointed] = ()) -> None:
         """Keep ``groups`` whose every record's stored content is still theirs (pointing their
-        rows to them), and mark ``seen`` groups as read by the run ``marker``; one
-        transaction."""
+        rows to them), and ``pointed`` groups (their rows point to them already: written so
+        by the ``remember`` just before), and mark ``seen`` groups as read by the run
+        ``marker``; one transaction."""
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 if groups:
                     self._keep(stream, marker, groups)
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO line_groups VALUES (?, ?, ?, ?)",
+                    [(stream, g, array("q", ids).tobytes(), marker) for g, ids in pointed])
                 seen = list(seen)
                 if seen:
                     self._db.execute(
@@ -108,16 +112,18 @@ class SqliteLineGroups:
             raise StateError(f"change index: cannot write: {exc}") from None
 
     def _keep(self, stream: int, marker: int, groups: list[GroupRow]) -> None:
-        members = [(g, stream, i, c) for g, ids, contents in groups
-                   for i, c in zip(ids, contents, strict=True)]
+        # one statement per group: its ids, and its contents (a content hash is of a record
+        # holding its id, so it matches no other id's row; a group holds an id once)
         pointed = self._db.executemany(
-            "UPDATE record_hashes SET line_group = ? WHERE stream = ? AND id_hash = ? "
-            "AND content_hash = ?", members).rowcount
-        if pointed != len(members):  # some content moved on, or an id is in two groups
+            "UPDATE record_hashes SET line_group = ? WHERE stream = ? "
+            "AND id_hash IN (SELECT value FROM json_each(?)) "
+            "AND content_hash IN (SELECT value FROM json_each(?))",
+            [(g, stream, _json(ids), _json(contents)) for g, ids, contents in groups]).rowcount
+        if pointed != sum(len(ids) for _, ids, _ in groups):  # content moved on, or an id twice
             points = dict(self._db.execute(
                 "SELECT id_hash, line_group FROM record_hashes WHERE stream = ? "
                 "AND id_hash IN (SELECT value FROM json_each(?))",
-                (stream, _json([m[2] for m in members]))).fetchall())
+                (stream, _json([i for _, ids, _ in groups for i in ids]))).fetchall())
             groups = [(g, ids, c) for g, ids, c in groups if all(points.get(i) == g for i in ids)]
         self._db.executemany(
             "INSERT OR REPLACE INTO line_groups VALUES (?, ?, ?, ?)",

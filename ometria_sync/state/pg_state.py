@@ -41,6 +41,7 @@ from ometria_sync.state.store import (
     GroupRow,
     LedgerEntry,
     Pending,
+    Pointed,
     StreamRun,
     check_schema,
     checked_total,
@@ -202,16 +203,19 @@ class PostgresState(PgQueue):
             rows = await self._run("reader", lambda conn: conn.fetch(query, stream_id, id_hashes))
         return {r[0]: r[1] for r in rows}
 
-    def remember(self, stream_id: int, pairs: list[tuple[int, int]]) -> Pending:
+    def remember(self, stream_id: int, pairs: list[tuple[int, int]],
+                 groups: list[int] | None = None) -> Pending:
         """Store (id hash, content hash) pairs, one per id (the caller dedupes): one
         statement."""
         ids = [p[0] for p in pairs]
         contents = [p[1] for p in pairs]
+        points = [g or None for g in groups] if groups is not None else [None] * len(pairs)
         return self.submit(lambda conn: conn.execute(
-            f"INSERT INTO {self._t('record_hashes')} (stream, id_hash, content_hash) "
-            "SELECT $1, i, c FROM unnest($2::bigint[], $3::bigint[]) AS u(i, c) "
-            "ON CONFLICT (stream, id_hash) DO UPDATE SET content_hash = excluded.content_hash",
-            stream_id, ids, contents))
+            f"INSERT INTO {self._t('record_hashes')} (stream, id_hash, content_hash, line_group) "
+            "SELECT $1, i, c, g FROM unnest($2::bigint[], $3::bigint[], $4::bigint[]) "
+            "AS u(i, c, g) ON CONFLICT (stream, id_hash) DO UPDATE SET "
+            "content_hash = excluded.content_hash, line_group = excluded.line_group",
+            stream_id, ids, contents, points))
 
     def forget_ids(self, stream_id: int, id_hashes: list[int]) -> None:
         self.submit(lambda conn: conn.execute(
@@ -229,7 +233,7 @@ class PostgresState(PgQueue):
         return {r[0]: r[1] for r in rows}
 
     def keep_groups(self, stream_id: int, marker: int, groups: list[GroupRow],
-                    seen: list[int]) -> None:
+                    seen: list[int], pointed: Sequence[Pointed] = ()) -> None:
         """As SQLite's (``line_groups_sql.py``): one transaction."""
         point, read_back, insert, update = pg_keep(self.schema)
 
@@ -237,6 +241,9 @@ class PostgresState(PgQueue):
             async with conn.transaction():
                 if groups:
                     await self._keep(conn, stream_id, marker, groups, point, read_back, insert)
+                if pointed:
+                    await conn.executemany(insert, [(stream_id, g, ids, marker)
+                                                    for g, ids in pointed])
                 if seen:
                     await conn.execute(update, stream_id, marker, seen)
 

@@ -221,14 +221,21 @@ class ChangeIndex:
             found.update(rows)
         return found
 
-    def remember(self, stream: int, pairs: Iterable[tuple[int, int]]) -> None:
+    def remember(self, stream: int, pairs: Iterable[tuple[int, int]],
+                 groups: list[int] | None = None) -> None:
         """Store (id hash, content hash) pairs of acknowledged records, in one statement.
 
         The pairs go in as one JSON array that SQLite unpacks itself (``json_each``): one call
         that runs without Python's GIL, where ``executemany`` took the GIL back for every row.
         From the state thread, that cost the event loop's thread a fifth of its records/s."""
-        self._write("INSERT OR REPLACE INTO record_hashes (stream, id_hash, content_hash) "
-                    "SELECT ?, value ->> 0, value ->> 1 FROM json_each(?)", stream, list(pairs))
+        if groups is None:
+            self._write("INSERT OR REPLACE INTO record_hashes (stream, id_hash, content_hash) "
+                        "SELECT ?, value ->> 0, value ->> 1 FROM json_each(?)", stream,
+                        list(pairs))
+            return
+        self._write("INSERT OR REPLACE INTO record_hashes "
+                    "SELECT ?, value ->> 0, value ->> 1, value ->> 2 FROM json_each(?)", stream,
+                    [[i, c, g or None] for (i, c), g in zip(pairs, groups, strict=True)])
 
     def forget_ids(self, stream: int, id_hashes: Iterable[int]) -> None:
         """Delete the stored hashes of these ids: what Ometria holds for them is unknown (a
