@@ -225,17 +225,14 @@ class ChangeIndex:
                  groups: list[int] | None = None) -> None:
         """Store (id hash, content hash) pairs of acknowledged records, in one statement.
 
-        The pairs go in as one JSON array that SQLite unpacks itself (``json_each``): one call
-        that runs without Python's GIL, where ``executemany`` took the GIL back for every row.
-        From the state thread, that cost the event loop's thread a fifth of its records/s."""
-        if groups is None:
-            self._write("INSERT OR REPLACE INTO record_hashes (stream, id_hash, content_hash) "
-                        "SELECT ?, value ->> 0, value ->> 1 FROM json_each(?)", stream,
-                        list(pairs))
-            return
-        self._write("INSERT OR REPLACE INTO record_hashes "
-                    "SELECT ?, value ->> 0, value ->> 1, value ->> 2 FROM json_each(?)", stream,
-                    [[i, c, g or None] for (i, c), g in zip(pairs, groups, strict=True)])
+        One JSON array that SQLite unpacks itself (``json_each``): one call without Python's
+        GIL (``executemany`` took it back per row, a fifth of the event loop's records/s)."""
+        rows: list[Any] = list(pairs) if groups is None else [  # with ``line_group``
+            [i, c, g or None] for (i, c), g in zip(pairs, groups, strict=True)]
+        group = ("", "") if groups is None else (", line_group", ", value ->> 2")
+        self._write(f"INSERT OR REPLACE INTO record_hashes (stream, id_hash, content_hash"
+                    f"{group[0]}) SELECT ?, value ->> 0, value ->> 1{group[1]} FROM json_each(?)",
+                    stream, rows)
 
     def forget_ids(self, stream: int, id_hashes: Iterable[int]) -> None:
         """Delete the stored hashes of these ids: what Ometria holds for them is unknown (a
