@@ -255,7 +255,8 @@ async def _run_part(
     scope = PartScope(stream.name, part.label, stats, ctx.dead_letter, ledger, ctx.warning_log)
     lines = None
     if (changes is not None and ctx.save_checkpoints and not ctx.full_refresh
-            and isinstance(part, GroupedPart)):  # change detection's fast path
+            and isinstance(part, GroupedPart)  # change detection's fast path, once Ometria
+            and await ctx.state.tracked_ids(stream.name)):  # holds some (not on a first run)
         lines = LineGroups(ctx.state, changes, part,
                            shaping(stream, ctx.transforms.get(stream.name)),
                            watched=ledger_hashes(ledger.keys()) if ledger else None)

@@ -51,8 +51,9 @@ def _kept_groups(workspace: Workspace) -> int:
 
 async def test_a_version_reverted_after_an_unchanged_night_is_sent(
         workspace: Workspace, emulator: Any) -> None:
-    """Night 1 sends A for every id, night 2 (the same bytes) sends nothing and decodes no
-    line, night 3 sends c7's B, night 4 sends c7's A again: Ometria ends on A."""
+    """Night 1 sends A for every id, night 2 (the same bytes) sends nothing and keeps its
+    lines' groups, night 3 sends c7's B (the rest skipped undecoded), night 4 sends c7's A
+    again: Ometria ends on A."""
     data = workspace.root / "data" / "contacts.jsonl"
     workspace.job(CONTACTS)
     held = []
@@ -62,7 +63,7 @@ async def test_a_version_reverted_after_an_unchanged_night_is_sent(
             result = await workspace.run("run", "job.toml", url=emu.url)
             assert result.code == 0, result.stderr[-2000:]
             held.append(_held(emu)["c7"]["firstname"])
-            if len(held) == 1:
+            if len(held) == 2:  # kept by the first night that found something held
                 kept = _kept_groups(workspace)
     assert held == ["Ann", "Ann", "B", "Ann"]
     assert kept > 0
