@@ -49,6 +49,8 @@ class BatchRecord(msgspec.Struct, gc=False):
     #: the ledger's tick for a record whose key it holds (0: none): acknowledged, it leaves
     #: the ledger (``ledger.py``)
     ledger_tick: int = 0
+    #: the group of lines it was read in, kept once acknowledged (``line_groups.py``; 0: none)
+    group: int = 0
 
 
 class Batch(msgspec.Struct):

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeGuard, cast
 
 import msgspec
 
@@ -29,6 +29,7 @@ from ometria_sync.clock import Sleep
 from ometria_sync.config import StreamSettings
 from ometria_sync.pipeline.batch import Batch, BatchRecord, PartScope
 from ometria_sync.pipeline.change_filter import ChangeFilter, hash64, identity
+from ometria_sync.pipeline.line_groups import LineGroups
 from ometria_sync.pipeline.missing import SeenMarks
 from ometria_sync.pipeline.transform import Transform
 from ometria_sync.schemas import (
@@ -38,9 +39,15 @@ from ometria_sync.schemas import (
     record_size_problem,
     validate_record,
 )
-from ometria_sync.sources import Position, SourceItem
+from ometria_sync.sources import LineGroup, Position, SourceItem
 
 Validator = Callable[[str, Any], Verdict]
+#: what the reader hands the batcher: items, or groups of lines not decoded yet
+Chunk = list[SourceItem] | list[LineGroup]
+
+
+def _grouped(chunk: Chunk) -> TypeGuard[list[LineGroup]]:
+    return bool(chunk) and isinstance(chunk[0], LineGroup)
 
 # sorted keys: the canonical encoding, so that change hashes ignore key order
 _encode = msgspec.json.Encoder(order="sorted").encode
@@ -112,6 +119,7 @@ class Batcher:
         first_seq: int = 0,
         changes: ChangeFilter | None = None,
         transform: Transform | None = None,
+        lines: LineGroups | None = None,
         sleep: Sleep = asyncio.sleep,
         seen: SeenMarks | None = None,
     ) -> None:
@@ -126,6 +134,7 @@ class Batcher:
         self._transform = transform
         #: ``on_missing = "deactivate"``: the ids this read sees (valid or not)
         self._seen = seen
+        self._lines = lines
         self._seq = first_seq
         self._pending: list[BatchRecord] = []
         self._pending_ids: set[int] = set()  # a batch never holds two versions of one id
@@ -133,7 +142,7 @@ class Batcher:
         self._cut_position: Position | None = None  # end position of the last batch cut
 
     async def run(
-        self, chunks: asyncio.Queue[list[SourceItem] | None], out: asyncio.Queue[Batch | None]
+        self, chunks: asyncio.Queue[Chunk | None], out: asyncio.Queue[Batch | None]
     ) -> None:
         """Consume ``chunks`` until the ``None`` that ends the stream, then put ``None`` on out."""
         while True:
@@ -147,14 +156,19 @@ class Batcher:
                 chunk = await chunks.get()
             if chunk is None:
                 break
-            await self._take_chunk(chunk, out)
+            if _grouped(chunk):
+                assert self._lines is not None, "groups of lines without change detection"
+                items = await self._lines.items(chunk)  # in read order: after earlier lines
+            else:
+                items = cast(list[SourceItem], chunk)
+            await self._take_chunk(items, out)
         if self._pending or self._consumed != self._cut_position:
             await self._cut(out)
         await out.put(None)
 
     async def _get_within_linger(
-        self, chunks: asyncio.Queue[list[SourceItem] | None]
-    ) -> list[SourceItem] | None:
+        self, chunks: asyncio.Queue[Chunk | None]
+    ) -> Chunk | None:
         """The next chunk, or TimeoutError once ``linger`` seconds (of the injected ``sleep``)
         passed without one. A chunk that arrives as the time runs out is taken, never lost."""
         getting = asyncio.ensure_future(chunks.get())
@@ -180,22 +194,26 @@ class Batcher:
     async def _take_chunk(
         self, chunk: list[SourceItem], out: asyncio.Queue[Batch | None]
     ) -> None:
-        """Take a source chunk (256 KiB of JSON Lines: thousands of records) a slice at a time,
-        letting the event loop run in between: validating a whole chunk in one go holds the
-        loop for tens of milliseconds, and the pacer misses its departure slots meanwhile."""
+        """Take a source chunk (256 KiB of JSON Lines: thousands of records): validated a slice
+        at a time, letting the event loop run in between (validating a whole chunk in one go
+        holds the loop for tens of milliseconds, and the pacer misses its departure slots
+        meanwhile), then looked up in the change index at once (one round trip per chunk: per
+        slice, PostgreSQL state spent its time waiting on them) and batched."""
+        before = self._stats.read
         held_since = time.perf_counter()
+        taken: list[BatchRecord | None] = []
         for start in range(0, len(chunk), _SLICE):
-            await self._take_slice(chunk[start : start + _SLICE], out)
+            taken.extend([self._take(item) for item in chunk[start : start + _SLICE]])
             if time.perf_counter() - held_since >= _MAX_HOLD:
                 await asyncio.sleep(0)
                 held_since = time.perf_counter()
+        await self._batch(chunk, taken, before, out)
 
-    async def _take_slice(
-        self, items: list[SourceItem], out: asyncio.Queue[Batch | None]
-    ) -> None:
-        """Validate items, drop unchanged records, and cut batches as they fill. Positions of
-        refused and unchanged records are covered by the next batch cut."""
-        taken = [self._take(item) for item in items]
+    async def _batch(self, items: list[SourceItem], taken: list[BatchRecord | None],
+                     before: int, out: asyncio.Queue[Batch | None]) -> None:
+        """Drop unchanged records, and cut batches as they fill (``before``: records read
+        before ``items``). Positions of refused and unchanged records are covered by the next
+        batch cut."""
         if self._seen is not None:
             await self._seen.flush([r for r in taken if r is not None])
         if self._changes is not None:
@@ -208,22 +226,32 @@ class Batcher:
             skip = {id(ready[i]) for i in unchanged}
         else:
             skip = set()
-        before = self._stats.read - len(items)
-        for index, (item, record) in enumerate(zip(items, taken, strict=True)):
+        lines = self._lines
+        for item, record in zip(items, taken, strict=True):
+            if lines is not None and item.group:
+                lines.took(item, record, record is not None and id(record) not in skip)
             if record is not None and id(record) not in skip:
                 if record.order_key in self._pending_ids:  # a second version: next batch
-                    self._stats.consumed(self._consumed, before + index)
+                    self._stats.consumed(self._consumed, before)
                     await self._cut(out)
                 self._pending.append(record)
                 self._pending_ids.add(record.order_key)
             self._consumed = item.position
+            before += item.unchanged or 1
             if len(self._pending) >= self._size:
-                self._stats.consumed(item.position, before + index + 1)
+                self._stats.consumed(item.position, before)
                 await self._cut(out)
         self._stats.consumed(self._consumed, self._stats.read)
 
     def _take(self, item: SourceItem) -> BatchRecord | None:
-        """A valid, encoded record, or None when it was dead-lettered."""
+        """A valid, encoded record, or None when it was dead-lettered (or stands for lines
+        skipped undecoded)."""
+        if item.unchanged:  # lines Ometria holds as they are (``line_groups.py``)
+            stats = self._stats
+            stats.read += item.unchanged
+            stats.valid += item.unchanged
+            stats.unchanged += item.unchanged
+            return None
         self._stats.read += 1
         if item.error is not None:
             if self._seen is not None and item.id is not None:  # refused, yet still there
@@ -269,6 +297,8 @@ class Batcher:
             record = None
         elif record is None:
             record = item.record
+        if self._lines is not None:
+            self._lines.refused(record)
         self._scope.dead_letter_record(
             reasons,
             stage=stage,

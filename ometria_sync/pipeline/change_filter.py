@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
+from collections.abc import KeysView
 from typing import Any
 
 from ometria_sync.pipeline.batch import BatchRecord
@@ -99,6 +100,12 @@ class ChangeFilter:
             else:
                 sent[r.id_hash] = r.content_hash
         return skip
+
+    def in_flight(self) -> KeysView[int]:
+        """Ids this run sent in a version not yet committed, or forgot: a group of lines
+        holding one is never skipped undecoded (``line_groups.py``)."""
+        self._prune()
+        return self._sent.keys()
 
     def forget(self, id_hashes: list[int]) -> None:
         """These ids' outcome at Ometria is unknown: no later version in this run is judged

@@ -141,6 +141,10 @@ class RecordLedger:
         #: order key -> ledger key of records noted undelivered by this run
         self._undelivered: dict[int, str] = {}
 
+    def keys(self) -> list[str]:
+        """The keys the ledger holds."""
+        return list(self._entries)
+
     def watch(self, record: dict[str, Any]) -> int:
         """The tick of a valid record on its way to Ometria whose key is in the ledger (0: not
         there); :meth:`acknowledged` takes the ticks of those Ometria acknowledged."""

@@ -48,6 +48,7 @@ from ometria_sync.clock import Clock
 from ometria_sync.pipeline.batch import Batch, BatchRecord, Outcome, PartScope
 from ometria_sync.pipeline.change_filter import ChangeFilter
 from ometria_sync.pipeline.ledger import RecordLedger
+from ometria_sync.pipeline.line_groups import LineGroups
 from ometria_sync.sources import Position
 from ometria_sync.state import StateStore
 
@@ -91,10 +92,13 @@ class AckedHashes:
     """One part's acknowledged hashes not yet written: one per id, the last acknowledged."""
 
     def __init__(
-        self, state: StateStore, changes: ChangeFilter, *, clock: Clock = time.monotonic
+        self, state: StateStore, changes: ChangeFilter, *, clock: Clock = time.monotonic,
+        groups: LineGroups | None = None,
     ) -> None:
         self._state = state
         self._changes = changes
+        #: the part's groups of lines (``line_groups.py``): kept once acknowledged
+        self._groups = groups
         self._clock = clock
         self._acked: dict[int, int] = {}
         self._replacing = False  # a waiting hash may replace a stored one
@@ -105,6 +109,8 @@ class AckedHashes:
         (written now when the buffer is full or old enough)."""
         self._acked.update((r.id_hash, r.content_hash) for r in records)  # the last one wins
         self._replacing = self._replacing or any(r.replaces for r in records)
+        if self._groups is not None:
+            self._groups.acknowledged(records)
         if (len(self._acked) >= HASHES_PER_WRITE
                 or self._clock() - self._since >= HASHES_MAX_AGE):
             self.write()
@@ -113,11 +119,16 @@ class AckedHashes:
         """Submit every waiting hash to the state store now, in one sorted write."""
         self._since = self._clock()
         self._replacing = False
-        if not self._acked:
-            return
-        pairs, self._acked = sorted(self._acked.items()), {}
-        written = self._state.remember(self._changes.stream_id, pairs)
-        self._changes.written(written, pairs)
+        points, pointed = (self._groups.pointers(self._acked) if self._groups is not None
+                           else ({}, []))
+        if self._acked:
+            pairs, self._acked = sorted(self._acked.items()), {}
+            stream = self._changes.stream_id
+            written = (self._state.remember(stream, pairs, [points.get(i, 0) for i, _ in pairs])
+                       if points else self._state.remember(stream, pairs))
+            self._changes.written(written, pairs)
+        if self._groups is not None:
+            self._groups.flush(pointed)
 
     def before_checkpoint(self) -> None:
         """A checkpoint is about to be saved past every waiting hash: write them first if one
@@ -132,6 +143,8 @@ class AckedHashes:
         ids = [r.id_hash for r in records]
         for id_hash in ids:
             self._acked.pop(id_hash, None)
+        if self._groups is not None:
+            self._groups.spoil(records)
         self._changes.forget(ids)
         self._state.forget_ids(self._changes.stream_id, ids)
 

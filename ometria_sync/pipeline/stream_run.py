@@ -39,17 +39,18 @@ from ometria_sync.net import Backoff
 from ometria_sync.ometria import Pusher
 from ometria_sync.pacing import RatePacer
 from ometria_sync.pipeline.batch import Batch, PartScope, VersionOrder
-from ometria_sync.pipeline.batcher import Batcher, Validator, schema_validator
+from ometria_sync.pipeline.batcher import Batcher, Chunk, Validator, schema_validator
 from ometria_sync.pipeline.change_filter import ChangeFilter
 from ometria_sync.pipeline.deletions import DeletedPart, deactivate
 from ometria_sync.pipeline.dispatch import Delivery, RetryPolicy
 from ometria_sync.pipeline.job_io import RunOptions, Shutdown, sending_mode
 from ometria_sync.pipeline.ledger import LedgerPart, RecordLedger
+from ometria_sync.pipeline.line_groups import GroupedPart, LineGroups, ledger_hashes, shaping
 from ometria_sync.pipeline.missing import MissingPart, MissingPhase
 from ometria_sync.pipeline.settle import AckedHashes, Settlement
 from ometria_sync.pipeline.stats import StreamStats
 from ometria_sync.pipeline.transform import Transform
-from ometria_sync.sources import Position, SourceItem, SourcePart
+from ometria_sync.sources import Position, SourcePart
 from ometria_sync.state import DeadLetterWriter, StateStore, WarningLog
 
 # -------------------------------------------------------------------------------------------------
@@ -230,7 +231,8 @@ async def _read_parts(ctx: RunContext, shared: SharedRun, stream: StreamSettings
         if ctx.shutdown.requested:
             break
         await _run_part(ctx, shared, stream, part, stats, ledger,
-                        None if isinstance(part, LedgerPart) else missing)
+                        None if isinstance(part, LedgerPart) else missing,
+                        whole=len(source_parts) == 1)
         if stats.error:
             break
     if missing is not None and not stats.error and not ctx.shutdown.requested:
@@ -260,8 +262,11 @@ def _outcome(stats: StreamStats, shutdown: Shutdown) -> str:
 async def _run_part(
     ctx: RunContext, shared: SharedRun, stream: StreamSettings,
     part: SourcePart | LedgerPart | MissingPart | DeletedPart, stats: StreamStats,
-    ledger: RecordLedger | None = None, missing: MissingPhase | None = None,
+    ledger: RecordLedger | None = None, missing: MissingPhase | None = None, *,
+    whole: bool = False,
 ) -> None:
+    """Read one part; ``whole``: it is the stream's only part (so its lines groups not seen
+    by a run that read it all are pruned)."""
     fingerprint = await part.fingerprint()
     stats.bytes_total = await part.size()
     stats.bytes_read = 0
@@ -285,10 +290,21 @@ async def _run_part(
         stream_id = await ctx.state.stream_id(stream.name)
         changes = ChangeFilter(ctx.state, stream_id, refresh=ctx.full_refresh)
     scope = PartScope(stream.name, part.label, stats, ctx.dead_letter, ledger, ctx.warning_log)
-    runner = _PartRunner(ctx, shared, stream, part, scope, fingerprint, changes,
+    lines = None
+    if (changes is not None and ctx.save_checkpoints and not ctx.full_refresh
+            and stream.on_missing != "deactivate"  # on_missing must see every id it reads
+            and isinstance(part, GroupedPart)  # change detection's fast path, once Ometria
+            and await ctx.state.tracked_ids(stream.name)):  # holds some (not on a first run)
+        lines = LineGroups(ctx.state, changes, part,
+                           shaping(stream, ctx.transforms.get(stream.name)),
+                           watched=ledger_hashes(ledger.keys()) if ledger else None)
+    runner = _PartRunner(ctx, shared, stream, part, scope, fingerprint, changes, lines,
                          save=ctx.save_checkpoints and checkpointed,
                          missing=missing)
     await runner.run(start)
+    if (lines is not None and whole and start is None and not stats.error
+            and not ctx.shutdown.requested):
+        lines.prune()
 
 
 class _PartRunner:
@@ -303,20 +319,22 @@ class _PartRunner:
         scope: PartScope,
         fingerprint: str | None,
         changes: ChangeFilter | None,
+        lines: LineGroups | None,
         *,
         save: bool,
         missing: MissingPhase | None = None,
     ) -> None:
         self.ctx = ctx
+        self.lines = lines
         self.shared = shared
         self.part = part
         self.scope = scope
         run = ctx.settings.run
-        self.chunks: asyncio.Queue[list[SourceItem] | None] = asyncio.Queue(run.queue_chunks)
+        self.chunks: asyncio.Queue[Chunk | None] = asyncio.Queue(run.queue_chunks)
         self.workers = ctx.settings.ometria.dispatchers
         self.batches: asyncio.Queue[Batch | None] = asyncio.Queue(self.workers)
         #: acknowledged hashes to store: with change detection, when checkpoints are saved
-        hashes = (AckedHashes(ctx.state, changes)
+        hashes = (AckedHashes(ctx.state, changes, groups=lines)
                   if changes is not None and ctx.save_checkpoints else None)
         self.settlement = Settlement(scope, ctx.state, part_key=part.key,
                                      fingerprint=fingerprint, save=save, hashes=hashes,
@@ -336,6 +354,7 @@ class _PartRunner:
             # re-read rows are transformed by the part itself)
             transform=ctx.transforms.get(stream.name) if own else None,
             seen=missing.marks if missing is not None and own else None,
+            lines=lines,
         )
         self.delivery = Delivery(
             scope,
@@ -347,7 +366,10 @@ class _PartRunner:
         self._versions = shared.version_order(stream.record_type)
 
     async def run(self, start: Position | None) -> None:
-        producer = asyncio.create_task(self._produce(self.part.read(start)), name="producer")
+        groups = self.lines.read_groups(start) if self.lines is not None else None
+        producer = asyncio.create_task(
+            self._produce(groups if groups is not None else self.part.read(start)),
+            name="producer")
         batcher = asyncio.create_task(self.batcher.run(self.chunks, self.batches), name="batcher")
         dispatchers = [
             asyncio.create_task(self._dispatch(), name=f"dispatcher-{i}")
@@ -417,7 +439,7 @@ class _PartRunner:
         if late:
             log.warning("grace_period_over", stream=self.scope.stream, unsettled=len(late))
 
-    async def _produce(self, items: AsyncIterator[list[SourceItem]]) -> None:
+    async def _produce(self, items: AsyncIterator[Chunk]) -> None:
         """Feed the queue. A source that breaks mid-way fails the stream, but what it read
         before goes through the pipeline first (end of stream is signalled either way)."""
         try:

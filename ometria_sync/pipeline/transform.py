@@ -22,6 +22,7 @@ import importlib
 import sys
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from ometria_sync.config import Job, StreamSettings
@@ -42,6 +43,17 @@ class Transform:
     def __init__(self, spec: str, function: TransformFunction) -> None:
         self.spec = spec
         self.function = function
+
+    def fingerprint(self) -> bytes:
+        """The spec and the source of the function's module (change detection's fast path
+        skips lines unread only under the same code: ``line_groups.py``)."""
+        module = sys.modules.get(getattr(self.function, "__module__", "") or "")
+        path = getattr(module, "__file__", None)
+        try:
+            code = Path(path).read_bytes() if path else b""
+        except OSError:
+            code = repr(self.function).encode()  # unreadable: no skipping across runs
+        return self.spec.encode() + b"\x00" + code
 
     def apply(self, record: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
         """``(record, None)``, ``(None, None)`` to skip it, or ``(None, reason)`` when the

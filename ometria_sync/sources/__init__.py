@@ -18,7 +18,7 @@ from ometria_sync.sources.base import (
     SourcePart,
 )
 from ometria_sync.sources.files import CsvSourceConfig, GlobSourceConfig, JsonlSourceConfig
-from ometria_sync.sources.files.lines import DEFAULT_MAX_LINE_BYTES, MaxLineBytes
+from ometria_sync.sources.files.lines import DEFAULT_MAX_LINE_BYTES, LineGroup, MaxLineBytes
 from ometria_sync.sources.files.location import resolve_path
 from ometria_sync.sources.files.store import SECRET_REFUSED, secret_setting
 from ometria_sync.sources.magento2 import Magento2SourceConfig
@@ -33,6 +33,7 @@ __all__ = [
     "SOURCE_KINDS",
     "Deletions",
     "JsonlSourceConfig",
+    "LineGroup",
     "MaxLineBytes",
     "Position",
     "Source",

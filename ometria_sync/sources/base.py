@@ -67,6 +67,11 @@ class SourceItem(msgspec.Struct, gc=False):
     #: what the source left out of a valid record (a column with ``on_error = "omit"``):
     #: counted as warnings in the run summary
     warnings: list[Problem] | None = None
+    #: records of lines skipped undecoded, that Ometria holds as they are (no ``record``;
+    #: change detection's fast path, ``pipeline/line_groups.py``)
+    unchanged: int = 0
+    #: the group of lines the item was decoded from, as that fast path numbers them (0: none)
+    group: int = 0
 
 
 class SourcePart(Protocol):

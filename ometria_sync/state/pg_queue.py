@@ -42,6 +42,10 @@ Op = Callable[[asyncpg.Connection], Awaitable[T]]
 RETRY_DELAYS: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0, 4.0)
 #: seconds one statement (or fenced transaction) may take before its connection counts as lost
 OP_TIMEOUT = 60.0
+#: a queued write, its future, and whether it is bounded by ``op_timeout``
+_Item = tuple[Op[Any], asyncio.Future[Any], bool]
+#: queued writes run in one transaction, at most
+_WRITES_PER_COMMIT = 100
 #: what a lost connection raises; InternalClientError: a session ended by the server while idle
 #: can leave the client's protocol mid-state ("another operation is in progress")
 _LOST = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
@@ -73,8 +77,7 @@ class PgQueue:
         self.label = redact_url(url)
         self._conns: dict[str, asyncpg.Connection] = {}
         self._reading = asyncio.Lock()
-        self._queue: asyncio.Queue[
-            tuple[Op[Any], asyncio.Future[Any], bool] | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
         self._queued: deque[asyncio.Future[Any]] = deque()
         self._failures = FirstFailure(self.label)
         self._lock: RunLockLike | None = None
@@ -135,26 +138,82 @@ class PgQueue:
     # the ordered queue ---------------------------------------------------------------------
 
     async def _drain(self) -> None:
-        while True:
+        """Run the queue. The writes waiting when the writer comes round (up to
+        ``_WRITES_PER_COMMIT``) run in one transaction, in order: a checkpoint saved after
+        every batch cost a commit each (a flush to disk: 1M records with PostgreSQL state
+        took three times SQLite's time). A failure fails them all (none committed) and stops
+        what follows."""
+        closing = False
+        while not closing:
             item = await self._queue.get()
-            if item is None:
-                return
-            op, future, bounded = item
+            items = [item]
+            while item is not None and item[2] and len(items) < _WRITES_PER_COMMIT:
+                try:
+                    item = self._queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
+                items.append(item)
+            if items[-1] is None:
+                closing = True
+                items.pop()
+            await self._run_together([i for i in items if i is not None])
+
+    def _runnable(self, items: list[_Item]) -> list[_Item]:
+        """``items`` still to run; those behind a failed write are refused."""
+        todo: list[_Item] = []
+        for op, future, bounded in items:
             if future.done():
                 continue
             if self._failures.failed and op is not _noop:
                 future.set_exception(self._failures.refusal())  # behind a failed write
                 continue
-            try:
-                result = await self._run("writer", op, bounded)
-            except asyncio.CancelledError:
+            todo.append((op, future, bounded))
+        return todo
+
+    async def _run_together(self, items: list[_Item]) -> None:
+        todo = self._runnable(items)
+        if len(todo) == 1:
+            await self._run_one(*todo[0])
+            return
+        if not todo:
+            return
+
+        async def together(conn: asyncpg.Connection) -> list[Any]:
+            if self._lock is not None:  # fenced: in a transaction already
+                return [await op(conn) for op, _, _ in todo]
+            async with conn.transaction():
+                return [await op(conn) for op, _, _ in todo]
+
+        try:
+            results = await self._run("writer", together, all(b for _, _, b in todo))
+        except asyncio.CancelledError:
+            for _, future, _ in todo:
                 future.cancel()
-                raise
-            except BaseException as exc:  # handed to whoever waits; stops what follows
-                self._failures.note(exc)
-                future.set_exception(exc)
-            else:
-                future.set_result(result)
+            raise
+        except BaseException:  # none committed: one at a time, so those before it commit
+            for op, future, bounded in todo:
+                await self._run_one(op, future, bounded)
+        else:
+            for (_, future, _), result in zip(todo, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
+
+    async def _run_one(self, op: Op[Any], future: asyncio.Future[Any], bounded: bool) -> None:
+        if future.done():
+            return
+        if self._failures.failed and op is not _noop:
+            future.set_exception(self._failures.refusal())  # behind a failed write
+            return
+        try:
+            result = await self._run("writer", op, bounded)
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except BaseException as exc:  # handed to whoever waits; stops what follows
+            self._failures.note(exc)
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
 
     def _raise_failure(self) -> None:
         """Raise a failed write nobody saw yet (once)."""

@@ -18,6 +18,7 @@ import hashlib
 import asyncpg
 
 from ometria_sync.errors import StateError
+from ometria_sync.state.line_groups_sql import PG_V6
 from ometria_sync.state.run_history import PG_RUN_REPORTS
 from ometria_sync.state.store import check_schema
 
@@ -121,8 +122,9 @@ CREATE TABLE IF NOT EXISTS {s}.clean_verifies (
 #: change hashes; 2, dead letters and the run lock's holder; 3, every row keyed by its job
 #: (legacy rows ``job = ''``), dead letters with a client-made ``row_key`` (a retried insert
 #: finds its rows there and adds none); 4, the ledger of records not (yet) in Ometria (the
-#: rows already there stay as they are); 5, ``run_reports`` (``run_history.py``)
-MIGRATIONS = (_V1, _V2, _V3, _V4, PG_RUN_REPORTS)
+#: rows already there stay as they are); 5, ``run_reports`` (``run_history.py``); 6,
+#: ``line_groups``, lines Ometria holds as they are (``line_groups_sql.py``)
+MIGRATIONS = (_V1, _V2, _V3, _V4, PG_RUN_REPORTS, PG_V6)
 SCHEMA_VERSION = len(MIGRATIONS)
 #: the tables whose rows a job adopts, and the column naming the stream
 _ADOPTED = (("checkpoints", "stream"), ("stream_runs", "stream"), ("dead_letters", "stream"),

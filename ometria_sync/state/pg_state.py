@@ -28,6 +28,7 @@ import msgspec
 
 from ometria_sync.errors import StateError
 from ometria_sync.pacing import SendPermit
+from ometria_sync.state.line_groups_sql import pg_held, pg_keep
 from ometria_sync.state.pg_lock import PgRunLock, lock_held
 from ometria_sync.state.pg_queue import Op, PgQueue, StateConnectionLost
 from ometria_sync.state.pg_schema import adopt_legacy, migrate
@@ -37,8 +38,10 @@ from ometria_sync.state.store import (
     Checkpoint,
     CleanVerify,
     DeadLetterRow,
+    GroupRow,
     LedgerEntry,
     Pending,
+    Pointed,
     StreamRun,
     check_schema,
     checked_total,
@@ -165,10 +168,11 @@ class PostgresState(PgQueue):
                 await conn.execute(f"DELETE FROM {self._t('dead_letters')} {where}", stream,
                                    self.job)
                 await conn.execute(f"DELETE FROM {self._t('ledger')} {where}", stream, self.job)
-                await conn.execute(
-                    f"DELETE FROM {self._t('record_hashes')} WHERE stream IN (SELECT id FROM "
-                    f"{self._t('streams')} WHERE job = $2 AND ($1::text IS NULL OR name = $1))",
-                    stream, self.job)
+                for table in ("line_groups", "record_hashes"):
+                    await conn.execute(
+                        f"DELETE FROM {self._t(table)} WHERE stream IN (SELECT id FROM "
+                        f"{self._t('streams')} WHERE job = $2 AND ($1::text IS NULL OR "
+                        "name = $1))", stream, self.job)
                 if stream is None:
                     await conn.execute(f"DELETE FROM {self._t('account')} WHERE job = $1",
                                        self.job)
@@ -199,21 +203,68 @@ class PostgresState(PgQueue):
             rows = await self._run("reader", lambda conn: conn.fetch(query, stream_id, id_hashes))
         return {r[0]: r[1] for r in rows}
 
-    def remember(self, stream_id: int, pairs: list[tuple[int, int]]) -> Pending:
+    def remember(self, stream_id: int, pairs: list[tuple[int, int]],
+                 groups: list[int] | None = None) -> Pending:
         """Store (id hash, content hash) pairs, one per id (the caller dedupes): one
         statement."""
         ids = [p[0] for p in pairs]
         contents = [p[1] for p in pairs]
+        points = [g or None for g in groups] if groups is not None else [None] * len(pairs)
         return self.submit(lambda conn: conn.execute(
-            f"INSERT INTO {self._t('record_hashes')} (stream, id_hash, content_hash) "
-            "SELECT $1, i, c FROM unnest($2::bigint[], $3::bigint[]) AS u(i, c) "
-            "ON CONFLICT (stream, id_hash) DO UPDATE SET content_hash = excluded.content_hash",
-            stream_id, ids, contents))
+            f"INSERT INTO {self._t('record_hashes')} (stream, id_hash, content_hash, line_group) "
+            "SELECT $1, i, c, g FROM unnest($2::bigint[], $3::bigint[], $4::bigint[]) "
+            "AS u(i, c, g) ON CONFLICT (stream, id_hash) DO UPDATE SET "
+            "content_hash = excluded.content_hash, line_group = excluded.line_group",
+            stream_id, ids, contents, points))
 
     def forget_ids(self, stream_id: int, id_hashes: list[int]) -> None:
         self.submit(lambda conn: conn.execute(
             f"DELETE FROM {self._t('record_hashes')} WHERE stream = $1 "
             "AND id_hash = ANY($2::bigint[])", stream_id, id_hashes))
+
+    async def held_groups(self, stream_id: int,
+                          group_hashes: list[int]) -> dict[int, Sequence[int]]:
+        """The valid groups among ``group_hashes`` (``line_groups_sql.py``): one round trip."""
+        self._raise_failure()
+        query = pg_held(self.schema)
+        async with self._reading:
+            rows = await self._run("reader", lambda conn: conn.fetch(query, stream_id,
+                                                                     group_hashes))
+        return {r[0]: r[1] for r in rows}
+
+    def keep_groups(self, stream_id: int, marker: int, groups: list[GroupRow],
+                    seen: list[int], pointed: Sequence[Pointed] = ()) -> None:
+        """As SQLite's (``line_groups_sql.py``): one transaction."""
+        point, read_back, insert, update = pg_keep(self.schema)
+
+        async def op(conn: asyncpg.Connection) -> None:
+            async with conn.transaction():
+                if groups:
+                    await self._keep(conn, stream_id, marker, groups, point, read_back, insert)
+                if pointed:
+                    await conn.executemany(insert, [(stream_id, g, ids, marker)
+                                                    for g, ids in pointed])
+                if seen:
+                    await conn.execute(update, stream_id, marker, seen)
+
+        self.submit(op)
+
+    @staticmethod
+    async def _keep(conn: asyncpg.Connection, stream_id: int, marker: int,
+                    groups: list[GroupRow], point: str, read_back: str, insert: str) -> None:
+        ids = [i for _, group_ids, _ in groups for i in group_ids]
+        contents = [c for _, _, group_contents in groups for c in group_contents]
+        tags = [g for g, group_ids, _ in groups for _ in group_ids]
+        status = await conn.execute(point, stream_id, ids, contents, tags)
+        if int(status.split()[-1]) != len(ids):  # some content moved on, or an id twice
+            points = dict(await conn.fetch(read_back, stream_id, ids))
+            groups = [(g, i, c) for g, i, c in groups if all(points.get(x) == g for x in i)]
+        await conn.executemany(insert, [(stream_id, g, i, marker) for g, i, _ in groups])
+
+    def prune_groups(self, stream_id: int, marker: int) -> None:
+        self.submit(lambda conn: conn.execute(
+            f"DELETE FROM {self._t('line_groups')} WHERE stream = $1 AND seen != $2",
+            stream_id, marker))
 
     async def tracked_ids(self, stream: str) -> int:
         return int(await self.call(lambda conn: conn.fetchval(

@@ -37,6 +37,7 @@ import msgspec
 from ometria_sync.errors import StateError
 from ometria_sync.net import parse_state_url, url_scheme
 from ometria_sync.state.ledger_sql import V4, SqliteLedger
+from ometria_sync.state.line_groups_sql import SqliteLineGroups, migrate_line_groups
 from ometria_sync.state.run_history import migrate_sqlite_run_reports
 from ometria_sync.state.store import (
     AccountIdentity,
@@ -101,8 +102,9 @@ CREATE INDEX dead_letters_job ON dead_letters (job, id)
 #: 1: the ``account`` table (a store of version 0 gets it, empty, and adopts the next run's
 #: account, see :meth:`SqliteCheckpointStore.claim_account`); 2: ``dead_letters``
 #: (``state.dead_letter = "database"``); 3: every row keyed by its job; 4: the ledger of
-#: records not (yet) in Ometria (``ledger_sql.py``); 5: ``run_reports`` (``run_history.py``)
-SCHEMA_VERSION = 5
+#: records not (yet) in Ometria (``ledger_sql.py``); 5: ``run_reports`` (``run_history.py``);
+#: 6: ``line_groups``, lines Ometria holds as they are (``line_groups_sql.py``)
+SCHEMA_VERSION = 6
 #: the tables whose rows a job adopts, and the column naming the stream
 _ADOPTED = (("checkpoints", "stream"), ("stream_runs", "stream"), ("dead_letters", "stream"),
             ("streams", "name"))
@@ -126,6 +128,8 @@ def migrate(db: sqlite3.Connection, path: Path) -> None:
             db.execute(statement)
         if version < 5:
             migrate_sqlite_run_reports(db)
+        if version < 6:
+            migrate_line_groups(db)
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     except BaseException:
         db.execute("ROLLBACK")
@@ -171,17 +175,10 @@ def adopt_legacy(db: sqlite3.Connection, job: str, streams: list[str]) -> int:
 
 _CHANGE_TABLES = """
 CREATE TABLE IF NOT EXISTS streams (
-    id INTEGER PRIMARY KEY,
-    job TEXT NOT NULL,
-    name TEXT NOT NULL,
-    UNIQUE (job, name)
-);
+    id INTEGER PRIMARY KEY, job TEXT NOT NULL, name TEXT NOT NULL, UNIQUE (job, name));
 CREATE TABLE IF NOT EXISTS record_hashes (
-    stream INTEGER NOT NULL,
-    id_hash INTEGER NOT NULL,
-    content_hash INTEGER NOT NULL,
-    PRIMARY KEY (stream, id_hash)
-) WITHOUT ROWID;
+    stream INTEGER NOT NULL, id_hash INTEGER NOT NULL, content_hash INTEGER NOT NULL,
+    PRIMARY KEY (stream, id_hash)) WITHOUT ROWID;
 """
 _LOOKUP_CHUNK = 500
 
@@ -195,6 +192,7 @@ class ChangeIndex:
         self._db = db
         self.job = job
         db.executescript(_CHANGE_TABLES)  # a migrated store has them (migrate, above)
+        self.groups = SqliteLineGroups(db)
 
     def stream_id(self, name: str) -> int:
         self._db.execute("INSERT OR IGNORE INTO streams (job, name) VALUES (?, ?)",
@@ -223,14 +221,18 @@ class ChangeIndex:
             found.update(rows)
         return found
 
-    def remember(self, stream: int, pairs: Iterable[tuple[int, int]]) -> None:
+    def remember(self, stream: int, pairs: Iterable[tuple[int, int]],
+                 groups: list[int] | None = None) -> None:
         """Store (id hash, content hash) pairs of acknowledged records, in one statement.
 
-        The pairs go in as one JSON array that SQLite unpacks itself (``json_each``): one call
-        that runs without Python's GIL, where ``executemany`` took the GIL back for every row.
-        From the state thread, that cost the event loop's thread a fifth of its records/s."""
-        self._write("INSERT OR REPLACE INTO record_hashes "
-                    "SELECT ?, value ->> 0, value ->> 1 FROM json_each(?)", stream, list(pairs))
+        One JSON array that SQLite unpacks itself (``json_each``): one call without Python's
+        GIL (``executemany`` took it back per row, a fifth of the event loop's records/s)."""
+        rows: list[Any] = list(pairs) if groups is None else [  # with ``line_group``
+            [i, c, g or None] for (i, c), g in zip(pairs, groups, strict=True)]
+        group = ("", "") if groups is None else (", line_group", ", value ->> 2")
+        self._write(f"INSERT OR REPLACE INTO record_hashes (stream, id_hash, content_hash"
+                    f"{group[0]}) SELECT ?, value ->> 0, value ->> 1{group[1]} FROM json_each(?)",
+                    stream, rows)
 
     def forget_ids(self, stream: int, id_hashes: Iterable[int]) -> None:
         """Delete the stored hashes of these ids: what Ometria holds for them is unknown (a
@@ -255,7 +257,8 @@ class ChangeIndex:
         return int(row[0])
 
     def forget(self, name: str | None = None) -> None:
-        """Delete the job's hashes (of one stream, or of all its streams)."""
+        """Delete the job's hashes and line groups (of one stream, or of all its streams)."""
+        self.groups.forget(self.job, name)
         self._db.execute(
             "DELETE FROM record_hashes WHERE stream IN (SELECT id FROM streams WHERE job = ? "
             "AND (? IS NULL OR name = ?))", (self.job, name, name))

@@ -56,8 +56,10 @@ from ometria_sync.state.store import (
     CleanVerify,
     DeadLetterRow,
     FirstFailure,
+    GroupRow,
     LedgerEntry,
     Pending,
+    Pointed,
     StreamRun,
 )
 
@@ -235,14 +237,31 @@ class SqliteState:
     async def lookup(self, stream_id: int, id_hashes: list[int]) -> dict[int, int]:
         return self._thread.read(lambda store: store.changes.lookup(stream_id, id_hashes))
 
-    def remember(self, stream_id: int, pairs: list[tuple[int, int]]) -> Pending:
-        return self._thread.submit(lambda store: store.changes.remember(stream_id, pairs))
+    def remember(self, stream_id: int, pairs: list[tuple[int, int]],
+                 groups: list[int] | None = None) -> Pending:
+        if groups is None:
+            return self._thread.submit(lambda store: store.changes.remember(stream_id, pairs))
+        return self._thread.submit(lambda store: store.changes.remember(stream_id, pairs,
+                                                                        groups))
 
     def forget_ids(self, stream_id: int, id_hashes: list[int]) -> None:
         self._thread.submit(lambda store: store.changes.forget_ids(stream_id, id_hashes))
 
     async def tracked_ids(self, stream: str) -> int:
         return await self._thread.call(lambda store: store.changes.count(stream))
+
+    async def held_groups(self, stream_id: int,
+                          group_hashes: list[int]) -> dict[int, Sequence[int]]:
+        return self._thread.read(lambda store: store.changes.groups.held(stream_id,
+                                                                         group_hashes))
+
+    def keep_groups(self, stream_id: int, marker: int, groups: list[GroupRow],
+                    seen: list[int], pointed: Sequence[Pointed] = ()) -> None:
+        self._thread.submit(lambda store: store.changes.groups.keep(stream_id, marker, groups,
+                                                                    seen, pointed))
+
+    def prune_groups(self, stream_id: int, marker: int) -> None:
+        self._thread.submit(lambda store: store.changes.groups.prune(stream_id, marker))
 
     async def claim_account(self, current: AccountIdentity) -> bool:
         return await self._thread.call(lambda store: store.claim_account(current))

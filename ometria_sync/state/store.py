@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
@@ -84,9 +84,20 @@ class StateStore(Protocol):
     # change hashes
     async def stream_id(self, name: str) -> int: ...
     async def lookup(self, stream_id: int, id_hashes: list[int]) -> dict[int, int]: ...
-    def remember(self, stream_id: int, pairs: list[tuple[int, int]]) -> Pending: ...
+    #: ``groups``: per pair, the line group its row points to (0: none; ``line_groups_sql``)
+    def remember(self, stream_id: int, pairs: list[tuple[int, int]],
+                 groups: list[int] | None = None) -> Pending: ...
     def forget_ids(self, stream_id: int, id_hashes: list[int]) -> None: ...
     async def tracked_ids(self, stream: str) -> int: ...
+    # groups of source lines Ometria holds as they are (``line_groups_sql.py``): the valid
+    # ones among ``group_hashes`` (hash -> their records' id hashes); groups to keep, groups
+    # seen by the run ``marker`` (``pointed``: (hash, ids) of groups whose rows the
+    # ``remember`` just before pointed to them); the groups ``marker`` did not see, deleted
+    async def held_groups(self, stream_id: int,
+                          group_hashes: list[int]) -> dict[int, Sequence[int]]: ...
+    def keep_groups(self, stream_id: int, marker: int, groups: list[GroupRow],
+                    seen: list[int], pointed: Sequence[Pointed] = ()) -> None: ...
+    def prune_groups(self, stream_id: int, marker: int) -> None: ...
 
     # the account, dead letters, the run lock
     async def claim_account(self, current: AccountIdentity) -> bool: ...
@@ -112,6 +123,10 @@ class StateStore(Protocol):
     async def aclose(self) -> None: ...
 
 
+#: one group of source lines to keep: its hash, its records' id hashes and content hashes
+GroupRow = tuple[int, list[int], list[int]]
+#: a group whose records' rows already point to it: its hash and its records' id hashes
+Pointed = tuple[int, list[int]]
 DeadLetterRow = tuple[str, str, str, str]
 """(run id, stream, time, the entry as its JSON line without the newline)"""
 

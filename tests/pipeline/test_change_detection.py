@@ -161,9 +161,10 @@ async def test_hashes_are_written_in_few_transactions_and_all_by_the_end(
     writes: list[list[tuple[int, int]]] = []
     remember = ChangeIndex.remember
 
-    def counted(self: ChangeIndex, stream: int, pairs: list[tuple[int, int]]) -> None:
+    def counted(self: ChangeIndex, stream: int, pairs: list[tuple[int, int]],
+                groups: list[int] | None = None) -> None:
         writes.append(list(pairs))
-        remember(self, stream, pairs)
+        remember(self, stream, pairs, groups)
 
     monkeypatch.setattr(ChangeIndex, "remember", counted)
     _export(tmp_path, contacts(12_000))

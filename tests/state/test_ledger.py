@@ -89,7 +89,7 @@ async def test_a_sqlite_store_of_version_3_keeps_its_rows(tmp_path: Path) -> Non
     finally:
         await again.aclose()
     db = sqlite3.connect(tmp_path / "cp.db")
-    assert db.execute("PRAGMA user_version").fetchone()[0] == sqlite_sql.SCHEMA_VERSION == 5
+    assert db.execute("PRAGMA user_version").fetchone()[0] == sqlite_sql.SCHEMA_VERSION == 6
 
 
 async def test_a_postgres_store_of_version_3_keeps_its_rows(pg_schema: str) -> None:
@@ -106,7 +106,7 @@ async def test_a_postgres_store_of_version_3_keeps_its_rows(pg_schema: str) -> N
             assert [r.key for r in await store.ledger()] == ["c1"]
         finally:
             await store.aclose()
-        assert await pg_tables.stored_version(conn, pg_schema) == pg_tables.SCHEMA_VERSION == 5
+        assert await pg_tables.stored_version(conn, pg_schema) == pg_tables.SCHEMA_VERSION == 6
     finally:
         await conn.close()
 

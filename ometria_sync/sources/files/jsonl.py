@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import msgspec
 
@@ -22,11 +23,14 @@ from ometria_sync.sources.files.lines import (
     DEFAULT_MAX_LINE_BYTES,
     BoundedLines,
     Line,
+    LineGroup,
+    group_lines,
     over_limit,
 )
 from ometria_sync.sources.files.location import (
     FilePart,
     FileSettings,
+    LocalFile,
     Location,
     check_readable_file,
     line_start,
@@ -35,6 +39,9 @@ from ometria_sync.sources.files.location import (
 _CHUNK_BYTES = 256 * 1024
 _BOM = b"\xef\xbb\xbf"
 _decode = msgspec.json.Decoder().decode
+T = TypeVar("T")
+#: reads one chunk from a position: (the chunk, the position after it; offset -1: the end)
+_Make = Callable[[BoundedLines, int, int], tuple[list[T], int, int]]
 
 
 class JsonlSourceConfig(FileSettings, SourceConfig, frozen=True, tag="jsonl"):
@@ -118,6 +125,22 @@ class JsonlPart(FilePart):
         self._limit = max_line_bytes
 
     async def _read(self, start: Position | None) -> AsyncIterator[list[SourceItem]]:
+        async for items in self._chunks(start, self._read_chunk):
+            yield items
+
+    def read_groups(self, start: Position | None) -> AsyncIterator[list[LineGroup]] | None:
+        """The lines from ``start`` in groups, not decoded (change detection's fast path:
+        :meth:`decode` what must be read); None for an object in a store, whose last position
+        is marked as its end (``mark_end``) and so is read the usual way."""
+        if not isinstance(self.location, LocalFile):
+            return None
+        return self._chunks(start, self._group_chunk)
+
+    def decode(self, group: LineGroup) -> list[SourceItem]:
+        """The items of a group :meth:`read_groups` gave."""
+        return self._items(group.lines, *group.start)[0]
+
+    async def _chunks(self, start: Position | None, make: _Make[T]) -> AsyncIterator[list[T]]:
         offset, line = line_start(start, self.label)
         try:
             fh = await asyncio.to_thread(  # a gzip seek may be long
@@ -132,10 +155,9 @@ class JsonlPart(FilePart):
                 # one core and validated on the other). Objects in a store are read in one:
                 # the network must never stall the event loop.
                 if self.location.blocking_reads:
-                    chunk, offset, line = await asyncio.to_thread(
-                        self._read_chunk, lines, offset, line)
+                    chunk, offset, line = await asyncio.to_thread(make, lines, offset, line)
                 else:
-                    chunk, offset, line = self._read_chunk(lines, offset, line)
+                    chunk, offset, line = make(lines, offset, line)
                 if not chunk:
                     if offset < 0:
                         return
@@ -145,20 +167,41 @@ class JsonlPart(FilePart):
         finally:
             fh.close()
 
-    def _read_chunk(
-        self, reader: BoundedLines, offset: int, line: int
-    ) -> tuple[list[SourceItem], int, int]:
-        """Read about ``_CHUNK_BYTES`` of whole lines. Returns offset -1 at end of file. A line
-        over the limit is an item with the error and the line's first bytes."""
+    def _next_lines(self, reader: BoundedLines, offset: int,
+                    line: int) -> list[bytes | Line] | None:
+        """About ``_CHUNK_BYTES`` of whole lines; None at the end of the file."""
         if self._broken is not None:
             raise SourceError(
                 f"{self.label}: unreadable after line {line} (byte {offset}): {self._broken}"
             ) from self._broken
         lines, self._broken = _read_lines(reader, _CHUNK_BYTES)
-        if not lines and self._broken is not None:
-            return [], offset, line  # raised on the next call, with the position
+        if not lines and self._broken is None:
+            return None
+        return lines  # empty after a read error: raised on the next call, with the position
+
+    def _group_chunk(
+        self, reader: BoundedLines, offset: int, line: int
+    ) -> tuple[list[LineGroup], int, int]:
+        lines = self._next_lines(reader, offset, line)
         if not lines:
-            return [], -1, line
+            return [], -1 if lines is None else offset, line
+        groups = group_lines(lines, offset, line)
+        return groups, *groups[-1].end
+
+    def _read_chunk(
+        self, reader: BoundedLines, offset: int, line: int
+    ) -> tuple[list[SourceItem], int, int]:
+        """Read about ``_CHUNK_BYTES`` of whole lines. Returns offset -1 at end of file. A line
+        over the limit is an item with the error and the line's first bytes."""
+        lines = self._next_lines(reader, offset, line)
+        if not lines:
+            return [], -1 if lines is None else offset, line
+        # only blank lines: an empty chunk, so the caller keeps reading
+        return self._items(lines, offset, line)
+
+    def _items(self, lines: list[bytes | Line], offset: int, line: int
+               ) -> tuple[list[SourceItem], int, int]:
+        """The items of ``lines`` read from ``(offset, line)``, and the position after them."""
         items: list[SourceItem] = []
         utf8 = self.encoding == UTF8
         for raw in lines:
@@ -192,8 +235,4 @@ class JsonlPart(FilePart):
                     error=error,
                 )
             )
-        if not items:
-            # only blank lines: report progress as an empty chunk so the caller keeps reading
-            return [], offset, line
         return items, offset, line
-

@@ -12,7 +12,8 @@ offsets, and the positions and checkpoints made of them, stay exact.
 from __future__ import annotations
 
 from collections import deque
-from typing import IO, Annotated, NamedTuple
+from typing import IO, Annotated, NamedTuple, cast
+from zlib import adler32
 
 import msgspec
 
@@ -142,3 +143,77 @@ class BoundedLines:
         if len(self._carry) > self._limit:
             self._prefix, self._skipped = self._carry[:PREFIX_BYTES], len(self._carry)
             self._carry = b""
+
+
+# -------------------------------------------------------------------------------------------------
+# Lines in groups, not decoded: the change filter's fast path for nightly full exports.
+#
+# A group ends after a line whose checksum says so (Adler-32's low bits: about one line in
+# GROUP_LINES, whatever the lines look like), or after GROUP_MAX lines: where a group ends
+# depends only on its own lines, so a line inserted or changed in an export moves no boundary
+# but its own group's (and a capped run's), and every other group is byte for byte the one
+# read the night before. ``plain`` is False for a group
+# holding a line that cannot be taken as it is (over the limit, or the last line without its
+# newline): such a group is always decoded.
+# -------------------------------------------------------------------------------------------------
+
+#: a group ends after about one line in this many (a power of two) ...
+GROUP_LINES = 32
+#: ... and after this many lines at most
+GROUP_MAX = 128
+
+
+class LineGroup(msgspec.Struct, gc=False):
+    """Consecutive lines as read (``bytes``, or :class:`Line` when special), the ``(offset,
+    line)`` positions before and after them."""
+
+    lines: list[bytes | Line]
+    start: tuple[int, int]
+    end: tuple[int, int]
+    plain: bool = True
+
+
+def group_lines(lines: list[bytes | Line], offset: int, line: int) -> list[LineGroup]:
+    """``lines`` (read from ``(offset, line)``) cut into groups; the last group ends with
+    them (a group never spans two reads: a read ends on a line boundary)."""
+    if set(map(type, lines)) != {bytes}:
+        return _group_special(lines, offset, line)
+    mask = GROUP_LINES - 1
+    plain = cast(list[bytes], lines)
+    cuts = [i for i, raw in enumerate(plain, 1) if not adler32(raw) & mask]
+    if not cuts or cuts[-1] != len(plain):
+        cuts.append(len(plain))
+    groups: list[LineGroup] = []
+    start, first = (offset, line), 0
+    for cut in cuts:
+        while cut - first > GROUP_MAX:
+            start = _add(groups, lines, first, first + GROUP_MAX, start)
+            first += GROUP_MAX
+        start = _add(groups, lines, first, cut, start)
+        first = cut
+    return groups
+
+
+def _add(groups: list[LineGroup], lines: list[bytes | Line], first: int, cut: int,
+         start: tuple[int, int]) -> tuple[int, int]:
+    """Add the plain group ``lines[first:cut]``; the position after it."""
+    taken = lines[first:cut]
+    end = (start[0] + sum(map(len, taken)) + len(taken), start[1] + len(taken))
+    groups.append(LineGroup(taken, start, end))
+    return end
+
+
+def _group_special(lines: list[bytes | Line], offset: int, line: int) -> list[LineGroup]:
+    """:func:`group_lines` when a line is special: a group ends with it, not plain."""
+    groups: list[LineGroup] = []
+    start, first = (offset, line), 0
+    for i, raw in enumerate(lines):
+        if isinstance(raw, Line):
+            if i > first:
+                start = _add(groups, lines, first, i, start)
+            end = (start[0] + raw.size, start[1] + 1)
+            groups.append(LineGroup([raw], start, end, plain=False))
+            start, first = end, i + 1
+    if first < len(lines):
+        groups.extend(group_lines(lines[first:], *start))
+    return groups

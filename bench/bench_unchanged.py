@@ -1,0 +1,195 @@
+"""Issue 34, side by side in one run: an unchanged nightly rerun against bare parsing, and a
+first run with PostgreSQL state against SQLite state.
+
+    .venv/bin/python bench/bench_unchanged.py [--records 200000] [--first-run-records 1000000]
+        [--repeat 3] [--skip-first-run]
+
+Runs the real engine in-process (sources, validation, batching, change index, checkpoints)
+with an in-memory pusher that acknowledges everything, so the network is out of the way.
+
+* **Unchanged rerun** (contacts and orders as JSON Lines, contacts as CSV with a mapping): a
+  first run stores what Ometria acknowledged; then the same bytes are read again with a new
+  modification time (a new file to the checkpoint store: read from the top), ``--repeat``
+  times. Printed: records per CPU second of the rerun (process CPU time, every thread), and of
+  the baseline over the same file, ``json.loads`` of each line (``csv.reader`` of each row for
+  the CSV), and their ratio (the goal: >= 2.0).
+* **First run, PostgreSQL against SQLite state** (``--first-run-records`` contacts, fresh
+  state each time): median wall time of ``--repeat`` runs of each, alternated, and their ratio
+  (the goal: <= 1.2). PostgreSQL state goes to ``bench_*`` schemas on
+  ``$OMETRIA_SYNC_BENCH_PG_DSN``, dropped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchlib import KEY, PG_DSN, data_file, drop_bench_schemas, write_contacts_csv, write_job
+
+from ometria_sync.config import load_job
+from ometria_sync.logs import configure_logging
+from ometria_sync.ometria.push import PushResult, SentHook
+from ometria_sync.pipeline.job_run import run_job
+
+#: no pacing worth the name: the pusher answers at once
+UNPACED = 10_000
+
+
+class AckingPusher:
+    """Acknowledges every batch, counting the records."""
+
+    def __init__(self) -> None:
+        self.records = 0
+
+    async def push(self, body: bytes, count: int, on_sent: SentHook | None = None) -> PushResult:
+        self.records += count
+        return PushResult(202, accepted=count)
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def _run(job_path: Path) -> tuple[int, float, float]:
+    """(records sent, wall seconds, CPU seconds) of one run."""
+    pusher = AckingPusher()
+    job = load_job(job_path)
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = await run_job(job, pusher_factory=lambda stream: pusher, handle_signals=False)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    assert result.exit_code == 0, result
+    return pusher.records, wall, cpu
+
+
+def run(job_path: Path) -> tuple[int, float, float]:
+    return asyncio.run(_run(job_path))
+
+
+def _touch(path: Path) -> None:
+    """A new modification time: the same bytes are a new file to the checkpoint store."""
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+
+
+def json_loads_rate(path: Path) -> float:
+    """Lines per CPU second of reading ``path`` and ``json.loads`` of each line."""
+    cpu = time.process_time()
+    n = 0
+    with path.open("rb") as fh:
+        for line in fh:
+            json.loads(line)
+            n += 1
+    return n / (time.process_time() - cpu)
+
+
+def csv_reader_rate(path: Path) -> float:
+    """Rows per CPU second of reading ``path`` with the csv module (header row excluded)."""
+    cpu = time.process_time()
+    n = -1
+    with path.open(newline="", encoding="utf-8") as fh:
+        for _ in csv.reader(fh):
+            n += 1
+    return n / (time.process_time() - cpu)
+
+
+def csv_job(folder: Path, data: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    job = folder / "job.toml"
+    job.write_text(
+        '[ometria]\nbase_url = "http://127.0.0.1:9/v2"\nrate_limit_per_second = 10000\n\n'
+        '[report]\nprogress = "off"\n\n'
+        '[[streams]]\nname = "contacts"\nrecord_type = "contact"\n[streams.source]\n'
+        f'kind = "csv"\npath = "{data}"\nconstants = {{ "@collection" = "shop" }}\n'
+        'columns = { id = "id", email = "email", firstname = "firstname", '
+        'marketing_optin = "marketing_optin", customer_id = "customer_id" }\n')
+    return job
+
+
+def unchanged_rerun(name: str, data: Path, job: Path, baseline: Callable[[Path], float],
+                    repeat: int) -> str:
+    """One line of the table: a first run, then ``repeat`` unchanged reruns against the
+    baseline, alternated."""
+    sent, _, _ = run(job)
+    rates, bases, resent = [], [], 0
+    for _ in range(repeat):
+        _touch(data)
+        again, _, cpu = run(job)
+        resent += again
+        rates.append(sent / cpu)
+        bases.append(baseline(data))
+    rate, base = statistics.median(rates), statistics.median(bases)
+    return (f"{name:<16} {sent:>9,} {rate:>14,.0f} {base:>14,.0f} {rate / base:>6.2f}x "
+            f"{resent:>7,}")
+
+
+def first_runs(root: Path, n: int, repeat: int) -> str:
+    data = data_file("contact", n)
+    walls: dict[str, list[float]] = {"sqlite": [], "postgres": []}
+    try:
+        for i in range(repeat):
+            for store in walls:
+                folder = root / f"first-{store}-{i}"
+                job = write_job(folder, data, "contact", rate_limit_per_second=UNPACED,
+                                state_url=PG_DSN if store == "postgres" else None)
+                sent, wall, _ = run(job)
+                assert sent == n, (store, sent)
+                walls[store].append(wall)
+                shutil.rmtree(folder)
+    finally:
+        drop_bench_schemas(PG_DSN)
+    sqlite, pg = (statistics.median(walls[s]) for s in ("sqlite", "postgres"))
+    runs = "; ".join(f"{s}: {', '.join(f'{t:.1f}' for t in w)}" for s, w in walls.items())
+    return (f"first run, {n:,} contacts, median of {repeat} (wall s): SQLite {sqlite:.1f} s, "
+            f"PostgreSQL {pg:.1f} s, ratio {pg / sqlite:.2f}x  ({runs})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=200_000,
+                        help="records of each unchanged rerun")
+    parser.add_argument("--first-run-records", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--skip-first-run", action="store_true")
+    parser.add_argument("--skip-unchanged", action="store_true")
+    args = parser.parse_args()
+    configure_logging("json", "error")
+    os.environ["OMETRIA_API_KEY"] = KEY
+    root = Path(tempfile.mkdtemp(prefix="bench-unchanged-"))
+    try:
+        if not args.skip_unchanged:
+            print(f"unchanged rerun, median of {args.repeat}; records/CPU-s of the rerun and of "
+                  "the baseline over the same file")
+            print(f"{'source':<16} {'records':>9} {'rerun/CPU-s':>14} {'baseline/CPU-s':>14} "
+                  f"{'ratio':>7} {'resent':>7}")
+            for record_type in ("contact", "order"):
+                data = root / f"{record_type}s.jsonl"
+                shutil.copyfile(data_file(record_type, args.records), data)
+                job = write_job(root / record_type, data, record_type,
+                                rate_limit_per_second=UNPACED)
+                print(unchanged_rerun(f"{record_type}s jsonl", data, job, json_loads_rate,
+                                      args.repeat), flush=True)
+            data = root / "contacts.csv"
+            write_contacts_csv(data, args.records)
+            print(unchanged_rerun("contacts csv", data, csv_job(root / "csv", data),
+                                  csv_reader_rate, args.repeat), flush=True)
+            print("baseline: json.loads of each line (csv.reader of each row for CSV); "
+                  "goal: ratio >= 2.0")
+        if not args.skip_first_run:
+            print(first_runs(root, args.first_run_records, args.repeat) + "; goal: <= 1.2x")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
