@@ -119,3 +119,25 @@ async def test_a_changed_csv_mapping_after_an_unchanged_night_sends_everything_a
         held = _held(emu)
     assert (held["5"].get("firstname"), held["5"].get("lastname")) == ("Ann", "Ann")
     assert _reports(workspace) == [(N, 0, N), (N, N, 0), (N, 0, N)]
+
+
+async def test_a_stream_that_deactivates_what_is_missing_sees_every_id_every_night(
+        workspace: Workspace, emulator: Any) -> None:
+    """With ``on_missing = "deactivate"`` no group of lines is kept or skipped: the third
+    night of the same export still sees every id, so nothing is missing and nothing is
+    deactivated (a skipped group would have hidden its ids and tripped the guard)."""
+    data = workspace.root / "data" / "contacts.jsonl"
+    workspace.job(CONTACTS.replace('path = "data/contacts.jsonl" }',
+                                   'path = "data/contacts.jsonl" }\non_missing = "deactivate"'))
+    async with emulator(rate=50) as emu:
+        for _ in range(3):
+            jsonl(data, _contacts())
+            result = await workspace.run("run", "job.toml", url=emu.url)
+            assert result.code == 0, result.stderr[-2000:]
+        held = _held(emu)
+    assert _kept_groups(workspace) == 0
+    assert _reports(workspace) == [(N, 0, N), (N, N, 0), (N, N, 0)]
+    paths = sorted((workspace.root / "state" / "reports").glob("*.json"))
+    last = json.loads(paths[-1].read_text())["streams"][0]
+    assert (last["missing"], last["deactivated"]) == (0, 0)
+    assert all(r.get("marketing_optin") != "EXPLICITLY_OPTEDOUT" for r in held.values())
