@@ -21,16 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import KEY, data_file, engine_env, logged_emulator_process
-
-_PEAK = ("import atexit, runpy, sys\n"
-         "def peak():\n"
-         "    with open('/proc/self/status') as fh:\n"
-         "        hwm = [l for l in fh if l.startswith('VmHWM')][0].split()[1]\n"
-         "    sys.stderr.write(f'\\nVmHWM_KB {hwm}\\n')\n"
-         "atexit.register(peak)\n"
-         "sys.argv = ['ometria-sync', *sys.argv[1:]]\n"
-         "runpy.run_module('ometria_sync', run_name='__main__')\n")
+from benchlib import KEY, PEAK_SCRIPT, data_file, engine_env, logged_emulator_process
 
 
 def _job(folder: Path, contacts: Path) -> Path:
@@ -59,7 +50,7 @@ async def _cli(url: str, tree: str, *args: str) -> tuple[int, float, float]:
     env = engine_env(url)
     env["PYTHONPATH"] = tree
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", _PEAK, *args, "--log-format", "json", "-q", env=env, cwd=tree,
+        sys.executable, "-c", PEAK_SCRIPT, *args, "--log-format", "json", "-q", env=env, cwd=tree,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     _, err = await proc.communicate()
     assert proc.returncode is not None

@@ -40,6 +40,17 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 PG_DSN = os.environ.get("OMETRIA_SYNC_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 
 
+#: ``python -c PEAK_SCRIPT ARGS``: ``ometria-sync ARGS``, then its peak RSS (``VmHWM``) on stderr
+#: as ``VmHWM_KB <n>`` (``ru_maxrss`` of a child can show its parent's size)
+PEAK_SCRIPT = ("import atexit, runpy, sys\n"
+         "def peak():\n"
+         "    with open('/proc/self/status') as fh:\n"
+         "        hwm = [l for l in fh if l.startswith('VmHWM')][0].split()[1]\n"
+         "    sys.stderr.write(f'\\nVmHWM_KB {hwm}\\n')\n"
+         "atexit.register(peak)\n"
+         "sys.argv = ['ometria-sync', *sys.argv[1:]]\n"
+         "runpy.run_module('ometria_sync', run_name='__main__')\n")
+
 def data_file(record_type: str, n: int) -> Path:
     """``n`` contacts or orders as JSON Lines, made on first use and cached."""
     path = DATA_DIR / f"{record_type}s-{n}.jsonl"
