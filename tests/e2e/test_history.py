@@ -46,7 +46,10 @@ async def three_runs(workspace: Workspace, emulator: Emulator) -> list[int]:
     # the same account (its URL), slower: 20 requests answered in 0.5-1 s each take seconds
     async with emulator(rate=50, port=port, latency=(0.5, 1.0)) as slow:
         proc = await workspace.start("run", "job.toml", "--full-refresh", url=slow.url)
-        await asyncio.sleep(1.5)
+        for _ in range(600):  # once it sends (a loaded machine takes seconds to start it)
+            if slow.stats()["requests"] > 0:
+                break
+            await asyncio.sleep(0.025)
         proc.send_signal(signal.SIGTERM)
         await asyncio.wait_for(proc.communicate(), 60)
         assert proc.returncode is not None
