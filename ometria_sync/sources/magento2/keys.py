@@ -4,7 +4,7 @@ outright, so no read by cursor ever sees a product, customer or order go; every
 does not list are deactivated (``pipeline/deletions.py``).
 
 Each entity's list is a MySQL source of its own over the preset's DSN (the SQL sources' keys
-sweep machinery), keyed on the integer primary keys, with the ids spelled as the readers send
+sweep machinery), read by the integer primary keys, with the ids spelled as the readers send
 them and the same ``table_prefix`` and ``store_ids`` filters:
 
 * products: every ``catalog_product_entity`` row (the preset reads every product), its
@@ -19,6 +19,7 @@ from __future__ import annotations
 from ometria_sync.sources.magento2.contacts import guests_where, websites
 from ometria_sync.sources.magento2.settings import Magento2Settings
 from ometria_sync.sources.mysql import MysqlSourceConfig
+from ometria_sync.sources.sql_settings import MARKER
 
 
 def _views(settings: Magento2Settings, column: str) -> str:
@@ -28,28 +29,29 @@ def _views(settings: Magento2Settings, column: str) -> str:
     return f" AND {column} IN ({', '.join(map(str, settings.store_ids))})"
 
 
-def keys_query(settings: Magento2Settings) -> str:
-    """Every id the entity's read would send now, with the integer keys ``k0, k1`` it is
-    read by."""
+def keys_query(settings: Magento2Settings) -> tuple[str, list[str]]:
+    """The query listing every id the entity's read would send now, and the integer keys it is
+    read by: a table's primary key (the keyset predicate placed on it, so the index serves
+    every page), or for contacts ``(k0, k1)`` over customers then guest subscribers."""
     t = settings.table
     if settings.entity == "products":
-        return (f"SELECT 0 AS k0, entity_id AS k1, CAST(entity_id AS CHAR) AS id "
-                f"FROM {t('catalog_product_entity')}")
+        return (f"SELECT entity_id, CAST(entity_id AS CHAR) AS id FROM "
+                f"{t('catalog_product_entity')} WHERE {MARKER}", ["entity_id"])
     if settings.entity == "orders":
-        return (f"SELECT 0 AS k0, entity_id AS k1, TRIM(increment_id) AS id "
-                f"FROM {t('sales_order')} WHERE TRIM(COALESCE(increment_id, '')) <> ''"
-                f"{_views(settings, 'store_id')}")
+        return (f"SELECT entity_id, TRIM(increment_id) AS id FROM {t('sales_order')} WHERE "
+                f"TRIM(COALESCE(increment_id, '')) <> ''{_views(settings, 'store_id')} "
+                f"AND {MARKER}", ["entity_id"])
     return (f"SELECT 0 AS k0, c.entity_id AS k1, CAST(c.entity_id AS CHAR) AS id "
             f"FROM {t('customer_entity')} AS c WHERE 1 = 1{websites(settings, 'c.website_id')} "
             f"UNION ALL SELECT 1, s.subscriber_id, CONCAT('subscriber-', s.subscriber_id) "
             f"FROM {t('newsletter_subscriber')} AS s LEFT JOIN {t('customer_entity')} AS c "
             f"ON c.entity_id = s.customer_id WHERE {guests_where()}"
-            f"{_views(settings, 's.store_id')}")
+            f"{_views(settings, 's.store_id')}", ["k0", "k1"])
 
 
 def keys_source(settings: Magento2Settings) -> MysqlSourceConfig:
-    """The entity's ids as a MySQL source, read whole by ``(k0, k1)``."""
-    return MysqlSourceConfig(dsn_env=settings.dsn_env, query=keys_query(settings),
-                             cursor=["k0", "k1"], drop=["k0", "k1"],
+    """The entity's ids as a MySQL source (only ``id`` kept), read whole by its keys."""
+    query, cursor = keys_query(settings)
+    return MysqlSourceConfig(dsn_env=settings.dsn_env, query=query, cursor=cursor, drop=cursor,
                              page_size=max(settings.page_size, 5000),
                              connect_timeout=settings.connect_timeout, lookback_seconds=0.0)
