@@ -19,6 +19,8 @@ source = {source}
 JSONL = '{ kind = "jsonl", path = "data.jsonl" }'
 PG = ('{ kind = "postgres", dsn_env = "DSN", query = "SELECT * FROM t", '
       'cursor = ["updated_at", "id"] }')
+MAGENTO = ('{ kind = "magento2", entity = "orders", dsn_env = "DSN", table_prefix = "m2_", '
+           'store_ids = [1, 3] }')
 
 
 def _load(tmp_path: Path, *, type: str = "product", source: str = JSONL, extra: str = "") -> None:
@@ -50,6 +52,27 @@ def test_a_sql_source_tells_deletions_by_its_deleted_or_keys_query(tmp_path: Pat
           extra='on_missing = "deactivate"')
 
 
+def test_a_glob_is_read_whole(tmp_path: Path) -> None:
+    """The files of a glob are one export read whole: deactivate is allowed."""
+    _load(tmp_path, source='{ kind = "glob", pattern = "*.jsonl" }',
+          extra='on_missing = "deactivate"')
+
+
+def test_the_magento2_preset_sweeps_its_own_keys(tmp_path: Path) -> None:
+    """The preset needs no query: its built-in keys sweep, every sweep_every (7 days by
+    default), lists the ids of the entity's tables with the source's prefix and views."""
+    path = tmp_path / "job.toml"
+    path.write_text(STREAM.format(type="order", source=MAGENTO.replace(
+        " }", ', sweep_every = "12h" }'), extra='on_missing = "deactivate"'))
+    deletions = load_job(path, environ={}).settings.streams[0].source.deletions()
+    assert deletions is not None and deletions.deleted is None
+    assert deletions.sweep_seconds == 12 * 3600
+    keys = deletions.keys
+    assert keys is not None
+    assert "FROM `m2_sales_order` WHERE" in keys.query  # type: ignore[attr-defined]
+    assert "store_id IN (1, 3)" in keys.query  # type: ignore[attr-defined]
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -70,6 +93,8 @@ def test_a_sql_source_tells_deletions_by_its_deleted_or_keys_query(tmp_path: Pat
         ({"source": PG.replace(" }", ', deleted_query = "SELECT id FROM d" }')},
          "streams[0].source.deleted_cursor: name the columns"),
         ({"source": PG.replace(" }", ', keys_query = "SELECT id FROM t", sweep_every = "1w" }')},
+         "streams[0].source.sweep_every: expected a duration like"),
+        ({"type": "order", "source": MAGENTO.replace(" }", ', sweep_every = "1w" }')},
          "streams[0].source.sweep_every: expected a duration like"),
     ],
 )

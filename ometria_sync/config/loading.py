@@ -280,7 +280,7 @@ def check_settings(settings: JobSettings) -> None:
 
 
 #: sources read whole on every run: what they no longer hold was removed
-_FULL_READ = ("jsonl", "csv")
+_FULL_READ = ("jsonl", "csv", "glob")
 
 
 def check_on_missing(key: str, stream: StreamSettings) -> None:
@@ -303,8 +303,8 @@ def check_on_missing(key: str, stream: StreamSettings) -> None:
     if kind in _FULL_READ or (deletions is not None and (deletions.deleted or deletions.keys)):
         return
     more = (" (set its deleted_query or keys_query)" if deletions is not None else
-            "; deactivate works with jsonl and csv sources, and with postgres and mysql "
-            "sources given a deleted_query or a keys_query")
+            "; deactivate works with jsonl, csv and glob sources, and with postgres and mysql "
+            "sources given a deleted_query or a keys_query, and with magento2 sources")
     raise ConfigError(f"{key}.on_missing", f"a {kind} source is not read whole on every run, "
                       f"so a missing row cannot be told from an unchanged one{more} "
                       "(docs/deletions.md)")

@@ -184,6 +184,17 @@ class MissingPhase:
             self._fresh = True
             self.gen = self._stored + 1
 
+    def one_pass(self) -> bool:
+        """A source of several parts read together (a glob): a closed generation starts a new
+        one, every part read from its top (True: a part finished on an earlier night is read
+        again, a file gone from the glob is seen gone); an open one (a run cut short) is
+        resumed from the parts' checkpoints, a part read from its top adding to it."""
+        if self._open:
+            self._fresh = True  # resumed: from_top opens no new generation
+            return False
+        self.from_top()
+        return True
+
     async def plan(self) -> MissingPart | None:
         """After a complete read: the part that deactivates the missing ids (None: nothing to
         deactivate, or nothing new was read). MassDeletionRefused when a guard holds."""

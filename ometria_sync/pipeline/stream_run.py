@@ -227,12 +227,14 @@ async def _read_parts(ctx: RunContext, shared: SharedRun, stream: StreamSettings
         missing = await MissingPhase.open(ctx.state, stream,
                                           allow_mass_delete=ctx.allow_mass_delete,
                                           scratch=not ctx.save_checkpoints)
+    again = (missing is not None and stream.source.parts_read_together()
+             and missing.one_pass())  # a glob read whole: every file from its top
     for part in parts:
         if ctx.shutdown.requested:
             break
         await _run_part(ctx, shared, stream, part, stats, ledger,
                         None if isinstance(part, LedgerPart) else missing,
-                        whole=len(source_parts) == 1)
+                        whole=len(source_parts) == 1, again=again)
         if stats.error:
             break
     if missing is not None and not stats.error and not ctx.shutdown.requested:
@@ -263,10 +265,10 @@ async def _run_part(
     ctx: RunContext, shared: SharedRun, stream: StreamSettings,
     part: SourcePart | LedgerPart | MissingPart | DeletedPart, stats: StreamStats,
     ledger: RecordLedger | None = None, missing: MissingPhase | None = None, *,
-    whole: bool = False,
+    whole: bool = False, again: bool = False,
 ) -> None:
     """Read one part; ``whole``: it is the stream's only part (so its lines groups not seen
-    by a run that read it all are pruned)."""
+    by a run that read it all are pruned); ``again``: from its top, whatever its checkpoint."""
     fingerprint = await part.fingerprint()
     stats.bytes_total = await part.size()
     stats.bytes_read = 0
@@ -274,8 +276,8 @@ async def _run_part(
     if ctx.full_refresh and ctx.save_checkpoints and checkpointed:
         await ctx.state.restart(stream.name, part.key)
     saved = await ctx.state.load(stream.name, part.key) if ctx.resume and checkpointed else None
-    start = saved.position if saved and saved.fingerprint == fingerprint else None
-    if saved is not None and start is None:
+    start = saved.position if saved and saved.fingerprint == fingerprint and not again else None
+    if saved is not None and start is None and not again:
         log.info("source_changed", stream=stream.name, source=part.label,
                  reason="not the source the checkpoint was taken on: reading from the start",
                  checkpoint_fingerprint=saved.fingerprint, fingerprint=fingerprint)

@@ -126,6 +126,11 @@ class SourceConfig(msgspec.Struct, frozen=True, tag_field="kind", forbid_unknown
         a complete read lacks was removed)."""
         return None
 
+    def parts_read_together(self) -> bool:
+        """Whether the parts are one data set (a glob's files), so ``on_missing`` reads them
+        whole only as one pass over every part from its top (``pipeline/missing.py``)."""
+        return False
+
     def resolve(self, base_dir: Path) -> SourceConfig:
         """Return a copy with relative paths made absolute against the job file's folder."""
         return self

@@ -104,10 +104,7 @@ class SqlSourceConfig(SourceConfig, frozen=True):
         if self.deleted_query and not self.deleted_cursor:
             raise ConfigError(f"{key}.deleted_cursor", "name the columns the deleted_query is "
                                                        "read by (e.g. [\"deleted_at\", \"id\"])")
-        if sweep_seconds(self.sweep_every) is None:
-            raise ConfigError(f"{key}.sweep_every", f"expected a duration like \"7d\", "
-                                                    f"\"12h\" or \"30m\", got "
-                                                    f"{self.sweep_every!r}")
+        check_sweep_every(f"{key}.sweep_every", self.sweep_every)
         check_columns(key, self.columns, load_zone(f"{key}.timezone", self.timezone))
         for name, spec in self.columns.items():
             fields = [spec] if isinstance(spec, str) else spec.fields
@@ -145,6 +142,13 @@ def sweep_seconds(text: str) -> float | None:
     """``7d``, ``12h``, ``30m``, ``45s`` in seconds (None: not such a duration)."""
     match = re.fullmatch(r"(\d+(?:\.\d+)?)([dhms])", text.strip())
     return float(match[1]) * _UNITS[match[2]] if match else None
+
+
+def check_sweep_every(key: str, text: str) -> None:
+    """ConfigError naming ``key`` unless ``text`` is a duration :func:`sweep_seconds` reads."""
+    if sweep_seconds(text) is None:
+        raise ConfigError(key, f"expected a duration like \"7d\", \"12h\" or \"30m\", "
+                               f"got {text!r}")
 
 
 # What a SQL source's position and fingerprint are made of: cursor values as text (read back by

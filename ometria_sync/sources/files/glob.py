@@ -30,6 +30,9 @@ class GlobSourceConfig(CsvOptions, SourceConfig, frozen=True, tag="glob"):
     pattern: str = ""
     format: Literal["jsonl", "csv"] | None = None
 
+    def parts_read_together(self) -> bool:
+        return True
+
     def resolve(self, base_dir: Path) -> GlobSourceConfig:
         return msgspec.structs.replace(
             self, pattern=self.location(self.pattern).resolved(base_dir))

@@ -172,7 +172,7 @@ async def open_contacts(select: Select, settings: Magento2Settings) -> Contacts:
     return Contacts(settings, await load_stores(select, settings.table, configuration=False))
 
 
-def _websites(settings: Magento2Settings, column: str) -> str:
+def websites(settings: Magento2Settings, column: str) -> str:
     """``AND column IN (the listed views' websites)`` (nothing without ``store_ids``)."""
     if settings.store_ids is None:
         return ""
@@ -181,16 +181,22 @@ def _websites(settings: Magento2Settings, column: str) -> str:
             f"WHERE store_id IN ({views}))")
 
 
+def guests_where() -> str:
+    """The subscribers read as guests (``s``, with their customer ``c`` joined): no customer
+    and an email."""
+    return "c.entity_id IS NULL AND TRIM(COALESCE(s.subscriber_email, '')) <> ''"
+
+
 def contact_parts(settings: Magento2Settings) -> list[PartPlan]:
     """Customers, addresses, subscribers (see the module doc)."""
     t = settings.table
     customers = (f"SELECT * FROM (SELECT {epoch_key('c.updated_at')} AS changed, c.entity_id, "
                  f"c.entity_id AS customer_id FROM {t('customer_entity')} AS c WHERE 1 = 1"
-                 f"{_websites(settings, 'c.website_id')}) AS k WHERE {{cursor_after}}")
+                 f"{websites(settings, 'c.website_id')}) AS k WHERE {{cursor_after}}")
     addresses = (f"SELECT * FROM (SELECT {epoch_key('a.updated_at')} AS changed, a.entity_id, "
                  f"c.entity_id AS customer_id FROM {t('customer_address_entity')} AS a "
                  f"JOIN {t('customer_entity')} AS c "
-                 f"ON c.default_billing = a.entity_id{_websites(settings, 'c.website_id')}"
+                 f"ON c.default_billing = a.entity_id{websites(settings, 'c.website_id')}"
                  ") AS k WHERE {cursor_after}")
     stores = ("" if settings.store_ids is None else
               f" AND s.store_id IN ({', '.join(map(str, settings.store_ids))})")
@@ -198,9 +204,9 @@ def contact_parts(settings: Magento2Settings) -> list[PartPlan]:
         f"SELECT * FROM (SELECT {epoch_key('s.change_status_at')} AS changed, s.subscriber_id, "
         "c.entity_id AS customer_id, s.subscriber_email, s.subscriber_status, "
         f"s.change_status_at, s.store_id FROM {t('newsletter_subscriber')} AS s LEFT JOIN "
-        f"{t('customer_entity')} AS c ON c.entity_id = s.customer_id WHERE (c.entity_id IS NULL "
-        "AND TRIM(COALESCE(s.subscriber_email, '')) <> '' OR c.entity_id IS NOT NULL"
-        f"{_websites(settings, 'c.website_id')}){stores}) AS k WHERE {{cursor_after}}")
+        f"{t('customer_entity')} AS c ON c.entity_id = s.customer_id WHERE ({guests_where()} "
+        "OR c.entity_id IS NOT NULL"
+        f"{websites(settings, 'c.website_id')}){stores}) AS k WHERE {{cursor_after}}")
     return [PartPlan("customers", customers, ["changed", "entity_id"], open_contacts,
                      timed=True),
             PartPlan("addresses", addresses, ["changed", "entity_id"], open_contacts,

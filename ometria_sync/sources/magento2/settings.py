@@ -17,7 +17,7 @@ from typing import Literal
 from ometria_sync.errors import ConfigError
 from ometria_sync.net import parse_mysql_dsn
 from ometria_sync.sources.base import SourceConfig
-from ometria_sync.sources.sql_settings import dsn_missing
+from ometria_sync.sources.sql_settings import check_sweep_every, dsn_missing
 
 Entity = Literal["products", "contacts", "orders"]
 
@@ -57,6 +57,8 @@ class Magento2Settings(SourceConfig, frozen=True, kw_only=True):
     #: a resumed read of a timestamp key starts this many seconds before its checkpoint
     lookback_seconds: float = 300.0
     connect_timeout: float = 10.0
+    #: ``on_missing = "deactivate"``: how often every current id is listed (:mod:`.keys`)
+    sweep_every: str = "7d"
 
     def check(self, key: str) -> None:
         if not _PREFIX.fullmatch(self.table_prefix):
@@ -71,6 +73,7 @@ class Magento2Settings(SourceConfig, frozen=True, kw_only=True):
                                            or any(s <= 0 for s in self.store_ids)):
             raise ConfigError(f"{key}.store_ids", "list store view ids (> 0; 0 is the admin "
                                                   "store), or leave the key out for all views")
+        check_sweep_every(f"{key}.sweep_every", self.sweep_every)
 
     def check_record_type(self, key: str, record_type: str) -> None:
         expected = RECORD_TYPES[self.entity]
