@@ -48,7 +48,12 @@ from tests.magento2 import (
     write_orders,
 )
 from tests.mysql import Database, connect
-from tests.sources.magento2.expected import contact_records, order_record, product_record
+from tests.sources.magento2.expected import (
+    as_stored,
+    contact_records,
+    order_record,
+    product_record,
+)
 
 JOB = """
 [[streams]]
@@ -247,7 +252,7 @@ def _stored(store: Any, kind: str, keys: Any) -> dict[str, Any]:
 
 def _wrong(store: Any, kind: str, expected: dict[str, dict[str, Any]]) -> list[str]:
     stored = _stored(store, kind, expected)
-    return [k for k, v in expected.items() if stored[k] != v]
+    return [k for k, v in expected.items() if stored[k] != as_stored(v)]
 
 
 async def _night2_changes(db: Database, model: Model) -> int:

@@ -345,3 +345,9 @@ def order_record(order: OrderRow, codes: dict[int, str]) -> dict[str, Any]:
     record["lineitems"] = [_line(i, [c for c in order.items if c.parent_item_id == i.item_id],
                                  codes) for i in sorted(tops, key=lambda i: i.item_id)]
     return record
+
+
+def as_stored(record: dict[str, Any]) -> dict[str, Any]:
+    """What Ometria (the emulator) keeps of ``record`` as sent: ``@merge`` is an instruction
+    it applies, not a field it stores."""
+    return {k: v for k, v in record.items() if k != "@merge"}
