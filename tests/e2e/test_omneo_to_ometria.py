@@ -117,8 +117,8 @@ async def test_profiles_and_transactions_arrive_and_a_rerun_sends_only_changes(
         assert not any(omneo.faults.values())  # every scripted 429/5xx was answered
         assert [s.route for s in omneo_first].count("aggregations") == 28 + 4  # 4 refused
 
-        assert contact == {
-            "@type": "contact", "@collection": "omneo", "@merge": True,
+        assert contact == {  # read back: "@merge" was applied, not kept
+            "@type": "contact", "@collection": "omneo",
             "id": samples.profile_id(1), "customer_id": samples.profile_id(1),
             "email": "ann1@example.com", "prefix": "Ms", "firstname": "Ann",
             "lastname": "Lee1", "gender": "f", "date_of_birth": "1990-02-01",
