@@ -29,6 +29,7 @@ from ometria_sync.clock import Sleep
 from ometria_sync.config import StreamSettings
 from ometria_sync.pipeline.batch import Batch, BatchRecord, PartScope
 from ometria_sync.pipeline.change_filter import ChangeFilter, hash64, identity
+from ometria_sync.pipeline.ledger import record_key
 from ometria_sync.pipeline.transform import Transform
 from ometria_sync.schemas import (
     Problem,
@@ -127,6 +128,8 @@ class Batcher:
         self._pending_ids: set[int] = set()  # a batch never holds two versions of one id
         self._consumed: Position | None = None  # position after the last item consumed
         self._cut_position: Position | None = None  # end position of the last batch cut
+        #: the slice's refusals and valid records (with the record) for the ledger, in order
+        self._noted: list[tuple[BatchRecord | Refusal, Any]] = []
 
     async def run(
         self, chunks: asyncio.Queue[list[SourceItem] | None], out: asyncio.Queue[Batch | None]
@@ -192,6 +195,8 @@ class Batcher:
         """Validate items, drop unchanged records, and cut batches as they fill. Positions of
         refused and unchanged records are covered by the next batch cut."""
         taken = [self._take(item) for item in items]
+        if self._noted:
+            await self._to_ledger()
         if self._changes is not None:
             ready = [r for r in taken if r is not None]
             unchanged = await self._changes.unchanged(ready)
@@ -245,10 +250,29 @@ class Batcher:
         # the change index stores across runs costs 700 ns, so only change detection pays it
         order_key = hash((record.get("@collection"), record.get("id")))
         id_hash = hash64(identity(record)) if self._changes is not None else 0
+        taken = BatchRecord(encoded, item.line, item.position, order_key, id_hash)
+        if self._scope.ledger is not None:
+            self._noted.append((taken, record))
+        return taken
+
+    async def _to_ledger(self) -> None:
+        """The slice's refusals and valid records, in the order they were read, judged by
+        the ledger once it looked their keys up: each refusal noted (new or known) and
+        dead-lettered, each valid record whose key the ledger holds watched (its tick)."""
+        noted, self._noted = self._noted, []
         ledger = self._scope.ledger
-        tick = ledger.watch(record) if ledger is not None and ledger.ids else 0
-        return BatchRecord(encoded, item.line, item.position, order_key, id_hash,
-                           ledger_tick=tick)
+        assert ledger is not None
+        refusals = any(not isinstance(n[0], BatchRecord) for n in noted)
+        if not refusals and not ledger.active:
+            return
+        await ledger.look_up(
+            record_key(n[1], None) if isinstance(n[0], BatchRecord) else n[0].key()
+            for n in noted)
+        for first, record in noted:
+            if isinstance(first, BatchRecord):
+                first.ledger_tick = ledger.watch(record)
+            else:
+                first.write(self._scope)
 
     def _refuse(self, item: SourceItem, reasons: list[Problem], stage: str = "validate",
                 record: Any = None) -> None:
@@ -259,15 +283,29 @@ class Batcher:
             record = None
         elif record is None:
             record = item.record
-        self._scope.dead_letter_record(
-            reasons,
-            stage=stage,
-            line=item.line,
-            position=item.position,
-            record=record,
-            raw=item.raw,
-            record_id=item.id,
-        )
+        refusal = Refusal(reasons, stage, item, record)
+        if self._scope.ledger is None:
+            refusal.write(self._scope)
+        else:  # after the ledger looked its key up
+            self._noted.append((refusal, None))
+
+
+class Refusal(msgspec.Struct):
+    """A refused item waiting for the ledger's look-up (``Batcher._to_ledger``)."""
+
+    reasons: list[Problem]
+    stage: str
+    item: SourceItem
+    record: Any
+
+    def key(self) -> str:
+        return record_key(self.record, self.item.position, self.item.id)
+
+    def write(self, scope: PartScope) -> None:
+        item = self.item
+        scope.dead_letter_record(self.reasons, stage=self.stage, line=item.line,
+                                 position=item.position, record=self.record, raw=item.raw,
+                                 record_id=item.id)
 
 
 def _where(item: SourceItem) -> str | None:

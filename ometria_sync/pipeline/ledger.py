@@ -42,6 +42,7 @@ A run with an empty ledger pays one attribute test per record (``ids``).
 from __future__ import annotations
 
 import hashlib
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, Protocol, runtime_checkable
 
@@ -51,7 +52,7 @@ from ometria_sync.pipeline.stats import StreamStats
 from ometria_sync.pipeline.transform import Transform
 from ometria_sync.schemas import Problem
 from ometria_sync.sources import Position, SourceItem
-from ometria_sync.state import LedgerEntry, StateStore, utc_now
+from ometria_sync.state import LedgerEntry, Pending, StateStore, utc_now
 
 #: refusals held before they are handed to the store without waiting for a checkpoint
 _ROWS_PER_WRITE = 1000
@@ -109,50 +110,114 @@ def _id_candidates(key: str) -> list[str]:
 
 
 class RecordLedger:
-    """One stream's ledger rows during a run (every part of the stream shares it)."""
+    """One stream's ledger during a run (every part of the stream shares it), holding no row
+    of the store for the run: memory stays flat however many records a night refuses.
 
-    def __init__(self, state: StateStore, stream: str, run_id: str,
-                 entries: list[LedgerEntry], stats: StreamStats, *,
+    What it holds: the rows this run wrote until their write is committed (``_overlay``:
+    the run's latest row per key, None for a dropped one; the store answers for the rest),
+    the rows of the last :meth:`look_up` (a slice's keys, read by key), the undelivered and
+    parked rows (few: the next run resends them), and the ticks of records in flight.
+    :meth:`refused` and :meth:`watch` judge a key by the overlay, else the last look-up: the
+    batcher (and the dispatcher, for Ometria's refusals) looks up a slice's keys first."""
+
+    def __init__(self, state: StateStore, stream: str, run_id: str, stats: StreamStats, *,
+                 stored: bool, unsent: Iterable[LedgerEntry] = (),
                  now: Callable[[], str] = utc_now, max_attempts: int = 5) -> None:
         self._state = state
         self._stream = stream
         self._run_id = run_id
         self._stats = stats
         self._now = now
-        self._entries = {e.key: e for e in entries}
-        #: raw ids whose records are watched for an acknowledgement (empty: nothing to watch)
-        self.ids: set[str] = {i for e in entries for i in _id_candidates(e.key)}
-        self._pending: dict[str, LedgerEntry] = {}
-        self._tick = 0
-        self._refused_at: dict[str, int] = {}  # key -> tick of its latest refusal this run
-        self._watched: dict[int, str] = {}  # tick -> key of a record on its way to Ometria
         self._max_attempts = max_attempts
+        #: whether the store may hold rows of the stream (else a look-up has nothing to read)
+        self._stored = stored
+        #: key -> this run's latest row (None: dropped) until the write of it is committed
+        self._overlay: dict[str, LedgerEntry | None] = {}
+        #: rows noted and not yet handed to the store (also in the overlay)
+        self._pending: dict[str, LedgerEntry] = {}
+        #: writes handed to the store, oldest first, with the rows (None: dropped) they write
+        self._writes: deque[tuple[Pending, dict[str, LedgerEntry | None]]] = deque()
+        #: the stored rows of the last look-up's keys
+        self._found: dict[str, LedgerEntry] = {}
+        #: undelivered and parked rows (read at start, kept up to date)
+        self._unsent = {e.key: e for e in unsent}
+        self._tick = 0
+        self._watched: dict[int, str] = {}  # tick -> key of a record on its way to Ometria
+        self._watching: dict[str, int] = {}  # key -> its ticks in flight
+        #: key with ticks in flight -> (tick, row kept) of its latest refusal or drop since
+        self._since: dict[str, tuple[int, bool]] = {}
         #: order key -> ledger key of records noted undelivered by this run
         self._undelivered: dict[int, str] = {}
+        #: key -> content hash of a record Ometria refused (its undelivered note is skipped)
+        self._by_ometria: dict[str, int] = {}
+
+    @classmethod
+    async def open(cls, state: StateStore, stream: str, run_id: str, stats: StreamStats, *,
+                   now: Callable[[], str] = utc_now, max_attempts: int = 5) -> RecordLedger:
+        """The stream's ledger for this run: its size and its unsent rows read, nothing
+        else."""
+        stored = await state.ledger_size(stream) > 0
+        unsent = await state.ledger(stream, unsent=True) if stored else []
+        return cls(state, stream, run_id, stats, stored=stored, unsent=unsent, now=now,
+                   max_attempts=max_attempts)
+
+    @property
+    def active(self) -> bool:
+        """False while the ledger is empty (a record then costs one attribute test)."""
+        return self._stored or bool(self._overlay) or bool(self._undelivered)
+
+    async def look_up(self, keys: Iterable[str]) -> None:
+        """Read the stored rows of ``keys`` (those this run wrote since are in the overlay):
+        :meth:`refused` and :meth:`watch` judge these keys until the next look-up."""
+        self._prune()
+        overlay = self._overlay
+        wanted = [k for k in dict.fromkeys(keys) if k not in overlay] if self._stored else []
+        rows = await self._state.ledger_lookup(self._stream, wanted) if wanted else []
+        self._found = {e.key: e for e in rows}
+
+    def _row(self, key: str) -> LedgerEntry | None:
+        overlay = self._overlay
+        return overlay[key] if key in overlay else self._found.get(key)
 
     def watch(self, record: dict[str, Any]) -> int:
         """The tick of a valid record on its way to Ometria whose key is in the ledger (0: not
         there); :meth:`acknowledged` takes the ticks of those Ometria acknowledged."""
-        if record.get("id") not in self.ids:
+        if not self._overlay and not self._found:
             return 0
         key = record_key(record, None)
-        if key not in self._entries:
+        if self._row(key) is None:
             return 0
         self._tick += 1
         self._watched[self._tick] = key
+        self._watching[key] = self._watching.get(key, 0) + 1
         return self._tick
 
+    def _unwatch(self, tick: int) -> str | None:
+        key = self._watched.pop(tick, None)
+        if key is not None:
+            left = self._watching.pop(key) - 1
+            if left:
+                self._watching[key] = left
+            else:
+                self._since.pop(key, None)
+        return key
+
     def refused(self, reasons: list[Problem], record: Any, raw: bytes | str | None,
-                position: Position | None, record_id: str | None = None) -> str | None:
+                position: Position | None, record_id: str | None = None, *,
+                by_ometria: bool = False) -> str | None:
         """Note a refusal; the time its content was first refused when it is known (None: new).
-        ``record_id``: the id the source read of a row refused before it became a record."""
+        ``record_id``: the id the source read of a row refused before it became a record;
+        ``by_ometria``: Ometria refused it (its undelivered note is then skipped)."""
         key = record_key(record, position, record_id)
         digest = content_hash(record, raw)
         now = self._now()
-        old = self._entries.get(key)
+        old = self._row(key)
         reason = "; ".join(f"{p.path}: {p.message}" if p.path else p.message for p in reasons)
         self._tick += 1
-        self._refused_at[key] = self._tick
+        if key in self._watching:
+            self._since[key] = (self._tick, True)
+        if by_ometria:
+            self._by_ometria[key] = digest
         stats = self._stats
         if old is not None and old.content_hash == digest:
             again = old.last_run != self._run_id
@@ -170,12 +235,14 @@ class RecordLedger:
             stats.refused_known_since = min(since, entry.first_seen) if since else entry.first_seen
         else:
             stats.refused_new += 1
-        self._entries[key] = entry
-        self._pending[key] = entry
-        self.ids.update(_id_candidates(key))
+        self._unsent.pop(key, None)
+        self._note(entry)
+        return entry.first_seen if known else None
+
+    def _note(self, entry: LedgerEntry) -> None:
+        self._overlay[entry.key] = self._pending[entry.key] = entry
         if len(self._pending) >= _ROWS_PER_WRITE:
             self.sync()
-        return entry.first_seen if known else None
 
     def undelivered(self, records: Iterable[Sent], reason: str) -> None:
         """These records went to Ometria without a clean acknowledgement: noted with their
@@ -183,30 +250,26 @@ class RecordLedger:
         Ometria refused by itself (400/413/422) is a refusal, already noted."""
         now = self._now()
         for sent in records:
+            if sent.ledger_tick:
+                self._unwatch(sent.ledger_tick)
             record = msgspec.json.decode(sent.encoded)
             key = record_key(record, None)
             digest = content_hash(record, None)
-            old = self._entries.get(key)
-            if (old is not None and old.kind == REFUSED and old.last_run == self._run_id
-                    and old.content_hash == digest):
+            if self._by_ometria.pop(key, None) == digest:
                 continue  # refused by Ometria in this run: a refusal, not a loss
-            again = old is not None and old.kind != REFUSED
-            attempts = (old.attempts + (old.last_run != self._run_id)
-                        if again and old is not None else 1)
+            old = self._unsent.get(key)
+            attempts = old.attempts + (old.last_run != self._run_id) if old else 1
             kind = PARKED if attempts >= self._max_attempts else UNDELIVERED
             if kind == PARKED and (old is None or old.kind != PARKED):
                 self._stats.parked += 1
-            first_run, first_seen = ((old.first_run, old.first_seen) if again and old
-                                     else (self._run_id, now))
+            first_run, first_seen = (old.first_run, old.first_seen) if old else (
+                self._run_id, now)
             entry = LedgerEntry(self._stream, key, reason, digest, first_run, first_seen,
                                 self._run_id, now, attempts, kind, sent.encoded.decode())
-            self._entries[key] = entry
-            self._pending[key] = entry
+            self._unsent[key] = entry
             self._undelivered[sent.order_key] = key
-            self.ids.update(_id_candidates(key))
             self._stats.undelivered += 1
-        if len(self._pending) >= _ROWS_PER_WRITE:
-            self.sync()
+            self._note(entry)
 
     def acknowledged(self, records: Iterable[Sent]) -> None:
         """Ometria acknowledged these records: those the ledger holds leave it, unless a
@@ -218,18 +281,26 @@ class RecordLedger:
             key = None
             tick = sent.ledger_tick
             if tick:
-                key = self._watched.pop(tick, None)
-                if key is not None and self._refused_at.get(key, 0) > tick:
-                    key = None
+                since = self._since.get(self._watched.get(tick, ""))
+                key = self._unwatch(tick)
+                if since is not None and (since[0] > tick or not since[1]):
+                    key = None  # refused again since it was read, or already dropped
             if undelivered and sent.order_key in undelivered:
                 key = undelivered.pop(sent.order_key)
-            if key is None or key not in self._entries:
+            if key is None or (key in self._overlay and self._overlay[key] is None):
                 continue
-            del self._entries[key]
+            self._pending.pop(key, None)
+            self._unsent.pop(key, None)
+            self._overlay[key] = None
+            self._tick += 1
+            if key in self._watching:
+                self._since[key] = (self._tick, False)
             keys.append(key)
         if keys:
             self.sync()  # a refusal handed over earlier is written before the drop
-            self._state.drop_ledger(self._stream, keys)
+            self._writes.append((self._state.drop_ledger(self._stream, keys),
+                                 dict.fromkeys(keys)))
+            self._stored = True
             self._stats.ledger_left += len(keys)
 
     def resend_part(self, source_parts: list[Any],
@@ -237,7 +308,7 @@ class RecordLedger:
         """The undelivered records to send before the source's own parts (None: none), read
         again by id from a source of one part that can (``transform``: the stream's, for
         what is read again)."""
-        entries = [e for e in self._entries.values() if e.kind == UNDELIVERED and e.payload]
+        entries = [e for e in self._unsent.values() if e.kind == UNDELIVERED and e.payload]
         if not entries:
             return None
         part = source_parts[0] if len(source_parts) == 1 else None
@@ -245,10 +316,23 @@ class RecordLedger:
                           part if isinstance(part, ReadsById) else None, transform)
 
     def sync(self) -> None:
-        """Hand the refusals noted so far to the store's ordered write queue."""
+        """Hand the rows noted so far to the store's ordered write queue."""
         if self._pending:
-            rows, self._pending = list(self._pending.values()), {}
-            self._state.put_ledger(rows)
+            rows, self._pending = self._pending, {}
+            written: dict[str, LedgerEntry | None] = dict(rows)
+            self._writes.append((self._state.put_ledger(list(rows.values())), written))
+            self._stored = True
+
+    def _prune(self) -> None:
+        """Forget the overlay's rows whose write is committed (the store answers for them)."""
+        overlay = self._overlay
+        while self._writes and self._writes[0][0].done():
+            future, written = self._writes.popleft()
+            if future.cancelled() or future.exception() is not None:
+                continue  # not stored: keep the run's own copy (the failure stops the run)
+            for key, entry in written.items():
+                if key in overlay and overlay[key] is entry:
+                    del overlay[key]
 
 
 @runtime_checkable

@@ -176,9 +176,8 @@ async def run_stream(ctx: RunContext, shared: SharedRun, stream: StreamSettings)
         source_parts = await source.parts()
         parts: list[SourcePart | LedgerPart] = list(source_parts)
         if ctx.save_checkpoints:  # a run that writes state keeps the ledger
-            ledger = RecordLedger(ctx.state, stream.name, ctx.run_id,
-                                  await ctx.state.ledger(stream.name), stats,
-                                  max_attempts=ctx.settings.run.max_attempts)
+            ledger = await RecordLedger.open(ctx.state, stream.name, ctx.run_id, stats,
+                                             max_attempts=ctx.settings.run.max_attempts)
             # undelivered by earlier runs: first
             resend = ledger.resend_part(source_parts, ctx.transforms.get(stream.name))
             parts[:0] = [resend] if resend is not None else []
