@@ -251,7 +251,9 @@ class Batcher:
         order_key = hash((record.get("@collection"), record.get("id")))
         id_hash = hash64(identity(record)) if self._changes is not None else 0
         taken = BatchRecord(encoded, item.line, item.position, order_key, id_hash)
-        if self._scope.ledger is not None:
+        ledger = self._scope.ledger
+        # an empty ledger watches nothing, unless a refusal earlier in the slice filled it
+        if ledger is not None and (self._noted or ledger.active):
             self._noted.append((taken, record))
         return taken
 
