@@ -5,6 +5,8 @@
     OmetriaSyncError
      ├── ConfigError          fix the job file or the environment; nothing was sent
      ├── StateError           the checkpoint store or dead letter cannot be used; stop, nothing lost
+     ├── MassDeletionRefused  on_missing would deactivate too much; fix the export or
+     │                        run once with --allow-mass-delete
      ├── SourceError          this stream's source cannot be read; other streams go on
      ├── FatalApiError        Ometria refused the run as a whole; stop at once
      │    ├── AuthenticationError   the API key was refused (401/403)
@@ -61,6 +63,12 @@ class ConfigError(OmetriaSyncError):
 
 class StateError(OmetriaSyncError):
     """The checkpoint store or the dead letter cannot be read or written."""
+
+
+class MassDeletionRefused(OmetriaSyncError):
+    """A stream with ``on_missing = "deactivate"`` would deactivate too much (an empty source,
+    or more than ``max_missing_fraction`` of the ids it delivered): nothing was deactivated and
+    the run exits 1. Fix the export, or run once with ``--allow-mass-delete``."""
 
 
 class SourceError(OmetriaSyncError):

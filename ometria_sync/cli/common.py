@@ -112,6 +112,7 @@ def print_summary(streams: list[StreamStats], out: TextIO, *, validation: bool =
                   "reads them sends them again", file=out)
         if not validation:
             _print_ledger(stats, out)
+            _print_missing(stats, out)
         if stats.filtered:
             print(f"\n{stats.stream}: {stats.filtered} record(s) skipped by the stream's "
                   "transform (it returned None)", file=out)
@@ -124,6 +125,16 @@ def print_summary(streams: list[StreamStats], out: TextIO, *, validation: bool =
             top = sorted(stats.warning_reasons.items(), key=lambda kv: -kv[1])[:5]
             for reason, count in top:
                 print(f"  {count:>8}  {reason}", file=out)
+
+
+def _print_missing(stats: StreamStats, out: TextIO) -> None:
+    """What ``on_missing = "deactivate"`` did: ids gone from the source, ids back."""
+    if stats.missing:
+        print(f"\n{stats.stream}: {stats.missing} id(s) delivered before are missing from the "
+              f"source: {stats.deactivated} deactivation(s) sent", file=out)
+    if stats.reactivated:
+        print(f"\n{stats.stream}: {stats.reactivated} id(s) deactivated before came back: sent "
+              "active again", file=out)
 
 
 def _print_ledger(stats: StreamStats, out: TextIO) -> None:

@@ -58,6 +58,9 @@ def register(sub: SubParsers, common: argparse.ArgumentParser) -> None:
                         "/push/_errors, or silently: see --silent-share)")
     p.add_argument("--silent-share", type=_fraction, default=0.5,
                    help="of the import failures, the fraction that leave no trace")
+    p.add_argument("--fail-batches-with", action="append", default=[], metavar="ID",
+                   help="answer 503 to every push holding a record of this id (a batch whose "
+                        "retries run out; repeatable)")
     p.add_argument("--queue-capacity", type=int, default=50_000,
                    help="records Ometria's import queue holds; a push beyond it gets 429")
     p.add_argument("--drain-per-second", type=float, default=10_000.0,
@@ -80,7 +83,7 @@ def cmd_emulator(args: argparse.Namespace) -> int:
         fail_rate=args.fail_rate, drop_rate=args.drop_rate,
         lost_answer_rate=args.lost_answer_rate,
         import_failure_rate=args.import_failure_rate, silent_share=args.silent_share,
-        queue_capacity=args.queue_capacity,
+        fail_batches_with=tuple(args.fail_batches_with), queue_capacity=args.queue_capacity,
         drain_per_second=args.drain_per_second, retry_after=args.retry_after, store=args.store,
         seed=args.seed,
     )

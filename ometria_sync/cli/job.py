@@ -39,6 +39,9 @@ def register(sub: SubParsers, common: argparse.ArgumentParser) -> None:
                      help="sync only this stream (repeatable; default: every stream)")
     run.add_argument("--full-refresh", action="store_true",
                      help="read from the start and send every record, changed or not")
+    run.add_argument("--allow-mass-delete", action="store_true",
+                     help="for this run, deactivate missing ids even when the source is empty "
+                          "or more than max_missing_fraction of them are missing")
     run.add_argument("--progress", choices=("auto", "bars", "log", "off"), default=None,
                      help="progress display (default: the job's report.progress, auto)")
     run.set_defaults(func=cmd_run)
@@ -134,7 +137,8 @@ def run(job_path: str | Path, *, dry_run: bool = False, full_refresh: bool = Fal
 
 def cmd_run(args: argparse.Namespace) -> int:
     return _run(args, RunOptions(dry_run=args.dry_run, full_refresh=args.full_refresh,
-                                 streams=args.stream, progress=args.progress))
+                                 streams=args.stream, progress=args.progress,
+                                 allow_mass_delete=args.allow_mass_delete))
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -195,8 +199,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _ledger_counts(rows: list[LedgerEntry]) -> dict[str, int]:
-    """The stream's ledger rows by kind: refused, undelivered (resent by the next run),
-    parked."""
+    """The stream's ledger rows by kind: refused, undelivered and missing (resent by the next
+    run), unverified (resent and acknowledged, waiting for a verify), parked."""
     counts: dict[str, int] = {}
     for row in rows:
         counts[row.kind] = counts.get(row.kind, 0) + 1

@@ -36,15 +36,21 @@ def cmd_plan(args: argparse.Namespace) -> int:
     for s in result.streams:
         seconds = s.requests / rate
         rows.append([s.stream, str(s.read), str(s.valid), str(s.unchanged), str(s.sent),
-                     str(s.dead_lettered), str(s.requests), _duration(seconds)])
-    print(render_table(rows, ["stream", "records", "valid", "unchanged", "to send", "invalid",
-                              "requests", f"at {rate:.3g} req/s"]))
+                     str(s.deactivated), str(s.dead_lettered), str(s.requests),
+                     _duration(seconds)])
+    print(render_table(rows, ["stream", "records", "valid", "unchanged", "to send",
+                              "to deactivate", "invalid", "requests",
+                              f"at {rate:.3g} req/s"]))
+    for s in result.streams:  # on_missing: what a run would refuse to deactivate, and why
+        if s.error:
+            print(f"\n{s.stream}: {s.error}")
     if note:
         print(f"\n{note}")
     total = sum(s.requests for s in result.streams) / rate
     print(f"\nestimated duration: {_duration(total)} (from the checkpoints; "
           "nothing was sent or saved)")
-    return ExitCode.FATAL if result.error else ExitCode.OK
+    failed = result.error or any(s.error for s in result.streams)
+    return ExitCode.FATAL if failed else ExitCode.OK
 
 
 def _plan_rate(job: Job) -> tuple[float, str]:

@@ -119,6 +119,10 @@ def print_ometria_errors(errors: Any, out: TextIO) -> None:
     print(render_table(rows, ["count", "path", "message"]), file=out)
 
 
+_TO_LEDGER = ("\n`ometria-sync verify JOB.toml --last-run` (or --all) puts the records these "
+              "errors name in the ledger: the next run resends them first")
+
+
 def cmd_errors(args: argparse.Namespace) -> int:
     job = load_job(args.job)
     ometria = job.settings.ometria
@@ -151,6 +155,7 @@ def cmd_errors(args: argparse.Namespace) -> int:
         return ExitCode.OK
     if clean is None:
         print_ometria_errors(errors, sys.stdout)
+        print(_TO_LEDGER)
         return ExitCode.PARTIAL
     seen = set(clean.errors)
     new = [e for e in errors if error_fingerprint(e) not in seen]
@@ -161,4 +166,5 @@ def cmd_errors(args: argparse.Namespace) -> int:
         return ExitCode.OK
     print(f"{len(new)} listed since:")
     print_ometria_errors(new, sys.stdout)
+    print(_TO_LEDGER)
     return ExitCode.PARTIAL

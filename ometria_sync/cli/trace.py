@@ -7,8 +7,13 @@
 * the dead letter (file or database): each refusal with its run id, time, stage, line,
   position and reasons, and whether it was new or known;
 * the change index: whether Ometria acknowledged a version of it (a hash is kept);
+* ``verify-log.jsonl`` (``verify/notes.py``): what each verify found of it (missing,
+  different, listed in ``/push/_errors``), its resends by ``--repair``, and the verify that
+  found it in Ometria, with the run that resent it from the ledger before;
 * the run reports: the runs whose window (where the run started reading to its checkpoint)
-  covers a position the record was seen at, with their outcome.
+  covers a position the record was seen at, with their outcome;
+* ``on_missing = "deactivate"``: whether the last complete read saw it, and whether it was
+  deactivated because a complete read (or the ``deleted_query``) no longer had it.
 
 The id may be a contact's ``collection/id``. Email addresses and phone numbers in what is
 shown are masked (``a***@example.com``, ``+4*********23``) unless ``--show-values``. Reads no
@@ -30,8 +35,8 @@ from ometria_sync.cli.job import with_state
 from ometria_sync.config import Job, load_job
 from ometria_sync.errors import ExitCode, OmetriaSyncError
 from ometria_sync.pipeline import hash64, identity
-from ometria_sync.state import LedgerEntry, StateStore, comparable
-from ometria_sync.verify import sending_run_reports
+from ometria_sync.state import LedgerEntry, StateStore, comparable, presence_index
+from ometria_sync.verify import VerifyStep, read_steps, sending_run_reports, verify_log_path
 
 _EMAIL = re.compile(r"([A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]*@([A-Za-z0-9.\-]+\.[A-Za-z]{2,})")
 _PHONE = re.compile(r"(?<![\w.])(\+?\d)[\d \-().]{5,}(\d\d)(?![\w.])")
@@ -79,16 +84,34 @@ def _ledger_steps(rows: list[LedgerEntry], wanted: str) -> list[Step]:
     for row in rows:
         if not _matches(row.key, wanted):
             continue
-        first = "refused" if row.kind == "refused" else "not delivered"
-        steps.append(Step(row.stream, f"{first} (first)", row.first_seen, row.first_run,
-                          row.reason, key=row.key))
+        if row.kind not in ("missing", "unverified"):  # verify's own log tells those
+            first = "refused" if row.kind == "refused" else "not delivered"
+            steps.append(Step(row.stream, f"{first} (first)", row.first_seen, row.first_run,
+                              row.reason, key=row.key))
         now = {"refused": "still refused", "undelivered": "to be resent by the next run",
+               "missing": "to be resent by the next run",
+               "unverified": "resent and acknowledged, waiting for a verify to find it",
                "parked": "parked: no longer resent"}.get(row.kind, row.kind)
         detail = f"{row.reason}; {row.attempts} run(s) so far"
         if row.payload:
             detail += f"; payload kept: {row.payload}"
         steps.append(Step(row.stream, f"ledger: {now}", row.last_seen, row.last_run, detail))
     return steps
+
+
+def _verify_steps(steps: list[VerifyStep], wanted: str, streams: list[str]) -> list[Step]:
+    """What each verify found of the record, and the resends between them."""
+    found = []
+    for step in steps:
+        if step.stream not in streams or not _matches(step.key, wanted):
+            continue
+        if (step.what == "verified" and step.resent_by and step.resent_at
+                and not step.resent_by.startswith("verify-")):
+            found.append(Step(step.stream, "resent from the ledger, acknowledged",
+                              step.resent_at, step.resent_by, key=step.key))
+        found.append(Step(step.stream, f"verify: {step.what}", step.time, step.verify_id,
+                          step.detail, step.position, step.key))
+    return found
 
 
 def _dead_letter_step(entry: dict[str, Any]) -> Step:
@@ -150,25 +173,63 @@ def _run_steps(job: Job, streams: list[str], positions: dict[str, list[Any]]) ->
 
 def _covers(start: Any, end: Any, position: Any) -> bool:
     try:
-        here = comparable(position)
-        after = start is None or here > comparable(start)
-        return bool(after and end is not None and here <= comparable(end))
+        here = _ordered(position)
+        after = start is None or here > _ordered(start)
+        return bool(after and end is not None and here <= _ordered(end))
     except TypeError:
         return False
 
 
-async def _acknowledged(store: StateStore, stream: str, keys: set[str]) -> Step | None:
-    """Whether a change hash is kept for the record under any of ``keys`` (the id as
-    given, and the ``collection/id`` keys its refusals were seen under)."""
+def _ordered(position: Any) -> Any:
+    """A position in a form that compares by order: a SQL source's keyset watermark
+    (``{"after": [values as text]}``) by its values, numbers as numbers; else ``comparable``."""
+    after = position.get("after") if isinstance(position, dict) else None
+    if isinstance(after, list):
+        return tuple(_number_or_text(v) for v in after)
+    return comparable(position)
+
+
+def _number_or_text(value: Any) -> tuple[int, Any]:
+    try:
+        return 0, float(value)
+    except (TypeError, ValueError):
+        return 1, str(value)
+
+
+def _id_hashes(keys: set[str]) -> list[int]:
+    """The change index's id hashes of ``keys`` (an id, or a contact's ``collection/id``)."""
     hashes = []
     for key in keys:
         collection, _, rid = key.rpartition("/")
         record = {"@collection": collection, "id": rid} if collection else {"id": key}
         hashes.append(hash64(identity(record)))
-    found = await store.lookup(await store.stream_id(stream), hashes)
+    return hashes
+
+
+async def _acknowledged(store: StateStore, stream: str, keys: set[str]) -> Step | None:
+    """Whether a change hash is kept for the record under any of ``keys`` (the id as
+    given, and the ``collection/id`` keys its refusals were seen under)."""
+    found = await store.lookup(await store.stream_id(stream), _id_hashes(keys))
     if not found:
         return None
     return Step(stream, "acknowledged by Ometria (a version of it: its change hash is kept)")
+
+
+async def _presence(store: StateStore, stream: str, keys: set[str]) -> list[Step]:
+    """What ``on_missing`` knows of the record: deactivated, or seen by which read."""
+    rows = await presence_index(store).status(await store.stream_id(stream), _id_hashes(keys))
+    steps = []
+    for seen, gone, current in rows:
+        if gone:
+            what = ("deactivated in Ometria (on_missing): the source no longer had it; sent "
+                    "active again if it comes back")
+        elif seen >= current:
+            what = f"seen by the last complete read of the source (read {current})"
+        else:
+            what = (f"missing from the last complete read (read {current}; last seen by read "
+                    f"{seen}): the deactivation is sent once a read passes the guards")
+        steps.append(Step(stream, what))
+    return steps
 
 
 async def story(job: Job, store: StateStore, wanted: str, stream: str | None) -> list[Step]:
@@ -177,6 +238,7 @@ async def story(job: Job, store: StateStore, wanted: str, stream: str | None) ->
     steps = _ledger_steps([r for r in await store.ledger(stream) if r.stream in streams],
                           wanted)
     steps += await _dead_letter_steps(job, store, wanted, stream)
+    steps += _verify_steps(read_steps(verify_log_path(job)), wanted, streams)
     positions: dict[str, list[Any]] = {}
     for step in steps:
         if step.position is not None:
@@ -184,10 +246,13 @@ async def story(job: Job, store: StateStore, wanted: str, stream: str | None) ->
     steps += _run_steps(job, streams, positions)
     steps.sort(key=lambda s: (s.time or "", s.run_id or ""))
     keys = {wanted} | {s.key for s in steps if s.key}
+    deactivating = {s.name for s in job.streams if s.on_missing == "deactivate"}
     for name in streams:
         acknowledged = await _acknowledged(store, name, keys)
         if acknowledged is not None:
             steps.append(acknowledged)
+        if name in deactivating:
+            steps += await _presence(store, name, keys)
     return steps
 
 

@@ -104,6 +104,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
         if report.seed is not None:
             print(f"\nsample seed: {report.seed} (repeat with --seed {report.seed})")
         print(f"requests: {report.requests}")
+        if report.ledger_noted or report.ledger_left:
+            print(f"ledger ({report.verify_id}): {report.ledger_noted} record(s) not in Ometria"
+                  f" noted, the next run resends them first; {report.ledger_left} found in "
+                  "Ometria left it")
     if report.error:
         print(f"ometria-sync: {report.error}", file=sys.stderr)
     elif report.exit_code == ExitCode.NOTHING_VERIFIED:

@@ -266,6 +266,7 @@ def check_settings(settings: JobSettings) -> None:
         seen.add(stream.name)
         stream.source.check(f"streams[{index}].source")
         stream.source.check_record_type(f"streams[{index}].source", stream.record_type)
+        check_on_missing(f"streams[{index}]", stream)
     check_shared_tenants([(f"streams[{i}].source", s.source)
                           for i, s in enumerate(settings.streams)])
     ometria = settings.ometria
@@ -276,6 +277,37 @@ def check_settings(settings: JobSettings) -> None:
         check_redis_url("ometria.rate_limit_url", ometria.rate_limit_url)
     if settings.ometria.ca_bundle and not Path(settings.ometria.ca_bundle).is_file():
         raise ConfigError("ometria.ca_bundle", f"no such file: {settings.ometria.ca_bundle}")
+
+
+#: sources read whole on every run: what they no longer hold was removed
+_FULL_READ = ("jsonl", "csv")
+
+
+def check_on_missing(key: str, stream: StreamSettings) -> None:
+    """ConfigError naming the key when ``on_missing = "deactivate"`` cannot work for
+    ``stream``: a record type without a deactivation, no change index (it is how the job knows
+    what it delivered), lists missing, or a source that is never read whole."""
+    if stream.on_missing == "ignore":
+        return
+    if stream.record_type not in ("product", "order", "contact"):
+        raise ConfigError(f"{key}.on_missing", f"{stream.record_type} records cannot be "
+                          "deactivated (products, orders and contacts can)")
+    if not stream.change_detection:
+        raise ConfigError(f"{key}.on_missing", "needs change_detection = true: the change "
+                          "index is how the job knows which ids it delivered")
+    if stream.on_missing_contact == "remove_from_lists" and not stream.on_missing_lists:
+        raise ConfigError(f"{key}.on_missing_lists", "name the lists to remove a missing "
+                          "contact from (on_missing_contact = \"remove_from_lists\")")
+    kind = str(type(stream.source).__struct_config__.tag)
+    deletions = stream.source.deletions()
+    if kind in _FULL_READ or (deletions is not None and (deletions.deleted or deletions.keys)):
+        return
+    more = (" (set its deleted_query or keys_query)" if deletions is not None else
+            "; deactivate works with jsonl and csv sources, and with postgres and mysql "
+            "sources given a deleted_query or a keys_query")
+    raise ConfigError(f"{key}.on_missing", f"a {kind} source is not read whole on every run, "
+                      f"so a missing row cannot be told from an unchanged one{more} "
+                      "(docs/deletions.md)")
 
 
 def check_redis_url(key: str, url: str) -> None:

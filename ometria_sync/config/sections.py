@@ -145,6 +145,16 @@ class StreamSettings(_Section, frozen=True):
     #: (skip it), from the job file's folder or PYTHONPATH, applied before validation
     transform: str | None = None
     enabled: bool = True
+    #: ids this job delivered that a complete read no longer has: "ignore" them, or
+    #: "deactivate" them in Ometria (``docs/deletions.md``)
+    on_missing: Literal["ignore", "deactivate"] = "ignore"
+    #: deactivate nothing (exit 1) when more than this share of the delivered ids is missing
+    max_missing_fraction: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.1
+    #: a missing contact: marketing_optin EXPLICITLY_OPTEDOUT, or removed from ``on_missing_lists``
+    on_missing_contact: Literal["opt_out", "remove_from_lists"] = "opt_out"
+    on_missing_lists: list[str | int] = msgspec.field(default_factory=list)
+    #: a missing order is resent with ``is_valid: false`` and this status
+    on_missing_order_status: Annotated[str, msgspec.Meta(min_length=1)] = "cancelled"
 
 
 class JobSettings(_Section, frozen=True):

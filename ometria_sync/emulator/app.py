@@ -81,6 +81,7 @@ def create_app(options: EmulatorOptions) -> web.Application:
         options.queue_capacity, import_failure_rate=options.import_failure_rate,
         silent_share=options.silent_share,
         rng=random.Random(None if options.seed is None else f"import-{options.seed}"))
+    app[STORE].failing_ids.update(options.fail_batches_with)
     app[PROFILES] = ProfileView(app[STORE])
     if options.store:
         app[STORE].load(options.store)

@@ -48,6 +48,9 @@ class EmulatorOptions(msgspec.Struct, frozen=True, kw_only=True):
     import_failure_rate: float = 0.0
     #: of those, the fraction that fail without any trace (not listed in ``/push/_errors``)
     silent_share: float = 0.5
+    #: ids whose pushes are answered 503 every time (a batch whose retries run out); the
+    #: store's ``failing_ids``, which a test may change while the emulator runs
+    fail_batches_with: tuple[str, ...] = ()
     queue_capacity: int = 50_000
     drain_per_second: float = 10_000.0
     #: send Retry-After (1 s) on 429s and 5xx (Ometria does not document one; the engine must

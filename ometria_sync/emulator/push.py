@@ -77,6 +77,9 @@ async def push(request: web.Request) -> web.StreamResponse:
     if len(body) > store.remaining:
         return too_many(app)
     await latency(app)
+    if store.failing_ids and any(str(r["id"]) in store.failing_ids for r in body):
+        stats.by_status["503"] += 1
+        return json_answer({"status": "ERROR", "message": "Service Unavailable"}, 503)
     draw = app[RANDOM].random()
     if draw < options.drop_rate:
         stats.by_status["dropped"] += 1

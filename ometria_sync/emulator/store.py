@@ -2,13 +2,21 @@
 
 Import is asynchronous, as in Ometria: accepted records wait in a queue of bounded capacity and
 a drain task validates and merges them at ``drain_per_second``. Records are keyed by type and id
-(contacts by collection and id). A partial record merges field by field into the stored one; a
-JSON null deletes the field (top-level fields; nested objects are replaced whole).
+(contacts by collection and id). A partial record merges field by field into the stored one, as
+``@merge: true`` tells Ometria to (fields not sent are kept; without ``@merge`` Ometria "may or
+may not" keep them: the emulator keeps them too); a JSON null deletes the field (top-level
+fields; nested objects, e.g. a product's ``attributes``, are replaced whole). The control keys
+are applied, never stored: ``@add_to_lists`` and ``@remove_from_lists`` change the contact's
+``lists`` (list ids, sorted), ``@merge`` and ``@force_optin`` only say how to import. So
+``is_active``, ``is_valid`` and ``marketing_optin`` sent alone change only themselves and
+read back as sent.
 
 Import can be told to fail the way Ometria's does (``import_failure_rate``): a record accepted
 with 2xx is then lost at import, either listed in ``/push/_errors`` with an error object of
 Ometria's shape, or (``silent_share`` of the failures) without any trace. ``lost`` keeps what was
-lost, for tests.
+lost, for tests. ``import_failure_rate`` and ``failing_ids`` (pushes holding one of those ids
+are answered 503: a batch whose retries run out) are attributes a test may change between two
+nights, with the emulator still running.
 
 Imported records are kept encoded (bytes): a store of millions of dicts gave the garbage
 collector so much to walk that the emulator stalled for tens of milliseconds, stamped the
@@ -66,13 +74,25 @@ def record_key(record: dict[str, Any]) -> tuple[str, str]:
     return rtype, str(record.get("id"))
 
 
+#: how to import a record, not what it holds
+_CONTROL = frozenset({"@merge", "@force_optin", "@add_to_lists", "@remove_from_lists"})
+
+
 def merge(stored: dict[str, Any] | None, incoming: dict[str, Any]) -> dict[str, Any]:
     result = dict(stored or {})
     for field, value in incoming.items():
+        if field in _CONTROL:
+            continue
         if value is None:
             result.pop(field, None)
         else:
             result[field] = value
+    added, removed = incoming.get("@add_to_lists"), incoming.get("@remove_from_lists")
+    if isinstance(added, list) or isinstance(removed, list):
+        lists = {str(x) for x in result.get("lists") or []}
+        lists |= {str(x) for x in added or []}
+        lists -= {str(x) for x in removed or []}
+        result["lists"] = sorted(lists)
     return result
 
 
@@ -139,7 +159,9 @@ class EmulatorStore:
         rng: random.Random | None = None,
     ) -> None:
         self.capacity = capacity
-        self._failure_rate = import_failure_rate
+        self.import_failure_rate = import_failure_rate
+        #: a push holding a record of one of these ids is answered 503 (``push.py``)
+        self.failing_ids: set[str] = set()
         self._silent_share = silent_share
         self._rng = rng or random.Random()
         self._tables: dict[str, dict[str, bytes]] = {}  # type -> key -> encoded record
@@ -185,7 +207,7 @@ class EmulatorStore:
                 self._error(request_id, record, first.message, first.path)
                 continue
             rtype, key = record_key(record)
-            if self._failure_rate and self._rng.random() < self._failure_rate:
+            if self.import_failure_rate and self._rng.random() < self.import_failure_rate:
                 self._lose(request_id, record, rtype, key)
                 continue
             table = self._tables.setdefault(rtype, {})

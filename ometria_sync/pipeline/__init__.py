@@ -9,7 +9,7 @@ in the one order it states.
 
 from ometria_sync.pipeline.batcher import Validator, prepare_record, schema_validator
 from ometria_sync.pipeline.change_filter import hash64, identity
-from ometria_sync.pipeline.job_io import ProgressMode, RunView, SignalWatch
+from ometria_sync.pipeline.job_io import ProgressMode, RunView, SignalWatch, new_run_id
 from ometria_sync.pipeline.job_run import (
     JobResult,
     RunOptions,
@@ -17,6 +17,8 @@ from ometria_sync.pipeline.job_run import (
     run_job,
     shared_budget,
 )
+from ometria_sync.pipeline.ledger import leaves_when_verified, record_key, verify_finding
+from ometria_sync.pipeline.missing import deactivated
 from ometria_sync.pipeline.stats import StreamStats, WarningSample
 from ometria_sync.pipeline.transform import Transform, load_transform, load_transforms
 
@@ -31,12 +33,17 @@ __all__ = [
     "Validator",
     "WarningSample",
     "account_pacer",
+    "deactivated",
     "hash64",
     "identity",
+    "leaves_when_verified",
     "load_transform",
     "load_transforms",
+    "new_run_id",
     "prepare_record",
+    "record_key",
     "run_job",
     "schema_validator",
     "shared_budget",
+    "verify_finding",
 ]

@@ -30,6 +30,7 @@ from ometria_sync.config import StreamSettings
 from ometria_sync.pipeline.batch import Batch, BatchRecord, PartScope
 from ometria_sync.pipeline.change_filter import ChangeFilter, hash64, identity
 from ometria_sync.pipeline.ledger import record_key
+from ometria_sync.pipeline.missing import SeenMarks
 from ometria_sync.pipeline.transform import Transform
 from ometria_sync.schemas import (
     Problem,
@@ -113,6 +114,7 @@ class Batcher:
         changes: ChangeFilter | None = None,
         transform: Transform | None = None,
         sleep: Sleep = asyncio.sleep,
+        seen: SeenMarks | None = None,
     ) -> None:
         self._scope = scope
         self._stats = scope.stats
@@ -123,6 +125,8 @@ class Batcher:
         self._sleep = sleep
         self._changes = changes
         self._transform = transform
+        #: ``on_missing = "deactivate"``: the ids this read sees (valid or not)
+        self._seen = seen
         self._seq = first_seq
         self._pending: list[BatchRecord] = []
         self._pending_ids: set[int] = set()  # a batch never holds two versions of one id
@@ -197,6 +201,8 @@ class Batcher:
         taken = [self._take(item) for item in items]
         if self._noted:
             await self._to_ledger()
+        if self._seen is not None:
+            await self._seen.flush([r for r in taken if r is not None])
         if self._changes is not None:
             ready = [r for r in taken if r is not None]
             unchanged = await self._changes.unchanged(ready)
@@ -225,6 +231,8 @@ class Batcher:
         """A valid, encoded record, or None when it was dead-lettered."""
         self._stats.read += 1
         if item.error is not None:
+            if self._seen is not None and item.id is not None:  # refused, yet still there
+                self._seen.note(hash64(identity({"id": item.id})), {"id": item.id})
             self._refuse(item, [Problem("", item.error)], stage="source")
             return None
         record = item.record
@@ -236,6 +244,8 @@ class Batcher:
                 else:
                     self._refuse(item, [Problem("", failed)], stage="transform")
                 return None
+        if self._seen is not None and record.__class__ is dict and record.get("id") is not None:
+            self._seen.note(hash64(identity(record)), record)
         encoded, problems, warnings = prepare_record(self._type, record, self._validate)
         if item.warnings:
             warnings = [*item.warnings, *warnings]

@@ -49,6 +49,8 @@ class RunOptions(msgspec.Struct, frozen=True, kw_only=True):
     #: top, and move no checkpoint (the sources are the records to resend)
     repair: bool = False
     full_refresh: bool = False
+    #: deactivate missing ids even past the mass-deletion guards (``--allow-mass-delete``)
+    allow_mass_delete: bool = False
     streams: list[str] | None = None
     #: None: the job's ``report.progress`` setting
     progress: ProgressMode | None = None

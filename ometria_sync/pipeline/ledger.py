@@ -36,7 +36,14 @@ arrives after its undelivered note is of a later version, and drops the row
 (``order_key``); across runs, the resend part is over before the source's parts are read, so
 whatever the source gives for the id is sent after the stored payload.
 
-A run with an empty ledger pays one attribute test per record (``ids``).
+**Found not in Ometria by verify** (missing, different, or listed in ``/push/_errors`` with
+its id): ``verify`` writes the row (:func:`verify_finding`, kind ``missing``, the record's latest
+version as its payload); the next run resends it first like an undelivered record, and its
+acknowledgement does not drop it but marks it ``unverified`` (sent again, acknowledged, not yet
+seen in Ometria): the next verify that finds it in Ometria drops it, one that finds it missing
+again makes it ``missing`` with one attempt more (parked after ``max_attempts``).
+
+A run with an empty ledger pays one attribute test per record (``active``).
 """
 
 from __future__ import annotations
@@ -59,6 +66,10 @@ _ROWS_PER_WRITE = 1000
 _encode = msgspec.json.Encoder(order="sorted", enc_hook=repr).encode
 _POSITION = "position "
 REFUSED, UNDELIVERED, PARKED = "refused", "undelivered", "parked"
+#: found not in Ometria by verify (resent first); resent and acknowledged, not yet verified
+MISSING, UNVERIFIED = "missing", "unverified"
+#: the kinds the next run resends first
+RESENT_KINDS = frozenset({UNDELIVERED, MISSING})
 
 
 class Sent(Protocol):
@@ -257,9 +268,11 @@ class RecordLedger:
             digest = content_hash(record, None)
             if self._by_ometria.pop(key, None) == digest:
                 continue  # refused by Ometria in this run: a refusal, not a loss
-            old = self._unsent.get(key)
+            old = self._unsent.get(key)  # every row of the stream not a refusal
             attempts = old.attempts + (old.last_run != self._run_id) if old else 1
-            kind = PARKED if attempts >= self._max_attempts else UNDELIVERED
+            from_verify = old is not None and old.kind in (MISSING, UNVERIFIED)
+            kind = (PARKED if attempts >= self._max_attempts
+                    else MISSING if from_verify else UNDELIVERED)
             if kind == PARKED and (old is None or old.kind != PARKED):
                 self._stats.parked += 1
             first_run, first_seen = (old.first_run, old.first_seen) if old else (
@@ -272,10 +285,12 @@ class RecordLedger:
             self._note(entry)
 
     def acknowledged(self, records: Iterable[Sent]) -> None:
-        """Ometria acknowledged these records: those the ledger holds leave it, unless a
-        later version of their key was refused since (ticks: read order) or noted undelivered
-        since (a later version's note comes after this one's acknowledgement)."""
+        """Ometria acknowledged these records: those the ledger holds leave it (one a verify
+        found not in Ometria stays, as unverified, until a verify finds it), unless a later
+        version of their key was refused since (ticks: read order) or noted undelivered since
+        (a later version's note comes after this one's acknowledgement)."""
         keys = []
+        kept = False
         undelivered = self._undelivered
         for sent in records:
             key = None
@@ -289,6 +304,14 @@ class RecordLedger:
                 key = undelivered.pop(sent.order_key)
             if key is None or (key in self._overlay and self._overlay[key] is None):
                 continue
+            old = self._unsent.get(key)  # a refusal's row is not there: it is dropped
+            if old is not None and old.kind in (MISSING, UNVERIFIED):  # stays until verified
+                entry = msgspec.structs.replace(old, kind=UNVERIFIED, last_run=self._run_id,
+                                                last_seen=self._now())
+                self._unsent[key] = entry
+                self._note(entry)
+                kept = True
+                continue
             self._pending.pop(key, None)
             self._unsent.pop(key, None)
             self._overlay[key] = None
@@ -296,8 +319,9 @@ class RecordLedger:
             if key in self._watching:
                 self._since[key] = (self._tick, False)
             keys.append(key)
-        if keys:
+        if keys or kept:
             self.sync()  # a refusal handed over earlier is written before the drop
+        if keys:
             self._writes.append((self._state.drop_ledger(self._stream, keys),
                                  dict.fromkeys(keys)))
             self._stored = True
@@ -308,7 +332,7 @@ class RecordLedger:
         """The undelivered records to send before the source's own parts (None: none), read
         again by id from a source of one part that can (``transform``: the stream's, for
         what is read again)."""
-        entries = [e for e in self._unsent.values() if e.kind == UNDELIVERED and e.payload]
+        entries = [e for e in self._unsent.values() if e.kind in RESENT_KINDS and e.payload]
         if not entries:
             return None
         part = source_parts[0] if len(source_parts) == 1 else None
@@ -333,6 +357,27 @@ class RecordLedger:
             for key, entry in written.items():
                 if key in overlay and overlay[key] is entry:
                     del overlay[key]
+
+
+def verify_finding(old: LedgerEntry | None, stream: str, record: dict[str, Any], reason: str,
+                   run_id: str, now: str, max_attempts: int) -> LedgerEntry | None:
+    """The row for a record ``verify`` (run ``run_id``) found not in Ometria in its latest
+    version ``record``, given the stream's row for its key (None: no row; a refused row is
+    kept as it is: None). Found again after a resend was acknowledged: one attempt more."""
+    if old is not None and old.kind == REFUSED:
+        return None
+    attempts = 1 if old is None else old.attempts + (old.kind == UNVERIFIED)
+    first_run, first_seen = (run_id, now) if old is None else (old.first_run, old.first_seen)
+    return LedgerEntry(stream, record_key(record, None), reason, content_hash(record, None),
+                       first_run, first_seen, run_id, now, attempts,
+                       PARKED if attempts >= max_attempts else MISSING,
+                       _encode(record).decode())
+
+
+def leaves_when_verified(entry: LedgerEntry) -> bool:
+    """Whether ``verify`` finding the record in Ometria in its latest version drops the row:
+    every kind but a refusal (the source's version is refused: it was never sent)."""
+    return entry.kind != REFUSED
 
 
 @runtime_checkable

@@ -111,6 +111,11 @@ class StreamStats(msgspec.Struct):
     parked: int = 0
     #: of the resent, those read again from the source by id (its current version)
     reread: int = 0
+    #: ``on_missing = "deactivate"``: ids delivered before that this complete read did not see,
+    #: the deactivations sent for them, and ids deactivated before that came back
+    missing: int = 0
+    deactivated: int = 0
+    reactivated: int = 0
 
     def count_status(self, status: int | str) -> None:
         key = str(status)

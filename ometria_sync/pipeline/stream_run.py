@@ -23,20 +23,29 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import structlog
 
 from ometria_sync.clock import Sleep
 from ometria_sync.config import JobSettings, StreamSettings
-from ometria_sync.errors import AuthenticationError, OmetriaSyncError, SourceError, StateError
+from ometria_sync.errors import (
+    AuthenticationError,
+    MassDeletionRefused,
+    OmetriaSyncError,
+    SourceError,
+    StateError,
+)
 from ometria_sync.net import Backoff
 from ometria_sync.ometria import Pusher
 from ometria_sync.pacing import RatePacer
 from ometria_sync.pipeline.batch import Batch, PartScope, VersionOrder
 from ometria_sync.pipeline.batcher import Batcher, Validator, schema_validator
 from ometria_sync.pipeline.change_filter import ChangeFilter
+from ometria_sync.pipeline.deletions import DeletedPart, deactivate
 from ometria_sync.pipeline.dispatch import Delivery, RetryPolicy
 from ometria_sync.pipeline.job_io import RunOptions, Shutdown, sending_mode
 from ometria_sync.pipeline.ledger import LedgerPart, RecordLedger
+from ometria_sync.pipeline.missing import MissingPart, MissingPhase
 from ometria_sync.pipeline.settle import AckedHashes, Settlement
 from ometria_sync.pipeline.stats import StreamStats
 from ometria_sync.pipeline.transform import Transform
@@ -84,6 +93,8 @@ class RunContext:
     sleep: Sleep = asyncio.sleep
     #: the run's id (the ledger's rows name the runs that refused a record)
     run_id: str = ""
+    #: ``--allow-mass-delete``: ``on_missing`` deactivates past its guards, this run
+    allow_mass_delete: bool = False
 
     @classmethod
     def for_options(
@@ -124,6 +135,7 @@ class RunContext:
             transforms=transforms or {},
             warning_log=warning_log,
             run_id=run_id,
+            allow_mass_delete=options.allow_mass_delete,
         )
 
 
@@ -172,21 +184,10 @@ async def run_stream(ctx: RunContext, shared: SharedRun, stream: StreamSettings)
         await ctx.state.start_run(stream.name)
     source = stream.source.open()
     try:
-        ledger = None
-        source_parts = await source.parts()
-        parts: list[SourcePart | LedgerPart] = list(source_parts)
-        if ctx.save_checkpoints:  # a run that writes state keeps the ledger
-            ledger = await RecordLedger.open(ctx.state, stream.name, ctx.run_id, stats,
-                                             max_attempts=ctx.settings.run.max_attempts)
-            # undelivered by earlier runs: first
-            resend = ledger.resend_part(source_parts, ctx.transforms.get(stream.name))
-            parts[:0] = [resend] if resend is not None else []
-        for part in parts:
-            if ctx.shutdown.requested:
-                break
-            await _run_part(ctx, shared, stream, part, stats, ledger)
-            if stats.error:
-                break
+        await _read_parts(ctx, shared, stream, stats, await source.parts())
+    except MassDeletionRefused as exc:
+        stats.error = str(exc)
+        log.error("mass_deletion_refused", stream=stream.name, error=str(exc))
     except SourceError as exc:
         stats.error = str(exc)
     except OmetriaSyncError as exc:
@@ -207,6 +208,38 @@ async def run_stream(ctx: RunContext, shared: SharedRun, stream: StreamSettings)
     return stats
 
 
+async def _read_parts(ctx: RunContext, shared: SharedRun, stream: StreamSettings,
+                      stats: StreamStats, source_parts: list[SourcePart]) -> None:
+    """The ledger's resends, the source's parts, then (after a complete read) the
+    deactivations of ``on_missing``."""
+    ledger = None
+    parts: list[SourcePart | LedgerPart] = list(source_parts)
+    if ctx.save_checkpoints:  # a run that writes state keeps the ledger
+        ledger = await RecordLedger.open(ctx.state, stream.name, ctx.run_id, stats,
+                                         max_attempts=ctx.settings.run.max_attempts)
+        # undelivered by earlier runs: first
+        resend = ledger.resend_part(source_parts, ctx.transforms.get(stream.name))
+        parts[:0] = [resend] if resend is not None else []
+    missing = None
+    if stream.on_missing == "deactivate" and ctx.detect_changes:  # not validate, repair
+        missing = await MissingPhase.open(ctx.state, stream,
+                                          allow_mass_delete=ctx.allow_mass_delete,
+                                          scratch=not ctx.save_checkpoints)
+    for part in parts:
+        if ctx.shutdown.requested:
+            break
+        await _run_part(ctx, shared, stream, part, stats, ledger,
+                        None if isinstance(part, LedgerPart) else missing)
+        if stats.error:
+            break
+    if missing is not None and not stats.error and not ctx.shutdown.requested:
+        async def run_part(part: SourcePart) -> None:
+            await _run_part(ctx, shared, stream, part, stats, ledger)
+
+        await deactivate(ctx.state, missing, stats, run_part,
+                         stopped=lambda: bool(stats.error) or ctx.shutdown.requested)
+
+
 def _stop_run(ctx: RunContext, shared: SharedRun, exc: OmetriaSyncError) -> None:
     """A failure the run cannot go on after: every stream stops (at once for a refused key)."""
     shared.fail(exc)
@@ -224,8 +257,9 @@ def _outcome(stats: StreamStats, shutdown: Shutdown) -> str:
 
 
 async def _run_part(
-    ctx: RunContext, shared: SharedRun, stream: StreamSettings, part: SourcePart | LedgerPart,
-    stats: StreamStats, ledger: RecordLedger | None = None,
+    ctx: RunContext, shared: SharedRun, stream: StreamSettings,
+    part: SourcePart | LedgerPart | MissingPart | DeletedPart, stats: StreamStats,
+    ledger: RecordLedger | None = None, missing: MissingPhase | None = None,
 ) -> None:
     fingerprint = await part.fingerprint()
     stats.bytes_total = await part.size()
@@ -241,7 +275,9 @@ async def _run_part(
                  checkpoint_fingerprint=saved.fingerprint, fingerprint=fingerprint)
     log.info("stream_start", stream=stream.name, source=part.label, position=start,
              resumed=start is not None)
-    if checkpointed:  # the ledger's resends do not say where the source was read from
+    if missing is not None and start is None:
+        missing.from_top()
+    if checkpointed and not isinstance(part, MissingPart | DeletedPart):  # the source's own
         stats.start_position, stats.started_from_top = start, start is None
     changes = None
     if stream.change_detection and ctx.detect_changes:
@@ -249,7 +285,8 @@ async def _run_part(
         changes = ChangeFilter(ctx.state, stream_id, refresh=ctx.full_refresh)
     scope = PartScope(stream.name, part.label, stats, ctx.dead_letter, ledger, ctx.warning_log)
     runner = _PartRunner(ctx, shared, stream, part, scope, fingerprint, changes,
-                         save=ctx.save_checkpoints and checkpointed)
+                         save=ctx.save_checkpoints and checkpointed,
+                         missing=missing)
     await runner.run(start)
 
 
@@ -267,6 +304,7 @@ class _PartRunner:
         changes: ChangeFilter | None,
         *,
         save: bool,
+        missing: MissingPhase | None = None,
     ) -> None:
         self.ctx = ctx
         self.shared = shared
@@ -282,16 +320,21 @@ class _PartRunner:
         self.settlement = Settlement(scope, ctx.state, part_key=part.key,
                                      fingerprint=fingerprint, save=save, hashes=hashes,
                                      positions=not isinstance(part, LedgerPart))
+        # records read from the source (not resends, not deactivations)
+        own = not isinstance(part, LedgerPart | MissingPart | DeletedPart)
         self.batcher = Batcher(
             scope,
             record_type=stream.record_type,
-            validator=ctx.validator_for(stream),
+            # deactivations are partial records: judged as updates, never transformed
+            validator=ctx.validator_for(stream if own or isinstance(part, LedgerPart)
+                                        else msgspec.structs.replace(stream, mode="update")),
             batch_size=ctx.settings.ometria.batch_size,
             linger=run.linger,
             changes=changes,
             # the ledger's kept payloads went through the transform when first sent (its
             # re-read rows are transformed by the part itself)
-            transform=None if isinstance(part, LedgerPart) else ctx.transforms.get(stream.name),
+            transform=ctx.transforms.get(stream.name) if own else None,
+            seen=missing.marks if missing is not None and own else None,
         )
         self.delivery = Delivery(
             scope,

@@ -80,6 +80,12 @@ class StreamReport(msgspec.Struct):
     parked: int = 0
     #: of the resent, those read again from the source by id (its current version)
     reread: int = 0
+    #: ``on_missing = "deactivate"``: ids delivered before that the complete read did not see,
+    #: the deactivations sent for them (not counted in ``read``), and ids deactivated before
+    #: that came back and went out active
+    missing: int = 0
+    deactivated: int = 0
+    reactivated: int = 0
     #: the first record refused for each reason: where it was, and the problem as found
     refused_examples: dict[str, str] = msgspec.field(default_factory=dict)
     #: requests, 429s and retries per bucket of the run (None: no request)
@@ -179,6 +185,7 @@ def stream_report(stats: StreamStats, rate_limit: float) -> StreamReport:
         refused_known_since=stats.refused_known_since, ledger_left=stats.ledger_left,
         undelivered=stats.undelivered, resent=stats.resent, parked=stats.parked,
         reread=stats.reread, refused_examples=dict(stats.reason_examples),
+        missing=stats.missing, deactivated=stats.deactivated, reactivated=stats.reactivated,
         timeline=_timeline(stats),
     )
 

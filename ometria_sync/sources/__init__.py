@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from typing import get_args
 
-from ometria_sync.sources.base import Position, Source, SourceConfig, SourceItem, SourcePart
+from ometria_sync.sources.base import (
+    Deletions,
+    Position,
+    Source,
+    SourceConfig,
+    SourceItem,
+    SourcePart,
+)
 from ometria_sync.sources.files import CsvSourceConfig, GlobSourceConfig, JsonlSourceConfig
 from ometria_sync.sources.files.lines import DEFAULT_MAX_LINE_BYTES, MaxLineBytes
 from ometria_sync.sources.files.location import resolve_path
@@ -24,6 +31,7 @@ __all__ = [
     "DEFAULT_MAX_LINE_BYTES",
     "SECRET_REFUSED",
     "SOURCE_KINDS",
+    "Deletions",
     "JsonlSourceConfig",
     "MaxLineBytes",
     "Position",

@@ -102,8 +102,24 @@ class Source(Protocol):
         """Release connections and handles."""
 
 
+class Deletions(msgspec.Struct, frozen=True):
+    """How a source that is not read whole tells what it no longer holds (``on_missing``):
+    ``deleted``, a source of the ids deleted since its own checkpoint; ``keys``, a source of
+    every current id, read whole every ``sweep_seconds``. Their records need only an ``id``
+    (and a contact's ``@collection``)."""
+
+    deleted: SourceConfig | None = None
+    keys: SourceConfig | None = None
+    sweep_seconds: float = 7 * 86400.0
+
+
 class SourceConfig(msgspec.Struct, frozen=True, tag_field="kind", forbid_unknown_fields=True):
     """Base of every ``source = { kind = ... }`` table in the job file."""
+
+    def deletions(self) -> Deletions | None:
+        """How the source tells deleted records (None: it is read whole on every run, so what
+        a complete read lacks was removed)."""
+        return None
 
     def resolve(self, base_dir: Path) -> SourceConfig:
         """Return a copy with relative paths made absolute against the job file's folder."""

@@ -16,12 +16,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import re
 from typing import Any
 
 import msgspec
 
 from ometria_sync.errors import ConfigError
-from ometria_sync.sources.base import SourceConfig
+from ometria_sync.sources.base import Deletions, SourceConfig
 from ometria_sync.sources.columns import LINEITEMS_NEED_CSV, check_columns, computed_only
 from ometria_sync.sources.mapping import LINEITEM_PREFIX, ColumnSpec, load_zone
 
@@ -56,6 +57,28 @@ class SqlSourceConfig(SourceConfig, frozen=True):
     #: seconds before the checkpoint: rows of transactions that committed late. Not set:
     #: DEFAULT_LOOKBACK_SECONDS when the first cursor column is a timestamp, else 0
     lookback_seconds: float | None = None
+    #: ``on_missing``: the ids deleted since a cursor (a soft-delete flag, an audit table),
+    #: read by keyset on ``deleted_cursor`` like ``query``; a column ``id``
+    deleted_query: str | None = None
+    deleted_cursor: list[str] = msgspec.field(default_factory=list)
+    #: ``on_missing``: every current id (a column ``id``), read whole every ``sweep_every``
+    #: ("7d", "12h", "30m")
+    keys_query: str | None = None
+    sweep_every: str = "7d"
+
+    def deletions(self) -> Deletions:
+        """The deleted and keys queries as sources of their own (same database, ids only)."""
+        keep = {k: v for k, v in self.constants.items() if k == "@collection"}
+        plain = msgspec.structs.replace(self, columns={}, drop=[], constants=keep,
+                                        json_column=None, deleted_query=None, keys_query=None,
+                                        lookback_seconds=0.0)
+        deleted = keys = None
+        if self.deleted_query:
+            deleted = msgspec.structs.replace(plain, query=self.deleted_query,
+                                              cursor=self.deleted_cursor)
+        if self.keys_query:
+            keys = msgspec.structs.replace(plain, query=self.keys_query, cursor=["id"])
+        return Deletions(deleted, keys, sweep_seconds(self.sweep_every) or 0.0)
 
     @property
     def placed(self) -> bool:
@@ -78,6 +101,13 @@ class SqlSourceConfig(SourceConfig, frozen=True):
         if "{cursor" in self.query.replace(MARKER, ""):
             raise ConfigError(f"{key}.query", "the only marker is {cursor_after} (the keyset "
                                               "predicate on the cursor columns)")
+        if self.deleted_query and not self.deleted_cursor:
+            raise ConfigError(f"{key}.deleted_cursor", "name the columns the deleted_query is "
+                                                       "read by (e.g. [\"deleted_at\", \"id\"])")
+        if sweep_seconds(self.sweep_every) is None:
+            raise ConfigError(f"{key}.sweep_every", f"expected a duration like \"7d\", "
+                                                    f"\"12h\" or \"30m\", got "
+                                                    f"{self.sweep_every!r}")
         check_columns(key, self.columns, load_zone(f"{key}.timezone", self.timezone))
         for name, spec in self.columns.items():
             fields = [spec] if isinstance(spec, str) else spec.fields
@@ -106,6 +136,15 @@ class SqlSourceConfig(SourceConfig, frozen=True):
         if self.lookback_seconds is not None:
             return self.lookback_seconds
         return DEFAULT_LOOKBACK_SECONDS if head_type in stamps else 0.0
+
+
+_UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+
+
+def sweep_seconds(text: str) -> float | None:
+    """``7d``, ``12h``, ``30m``, ``45s`` in seconds (None: not such a duration)."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([dhms])", text.strip())
+    return float(match[1]) * _UNITS[match[2]] if match else None
 
 
 # What a SQL source's position and fingerprint are made of: cursor values as text (read back by

@@ -11,6 +11,7 @@ from ometria_sync.errors import StateError
 from ometria_sync.net import DEFAULT_SCHEMA, parse_state_url, url_scheme
 from ometria_sync.state.deadletter import DatabaseDeadLetter, DeadLetterWriter
 from ometria_sync.state.pg_state import PostgresState
+from ometria_sync.state.presence import Census, PresenceIndex, presence_index
 from ometria_sync.state.sqlite_store import SqliteState
 from ometria_sync.state.store import (
     AccountIdentity,
@@ -27,15 +28,18 @@ from ometria_sync.state.warning_log import WARNINGS_PER_STREAM, WarningLog
 __all__ = [
     "WARNINGS_PER_STREAM",
     "AccountIdentity",
+    "Census",
     "CleanVerify",
     "DatabaseDeadLetter",
     "DeadLetterWriter",
     "LedgerEntry",
     "Pending",
+    "PresenceIndex",
     "StateStore",
     "WarningLog",
     "comparable",
     "open_state",
+    "presence_index",
     "utc_now",
 ]
 

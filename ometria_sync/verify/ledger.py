@@ -182,6 +182,35 @@ class Ledger:
             counts.setdefault(stream, {})[status] = n
         return counts
 
+    def not_verified(self) -> Iterator[list[tuple[str, Target, str, Detail | None]]]:
+        """Every id checked and not verified (stream, target, status, detail), ``CHUNK`` at a
+        time, in job and source order: one query, read a chunk at a time."""
+        rows = self._db.execute(
+            f"SELECT stream, status, detail, {_COLUMNS} FROM latest WHERE selected = 1"
+            f" AND status IN {_NOT_VERIFIED} ORDER BY rank")
+        while chunk := rows.fetchmany(CHUNK):
+            yield [(r[0], _row(r[3:])[0], r[1],
+                    msgspec.json.decode(r[2], type=Detail) if r[2] else None) for r in chunk]
+
+    def verified_keys(self) -> Iterator[list[tuple[str, str]]]:
+        """(stream, key) of every verified id, ``CHUNK`` at a time, in no particular order:
+        nothing decoded, nothing sorted (the walk a ledger row needs, over every record)."""
+        rows = self._db.execute(
+            "SELECT stream, key FROM latest WHERE selected = 1 AND status = 'verified'")
+        while chunk := rows.fetchmany(CHUNK):
+            yield [(r[0], r[1]) for r in chunk]
+
+    def outcomes_of(self, keys: list[str]) -> list[tuple[str, Target, str, Detail | None]]:
+        """The outcomes of these keys, as :meth:`not_verified` gives them."""
+        found = []
+        for start in range(0, len(keys), CHUNK):
+            some = keys[start:start + CHUNK]
+            found += self._db.execute(
+                f"SELECT stream, status, detail, {_COLUMNS} FROM latest WHERE key IN"
+                f" ({_marks(some)}) ORDER BY rank", some).fetchall()
+        return [(r[0], _row(r[3:])[0], r[1],
+                 msgspec.json.decode(r[2], type=Detail) if r[2] else None) for r in found]
+
     def problems(self, record_types: dict[str, str], limit: int) -> list[Finding]:
         """The ids that are not verified (``limit`` at most), in job and source order."""
         rows = self._db.execute(

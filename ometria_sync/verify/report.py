@@ -61,6 +61,12 @@ class VerifyReport(msgspec.Struct):
     exit_code: int = 0
     error: str | None = None
     records_not_listed: int = 0
+    #: this verify's id (its findings in the ledger and ``verify-log.jsonl`` carry it)
+    verify_id: str = ""
+    #: ledger rows written (found not in Ometria: the next run resends them first), and rows
+    #: that left the ledger (found in Ometria)
+    ledger_noted: int = 0
+    ledger_left: int = 0
 
 
 def outcome_rows(records: list[Finding], limit: int) -> list[list[str]]:

@@ -61,6 +61,7 @@ from ometria_sync.pipeline import (
     RunOptions,
     account_pacer,
     load_transform,
+    new_run_id,
     run_job,
     schema_validator,
     shared_budget,
@@ -77,6 +78,7 @@ from ometria_sync.verify.check import (
     plan,
 )
 from ometria_sync.verify.ledger import Ledger
+from ometria_sync.verify.notes import VerifyLog, log_path, note_outcomes, refused_keys
 from ometria_sync.verify.reader import Reader, ReadGuard
 from ometria_sync.verify.report import (
     LISTED,
@@ -85,7 +87,14 @@ from ometria_sync.verify.report import (
     VerifyOptions,
     VerifyReport,
 )
-from ometria_sync.verify.select import Sampler, Tally, Window, last_run_window, read_targets
+from ometria_sync.verify.select import (
+    Sampler,
+    Tally,
+    Window,
+    deactivated_targets,
+    last_run_window,
+    read_targets,
+)
 
 log = structlog.get_logger("ometria_sync.verify")
 
@@ -101,6 +110,8 @@ class Collected(msgspec.Struct):
     record_types: dict[str, str]
     invalid: dict[str, int]
     windows: dict[str, Window | None]
+    #: refused ledger rows whose record the stream, read whole, no longer holds
+    stale: dict[str, list[str]] = msgspec.field(default_factory=dict)
 
 
 def streams_to_read(job: Job, selected: list[StreamSettings]) -> list[StreamSettings]:
@@ -116,7 +127,9 @@ def streams_to_read(job: Job, selected: list[StreamSettings]) -> list[StreamSett
 
 
 async def collect(job: Job, selected: list[StreamSettings], ledger: Ledger, *,
-                  sample: int | None, seed: int, last_run: bool) -> Collected:
+                  sample: int | None, seed: int, last_run: bool,
+                  refused: dict[str, frozenset[str]] | None = None) -> Collected:
+    """``refused``: the streams' refused ledger keys, looked out for in a whole read."""
     names = {s.name for s in selected}
     found = Collected({}, {}, {})
     for stream in streams_to_read(job, selected):
@@ -126,22 +139,32 @@ async def collect(job: Job, selected: list[StreamSettings], ledger: Ledger, *,
             if window is None:
                 log.warning("no_run_recorded", stream=stream.name,
                             detail="no sending run in the reports: verifying every record")
-        tally = Tally()
+        whole = not last_run and sample is None
+        tally = Tally(watch=(refused or {}).get(stream.name, frozenset()) if whole
+                      else frozenset())
         sampler = Sampler(sample, seed) if sample is not None and stream.name in names else None
         rank = job.index_of(stream.name) * _STREAM_RANKS
-        async for targets in read_targets(stream, schema_validator(stream), tally,
-                                          window=window, transform=load_transform(job, stream)):
-            ledger.add(rank, stream.name, targets,
-                       selected=stream.name in names and sampler is None)
-            rank += len(targets)
-            if sampler is not None:
-                for target in targets:
-                    sampler.offer(target.key)
+        chunks = read_targets(stream, schema_validator(stream), tally, window=window,
+                              transform=load_transform(job, stream))
+        # deactivated products and orders read back by id; a contact's opt-out is not (the
+        # profiles listing matches contacts by email, which a deactivation does not carry)
+        deactivations = (stream.on_missing == "deactivate" and window is None
+                         and stream.record_type in ("product", "order"))
+        for source in (chunks, deactivated_targets(job, stream)) if deactivations else (chunks,):
+            async for targets in source:
+                ledger.add(rank, stream.name, targets,
+                           selected=stream.name in names and sampler is None)
+                rank += len(targets)
+                if sampler is not None:
+                    for target in targets:
+                        sampler.offer(target.key)
         if sampler is not None:
             ledger.select(sampler.keys)
         found.record_types[stream.name] = stream.record_type
         found.invalid[stream.name] = tally.invalid
         found.windows[stream.name] = None if tally.whole else window
+        if tally.watch - tally.seen:
+            found.stale[stream.name] = sorted(tally.watch - tally.seen)
     return found
 
 
@@ -257,6 +280,7 @@ class _Checking(msgspec.Struct):
     pacer: RatePacer
     guard: ReadGuard
     counts: _Counts
+    steps: VerifyLog
 
 
 async def verify_job(
@@ -271,15 +295,20 @@ async def verify_job(
     seed = options.seed
     if options.sample is not None and seed is None:
         seed = random.SystemRandom().randrange(2**31)
+    started = dt.datetime.now(dt.UTC)
     report = VerifyReport(
-        job=str(job.path), started_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        job=str(job.path), started_at=started.isoformat(timespec="seconds"),
+        verify_id="verify-" + new_run_id(started),
         selection="sample" if options.sample is not None else
         "last_run" if options.last_run else "all",
         seed=seed, rate_limit=settings.ometria.rate_limit_per_second, streams=[], records=[])
     ledger = Ledger()
+    steps = VerifyLog(log_path(job), report.verify_id)
     try:
+        refused = (await refused_keys(job)
+                   if options.sample is None and not options.last_run else None)
         collected = await collect(job, selected, ledger, sample=options.sample, seed=seed or 0,
-                                  last_run=options.last_run)
+                                  last_run=options.last_run, refused=refused)
         plans = _plans(selected, ledger, collected, options.method)
         for name, how in plans.items():
             if how.method == "none":
@@ -287,10 +316,14 @@ async def verify_job(
         if announce is not None:
             announce(list(plans.values()), settings.ometria.rate_limit_per_second, seed)
         counts = _Counts()
-        await _check(job, options, ledger, collected, plans, report, counts)
+        await _check(job, options, ledger, collected, plans, report, counts, steps)
         _summarise(ledger, collected, plans, counts, report)
+        notes = await note_outcomes(job, ledger, steps, collected.stale)  # for the next
+        # run, and ``trace``
+        report.ledger_noted, report.ledger_left = notes.noted, notes.left
     finally:
         ledger.close()
+        steps.close()
     report.exit_code = int(_exit_code(report))
     if (report.exit_code == ExitCode.OK and options.streams is None
             and report.selection == "all" and isinstance(counts.listed, list)):
@@ -333,7 +366,8 @@ def _since(collected: Collected, stream: str) -> str | None:
 
 
 async def _check(job: Job, options: VerifyOptions, ledger: Ledger, collected: Collected,
-                 plans: dict[str, Plan], report: VerifyReport, counts: _Counts) -> None:
+                 plans: dict[str, Plan], report: VerifyReport, counts: _Counts,
+                 steps: VerifyLog) -> None:
     """Look the ids up (nothing when no plan asks for a request), then repair."""
     if not any(p.requests for p in plans.values()):
         return  # custom events, an empty selection: nothing is sent
@@ -354,7 +388,7 @@ async def _check(job: Job, options: VerifyOptions, ledger: Ledger, collected: Co
                             max_retries=settings.ometria.max_retries,
                             max_throttle_wait=settings.ometria.max_throttle_wait)
             work = _Checking(job, options, ledger, collected, plans, reader, pacer, guard,
-                             counts)
+                             counts, steps)
             async with guard.reading():
                 await _round(work, plans)
             if options.repair:
@@ -387,6 +421,10 @@ async def _repair(work: _Checking) -> None:
         if not bad:
             return
         log.info("repair", round=round_no, records=bad)
+        for chunk in work.ledger.not_verified():
+            for name, target, status, detail in chunk:
+                if name in bad:
+                    work.steps.repairing(name, target, status, detail, round_no)
         await resend(work.job, work.ledger, sorted(bad, key=list(work.plans).index),
                      work.pacer)
         for name, n in bad.items():

@@ -19,10 +19,17 @@ from typing import Any
 import msgspec
 import structlog
 
-from ometria_sync.config import StreamSettings
-from ometria_sync.pipeline import Transform, Validator, identity, prepare_record
+from ometria_sync.config import Job, StreamSettings
+from ometria_sync.pipeline import (
+    Transform,
+    Validator,
+    deactivated,
+    identity,
+    prepare_record,
+    record_key,
+)
 from ometria_sync.sources import Position, SourceItem
-from ometria_sync.state import comparable
+from ometria_sync.state import comparable, open_state
 
 log = structlog.get_logger("ometria_sync.verify")
 
@@ -119,6 +126,16 @@ class Tally(msgspec.Struct):
     invalid: int = 0
     #: the window was dropped (a source of several parts is read whole)
     whole: bool = False
+    #: ledger keys to look out for (the stream's refused rows), and those the read met
+    watch: frozenset[str] = frozenset()
+    seen: set[str] = msgspec.field(default_factory=set)
+
+    def meet(self, item: SourceItem) -> None:
+        """Note the item's ledger key (as the run keys a refusal) when it is watched."""
+        record = item.record if isinstance(item.record, dict) else None
+        key = record_key(record, item.position, item.id)
+        if key in self.watch:
+            self.seen.add(key)
 
 
 async def read_targets(stream: StreamSettings, validate: Validator, tally: Tally, *,
@@ -137,6 +154,8 @@ async def read_targets(stream: StreamSettings, validate: Validator, tally: Tally
             async for chunk in part.read(None):
                 targets = []
                 for item in chunk:
+                    if tally.watch:
+                        tally.meet(item)
                     if window is not None and not _inside(item.position, window):
                         continue
                     target = _target(stream, item, part.label, validate, tally, transform)
@@ -191,3 +210,19 @@ def _target(stream: StreamSettings, item: SourceItem, label: str, validate: Vali
     key = f"{stream.record_type}\x00{identity(record).decode(errors='replace')}"
     return Target(key=key, id=str(record["id"]), record=record, source=where,
                   position=item.position)
+
+
+async def deactivated_targets(job: Job, stream: StreamSettings) -> AsyncIterator[list[Target]]:
+    """The ids ``stream`` deactivated (``on_missing``) as targets holding their deactivation:
+    ``is_active: false``, ``is_valid: false`` and the status, the opt-out. Read from the
+    job's state (never written)."""
+    settings = job.settings
+    state = await open_state(settings.state.checkpoint_url, settings.state.schema,
+                             job=job.name, streams=job.stream_names)
+    try:
+        async for records in deactivated(state, stream):
+            yield [Target(key=f"{stream.record_type}\x00{identity(r).decode(errors='replace')}",
+                          id=str(r["id"]), record=r, source="deactivated (on_missing)")
+                   for r in records]
+    finally:
+        await state.aclose()

@@ -245,9 +245,15 @@ def _stored(store: Any, kind: str, keys: Any) -> dict[str, Any]:
     return {k: store.get(kind, f"default/{k}" if kind == "contact" else k) for k in keys}
 
 
+def as_stored(record: dict[str, Any]) -> dict[str, Any]:
+    """A record as the emulator keeps it: ``@merge`` says how to import it, it is not
+    stored (``emulator/store.py``)."""
+    return {k: v for k, v in record.items() if k != "@merge"}
+
+
 def _wrong(store: Any, kind: str, expected: dict[str, dict[str, Any]]) -> list[str]:
     stored = _stored(store, kind, expected)
-    return [k for k, v in expected.items() if stored[k] != v]
+    return [k for k, v in expected.items() if stored[k] != as_stored(v)]
 
 
 async def _night2_changes(db: Database, model: Model) -> int:

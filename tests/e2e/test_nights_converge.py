@@ -307,6 +307,8 @@ async def test_errors_exits_3_only_for_errors_listed_after_the_last_clean_verify
         repair = await workspace.run("verify", "job.toml", "--all", "--repair", "--settle",
                                      "0.5", url=emu.url)
         verified = await workspace.run("verify", "job.toml", "--all", url=emu.url)
+        repaired_id = emu.app[STORE].lost[0]["key"]
+        story = await workspace.run("trace", "job.toml", repaired_id, url=emu.url)
         after = await workspace.run("errors", "job.toml", url=emu.url)
         jsonl(tmp_path / "data/contacts.jsonl", contact_records(600))
         more = await workspace.run("run", "job.toml", url=emu.url)
@@ -318,6 +320,12 @@ async def test_errors_exits_3_only_for_errors_listed_after_the_last_clean_verify
     assert after.code == 0, after.stdout + after.stderr
     assert "none is newer: nothing to look at" in after.stdout
     assert newer.code == 3 and "listed since:" in newer.stdout, newer.stdout
+    # the repaired record's story: listed, resent by --repair, found there (out of the ledger)
+    steps = [line.split(": ", 2)[-1] for line in story.stdout.splitlines()]
+    assert [s.split(" - ")[0] for s in steps if s.startswith("verify: ")] == [
+        "verify: found listed in /push/_errors", "verify: repaired", "verify: verified"], (
+        story.stdout)
+    assert "resent by verify --repair (round 1)" in story.stdout
 
 
 async def test_a_postgres_source_resends_its_current_version_read_again_by_id(

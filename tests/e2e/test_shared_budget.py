@@ -246,16 +246,22 @@ async def test_redis_restarted_mid_run(tmp_path: Path, emulator: Emulator) -> No
 async def test_redis_lost_for_good_stops_with_the_checkpoint_intact(
     tmp_path: Path, emulator: Emulator
 ) -> None:
-    """Redis killed 2 s in and not back within rate_limit_retry_for (2 s): the run stops
-    sending, exits 1 naming the shared budget (no password), the checkpoint kept what was
-    delivered; with Redis back, the next run delivers the rest."""
+    """Redis killed once sending has begun and not back within rate_limit_retry_for (2 s):
+    the run stops sending, exits 1 naming the shared budget (no password), the checkpoint kept
+    what was delivered; with Redis back, the next run delivers the rest."""
     require_redis()
     with private_redis(tmp_path, password=CANARY) as server:
         (ws,) = _workspaces(tmp_path, [400], rate_limit_per_second=10,
                             rate_limit_url=server.url, rate_limit_retry_for=2)
         async with emulator(rate=10) as emu:
             proc = await ws.start("run", "job.toml", url=emu.url)
-            await asyncio.sleep(2)
+            # kill Redis once sending has begun (not after a fixed time: a loaded machine can
+            # take seconds to start the process, and a Redis lost before the first send is
+            # another message, tested elsewhere)
+            for _ in range(600):
+                if emu.stats()["requests"] >= 3:
+                    break
+                await asyncio.sleep(0.025)
             server.kill()
             out, err = await asyncio.wait_for(proc.communicate(), 60)
             sent_before = emu.stats()["requests"]

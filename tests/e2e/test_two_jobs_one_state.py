@@ -36,8 +36,9 @@ def _records(prefix: str, n: int) -> list[dict[str, Any]]:
             for i in range(n)]
 
 
-#: records of job a (about 6 s at 10 requests/s) and of job b (short: it ends while a runs)
-A, B = 6000, 1500
+#: records of job a (about 15 s at 10 requests/s) and of job b (short: it ends while a runs,
+#: even when b's start-up takes several seconds on a loaded machine)
+A, B = 15000, 1500
 
 
 def _two_jobs(root: Path, state: str) -> Workspace:

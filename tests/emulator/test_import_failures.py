@@ -75,7 +75,7 @@ async def test_all_silent_and_none_silent(emulator: EmuFactory) -> None:
 async def test_a_later_version_that_fails_leaves_the_earlier_one(emulator: EmuFactory) -> None:
     emu = await emulator(import_failure_rate=0.0)
     await _import(emu, [order("o1", grand_total=10.0)])
-    emu.store._failure_rate = 1.0
+    emu.store.import_failure_rate = 1.0
     await _import(emu, [order("o1", grand_total=99.0)])
     assert (await emu.json("/v2/orders/o1"))["grand_total"] == 10.0
 

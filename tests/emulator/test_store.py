@@ -156,6 +156,14 @@ async def test_running_emulator_without_store_writes_nothing(
     ({"id": "1", "a": 1, "b": 2}, {"id": "1", "a": None}, {"id": "1", "b": 2}),
     ({"id": "1", "o": {"x": 1, "y": 2}}, {"o": {"x": 5}}, {"id": "1", "o": {"x": 5}}),
     ({"id": "1", "a": ""}, {"a": ""}, {"id": "1", "a": ""}),
+    # @merge with one field: that field changes, nothing else; the control key is not stored
+    ({"id": "p", "title": "T", "is_active": True}, {"id": "p", "is_active": False, "@merge": True},
+     {"id": "p", "title": "T", "is_active": False}),
+    # lists: added and removed, never stored as control keys
+    ({"id": "c", "lists": ["7"]}, {"id": "c", "@add_to_lists": [9, 8], "@merge": True},
+     {"id": "c", "lists": ["7", "8", "9"]}),
+    ({"id": "c", "lists": ["7", "8"]}, {"id": "c", "@remove_from_lists": ["7"], "@merge": True},
+     {"id": "c", "lists": ["8"]}),
 ])
 def test_merge(stored: dict[str, Any] | None, incoming: dict[str, Any],
                expected: dict[str, Any]) -> None:

@@ -11,7 +11,13 @@ import msgspec
 import pytest
 
 from ometria_sync.pipeline.batch import BatchRecord
-from ometria_sync.pipeline.ledger import RecordLedger, content_hash, record_key
+from ometria_sync.pipeline.ledger import (
+    RecordLedger,
+    content_hash,
+    leaves_when_verified,
+    record_key,
+    verify_finding,
+)
 from ometria_sync.pipeline.stats import StreamStats
 from ometria_sync.pipeline.transform import Transform
 from ometria_sync.schemas import Problem
@@ -232,3 +238,62 @@ async def test_a_dropped_row_is_not_dropped_twice_by_a_later_version(
     await ledger.look_up([])
     ledger.acknowledged([sent(contact("c1", "ok2@example.com"), second)])
     assert (await state.ledger(), stats.ledger_left) == ([], 1)
+
+
+async def test_a_record_verify_found_missing_is_resent_then_unverified_until_verified(
+        state: StateStore) -> None:
+    """Verify's row (kind missing) goes out first on the next run; its acknowledgement keeps
+    the row, as unverified (sent, not yet seen in Ometria): only a verify drops it."""
+    row = verify_finding(None, "contacts", contact("c1", "v1"), "verify v1: found missing",
+                         "verify-1", "t1", 5)
+    assert row is not None and (row.kind, row.attempts, row.first_run) == (
+        "missing", 1, "verify-1")
+    state.put_ledger([row])
+    ledger, stats = await night(state, "r2")
+    part = ledger.resend_part([])
+    assert part is not None
+    assert [i.record async for chunk in part.read(None) for i in chunk] == [contact("c1", "v1")]
+    ledger.acknowledged([sent(contact("c1", "v1"), tick=ledger.watch(contact("c1", "v1")))])
+    ledger.sync()
+    (after,) = await state.ledger()
+    assert (after.kind, after.last_run, after.first_run) == ("unverified", "r2", "verify-1")
+    assert stats.ledger_left == 0
+    ledger, _ = await night(state, "r3")
+    assert ledger.resend_part([]) is None  # acknowledged: not resent again
+    assert leaves_when_verified(after)
+
+
+async def test_verify_finding_counts_an_attempt_per_resend_and_keeps_a_refusal(
+        state: StateStore) -> None:
+    """Found again after its resend was acknowledged: one attempt more, parked at
+    max_attempts; a refused row is never replaced (its version was never sent)."""
+    first = verify_finding(None, "contacts", contact("c1"), "missing", "verify-1", "t1", 3)
+    assert first is not None
+    unverified = msgspec.structs.replace(first, kind="unverified", last_run="r2")
+    again = verify_finding(unverified, "contacts", contact("c1"), "missing", "verify-2", "t2",
+                           3)
+    assert again is not None and (again.attempts, again.kind, again.first_run) == (
+        2, "missing", "verify-1")
+    parked = verify_finding(msgspec.structs.replace(again, kind="unverified"), "contacts",
+                            contact("c1"), "missing", "verify-3", "t3", 3)
+    assert parked is not None and (parked.attempts, parked.kind) == (3, "parked")
+    # still missing, not yet resent: no attempt more
+    same = verify_finding(again, "contacts", contact("c1"), "missing", "verify-3", "t3", 3)
+    assert same is not None and same.attempts == 2
+    ledger, _ = await night(state, "r1")
+    ledger.refused(BAD, contact("c2"), None, [1, 1])
+    ledger.sync()
+    (refused,) = await state.ledger()
+    assert verify_finding(refused, "contacts", contact("c2"), "missing", "v", "t", 3) is None
+    assert not leaves_when_verified(refused)
+
+
+async def test_a_missing_record_whose_resend_fails_stays_missing(state: StateStore) -> None:
+    row = verify_finding(None, "contacts", contact("c1"), "missing", "verify-1", "t1", 5)
+    assert row is not None
+    state.put_ledger([row])
+    ledger, _ = await night(state, "r2")
+    ledger.undelivered([sent(contact("c1"))], "retries ran out")
+    ledger.sync()
+    (after,) = await state.ledger()
+    assert (after.kind, after.attempts, after.first_run) == ("missing", 2, "verify-1")

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from ometria_sync.config import Job
+from ometria_sync.sources import SourceItem
 from ometria_sync.verify.check import plan
 from ometria_sync.verify.ledger import Ledger
 from ometria_sync.verify.run import collect
-from ometria_sync.verify.select import Target, Window, last_run_window
+from ometria_sync.verify.select import Tally, Target, Window, last_run_window
 
 
 async def select(job: Job, *, sample: int | None = None, seed: int = 0,
@@ -132,3 +133,15 @@ def test_plan_takes_list_pages_when_they_cost_fewer_requests(
     # custom events: no read endpoint, nothing requested
     none = plan("e", "custom_event", 3, 3, "auto")
     assert (none.method, none.requests) == ("none", 0)
+
+
+def test_a_whole_read_meets_the_refused_keys_it_watches() -> None:
+    """By id (with its collection), by the id a refused row's id column gave, or by position
+    for a line without one: the keys a run gives its refusals; others are not noted."""
+    tally = Tally(watch=frozenset({"shop/c1", "c2", "position [10,1]", "shop/c9"}))
+    for item in (SourceItem({"@collection": "shop", "id": "c1", "email": "x"}, [5, 1]),
+                 SourceItem(None, [7, 2], error="bad row", id="c2"),
+                 SourceItem(None, [10, 1], error="not JSON"),
+                 SourceItem({"@collection": "shop", "id": "c3"}, [12, 3])):
+        tally.meet(item)
+    assert tally.seen == {"shop/c1", "c2", "position [10,1]"}

@@ -110,7 +110,7 @@ def profiles_source(settings: OmneoProfilesSettings) -> Source:
     convert = ProfileConverter(settings)
     key_of = key_reader(zone, lambda f: f.text("id"))
     return OmneoSource(settings, lambda client: OmneoPart(
-        settings, "/profiles", convert, key_of, client))
+        settings, "/profiles", convert, key_of, client, id_path=_profile_path))
 
 
 class ProfileCache:
@@ -215,4 +215,20 @@ def transactions_source(settings: OmneoTransactionsSettings) -> Source:
     extra = {"include": settings.include} if settings.include else {}
 
     return OmneoSource(settings, lambda client: OmneoPart(
-        settings, "/transactions", convert, key_of, client, extra))
+        settings, "/transactions", convert, key_of, client, extra,
+        id_path=lambda order_id: _transaction_path(order_id, settings)))
+
+
+def _profile_path(contact_id: str) -> str | None:
+    """A contact's id is its profile's (a ``collection/id`` key is not one)."""
+    return None if "/" in contact_id else f"/profiles/{quote(contact_id, safe='')}"
+
+
+def _transaction_path(order_id: str, settings: OmneoTransactionsSettings) -> str | None:
+    """The transaction an order id names: Omneo's id after the prefix, or the receipt number
+    (``GET /transactions/external/{id}``, reference section 4)."""
+    if settings.order_id == "external_id":
+        return None if "/" in order_id else f"/transactions/external/{quote(order_id, safe='')}"
+    prefix = settings.order_id_prefix
+    number = order_id[len(prefix):] if order_id.startswith(prefix) else ""
+    return f"/transactions/{number}" if number.isdigit() else None

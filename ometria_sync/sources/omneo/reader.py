@@ -114,18 +114,41 @@ async def preflight(settings: OmneoSourceConfig, key: str) -> None:
         await client.aclose()
 
 
+#: the path of one object of a collection from an Ometria record's id (None: not this
+#: collection's id, e.g. a contact's ``collection/id`` key or another order id scheme)
+IdPath = Callable[[str], str | None]
+
+
 class OmneoPart:
     """One Omneo collection, checkpointed by ``[updated_at, id]``."""
 
     def __init__(self, settings: OmneoSourceConfig, path: str, convert: Converter,
                  key_of: Callable[[Any], Key], client: Callable[[], OmneoClient],
-                 extra: dict[str, str] | None = None) -> None:
+                 extra: dict[str, str] | None = None, id_path: IdPath | None = None) -> None:
         self._settings = settings
         self._path = path
         self._convert = convert
         self._key_of = key_of
         self._client = client
         self._walk = walk_settings(settings, extra)
+        self._id_path = id_path
+
+    async def read_ids(self, ids: list[str]) -> list[SourceItem] | None:
+        """The records of ``ids`` (Ometria ids) as Omneo holds them now, one GET each
+        (``GET /profiles/{id}``, ``GET /transactions/{id}``) through the tenant's pacer,
+        converted as a page's rows are: the ledger resends the current version rather than a
+        kept payload. An id Omneo no longer has (404) gives nothing (the payload kept goes).
+        None when the collection cannot be read by id. Positions are empty: these items are
+        never checkpointed."""
+        id_path = self._id_path
+        if id_path is None:
+            return None
+        paths = sorted({path for i in ids if (path := id_path(i)) is not None})
+        client = self._client()
+        found = await gather_all(client.find(path) for path in paths)
+        entries = [Entry(raw=answer["data"], key=None, position=[]) for answer in found
+                   if isinstance(answer, dict) and isinstance(answer.get("data"), dict)]
+        return await self._convert(client, entries) if entries else []
 
     @property
     def key(self) -> str:

@@ -148,6 +148,14 @@ async def one_profile(request: web.Request) -> web.Response:
     return _json({"data": found})
 
 
+async def one_transaction(request: web.Request) -> web.Response:
+    wanted = request.match_info["id"]
+    found = request.app[STANDIN].data.transactions.get(int(wanted)) if wanted.isdigit() else None
+    if found is None:
+        return _json({"message": "Not found"}, 404)
+    return _json({"data": found})
+
+
 async def aggregations(request: web.Request) -> web.Response:
     data: OmneoData = request.app[STANDIN].data
     found = data.aggregations.get(request.match_info["id"])
@@ -194,6 +202,7 @@ def create_app(standin: StandIn) -> web.Application:
     app.router.add_get("/api/v3/profiles/{id}", one_profile, name="profile")
     app.router.add_get("/api/v3/profiles/{id}/aggregations", aggregations, name="aggregations")
     app.router.add_get("/api/v3/transactions", list_transactions, name="transactions")
+    app.router.add_get("/api/v3/transactions/{id}", one_transaction, name="transaction")
     return app
 
 
