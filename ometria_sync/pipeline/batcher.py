@@ -262,8 +262,10 @@ class Batcher:
         id_hash = hash64(identity(record)) if self._changes is not None else 0
         taken = BatchRecord(encoded, item.line, item.position, order_key, id_hash)
         ledger = self._scope.ledger
-        # an empty ledger watches nothing, unless a refusal earlier in the slice filled it
-        if ledger is not None and (self._noted or ledger.active):
+        # a record whose key the ledger cannot hold is not watched, unless a refusal earlier
+        # in the slice may have written it (an empty ledger: one attribute test)
+        if ledger is not None and (self._noted or (
+                ledger.active and ledger.may_hold(record_key(record, None)))):
             self._noted.append((taken, record))
         return taken
 

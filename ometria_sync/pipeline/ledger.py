@@ -43,7 +43,9 @@ acknowledgement does not drop it but marks it ``unverified`` (sent again, acknow
 seen in Ometria): the next verify that finds it in Ometria drops it, one that finds it missing
 again makes it ``missing`` with one attempt more (parked after ``max_attempts``).
 
-A run with an empty ledger pays one attribute test per record (``active``).
+A run with an empty ledger pays one attribute test per record (``active``); with rows, a
+slice's keys are queried only where the in-memory filter of its keys (``ledger_keys.py``) says
+they may be there.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
+from ometria_sync.pipeline.ledger_keys import KeyFilter
 from ometria_sync.pipeline.stats import StreamStats
 from ometria_sync.pipeline.transform import Transform
 from ometria_sync.schemas import Problem
@@ -132,7 +135,7 @@ class RecordLedger:
     batcher (and the dispatcher, for Ometria's refusals) looks up a slice's keys first."""
 
     def __init__(self, state: StateStore, stream: str, run_id: str, stats: StreamStats, *,
-                 stored: bool, unsent: Iterable[LedgerEntry] = (),
+                 keys: KeyFilter | None = None, unsent: Iterable[LedgerEntry] = (),
                  now: Callable[[], str] = utc_now, max_attempts: int = 5) -> None:
         self._state = state
         self._stream = stream
@@ -140,8 +143,8 @@ class RecordLedger:
         self._stats = stats
         self._now = now
         self._max_attempts = max_attempts
-        #: whether the store may hold rows of the stream (else a look-up has nothing to read)
-        self._stored = stored
+        #: the keys the store may hold rows of (only those are looked up)
+        self._keys = keys if keys is not None else KeyFilter()
         #: key -> this run's latest row (None: dropped) until the write of it is committed
         self._overlay: dict[str, LedgerEntry | None] = {}
         #: rows noted and not yet handed to the store (also in the overlay)
@@ -165,26 +168,36 @@ class RecordLedger:
     @classmethod
     async def open(cls, state: StateStore, stream: str, run_id: str, stats: StreamStats, *,
                    now: Callable[[], str] = utc_now, max_attempts: int = 5) -> RecordLedger:
-        """The stream's ledger for this run: its size and its unsent rows read, nothing
-        else."""
-        stored = await state.ledger_size(stream) > 0
-        unsent = await state.ledger(stream, unsent=True) if stored else []
-        return cls(state, stream, run_id, stats, stored=stored, unsent=unsent, now=now,
+        """The stream's ledger for this run: its keys (hashed: ``KeyFilter``) and its unsent
+        rows read, nothing else."""
+        keys = KeyFilter()
+        page = await state.ledger_keys(stream)
+        while page:
+            keys.add_all(page)
+            page = await state.ledger_keys(stream, after=page[-1])
+        unsent = await state.ledger(stream, unsent=True) if keys else []
+        return cls(state, stream, run_id, stats, keys=keys, unsent=unsent, now=now,
                    max_attempts=max_attempts)
 
     @property
     def active(self) -> bool:
         """False while the ledger is empty (a record then costs one attribute test)."""
-        return self._stored or bool(self._overlay) or bool(self._undelivered)
+        return bool(self._keys) or bool(self._overlay) or bool(self._undelivered)
 
     async def look_up(self, keys: Iterable[str]) -> None:
-        """Read the stored rows of ``keys`` (those this run wrote since are in the overlay):
-        :meth:`refused` and :meth:`watch` judge these keys until the next look-up."""
+        """Read the stored rows of ``keys`` (those this run wrote since are in the overlay;
+        those the filter rules out are not queried): :meth:`refused` and :meth:`watch` judge
+        these keys until the next look-up."""
         self._prune()
         overlay = self._overlay
-        wanted = [k for k in dict.fromkeys(keys) if k not in overlay] if self._stored else []
+        may_hold = self._keys.may_hold
+        wanted = [k for k in dict.fromkeys(keys) if k not in overlay and may_hold(k)]
         rows = await self._state.ledger_lookup(self._stream, wanted) if wanted else []
         self._found = {e.key: e for e in rows}
+
+    def may_hold(self, key: str) -> bool:
+        """Whether the ledger may hold a row of ``key`` (False: certainly not, no query)."""
+        return key in self._overlay or self._keys.may_hold(key)
 
     def _row(self, key: str) -> LedgerEntry | None:
         overlay = self._overlay
@@ -252,6 +265,7 @@ class RecordLedger:
 
     def _note(self, entry: LedgerEntry) -> None:
         self._overlay[entry.key] = self._pending[entry.key] = entry
+        self._keys.add(entry.key)
         if len(self._pending) >= _ROWS_PER_WRITE:
             self.sync()
 
@@ -324,7 +338,6 @@ class RecordLedger:
         if keys:
             self._writes.append((self._state.drop_ledger(self._stream, keys),
                                  dict.fromkeys(keys)))
-            self._stored = True
             self._stats.ledger_left += len(keys)
 
     def resend_part(self, source_parts: list[Any],
@@ -345,7 +358,6 @@ class RecordLedger:
             rows, self._pending = self._pending, {}
             written: dict[str, LedgerEntry | None] = dict(rows)
             self._writes.append((self._state.put_ledger(list(rows.values())), written))
-            self._stored = True
 
     def _prune(self) -> None:
         """Forget the overlay's rows whose write is committed (the store answers for them)."""

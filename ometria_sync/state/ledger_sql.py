@@ -84,14 +84,15 @@ class SqliteLedger:
             raise StateError(f"ledger: cannot read: {exc}") from None
         return [LedgerEntry(*row) for row in found]
 
-    def size(self, stream: str) -> int:
-        """How many rows the stream has."""
+    def keys(self, stream: str, after: str, limit: int) -> list[str]:
+        """A page of the stream's keys, in key order, after ``after``."""
         try:
-            (count,) = self._db.execute("SELECT count(*) FROM ledger WHERE job = ? AND "
-                                        "stream = ?", (self.job, stream)).fetchone()
+            found = self._db.execute("SELECT key FROM ledger WHERE job = ? AND stream = ? "
+                                     "AND key > ? ORDER BY key LIMIT ?",
+                                     (self.job, stream, after, limit)).fetchall()
         except sqlite3.Error as exc:
             raise StateError(f"ledger: cannot read: {exc}") from None
-        return int(count)
+        return [key for (key,) in found]
 
     def record_clean_verify(self, at: str, errors: list[str]) -> None:
         """The job's last clean ``verify --all`` (replacing the one before)."""

@@ -310,10 +310,12 @@ class PostgresState(PgQueue):
                                                                      keys))
         return [LedgerEntry(*row) for row in rows]
 
-    async def ledger_size(self, stream: str) -> int:
-        return int(await self.call(lambda conn: conn.fetchval(
-            f"SELECT count(*) FROM {self._t('ledger')} WHERE job = $1 AND stream = $2",
-            self.job, stream)))
+    async def ledger_keys(self, stream: str, after: str = "",
+                          limit: int = _PAGE) -> list[str]:
+        rows = await self.call(_fetch(
+            f"SELECT key FROM {self._t('ledger')} WHERE job = $1 AND stream = $2 "
+            "AND key > $3 ORDER BY key LIMIT $4", self.job, stream, after, limit))
+        return [row[0] for row in rows]
 
     async def record_clean_verify(self, at: str, errors: list[str]) -> None:
         await self.call(lambda conn: conn.execute(

@@ -284,8 +284,9 @@ class SqliteState:
     async def ledger_lookup(self, stream: str, keys: list[str]) -> list[LedgerEntry]:
         return self._thread.read(lambda store: store.ledger.lookup(stream, keys))
 
-    async def ledger_size(self, stream: str) -> int:
-        return await self._thread.call(lambda store: store.ledger.size(stream))
+    async def ledger_keys(self, stream: str, after: str = "",
+                          limit: int = _PAGE) -> list[str]:
+        return await self._thread.call(lambda store: store.ledger.keys(stream, after, limit))
 
     async def record_clean_verify(self, at: str, errors: list[str]) -> None:
         await self._thread.call(lambda store: store.ledger.record_clean_verify(at, errors))
