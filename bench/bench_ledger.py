@@ -10,7 +10,8 @@ file of valid contacts. CPU is process CPU time around ``run_job`` (all threads,
 thread's SQLite work included), so start-up and imports are left out. Three variants alternate,
 in an order that rotates each round, so that machine noise hits them alike:
 
-* ``before``: the tree of commit ``--before`` (extracted with ``git archive``: no ledger);
+* ``before``: the tree of commit ``--before`` (extracted with ``git archive``: no ledger;
+  ``--before-rows 1000`` seeds its ledger too, for a baseline that has one);
 * ``ledger empty``: this tree, a first run (nothing in the ledger, nothing refused);
 * ``ledger 1,000 rows``: this tree, with 1,000 refused records of earlier runs in the ledger
   (ids the file does not hold), so every record is looked up in it.
@@ -122,6 +123,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--before", default="19fa656",
                         help="the commit before the ledger (its tree is the baseline)")
+    parser.add_argument("--before-rows", type=int, default=0,
+                        help="rows in the baseline's ledger (a baseline that has one)")
     parser.add_argument("--callgrind", action="store_true",
                         help="count instructions under valgrind at two --sizes instead")
     parser.add_argument("--sizes", default="500,2500")
@@ -133,7 +136,7 @@ def main() -> None:
                              check=True, capture_output=True).stdout
     subprocess.run(["tar", "-x", "-C", str(before)], input=archive, check=True)
     variants = {
-        "before": (before, 0),
+        "before": (before, args.before_rows),
         "ledger empty": (ROOT, 0),
         "ledger 1,000 rows": (ROOT, 1000),
     }

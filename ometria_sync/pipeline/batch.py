@@ -128,7 +128,8 @@ class PartScope(msgspec.Struct, frozen=True):
         self.stats.dead_lettered += 1
         known_since = None
         if self.ledger is not None:
-            known_since = self.ledger.refused(reasons, record, raw, position, record_id)
+            known_since = self.ledger.refused(reasons, record, raw, position, record_id,
+                                              by_ometria=stage == "ometria")
         else:  # no ledger to know it by
             self.stats.refused_new += 1
         self.dead_letter.write(stream=self.stream, source=self.source, reasons=reasons,

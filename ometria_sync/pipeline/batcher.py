@@ -29,6 +29,7 @@ from ometria_sync.clock import Sleep
 from ometria_sync.config import StreamSettings
 from ometria_sync.pipeline.batch import Batch, BatchRecord, PartScope
 from ometria_sync.pipeline.change_filter import ChangeFilter, hash64, identity
+from ometria_sync.pipeline.ledger import record_key
 from ometria_sync.pipeline.line_groups import LineGroups
 from ometria_sync.pipeline.missing import SeenMarks
 from ometria_sync.pipeline.transform import Transform
@@ -140,6 +141,8 @@ class Batcher:
         self._pending_ids: set[int] = set()  # a batch never holds two versions of one id
         self._consumed: Position | None = None  # position after the last item consumed
         self._cut_position: Position | None = None  # end position of the last batch cut
+        #: the slice's refusals and valid records (with the record) for the ledger, in order
+        self._noted: list[tuple[BatchRecord | Refusal, Any]] = []
 
     async def run(
         self, chunks: asyncio.Queue[Chunk | None], out: asyncio.Queue[Batch | None]
@@ -214,6 +217,8 @@ class Batcher:
         """Drop unchanged records, and cut batches as they fill (``before``: records read
         before ``items``). Positions of refused and unchanged records are covered by the next
         batch cut."""
+        if self._noted:  # the chunk's refusals and watched records, after the ledger's look-up
+            await self._to_ledger()
         if self._seen is not None:
             await self._seen.flush([r for r in taken if r is not None])
         if self._changes is not None:
@@ -283,10 +288,33 @@ class Batcher:
         # the change index stores across runs costs 700 ns, so only change detection pays it
         order_key = hash((record.get("@collection"), record.get("id")))
         id_hash = hash64(identity(record)) if self._changes is not None else 0
+        taken = BatchRecord(encoded, item.line, item.position, order_key, id_hash)
         ledger = self._scope.ledger
-        tick = ledger.watch(record) if ledger is not None and ledger.ids else 0
-        return BatchRecord(encoded, item.line, item.position, order_key, id_hash,
-                           ledger_tick=tick)
+        # a record whose key the ledger cannot hold is not watched, unless a refusal earlier
+        # in the slice may have written it (an empty ledger: one attribute test)
+        if ledger is not None and (self._noted or (
+                ledger.active and ledger.may_hold(record_key(record, None)))):
+            self._noted.append((taken, record))
+        return taken
+
+    async def _to_ledger(self) -> None:
+        """The slice's refusals and valid records, in the order they were read, judged by
+        the ledger once it looked their keys up: each refusal noted (new or known) and
+        dead-lettered, each valid record whose key the ledger holds watched (its tick)."""
+        noted, self._noted = self._noted, []
+        ledger = self._scope.ledger
+        assert ledger is not None
+        refusals = any(not isinstance(n[0], BatchRecord) for n in noted)
+        if not refusals and not ledger.active:
+            return
+        await ledger.look_up(
+            record_key(n[1], None) if isinstance(n[0], BatchRecord) else n[0].key()
+            for n in noted)
+        for first, record in noted:
+            if isinstance(first, BatchRecord):
+                first.ledger_tick = ledger.watch(record)
+            else:
+                first.write(self._scope)
 
     def _refuse(self, item: SourceItem, reasons: list[Problem], stage: str = "validate",
                 record: Any = None) -> None:
@@ -299,15 +327,29 @@ class Batcher:
             record = item.record
         if self._lines is not None:
             self._lines.refused(record)
-        self._scope.dead_letter_record(
-            reasons,
-            stage=stage,
-            line=item.line,
-            position=item.position,
-            record=record,
-            raw=item.raw,
-            record_id=item.id,
-        )
+        refusal = Refusal(reasons, stage, item, record)
+        if self._scope.ledger is None:
+            refusal.write(self._scope)
+        else:  # after the ledger looked its key up
+            self._noted.append((refusal, None))
+
+
+class Refusal(msgspec.Struct):
+    """A refused item waiting for the ledger's look-up (``Batcher._to_ledger``)."""
+
+    reasons: list[Problem]
+    stage: str
+    item: SourceItem
+    record: Any
+
+    def key(self) -> str:
+        return record_key(self.record, self.item.position, self.item.id)
+
+    def write(self, scope: PartScope) -> None:
+        item = self.item
+        scope.dead_letter_record(self.reasons, stage=self.stage, line=item.line,
+                                 position=item.position, record=self.record, raw=item.raw,
+                                 record_id=item.id)
 
 
 def _where(item: SourceItem) -> str | None:

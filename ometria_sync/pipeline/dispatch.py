@@ -43,6 +43,7 @@ from ometria_sync.net import Backoff
 from ometria_sync.ometria import Pusher, PushResult
 from ometria_sync.pacing import RatePacer
 from ometria_sync.pipeline.batch import Batch, BatchRecord, Outcome, PartScope, encode_body
+from ometria_sync.pipeline.ledger import record_key
 from ometria_sync.schemas import Problem
 
 log = structlog.get_logger("ometria_sync.dispatch")
@@ -95,7 +96,7 @@ class Delivery:
             result = await self._push_with_retries(batch, records)
         except BatchRejectedError as exc:
             if len(records) == 1:
-                self._refuse(records[0], exc)
+                await self._refuse(records[0], exc)
                 outcome.unconfirmed.append(records[0])
                 outcome.refused += 1
                 return
@@ -182,14 +183,17 @@ class Delivery:
         self._stats.note_slack(self._pacer.slack, self._pacer.largest_slack)
         return result
 
-    def _refuse(self, record: BatchRecord, exc: BatchRejectedError) -> None:
+    async def _refuse(self, record: BatchRecord, exc: BatchRejectedError) -> None:
         detail = f": {exc.detail}" if exc.detail else ""
         problem = Problem("", f"refused by Ometria (HTTP {exc.status}){detail}")
         self._stats.refuse([Problem("", f"refused by Ometria (HTTP {exc.status})")])
+        decoded = msgspec.json.decode(record.encoded)
+        if self._scope.ledger is not None:  # what it holds of the key, just before noting
+            await self._scope.ledger.look_up([record_key(decoded, record.position)])
         self._scope.dead_letter_record(
             [problem],
             stage="ometria",
             line=record.line,
             position=record.position,
-            record=msgspec.json.decode(record.encoded),
+            record=decoded,
         )

@@ -43,22 +43,26 @@ acknowledgement does not drop it but marks it ``unverified`` (sent again, acknow
 seen in Ometria): the next verify that finds it in Ometria drops it, one that finds it missing
 again makes it ``missing`` with one attempt more (parked after ``max_attempts``).
 
-A run with an empty ledger pays one attribute test per record (``ids``).
+A run with an empty ledger pays one attribute test per record (``active``); with rows, a
+slice's keys are queried only where the in-memory filter of its keys (``ledger_keys.py``) says
+they may be there.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
+from ometria_sync.pipeline.ledger_keys import KeyFilter
 from ometria_sync.pipeline.stats import StreamStats
 from ometria_sync.pipeline.transform import Transform
 from ometria_sync.schemas import Problem
 from ometria_sync.sources import Position, SourceItem
-from ometria_sync.state import LedgerEntry, StateStore, utc_now
+from ometria_sync.state import LedgerEntry, Pending, StateStore, utc_now
 
 #: refusals held before they are handed to the store without waiting for a checkpoint
 _ROWS_PER_WRITE = 1000
@@ -120,54 +124,134 @@ def _id_candidates(key: str) -> list[str]:
 
 
 class RecordLedger:
-    """One stream's ledger rows during a run (every part of the stream shares it)."""
+    """One stream's ledger during a run (every part of the stream shares it), holding no row
+    of the store for the run: memory stays flat however many records a night refuses.
 
-    def __init__(self, state: StateStore, stream: str, run_id: str,
-                 entries: list[LedgerEntry], stats: StreamStats, *,
+    What it holds: the rows this run wrote until their write is committed (``_overlay``:
+    the run's latest row per key, None for a dropped one; the store answers for the rest),
+    the rows of the last :meth:`look_up` (a slice's keys, read by key), the undelivered and
+    parked rows (few: the next run resends them), and the ticks of records in flight.
+    :meth:`refused` and :meth:`watch` judge a key by the overlay, else the last look-up: the
+    batcher (and the dispatcher, for Ometria's refusals) looks up a slice's keys first."""
+
+    def __init__(self, state: StateStore, stream: str, run_id: str, stats: StreamStats, *,
+                 keys: KeyFilter | None = None, unsent: Iterable[LedgerEntry] = (),
                  now: Callable[[], str] = utc_now, max_attempts: int = 5) -> None:
         self._state = state
         self._stream = stream
         self._run_id = run_id
         self._stats = stats
         self._now = now
-        self._entries = {e.key: e for e in entries}
-        #: raw ids whose records are watched for an acknowledgement (empty: nothing to watch)
-        self.ids: set[str] = {i for e in entries for i in _id_candidates(e.key)}
-        self._pending: dict[str, LedgerEntry] = {}
-        self._tick = 0
-        self._refused_at: dict[str, int] = {}  # key -> tick of its latest refusal this run
-        self._watched: dict[int, str] = {}  # tick -> key of a record on its way to Ometria
         self._max_attempts = max_attempts
+        #: the keys the store may hold rows of (only those are looked up)
+        self._keys = keys if keys is not None else KeyFilter()
+        #: key -> this run's latest row (None: dropped) until the write of it is committed
+        self._overlay: dict[str, LedgerEntry | None] = {}
+        #: rows noted and not yet handed to the store (also in the overlay)
+        self._pending: dict[str, LedgerEntry] = {}
+        #: writes handed to the store, oldest first, with the rows (None: dropped) they write
+        self._writes: deque[tuple[Pending, dict[str, LedgerEntry | None]]] = deque()
+        #: the stored rows of the last look-up's keys
+        self._found: dict[str, LedgerEntry] = {}
+        #: undelivered and parked rows (read at start, kept up to date)
+        self._unsent = {e.key: e for e in unsent}
+        self._tick = 0
+        self._watched: dict[int, str] = {}  # tick -> key of a record on its way to Ometria
+        self._watching: dict[str, int] = {}  # key -> its ticks in flight
+        #: key with ticks in flight -> (tick, row kept) of its latest refusal or drop since
+        self._since: dict[str, tuple[int, bool]] = {}
         #: order key -> ledger key of records noted undelivered by this run
         self._undelivered: dict[int, str] = {}
+        #: key -> content hash of a record Ometria refused (its undelivered note is skipped)
+        self._by_ometria: dict[str, int] = {}
 
-    def keys(self) -> list[str]:
-        """The keys the ledger holds."""
-        return list(self._entries)
+    @classmethod
+    async def open(cls, state: StateStore, stream: str, run_id: str, stats: StreamStats, *,
+                   now: Callable[[], str] = utc_now, max_attempts: int = 5) -> RecordLedger:
+        """The stream's ledger for this run: its keys (hashed: ``KeyFilter``) and its unsent
+        rows read, nothing else."""
+        keys = KeyFilter()
+        page = await state.ledger_keys(stream)
+        while page:
+            keys.add_all(page)
+            page = await state.ledger_keys(stream, after=page[-1])
+        unsent = await state.ledger(stream, unsent=True) if keys else []
+        return cls(state, stream, run_id, stats, keys=keys, unsent=unsent, now=now,
+                   max_attempts=max_attempts)
+
+    @property
+    def active(self) -> bool:
+        """False while the ledger is empty (a record then costs one attribute test)."""
+        return bool(self._keys) or bool(self._overlay) or bool(self._undelivered)
+
+    async def look_up(self, keys: Iterable[str]) -> None:
+        """Read the stored rows of ``keys`` (those this run wrote since are in the overlay;
+        those the filter rules out are not queried): :meth:`refused` and :meth:`watch` judge
+        these keys until the next look-up."""
+        self._prune()
+        overlay = self._overlay
+        may_hold = self._keys.may_hold
+        wanted = [k for k in dict.fromkeys(keys) if k not in overlay and may_hold(k)]
+        rows = await self._state.ledger_lookup(self._stream, wanted) if wanted else []
+        self._found = {e.key: e for e in rows}
+
+    def may_hold(self, key: str) -> bool:
+        """Whether the ledger may hold a row of ``key`` (False: certainly not, no query)."""
+        return key in self._overlay or self._keys.may_hold(key)
+
+    def _row(self, key: str) -> LedgerEntry | None:
+        overlay = self._overlay
+        return overlay[key] if key in overlay else self._found.get(key)
+
+    async def keys(self) -> list[str]:
+        """Every key the stream's ledger holds, stored (read a page at a time) or written by
+        this run: for the line groups' watch list, built only when a part skips lines."""
+        keys = [k for k, row in self._overlay.items() if row is not None]
+        page = await self._state.ledger_keys(self._stream)
+        while page:
+            keys.extend(page)
+            page = await self._state.ledger_keys(self._stream, after=page[-1])
+        return keys
 
     def watch(self, record: dict[str, Any]) -> int:
         """The tick of a valid record on its way to Ometria whose key is in the ledger (0: not
         there); :meth:`acknowledged` takes the ticks of those Ometria acknowledged."""
-        if record.get("id") not in self.ids:
+        if not self._overlay and not self._found:
             return 0
         key = record_key(record, None)
-        if key not in self._entries:
+        if self._row(key) is None:
             return 0
         self._tick += 1
         self._watched[self._tick] = key
+        self._watching[key] = self._watching.get(key, 0) + 1
         return self._tick
 
+    def _unwatch(self, tick: int) -> str | None:
+        key = self._watched.pop(tick, None)
+        if key is not None:
+            left = self._watching.pop(key) - 1
+            if left:
+                self._watching[key] = left
+            else:
+                self._since.pop(key, None)
+        return key
+
     def refused(self, reasons: list[Problem], record: Any, raw: bytes | str | None,
-                position: Position | None, record_id: str | None = None) -> str | None:
+                position: Position | None, record_id: str | None = None, *,
+                by_ometria: bool = False) -> str | None:
         """Note a refusal; the time its content was first refused when it is known (None: new).
-        ``record_id``: the id the source read of a row refused before it became a record."""
+        ``record_id``: the id the source read of a row refused before it became a record;
+        ``by_ometria``: Ometria refused it (its undelivered note is then skipped)."""
         key = record_key(record, position, record_id)
         digest = content_hash(record, raw)
         now = self._now()
-        old = self._entries.get(key)
+        old = self._row(key)
         reason = "; ".join(f"{p.path}: {p.message}" if p.path else p.message for p in reasons)
         self._tick += 1
-        self._refused_at[key] = self._tick
+        if key in self._watching:
+            self._since[key] = (self._tick, True)
+        if by_ometria:
+            self._by_ometria[key] = digest
         stats = self._stats
         if old is not None and old.content_hash == digest:
             again = old.last_run != self._run_id
@@ -185,12 +269,15 @@ class RecordLedger:
             stats.refused_known_since = min(since, entry.first_seen) if since else entry.first_seen
         else:
             stats.refused_new += 1
-        self._entries[key] = entry
-        self._pending[key] = entry
-        self.ids.update(_id_candidates(key))
+        self._unsent.pop(key, None)
+        self._note(entry)
+        return entry.first_seen if known else None
+
+    def _note(self, entry: LedgerEntry) -> None:
+        self._overlay[entry.key] = self._pending[entry.key] = entry
+        self._keys.add(entry.key)
         if len(self._pending) >= _ROWS_PER_WRITE:
             self.sync()
-        return entry.first_seen if known else None
 
     def undelivered(self, records: Iterable[Sent], reason: str) -> None:
         """These records went to Ometria without a clean acknowledgement: noted with their
@@ -198,32 +285,28 @@ class RecordLedger:
         Ometria refused by itself (400/413/422) is a refusal, already noted."""
         now = self._now()
         for sent in records:
+            if sent.ledger_tick:
+                self._unwatch(sent.ledger_tick)
             record = msgspec.json.decode(sent.encoded)
             key = record_key(record, None)
             digest = content_hash(record, None)
-            old = self._entries.get(key)
-            if (old is not None and old.kind == REFUSED and old.last_run == self._run_id
-                    and old.content_hash == digest):
+            if self._by_ometria.pop(key, None) == digest:
                 continue  # refused by Ometria in this run: a refusal, not a loss
-            again = old is not None and old.kind != REFUSED
-            attempts = (old.attempts + (old.last_run != self._run_id)
-                        if again and old is not None else 1)
-            from_verify = again and old is not None and old.kind in (MISSING, UNVERIFIED)
+            old = self._unsent.get(key)  # every row of the stream not a refusal
+            attempts = old.attempts + (old.last_run != self._run_id) if old else 1
+            from_verify = old is not None and old.kind in (MISSING, UNVERIFIED)
             kind = (PARKED if attempts >= self._max_attempts
                     else MISSING if from_verify else UNDELIVERED)
             if kind == PARKED and (old is None or old.kind != PARKED):
                 self._stats.parked += 1
-            first_run, first_seen = ((old.first_run, old.first_seen) if again and old
-                                     else (self._run_id, now))
+            first_run, first_seen = (old.first_run, old.first_seen) if old else (
+                self._run_id, now)
             entry = LedgerEntry(self._stream, key, reason, digest, first_run, first_seen,
                                 self._run_id, now, attempts, kind, sent.encoded.decode())
-            self._entries[key] = entry
-            self._pending[key] = entry
+            self._unsent[key] = entry
             self._undelivered[sent.order_key] = key
-            self.ids.update(_id_candidates(key))
             self._stats.undelivered += 1
-        if len(self._pending) >= _ROWS_PER_WRITE:
-            self.sync()
+            self._note(entry)
 
     def acknowledged(self, records: Iterable[Sent]) -> None:
         """Ometria acknowledged these records: those the ledger holds leave it (one a verify
@@ -237,25 +320,34 @@ class RecordLedger:
             key = None
             tick = sent.ledger_tick
             if tick:
-                key = self._watched.pop(tick, None)
-                if key is not None and self._refused_at.get(key, 0) > tick:
-                    key = None
+                since = self._since.get(self._watched.get(tick, ""))
+                key = self._unwatch(tick)
+                if since is not None and (since[0] > tick or not since[1]):
+                    key = None  # refused again since it was read, or already dropped
             if undelivered and sent.order_key in undelivered:
                 key = undelivered.pop(sent.order_key)
-            entry = self._entries.get(key) if key is not None else None
-            if entry is None:
+            if key is None or (key in self._overlay and self._overlay[key] is None):
                 continue
-            if entry.kind in (MISSING, UNVERIFIED):  # stays until verify finds it
-                self._pending[entry.key] = self._entries[entry.key] = msgspec.structs.replace(
-                    entry, kind=UNVERIFIED, last_run=self._run_id, last_seen=self._now())
+            old = self._unsent.get(key)  # a refusal's row is not there: it is dropped
+            if old is not None and old.kind in (MISSING, UNVERIFIED):  # stays until verified
+                entry = msgspec.structs.replace(old, kind=UNVERIFIED, last_run=self._run_id,
+                                                last_seen=self._now())
+                self._unsent[key] = entry
+                self._note(entry)
                 kept = True
                 continue
-            del self._entries[entry.key]
-            keys.append(entry.key)
+            self._pending.pop(key, None)
+            self._unsent.pop(key, None)
+            self._overlay[key] = None
+            self._tick += 1
+            if key in self._watching:
+                self._since[key] = (self._tick, False)
+            keys.append(key)
         if keys or kept:
             self.sync()  # a refusal handed over earlier is written before the drop
         if keys:
-            self._state.drop_ledger(self._stream, keys)
+            self._writes.append((self._state.drop_ledger(self._stream, keys),
+                                 dict.fromkeys(keys)))
             self._stats.ledger_left += len(keys)
 
     def resend_part(self, source_parts: list[Any],
@@ -263,7 +355,7 @@ class RecordLedger:
         """The undelivered records to send before the source's own parts (None: none), read
         again by id from a source of one part that can (``transform``: the stream's, for
         what is read again)."""
-        entries = [e for e in self._entries.values() if e.kind in RESENT_KINDS and e.payload]
+        entries = [e for e in self._unsent.values() if e.kind in RESENT_KINDS and e.payload]
         if not entries:
             return None
         part = source_parts[0] if len(source_parts) == 1 else None
@@ -271,10 +363,22 @@ class RecordLedger:
                           part if isinstance(part, ReadsById) else None, transform)
 
     def sync(self) -> None:
-        """Hand the refusals noted so far to the store's ordered write queue."""
+        """Hand the rows noted so far to the store's ordered write queue."""
         if self._pending:
-            rows, self._pending = list(self._pending.values()), {}
-            self._state.put_ledger(rows)
+            rows, self._pending = self._pending, {}
+            written: dict[str, LedgerEntry | None] = dict(rows)
+            self._writes.append((self._state.put_ledger(list(rows.values())), written))
+
+    def _prune(self) -> None:
+        """Forget the overlay's rows whose write is committed (the store answers for them)."""
+        overlay = self._overlay
+        while self._writes and self._writes[0][0].done():
+            future, written = self._writes.popleft()
+            if future.cancelled() or future.exception() is not None:
+                continue  # not stored: keep the run's own copy (the failure stops the run)
+            for key, entry in written.items():
+                if key in overlay and overlay[key] is entry:
+                    del overlay[key]
 
 
 def verify_finding(old: LedgerEntry | None, stream: str, record: dict[str, Any], reason: str,

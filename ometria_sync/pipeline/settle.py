@@ -225,7 +225,7 @@ class Settlement:
         if outcome.unconfirmed:
             ledger.undelivered(outcome.unconfirmed, "not confirmed by Ometria (answered "
                                "rejected or skipped)")
-        if ledger.ids:
+        if ledger.active:
             ledger.acknowledged(outcome.acknowledged)
 
     def abandon(self, records: list[BatchRecord], reason: str) -> None:

@@ -216,9 +216,8 @@ async def _read_parts(ctx: RunContext, shared: SharedRun, stream: StreamSettings
     ledger = None
     parts: list[SourcePart | LedgerPart] = list(source_parts)
     if ctx.save_checkpoints:  # a run that writes state keeps the ledger
-        ledger = RecordLedger(ctx.state, stream.name, ctx.run_id,
-                              await ctx.state.ledger(stream.name), stats,
-                              max_attempts=ctx.settings.run.max_attempts)
+        ledger = await RecordLedger.open(ctx.state, stream.name, ctx.run_id, stats,
+                                         max_attempts=ctx.settings.run.max_attempts)
         # undelivered by earlier runs: first
         resend = ledger.resend_part(source_parts, ctx.transforms.get(stream.name))
         parts[:0] = [resend] if resend is not None else []
@@ -299,7 +298,7 @@ async def _run_part(
             and await ctx.state.tracked_ids(stream.name)):  # holds some (not on a first run)
         lines = LineGroups(ctx.state, changes, part,
                            shaping(stream, ctx.transforms.get(stream.name)),
-                           watched=ledger_hashes(ledger.keys()) if ledger else None)
+                           watched=ledger_hashes(await ledger.keys()) if ledger else None)
     runner = _PartRunner(ctx, shared, stream, part, scope, fingerprint, changes, lines,
                          save=ctx.save_checkpoints and checkpointed,
                          missing=missing)

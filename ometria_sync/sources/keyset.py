@@ -48,6 +48,7 @@ from ometria_sync.sources.mapping import load_zone
 from ometria_sync.sources.sql_settings import (
     MARKER,
     SqlSourceConfig,
+    cursor_text,
     key_text,
     source_fingerprint,
 )
@@ -422,8 +423,16 @@ class KeysetQuery:
             record, warnings = self.record(row)
         except (TypeError, ValueError) as exc:
             return SourceItem(record=None, position=position, raw=repr(dict(row.items())),
-                              error=f"row at cursor {key_text(self._key(row))}: {exc}")
+                              error=f"row at cursor {key_text(self._key(row))}: {exc}",
+                              id=self.record_id(row))
         return SourceItem(record=record, position=position, warnings=warnings)
+
+    def record_id(self, row: Row) -> str | None:
+        """The id of the record ``row`` would be, for a row :meth:`record` refused: the id
+        column's value as text (None: no column fills the id, or it is NULL)."""
+        column = self._mapper.id_column() if self._mapper is not None else None
+        value = row[column] if column is not None else None
+        return None if value is None else cursor_text(value)
 
     def plan(self, names: list[str]) -> None:
         """Plan the mapping of the result's columns (``drop`` and ``json_column`` left out),

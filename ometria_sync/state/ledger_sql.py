@@ -60,16 +60,39 @@ class SqliteLedger:
         except sqlite3.Error as exc:
             raise StateError(f"ledger: cannot write: {exc}") from None
 
-    def rows(self, stream: str | None, key: str | None) -> list[LedgerEntry]:
-        """The job's rows (of one stream, of one key), in stream and key order."""
+    def rows(self, stream: str | None, key: str | None, unsent: bool = False
+             ) -> list[LedgerEntry]:
+        """The job's rows (of one stream, of one key; ``unsent``: only those not refused,
+        undelivered or parked), in stream and key order."""
         try:
             found = self._db.execute(
                 f"SELECT {_COLUMNS} FROM ledger WHERE job = ? AND (? IS NULL OR stream = ?) "
-                "AND (? IS NULL OR key = ?) ORDER BY stream, key",
-                (self.job, stream, stream, key, key)).fetchall()
+                "AND (? IS NULL OR key = ?) AND (? = 0 OR kind <> 'refused') "
+                "ORDER BY stream, key", (self.job, stream, stream, key, key, unsent)).fetchall()
         except sqlite3.Error as exc:
             raise StateError(f"ledger: cannot read: {exc}") from None
         return [LedgerEntry(*row) for row in found]
+
+    def lookup(self, stream: str, keys: list[str]) -> list[LedgerEntry]:
+        """The stream's rows of those ``keys`` that have one (by the primary key)."""
+        try:
+            found = self._db.execute(
+                f"SELECT {_COLUMNS} FROM ledger WHERE job = ? AND stream = ? "
+                "AND key IN (SELECT value FROM json_each(?))",
+                (self.job, stream, msgspec.json.encode(keys).decode())).fetchall()
+        except sqlite3.Error as exc:
+            raise StateError(f"ledger: cannot read: {exc}") from None
+        return [LedgerEntry(*row) for row in found]
+
+    def keys(self, stream: str, after: str, limit: int) -> list[str]:
+        """A page of the stream's keys, in key order, after ``after``."""
+        try:
+            found = self._db.execute("SELECT key FROM ledger WHERE job = ? AND stream = ? "
+                                     "AND key > ? ORDER BY key LIMIT ?",
+                                     (self.job, stream, after, limit)).fetchall()
+        except sqlite3.Error as exc:
+            raise StateError(f"ledger: cannot read: {exc}") from None
+        return [key for (key,) in found]
 
     def record_clean_verify(self, at: str, errors: list[str]) -> None:
         """The job's last clean ``verify --all`` (replacing the one before)."""

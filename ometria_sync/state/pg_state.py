@@ -324,11 +324,11 @@ class PostgresState(PgQueue):
 
     # the ledger -----------------------------------------------------------------------------
 
-    def put_ledger(self, rows: list[LedgerEntry]) -> None:
+    def put_ledger(self, rows: list[LedgerEntry]) -> Pending:
         """Write these rows whole (one statement; idempotent, so a retry doubles nothing)."""
         columns = [list(c) for c in zip(*(msgspec.structs.astuple(r) for r in rows),
                                         strict=True)]
-        self.submit(lambda conn: conn.execute(
+        return self.submit(lambda conn: conn.execute(
             f"INSERT INTO {self._t('ledger')} (job, {_LEDGER}) SELECT $1, * FROM unnest("
             "$2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], "
             "$8::text[], $9::text[], $10::integer[], $11::text[], $12::text[]) "
@@ -336,18 +336,37 @@ class PostgresState(PgQueue):
             + ", ".join(f"{c} = excluded.{c}" for c in _LEDGER.split(", ")[2:]),
             self.job, *columns))
 
-    def drop_ledger(self, stream: str, keys: list[str]) -> None:
-        self.submit(lambda conn: conn.execute(
+    def drop_ledger(self, stream: str, keys: list[str]) -> Pending:
+        return self.submit(lambda conn: conn.execute(
             f"DELETE FROM {self._t('ledger')} WHERE job = $1 AND stream = $2 "
             "AND key = ANY($3::text[])", self.job, stream, keys))
 
-    async def ledger(self, stream: str | None = None,
-                     key: str | None = None) -> list[LedgerEntry]:
+    async def ledger(self, stream: str | None = None, key: str | None = None, *,
+                     unsent: bool = False) -> list[LedgerEntry]:
         rows = await self.call(_fetch(
             f"SELECT {_LEDGER} FROM {self._t('ledger')} WHERE job = $1 "
             "AND ($2::text IS NULL OR stream = $2) AND ($3::text IS NULL OR key = $3) "
-            "ORDER BY stream, key", self.job, stream, key))
+            "AND (NOT $4 OR kind <> 'refused') ORDER BY stream, key",
+            self.job, stream, key, unsent))
         return [LedgerEntry(*row) for row in rows]
+
+    async def ledger_lookup(self, stream: str, keys: list[str]) -> list[LedgerEntry]:
+        """The stream's rows of those ``keys`` that have one: one round trip, committed rows
+        only (like ``lookup``)."""
+        self._raise_failure()
+        query = (f"SELECT {_LEDGER} FROM {self._t('ledger')} WHERE job = $1 AND stream = $2 "
+                 "AND key = ANY($3::text[])")
+        async with self._reading:
+            rows = await self._run("reader", lambda conn: conn.fetch(query, self.job, stream,
+                                                                     keys))
+        return [LedgerEntry(*row) for row in rows]
+
+    async def ledger_keys(self, stream: str, after: str = "",
+                          limit: int = _PAGE) -> list[str]:
+        rows = await self.call(_fetch(
+            f"SELECT key FROM {self._t('ledger')} WHERE job = $1 AND stream = $2 "
+            "AND key > $3 ORDER BY key LIMIT $4", self.job, stream, after, limit))
+        return [row[0] for row in rows]
 
     async def record_clean_verify(self, at: str, errors: list[str]) -> None:
         await self.call(lambda conn: conn.execute(

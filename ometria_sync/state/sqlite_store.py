@@ -290,15 +290,22 @@ class SqliteState:
             if len(page) < _PAGE:
                 return
 
-    def put_ledger(self, rows: list[LedgerEntry]) -> None:
-        self._thread.submit(lambda store: store.ledger.put(rows))
+    def put_ledger(self, rows: list[LedgerEntry]) -> Pending:
+        return self._thread.submit(lambda store: store.ledger.put(rows))
 
-    def drop_ledger(self, stream: str, keys: list[str]) -> None:
-        self._thread.submit(lambda store: store.ledger.drop(stream, keys))
+    def drop_ledger(self, stream: str, keys: list[str]) -> Pending:
+        return self._thread.submit(lambda store: store.ledger.drop(stream, keys))
 
-    async def ledger(self, stream: str | None = None,
-                     key: str | None = None) -> list[LedgerEntry]:
-        return await self._thread.call(lambda store: store.ledger.rows(stream, key))
+    async def ledger(self, stream: str | None = None, key: str | None = None, *,
+                     unsent: bool = False) -> list[LedgerEntry]:
+        return await self._thread.call(lambda store: store.ledger.rows(stream, key, unsent))
+
+    async def ledger_lookup(self, stream: str, keys: list[str]) -> list[LedgerEntry]:
+        return self._thread.read(lambda store: store.ledger.lookup(stream, keys))
+
+    async def ledger_keys(self, stream: str, after: str = "",
+                          limit: int = _PAGE) -> list[str]:
+        return await self._thread.call(lambda store: store.ledger.keys(stream, after, limit))
 
     async def record_clean_verify(self, at: str, errors: list[str]) -> None:
         await self._thread.call(lambda store: store.ledger.record_clean_verify(at, errors))

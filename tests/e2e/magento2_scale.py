@@ -299,8 +299,8 @@ async def _night2_changes(db: Database, model: Model) -> int:
 
 
 async def paced_run(db: Database, seconds: float = 8.0) -> dict[str, Any]:
-    """The three streams at 4 requests/s (engine and emulator) for ``seconds``, then
-    SIGTERM: the emulator's arrival counts."""
+    """The three streams at 4 requests/s (engine and emulator) for ``seconds`` from the
+    first request, then SIGTERM: the emulator's arrival counts."""
     with tempfile.TemporaryDirectory() as tmp:
         workspace = Workspace(Path(tmp), extra_env={"MAGENTO_DSN": db.dsn})
         workspace.job(JOB.format(page=500),
@@ -308,6 +308,9 @@ async def paced_run(db: Database, seconds: float = 8.0) -> dict[str, Any]:
         async with running_emulator(EmulatorOptions(api_key=KEY, port=0, seed=1, rate=4)
                                     ) as emu:
             proc = await workspace.start("run", "job.toml", url=emu.url)
+            # from the first request on: a loaded machine may take seconds to start the CLI
+            while emu.stats()["requests"] == 0 and proc.returncode is None:
+                await asyncio.sleep(0.05)
             await asyncio.sleep(seconds)
             assert proc.returncode is None, "the paced run ended before it was stopped"
             proc.send_signal(signal.SIGTERM)

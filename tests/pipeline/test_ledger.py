@@ -36,8 +36,11 @@ async def state(tmp_path: Path) -> AsyncIterator[StateStore]:
 
 async def night(state: StateStore, run_id: str) -> tuple[RecordLedger, StreamStats]:
     stats = StreamStats(stream="contacts")
-    return RecordLedger(state, "contacts", run_id, await state.ledger("contacts"), stats,
-                        now=lambda: f"time-of-{run_id}"), stats
+    ledger = await RecordLedger.open(state, "contacts", run_id, stats,
+                                     now=lambda: f"time-of-{run_id}")
+    # the batcher looks a slice's keys up before it notes refusals and watches records
+    await ledger.look_up(["shop/c1", "shop/c2", "shop/c9"])
+    return ledger, stats
 
 
 def sent(record: dict[str, Any], tick: int = 0) -> BatchRecord:
@@ -136,8 +139,8 @@ async def test_undelivered_records_are_resent_until_acknowledged_then_parked(
         state: StateStore) -> None:
     for n, run in enumerate(["r1", "r2", "r3"], 1):
         stats = StreamStats(stream="contacts")
-        ledger = RecordLedger(state, "contacts", run, await state.ledger("contacts"), stats,
-                              now=lambda run=run: f"time-of-{run}", max_attempts=3)
+        ledger = await RecordLedger.open(state, "contacts", run, stats,
+                                         now=lambda run=run: f"time-of-{run}", max_attempts=3)
         part = ledger.resend_part([])
         resent = [i.record async for chunk in part.read(None) for i in chunk] if part else []
         assert resent == ([] if n == 1 else [contact("c1", "v1")])
@@ -165,7 +168,8 @@ async def test_a_later_version_acknowledged_after_an_undelivered_one_drops_its_r
 async def test_an_ometria_refusal_is_not_also_noted_undelivered(state: StateStore) -> None:
     ledger, _ = await night(state, "r1")
     record = {**contact("c1"), "@type": "contact"}
-    ledger.refused([Problem("", "refused by Ometria (HTTP 400)")], record, None, [5, 1])
+    ledger.refused([Problem("", "refused by Ometria (HTTP 400)")], record, None, [5, 1],
+                   by_ometria=True)
     ledger.undelivered([sent(record)], "skipped")
     ledger.sync()
     (row,) = await state.ledger()
@@ -198,6 +202,42 @@ async def test_the_transform_applies_to_rows_read_again_never_to_a_kept_payload(
     assert sorted(resent, key=lambda r: r["id"]) == [{**contact("c1", "v2"), "by": "transform"},
                                                      marked]
     assert (stats.resent, stats.reread) == (2, 1)
+
+
+async def test_the_store_answers_for_rows_the_run_no_longer_holds(state: StateStore) -> None:
+    """Once a refusal's row is committed the run lets go of it (memory stays flat however
+    many records a night refuses) and reads it back by key: a repeat in the same run still
+    counts one attempt, and the next run still knows the content."""
+    ledger, stats = await night(state, "r1")
+    ledger.refused(BAD, contact("c1"), None, [10, 1])
+    ledger.sync()
+    await state.flush()
+    await ledger.look_up(["shop/c1"])
+    assert ledger._overlay == {}  # the run holds no row of the store
+    ledger.refused(BAD, contact("c1"), None, [30, 3])
+    ledger.sync()
+    (row,) = await state.ledger()
+    assert (row.first_run, row.attempts, stats.refused_new) == ("r1", 1, 2)
+    ledger, stats = await night(state, "r2")
+    assert ledger.refused(BAD, contact("c1"), None, [10, 1]) == "time-of-r1"
+    assert ledger.watch(contact("c2", "ok@example.com")) == 0
+
+
+async def test_a_dropped_row_is_not_dropped_twice_by_a_later_version(
+        state: StateStore) -> None:
+    """Two fixed versions of c1 in flight: the first acknowledgement takes it out of the
+    ledger, the second finds nothing left to take (counted once)."""
+    ledger, _ = await night(state, "r1")
+    ledger.refused(BAD, contact("c1"), None, [10, 1])
+    ledger.sync()
+    ledger, stats = await night(state, "r2")
+    first = ledger.watch(contact("c1", "ok@example.com"))
+    second = ledger.watch(contact("c1", "ok2@example.com"))
+    ledger.acknowledged([sent(contact("c1", "ok@example.com"), first)])
+    await state.flush()
+    await ledger.look_up([])
+    ledger.acknowledged([sent(contact("c1", "ok2@example.com"), second)])
+    assert (await state.ledger(), stats.ledger_left) == ([], 1)
 
 
 async def test_a_record_verify_found_missing_is_resent_then_unverified_until_verified(

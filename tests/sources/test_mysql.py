@@ -155,6 +155,7 @@ async def test_bytes_stay_for_validation_and_a_bad_json_column_is_the_rows_error
     items = await read_all(config(query=query, json_column="doc"))
     assert items[0].record["raw"] == b"\x00\xff"
     assert items[1].record is None and "column 'doc' is not JSON" in (items[1].error or "")
+    assert items[1].id == "2"  # the dead letter names the refused row's record
     assert items[2].record == {"status": "complete", "id": "3", "raw": b"\x00\xff"}
 
 
@@ -321,6 +322,7 @@ async def test_result_columns_take_the_column_options_by_name(my_db: Database) -
     refused = await read_all(refusing)
     assert [i.record is None for i in refused] == [False, True, False]
     assert "column 'dob' (date_of_birth): a zero date" in (refused[1].error or "")
+    assert refused[1].id == "2"
 
 
 async def test_a_mapped_column_the_query_lacks_and_a_line_item_path_are_config_errors(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from ometria_sync.errors import StateError
@@ -32,6 +33,26 @@ async def test_rows_are_written_whole_and_replaced_by_key(store: StateStore) -> 
         entry("c2", content=-(2**63))]
     assert await store.ledger(key="o1") == [entry("o1", stream="orders")]
     assert len(await store.ledger()) == 3
+
+
+async def test_a_run_reads_rows_by_key_once_their_write_is_done(store: StateStore) -> None:
+    """What a run reads of its ledger: the rows of some keys (committed ones: the write's
+    future says when), the stream's keys a page at a time, and only the rows it resends."""
+    assert await store.ledger_keys("contacts") == []
+    undelivered = msgspec.structs.replace(entry("c3", payload='{"id":"c3"}'),
+                                          kind="undelivered")
+    written = store.put_ledger([entry("c1"), entry("c2"), undelivered,
+                                entry("c1", stream="orders")])
+    await store.flush()
+    assert written.done() and written.exception() is None
+    found = await store.ledger_lookup("contacts", ["c1", "c3", "never-there"])
+    assert sorted(r.key for r in found) == ["c1", "c3"]
+    assert await store.ledger_keys("contacts") == ["c1", "c2", "c3"]
+    assert await store.ledger_keys("contacts", after="c1", limit=1) == ["c2"]
+    assert await store.ledger("contacts", unsent=True) == [undelivered]
+    dropped = store.drop_ledger("contacts", ["c1"])
+    await store.flush()
+    assert dropped.done() and await store.ledger_lookup("contacts", ["c1"]) == []
 
 
 async def test_drop_removes_only_the_keys_of_that_stream(store: StateStore) -> None:

@@ -124,6 +124,11 @@ class Contacts:
         store_ids = self._settings.store_ids
         return "" if store_ids is None else f" AND store_id IN ({', '.join(map(str, store_ids))})"
 
+    def record_id(self, row: Row) -> str | None:
+        if row["customer_id"] is not None:
+            return key(row["customer_id"])
+        return f"subscriber-{int(row['subscriber_id'])}"
+
     def record(self, row: Row) -> dict[str, Any]:
         customer: Customer | None = row["contact"]
         if row["customer_id"] is None:

@@ -33,6 +33,9 @@ class Assembler(Protocol):
     def record(self, row: Row) -> dict[str, Any]:
         """The record of one gathered row (ValueError/TypeError: the row is refused)."""
 
+    def record_id(self, row: Row) -> str | None:
+        """The id the row's record has, for a row :meth:`record` refused (None: none)."""
+
 
 #: makes an entity's assembler once per read, after connecting
 Opener = Callable[[Select, Magento2Settings], Awaitable[Assembler]]

@@ -90,6 +90,9 @@ class Orders:
                 f"{self._settings.table('eav_attribute')} WHERE attribute_id IN "
                 f"({', '.join(map(str, sorted(wanted)))})"))
 
+    def record_id(self, row: Row) -> str | None:
+        return text(row["increment_id"])
+
     def record(self, row: Row) -> dict[str, Any]:
         related: Related = row["related"]
         record: dict[str, Any] = {"@type": "order"}

@@ -85,6 +85,9 @@ class Products:
         for row in rows:
             row["facts"] = facts[int(row["entity_id"])]
 
+    def record_id(self, row: Row) -> str | None:
+        return key(row["entity_id"])
+
     def record(self, row: Row) -> dict[str, Any]:
         facts: Facts = row["facts"]
 

@@ -67,6 +67,9 @@ class MagentoPart(KeysetQuery):
         driver = cast(MagentoDriver, self._driver)
         return driver.assembler.record(row), None
 
+    def record_id(self, row: Row) -> str | None:
+        return cast(MagentoDriver, self._driver).assembler.record_id(row)
+
 
 @dataclasses.dataclass
 class MagentoSource:

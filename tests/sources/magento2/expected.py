@@ -197,8 +197,11 @@ def _optin(record: dict[str, Any], row: SubscriberRow | None) -> None:
 
 
 def customer_record(shop: Shop, people: People, customer: CustomerRow,
-                    store_ids: list[int] | None = None) -> dict[str, Any]:
-    """Section 5, a customer."""
+                    store_ids: list[int] | None = None,
+                    subscribers: dict[int, list[SubscriberRow]] | None = None
+                    ) -> dict[str, Any]:
+    """Section 5, a customer (``subscribers``: people's subscriber rows by customer, when
+    the caller grouped them once)."""
     record: dict[str, Any] = {"@type": "contact", "@merge": True,
                               "id": str(customer.entity_id),
                               "customer_id": str(customer.entity_id)}
@@ -214,7 +217,9 @@ def customer_record(shop: Shop, people: People, customer: CustomerRow,
                 "store_ids": ([str(customer.store_id)] if _selected_view(
                     shop, customer.store_id, store_ids) else None)}
     record.update({k: v for k, v in optional.items() if v is not None})
-    rows = [s for s in people.subscribers.values() if s.customer_id == customer.entity_id
+    mine = (subscribers.get(customer.entity_id, []) if subscribers is not None
+            else people.subscribers.values())
+    rows = [s for s in mine if s.customer_id == customer.entity_id
             and (store_ids is None or s.store_id in store_ids)]
     for status in (1, 3, None):
         matching = [s for s in rows if status is None or s.subscriber_status == status]
@@ -242,7 +247,10 @@ def contact_records(shop: Shop, people: People, store_ids: list[int] | None = No
     """Every contact the database holds: its customers (of the listed views' websites) and
     its guest subscribers (of the listed views, with an email)."""
     websites = None if store_ids is None else {shop.views[s][0] for s in store_ids}
-    records = {str(c.entity_id): customer_record(shop, people, c, store_ids)
+    subscribers: dict[int, list[SubscriberRow]] = {}
+    for row in people.subscribers.values():
+        subscribers.setdefault(row.customer_id, []).append(row)
+    records = {str(c.entity_id): customer_record(shop, people, c, store_ids, subscribers)
                for c in people.customers.values()
                if websites is None or c.website_id in websites}
     for row in people.subscribers.values():

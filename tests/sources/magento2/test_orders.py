@@ -111,3 +111,25 @@ async def test_a_late_commit_older_than_the_checkpoint_is_read_by_the_look_back(
     assert "late-1" in [i.record.get("id") for i in again]
     without = await read(settings(lookback_seconds=0), last)
     assert "late-1" not in [i.record.get("id") for i in without]
+
+
+async def test_a_row_the_preset_refuses_names_its_order(
+        my_db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A row whose record cannot be built is the row's error, not the run's, and the item
+    carries the order's id (its increment_id): the dead letter and the ledger name it."""
+    from ometria_sync.sources.magento2.orders import Orders
+
+    orders = await shop(my_db, 20)
+    victim = min(o for o in orders if orders[o].increment_id is not None
+                 and " " not in orders[o].increment_id.strip())
+    built = Orders.record
+
+    def record(self: Orders, row: Any) -> dict[str, Any]:
+        if int(row["entity_id"]) == victim:
+            raise ValueError("cannot be built")
+        return built(self, row)
+
+    monkeypatch.setattr(Orders, "record", record)
+    refused = [i for i in await read(settings()) if i.error]
+    assert [(i.id, "cannot be built" in (i.error or "")) for i in refused] == [
+        (orders[victim].increment_id.strip(), True)]
