@@ -83,7 +83,7 @@ async def test_the_ledger_resends_omneo_records_as_omneo_holds_them_now(
         async with omneo(data) as standin:
             source = OmneoProfilesConfig(base_url=standin.url, **FAST).open()
             stats = StreamStats(stream="contacts")
-            ledger = RecordLedger(state, "contacts", "r2", await state.ledger("contacts"), stats)
+            ledger = await RecordLedger.open(state, "contacts", "r2", stats)
             part = ledger.resend_part(await source.parts())
             assert part is not None
             resent = [i.record async for chunk in part.read(None) for i in chunk]
