@@ -141,7 +141,7 @@ class Batcher:
         self._pending_ids: set[int] = set()  # a batch never holds two versions of one id
         self._consumed: Position | None = None  # position after the last item consumed
         self._cut_position: Position | None = None  # end position of the last batch cut
-        #: the slice's refusals and valid records (with the record) for the ledger, in order
+        #: the chunk's refusals and watched records (with the record) for the ledger, in order
         self._noted: list[tuple[BatchRecord | Refusal, Any]] = []
 
     async def run(
@@ -291,14 +291,14 @@ class Batcher:
         taken = BatchRecord(encoded, item.line, item.position, order_key, id_hash)
         ledger = self._scope.ledger
         # a record whose key the ledger cannot hold is not watched, unless a refusal earlier
-        # in the slice may have written it (an empty ledger: one attribute test)
+        # in the chunk may have written it (an empty ledger: one attribute test)
         if ledger is not None and (self._noted or (
                 ledger.active and ledger.may_hold(record_key(record, None)))):
             self._noted.append((taken, record))
         return taken
 
     async def _to_ledger(self) -> None:
-        """The slice's refusals and valid records, in the order they were read, judged by
+        """The chunk's refusals and watched records, in the order they were read, judged by
         the ledger once it looked their keys up: each refusal noted (new or known) and
         dead-lettered, each valid record whose key the ledger holds watched (its tick)."""
         noted, self._noted = self._noted, []

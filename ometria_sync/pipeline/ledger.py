@@ -171,10 +171,8 @@ class RecordLedger:
         """The stream's ledger for this run: its keys (hashed: ``KeyFilter``) and its unsent
         rows read, nothing else."""
         keys = KeyFilter()
-        page = await state.ledger_keys(stream)
-        while page:
+        async for page in _key_pages(state, stream):
             keys.add_all(page)
-            page = await state.ledger_keys(stream, after=page[-1])
         unsent = await state.ledger(stream, unsent=True) if keys else []
         return cls(state, stream, run_id, stats, keys=keys, unsent=unsent, now=now,
                    max_attempts=max_attempts)
@@ -207,10 +205,8 @@ class RecordLedger:
         """Every key the stream's ledger holds, stored (read a page at a time) or written by
         this run: for the line groups' watch list, built only when a part skips lines."""
         keys = [k for k, row in self._overlay.items() if row is not None]
-        page = await self._state.ledger_keys(self._stream)
-        while page:
+        async for page in _key_pages(self._state, self._stream):
             keys.extend(page)
-            page = await self._state.ledger_keys(self._stream, after=page[-1])
         return keys
 
     def watch(self, record: dict[str, Any]) -> int:
@@ -379,6 +375,14 @@ class RecordLedger:
             for key, entry in written.items():
                 if key in overlay and overlay[key] is entry:
                     del overlay[key]
+
+
+async def _key_pages(state: StateStore, stream: str) -> AsyncIterator[list[str]]:
+    """The keys of ``stream``'s stored ledger rows, a page at a time, in key order."""
+    page = await state.ledger_keys(stream)
+    while page:
+        yield page
+        page = await state.ledger_keys(stream, after=page[-1])
 
 
 def verify_finding(old: LedgerEntry | None, stream: str, record: dict[str, Any], reason: str,
