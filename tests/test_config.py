@@ -102,6 +102,14 @@ def test_environment_overrides(tmp_path: Path) -> None:
     assert job.settings.run.grace_period == 2.5
 
 
+def test_the_alerts_section_is_overridable(tmp_path: Path) -> None:
+    """A container sets its webhook and thresholds without editing the job file."""
+    env = {"OMETRIA_SYNC__ALERTS__WEBHOOK_URL_ENV": "HOOK",
+           "OMETRIA_SYNC__ALERTS__MAX_REFUSED": "0"}
+    alerts = load_job(_write(tmp_path, STREAM), environ=env).settings.alerts
+    assert (alerts.webhook_url_env, alerts.max_refused) == ("HOOK", 0)
+
+
 def test_a_malformed_override_names_the_variable(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="OMETRIA_SYNC__STREAMS__X"):
         load_job(_write(tmp_path, STREAM), environ={"OMETRIA_SYNC__STREAMS__X": "1"})

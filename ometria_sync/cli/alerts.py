@@ -1,5 +1,6 @@
 """Health and alerts: the ``[alerts]`` rules checked at the end of every run and by
-``ometria-sync health``, and the webhook told when a run fails or the job is unhealthy.
+``ometria-sync health``, and the webhook told when a run fails, cannot start, or the job is
+unhealthy.
 
 Guarantees: telling the webhook never fails a run nor changes its exit code (a receiver that is
 down, slow or wrong is logged and left); the webhook URL's secret (for Slack, its path; any
@@ -96,7 +97,20 @@ def _safe(text: str, url: str) -> str:
 
 
 def notify(job: Job, health: Health) -> bool:
-    """POST ``{"text": ...}`` to the job's webhook; False (and a log line) when there is none
+    """Tell the job's webhook that it is unhealthy, and why. Never raises."""
+    return tell(job, message(job, health))
+
+
+def notify_not_started(job: Job, error: OmetriaSyncError) -> bool:
+    """Tell the job's webhook that a run could not start (its state or the shared rate budget
+    was out of reach): no report is written then, so no health rule would ever see that run.
+    Never raises."""
+    return tell(job, f"ometria-sync job {job.name}: the run could not start (exit "
+                     f"{int(ExitCode.FATAL)})\n• {error}")
+
+
+def tell(job: Job, text: str) -> bool:
+    """POST ``{"text": text}`` to the job's webhook; False (and a log line) when there is none
     or it did not take the message. Never raises."""
     name = job.settings.alerts.webhook_url_env
     if not name:
@@ -110,7 +124,7 @@ def notify(job: Job, health: Health) -> bool:
     async def post() -> int:
         timeout = aiohttp.ClientTimeout(total=WEBHOOK_TIMEOUT_SECONDS)
         async with aiohttp.ClientSession(timeout=timeout) as session, session.post(
-                url, json={"text": message(job, health)}) as answer:
+                url, json={"text": text}) as answer:
             return answer.status
 
     try:

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from ometria_sync.cli.alerts import notify_not_started
 from ometria_sync.cli.common import (
     SubParsers,
     print_summary,
@@ -83,6 +84,8 @@ def _run_watched(args: argparse.Namespace, options: RunOptions, signals: SignalW
         result = asyncio.run(run_job(job, options, signals=signals, observer=show_progress))
     except (StateError, RateBudgetError) as exc:
         print(f"ometria-sync: {exc}", file=sys.stderr)
+        if not options.dry_run and not options.validate_only:
+            notify_not_started(job, exc)
         return ExitCode.FATAL
     if not options.validate_only:  # written before anything is printed: a closed stdout
         result.report_path = finish_report(job, result, dry_run=options.dry_run)

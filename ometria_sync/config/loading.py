@@ -37,7 +37,7 @@ from ometria_sync.sources import (
 )
 
 ENV_PREFIX = "OMETRIA_SYNC__"
-_OVERRIDABLE = ("ometria", "state", "run", "report")
+_OVERRIDABLE = ("ometria", "state", "run", "report", "alerts")
 
 
 class Job(msgspec.Struct, frozen=True):
@@ -115,7 +115,7 @@ def _apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> No
         parts = name[len(ENV_PREFIX) :].lower().split("__")
         if len(parts) != 2 or parts[0] not in _OVERRIDABLE:
             raise ConfigError(
-                name, "expected OMETRIA_SYNC__<OMETRIA|STATE|RUN|REPORT>__<KEY>"
+                name, "expected OMETRIA_SYNC__<OMETRIA|STATE|RUN|REPORT|ALERTS>__<KEY>"
             )
         section = data.setdefault(parts[0], {})
         if not isinstance(section, dict):

@@ -122,3 +122,25 @@ async def test_a_failed_run_tells_the_webhook(workspace: Workspace, emulator: Em
     (message,) = got
     assert "the last run failed (exit 1)" in message["text"]
     assert "refused the API key" in message["text"]
+
+
+async def test_a_run_that_cannot_start_tells_the_webhook(
+    workspace: Workspace, emulator: Emulator
+) -> None:
+    """The state store is out of reach: no report can be written, so the run itself says why
+    on the webhook (set from the environment, as a container would) and exits 1."""
+    workspace.job(CONTACTS)
+    _data(workspace, bad=0)
+    async with emulator(rate=50) as emu, receiver() as (url, got):
+        workspace.extra_env = {
+            "SYNC_WEBHOOK": url,
+            "OMETRIA_SYNC__ALERTS__WEBHOOK_URL_ENV": "SYNC_WEBHOOK",
+            "OMETRIA_SYNC__STATE__CHECKPOINT_URL": "postgresql://nobody@127.0.0.1:9/state",
+        }
+        result = await workspace.run("run", "job.toml", url=emu.url)
+        assert emu.stats()["requests"] == 0  # nothing was sent
+    assert result.code == 1, result.stderr
+    (message,) = got
+    assert "could not start" in message["text"]
+    assert "127.0.0.1:9" in message["text"]
+    assert "canary-hook-secret" not in result.stdout + result.stderr
