@@ -23,7 +23,9 @@ The ledger keeps rows, not history: ``verify-log.jsonl``, beside the dead letter
 verify steps ``trace`` tells (found missing, different or listed; resent by ``--repair``;
 verified and so out of the ledger, with the run that resent it), one JSON line each, only for
 records that are not verified or leave the ledger: a clean verify of a million records writes
-none.
+none. It is bounded: a verify that finds it past :data:`LOG_ROTATE_BYTES` moves it to
+``verify-log.1.jsonl`` (replacing the one before) and starts a new one, so the two hold at most
+about twice that, and ``trace`` reads both, the older first.
 """
 
 from __future__ import annotations
@@ -72,6 +74,10 @@ class VerifyStep(msgspec.Struct, omit_defaults=True):
     resent_at: str | None = None
 
 
+#: the size past which the next verify starts a new ``verify-log.jsonl``
+LOG_ROTATE_BYTES = 32 * 1024 * 1024
+
+
 def log_path(job: Job) -> Path:
     """``verify-log.jsonl``, beside the dead letter."""
     return Path(job.settings.state.dead_letter_path).with_name("verify-log.jsonl")
@@ -110,6 +116,7 @@ class VerifyLog:
         try:
             if self._fh is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
+                _rotate(self.path)
                 fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
                 self._fh = os.fdopen(fd, "ab")
             self._fh.write(msgspec.json.encode(step) + b"\n")
@@ -124,16 +131,31 @@ class VerifyLog:
             self._fh = None
 
 
+def rotated(path: Path) -> Path:
+    """Where the log before ``path`` went: ``verify-log.1.jsonl``."""
+    return path.with_name(f"{path.stem}.1{path.suffix}")
+
+
+def _rotate(path: Path) -> None:
+    try:
+        if path.stat().st_size > LOG_ROTATE_BYTES:
+            os.replace(path, rotated(path))
+    except FileNotFoundError:
+        pass
+
+
 def read_steps(path: Path) -> list[VerifyStep]:
-    """The steps in ``path`` (none when there is no file; unreadable lines left out)."""
-    if not path.exists():
-        return []
+    """The steps in the rotated log, then in ``path`` (none when there is neither; unreadable
+    lines left out)."""
     steps = []
-    for line in path.read_bytes().splitlines():
-        try:
-            steps.append(msgspec.json.decode(line, type=VerifyStep))
-        except msgspec.DecodeError:
+    for each in (rotated(path), path):
+        if not each.exists():
             continue
+        for line in each.read_bytes().splitlines():
+            try:
+                steps.append(msgspec.json.decode(line, type=VerifyStep))
+            except msgspec.DecodeError:
+                continue
     return steps
 
 

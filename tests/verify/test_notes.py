@@ -6,8 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from ometria_sync.pipeline import record_key
 from ometria_sync.state import LedgerEntry
+from ometria_sync.verify import notes
 from ometria_sync.verify.check import Finding
 from ometria_sync.verify.compare import Difference
 from ometria_sync.verify.ledger import Detail, Ledger
@@ -70,6 +73,24 @@ def test_no_file_no_steps_and_a_torn_line_is_left_out(tmp_path: Path) -> None:
     with path.open("a") as out:
         out.write('{"time": "cut sh')
     assert [s.key for s in read_steps(path)] == ["shop/c1"]
+
+
+def test_the_log_starts_afresh_past_its_size_and_trace_still_reads_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past LOG_ROTATE_BYTES the next verify moves the log aside (replacing the one before):
+    the files stay bounded and the steps read back oldest first."""
+    monkeypatch.setattr(notes, "LOG_ROTATE_BYTES", 300)
+    path = tmp_path / "verify-log.jsonl"
+    for verify in range(1, 6):
+        steps = VerifyLog(path, f"verify-{verify}")
+        for n in range(2):
+            steps.add("contacts", target(f"c{verify}-{n}"), "found missing")
+        steps.close()
+    assert path.stat().st_size <= 600 and notes.rotated(path).stat().st_size <= 600
+    keys = [s.key for s in read_steps(path)]
+    assert keys == sorted(keys) and keys[-1] == "shop/c5-1"
+    assert "shop/c1-0" not in keys  # the oldest went with the second rotation
 
 
 def test_the_verified_walk_finds_the_ledger_s_ids_by_key_alone() -> None:
