@@ -49,10 +49,14 @@ from ometria_sync.state import GroupRow, Pointed, StateStore
 
 @runtime_checkable
 class GroupedPart(Protocol):
-    """A source part that can hand over its lines undecoded (a local JSON Lines file)."""
+    """A source part that can hand over its lines undecoded (a local JSON Lines or CSV
+    file)."""
 
-    def read_groups(self, start: Position | None) -> AsyncIterator[list[LineGroup]] | None:
-        """Groups of lines from ``start``; None when this part cannot."""
+    def read_groups(self, start: Position | None
+                    ) -> AsyncIterator[list[LineGroup]] | AsyncIterator[
+                        list[LineGroup] | list[SourceItem]] | None:
+        """Groups of lines from ``start`` (or chunks of items, where the part reads some of
+        its lines the usual way); None when this part cannot."""
 
     def decode(self, group: LineGroup) -> list[SourceItem]:
         """The items of one group."""
@@ -123,15 +127,18 @@ class LineGroups:
         #: lines skipped undecoded (for tests and the benchmark)
         self.skipped = 0
 
-    def read_groups(self, start: Position | None) -> AsyncIterator[list[LineGroup]] | None:
+    def read_groups(self, start: Position | None
+                    ) -> AsyncIterator[list[LineGroup]] | AsyncIterator[
+                        list[LineGroup] | list[SourceItem]] | None:
         """The part's groups of lines from ``start`` (None: it cannot; read it as usual)."""
         return self._part.read_groups(start)
 
     async def items(self, groups: list[LineGroup]) -> list[SourceItem]:
         """The items of ``groups``: one per skipped group (``unchanged``: its records, no
         record), the decoded items of the others (tagged with their group)."""
-        hashes = [group_hash(self._shape, g.lines) if g.plain else 0  # type: ignore[arg-type]
-                  for g in groups]
+        shape = self._shape
+        hashes = [group_hash(shape + g.head if g.head else shape, g.lines)  # type: ignore[arg-type]
+                  if g.plain else 0 for g in groups]
         wanted = [h for h in hashes if h]
         held = await self._state.held_groups(self._changes.stream_id, wanted) if wanted else {}
         sent = self._changes.in_flight()
