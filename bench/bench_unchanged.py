@@ -13,7 +13,8 @@ with an in-memory pusher that acknowledges everything, so the network is out of 
   times. Printed: records per CPU second of the rerun (process CPU time, every thread), and of
   the baseline over the same file, ``json.loads`` of each line, and their ratio (the goal:
   >= 2.0). The CSV is measured against two baselines in the same run: ``csv.reader`` of each
-  row, and ``json.loads`` of the same records (the mapping's output) as JSON Lines.
+  row, and ``json.loads`` of the same records (the mapping's output) as JSON Lines; once as
+  written, once with every cell quoted (``contacts csv ""``).
 * **First run, PostgreSQL against SQLite state** (``--first-run-records`` contacts, fresh
   state each time): median wall time of ``--repeat`` runs of each, alternated, and their ratio
   (the goal: <= 1.2). PostgreSQL state goes to ``bench_*`` schemas on
@@ -103,6 +104,14 @@ def csv_reader_rate(path: Path) -> float:
         for _ in csv.reader(fh):
             n += 1
     return n / (time.process_time() - cpu)
+
+
+def quote_every_cell(data: Path, target: Path) -> Path:
+    """``data`` written again with every cell quoted (``csv.QUOTE_ALL``, as some exports do):
+    every line then holds the quote, and the fast path scans each one."""
+    with data.open(newline="", encoding="utf-8") as src, target.open("w", newline="") as out:
+        csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(csv.reader(src))
+    return target
 
 
 def mapped_jsonl(data: Path, target: Path) -> Path:
@@ -207,6 +216,11 @@ def main() -> None:
             same = mapped_jsonl(data, root / "contacts-mapped.jsonl")
             print(unchanged_rerun("contacts csv", data, csv_job(root / "csv", data),
                                   [("csv.reader", partial(csv_reader_rate, data)),
+                                   ("json.loads", partial(json_loads_rate, same))],
+                                  args.repeat), flush=True)
+            quoted = quote_every_cell(data, root / "contacts-quoted.csv")
+            print(unchanged_rerun("contacts csv \"\"", quoted, csv_job(root / "csvq", quoted),
+                                  [("csv.reader", partial(csv_reader_rate, quoted)),
                                    ("json.loads", partial(json_loads_rate, same))],
                                   args.repeat), flush=True)
             print("baseline: json.loads of each line; for CSV, csv.reader of each row and "

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from ometria_sync.sources.base import SourceItem
 from ometria_sync.sources.files.csv import CsvOptions, CsvPart
-from ometria_sync.sources.files.csv_groups import RowCutter, byte_of, ends_quoted
+from ometria_sync.sources.files.csv_groups import RowCutter
 from ometria_sync.sources.files.lines import GROUP_MAX, BoundedLines, Line, LineGroup
 from ometria_sync.sources.files.location import LocalFile
 from ometria_sync.sources.mapping import ColumnSpec
@@ -91,14 +91,14 @@ def test_groups_end_where_the_csv_module_ends_a_row(seed: int, rows: int, reads:
     runs past it."""
     data = _file(seed, rows)[len(HEADER):]
     lines = BoundedLines(io.BytesIO(data), 1 << 20).read(1 << 30)
-    cutter = RowCutter(ord('"'), ord(","), b"h", (0, 1))
+    cutter = RowCutter(quotechar='"', delimiter=",", encoding="utf-8", head=b"h",
+                       start=(0, 1))
     rnd = random.Random(seed)
     groups: list[LineGroup] = []
     rest = list(lines)
     while rest:
         n = rnd.randint(1, max(1, len(rest) // reads + 1))
         groups += cutter.cut(rest[:n])
-        assert not cutter.unsure
         rest = rest[n:]
     groups += cutter.finish()
     assert [raw for g in groups for raw in g.lines] == lines
@@ -137,7 +137,8 @@ def test_a_row_inserted_or_changed_moves_no_other_groups_boundary() -> None:
     edited[2500] = edited[2500] + b"x"
 
     def cut(lines: list[bytes]) -> set[bytes]:
-        cutter = RowCutter(ord('"'), ord(","), b"h", (0, 1))
+        cutter = RowCutter(quotechar='"', delimiter=",", encoding="utf-8", head=b"h",
+                       start=(0, 1))
         groups = [*cutter.cut(list(lines[:1000])), *cutter.cut(list(lines[1000:])),
                   *cutter.finish()]
         return {b"\n".join(g.lines) for g in groups}  # type: ignore[arg-type]
@@ -146,30 +147,9 @@ def test_a_row_inserted_or_changed_moves_no_other_groups_boundary() -> None:
     assert len(after - before) <= 4 and len(before) > 50
 
 
-def test_the_quote_scan_follows_the_csv_module() -> None:
-    """Inside a quoted field at the end of the line, or not, as the csv module reads it."""
-    q, d = ord('"'), ord(",")
-    assert ends_quoted(b'a,"b', False, q, d)
-    assert not ends_quoted(b'a,"b"', False, q, d)
-    assert not ends_quoted(b'a"b,c', False, q, d)  # a quote inside a field is a character
-    assert ends_quoted(b'a"b,"c', False, q, d)
-    assert not ends_quoted(b'x",y', True, q, d)  # the quoted field closes
-    assert ends_quoted(b'x"",y', True, q, d)  # a doubled quote: still inside
-    assert not ends_quoted(b'"a"b,"c', False, q, d)  # an error ends the row with the line
-    assert not ends_quoted(b'a\rb,"c', False, q, d)  # so does a carriage return
-    assert ends_quoted(b'"a\rb,c', False, q, d)  # inside quotes it is a character
-
-
-def test_bytes_that_may_be_part_of_a_character_keep_the_file_off_the_fast_path() -> None:
-    assert byte_of(",", "utf-8") == ord(",")
-    assert byte_of("|", "cp1252") is None  # 0x7C is a second byte in Shift_JIS: not trusted
-    assert byte_of(";", "shift_jis") == ord(";")
-    assert byte_of("é", "utf-8") is None
-
-
-async def test_a_quoted_field_near_the_field_limit_is_read_row_by_row(tmp_path: Path) -> None:
-    """The csv module stops a field at its size limit, which the bytes do not show: from
-    that row on the file is read the usual way, with the same items."""
+async def test_a_quoted_field_over_the_field_limit_ends_its_row_there(tmp_path: Path) -> None:
+    """The csv module stops a field at its size limit (an error, the row ends with that
+    line): the groups end where it does, and give the same items."""
     limit = csv.field_size_limit(2000)
     try:
         path = tmp_path / "contacts.csv"
@@ -178,7 +158,7 @@ async def test_a_quoted_field_near_the_field_limit_is_read_row_by_row(tmp_path: 
             f'c{n},a@example.com,"{long if n == 300 else "x"}",1\n'.encode() for n in range(600)))
         fast, groups = await _fast(path, CONTACTS)
         _same(fast, await _slow(path, CONTACTS))
-        assert groups and groups[-1].end[1] < 300
+        assert groups[-1].end[1] > 600  # grouped to the end
         assert any("field larger than field limit" in (i.error or "") for i in fast)
     finally:
         csv.field_size_limit(limit)

@@ -31,7 +31,7 @@ import msgspec
 from ometria_sync.errors import ConfigError, SourceError
 from ometria_sync.sources.base import Position, Source, SourceConfig, SourceItem
 from ometria_sync.sources.columns import RowError, check_columns, plan_columns
-from ometria_sync.sources.files.csv_groups import RowCutter, byte_of, cut_file
+from ometria_sync.sources.files.csv_groups import RowCutter, cut_file
 from ometria_sync.sources.files.encoding import UTF8, shown, undecodable
 from ometria_sync.sources.files.lines import BoundedLines, Line, LineGroup, over_limit
 from ometria_sync.sources.files.location import (
@@ -398,21 +398,18 @@ class CsvPart(FilePart):
     def read_groups(self, start: Position | None
                     ) -> AsyncIterator[list[LineGroup] | list[SourceItem]] | None:
         """The rows from ``start`` in groups, not parsed (:meth:`decode` what must be read);
-        None for an object in a store, or quote and delimiter bytes that may be part of
-        another character. Rows grouped into orders come as items, read the usual way."""
-        quote = byte_of(self._options.quotechar, self.encoding)
-        delimiter = byte_of(self._options.delimiter, self.encoding)
-        if (not isinstance(self.location, LocalFile) or quote is None or delimiter is None
-                or quote == delimiter):
+        None for an object in a store. Rows grouped into orders come as items, read the
+        usual way."""
+        if not isinstance(self.location, LocalFile):
             return None
-        return self._groups(start, quote, delimiter)
+        return self._groups(start)
 
     def decode(self, group: LineGroup) -> list[SourceItem]:
         """The items of a group :meth:`read_groups` gave."""
         assert self._decoder is not None, "decode before read_groups"
         return self._decoder.read_lines(group.lines, *group.start)
 
-    async def _groups(self, start: Position | None, quote: int, delimiter: int
+    async def _groups(self, start: Position | None
                       ) -> AsyncIterator[list[LineGroup] | list[SourceItem]]:
         opened = await self._open(start)
         if opened is None:
@@ -424,10 +421,8 @@ class CsvPart(FilePart):
             return
         self._decoder = reader
         head = "\x00".join(reader.header).encode("utf-8", "surrogateescape")
-        cutter = RowCutter(quote, delimiter, head, (offset, line))
+        cutter = RowCutter(quotechar=self._options.quotechar, delimiter=self._options.delimiter,
+                           encoding=self.encoding, head=head, start=(offset, line))
         async for groups in cut_file(self.location, cutter, self._options.line_limit,
                                      self.label):
             yield groups
-        if cutter.unsure:  # the bytes cannot tell where rows end: the rest row by row
-            async for chunk in self._rows(reader, *cutter.start):
-                yield chunk

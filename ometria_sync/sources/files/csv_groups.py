@@ -1,23 +1,19 @@
-"""CSV rows in groups, not parsed: where rows end, found in the bytes (change detection's fast
-path for nightly full exports, ``pipeline/line_groups.py``).
+"""CSV rows in groups, not mapped: where rows end (change detection's fast path for nightly
+full exports, ``pipeline/line_groups.py``).
 
 A row spans lines when a quoted field holds a newline, so a group of lines may only end where
-a row ends. Whether a line ends a row depends on one thing, whether it ends inside a quoted
-field, and only a line holding the quote byte can change that: a line without one leaves the
-state as it was (the common case is found with one search over the whole read). A line with
-one is scanned field by field (:func:`ends_quoted`) the way the csv module reads it (strict,
-doubled quotes, no escape character). A row the csv module ends with an error (a stray
-character after a closing quote, a carriage return inside an unquoted field) ends at the end
-of that line, as here: the module drops the rest of the line and starts the next row afresh.
+a row ends. In a read without the quote character every line is a row (or a row refused with
+an error: the csv module ends it with its line too), and one search of the read's bytes says
+so. A read holding a quote is run through the csv module itself, as the file is read row by
+row (the same dialect, each line decoded on its own): the lines each row took are where rows
+end, errors and the field size limit included. Only the last row of a read may be unfinished
+(a quoted field still open): it waits for the next read. A line over the limit ends its row,
+as it does when the file is read row by row (the reader restarts after it).
 
-Groups end where the lines say (an Adler-32 of a row's last line, as for JSON Lines, or at
-most about :data:`~.lines.GROUP_MAX` lines) and never at the end of a read: the lines after the
-last cut wait for the next read, so a group's bytes depend on its own lines only, and a row
-changed or inserted moves no other group's boundary.
-
-When the bytes cannot tell (a quoted field that may reach the csv module's field size limit,
-where it stops the row with an error this scan would not see), :meth:`RowCutter.cut` stops
-before that row and the caller reads the rest of the file row by row, the usual way.
+Groups end where the lines say (after a row whose last line's Adler-32 says so, as for JSON
+Lines, or at the first row end past :data:`~.lines.GROUP_MAX` lines) and never at the end of
+a read: the lines after the last cut wait for the next read, so a group's bytes depend on its
+own lines only, and a row changed or inserted moves no other group's boundary.
 """
 
 from __future__ import annotations
@@ -26,10 +22,10 @@ import asyncio
 import csv
 import zlib
 from collections.abc import AsyncIterator
+from typing import cast
 from zlib import adler32
 
 from ometria_sync.errors import SourceError
-from ometria_sync.sources.files.encoding import UTF8
 from ometria_sync.sources.files.lines import (
     GROUP_LINES,
     GROUP_MAX,
@@ -41,43 +37,7 @@ from ometria_sync.sources.files.lines import (
 from ometria_sync.sources.files.location import Location
 
 _CHUNK_BYTES = 256 * 1024
-
-
-def byte_of(char: str, encoding: str) -> int | None:
-    """``char`` (the quote or the delimiter) as the one byte that stands for it and never for
-    part of another character: any ASCII byte in UTF-8, one below 0x40 in the double-byte code
-    pages (their second bytes are 0x40 or above). None: this file cannot be cut in its bytes."""
-    raw = char.encode(encoding)
-    if len(raw) != 1 or raw in b"\r\n" or (raw[0] >= 0x40 and encoding != UTF8) or raw[0] > 0x7F:
-        return None
-    return raw[0]
-
-
-def ends_quoted(line: bytes, quoted: bool, quote: int, delimiter: int) -> bool:
-    """True when the csv module, starting ``line`` inside a quoted field (``quoted``) or at
-    the start of a field, ends it still inside a quoted field (the row goes on)."""
-    pos, end = 0, len(line)
-    while True:
-        if not quoted:  # at the start of a field
-            if pos < end and line[pos] == quote:
-                quoted, pos = True, pos + 1
-                continue
-            stop = line.find(delimiter, pos)
-            cr = line.find(b"\r", pos)
-            if stop < 0 or 0 <= cr < stop:  # the row ends (or fails) with this line
-                return False
-            pos = stop + 1
-            continue
-        close = line.find(quote, pos)
-        if close < 0:
-            return True
-        after = line[close + 1] if close + 1 < end else None
-        if after == quote:  # a doubled quote: still inside
-            pos = close + 2
-        elif after == delimiter:
-            quoted, pos = False, close + 2
-        else:  # the line's end, a carriage return, or an error: the row ends
-            return False
+_MASK = GROUP_LINES - 1
 
 
 class RowCutter:
@@ -86,27 +46,26 @@ class RowCutter:
     ``head`` (the header's column names) goes with every group: it shapes the records its
     rows make, so a reordered header makes every group new."""
 
-    def __init__(self, quote: int, delimiter: int, head: bytes, start: tuple[int, int]) -> None:
-        self._quote, self._delimiter, self._head = quote, delimiter, head
-        self._quote_bytes = bytes([quote])
+    def __init__(self, *, quotechar: str, delimiter: str, encoding: str, head: bytes,
+                 start: tuple[int, int]) -> None:
+        self._quote = quotechar.encode(encoding)
+        self._dialect = {"delimiter": delimiter, "quotechar": quotechar, "strict": True}
+        self._encoding = encoding
+        self._head = head
         #: the lines read after the last cut (whole rows, and the start of one), from ``start``
         self._pending: list[bytes | Line] = []
         self.start = start
-        #: the bytes could not tell where rows end from :attr:`start` on
-        self.unsure = False
-        # the csv module refuses a field this long: a row near it is read the usual way
-        self._limit = csv.field_size_limit() - 2
 
     def cut(self, lines: list[bytes | Line]) -> list[LineGroup]:
-        """The groups that end in ``lines`` (read after everything before). When the bytes
-        cannot tell where a row ends, the groups before it, and :attr:`unsure` is set: read
-        the rest row by row from :attr:`start`."""
+        """The groups that end in ``lines`` (read after everything before)."""
         lines = self._pending + lines if self._pending else lines
-        if set(map(type, lines)) == {bytes} and self._quote_bytes not in b"".join(
+        if set(map(type, lines)) == {bytes} and self._quote not in b"".join(
                 lines):  # type: ignore[arg-type]
             cuts = _line_cuts(lines)  # type: ignore[arg-type]
         else:
-            cuts = _row_cuts(lines, self._row_ends(lines))
+            ends = self._row_ends(lines)
+            plain = len(ends) == len(lines) and set(map(type, lines)) == {bytes}
+            cuts = _line_cuts(lines) if plain else _row_cuts(lines, ends)  # type: ignore[arg-type]
         groups: list[LineGroup] = []
         first = 0
         for cut in cuts:
@@ -126,25 +85,43 @@ class RowCutter:
         return [self._group(lines, self.start, plain=False)]
 
     def _row_ends(self, lines: list[bytes | Line]) -> list[int]:
-        """For each row that ends in ``lines``, the number of lines up to its end (up to a
-        row whose end the bytes cannot tell: then :attr:`unsure`)."""
+        """For each row that surely ends in ``lines``, the number of lines up to its end."""
+        if set(map(type, lines)) == {bytes}:
+            return self._parsed(lines)
         ends: list[int] = []
-        quoted, row = False, 0
-        quote, delimiter = self._quote_bytes, self._delimiter
-        for i, raw in enumerate(lines, 1):
-            if not isinstance(raw, bytes):  # over the limit (a fresh reader after it), or last
-                quoted, row = False, 0
-                ends.append(i)
-                continue
-            row += len(raw) + 1
-            if quote in raw:
-                quoted = ends_quoted(raw, quoted, self._quote, delimiter)
-            if not quoted:
-                ends.append(i)
-                row = 0
-            elif row >= self._limit:
-                self.unsure = True
+        first = 0
+        for i, raw in enumerate(lines):
+            if not isinstance(raw, bytes):  # over the limit, or the last line: a row's end
+                ends += [first + n for n in self._parsed(lines[first:i])]
+                ends.append(i + 1)
+                first = i + 1
+        if first < len(lines):
+            ends += [first + n for n in self._parsed(lines[first:])]
+        return ends
+
+    def _parsed(self, lines: list[bytes | Line]) -> list[int]:
+        """Where the csv module ends rows in ``lines`` (read from a row's start; none
+        special), counted in lines; a row ended by the lines' end (perhaps unfinished) is
+        left out."""
+        encoding = self._encoding
+        text = [raw.decode(encoding, "surrogateescape") + "\n"
+                for raw in cast(list[bytes], lines)]
+        reader = csv.reader(text,
+                            **self._dialect)  # type: ignore[arg-type]
+        ends: list[int] = []
+        failed = 0
+        while True:
+            try:
+                for _ in reader:
+                    ends.append(reader.line_num)
                 break
+            except csv.Error:  # the row ends with the line it failed on
+                failed = reader.line_num
+                ends.append(failed)
+        # failed on the last line: perhaps a quoted field the next read closes (the csv
+        # module's "unexpected end of data"); the next read finds where that row ends
+        if failed == len(lines):
+            ends.pop()
         return ends
 
     def _group(self, lines: list[bytes | Line], start: tuple[int, int], *,
@@ -155,9 +132,9 @@ class RowCutter:
 
 async def cut_file(location: Location, cutter: RowCutter, limit: int,
                    label: str) -> AsyncIterator[list[LineGroup]]:
-    """The groups of the file at ``location`` from ``cutter.start`` (``limit``: the line cap),
-    until its end or until the cutter is unsure. A read error fails the part at the end of
-    the last group handed over: the rows after it were not read."""
+    """The groups of the file at ``location`` from ``cutter.start`` (``limit``: the line cap).
+    A read error fails the part at the end of the last group handed over: the rows after it
+    were not read."""
     fh = await asyncio.to_thread(location.open_at, cutter.start[0])  # a gzip seek may be long
     lines = BoundedLines(fh, limit)
     try:
@@ -170,14 +147,11 @@ async def cut_file(location: Location, cutter: RowCutter, limit: int,
             groups = cutter.cut(read) if read else cutter.finish()
             if groups:
                 yield groups
-            if cutter.unsure or not read:
+            if not read:
                 return
             await asyncio.sleep(0)
     finally:
         fh.close()
-
-
-_MASK = GROUP_LINES - 1
 
 
 def _line_cuts(lines: list[bytes]) -> list[int]:
