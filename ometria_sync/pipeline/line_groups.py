@@ -2,11 +2,13 @@
 
 Most nightly files are full exports: millions of lines, a few hundred changed. Decoding,
 validating, encoding and hashing each line only to find it unchanged cost five times a bare
-``json.loads``. A file source that can (a local JSON Lines file: ``read_groups``) hands its
-lines over in groups, cut where the lines themselves say (``sources/files/lines.py``), so a
-changed or inserted line moves no other group's boundary. Each group's bytes are hashed
-together with everything that shapes a record from a line (:func:`shaping`: the product's
-version, the stream's settings with its source and mapping, the transform's code); the state
+``json.loads``. A file source that can (a local JSON Lines file, or a CSV file whose rows
+are not folded into orders: ``read_groups``) hands its lines over in groups, cut where the
+lines themselves say (``sources/files/lines.py``; a CSV group ends where a row ends,
+``sources/files/csv_groups.py``), so a changed or inserted line moves no other group's
+boundary. Each group's bytes are hashed together with everything that shapes a record from a
+line (:func:`shaping`: the product's version, the stream's settings with its source and
+mapping, the transform's code; and the group's ``head``, a CSV file's header); the state
 keeps, per stream, the groups whose every record Ometria acknowledged, with those records'
 (id hash, content hash) pairs (``state/line_groups_sql.py``).
 
