@@ -1,8 +1,8 @@
 """The promise across nights when unchanged CSV rows are skipped undecoded (issue 34), through
 the real CLI against the emulator: a version reverted after an unchanged night is sent, rows
 whose quoted fields hold newlines included; a reordered header makes every row new; a refused
-row is read again every night until it is fixed; ``on_missing = "deactivate"`` keeps the
-fast path off.
+row is read again every night until it is fixed; a revert after a night killed mid-way is
+sent; ``on_missing = "deactivate"`` keeps the fast path off.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import CONTACTS, Workspace
+from tests.e2e.crash_trials import crash_trials, once, sqlite_position
 from tests.e2e.test_unchanged_nights import _held, _kept_groups, _reports
 
 pytestmark = pytest.mark.e2e
@@ -30,12 +31,12 @@ def _job(extra: str = "") -> str:
 
 
 def _write(workspace: Workspace, names: dict[int, str] | None = None,
-           header: str = HEADER, emails: dict[int, str] | None = None) -> Path:
-    """N customers; every tenth first name is quoted and spans two lines."""
+           header: str = HEADER, emails: dict[int, str] | None = None, n: int = N) -> Path:
+    """``n`` customers; every tenth first name is quoted and spans two lines."""
     data = workspace.root / "data" / "customers.csv"
     data.parent.mkdir(exist_ok=True)
     rows = []
-    for i in range(N):
+    for i in range(n):
         first = (names or {}).get(i, '"Ann\nMarie, Jr"' if i % 10 == 0 else "Ann")
         email = (emails or {}).get(i, f"user{i}@example.com")
         rows.append(f"{i},{email},{first},Lee\n")
@@ -118,3 +119,37 @@ async def test_a_csv_stream_that_deactivates_what_is_missing_keeps_no_groups(
     assert _reports(workspace) == [(N, 0, N), (N, N, 0), (N, N, 0)]
     last = _last_report(workspace)
     assert (last["missing"], last["deactivated"]) == (0, 0)
+
+
+async def test_a_revert_after_a_night_killed_mid_way_is_sent(
+        workspace: Workspace, emulator: Any) -> None:
+    """Nights A, A (its groups kept), then B for the first 1000 rows, killed (SIGKILL) once
+    its checkpoint passed row 200 and run again to the end, then A again: Ometria ends on A
+    for every row. A group of A rows is skipped only while each row's stored hash is still
+    A's; those of rows acknowledged as B before the kill are B's (written before the
+    checkpoint that passes them) or sent again after it."""
+    rows = 2000
+    workspace.job(_job(), rate_limit_per_second=4, batch_size=100)
+
+    def past_row_200() -> bool:
+        position = sqlite_position(workspace.root)
+        return position is not None and 200 <= position[1] < 1000
+
+    async with emulator(rate=4) as emu:
+        for _ in range(2):
+            _write(workspace, n=rows)
+            result = await workspace.run("run", "job.toml", url=emu.url)
+            assert result.code == 0, result.stderr[-2000:]
+        kept = _kept_groups(workspace)
+        _write(workspace, {i: "Bea" for i in range(1000)}, n=rows)
+        result = await crash_trials([workspace], emu.url, 1, once(past_row_200))
+        assert result.code == 0, result.stderr[-2000:]
+        assert _held(emu)["500"]["firstname"] == "Bea"
+        _write(workspace, n=rows)
+        result = await workspace.run("run", "job.toml", url=emu.url)
+        assert result.code == 0, result.stderr[-2000:]
+        held = _held(emu)
+    assert kept > 0
+    assert [i for i in range(rows) if held[str(i)]["firstname"] != (
+        "Ann\nMarie, Jr" if i % 10 == 0 else "Ann")] == []
+    assert _reports(workspace)[-1] == (rows, rows - 1000, 1000)
