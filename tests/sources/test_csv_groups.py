@@ -33,14 +33,19 @@ CELLS = ["ann@example.com", "", "12", "x.5", '"a,b"', '"two\nlines"', '"say ""hi
          '"a\r\nb"']
 
 
-def _row(rnd: random.Random, n: int) -> bytes:
-    cells = [f"c{n}"] + [rnd.choice(CELLS) for _ in range(rnd.choice((2, 3, 3, 3, 4)))]
-    return (",".join(cells) + rnd.choice(("\n", "\n", "\r\n", "\n\n"))).encode()
+PLAIN = ["ann@example.com", "", "12", "x"]
 
 
-def _file(seed: int, rows: int) -> bytes:
+def _row(rnd: random.Random, n: int, quoted: float) -> bytes:
+    """A row whose cells are those of CELLS with odds ``quoted``, else plain ones."""
+    cells = CELLS if rnd.random() < quoted else PLAIN
+    row = [f"c{n}"] + [rnd.choice(cells) for _ in range(rnd.choice((2, 3, 3, 3, 4)))]
+    return (",".join(row) + rnd.choice(("\n", "\n", "\r\n", "\n\n"))).encode()
+
+
+def _file(seed: int, rows: int, quoted: float = 1.0) -> bytes:
     rnd = random.Random(seed)
-    return HEADER + b"".join(_row(rnd, n) for n in range(rows))
+    return HEADER + b"".join(_row(rnd, n, quoted) for n in range(rows))
 
 
 async def _slow(path: Path, options: CsvOptions) -> list[SourceItem]:
@@ -71,25 +76,29 @@ def _same(a: list[SourceItem], b: list[SourceItem]) -> None:
 
 @settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(seed=st.integers(0, 10**6), rows=st.integers(0, 300))
+@given(seed=st.integers(0, 10**6), rows=st.integers(0, 300),
+       quoted=st.sampled_from([0.02, 0.1, 0.3, 1.0]))
 async def test_decoded_groups_are_the_rows_read_one_by_one(tmp_path: Path, seed: int,
-                                                           rows: int) -> None:
+                                                           rows: int, quoted: float) -> None:
     """Whatever the cells (quoted newlines, stray and unclosed quotes, carriage returns, bad
-    rows), the groups' items are the file's items: same records, errors, lines, positions."""
+    rows; in few rows or in most), the groups' items are the file's items: same records,
+    errors, lines, positions."""
     path = tmp_path / "contacts.csv"
-    path.write_bytes(_file(seed, rows))
+    path.write_bytes(_file(seed, rows, quoted))
     fast, groups = await _fast(path, CONTACTS)
     _same(fast, await _slow(path, CONTACTS))
     assert all(a.end == b.start for a, b in itertools.pairwise(groups))
 
 
 @settings(max_examples=60, deadline=None)
-@given(seed=st.integers(0, 10**6), rows=st.integers(1, 400), reads=st.integers(1, 50))
-def test_groups_end_where_the_csv_module_ends_a_row(seed: int, rows: int, reads: int) -> None:
+@given(seed=st.integers(0, 10**6), rows=st.integers(1, 400), reads=st.integers(1, 50),
+       quoted=st.sampled_from([0.02, 0.1, 0.3, 1.0]))
+def test_groups_end_where_the_csv_module_ends_a_row(seed: int, rows: int, reads: int,
+                                                    quoted: float) -> None:
     """Lines handed over in reads of any size: the groups are the lines in order, each ends
     where the csv module ends a row, and a group has at most GROUP_MAX lines unless a row
     runs past it."""
-    data = _file(seed, rows)[len(HEADER):]
+    data = _file(seed, rows, quoted)[len(HEADER):]
     lines = BoundedLines(io.BytesIO(data), 1 << 20).read(1 << 30)
     cutter = RowCutter(quotechar='"', delimiter=",", encoding="utf-8", head=b"h",
                        start=(0, 1))

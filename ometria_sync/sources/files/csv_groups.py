@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import itertools
 import zlib
 from collections.abc import AsyncIterator
 from typing import cast
@@ -38,6 +39,8 @@ from ometria_sync.sources.files.location import Location
 
 _CHUNK_BYTES = 256 * 1024
 _MASK = GROUP_LINES - 1
+#: a read where at most one line in this many holds the quote parses only the rows at those
+_FEW_QUOTED = 4
 
 
 class RowCutter:
@@ -100,14 +103,48 @@ class RowCutter:
         return ends
 
     def _parsed(self, lines: list[bytes | Line]) -> list[int]:
-        """Where the csv module ends rows in ``lines`` (read from a row's start; none
-        special), counted in lines; a row ended by the lines' end (perhaps unfinished) is
-        left out."""
+        """Where rows end in ``lines`` (read from a row's start; none special), counted in
+        lines; a row ended by the lines' end (perhaps unfinished) is left out. A line
+        without the quote is a row when it starts one: when few lines hold it, only the rows
+        starting at those go through the csv module."""
+        quote = self._quote
+        quoted = [i for i, raw in enumerate(lines) if quote in raw]
+        if len(quoted) * _FEW_QUOTED > len(lines):
+            return self._parsed_all(lines)
+        ends: list[int] = []
+        at = 0  # a row starts at this line
+        for i in quoted:
+            if i < at:  # taken by a row that started on an earlier line
+                continue
+            ends += range(at + 1, i + 1)
+            taken = self._one_row(lines, i)
+            if taken is None:
+                return ends
+            at = i + taken
+            ends.append(at)
+        ends += range(at + 1, len(lines) + 1)
+        return ends
+
+    def _one_row(self, lines: list[bytes | Line], first: int) -> int | None:
+        """The lines the row starting at ``lines[first]`` takes (None: it may go on past
+        them)."""
+        encoding = self._encoding
+        text = (cast(bytes, raw).decode(encoding, "surrogateescape") + "\n"
+                for raw in itertools.islice(lines, first, None))
+        reader = csv.reader(text, **self._dialect)  # type: ignore[arg-type]
+        try:
+            next(reader, None)
+        except csv.Error:
+            if reader.line_num == len(lines) - first:
+                return None
+        return reader.line_num
+
+    def _parsed_all(self, lines: list[bytes | Line]) -> list[int]:
+        """:meth:`_parsed`, every row through the csv module."""
         encoding = self._encoding
         text = [raw.decode(encoding, "surrogateescape") + "\n"
                 for raw in cast(list[bytes], lines)]
-        reader = csv.reader(text,
-                            **self._dialect)  # type: ignore[arg-type]
+        reader = csv.reader(text, **self._dialect)  # type: ignore[arg-type]
         ends: list[int] = []
         failed = 0
         while True:
@@ -126,7 +163,8 @@ class RowCutter:
 
     def _group(self, lines: list[bytes | Line], start: tuple[int, int], *,
                plain: bool) -> LineGroup:
-        end = (start[0] + sum(map(line_size, lines)), start[1] + len(lines))
+        size = sum(map(len, lines)) + len(lines) if plain else sum(map(line_size, lines))
+        end = (start[0] + size, start[1] + len(lines))
         return LineGroup(lines, start, end, plain=plain, head=self._head)
 
 
