@@ -4,11 +4,13 @@ full exports, ``pipeline/line_groups.py``).
 A row spans lines when a quoted field holds a newline, so a group of lines may only end where
 a row ends. In a read without the quote character every line is a row (or a row refused with
 an error: the csv module ends it with its line too), and one search of the read's bytes says
-so. A read holding a quote is run through the csv module itself, as the file is read row by
-row (the same dialect, each line decoded on its own): the lines each row took are where rows
-end, errors and the field size limit included. Only the last row of a read may be unfinished
-(a quoted field still open): it waits for the next read. A line over the limit ends its row,
-as it does when the file is read row by row (the reader restarts after it).
+so. Otherwise the rows go through the csv module itself, as when the file is read row by row
+(the same dialect, each line decoded on its own), not mapped: the lines each row took are where
+rows end, errors and the field size limit included. When few lines hold the quote, only the
+rows starting at those do: a line without it that starts a row is that row. Only the last row
+of a read may be unfinished (a quoted field still open): it waits for the next read. A line
+over the limit ends its row, as it does when the file is read row by row (the reader restarts
+after it).
 
 Groups end where the lines say (after a row whose last line's Adler-32 says so, as for JSON
 Lines, or at the first row end past :data:`~.lines.GROUP_MAX` lines) and never at the end of
