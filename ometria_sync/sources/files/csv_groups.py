@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import itertools
 import zlib
 from collections.abc import AsyncIterator
 from typing import cast
@@ -54,7 +53,9 @@ class RowCutter:
     def __init__(self, *, quotechar: str, delimiter: str, encoding: str, head: bytes,
                  start: tuple[int, int]) -> None:
         self._quote = quotechar.encode(encoding)
-        self._dialect = {"delimiter": delimiter, "quotechar": quotechar, "strict": True}
+        # built once: making it costs more than reading a row
+        self._dialect = csv.reader((), delimiter=delimiter, quotechar=quotechar,
+                                   strict=True).dialect
         self._encoding = encoding
         self._head = head
         #: the lines read after the last cut (whole rows, and the start of one), from ``start``
@@ -114,39 +115,30 @@ class RowCutter:
         if len(quoted) * _FEW_QUOTED > len(lines):
             return self._parsed_all(lines)
         ends: list[int] = []
+        feed = _Feed(cast(list[bytes], lines), self._encoding)
+        reader = csv.reader(feed, self._dialect)
         at = 0  # a row starts at this line
         for i in quoted:
             if i < at:  # taken by a row that started on an earlier line
                 continue
             ends += range(at + 1, i + 1)
-            taken = self._one_row(lines, i)
-            if taken is None:
-                return ends
-            at = i + taken
+            feed.at = i
+            try:
+                next(reader, None)
+            except csv.Error:  # the row ends with the line it failed on ...
+                if feed.at == len(lines):  # ... or it goes on past them
+                    return ends
+            at = feed.at
             ends.append(at)
         ends += range(at + 1, len(lines) + 1)
         return ends
-
-    def _one_row(self, lines: list[bytes | Line], first: int) -> int | None:
-        """The lines the row starting at ``lines[first]`` takes (None: it may go on past
-        them)."""
-        encoding = self._encoding
-        text = (cast(bytes, raw).decode(encoding, "surrogateescape") + "\n"
-                for raw in itertools.islice(lines, first, None))
-        reader = csv.reader(text, **self._dialect)  # type: ignore[arg-type]
-        try:
-            next(reader, None)
-        except csv.Error:
-            if reader.line_num == len(lines) - first:
-                return None
-        return reader.line_num
 
     def _parsed_all(self, lines: list[bytes | Line]) -> list[int]:
         """:meth:`_parsed`, every row through the csv module."""
         encoding = self._encoding
         text = [raw.decode(encoding, "surrogateescape") + "\n"
                 for raw in cast(list[bytes], lines)]
-        reader = csv.reader(text, **self._dialect)  # type: ignore[arg-type]
+        reader = csv.reader(text, self._dialect)
         ends: list[int] = []
         failed = 0
         while True:
@@ -168,6 +160,25 @@ class RowCutter:
         size = sum(map(len, lines)) + len(lines) if plain else sum(map(line_size, lines))
         end = (start[0] + size, start[1] + len(lines))
         return LineGroup(lines, start, end, plain=plain, head=self._head)
+
+
+class _Feed:
+    """Lines as text for one csv reader, from where :attr:`at` is set: the reader reads one
+    row at a time from any line (it starts each row afresh)."""
+
+    def __init__(self, lines: list[bytes], encoding: str) -> None:
+        self._lines, self._encoding = lines, encoding
+        self.at = 0
+
+    def __iter__(self) -> _Feed:
+        return self
+
+    def __next__(self) -> str:
+        at = self.at
+        if at >= len(self._lines):
+            raise StopIteration
+        self.at = at + 1
+        return self._lines[at].decode(self._encoding, "surrogateescape") + "\n"
 
 
 async def cut_file(location: Location, cutter: RowCutter, limit: int,
