@@ -83,12 +83,12 @@ class RowCutter:
         return groups
 
     def finish(self) -> list[LineGroup]:
-        """At the end of the file: what is left, as one group always decoded (its last row
-        may lack its newline or its closing quote)."""
+        """At the end of the file: what is left, as one group (a last row without its closing
+        quote is refused when decoded, so its group is never kept)."""
         lines, self._pending = self._pending, []
         if not lines:
             return []
-        return [self._group(lines, self.start, plain=False)]
+        return [self._group(lines, self.start, plain=set(map(type, lines)) == {bytes})]
 
     def _row_ends(self, lines: list[bytes | Line]) -> list[int]:
         """For each row that surely ends in ``lines``, the number of lines up to its end."""
@@ -111,6 +111,8 @@ class RowCutter:
         without the quote is a row when it starts one: when few lines hold it, only the rows
         starting at those go through the csv module."""
         quote = self._quote
+        if b"".join(lines).count(quote) * _FEW_QUOTED > 2 * len(lines):  # type: ignore[arg-type]
+            return self._parsed_all(lines)  # many (a quoted cell has two)
         quoted = [i for i, raw in enumerate(lines) if quote in raw]
         if len(quoted) * _FEW_QUOTED > len(lines):
             return self._parsed_all(lines)
