@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from ometria_sync.sources.base import SourceItem
 from ometria_sync.sources.files.csv import CsvOptions, CsvPart
-from ometria_sync.sources.files.csv_groups import RowCutter
+from ometria_sync.sources.files.csv_groups import RowCutter, _quoted_lines
 from ometria_sync.sources.files.lines import GROUP_MAX, BoundedLines, Line, LineGroup
 from ometria_sync.sources.files.location import LocalFile
 from ometria_sync.sources.mapping import ColumnSpec
@@ -198,3 +198,10 @@ async def test_a_line_over_the_limit_is_in_a_group_never_skipped(tmp_path: Path)
     fast, groups = await _fast(path, options)
     _same(fast, await _slow(path, options))
     assert any(isinstance(raw, Line) for g in groups if not g.plain for raw in g.lines)
+
+
+@settings(max_examples=100, deadline=None)
+@given(lines=st.lists(st.sampled_from([b"", b'"', b'a"b', b"abc", b'""', b"x,y"]), max_size=30))
+def test_the_lines_holding_the_quote_are_found_quote_by_quote(lines: list[bytes]) -> None:
+    assert _quoted_lines(b"\n".join(lines), b'"') == [
+        i for i, raw in enumerate(lines) if b'"' in raw]

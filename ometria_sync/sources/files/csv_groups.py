@@ -110,10 +110,10 @@ class RowCutter:
         lines; a row ended by the lines' end (perhaps unfinished) is left out. A line
         without the quote is a row when it starts one: when few lines hold it, only the rows
         starting at those go through the csv module."""
-        quote = self._quote
-        if b"".join(lines).count(quote) * _FEW_QUOTED > 2 * len(lines):  # type: ignore[arg-type]
+        joined = b"\n".join(lines)  # type: ignore[arg-type]
+        if joined.count(self._quote) * _FEW_QUOTED > 2 * len(lines):
             return self._parsed_all(lines)  # many (a quoted cell has two)
-        quoted = [i for i, raw in enumerate(lines) if quote in raw]
+        quoted = _quoted_lines(joined, self._quote)
         if len(quoted) * _FEW_QUOTED > len(lines):
             return self._parsed_all(lines)
         ends: list[int] = []
@@ -162,6 +162,23 @@ class RowCutter:
         size = sum(map(len, lines)) + len(lines) if plain else sum(map(line_size, lines))
         end = (start[0] + size, start[1] + len(lines))
         return LineGroup(lines, start, end, plain=plain, head=self._head)
+
+
+def _quoted_lines(joined: bytes, quote: bytes) -> list[int]:
+    """The numbers (from 0) of the lines of ``joined`` holding ``quote``, found quote by
+    quote (a read with few quotes: fewer steps than its lines)."""
+    found: list[int] = []
+    line, before = 0, 0
+    at = joined.find(quote)
+    while at >= 0:
+        line += joined.count(b"\n", before, at)
+        found.append(line)
+        before = joined.find(b"\n", at) + 1
+        if not before:
+            break
+        line += 1
+        at = joined.find(quote, before)
+    return found
 
 
 class _Feed:
