@@ -2,11 +2,13 @@
 
 Most nightly files are full exports: millions of lines, a few hundred changed. Decoding,
 validating, encoding and hashing each line only to find it unchanged cost five times a bare
-``json.loads``. A file source that can (a local JSON Lines file: ``read_groups``) hands its
-lines over in groups, cut where the lines themselves say (``sources/files/lines.py``), so a
-changed or inserted line moves no other group's boundary. Each group's bytes are hashed
-together with everything that shapes a record from a line (:func:`shaping`: the product's
-version, the stream's settings with its source and mapping, the transform's code); the state
+``json.loads``. A file source that can (a local JSON Lines file, or a CSV file whose rows
+are not folded into orders: ``read_groups``) hands its lines over in groups, cut where the
+lines themselves say (``sources/files/lines.py``; a CSV group ends where a row ends,
+``sources/files/csv_groups.py``), so a changed or inserted line moves no other group's
+boundary. Each group's bytes are hashed together with everything that shapes a record from a
+line (:func:`shaping`: the product's version, the stream's settings with its source and
+mapping, the transform's code; and the group's ``head``, a CSV file's header); the state
 keeps, per stream, the groups whose every record Ometria acknowledged, with those records'
 (id hash, content hash) pairs (``state/line_groups_sql.py``).
 
@@ -49,10 +51,14 @@ from ometria_sync.state import GroupRow, Pointed, StateStore
 
 @runtime_checkable
 class GroupedPart(Protocol):
-    """A source part that can hand over its lines undecoded (a local JSON Lines file)."""
+    """A source part that can hand over its lines undecoded (a local JSON Lines or CSV
+    file)."""
 
-    def read_groups(self, start: Position | None) -> AsyncIterator[list[LineGroup]] | None:
-        """Groups of lines from ``start``; None when this part cannot."""
+    def read_groups(self, start: Position | None
+                    ) -> AsyncIterator[list[LineGroup]] | AsyncIterator[
+                        list[LineGroup] | list[SourceItem]] | None:
+        """Groups of lines from ``start`` (or chunks of items, where the part reads some of
+        its lines the usual way); None when this part cannot."""
 
     def decode(self, group: LineGroup) -> list[SourceItem]:
         """The items of one group."""
@@ -123,15 +129,18 @@ class LineGroups:
         #: lines skipped undecoded (for tests and the benchmark)
         self.skipped = 0
 
-    def read_groups(self, start: Position | None) -> AsyncIterator[list[LineGroup]] | None:
+    def read_groups(self, start: Position | None
+                    ) -> AsyncIterator[list[LineGroup]] | AsyncIterator[
+                        list[LineGroup] | list[SourceItem]] | None:
         """The part's groups of lines from ``start`` (None: it cannot; read it as usual)."""
         return self._part.read_groups(start)
 
     async def items(self, groups: list[LineGroup]) -> list[SourceItem]:
         """The items of ``groups``: one per skipped group (``unchanged``: its records, no
         record), the decoded items of the others (tagged with their group)."""
-        hashes = [group_hash(self._shape, g.lines) if g.plain else 0  # type: ignore[arg-type]
-                  for g in groups]
+        shape = self._shape
+        hashes = [group_hash(shape + g.head if g.head else shape, g.lines)  # type: ignore[arg-type]
+                  if g.plain else 0 for g in groups]
         wanted = [h for h in hashes if h]
         held = await self._state.held_groups(self._changes.stream_id, wanted) if wanted else {}
         sent = self._changes.in_flight()

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import csv
 import datetime as dt
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -31,8 +31,9 @@ import msgspec
 from ometria_sync.errors import ConfigError, SourceError
 from ometria_sync.sources.base import Position, Source, SourceConfig, SourceItem
 from ometria_sync.sources.columns import RowError, check_columns, plan_columns
+from ometria_sync.sources.files.csv_groups import RowCutter, cut_file
 from ometria_sync.sources.files.encoding import UTF8, shown, undecodable
-from ometria_sync.sources.files.lines import BoundedLines, Line, over_limit
+from ometria_sync.sources.files.lines import BoundedLines, Line, LineGroup, over_limit
 from ometria_sync.sources.files.location import (
     FilePart,
     FileSettings,
@@ -82,7 +83,7 @@ class LongLine(Exception):
         self.prefix = line.body
 
 
-def text_lines(lines: BoundedLines, state: list[int], bad: dict[int, str],
+def text_lines(lines: Iterable[bytes | Line], state: list[int], bad: dict[int, str],
                limit: int, encoding: str = UTF8) -> Iterator[str]:
     """The file's lines as text for the csv module, counting bytes and lines in ``state``
     ([offset, line]); a line not valid in ``encoding`` is recorded in ``bad`` (line -> the
@@ -144,6 +145,8 @@ class CsvRowReader:
     def __init__(self, path: str, options: CsvOptions, header: list[str],
                  mapper: RowMapper) -> None:
         self._path, self._options, self._header, self._mapper = path, options, header, mapper
+        #: the header's column names; whether rows are folded into orders
+        self.header, self.grouped = header, mapper.grouped
         self._grouper = OrderGrouper() if mapper.grouped else None
         self._fh: IO[bytes] | None = None
         self._state = [0, 0]
@@ -151,6 +154,7 @@ class CsvRowReader:
         self._encoding = options.codec
         self._held: list[SourceItem] = []
         self._rows: Iterator[list[str]] = iter(())
+        self._lines: Iterator[bytes | Line] = iter(())
 
     def open_at(self, opener: Callable[[int], IO[bytes]], offset: int, line: int) -> None:
         try:
@@ -160,6 +164,17 @@ class CsvRowReader:
         self._state = [offset, line]
         self._lines = BoundedLines(self._fh, self._options.line_limit)
         self._restart()
+
+    def read_lines(self, lines: list[bytes | Line], offset: int, line: int) -> list[SourceItem]:
+        """The items of ``lines``, whole rows read from ``(offset, line)`` (a group of
+        :mod:`.csv_groups`; rows not grouped into orders)."""
+        self._state, self._bad = [offset, line], {}
+        self._lines = iter(lines)
+        self._restart()
+        items: list[SourceItem] = []
+        while (chunk := self.read_chunk()) is not None:
+            items += chunk
+        return items
 
     def _restart(self) -> None:
         """A CSV reader from where the lines stand (a new one forgets any open quote)."""
@@ -320,19 +335,35 @@ async def check_object_header(key: str, field: str, info: ObjectInfo, head_bytes
 
 
 class CsvPart(FilePart):
-    """One CSV file or object of a stream."""
+    """One CSV file or object of a stream.
+
+    A local file whose rows are not grouped into orders can also be read as groups of raw
+    rows (:meth:`read_groups`, change detection's fast path; :mod:`.csv_groups`). Orders stay
+    off it: folding rows into orders, and refusing an order whose rows are not consecutive,
+    takes every row's order id, which a group skipped undecoded does not give."""
 
     def __init__(self, location: Location, options: CsvOptions, key: str = "") -> None:
         super().__init__(location, key, options.codec)
         self._options = options
         self._zone: dt.tzinfo = load_zone("timezone", options.timezone)
+        self._decoder: CsvRowReader | None = None  # the rows of groups read_groups gave
 
     async def _read(self, start: Position | None) -> AsyncIterator[list[SourceItem]]:
+        opened = await self._open(start)
+        if opened is None:
+            return
+        reader, offset, line = opened
+        async for chunk in self._rows(reader, offset, line):
+            yield chunk
+
+    async def _open(self, start: Position | None) -> tuple[CsvRowReader, int, int] | None:
+        """A row reader for the file's header and mapping, and the ``(offset, line)`` to
+        read from; None for an empty file."""
         location = self.location
         header, offset, line = await asyncio.to_thread(
             read_header, lambda: location.open_at(0), self._options, self.label)
         if not header:
-            return
+            return None
         try:
             columns = plan_columns("columns", self._options, header, self._zone)
         except ConfigError as exc:
@@ -340,7 +371,11 @@ class CsvPart(FilePart):
         mapper = RowMapper(columns, self._options.constants, self._zone, len(header))
         if start:
             offset, line = line_start(start, self.label)
-        reader = CsvRowReader(self.label, self._options, header, mapper)
+        return CsvRowReader(self.label, self._options, header, mapper), offset, line
+
+    async def _rows(self, reader: CsvRowReader, offset: int,
+                    line: int) -> AsyncIterator[list[SourceItem]]:
+        location = self.location
         try:
             await asyncio.to_thread(reader.open_at, location.open_at, offset, line)
             while True:
@@ -360,3 +395,34 @@ class CsvPart(FilePart):
         finally:
             reader.close()
 
+    def read_groups(self, start: Position | None
+                    ) -> AsyncIterator[list[LineGroup] | list[SourceItem]] | None:
+        """The rows from ``start`` in groups, not parsed (:meth:`decode` what must be read);
+        None for an object in a store. Rows grouped into orders come as items, read the
+        usual way."""
+        if not isinstance(self.location, LocalFile):
+            return None
+        return self._groups(start)
+
+    def decode(self, group: LineGroup) -> list[SourceItem]:
+        """The items of a group :meth:`read_groups` gave."""
+        assert self._decoder is not None, "decode before read_groups"
+        return self._decoder.read_lines(group.lines, *group.start)
+
+    async def _groups(self, start: Position | None
+                      ) -> AsyncIterator[list[LineGroup] | list[SourceItem]]:
+        opened = await self._open(start)
+        if opened is None:
+            return
+        reader, offset, line = opened
+        if reader.grouped:  # orders: read the usual way (the class says why)
+            async for chunk in self._rows(reader, offset, line):
+                yield chunk
+            return
+        self._decoder = reader
+        head = "\x00".join(reader.header).encode("utf-8", "surrogateescape")
+        cutter = RowCutter(quotechar=self._options.quotechar, delimiter=self._options.delimiter,
+                           encoding=self.encoding, head=head, start=(offset, line))
+        async for groups in cut_file(self.location, cutter, self._options.line_limit,
+                                     self.label):
+            yield groups

@@ -171,6 +171,8 @@ class LineGroup(msgspec.Struct, gc=False):
     start: tuple[int, int]
     end: tuple[int, int]
     plain: bool = True
+    #: what else shapes the records of these lines (a CSV file's header), hashed with them
+    head: bytes = b""
 
 
 def group_lines(lines: list[bytes | Line], offset: int, line: int) -> list[LineGroup]:
