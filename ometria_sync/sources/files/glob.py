@@ -14,7 +14,8 @@ import msgspec
 
 from ometria_sync.errors import ConfigError
 from ometria_sync.sources.base import Source, SourceConfig, SourcePart
-from ometria_sync.sources.files.csv import CsvOptions, CsvPart, check_header, check_object_header
+from ometria_sync.sources.files.csv import CsvPart, check_header, check_object_header
+from ometria_sync.sources.files.csv_rows import CsvOptions
 from ometria_sync.sources.files.jsonl import JsonlPart
 from ometria_sync.sources.files.location import FileSettings, LocalPath, check_readable_file
 
