@@ -34,11 +34,14 @@ from ometria_sync.pipeline.line_groups import LineGroups
 from ometria_sync.pipeline.missing import SeenMarks
 from ometria_sync.pipeline.transform import Transform
 from ometria_sync.schemas import (
+    RECORD_TYPES,
     Problem,
     Verdict,
+    clean_check,
     envelope_problems,
     record_size_problem,
     validate_record,
+    walk_record,
 )
 from ometria_sync.sources import LineGroup, Position, SourceItem
 
@@ -55,11 +58,18 @@ _encode = msgspec.json.Encoder(order="sorted").encode
 
 
 def schema_validator(stream: StreamSettings) -> Validator:
-    """``validate_record`` bound to the stream's ``mode`` and ``strict`` settings."""
+    """``validate_record`` bound to the stream's ``mode`` and ``strict`` settings (the clean
+    check of each record type bound too: one call for a record with no problem)."""
     mode, strict = stream.mode, stream.strict
+    clean: dict[str, Callable[[Any], bool]] = {t: clean_check(t, mode) for t in RECORD_TYPES}
 
     def validate(record_type: str, record: Any) -> Verdict:
-        return validate_record(record_type, record, mode=mode, strict=strict)
+        check = clean.get(record_type)
+        if check is None:
+            return validate_record(record_type, record, mode=mode, strict=strict)
+        if check(record):
+            return Verdict()
+        return walk_record(record_type, record, mode=mode, strict=strict)
 
     return validate
 
@@ -143,6 +153,7 @@ class Batcher:
         self._cut_position: Position | None = None  # end position of the last batch cut
         #: the chunk's refusals and watched records (with the record) for the ledger, in order
         self._noted: list[tuple[BatchRecord | Refusal, Any]] = []
+        self._ledger_active = False  # the ledger holds a key (judged once per slice)
 
     async def run(
         self, chunks: asyncio.Queue[Chunk | None], out: asyncio.Queue[Batch | None]
@@ -205,7 +216,10 @@ class Batcher:
         before = self._stats.read
         held_since = time.perf_counter()
         taken: list[BatchRecord | None] = []
+        ledger = self._scope.ledger
         for start in range(0, len(chunk), _SLICE):
+            # whether the ledger holds anything changes only between slices (settling)
+            self._ledger_active = ledger is not None and ledger.active
             taken.extend([self._take(item) for item in chunk[start : start + _SLICE]])
             if time.perf_counter() - held_since >= _MAX_HOLD:
                 await asyncio.sleep(0)
@@ -293,7 +307,7 @@ class Batcher:
         # a record whose key the ledger cannot hold is not watched, unless a refusal earlier
         # in the chunk may have written it (an empty ledger: one attribute test)
         if ledger is not None and (self._noted or (
-                ledger.active and ledger.may_hold(record_key(record, None)))):
+                self._ledger_active and ledger.may_hold(record_key(record, None)))):
             self._noted.append((taken, record))
         return taken
 
