@@ -129,9 +129,10 @@ def _dict_check(entry: Check) -> Check:
     return check
 
 
-#: a field's check in a level: a plain union of scalar classes (no rule) and a text rule
-#: (None: none) are tested inline, anything else is called
-_Spec = tuple[frozenset[type], Callable[[str], str | None] | None] | Check
+#: a field's check in a level: a plain union of scalar classes with its text rule (None:
+#: none) and the rule's test in C are tested inline, anything else is called
+_Spec = (tuple[frozenset[type], Callable[[str], str | None] | None,
+               Callable[[str], object] | None] | Check)
 
 
 def _field_spec(annotation: Any, rule: Rule | None, mode: Mode) -> _Spec:
@@ -141,7 +142,9 @@ def _field_spec(annotation: Any, rule: Rule | None, mode: Mode) -> _Spec:
     allowed = set(parts) | ({type(None)} if nullable else set())
     if float in allowed:
         allowed.add(int)
-    return frozenset(allowed), rule.text if rule is not None else None
+    if rule is None:
+        return frozenset(allowed), None, None
+    return frozenset(allowed), rule.text, rule.accepts
 
 
 def _level_check(struct: type[msgspec.Struct], mode: Mode,  # noqa: C901 (inlined: a call
@@ -169,11 +172,11 @@ def _level_check(struct: type[msgspec.Struct], mode: Mode,  # noqa: C901 (inline
                 if not spec(value):  # type: ignore[operator]
                     return False
                 continue
-            classes, text = spec
+            classes, text, accepts = spec
             kind = value.__class__
             if kind is str:
-                if kind not in classes or value in nulls or (
-                        text is not None and text(value) is not None):
+                if kind not in classes or value in nulls or (text is not None and not (
+                        accepts is not None and accepts(value)) and text(value) is not None):
                     return False
             elif kind not in classes or (kind is float and value - value != 0.0):
                 return False

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from ometria_sync.schemas import RECORD_TYPES, validate_record
 from ometria_sync.schemas.check import walk_record
 from ometria_sync.schemas.clean import clean_check
+from ometria_sync.schemas.rules import FIELD_RULES, Rule
 from tests.schemas.test_properties import (
     CONTACTS,
     EVENTS,
@@ -140,3 +141,21 @@ def test_a_problem_anywhere_is_left_to_the_walk(record_type: str, record: dict[s
     verdict = validate_record(record_type, record)
     assert where in [p.path for p in verdict.errors + verdict.warnings]
     assert verdict == walk_record(record_type, record)
+
+
+RULES_WITH_A_TEST_IN_C = sorted(
+    {(struct.__name__, name): rule for struct, rules in FIELD_RULES.items()
+     for name, rule in rules.items() if rule.accepts is not None}.items())
+
+
+@settings(max_examples=300)
+@given(st.sampled_from(RULES_WITH_A_TEST_IN_C),
+       st.text(max_size=12) | st.sampled_from(["GB", "GBP", "gb", "EXPLICITLY_OPTEDIN", "f",
+                                               "m", "F", " ", "a\u00a0b", "10001", "\u2028"]))
+def test_a_rules_test_in_c_accepts_only_what_its_text_check_accepts(
+        case: tuple[tuple[str, str], Rule], value: str) -> None:
+    rule = case[1]
+    assert rule.accepts is not None and rule.text is not None
+    if rule.accepts(value):
+        assert rule.text(value) is None
+    assert rule.accepts(rule.example)  # and it takes the common case
