@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any, TypeGuard, cast
+from typing import Any, Literal, TypeGuard, cast
 
 import msgspec
 
@@ -34,11 +34,15 @@ from ometria_sync.pipeline.line_groups import LineGroups
 from ometria_sync.pipeline.missing import SeenMarks
 from ometria_sync.pipeline.transform import Transform
 from ometria_sync.schemas import (
+    MAX_RECORD_BYTES,
+    RECORD_TYPES,
     Problem,
     Verdict,
+    clean_check,
     envelope_problems,
     record_size_problem,
     validate_record,
+    walk_record,
 )
 from ometria_sync.sources import LineGroup, Position, SourceItem
 
@@ -54,14 +58,29 @@ def _grouped(chunk: Chunk) -> TypeGuard[list[LineGroup]]:
 _encode = msgspec.json.Encoder(order="sorted").encode
 
 
+class SchemaValidator:
+    """``validate_record`` bound to a stream's ``mode`` and ``strict`` settings, with the clean
+    check of each record type at hand (``clean``): one call for a record with no problem."""
+
+    __slots__ = ("clean", "mode", "strict")
+
+    def __init__(self, mode: Literal["update", "create"], strict: bool) -> None:
+        self.mode, self.strict = mode, strict
+        self.clean: dict[str, Callable[[Any], bool]] = {
+            t: clean_check(t, mode) for t in RECORD_TYPES}
+
+    def __call__(self, record_type: str, record: Any) -> Verdict:
+        check = self.clean.get(record_type)
+        if check is None:
+            return validate_record(record_type, record, mode=self.mode, strict=self.strict)
+        if check(record):
+            return Verdict()
+        return walk_record(record_type, record, mode=self.mode, strict=self.strict)
+
+
 def schema_validator(stream: StreamSettings) -> Validator:
     """``validate_record`` bound to the stream's ``mode`` and ``strict`` settings."""
-    mode, strict = stream.mode, stream.strict
-
-    def validate(record_type: str, record: Any) -> Verdict:
-        return validate_record(record_type, record, mode=mode, strict=strict)
-
-    return validate
+    return SchemaValidator(stream.mode, stream.strict)
 
 
 def prepare_record(
@@ -100,6 +119,9 @@ def prepare_record(
     return encoded, [], verdict.warnings
 
 
+#: no problems (never appended to: ``_take`` makes a new list to add a source's warnings)
+_NONE: list[Problem] = []
+
 #: source items taken at a time (validated, looked up in the change index, batched) ...
 _SLICE = 128
 #: ... and the longest the batcher holds the event loop before it lets others run (seconds)
@@ -128,6 +150,9 @@ class Batcher:
         self._stats = scope.stats
         self._type = record_type
         self._validate = validator
+        #: the stream type's clean check, when the validator is the schemas' (``_prepare``)
+        self._clean = (validator.clean.get(record_type)
+                       if isinstance(validator, SchemaValidator) else None)
         self._size = batch_size
         self._linger = linger
         self._sleep = sleep
@@ -143,6 +168,7 @@ class Batcher:
         self._cut_position: Position | None = None  # end position of the last batch cut
         #: the chunk's refusals and watched records (with the record) for the ledger, in order
         self._noted: list[tuple[BatchRecord | Refusal, Any]] = []
+        self._ledger_active = False  # the ledger holds a key (judged once per slice)
 
     async def run(
         self, chunks: asyncio.Queue[Chunk | None], out: asyncio.Queue[Batch | None]
@@ -205,7 +231,10 @@ class Batcher:
         before = self._stats.read
         held_since = time.perf_counter()
         taken: list[BatchRecord | None] = []
+        ledger = self._scope.ledger
         for start in range(0, len(chunk), _SLICE):
+            # whether the ledger holds anything changes only between slices (settling)
+            self._ledger_active = ledger is not None and ledger.active
             taken.extend([self._take(item) for item in chunk[start : start + _SLICE]])
             if time.perf_counter() - held_since >= _MAX_HOLD:
                 await asyncio.sleep(0)
@@ -274,7 +303,7 @@ class Batcher:
                 return None
         if self._seen is not None and record.__class__ is dict and record.get("id") is not None:
             self._seen.note(hash64(identity(record)), record)
-        encoded, problems, warnings = prepare_record(self._type, record, self._validate)
+        encoded, problems, warnings = self._prepare(record)
         if item.warnings:
             warnings = [*item.warnings, *warnings]
         for warning in warnings:
@@ -293,9 +322,25 @@ class Batcher:
         # a record whose key the ledger cannot hold is not watched, unless a refusal earlier
         # in the chunk may have written it (an empty ledger: one attribute test)
         if ledger is not None and (self._noted or (
-                ledger.active and ledger.may_hold(record_key(record, None)))):
+                self._ledger_active and ledger.may_hold(record_key(record, None)))):
             self._noted.append((taken, record))
         return taken
+
+    def _prepare(self, record: Any) -> tuple[bytes | None, list[Problem], list[Problem]]:
+        """:func:`prepare_record`; a record the schema validator's clean check passes (so its
+        envelope and ``@type`` too: no problem, no warning) is only typed and encoded."""
+        clean = self._clean
+        if clean is not None and record.__class__ is dict and clean(record):
+            if "@type" not in record:
+                record["@type"] = self._type
+            try:
+                encoded = _encode(record)
+            except (TypeError, ValueError, OverflowError):
+                pass  # prepare_record says why
+            else:
+                if len(encoded) <= MAX_RECORD_BYTES:
+                    return encoded, _NONE, _NONE
+        return prepare_record(self._type, record, self._validate)
 
     async def _to_ledger(self) -> None:
         """The chunk's refusals and watched records, in the order they were read, judged by

@@ -1,6 +1,7 @@
 """Ometria's record schemas: Structs for each push record type, and ``validate_record``."""
 
-from ometria_sync.schemas.check import validate_record
+from ometria_sync.schemas.check import validate_record, walk_record
+from ometria_sync.schemas.clean import clean_check
 from ometria_sync.schemas.envelope import MAX_RECORD_BYTES, envelope_problems, record_size_problem
 from ometria_sync.schemas.guide import FieldDoc, Need, field_guide, record_needs
 from ometria_sync.schemas.problems import Problem, Verdict, field_path, show_value
@@ -33,6 +34,7 @@ __all__ = [
     "Product",
     "RecordType",
     "Verdict",
+    "clean_check",
     "envelope_problems",
     "field_guide",
     "field_path",
@@ -40,4 +42,5 @@ __all__ = [
     "record_size_problem",
     "show_value",
     "validate_record",
+    "walk_record",
 ]

@@ -31,6 +31,7 @@ from typing import Any
 
 import msgspec
 
+from ometria_sync.schemas.clean import clean_check
 from ometria_sync.schemas.envelope import envelope_problems
 from ometria_sync.schemas.problems import Findings, Mode, Problem, Verdict, field_path, show_value
 from ometria_sync.schemas.records import RECORD_STRUCTS, RECORD_TYPES
@@ -306,6 +307,8 @@ def _null_texts_in_list(items: list[Any], path: str, found: Findings) -> None:
 
 
 _LEVELS = {name: Level(struct) for name, struct in RECORD_STRUCTS.items()}
+_CLEAN = {(name, mode): clean_check(name, mode) for name in RECORD_STRUCTS
+          for mode in typing.get_args(Mode)}
 
 
 def validate_record(record_type: str, record: Any, *, mode: Mode = "update",
@@ -313,7 +316,18 @@ def validate_record(record_type: str, record: Any, *, mode: Mode = "update",
     """Check ``record`` against the schema of ``record_type``.
 
     Errors make the record invalid. Unknown fields are warnings (they are sent as they are),
-    or errors with ``strict``. ``mode = "create"`` adds the fields a new record needs."""
+    or errors with ``strict``. ``mode = "create"`` adds the fields a new record needs.
+    A record with no problem at all is told apart first, by its type's compiled check
+    (``clean.py``); any other is walked."""
+    clean = _CLEAN.get((record_type, mode))
+    if clean is not None and clean(record):
+        return Verdict()
+    return walk_record(record_type, record, mode=mode, strict=strict)
+
+
+def walk_record(record_type: str, record: Any, *, mode: Mode = "update",
+                strict: bool = False) -> Verdict:
+    """:func:`validate_record` by the walk alone: every problem, with its path."""
     struct = RECORD_STRUCTS.get(record_type)
     if struct is None:
         return Verdict([Problem("@type", f"must be one of {', '.join(RECORD_TYPES)}, "

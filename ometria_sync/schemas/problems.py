@@ -73,9 +73,11 @@ class Findings:
     def require(self, raw: dict[str, Any], keys: tuple[str, ...], path: str, why: str,
                 *, warn: bool = False) -> None:
         """At least one of ``keys`` holds a value (not missing, not null)."""
-        if all(raw.get(k) is None for k in keys):
-            if len(keys) == 1:
-                problem = Problem(field_path(path, keys[0]), f"is required {why}")
-            else:
-                problem = Problem(path, f"needs one of {', '.join(keys)} {why}")
-            (self.warnings if warn else self.errors).append(problem)
+        for key in keys:
+            if raw.get(key) is not None:
+                return
+        if len(keys) == 1:
+            problem = Problem(field_path(path, keys[0]), f"is required {why}")
+        else:
+            problem = Problem(path, f"needs one of {', '.join(keys)} {why}")
+        (self.warnings if warn else self.errors).append(problem)

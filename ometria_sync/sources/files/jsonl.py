@@ -204,6 +204,7 @@ class JsonlPart(FilePart):
         """The items of ``lines`` read from ``(offset, line)``, and the position after them."""
         items: list[SourceItem] = []
         utf8 = self.encoding == UTF8
+        decode = _decode
         for raw in lines:
             line += 1
             if isinstance(raw, bytes):  # a whole line, its "\n" dropped
@@ -219,11 +220,14 @@ class JsonlPart(FilePart):
                 body = raw.body.rstrip(b"\r")
             if line == 1 and body.startswith(_BOM):
                 body = body[len(_BOM) :]
-            if not body.strip():
+            if not body or body.isspace():  # blank (as ``not body.strip()``, without a copy)
                 continue
             as_read: str | bytes = body
             if utf8:  # the fast path: the bytes go to the JSON decoder as they are
-                value, error = decode_line(body)
+                try:
+                    value, error = decode(body), None
+                except Exception:  # decode_line says why (or raises what it raised)
+                    value, error = decode_line(body)
             else:
                 value, as_read, error = decode_encoded(body, self.encoding)
             items.append(
