@@ -1,7 +1,8 @@
 """Where the Magento backfill's resident memory goes, by size (issue 30, "RSS stays flat").
 
     .venv/bin/python bench/bench_magento2_rss.py [--sizes 0.1,1] [--rate 200] [--no-night2]
-        [--variant NAME=KEY=VALUE,KEY=VALUE ...] [--inside [--keep DIR] [--trace FRAMES]]
+        [--variant NAME=KEY=VALUE,KEY=VALUE ...]
+        [--inside [--keep DIR] [--trace FRAMES] [--census SECONDS]]
     (MariaDB at 127.0.0.1:3306 as root without a password; databases of its own, dropped)
 
 For each size (a fraction of 50,000 customers, 20,000 products and 200,000 orders), one
@@ -63,7 +64,7 @@ async def one_night(workspace: Workspace, rate: int, inside: Path | None,
         if keep is not None:
             shutil.copy(inside, keep)
             keep.with_name(keep.name + ".log").write_bytes(err)
-            for suffix in (".top",):
+            for suffix in (".top", ".census"):
                 extra = inside.with_name(inside.name + suffix)
                 if extra.exists():
                     shutil.copy(extra, keep.with_name(keep.name + suffix))
@@ -148,6 +149,8 @@ def main() -> None:
                         help="with --inside: keep each run's inside lines in this folder")
     parser.add_argument("--trace", type=int, default=0,
                         help="with --inside: tracemalloc with this many frames (slow)")
+    parser.add_argument("--census", type=float, default=0,
+                        help="with --inside: objects by type every this many seconds")
     parser.add_argument("--variant", action="append", default=[],
                         help="NAME=KEY=VALUE[,KEY=VALUE]: the child's environment; NAME= alone: "
                              "as it is")
@@ -158,6 +161,8 @@ def main() -> None:
         variants[name] = dict(pair.split("=", 1) for pair in pairs.split(",") if pair)
     if args.trace:
         os.environ["RSS_PROBE_TRACE"] = str(args.trace)
+    if args.census:
+        os.environ["RSS_PROBE_CENSUS"] = str(args.census)
     for fraction in (float(s) for s in args.sizes.split(",")):
         asyncio.run(at_size(fraction, variants, args.rate, not args.no_night2, args.inside,
                             args.keep))

@@ -12,7 +12,9 @@ Two views, sampled while the process runs:
   arenas, bytes in its own ``mmap`` blocks), pymalloc's arenas (``_PyObject_DebugMallocStats``)
   and SQLite's bytes in use (``sqlite3_memory_used``, part of glibc's in use); with
   ``RSS_PROBE_TRACE=N`` also ``tracemalloc`` (N frames): the bytes it traces, and every 20 s
-  its 25 largest tracebacks in a file beside (slow: for attribution, not for peaks),
+  its 25 largest tracebacks in a file beside (slow: for attribution, not for peaks); with
+  ``RSS_PROBE_CENSUS=S``, every S seconds the event loop's thread counts the objects the
+  garbage collector tracks by type (``.census`` beside: a pause of a second or so each time),
   written by a ``sitecustomize`` this module puts on the child's ``PYTHONPATH``.
 
 :class:`Probe` keeps the sample taken at the peak of the total, and the largest value seen for
@@ -94,7 +96,36 @@ def _probe(path, interval):
             out.flush()
             time.sleep(interval)
 
+def _census(path):
+    import collections, gc
+    count, size = collections.Counter(), collections.Counter()
+    for obj in gc.get_objects():
+        name = type(obj).__qualname__
+        count[name] += 1
+        size[name] += sys.getsizeof(obj)
+    with open(path + ".census", "a") as fh:
+        fh.write(json.dumps({"wall": time.time(), "count": dict(count.most_common(60)),
+                             "size": dict(size.most_common(60))}) + "\\n")
+
+def _censuses(path, every):
+    import asyncio.base_events
+    loops = []
+    run_forever = asyncio.base_events.BaseEventLoop.run_forever
+    def recorded(self):
+        loops.append(self)
+        return run_forever(self)
+    asyncio.base_events.BaseEventLoop.run_forever = recorded
+    def schedule():
+        while True:
+            time.sleep(every)
+            for loop in loops[-1:]:
+                if loop.is_running():
+                    loop.call_soon_threadsafe(_census, path)
+    threading.Thread(target=schedule, daemon=True, name="rss-census").start()
+
 _path = os.environ.get("RSS_PROBE_INSIDE")
+if _path and os.environ.get("RSS_PROBE_CENSUS"):
+    _censuses(_path, float(os.environ["RSS_PROBE_CENSUS"]))
 if _path:
     threading.Thread(target=_probe, args=(_path, float(os.environ["RSS_PROBE_INTERVAL"])),
                      daemon=True, name="rss-probe").start()
