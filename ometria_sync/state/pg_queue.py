@@ -248,9 +248,14 @@ class PgQueue:
     async def keep_up(self, most: int = MAX_QUEUED_WRITES,
                       hashes: int = MAX_QUEUED_HASHES) -> None:
         """Wait while more than ``most`` writes, or ``hashes`` change hashes, are queued."""
+        await self.catch_up(most, hashes)
+        self._raise_failure()
+
+    async def catch_up(self, most: int = MAX_QUEUED_WRITES,
+                       hashes: int = MAX_QUEUED_HASHES) -> None:
+        """:meth:`keep_up`'s wait, raising nothing (a failure is raised by the next call)."""
         while (oldest := self._queued.over(most, hashes)) is not None:
             await asyncio.wait([oldest])
-        self._raise_failure()
 
     async def flush(self) -> None:
         """Wait for everything submitted so far; raise a failure nobody saw yet."""

@@ -141,10 +141,15 @@ class StateThread:
         """Wait while more than ``most`` submitted writes, or ``hashes`` change hashes in them,
         are still queued. Calls run in order, so waiting for one write leaves only those
         behind it."""
-        while (oldest := self._queued.over(most, hashes)) is not None:
-            # asyncio.wait: a failure is raised once, below, not also by the wait
-            await asyncio.wait([asyncio.wrap_future(oldest)])
+        await self.catch_up(most, hashes)
         self._raise_failure()
+
+    async def catch_up(self, most: int = MAX_QUEUED_WRITES,
+                       hashes: int = MAX_QUEUED_HASHES) -> None:
+        """:meth:`keep_up`'s wait, raising nothing: a failure is raised once, by the next
+        ``keep_up``, ``submit`` or ``call`` (writes behind a failed one are refused, so done)."""
+        while (oldest := self._queued.over(most, hashes)) is not None:
+            await asyncio.wait([asyncio.wrap_future(oldest)])
 
     async def flush(self) -> None:
         """Wait until everything submitted so far is written (or refused); raise the first
@@ -321,6 +326,10 @@ class SqliteState:
     async def keep_up(self, most: int = MAX_QUEUED_WRITES,
                       hashes: int = MAX_QUEUED_HASHES) -> None:
         await self._thread.keep_up(most, hashes)
+
+    async def catch_up(self, most: int = MAX_QUEUED_WRITES,
+                       hashes: int = MAX_QUEUED_HASHES) -> None:
+        await self._thread.catch_up(most, hashes)
 
     async def flush(self) -> None:
         await self._thread.flush()
