@@ -181,12 +181,6 @@ CREATE TABLE IF NOT EXISTS record_hashes (
     PRIMARY KEY (stream, id_hash)) WITHOUT ROWID;
 """
 _LOOKUP_CHUNK = 500
-#: WAL pages before a commit copies them into the database (SQLite's default: 1000). Random
-#: ids dirty about a page per hash once the change index is large, and a 5,000-hash write
-#: then filled the WAL past the default: every write was copied back at once, pages that the
-#: next writes dirty again. 10,000 (40 MB of WAL at most, reused) copies each page once per
-#: few writes.
-WAL_PAGES = 10_000
 
 
 class ChangeIndex:
@@ -284,7 +278,6 @@ class SqliteCheckpointStore:
             self._db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")
             migrate(self._db, self.path)
             self.changes = ChangeIndex(self._db, job)
             self.ledger = SqliteLedger(self._db, job)

@@ -81,7 +81,7 @@ class StateThread:
         self._job = job
         self._reader: SqliteCheckpointStore | None = None  # opened by the first read
         try:
-            self._store = self._pool.submit(open_checkpoint_store, url, job).result()
+            self._store = self._pool.submit(_open_writer, url, job).result()
         except BaseException:
             self._pool.shutdown()
             raise
@@ -172,6 +172,20 @@ class StateThread:
             self._store = None
             self._pool.shutdown()
         self._raise_failure()
+
+
+#: WAL pages before a commit copies them into the database (SQLite's default: 1000). Random
+#: ids dirty about a page per hash once the change index is large, so a 5,000-hash write
+#: filled the default WAL and was copied back at once, pages the next writes dirty again;
+#: 10,000 (40 MB of WAL at most, reused) copies such a page once per few writes.
+WAL_PAGES = 10_000
+
+
+def _open_writer(url: str, job: str) -> SqliteCheckpointStore:
+    """(On the state thread) the run's store, whose connection writes and checkpoints the WAL."""
+    store = open_checkpoint_store(url, job)
+    store.db.execute(f"PRAGMA wal_autocheckpoint = {WAL_PAGES}")
+    return store
 
 
 Store = SqliteCheckpointStore  # short, for the partials below
