@@ -103,6 +103,10 @@ class _Open(msgspec.Struct, gc=False):
     spoiled: bool = False  # a record refused, filtered or unconfirmed: never kept
 
 
+#: groups to keep waiting for a hash write (which points them) before they are written anyway
+MAX_KEEP_WAITING = 1000
+
+
 class LineGroups:
     """One part's groups: which are skipped, which are decoded, which are kept.
 
@@ -207,6 +211,8 @@ class LineGroups:
         del self._open[tag]
         if not group.spoiled and len(set(group.ids)) == len(group.ids):
             self._keep.append((group.hash, group.ids, group.contents))
+            if len(self._keep) >= MAX_KEEP_WAITING:  # no hash written for a while: an
+                self.flush()  # unchanged night's groups go now, checked against stored rows
 
     def pointers(self, acked: dict[int, int]) -> tuple[dict[int, int], list[Pointed]]:
         """For the hashes about to be written (``acked``: id hash -> content hash), the

@@ -6,7 +6,8 @@ part's fingerprint still matches. Each dispatcher takes a batch through four ste
 earlier version of one of its ids must settle first: ``VersionOrder`` in ``batch.py``), deliver
 (``dispatch.py``: the batch's outcome), settle (``settle.py``: the outcome written down, hashes,
 dead letter and checkpoint in the one order that module states), release. Memory is bounded by
-the two queues: ``run.queue_chunks`` chunks of source items and one batch per dispatcher.
+the two queues: ``run.queue_chunks`` chunks of source items and one batch per dispatcher
+(which waits for the state store to keep up: ``batch_queue.py``).
 
 Stopping (a signal, or a fatal error elsewhere) stops the reading at once, lets the batches
 already handed to Ometria settle within the grace period, and keeps the checkpoint at the
@@ -39,6 +40,7 @@ from ometria_sync.net import Backoff
 from ometria_sync.ometria import Pusher
 from ometria_sync.pacing import RatePacer
 from ometria_sync.pipeline.batch import Batch, PartScope, VersionOrder
+from ometria_sync.pipeline.batch_queue import BatchQueue
 from ometria_sync.pipeline.batcher import Batcher, Chunk, Validator, schema_validator
 from ometria_sync.pipeline.change_filter import ChangeFilter
 from ometria_sync.pipeline.deletions import DeletedPart, deactivate
@@ -333,7 +335,7 @@ class _PartRunner:
         run = ctx.settings.run
         self.chunks: asyncio.Queue[Chunk | None] = asyncio.Queue(run.queue_chunks)
         self.workers = ctx.settings.ometria.dispatchers
-        self.batches: asyncio.Queue[Batch | None] = asyncio.Queue(self.workers)
+        self.batches: asyncio.Queue[Batch | None] = BatchQueue(self.workers, ctx.state)
         #: acknowledged hashes to store: with change detection, when checkpoints are saved
         hashes = (AckedHashes(ctx.state, changes, groups=lines)
                   if changes is not None and ctx.save_checkpoints else None)
@@ -479,6 +481,7 @@ class _PartRunner:
             if outcome.failure is not None:  # Ometria refused, retries ran out
                 self._fail(outcome.failure)
                 return
+            del batch, outcome  # not held while the state catches up
             try:
                 await self.ctx.state.keep_up()  # the disk sets the pace when it is the slowest
             except OmetriaSyncError as exc:  # disk full

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
@@ -32,7 +31,7 @@ import structlog
 
 from ometria_sync.errors import StateError
 from ometria_sync.net import redact_url, scrub
-from ometria_sync.state.store import MAX_QUEUED_WRITES, FirstFailure
+from ometria_sync.state.store import MAX_QUEUED_HASHES, MAX_QUEUED_WRITES, Backlog, FirstFailure
 
 log = structlog.get_logger("ometria_sync.state")
 T = TypeVar("T")
@@ -78,7 +77,7 @@ class PgQueue:
         self._conns: dict[str, asyncpg.Connection] = {}
         self._reading = asyncio.Lock()
         self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
-        self._queued: deque[asyncio.Future[Any]] = deque()
+        self._queued: Backlog[asyncio.Future[Any]] = Backlog()
         self._failures = FirstFailure(self.label)
         self._lock: RunLockLike | None = None
         self._writer: asyncio.Task[None] | None = None
@@ -237,22 +236,26 @@ class PgQueue:
             self._failures.seen(exc)
             raise
 
-    def submit(self, op: Op[Any]) -> asyncio.Future[Any]:
-        """Queue a write without waiting; its failure is raised by the next call."""
+    def submit(self, op: Op[Any], hashes: int = 0) -> asyncio.Future[Any]:
+        """Queue a write (of ``hashes`` change hashes) without waiting; its failure is raised
+        by the next call."""
         self._failures.check()
         future = self._enqueue(op)
         future.add_done_callback(_retrieved)
-        self._queued.append(future)
-        while self._queued and self._queued[0].done():
-            self._queued.popleft()
+        self._queued.add(future, hashes)
         return future
 
-    async def keep_up(self, most: int = MAX_QUEUED_WRITES) -> None:
-        while len(self._queued) > most:
-            await asyncio.wait([self._queued[-most - 1]])
-            while self._queued and self._queued[0].done():
-                self._queued.popleft()
+    async def keep_up(self, most: int = MAX_QUEUED_WRITES,
+                      hashes: int = MAX_QUEUED_HASHES) -> None:
+        """Wait while more than ``most`` writes, or ``hashes`` change hashes, are queued."""
+        await self.catch_up(most, hashes)
         self._raise_failure()
+
+    async def catch_up(self, most: int = MAX_QUEUED_WRITES,
+                       hashes: int = MAX_QUEUED_HASHES) -> None:
+        """:meth:`keep_up`'s wait, raising nothing (a failure is raised by the next call)."""
+        while (oldest := self._queued.over(most, hashes)) is not None:
+            await asyncio.wait([oldest])
 
     async def flush(self) -> None:
         """Wait for everything submitted so far; raise a failure nobody saw yet."""

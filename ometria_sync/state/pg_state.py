@@ -215,12 +215,12 @@ class PostgresState(PgQueue):
             "SELECT $1, i, c, g FROM unnest($2::bigint[], $3::bigint[], $4::bigint[]) "
             "AS u(i, c, g) ON CONFLICT (stream, id_hash) DO UPDATE SET "
             "content_hash = excluded.content_hash, line_group = excluded.line_group",
-            stream_id, ids, contents, points))
+            stream_id, ids, contents, points), len(pairs))
 
     def forget_ids(self, stream_id: int, id_hashes: list[int]) -> None:
         self.submit(lambda conn: conn.execute(
             f"DELETE FROM {self._t('record_hashes')} WHERE stream = $1 "
-            "AND id_hash = ANY($2::bigint[])", stream_id, id_hashes))
+            "AND id_hash = ANY($2::bigint[])", stream_id, id_hashes), len(id_hashes))
 
     async def held_groups(self, stream_id: int,
                           group_hashes: list[int]) -> dict[int, Sequence[int]]:

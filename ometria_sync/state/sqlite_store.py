@@ -25,8 +25,8 @@ Guarantees:
 * a failed write stops the queue (``store.py``): nothing queued after it runs, so a
   checkpoint never commits ahead of a dead letter or change hash that was lost, and every
   later ``submit`` or ``call`` raises ``StateWritesStopped``;
-* :meth:`keep_up` bounds the writes queued and not yet done: a disk slower than the network
-  slows the run down instead of growing its memory;
+* :meth:`keep_up` bounds the writes queued and not yet done, and the change hashes in them: a
+  disk slower than the network slows the run down instead of growing its memory;
 * :meth:`read` is the exception: a short read (a change-index lookup, about 40 us) runs at once
   on the caller's thread with a second connection (WAL lets it read while the state thread
   writes). It sees what was committed, not writes still queued. A hop to a thread and back cost
@@ -40,7 +40,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import functools
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
@@ -50,8 +49,10 @@ from ometria_sync.state.file_lock import RunLock, lock_path_for, run_in_progress
 from ometria_sync.state.run_history import sqlite_add_run_report, sqlite_run_reports
 from ometria_sync.state.sqlite_sql import SqliteCheckpointStore, open_checkpoint_store
 from ometria_sync.state.store import (
+    MAX_QUEUED_HASHES,
     MAX_QUEUED_WRITES,
     AccountIdentity,
+    Backlog,
     Checkpoint,
     CleanVerify,
     DeadLetterRow,
@@ -75,12 +76,12 @@ class StateThread:
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="state")
         self._store: SqliteCheckpointStore | None = None
         self._failures = FirstFailure(url)  # noted on the state thread, raised on the loop's
-        self._queued: deque[concurrent.futures.Future[object]] = deque()  # submitted, oldest first
+        self._queued: Backlog[concurrent.futures.Future[object]] = Backlog()
         self._url = url
         self._job = job
         self._reader: SqliteCheckpointStore | None = None  # opened by the first read
         try:
-            self._store = self._pool.submit(open_checkpoint_store, url, job).result()
+            self._store = self._pool.submit(_open_writer, url, job).result()
         except BaseException:
             self._pool.shutdown()
             raise
@@ -122,13 +123,12 @@ class StateThread:
             self._reader = open_checkpoint_store(self._url, self._job)
         return fn(self._reader)
 
-    def submit(self, fn: StoreCall[object]) -> concurrent.futures.Future[object]:
-        """Queue ``fn(store)`` (a write) without waiting for it; the future tells when it is
-        done (and so visible to :meth:`read`)."""
+    def submit(self, fn: StoreCall[object], hashes: int = 0) -> concurrent.futures.Future[object]:
+        """Queue ``fn(store)`` (a write of ``hashes`` change hashes) without waiting for it; the
+        future tells when it is done (and so visible to :meth:`read`)."""
         self._failures.check()
         future: concurrent.futures.Future[object] = self._pool.submit(self._run, fn)
-        self._queued.append(future)
-        self._forget_done()
+        self._queued.add(future, hashes)
         return future
 
     @property
@@ -136,18 +136,20 @@ class StateThread:
         """Submitted writes not known to be done (counted when the next one is submitted)."""
         return len(self._queued)
 
-    async def keep_up(self, most: int = MAX_QUEUED_WRITES) -> None:
-        """Wait while more than ``most`` submitted writes are still queued. Calls run in order,
-        so waiting for the one ``most`` places from the end leaves at most ``most`` behind it."""
-        while len(self._queued) > most:
-            # asyncio.wait: a failure is raised once, below, not also by the wait
-            await asyncio.wait([asyncio.wrap_future(self._queued[-most - 1])])
-            self._forget_done()
+    async def keep_up(self, most: int = MAX_QUEUED_WRITES,
+                      hashes: int = MAX_QUEUED_HASHES) -> None:
+        """Wait while more than ``most`` submitted writes, or ``hashes`` change hashes in them,
+        are still queued. Calls run in order, so waiting for one write leaves only those
+        behind it."""
+        await self.catch_up(most, hashes)
         self._raise_failure()
 
-    def _forget_done(self) -> None:
-        while self._queued and self._queued[0].done():
-            self._queued.popleft()
+    async def catch_up(self, most: int = MAX_QUEUED_WRITES,
+                       hashes: int = MAX_QUEUED_HASHES) -> None:
+        """:meth:`keep_up`'s wait, raising nothing: a failure is raised once, by the next
+        ``keep_up``, ``submit`` or ``call`` (writes behind a failed one are refused, so done)."""
+        while (oldest := self._queued.over(most, hashes)) is not None:
+            await asyncio.wait([asyncio.wrap_future(oldest)])
 
     async def flush(self) -> None:
         """Wait until everything submitted so far is written (or refused); raise the first
@@ -170,6 +172,20 @@ class StateThread:
             self._store = None
             self._pool.shutdown()
         self._raise_failure()
+
+
+#: WAL pages before a commit copies them into the database (SQLite's default: 1000). Random
+#: ids dirty about a page per hash once the change index is large, so a 5,000-hash write
+#: filled the default WAL and was copied back at once, pages the next writes dirty again;
+#: 10,000 (40 MB of WAL at most, reused) copies such a page once per few writes.
+WAL_PAGES = 10_000
+
+
+def _open_writer(url: str, job: str) -> SqliteCheckpointStore:
+    """(On the state thread) the run's store, whose connection writes and checkpoints the WAL."""
+    store = open_checkpoint_store(url, job)
+    store.db.execute(f"PRAGMA wal_autocheckpoint = {WAL_PAGES}")
+    return store
 
 
 Store = SqliteCheckpointStore  # short, for the partials below
@@ -240,12 +256,14 @@ class SqliteState:
     def remember(self, stream_id: int, pairs: list[tuple[int, int]],
                  groups: list[int] | None = None) -> Pending:
         if groups is None:
-            return self._thread.submit(lambda store: store.changes.remember(stream_id, pairs))
+            return self._thread.submit(lambda store: store.changes.remember(stream_id, pairs),
+                                       len(pairs))
         return self._thread.submit(lambda store: store.changes.remember(stream_id, pairs,
-                                                                        groups))
+                                                                        groups), len(pairs))
 
     def forget_ids(self, stream_id: int, id_hashes: list[int]) -> None:
-        self._thread.submit(lambda store: store.changes.forget_ids(stream_id, id_hashes))
+        self._thread.submit(lambda store: store.changes.forget_ids(stream_id, id_hashes),
+                            len(id_hashes))
 
     async def tracked_ids(self, stream: str) -> int:
         return await self._thread.call(lambda store: store.changes.count(stream))
@@ -319,8 +337,13 @@ class SqliteState:
     async def run_in_progress(self) -> bool:
         return run_in_progress(lock_path_for(self._url, self.job))
 
-    async def keep_up(self, most: int = MAX_QUEUED_WRITES) -> None:
-        await self._thread.keep_up(most)
+    async def keep_up(self, most: int = MAX_QUEUED_WRITES,
+                      hashes: int = MAX_QUEUED_HASHES) -> None:
+        await self._thread.keep_up(most, hashes)
+
+    async def catch_up(self, most: int = MAX_QUEUED_WRITES,
+                       hashes: int = MAX_QUEUED_HASHES) -> None:
+        await self._thread.catch_up(most, hashes)
 
     async def flush(self) -> None:
         await self._thread.flush()

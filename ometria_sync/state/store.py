@@ -36,9 +36,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import msgspec
 
@@ -46,8 +47,11 @@ from ometria_sync.errors import StateError
 from ometria_sync.net import is_schema_name, normalise_url
 from ometria_sync.pacing import SendPermit
 
-#: writes that may wait before ``keep_up`` makes the caller wait
+#: writes that may wait before ``keep_up`` makes the caller wait ...
 MAX_QUEUED_WRITES = 1000
+#: ... or change hashes in them: a change index slower than the network (random ids dirty
+#: about one page each once it is large) fills the run's buffers instead of its memory
+MAX_QUEUED_HASHES = 15_000
 
 
 class Pending(Protocol):
@@ -58,6 +62,47 @@ class Pending(Protocol):
     def cancelled(self) -> bool: ...
 
     def exception(self) -> BaseException | None: ...
+
+
+F = TypeVar("F", bound=Pending)
+
+
+class Backlog(Generic[F]):
+    """A queue's writes submitted and not known to be done, oldest first, each with how many
+    change hashes it carries: what ``keep_up`` bounds (the writes run in order)."""
+
+    def __init__(self) -> None:
+        self._writes: deque[tuple[F, int]] = deque()
+        self.hashes = 0
+
+    def add(self, future: F, hashes: int = 0) -> None:
+        self._writes.append((future, hashes))
+        self.hashes += hashes
+        self.forget_done()
+
+    def forget_done(self) -> None:
+        writes = self._writes
+        while writes and writes[0][0].done():
+            self.hashes -= writes.popleft()[1]
+
+    def __len__(self) -> int:
+        return len(self._writes)
+
+    def __getitem__(self, index: int) -> F:
+        return self._writes[index][0]
+
+    def over(self, most: int, hashes: int) -> F | None:
+        """The write to wait for so that at most ``most`` writes and ``hashes`` hashes are left
+        queued behind it (None: within both bounds already)."""
+        self.forget_done()
+        last = len(self._writes) - most - 1  # writes: the one ``most`` places from the end
+        left = self.hashes
+        for i, (_, weight) in enumerate(self._writes):
+            if left <= hashes:
+                break
+            left -= weight
+            last = max(last, i)
+        return self._writes[last][0] if last >= 0 else None
 
 
 class StateStore(Protocol):
@@ -123,7 +168,13 @@ class StateStore(Protocol):
     async def last_clean_verify(self) -> CleanVerify | None: ...
 
     # the queue
-    async def keep_up(self, most: int = MAX_QUEUED_WRITES) -> None: ...
+    #: wait while more than ``most`` writes, or ``hashes`` change hashes, are queued; then
+    #: raise a failed write nobody saw yet
+    async def keep_up(self, most: int = MAX_QUEUED_WRITES,
+                      hashes: int = MAX_QUEUED_HASHES) -> None: ...
+    #: the same wait, raising nothing (a failure is for the next ``keep_up``, write or call)
+    async def catch_up(self, most: int = MAX_QUEUED_WRITES,
+                       hashes: int = MAX_QUEUED_HASHES) -> None: ...
     async def flush(self) -> None: ...
     async def aclose(self) -> None: ...
 

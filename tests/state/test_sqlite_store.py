@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import threading
 import time
@@ -13,6 +14,7 @@ import pytest
 from ometria_sync.errors import StateError
 from ometria_sync.state.sqlite_sql import SqliteCheckpointStore
 from ometria_sync.state.sqlite_store import StateThread
+from ometria_sync.state.store import Backlog
 
 
 def _url(tmp_path: Path) -> str:
@@ -116,6 +118,38 @@ async def test_keep_up_waits_while_too_many_writes_are_queued(tmp_path: Path) ->
         disk.set()
         state.close()
     assert saved is not None and saved.position == [5]
+
+
+async def test_keep_up_waits_while_too_many_change_hashes_are_queued(tmp_path: Path) -> None:
+    """Few writes, but many hashes in them: the bound on hashes holds the caller."""
+    state = StateThread(_url(tmp_path))
+    disk = threading.Event()
+    try:
+        for _ in range(3):
+            state.submit(lambda store: disk.wait(5), hashes=5000)
+        await state.keep_up(most=10, hashes=15_000)  # at the bound: no wait
+        waiting = asyncio.create_task(state.keep_up(most=10, hashes=5000))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        disk.set()
+        await asyncio.wait_for(waiting, 5)
+        assert state.queued <= 1
+    finally:
+        disk.set()
+        state.close()
+
+
+def test_the_backlog_names_the_write_that_leaves_both_bounds_kept() -> None:
+    backlog: Backlog[concurrent.futures.Future[None]] = Backlog()
+    futures = [concurrent.futures.Future[None]() for _ in range(4)]
+    for future, hashes in zip(futures, (4000, 0, 5000, 5000), strict=True):
+        backlog.add(future, hashes)
+    assert backlog.over(most=4, hashes=14_000) is None
+    assert backlog.over(most=2, hashes=14_000) is futures[1]  # two writes left behind it
+    assert backlog.over(most=4, hashes=10_000) is futures[0]  # 10,000 hashes behind it
+    assert backlog.over(most=4, hashes=9_999) is futures[2]
+    futures[0].set_result(None)
+    assert backlog.over(most=4, hashes=10_000) is None and backlog.hashes == 10_000
 
 
 async def test_keep_up_raises_a_failed_write_once(tmp_path: Path) -> None:
