@@ -105,6 +105,8 @@ class _Open(msgspec.Struct, gc=False):
 
 #: groups to keep waiting for a hash write (which points them) before they are written anyway
 MAX_KEEP_WAITING = 1000
+#: groups skipped whose mark waits to be written (an unchanged night writes nothing else)
+MAX_SEEN_WAITING = 4096
 
 
 class LineGroups:
@@ -142,6 +144,9 @@ class LineGroups:
     async def items(self, groups: list[LineGroup]) -> list[SourceItem]:
         """The items of ``groups``: one per skipped group (``unchanged``: its records, no
         record), the decoded items of the others (tagged with their group)."""
+        # the state's writes of groups (weighed by their ids) bound what a night holds: on an
+        # unchanged night nothing else waits for the state, and its queue would grow instead
+        await self._state.catch_up()
         shape = self._shape
         hashes = [group_hash(shape + g.head if g.head else shape, g.lines)  # type: ignore[arg-type]
                   if g.plain else 0 for g in groups]
@@ -165,6 +170,8 @@ class LineGroups:
                 for item in decoded:
                     item.group = self._next
             items.extend(decoded)
+        if len(self._seen) >= MAX_SEEN_WAITING:
+            self.flush()
         return items
 
     def took(self, item: SourceItem, record: BatchRecord | None, sent: bool) -> None:

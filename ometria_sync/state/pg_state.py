@@ -45,6 +45,7 @@ from ometria_sync.state.store import (
     StreamRun,
     check_schema,
     checked_total,
+    group_weight,
     mismatch,
     utc_now,
 )
@@ -247,7 +248,7 @@ class PostgresState(PgQueue):
                 if seen:
                     await conn.execute(update, stream_id, marker, seen)
 
-        self.submit(op)
+        self.submit(op, group_weight(groups, seen, pointed))
 
     @staticmethod
     async def _keep(conn: asyncpg.Connection, stream_id: int, marker: int,

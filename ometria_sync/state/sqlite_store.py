@@ -62,6 +62,7 @@ from ometria_sync.state.store import (
     Pending,
     Pointed,
     StreamRun,
+    group_weight,
 )
 
 T = TypeVar("T")
@@ -276,7 +277,8 @@ class SqliteState:
     def keep_groups(self, stream_id: int, marker: int, groups: list[GroupRow],
                     seen: list[int], pointed: Sequence[Pointed] = ()) -> None:
         self._thread.submit(lambda store: store.changes.groups.keep(stream_id, marker, groups,
-                                                                    seen, pointed))
+                                                                    seen, pointed),
+                            group_weight(groups, seen, pointed))
 
     def prune_groups(self, stream_id: int, marker: int) -> None:
         self._thread.submit(lambda store: store.changes.groups.prune(stream_id, marker))

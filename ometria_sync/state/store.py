@@ -183,6 +183,16 @@ class StateStore(Protocol):
 GroupRow = tuple[int, list[int], list[int]]
 #: a group whose records' rows already point to it: its hash and its records' id hashes
 Pointed = tuple[int, list[int]]
+
+
+def group_weight(groups: Sequence[GroupRow], seen: Sequence[int],
+                 pointed: Sequence[Pointed]) -> int:
+    """What a write of line groups weighs against ``MAX_QUEUED_HASHES``: the ids it carries
+    (as many as the change hashes they stand for), and each group seen, so that an unchanged
+    night's writes of groups are bounded like a sending night's hashes."""
+    return sum(len(ids) for _, ids, _ in groups) + sum(len(ids) for _, ids in pointed) + len(seen)
+
+
 DeadLetterRow = tuple[str, str, str, str]
 """(run id, stream, time, the entry as its JSON line without the newline)"""
 
