@@ -22,11 +22,12 @@ async def test_a_magento_shop_backfilled_then_night_2_at_scale() -> None:
     # RSS per row of the shop, between a tenth and the full size (243,000 more rows read).
     # Night 2 reads every row again against a ledger of every row night 1 refused: flat
     # (measured 31 bytes a row on a quiet host, 59 and 62 with the host's load average at 10,
-    # when more pages wait in the engine's bounded buffers; 260 when a run loaded its ledger). Night 1 measures 139 to 141
-    # bytes a row here, but that is a fill, not a cost per row: its memory rises for the first
-    # minute of the orders stream to a level it then keeps to the end, and the tenth's orders
-    # stream ends before it gets there (bench/bench_magento2_rss.py: 0.4 and 2x the size sit
-    # within a few MB of the full size; BENCHMARKS.md). The bound keeps the fill from growing.
+    # when more pages wait in the engine's bounded buffers; 260 when a run loaded its ledger).
+    # Night 1 measures 139 to 141 bytes a row here, but that is a fill, not a cost per row:
+    # its memory rises for the first minute of the orders stream to a level it then keeps to
+    # the end, and the tenth's orders stream ends before it gets there
+    # (bench/bench_magento2_rss.py: 0.4 and 2x the size sit within a few MB of the full size;
+    # BENCHMARKS.md). The bound keeps the fill from growing.
     rows = (50_000 + 20_000 + 200_000) - (5_000 + 2_000 + 20_000)
     per_row = {night: (full[night] - small[night]) * 2**20 / rows
                for night in ("rss_night1_mb", "rss_night2_mb")}
