@@ -42,7 +42,6 @@ from ometria_sync.schemas import (
     envelope_problems,
     record_size_problem,
     validate_record,
-    walk_record,
 )
 from ometria_sync.sources import LineGroup, Position, SourceItem
 
@@ -70,12 +69,7 @@ class SchemaValidator:
             t: clean_check(t, mode) for t in RECORD_TYPES}
 
     def __call__(self, record_type: str, record: Any) -> Verdict:
-        check = self.clean.get(record_type)
-        if check is None:
-            return validate_record(record_type, record, mode=self.mode, strict=self.strict)
-        if check(record):
-            return Verdict()
-        return walk_record(record_type, record, mode=self.mode, strict=self.strict)
+        return validate_record(record_type, record, mode=self.mode, strict=self.strict)
 
 
 def schema_validator(stream: StreamSettings) -> Validator:

@@ -1,6 +1,6 @@
 """Ometria's record schemas: Structs for each push record type, and ``validate_record``."""
 
-from ometria_sync.schemas.check import validate_record, walk_record
+from ometria_sync.schemas.check import validate_record
 from ometria_sync.schemas.clean import clean_check
 from ometria_sync.schemas.envelope import MAX_RECORD_BYTES, envelope_problems, record_size_problem
 from ometria_sync.schemas.guide import FieldDoc, Need, field_guide, record_needs
@@ -42,5 +42,4 @@ __all__ = [
     "record_size_problem",
     "show_value",
     "validate_record",
-    "walk_record",
 ]

@@ -15,6 +15,7 @@ tests hold the two to that.
 
 from __future__ import annotations
 
+import functools
 import re
 import types
 import typing
@@ -201,9 +202,11 @@ def _id(value: Any) -> bool:
             and _SPACE.search(value) is None)
 
 
+@functools.cache
 def clean_check(record_type: str, mode: Mode) -> Check:
     """The predicate for records of ``record_type`` (one of ``RECORD_TYPES``) in ``mode``:
-    True only when ``validate_record`` would find no error and no warning."""
+    True only when ``validate_record`` would find no error and no warning. Compiled once per
+    type and mode: ``validate_record`` and each stream's batcher share it."""
     struct = RECORD_STRUCTS[record_type]
     level = _level_check(struct, mode, {
         "id": _id, "@type": lambda v: v.__class__ is str and v == record_type})

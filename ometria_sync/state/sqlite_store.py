@@ -256,9 +256,6 @@ class SqliteState:
 
     def remember(self, stream_id: int, pairs: list[tuple[int, int]],
                  groups: list[int] | None = None) -> Pending:
-        if groups is None:
-            return self._thread.submit(lambda store: store.changes.remember(stream_id, pairs),
-                                       len(pairs))
         return self._thread.submit(lambda store: store.changes.remember(stream_id, pairs,
                                                                         groups), len(pairs))
 
