@@ -25,6 +25,13 @@ CREATE TABLE {t} (
 )"""
 
 
+def pg_state(schema: str, *, dead_letter: str | None = None) -> str:
+    """A job's ``[state]`` section keeping its state in ``schema``, the server's URL read from
+    ``OMETRIA_SYNC_STATE_URL`` (set it to :data:`DSN` in the run's environment)."""
+    section = f'\n[state]\ncheckpoint_url_env = "OMETRIA_SYNC_STATE_URL"\nschema = "{schema}"\n'
+    return section + (f'dead_letter = "{dead_letter}"\n' if dead_letter else "")
+
+
 async def connect() -> asyncpg.Connection:
     """A connection to the test server; a test fails (never skips) when it is down, saying how
     to start it."""

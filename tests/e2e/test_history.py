@@ -15,15 +15,10 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import CONTACTS, Workspace, contact_records, jsonl
-from tests.pg import DSN
+from tests.pg import DSN, pg_state
 
 pytestmark = pytest.mark.e2e
 Emulator = Callable[..., Any]
-PG_STATE = """
-[state]
-checkpoint_url_env = "OMETRIA_SYNC_STATE_URL"
-schema = "{schema}"
-"""
 
 
 def _records(bad: int) -> list[Any]:
@@ -62,7 +57,7 @@ async def test_history_lists_three_runs_from_the_state_store(
     kind: str, tmp_path: Path, emulator: Emulator, pg_schema: str
 ) -> None:
     workspace = Workspace(tmp_path)
-    state = PG_STATE.format(schema=pg_schema) if kind == "postgres" else ""
+    state = pg_state(pg_schema) if kind == "postgres" else ""
     workspace.job(state + CONTACTS, rate_limit_per_second=50, batch_size=10)
     if kind == "postgres":
         workspace.extra_env = {"OMETRIA_SYNC_STATE_URL": DSN}

@@ -18,16 +18,10 @@ import pytest
 from ometria_sync.emulator.behaviour import STORE
 from tests.e2e.conftest import CONTACTS, Workspace, contact_records, jsonl
 from tests.e2e.crash_trials import kill_mid_run, once
-from tests.pg import DSN, QUERY, connect, fill
+from tests.pg import DSN, QUERY, connect, fill, pg_state
 
 pytestmark = pytest.mark.e2e
 Emulator = Callable[..., Any]
-PG_STATE = """
-[state]
-checkpoint_url_env = "OMETRIA_SYNC_STATE_URL"
-schema = "{schema}"
-dead_letter = "database"
-"""
 BAD = {5, 17, 40}
 
 
@@ -70,7 +64,7 @@ def report(workspace: Workspace, stdout: str) -> dict[str, Any]:
 async def test_known_refusals_exit_0_and_a_fixed_row_goes_out_once_and_leaves_the_ledger(
         kind: str, tmp_path: Path, emulator: Emulator, pg_schema: str) -> None:
     workspace = Workspace(tmp_path)
-    state = PG_STATE.format(schema=pg_schema) if kind == "postgres" else ""
+    state = pg_state(pg_schema, dead_letter="database") if kind == "postgres" else ""
     if kind == "postgres":
         workspace.extra_env = {"OMETRIA_SYNC_STATE_URL": DSN}
     workspace.job(state + CONTACTS)
@@ -153,7 +147,8 @@ async def test_dead_letters_per_run_and_validate_keeps_out_of_them(
     workspace = Workspace(tmp_path)
     if kind == "postgres":
         workspace.extra_env = {"OMETRIA_SYNC_STATE_URL": DSN}
-    workspace.job((PG_STATE.format(schema=pg_schema) if kind == "postgres" else "") + CONTACTS)
+    state = pg_state(pg_schema, dead_letter="database") if kind == "postgres" else ""
+    workspace.job(state + CONTACTS)
     data = tmp_path / "data/contacts.jsonl"
     dead_file = tmp_path / "state" / "dead-letter.jsonl"
     async with emulator(rate=50) as emu:
@@ -206,8 +201,8 @@ async def test_a_batch_whose_retries_ran_out_is_resent_next_night(
     workspace = Workspace(tmp_path)
     if kind == "postgres":
         workspace.extra_env = {"OMETRIA_SYNC_STATE_URL": DSN}
-    workspace.job((PG_STATE.format(schema=pg_schema) if kind == "postgres" else "") + CONTACTS,
-                  max_retries=1, batch_size=10, concurrency=2)
+    state = pg_state(pg_schema, dead_letter="database") if kind == "postgres" else ""
+    workspace.job(state + CONTACTS, max_retries=1, batch_size=10, concurrency=2)
     data = tmp_path / "data/contacts.jsonl"
     port = free_port()
     jsonl(data, contact_records(40))

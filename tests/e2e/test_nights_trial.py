@@ -28,7 +28,7 @@ from ometria_sync.emulator.behaviour import STORE
 from ometria_sync.emulator.store import EmulatorStore
 from tests.e2e.conftest import Workspace
 from tests.e2e.crash_trials import Process, kill_mid_run
-from tests.pg import DSN, connect
+from tests.pg import DSN, connect, pg_state
 
 pytestmark = pytest.mark.e2e
 Emulator = Callable[..., Any]
@@ -40,11 +40,6 @@ GONE = 207  # an invalid row deleted from the source after night 3
 FAILING = f"c{TOTAL - 1}"  # its batch, the last one, is answered 503 every time on night 1
 VALID = {f"shop/c{n}" for n in range(TOTAL) if n not in BAD}
 
-PG_STATE = """
-[state]
-checkpoint_url_env = "OMETRIA_SYNC_STATE_URL"
-schema = "{schema}"
-"""
 CSV_STREAM = """
 [[streams]]
 name = "contacts"
@@ -181,7 +176,7 @@ async def test_nights_converge_with_lost_imports_invalid_rows_and_a_failed_batch
     if state == "postgres":
         workspace.extra_env = {"OMETRIA_SYNC_STATE_URL": DSN}
     source = Source(kind, tmp_path, f"contacts_{pg_schema}")
-    head = PG_STATE.format(schema=pg_schema) if state == "postgres" else ""
+    head = pg_state(pg_schema) if state == "postgres" else ""
     job = head + source.stream()
     workspace.job(job, rate_limit_per_second=100, batch_size=50, max_retries=1)
     try:

@@ -18,15 +18,10 @@ from ometria_sync.emulator.behaviour import STORE
 from tests.e2e.conftest import Workspace, contact_records, jsonl
 from tests.e2e.crash_trials import kill_mid_run, once
 from tests.e2e.test_on_missing import changed, settled
-from tests.pg import DSN
+from tests.pg import DSN, pg_state
 
 pytestmark = pytest.mark.e2e
 Emulator = Callable[..., Any]
-PG_STATE = """
-[state]
-checkpoint_url_env = "OMETRIA_SYNC_STATE_URL"
-schema = "{schema}"
-"""
 STREAMS = """
 [[streams]]
 name = "products"
@@ -59,7 +54,7 @@ async def test_too_many_missing_deactivates_nothing_until_allowed_once(
     workspace = Workspace(tmp_path)
     if kind == "postgres":
         workspace.extra_env = {"OMETRIA_SYNC_STATE_URL": DSN}
-    workspace.job((PG_STATE.format(schema=pg_schema) if kind == "postgres" else "") + STREAMS)
+    workspace.job((pg_state(pg_schema) if kind == "postgres" else "") + STREAMS)
     async with emulator(rate=50) as emu:
         jsonl(tmp_path / "data/products.jsonl", products(100))
         jsonl(tmp_path / "data/contacts.jsonl", contacts())

@@ -13,16 +13,10 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import Workspace, jsonl
-from tests.pg import DSN
+from tests.pg import DSN, pg_state
 
 pytestmark = pytest.mark.e2e
 Emulator = Any
-PG_STATE = """
-[state]
-checkpoint_url_env = "OMETRIA_SYNC_STATE_URL"
-schema = "{schema}"
-dead_letter = "database"
-"""
 STREAM = """
 [[streams]]
 name = "contacts"
@@ -97,7 +91,7 @@ async def _two_jobs_trial(workspace: Workspace, emulator: Emulator) -> None:
 
 async def test_two_jobs_in_one_postgres_schema_run_side_by_side_each_on_its_own_state(
         tmp_path: Path, emulator: Emulator, pg_schema: str) -> None:
-    workspace = _two_jobs(tmp_path, PG_STATE.format(schema=pg_schema))
+    workspace = _two_jobs(tmp_path, pg_state(pg_schema, dead_letter="database"))
     workspace.extra_env = {"OMETRIA_SYNC_STATE_URL": DSN}
     await _two_jobs_trial(workspace, emulator)
 
@@ -124,7 +118,7 @@ cursor = ["updated_at", "id"]
 
 async def test_commands_that_read_only_the_state_need_no_source_secret(
         workspace: Workspace, emulator: Emulator, pg_schema: str) -> None:
-    workspace.job(PG_STATE.format(schema=pg_schema) + POSTGRES_SOURCE)
+    workspace.job(pg_state(pg_schema, dead_letter="database") + POSTGRES_SOURCE)
     workspace.extra_env = {"OMETRIA_SYNC_STATE_URL": DSN}
     async with emulator() as emu:
         status = await workspace.run("status", "job.toml", url=emu.url)
