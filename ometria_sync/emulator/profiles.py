@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterable
 from typing import Any
+
+import msgspec
 
 from ometria_sync.emulator.store import EmulatorStore
 
@@ -57,16 +58,15 @@ def profile_id(cluster_key: str) -> str:
     return f"{digest[:4]}-{digest[4:10]}-{digest[10:16]}"
 
 
-def _cluster_key(contact: dict[str, Any]) -> str | None:
-    if contact.get("customer_id"):
-        return f"customer:{contact['customer_id']}"
-    if contact.get("email"):
-        return f"email:{str(contact['email']).lower()}"
+def _cluster_key(customer_id: Any, email: Any) -> str | None:
+    if customer_id:
+        return f"customer:{customer_id}"
+    if email:
+        return f"email:{str(email).lower()}"
     return None
 
 
-def _order_owner(order: dict[str, Any]) -> list[str]:
-    customer = order.get("customer") or {}
+def _order_owner(customer: Any) -> list[str]:
     keys = []
     if isinstance(customer, dict):
         if customer.get("id"):
@@ -76,44 +76,83 @@ def _order_owner(order: dict[str, Any]) -> list[str]:
     return keys
 
 
+class _Who(msgspec.Struct):
+    """What clustering reads of a contact (other fields are skipped undecoded)."""
+
+    customer_id: Any = None
+    email: Any = None
+
+
+class _Buyer(msgspec.Struct):
+    """What clustering reads of an order."""
+
+    customer: Any = None
+
+
 class _Cluster:
+    """One profile as store keys: its listings and orders are decoded only to show it."""
+
+    __slots__ = ("key", "listings", "orders", "updated")
+
     def __init__(self, key: str) -> None:
         self.key = key
-        self.listings: list[dict[str, Any]] = []
-        self.orders: list[dict[str, Any]] = []
+        self.listings: list[str] = []
+        self.orders: list[str] = []
         self.updated = 0.0
 
 
-def build_profiles(
-    contacts: Iterable[tuple[dict[str, Any], float]],
-    orders: Iterable[tuple[dict[str, Any], float]],
-) -> list[tuple[dict[str, Any], float]]:
-    """``(profile, updated_at)`` for each cluster of listings, in the order clusters formed.
-    ``contacts`` and ``orders`` are imported records with their import times."""
+def _clusters(store: EmulatorStore) -> list[_Cluster]:
+    """The clusters of the store's imported contacts and orders, in the order they formed.
+    Listings with a customer_id come first, so an email-only listing joins its customer's
+    profile whatever order the two were imported in. Holds keys, not records: a store of
+    millions of contacts is clustered in memory proportional to its keys."""
     clusters: dict[str, _Cluster] = {}
     email_to_key: dict[str, str] = {}
-    # listings with a customer_id first, so an email-only listing joins its customer's profile
-    # whatever order the two were imported in
-    for contact, updated in sorted(contacts, key=lambda c: not c[0].get("customer_id")):
-        key = _cluster_key(contact)
-        if key is None:
-            continue
-        email = str(contact.get("email") or "").lower()
-        if key.startswith("email:") and email in email_to_key:
-            key = email_to_key[email]
-        cluster = clusters.setdefault(key, _Cluster(key))
-        cluster.listings.append(contact)
-        cluster.updated = max(cluster.updated, updated)
-        if email:
-            email_to_key.setdefault(email, key)
-    for order, updated in orders:
-        for owner in _order_owner(order):
+    who = msgspec.json.Decoder(_Who).decode
+    contacts = store.raw_items("contact")
+    updated_at = store.updated_at
+    for with_customer in (True, False):
+        for name, raw in contacts:
+            contact = who(raw)
+            if bool(contact.customer_id) is not with_customer:
+                continue
+            key = _cluster_key(contact.customer_id, contact.email)
+            if key is None:
+                continue
+            email = str(contact.email or "").lower()
+            if key.startswith("email:") and email in email_to_key:
+                key = email_to_key[email]
+            cluster = clusters.get(key)
+            if cluster is None:
+                cluster = clusters[key] = _Cluster(key)
+            cluster.listings.append(name)
+            cluster.updated = max(cluster.updated, updated_at.get(("contact", name), 0.0))
+            if email:
+                email_to_key.setdefault(email, key)
+    buyer = msgspec.json.Decoder(_Buyer).decode
+    for name, raw in store.raw_items("order"):
+        for owner in _order_owner(buyer(raw).customer):
             owner = email_to_key.get(owner[6:], owner) if owner.startswith("email:") else owner
             if owner in clusters:
-                clusters[owner].orders.append(order)
-                clusters[owner].updated = max(clusters[owner].updated, updated)
+                found = clusters[owner]
+                found.orders.append(name)
+                found.updated = max(found.updated, updated_at.get(("order", name), 0.0))
                 break
-    return [(_profile(c), c.updated) for c in clusters.values()]
+    return list(clusters.values())
+
+
+def build_profiles(store: EmulatorStore) -> list[tuple[dict[str, Any], float]]:
+    """``(profile, updated_at)`` for each cluster of the store's listings, in the order
+    clusters formed (every profile decoded: for tests and small stores)."""
+    return [(show_profile(store, c), c.updated) for c in _clusters(store)]
+
+
+def show_profile(store: EmulatorStore, cluster: _Cluster) -> dict[str, Any]:
+    """The profile of ``cluster`` as the read endpoints show it."""
+    listings = [store.get("contact", k) for k in cluster.listings]
+    orders = [store.get("order", k) for k in cluster.orders]
+    return _profile(cluster.key, [c for c in listings if c is not None],
+                    [o for o in orders if o is not None])
 
 
 def _first(listings: list[dict[str, Any]], field: str, *, earliest: bool = False) -> Any:
@@ -135,14 +174,14 @@ def _identities(listings: list[dict[str, Any]]) -> list[dict[str, str]]:
     return found
 
 
-def _profile(cluster: _Cluster) -> dict[str, Any]:
-    listings = cluster.listings
+def _profile(key: str, listings: list[dict[str, Any]],
+             orders: list[dict[str, Any]]) -> dict[str, Any]:
     first = listings[0]
     properties: dict[str, Any] = {}
     for contact in reversed(listings):  # the first listing's values win
         if isinstance(contact.get("properties"), dict):
             properties.update(contact["properties"])
-    valid = [o for o in cluster.orders if o.get("is_valid") is not False]
+    valid = [o for o in orders if o.get("is_valid") is not False]
     revenue = round(sum(float(o.get("grand_total") or 0) for o in valid), 2)
     bought = sorted(utc_text(o["timestamp"]) for o in valid if o.get("timestamp"))
     items = sum(i.get("quantity") or 0 for o in valid for i in o.get("lineitems") or []
@@ -150,7 +189,7 @@ def _profile(cluster: _Cluster) -> dict[str, Any]:
     names = [first.get("firstname"), first.get("lastname")]
     return {
         "@type": "profile",
-        "id": profile_id(cluster.key),
+        "id": profile_id(key),
         "customer_id": next((c["customer_id"] for c in listings if c.get("customer_id")), None),
         "email": _email(first.get("email")),
         "prefix": first.get("prefix"),
@@ -179,7 +218,7 @@ def _profile(cluster: _Cluster) -> dict[str, Any]:
         "stats": {
             "aov": round(revenue / len(valid), 2) if valid else 0,
             "orders": len(valid),
-            "orders_attempted": len(cluster.orders),
+            "orders_attempted": len(orders),
             "revenue": revenue,
             "total_items": items,
             "visits": 0,
@@ -189,28 +228,49 @@ def _profile(cluster: _Cluster) -> dict[str, Any]:
 
 
 class ProfileView:
-    """The profiles built from the store, rebuilt only after an import changed it."""
+    """The store's profiles, clustered again only after an import changed the store. Pages
+    and look-ups decode only the profiles they show, so a store of millions of contacts is
+    served page by page without a copy of every profile in memory."""
 
     def __init__(self, store: EmulatorStore) -> None:
         self._store = store
         self._version = -1
-        self.profiles: list[tuple[dict[str, Any], float]] = []
-        self.by_id: dict[str, dict[str, Any]] = {}
-        self.by_email: dict[str, dict[str, Any]] = {}
+        self._clusters: list[_Cluster] = []
+        self._by_id: dict[str, _Cluster] | None = None
+        self._by_email: dict[str, _Cluster] | None = None
 
     def refresh(self) -> ProfileView:
         store = self._store
         if store.version != self._version:
-            def timed(rtype: str) -> list[tuple[dict[str, Any], float]]:
-                return [(record, store.updated_at.get((rtype, key), 0.0))
-                        for key, record in store.table(rtype).items()]
-
-            self.profiles = build_profiles(timed("contact"), timed("order"))
-            self.by_id = {p["id"]: p for p, _ in self.profiles}
-            self.by_email = {}
-            for profile, _ in self.profiles:
-                for identity in profile["identities"]:
-                    if identity["type"] == "email":
-                        self.by_email.setdefault(identity["id"], profile)
+            self._clusters = _clusters(store)
+            self._by_id = self._by_email = None  # built on the first look-up
             self._version = store.version
         return self
+
+    def page(self, offset: int, limit: int, since: float | None = None) -> list[dict[str, Any]]:
+        """Profiles ``offset`` to ``offset + limit`` in the order they formed (``since``: only
+        those updated at or after that POSIX time)."""
+        clusters = self._clusters
+        if since is not None:
+            clusters = [c for c in clusters if c.updated >= since]
+        return [show_profile(self._store, c) for c in clusters[offset:offset + limit]]
+
+    def by_id(self, profile: str) -> dict[str, Any] | None:
+        if self._by_id is None:
+            self._by_id = {profile_id(c.key): c for c in self._clusters}
+        found = self._by_id.get(profile)
+        return None if found is None else show_profile(self._store, found)
+
+    def by_email(self, email: str) -> dict[str, Any] | None:
+        """The first profile one of whose listings has this (lower-case) email."""
+        if self._by_email is None:
+            self._by_email = {}
+            who = msgspec.json.Decoder(_Who).decode
+            table = self._store.raw_table("contact")
+            for cluster in self._clusters:
+                for name in cluster.listings:
+                    value = _email(who(table[name]).email)
+                    if value:
+                        self._by_email.setdefault(str(value), cluster)
+        found = self._by_email.get(email)
+        return None if found is None else show_profile(self._store, found)

@@ -4,7 +4,6 @@ documents' shapes (``profiles.py``). Paged listings take ``limit`` (1..250) and 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from aiohttp import web
 
@@ -24,14 +23,6 @@ def _paging(request: web.Request) -> tuple[int, int] | web.Response:
     return limit, offset
 
 
-def _page(request: web.Request, items: list[Any]) -> web.Response:
-    paging = _paging(request)
-    if isinstance(paging, web.Response):
-        return paging
-    limit, offset = paging
-    return json_answer(items[offset:offset + limit])
-
-
 async def list_orders(request: web.Request) -> web.Response:
     """Orders in the order Ometria first imported them (its internal id), 250 at most."""
     paging = _paging(request)
@@ -39,7 +30,7 @@ async def list_orders(request: web.Request) -> web.Response:
         return paging
     limit, offset = paging
     store = request.app[STORE]
-    page = [store.get("order", key) for key in store.keys("order")[offset:offset + limit]]
+    page = [store.get("order", key) for key in store.key_page("order", offset, limit)]
     return json_answer([order_view(o) for o in page if o is not None])
 
 
@@ -79,17 +70,20 @@ async def list_profiles(request: web.Request) -> web.Response:
     view = request.app[PROFILES].refresh()
     email = request.query.get("email")
     if email is not None:
-        return one_or_404(view.by_email.get(email.strip().lower()))
-    profiles = view.profiles
+        return one_or_404(view.by_email(email.strip().lower()))
+    since = None
     since_text = request.query.get("updateSince")
     if since_text:
         since = _since(since_text)
         if since is None:
             return json_answer({"status": "ERROR",
                                 "message": "updateSince must be an ISO 8601 date"}, 400)
-        profiles = [(p, at) for p, at in profiles if at >= since]
-    return _page(request, [p for p, _ in profiles])
+    paging = _paging(request)
+    if isinstance(paging, web.Response):
+        return paging
+    limit, offset = paging
+    return json_answer(view.page(offset, limit, since))
 
 
 async def get_profile(request: web.Request) -> web.Response:
-    return one_or_404(request.app[PROFILES].refresh().by_id.get(request.match_info["id"]))
+    return one_or_404(request.app[PROFILES].refresh().by_id(request.match_info["id"]))

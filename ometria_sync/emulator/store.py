@@ -32,6 +32,7 @@ import random
 import time
 import uuid
 from collections import Counter, deque
+from collections.abc import ItemsView, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -169,6 +170,8 @@ class EmulatorStore:
         self.updated_at: dict[tuple[str, str], float] = {}
         #: bumped by every import: read views cache what they build from the tables
         self.version = 0
+        #: per type: the keys in import order, and the version they were listed at
+        self._key_lists: dict[str, tuple[int, list[str]]] = {}
         #: records lost at import: ``{"type", "key", "id", "silent"}``
         self.lost: list[dict[str, Any]] = []
         self.queue: deque[tuple[str, dict[str, Any]]] = deque()
@@ -247,9 +250,26 @@ class EmulatorStore:
         decode = msgspec.json.decode
         return {key: decode(raw) for key, raw in self._tables.get(rtype, {}).items()}
 
+    def raw_items(self, rtype: str) -> ItemsView[str, bytes]:
+        """The imported records of one type as stored (key, JSON bytes), in import order; a
+        view: read it before the next import."""
+        return self._tables.get(rtype, {}).items()
+
+    def raw_table(self, rtype: str) -> Mapping[str, bytes]:
+        """The imported records of one type as stored: key -> JSON bytes (a live view)."""
+        return self._tables.get(rtype, {})
+
     def keys(self, rtype: str) -> list[str]:
         """The keys of one type, in the order they were first imported."""
         return list(self._tables.get(rtype, {}))
+
+    def key_page(self, rtype: str, offset: int, limit: int) -> list[str]:
+        """``keys(rtype)[offset:offset + limit]``, without listing every key for each page:
+        the list is kept until the next import."""
+        cached = self._key_lists.get(rtype)
+        if cached is None or cached[0] != self.version:
+            cached = self._key_lists[rtype] = (self.version, self.keys(rtype))
+        return cached[1][offset:offset + limit]
 
     def get(self, rtype: str, key: str) -> dict[str, Any] | None:
         raw = self._tables.get(rtype, {}).get(key)

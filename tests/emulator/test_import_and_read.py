@@ -356,6 +356,21 @@ async def test_profile_stats_follow_order_updates(emulator: EmuFactory) -> None:
                                 "revenue": 20.5, "total_items": 0, "visits": 0}
 
 
+
+async def test_profile_look_ups_see_listings_imported_after_the_first_look_up(
+        emulator: EmuFactory) -> None:
+    """Look-ups by email and by id are built once per state of the store, not kept past an
+    import: a listing imported after the first look-up is found by both."""
+    emu = await emulator()
+    await _profile_fixture(emu)
+    assert (await emu.get("/v2/profiles", email="cy@example.com")).status == 404
+    assert (await emu.get(f"/v2/profiles/{profile_id('customer:u9')}")).status == 404
+    await _import(emu, [contact("c9", "shop", customer_id="u9", email="Cy@example.com")])
+    cy = await emu.json("/v2/profiles", email="cy@example.com")
+    assert (cy["id"], cy["customer_id"]) == (profile_id("customer:u9"), "u9")
+    assert await emu.json(f"/v2/profiles/{cy['id']}") == cy
+    assert await emu.json("/v2/profiles") == [ANN, cy, BOB]  # customer ids first
+
 # --- stats ------------------------------------------------------------------------------------
 
 
