@@ -63,6 +63,10 @@ class GroupedPart(Protocol):
     def decode(self, group: LineGroup) -> list[SourceItem]:
         """The items of one group."""
 
+    def skip(self, group: LineGroup) -> bool:
+        """Whether a group Ometria holds may be skipped, called in read order in place of
+        :meth:`decode` (a CSV file's orders: False when one of them appeared before)."""
+
 
 def shaping(stream: StreamSettings, transform: Transform | None) -> bytes:
     """What turns a line into the record sent, as bytes: the product's version (its schema
@@ -157,7 +161,8 @@ class LineGroups:
         items: list[SourceItem] = []
         for group, h in zip(groups, hashes, strict=True):
             ids = held.get(h) if h else None
-            if ids is not None and sent.isdisjoint(ids) and watched.isdisjoint(ids):
+            if (ids is not None and sent.isdisjoint(ids) and watched.isdisjoint(ids)
+                    and self._part.skip(group)):
                 items.append(SourceItem(record=None, position=group.end, line=group.end[1],
                                         unchanged=len(ids)))
                 self._seen.append(h)
