@@ -218,16 +218,14 @@ class OrderGrouper:
                                    f"already ended at line {self._seen[_hashable(order_id)]}")
         return done
 
-    def passed(self, orders: list[tuple[str, int]]) -> bool:
+    def passed(self, orders: dict[str, int]) -> bool:
         """Orders read elsewhere (a group skipped undecoded: each order's id and the first
         line of its last row), noted as if added here, so a later row of one is refused as
         not consecutive. False, noting nothing, when an order is being built or one of them
-        appeared before (or twice): their rows must be read to be refused."""
-        ids = {_hashable(order_id) for order_id, _ in orders}
-        if self._group is not None or len(ids) != len(orders) or not ids.isdisjoint(self._seen):
+        appeared before: their rows must be read to be refused."""
+        if self._group is not None or not self._seen.keys().isdisjoint(orders):
             return False
-        for order_id, last_line in orders:
-            self._seen[order_id] = last_line
+        self._seen.update(orders)
         return True
 
     def finish(self) -> list[SourceItem]:

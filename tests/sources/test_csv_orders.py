@@ -140,7 +140,7 @@ async def test_an_unchanged_file_is_all_skipped_and_a_reused_id_still_refused(
     held is refused as not consecutive, naming the line where that order ended."""
     path = tmp_path / "orders.csv"
     rows = [f"o{n},o{n}@example.com,s{n},1,n\no{n},o{n}@example.com,t{n},2,n\n"
-            for n in range(400)]
+            for n in range(1000)]
     rows.append("o7,o7@example.com,again,1,n\n")
     path.write_bytes(HEADER + "".join(rows).encode())
     slow = await _slow(path)
@@ -182,13 +182,17 @@ async def test_orders_whose_id_is_not_one_plain_text_cell_are_read_the_usual_way
 def test_an_order_id_cell_is_read_as_the_mapping_reads_it() -> None:
     ids = OrderIds(index=1, width=3, trim=True, delimiter=",", quotechar='"', encoding="utf-8",
                    mapped=lambda cells: {"id": cells[1].strip()})
-    assert ids.row_id([b"a, o1 ,b"]) == "o1"
+    assert ids.row_id([b"a, o1 ,b"]) == b"o1"  # a key: equal keys, equal ids
     assert ids.row_id([b'a,"o,1",b']) == "o,1"
     assert ids.row_id([b'a,"o', b'1",b']) == "o\n1"
-    assert ids.row_id([b"a,o1,b\r"]) == "o1"
-    assert ids.row_id([b"a,o1"]) is None  # a cell too few
+    assert ids.row_id([b"a,o1,b\r"]) == b"o1"
     assert ids.row_id([b"a,,b"]) is None  # no id
-    assert ids.row_id([b"a,\xff,b"]) is None  # not UTF-8
-    assert ids.orders([b"a,o1,b", b"a,o1,c", b"a, o2,b"], 10) == [("o1", 12), ("o2", 13)]
-    assert ids.orders([b"a,o1,b", b"", b"a,o1,c"], 10) == [("o1", 13)]  # a blank row
+    assert ids.taken_id([b"a, o1 ,b"]) == "o1"
+    assert ids.taken_id([b"a,o1"]) is None  # a cell too few
+    assert ids.taken_id([b"a,\xff,b"]) is None  # not UTF-8
+    assert ids.orders([b"a,o1,b", b"a,o1,c", b"a, o2,b"], 10) == {"o1": 12, "o2": 13}
+    assert ids.orders([b"a,o1,b", b"", b"a,o1,c"], 10) == {"o1": 13}  # a blank row
+    assert ids.orders([b'a,"o1",b', b"a,o1,c"], 10) == {"o1": 12}
     assert ids.orders([b"a,o1,b", b"a,,c"], 10) is None
+    assert ids.orders([b"a,o1,b", b"a,o2,c", b"a,o1,c"], 10) is None  # not consecutive
+    assert ids.orders([b"a,o1,b", b"a,o2,c", b"a, o1,c"], 10) is None

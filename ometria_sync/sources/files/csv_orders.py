@@ -12,19 +12,19 @@ groups on both sides are never plain (always decoded), and the first leaves its 
 open for the second (``open_end``).
 
 Refusing an order whose rows are not consecutive takes the ids of every order before it,
-skipped ones included: :meth:`OrderIds.orders` reads a skipped group's order ids (one split
-per line when the group holds neither the quote character nor a carriage return, else the
-``csv`` module) for ``OrderGrouper.passed``, which declines to skip a group reusing an id
-seen before: it is decoded, and its order refused with the usual message.
+skipped ones included: :meth:`OrderIds.orders` reads a skipped group's order ids (each line's
+bytes split up to its id cell when the group holds neither the quote character nor a carriage
+return, in UTF-8 or a single-byte encoding; else the ``csv`` module) for
+``OrderGrouper.passed``, which declines to skip a group reusing an id seen before: it is
+decoded, and its order refused with the usual message.
 """
 
 from __future__ import annotations
 
 import csv
-import re
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
-from itertools import compress, count, islice
+from itertools import compress, count, islice, repeat
 from operator import ne
 from typing import Any
 from zlib import adler32
@@ -32,12 +32,19 @@ from zlib import adler32
 from ometria_sync.sources.files.csv_groups import RowCutter
 from ometria_sync.sources.files.lines import GROUP_LINES, GROUP_MAX, Line, LineGroup
 
-_MASK = GROUP_LINES - 1
+#: a group of orders ends after about one line in this many (four times a group of other
+#: lines: an order takes a few rows, and so many fewer groups cost the state less) ...
+ORDER_GROUP_LINES = 4 * GROUP_LINES
+_MASK = ORDER_GROUP_LINES - 1
+#: ... and at the first order's end after this many
+ORDER_GROUP_MAX = 4 * GROUP_MAX
 #: an order this many lines into a group without ending is cut inside (both sides decoded)
-ORDER_MAX_LINES = 8 * GROUP_MAX
+ORDER_MAX_LINES = 4 * ORDER_GROUP_MAX
 
-#: an order's id and the first line of its last row (as ``OrderGrouper`` records it)
-Order = tuple[str, int]
+#: Python's names of the encodings whose bytes for ASCII characters are never part of another
+#: character: UTF-8 and single-byte ones
+_BYTE_SAFE = ("utf-8", "ascii", "latin-1", "cp437", "cp850", "cp858", "koi8-r", "koi8-u")
+_BYTE_SAFE_FAMILIES = ("iso8859-", "cp125", "mac-")
 
 
 class OrderIds:
@@ -51,21 +58,31 @@ class OrderIds:
         self._mapped = mapped
         self._dialect = csv.reader((), delimiter=delimiter, quotechar=quotechar,
                                    strict=True).dialect
-        other = f"[^{re.escape(delimiter)}\\n]*"
-        #: the id cell of each line (a line with fewer cells has no match)
-        self._cell = re.compile(f"^(?:{other}{re.escape(delimiter)}){{{index}}}({other})",
-                                re.MULTILINE)
+        #: rows split as bytes: the delimiter's and the quote's bytes are never part of
+        #: another character (UTF-8 or a single-byte encoding, ASCII delimiter and quote)
+        self._raw = (encoding in _BYTE_SAFE or encoding.startswith(_BYTE_SAFE_FAMILIES)) and (
+            delimiter + quotechar).isascii()
+        self._delimiter_byte, self._quote_byte = delimiter.encode(), quotechar.encode()
 
-    def row_id(self, lines: Sequence[bytes | Line]) -> str | None:
-        """The order id of the one row on ``lines``, read from its cell; None when the
-        row-by-row read surely refuses the row (a special line, bytes not valid in the
-        encoding, a cell too many or too few, bad quoting) or it has no id."""
+    def row_id(self, lines: Sequence[bytes | Line]) -> bytes | str | None:
+        """A key of the order id of the one row on ``lines``, read from its cell (rows whose
+        keys are equal have the same id once mapped); None when the row-by-row read surely
+        refuses the row (a special line, bytes not valid in the encoding, a cell too many or
+        too few, bad quoting) or it has no id."""
+        if self._raw and len(lines) == 1 and isinstance(lines[0], bytes):
+            raw = lines[0][:-1] if lines[0].endswith(b"\r") else lines[0]
+            if self._quote_byte not in raw and b"\r" not in raw:
+                split = raw.split(self._delimiter_byte, self._index + 1)
+                if len(split) <= self._index:
+                    return None
+                cell = split[self._index]
+                return (cell.strip() if self._trim else cell) or None
         cells = self._cells(lines)
         return None if cells is None else self._id(cells)
 
     def taken_id(self, lines: Sequence[bytes | Line]) -> str | None:
-        """:meth:`row_id`, from the row mapped: None unless the row-by-row read takes the row
-        into an order with an id."""
+        """The order id of the one row on ``lines``, from the row mapped: None unless the
+        row-by-row read takes the row into an order with an id."""
         cells = self._cells(lines)
         if cells is None or len(cells) != self._width or not any(cells):
             return None
@@ -96,44 +113,53 @@ class OrderIds:
         cell = cells[self._index]
         return (cell.strip() if self._trim else cell) or None
 
-    def orders(self, lines: list[bytes | Line], line: int) -> list[Order] | None:
-        """The orders of a group's rows (its lines read from after ``line``), in order; None
-        when that is not sure (a row without an id, or one the row-by-row read refuses):
-        the group is then decoded."""
+    def orders(self, lines: list[bytes | Line], line: int) -> dict[str, int] | None:
+        """The orders of a group's rows (its lines read from after ``line``), in order: each
+        one's id and the first line of its last row; None when that is not sure (a row
+        without an id, one the row-by-row read refuses, an order whose rows are not
+        consecutive): the group is then decoded. Meant for a group Ometria holds, so every
+        row was taken when it was kept: rows without the quote are only split to their id
+        cell."""
         try:
-            text = b"\n".join(lines).decode(self._encoding)  # type: ignore[arg-type]
-        except (UnicodeDecodeError, TypeError):
+            joined = b"\n".join(lines)  # type: ignore[arg-type]
+        except TypeError:  # a special line
             return None
-        if self._quote in text or "\r" in text:
-            return self._parsed(text, line)
-        cells = self._cell.findall(text)
-        n = len(cells)
-        if n != text.count("\n") + 1 or "" in cells:  # a short or blank row
-            return self._parsed(text, line)
-        last = list(compress(count(), map(ne, cells, islice(cells, 1, None))))
-        last.append(n - 1)
-        if not self._trim:
-            return [(cells[i], line + i + 1) for i in last]
-        orders = [(cells[i].strip(), line + i + 1) for i in last]
-        return None if any(not order for order, _ in orders) else orders
+        if not self._raw or self._quote_byte in joined or b"\r" in joined:
+            return self._parsed(lines, line)
+        index, delimiter = self._index, self._delimiter_byte
+        try:
+            cells = [raw.split(delimiter, index + 1)[index]  # type: ignore[union-attr]
+                     for raw in lines]
+        except IndexError:  # a cell too few
+            return self._parsed(lines, line)
+        if b"" in cells:  # a blank row, or one without an id
+            return self._parsed(lines, line)
+        ends = list(compress(count(), map(ne, cells, islice(cells, 1, None))))  # of runs
+        ends.append(len(cells) - 1)
+        ids = map(bytes.decode, map(cells.__getitem__, ends), repeat(self._encoding))
+        orders = dict(zip(map(str.strip, ids) if self._trim else ids,
+                          map((line + 1).__add__, ends), strict=True))
+        # an id in two runs: an order whose rows are not consecutive
+        return orders if len(orders) == len(ends) and "" not in orders else None
 
-    def _parsed(self, text: str, line: int) -> list[Order] | None:
+    def _parsed(self, lines: list[bytes | Line], line: int) -> dict[str, int] | None:
         """:meth:`orders` through the ``csv`` module (blank rows left out, as when read)."""
-        reader = csv.reader([t + "\n" for t in text.split("\n")], self._dialect)
-        orders: list[Order] = []
-        before = 0
+        try:
+            text = [raw.decode(self._encoding) + "\n" for raw in lines]  # type: ignore[union-attr]
+        except (UnicodeDecodeError, AttributeError):
+            return None
+        reader = csv.reader(text, self._dialect)
+        orders: dict[str, int] = {}
+        before, previous = 0, None
         try:
             for cells in reader:
                 first, before = before + 1, reader.line_num
                 if not any(cells):
                     continue
                 cell = self._id(cells)
-                if cell is None:
+                if cell is None or (cell != previous and cell in orders):
                     return None
-                if orders and orders[-1][0] == cell:
-                    orders[-1] = (cell, line + first)
-                else:
-                    orders.append((cell, line + first))
+                orders[cell], previous = line + first, cell
         except csv.Error:
             return None
         return orders
@@ -179,6 +205,7 @@ class OrderCutter(RowCutter):
             marks = [j for j, end in enumerate(ends) if isinstance(lines[end - 1], bytes)
                      and not adler32(lines[end - 1]) & _MASK]  # type: ignore[arg-type]
         rows = len(ends)
+        keys: dict[int, bytes | str | None] = {}  # row -> OrderIds.row_id
         cuts: list[int] = []
         first = 0  # the lines before the group being cut
         row = 0  # the first row that may end it
@@ -186,11 +213,11 @@ class OrderCutter(RowCutter):
         while True:
             while m < len(marks) and marks[m] < row:
                 m += 1
-            # where RowCutter would cut: a row whose last line says so, or GROUP_MAX lines in
+            # a row whose last line says so, or ORDER_GROUP_MAX lines in
             wanted = min(marks[m] if m < len(marks) else rows,
-                         bisect_left(ends, first + GROUP_MAX, lo=row))
+                         bisect_left(ends, first + ORDER_GROUP_MAX, lo=row))
             row, inside = wanted, False
-            while row + 1 < rows and not self._boundary(lines, ends, row):
+            while row + 1 < rows and not self._boundary(lines, ends, row, keys):
                 if ends[row] - first >= ORDER_MAX_LINES:
                     inside = True
                     break
@@ -203,12 +230,17 @@ class OrderCutter(RowCutter):
             cuts.append(first)
             row += 1
 
-    def _boundary(self, lines: list[bytes | Line], ends: Sequence[int], row: int) -> bool:
-        """An order ends with row ``row`` and another starts with the next."""
+    def _boundary(self, lines: list[bytes | Line], ends: Sequence[int], row: int,
+                  keys: dict[int, bytes | str | None]) -> bool:
+        """An order ends with row ``row`` and another starts with the next (``keys``: the
+        rows' id keys found so far)."""
         ids = self._ids
-        rows = lines[ends[row - 1] if row else 0:ends[row]], lines[ends[row]:ends[row + 1]]
-        here, after = (ids.row_id(r) for r in rows)
+        for r in (row, row + 1):
+            if r not in keys:
+                keys[r] = ids.row_id(lines[ends[r - 1] if r else 0:ends[r]])
+        here, after = keys[row], keys[row + 1]
         if here is None or after is None or here == after:
             return False
+        rows = lines[ends[row - 1] if row else 0:ends[row]], lines[ends[row]:ends[row + 1]]
         here, after = (ids.taken_id(r) for r in rows)  # both rows map, with these ids
         return here is not None and after is not None and here != after

@@ -166,7 +166,7 @@ class CsvRowReader:
             self._finish = True
         return items
 
-    def passed(self, orders: list[tuple[str, int]]) -> bool:
+    def passed(self, orders: dict[str, int]) -> bool:
         """``OrderGrouper.passed``: the orders of a group skipped undecoded."""
         return self._grouper is not None and self._grouper.passed(orders)
 
