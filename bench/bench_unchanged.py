@@ -2,7 +2,7 @@
 first run with PostgreSQL state against SQLite state.
 
     .venv/bin/python bench/bench_unchanged.py [--records 200000] [--first-run-records 1000000]
-        [--repeat 3] [--skip-first-run] [--csv-only]
+        [--repeat 3] [--skip-first-run] [--csv-only | --orders-csv-only]
 
 Runs the real engine in-process (sources, validation, batching, change index, checkpoints)
 with an in-memory pusher that acknowledges everything, so the network is out of the way.
@@ -15,7 +15,10 @@ with an in-memory pusher that acknowledges everything, so the network is out of 
   >= 2.0). The CSV is measured against two baselines in the same run: ``csv.reader`` of each
   row, and ``json.loads`` of the same records (the mapping's output) as JSON Lines; once as
   written, once with a quoted cell in every tenth row (``contacts csv "1"``), once with every
-  cell quoted (``contacts csv ""``).
+  cell quoted (``contacts csv ""``). Then ``orders csv``: the JSON Lines orders (``--records``
+  / 3, three line items each) as a CSV export of one row per line item, folded into orders
+  by its mapping; records are orders, against ``json.loads`` of the same orders (the
+  mapping's output) as JSON Lines, and ``csv.reader`` of its rows (per order: rows / 3).
 * **First run, PostgreSQL against SQLite state** (``--first-run-records`` contacts, fresh
   state each time): median wall time of ``--repeat`` runs of each, alternated, and their ratio
   (the goal: <= 1.2). PostgreSQL state goes to ``bench_*`` schemas on

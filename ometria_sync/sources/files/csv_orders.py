@@ -2,14 +2,16 @@
 nightly exports with one row per line item, ``pipeline/line_groups.py``).
 
 A group skipped undecoded must hold whole orders: an order split across two groups would be
-sent with part of its line items. So :class:`OrderCutter` moves each cut a
-:class:`~.csv_groups.RowCutter` would make forward to the first row end where the order id
-changes: between two rows whose ids differ, each mapped fine (so the row-by-row read takes
-both into orders: the one before ends there, the one after starts another). A cut depends on
-the row after it, so it is made only once that row is read; each group starts where an order
-starts. An order still going on :data:`ORDER_MAX_LINES` lines into a group is cut inside: the
-groups on both sides are never plain (always decoded), and the first leaves its last order
-open for the second (``open_end``).
+sent with part of its line items. So :class:`OrderCutter` cuts where a
+:class:`~.csv_groups.RowCutter` would (after a row whose last line's Adler-32 says so, here
+about one line in :data:`ORDER_GROUP_LINES`, or :data:`ORDER_GROUP_MAX` lines in), moved
+forward to the first row end where the order id changes: between two rows whose ids differ,
+each mapped fine (so the row-by-row read takes both into orders: the one before ends there,
+the one after starts another). A cut depends on the row after it, so it is made only once
+that row is read; each group starts where an order starts. An order still going on
+:data:`ORDER_MAX_LINES` lines into a group is cut inside: the groups on both sides are never
+plain (always decoded), and the first leaves its last order open for the second
+(``open_end``).
 
 Refusing an order whose rows are not consecutive takes the ids of every order before it,
 skipped ones included: :meth:`OrderIds.orders` reads a skipped group's order ids (each line's
