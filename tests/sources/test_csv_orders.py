@@ -194,5 +194,6 @@ def test_an_order_id_cell_is_read_as_the_mapping_reads_it() -> None:
     assert ids.orders([b"a,o1,b", b"", b"a,o1,c"], 10) == {"o1": 13}  # a blank row
     assert ids.orders([b'a,"o1",b', b"a,o1,c"], 10) == {"o1": 12}
     assert ids.orders([b"a,o1,b", b"a,,c"], 10) is None
+    assert ids.orders([b"a,o1,b", b"a,o\xff,c"], 10) is None  # not UTF-8
     assert ids.orders([b"a,o1,b", b"a,o2,c", b"a,o1,c"], 10) is None  # not consecutive
     assert ids.orders([b"a,o1,b", b"a,o2,c", b"a, o1,c"], 10) is None

@@ -139,8 +139,11 @@ class OrderIds:
         ends = list(compress(count(), map(ne, cells, islice(cells, 1, None))))  # of runs
         ends.append(len(cells) - 1)
         ids = map(bytes.decode, map(cells.__getitem__, ends), repeat(self._encoding))
-        orders = dict(zip(map(str.strip, ids) if self._trim else ids,
-                          map((line + 1).__add__, ends), strict=True))
+        try:
+            orders = dict(zip(map(str.strip, ids) if self._trim else ids,
+                              map((line + 1).__add__, ends), strict=True))
+        except UnicodeDecodeError:  # refused when read
+            return None
         # an id in two runs: an order whose rows are not consecutive
         return orders if len(orders) == len(ends) and "" not in orders else None
 
