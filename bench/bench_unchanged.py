@@ -2,7 +2,7 @@
 first run with PostgreSQL state against SQLite state.
 
     .venv/bin/python bench/bench_unchanged.py [--records 200000] [--first-run-records 1000000]
-        [--repeat 3] [--skip-first-run] [--csv-only]
+        [--repeat 3] [--skip-first-run] [--csv-only | --orders-csv-only]
 
 Runs the real engine in-process (sources, validation, batching, change index, checkpoints)
 with an in-memory pusher that acknowledges everything, so the network is out of the way.
@@ -15,7 +15,10 @@ with an in-memory pusher that acknowledges everything, so the network is out of 
   >= 2.0). The CSV is measured against two baselines in the same run: ``csv.reader`` of each
   row, and ``json.loads`` of the same records (the mapping's output) as JSON Lines; once as
   written, once with a quoted cell in every tenth row (``contacts csv "1"``), once with every
-  cell quoted (``contacts csv ""``).
+  cell quoted (``contacts csv ""``). Then ``orders csv``: the JSON Lines orders (``--records``
+  / 3, three line items each) as a CSV export of one row per line item, folded into orders
+  by its mapping; records are orders, against ``json.loads`` of the same orders (the
+  mapping's output) as JSON Lines, and ``csv.reader`` of its rows (per order: rows / 3).
 * **First run, PostgreSQL against SQLite state** (``--first-run-records`` contacts, fresh
   state each time): median wall time of ``--repeat`` runs of each, alternated, and their ratio
   (the goal: <= 1.2). PostgreSQL state goes to ``bench_*`` schemas on
@@ -40,6 +43,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import msgspec
 from benchlib import KEY, PG_DSN, data_file, drop_bench_schemas, write_contacts_csv, write_job
 
 from ometria_sync.config import load_job
@@ -138,6 +142,65 @@ def mapped_jsonl(data: Path, target: Path) -> Path:
     return target
 
 
+#: an order's own columns (repeated on each of its rows) and a line item's, with their mapping
+ORDER_COLUMNS = {
+    "id": '"id"', "timestamp": '"timestamp"', "status": '"status"',
+    "is_valid": '{ field = "is_valid", type = "boolean" }', "currency": '"currency"',
+    "subtotal": '{ field = "subtotal", type = "number" }',
+    "discount": '{ field = "discount", type = "number" }',
+    "shipping": '{ field = "shipping", type = "number" }',
+    "grand_total": '{ field = "grand_total", type = "number" }', "channel": '"channel"',
+    "store": '"store"', "customer_id": '"customer.id"', "customer_email": '"customer.email"',
+    "product_id": '"lineitems[].product_id"', "sku": '"lineitems[].sku"',
+    "quantity": '{ field = "lineitems[].quantity", type = "integer" }',
+    "unit_price": '{ field = "lineitems[].unit_price", type = "number" }',
+    "item_subtotal": '{ field = "lineitems[].subtotal", type = "number" }'}
+
+
+def write_orders_csv(path: Path, n: int) -> None:
+    """The ``n`` orders of the JSON Lines benchmark file (3 line items each) as a CSV export
+    with one row per line item, the order's own columns repeated on each."""
+    order_fields = list(ORDER_COLUMNS)[:11]
+    with data_file("order", n).open("rb") as src, path.open("w", newline="") as out:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(ORDER_COLUMNS)
+        for line in src:
+            order = json.loads(line)
+            own = [str(order[f]).lower() if isinstance(order[f], bool) else order[f]
+                   for f in order_fields]
+            for item in order["lineitems"]:
+                writer.writerow([*own, order["customer"]["id"], order["customer"]["email"],
+                                 item["product_id"], item["sku"], item["quantity"],
+                                 item["unit_price"], item["subtotal"]])
+
+
+def orders_csv_job(folder: Path, data: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    job = folder / "job.toml"
+    columns = ", ".join(f"{name} = {spec}" for name, spec in ORDER_COLUMNS.items())
+    job.write_text(
+        '[ometria]\nbase_url = "http://127.0.0.1:9/v2"\nrate_limit_per_second = 10000\n\n'
+        '[report]\nprogress = "off"\n\n'
+        '[[streams]]\nname = "orders"\nrecord_type = "order"\n[streams.source]\n'
+        f'kind = "csv"\npath = "{data}"\ncolumns = {{ {columns} }}\n')
+    return job
+
+
+def mapped_orders_jsonl(job: Path, target: Path) -> Path:
+    """The orders the CSV job maps its file to (read with the job's own source), as JSON
+    Lines: the ``json.loads`` baseline of the same orders."""
+    source = load_job(job).streams[0].source
+
+    async def write() -> None:
+        with target.open("wb") as out:
+            for part in await source.open().parts():
+                async for items in part.read(None):
+                    out.writelines(msgspec.json.encode(i.record) + b"\n" for i in items)
+
+    asyncio.run(write())
+    return target
+
+
 def csv_job(folder: Path, data: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     job = folder / "job.toml"
@@ -196,6 +259,18 @@ def first_runs(root: Path, n: int, repeat: int) -> str:
             f"PostgreSQL {pg:.1f} s, ratio {pg / sqlite:.2f}x  ({runs})")
 
 
+def contacts_csv_cases(root: Path, data: Path) -> list[tuple[str, Path, Path, Path]]:
+    """The contacts CSV as written, with a quoted cell in every tenth row, and with every
+    cell quoted: (name, file, job, the same records as JSON Lines)."""
+    same = mapped_jsonl(data, root / "contacts-mapped.jsonl")
+    some = quote_some_cells(data, root / "contacts-some.csv")
+    quoted = quote_every_cell(data, root / "contacts-quoted.csv")
+    return [("contacts csv", data, csv_job(root / "csv", data), same),
+            ('contacts csv "1"', some, csv_job(root / "csvs", some),
+             mapped_jsonl(some, root / "contacts-some.jsonl")),
+            ('contacts csv ""', quoted, csv_job(root / "csvq", quoted), same)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=200_000,
@@ -205,7 +280,9 @@ def main() -> None:
     parser.add_argument("--skip-first-run", action="store_true")
     parser.add_argument("--skip-unchanged", action="store_true")
     parser.add_argument("--csv-only", action="store_true",
-                        help="of the unchanged reruns, only the CSV one")
+                        help="of the unchanged reruns, only the CSV ones")
+    parser.add_argument("--orders-csv-only", action="store_true",
+                        help="of the unchanged reruns, only the orders CSV one")
     args = parser.parse_args()
     configure_logging("json", "error")
     os.environ["OMETRIA_API_KEY"] = KEY
@@ -216,7 +293,8 @@ def main() -> None:
                   "the baseline over the same file")
             print(f"{'source':<16} {'records':>9} {'rerun/CPU-s':>14} {'baseline/CPU-s':>14} "
                   f"{'ratio':>7} {'resent':>7}")
-            for record_type in () if args.csv_only else ("contact", "order"):
+            jsonl = not (args.csv_only or args.orders_csv_only)
+            for record_type in ("contact", "order") if jsonl else ():
                 data = root / f"{record_type}s.jsonl"
                 shutil.copyfile(data_file(record_type, args.records), data)
                 job = write_job(root / record_type, data, record_type,
@@ -226,20 +304,19 @@ def main() -> None:
                                       args.repeat), flush=True)
             data = root / "contacts.csv"
             write_contacts_csv(data, args.records)
-            same = mapped_jsonl(data, root / "contacts-mapped.jsonl")
-            print(unchanged_rerun("contacts csv", data, csv_job(root / "csv", data),
-                                  [("csv.reader", partial(csv_reader_rate, data)),
-                                   ("json.loads", partial(json_loads_rate, same))],
-                                  args.repeat), flush=True)
-            some = quote_some_cells(data, root / "contacts-some.csv")
-            print(unchanged_rerun("contacts csv \"1\"", some, csv_job(root / "csvs", some),
-                                  [("csv.reader", partial(csv_reader_rate, some)),
-                                   ("json.loads", partial(json_loads_rate, mapped_jsonl(
-                                       some, root / "contacts-some.jsonl")))],
-                                  args.repeat), flush=True)
-            quoted = quote_every_cell(data, root / "contacts-quoted.csv")
-            print(unchanged_rerun("contacts csv \"\"", quoted, csv_job(root / "csvq", quoted),
-                                  [("csv.reader", partial(csv_reader_rate, quoted)),
+            for name, path, csv_case, baseline in (
+                    () if args.orders_csv_only else contacts_csv_cases(root, data)):
+                print(unchanged_rerun(name, path, csv_case,
+                                      [("csv.reader", partial(csv_reader_rate, path)),
+                                       ("json.loads", partial(json_loads_rate, baseline))],
+                                      args.repeat), flush=True)
+            orders = root / "orders.csv"
+            write_orders_csv(orders, args.records // 3)
+            job = orders_csv_job(root / "orders-csv", orders)
+            same = mapped_orders_jsonl(job, root / "orders-mapped.jsonl")
+            print(unchanged_rerun("orders csv", orders, job,
+                                  [("csv.reader (rows / 3)",
+                                    lambda: csv_reader_rate(orders) / 3),
                                    ("json.loads", partial(json_loads_rate, same))],
                                   args.repeat), flush=True)
             print("baseline: json.loads of each line; for CSV, csv.reader of each row and "

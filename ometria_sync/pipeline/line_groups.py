@@ -2,10 +2,11 @@
 
 Most nightly files are full exports: millions of lines, a few hundred changed. Decoding,
 validating, encoding and hashing each line only to find it unchanged cost five times a bare
-``json.loads``. A file source that can (a local JSON Lines file, or a CSV file whose rows
-are not folded into orders: ``read_groups``) hands its lines over in groups, cut where the
-lines themselves say (``sources/files/lines.py``; a CSV group ends where a row ends,
-``sources/files/csv_groups.py``), so a changed or inserted line moves no other group's
+``json.loads``. A file source that can (a local JSON Lines or CSV file: ``read_groups``)
+hands its lines over in groups, cut where the lines themselves say
+(``sources/files/lines.py``; a CSV group ends where a row ends,
+``sources/files/csv_groups.py``, and where an order ends when rows are folded into orders,
+``sources/files/csv_orders.py``), so a changed or inserted line moves no other group's
 boundary. Each group's bytes are hashed together with everything that shapes a record from a
 line (:func:`shaping`: the product's version, the stream's settings with its source and
 mapping, the transform's code; and the group's ``head``, a CSV file's header); the state
@@ -20,7 +21,10 @@ A group read again is skipped, its lines counted as unchanged, when:
 * none of its ids was sent by this run in another version not yet committed, nor forgotten by
   this run (``ChangeFilter``: a later line of an id is judged against the run's own earlier
   one), nor is watched by the ledger of refused records (its row must leave the ledger when
-  the record is read back to the acknowledged version: that takes decoding it).
+  the record is read back to the acknowledged version: that takes decoding it);
+* the part agrees (``skip``, in read order): a CSV file's orders are noted so a later row
+  of one is refused as not consecutive, and a group holding an order seen before is decoded
+  (and that order refused).
 
 Any other group is decoded and goes through the batcher as usual; it is *kept* (its row
 written) once every record in it was found unchanged or acknowledged cleanly, none refused,
@@ -62,6 +66,10 @@ class GroupedPart(Protocol):
 
     def decode(self, group: LineGroup) -> list[SourceItem]:
         """The items of one group."""
+
+    def skip(self, group: LineGroup) -> bool:
+        """Whether a group Ometria holds may be skipped, called in read order in place of
+        :meth:`decode` (a CSV file's orders: False when one of them appeared before)."""
 
 
 def shaping(stream: StreamSettings, transform: Transform | None) -> bytes:
@@ -157,7 +165,8 @@ class LineGroups:
         items: list[SourceItem] = []
         for group, h in zip(groups, hashes, strict=True):
             ids = held.get(h) if h else None
-            if ids is not None and sent.isdisjoint(ids) and watched.isdisjoint(ids):
+            if (ids is not None and sent.isdisjoint(ids) and watched.isdisjoint(ids)
+                    and self._part.skip(group)):
                 items.append(SourceItem(record=None, position=group.end, line=group.end[1],
                                         unchanged=len(ids)))
                 self._seen.append(h)

@@ -64,6 +64,22 @@ class RowMapper:
                 return value if isinstance(value, str) else None
         return None
 
+    def order_id_cell(self) -> tuple[int, bool] | None:
+        """Where a record's ``id`` is when it is one plain text cell: the cell's index and
+        whether it is trimmed; None when no column or several fill it, or it is computed,
+        has options or another type, or a constant sets it."""
+        if any(path[0] == "id" for path, _ in self._constants):
+            return None
+        found = [(c, t) for c, _ in self._columns for t in c.targets
+                 if not t.lineitem and t.path[0] == "id"]
+        if len(found) != 1:
+            return None
+        column, target = found[0]
+        if (target.path != ("id",) or column.rule is not None or column.type != "string"
+                or column.index < 0):
+            return None
+        return column.index, column.trim
+
     def map_slowly(self, cells: list[str]) -> Mapped:
         """:meth:`map_row`, one column at a time."""
         record: dict[str, Any] = {}
@@ -201,6 +217,16 @@ class OrderGrouper:
             self._group.problem = (f"rows of order {order_id!r} are not consecutive: it "
                                    f"already ended at line {self._seen[_hashable(order_id)]}")
         return done
+
+    def passed(self, orders: dict[str, int]) -> bool:
+        """Orders read elsewhere (a group skipped undecoded: each order's id and the first
+        line of its last row), noted as if added here, so a later row of one is refused as
+        not consecutive. False, noting nothing, when an order is being built or one of them
+        appeared before: their rows must be read to be refused."""
+        if self._group is not None or not self._seen.keys().isdisjoint(orders):
+            return False
+        self._seen.update(orders)
+        return True
 
     def finish(self) -> list[SourceItem]:
         """The order being built, if any, as a finished item."""

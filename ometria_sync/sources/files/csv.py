@@ -27,6 +27,7 @@ from ometria_sync.errors import ConfigError, SourceError
 from ometria_sync.sources.base import Position, Source, SourceConfig, SourceItem
 from ometria_sync.sources.columns import plan_columns
 from ometria_sync.sources.files.csv_groups import RowCutter, cut_file
+from ometria_sync.sources.files.csv_orders import OrderCutter, OrderIds
 from ometria_sync.sources.files.csv_rows import (
     CsvOptions,
     CsvRowReader,
@@ -115,16 +116,17 @@ async def check_object_header(key: str, field: str, info: ObjectInfo, head_bytes
 class CsvPart(FilePart):
     """One CSV file or object of a stream.
 
-    A local file whose rows are not grouped into orders can also be read as groups of raw
-    rows (:meth:`read_groups`, change detection's fast path; :mod:`.csv_groups`). Orders stay
-    off it: folding rows into orders, and refusing an order whose rows are not consecutive,
-    takes every row's order id, which a group skipped undecoded does not give."""
+    A local file can also be read as groups of raw rows (:meth:`read_groups`, change
+    detection's fast path; :mod:`.csv_groups`), in groups of whole orders when its rows are
+    folded into orders whose id is one plain text cell (:mod:`.csv_orders`; other orders are
+    read the usual way)."""
 
     def __init__(self, location: Location, options: CsvOptions, key: str = "") -> None:
         super().__init__(location, key, options.codec)
         self._options = options
         self._zone: dt.tzinfo = load_zone("timezone", options.timezone)
         self._decoder: CsvRowReader | None = None  # the rows of groups read_groups gave
+        self._orders: OrderIds | None = None  # their order ids, when folded into orders
 
     async def _read(self, start: Position | None) -> AsyncIterator[list[SourceItem]]:
         opened = await self._open(start)
@@ -176,8 +178,8 @@ class CsvPart(FilePart):
     def read_groups(self, start: Position | None
                     ) -> AsyncIterator[list[LineGroup] | list[SourceItem]] | None:
         """The rows from ``start`` in groups, not parsed (:meth:`decode` what must be read);
-        None for an object in a store. Rows grouped into orders come as items, read the
-        usual way."""
+        None for an object in a store. Rows folded into orders whose id is not one plain
+        text cell come as items, read the usual way."""
         if not isinstance(self.location, LocalFile):
             return None
         return self._groups(start)
@@ -185,7 +187,18 @@ class CsvPart(FilePart):
     def decode(self, group: LineGroup) -> list[SourceItem]:
         """The items of a group :meth:`read_groups` gave."""
         assert self._decoder is not None, "decode before read_groups"
-        return self._decoder.read_lines(group.lines, *group.start)
+        return self._decoder.read_lines(group.lines, *group.start, finish=not group.open_end)
+
+    def skip(self, group: LineGroup) -> bool:
+        """Whether a group Ometria holds as it is may be skipped (in read order, instead of
+        :meth:`decode`): yes, unless its rows are folded into orders and their ids cannot be
+        read cheaply, or one of its orders appeared before (decoded, it is refused as not
+        consecutive). A skipped group's orders are noted for that refusal."""
+        if self._orders is None:
+            return True
+        assert self._decoder is not None, "skip before read_groups"
+        orders = self._orders.orders(group.lines, group.start[1])
+        return orders is not None and self._decoder.passed(orders)
 
     async def _groups(self, start: Position | None
                       ) -> AsyncIterator[list[LineGroup] | list[SourceItem]]:
@@ -193,14 +206,26 @@ class CsvPart(FilePart):
         if opened is None:
             return
         reader, offset, line = opened
-        if reader.grouped:  # orders: read the usual way (the class says why)
+        options = self._options
+        head = "\x00".join(reader.header).encode("utf-8", "surrogateescape")
+        cell = reader.mapper.order_id_cell() if reader.grouped else None
+        if reader.grouped and cell is None:  # orders of another id: read the usual way
             async for chunk in self._rows(reader, offset, line):
                 yield chunk
             return
         self._decoder = reader
-        head = "\x00".join(reader.header).encode("utf-8", "surrogateescape")
-        cutter = RowCutter(quotechar=self._options.quotechar, delimiter=self._options.delimiter,
-                           encoding=self.encoding, head=head, start=(offset, line))
+        cutter: RowCutter
+        if cell is None:
+            cutter = RowCutter(quotechar=options.quotechar, delimiter=options.delimiter,
+                               encoding=self.encoding, head=head, start=(offset, line))
+        else:
+            self._orders = OrderIds(index=cell[0], width=len(reader.header), trim=cell[1],
+                                    delimiter=options.delimiter, quotechar=options.quotechar,
+                                    encoding=self.encoding,
+                                    mapped=lambda cells: reader.mapper.map_row(cells)[0])
+            cutter = OrderCutter(self._orders, quotechar=options.quotechar,
+                                 delimiter=options.delimiter, encoding=self.encoding,
+                                 head=head, start=(offset, line))
         async for groups in cut_file(self.location, cutter, self._options.line_limit,
                                      self.label):
             yield groups

@@ -65,13 +65,7 @@ class RowCutter:
     def cut(self, lines: list[bytes | Line]) -> list[LineGroup]:
         """The groups that end in ``lines`` (read after everything before)."""
         lines = self._pending + lines if self._pending else lines
-        if set(map(type, lines)) == {bytes} and self._quote not in b"".join(
-                lines):  # type: ignore[arg-type]
-            cuts = _line_cuts(lines)  # type: ignore[arg-type]
-        else:
-            ends = self._row_ends(lines)
-            plain = len(ends) == len(lines) and set(map(type, lines)) == {bytes}
-            cuts = _line_cuts(lines) if plain else _row_cuts(lines, ends)  # type: ignore[arg-type]
+        cuts = self._cuts(lines)
         groups: list[LineGroup] = []
         first = 0
         for cut in cuts:
@@ -81,6 +75,15 @@ class RowCutter:
             self.start, first = groups[-1].end, cut
         self._pending = lines[first:]
         return groups
+
+    def _cuts(self, lines: list[bytes | Line]) -> list[int]:
+        """Where groups end in ``lines`` (counted in lines from their start)."""
+        if set(map(type, lines)) == {bytes} and self._quote not in b"".join(
+                lines):  # type: ignore[arg-type]
+            return _line_cuts(lines)  # type: ignore[arg-type]
+        ends = self._row_ends(lines)
+        plain = len(ends) == len(lines) and set(map(type, lines)) == {bytes}
+        return _line_cuts(lines) if plain else _row_cuts(lines, ends)  # type: ignore[arg-type]
 
     def finish(self) -> list[LineGroup]:
         """At the end of the file: what is left, as one group (a last row without its closing

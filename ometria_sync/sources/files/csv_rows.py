@@ -128,8 +128,8 @@ class CsvRowReader:
     def __init__(self, path: str, options: CsvOptions, header: list[str],
                  mapper: RowMapper) -> None:
         self._path, self._options, self._header, self._mapper = path, options, header, mapper
-        #: the header's column names; whether rows are folded into orders
-        self.header, self.grouped = header, mapper.grouped
+        #: the header's column names; the mapping; whether rows are folded into orders
+        self.header, self.mapper, self.grouped = header, mapper, mapper.grouped
         self._grouper = OrderGrouper() if mapper.grouped else None
         self._fh: IO[bytes] | None = None
         self._state = [0, 0]
@@ -138,6 +138,7 @@ class CsvRowReader:
         self._held: list[SourceItem] = []
         self._rows: Iterator[list[str]] = iter(())
         self._lines: Iterator[bytes | Line] = iter(())
+        self._finish = True  # at the end of the lines, finish the order being built
 
     def open_at(self, opener: Callable[[int], IO[bytes]], offset: int, line: int) -> None:
         try:
@@ -148,16 +149,26 @@ class CsvRowReader:
         self._lines = BoundedLines(self._fh, self._options.line_limit)
         self._restart()
 
-    def read_lines(self, lines: list[bytes | Line], offset: int, line: int) -> list[SourceItem]:
+    def read_lines(self, lines: list[bytes | Line], offset: int, line: int, *,
+                   finish: bool = True) -> list[SourceItem]:
         """The items of ``lines``, whole rows read from ``(offset, line)`` (a group of
-        :mod:`.csv_groups`; rows not grouped into orders)."""
+        :mod:`.csv_groups` or :mod:`.csv_orders`); an order still being built at their end
+        is finished, unless ``finish`` is False (it goes on in the next lines read)."""
         self._state, self._bad = [offset, line], {}
         self._lines = iter(lines)
         self._restart()
+        self._finish = finish
         items: list[SourceItem] = []
-        while (chunk := self.read_chunk()) is not None:
-            items += chunk
+        try:
+            while (chunk := self.read_chunk()) is not None:
+                items += chunk
+        finally:
+            self._finish = True
         return items
+
+    def passed(self, orders: dict[str, int]) -> bool:
+        """``OrderGrouper.passed``: the orders of a group skipped undecoded."""
+        return self._grouper is not None and self._grouper.passed(orders)
 
     def _restart(self) -> None:
         """A CSV reader from where the lines stand (a new one forgets any open quote)."""
@@ -189,7 +200,7 @@ class CsvRowReader:
                 raise SourceError(f"{self._path}: unreadable after line {self._state[1]} "
                                   f"(byte {self._state[0]}): {exc}") from exc
             if cells is None:
-                if self._grouper is not None:
+                if self._grouper is not None and self._finish:
                     self._hand_over(items, self._grouper.finish())
                 return items or None
             self._take(cells, first_line, items)

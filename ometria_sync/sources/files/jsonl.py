@@ -140,6 +140,10 @@ class JsonlPart(FilePart):
         """The items of a group :meth:`read_groups` gave."""
         return self._items(group.lines, *group.start)[0]
 
+    def skip(self, group: LineGroup) -> bool:
+        """A group Ometria holds is always skipped: each line is a record of its own."""
+        return True
+
     async def _chunks(self, start: Position | None, make: _Make[T]) -> AsyncIterator[list[T]]:
         offset, line = line_start(start, self.label)
         try:

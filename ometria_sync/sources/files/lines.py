@@ -173,6 +173,9 @@ class LineGroup(msgspec.Struct, gc=False):
     plain: bool = True
     #: what else shapes the records of these lines (a CSV file's header), hashed with them
     head: bytes = b""
+    #: the last rows are of an order that goes on in the next group (a CSV file whose rows
+    #: are folded into orders, cut inside a long order: never plain)
+    open_end: bool = False
 
 
 def group_lines(lines: list[bytes | Line], offset: int, line: int) -> list[LineGroup]:

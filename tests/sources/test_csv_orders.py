@@ -1,0 +1,199 @@
+"""CSV rows folded into orders, in groups of whole orders (``sources/files/csv_orders.py``):
+whichever groups are skipped undecoded, the rest give exactly the items of the row-by-row
+read, non-consecutive orders refused with the same message."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ometria_sync.sources.base import SourceItem
+from ometria_sync.sources.files import csv_groups
+from ometria_sync.sources.files.csv import CsvOptions, CsvPart
+from ometria_sync.sources.files.csv_orders import ORDER_MAX_LINES, OrderIds
+from ometria_sync.sources.files.lines import LineGroup
+from ometria_sync.sources.files.location import LocalFile
+from ometria_sync.sources.mapping import ColumnSpec
+
+ORDERS = CsvOptions(columns={
+    "order_id": "id", "email": "customer.email", "sku": "lineitems[].sku",
+    "qty": ColumnSpec("lineitems[].quantity", "integer"), "note": "lineitems[].note"})
+HEADER = b"order_id,email,sku,qty,note\n"
+#: notes as exports write them, and as they go wrong (see test_csv_groups.CELLS)
+NOTES = ["", "x", '"a,b"', '"two\nlines"', '"say ""hi"""', 'ab"c', '"q" x', 'a\rb', '"open',
+         "\xe9", '"a\r\nb"']
+
+
+def _order_rows(rnd: random.Random, order_id: str, n: int, notes: float,
+                bad: float) -> list[str]:
+    email = f"{order_id.strip()}@example.com"
+    rows = []
+    for i in range(rnd.randint(1, 4)):
+        row = [order_id, email if rnd.random() >= bad else "other@example.com", f"s{n}-{i}",
+               str(rnd.randint(1, 3)) if rnd.random() >= bad else "x",
+               rnd.choice(NOTES) if rnd.random() < notes else "n"]
+        if rnd.random() < bad:
+            row = row[:3]  # a cell too few
+        rows.append(",".join(row) + ("\r\n" if rnd.random() < 0.05 else "\n"))
+        if rnd.random() < bad:
+            rows.append(rnd.choice(["\n", ",,,,\n"]))  # blank rows
+        if rnd.random() < bad:  # refused inside the order: its rows still fold into one
+            rows.append(f"x{n}-{i},{email},s,bad,n\n")
+    return rows
+
+
+def orders_file(seed: int, orders: int, notes: float = 0.1, bad: float = 0.03) -> bytes:
+    """``orders`` orders of 1 to 4 rows: now and then an order reusing an earlier id (not
+    consecutive), an id in spaces (the same order once trimmed), a row that disagrees on the
+    email, a bad quantity, a cell too few, a blank row, a bad row of another id inside an
+    order; notes with quotes and newlines."""
+    rnd = random.Random(seed)
+    rows: list[str] = []
+    for n in range(orders):
+        order_id = f"o{n}"
+        if n and rnd.random() < 0.02:
+            order_id = f"o{rnd.randrange(n)}"
+        elif rnd.random() < 0.02:
+            order_id = f" o{n} "
+        rows += _order_rows(rnd, order_id, n, notes, bad)
+    return HEADER + "".join(rows).encode()
+
+
+async def _slow(path: Path, options: CsvOptions = ORDERS) -> list[SourceItem]:
+    return [i async for chunk in CsvPart(LocalFile(path), options).read(None) for i in chunk]
+
+
+def _key(items: list[SourceItem]) -> list[tuple[object, ...]]:
+    return [(i.record, i.position, i.line, i.raw, i.error, i.id, i.warnings) for i in items]
+
+
+def _reused(item: SourceItem) -> bool:
+    return "are not consecutive" in (item.error or "")
+
+
+def _within(item: SourceItem, group: LineGroup) -> bool:
+    return group.start < item.position <= group.end  # type: ignore[operator]
+
+
+async def _grouped(path: Path, slow: list[SourceItem], rnd: random.Random, odds: float,
+                   options: CsvOptions = ORDERS) -> tuple[list[SourceItem], list[LineGroup],
+                                                          int]:
+    """The file read in groups: a group that could have been kept on an earlier night (its
+    orders in the row-by-row read are valid records, or refused only for reusing an earlier
+    id) is skipped with odds ``odds`` when the part agrees (it must not for a reused id: its
+    items, those of the row-by-row read, are spliced in); the others are decoded. Also the
+    groups, and how many were skipped."""
+    part = CsvPart(LocalFile(path), options)
+    chunks = part.read_groups(None)
+    assert chunks is not None
+    items: list[SourceItem] = []
+    groups: list[LineGroup] = []
+    skipped = 0
+    async for chunk in chunks:
+        for group in chunk:
+            assert isinstance(group, LineGroup)
+            groups.append(group)
+            held = [i for i in slow if _within(i, group)]
+            if (group.plain and held and all(i.record is not None or _reused(i) for i in held)
+                    and rnd.random() < odds and part.skip(group)):
+                assert all(i.record is not None for i in held)
+                items += held
+                skipped += 1
+            else:
+                items += part.decode(group)
+    return items, groups, skipped
+
+
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10**6), orders=st.integers(0, 250),
+       notes=st.sampled_from([0.0, 0.02, 0.3, 1.0]), bad=st.sampled_from([0.0, 0.005, 0.05]),
+       odds=st.sampled_from([0.0, 0.5, 1.0]), read=st.sampled_from([64, 700, 256 * 1024]))
+async def test_groups_give_the_orders_of_the_row_by_row_read(
+        tmp_path: Path, seed: int, orders: int, notes: float, bad: float, odds: float,
+        read: int) -> None:
+    """Whatever the rows (quoted newlines, stray quotes, bad and blank rows, orders reused,
+    ids in spaces) and the reads, groups skipped or decoded give the row-by-row read's items:
+    every group holds whole orders, and an order reusing the id of one in a skipped group is
+    refused with the same message and line."""
+    path = tmp_path / "orders.csv"
+    path.write_bytes(orders_file(seed, orders, notes, bad))
+    slow = await _slow(path)
+    chunk = csv_groups._CHUNK_BYTES
+    csv_groups._CHUNK_BYTES = read
+    try:
+        fast, groups, _ = await _grouped(path, slow, random.Random(seed), odds)
+    finally:
+        csv_groups._CHUNK_BYTES = chunk
+    assert _key(fast) == _key(slow)
+    assert all(a.end == b.start for a, b in itertools.pairwise(groups))
+
+
+async def test_an_unchanged_file_is_all_skipped_and_a_reused_id_still_refused(
+        tmp_path: Path) -> None:
+    """Every group of whole valid orders can be skipped; an order whose id a skipped group
+    held is refused as not consecutive, naming the line where that order ended."""
+    path = tmp_path / "orders.csv"
+    rows = [f"o{n},o{n}@example.com,s{n},1,n\no{n},o{n}@example.com,t{n},2,n\n"
+            for n in range(1000)]
+    rows.append("o7,o7@example.com,again,1,n\n")
+    path.write_bytes(HEADER + "".join(rows).encode())
+    slow = await _slow(path)
+    fast, groups, skipped = await _grouped(path, slow, random.Random(1), 1.0)
+    assert _key(fast) == _key(slow)
+    assert skipped == len(groups) - 1 and len(groups) > 10
+    assert fast[-1].error == ("rows of order 'o7' are not consecutive: it already ended at "
+                              "line 17")
+
+
+async def test_an_order_longer_than_the_cap_is_cut_inside_and_decoded_whole(
+        tmp_path: Path) -> None:
+    path = tmp_path / "orders.csv"
+    big = "".join(f"o1,a@example.com,s{i},1,n\n" for i in range(ORDER_MAX_LINES * 2 + 50))
+    path.write_bytes(HEADER + big.encode() + b"o2,b@example.com,s,1,n\n" * 3)
+    slow = await _slow(path)
+    fast, groups, _ = await _grouped(path, slow, random.Random(1), 1.0)
+    assert _key(fast) == _key(slow)
+    assert len(fast[0].record["lineitems"]) == ORDER_MAX_LINES * 2 + 50  # type: ignore[index]
+    assert [g.open_end for g in groups][:3] == [True, True, False]
+    assert not any(g.plain for g in groups[:3])
+
+
+@pytest.mark.parametrize("column", [ColumnSpec("id", "integer"), ColumnSpec("id", expr="value"),
+                                    ColumnSpec("id", default="x")])
+async def test_orders_whose_id_is_not_one_plain_text_cell_are_read_the_usual_way(
+        tmp_path: Path, column: ColumnSpec) -> None:
+    path = tmp_path / "orders.csv"
+    path.write_bytes(b"order_id,sku\n" + b"".join(b"%d,s%d\n%d,t\n" % (n, n, n)
+                                                    for n in range(100)))
+    options = CsvOptions(columns={"order_id": column, "sku": "lineitems[].sku"})
+    part = CsvPart(LocalFile(path), options)
+    chunks = part.read_groups(None)
+    assert chunks is not None
+    got = [i async for chunk in chunks for i in chunk]
+    assert all(isinstance(i, SourceItem) for i in got) and len(got) == 100
+
+
+def test_an_order_id_cell_is_read_as_the_mapping_reads_it() -> None:
+    ids = OrderIds(index=1, width=3, trim=True, delimiter=",", quotechar='"', encoding="utf-8",
+                   mapped=lambda cells: {"id": cells[1].strip()})
+    assert ids.row_id([b"a, o1 ,b"]) == b"o1"  # a key: equal keys, equal ids
+    assert ids.row_id([b'a,"o,1",b']) == "o,1"
+    assert ids.row_id([b'a,"o', b'1",b']) == "o\n1"
+    assert ids.row_id([b"a,o1,b\r"]) == b"o1"
+    assert ids.row_id([b"a,,b"]) is None  # no id
+    assert ids.taken_id([b"a, o1 ,b"]) == "o1"
+    assert ids.taken_id([b"a,o1"]) is None  # a cell too few
+    assert ids.taken_id([b"a,\xff,b"]) is None  # not UTF-8
+    assert ids.orders([b"a,o1,b", b"a,o1,c", b"a, o2,b"], 10) == {"o1": 12, "o2": 13}
+    assert ids.orders([b"a,o1,b", b"", b"a,o1,c"], 10) == {"o1": 13}  # a blank row
+    assert ids.orders([b'a,"o1",b', b"a,o1,c"], 10) == {"o1": 12}
+    assert ids.orders([b"a,o1,b", b"a,,c"], 10) is None
+    assert ids.orders([b"a,o1,b", b"a,o\xff,c"], 10) is None  # not UTF-8
+    assert ids.orders([b"a,o1,b", b"a,o2,c", b"a,o1,c"], 10) is None  # not consecutive
+    assert ids.orders([b"a,o1,b", b"a,o2,c", b"a, o1,c"], 10) is None
