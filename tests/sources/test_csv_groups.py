@@ -325,9 +325,11 @@ def test_lines_found_from_their_last_bytes_end_their_rows(
     [b'x,"', b'b"'],  # the last quote opens a field
     [b'"a,""', b'b"'],  # "" after a delimiter inside an open field
     [b'"', b'b"'],  # a line that is only the quote
+    [b'"a', b'b"', b"c", b"d", b"e", b"f", b"g", b"h"],  # few quotes, the first opening a field
 ])
-def test_a_line_ending_in_a_quote_may_go_on(lines: list[bytes]) -> None:
-    """Lines whose last bytes end with the quote but whose row the csv module reads on."""
+def test_a_row_the_csv_module_reads_on_is_not_cut(lines: list[bytes]) -> None:
+    """Lines that look like rows' ends (a quote last, a quote in few lines) but whose row the
+    csv module reads on."""
     cutter = RowCutter(quotechar='"', delimiter=",", encoding="utf-8", head=b"h", start=(0, 1))
     found, expected = cutter._row_ends(list(lines)), _csv_row_ends(lines, ",", '"', "utf-8")
     assert set(found) <= expected and expected - {len(lines)} <= set(found)

@@ -52,6 +52,7 @@ _CHUNK_BYTES = 256 * 1024
 _MASK = GROUP_LINES - 1
 #: a read where at most one line in this many is unsure parses only the rows starting at those
 _FEW_QUOTED = 4
+_NEWLINE = ord("\n")
 #: a line's last two bytes, and last three (``"\r`` ending a line of a CRLF file)
 _LAST_TWO, _LAST_THREE = itemgetter(slice(-2, None)), itemgetter(slice(-3, None))
 
@@ -163,8 +164,10 @@ class RowCutter:
         """Every line ends with the quote (then ``\\r`` in a CRLF file) after a byte that is
         neither the quote nor the delimiter: each ends the row it starts (:func:`_ends_row`).
         Found from the lines' last bytes, joined: a few steps of C for the whole read."""
-        n = len(lines)
+        n, quote = len(lines), self._quote
         crlf = lines[0].endswith(b"\r")
+        if not lines[0].endswith(quote + b"\r" if crlf else quote):
+            return False
         size = 3 if crlf else 2
         tails = b"".join(map(_LAST_THREE if crlf else _LAST_TWO, lines))
         if len(tails) != size * n or tails[1::size].count(self._quote) != n:
@@ -186,7 +189,7 @@ class RowCutter:
             return [i for i, raw in enumerate(lines)
                     if (at := raw.rfind(q)) == 0
                     or (at > 0 and raw[at - 1] in (q, d) and not _ends_row(raw, q, d))]
-        return [i for i in _quoted_lines(joined, quote) if not _ends_row(lines[i], q, d)]
+        return _unsure_among_few(joined, lines, q, d)
 
     def _parsed_all(self, lines: list[bytes]) -> list[int]:
         """:meth:`_parsed`, every row through the csv module."""
@@ -248,6 +251,29 @@ def _ends_row(raw: bytes, quote: int, delimiter: int) -> bool:
             return False
         end = at - 2
     return at < 0
+
+
+def _unsure_among_few(joined: bytes, lines: list[bytes], quote: int,
+                      delimiter: int) -> list[int]:
+    """The numbers (from 0) of the lines of ``joined`` that may not end the row they start
+    (:func:`_ends_row`), found quote by quote (a read with few quotes: fewer steps than its
+    lines); a line's last quote after a byte other than the quote, the delimiter and the
+    line's start is enough."""
+    found: list[int] = []
+    line, before = 0, 0
+    at = joined.find(quote)
+    while at >= 0:
+        line += joined.count(b"\n", before, at)
+        end = joined.find(b"\n", at)
+        last = joined.rfind(quote, at, len(joined) if end < 0 else end)
+        if (last == 0 or joined[last - 1] in (quote, delimiter, _NEWLINE)) and not _ends_row(
+                lines[line], quote, delimiter):
+            found.append(line)
+        if end < 0:
+            break
+        before, line = end + 1, line + 1
+        at = joined.find(quote, before)
+    return found
 
 
 def _quoted_lines(joined: bytes, quote: bytes) -> list[int]:
