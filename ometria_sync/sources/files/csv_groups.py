@@ -170,12 +170,12 @@ class RowCutter:
             return False
         size = 3 if crlf else 2
         tails = b"".join(map(_LAST_THREE if crlf else _LAST_TWO, lines))
-        if len(tails) != size * n or tails[1::size].count(self._quote) != n:
+        if len(tails) != size * n or tails[1::size].count(quote) != n:
             return False
         if crlf and tails[2::3].count(b"\r") != n:
             return False
         before = tails[0::size]
-        return self._quote not in before and self._delimiter not in before
+        return quote not in before and self._delimiter not in before
 
     def _unsure(self, lines: list[bytes], joined: bytes) -> list[int] | None:
         """The numbers (from 0) of the lines that may not end the row they start, in order;
