@@ -9,12 +9,13 @@ import itertools
 import random
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ometria_sync.sources.base import SourceItem
 from ometria_sync.sources.files.csv import CsvOptions, CsvPart
-from ometria_sync.sources.files.csv_groups import RowCutter, _quoted_lines
+from ometria_sync.sources.files.csv_groups import RowCutter, _ends_row, _quoted_lines
 from ometria_sync.sources.files.lines import GROUP_MAX, BoundedLines, Line, LineGroup
 from ometria_sync.sources.files.location import LocalFile
 from ometria_sync.sources.mapping import ColumnSpec
@@ -207,3 +208,161 @@ async def test_a_line_over_the_limit_is_in_a_group_never_skipped(tmp_path: Path)
 def test_the_lines_holding_the_quote_are_found_quote_by_quote(lines: list[bytes]) -> None:
     assert _quoted_lines(b"\n".join(lines), b'"') == [
         i for i, raw in enumerate(lines) if b'"' in raw]
+
+
+#: (delimiter, quotechar, encoding, a character of several bytes or of one not ASCII): in
+#: Shift_JIS the second byte of "ポ" is "|" (its bytes cannot tell; the csv module decides)
+DIALECTS = [(",", '"', "utf-8", "é"), (";", "'", "cp1252", "€"), ("\t", '"', "latin-1", "ÿ"),
+            ("|", '"', "shift_jis", "ポ"), (",", "|", "shift_jis", "ポ"), (",", '"', "utf-8", "ポ")]
+
+
+def _pieces(delimiter: str, quote: str, other: str) -> list[str]:
+    """Mostly quotes and delimiters: the lines where the order of a few decides."""
+    return ["a", "bc", quote, quote, quote, delimiter, delimiter, quote * 2, "\r", "\x00",
+            other]
+
+
+@st.composite
+def _lines(draw: st.DrawFn, delimiter: str, quote: str, encoding: str,
+           other: str) -> list[bytes]:
+    """Lines as exports write them (every cell or some quoted, newlines and quotes in cells,
+    CRLF) and as they go wrong (pieces at random: stray, unclosed and doubled quotes, carriage
+    returns, NUL, bytes not valid in the encoding)."""
+    pieces = _pieces(delimiter, quote, other)
+    cell = st.lists(st.sampled_from(["x", "y z", other, delimiter, quote, "\n", "\r\n"]),
+                    max_size=6).map("".join)
+    lines: list[bytes] = []
+    for kind in draw(st.lists(st.sampled_from(["all", "minimal", "pieces", "bad"]),
+                              min_size=1, max_size=8)):
+        if kind == "pieces":
+            text = "".join(draw(st.lists(st.sampled_from(pieces), max_size=10)))
+            lines.append(text.encode(encoding))
+        elif kind == "bad":
+            lines.append(b"\xff" + quote.encode() + b"\x81" + delimiter.encode())
+        else:
+            out = io.StringIO()
+            quoting = csv.QUOTE_ALL if kind == "all" else csv.QUOTE_MINIMAL
+            end = draw(st.sampled_from(["\n", "\r\n"]))
+            writer = csv.writer(out, delimiter=delimiter, quotechar=quote, quoting=quoting,
+                                lineterminator=end)
+            for _ in range(draw(st.integers(1, 4))):
+                writer.writerow(draw(st.lists(cell, min_size=1, max_size=4)))
+            lines += out.getvalue().encode(encoding).split(b"\n")[:-1]
+    return lines
+
+
+def _csv_row_ends(lines: list[bytes], delimiter: str, quote: str, encoding: str) -> set[int]:
+    """The lines (from 1) after which the csv module surely starts a new row, whatever follows:
+    read with one more line that would go on with a quoted field still open."""
+    text = [raw.decode(encoding, "surrogateescape") + "\n" for raw in [*lines, b"x"]]
+    reader = csv.reader(text, delimiter=delimiter, quotechar=quote, strict=True)
+    ends = set()
+    while True:
+        try:
+            next(reader)
+        except StopIteration:
+            return {n for n in ends if n <= len(lines)}
+        except csv.Error:
+            pass
+        ends.add(reader.line_num)
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.data(), dialect=st.sampled_from(DIALECTS),
+       limit=st.sampled_from([None, None, 4, 12]))
+def test_row_ends_are_where_the_csv_module_ends_rows(data: st.DataObject,
+                                                     dialect: tuple[str, str, str, str],
+                                                     limit: int | None) -> None:
+    """Whatever the lines (and the field size limit), the row ends found are the csv module's:
+    each one it surely ends (the last line's may wait for the next read), and no other."""
+    delimiter, quote, encoding, other = dialect
+    lines = data.draw(_lines(delimiter, quote, encoding, other))
+    cutter = RowCutter(quotechar=quote, delimiter=delimiter, encoding=encoding, head=b"h",
+                       start=(0, 1))
+    before = csv.field_size_limit(limit) if limit else None
+    try:
+        found = cutter._row_ends(list(lines))
+        expected = _csv_row_ends(lines, delimiter, quote, encoding)
+    finally:
+        if before is not None:
+            csv.field_size_limit(before)
+    assert found == sorted(set(found))
+    assert set(found) <= expected
+    assert expected - {len(lines)} <= set(found)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(data=st.data(), dialect=st.sampled_from([d for d in DIALECTS if d[2] != "shift_jis"]))
+def test_a_line_said_to_end_its_row_does(data: st.DataObject,
+                                         dialect: tuple[str, str, str, str]) -> None:
+    """The test on a line's bytes alone never says a row ends where the csv module goes on."""
+    delimiter, quote, encoding, other = dialect
+    pieces = data.draw(st.lists(st.sampled_from(_pieces(delimiter, quote, other)), max_size=12))
+    line = "".join(pieces).encode(encoding)
+    if _ends_row(line, quote.encode()[0], delimiter.encode()[0]):
+        assert 1 in _csv_row_ends([line], delimiter, quote, encoding)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(data=st.data(), dialect=st.sampled_from([d for d in DIALECTS if d[2] != "shift_jis"]))
+def test_lines_found_from_their_last_bytes_end_their_rows(
+        data: st.DataObject, dialect: tuple[str, str, str, str]) -> None:
+    """When the lines' last bytes say every line ends its row (a read of a fully quoted
+    export), the csv module ends a row with each."""
+    delimiter, quote, encoding, other = dialect
+    pieces = _pieces(delimiter, quote, other)
+    ending = st.sampled_from([quote, quote + "\r", "", "\r"])
+    lines = [("".join(body) + end).encode(encoding) for body, end in data.draw(st.lists(
+        st.tuples(st.lists(st.sampled_from(pieces), max_size=6), ending), min_size=1,
+        max_size=4))]
+    cutter = RowCutter(quotechar=quote, delimiter=delimiter, encoding=encoding, head=b"h",
+                       start=(0, 1))
+    if cutter._all_end_rows(lines):
+        assert all(1 in _csv_row_ends([line], delimiter, quote, encoding) for line in lines)
+
+
+@pytest.mark.parametrize("lines", [
+    [b'x"\r', b'"a""', b'b"\r'],  # CRLF, then a line ending in a doubled quote, without \r
+    [b'"a""', b'b"'],  # a doubled quote inside a field still open
+    [b'x,"', b'b"'],  # the last quote opens a field
+    [b'"a,""', b'b"'],  # "" after a delimiter inside an open field
+    [b'"', b'b"'],  # a line that is only the quote
+    [b'"a', b'b"', b"c", b"d", b"e", b"f", b"g", b"h"],  # few quotes, the first opening a field
+])
+def test_a_row_the_csv_module_reads_on_is_not_cut(lines: list[bytes]) -> None:
+    """Lines that look like rows' ends (a quote last, a quote in few lines) but whose row the
+    csv module reads on."""
+    cutter = RowCutter(quotechar='"', delimiter=",", encoding="utf-8", head=b"h", start=(0, 1))
+    found, expected = cutter._row_ends(list(lines)), _csv_row_ends(lines, ",", '"', "utf-8")
+    assert set(found) <= expected and expected - {len(lines)} <= set(found)
+
+
+def test_a_byte_that_is_part_of_a_character_is_not_the_quote() -> None:
+    """In Shift_JIS the second byte of "ポ" is "|": with "|" the quote, the csv module decides
+    (the row goes on to the next line)."""
+    lines = ["|abポ".encode("shift_jis"), b"x|", b"y"]
+    cutter = RowCutter(quotechar="|", delimiter=",", encoding="shift_jis", head=b"h",
+                       start=(0, 1))
+    assert cutter._row_ends(list(lines)) == [2, 3]
+
+
+@pytest.mark.parametrize("end", [b"\n", b"\r\n"])
+@pytest.mark.parametrize("every", [1, 10])
+def test_quoted_cells_ending_their_lines_need_no_csv_module(
+        monkeypatch: pytest.MonkeyPatch, end: bytes, every: int) -> None:
+    """Every cell quoted (as ``csv.QUOTE_ALL`` writes), or one quoted cell in some rows: each
+    line's last quote closes a field, so every line is a row, found from the bytes alone."""
+    rows = [b'"c%d","a%d@example.com","Ann, ""Jr""","","1.5"' % (n, n) if n % every == 0
+            else b"c%d,a%d@example.com,Ann,,1.5" % (n, n) for n in range(3000)]
+    data = b"".join(row + end for row in rows)
+    lines = data.split(b"\n")[:-1]
+    cutter = RowCutter(quotechar='"', delimiter=",", encoding="utf-8", head=b"h", start=(0, 1))
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the csv module was used")
+
+    monkeypatch.setattr(csv, "reader", refused)
+    groups = [*cutter.cut(lines[:1000]), *cutter.cut(lines[1000:])]
+    assert all(g.plain for g in groups) and len(groups) > 10
+    cut = [raw for g in groups for raw in g.lines]
+    assert cut == lines[:len(cut)]

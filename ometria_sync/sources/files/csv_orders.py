@@ -198,10 +198,9 @@ class OrderCutter(RowCutter):
             self._open = group.open_end
         return groups
 
-    def _cuts(self, lines: list[bytes | Line]) -> list[int]:
+    def _cuts(self, lines: list[bytes | Line], raw_only: bool) -> list[int]:
         ends: Sequence[int]
-        if set(map(type, lines)) == {bytes} and self._quote not in b"".join(
-                lines):  # type: ignore[arg-type]
+        if raw_only and self._quote not in b"".join(lines):  # type: ignore[arg-type]
             ends = range(1, len(lines) + 1)
             marks = [j for j, raw in enumerate(lines)
                      if not adler32(raw) & _MASK]  # type: ignore[arg-type]
