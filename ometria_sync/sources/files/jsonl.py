@@ -163,8 +163,11 @@ class JsonlPart(FilePart):
             items, offset, line = self._items(lines, offset, line)
             return list(items), offset, line
         ends = line_ends(plain, offset, line)
-        raw = RawLines(plain, ends, lambda: self._items(lines, offset, line)[0])
-        return [raw], *ends[-1]
+        def decode(first: int, last: int) -> list[SourceItem]:
+            return self._items(lines[first:last], *(ends[first - 1] if first else start))[0]
+
+        start = offset, line
+        return [RawLines(plain, ends, decode)], *ends[-1]
 
     def decode(self, group: LineGroup) -> list[SourceItem]:
         """The items of a group :meth:`read_groups` gave."""

@@ -229,12 +229,12 @@ class RawLines(msgspec.Struct, gc=False):
     """Whole lines of a JSON Lines file handed over undecoded, for the batcher's typed lane
     (``schemas/typed_lane.py``): ``bodies`` as read (no ``\n``; a ``\r`` or a blank line is
     left for the lane to refuse), ``ends`` the position after each (``(offset, line)``, as
-    the line's item would carry), and ``decode`` the usual items of the same lines, for a
-    chunk the lane refuses."""
+    the line's item would carry), and ``decode(first, last)`` the usual items of the lines
+    ``bodies[first:last]``, for lines the lane refuses."""
 
     bodies: list[bytes]
     ends: list[tuple[int, int]]
-    decode: Callable[[], list[SourceItem]]
+    decode: Callable[[int, int], list[SourceItem]]
 
 
 def line_ends(lines: list[bytes], offset: int, line: int) -> list[tuple[int, int]]:
