@@ -34,6 +34,7 @@ import typing
 from collections import deque
 from collections.abc import Callable
 from datetime import date, datetime
+from itertools import chain
 from operator import attrgetter, not_
 from typing import Any, Literal
 
@@ -112,6 +113,7 @@ class _Level:
         self.strings: list[tuple[str, Column]] = []
         self.signs: list[tuple[str, int]] = []
         self.children: list[tuple[str, _Level, bool]] = []  # (field, level, a list of them)
+        self.objects: set[str] = set()  # fields holding an object or a list (not hashable)
         fields: list[tuple[str, Any, Any]] = []
         rules = r.FIELD_RULES.get(struct, {})
         for info in msgspec.structs.fields(struct):
@@ -188,15 +190,18 @@ class _Level:
                 cache: dict[type[msgspec.Struct], _Level]) -> Any:
         """The twin of an object, a list or a dict of free keys (no rule of their own)."""
         origin = typing.get_origin(part)
+        self.objects.add(name)
         if isinstance(part, type) and issubclass(part, msgspec.Struct):
             level = cache.get(part) or _Level(part, mode, None, cache)
-            self.children.append((name, level, False))
+            if level.get is not None:  # else nothing to check below
+                self.children.append((name, level, False))
             return level.twin
         if origin is list:
             (item,) = typing.get_args(part)
             if isinstance(item, type) and issubclass(item, msgspec.Struct):
                 level = cache.get(item) or _Level(item, mode, None, cache)
-                self.children.append((name, level, True))
+                if level.get is not None:
+                    self.children.append((name, level, True))
                 return list[level.twin]  # type: ignore[name-defined]
             return list[self._twin(item, None, name, mode, cache)]  # type: ignore[misc]
         if origin is dict and typing.get_args(part)[0] is str:
@@ -207,7 +212,7 @@ class _Level:
     def check(self, objects: list[Any]) -> bool:
         """True only when every object of this level (and below) passes its rules."""
         get = self.get
-        if get is None:
+        if get is None or not objects:
             return True
         if len(self.names) == 1:
             columns: list[Any] = [list(map(get, objects))]
@@ -225,9 +230,9 @@ class _Level:
             if numbers and (max(numbers) > 0 if sign < 0 else min(numbers) < 0):
                 return False
         for name, level, many in self.children:
-            held = [v for v in columns[index[name]] if v]  # a Struct is true, None/UNSET not
+            held = list(filter(None, columns[index[name]]))  # a Struct is true, None/UNSET not
             if many:
-                held = [item for items in held for item in items]
+                held = list(chain.from_iterable(held))
             if held and not level.check(held):
                 return False
         return self.rule is None or self._object_rule(columns)
@@ -237,7 +242,7 @@ class _Level:
         where every object holds a value, the common case, adds no Python step per object)."""
         assert self.rule is not None
         index = self.index
-        structs = {n for n, _, _ in self.children}
+        structs = self.objects
         gaps: list[tuple[str, list[bool]]] = []
         for name in self.reads:
             column = columns[index[name]]
