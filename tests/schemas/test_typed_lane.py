@@ -17,7 +17,9 @@ from hypothesis import strategies as st
 from ometria_sync.schemas import MAX_RECORD_BYTES, RECORD_TYPES
 from ometria_sync.schemas.check import walk_record
 from ometria_sync.schemas.clean import clean_check
-from ometria_sync.schemas.typed_lane import typed_lane
+from ometria_sync.schemas.problems import Findings
+from ometria_sync.schemas.rules import OBJECT_RULES
+from ometria_sync.schemas.typed_lane import _OBJECT_READS, typed_lane
 from tests.schemas.test_clean import MODES, mutated
 from tests.schemas.test_properties import (
     CONTACTS,
@@ -242,3 +244,22 @@ def test_products_and_events_have_no_lane() -> None:
     for mode in ("update", "create"):
         assert typed_lane("product", mode) is None
         assert typed_lane("custom_event", mode) is None
+
+
+@settings(max_examples=300)
+@given(st.data(), MODES)
+def test_each_object_rule_the_lane_runs_reads_only_whether_its_fields_hold_a_value(
+        data: st.DataObject, mode: Any) -> None:
+    """The lane runs an object rule on a stand-in holding ``True`` in the fields it lists
+    (``_OBJECT_READS``): the rule must find the same on any object with those fields held."""
+    for struct, rule in OBJECT_RULES.items():
+        if rule not in _OBJECT_READS:
+            continue
+        reads = _OBJECT_READS[rule]
+        names = [f.encode_name for f in msgspec.structs.fields(struct)]
+        raw = data.draw(st.dictionaries(st.sampled_from(names), JSON, max_size=10))
+        stand_in = {k: True for k in reads if raw.get(k) is not None}
+        found, expected = Findings(), Findings()
+        rule(raw, "", mode, found)
+        rule(stand_in, "", mode, expected)
+        assert (found.errors, found.warnings) == (expected.errors, expected.warnings)
