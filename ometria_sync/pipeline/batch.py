@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
 
@@ -51,6 +51,9 @@ class BatchRecord(msgspec.Struct, gc=False):
     ledger_tick: int = 0
     #: the group of lines it was read in, kept once acknowledged (``line_groups.py``; 0: none)
     group: int = 0
+    #: as a source item's: a record made from one line stands for no skipped line (the typed
+    #: lane hands its records to ``Batcher._batch`` as the items they were read as)
+    unchanged: ClassVar[int] = 0
 
 
 class Batch(msgspec.Struct):

@@ -183,7 +183,8 @@ class LineGroups:
             self.flush()
         return items
 
-    def took(self, item: SourceItem, record: BatchRecord | None, sent: bool) -> None:
+    def took(self, item: SourceItem | BatchRecord, record: BatchRecord | None,
+             sent: bool) -> None:
         """The batcher took ``item`` of a decoded group: refused or filtered (``record``
         None), unchanged, or ``sent``."""
         group = self._open.get(item.group)

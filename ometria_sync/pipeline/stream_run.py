@@ -370,6 +370,9 @@ class _PartRunner:
 
     async def run(self, start: Position | None) -> None:
         groups = self.lines.read_groups(start) if self.lines is not None else None
+        if groups is None and self.batcher.lane is not None:  # the typed lane can take
+            read_raw = getattr(self.part, "read_raw", None)  # whole lines (a first run)
+            groups = read_raw(start) if read_raw is not None else None
         producer = asyncio.create_task(
             self._produce(groups if groups is not None else self.part.read(start)),
             name="producer")

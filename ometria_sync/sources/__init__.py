@@ -18,7 +18,12 @@ from ometria_sync.sources.base import (
     SourcePart,
 )
 from ometria_sync.sources.files import CsvSourceConfig, GlobSourceConfig, JsonlSourceConfig
-from ometria_sync.sources.files.lines import DEFAULT_MAX_LINE_BYTES, LineGroup, MaxLineBytes
+from ometria_sync.sources.files.lines import (
+    DEFAULT_MAX_LINE_BYTES,
+    LineGroup,
+    MaxLineBytes,
+    RawLines,
+)
 from ometria_sync.sources.files.location import resolve_path
 from ometria_sync.sources.files.store import SECRET_REFUSED, secret_setting
 from ometria_sync.sources.magento2 import Magento2SourceConfig
@@ -36,6 +41,7 @@ __all__ = [
     "LineGroup",
     "MaxLineBytes",
     "Position",
+    "RawLines",
     "Source",
     "SourceConfig",
     "SourceItem",

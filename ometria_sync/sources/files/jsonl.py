@@ -11,7 +11,7 @@ import asyncio
 import zlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import msgspec
 
@@ -24,7 +24,9 @@ from ometria_sync.sources.files.lines import (
     BoundedLines,
     Line,
     LineGroup,
+    RawLines,
     group_lines,
+    line_ends,
     over_limit,
 )
 from ometria_sync.sources.files.location import (
@@ -135,6 +137,37 @@ class JsonlPart(FilePart):
         if not isinstance(self.location, LocalFile):
             return None
         return self._chunks(start, self._group_chunk)
+
+    def read_raw(self, start: Position | None
+                 ) -> AsyncIterator[RawLines | list[SourceItem]] | None:
+        """The lines from ``start`` as :class:`RawLines`, for the batcher's typed lane (a
+        first run's fast path); a chunk holding a special line (over the limit, the last one
+        without a newline, a BOM) as items. None for another encoding than UTF-8 or an
+        object in a store (read as usual)."""
+        if not isinstance(self.location, LocalFile) or self.encoding != UTF8:
+            return None
+        return self._raw(start)
+
+    async def _raw(self, start: Position | None) -> AsyncIterator[RawLines | list[SourceItem]]:
+        async for chunk in self._chunks(start, self._raw_chunk):
+            first = chunk[0]
+            yield first if isinstance(first, RawLines) else cast(list[SourceItem], chunk)
+
+    def _raw_chunk(self, reader: BoundedLines, offset: int, line: int
+                   ) -> tuple[list[RawLines | SourceItem], int, int]:
+        lines = self._next_lines(reader, offset, line)
+        if not lines:
+            return [], -1 if lines is None else offset, line
+        plain = cast(list[bytes], lines)
+        if set(map(type, lines)) != {bytes} or (line == 0 and plain[0].startswith(_BOM)):
+            items, offset, line = self._items(lines, offset, line)
+            return list(items), offset, line
+        ends = line_ends(plain, offset, line)
+        def decode(first: int, last: int) -> list[SourceItem]:
+            return self._items(lines[first:last], *(ends[first - 1] if first else start))[0]
+
+        start = offset, line
+        return [RawLines(plain, ends, decode)], *ends[-1]
 
     def decode(self, group: LineGroup) -> list[SourceItem]:
         """The items of a group :meth:`read_groups` gave."""

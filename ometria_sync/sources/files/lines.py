@@ -12,10 +12,14 @@ offsets, and the positions and checkpoints made of them, stay exact.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
+from itertools import accumulate
 from typing import IO, Annotated, NamedTuple, cast
 from zlib import adler32
 
 import msgspec
+
+from ometria_sync.sources.base import SourceItem
 
 #: the default of ``[run] max_line_bytes``: Ometria takes 60 KB per record, so 1 MB is generous
 DEFAULT_MAX_LINE_BYTES = 1 << 20
@@ -222,3 +226,23 @@ def _group_special(lines: list[bytes | Line], offset: int, line: int) -> list[Li
     if first < len(lines):
         groups.extend(group_lines(lines[first:], *start))
     return groups
+
+
+class RawLines(msgspec.Struct, gc=False):
+    """Whole lines of a JSON Lines file handed over undecoded, for the batcher's typed lane
+    (``schemas/typed_lane.py``): ``bodies`` as read (no ``\n``; a ``\r`` or a blank line is
+    left for the lane to refuse), ``ends`` the position after each (``(offset, line)``, as
+    the line's item would carry), and ``decode(first, last)`` the usual items of the lines
+    ``bodies[first:last]``, for lines the lane refuses."""
+
+    bodies: list[bytes]
+    ends: list[tuple[int, int]]
+    decode: Callable[[int, int], list[SourceItem]]
+
+
+def line_ends(lines: list[bytes], offset: int, line: int) -> list[tuple[int, int]]:
+    """The ``(offset, line)`` after each of ``lines`` (whole lines, read from ``(offset,
+    line)``), without a Python step per line."""
+    offsets = accumulate(map((1).__add__, map(len, lines)), initial=offset)
+    next(offsets)
+    return list(zip(offsets, range(line + 1, line + 1 + len(lines)), strict=True))
