@@ -21,100 +21,34 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable, Sequence
-from typing import Any, Literal, TypeGuard, cast
+from collections.abc import Sequence
+from typing import Any, TypeGuard, cast
 
 import msgspec
 
 from ometria_sync.clock import Sleep
-from ometria_sync.config import StreamSettings
 from ometria_sync.pipeline.batch import Batch, BatchRecord, PartScope
 from ometria_sync.pipeline.change_filter import ChangeFilter, hash64, identity
 from ometria_sync.pipeline.ledger import record_key
 from ometria_sync.pipeline.line_groups import LineGroups
 from ometria_sync.pipeline.missing import SeenMarks
+from ometria_sync.pipeline.prepare import (
+    SchemaValidator,
+    Validator,
+    canonical_encode,
+    prepare_record,
+)
 from ometria_sync.pipeline.transform import Transform
 from ometria_sync.pipeline.typed_chunks import typed_records
-from ometria_sync.schemas import (
-    MAX_RECORD_BYTES,
-    RECORD_TYPES,
-    Problem,
-    Verdict,
-    clean_check,
-    envelope_problems,
-    record_size_problem,
-    validate_record,
-)
-from ometria_sync.schemas.typed_lane import typed_lane
+from ometria_sync.schemas import MAX_RECORD_BYTES, Problem, typed_lane
 from ometria_sync.sources import LineGroup, Position, RawLines, SourceItem
 
-Validator = Callable[[str, Any], Verdict]
 #: what the reader hands the batcher: items, or groups of lines or whole lines not decoded yet
 Chunk = list[SourceItem] | list[LineGroup] | RawLines
 
 
 def _grouped(chunk: list[SourceItem] | list[LineGroup]) -> TypeGuard[list[LineGroup]]:
     return bool(chunk) and isinstance(chunk[0], LineGroup)
-
-# sorted keys: the canonical encoding, so that change hashes ignore key order
-_encode = msgspec.json.Encoder(order="sorted").encode
-
-
-class SchemaValidator:
-    """``validate_record`` bound to a stream's ``mode`` and ``strict`` settings, with the clean
-    check of each record type at hand (``clean``): one call for a record with no problem."""
-
-    __slots__ = ("clean", "mode", "strict")
-
-    def __init__(self, mode: Literal["update", "create"], strict: bool) -> None:
-        self.mode, self.strict = mode, strict
-        self.clean: dict[str, Callable[[Any], bool]] = {
-            t: clean_check(t, mode) for t in RECORD_TYPES}
-
-    def __call__(self, record_type: str, record: Any) -> Verdict:
-        return validate_record(record_type, record, mode=self.mode, strict=self.strict)
-
-
-def schema_validator(stream: StreamSettings) -> Validator:
-    """``validate_record`` bound to the stream's ``mode`` and ``strict`` settings."""
-    return SchemaValidator(stream.mode, stream.strict)
-
-
-def prepare_record(
-    record_type: str, record: Any, validate: Validator, transform: Transform | None = None
-) -> tuple[bytes | None, list[Problem], list[Problem]]:
-    """The record as it is sent: ``(encoded, problems, warnings)``; ``encoded`` is None when it
-    is refused, ``problems`` say why (and when the stream's ``transform`` skipped it, with no
-    problem). The transform, the envelope check (what the engine itself needs: an object with
-    a usable id whose ``@type`` matches the stream, added when missing), the stream's
-    validation, the canonical encoding and the size check, in that order; the validator's
-    ``warnings`` are given whenever it ran. The batcher and ``verify`` both call it, so what is
-    verified is what was sent."""
-    if transform is not None and record.__class__ is dict:
-        record, failed = transform.apply(record)
-        if record is None:
-            return None, [Problem("", failed)] if failed else [], []
-    problems = envelope_problems(record)
-    if problems:
-        return None, problems, []
-    declared = record.get("@type")
-    if declared is None:
-        record["@type"] = record_type
-    elif declared != record_type:
-        return None, [Problem("@type", f"must be {record_type!r} (the stream's record_type), "
-                                       f"got {declared!r}")], []
-    verdict = validate(record_type, record)
-    if verdict.errors:
-        return None, verdict.errors, verdict.warnings
-    try:
-        encoded = _encode(record)
-    except (TypeError, ValueError, OverflowError) as exc:  # what validation let through
-        return None, [Problem("", f"cannot be encoded as JSON: {exc}")], verdict.warnings
-    too_large = record_size_problem(len(encoded))
-    if too_large is not None:
-        return None, [too_large], verdict.warnings
-    return encoded, [], verdict.warnings
-
 
 #: no problems (never appended to: ``_take`` makes a new list to add a source's warnings)
 _NONE: list[Problem] = []
@@ -376,7 +310,7 @@ class Batcher:
             if "@type" not in record:
                 record["@type"] = self._type
             try:
-                encoded = _encode(record)
+                encoded = canonical_encode(record)
             except (TypeError, ValueError, OverflowError):
                 pass  # prepare_record says why
             else:

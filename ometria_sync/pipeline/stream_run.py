@@ -41,7 +41,7 @@ from ometria_sync.ometria import Pusher
 from ometria_sync.pacing import RatePacer
 from ometria_sync.pipeline.batch import Batch, PartScope, VersionOrder
 from ometria_sync.pipeline.batch_queue import BatchQueue
-from ometria_sync.pipeline.batcher import Batcher, Chunk, Validator, schema_validator
+from ometria_sync.pipeline.batcher import Batcher, Chunk
 from ometria_sync.pipeline.change_filter import ChangeFilter
 from ometria_sync.pipeline.deletions import DeletedPart, deactivate
 from ometria_sync.pipeline.dispatch import Delivery, RetryPolicy
@@ -49,6 +49,7 @@ from ometria_sync.pipeline.job_io import RunOptions, Shutdown, sending_mode
 from ometria_sync.pipeline.ledger import LedgerPart, RecordLedger
 from ometria_sync.pipeline.line_groups import GroupedPart, LineGroups, ledger_hashes, shaping
 from ometria_sync.pipeline.missing import MissingPart, MissingPhase
+from ometria_sync.pipeline.prepare import Validator, schema_validator
 from ometria_sync.pipeline.settle import AckedHashes, Settlement
 from ometria_sync.pipeline.stats import StreamStats
 from ometria_sync.pipeline.transform import Transform

@@ -17,6 +17,7 @@ from ometria_sync.schemas.records import (
     Product,
     RecordType,
 )
+from ometria_sync.schemas.typed_lane import TypedLane, typed_lane
 
 __all__ = [
     "MAX_RECORD_BYTES",
@@ -33,6 +34,7 @@ __all__ = [
     "Problem",
     "Product",
     "RecordType",
+    "TypedLane",
     "Verdict",
     "clean_check",
     "envelope_problems",
@@ -41,5 +43,6 @@ __all__ = [
     "record_needs",
     "record_size_problem",
     "show_value",
+    "typed_lane",
     "validate_record",
 ]

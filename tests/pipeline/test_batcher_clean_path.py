@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ometria_sync.pipeline.batch import PartScope
-from ometria_sync.pipeline.batcher import Batcher, SchemaValidator, prepare_record
+from ometria_sync.pipeline.batcher import Batcher
+from ometria_sync.pipeline.prepare import SchemaValidator, prepare_record
 from ometria_sync.pipeline.stats import StreamStats
 from ometria_sync.schemas import MAX_RECORD_BYTES
 from ometria_sync.state.deadletter import DeadLetterWriter

@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 
 from ometria_sync.pipeline import typed_chunks
 from ometria_sync.pipeline.batch import Batch, BatchRecord, PartScope
-from ometria_sync.pipeline.batcher import Batcher, SchemaValidator
+from ometria_sync.pipeline.batcher import Batcher
 from ometria_sync.pipeline.change_filter import hash64, identity
+from ometria_sync.pipeline.prepare import SchemaValidator
 from ometria_sync.pipeline.stats import StreamStats
 from ometria_sync.sources.base import SourceItem
 from ometria_sync.sources.files.jsonl import decode_line
