@@ -53,7 +53,9 @@ class ChangeFilter:
 
     With ``refresh`` nothing is skipped, but hashes are still computed (and later stored).
     Lookups (``StateStore.lookup``: inline on the loop's own connection for SQLite, one round
-    trip per slice for PostgreSQL) see only committed hashes; so the versions this run decided
+    trip per slice for PostgreSQL; on a stream whose index was empty when the store named it,
+    a first run, only the ids the store wrote since are asked about: ``state/written_ids.py``)
+    see only committed hashes; so the versions this run decided
     to send are kept here until their hashes are committed (:meth:`written`). A later
     occurrence of an id is therefore judged against the run's own earlier one, never against
     an older stored hash; a version whose outcome is unknown (:meth:`forget`) matches nothing,

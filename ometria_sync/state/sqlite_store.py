@@ -64,6 +64,7 @@ from ometria_sync.state.store import (
     StreamRun,
     group_weight,
 )
+from ometria_sync.state.written_ids import WrittenIds
 
 T = TypeVar("T")
 StoreCall = Callable[[SqliteCheckpointStore], T]
@@ -115,6 +116,10 @@ class StateThread:
         except BaseException as exc:
             self._failures.seen(exc)
             raise
+
+    def raise_failure(self) -> None:
+        """Raise the first failed write if nobody saw it yet (as :meth:`read` does first)."""
+        self._raise_failure()
 
     def read(self, fn: StoreCall[T]) -> T:
         """Run ``fn(store)``, a short read, now on this thread (always the same one: the event
@@ -202,6 +207,8 @@ class SqliteState:
         self.label = url
         #: the job whose rows this store reads and writes ('': rows of no named job)
         self.job = job
+        #: ids a lookup need not ask about (``written_ids.py``)
+        self._written = WrittenIds()
 
     @classmethod
     async def open(cls, url: str, job: str = "", streams: Sequence[str] = ()) -> SqliteState:
@@ -249,13 +256,24 @@ class SqliteState:
         return await self._thread.call(lambda store: store.reset(stream))
 
     async def stream_id(self, name: str) -> int:
-        return await self._thread.call(lambda store: store.changes.stream_id(name))
+        def named(store: Store) -> tuple[int, bool]:
+            stream = store.changes.stream_id(name)
+            return stream, store.changes.holds_any(stream)
+
+        stream, held = await self._thread.call(named)
+        self._written.named(stream, empty=not held)
+        return stream
 
     async def lookup(self, stream_id: int, id_hashes: list[int]) -> dict[int, int]:
-        return self._thread.read(lambda store: store.changes.lookup(stream_id, id_hashes))
+        asked = self._written.may_hold(stream_id, id_hashes)
+        if not asked:
+            self._thread.raise_failure()
+            return {}
+        return self._thread.read(lambda store: store.changes.lookup(stream_id, asked))
 
     def remember(self, stream_id: int, pairs: list[tuple[int, int]],
                  groups: list[int] | None = None) -> Pending:
+        self._written.written(stream_id, [i for i, _ in pairs])
         return self._thread.submit(lambda store: store.changes.remember(stream_id, pairs,
                                                                         groups), len(pairs))
 
