@@ -222,13 +222,13 @@ class PostgresState(PgQueue):
         """Store (id hash, content hash) pairs, one per id (the caller dedupes): one
         statement."""
         ids = [p[0] for p in pairs]
-        self._written.written(stream_id, ids)
+        self._written.written(stream_id, pairs)
         contents = [p[1] for p in pairs]
         points = [g or None for g in groups] if groups is not None else [None] * len(pairs)
         return self.submit(lambda conn: conn.execute(
             f"INSERT INTO {self._t('record_hashes')} (stream, id_hash, content_hash, line_group) "
             "SELECT $1, i, c, g FROM unnest($2::bigint[], $3::bigint[], $4::bigint[]) "
-            "AS u(i, c, g) ON CONFLICT (stream, id_hash) DO UPDATE SET "
+            "AS u(i, c, g) ORDER BY i ON CONFLICT (stream, id_hash) DO UPDATE SET "
             "content_hash = excluded.content_hash, line_group = excluded.line_group",
             stream_id, ids, contents, points), len(pairs))
 

@@ -236,16 +236,18 @@ class ChangeIndex:
         One JSON text that SQLite unpacks itself (``json_each``): one call without Python's
         GIL (``executemany`` took it back per row, a fifth of the event loop's records/s).
         Without groups an object ``{"id hash": content hash}``, its keys cast back to integers
-        (0.2 us a pair against 0.8 for an array of pairs, each re-parsed by ``->>``)."""
+        (0.2 us a pair against 0.8 for an array of pairs, each re-parsed by ``->>``). Rows go
+        in sorted by id hash (SQLite sorts them: 0.4 us a pair less than Python sorting
+        tuples), so the B-tree's pages are visited in order, each once."""
         if groups is None:
             self._write("INSERT OR REPLACE INTO record_hashes (stream, id_hash, content_hash) "
-                        "SELECT ?, CAST(key AS INTEGER), value FROM json_each(?)",
-                        stream, dict(pairs))
+                        "SELECT ?, CAST(key AS INTEGER) AS i, value FROM json_each(?) "
+                        "ORDER BY i", stream, dict(pairs))
             return
         rows = [[i, c, g or None] for (i, c), g in zip(pairs, groups, strict=True)]
         self._write("INSERT OR REPLACE INTO record_hashes (stream, id_hash, content_hash, "
-                    "line_group) SELECT ?, value ->> 0, value ->> 1, value ->> 2 "
-                    "FROM json_each(?)", stream, rows)
+                    "line_group) SELECT ?, value ->> 0 AS i, value ->> 1, value ->> 2 "
+                    "FROM json_each(?) ORDER BY i", stream, rows)
 
     def forget_ids(self, stream: int, id_hashes: Iterable[int]) -> None:
         """Delete the stored hashes of these ids: what Ometria holds for them is unknown (a

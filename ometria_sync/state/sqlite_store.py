@@ -273,7 +273,7 @@ class SqliteState:
 
     def remember(self, stream_id: int, pairs: list[tuple[int, int]],
                  groups: list[int] | None = None) -> Pending:
-        self._written.written(stream_id, [i for i, _ in pairs])
+        self._written.written(stream_id, pairs)
         return self._thread.submit(lambda store: store.changes.remember(stream_id, pairs,
                                                                         groups), len(pairs))
 

@@ -45,13 +45,13 @@ class WrittenIds:
         if stream not in self._streams:
             self._streams[stream] = bytearray(BITS // 8) if empty else None
 
-    def written(self, stream: int, id_hashes: Iterable[int]) -> None:
-        """Hashes of these ids are submitted to the index."""
+    def written(self, stream: int, pairs: Iterable[tuple[int, int]]) -> None:
+        """Hashes of these (id hash, content hash) pairs are submitted to the index."""
         bits = self._streams.setdefault(stream, None)
         if bits is None:
             return
         mask = _BYTE_MASK
-        for h in id_hashes:
+        for h, _ in pairs:
             bits[(h >> 3) & mask] |= 1 << (h & 7)
 
     def may_hold(self, stream: int, id_hashes: list[int]) -> list[int]:

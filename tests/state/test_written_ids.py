@@ -60,8 +60,9 @@ def test_no_id_written_is_ever_left_out(written: list[int], asked: list[int]) ->
     ids = WrittenIds()
     ids.named(1, empty=True)
     ids.named(2, empty=False)
-    ids.written(1, written)
-    ids.written(3, written)  # written before it was named: looked up in full from then on
+    ids.written(1, [(h, 0) for h in written])
+    # written before it was named: looked up in full from then on
+    ids.written(3, [(h, 0) for h in written])
     ids.named(3, empty=True)
     maybe = ids.may_hold(1, asked + written)
     assert set(written) <= set(maybe) <= set(asked + written)
@@ -74,5 +75,5 @@ def test_a_new_stream_asks_about_nothing_until_written() -> None:
     ids = WrittenIds()
     ids.named(1, empty=True)
     assert ids.may_hold(1, list(range(-500, 500))) == []
-    ids.written(1, [3])
+    ids.written(1, [(3, 0)])
     assert 3 in ids.may_hold(1, list(range(-500, 500)))
