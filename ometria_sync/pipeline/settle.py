@@ -13,11 +13,11 @@ each time it moves; a failed batch never settles, so the checkpoint never passes
 **The change hashes** of cleanly acknowledged records become the reference the next run compares
 against. Writing one transaction per batch was the biggest cost on the event loop at 200
 requests/s (2.6 times the time per hash), so they wait in :class:`AckedHashes` and are written
-``HASHES_PER_WRITE`` at a time, or once ``HASHES_MAX_AGE`` seconds passed since the last write,
-in one transaction (inserted in id order). Records Ometria refused or may have refused
-(``rejected``/``skipped``, a failed batch, one cut off at the grace period) have their stored
-hashes deleted at once, before any later write: Ometria may hold this version or the one
-before.
+``HASHES_PER_WRITE`` at a time (or the store's ``hashes_per_write``), or once ``HASHES_MAX_AGE``
+seconds passed since the last write, in one transaction (inserted in id order). Records
+Ometria refused or may have refused (``rejected``/``skipped``, a failed batch, one cut off at
+the grace period) have their stored hashes deleted at once, before any later write: Ometria
+may hold this version or the one before.
 
 **The ordering rule**, kept by :meth:`Settlement.settle` alone (every write goes through the state
 store's one ordered queue, and a failed write stops the ones behind it):
@@ -55,11 +55,9 @@ from ometria_sync.state import StateStore
 
 log = structlog.get_logger("ometria_sync.stream")
 
-#: acknowledged records' change hashes written per transaction (a write of random ids
-#: rewrites about every page of the index, so fewer, larger writes cost less per hash: SQLite,
-#: 200,000 new ids, 1.6 us a hash 5,000 at a time, 1.0 at 20,000; about 9 MB more at the peak
-#: of a first run of a million ids, ``BENCHMARKS.md``) ...
-HASHES_PER_WRITE = 20_000
+#: acknowledged records' change hashes written per transaction, unless the store says
+#: otherwise (its ``hashes_per_write``: SQLite's is 20,000, ``sqlite_store.py``) ...
+HASHES_PER_WRITE = 5_000
 #: ... or after this many seconds, whichever comes first
 HASHES_MAX_AGE = 2.0
 
@@ -104,6 +102,7 @@ class AckedHashes:
         #: the part's groups of lines (``line_groups.py``): kept once acknowledged
         self._groups = groups
         self._clock = clock
+        self._per_write: int = getattr(state, "hashes_per_write", HASHES_PER_WRITE)
         self._acked: dict[int, int] = {}
         self._replacing = False  # a waiting hash may replace a stored one
         self._since = clock()
@@ -115,7 +114,7 @@ class AckedHashes:
         self._replacing = self._replacing or any(r.replaces for r in records)
         if self._groups is not None:
             self._groups.acknowledged(records)
-        if (len(self._acked) >= HASHES_PER_WRITE
+        if (len(self._acked) >= self._per_write
                 or self._clock() - self._since >= HASHES_MAX_AGE):
             self.write()
 
