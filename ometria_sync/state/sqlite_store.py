@@ -30,7 +30,9 @@ Guarantees:
 * :meth:`read` is the exception: a short read (a change-index lookup, about 40 us) runs at once
   on the caller's thread with a second connection (WAL lets it read while the state thread
   writes). It sees what was committed, not writes still queued. A hop to a thread and back cost
-  the event loop's thread about 190 us of CPU per lookup, 20% of a dry run's records/s;
+  the event loop's thread about 190 us of CPU per lookup, 20% of a dry run's records/s. On a
+  stream whose index was empty when named (a first run) a lookup reads only for ids this
+  store wrote since (``written_ids.py``), mostly none;
 * :meth:`close` waits for everything submitted, then closes the connections.
 """
 
