@@ -56,7 +56,7 @@ from ometria_sync.state import StateStore
 log = structlog.get_logger("ometria_sync.stream")
 
 #: acknowledged records' change hashes written per transaction, unless the store says
-#: otherwise (its ``hashes_per_write``: SQLite's is 20,000, ``sqlite_store.py``) ...
+#: otherwise (its ``hashes_per_write``, ``sqlite_store.py``) ...
 HASHES_PER_WRITE = 5_000
 #: ... or after this many seconds, whichever comes first
 HASHES_MAX_AGE = 2.0

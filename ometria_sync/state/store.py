@@ -50,10 +50,8 @@ from ometria_sync.pacing import SendPermit
 #: writes that may wait before ``keep_up`` makes the caller wait ...
 MAX_QUEUED_WRITES = 1000
 #: ... or change hashes in them: a change index slower than the network (random ids dirty
-#: about one page each once it is large) fills the run's buffers instead of its memory. Above
-#: one full write (SQLite's ``hashes_per_write``, 20,000), so that the run goes on while one is
-#: written (the next write waits for it)
-MAX_QUEUED_HASHES = 25_000
+#: about one page each once it is large) fills the run's buffers instead of its memory
+MAX_QUEUED_HASHES = 15_000
 
 
 class Pending(Protocol):
