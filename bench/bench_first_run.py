@@ -10,6 +10,9 @@ first run of the same file: the real engine in-process, sending mode (not a dry 
 and change hashes are written, on the state thread), change detection on, fresh state, the
 pacer at 10,000 req/s so that it never waits, and a pusher that acknowledges every record.
 Prints the medians of records per CPU second (process CPU time, all threads) and their ratio.
+``--state-cost``: each round also runs the same first run with the change index made free
+(lookups find nothing at once, hash writes are done at once: ``free_change_index``); the
+difference is what change detection's state side cost that run, in CPU seconds.
 
 ``--memory``: peak RSS (``VmHWM``, each a fresh child process) of change detection over ``N``
 ids, a first run and then two unchanged reruns (the file touched before each: a new export of
@@ -23,6 +26,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
+import contextlib
 import json
 import os
 import shutil
@@ -31,7 +36,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -41,6 +48,7 @@ from ometria_sync.config import load_job
 from ometria_sync.logs import configure_logging
 from ometria_sync.ometria.dry_run import NullPusher
 from ometria_sync.pipeline.job_run import RunOptions, run_job
+from ometria_sync.state.sqlite_store import SqliteState
 
 HERE = Path(__file__).resolve().parent
 
@@ -66,6 +74,27 @@ async def first_run(job_path: Path) -> tuple[int, float]:
     return result.streams[0].sent, cpu
 
 
+@contextlib.contextmanager
+def free_change_index() -> Iterator[None]:
+    """SQLite's change-index lookups find nothing and its hash writes are done at once."""
+    saved = SqliteState.lookup, SqliteState.remember
+
+    async def lookup(self: SqliteState, stream_id: int, id_hashes: list[int]) -> dict[int, int]:
+        return {}
+
+    def remember(self: SqliteState, *args: Any) -> concurrent.futures.Future[object]:
+        done: concurrent.futures.Future[object] = concurrent.futures.Future()
+        done.set_result(None)
+        return done
+
+    SqliteState.lookup = lookup  # type: ignore[method-assign]
+    SqliteState.remember = remember  # type: ignore[method-assign,assignment]
+    try:
+        yield
+    finally:
+        SqliteState.lookup, SqliteState.remember = saved  # type: ignore[method-assign]
+
+
 def speed(args: argparse.Namespace) -> None:
     configure_logging("json", "error")
     os.environ["OMETRIA_API_KEY"] = KEY
@@ -78,6 +107,7 @@ def speed(args: argparse.Namespace) -> None:
                                                  rate_limit_per_second=10_000))
     loads: dict[str, list[float]] = {t: [] for t in jobs}
     runs: dict[str, list[float]] = {t: [] for t in jobs}
+    costs: dict[str, list[float]] = {t: [] for t in jobs}
     for _ in range(args.repeat):
         for record_type, (data, job) in jobs.items():
             n, cpu = loads_cpu(data)
@@ -86,6 +116,11 @@ def speed(args: argparse.Namespace) -> None:
             sent, cpu = asyncio.run(first_run(job))
             assert sent == n, (sent, n)
             runs[record_type].append(sent / cpu)
+            if args.state_cost:
+                shutil.rmtree(job.parent / "state", ignore_errors=True)
+                with free_change_index():
+                    _, free = asyncio.run(first_run(job))
+                costs[record_type].append(cpu - free)
     shutil.rmtree(root)
     print(f"first run (change detection on, null pusher, in-process) against json.loads of the "
           f"same lines; median of {args.repeat}, alternating")
@@ -96,7 +131,11 @@ def speed(args: argparse.Namespace) -> None:
         ratios = [r / b for r, b in zip(runs[record_type], loads[record_type], strict=True)]
         n = sum(1 for _ in data.open("rb"))
         print(f"{record_type:<8} {n:>9,} {base:>17,.0f} {run:>16,.0f} "
-              f"{statistics.median(ratios):>5.2f}x")
+              f"{statistics.median(ratios):>5.2f}x", end="")
+        if costs[record_type]:
+            print(f"   state side {statistics.median(costs[record_type]):.2f} CPU-s "
+                  f"({' '.join(f'{c:.2f}' for c in costs[record_type])})", end="")
+        print()
     print("ratio = median over rounds of (first run records/CPU-s) / (json.loads lines/CPU-s), "
           "each pair measured back to back")
 
@@ -247,6 +286,8 @@ def main() -> None:
     parser.add_argument("--contacts", type=int, default=200_000, help="0 to skip")
     parser.add_argument("--orders", type=int, default=100_000, help="0 to skip")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--state-cost", action="store_true",
+                        help="also the first run with the change index made free")
     parser.add_argument("--memory", action="store_true")
     parser.add_argument("--sizes", default="1000000,10000000")
     parser.add_argument("--no-verify", action="store_true", help="only the runs")

@@ -15,6 +15,9 @@ two million. Guarantees (with ``settle.py``, which writes and forgets the stored
   cut off at the grace period) deletes the stored hashes of its ids: Ometria may hold the new
   version or the old one, so the next export sends them whatever their content;
 * one write stores one hash per id, the last acknowledged version's;
+* a lookup's answer is the index's own, even where it is not asked (a first run: a stream
+  whose index held nothing when named is asked only about ids written since,
+  ``state/written_ids.py``), so a repeated id is judged against its written hash;
 * storage is compact (the state's change index: ``state/sqlite_sql.py``, ``state/pg_schema.py``):
   the id is kept as a 64-bit hash too, in a WITHOUT ROWID table (two integers per row). Two ids
   sharing an id hash at worst cost an extra send, never a skipped change, unless their content
@@ -53,7 +56,9 @@ class ChangeFilter:
 
     With ``refresh`` nothing is skipped, but hashes are still computed (and later stored).
     Lookups (``StateStore.lookup``: inline on the loop's own connection for SQLite, one round
-    trip per slice for PostgreSQL) see only committed hashes; so the versions this run decided
+    trip per slice for PostgreSQL; on a stream whose index was empty when the store named it,
+    a first run, only the ids the store wrote since are asked about: ``state/written_ids.py``)
+    see only committed hashes; so the versions this run decided
     to send are kept here until their hashes are committed (:meth:`written`). A later
     occurrence of an id is therefore judged against the run's own earlier one, never against
     an older stored hash; a version whose outcome is unknown (:meth:`forget`) matches nothing,

@@ -13,10 +13,11 @@ each time it moves; a failed batch never settles, so the checkpoint never passes
 **The change hashes** of cleanly acknowledged records become the reference the next run compares
 against. Writing one transaction per batch was the biggest cost on the event loop at 200
 requests/s (2.6 times the time per hash), so they wait in :class:`AckedHashes` and are written
-``HASHES_PER_WRITE`` at a time, or once ``HASHES_MAX_AGE`` seconds passed since the last write,
-sorted, in one transaction. Records Ometria refused or may have refused (``rejected``/``skipped``,
-a failed batch, one cut off at the grace period) have their stored hashes deleted at once, before
-any later write: Ometria may hold this version or the one before.
+``HASHES_PER_WRITE`` at a time (or the store's ``hashes_per_write``), or once ``HASHES_MAX_AGE``
+seconds passed since the last write, in one transaction (inserted in id order). Records
+Ometria refused or may have refused (``rejected``/``skipped``, a failed batch, one cut off at
+the grace period) have their stored hashes deleted at once, before any later write: Ometria
+may hold this version or the one before.
 
 **The ordering rule**, kept by :meth:`Settlement.settle` alone (every write goes through the state
 store's one ordered queue, and a failed write stops the ones behind it):
@@ -54,8 +55,9 @@ from ometria_sync.state import StateStore
 
 log = structlog.get_logger("ometria_sync.stream")
 
-#: acknowledged records' change hashes written per transaction ...
-HASHES_PER_WRITE = 5000
+#: acknowledged records' change hashes written per transaction, unless the store says
+#: otherwise (its ``hashes_per_write``, ``sqlite_store.py``) ...
+HASHES_PER_WRITE = 5_000
 #: ... or after this many seconds, whichever comes first
 HASHES_MAX_AGE = 2.0
 
@@ -100,6 +102,7 @@ class AckedHashes:
         #: the part's groups of lines (``line_groups.py``): kept once acknowledged
         self._groups = groups
         self._clock = clock
+        self._per_write: int = getattr(state, "hashes_per_write", HASHES_PER_WRITE)
         self._acked: dict[int, int] = {}
         self._replacing = False  # a waiting hash may replace a stored one
         self._since = clock()
@@ -111,18 +114,19 @@ class AckedHashes:
         self._replacing = self._replacing or any(r.replaces for r in records)
         if self._groups is not None:
             self._groups.acknowledged(records)
-        if (len(self._acked) >= HASHES_PER_WRITE
+        if (len(self._acked) >= self._per_write
                 or self._clock() - self._since >= HASHES_MAX_AGE):
             self.write()
 
     def write(self) -> None:
-        """Submit every waiting hash to the state store now, in one sorted write."""
+        """Submit every waiting hash to the state store now, in one write (the store inserts
+        them in id order)."""
         self._since = self._clock()
         self._replacing = False
         points, pointed = (self._groups.pointers(self._acked) if self._groups is not None
                            else ({}, []))
         if self._acked:
-            pairs, self._acked = sorted(self._acked.items()), {}
+            pairs, self._acked = list(self._acked.items()), {}
             stream = self._changes.stream_id
             written = (self._state.remember(stream, pairs, [points.get(i, 0) for i, _ in pairs])
                        if points else self._state.remember(stream, pairs))

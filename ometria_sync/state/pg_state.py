@@ -49,6 +49,7 @@ from ometria_sync.state.store import (
     mismatch,
     utc_now,
 )
+from ometria_sync.state.written_ids import WrittenIds
 
 __all__ = ["PostgresState", "StateConnectionLost"]
 _PAGE = 1000
@@ -63,6 +64,8 @@ class PostgresState(PgQueue):
         super().__init__(url, check_schema(schema))
         #: the job whose rows this store reads and writes ('': rows of no named job)
         self.job = job
+        #: ids a lookup need not ask about (``written_ids.py``)
+        self._written = WrittenIds()
 
     @classmethod
     async def open(cls, url: str, schema: str, job: str = "",
@@ -186,18 +189,28 @@ class PostgresState(PgQueue):
     # change hashes -------------------------------------------------------------------------
 
     async def stream_id(self, name: str) -> int:
-        async def op(conn: asyncpg.Connection) -> int:
+        async def op(conn: asyncpg.Connection) -> tuple[int, bool]:
             await conn.execute(f"INSERT INTO {self._t('streams')} (name, job) VALUES ($1, $2) "
                                "ON CONFLICT (job, name) DO NOTHING", name, self.job)
-            return int(await conn.fetchval(
+            stream = int(await conn.fetchval(
                 f"SELECT id FROM {self._t('streams')} WHERE job = $2 AND name = $1", name,
                 self.job))
+            held = await conn.fetchval(
+                f"SELECT EXISTS (SELECT 1 FROM {self._t('record_hashes')} WHERE stream = $1)",
+                stream)
+            return stream, bool(held)
 
-        return await self.call(op)
+        stream, held = await self.call(op)
+        self._written.named(stream, empty=not held)
+        return stream
 
     async def lookup(self, stream_id: int, id_hashes: list[int]) -> dict[int, int]:
-        """Stored content hashes of those ids that are known: one round trip."""
+        """Stored content hashes of those ids that are known: one round trip (none when no
+        id can be stored: ``written_ids.py``)."""
         self._raise_failure()
+        id_hashes = self._written.may_hold(stream_id, id_hashes)
+        if not id_hashes:
+            return {}
         query = (f"SELECT id_hash, content_hash FROM {self._t('record_hashes')} "
                  "WHERE stream = $1 AND id_hash = ANY($2::bigint[])")
         async with self._reading:
@@ -209,12 +222,13 @@ class PostgresState(PgQueue):
         """Store (id hash, content hash) pairs, one per id (the caller dedupes): one
         statement."""
         ids = [p[0] for p in pairs]
+        self._written.written(stream_id, pairs)
         contents = [p[1] for p in pairs]
         points = [g or None for g in groups] if groups is not None else [None] * len(pairs)
         return self.submit(lambda conn: conn.execute(
             f"INSERT INTO {self._t('record_hashes')} (stream, id_hash, content_hash, line_group) "
             "SELECT $1, i, c, g FROM unnest($2::bigint[], $3::bigint[], $4::bigint[]) "
-            "AS u(i, c, g) ON CONFLICT (stream, id_hash) DO UPDATE SET "
+            "AS u(i, c, g) ORDER BY i ON CONFLICT (stream, id_hash) DO UPDATE SET "
             "content_hash = excluded.content_hash, line_group = excluded.line_group",
             stream_id, ids, contents, points), len(pairs))
 

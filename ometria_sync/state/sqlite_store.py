@@ -30,7 +30,9 @@ Guarantees:
 * :meth:`read` is the exception: a short read (a change-index lookup, about 40 us) runs at once
   on the caller's thread with a second connection (WAL lets it read while the state thread
   writes). It sees what was committed, not writes still queued. A hop to a thread and back cost
-  the event loop's thread about 190 us of CPU per lookup, 20% of a dry run's records/s;
+  the event loop's thread about 190 us of CPU per lookup, 20% of a dry run's records/s. On a
+  stream whose index was empty when named (a first run) a lookup reads only for ids this
+  store wrote since (``written_ids.py``), mostly none;
 * :meth:`close` waits for everything submitted, then closes the connections.
 """
 
@@ -64,6 +66,7 @@ from ometria_sync.state.store import (
     StreamRun,
     group_weight,
 )
+from ometria_sync.state.written_ids import WrittenIds
 
 T = TypeVar("T")
 StoreCall = Callable[[SqliteCheckpointStore], T]
@@ -115,6 +118,10 @@ class StateThread:
         except BaseException as exc:
             self._failures.seen(exc)
             raise
+
+    def raise_failure(self) -> None:
+        """Raise the first failed write if nobody saw it yet (as :meth:`read` does first)."""
+        self._raise_failure()
 
     def read(self, fn: StoreCall[T]) -> T:
         """Run ``fn(store)``, a short read, now on this thread (always the same one: the event
@@ -196,12 +203,20 @@ _PAGE = 1000
 class SqliteState:
     """A :class:`~ometria_sync.state.store.StateStore` in a SQLite file."""
 
+    #: change hashes a run writes at a time (``settle.py``). A write of random ids rewrites
+    #: about every page of the index, so larger writes cost less per hash (200,000 new ids:
+    #: 1.6 us a hash 5,000 at a time, 1.0 at 20,000), but at 20,000 a first run of ten
+    #: million ids passed 150 MB (153.7 MB after two minutes, ``BENCHMARKS.md``): kept at 5,000
+    hashes_per_write = 5_000
+
     def __init__(self, thread: StateThread, url: str, job: str = "") -> None:
         self._thread = thread
         self._url = url
         self.label = url
         #: the job whose rows this store reads and writes ('': rows of no named job)
         self.job = job
+        #: ids a lookup need not ask about (``written_ids.py``)
+        self._written = WrittenIds()
 
     @classmethod
     async def open(cls, url: str, job: str = "", streams: Sequence[str] = ()) -> SqliteState:
@@ -249,13 +264,24 @@ class SqliteState:
         return await self._thread.call(lambda store: store.reset(stream))
 
     async def stream_id(self, name: str) -> int:
-        return await self._thread.call(lambda store: store.changes.stream_id(name))
+        def named(store: Store) -> tuple[int, bool]:
+            stream = store.changes.stream_id(name)
+            return stream, store.changes.holds_any(stream)
+
+        stream, held = await self._thread.call(named)
+        self._written.named(stream, empty=not held)
+        return stream
 
     async def lookup(self, stream_id: int, id_hashes: list[int]) -> dict[int, int]:
-        return self._thread.read(lambda store: store.changes.lookup(stream_id, id_hashes))
+        asked = self._written.may_hold(stream_id, id_hashes)
+        if not asked:
+            self._thread.raise_failure()
+            return {}
+        return self._thread.read(lambda store: store.changes.lookup(stream_id, asked))
 
     def remember(self, stream_id: int, pairs: list[tuple[int, int]],
                  groups: list[int] | None = None) -> Pending:
+        self._written.written(stream_id, pairs)
         return self._thread.submit(lambda store: store.changes.remember(stream_id, pairs,
                                                                         groups), len(pairs))
 

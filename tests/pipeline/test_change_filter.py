@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from concurrent.futures import Future
+from pathlib import Path
 
 from ometria_sync.pipeline.batch import BatchRecord
 from ometria_sync.pipeline.change_filter import ChangeFilter
+from ometria_sync.pipeline.settle import AckedHashes
+from ometria_sync.state import open_state
 
 
 async def test_the_runs_own_versions_are_dropped_once_their_hashes_are_committed() -> None:
@@ -53,3 +56,36 @@ async def test_a_record_replaces_a_stored_hash_when_one_may_exist() -> None:
     fresh = [rec(9, b'{"v":1}')]
     await refresh.unchanged(fresh)
     assert fresh[0].replaces
+
+
+async def test_a_first_runs_repeated_ids_are_judged_against_what_it_wrote(tmp_path: Path) -> None:
+    """On a stream whose change index was empty (lookups skipped for ids not written since:
+    ``state/written_ids.py``), an id seen again after its hash was written is still judged
+    against that hash: the same content skipped, a new one sent as replacing it, and a
+    return to the first (A -> B -> A) sent."""
+    state = await open_state(f"sqlite:///{tmp_path / 'state.db'}")
+    try:
+        stream = await state.stream_id("contacts")
+        changes = ChangeFilter(state, stream)
+        hashes = AckedHashes(state, changes)
+
+        def rec(id_hash: int, body: bytes) -> BatchRecord:
+            return BatchRecord(body, 1, 1, 0, id_hash)
+
+        async def sent(records: list[BatchRecord]) -> list[BatchRecord]:
+            skip = await changes.unchanged(records)
+            out = [r for i, r in enumerate(records) if i not in skip]
+            hashes.remember(out)
+            hashes.write()
+            await state.flush()
+            return out
+
+        first = [rec(1, b'{"v":"A"}'), rec(2, b'{"v":"A"}')]
+        assert await sent(first) == first and not any(r.replaces for r in first)
+        assert not changes.in_flight()  # judged by the stored hashes from now on
+        again = [rec(1, b'{"v":"A"}'), rec(2, b'{"v":"B"}')]
+        assert await sent(again) == again[1:] and again[1].replaces
+        back = [rec(2, b'{"v":"A"}')]
+        assert await sent(back) == back and back[0].replaces
+    finally:
+        await state.aclose()

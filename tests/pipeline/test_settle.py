@@ -77,9 +77,10 @@ def _hashes(clock: FakeClock) -> tuple[AckedHashes, _Store]:
     return AckedHashes(store, changes, clock=clock.time), store  # type: ignore[arg-type]
 
 
-def test_hashes_wait_until_the_buffer_is_old_enough_then_go_in_one_sorted_write() -> None:
+def test_hashes_wait_until_the_buffer_is_old_enough_then_go_in_one_write() -> None:
     """Nothing is written before HASHES_MAX_AGE seconds passed since the last write; then every
-    waiting hash goes at once, sorted by id, the last acknowledged version of each id."""
+    waiting hash goes at once, the last acknowledged version of each id (the store inserts
+    them in id order)."""
     clock = FakeClock()
     hashes, store = _hashes(clock)
     hashes.remember([_record(3, 30), _record(1, 10)])
@@ -88,7 +89,8 @@ def test_hashes_wait_until_the_buffer_is_old_enough_then_go_in_one_sorted_write(
     assert store.calls == [] and hashes.waiting == 2
     clock.now += 0.001
     hashes.remember([_record(2, 20)])
-    assert store.calls == [("remember", 7, [(1, 10), (2, 20), (3, 31)])]
+    assert [(call, stream, sorted(pairs)) for call, stream, pairs in store.calls] == [
+        ("remember", 7, [(1, 10), (2, 20), (3, 31)])]
     assert hashes.waiting == 0
 
 
@@ -114,6 +116,19 @@ def test_a_full_buffer_is_written_at_once() -> None:
     assert store.calls == []
     hashes.remember([_record(HASHES_PER_WRITE, 1)])
     assert len(store.calls) == 1 and len(store.calls[0][2]) == HASHES_PER_WRITE
+
+
+def test_a_store_may_ask_for_larger_writes() -> None:
+    """A store's ``hashes_per_write`` (SQLite's: 20,000) replaces HASHES_PER_WRITE."""
+    clock = FakeClock()
+    store = _Store()
+    store.hashes_per_write = 3  # type: ignore[attr-defined]
+    hashes = AckedHashes(store, ChangeFilter(store, 7),  # type: ignore[arg-type]
+                         clock=clock.time)
+    hashes.remember([_record(1, 10), _record(2, 20)])
+    assert store.calls == []
+    hashes.remember([_record(3, 30)])
+    assert len(store.calls) == 1 and len(store.calls[0][2]) == 3
 
 
 def test_forget_drops_the_waiting_hash_and_deletes_the_stored_one_first() -> None:
