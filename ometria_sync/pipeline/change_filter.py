@@ -18,7 +18,8 @@ two million. Guarantees (with ``settle.py``, which writes and forgets the stored
 * a lookup's answer is the index's own, even where it is not asked (a first run: a stream
   whose index held nothing when named is asked only about ids written since,
   ``state/written_ids.py``), so a repeated id is judged against its written hash;
-* storage is compact (the state's change index: ``state/sqlite_sql.py``, ``state/pg_schema.py``):
+* storage is compact (the state's change index: ``state/change_index_sql.py``,
+  ``state/pg_schema.py``):
   the id is kept as a 64-bit hash too, in a WITHOUT ROWID table (two integers per row). Two ids
   sharing an id hash at worst cost an extra send, never a skipped change, unless their content
   hashes also collide (odds around 2^-64 per pair).

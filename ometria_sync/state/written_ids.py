@@ -14,13 +14,14 @@ Guarantees:
 * a lookup's answer is the index's own: an id left out is one the index cannot hold (no
   false negative), given that only this store writes the stream's hashes while it is open
   (the job's run lock; only a run writes change hashes). A set bit only costs the lookup
-  it would have cost anyway (about 3% of new ids after a million were written, 26% after ten
-  million);
+  it would have cost anyway (about 11% of new ids after a million were written, 70% after
+  ten million);
 * a stream that held anything when first named (a rerun, a resume after a crash that had
   written some), or whose first write came before it was named, is looked up in full;
 * an id's bit is set when its write is submitted, before it can commit, and never cleared
   (a deleted hash, ``forget_ids``, ``reset``, leaves it set: the lookup then finds nothing);
-* memory: one bitmap of ``BITS`` bits (4 MB) per stream that was empty, none otherwise.
+* memory: one bitmap of ``BITS`` bits (1 MB) per stream that was empty, none otherwise (a
+  job's first run of several streams holds one for each until the run ends).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 #: bits in each stream's bitmap (a power of two): an id hash's low bits pick its bit
-BITS = 1 << 25
+BITS = 1 << 23
 _BYTE_MASK = BITS // 8 - 1
 
 

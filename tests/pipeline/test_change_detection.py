@@ -156,7 +156,7 @@ async def test_hashes_are_written_in_few_transactions_and_all_by_the_end(
     """A write per acknowledged batch was the biggest cost on the event loop at high rates:
     12,000 records (120 batches) are remembered in 3 writes (of 5,000 here), the last one when
     the run ends, and the next run knows every one of them."""
-    from ometria_sync.state.sqlite_sql import ChangeIndex
+    from ometria_sync.state.change_index_sql import ChangeIndex
 
     writes: list[list[tuple[int, int]]] = []
     remember = ChangeIndex.remember

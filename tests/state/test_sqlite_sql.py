@@ -14,7 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ometria_sync.errors import StateError
-from ometria_sync.state.sqlite_sql import ChangeIndex, SqliteCheckpointStore, open_checkpoint_store
+from ometria_sync.state.change_index_sql import ChangeIndex
+from ometria_sync.state.sqlite_sql import SqliteCheckpointStore, open_checkpoint_store
 
 
 def test_saves_and_loads_positions_and_counts_delivered(tmp_path: Path) -> None:
