@@ -29,7 +29,7 @@ from benchlib import KEY, data_file, write_job
 
 from ometria_sync.logs import configure_logging
 from ometria_sync.pipeline import batcher, change_filter
-from ometria_sync.schemas import typed_lane
+from ometria_sync.schemas.typed_lane import TypedLane
 from ometria_sync.sources.files import jsonl
 
 SPENT: dict[str, float] = {}
@@ -63,7 +63,7 @@ def main() -> None:
     args = parser.parse_args()
     configure_logging("json", "error")
     os.environ["OMETRIA_API_KEY"] = KEY
-    _timed(typed_lane.TypedLane, "accept_keyed", "the lane: decode, column checks, encode")
+    _timed(TypedLane, "accept_keyed", "the lane: decode, column checks, encode")
     _timed(batcher, "typed_records", "batch records and id hashes (typed_records)")
     _timed(change_filter.ChangeFilter, "unchanged",
            "ChangeFilter.unchanged: content hash + look-up", awaited=True)
