@@ -12,24 +12,10 @@ Guarantee (the tests hold it): each record's ``order_key`` and ``id_hash`` equal
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import struct
-from operator import itemgetter, methodcaller
+from operator import itemgetter
 
 from ometria_sync.pipeline.batch import BatchRecord
-from ometria_sync.pipeline.change_filter import identity
-
-_digest = methodcaller("digest")
-_blake = functools.partial(hashlib.blake2b, digest_size=8)
-
-
-def hashes64(data: list[bytes]) -> list[int]:
-    """``[hash64(d) for d in data]``: the same signed 64-bit values, computed together."""
-    if not data:
-        return []
-    joined = b"".join(map(_digest, map(_blake, data)))
-    return list(struct.unpack(f"<{len(data)}q", joined))
+from ometria_sync.pipeline.change_filter import hashes64, identity
 
 
 def identities(ids: list[str], collections: list[str | None]) -> list[bytes]:

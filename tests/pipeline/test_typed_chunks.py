@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from ometria_sync.pipeline import typed_chunks
 from ometria_sync.pipeline.batch import Batch, BatchRecord, PartScope
 from ometria_sync.pipeline.batcher import Batcher
-from ometria_sync.pipeline.change_filter import hash64, identity
+from ometria_sync.pipeline.change_filter import hash64, hashes64, identity
 from ometria_sync.pipeline.prepare import SchemaValidator
 from ometria_sync.pipeline.stats import StreamStats
 from ometria_sync.sources.base import SourceItem
@@ -28,7 +28,7 @@ from ometria_sync.state.deadletter import DeadLetterWriter
 
 @given(st.lists(st.binary(max_size=40), max_size=20))
 def test_hashes_computed_together_are_hash64s(data: list[bytes]) -> None:
-    assert typed_chunks.hashes64(data) == [hash64(d) for d in data]
+    assert hashes64(data) == [hash64(d) for d in data]
 
 
 @given(st.lists(st.tuples(st.text(max_size=8), st.none() | st.text(max_size=8)), max_size=10))
