@@ -13,7 +13,7 @@ each time it moves; a failed batch never settles, so the checkpoint never passes
 **The change hashes** of cleanly acknowledged records become the reference the next run compares
 against. Writing one transaction per batch was the biggest cost on the event loop at 200
 requests/s (2.6 times the time per hash), so they wait in :class:`AckedHashes` and are written
-``HASHES_PER_WRITE`` at a time (or the store's ``hashes_per_write``), or once ``HASHES_MAX_AGE``
+``HASHES_PER_WRITE`` at a time, or once ``HASHES_MAX_AGE``
 seconds passed since the last write, in one transaction (inserted in id order). Records
 Ometria refused or may have refused (``rejected``/``skipped``, a failed batch, one cut off at
 the grace period) have their stored hashes deleted at once, before any later write: Ometria
@@ -55,8 +55,10 @@ from ometria_sync.state import StateStore
 
 log = structlog.get_logger("ometria_sync.stream")
 
-#: acknowledged records' change hashes written per transaction, unless the store says
-#: otherwise (its ``hashes_per_write``, ``sqlite_store.py``) ...
+#: acknowledged records' change hashes written per transaction (a write of random ids
+#: rewrites about every page of the index, so larger writes cost less per hash: 1.6 us a hash
+#: 5,000 at a time against 1.0 at 20,000 for 200,000 new SQLite ids; but at 20,000 a first
+#: run of ten million ids passed 150 MB, ``BENCHMARKS.md``) ...
 HASHES_PER_WRITE = 5_000
 #: ... or after this many seconds, whichever comes first
 HASHES_MAX_AGE = 2.0
@@ -102,7 +104,6 @@ class AckedHashes:
         #: the part's groups of lines (``line_groups.py``): kept once acknowledged
         self._groups = groups
         self._clock = clock
-        self._per_write: int = getattr(state, "hashes_per_write", HASHES_PER_WRITE)
         self._acked: dict[int, int] = {}
         self._replacing = False  # a waiting hash may replace a stored one
         self._since = clock()
@@ -114,7 +115,7 @@ class AckedHashes:
         self._replacing = self._replacing or any(r.replaces for r in records)
         if self._groups is not None:
             self._groups.acknowledged(records)
-        if (len(self._acked) >= self._per_write
+        if (len(self._acked) >= HASHES_PER_WRITE
                 or self._clock() - self._since >= HASHES_MAX_AGE):
             self.write()
 

@@ -27,7 +27,7 @@ class ChangeIndex:
     """Hashes of acknowledged records, in the checkpoint store's SQLite database; a stream is
     the job's (``job``): two jobs' streams of one name have their own ids and hashes. Its
     guarantees are change detection's (``pipeline/change_filter.py``). A run writes them
-    ``SqliteState.hashes_per_write`` at a time, each write one statement in id order;
+    ``settle.HASHES_PER_WRITE`` at a time, each write one statement in id order;
     which lookups reach it at all: ``written_ids.py``."""
 
     def __init__(self, db: sqlite3.Connection, job: str = "") -> None:

@@ -203,12 +203,6 @@ _PAGE = 1000
 class SqliteState:
     """A :class:`~ometria_sync.state.store.StateStore` in a SQLite file."""
 
-    #: change hashes a run writes at a time (``settle.py``). A write of random ids rewrites
-    #: about every page of the index, so larger writes cost less per hash (200,000 new ids:
-    #: 1.6 us a hash 5,000 at a time, 1.0 at 20,000), but at 20,000 a first run of ten
-    #: million ids passed 150 MB (153.7 MB after two minutes, ``BENCHMARKS.md``): kept at 5,000
-    hashes_per_write = 5_000
-
     def __init__(self, thread: StateThread, url: str, job: str = "") -> None:
         self._thread = thread
         self._url = url

@@ -167,7 +167,6 @@ async def test_hashes_are_written_in_few_transactions_and_all_by_the_end(
         remember(self, stream, pairs, groups)
 
     monkeypatch.setattr(ChangeIndex, "remember", counted)
-    monkeypatch.setattr("ometria_sync.state.sqlite_store.SqliteState.hashes_per_write", 5000)
     _export(tmp_path, contacts(12_000))
     job = make_job()
     assert (await _run(job, FakeOmetria())).exit_code == 0

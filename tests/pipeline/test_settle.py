@@ -118,19 +118,6 @@ def test_a_full_buffer_is_written_at_once() -> None:
     assert len(store.calls) == 1 and len(store.calls[0][2]) == HASHES_PER_WRITE
 
 
-def test_a_store_may_ask_for_larger_writes() -> None:
-    """A store's ``hashes_per_write`` (SQLite's: 20,000) replaces HASHES_PER_WRITE."""
-    clock = FakeClock()
-    store = _Store()
-    store.hashes_per_write = 3  # type: ignore[attr-defined]
-    hashes = AckedHashes(store, ChangeFilter(store, 7),  # type: ignore[arg-type]
-                         clock=clock.time)
-    hashes.remember([_record(1, 10), _record(2, 20)])
-    assert store.calls == []
-    hashes.remember([_record(3, 30)])
-    assert len(store.calls) == 1 and len(store.calls[0][2]) == 3
-
-
 def test_forget_drops_the_waiting_hash_and_deletes_the_stored_one_first() -> None:
     """An unclean outcome: the id's waiting hash is never written, and its stored hash is
     deleted at once (before the next write)."""
