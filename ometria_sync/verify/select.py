@@ -11,8 +11,9 @@ checkpoint per file, and is then read whole).
 
 from __future__ import annotations
 
+import contextlib
 import random
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from ometria_sync.pipeline import (
     prepare_record,
     record_key,
 )
-from ometria_sync.sources import Position, SourceItem
+from ometria_sync.sources import Position, SourceItem, SourcePart
 from ometria_sync.state import comparable, open_state
 
 log = structlog.get_logger("ometria_sync.verify")
@@ -151,20 +152,73 @@ async def read_targets(stream: StreamSettings, validate: Validator, tally: Tally
             window = None
             tally.whole = True
         for part in parts:
-            async for chunk in part.read(None):
-                targets = []
-                for item in chunk:
-                    if tally.watch:
-                        tally.meet(item)
-                    if window is not None and not _inside(item.position, window):
-                        continue
-                    target = _target(stream, item, part.label, validate, tally, transform)
-                    if target is not None:
-                        targets.append(target)
-                if targets:
-                    yield targets
+            cursor = _CursorWindow(window) if window is not None and _by_cursor(window) else None
+            async with contextlib.aclosing(_chunks(part, cursor)) as chunks:
+                async for chunk in chunks:
+                    targets = []
+                    for item in chunk:
+                        if tally.watch:
+                            tally.meet(item)
+                        if cursor is not None:
+                            if cursor.passed(item.position):
+                                break
+                        elif window is not None and not _inside(item.position, window):
+                            continue
+                        target = _target(stream, item, part.label, validate, tally, transform)
+                        if target is not None:
+                            targets.append(target)
+                    if targets:
+                        yield targets
+                    if cursor is not None and cursor.ended:
+                        break
     finally:
         await source.aclose()
+
+
+def _by_cursor(window: Window) -> bool:
+    """The window's positions are a query's keyset cursor (``{"after": [...]}``): they do not
+    compare in Python (cursor values are text in the database's order), so the window is read
+    as the run read it (:class:`_CursorWindow`), not filtered by comparison."""
+    return isinstance(window.end, Mapping) and (window.start is None
+                                                or isinstance(window.start, Mapping))
+
+
+class _CursorWindow:
+    """A window over a cursor source, read from its start as the run resumed (the source's
+    own ``WHERE (cursor) > (start)``, its lookback included: rows the run read again) up to
+    the rows at the run's checkpoint. The rows after them were not covered: reading stops at
+    the first row past the checkpoint's (rows of one tie group share the position before the
+    group, so every row at the checkpoint's position is inside). A checkpoint row that moved
+    since (updated after the run) is never met: the read goes on to the end, checking more,
+    never less."""
+
+    def __init__(self, window: Window) -> None:
+        self.start = window.start
+        self._end = msgspec.json.encode(window.end)
+        self._at_end = False
+        self.ended = False
+
+    def passed(self, position: Position) -> bool:
+        """True at the first row after the checkpoint's (then :attr:`ended`)."""
+        at_end = msgspec.json.encode(position) == self._end
+        if self._at_end and not at_end:
+            self.ended = True
+        self._at_end = self._at_end or at_end
+        return self.ended
+
+
+async def _chunks(part: SourcePart, cursor: _CursorWindow | None
+                  ) -> AsyncGenerator[list[SourceItem], None]:
+    """The part's chunks, from the cursor window's start (else from the top); closed, the
+    part's read is closed too (a query's cursor is not left open when the window ends)."""
+    read = part.read(cursor.start if cursor is not None else None)
+    try:
+        async for chunk in read:
+            yield chunk
+    finally:
+        close = getattr(read, "aclose", None)
+        if close is not None:
+            await close()
 
 
 class Sampler:

@@ -145,3 +145,22 @@ def test_a_whole_read_meets_the_refused_keys_it_watches() -> None:
                  SourceItem({"@collection": "shop", "id": "c3"}, [12, 3])):
         tally.meet(item)
     assert tally.seen == {"shop/c1", "c2", "position [10,1]"}
+
+
+def test_a_cursor_window_ends_after_the_rows_at_the_checkpoint() -> None:
+    """Rows of a tie group share the position before the group: every row at the
+    checkpoint's position is inside, the first row after them ends the window; a checkpoint
+    row never met (it moved since) lets the read go on to the end."""
+    from ometria_sync.verify.select import _CursorWindow
+
+    def at(*values: str) -> dict[str, list[str]]:
+        return {"after": list(values)}
+
+    window = _CursorWindow(Window(at("a"), at("c"), "x"))
+    assert window.start == at("a")
+    assert [window.passed(p) for p in (at("b"), at("c"), at("c"), at("d"), at("e"))] == [
+        False, False, False, True, True]
+    assert window.ended
+    never = _CursorWindow(Window(None, at("c"), "x"))
+    assert not any(never.passed(p) for p in (at("a"), at("b"), at("d")))
+    assert not never.ended
