@@ -69,7 +69,8 @@ class GroupedPart(Protocol):
 
     def skip(self, group: LineGroup) -> bool:
         """Whether a group Ometria holds may be skipped, called in read order in place of
-        :meth:`decode` (a CSV file's orders: False when one of them appeared before)."""
+        :meth:`decode` (a CSV file's orders: False when one of them appeared before); its
+        ``held`` is set first when its records' id hashes are those of the ids read."""
 
 
 def shaping(stream: StreamSettings, transform: Transform | None) -> bytes:

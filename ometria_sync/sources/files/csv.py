@@ -196,9 +196,10 @@ class CsvPart(FilePart):
 
     def skip(self, group: LineGroup) -> bool:
         """Whether a group Ometria holds as it is may be skipped (in read order, instead of
-        :meth:`decode`): yes, unless its rows are folded into orders and their ids cannot be
-        read cheaply, or one of its orders appeared before (decoded, it is refused as not
-        consecutive). A skipped group's orders are noted for that refusal."""
+        :meth:`decode`): yes, unless its rows are folded into orders and one of them appeared
+        before (decoded, it is refused as not consecutive), an order is being built, or their
+        ids are neither given (``group.held``: their hashes, :class:`.csv_orders.SkippedOrders`)
+        nor read cheaply. A skipped group's orders are noted for that refusal."""
         if self._orders is None:
             return True
         assert self._decoder is not None, "skip before read_groups"

@@ -44,12 +44,13 @@ from ometria_sync.sources.files.lines import GROUP_LINES, GROUP_MAX, Line, LineG
 #: a group of orders takes about this many lines (four times a group of other lines: an
 #: order takes a few rows, and so many fewer groups cost the state less): it ends after a row
 #: at least ORDER_GROUP_MIN lines in whose last line's Adler-32 says so (one line in
-#: ORDER_GROUP_MIN; the lines before are never hashed) ...
+#: ORDER_GROUP_LINES - ORDER_GROUP_MIN; the lines before are never hashed, and a line added
+#: or removed moves the next cut only when a line it then passes says so) ...
 ORDER_GROUP_LINES = 4 * GROUP_LINES
-ORDER_GROUP_MIN = ORDER_GROUP_LINES // 2
+ORDER_GROUP_MIN = ORDER_GROUP_LINES * 3 // 4
 #: the bits of the Adler-32 that say so: of its sum weighted by place (its low bits, a plain
 #: sum of the bytes, vary little from one line of an export to the next)
-_MASK = (ORDER_GROUP_MIN - 1) << 16
+_MASK = (ORDER_GROUP_LINES - ORDER_GROUP_MIN - 1) << 16
 #: ... and at the first order's end after this many
 ORDER_GROUP_MAX = 4 * GROUP_MAX
 #: an order this many lines into a group without ending is cut inside (both sides decoded)
@@ -198,9 +199,13 @@ class SkippedOrders:
     def __init__(self, reread: Callable[[tuple[int, int], tuple[int, int]], dict[str, int]]
                  ) -> None:
         self._reread = reread
-        self._known: set[int] = set()  # the id hashes read so far, skipped or decoded
+        #: the id hashes read so far: of the groups skipped, of the rows decoded, and of the
+        #: groups not skipped for holding one read before (decoded: their rows add them anyway)
+        self._known: set[int] = set()
         #: each skipped group's id hashes and where it is (None once read again)
         self._skipped: list[tuple[Sequence[int], tuple[int, int], tuple[int, int]] | None] = []
+        #: id hash -> its skipped group, made when an id is first read again (rare)
+        self._index: dict[int, int] | None = None
 
     @property
     def any(self) -> bool:
@@ -208,13 +213,16 @@ class SkippedOrders:
         return bool(self._skipped)
 
     def passed(self, group: LineGroup, held: Sequence[int]) -> bool:
-        """Whether a group whose orders' id hashes are ``held`` may be skipped: none of them
-        was read before, in a group skipped or decoded (a hash met again is taken for the same
-        id: the group is decoded). Noted when it may."""
+        """Whether a group whose orders' id hashes are ``held`` (each once) may be skipped:
+        none of them was read before, in a group skipped or decoded (a hash met again is
+        taken for the same id: the group is decoded). Noted when it may."""
         known = self._known
-        if not known.isdisjoint(held):
-            return False
+        before = len(known)
         known.update(held)
+        if len(known) - before != len(held):
+            return False
+        if self._index is not None:
+            self._index.update(dict.fromkeys(held, len(self._skipped)))
         self._skipped.append((held, group.start, group.end))
         return True
 
@@ -228,11 +236,15 @@ class SkippedOrders:
         if h not in self._known:
             self._known.add(h)
             return None
-        for n, skipped in enumerate(self._skipped):  # an id read again: rare
-            if skipped is not None and h in skipped[0]:
-                self._skipped[n] = None
-                return self._reread(skipped[1], skipped[2])
-        return None
+        if self._index is None:
+            self._index = {i: n for n, skipped in enumerate(self._skipped)
+                           if skipped is not None for i in skipped[0]}
+        n = self._index.pop(h, -1)
+        skipped = self._skipped[n] if n >= 0 else None
+        if skipped is None:
+            return None
+        self._skipped[n] = None
+        return self._reread(skipped[1], skipped[2])
 
 
 class OrderCutter(RowCutter):
