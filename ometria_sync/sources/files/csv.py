@@ -248,6 +248,7 @@ class CsvPart(FilePart):
                                     delimiter=options.delimiter, quotechar=options.quotechar,
                                     encoding=self.encoding,
                                     mapped=lambda cells: reader.mapper.map_row(cells)[0])
+            self._skipped, self._exact = None, False
             if not reader.mapper.sets_collection():
                 self._skipped = SkippedOrders(self._reread)
                 reader.skipped = self._skipped.read

@@ -325,7 +325,7 @@ class OrderCutter(RowCutter):
 def _line_mark(lines: list[bytes | Line], ends: Sequence[int], lo: int, hi: int) -> int:
     """The first row from ``lo`` before ``hi`` whose line's Adler-32 says a group may end
     there (every line a row, none special), else ``hi``; the lines after it are not hashed."""
-    said = map(not_, map(and_, map(adler32, islice(lines, lo, hi)),  # type: ignore[arg-type]
+    said = map(not_, map(and_, map(adler32, lines[lo:hi]),  # type: ignore[arg-type]
                          repeat(_MASK)))
     return next(compress(count(lo), said), hi)
 
