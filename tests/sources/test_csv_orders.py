@@ -300,3 +300,26 @@ def test_an_order_id_cell_is_read_as_the_mapping_reads_it() -> None:
     assert ids.orders([b"a,o1,b", b"a,o\xff,c"], 10) is None  # not UTF-8
     assert ids.orders([b"a,o1,b", b"a,o2,c", b"a,o1,c"], 10) is None  # not consecutive
     assert ids.orders([b"a,o1,b", b"a,o2,c", b"a, o1,c"], 10) is None
+
+
+async def _group_lines(path: Path) -> list[tuple[bytes | object, ...]]:
+    chunks = CsvPart(LocalFile(path), ORDERS).read_groups(None)
+    assert chunks is not None
+    return [tuple(g.lines) async for chunk in chunks for g in chunk
+            if isinstance(g, LineGroup)]
+
+
+async def test_an_order_inserted_changes_only_the_groups_around_it(tmp_path: Path) -> None:
+    """Where groups end depends on the lines themselves, counted from the group's start: an
+    order inserted mid-file changes its own group and, when a line the shift passes says
+    so, the next few (one line in 32 each), not the groups that follow (orders of one row:
+    no order boundary absorbs the shift)."""
+    rows = [f"o{n},o{n}@example.com,s{n},1,n\n" for n in range(3000)]
+    path = tmp_path / "orders.csv"
+    path.write_bytes(HEADER + "".join(rows).encode())
+    before = await _group_lines(path)
+    rows[1500:1500] = ["new,new@example.com,s,1,n\n"]
+    path.write_bytes(HEADER + "".join(rows).encode())
+    after = await _group_lines(path)
+    assert len(before) > 20
+    assert len(set(after) - set(before)) <= 3 and len(set(before) - set(after)) <= 3
