@@ -69,7 +69,8 @@ class GroupedPart(Protocol):
 
     def skip(self, group: LineGroup) -> bool:
         """Whether a group Ometria holds may be skipped, called in read order in place of
-        :meth:`decode` (a CSV file's orders: False when one of them appeared before)."""
+        :meth:`decode` (a CSV file's orders: False when one of them appeared before); its
+        ``held`` is set first when its records' id hashes are those of the ids read."""
 
 
 def shaping(stream: StreamSettings, transform: Transform | None) -> bytes:
@@ -127,11 +128,14 @@ class LineGroups:
 
     def __init__(self, state: StateStore, changes: ChangeFilter, part: GroupedPart,
                  shape: bytes, *, watched: set[int] | None = None,
-                 marker: int | None = None) -> None:
+                 marker: int | None = None, ids_as_read: bool = False) -> None:
         self._state = state
         self._changes = changes
         self._part = part
         self._shape = shape
+        #: a record's id hash is that of the id the part read (no transform): a group's held
+        #: ids go to the part's ``skip`` with it (``LineGroup.held``)
+        self._ids_as_read = ids_as_read
         #: id hashes the ledger watches (refused before, or by this run): decoded, never skipped
         self.watched = watched if watched is not None else set()
         #: this run's mark on the groups it reads or writes (the others are pruned)
@@ -165,6 +169,8 @@ class LineGroups:
         items: list[SourceItem] = []
         for group, h in zip(groups, hashes, strict=True):
             ids = held.get(h) if h else None
+            if ids is not None and self._ids_as_read:
+                group.held = ids
             if (ids is not None and sent.isdisjoint(ids) and watched.isdisjoint(ids)
                     and self._part.skip(group)):
                 items.append(SourceItem(record=None, position=group.end, line=group.end[1],

@@ -299,9 +299,10 @@ async def _run_part(
             and stream.on_missing != "deactivate"  # on_missing must see every id it reads
             and isinstance(part, GroupedPart)  # change detection's fast path, once Ometria
             and await ctx.state.tracked_ids(stream.name)):  # holds some (not on a first run)
-        lines = LineGroups(ctx.state, changes, part,
-                           shaping(stream, ctx.transforms.get(stream.name)),
-                           watched=ledger_hashes(await ledger.keys()) if ledger else None)
+        transform = ctx.transforms.get(stream.name)
+        lines = LineGroups(ctx.state, changes, part, shaping(stream, transform),
+                           watched=ledger_hashes(await ledger.keys()) if ledger else None,
+                           ids_as_read=transform is None)
     runner = _PartRunner(ctx, shared, stream, part, scope, fingerprint, changes, lines,
                          save=ctx.save_checkpoints and checkpointed,
                          missing=missing)

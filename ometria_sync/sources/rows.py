@@ -80,6 +80,12 @@ class RowMapper:
             return None
         return column.index, column.trim
 
+    def sets_collection(self) -> bool:
+        """Whether a column or a constant fills a record's ``@collection`` (part of its
+        identity with its id)."""
+        return any(path[0] == "@collection" for path, _ in self._constants) or any(
+            t.path[0] == "@collection" for c, _ in self._columns for t in c.targets)
+
     def map_slowly(self, cells: list[str]) -> Mapped:
         """:meth:`map_row`, one column at a time."""
         record: dict[str, Any] = {}
@@ -217,6 +223,12 @@ class OrderGrouper:
             self._group.problem = (f"rows of order {order_id!r} are not consecutive: it "
                                    f"already ended at line {self._seen[_hashable(order_id)]}")
         return done
+
+    @property
+    def seen(self) -> dict[Any, int]:
+        """The ids of the orders finished (or noted) so far -> the last line of each one's
+        group: orders read elsewhere may be added, each id once."""
+        return self._seen
 
     def passed(self, orders: dict[str, int]) -> bool:
         """Orders read elsewhere (a group skipped undecoded: each order's id and the first

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator, Callable
+from itertools import islice
 from pathlib import Path
 from typing import IO
 
@@ -27,13 +28,13 @@ from ometria_sync.errors import ConfigError, SourceError
 from ometria_sync.sources.base import Position, Source, SourceConfig, SourceItem
 from ometria_sync.sources.columns import plan_columns
 from ometria_sync.sources.files.csv_groups import RowCutter, cut_file
-from ometria_sync.sources.files.csv_orders import OrderCutter, OrderIds
+from ometria_sync.sources.files.csv_orders import OrderCutter, OrderIds, SkippedOrders
 from ometria_sync.sources.files.csv_rows import (
     CsvOptions,
     CsvRowReader,
     read_header,
 )
-from ometria_sync.sources.files.lines import LineGroup
+from ometria_sync.sources.files.lines import BoundedLines, LineGroup
 from ometria_sync.sources.files.location import (
     FilePart,
     LocalFile,
@@ -127,6 +128,10 @@ class CsvPart(FilePart):
         self._zone: dt.tzinfo = load_zone("timezone", options.timezone)
         self._decoder: CsvRowReader | None = None  # the rows of groups read_groups gave
         self._orders: OrderIds | None = None  # their order ids, when folded into orders
+        #: the orders of groups skipped by their ids' hashes (when the mapping sets no
+        #: collection: an order's id hash is then its id's)
+        self._skipped: SkippedOrders | None = None
+        self._exact = False  # a group was skipped with its order ids read (OrderIds.orders)
 
     async def _read(self, start: Position | None) -> AsyncIterator[list[SourceItem]]:
         opened = await self._open(start)
@@ -191,14 +196,34 @@ class CsvPart(FilePart):
 
     def skip(self, group: LineGroup) -> bool:
         """Whether a group Ometria holds as it is may be skipped (in read order, instead of
-        :meth:`decode`): yes, unless its rows are folded into orders and their ids cannot be
-        read cheaply, or one of its orders appeared before (decoded, it is refused as not
-        consecutive). A skipped group's orders are noted for that refusal."""
+        :meth:`decode`): yes, unless its rows are folded into orders and one of them appeared
+        before (decoded, it is refused as not consecutive), an order is being built, or their
+        ids are neither given (``group.held``: their hashes, :class:`.csv_orders.SkippedOrders`)
+        nor read cheaply. A skipped group's orders are noted for that refusal."""
         if self._orders is None:
             return True
         assert self._decoder is not None, "skip before read_groups"
+        if self._decoder.building:
+            return False
+        skipped = self._skipped
+        if skipped is not None and group.held is not None and not self._exact:
+            return skipped.passed(group, group.held)
+        if skipped is not None and skipped.any:  # the two ways are never mixed
+            return False
         orders = self._orders.orders(group.lines, group.start[1])
-        return orders is not None and self._decoder.passed(orders)
+        passed = orders is not None and self._decoder.passed(orders)
+        self._exact |= passed
+        return passed
+
+    def _reread(self, start: tuple[int, int], end: tuple[int, int]) -> dict[str, int]:
+        """The orders of a group skipped earlier (``SkippedOrders``), read again (blocking:
+        rare, and one group's bytes of a local file)."""
+        assert self._decoder is not None, "reread before read_groups"
+        with self.location.open_at(start[0]) as fh:
+            lines = list(islice(BoundedLines(fh, self._options.line_limit), end[1] - start[1]))
+        if len(lines) != end[1] - start[1]:
+            raise SourceError(f"{self.label}: changed while read (line {start[1]} on)")
+        return self._decoder.orders_of(lines, *start)
 
     async def _groups(self, start: Position | None
                       ) -> AsyncIterator[list[LineGroup] | list[SourceItem]]:
@@ -223,6 +248,10 @@ class CsvPart(FilePart):
                                     delimiter=options.delimiter, quotechar=options.quotechar,
                                     encoding=self.encoding,
                                     mapped=lambda cells: reader.mapper.map_row(cells)[0])
+            self._skipped, self._exact = None, False
+            if not reader.mapper.sets_collection():
+                self._skipped = SkippedOrders(self._reread)
+                reader.skipped = self._skipped.read
             cutter = OrderCutter(self._orders, quotechar=options.quotechar,
                                  delimiter=options.delimiter, encoding=self.encoding,
                                  head=head, start=(offset, line))

@@ -2,9 +2,9 @@
 nightly exports with one row per line item, ``pipeline/line_groups.py``).
 
 A group skipped undecoded must hold whole orders: an order split across two groups would be
-sent with part of its line items. So :class:`OrderCutter` cuts where a
-:class:`~.csv_groups.RowCutter` would (after a row whose last line's Adler-32 says so, here
-about one line in :data:`ORDER_GROUP_LINES`, or :data:`ORDER_GROUP_MAX` lines in), moved
+sent with part of its line items. So :class:`OrderCutter` cuts after a row whose last line's
+Adler-32 says so, at least :data:`ORDER_GROUP_MIN` lines in (the lines before are not hashed:
+a group takes about :data:`ORDER_GROUP_LINES`), or :data:`ORDER_GROUP_MAX` lines in, moved
 forward to the first row end where the order id changes: between two rows whose ids differ,
 each mapped fine (so the row-by-row read takes both into orders: the one before ends there,
 the one after starts another). A cut depends on the row after it, so it is made only once
@@ -14,11 +14,17 @@ plain (always decoded), and the first leaves its last order open for the second
 (``open_end``).
 
 Refusing an order whose rows are not consecutive takes the ids of every order before it,
-skipped ones included: :meth:`OrderIds.orders` reads a skipped group's order ids (each line's
-bytes split up to its id cell when the group holds neither the quote character nor a carriage
-return, in UTF-8 or a single-byte encoding; else the ``csv`` module) for
-``OrderGrouper.passed``, which declines to skip a group reusing an id seen before: it is
-decoded, and its order refused with the usual message.
+skipped ones included. When change detection gives a group's ids as the state holds them
+(``LineGroup.held``: the hashes of the orders' ids, which are the ids as read when no
+transform runs), :class:`SkippedOrders` keeps only those hashes, with the ids of the orders
+decoded: a group holding an id seen before is decoded (and its order refused with the usual
+message), and a row of an order of a skipped group, read later, first has that group read
+again from the file for its orders' ids and lines (a file whose orders are not consecutive:
+rare), so the refusal's message is the one the row-by-row read gives. No line of a skipped
+group is split. Otherwise :meth:`OrderIds.orders` reads a skipped group's order ids (each
+line's bytes split up to its id cell when the group holds neither the quote character nor a
+carriage return, in UTF-8 or a single-byte encoding; else the ``csv`` module) for
+``OrderGrouper.passed``, which declines to skip a group reusing an id seen before.
 """
 
 from __future__ import annotations
@@ -26,18 +32,25 @@ from __future__ import annotations
 import csv
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
+from hashlib import blake2b
 from itertools import compress, count, islice, repeat
-from operator import ne
+from operator import and_, ne, not_
 from typing import Any
 from zlib import adler32
 
 from ometria_sync.sources.files.csv_groups import RowCutter
 from ometria_sync.sources.files.lines import GROUP_LINES, GROUP_MAX, Line, LineGroup
 
-#: a group of orders ends after about one line in this many (four times a group of other
-#: lines: an order takes a few rows, and so many fewer groups cost the state less) ...
+#: a group of orders takes about this many lines (four times a group of other lines: an
+#: order takes a few rows, and so many fewer groups cost the state less): it ends after a row
+#: at least ORDER_GROUP_MIN lines in whose last line's Adler-32 says so (one line in
+#: ORDER_GROUP_LINES - ORDER_GROUP_MIN; the lines before are never hashed, and a line added
+#: or removed moves the next cut only when a line it then passes says so) ...
 ORDER_GROUP_LINES = 4 * GROUP_LINES
-_MASK = ORDER_GROUP_LINES - 1
+ORDER_GROUP_MIN = ORDER_GROUP_LINES * 3 // 4
+#: the bits of the Adler-32 that say so: of its sum weighted by place (its low bits, a plain
+#: sum of the bytes, vary little from one line of an export to the next)
+_MASK = (ORDER_GROUP_LINES - ORDER_GROUP_MIN - 1) << 16
 #: ... and at the first order's end after this many
 ORDER_GROUP_MAX = 4 * GROUP_MAX
 #: an order this many lines into a group without ending is cut inside (both sides decoded)
@@ -170,6 +183,70 @@ class OrderIds:
         return orders
 
 
+def id_hash(order_id: str) -> int:
+    """The change index's hash of an order's id (``change_filter.hash64`` of its
+    ``identity``: an order has no collection)."""
+    return int.from_bytes(blake2b(order_id.encode(), digest_size=8).digest(), "little",
+                          signed=True)
+
+
+class SkippedOrders:
+    """The orders of the groups skipped undecoded, known by their ids' hashes only, and of
+    the rows decoded (see the module's docstring). ``reread``: the orders of a skipped group
+    (each id and the first line of its last row) from its ``(offset, line)`` before and after,
+    read from the file."""
+
+    def __init__(self, reread: Callable[[tuple[int, int], tuple[int, int]], dict[str, int]]
+                 ) -> None:
+        self._reread = reread
+        #: the id hashes read so far: of the groups skipped, of the rows decoded, and of the
+        #: groups not skipped for holding one read before (decoded: their rows add them anyway)
+        self._known: set[int] = set()
+        #: each skipped group's id hashes and where it is (None once read again)
+        self._skipped: list[tuple[Sequence[int], tuple[int, int], tuple[int, int]] | None] = []
+        #: id hash -> its skipped group, made when an id is first read again (rare)
+        self._index: dict[int, int] | None = None
+
+    @property
+    def any(self) -> bool:
+        """A group was skipped."""
+        return bool(self._skipped)
+
+    def passed(self, group: LineGroup, held: Sequence[int]) -> bool:
+        """Whether a group whose orders' id hashes are ``held`` (each once) may be skipped:
+        none of them was read before, in a group skipped or decoded (a hash met again is
+        taken for the same id: the group is decoded). Noted when it may."""
+        known = self._known
+        before = len(known)
+        known.update(held)
+        if len(known) - before != len(held):
+            return False
+        if self._index is not None:
+            self._index.update(dict.fromkeys(held, len(self._skipped)))
+        self._skipped.append((held, group.start, group.end))
+        return True
+
+    def read(self, order_id: str) -> dict[str, int] | None:
+        """A decoded row of ``order_id``, before it is grouped: the orders of the skipped
+        group that held its hash (once: then they are noted), else None."""
+        try:
+            h = id_hash(order_id)
+        except UnicodeEncodeError:
+            return None
+        if h not in self._known:
+            self._known.add(h)
+            return None
+        if self._index is None:
+            self._index = {i: n for n, skipped in enumerate(self._skipped)
+                           if skipped is not None for i in skipped[0]}
+        n = self._index.pop(h, -1)
+        skipped = self._skipped[n] if n >= 0 else None
+        if skipped is None:
+            return None
+        self._skipped[n] = None
+        return self._reread(skipped[1], skipped[2])
+
+
 class OrderCutter(RowCutter):
     """:class:`~.csv_groups.RowCutter` for rows folded into orders: groups of whole orders
     (see the module's docstring)."""
@@ -202,24 +279,19 @@ class OrderCutter(RowCutter):
         ends: Sequence[int]
         if raw_only and self._quote not in b"".join(lines):  # type: ignore[arg-type]
             ends = range(1, len(lines) + 1)
-            marks = [j for j, raw in enumerate(lines)
-                     if not adler32(raw) & _MASK]  # type: ignore[arg-type]
+            mark = _line_mark
         else:
             ends = self._row_ends(lines)
-            marks = [j for j, end in enumerate(ends) if isinstance(lines[end - 1], bytes)
-                     and not adler32(lines[end - 1]) & _MASK]  # type: ignore[arg-type]
+            mark = _row_mark
         rows = len(ends)
         keys: dict[int, bytes | str | None] = {}  # row -> OrderIds.row_id
         cuts: list[int] = []
         first = 0  # the lines before the group being cut
         row = 0  # the first row that may end it
-        m = 0
         while True:
-            while m < len(marks) and marks[m] < row:
-                m += 1
-            # a row whose last line says so, or ORDER_GROUP_MAX lines in
-            wanted = min(marks[m] if m < len(marks) else rows,
-                         bisect_left(ends, first + ORDER_GROUP_MAX, lo=row))
+            # a row ORDER_GROUP_MIN lines in whose last line says so, or ORDER_GROUP_MAX in
+            last = bisect_left(ends, first + ORDER_GROUP_MAX, lo=row)
+            wanted = mark(lines, ends, bisect_left(ends, first + ORDER_GROUP_MIN, lo=row), last)
             row, inside = wanted, False
             while row + 1 < rows and not self._boundary(lines, ends, row, keys):
                 if ends[row] - first >= ORDER_MAX_LINES:
@@ -248,3 +320,20 @@ class OrderCutter(RowCutter):
         rows = lines[ends[row - 1] if row else 0:ends[row]], lines[ends[row]:ends[row + 1]]
         here, after = (ids.taken_id(r) for r in rows)  # both rows map, with these ids
         return here is not None and after is not None and here != after
+
+
+def _line_mark(lines: list[bytes | Line], ends: Sequence[int], lo: int, hi: int) -> int:
+    """The first row from ``lo`` before ``hi`` whose line's Adler-32 says a group may end
+    there (every line a row, none special), else ``hi``; the lines after it are not hashed."""
+    said = map(not_, map(and_, map(adler32, lines[lo:hi]),  # type: ignore[arg-type]
+                         repeat(_MASK)))
+    return next(compress(count(lo), said), hi)
+
+
+def _row_mark(lines: list[bytes | Line], ends: Sequence[int], lo: int, hi: int) -> int:
+    """:func:`_line_mark` of rows ending after ``ends``: a row's last line says so."""
+    for row in range(lo, hi):
+        raw = lines[ends[row] - 1]
+        if isinstance(raw, bytes) and not adler32(raw) & _MASK:
+            return row
+    return hi

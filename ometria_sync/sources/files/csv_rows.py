@@ -139,6 +139,10 @@ class CsvRowReader:
         self._rows: Iterator[list[str]] = iter(())
         self._lines: Iterator[bytes | Line] = iter(())
         self._finish = True  # at the end of the lines, finish the order being built
+        #: for an order id read, the orders to note of a group skipped undecoded that held it
+        #: (``csv_orders.SkippedOrders.read``), when groups are skipped by their ids' hashes
+        self.skipped: Callable[[str], dict[str, int] | None] | None = None
+        self._last_id: object = None
 
     def open_at(self, opener: Callable[[int], IO[bytes]], offset: int, line: int) -> None:
         try:
@@ -169,6 +173,20 @@ class CsvRowReader:
     def passed(self, orders: dict[str, int]) -> bool:
         """``OrderGrouper.passed``: the orders of a group skipped undecoded."""
         return self._grouper is not None and self._grouper.passed(orders)
+
+    @property
+    def building(self) -> bool:
+        """An order is being built (its rows may go on in the next lines)."""
+        return self._grouper is not None and self._grouper.open
+
+    def orders_of(self, lines: list[bytes | Line], offset: int, line: int) -> dict[str, int]:
+        """The orders of ``lines`` (whole orders, read from ``(offset, line)``) as the row-by-row
+        read notes them: each id and the first line of its last row (read by a reader of
+        their own: this one's state is untouched)."""
+        reader = CsvRowReader(self._path, self._options, self._header, self._mapper)
+        reader.read_lines(lines, offset, line)
+        assert reader._grouper is not None, "orders_of without orders"
+        return reader._grouper.seen
 
     def _restart(self) -> None:
         """A CSV reader from where the lines stand (a new one forgets any open quote)."""
@@ -231,6 +249,12 @@ class CsvRowReader:
             items.append(SourceItem(record=record, position=position, line=first_line,
                                     warnings=warnings))
         else:
+            order_id = record.get("id")
+            if self.skipped is not None and order_id != self._last_id:
+                self._last_id = order_id
+                found = self.skipped(order_id) if isinstance(order_id, str) else None
+                if found:  # as if the skipped group had been read: the row is refused
+                    self._grouper.seen.update(found)
             self._hand_over(items, self._grouper.add(record, item, first_line, position,
                                                      cells, warnings))
 

@@ -12,7 +12,7 @@ offsets, and the positions and checkpoints made of them, stay exact.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from itertools import accumulate
 from typing import IO, Annotated, NamedTuple, cast
 from zlib import adler32
@@ -180,6 +180,10 @@ class LineGroup(msgspec.Struct, gc=False):
     #: the last rows are of an order that goes on in the next group (a CSV file whose rows
     #: are folded into orders, cut inside a long order: never plain)
     open_end: bool = False
+    #: set by change detection before asking to skip a group Ometria holds: the id hashes of
+    #: the records its lines made when it was kept, when those are the ids as read (no
+    #: transform); else None
+    held: Sequence[int] | None = None
 
 
 def group_lines(lines: list[bytes | Line], offset: int, line: int) -> list[LineGroup]:
