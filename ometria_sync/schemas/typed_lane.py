@@ -5,17 +5,19 @@ Per record, a first run decodes a line into a dict, runs the clean check on it, 
 the common case of a clean chunk with few Python steps per record: one ``decode_lines`` call
 into strict twins of the record Structs (unknown fields forbidden at every level, exact JSON
 types, ``int | float`` for numbers so that integers stay integers, code lists as ``Literal``,
-``@type`` fixed to the stream's type and set when missing), then each value rule over a column
-(one regular expression over the column's values joined by ``"\\n"``, sets for code lists,
-``min``/``max`` for signs, ``fromisoformat`` over date columns), the object rules once per
-distinct pattern of which fields hold a value, and one encoding per record.
+signs as bounds, ``@type`` fixed to the stream's type and set when missing, fields in sorted
+order), then each text rule over a column (one regular expression, or one search, over the
+column's values joined, ``fromisoformat`` over date columns), the object rules checked
+against the patterns they refuse, worked out once when the lane is made, and one
+``encode_lines`` call for the chunk.
 
 Everything is derived from :mod:`ometria_sync.schemas.records` (the twins) and
 :mod:`ometria_sync.schemas.rules` (``FIELD_RULES``, ``OBJECT_RULES``): a field rule is taken
 through its code list (``accepts``: a set), its sign, or the columnar form of its text check
-(:data:`_TEXT_FORMS`); an object rule through the fields it reads (:data:`_OBJECT_READS`: the
-rule itself is run on each distinct pattern). A rule with neither makes the type's lane say
-no (:func:`typed_lane` is None), so a new rule never slips past it.
+(``column_forms.TEXT_FORMS``); an object rule through the fields it reads
+(:data:`_OBJECT_READS`: the rule itself is run on a stand-in for each pattern of them). A
+rule with neither makes the type's lane say no (:func:`typed_lane` is None), so a new rule
+never slips past it.
 
 Guarantee (the property tests hold it to this): :meth:`TypedLane.accept` returns encodings
 only when every line decodes (as a dict) to a record that ``clean_check`` passes (no error, no
@@ -28,114 +30,26 @@ says None, and the caller takes the usual path, which gives every message.
 from __future__ import annotations
 
 import functools
-import re
 import types
 import typing
-from collections import deque
 from collections.abc import Callable
-from datetime import date, datetime
 from itertools import chain, product
-from operator import attrgetter, itemgetter, not_
+from operator import attrgetter, not_
 from typing import Annotated, Any, Literal
 
 import msgspec
 
 from ometria_sync.schemas import rules as r
+from ometria_sync.schemas.column_forms import ENVELOPE_ID, TEXT_FORMS, Column, strings
 from ometria_sync.schemas.envelope import MAX_RECORD_BYTES
 from ometria_sync.schemas.problems import Findings, Mode
 from ometria_sync.schemas.records import RECORD_STRUCTS
-
-#: a check of the strings of a column (never None or UNSET; at least one)
-Column = Callable[[list[str]], bool]
 
 #: the ``"null"`` texts (``check.NULL_TEXTS``) as they appear in a line's bytes unless spelt
 #: with a ``\\u`` escape: a chunk holding either takes the usual path
 _NULL = b'"null"'  # looked for in the lowered bytes
 _MISSING = frozenset((None, msgspec.UNSET))
 
-
-def _strings(column: list[Any]) -> list[str]:
-    """The strings of a column of ``str | None | UNSET`` values (a column where each value is
-    a non-empty string, the common case, as it is)."""
-    if all(column):
-        return column
-    held = set(column)
-    held -= _MISSING
-    return list(held)
-
-
-def _no_space(values: list[str]) -> bool:
-    """``id_problem`` finds nothing: non-empty, and no ``\\s`` in any (so none in them all
-    written one after the other)."""
-    return "" not in values and r._SPACE.search("".join(values)) is None
-
-
-def _pattern(pattern: re.Pattern[str], *, ascii_twin: re.Pattern[str] | None = None,
-             longest: int = 0, parse: Callable[[str], object] | None = None) -> Column:
-    """Every value fullmatches ``pattern`` (which never matches a ``"\\n"``: the values are
-    joined by one, and a value holding one is refused), is at most ``longest`` characters
-    (0: any) and ``parse`` takes it. ``ascii_twin``: a faster pattern that fullmatches
-    exactly the ASCII strings ``pattern`` fullmatches, used when all values are ASCII."""
-    def joined(p: re.Pattern[str]) -> re.Pattern[str]:
-        return re.compile(f"(?:{p.pattern})(?:\n(?:{p.pattern}))*", p.flags)
-
-    whole = joined(pattern)
-    fast = joined(ascii_twin) if ascii_twin is not None else whole
-
-    def check(values: list[str]) -> bool:
-        text = "\n".join(values)
-        if text.count("\n") != len(values) - 1:
-            return False
-        if (fast if text.isascii() else whole).fullmatch(text) is None:
-            return False
-        if longest and max(map(len, values)) > longest:
-            return False
-        if parse is not None:
-            try:
-                deque(map(parse, values), maxlen=0)
-            except ValueError:
-                return False
-        return True
-
-    return check
-
-
-_SEPARATORS = itemgetter(slice(4, 11, 3))  # value[4], value[7], value[10]
-_TZINFO = attrgetter("tzinfo")
-
-
-def _timestamps(values: list[str]) -> bool:
-    """``timestamp_problem`` finds nothing: each value is parsed by ``fromisoformat`` with an
-    offset, with ``-`` ``-`` ``T`` at 4, 7 and 10 (the rule's own test, a column at a time)."""
-    if "".join(map(_SEPARATORS, values)) != "--T" * len(values):
-        return False
-    try:
-        parsed = list(map(datetime.fromisoformat, values))
-    except ValueError:
-        return False
-    return None not in map(_TZINFO, parsed)
-
-
-#: ``rules._EMAIL`` for ASCII text: the same classes spelt out (``\\w`` of an ASCII
-#: character is ``[A-Za-z0-9_]``) and possessive quantifiers, which give back nothing that
-#: could match: each is followed by a character its class does not hold (``.``, ``@``, the
-#: end). The property tests hold the two to the same answer.
-_ATOM = r"[A-Za-z0-9_!#$%&'*+/=?^`{|}~-]++"
-EMAIL_ASCII = re.compile(
-    rf"{_ATOM}(?:\.{_ATOM})*+@(?:[A-Za-z0-9][A-Za-z0-9_-]*+(?<!-)\.)++"
-    r"[A-Za-z][A-Za-z0-9_-]*+(?<!-)", re.ASCII)
-
-#: the columnar form of each text check of ``rules``: true only of values it finds nothing in
-_TEXT_FORMS: dict[Callable[[str], str | None], Column] = {
-    r.id_problem: _no_space,
-    r.email_problem: _pattern(r._EMAIL, ascii_twin=EMAIL_ASCII, longest=254),
-    r.timestamp_problem: _timestamps,
-    r.date_problem: _pattern(r._DATE, parse=date.fromisoformat),
-    r.phone_problem: _pattern(r._E164),
-    r._collection: r.SMS_COLLECTIONS.isdisjoint,
-}
-#: the envelope's id (``clean._id``): a non-empty string without space
-_ENVELOPE_ID = _no_space
 
 #: the fields each object rule reads, and only whether each holds a value (not missing, not
 #: null): the rule is run on one stand-in object per pattern of them, when the lane is made
@@ -178,13 +92,14 @@ class _Level:
                 continue
             kind = self._twin(info.type, rule, name, mode, cache)
             if record_type is not None and name == "id":
-                self.strings.append((name, _ENVELOPE_ID))
+                self.strings.append((name, ENVELOPE_ID))
             default = msgspec.NODEFAULT if info.required else info.default
             if name in self.needed:  # held by every clean object: the twin requires it
                 kind = _held(kind)
                 default = msgspec.NODEFAULT
             fields.append((info.name, kind, msgspec.field(name=name, default=default)))
-        self.twin: type[msgspec.Struct] = msgspec.defstruct(
+        fields.sort(key=lambda f: f[2].name)  # encoded in this order: sorted, as the usual
+        self.twin: type[msgspec.Struct] = msgspec.defstruct(  # path's dicts
             f"{struct.__name__}Twin", fields, forbid_unknown_fields=True, gc=False,
             kw_only=True)
         by_encode = {i.encode_name: i.name for i in msgspec.structs.fields(struct)}
@@ -270,7 +185,7 @@ class _Level:
         if isinstance(codes, frozenset):
             return Literal[tuple(sorted(codes))]
         if rule is not None and rule.text is not None:
-            form = _TEXT_FORMS.get(rule.text)
+            form = TEXT_FORMS.get(rule.text)
             if form is None:
                 raise _No(f"{name}: text rule without a columnar form")
             self.strings.append((name, form))
@@ -311,7 +226,7 @@ class _Level:
         if not objects:
             return columns
         for name, form in self.strings:
-            values = _strings(self._column(columns, name, objects))
+            values = strings(self._column(columns, name, objects))
             if values and not form(values):
                 return None
         for name, level, many in self.children:
@@ -338,14 +253,14 @@ class _Level:
         return list(map(_MISSING.__contains__, column))
 
     def _object_rule(self, columns: dict[str, list[Any]], objects: list[Any]) -> bool:
-        """No object has a pattern the object rule refuses. Each bad pattern misses a field
-        that every object holds, the common case, is told with a pass over a few columns."""
-        full: set[int] = set()
+        """No object has a pattern the object rule refuses. When each bad pattern misses a
+        field that every object holds, the common case, a pass over a few columns tells."""
+        left = self.bad
         for index, name in enumerate(self.reads):
             column = self._column(columns, name, objects)
-            if not any(self._missing(name, column)):
-                full.add(index)
-                if all(any(p[i] for i in full) for p in self.bad):
+            if all(column) if name in self.objects else _MISSING.isdisjoint(column):
+                left = [p for p in left if not p[index]]
+                if not left:
                     return True
         flags = [self._missing(n, columns[n]) for n in self.reads]
         return set(zip(*flags, strict=True)).isdisjoint(self.bad)
@@ -357,7 +272,8 @@ class TypedLane:
     def __init__(self, record_type: str, mode: Mode) -> None:
         self._level = _Level(RECORD_STRUCTS[record_type], mode, record_type, {})
         self._decode = msgspec.json.Decoder(self._level.twin).decode_lines
-        self._encode = msgspec.json.Encoder(order="sorted").encode_lines
+        # fields in the order they are defined (sorted), dicts' keys sorted
+        self._encode = msgspec.json.Encoder(order="deterministic").encode_lines
         self._collections = "@collection" in self._level.getters
 
     def accept(self, bodies: list[bytes]) -> list[bytes] | None:

@@ -18,9 +18,10 @@ from hypothesis import strategies as st
 from ometria_sync.schemas import MAX_RECORD_BYTES, RECORD_TYPES, rules
 from ometria_sync.schemas.check import walk_record
 from ometria_sync.schemas.clean import clean_check
+from ometria_sync.schemas.column_forms import EMAIL_ASCII, TEXT_FORMS
 from ometria_sync.schemas.problems import Findings
 from ometria_sync.schemas.rules import OBJECT_RULES
-from ometria_sync.schemas.typed_lane import _OBJECT_READS, _TEXT_FORMS, EMAIL_ASCII, typed_lane
+from ometria_sync.schemas.typed_lane import _OBJECT_READS, typed_lane
 from tests.schemas.test_clean import MODES, mutated
 from tests.schemas.test_properties import (
     CONTACTS,
@@ -293,7 +294,7 @@ def test_the_ascii_email_pattern_fullmatches_exactly_what_the_rules_pattern_does
                 max_size=4))
 def test_the_email_column_check_passes_exactly_what_email_problem_passes(
         values: list[str]) -> None:
-    form = _TEXT_FORMS[rules.email_problem]
+    form = TEXT_FORMS[rules.email_problem]
     assert form(values) == all(rules.email_problem(v) is None for v in values)
 
 
@@ -301,14 +302,14 @@ def test_the_email_column_check_passes_exactly_what_email_problem_passes(
 @given(st.lists(_TIMESTAMPISH, min_size=1, max_size=4))
 def test_the_timestamp_column_check_passes_exactly_what_timestamp_problem_passes(
         values: list[str]) -> None:
-    form = _TEXT_FORMS[rules.timestamp_problem]
+    form = TEXT_FORMS[rules.timestamp_problem]
     assert form(values) == all(rules.timestamp_problem(v) is None for v in values)
 
 
 @settings(max_examples=1000)
 @given(st.lists(_IDISH | st.text(max_size=4), min_size=1, max_size=4))
 def test_the_id_column_check_passes_exactly_what_id_problem_passes(values: list[str]) -> None:
-    form = _TEXT_FORMS[rules.id_problem]
+    form = TEXT_FORMS[rules.id_problem]
     assert form(values) == all(rules.id_problem(v) is None for v in values)
 
 
