@@ -288,7 +288,7 @@ class TypedLane:
         data = b"\n".join(bodies)
         if b"\\" in data and b"\\u" in data:
             return None
-        if _NULL in data.lower():
+        if data.lower().rfind(_NULL) >= 0:  # ``in``, but faster on JSON (measured)
             return None
         try:
             records = self._decode(data)
