@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -14,9 +15,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ometria_sync.schemas import MAX_RECORD_BYTES, RECORD_TYPES
+from ometria_sync.schemas import MAX_RECORD_BYTES, RECORD_TYPES, rules
 from ometria_sync.schemas.check import walk_record
 from ometria_sync.schemas.clean import clean_check
+from ometria_sync.schemas.column_forms import EMAIL_ASCII, TEXT_FORMS
 from ometria_sync.schemas.problems import Findings
 from ometria_sync.schemas.rules import OBJECT_RULES
 from ometria_sync.schemas.typed_lane import _OBJECT_READS, typed_lane
@@ -263,3 +265,72 @@ def test_each_object_rule_the_lane_runs_reads_only_whether_its_fields_hold_a_val
         rule(raw, "", mode, found)
         rule(stand_in, "", mode, expected)
         assert (found.errors, found.warnings) == (expected.errors, expected.warnings)
+
+
+# --- the columnar forms of the text rules ---------------------------------------------------
+
+_EMAILISH = st.one_of(
+    st.text(alphabet=st.sampled_from("aZ09_.-@+!~é\u00e9\u0663 \n"), max_size=30),
+    st.from_regex(r"\A[a_.!-]{0,3}@([a0_.-]{0,3}\.){0,3}[a0_-]{0,3}\Z"))  # edges of labels
+_TIMESTAMPISH = st.one_of(
+    st.from_regex(r"\A[0-9+-:TZ. \n]{0,30}\Z"),
+    st.from_regex(r"\A\d{4}-\d{2}-\d{2}[T ]\d{2}(:\d{2}(:\d{2}(\.\d{1,9})?)?)?"
+                  r"(Z|[+-]\d{2}(:?\d{2})?)?\Z"),
+    st.datetimes(timezones=st.none() | st.timezones()).map(datetime.isoformat),
+    st.text(max_size=30))
+_IDISH = st.text(alphabet=st.sampled_from("ab1 \t\n\u00a0\u2003\x1c_-"), max_size=6)
+
+
+@settings(max_examples=2000)
+@given(_EMAILISH | st.emails() | st.from_regex(rules._EMAIL, fullmatch=True))
+def test_the_ascii_email_pattern_fullmatches_exactly_what_the_rules_pattern_does(
+        value: str) -> None:
+    if value.isascii():
+        assert (EMAIL_ASCII.fullmatch(value) is None) == (rules._EMAIL.fullmatch(value) is None)
+
+
+@settings(max_examples=1000)
+@given(st.lists(_EMAILISH | st.emails() | st.text(min_size=250, max_size=260), min_size=1,
+                max_size=4))
+def test_the_email_column_check_passes_exactly_what_email_problem_passes(
+        values: list[str]) -> None:
+    form = TEXT_FORMS[rules.email_problem]
+    assert form(values) == all(rules.email_problem(v) is None for v in values)
+
+
+@settings(max_examples=1000)
+@given(st.lists(_TIMESTAMPISH, min_size=1, max_size=4))
+def test_the_timestamp_column_check_passes_exactly_what_timestamp_problem_passes(
+        values: list[str]) -> None:
+    form = TEXT_FORMS[rules.timestamp_problem]
+    assert form(values) == all(rules.timestamp_problem(v) is None for v in values)
+
+
+@settings(max_examples=1000)
+@given(st.lists(_IDISH | st.text(max_size=4), min_size=1, max_size=4))
+def test_the_id_column_check_passes_exactly_what_id_problem_passes(values: list[str]) -> None:
+    form = TEXT_FORMS[rules.id_problem]
+    assert form(values) == all(rules.id_problem(v) is None for v in values)
+
+
+@pytest.mark.parametrize("line", [
+    b'{"id":"o","lineitems":[{"sku":"s","quantity":null,"unit_price":1}]}',
+    b'{"id":"o","lineitems":[{"sku":"s","unit_price":1}]}',
+    b'{"id":"o","lineitems":[{"sku":"s","quantity":1,"unit_price":null,"subtotal":null}]}',
+    b'{"id":"o","lineitems":[{"quantity":1,"unit_price":1,"product_id":null,"sku":null}]}',
+    b'{"id":"o","lineitems":[{"sku":"s","quantity":1,"unit_price":1,"discount":0.01}]}',
+    b'{"id":"o","lineitems":[{"sku":"s","quantity":1,"unit_price":1,"quantity_refunded":-1}]}',
+    b'{"id":"o","lineitems":[{"sku":"s","quantity":1,"unit_price":1,'
+    b'"totals":{"base":{"discount":1}}}]}',
+])
+def test_a_line_item_the_rules_refuse_is_refused_beside_clean_ones(line: bytes) -> None:
+    """A field every clean line item holds (``quantity``) is required by the twin, signs are
+    bounds the decoder checks, and the patterns of the other fields are looked at when a
+    column has a gap: whichever way, one bad line item among clean ones is refused."""
+    clean = b'{"id":"p","lineitems":[{"product_id":"p","quantity":1,"unit_price":1}]}'
+    for mode in ("update", "create"):
+        lane = typed_lane("order", mode)
+        assert lane is not None
+        assert lane.accept([clean, clean]) is not None or mode == "create"
+        assert lane.accept([clean, line, clean]) is None
+        assert _usual("order", mode, line) is None
