@@ -31,8 +31,7 @@ import hashlib
 import struct
 from collections import deque
 from collections.abc import KeysView
-from itertools import repeat
-from operator import attrgetter, itemgetter
+from operator import itemgetter
 from typing import Any
 
 from ometria_sync.pipeline.batch import BatchRecord
@@ -53,7 +52,7 @@ _BLAKE64 = hashlib.blake2b(digest_size=8)
 
 def hashes64(data: list[bytes]) -> list[int]:
     """``[hash64(d) for d in data]``: the same values, computed together (each a copy of one
-    keyed-nothing 8-byte BLAKE2b state, cheaper than making a new one; the digests joined and
+    unkeyed 8-byte BLAKE2b state, cheaper than making a new one; the digests joined and
     unpacked at once)."""
     if not data:
         return []
@@ -66,9 +65,6 @@ def hashes64(data: list[bytes]) -> list[int]:
     return list(struct.unpack(f"<{len(data)}q", b"".join(digests)))
 
 
-_encoded = attrgetter("encoded")
-_id_hash = attrgetter("id_hash")
-_replaces = attrgetter("replaces")
 _first = itemgetter(0)
 #: runs an iterator to its end, keeping nothing (``map`` for its calls' effects)
 _consume = deque[object](maxlen=0).extend
@@ -149,7 +145,8 @@ class ChangeFilter:
         record replaces, each is sent)."""
         sent = self._sent
         if self.refresh:
-            _consume(map(setattr, records, repeat("replaces"), repeat(True)))
+            for r in records:
+                r.replaces = True
         elif (known or not sent.keys().isdisjoint(ids) or len(set(ids)) != len(ids)
               or any([r.replaces for r in records])):
             return False

@@ -1,7 +1,8 @@
 """The loop's chunk-at-a-time ways give exactly what its record-at-a-time ways give.
 
 Each fast way (the change filter's "nothing can be skipped", its pruning, the batcher's batches
-cut in slices, the version order's claims and releases, the acknowledged hashes' buffer) is run
+cut in slices, the acknowledged hashes' buffer; the version order's bookkeeping, pinned to its
+one-id-at-a-time form for whoever makes it faster) is run
 side by side with the slow way it stands for (the slow way forced, or the code it replaced kept
 here as the reference) on the same random inputs: repeated ids within and across slices,
 refusals, stored hashes, forgotten ids, writes that fail or are not done, a full refresh."""
