@@ -84,7 +84,7 @@ class Outcome(msgspec.Struct):
 
 def encode_body(records: list[BatchRecord]) -> bytes:
     """The JSON array Ometria's push endpoint takes, joined from already-encoded records."""
-    return b"[" + b",".join(r.encoded for r in records) + b"]"
+    return b"[" + b",".join([r.encoded for r in records]) + b"]"
 
 
 class PartScope(msgspec.Struct, frozen=True):

@@ -236,6 +236,9 @@ class Batcher:
             skip = {id(ready[i]) for i in unchanged}
         else:
             skip = set()
+        if (not skip and self._lines is None and all(taken)
+                and await self._cut_runs(items, cast(list[BatchRecord], taken), before, out)):
+            return
         lines = self._lines
         for item, record in zip(items, taken, strict=True):
             if lines is not None and item.group:
@@ -252,6 +255,32 @@ class Batcher:
                 self._stats.consumed(item.position, before)
                 await self._cut(out)
         self._stats.consumed(self._consumed, self._stats.read)
+
+    async def _cut_runs(self, items: Sequence[SourceItem | BatchRecord],
+                        records: list[BatchRecord], before: int,
+                        out: asyncio.Queue[Batch | None]) -> bool:
+        """What the loop of :meth:`_batch` does when every item became a record to send (no
+        refusal, nothing unchanged, no groups of lines), done a batch at a time: unless an
+        id repeats (in the chunk, or with the batch being filled), which the loop handles
+        (False: nothing done). The same batches, cut at the same items."""
+        keys = [r.order_key for r in records]
+        pending_ids = self._pending_ids
+        if len(set(keys)) != len(keys) or not pending_ids.isdisjoint(keys):
+            return False
+        start, size = 0, self._size
+        while start < len(records):
+            stop = start + max(1, size - len(self._pending))
+            self._pending.extend(records[start:stop])
+            self._pending_ids.update(keys[start:stop])
+            stop = min(stop, len(records))
+            self._consumed = items[stop - 1].position
+            before += stop - start
+            if len(self._pending) >= size:
+                self._stats.consumed(self._consumed, before)
+                await self._cut(out)
+            start = stop
+        self._stats.consumed(self._consumed, self._stats.read)
+        return True
 
     def _take(self, item: SourceItem) -> BatchRecord | None:
         """A valid, encoded record, or None when it was dead-lettered (or stands for lines

@@ -111,8 +111,9 @@ class AckedHashes:
     def remember(self, records: list[BatchRecord]) -> None:
         """Ometria acknowledged these: their hashes become the reference for the next run
         (written now when the buffer is full or old enough)."""
-        self._acked.update((r.id_hash, r.content_hash) for r in records)  # the last one wins
-        self._replacing = self._replacing or any(r.replaces for r in records)
+        # the last one wins
+        self._acked.update({r.id_hash: r.content_hash for r in records})
+        self._replacing = self._replacing or any([r.replaces for r in records])
         if self._groups is not None:
             self._groups.acknowledged(records)
         if (len(self._acked) >= HASHES_PER_WRITE

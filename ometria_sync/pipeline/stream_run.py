@@ -470,7 +470,7 @@ class _PartRunner:
             if batch is None:
                 await self.batches.put(None)  # let the other dispatchers see the end too
                 return
-            claim = self._versions.claim(r.order_key for r in batch.records)
+            claim = self._versions.claim([r.order_key for r in batch.records])
             try:
                 await claim.ready()  # an earlier version of one of its ids has settled
                 outcome = await self.delivery.deliver(batch)
