@@ -12,8 +12,8 @@ batch never settles, so the checkpoint never passes it. It is saved when it move
 ``SAVE_INTERVAL`` seconds passed since the last save (a save per batch was a fifth of a first
 run's CPU at thousands of batches a second, and PostgreSQL's round trips), and always when the
 part ends (done, failed, interrupted: :meth:`Settlement.finish`) and when a batch fails. A kill -9
-resends what was in flight and what settled since the last save: at most ``SAVE_INTERVAL``
-seconds of batches (at-least-once: Ometria merges by id).
+resends what was in flight and what settled since the last save: the batches that settled
+within ``SAVE_INTERVAL`` seconds after it (at-least-once: Ometria merges by id).
 
 **The change hashes** of cleanly acknowledged records become the reference the next run compares
 against. Writing one transaction per batch was the biggest cost on the event loop at 200
@@ -69,7 +69,7 @@ HASHES_PER_WRITE = 5_000
 #: ... or after this many seconds, whichever comes first
 HASHES_MAX_AGE = 2.0
 #: seconds between checkpoint saves while a part runs (it always saves at its end): a kill -9
-#: resends the batches settled within this long before it, beyond those in flight
+#: resends, beyond the batches in flight, those settled within this long after the last save
 SAVE_INTERVAL = 0.1
 
 
