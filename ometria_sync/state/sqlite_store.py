@@ -9,8 +9,9 @@ thread and back); the run lock is a file lock beside the database, one per job
 The state thread runs the state's work on a thread of its own: the event loop never waits
 for SQLite.
 
-At 200 requests/s a run makes hundreds of checkpoint saves and change-index lookups a second,
-and writes thousands of change hashes at a time. On the event loop's thread those calls held
+At 200 requests/s a run makes hundreds of change-index lookups a second, saves checkpoints
+(up to ten a second a part, ``settle.SAVE_INTERVAL``), and writes thousands of change hashes at
+a time. On the event loop's thread those calls held
 the loop for up to 50 ms (a commit that touches thousands of B-tree pages, or that runs a WAL
 checkpoint), and the pacer missed its departures meanwhile. Here one thread owns the run's
 connection to the checkpoint store; SQLite releases the GIL while it works, so the loop goes on.

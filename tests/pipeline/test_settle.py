@@ -16,6 +16,7 @@ from ometria_sync.pipeline.change_filter import ChangeFilter
 from ometria_sync.pipeline.settle import (
     HASHES_MAX_AGE,
     HASHES_PER_WRITE,
+    SAVE_INTERVAL,
     AckedHashes,
     Settlement,
     Watermark,
@@ -173,13 +174,18 @@ class _Log:
     def before_checkpoint(self) -> None:
         self.calls.append(("hashes before the checkpoint",))
 
+    def forget(self, records: list[BatchRecord]) -> None:
+        self.calls.append(("forget",))
 
-def _settlement(*, save: bool = True) -> tuple[Settlement, StreamStats, _Log]:
+
+def _settlement(*, save: bool = True,
+                clock: FakeClock | None = None) -> tuple[Settlement, StreamStats, _Log]:
     log = _Log()
     stats = StreamStats(stream="contacts")
     scope = PartScope("contacts", "in.jsonl", stats, log)  # type: ignore[arg-type]
     settlement = Settlement(scope, log, part_key="k", fingerprint="f",  # type: ignore[arg-type]
-                            save=save, hashes=log)  # type: ignore[arg-type]
+                            save=save, hashes=log,  # type: ignore[arg-type]
+                            clock=(clock or FakeClock()).time)
     return settlement, stats, log
 
 
@@ -201,10 +207,65 @@ def test_batches_settled_out_of_order_write_their_hashes_and_wait_for_the_waterm
 
 
 def test_each_save_counts_only_the_records_newly_covered() -> None:
-    settlement, _, log = _settlement()
+    clock = FakeClock()
+    settlement, _, log = _settlement(clock=clock)
     settlement.settle(_batch(0), Outcome(delivered=3))
+    clock.now += SAVE_INTERVAL
     settlement.settle(_batch(1), Outcome(delivered=5))
-    assert [c[-1] for c in log.calls if c[0] == "save"] == [3, 5]
+    settlement.settle(_batch(2), Outcome(delivered=2))  # within the interval: saved at the end
+    settlement.settle(_batch(3), Outcome(delivered=1))
+    settlement.finish()
+    assert [c[-1] for c in log.calls if c[0] == "save"] == [3, 5, 3]
+
+
+def _saves(log: _Log) -> list[Any]:
+    return [c[3] for c in log.calls if c[0] == "save"]
+
+
+def test_a_save_waits_for_the_interval_then_covers_everything_settled_meanwhile() -> None:
+    """Saves within SAVE_INTERVAL of the last one wait; the first settle after it saves the
+    whole watermark, after the dead letter sync and the hashes it relies on (rules 1, 2)."""
+    clock = FakeClock()
+    settlement, stats, log = _settlement(clock=clock)
+    settlement.settle(_batch(0), Outcome(delivered=1))
+    clock.now += SAVE_INTERVAL - 0.001
+    settlement.settle(_batch(1), Outcome(delivered=1))
+    settlement.settle(_batch(2), Outcome(delivered=1))
+    assert _saves(log) == [10] and stats.position == 30
+    clock.now += 0.001
+    del log.calls[:]
+    settlement.settle(_batch(3), Outcome(delivered=1))
+    assert log.calls == [("sync",), ("hashes before the checkpoint",),
+                         ("save", "contacts", "k", 40, "f", 3)]
+
+
+def test_the_end_of_a_part_saves_what_waited_before_the_last_hashes() -> None:
+    """finish (the part done, failed or interrupted) saves a watermark that moved since the
+    last save, synced first, then writes every waiting hash; nothing when it did not move."""
+    clock = FakeClock()
+    settlement, _, log = _settlement(clock=clock)
+    settlement.settle(_batch(0), Outcome(delivered=1))
+    settlement.settle(_batch(1), Outcome(delivered=1))
+    del log.calls[:]
+    settlement.finish()
+    assert log.calls == [("sync",), ("hashes before the checkpoint",),
+                         ("save", "contacts", "k", 20, "f", 1), ("hashes",)]
+    del log.calls[:]
+    settlement.finish()
+    assert ("save", "contacts", "k", 20, "f", 0) not in log.calls
+
+
+def test_a_failed_batch_saves_what_settled_before_it_at_once() -> None:
+    """Retries ran out: the run stops, so the watermark waiting for the interval is saved
+    now (never past the failed batch)."""
+    clock = FakeClock()
+    settlement, _, log = _settlement(clock=clock)
+    settlement.settle(_batch(0), Outcome(delivered=1))
+    settlement.settle(_batch(1), Outcome(delivered=1))
+    del log.calls[:]
+    settlement.settle(_batch(2), Outcome(failure=RetriesExhaustedError("gave up")))
+    assert log.calls == [("forget",), ("sync",), ("hashes before the checkpoint",),
+                         ("save", "contacts", "k", 20, "f", 1)]
 
 
 def test_without_saving_only_the_live_position_moves() -> None:
