@@ -139,17 +139,26 @@ async def test_groups_give_the_orders_of_the_row_by_row_read(
     ids in spaces) and the reads, groups skipped or decoded give the row-by-row read's items:
     every group holds whole orders, and an order reusing the id of one in a skipped group is
     refused with the same message and line."""
+    fast, slow, groups = await _both_reads(tmp_path, seed, orders, notes, bad, odds, read)
+    assert _key(fast) == _key(slow)
+    assert all(a.end == b.start for a, b in itertools.pairwise(groups))
+
+
+async def _both_reads(tmp_path: Path, seed: int, orders: int, notes: float, bad: float,
+                      odds: float, read: int, *, hashed: bool = False
+                      ) -> tuple[list[SourceItem], list[SourceItem], list[LineGroup]]:
+    """(the grouped read's items, the row-by-row read's, the groups) of a generated file,
+    read ``read`` bytes at a time."""
     path = tmp_path / "orders.csv"
     path.write_bytes(orders_file(seed, orders, notes, bad))
     slow = await _slow(path)
     chunk = csv_groups._CHUNK_BYTES
     csv_groups._CHUNK_BYTES = read
     try:
-        fast, groups, _ = await _grouped(path, slow, random.Random(seed), odds)
+        fast, groups, _ = await _grouped(path, slow, random.Random(seed), odds, hashed=hashed)
     finally:
         csv_groups._CHUNK_BYTES = chunk
-    assert _key(fast) == _key(slow)
-    assert all(a.end == b.start for a, b in itertools.pairwise(groups))
+    return fast, slow, groups
 
 
 async def test_an_unchanged_file_is_all_skipped_and_a_reused_id_still_refused(
@@ -181,15 +190,8 @@ async def test_groups_skipped_by_their_ids_hashes_give_the_orders_of_the_row_by_
     give the row-by-row read's items: a group holding an id read before is not skipped, and
     an order reusing the id of one in a skipped group is refused with the same message and
     line (that group read again)."""
-    path = tmp_path / "orders.csv"
-    path.write_bytes(orders_file(seed, orders, notes, bad))
-    slow = await _slow(path)
-    chunk = csv_groups._CHUNK_BYTES
-    csv_groups._CHUNK_BYTES = read
-    try:
-        fast, _, _ = await _grouped(path, slow, random.Random(seed), odds, hashed=True)
-    finally:
-        csv_groups._CHUNK_BYTES = chunk
+    fast, slow, _ = await _both_reads(tmp_path, seed, orders, notes, bad, odds, read,
+                                      hashed=True)
     assert _key(fast) == _key(slow)
 
 
