@@ -52,7 +52,7 @@ from ometria_sync.state.store import (
 )
 from ometria_sync.state.written_ids import WrittenIds
 
-__all__ = ["PostgresState", "StateConnectionLost", "lookup_query"]
+__all__ = ["PostgresState", "StateConnectionLost", "forget_query", "lookup_query"]
 _PAGE = 1000
 #: bits of the second bitmap of ids written (2 MB a stream whose first run this is)
 SECOND_BITS = 1 << 24
@@ -263,9 +263,10 @@ class PostgresState(PgQueue):
             rows[0][0], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows])
 
     def forget_ids(self, stream_id: int, id_hashes: list[int]) -> None:
-        self.submit(lambda conn: conn.execute(
-            f"DELETE FROM {self._t('record_hashes')} WHERE stream = $1 "
-            "AND id_hash = ANY($2::bigint[])", stream_id, id_hashes), len(id_hashes))
+        """Delete these ids' hashes: a statement per id, sent together (``forget_query``)."""
+        query = forget_query(self.schema)
+        rows = [(stream_id, h) for h in id_hashes]
+        self.submit(lambda conn: conn.executemany(query, rows), len(id_hashes))
 
     async def held_groups(self, stream_id: int,
                           group_hashes: list[int]) -> dict[int, Sequence[int]]:
@@ -458,6 +459,13 @@ def lookup_query(schema: str) -> str:
     return (f"SELECT i, c FROM (SELECT i, (SELECT content_hash FROM {schema}.record_hashes "
             "WHERE stream = $1 AND id_hash = i) AS c FROM unnest($2::bigint[]) AS u(i)) AS k "
             "WHERE c IS NOT NULL")
+
+
+def forget_query(schema: str) -> str:
+    """Delete the stored hash of id ``$2`` in stream ``$1``: one primary-key probe whatever
+    plan the server caches (``id_hash = ANY($2)`` read the whole stream, as ``lookup_query``
+    says)."""
+    return f"DELETE FROM {schema}.record_hashes WHERE stream = $1 AND id_hash = $2"
 
 
 def _id_hash(row: tuple[int, int, int, int | None]) -> int:

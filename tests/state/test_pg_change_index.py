@@ -9,7 +9,7 @@ from typing import Any
 
 from ometria_sync.state import open_state
 from ometria_sync.state.pg_queue import Op
-from ometria_sync.state.pg_state import PostgresState, lookup_query
+from ometria_sync.state.pg_state import PostgresState, forget_query, lookup_query
 from tests.pg import DSN, connect
 
 
@@ -106,5 +106,31 @@ async def test_a_write_of_new_and_written_ids_copies_some_and_replaces_the_other
         groups = dict(await conn.fetch(
             f"SELECT id_hash, line_group FROM {pg_schema}.record_hashes"))
         assert groups == {5: None, 6: 9, 7: None, 8: 4}
+    finally:
+        await conn.close()
+
+
+async def test_forgetting_ids_under_a_generic_plan_reads_only_their_rows(pg_schema: str) -> None:
+    """As a lookup: a delete planned once early in a first run must not read the whole stream
+    at each forget."""
+    store = await _store(pg_schema)
+    try:
+        stream = await store.stream_id("contacts")
+        store.remember(stream, [(i, i * 10) for i in range(1, 3001)])
+        store.forget_ids(stream, [5, 4000])
+        await store.flush()
+        assert await store.lookup(stream, [5, 7]) == {7: 70}
+    finally:
+        await store.aclose()
+    conn = await connect()
+    try:
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        await conn.execute(f"PREPARE forget (integer, bigint) AS {forget_query(pg_schema)}")
+        async with conn.transaction():
+            explained = await conn.fetchval(
+                f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE forget({stream}, 7)")
+            plan = json.loads(explained)[0]["Plan"]
+            assert max(_rows_read(plan)) <= 1, plan
+            assert await conn.fetchval(f"SELECT count(*) FROM {pg_schema}.record_hashes") == 2998
     finally:
         await conn.close()
