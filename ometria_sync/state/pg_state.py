@@ -3,9 +3,10 @@
 Tables in ``state.schema`` (see ``pg_schema.py``), every row the job's (``job``: the store is
 opened for one job and reads and writes only its rows); writes go through the ordered queue of
 ``pg_queue.py`` (a lost connection is reconnected and the statement retried), lookups through
-the reader connection. A lookup or a hash write is one round trip per batch
-(``= ANY($2::bigint[])``, ``unnest``), never one per record. The run lock holds a third
-connection (``pg_lock.py``).
+the reader connection. A lookup or a hash write is one round trip per batch (``unnest`` of
+arrays, a first run's new ids copied in), never one per record; a lookup probes the primary
+key once per id it asks about, whatever plan the server caches (``lookup_query``). The run lock
+holds a third connection (``pg_lock.py``).
 
 Every write is idempotent or one transaction, so a retry after a lost connection doubles
 nothing: a checkpoint whose commit was lost in flight and is saved again finds its own position
@@ -51,8 +52,12 @@ from ometria_sync.state.store import (
 )
 from ometria_sync.state.written_ids import WrittenIds
 
-__all__ = ["PostgresState", "StateConnectionLost"]
+__all__ = ["PostgresState", "StateConnectionLost", "forget_query", "lookup_query"]
 _PAGE = 1000
+#: bits of the second bitmap of ids written (2 MB a stream whose first run this is)
+SECOND_BITS = 1 << 24
+#: the columns of a copied change hash
+_HASH_COLUMNS = ("stream", "id_hash", "content_hash", "line_group")
 _LEDGER = ("stream, key, reason, content_hash, first_run, first_seen, last_run, last_seen, "
            "attempts, kind, payload")
 
@@ -64,8 +69,9 @@ class PostgresState(PgQueue):
         super().__init__(url, check_schema(schema))
         #: the job whose rows this store reads and writes ('': rows of no named job)
         self.job = job
-        #: ids a lookup need not ask about (``written_ids.py``)
-        self._written = WrittenIds()
+        #: ids a lookup need not ask about (``written_ids.py``); a lookup is a round trip
+        #: here, so a second bitmap saves most of a first run's
+        self._written = WrittenIds(second_bits=SECOND_BITS)
 
     @classmethod
     async def open(cls, url: str, schema: str, job: str = "",
@@ -211,31 +217,56 @@ class PostgresState(PgQueue):
         id_hashes = self._written.may_hold(stream_id, id_hashes)
         if not id_hashes:
             return {}
-        query = (f"SELECT id_hash, content_hash FROM {self._t('record_hashes')} "
-                 "WHERE stream = $1 AND id_hash = ANY($2::bigint[])")
+        query = lookup_query(self.schema)
         async with self._reading:
             rows = await self._run("reader", lambda conn: conn.fetch(query, stream_id, id_hashes))
         return {r[0]: r[1] for r in rows}
 
     def remember(self, stream_id: int, pairs: list[tuple[int, int]],
                  groups: list[int] | None = None) -> Pending:
-        """Store (id hash, content hash) pairs, one per id (the caller dedupes): one
-        statement."""
-        ids = [p[0] for p in pairs]
-        self._written.written(stream_id, pairs)
-        contents = [p[1] for p in pairs]
+        """Store (id hash, content hash) pairs, one per id (the caller dedupes): one write.
+
+        Ids the index cannot hold yet (``WrittenIds.new_written``: nearly all of a first
+        run's) are copied in, in id order: a plain insert, without an upsert's conflict check
+        per row (about half the server's work). The others are upserted in one statement. A
+        retry of a write whose commit got through finds its copied rows there: the copy is
+        undone (a savepoint) and the whole write upserted instead, so nothing is doubled."""
         points = [g or None for g in groups] if groups is not None else [None] * len(pairs)
-        return self.submit(lambda conn: conn.execute(
+        new = self._written.new_written(stream_id, [p[0] for p in pairs])
+        rows = [(stream_id, i, c, g) for (i, c), g in zip(pairs, points, strict=True)]
+        copied = sorted((r for r, n in zip(rows, new, strict=True) if n), key=_id_hash)
+        upserted = rows if not copied else [r for r, n in zip(rows, new, strict=True) if not n]
+
+        async def op(conn: asyncpg.Connection) -> None:
+            if copied:
+                try:
+                    async with conn.transaction():
+                        await conn.copy_records_to_table(
+                            "record_hashes", schema_name=self.schema, columns=_HASH_COLUMNS,
+                            records=copied)
+                except asyncpg.UniqueViolationError:  # a retry: this write committed before
+                    await self._upsert(conn, rows)
+                    return
+            if upserted:
+                await self._upsert(conn, upserted)
+
+        return self.submit(op, len(pairs))
+
+    async def _upsert(self, conn: asyncpg.Connection,
+                      rows: list[tuple[int, int, int, int | None]]) -> None:
+        """Insert or replace these (stream, id hash, content hash, line group) rows."""
+        await conn.execute(
             f"INSERT INTO {self._t('record_hashes')} (stream, id_hash, content_hash, line_group) "
             "SELECT $1, i, c, g FROM unnest($2::bigint[], $3::bigint[], $4::bigint[]) "
             "AS u(i, c, g) ORDER BY i ON CONFLICT (stream, id_hash) DO UPDATE SET "
             "content_hash = excluded.content_hash, line_group = excluded.line_group",
-            stream_id, ids, contents, points), len(pairs))
+            rows[0][0], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows])
 
     def forget_ids(self, stream_id: int, id_hashes: list[int]) -> None:
-        self.submit(lambda conn: conn.execute(
-            f"DELETE FROM {self._t('record_hashes')} WHERE stream = $1 "
-            "AND id_hash = ANY($2::bigint[])", stream_id, id_hashes), len(id_hashes))
+        """Delete these ids' hashes: a statement per id, sent together (``forget_query``)."""
+        query = forget_query(self.schema)
+        rows = [(stream_id, h) for h in id_hashes]
+        self.submit(lambda conn: conn.executemany(query, rows), len(id_hashes))
 
     async def held_groups(self, stream_id: int,
                           group_hashes: list[int]) -> dict[int, Sequence[int]]:
@@ -418,6 +449,27 @@ class PostgresState(PgQueue):
 
     async def run_in_progress(self) -> bool:
         return await self.call(lambda conn: lock_held(conn, self.schema, self.job))
+
+
+def lookup_query(schema: str) -> str:
+    """The stored (id hash, content hash) of the ids ``$2`` in stream ``$1``: one primary-key
+    probe per id, whatever plan the server caches. (``stream = $1 AND id_hash = ANY($2)``,
+    planned once early in a first run with no statistics, found the stream's rows by
+    ``stream`` alone and filtered the ids: every lookup read the whole stream.)"""
+    return (f"SELECT i, c FROM (SELECT i, (SELECT content_hash FROM {schema}.record_hashes "
+            "WHERE stream = $1 AND id_hash = i) AS c FROM unnest($2::bigint[]) AS u(i)) AS k "
+            "WHERE c IS NOT NULL")
+
+
+def forget_query(schema: str) -> str:
+    """Delete the stored hash of id ``$2`` in stream ``$1``: one primary-key probe whatever
+    plan the server caches (``id_hash = ANY($2)`` read the whole stream, as ``lookup_query``
+    says)."""
+    return f"DELETE FROM {schema}.record_hashes WHERE stream = $1 AND id_hash = $2"
+
+
+def _id_hash(row: tuple[int, int, int, int | None]) -> int:
+    return row[1]
 
 
 def _fetch(query: str, *args: Any) -> Op[list[asyncpg.Record]]:

@@ -77,3 +77,39 @@ def test_a_new_stream_asks_about_nothing_until_written() -> None:
     assert ids.may_hold(1, list(range(-500, 500))) == []
     ids.written(1, [(3, 0)])
     assert 3 in ids.may_hold(1, list(range(-500, 500)))
+
+
+@given(st.lists(INT64, max_size=200), st.lists(INT64, max_size=200))
+def test_with_a_second_bitmap_no_id_written_is_ever_left_out(written: list[int],
+                                                             asked: list[int]) -> None:
+    ids = WrittenIds(second_bits=1 << 10)
+    ids.named(1, empty=True)
+    ids.written(1, [(h, 0) for h in written[::2]])
+    ids.new_written(1, written[1::2])
+    maybe = ids.may_hold(1, asked + written)
+    assert set(written) <= set(maybe) <= set(asked + written)
+
+
+@given(st.lists(INT64, max_size=200), st.lists(INT64, max_size=200),
+       st.sampled_from([0, 1 << 10]))
+def test_an_id_is_new_only_if_never_written_before(before: list[int], now: list[int],
+                                                   second_bits: int) -> None:
+    """New: a plain insert of it finds no row (``pg_state.py`` copies it in)."""
+    ids = WrittenIds(second_bits)
+    ids.named(1, empty=True)
+    ids.written(1, [(h, 0) for h in before])
+    new = ids.new_written(1, now)
+    for i, (h, is_new) in enumerate(zip(now, new, strict=True)):
+        assert not (is_new and (h in before or h in now[:i]))
+    assert ids.new_written(2, now) == [False] * len(now)  # never named: looked up in full
+
+
+def test_a_second_bitmap_lets_through_fewer_ids_than_one() -> None:
+    one, two = WrittenIds(), WrittenIds(second_bits=1 << 24)
+    written = [(h * 0x9E3779B97F4A7C15) % (1 << 64) - (1 << 63) for h in range(200_000)]
+    asked = [(h * 0xC2B2AE3D27D4EB4F) % (1 << 64) - (1 << 63) for h in range(100_000)]
+    for ids in (one, two):
+        ids.named(1, empty=True)
+        ids.written(1, [(h, 0) for h in written])
+    assert len(two.may_hold(1, asked)) < len(one.may_hold(1, asked)) / 5
+    assert set(two.may_hold(1, written)) == set(written)
