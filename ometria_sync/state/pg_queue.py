@@ -50,6 +50,12 @@ _WRITES_PER_COMMIT = 100
 _LOST = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
          asyncpg.exceptions.OperatorInterventionError, asyncpg.exceptions.InternalClientError,
          TimeoutError)
+#: every state session plans each statement for its own values: asyncpg prepares statements,
+#: and after five runs PostgreSQL may keep one generic plan made while a first run's tables
+#: were nearly empty, which finds a stream's rows by ``stream`` alone and so reads the whole
+#: stream for a few ids (``stream = $1 AND id_hash = ANY($2)`` in line groups, presence, the
+#: ledger); planning a small statement costs less than the round trip
+SESSION_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
 
 
 class StateConnectionLost(StateError):
@@ -93,8 +99,8 @@ class PgQueue:
     async def connect(self) -> asyncpg.Connection:
         try:
             return await asyncpg.connect(
-                self._url, timeout=10,
-                server_settings={"application_name": f"ometria-sync {self.schema}"})
+                self._url, timeout=10, server_settings=SESSION_SETTINGS | {
+                    "application_name": f"ometria-sync {self.schema}"})
         except (*_LOST, asyncpg.PostgresError, ValueError) as exc:
             raise _CannotConnect(f"checkpoint store {self.label}: cannot connect: "
                              f"{scrub(str(exc), self._url)}") from None

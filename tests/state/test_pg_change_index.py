@@ -134,3 +134,18 @@ async def test_forgetting_ids_under_a_generic_plan_reads_only_their_rows(pg_sche
             assert await conn.fetchval(f"SELECT count(*) FROM {pg_schema}.record_hashes") == 2998
     finally:
         await conn.close()
+
+
+async def test_every_state_session_plans_each_statement_for_its_own_values(
+        pg_schema: str) -> None:
+    """The statements that still read ``stream = $1 AND x = ANY($2)`` (line groups, presence,
+    the ledger) must never run under a generic plan made while the stream was empty."""
+    store = await _store(pg_schema)
+    try:
+        async def mode(conn: Any) -> str:
+            return str(await conn.fetchval("SHOW plan_cache_mode"))
+
+        assert await store.call(mode) == "force_custom_plan"
+        assert await store.submit(mode) == "force_custom_plan"
+    finally:
+        await store.aclose()
