@@ -11,13 +11,15 @@ pages, and a merge writes each page of the index once for many writes (``BENCHMA
 
 Guarantees: an id's row is its ``recent_hashes`` row when it has one, else its
 ``record_hashes`` row (the *effective* row). Every read of the index reads both in one
-statement (one snapshot: a merge on the writer's connection is never seen half done), and
-every write that deletes or repoints rows does it in both, in one transaction. So a kill -9
-at any moment leaves exactly the effective rows the last committed write left, whether or not
-they were merged: the next run reads them as they were. The line groups' triggers
-(``line_groups_sql.py``) hold across both tables: a row written to ``recent_hashes`` that
-supersedes the index's row deletes the group the old row pointed to at once, and a merge keeps
-the groups of the rows it moves (they point to the same group afterwards)."""
+statement (one snapshot: a merge on the writer's connection is never seen half done; the
+presence joins, ``presence.py``, merge first on the state thread instead), and every write
+that deletes rows does it in both, in one transaction. So a kill -9 at any moment leaves the
+effective rows of the last committed write, merged or not, and the next run reads them as they
+were: forgetting only the newer row would have made an older one the reference again. The line
+groups' promise (``line_groups_sql.py``) holds across both tables: a write into
+``recent_hashes`` deletes, in its transaction, the groups the rows it supersedes point to; a
+group is pointed to only from effective rows; a merge moves rows with their groups (an upsert:
+the triggers see no change)."""
 
 from __future__ import annotations
 

@@ -14,8 +14,10 @@ of its records' rows is deleted, or changes content or group: whoever writes the
 (a later version acknowledged, A -> B -> A; a hash forgotten after an unclear answer; a reset;
 a row replaced, with ``recursive_triggers`` on so that ``INSERT OR REPLACE`` counts as a
 delete), the groups holding the old version are gone in the same transaction. The index's side
-table of recent hashes (``recent_hashes``, ``change_index_sql.py``) has triggers of its own to
-the same effect, and a group is kept only where each id's effective row points to it. So a group row
+table of recent hashes (``recent_hashes``, ``change_index_sql.py``) keeps this by its own
+trigger (a row changing content or group) and by the writes that supersede or delete its rows
+(which delete the groups in their transaction), and a group is kept only where each id's
+effective row points to it. So a group row
 says: every one of these lines is the version Ometria acknowledged last for its id.
 
 ``seen`` is the marker of the last run that read or wrote the group: a run that read the
