@@ -23,8 +23,9 @@ the triggers see no change)."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import msgspec
 
@@ -159,42 +160,26 @@ class ChangeIndex:
             key = "value ->> 0"
         sql += (" ON CONFLICT (stream, id_hash) DO UPDATE SET content_hash = "
                 "excluded.content_hash, line_group = excluded.line_group")
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                if self.groups.any(stream):
-                    self._db.execute(_GROUPS_OF.format(table="record_hashes", id=key),
-                                     (stream, stream, text))
-                self.recent += self._db.execute(sql, (stream, text)).rowcount
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise StateError(f"change index: cannot write: {exc}") from None
+        with self._transaction():
+            if self.groups.any(stream):
+                self._db.execute(_GROUPS_OF.format(table="record_hashes", id=key),
+                                 (stream, stream, text))
+            self.recent += self._db.execute(sql, (stream, text)).rowcount
         if self.recent >= MERGE_AT:
             self.merge()
 
     def merge(self) -> None:
         """Move every row of ``recent_hashes`` into ``record_hashes``, in key order, in one
         transaction (a kill -9 leaves them in one table or the other, never in neither)."""
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                # an update, not a replace: a row moved with its group keeps it (the triggers
-                # delete a group only when the content or the group changes)
-                self._db.execute(
-                    "INSERT INTO record_hashes (stream, id_hash, content_hash, line_group) "
-                    "SELECT stream, id_hash, content_hash, line_group FROM recent_hashes "
-                    "WHERE true ON CONFLICT (stream, id_hash) DO UPDATE SET "
-                    "content_hash = excluded.content_hash, line_group = excluded.line_group")
-                self._db.execute("DELETE FROM recent_hashes")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise StateError(f"change index: cannot write: {exc}") from None
+        with self._transaction():
+            # an update, not a replace: a row moved with its group keeps it (the triggers
+            # delete a group only when the content or the group changes)
+            self._db.execute(
+                "INSERT INTO record_hashes (stream, id_hash, content_hash, line_group) "
+                "SELECT stream, id_hash, content_hash, line_group FROM recent_hashes "
+                "WHERE true ON CONFLICT (stream, id_hash) DO UPDATE SET "
+                "content_hash = excluded.content_hash, line_group = excluded.line_group")
+            self._db.execute("DELETE FROM recent_hashes")
         self.recent = 0
 
     def forget_ids(self, stream: int, id_hashes: Iterable[int]) -> None:
@@ -203,15 +188,21 @@ class ChangeIndex:
         unchanged against them. Both tables in one transaction: deleting only the newer row
         would make the older one the reference again."""
         ids = msgspec.json.encode(list(id_hashes)).decode()
+        with self._transaction():  # record_hashes' groups: its delete trigger
+            self._db.execute(_GROUPS_OF.format(table="recent_hashes", id="value"),
+                             (stream, stream, ids))
+            for table in ("recent_hashes", "record_hashes"):
+                self._db.execute(f"DELETE FROM {table} WHERE stream = ? "
+                                 "AND id_hash IN (SELECT value FROM json_each(?))", (stream, ids))
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One ``BEGIN IMMEDIATE`` transaction (rolled back on any error); a SQLite error is a
+        :class:`StateError`."""
         try:
             self._db.execute("BEGIN IMMEDIATE")
-            try:  # record_hashes' groups: its delete trigger
-                self._db.execute(_GROUPS_OF.format(table="recent_hashes", id="value"),
-                                 (stream, stream, ids))
-                for table in ("recent_hashes", "record_hashes"):
-                    self._db.execute(f"DELETE FROM {table} WHERE stream = ? "
-                                     "AND id_hash IN (SELECT value FROM json_each(?))",
-                                     (stream, ids))
+            try:
+                yield
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
