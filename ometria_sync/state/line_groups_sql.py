@@ -13,7 +13,11 @@ does not point to it is not kept). Triggers on ``record_hashes`` delete a group 
 of its records' rows is deleted, or changes content or group: whoever writes the change index
 (a later version acknowledged, A -> B -> A; a hash forgotten after an unclear answer; a reset;
 a row replaced, with ``recursive_triggers`` on so that ``INSERT OR REPLACE`` counts as a
-delete), the groups holding the old version are gone in the same transaction. So a group row
+delete), the groups holding the old version are gone in the same transaction. The index's side
+table of recent hashes (``recent_hashes``, ``change_index_sql.py``) keeps this by its own
+trigger (a row changing content or group) and by the writes that supersede or delete its rows
+(which delete the groups in their transaction), and a group is kept only where each id's
+effective row points to it. So a group row
 says: every one of these lines is the version Ometria acknowledged last for its id.
 
 ``seen`` is the marker of the last run that read or wrote the group: a run that read the
@@ -73,6 +77,11 @@ class SqliteLineGroups:
         self._db = db
         db.execute("PRAGMA recursive_triggers = ON")  # a REPLACE deletes: its trigger fires
 
+    def any(self, stream: int) -> bool:
+        """Whether the stream has a kept group."""
+        return bool(self._db.execute("SELECT EXISTS (SELECT 1 FROM line_groups WHERE stream = ?)",
+                                     (stream,)).fetchone()[0])
+
     def held(self, stream: int, group_hashes: list[int]) -> dict[int, Sequence[int]]:
         """The groups among ``group_hashes`` that are kept: group hash -> its records' ids."""
         try:
@@ -113,17 +122,27 @@ class SqliteLineGroups:
 
     def _keep(self, stream: int, marker: int, groups: list[GroupRow]) -> None:
         # one statement per group: its ids, and its contents (a content hash is of a record
-        # holding its id, so it matches no other id's row; a group holds an id once)
+        # holding its id, so it matches no other id's row; a group holds an id once); in both
+        # tables of the change index, each id's effective row only (``change_index_sql.py``)
+        rows = [(g, stream, _json(ids), _json(contents)) for g, ids, contents in groups]
         pointed = self._db.executemany(
+            "UPDATE recent_hashes SET line_group = ? WHERE stream = ? "
+            "AND id_hash IN (SELECT value FROM json_each(?)) "
+            "AND content_hash IN (SELECT value FROM json_each(?))", rows).rowcount
+        pointed += self._db.executemany(
             "UPDATE record_hashes SET line_group = ? WHERE stream = ? "
             "AND id_hash IN (SELECT value FROM json_each(?)) "
-            "AND content_hash IN (SELECT value FROM json_each(?))",
-            [(g, stream, _json(ids), _json(contents)) for g, ids, contents in groups]).rowcount
+            "AND content_hash IN (SELECT value FROM json_each(?)) AND NOT EXISTS (SELECT 1 "
+            "FROM recent_hashes r WHERE r.stream = record_hashes.stream "
+            "AND r.id_hash = record_hashes.id_hash)", rows).rowcount
         if pointed != sum(len(ids) for _, ids, _ in groups):  # content moved on, or an id twice
-            points = dict(self._db.execute(
-                "SELECT id_hash, line_group FROM record_hashes WHERE stream = ? "
-                "AND id_hash IN (SELECT value FROM json_each(?))",
-                (stream, _json([i for _, ids, _ in groups for i in ids]))).fetchall())
+            asked = _json([i for _, ids, _ in groups for i in ids])
+            points = {i: g for i, g, _ in self._db.execute(  # recent_hashes' rows win
+                "SELECT id_hash, line_group, 0 AS p FROM record_hashes WHERE stream = ? "
+                "AND id_hash IN (SELECT value FROM json_each(?)) UNION ALL SELECT id_hash, "
+                "line_group, 1 FROM recent_hashes WHERE stream = ? "
+                "AND id_hash IN (SELECT value FROM json_each(?)) ORDER BY p",
+                (stream, asked, stream, asked))}
             groups = [(g, ids, c) for g, ids, c in groups if all(points.get(i) == g for i in ids)]
         self._db.executemany(
             "INSERT OR REPLACE INTO line_groups VALUES (?, ?, ?, ?)",

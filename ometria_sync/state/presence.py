@@ -171,6 +171,7 @@ class _SqlitePresence:
         await self._tables()
 
         def count(store: SqliteCheckpointStore) -> Census:
+            store.changes.merge()  # the joins below read record_hashes alone
             db = store.db
             delivered = db.execute(
                 "SELECT count(*) FROM presence p JOIN record_hashes h ON h.stream = p.stream "
@@ -239,8 +240,12 @@ class _SqlitePresence:
         query = ("SELECT p.id_hash, p.key " + _missing_sql("?", "?", "p.gone = 0", self._scratch)
                  + " AND (? IS NULL OR p.id_hash > ?) ORDER BY p.id_hash LIMIT ?")
         gens = (gen, gen) if self._scratch else (gen,)
-        rows = await self._thread.call(lambda store: store.db.execute(
-            query, (stream, *gens, after, after, limit)).fetchall())
+
+        def read(store: SqliteCheckpointStore) -> list[tuple[int, str]]:
+            store.changes.merge()  # the join reads record_hashes alone
+            return store.db.execute(query, (stream, *gens, after, after, limit)).fetchall()
+
+        rows = await self._thread.call(read)
         return [(int(h), str(k)) for h, k in rows]
 
     def close(self, stream: int, gen: int, *, deactivated: bool) -> None:
@@ -249,6 +254,7 @@ class _SqlitePresence:
 
         def write(store: SqliteCheckpointStore) -> None:
             if deactivated:
+                store.changes.merge()  # the query below reads record_hashes alone
                 store.db.execute(
                     "UPDATE presence SET gone = 1 WHERE stream = ? AND seen < ? AND gone = 0 "
                     "AND id_hash IN (SELECT id_hash FROM record_hashes WHERE stream = ?)",

@@ -27,6 +27,7 @@ to the first job that opens the store listing their stream.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from pathlib import Path
@@ -36,7 +37,7 @@ import msgspec
 
 from ometria_sync.errors import StateError
 from ometria_sync.net import parse_state_url, url_scheme
-from ometria_sync.state.change_index_sql import ChangeIndex
+from ometria_sync.state.change_index_sql import ChangeIndex, migrate_recent_hashes
 from ometria_sync.state.ledger_sql import V4, SqliteLedger
 from ometria_sync.state.line_groups_sql import migrate_line_groups
 from ometria_sync.state.run_history import migrate_sqlite_run_reports
@@ -104,8 +105,10 @@ CREATE INDEX dead_letters_job ON dead_letters (job, id)
 #: account, see :meth:`SqliteCheckpointStore.claim_account`); 2: ``dead_letters``
 #: (``state.dead_letter = "database"``); 3: every row keyed by its job; 4: the ledger of
 #: records not (yet) in Ometria (``ledger_sql.py``); 5: ``run_reports`` (``run_history.py``);
-#: 6: ``line_groups``, lines Ometria holds as they are (``line_groups_sql.py``)
-SCHEMA_VERSION = 6
+#: 6: ``line_groups``, lines Ometria holds as they are (``line_groups_sql.py``); 7: the change
+#: index's side table of recent hashes, ``recent_hashes`` (``change_index_sql.py``): an older
+#: ometria-sync would read the index without it
+SCHEMA_VERSION = 7
 #: the tables whose rows a job adopts, and the column naming the stream
 _ADOPTED = (("checkpoints", "stream"), ("stream_runs", "stream"), ("dead_letters", "stream"),
             ("streams", "name"))
@@ -131,6 +134,8 @@ def migrate(db: sqlite3.Connection, path: Path) -> None:
             migrate_sqlite_run_reports(db)
         if version < 6:
             migrate_line_groups(db)
+        if version < 7:
+            migrate_recent_hashes(db)
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     except BaseException:
         db.execute("ROLLBACK")
@@ -245,6 +250,11 @@ class SqliteCheckpointStore:
         return StateError(f"checkpoint store {self.path}: {doing}: {hint}")
 
     def close(self) -> None:
+        """Close the connection, first merging the change hashes it wrote (if that fails, they
+        stay in ``recent_hashes``, which every reader reads: nothing is lost)."""
+        if self.changes.recent:
+            with contextlib.suppress(StateError):
+                self.changes.merge()
         self._db.close()
 
     def load(self, stream: str, part: str) -> Checkpoint | None:

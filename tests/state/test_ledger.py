@@ -110,7 +110,7 @@ async def test_a_sqlite_store_of_version_3_keeps_its_rows(tmp_path: Path) -> Non
     finally:
         await again.aclose()
     db = sqlite3.connect(tmp_path / "cp.db")
-    assert db.execute("PRAGMA user_version").fetchone()[0] == sqlite_sql.SCHEMA_VERSION == 6
+    assert db.execute("PRAGMA user_version").fetchone()[0] == sqlite_sql.SCHEMA_VERSION == 7
 
 
 async def test_a_postgres_store_of_version_3_keeps_its_rows(pg_schema: str) -> None:

@@ -85,7 +85,7 @@ async def test_a_sqlite_store_of_an_older_version_migrates_to_5_keeping_its_rows
     finally:
         await again.aclose()
     db = sqlite3.connect(tmp_path / "cp.db")
-    assert db.execute("PRAGMA user_version").fetchone()[0] == sqlite_sql.SCHEMA_VERSION == 6
+    assert db.execute("PRAGMA user_version").fetchone()[0] == sqlite_sql.SCHEMA_VERSION == 7
     db.close()
 
 

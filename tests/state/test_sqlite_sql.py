@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from ometria_sync.errors import StateError
 from ometria_sync.state.change_index_sql import ChangeIndex
-from ometria_sync.state.sqlite_sql import SqliteCheckpointStore, open_checkpoint_store
+from ometria_sync.state.sqlite_sql import SqliteCheckpointStore, migrate, open_checkpoint_store
 
 
 def test_saves_and_loads_positions_and_counts_delivered(tmp_path: Path) -> None:
@@ -113,7 +113,9 @@ INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 
 
 def _index() -> tuple[ChangeIndex, int]:
-    index = ChangeIndex(sqlite3.connect(":memory:", isolation_level=None))
+    db = sqlite3.connect(":memory:", isolation_level=None)
+    migrate(db, Path(":memory:"))
+    index = ChangeIndex(db)
     return index, index.stream_id("contacts")
 
 
