@@ -186,14 +186,19 @@ class StateThread:
 #: WAL pages before a commit copies them into the database (SQLite's default: 1000). Random
 #: ids dirty about a page per hash once the change index is large, so a 5,000-hash write
 #: filled the default WAL and was copied back at once, pages the next writes dirty again;
-#: 10,000 (40 MB of WAL at most, reused) copies such a page once per few writes.
+#: 10,000 (40 MB of WAL, reused) copies such a page once per few writes.
 WAL_PAGES = 10_000
+#: bytes the WAL file is cut back to once copied: one transaction may grow it past
+#: ``WAL_PAGES`` (a merge of the change index's side table into a large index dirties up to a
+#: page per row, about 200 MB at 10 million ids), and without a limit the file keeps that size
+WAL_LIMIT = WAL_PAGES * 4096
 
 
 def _open_writer(url: str, job: str) -> SqliteCheckpointStore:
     """(On the state thread) the run's store, whose connection writes and checkpoints the WAL."""
     store = open_checkpoint_store(url, job)
     store.db.execute(f"PRAGMA wal_autocheckpoint = {WAL_PAGES}")
+    store.db.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT}")
     return store
 
 

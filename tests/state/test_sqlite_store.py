@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from ometria_sync.errors import StateError
+from ometria_sync.state import sqlite_store
 from ometria_sync.state.sqlite_sql import SqliteCheckpointStore
 from ometria_sync.state.sqlite_store import StateThread
 from ometria_sync.state.store import Backlog
@@ -190,3 +191,29 @@ async def test_a_read_runs_here_at_once_and_sees_what_was_committed(tmp_path: Pa
     finally:
         disk.set()
         state.close()
+
+
+async def test_the_wal_is_cut_back_after_a_transaction_that_outgrew_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One transaction may grow the WAL far past its checkpoint size (a merge of the change
+    index's side table into a large index); once copied back, the file is cut to the limit
+    instead of keeping that size on disk."""
+    monkeypatch.setattr(sqlite_store, "WAL_PAGES", 10)
+    monkeypatch.setattr(sqlite_store, "WAL_LIMIT", 10 * 4096)
+    state = StateThread(_url(tmp_path))
+    wal = tmp_path / "state" / "cp.db-wal"
+
+    def big(store: SqliteCheckpointStore) -> None:
+        stream = store.changes.stream_id("s")
+        store.changes.remember(stream, [(i * 7919, i) for i in range(1, 20_001)])
+        store.changes.merge()
+
+    try:
+        await state.call(big)
+        grown = wal.stat().st_size
+        await state.call(functools.partial(_save, [1, 1]))
+        after = wal.stat().st_size
+    finally:
+        state.close()
+    assert grown > 4 * 10 * 4096
+    assert after <= 10 * 4096 + 8192
