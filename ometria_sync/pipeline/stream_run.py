@@ -385,14 +385,22 @@ class _PartRunner:
         ]
         stop = asyncio.create_task(self.ctx.shutdown.wait(), name="stop")
         upstream = {producer, batcher}
+        # each task says when it ends (``asyncio.wait`` on all of them once per task ended
+        # cost the square of their number: tens of milliseconds at 256 dispatchers)
+        ended: asyncio.Queue[asyncio.Task[Any]] = asyncio.Queue()
+        for task in (*dispatchers, *upstream, stop):
+            task.add_done_callback(ended.put_nowait)
         try:
-            pending: set[asyncio.Task[None]] = set(dispatchers) | upstream
-            while not stop.done() and any(not d.done() for d in dispatchers):
-                done, pending = await asyncio.wait(
-                    pending | {stop}, return_when=asyncio.FIRST_COMPLETED
-                )
-                pending.discard(stop)
-                for task in done - {stop}:
+            working = len(dispatchers)
+            while working:
+                task = await ended.get()
+                if task is stop:
+                    break
+                self._check_task(task)
+                if task not in upstream:
+                    working -= 1
+            while not ended.empty():  # ended with the stop: checked too
+                if (task := ended.get_nowait()) is not stop:
                     self._check_task(task)
             await self._stop(upstream, dispatchers)
         finally:

