@@ -175,7 +175,7 @@ def test_a_chunk_is_taken_whole_or_not_at_all(cases: list[tuple[str, dict[str, A
 
 
 @settings(max_examples=300)
-@given(st.lists(VALID.filter(lambda r: r["@type"] == "contact"), min_size=1, max_size=5))
+@given(st.lists(CONTACTS, min_size=1, max_size=5))
 def test_clean_contacts_written_plainly_take_the_lane(records: list[dict[str, Any]]) -> None:
     """The common case is taken: clean records, no escape, no "null" text."""
     lines = [_line(r) for r in records]
