@@ -379,14 +379,11 @@ class _PartRunner:
             self._produce(groups if groups is not None else self.part.read(start)),
             name="producer")
         batcher = asyncio.create_task(self.batcher.run(self.chunks, self.batches), name="batcher")
-        dispatchers = [
-            asyncio.create_task(self._dispatch(), name=f"dispatcher-{i}")
-            for i in range(self.workers)
-        ]
+        dispatchers = [asyncio.create_task(self._dispatch(), name=f"dispatcher-{i}")
+                       for i in range(self.workers)]
         stop = asyncio.create_task(self.ctx.shutdown.wait(), name="stop")
         upstream = {producer, batcher}
-        # each task says when it ends (``asyncio.wait`` on all of them once per task ended
-        # cost the square of their number: tens of milliseconds at 256 dispatchers)
+        # each task says when it ends (an ``asyncio.wait`` on all per task ended was quadratic)
         ended: asyncio.Queue[asyncio.Task[Any]] = asyncio.Queue()
         for task in (*dispatchers, *upstream, stop):
             task.add_done_callback(ended.put_nowait)
