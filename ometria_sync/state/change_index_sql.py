@@ -23,14 +23,14 @@ the triggers see no change)."""
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 import msgspec
 
 from ometria_sync.errors import StateError
 from ometria_sync.state.line_groups_sql import SqliteLineGroups
+from ometria_sync.state.sqlite_tx import index_write
 
 _CHANGE_TABLES = """
 CREATE TABLE IF NOT EXISTS streams (
@@ -160,7 +160,7 @@ class ChangeIndex:
             key = "value ->> 0"
         sql += (" ON CONFLICT (stream, id_hash) DO UPDATE SET content_hash = "
                 "excluded.content_hash, line_group = excluded.line_group")
-        with self._transaction():
+        with index_write(self._db):
             if self.groups.any(stream):
                 self._db.execute(_GROUPS_OF.format(table="record_hashes", id=key),
                                  (stream, stream, text))
@@ -171,7 +171,7 @@ class ChangeIndex:
     def merge(self) -> None:
         """Move every row of ``recent_hashes`` into ``record_hashes``, in key order, in one
         transaction (a kill -9 leaves them in one table or the other, never in neither)."""
-        with self._transaction():
+        with index_write(self._db):
             # an update, not a replace: a row moved with its group keeps it (the triggers
             # delete a group only when the content or the group changes)
             self._db.execute(
@@ -188,27 +188,12 @@ class ChangeIndex:
         unchanged against them. Both tables in one transaction: deleting only the newer row
         would make the older one the reference again."""
         ids = msgspec.json.encode(list(id_hashes)).decode()
-        with self._transaction():  # record_hashes' groups: its delete trigger
+        with index_write(self._db):  # record_hashes' groups: its delete trigger
             self._db.execute(_GROUPS_OF.format(table="recent_hashes", id="value"),
                              (stream, stream, ids))
             for table in ("recent_hashes", "record_hashes"):
                 self._db.execute(f"DELETE FROM {table} WHERE stream = ? "
                                  "AND id_hash IN (SELECT value FROM json_each(?))", (stream, ids))
-
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[None]:
-        """One ``BEGIN IMMEDIATE`` transaction (rolled back on any error); a SQLite error is a
-        :class:`StateError`."""
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise StateError(f"change index: cannot write: {exc}") from None
 
     def count(self, name: str) -> int:
         """Ids with a stored hash (an id in both tables counted once)."""

@@ -35,6 +35,7 @@ from collections.abc import Iterable, Sequence
 import msgspec
 
 from ometria_sync.errors import StateError
+from ometria_sync.state.sqlite_tx import index_write
 from ometria_sync.state.store import GroupRow, Pointed
 
 #: version 6 (:func:`migrate_line_groups`)
@@ -99,26 +100,18 @@ class SqliteLineGroups:
         rows to them), and ``pointed`` groups (their rows point to them already: written so
         by the ``remember`` just before), and mark ``seen`` groups as read by the run
         ``marker``; one transaction."""
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                if groups:
-                    self._keep(stream, marker, groups)
-                self._db.executemany(
-                    "INSERT OR REPLACE INTO line_groups VALUES (?, ?, ?, ?)",
-                    [(stream, g, array("q", ids).tobytes(), marker) for g, ids in pointed])
-                seen = list(seen)
-                if seen:
-                    self._db.execute(
-                        "UPDATE line_groups SET seen = ? WHERE stream = ? "
-                        "AND group_hash IN (SELECT value FROM json_each(?))",
-                        (marker, stream, _json(seen)))
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise StateError(f"change index: cannot write: {exc}") from None
+        with index_write(self._db):
+            if groups:
+                self._keep(stream, marker, groups)
+            self._db.executemany(
+                "INSERT OR REPLACE INTO line_groups VALUES (?, ?, ?, ?)",
+                [(stream, g, array("q", ids).tobytes(), marker) for g, ids in pointed])
+            seen = list(seen)
+            if seen:
+                self._db.execute(
+                    "UPDATE line_groups SET seen = ? WHERE stream = ? "
+                    "AND group_hash IN (SELECT value FROM json_each(?))",
+                    (marker, stream, _json(seen)))
 
     def _keep(self, stream: int, marker: int, groups: list[GroupRow]) -> None:
         # one statement per group: its ids, and its contents (a content hash is of a record
