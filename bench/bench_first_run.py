@@ -10,6 +10,9 @@ first run of the same file: the real engine in-process, sending mode (not a dry 
 and change hashes are written, on the state thread), change detection on, fresh state, the
 pacer at 10,000 req/s so that it never waits, and a pusher that acknowledges every record.
 Prints the medians of records per CPU second (process CPU time, all threads) and their ratio.
+``--dry-run``: each round also runs a dry run of the same file (``RunOptions(dry_run=True)``:
+nothing acknowledged, so no checkpoints and no change hashes written; lookups as in a first
+run), the measure the issue's "today 0.21x and 0.18x" were taken with (``BENCHMARKS.md``).
 ``--state-cost``: each round also runs the same first run with the change index made free
 (lookups find nothing at once, hash writes are done at once: ``free_change_index``); the
 difference is what change detection's state side cost that run, in CPU seconds.
@@ -63,11 +66,12 @@ def loads_cpu(path: Path) -> tuple[int, float]:
     return len(lines), time.process_time() - cpu
 
 
-async def first_run(job_path: Path) -> tuple[int, float]:
-    """(records sent, CPU seconds) of a first run with a pusher that acknowledges all."""
+async def first_run(job_path: Path, dry_run: bool = False) -> tuple[int, float]:
+    """(records sent, CPU seconds) of a first run with a pusher that acknowledges all (a dry
+    run: that would be sent)."""
     job = load_job(job_path)
     cpu = time.process_time()
-    result = await run_job(job, RunOptions(progress="off"),
+    result = await run_job(job, RunOptions(progress="off", dry_run=dry_run),
                            pusher_factory=lambda stream: NullPusher(), handle_signals=False)
     cpu = time.process_time() - cpu
     assert result.exit_code == 0, result
@@ -108,6 +112,7 @@ def speed(args: argparse.Namespace) -> None:
     loads: dict[str, list[float]] = {t: [] for t in jobs}
     runs: dict[str, list[float]] = {t: [] for t in jobs}
     costs: dict[str, list[float]] = {t: [] for t in jobs}
+    dry: dict[str, list[float]] = {t: [] for t in jobs}
     for _ in range(args.repeat):
         for record_type, (data, job) in jobs.items():
             n, cpu = loads_cpu(data)
@@ -116,6 +121,11 @@ def speed(args: argparse.Namespace) -> None:
             sent, cpu = asyncio.run(first_run(job))
             assert sent == n, (sent, n)
             runs[record_type].append(sent / cpu)
+            if args.dry_run:
+                shutil.rmtree(job.parent / "state", ignore_errors=True)
+                would, dry_cpu = asyncio.run(first_run(job, dry_run=True))
+                assert would == n, (would, n)
+                dry[record_type].append(would / dry_cpu)
             if args.state_cost:
                 shutil.rmtree(job.parent / "state", ignore_errors=True)
                 with free_change_index():
@@ -132,6 +142,10 @@ def speed(args: argparse.Namespace) -> None:
         n = sum(1 for _ in data.open("rb"))
         print(f"{record_type:<8} {n:>9,} {base:>17,.0f} {run:>16,.0f} "
               f"{statistics.median(ratios):>5.2f}x", end="")
+        if dry[record_type]:
+            dry_ratios = [r / b for r, b in zip(dry[record_type], loads[record_type], strict=True)]
+            print(f"   dry run {statistics.median(dry[record_type]):,.0f}/CPU-s "
+                  f"{statistics.median(dry_ratios):.2f}x", end="")
         if costs[record_type]:
             print(f"   state side {statistics.median(costs[record_type]):.2f} CPU-s "
                   f"({' '.join(f'{c:.2f}' for c in costs[record_type])})", end="")
@@ -286,6 +300,8 @@ def main() -> None:
     parser.add_argument("--contacts", type=int, default=200_000, help="0 to skip")
     parser.add_argument("--orders", type=int, default=100_000, help="0 to skip")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--dry-run", action="store_true",
+                        help="also a dry run of the same file (the issue's own measure)")
     parser.add_argument("--state-cost", action="store_true",
                         help="also the first run with the change index made free")
     parser.add_argument("--memory", action="store_true")

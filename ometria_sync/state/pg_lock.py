@@ -27,13 +27,21 @@ the lock. Two guards, both checked on the server:
 * **Sends hold a lease.** The holder verifies the lock on its own session every
   :data:`VERIFY_EVERY` seconds (a query with a :data:`VERIFY_TIMEOUT`: a half-open socket cannot
   hang it), and a request leaves only while the last verification *sent* is younger than
-  :data:`LEASE`. A run that has just taken the lock sends nothing for ``LEASE + 1`` seconds: an
-  old holder that lost the lock unnoticed stopped starting requests ``LEASE`` seconds after its
-  last verification, which was before the server released the lock; the extra second is the
-  limit's window (a request started just before the end arrives a little later).
+  :data:`LEASE`. A run that has just taken the lock from a holder that did not release it (a
+  holder row without ``released_at``: killed, or its session lost) sends nothing for
+  ``LEASE + 1`` seconds: an old holder that lost the lock unnoticed stopped starting requests
+  ``LEASE`` seconds after its last verification, which was before the server released the lock;
+  the extra second is the limit's window (a request started just before the end arrives a
+  little later).
+
+A holder that releases the lock stopped sending first, then stamps its row ``released_at``
+(server time) on the lock's own session, before unlocking: the next holder waits only what is
+left of the limit's window after that moment, and with no row at all (a job's first run, a
+store written before version 7 released by deleting its row) nothing.
 
 ``LEASE = 2`` s: four verifications per lease, so a server slow by up to a second pauses
-nothing; and the new holder's wait (3 s, once per take) is small beside a run.
+nothing; and the new holder's wait (3 s after a killed holder, at most 1 s after a released
+one) is small beside a run.
 """
 
 from __future__ import annotations
@@ -65,6 +73,9 @@ VERIFY_TIMEOUT = 1.0
 #: seconds without a verification after which the run stops
 GIVE_UP_AFTER = 15.0
 
+#: the holder row, and the seconds left of the limit's window after its release (None: held)
+_HOLDER = """SELECT host, pid, since, EXTRACT(EPOCH FROM released_at + interval '1 second'
+    - clock_timestamp())::float8 FROM {s}.run_lock WHERE key = $1"""
 _HELD = """SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
     AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
     AND classid = $1::bigint::oid AND objid = $2::bigint::oid AND objsubid = 1 AND pid = $3)"""
@@ -131,10 +142,15 @@ class Lease:
         self.failure: BaseException | None = None
         self._changed = asyncio.Event()
 
-    def taken(self, sent_at: float) -> None:
-        """The lock was taken by a query sent at ``sent_at``."""
-        self._opens_at = self._clock() + self.length + 1.0
+    def taken(self, sent_at: float, wait: float | None = None) -> None:
+        """The lock was taken by a query sent at ``sent_at``; requests may leave ``wait``
+        seconds from now (by default ``LEASE + 1``: an old holder may still be sending)."""
+        self._opens_at = self._clock() + (self.length + 1.0 if wait is None else wait)
         self.verified(sent_at)
+
+    def opens_in(self) -> float:
+        """Seconds until the first request may leave after the take (0: already)."""
+        return max(0.0, self._opens_at - self._clock())
 
     def verified(self, sent_at: float) -> None:
         """A verification sent at ``sent_at`` found the lock held."""
@@ -220,22 +236,22 @@ class PgRunLock:
             got = await conn.fetchval("SELECT pg_try_advisory_lock($1)", self.key)
             if not got:
                 got = await self._wait(conn)
-            holder = await conn.fetchrow(
-                f"SELECT host, pid, since FROM {self._schema}.run_lock WHERE key = $1",
-                self.key)
-            if self._mine is not None and (holder is None or tuple(holder) != self._mine):
+            holder = await conn.fetchrow(_HOLDER.format(s=self._schema), self.key)
+            if self._mine is not None and (holder is None or tuple(holder)[:3] != self._mine):
                 raise RunLockLost(f"run lock lost: {taken_message(holder)}")
             if not got and self._mine is None:
                 raise RunLockHeld(held_message(holder))
             if not got:
                 await self._end_lingering(conn)
                 raise _StillOurs()
+            wait = None  # this run's own lost session taken again: the full wait
             if self._mine is None:
+                wait = _wait_after(holder)
                 row = await conn.fetchrow(
                     f"INSERT INTO {self._schema}.run_lock (key, host, pid, since, job) "
                     "VALUES ($1, $2, $3, now(), $4) "
                     "ON CONFLICT (key) DO UPDATE SET host = excluded.host, pid = excluded.pid, "
-                    "since = excluded.since RETURNING host, pid, since",
+                    "since = excluded.since, released_at = NULL RETURNING host, pid, since",
                     self.key, socket.gethostname(), os.getpid(), self._job)
                 self._mine = (row[0], row[1], row[2])
             await drain_fence(conn, self.key)
@@ -244,7 +260,7 @@ class PgRunLock:
             conn.terminate()
             raise
         self._conn = conn
-        self.lease.taken(sent)
+        self.lease.taken(sent, wait)
 
     async def _end_lingering(self, conn: asyncpg.Connection) -> None:
         """This run's old lock session still holds the lock on the server (its connection went
@@ -345,14 +361,24 @@ class PgRunLock:
             return
         try:
             if not conn.is_closed():  # the lock's own session: it holds the lock
-                await conn.execute(f"DELETE FROM {self._schema}.run_lock WHERE key = $1",
-                                   self.key, timeout=VERIFY_TIMEOUT)
+                await conn.execute(f"UPDATE {self._schema}.run_lock SET released_at = "
+                                   "clock_timestamp() WHERE key = $1", self.key,
+                                   timeout=VERIFY_TIMEOUT)
                 await conn.execute("SELECT pg_advisory_unlock($1)", self.key,
                                    timeout=VERIFY_TIMEOUT)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
             pass  # the session ends below, and the lock with it
         finally:
             await _close(conn)
+
+
+def _wait_after(holder: asyncpg.Record | None) -> float | None:
+    """Seconds a new holder sends nothing, by the row the last holder left: none without a
+    row, the rest of the limit's window after a release, else the full wait (None)."""
+    if holder is None:
+        return 0.0
+    left: float | None = holder[3]
+    return None if left is None else max(0.0, left)
 
 
 class _StillOurs(Exception):
@@ -376,6 +402,8 @@ def taken_message(holder: asyncpg.Record | None) -> str:
 
 
 def held_message(holder: asyncpg.Record | None) -> str:
+    if holder is not None and holder[3] is not None:
+        holder = None  # a released holder's row: the new one has not written its own yet
     who = ("another process" if holder is None else
            f"host {holder['host']}, pid {holder['pid']}, since "
            f"{holder['since'].isoformat(timespec='seconds')}")

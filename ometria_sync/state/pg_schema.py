@@ -118,13 +118,18 @@ CREATE TABLE IF NOT EXISTS {s}.clean_verifies (
     errors text NOT NULL
 );
 """
+#: a holder that released the run lock says when (``pg_lock.py``: the next one waits no lease)
+_V7 = """
+ALTER TABLE {s}.run_lock ADD COLUMN released_at timestamptz;
+"""
 #: version n is reached by running MIGRATIONS[n - 1]: 1, checkpoints, runs, the account and
 #: change hashes; 2, dead letters and the run lock's holder; 3, every row keyed by its job
 #: (legacy rows ``job = ''``), dead letters with a client-made ``row_key`` (a retried insert
 #: finds its rows there and adds none); 4, the ledger of records not (yet) in Ometria (the
 #: rows already there stay as they are); 5, ``run_reports`` (``run_history.py``); 6,
-#: ``line_groups``, lines Ometria holds as they are (``line_groups_sql.py``)
-MIGRATIONS = (_V1, _V2, _V3, _V4, PG_RUN_REPORTS, PG_V6)
+#: ``line_groups``, lines Ometria holds as they are (``line_groups_sql.py``); 7, when the run
+#: lock's holder released it
+MIGRATIONS = (_V1, _V2, _V3, _V4, PG_RUN_REPORTS, PG_V6, _V7)
 SCHEMA_VERSION = len(MIGRATIONS)
 #: the tables whose rows a job adopts, and the column naming the stream
 _ADOPTED = (("checkpoints", "stream"), ("stream_runs", "stream"), ("dead_letters", "stream"),

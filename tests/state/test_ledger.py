@@ -127,7 +127,7 @@ async def test_a_postgres_store_of_version_3_keeps_its_rows(pg_schema: str) -> N
             assert [r.key for r in await store.ledger()] == ["c1"]
         finally:
             await store.aclose()
-        assert await pg_tables.stored_version(conn, pg_schema) == pg_tables.SCHEMA_VERSION == 6
+        assert await pg_tables.stored_version(conn, pg_schema) == pg_tables.SCHEMA_VERSION == 7
     finally:
         await conn.close()
 

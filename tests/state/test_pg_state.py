@@ -14,7 +14,7 @@ import pytest
 from ometria_sync.errors import StateError
 from ometria_sync.net.urls import redact_url
 from ometria_sync.state import open_state
-from ometria_sync.state.pg_lock import PgRunLock, RunLockHeld, RunLockLost
+from ometria_sync.state.pg_lock import LEASE, PgRunLock, RunLockHeld, RunLockLost
 from ometria_sync.state.pg_schema import SCHEMA_VERSION, migrate, stored_version
 from ometria_sync.state.pg_state import PostgresState, StateConnectionLost
 from tests.pg import DSN, connect, terminate_backends
@@ -121,6 +121,39 @@ async def test_the_run_lock_names_its_holder_and_dies_with_its_session(pg_schema
         with contextlib.suppress(RunLockLost):  # the refused save's own failure
             await first.aclose()
         await second.aclose()
+
+
+async def test_a_new_holder_waits_the_full_lease_only_after_a_holder_that_did_not_release(
+        pg_schema: str) -> None:
+    """No holder before: requests may leave at once. After a holder that released the lock:
+    only the rest of the limit's window (1 s from its release). After a holder killed while
+    holding it (its row left without ``released_at``): ``LEASE + 1`` s, the old holder's
+    lease and the window."""
+    store = await _pg(pg_schema)
+    try:
+        async with PgRunLock(store.connect, pg_schema) as first:
+            assert first.lease.opens_in() == 0.0  # nobody held it before
+            await asyncio.wait_for(first.may_send(), 1)
+        async with PgRunLock(store.connect, pg_schema) as second:
+            assert 0.5 < second.lease.opens_in() <= 1.0  # released a moment ago
+        await asyncio.sleep(1.1)
+        async with PgRunLock(store.connect, pg_schema) as third:
+            assert third.lease.opens_in() == 0.0  # released more than a second ago
+            key = third.key
+        killed = await connect()  # what a holder killed while holding it leaves: its row
+        await killed.execute("SELECT pg_advisory_lock($1)", key)
+        await killed.execute(f"UPDATE {pg_schema}.run_lock SET pid = 1, released_at = NULL")
+        await killed.close()  # the session ends, the lock with it
+        async with PgRunLock(store.connect, pg_schema) as fourth:
+            assert LEASE + 0.5 < fourth.lease.opens_in() <= LEASE + 1
+            conn = await connect()
+            try:  # the new holder's row, not yet released
+                row = await conn.fetchrow(f"SELECT pid, released_at FROM {pg_schema}.run_lock")
+                assert tuple(row) == (os.getpid(), None)
+            finally:
+                await conn.close()
+    finally:
+        await store.aclose()
 
 
 async def _write(store: PostgresState) -> None:

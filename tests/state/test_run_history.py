@@ -112,6 +112,6 @@ async def test_a_postgres_store_of_an_older_version_migrates_to_5_keeping_its_ro
             await _kept_and_reports_work(store, ledger=version == 4)
         finally:
             await store.aclose()
-        assert await pg_tables.stored_version(conn, pg_schema) == pg_tables.SCHEMA_VERSION == 6
+        assert await pg_tables.stored_version(conn, pg_schema) == pg_tables.SCHEMA_VERSION == 7
     finally:
         await conn.close()
