@@ -58,6 +58,8 @@ _PAGE = 1000
 SECOND_BITS = 1 << 24
 #: the columns of a copied change hash
 _HASH_COLUMNS = ("stream", "id_hash", "content_hash", "line_group")
+#: a change hash's row: stream, id hash, content hash, line group
+_Row = tuple[int, int, int, int | None]
 _LEDGER = ("stream, key, reason, content_hash, first_run, first_seen, last_run, last_seen, "
            "attempts, kind, payload")
 
@@ -231,11 +233,18 @@ class PostgresState(PgQueue):
         per row (about half the server's work). The others are upserted in one statement. A
         retry of a write whose commit got through finds its copied rows there: the copy is
         undone (a savepoint) and the whole write upserted instead, so nothing is doubled."""
-        points = [g or None for g in groups] if groups is not None else [None] * len(pairs)
         new = self._written.new_written(stream_id, [p[0] for p in pairs])
-        rows = [(stream_id, i, c, g) for (i, c), g in zip(pairs, points, strict=True)]
-        copied = sorted((r for r, n in zip(rows, new, strict=True) if n), key=_id_hash)
-        upserted = rows if not copied else [r for r, n in zip(rows, new, strict=True) if not n]
+        if groups is None and all(new):  # a first run's: the pairs sorted as they are (half
+            # the client's time of rows made first and sorted by a key function)
+            copied: list[_Row] = [(stream_id, i, c, None) for i, c in sorted(pairs)]
+            upserted: list[_Row] = []
+            rows = copied
+        else:
+            points = [g or None for g in groups] if groups is not None else [None] * len(pairs)
+            rows = [(stream_id, i, c, g) for (i, c), g in zip(pairs, points, strict=True)]
+            copied = sorted((r for r, n in zip(rows, new, strict=True) if n), key=_id_hash)
+            upserted = (rows if not copied
+                        else [r for r, n in zip(rows, new, strict=True) if not n])
 
         async def op(conn: asyncpg.Connection) -> None:
             if copied:
@@ -253,7 +262,7 @@ class PostgresState(PgQueue):
         return self.submit(op, len(pairs))
 
     async def _upsert(self, conn: asyncpg.Connection,
-                      rows: list[tuple[int, int, int, int | None]]) -> None:
+                      rows: list[_Row]) -> None:
         """Insert or replace these (stream, id hash, content hash, line group) rows."""
         await conn.execute(
             f"INSERT INTO {self._t('record_hashes')} (stream, id_hash, content_hash, line_group) "
