@@ -43,6 +43,10 @@ CREATE TABLE IF NOT EXISTS recent_hashes (
     line_group INTEGER, PRIMARY KEY (stream, id_hash)) WITHOUT ROWID;
 """
 _LOOKUP_CHUNK = 500
+#: the lengths a lookup's id list is padded to (repeating its first id): each length is a
+#: statement of its own, prepared and kept in the connection's statement cache (up to 128), a
+#: few tens of KB each; one per count of ids cost 13 MB of SQLite memory by a million ids
+_LOOKUP_SIZES = (8, 16, 32, 64, 100, 128, 192, 256, 384, _LOOKUP_CHUNK)
 #: rows written to ``recent_hashes`` before they are merged into ``record_hashes``: at 30 bytes
 #: a row the table (1.5 MB) stays in the writer's page cache (2 MB), and a merge rewrites each
 #: page of a 200,000-id index once per ten 5,000-hash writes instead of once per write
@@ -73,6 +77,9 @@ _GROUPS_OF = ("DELETE FROM line_groups WHERE stream = ? AND group_hash IN (SELEC
 _EFFECTIVE = ("SELECT id_hash, {cols}, 0 AS p FROM record_hashes WHERE stream = ? "
               "AND id_hash IN {ids} UNION ALL SELECT id_hash, {cols}, 1 FROM recent_hashes "
               "WHERE stream = ? AND id_hash IN {ids} ORDER BY p")
+
+_LOOKUPS = {n: _EFFECTIVE.format(cols="content_hash", ids="(" + ",".join("?" * n) + ")")
+            for n in _LOOKUP_SIZES}
 
 
 def migrate_recent_hashes(db: sqlite3.Connection) -> None:
@@ -126,9 +133,9 @@ class ChangeIndex:
         found: dict[int, int] = {}
         for start in range(0, len(id_hashes), _LOOKUP_CHUNK):
             part = id_hashes[start : start + _LOOKUP_CHUNK]
-            marks = "(" + ",".join("?" * len(part)) + ")"
-            rows = self._db.execute(_EFFECTIVE.format(cols="content_hash", ids=marks),
-                                    (stream, *part, stream, *part))
+            size = next(n for n in _LOOKUP_SIZES if n >= len(part))
+            part += part[:1] * (size - len(part))  # the same id again finds the same row
+            rows = self._db.execute(_LOOKUPS[size], (stream, *part, stream, *part))
             found.update({i: c for i, c, _ in rows})  # in order: recent_hashes' win
         return found
 
