@@ -12,7 +12,12 @@ import pytest
 
 from ometria_sync.emulator.behaviour import STORE
 from tests.e2e.conftest import Workspace
-from tests.e2e.crash_trials import after_random, crash_trials, table_crash_trials
+from tests.e2e.crash_trials import (
+    SETTLED_UNSAVED,
+    after_random,
+    crash_trials,
+    table_crash_trials,
+)
 from tests.e2e.magento2_scale import refused_contact, valid_orders
 from tests.magento2 import (
     create_schema,
@@ -161,7 +166,9 @@ async def _killed_then_finished(workspace: Workspace, emulator: Any, kind: str,
                                 valid: dict[str, dict[str, Any]], trials: int,
                                 in_flight: int) -> None:
     """``trials`` SIGKILLs at random mid-run, then a run to the end: every valid record
-    stored as the contract computes it, and each crash resent at most ``in_flight`` records.
+    stored as the contract computes it, and each crash resent at most ``in_flight`` records
+    and those settled since the last checkpoint save (``SETTLED_UNSAVED``, as every crash
+    trial: a quiet machine resent 534 and 567 orders a crash against 500 in flight).
     The finished run exits 3 when it refused records no earlier run had (new refusals), and 0
     when a killed run had already refused them all (the ledger knows them, ``exit_on``'s
     default): where the kills fall decides which."""
@@ -176,10 +183,10 @@ async def _killed_then_finished(workspace: Workspace, emulator: Any, kind: str,
     assert result.code in (0, 3), result.stderr
     assert not [k for k, v in stored.items() if v != as_stored(valid[k])]
     assert stats["distinct_ids"] == len(valid)
-    resent = stats["records_accepted"] - len(valid)
+    resent, most = stats["records_accepted"] - len(valid), in_flight + SETTLED_UNSAVED
     print(f"\nmagento2 {kind}s crash trials: {trials} SIGKILLs, {len(valid)} records, all "
-          f"delivered; resent {resent} ({resent / trials:.0f} per crash, at most {in_flight})")
-    assert resent <= trials * in_flight
+          f"delivered; resent {resent} ({resent / trials:.0f} per crash, at most {most})")
+    assert resent <= trials * most
 
 
 async def test_a_contacts_run_killed_midway_resumes_without_loss(
