@@ -22,6 +22,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
+from operator import itemgetter
 from typing import Any
 
 import asyncpg
@@ -58,6 +59,7 @@ _PAGE = 1000
 SECOND_BITS = 1 << 24
 #: the columns of a copied change hash
 _HASH_COLUMNS = ("stream", "id_hash", "content_hash", "line_group")
+_FIRST = itemgetter(0)
 #: a change hash's row: stream, id hash, content hash, line group
 _Row = tuple[int, int, int, int | None]
 _LEDGER = ("stream, key, reason, content_hash, first_run, first_seen, last_run, last_seen, "
@@ -233,18 +235,18 @@ class PostgresState(PgQueue):
         per row (about half the server's work). The others are upserted in one statement. A
         retry of a write whose commit got through finds its copied rows there: the copy is
         undone (a savepoint) and the whole write upserted instead, so nothing is doubled."""
-        new = self._written.new_written(stream_id, [p[0] for p in pairs])
-        if groups is None and all(new):  # a first run's: the pairs sorted as they are (half
-            # the client's time of rows made first and sorted by a key function)
-            copied: list[_Row] = [(stream_id, i, c, None) for i, c in sorted(pairs)]
-            upserted: list[_Row] = []
-            rows = copied
+        if groups is None:  # the pairs sorted by id, then the rows: half the client's time
+            # of rows made first and sorted by a Python key function
+            rows: list[_Row] = [(stream_id, i, c, None) for i, c in sorted(pairs, key=_FIRST)]
         else:
-            points = [g or None for g in groups] if groups is not None else [None] * len(pairs)
-            rows = [(stream_id, i, c, g) for (i, c), g in zip(pairs, points, strict=True)]
-            copied = sorted((r for r, n in zip(rows, new, strict=True) if n), key=_id_hash)
-            upserted = (rows if not copied
-                        else [r for r, n in zip(rows, new, strict=True) if not n])
+            rows = sorted(((stream_id, i, c, g or None) for (i, c), g
+                           in zip(pairs, groups, strict=True)), key=_id_hash)
+        new = self._written.new_written(stream_id, [r[1] for r in rows])
+        if all(new):
+            copied, upserted = rows, []
+        else:
+            copied = [r for r, n in zip(rows, new, strict=True) if n]
+            upserted = [r for r, n in zip(rows, new, strict=True) if not n]
 
         async def op(conn: asyncpg.Connection) -> None:
             if copied:
