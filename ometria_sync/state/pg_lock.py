@@ -73,6 +73,10 @@ VERIFY_TIMEOUT = 1.0
 #: seconds without a verification after which the run stops
 GIVE_UP_AFTER = 15.0
 
+#: what a lost lock session raises; InternalClientError: a session the server ended while idle
+#: can leave the client's protocol mid-state ("another operation is in progress")
+_GONE = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError,
+         asyncpg.exceptions.InternalClientError)
 #: the holder row, and the seconds left of the limit's window after its release (None: held)
 _HOLDER = """SELECT host, pid, since, EXTRACT(EPOCH FROM released_at + interval '1 second'
     - clock_timestamp())::float8 FROM {s}.run_lock WHERE key = $1"""
@@ -336,8 +340,7 @@ class PgRunLock:
                 self._lost(self.pid)
         except RunLockLost:
             raise
-        except (_StillOurs, StateError, OSError, TimeoutError, asyncpg.PostgresError,
-                asyncpg.InterfaceError) as exc:  # StateError: a reconnect that failed
+        except (_StillOurs, StateError, *_GONE) as exc:  # StateError: a reconnect that failed
             self._lost(None)
             if self._clock() - self.lease.last_verified > GIVE_UP_AFTER:
                 raise RunLockLost(
@@ -366,7 +369,7 @@ class PgRunLock:
                                    timeout=VERIFY_TIMEOUT)
                 await conn.execute("SELECT pg_advisory_unlock($1)", self.key,
                                    timeout=VERIFY_TIMEOUT)
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        except _GONE:
             pass  # the session ends below, and the lock with it
         finally:
             await _close(conn)
@@ -390,7 +393,7 @@ async def _close(conn: asyncpg.Connection) -> None:
         return
     try:
         await asyncio.wait_for(conn.close(), VERIFY_TIMEOUT)
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+    except _GONE:
         conn.terminate()
 
 

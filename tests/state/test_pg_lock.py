@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 import pytest
 
 from ometria_sync.state.pg_lock import (
     LEASE,
     FenceFailed,
     Lease,
+    PgRunLock,
     RunLockLost,
     drain_fence,
     fence_key,
@@ -123,3 +125,33 @@ async def test_a_fenced_write_commits_only_while_the_lock_session_holds_it(
     finally:
         for conn in (holder, writer, taker):
             await conn.close()
+
+
+class _MidStateSession:
+    """A lock session the server ended while idle: the client's protocol is left mid-state."""
+
+    def __init__(self) -> None:
+        self.terminated = False
+
+    async def fetchval(self, *args: object, **kwargs: object) -> object:
+        raise asyncpg.exceptions.InternalClientError(
+            "cannot switch to state 11; another operation (2) is in progress")
+
+    def terminate(self) -> None:
+        self.terminated = True
+
+
+async def test_a_session_left_mid_state_counts_as_lost_not_as_the_end_of_the_run() -> None:
+    """The keeper's check raising asyncpg's InternalClientError drops the session (to be taken
+    again on a new one) and stops departures, as any lost session; it does not stop the run."""
+    clock = ManualClock()
+    lock = PgRunLock(connect, "ometria_sync", clock=clock.time, sleep=clock.sleep)
+    session = _MidStateSession()
+    lock._conn, lock.pid = session, 4242  # type: ignore[assignment]
+    lock.lease.taken(clock.now, 0.0)
+    await lock._renew()
+    assert session.terminated and lock.pid is None
+    assert lock.lease.failure is None and lock.lease.opens_in() == 0.0
+    task = await _sending(lock.lease)  # the lease lapsed: nothing leaves until a new take
+    assert not task.done()
+    task.cancel()
