@@ -41,6 +41,7 @@ from ometria_sync.state.change_index_sql import ChangeIndex, migrate_recent_hash
 from ometria_sync.state.ledger_sql import V4, SqliteLedger
 from ometria_sync.state.line_groups_sql import migrate_line_groups
 from ometria_sync.state.run_history import migrate_sqlite_run_reports
+from ometria_sync.state.sqlite_tx import immediate
 from ometria_sync.state.store import (
     AccountIdentity,
     Checkpoint,
@@ -119,8 +120,7 @@ def migrate(db: sqlite3.Connection, path: Path) -> None:
     newer ometria-sync (``path`` names it in the message)."""
     if _version(db) == SCHEMA_VERSION:
         return
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with immediate(db):
         version = _version(db)  # again: another process may have migrated meanwhile
         if version > SCHEMA_VERSION:
             raise StateError(f"checkpoint store {path}: written by a newer ometria-sync "
@@ -137,10 +137,6 @@ def migrate(db: sqlite3.Connection, path: Path) -> None:
         if version < 7:
             migrate_recent_hashes(db)
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
 
 
 def _version(db: sqlite3.Connection) -> int:
@@ -163,8 +159,7 @@ def adopt_legacy(db: sqlite3.Connection, job: str, streams: list[str]) -> int:
         return 0  # read first: no write lock taken at every open
     marks = ",".join("?" * len(streams))
     adopted = 0
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with immediate(db):
         for table, column in _ADOPTED:
             adopted += db.execute(f"UPDATE {table} SET job = ? WHERE job = '' "
                                   f"AND {column} IN ({marks})", (job, *streams)).rowcount
@@ -172,10 +167,6 @@ def adopt_legacy(db: sqlite3.Connection, job: str, streams: list[str]) -> int:
             db.execute("INSERT OR IGNORE INTO account (job, base_url, key_sha256, recorded_at) "
                        "SELECT ?, base_url, key_sha256, recorded_at FROM account WHERE job = ''",
                        (job,))
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
     return adopted
 
 
@@ -226,7 +217,7 @@ class SqliteCheckpointStore:
         yet (a new store, or one from before accounts were kept); True when just recorded.
         Raises :class:`AccountMismatch` for another account."""
         try:
-            with self._transaction():
+            with immediate(self._db):
                 stored = self.account()
                 if stored is None:
                     self._db.execute("INSERT INTO account VALUES (?, ?, ?, ?)",
@@ -281,7 +272,7 @@ class SqliteCheckpointStore:
         """Record that everything up to ``position`` is settled; ``delivered`` records added."""
         checked_total(stream, None, position, fingerprint, delivered)  # empty: fail early
         try:
-            with self._transaction():
+            with immediate(self._db):
                 old = self.load(stream, part)
                 total = checked_total(stream, old, position, fingerprint, delivered)
                 self._db.execute(
@@ -304,9 +295,6 @@ class SqliteCheckpointStore:
             )
         except sqlite3.Error as exc:
             raise self._error("cannot write", exc) from None
-
-    def _transaction(self) -> Any:
-        return _Transaction(self._db)
 
     def start_run(self, stream: str) -> None:
         self._write_run(stream, outcome="running", delivered=0, finished=False)
@@ -362,7 +350,7 @@ class SqliteCheckpointStore:
         where, args = ("WHERE job = ? AND stream = ?", (self.job, stream)) if stream else (
             "WHERE job = ?", (self.job,))
         try:
-            with self._transaction():
+            with immediate(self._db):
                 count = self._db.execute(f"DELETE FROM checkpoints {where}", args).rowcount
                 self._db.execute(f"DELETE FROM stream_runs {where}", args)
                 self.changes.forget(stream)
@@ -394,19 +382,6 @@ class SqliteCheckpointStore:
                 (self.job, after, stream, stream, run_id, run_id, limit)).fetchall()
         except sqlite3.Error as exc:
             raise self._error("cannot read", exc) from None
-
-
-class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (or ``ROLLBACK`` on error) on an autocommit connection."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-
-    def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
 
 
 def open_checkpoint_store(url: str, job: str = "") -> SqliteCheckpointStore:
