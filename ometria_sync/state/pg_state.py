@@ -59,9 +59,9 @@ _PAGE = 1000
 SECOND_BITS = 1 << 24
 #: the columns of a copied change hash
 _HASH_COLUMNS = ("stream", "id_hash", "content_hash", "line_group")
-_FIRST = itemgetter(0)
-#: a change hash's row: stream, id hash, content hash, line group
+#: a change hash's row: stream, id hash, content hash, line group; and its id hash
 _Row = tuple[int, int, int, int | None]
+_ID_HASH = itemgetter(1)
 _LEDGER = ("stream, key, reason, content_hash, first_run, first_seen, last_run, last_seen, "
            "attempts, kind, payload")
 
@@ -235,12 +235,12 @@ class PostgresState(PgQueue):
         per row (about half the server's work). The others are upserted in one statement. A
         retry of a write whose commit got through finds its copied rows there: the copy is
         undone (a savepoint) and the whole write upserted instead, so nothing is doubled."""
-        if groups is None:  # the pairs sorted by id, then the rows: half the client's time
-            # of rows made first and sorted by a Python key function
-            rows: list[_Row] = [(stream_id, i, c, None) for i, c in sorted(pairs, key=_FIRST)]
+        # sorted by id with a C key: a Python key function was half the client's time here
+        if groups is None:
+            rows: list[_Row] = sorted([(stream_id, i, c, None) for i, c in pairs], key=_ID_HASH)
         else:
-            rows = sorted(((stream_id, i, c, g or None) for (i, c), g
-                           in zip(pairs, groups, strict=True)), key=_id_hash)
+            rows = sorted([(stream_id, i, c, g or None) for (i, c), g
+                           in zip(pairs, groups, strict=True)], key=_ID_HASH)
         new = self._written.new_written(stream_id, [r[1] for r in rows])
         if all(new):
             copied, upserted = rows, []
@@ -477,10 +477,6 @@ def forget_query(schema: str) -> str:
     plan the server caches (``id_hash = ANY($2)`` read the whole stream, as ``lookup_query``
     says)."""
     return f"DELETE FROM {schema}.record_hashes WHERE stream = $1 AND id_hash = $2"
-
-
-def _id_hash(row: tuple[int, int, int, int | None]) -> int:
-    return row[1]
 
 
 def _fetch(query: str, *args: Any) -> Op[list[asyncpg.Record]]:
